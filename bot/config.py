@@ -1,0 +1,125 @@
+"""Settings of a Round Table deployment, read from ROUNDTABLE_* environment variables or .env."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCALES = ("cs", "en", "uk")
+TELEGRAM_API_URL = "https://api.telegram.org/bot"
+TELEGRAM_FILE_URL = "https://api.telegram.org/file/bot"
+
+
+class SettingsError(Exception):
+    """A setting is missing or wrong; the message names it in one line."""
+
+
+class Settings(BaseSettings):
+    """Everything a deployment can configure. Secrets are SecretStr so they never print."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ROUNDTABLE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    token: SecretStr | None = None
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    bot_api_url: str = TELEGRAM_API_URL
+    bot_file_url: str = TELEGRAM_FILE_URL
+    bot_username: str | None = None
+    timezone: str = "Europe/Prague"
+    default_locale: str = "cs"
+    encryption_key: SecretStr | None = None
+    encryption_key_file: Path | None = None
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+    invite_ttl_hours: int = Field(default=7 * 24, ge=1, le=90 * 24)
+    join_attempts_per_hour: int = Field(default=5, ge=1)
+    log_level: str = "INFO"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("default_locale")
+    @classmethod
+    def _supported_locale(cls, value: str) -> str:
+        if value not in LOCALES:
+            raise ValueError(f"must be one of {', '.join(LOCALES)}")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith(("postgresql://", "postgres://")):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if value.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
+        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError("must be a postgresql:// or sqlite:/// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Self:
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError(
+                "ROUNDTABLE_WEBHOOK_SECRET is required when ROUNDTABLE_WEBHOOK_URL is set"
+            )
+        if self.webhook_secret and not _valid_secret(self.webhook_secret.get_secret_value()):
+            raise ValueError(
+                "ROUNDTABLE_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
+            )
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'roundtable.sqlite3').resolve()}"
+
+    @property
+    def is_embedded_database(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def invite_ttl(self) -> timedelta:
+        return timedelta(hours=self.invite_ttl_hours)
+
+    @property
+    def key_file(self) -> Path:
+        return self.encryption_key_file or self.data_dir / "secret.key"
+
+
+def _valid_secret(secret: str) -> bool:
+    allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+    return 0 < len(secret) <= 256 and set(secret) <= allowed
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings; a wrong one raises SettingsError with one line naming it."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "_".join(str(part) for part in first["loc"]).upper()
+        message = str(first["msg"]).removeprefix("Value error, ")
+        where = f"ROUNDTABLE_{name}: " if name else ""
+        raise SettingsError(f"{where}{message}") from None

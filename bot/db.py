@@ -1,0 +1,89 @@
+"""The database engine and sessions: SQLite (embedded default) or PostgreSQL, both async."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An engine whose writers never fail with "database is locked".
+
+    SQLite: WAL, a busy timeout, and every transaction opened with BEGIN IMMEDIATE. A deferred
+    transaction that reads first and writes later cannot wait for the lock (SQLite answers
+    SQLITE_BUSY at once to avoid a deadlock), so concurrent updates would be dropped; taking the
+    write lock at BEGIN makes them queue on the busy timeout instead.
+    Parameters are hidden from exception messages, so no personal data reaches a log.
+    """
+    if make_url(url).get_backend_name() == "sqlite":
+        engine = create_async_engine(url, hide_parameters=True, pool_size=5, max_overflow=0)
+        _make_sqlite_transactions_immediate(engine)
+        return engine
+    return create_async_engine(
+        url, hide_parameters=True, pool_size=10, max_overflow=10, pool_pre_ping=True
+    )
+
+
+def _make_sqlite_transactions_immediate(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Hand transaction control to the "begin" listener below instead of the driver.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """The engine and a session factory; one short transaction per unit of work."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_engine(url)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction, committed on success and rolled back on error.
+
+        Never hold one across a Telegram call: do the database work, leave the block, then talk.
+        """
+        try:
+            async with self._sessions() as session, session.begin():
+                yield session
+        except Exception as error:
+            await self._keep_after_rollback(error)
+            raise
+
+    async def _keep_after_rollback(self, error: Exception) -> None:
+        """Rows an exception must not take down with it, e.g. the audit entry of a refusal."""
+        rows = getattr(error, "rows_to_keep", None)
+        if rows:
+            async with self._sessions() as session, session.begin():
+                session.add_all(rows)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,79 @@
+"""Translations (Babel catalogs in locales/) and dates in the member's language and zone."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gettext
+from functools import cache
+from io import BytesIO
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from babel import Locale
+from babel.dates import format_date, format_time
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+
+from bot.config import LOCALES
+
+LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+DOMAIN = "messages"
+# Languages are offered by their own names, so these are never translated.
+LANGUAGE_NAMES = {"cs": "Čeština", "en": "English", "uk": "Українська"}
+_NEIGHBOURS = {"sk": "cs"}
+
+
+def N_(message: str) -> str:
+    """Marks a string for extraction without translating it (translated where it is shown)."""
+    return message
+
+
+@cache
+def _translations(locale: str) -> gettext.NullTranslations:
+    """The compiled catalog of a locale, built from its .po file in memory: no build step."""
+    path = LOCALES_DIR / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
+    if not path.exists():
+        return gettext.NullTranslations()
+    with path.open("rb") as handle:
+        catalog = read_po(handle, locale=locale)
+    compiled = BytesIO()
+    write_mo(compiled, catalog, use_fuzzy=False)
+    compiled.seek(0)
+    return gettext.GNUTranslations(compiled)
+
+
+def pick_locale(telegram_language: str | None, default: str) -> str:
+    """The best supported locale for a Telegram client language such as "en-GB" or "sk"."""
+    if telegram_language:
+        base = telegram_language.split("-")[0].lower()
+        base = _NEIGHBOURS.get(base, base)
+        if base in LOCALES:
+            return base
+    return default
+
+
+class Translator:
+    """Messages, dates and times in one locale and time zone."""
+
+    def __init__(self, locale: str, zone: ZoneInfo) -> None:
+        self.locale = locale if locale in LOCALES else "cs"
+        self.zone = zone
+        self._babel_locale = Locale.parse(self.locale)
+        self._catalog = _translations(self.locale)
+
+    def gettext(self, message: str) -> str:
+        return self._catalog.gettext(message)
+
+    def ngettext(self, singular: str, plural: str, count: int) -> str:
+        return self._catalog.ngettext(singular, plural, count)
+
+    def datetime(self, moment: dt.datetime) -> str:
+        """Date and time as people write them in this locale, in the district's zone."""
+        pattern = str(self._babel_locale.datetime_formats["medium"])
+        return pattern.replace("{1}", self.date(moment)).replace("{0}", self.time(moment))
+
+    def date(self, moment: dt.datetime) -> str:
+        return format_date(moment.astimezone(self.zone), "medium", locale=self._babel_locale)
+
+    def time(self, moment: dt.datetime) -> str:
+        return format_time(moment, "short", tzinfo=self.zone, locale=self._babel_locale)

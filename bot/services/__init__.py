@@ -1,0 +1,1 @@
+"""Use cases of Round Table: plain async functions over a database session."""

@@ -1,0 +1,450 @@
+"""Members, institutions and joining by one-time invite codes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.models import (
+    District,
+    Institution,
+    InstitutionKind,
+    InviteCode,
+    JoinAttempt,
+    Member,
+    Role,
+)
+from bot.services import audit
+from bot.services.errors import NotFound, PermissionDenied
+
+# Who may hand out invites for which roles (the CLI, for the first admin, may do anything).
+INVITABLE_ROLES: dict[Role, tuple[Role, ...]] = {
+    Role.ADMIN: (Role.ADMIN, Role.COORDINATOR, Role.REFERRER, Role.PARTICIPANT),
+    Role.COORDINATOR: (Role.REFERRER, Role.PARTICIPANT),
+}
+CODE_BYTES = 16  # 128 bits: guessing is hopeless, throttling only keeps the log quiet
+DEFAULT_DISTRICT = "Default district"
+MAX_NAME_LENGTH = 120
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The registered, active person behind an update: what rules need to know about them."""
+
+    member_id: int
+    telegram_user_id: int
+    chat_id: int
+    display_name: str
+    role: Role
+    locale: str
+    institution_id: int
+    institution_name: str
+    district_id: int
+    reachable: bool = True
+
+    @property
+    def can_invite(self) -> bool:
+        return self.role in INVITABLE_ROLES
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+
+@dataclass(frozen=True)
+class IssuedInvite:
+    code: str
+    expires_at: datetime
+    institution_name: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class Joined:
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class AlreadyMember:
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class CodeRefused:
+    reason: str  # "unknown", "expired" or "used"
+
+
+@dataclass(frozen=True)
+class Throttled:
+    retry_after: timedelta
+
+
+JoinResult = Joined | AlreadyMember | CodeRefused | Throttled
+
+
+@dataclass(frozen=True)
+class MemberView:
+    member_id: int
+    chat_id: int
+    display_name: str
+    institution_name: str
+    role: Role
+    active: bool
+    reachable: bool
+
+
+def hash_code(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+def _actor(member: Member, institution: Institution) -> Actor:
+    return Actor(
+        member_id=member.id,
+        telegram_user_id=member.telegram_user_id,
+        chat_id=member.chat_id,
+        display_name=member.display_name,
+        role=member.role,
+        locale=member.locale,
+        institution_id=institution.id,
+        institution_name=institution.name,
+        district_id=institution.district_id,
+        reachable=member.reachable,
+    )
+
+
+async def find_actor(session: AsyncSession, telegram_user_id: int) -> Actor | None:
+    """The active member with this Telegram id, or None for strangers and leavers."""
+    row = (
+        await session.execute(
+            select(Member, Institution)
+            .join(Institution, Member.institution_id == Institution.id)
+            .where(Member.telegram_user_id == telegram_user_id, Member.active.is_(True))
+        )
+    ).first()
+    return None if row is None else _actor(row[0], row[1])
+
+
+async def ensure_district(session: AsyncSession, name: str | None, *, now: datetime) -> District:
+    """The named district, created if new; without a name the only one there is."""
+    if name is None:
+        districts = (await session.scalars(select(District).limit(2))).all()
+        if len(districts) == 1:
+            return districts[0]
+        if len(districts) > 1:
+            raise NotFound("several districts exist: name one")
+        name = DEFAULT_DISTRICT
+    name = _clean_name(name)
+    district = await session.scalar(select(District).where(District.name == name))
+    if district is None:
+        district = District(name=name, created_at=now)
+        session.add(district)
+        await session.flush()
+    return district
+
+
+async def ensure_institution(
+    session: AsyncSession, district: District, name: str, kind: InstitutionKind, *, now: datetime
+) -> Institution:
+    name = _clean_name(name)
+    institution = await session.scalar(
+        select(Institution).where(Institution.district_id == district.id, Institution.name == name)
+    )
+    if institution is None:
+        institution = Institution(district_id=district.id, name=name, kind=kind, created_at=now)
+        session.add(institution)
+        await session.flush()
+    return institution
+
+
+def _clean_name(name: str) -> str:
+    cleaned = " ".join(name.split())
+    if not cleaned or len(cleaned) > MAX_NAME_LENGTH:
+        raise ValueError(f"a name must be 1 to {MAX_NAME_LENGTH} characters")
+    return cleaned
+
+
+async def institutions_of(session: AsyncSession, district_id: int) -> list[Institution]:
+    return list(
+        await session.scalars(
+            select(Institution)
+            .where(Institution.district_id == district_id)
+            .order_by(Institution.name)
+        )
+    )
+
+
+async def create_invite(
+    session: AsyncSession,
+    *,
+    institution_id: int,
+    role: Role,
+    creator: Actor | None,
+    now: datetime,
+    ttl: timedelta,
+) -> IssuedInvite:
+    """A new one-time code for joining an institution in a role. creator=None is the CLI."""
+    institution = await session.get(Institution, institution_id)
+    if institution is None:
+        raise NotFound("institution")
+    if creator is not None and (
+        role not in INVITABLE_ROLES.get(creator.role, ())
+        or institution.district_id != creator.district_id
+    ):
+        raise PermissionDenied(
+            "invite",
+            audit=audit.entry(
+                at=now,
+                actor_id=creator.member_id,
+                action="invite.refused",
+                subject_type="institution",
+                subject_id=institution_id,
+                role=role.value,
+            ),
+        )
+    code = secrets.token_urlsafe(CODE_BYTES)
+    invite = InviteCode(
+        code_hash=hash_code(code),
+        institution_id=institution.id,
+        role=role,
+        created_by_id=None if creator is None else creator.member_id,
+        created_at=now,
+        expires_at=now + ttl,
+    )
+    session.add(invite)
+    await session.flush()
+    await audit.record(
+        session,
+        at=now,
+        actor_id=None if creator is None else creator.member_id,
+        action="invite.created",
+        subject_type="invite",
+        subject_id=invite.id,
+        institution_id=institution.id,
+        role=role.value,
+        via="bot" if creator else "cli",
+    )
+    return IssuedInvite(code, invite.expires_at, institution.name, role)
+
+
+async def redeem_invite(
+    session: AsyncSession,
+    *,
+    code: str,
+    telegram_user_id: int,
+    chat_id: int,
+    display_name: str,
+    locale: str,
+    now: datetime,
+    attempts_per_hour: int,
+) -> JoinResult:
+    """Register a person with a one-time code. A code registers one person, once."""
+    existing = await session.scalar(
+        select(Member).where(Member.telegram_user_id == telegram_user_id)
+    )
+    if existing is not None and existing.active:
+        institution = await session.get_one(Institution, existing.institution_id)
+        return AlreadyMember(_actor(existing, institution))
+
+    hour_ago = now - timedelta(hours=1)
+    recent = list(
+        await session.scalars(
+            select(JoinAttempt.attempted_at)
+            .where(JoinAttempt.telegram_user_id == telegram_user_id)
+            .where(JoinAttempt.attempted_at > hour_ago)
+            .order_by(JoinAttempt.attempted_at)
+        )
+    )
+    if len(recent) >= attempts_per_hour:
+        return Throttled(retry_after=recent[0] + timedelta(hours=1) - now)
+
+    invite = await session.scalar(select(InviteCode).where(InviteCode.code_hash == hash_code(code)))
+    refusal = _refusal(invite, now)
+    if refusal is not None or invite is None:
+        session.add(JoinAttempt(telegram_user_id=telegram_user_id, attempted_at=now))
+        day_ago = now - timedelta(days=1)
+        await session.execute(delete(JoinAttempt).where(JoinAttempt.attempted_at < day_ago))
+        return CodeRefused(refusal or "unknown")
+
+    # Claim the code atomically: of two people racing with one code, only one row update wins.
+    claimed = await session.execute(
+        update(InviteCode)
+        .where(InviteCode.id == invite.id, InviteCode.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return CodeRefused("used")
+
+    member = existing or Member(telegram_user_id=telegram_user_id, joined_at=now)
+    member.chat_id = chat_id
+    member.display_name = display_name[:128] or str(telegram_user_id)
+    member.institution_id = invite.institution_id
+    member.role = invite.role
+    member.locale = locale
+    member.active = True
+    member.reachable = True
+    member.deactivated_at = None
+    if existing is None:
+        session.add(member)
+    await session.flush()
+    invite.used_by_id = member.id
+    await audit.record(
+        session,
+        at=now,
+        actor_id=member.id,
+        action="member.joined",
+        subject_type="member",
+        subject_id=member.id,
+        invite_id=invite.id,
+        role=invite.role.value,
+        institution_id=invite.institution_id,
+    )
+    institution = await session.get_one(Institution, invite.institution_id)
+    return Joined(_actor(member, institution))
+
+
+def _refusal(invite: InviteCode | None, now: datetime) -> str | None:
+    if invite is None:
+        return "unknown"
+    if invite.used_at is not None:
+        return "used"
+    if invite.expires_at <= now:
+        return "expired"
+    return None
+
+
+async def set_locale(session: AsyncSession, actor: Actor, locale: str) -> Actor:
+    await session.execute(update(Member).where(Member.id == actor.member_id).values(locale=locale))
+    return replace(actor, locale=locale)
+
+
+async def list_members(
+    session: AsyncSession, actor: Actor | None, *, now: datetime
+) -> list[MemberView]:
+    """Everyone registered in the admin's district (all districts for the CLI, actor=None)."""
+    query = select(Member, Institution).join(Institution, Member.institution_id == Institution.id)
+    if actor is not None:
+        _require_admin(actor, now=now, action="members.list")
+        query = query.where(Institution.district_id == actor.district_id)
+    rows = await session.execute(
+        query.order_by(Member.active.desc(), func.lower(Member.display_name), Member.id)
+    )
+    return [_view(member, institution) for member, institution in rows]
+
+
+async def deactivate_member(
+    session: AsyncSession, actor: Actor | None, member_id: int, *, now: datetime
+) -> MemberView:
+    """An admin (or the CLI, actor=None) takes a leaver out: the bot then treats them as unknown."""
+    query = (
+        select(Member, Institution)
+        .join(Institution, Member.institution_id == Institution.id)
+        .where(Member.id == member_id)
+    )
+    if actor is not None:
+        _require_admin(actor, now=now, action="member.deactivate", subject=member_id)
+        query = query.where(Institution.district_id == actor.district_id)
+    row = (await session.execute(query)).first()
+    if row is None:
+        raise NotFound("member")
+    member, institution = row
+    if actor is not None and member.id == actor.member_id:
+        raise PermissionDenied("an admin cannot deactivate themselves")
+    if member.active:
+        member.active = False
+        member.deactivated_at = now
+        await audit.record(
+            session,
+            at=now,
+            actor_id=None if actor is None else actor.member_id,
+            action="member.deactivated",
+            subject_type="member",
+            subject_id=member.id,
+            via="bot" if actor else "cli",
+        )
+    return _view(member, institution)
+
+
+async def admin_locales(session: AsyncSession) -> list[tuple[int, str]]:
+    """Where operational alerts go: (chat id, locale) of every active, reachable admin."""
+    rows = await session.execute(
+        select(Member.chat_id, Member.locale).where(
+            Member.role == Role.ADMIN, Member.active.is_(True), Member.reachable.is_(True)
+        )
+    )
+    return [(chat_id, locale) for chat_id, locale in rows]
+
+
+async def mark_unreachable(session: AsyncSession, chat_id: int, *, now: datetime) -> None:
+    """The person blocked the bot: stop counting on messages reaching them."""
+    result = await session.execute(
+        update(Member)
+        .where(Member.chat_id == chat_id, Member.reachable.is_(True))
+        .values(reachable=False)
+        .returning(Member.id)
+    )
+    for member_id in result.scalars():
+        await audit.record(
+            session,
+            at=now,
+            actor_id=None,
+            action="member.unreachable",
+            subject_type="member",
+            subject_id=member_id,
+        )
+
+
+async def mark_reachable(session: AsyncSession, actor: Actor) -> Actor:
+    """The person wrote to the bot, so they have unblocked it."""
+    await session.execute(update(Member).where(Member.id == actor.member_id).values(reachable=True))
+    return replace(actor, reachable=True)
+
+
+def _require_admin(actor: Actor, *, now: datetime, action: str, subject: object = None) -> None:
+    if actor.is_admin:
+        return
+    raise PermissionDenied(
+        action,
+        audit=audit.entry(
+            at=now,
+            actor_id=actor.member_id,
+            action=f"{action}.refused",
+            subject_type="member",
+            subject_id=subject,
+        ),
+    )
+
+
+def _view(member: Member, institution: Institution) -> MemberView:
+    return MemberView(
+        member_id=member.id,
+        chat_id=member.chat_id,
+        display_name=member.display_name,
+        institution_name=institution.name,
+        role=member.role,
+        active=member.active,
+        reachable=member.reachable,
+    )
+
+
+async def create_institution(
+    session: AsyncSession, actor: Actor, name: str, kind: InstitutionKind, *, now: datetime
+) -> Institution:
+    """An admin registers an institution of their district (an existing name is reused)."""
+    _require_admin(actor, now=now, action="institution.create")
+    district = await session.get_one(District, actor.district_id)
+    institution = await ensure_institution(session, district, name, kind, now=now)
+    await audit.record(
+        session,
+        at=now,
+        actor_id=actor.member_id,
+        action="institution.created",
+        subject_type="institution",
+        subject_id=institution.id,
+        kind=institution.kind.value,
+    )
+    return institution

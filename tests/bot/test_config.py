@@ -1,0 +1,114 @@
+"""Settings: defaults, and a wrong setting named in one line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import SettingsError, load_settings
+from bot.crypto import Cipher, load_cipher
+from bot.logs import RedactSecrets
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith("ROUNDTABLE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no .env from the developer's checkout
+
+
+def test_defaults_need_nothing_set(tmp_path: Path) -> None:
+    settings = load_settings()
+    assert settings.token is None
+    assert settings.effective_database_url == (
+        f"sqlite+aiosqlite:///{(tmp_path / 'data' / 'roundtable.sqlite3').resolve()}"
+    )
+    assert settings.timezone == "Europe/Prague"
+    assert settings.default_locale == "cs"
+    assert settings.webhook_url is None
+
+
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"ROUNDTABLE_WEBHOOK_URL": "https://bot.example/hook"}, "ROUNDTABLE_WEBHOOK_SECRET"),
+        ({"ROUNDTABLE_TIMEZONE": "Mars/Olympus"}, "ROUNDTABLE_TIMEZONE"),
+        ({"ROUNDTABLE_DEFAULT_LOCALE": "de"}, "ROUNDTABLE_DEFAULT_LOCALE"),
+        ({"ROUNDTABLE_DATABASE_URL": "mysql://x"}, "ROUNDTABLE_DATABASE_URL"),
+        ({"ROUNDTABLE_WEBHOOK_PORT": "http"}, "ROUNDTABLE_WEBHOOK_PORT"),
+    ],
+)
+def test_a_wrong_setting_is_named(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], named: str
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=named):
+        load_settings()
+
+
+def test_plain_database_urls_get_the_async_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROUNDTABLE_DATABASE_URL", "postgresql://postgres@127.0.0.1/test")
+    assert load_settings().effective_database_url.startswith("postgresql+asyncpg://")
+
+
+def test_the_command_reports_a_wrong_setting_in_one_line(tmp_path: Path) -> None:
+    environment = {
+        **os.environ,
+        "ROUNDTABLE_WEBHOOK_URL": "https://bot.example/hook",
+        "ROUNDTABLE_TOKEN": "123:abc",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "run"],
+        env=environment,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "roundtable: ROUNDTABLE_WEBHOOK_SECRET is required when ROUNDTABLE_WEBHOOK_URL is set"
+    ]
+
+
+def test_a_key_file_is_made_once_and_private(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path / "data")
+    with pytest.raises(SettingsError, match="ROUNDTABLE_ENCRYPTION_KEY"):
+        load_cipher(settings)
+    cipher = load_cipher(settings, create=True)
+    assert (settings.key_file.stat().st_mode & 0o777) == 0o600
+    token = cipher.encrypt(b"secret")
+    assert load_cipher(settings).decrypt(token) == b"secret"
+
+
+def test_a_rotated_key_still_reads_old_data() -> None:
+    old, new = Cipher.generate_key(), Cipher.generate_key()
+    token = Cipher([old]).encrypt(b"kept")
+    rotated = Cipher([new, old])
+    assert rotated.decrypt(token) == b"kept"
+    assert Cipher([new]).decrypt(rotated.encrypt(b"x")) == b"x"
+
+
+def test_secrets_never_reach_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("test.redaction")
+    redact = RedactSecrets(["123456:SECRET-TOKEN"])
+    logger.addFilter(redact)
+    try:
+        with caplog.at_level(logging.INFO):
+            logger.info("POST https://api.telegram.org/bot%s/getMe", "123456:SECRET-TOKEN")
+            try:
+                raise RuntimeError("failed for bot123456:SECRET-TOKEN")
+            except RuntimeError:
+                logger.exception("boom")
+    finally:
+        logger.removeFilter(redact)
+    assert "SECRET-TOKEN" not in caplog.text
+    assert "[redacted]" in caplog.text

@@ -1,0 +1,51 @@
+"""Updates of one chat run in order; updates of different chats run side by side."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from telegram import Chat, Message, Update, User
+
+from bot.processor import OrderedUpdateProcessor
+
+
+def _update(update_id: int, chat_id: int) -> Update:
+    user = User(chat_id, "Person", is_bot=False)
+    chat = Chat(chat_id, Chat.PRIVATE)
+    message = Message(update_id, datetime(2026, 11, 23, tzinfo=UTC), chat, from_user=user, text="x")
+    return Update(update_id, message=message)
+
+
+async def test_one_chat_in_order_other_chats_alongside() -> None:
+    processor = OrderedUpdateProcessor(max_concurrent_updates=8)
+    log: list[str] = []
+    first_may_finish = asyncio.Event()
+    saved: list[int] = []
+
+    async def save() -> None:
+        saved.append(len(log))
+
+    processor.after_each_update(save)
+
+    async def handle(name: str, wait: asyncio.Event | None = None) -> None:
+        log.append(f"{name} started")
+        if wait is not None:
+            await wait.wait()
+        log.append(f"{name} done")
+
+    tasks = [
+        asyncio.create_task(
+            processor.process_update(_update(1, 10), handle("a1", first_may_finish))
+        ),
+        asyncio.create_task(processor.process_update(_update(2, 10), handle("a2"))),
+        asyncio.create_task(processor.process_update(_update(3, 20), handle("b1"))),
+    ]
+    # Chat 20 is not held up by chat 10's slow update.
+    await asyncio.wait_for(tasks[2], timeout=5)
+    assert "a2 started" not in log
+    first_may_finish.set()
+    await asyncio.gather(*tasks)
+    assert log.index("a1 done") < log.index("a2 started")
+    assert len(saved) == 3  # state saved after every update
+    assert processor._locks == {}  # no memory kept for idle chats

@@ -1,0 +1,92 @@
+"""Shared fixtures: a real, migrated database per test (SQLite, or PostgreSQL when asked)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from bot import migrate
+from bot.clock import FakeClock
+from bot.crypto import Cipher
+from bot.db import Database
+from bot.models import Base
+
+POSTGRES_URL = os.environ.get("ROUNDTABLE_TEST_DATABASE_URL")
+# Monday 23 November 2026, 08:00 in Prague.
+START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
+TEST_KEY = b"hUv2G0dbT8JxjVgKq3bt0x1m8yUZBq6hL0oOEnR3U4c="
+
+
+def _prepare(url: str) -> None:
+    async def go() -> None:
+        database = Database(url)
+        try:
+            if database.engine.dialect.name == "postgresql":
+                async with database.engine.begin() as connection:
+                    await connection.execute(text("DROP SCHEMA public CASCADE"))
+                    await connection.execute(text("CREATE SCHEMA public"))
+            await migrate.upgrade(database)
+        finally:
+            await database.dispose()
+
+    asyncio.run(go())
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Migrated once per run: a template SQLite file, or the PostgreSQL test database itself."""
+    if POSTGRES_URL:
+        _prepare(POSTGRES_URL)
+        return POSTGRES_URL
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    _prepare(f"sqlite+aiosqlite:///{path}")
+    return str(path)
+
+
+@pytest.fixture
+def database_url(migrated_template: str, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database for one test."""
+    if POSTGRES_URL:
+        _truncate(POSTGRES_URL)
+        yield POSTGRES_URL
+        return
+    path = tmp_path / "roundtable.sqlite3"
+    shutil.copyfile(migrated_template, path)
+    yield f"sqlite+aiosqlite:///{path}"
+
+
+def _truncate(url: str) -> None:
+    async def go() -> None:
+        database = Database(url)
+        try:
+            names = ", ".join(table.name for table in Base.metadata.sorted_tables)
+            async with database.transaction() as session:
+                await session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        finally:
+            await database.dispose()
+
+    asyncio.run(go())
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START)
+
+
+@pytest.fixture
+def cipher() -> Cipher:
+    return Cipher([TEST_KEY])
