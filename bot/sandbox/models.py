@@ -1,0 +1,74 @@
+"""Plain data the sandbox hands to tests: chat messages, chat events, answers and statistics."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+EventKind = Literal["sent", "edited", "deleted", "document", "user"]
+
+
+@dataclass
+class BotMessage:
+    """A message in a chat, as the chat currently shows it (the bot's or the person's)."""
+
+    message_id: int
+    chat_id: int
+    from_bot: bool
+    date: int
+    text: str | None
+    html: str | None
+    caption: str | None
+    reply_markup: dict[str, Any] | None
+    document: dict[str, Any] | None
+    protect_content: bool
+    edited: bool
+    deleted: bool
+    # Beyond the agreed interface: what Telegram also puts into the Message object.
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    caption_entities: list[dict[str, Any]] = field(default_factory=list)
+    edit_date: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def buttons(self) -> list[list[tuple[str, str | None]]]:
+        """Inline keyboard rows of (text, callback_data); callback_data is None for URL buttons."""
+        return [
+            [(str(button.get("text", "")), button.get("callback_data")) for button in row]
+            for row in inline_keyboard(self.reply_markup)
+        ]
+
+
+def inline_keyboard(markup: dict[str, Any] | None) -> list[list[dict[str, Any]]]:
+    """The inline keyboard rows of a reply_markup, or [] for none or another keyboard type."""
+    if not markup:
+        return []
+    rows = markup.get("inline_keyboard")
+    return rows if isinstance(rows, list) else []
+
+
+@dataclass
+class ChatEvent:
+    """Something that happened in a chat; `message` is a snapshot taken at that moment."""
+
+    kind: EventKind
+    message: BotMessage | None
+    text: str
+
+
+@dataclass(frozen=True)
+class CallbackAnswer:
+    """How the bot answered a callback query (answerCallbackQuery)."""
+
+    text: str | None
+    show_alert: bool
+
+
+@dataclass
+class SandboxStats:
+    """Counters about the traffic the sandbox has served."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    http_429: int = 0
+    http_errors: Counter[int] = field(default_factory=Counter)
+    messages_sent: int = 0
