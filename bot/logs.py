@@ -3,38 +3,44 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 REDACTED = "[redacted]"
+RecordFactory = Callable[..., logging.LogRecord]
 
 
-class RedactSecrets(logging.Filter):
-    """Replaces every configured secret (bot token, webhook secret) in a record's final text."""
+def redact_secrets(secrets: Iterable[str]) -> RecordFactory:
+    """Make every log record, from any library, carry its text with the secrets cut out.
 
-    def __init__(self, secrets: Iterable[str]) -> None:
-        super().__init__()
-        self._secrets = [secret for secret in secrets if secret]
+    Done when the record is created, so that every handler (the console, a test's capture, a
+    log shipper) sees only the redacted text. Returns the previous factory, to restore it.
+    """
+    known = [secret for secret in secrets if secret]
+    previous = logging.getLogRecordFactory()
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if not known:
+            return record
         message = record.getMessage()
-        if record.exc_info and not record.exc_text:
+        if record.exc_info:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
-        text = record.exc_text or ""
-        for secret in self._secrets:
+        for secret in known:
             message = message.replace(secret, REDACTED)
-            text = text.replace(secret, REDACTED)
+            if record.exc_text:
+                record.exc_text = record.exc_text.replace(secret, REDACTED)
         record.msg, record.args = message, None
-        record.exc_text = text or None
-        return True
+        return record
+
+    logging.setLogRecordFactory(factory)
+    return previous
 
 
 def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactSecrets(secrets))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(level.upper())
     # httpx logs every request URL at INFO, and Bot API URLs contain the token.
     for noisy in ("httpx", "httpcore", "apscheduler", "aiosqlite", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    redact_secrets(secrets)

@@ -1,0 +1,103 @@
+"""The one place where Round Table is wired: handlers in order, persistence, errors, start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from urllib.parse import urlparse
+
+from telegram import LinkPreviewOptions, Update
+from telegram.constants import ParseMode
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    ContextTypes,
+    Defaults,
+)
+
+from bot.persistence import DatabasePersistence
+from bot.processor import OrderedUpdateProcessor
+from bot.runtime import Runtime
+from handlers import guard, invite, members, start
+from handlers.common import RUNTIME_KEY, Context, Data
+from handlers.errors import on_error
+from handlers.menus import set_stranger_menus
+
+logger = logging.getLogger(__name__)
+
+MAX_CONCURRENT_UPDATES = 64
+GUARD_GROUP = -1
+
+RoundTableApp = Application[Any, Context, Data, Data, Data, Any]
+
+
+def build_application(runtime: Runtime) -> RoundTableApp:
+    settings = runtime.settings
+    if settings.token is None:
+        raise ValueError("a token is needed to build the application")
+    processor = OrderedUpdateProcessor(MAX_CONCURRENT_UPDATES)
+    application = (
+        ApplicationBuilder()
+        .token(settings.token.get_secret_value())
+        .base_url(settings.bot_api_url)
+        .base_file_url(settings.bot_file_url)
+        .defaults(
+            Defaults(
+                parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)
+            )
+        )
+        .context_types(ContextTypes(context=Context, bot_data=dict, chat_data=dict, user_data=dict))
+        .persistence(DatabasePersistence(runtime.database, runtime.cipher))
+        .concurrent_updates(processor)
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .build()
+    )
+    processor.after_each_update(application.update_persistence)
+    application.bot_data[RUNTIME_KEY] = runtime
+
+    # Order matters. The guard runs first, in its own group, and stops strangers' updates.
+    application.add_handlers(guard.handlers(), group=GUARD_GROUP)
+    # Then the dialogs; within a group the first handler that matches takes the update.
+    application.add_handlers(start.handlers())
+    application.add_handlers(invite.handlers())
+    application.add_handlers(members.handlers())
+    # Last: stale buttons and messages no dialog is waiting for.
+    application.add_handlers(start.last_resort_handlers())
+    application.add_error_handler(on_error)
+    return application
+
+
+async def _announce(application: RoundTableApp) -> None:
+    """What Telegram should show before anyone talks to the bot: the strangers' menus."""
+    runtime: Runtime = application.bot_data[RUNTIME_KEY]
+    translators = {locale: runtime.translator(locale) for locale in ("cs", "en", "uk")}
+    await set_stranger_menus(application.bot, runtime.settings.default_locale, translators)
+
+
+async def serve(application: RoundTableApp, stop: asyncio.Event) -> None:
+    """Run until stop is set: long polling, or webhook mode when a webhook URL is configured."""
+    runtime: Runtime = application.bot_data[RUNTIME_KEY]
+    settings = runtime.settings
+    async with application:
+        await _announce(application)
+        updater = application.updater
+        assert updater is not None
+        if settings.webhook_url and settings.webhook_secret:
+            await updater.start_webhook(
+                listen=settings.webhook_listen,
+                port=settings.webhook_port,
+                url_path=urlparse(settings.webhook_url).path.lstrip("/"),
+                webhook_url=settings.webhook_url,
+                secret_token=settings.webhook_secret.get_secret_value(),
+                allowed_updates=Update.ALL_TYPES,
+            )
+            logger.info("webhook mode on port %s", settings.webhook_port)
+        else:
+            await updater.start_polling(allowed_updates=Update.ALL_TYPES, timeout=10)
+            logger.info("long polling")
+        await application.start()
+        await stop.wait()
+        await updater.stop()
+        await application.stop()

@@ -1,0 +1,246 @@
+"""The `roundtable` command: run, demo, migrate, invite, members."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from telegram import Bot
+from telegram.error import TelegramError
+
+from bot import migrate as migrations
+from bot.app import build_application, serve
+from bot.clock import SystemClock
+from bot.config import Settings, SettingsError, load_settings
+from bot.crypto import load_cipher
+from bot.db import Database
+from bot.logs import configure_logging
+from bot.models import InstitutionKind, Role
+from bot.runtime import Runtime
+from bot.services import members
+from bot.services.errors import ServiceError
+
+
+class CliError(Exception):
+    """A problem to report in one line, without a traceback."""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        configure_logging(settings.log_level, _secrets(settings))
+        args.func(settings, args)
+    except (SettingsError, CliError, ServiceError) as error:
+        print(f"roundtable: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="roundtable", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the bot (long polling, or webhook if configured)")
+    run.add_argument(
+        "--or-demo", action="store_true", help="without ROUNDTABLE_TOKEN, run the demo instead"
+    )
+    run.set_defaults(func=_run)
+
+    demo = commands.add_parser("demo", help="the built-in demo against a local Bot API stand-in")
+    demo.add_argument("--out", help="write each person's transcript and every document here")
+    demo.set_defaults(func=_demo)
+
+    commands.add_parser("migrate", help="bring the database to the newest schema").set_defaults(
+        func=_migrate
+    )
+
+    invite = commands.add_parser("invite", help="print a one-time invite link")
+    invite.add_argument("--institution", required=True)
+    invite.add_argument("--kind", required=True, choices=[kind.value for kind in InstitutionKind])
+    invite.add_argument("--role", required=True, choices=[role.value for role in Role])
+    invite.add_argument("--district", help="the district (default: the only one there is)")
+    invite.add_argument("--json", action="store_true", help="print one JSON object")
+    invite.set_defaults(func=_invite)
+
+    member_commands = commands.add_parser("members", help="list or deactivate members")
+    member_actions = member_commands.add_subparsers(dest="action", required=True)
+    listing = member_actions.add_parser("list")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=_members_list)
+    deactivate = member_actions.add_parser("deactivate")
+    deactivate.add_argument("member_id", type=int)
+    deactivate.set_defaults(func=_members_deactivate)
+    return parser
+
+
+def _secrets(settings: Settings) -> list[str]:
+    return [
+        secret.get_secret_value()
+        for secret in (settings.token, settings.webhook_secret, settings.encryption_key)
+        if secret is not None
+    ]
+
+
+async def open_database(settings: Settings) -> Database:
+    """The database, migrated if it is the embedded one; otherwise it must be current."""
+    if settings.is_embedded_database:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(settings.effective_database_url)
+    try:
+        if settings.is_embedded_database:
+            await migrations.upgrade(database)
+        elif not await migrations.is_current(database):
+            raise CliError("the database schema is not current: run `roundtable migrate` first")
+    except BaseException:
+        await database.dispose()
+        raise
+    return database
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> None:
+    if settings.token is None:
+        if not args.or_demo:
+            raise CliError("ROUNDTABLE_TOKEN: not set (it is the bot token from @BotFather)")
+        print("ROUNDTABLE_TOKEN is not set, so this runs the built-in demo instead of the bot.")
+        _demo(settings, argparse.Namespace(out=None))
+        return
+    asyncio.run(_serve(settings))
+
+
+async def _serve(settings: Settings) -> None:
+    cipher = load_cipher(settings, create=settings.is_embedded_database)
+    database = await open_database(settings)
+    try:
+        runtime = Runtime(settings=settings, database=database, clock=SystemClock(), cipher=cipher)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await serve(build_application(runtime), stop)
+    finally:
+        await database.dispose()
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> None:
+    from bot.demo import run_demo  # noqa: PLC0415 - the demo pulls in the sandbox only when asked
+
+    asyncio.run(run_demo(out=args.out))
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> None:
+    async def go() -> None:
+        if settings.is_embedded_database:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        database = Database(settings.effective_database_url)
+        try:
+            await migrations.upgrade(database)
+        finally:
+            await database.dispose()
+
+    asyncio.run(go())
+    print("The database is at the newest schema.")
+
+
+@dataclass(frozen=True)
+class _Printed:
+    code: str
+    link: str | None
+    expires_at: str
+
+
+def _invite(settings: Settings, args: argparse.Namespace) -> None:
+    async def go() -> _Printed:
+        database = await open_database(settings)
+        clock = SystemClock()
+        try:
+            async with database.transaction() as session:
+                district = await members.ensure_district(session, args.district, now=clock.now())
+                institution = await members.ensure_institution(
+                    session, district, args.institution, InstitutionKind(args.kind), now=clock.now()
+                )
+                invite = await members.create_invite(
+                    session,
+                    institution_id=institution.id,
+                    role=Role(args.role),
+                    creator=None,
+                    now=clock.now(),
+                    ttl=settings.invite_ttl,
+                )
+        except ValueError as error:
+            raise CliError(str(error)) from None
+        finally:
+            await database.dispose()
+        username = settings.bot_username or await _bot_username(settings)
+        link = f"https://t.me/{username}?start={invite.code}" if username else None
+        return _Printed(invite.code, link, invite.expires_at.isoformat())
+
+    printed = asyncio.run(go())
+    if args.json:
+        print(json.dumps(printed.__dict__))
+        return
+    print(f"Invite code: {printed.code} (one use, valid until {printed.expires_at})")
+    if printed.link:
+        print(f"Link: {printed.link}")
+    else:
+        print("Set ROUNDTABLE_TOKEN or ROUNDTABLE_BOT_USERNAME to get a link; send: /start <code>")
+
+
+async def _bot_username(settings: Settings) -> str | None:
+    if settings.token is None:
+        return None
+    bot = Bot(
+        settings.token.get_secret_value(),
+        base_url=settings.bot_api_url,
+        base_file_url=settings.bot_file_url,
+    )
+    try:
+        async with bot:
+            return bot.username
+    except TelegramError as error:
+        raise CliError(f"could not ask Telegram for the bot's name: {error.message}") from None
+
+
+def _members_list(settings: Settings, args: argparse.Namespace) -> None:
+    async def go() -> list[members.MemberView]:
+        database = await open_database(settings)
+        try:
+            async with database.transaction() as session:
+                return await members.list_members(session, None, now=SystemClock().now())
+        finally:
+            await database.dispose()
+
+    views = asyncio.run(go())
+    if args.json:
+        print(json.dumps([{**view.__dict__, "role": view.role.value} for view in views]))
+        return
+    for view in views:
+        status = "active" if view.active else "deactivated"
+        print(
+            f"{view.member_id}\t{view.display_name}\t{view.institution_name}\t{view.role}\t{status}"
+        )
+
+
+def _members_deactivate(settings: Settings, args: argparse.Namespace) -> None:
+    async def go() -> members.MemberView:
+        database = await open_database(settings)
+        try:
+            async with database.transaction() as session:
+                return await members.deactivate_member(
+                    session, None, args.member_id, now=SystemClock().now()
+                )
+        finally:
+            await database.dispose()
+
+    view = asyncio.run(go())
+    print(f"Deactivated {view.member_id} ({view.display_name}).")
+
+
+if __name__ == "__main__":
+    main()

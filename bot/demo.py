@@ -1,0 +1,191 @@
+"""`roundtable demo`: the real bot against the local Bot API stand-in, with a scripted cast.
+
+It shows what Round Table does today, person by person, as each of them sees it on their phone.
+Nothing touches real data: the database and the key live in a temporary directory, and the clock
+is injected, so the story reads the same on every run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from bot.app import build_application, serve
+from bot.clock import FakeClock
+from bot.config import Settings
+from bot.crypto import load_cipher
+from bot.db import Database
+from bot.migrate import upgrade
+from bot.models import InstitutionKind, Role
+from bot.runtime import Runtime
+from bot.sandbox import BotApiSandbox, Person
+from bot.services import members
+
+DEMO_TOKEN = "7000000001:DEMO-sandbox-token"  # noqa: S105 - only the local stand-in knows it
+# Monday 23 November 2026, 08:00 in Cheb.
+DEMO_START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
+LINK = re.compile(r"\?start=([A-Za-z0-9_-]+)")
+
+
+class Story:
+    """The cast and the helpers that make them act."""
+
+    def __init__(self, sandbox: BotApiSandbox, runtime: Runtime) -> None:
+        self.sandbox = sandbox
+        self.runtime = runtime
+        self.admin = sandbox.person(1001, "Alena", last_name="Dvořáková", language_code="cs")
+        self.coordinator = sandbox.person(1002, "Hana", last_name="Králová", language_code="en")
+        self.teacher = sandbox.person(1003, "Jana", last_name="Malá", language_code="cs")
+        self.officer = sandbox.person(1004, "Tomáš", last_name="Beneš", language_code="cs")
+        self.psychologist = sandbox.person(1005, "Olena", last_name="Koval", language_code="uk")
+        self.stranger = sandbox.person(1006, "Eva", language_code="cs")
+
+    @property
+    def cast(self) -> dict[str, Person]:
+        return {
+            "admin": self.admin,
+            "coordinator": self.coordinator,
+            "teacher": self.teacher,
+            "police": self.officer,
+            "psychologist": self.psychologist,
+            "stranger": self.stranger,
+        }
+
+    async def first_admin_code(self) -> str:
+        """What `roundtable invite --institution ... --role admin` does on the server."""
+        now = self.runtime.clock.now()
+        async with self.runtime.database.transaction() as session:
+            district = await members.ensure_district(session, "Cheb", now=now)
+            town = await members.ensure_institution(
+                session, district, "Městský úřad Cheb", InstitutionKind.SOCIAL_DEPARTMENT, now=now
+            )
+            invite = await members.create_invite(
+                session,
+                institution_id=town.id,
+                role=Role.ADMIN,
+                creator=None,
+                now=now,
+                ttl=self.runtime.settings.invite_ttl,
+            )
+        return invite.code
+
+    async def join(self, person: Person, code: str, language: str) -> None:
+        await person.send_text(f"/start {code}")
+        await person.next_message()
+        await person.press(language)
+        await person.next_message()
+
+    async def admin_invites(
+        self, institution: str, role_label: str, *, new_kind_label: str | None = None
+    ) -> str:
+        """The admin (who chose Czech) makes an invite link in the bot and copies its code."""
+        admin = self.admin
+        await admin.send_text("/invite")
+        await admin.next_message()
+        if new_kind_label is None:
+            await admin.press(institution)
+        else:
+            await admin.press("Nová instituce")
+            await admin.next_message()
+            await admin.send_text(institution)
+            await admin.next_message()
+            await admin.press(new_kind_label)
+        await admin.next_message()
+        await admin.press(role_label)
+        found = LINK.search((await admin.next_message()).text or "")
+        if found is None:
+            raise RuntimeError("the bot did not show an invite link")
+        return found.group(1)
+
+    async def play(self) -> None:
+        await self.join(self.admin, await self.first_admin_code(), "Čeština")
+        coordinator_code = await self.admin_invites(
+            "OSPOD Cheb", "koordinátor", new_kind_label="Sociálně-právní ochrana dětí (OSPOD)"
+        )
+        await self.join(self.coordinator, coordinator_code, "English")
+        teacher_code = await self.admin_invites(
+            "ZŠ Hradební", "oznamovatel", new_kind_label="Škola"
+        )
+        await self.join(self.teacher, teacher_code, "Čeština")
+        police_code = await self.admin_invites(
+            "Policie ČR Cheb", "účastník", new_kind_label="Policie"
+        )
+        await self.join(self.officer, police_code, "Čeština")
+
+        # The coordinator invites the counselling centre's psychologist herself.
+        await self.admin_invites(
+            "PPP Cheb", "účastník", new_kind_label="Pedagogicko-psychologická poradna (PPP)"
+        )
+        coordinator = self.coordinator
+        await coordinator.send_text("/invite")
+        await coordinator.next_message()
+        await coordinator.press("PPP Cheb")
+        await coordinator.next_message()
+        await coordinator.press("participant")
+        found = LINK.search((await coordinator.next_message()).text or "")
+        assert found is not None
+        await self.join(self.psychologist, found.group(1), "Українська")
+
+        # Someone without an invite, then with a link that was already used.
+        await self.stranger.send_text("Dobrý den, můžu se přidat?")
+        await self.stranger.next_message()
+        await self.stranger.send_text(f"/start {teacher_code}")
+        await self.stranger.next_message()
+
+        await self.admin.send_text("/members")
+        await self.admin.next_message()
+
+
+async def run_demo(out: str | None = None) -> None:
+    with tempfile.TemporaryDirectory(prefix="roundtable-demo-") as scratch:
+        data_dir = Path(scratch)
+        clock = FakeClock(DEMO_START)
+        sandbox = BotApiSandbox(token=DEMO_TOKEN, clock=clock.timestamp)
+        await sandbox.start()
+        settings = Settings(
+            token=SecretStr(DEMO_TOKEN),
+            data_dir=data_dir,
+            bot_api_url=sandbox.base_url,
+            bot_file_url=sandbox.base_file_url,
+        )
+        database = Database(settings.effective_database_url)
+        try:
+            await upgrade(database)
+            runtime = Runtime(
+                settings=settings,
+                database=database,
+                clock=clock,
+                cipher=load_cipher(settings, create=True),
+            )
+            story = Story(sandbox, runtime)
+            stop = asyncio.Event()
+            bot = asyncio.create_task(serve(build_application(runtime), stop))
+            try:
+                await story.play()
+            finally:
+                stop.set()
+                await bot
+        finally:
+            await sandbox.stop()
+            await database.dispose()
+    _publish(story, out)
+
+
+def _publish(story: Story, out: str | None) -> None:
+    for role, person in story.cast.items():
+        print(f"\n===== {person.first_name} ({role}) =====")
+        print(person.transcript())
+    if out is None:
+        return
+    directory = Path(out)
+    directory.mkdir(parents=True, exist_ok=True)
+    for role, person in story.cast.items():
+        (directory / f"{role}.txt").write_text(person.transcript() + "\n", encoding="utf-8")
+        for name, content in person.documents():
+            (directory / f"{role}-{name}").write_bytes(content)
+    print(f"\nTranscripts written to {directory}/")

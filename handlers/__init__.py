@@ -1,0 +1,1 @@
+"""Telegram UI of Round Table: one module per dialog, each exposing handlers()."""

@@ -1,0 +1,125 @@
+"""What all dialogs share: the callback context, answering, escaping, and callback-data parsing."""
+
+from __future__ import annotations
+
+import html
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from telegram import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from telegram.error import BadRequest
+from telegram.ext import Application, BaseHandler, CallbackContext, ExtBot
+from telegram.warnings import PTBUserWarning
+
+from bot.i18n import Translator, pick_locale
+from bot.runtime import Runtime
+from bot.services.members import Actor
+
+Data = dict[str, Any]
+RUNTIME_KEY = "runtime"
+
+# Dialogs are tracked per chat and user on purpose: a person has one dialog of a kind at a time,
+# whichever message its buttons sit on. python-telegram-bot warns about that choice; it is made.
+warnings.filterwarnings("ignore", message="If 'per_message=False'", category=PTBUserWarning)
+
+
+class Context(CallbackContext[ExtBot[None], Data, Data, Data]):
+    """The callback context of Round Table: the runtime, and who is talking (set by the guard)."""
+
+    def __init__(
+        self,
+        application: Application[Any, Any, Any, Any, Any, Any],
+        chat_id: int | None = None,
+        user_id: int | None = None,
+    ) -> None:
+        super().__init__(application, chat_id=chat_id, user_id=user_id)
+        self.actor: Actor | None = None
+        self.client_language: str | None = None
+
+    @classmethod
+    def from_update(
+        cls, update: object, application: Application[Any, Any, Any, Any, Any, Any]
+    ) -> Context:
+        context = super().from_update(update, application)
+        if isinstance(update, Update) and update.effective_user is not None:
+            context.client_language = update.effective_user.language_code
+        return context
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime: Runtime = self.bot_data[RUNTIME_KEY]
+        return runtime
+
+    @property
+    def tr(self) -> Translator:
+        """The translator of the person talking: their chosen language, else their client's."""
+        if self.actor is not None:
+            locale = self.actor.locale
+        else:
+            locale = pick_locale(self.client_language, self.runtime.settings.default_locale)
+        return self.runtime.translator(locale)
+
+    def require_actor(self) -> Actor:
+        if self.actor is None:  # the guard stops strangers before any dialog runs
+            raise RuntimeError("a dialog ran without a registered member")
+        return self.actor
+
+
+def esc(value: object) -> str:
+    """Text from people (names, institutions) made safe for HTML parse mode."""
+    return html.escape(str(value), quote=False)
+
+
+def keyboard(rows: Sequence[Sequence[tuple[str, str]]]) -> InlineKeyboardMarkup:
+    """An inline keyboard from rows of (label, callback data)."""
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in rows]
+    )
+
+
+def parse_callback(data: str | None, namespace: str) -> list[str] | None:
+    """The parts after "namespace:" of callback data, or None if it is not of this dialog."""
+    if not data or not data.startswith(namespace + ":"):
+        return None
+    return data.split(":")[1:]
+
+
+def parse_id(part: str) -> int | None:
+    """A positive id from callback data; forged or garbled data gives None."""
+    return int(part) if part.isdecimal() and len(part) <= 12 else None
+
+
+async def answer(
+    update: Update, text: str, markup: InlineKeyboardMarkup | None = None
+) -> Message | None:
+    """Reply to a message, or replace the message whose button was pressed."""
+    query = update.callback_query
+    if query is not None:
+        await query.answer()
+        return await edit(query, text, markup)
+    if update.effective_message is not None:
+        return await update.effective_message.reply_text(text, reply_markup=markup)
+    return None
+
+
+async def edit(
+    query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None
+) -> Message | None:
+    """Edit the message under a pressed button; an identical edit is not an error."""
+    try:
+        result = await query.edit_message_text(text, reply_markup=markup)
+    except BadRequest as error:
+        if "not modified" in error.message:
+            return None
+        raise
+    return result if isinstance(result, Message) else None
+
+
+HandlerList = list[BaseHandler[Update, Context, Any]]

@@ -1,0 +1,109 @@
+"""The error handler: log without personal data, reassure the user, tell the admins."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+
+from telegram import Update
+from telegram.error import BadRequest, Forbidden, TelegramError
+
+from bot.i18n import Translator
+from bot.services import members
+from handlers.common import Context
+
+logger = logging.getLogger(__name__)
+
+
+async def on_error(update: object, context: Context) -> None:
+    error = context.error
+    if isinstance(error, BadRequest) and _is_harmless(error):
+        return
+    chat_id = (
+        update.effective_chat.id if isinstance(update, Update) and update.effective_chat else None
+    )
+    if isinstance(error, Forbidden) and chat_id is not None:
+        await _mark_unreachable(context, chat_id)
+        return
+    error_id = secrets.token_hex(4)
+    update_id = update.update_id if isinstance(update, Update) else None
+    # The traceback names code and exception types; the database hides statement parameters
+    # and no update content is logged, so no personal data reaches the log.
+    logger.error("error %s while handling update %s", error_id, update_id, exc_info=error)
+    if isinstance(update, Update):
+        await _reassure(update, context, error_id)
+    await _alert_admins(context, error_id, exclude=chat_id)
+
+
+async def _translator_of(update: Update, context: Context) -> Translator:
+    """The error handler's context is a fresh one: find the person's language again."""
+    user = update.effective_user
+    if user is not None:
+        try:
+            async with context.runtime.database.transaction() as session:
+                context.actor = await members.find_actor(session, user.id)
+        except Exception:  # the database may be what failed; the client language will do
+            logger.warning("could not look up the language for an error report")
+    return context.tr
+
+
+def _is_harmless(error: BadRequest) -> bool:
+    message = error.message.lower()
+    return "message is not modified" in message or "query is too old" in message
+
+
+async def _reassure(update: Update, context: Context, error_id: str) -> None:
+    text = (
+        (await _translator_of(update, context))
+        .gettext(
+            "Sorry, something went wrong on our side. Nothing you entered was lost; please try "
+            "again in a moment. (Error {error_id})"
+        )
+        .format(error_id=error_id)
+    )
+    if update.callback_query is not None:
+        with contextlib.suppress(TelegramError):
+            await update.callback_query.answer()
+    if update.effective_chat is not None:
+        await send_safely(context, update.effective_chat.id, text)
+
+
+async def _alert_admins(context: Context, error_id: str, *, exclude: int | None) -> None:
+    runtime = context.runtime
+    try:
+        async with runtime.database.transaction() as session:
+            admins = await members.admin_locales(session)
+    except Exception:
+        logger.exception("could not look up admins for error %s", error_id)
+        return
+    for chat_id, locale in admins:
+        if chat_id == exclude:
+            continue
+        text = (
+            runtime.translator(locale)
+            .gettext(
+                "Round Table hit an error while serving a member. Error id for the log: {error_id}"
+            )
+            .format(error_id=error_id)
+        )
+        await send_safely(context, chat_id, text)
+
+
+async def _mark_unreachable(context: Context, chat_id: int) -> None:
+    runtime = context.runtime
+    async with runtime.database.transaction() as session:
+        await members.mark_unreachable(session, chat_id, now=runtime.clock.now())
+
+
+async def send_safely(context: Context, chat_id: int, text: str) -> bool:
+    """Send a message that must not fail the caller; a person who blocked the bot is noted."""
+    try:
+        await context.bot.send_message(chat_id, text)
+    except Forbidden:
+        await _mark_unreachable(context, chat_id)
+        return False
+    except TelegramError as error:
+        logger.warning("could not send to a chat: %s", type(error).__name__)
+        return False
+    return True

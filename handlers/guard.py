@@ -1,0 +1,48 @@
+"""The gate in front of every dialog: only registered, active members get past it."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.constants import ChatType
+from telegram.ext import ApplicationHandlerStop, TypeHandler
+
+from bot.services import members
+from handlers.common import Context, HandlerList
+
+
+async def admit(update: Update, context: Context) -> None:
+    """Load who is talking; strangers get one short polite answer and nothing else."""
+    user = update.effective_user
+    chat = update.effective_chat
+    if user is None or user.is_bot or (chat is not None and chat.type != ChatType.PRIVATE):
+        # Round Table talks only in private chats; group and channel traffic is ignored.
+        raise ApplicationHandlerStop
+    async with context.runtime.database.transaction() as session:
+        context.actor = actor = await members.find_actor(session, user.id)
+        if actor is not None and not actor.reachable:
+            context.actor = await members.mark_reachable(session, actor)
+    if context.actor is not None or _is_join_attempt(update):
+        return
+    await _turn_away(update, context)
+    raise ApplicationHandlerStop
+
+
+def _is_join_attempt(update: Update) -> bool:
+    text = update.message.text if update.message else None
+    return bool(text and text.startswith("/start ") and len(text.split()) == 2)
+
+
+async def _turn_away(update: Update, context: Context) -> None:
+    _ = context.tr.gettext
+    text = _(
+        "This bot is only for members of the case conference team. "
+        "Please ask your coordinator for a personal invite link."
+    )
+    if update.callback_query is not None:
+        await update.callback_query.answer(text, show_alert=True)
+    elif update.effective_message is not None:
+        await update.effective_message.reply_text(text)
+
+
+def handlers() -> HandlerList:
+    return [TypeHandler(Update, admit)]

@@ -1,0 +1,237 @@
+"""/invite: an admin or coordinator makes a one-time invite link for an institution and a role."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import Update
+from telegram.ext import (
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.i18n import N_, Translator
+from bot.models import InstitutionKind, Role
+from bot.services import members
+from bot.services.errors import ServiceError
+from handlers.common import (
+    Context,
+    HandlerList,
+    answer,
+    esc,
+    keyboard,
+    parse_callback,
+    parse_id,
+)
+from handlers.start import ROLE_NAMES
+
+PICK_INSTITUTION, NEW_NAME, NEW_KIND, PICK_ROLE = "institution", "new_name", "new_kind", "role"
+PAGE_SIZE = 8
+DRAFT = "invite"
+
+KIND_NAMES = {
+    InstitutionKind.POLICE: N_("Police"),
+    InstitutionKind.OSPOD: N_("Child protection (OSPOD)"),
+    InstitutionKind.SOCIAL_DEPARTMENT: N_("Social department"),
+    InstitutionKind.PPP: N_("Counselling centre (PPP)"),
+    InstitutionKind.SCHOOL: N_("School"),
+    InstitutionKind.PMS: N_("Probation and Mediation Service"),
+    InstitutionKind.NGO: N_("NGO"),
+    InstitutionKind.DOCTOR: N_("Doctor"),
+    InstitutionKind.PROSECUTOR: N_("Prosecutor"),
+    InstitutionKind.OTHER: N_("Other"),
+}
+
+
+async def start_invite(update: Update, context: Context) -> str | int:
+    actor = context.require_actor()
+    if not actor.can_invite:
+        await answer(
+            update,
+            context.tr.gettext("Only administrators and coordinators can create invite links."),
+        )
+        return ConversationHandler.END
+    context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
+    return await _show_institutions(update, context, page=0)
+
+
+async def _show_institutions(update: Update, context: Context, *, page: int) -> str:
+    actor = context.require_actor()
+    _ = context.tr.gettext
+    async with context.runtime.database.transaction() as session:
+        institutions = await members.institutions_of(session, actor.district_id)
+    pages = max(1, -(-len(institutions) // PAGE_SIZE))
+    page = min(max(page, 0), pages - 1)
+    shown = institutions[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
+    rows = [[(institution.name, f"inv:i:{institution.id}")] for institution in shown]
+    paging = []
+    if page > 0:
+        paging.append(("◀", f"inv:p:{page - 1}"))
+    if page < pages - 1:
+        paging.append(("▶", f"inv:p:{page + 1}"))
+    if paging:
+        rows.append(paging)
+    if actor.is_admin:
+        rows.append([(_("➕ New institution"), "inv:new")])
+    rows.append([(_("Cancel"), "inv:x")])
+    text = _("Whom is the invite for? Choose their institution.")
+    if not institutions and not actor.is_admin:
+        text = _("Your district has no institutions yet. Ask an administrator to add them.")
+    await answer(update, text, keyboard(rows))
+    return PICK_INSTITUTION
+
+
+async def institution_button(update: Update, context: Context) -> str | int:
+    query = update.callback_query
+    parts = parse_callback(query.data if query else None, "inv") or ["x"]
+    match parts:
+        case ["p", page] if parse_id(page) is not None:
+            return await _show_institutions(update, context, page=int(page))
+        case ["new"] if context.require_actor().is_admin:
+            await answer(update, context.tr.gettext("Type the name of the new institution."))
+            return NEW_NAME
+        case ["i", raw_id] if (institution_id := parse_id(raw_id)) is not None:
+            _draft(context)["institution_id"] = institution_id
+            return await _show_roles(update, context)
+    return await cancel(update, context)
+
+
+async def new_name(update: Update, context: Context) -> str:
+    message = update.effective_message
+    text = " ".join((message.text or "").split()) if message else ""
+    _ = context.tr.gettext
+    if not text or len(text) > members.MAX_NAME_LENGTH:
+        await answer(
+            update,
+            _("The name must have 1 to {limit} characters. Please type it again.").format(
+                limit=members.MAX_NAME_LENGTH
+            ),
+        )
+        return NEW_NAME
+    _draft(context)["new_name"] = text
+    rows = [[(_(label), f"inv:k:{kind.value}")] for kind, label in KIND_NAMES.items()]
+    rows.append([(_("Cancel"), "inv:x")])
+    await answer(
+        update, _("What kind of institution is {name}?").format(name=esc(text)), keyboard(rows)
+    )
+    return NEW_KIND
+
+
+async def kind_button(update: Update, context: Context) -> str | int:
+    query = update.callback_query
+    parts = parse_callback(query.data if query else None, "inv") or ["x"]
+    name = _draft(context).get("new_name")
+    kinds = {kind.value: kind for kind in InstitutionKind}
+    if len(parts) != 2 or parts[0] != "k" or parts[1] not in kinds or not name:
+        return await cancel(update, context)
+    runtime = context.runtime
+    try:
+        async with runtime.database.transaction() as session:
+            institution = await members.create_institution(
+                session, context.require_actor(), name, kinds[parts[1]], now=runtime.clock.now()
+            )
+    except ServiceError:
+        return await _refused(update, context)
+    _draft(context)["institution_id"] = institution.id
+    return await _show_roles(update, context)
+
+
+async def _show_roles(update: Update, context: Context) -> str:
+    actor = context.require_actor()
+    _ = context.tr.gettext
+    rows = [
+        [(_(ROLE_NAMES[role]), f"inv:r:{role.value}")]
+        for role in members.INVITABLE_ROLES[actor.role]
+    ]
+    rows.append([(_("Back"), "inv:back"), (_("Cancel"), "inv:x")])
+    await answer(update, _("Which role will they have?"), keyboard(rows))
+    return PICK_ROLE
+
+
+async def role_button(update: Update, context: Context) -> str | int:
+    query = update.callback_query
+    parts = parse_callback(query.data if query else None, "inv") or ["x"]
+    if parts == ["back"]:
+        return await _show_institutions(update, context, page=0)
+    roles = {role.value: role for role in Role}
+    institution_id = _draft(context).get("institution_id")
+    if len(parts) != 2 or parts[0] != "r" or parts[1] not in roles or institution_id is None:
+        return await cancel(update, context)
+    runtime = context.runtime
+    try:
+        async with runtime.database.transaction() as session:
+            invite = await members.create_invite(
+                session,
+                institution_id=institution_id,
+                role=roles[parts[1]],
+                creator=context.require_actor(),
+                now=runtime.clock.now(),
+                ttl=runtime.settings.invite_ttl,
+            )
+    except ServiceError:
+        return await _refused(update, context)
+    context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
+    await answer(update, invite_text(invite, context.bot.username, context.tr))
+    return ConversationHandler.END
+
+
+def invite_text(invite: members.IssuedInvite, bot_username: str, tr: Translator) -> str:
+    _ = tr.gettext
+    return "\n\n".join(
+        [
+            _("Invite link for a {role} of {institution}. It works once, until {expires}:").format(
+                role=_(ROLE_NAMES[invite.role]),
+                institution=esc(invite.institution_name),
+                expires=tr.datetime(invite.expires_at),
+            ),
+            f"https://t.me/{bot_username}?start={invite.code}",
+            _("Send it to that person only, privately."),
+        ]
+    )
+
+
+async def _refused(update: Update, context: Context) -> int:
+    context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
+    await answer(update, context.tr.gettext("You are not allowed to do that."))
+    return ConversationHandler.END
+
+
+async def cancel(update: Update, context: Context) -> int:
+    context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
+    await answer(update, context.tr.gettext("Cancelled. No invite link was created."))
+    return ConversationHandler.END
+
+
+async def type_or_press(update: Update, context: Context) -> None:
+    """Text while the dialog waits for a button."""
+    await answer(update, context.tr.gettext("Please use the buttons above, or /cancel."))
+
+
+def _draft(context: Context) -> dict[str, Any]:
+    draft: dict[str, Any] = context.user_data.setdefault(DRAFT, {})  # type: ignore[union-attr]
+    return draft
+
+
+def handlers() -> HandlerList:
+    buttons = r"^inv:"
+    return [
+        ConversationHandler[Context](
+            entry_points=[CommandHandler("invite", start_invite)],
+            states={
+                PICK_INSTITUTION: [CallbackQueryHandler(institution_button, pattern=buttons)],
+                NEW_NAME: [MessageHandler(filters.TEXT & ~filters.COMMAND, new_name)],
+                NEW_KIND: [CallbackQueryHandler(kind_button, pattern=buttons)],
+                PICK_ROLE: [CallbackQueryHandler(role_button, pattern=buttons)],
+            },
+            fallbacks=[
+                CommandHandler("cancel", cancel),
+                MessageHandler(~filters.COMMAND, type_or_press),
+            ],
+            allow_reentry=True,
+            name="invite",
+            persistent=True,
+        )
+    ]

@@ -1,0 +1,117 @@
+"""/members: an admin lists the district's members and deactivates leavers."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import CallbackQueryHandler, CommandHandler
+
+from bot.i18n import Translator
+from bot.services import members
+from bot.services.errors import NotFound, PermissionDenied
+from handlers.common import Context, HandlerList, answer, esc, keyboard, parse_callback, parse_id
+from handlers.menus import clear_member_menu
+from handlers.start import ROLE_NAMES
+
+PAGE_SIZE = 10
+
+
+async def list_members(update: Update, context: Context, page: int = 0) -> None:
+    actor = context.require_actor()
+    runtime = context.runtime
+    try:
+        async with runtime.database.transaction() as session:
+            everyone = await members.list_members(session, actor, now=runtime.clock.now())
+    except PermissionDenied:
+        await answer(update, context.tr.gettext("Only administrators can manage members."))
+        return
+    pages = max(1, -(-len(everyone) // PAGE_SIZE))
+    page = min(max(page, 0), pages - 1)
+    shown = everyone[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
+    tr = context.tr
+    _ = tr.gettext
+    lines = [
+        _("Members ({count}), page {page} of {pages}:").format(
+            count=len(everyone), page=page + 1, pages=pages
+        )
+    ]
+    lines += [_member_line(view, tr) for view in shown]
+    rows = [
+        [(_("Deactivate {name}").format(name=view.display_name), f"mem:ask:{view.member_id}")]
+        for view in shown
+        if view.active and view.member_id != actor.member_id
+    ]
+    paging = []
+    if page > 0:
+        paging.append(("◀", f"mem:p:{page - 1}"))
+    if page < pages - 1:
+        paging.append(("▶", f"mem:p:{page + 1}"))
+    if paging:
+        rows.append(paging)
+    await answer(update, "\n".join(lines), keyboard(rows))
+
+
+def _member_line(view: members.MemberView, tr: Translator) -> str:
+    _ = tr.gettext
+    status = "" if view.active else " – " + _("deactivated")
+    if view.active and not view.reachable:
+        status = " – " + _("has blocked the bot")
+    role = _(ROLE_NAMES[view.role])
+    return f"• {esc(view.display_name)}, {esc(view.institution_name)}, {role}{status}"
+
+
+async def members_button(update: Update, context: Context) -> None:
+    query = update.callback_query
+    parts = parse_callback(query.data if query else None, "mem") or []
+    match parts:
+        case ["p", page] if parse_id(page) is not None:
+            await list_members(update, context, page=int(page))
+        case ["ask", raw_id] if (member_id := parse_id(raw_id)) is not None:
+            await _confirm(update, context, member_id)
+        case ["do", raw_id] if (member_id := parse_id(raw_id)) is not None:
+            await _deactivate(update, context, member_id)
+        case _:
+            await list_members(update, context)
+
+
+async def _confirm(update: Update, context: Context, member_id: int) -> None:
+    _ = context.tr.gettext
+    actor = context.require_actor()
+    runtime = context.runtime
+    try:
+        async with runtime.database.transaction() as session:
+            everyone = await members.list_members(session, actor, now=runtime.clock.now())
+    except PermissionDenied:
+        await answer(update, _("Only administrators can manage members."))
+        return
+    view = next((view for view in everyone if view.member_id == member_id), None)
+    if view is None or not view.active:
+        await list_members(update, context)
+        return
+    text = _("Deactivate {name}? They will no longer be able to use the bot.").format(
+        name=esc(view.display_name)
+    )
+    buttons = [[(_("Yes, deactivate"), f"mem:do:{member_id}"), (_("No"), "mem:p:0")]]
+    await answer(update, text, keyboard(buttons))
+
+
+async def _deactivate(update: Update, context: Context, member_id: int) -> None:
+    _ = context.tr.gettext
+    runtime = context.runtime
+    try:
+        async with runtime.database.transaction() as session:
+            view = await members.deactivate_member(
+                session, context.require_actor(), member_id, now=runtime.clock.now()
+            )
+    except (PermissionDenied, NotFound):
+        await answer(update, _("You are not allowed to do that."))
+        return
+    await clear_member_menu(context.bot, view.chat_id)
+    text = _("{name} has been deactivated.").format(name=esc(view.display_name))
+    await answer(update, text, keyboard([[(_("Back to the list"), "mem:p:0")]]))
+
+
+def handlers() -> HandlerList:
+    return [
+        CommandHandler("members", list_members),
+        CallbackQueryHandler(members_button, pattern=r"^mem:"),
+    ]

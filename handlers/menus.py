@@ -1,0 +1,50 @@
+"""Command menus: what each role sees behind the "/" button, set per chat in its language."""
+
+from __future__ import annotations
+
+from telegram import Bot, BotCommand, BotCommandScopeChat, BotCommandScopeDefault
+from telegram.error import TelegramError
+
+from bot.config import LOCALES
+from bot.i18n import N_, Translator
+from bot.models import Role
+
+COMMON = (("help", N_("What I can do for you")), ("language", N_("Change the language")))
+BY_ROLE: dict[Role, tuple[tuple[str, str], ...]] = {
+    Role.ADMIN: (
+        ("invite", N_("Create a one-time invite link")),
+        ("members", N_("List and deactivate members")),
+    ),
+    Role.COORDINATOR: (("invite", N_("Create a one-time invite link")),),
+    Role.REFERRER: (),
+    Role.PARTICIPANT: (),
+}
+STRANGER = (("start", N_("Join with your invite link")),)
+
+
+def commands_for(role: Role, tr: Translator) -> list[BotCommand]:
+    return [BotCommand(name, tr.gettext(text)) for name, text in (*BY_ROLE[role], *COMMON)]
+
+
+async def set_member_menu(bot: Bot, chat_id: int, role: Role, tr: Translator) -> None:
+    await bot.set_my_commands(commands_for(role, tr), scope=BotCommandScopeChat(chat_id))
+
+
+async def clear_member_menu(bot: Bot, chat_id: int) -> None:
+    """A leaver's chat falls back to the strangers' menu; an unreachable chat is no error."""
+    try:
+        await bot.delete_my_commands(scope=BotCommandScopeChat(chat_id))
+    except TelegramError:
+        return
+
+
+async def set_stranger_menus(
+    bot: Bot, default_locale: str, translators: dict[str, Translator]
+) -> None:
+    """The menu people see before they join, in each supported client language."""
+    for locale in LOCALES:
+        commands = [BotCommand(name, translators[locale].gettext(text)) for name, text in STRANGER]
+        language_code = None if locale == default_locale else locale
+        await bot.set_my_commands(
+            commands, scope=BotCommandScopeDefault(), language_code=language_code
+        )

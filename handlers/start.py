@@ -1,0 +1,203 @@
+"""Joining with an invite code, choosing the language, /help, and the answers of last resort."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from telegram import InlineKeyboardMarkup, Update
+from telegram.ext import (
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.config import LOCALES
+from bot.i18n import LANGUAGE_NAMES, N_, Translator, pick_locale
+from bot.models import Role
+from bot.services import members
+from handlers.common import Context, HandlerList, answer, esc, keyboard, parse_callback
+from handlers.menus import BY_ROLE, COMMON, set_member_menu
+
+CHOOSING_LANGUAGE = "choosing_language"
+
+ROLE_NAMES = {
+    Role.ADMIN: N_("administrator"),
+    Role.COORDINATOR: N_("coordinator"),
+    Role.REFERRER: N_("referrer"),
+    Role.PARTICIPANT: N_("participant"),
+}
+ROLE_PURPOSE = {
+    Role.ADMIN: N_(
+        "As an administrator you register institutions and people and take leavers out."
+    ),
+    Role.COORDINATOR: N_(
+        "As a coordinator you triage referrals, open cases, invite institutions to case "
+        "conferences and keep an eye on the plan."
+    ),
+    Role.REFERRER: N_(
+        "As a referrer you report a concern about a child and follow what happens to it."
+    ),
+    Role.PARTICIPANT: N_(
+        "As a participant you answer date polls for your institution, receive invitations "
+        "and reminders, and report on the tasks you take on."
+    ),
+}
+
+
+def language_keyboard() -> InlineKeyboardMarkup:
+    return keyboard([[(LANGUAGE_NAMES[locale], f"lang:{locale}") for locale in LOCALES]])
+
+
+def home_text(role: Role, tr: Translator) -> str:
+    """What this person can do here: their role's purpose and their commands."""
+    _ = tr.gettext
+    lines = [_(ROLE_PURPOSE[role]), "", _("Commands:")]
+    lines += [f"/{name} – {_(text)}" for name, text in (*BY_ROLE[role], *COMMON)]
+    return "\n".join(lines)
+
+
+async def start(update: Update, context: Context) -> str | int:
+    """/start with an invite code registers the person; without one it shows the home text."""
+    actor = context.actor
+    if actor is not None:
+        await answer(update, home_text(actor.role, context.tr))
+        return ConversationHandler.END
+    user = update.effective_user
+    chat = update.effective_chat
+    if user is None or chat is None or not context.args:
+        return ConversationHandler.END
+    runtime = context.runtime
+    async with runtime.database.transaction() as session:
+        result = await members.redeem_invite(
+            session,
+            code=context.args[0],
+            telegram_user_id=user.id,
+            chat_id=chat.id,
+            display_name=user.full_name,
+            locale=pick_locale(user.language_code, runtime.settings.default_locale),
+            now=runtime.clock.now(),
+            attempts_per_hour=runtime.settings.join_attempts_per_hour,
+        )
+    match result:
+        case members.Joined(actor=joined) | members.AlreadyMember(actor=joined):
+            context.actor = joined
+            return await _welcome(update, context)
+        case members.Throttled(retry_after=wait):
+            await answer(update, _throttled_text(wait, context.tr))
+        case members.CodeRefused(reason=reason):
+            await answer(update, _refusal_text(reason, context.tr))
+    return ConversationHandler.END
+
+
+async def _welcome(update: Update, context: Context) -> str:
+    actor = context.require_actor()
+    _ = context.tr.gettext
+    await set_member_menu(context.bot, actor.chat_id, actor.role, context.tr)
+    text = _("Welcome to Round Table, {name}! You have joined {institution} as {role}.").format(
+        name=esc(actor.display_name),
+        institution=esc(actor.institution_name),
+        role=_(ROLE_NAMES[actor.role]),
+    )
+    await answer(update, text + "\n\n" + _("Which language shall I use?"), language_keyboard())
+    return CHOOSING_LANGUAGE
+
+
+def _refusal_text(reason: str, tr: Translator) -> str:
+    _ = tr.gettext
+    if reason == "expired":
+        return _("This invite link has expired. Please ask your coordinator for a new one.")
+    if reason == "used":
+        return _("This invite link has already been used. Each link works only once.")
+    return _("This invite link is not valid. Please check it or ask your coordinator.")
+
+
+def _throttled_text(wait: timedelta, tr: Translator) -> str:
+    minutes = max(1, -(-int(wait.total_seconds()) // 60))
+    return tr.ngettext(
+        "Too many attempts with wrong codes. Please try again in {n} minute.",
+        "Too many attempts with wrong codes. Please try again in {n} minutes.",
+        minutes,
+    ).format(n=minutes)
+
+
+async def ask_language(update: Update, context: Context) -> str:
+    await answer(update, context.tr.gettext("Which language shall I use?"), language_keyboard())
+    return CHOOSING_LANGUAGE
+
+
+async def language_chosen(update: Update, context: Context) -> int:
+    query = update.callback_query
+    parts = parse_callback(query.data if query else None, "lang")
+    actor = context.require_actor()
+    if not parts or parts[0] not in LOCALES:
+        await answer(update, context.tr.gettext("Which language shall I use?"), language_keyboard())
+        return ConversationHandler.END
+    async with context.runtime.database.transaction() as session:
+        context.actor = actor = await members.set_locale(session, actor, parts[0])
+    tr = context.tr
+    await set_member_menu(context.bot, actor.chat_id, actor.role, tr)
+    await answer(
+        update, tr.gettext("I will write to you in English.") + "\n\n" + home_text(actor.role, tr)
+    )
+    return ConversationHandler.END
+
+
+async def remind_language(update: Update, context: Context) -> str:
+    if update.effective_message is not None:
+        await update.effective_message.reply_text(
+            context.tr.gettext("Please choose a language with one of the buttons."),
+            reply_markup=language_keyboard(),
+        )
+    return CHOOSING_LANGUAGE
+
+
+async def show_help(update: Update, context: Context) -> None:
+    await answer(update, home_text(context.require_actor().role, context.tr))
+
+
+async def not_understood(update: Update, context: Context) -> None:
+    """A member wrote something no dialog is waiting for."""
+    if update.effective_message is not None:
+        await update.effective_message.reply_text(
+            context.tr.gettext("I did not understand that. /help shows what you can do here.")
+        )
+
+
+async def stale_button(update: Update, context: Context) -> None:
+    """A button from an old or finished dialog: say so, change nothing."""
+    if update.callback_query is not None:
+        await update.callback_query.answer(
+            context.tr.gettext("This button is no longer active."), show_alert=False
+        )
+
+
+def handlers() -> HandlerList:
+    join = ConversationHandler[Context](
+        entry_points=[
+            CommandHandler("start", start),
+            CommandHandler("language", ask_language),
+        ],
+        states={
+            CHOOSING_LANGUAGE: [
+                CallbackQueryHandler(language_chosen, pattern=r"^lang:"),
+                MessageHandler(~filters.COMMAND, remind_language),
+            ]
+        },
+        fallbacks=[CommandHandler("help", show_help)],
+        allow_reentry=True,
+        name="join",
+        persistent=True,
+    )
+    return [
+        join,
+        CommandHandler("help", show_help),
+        # A language button from an old message still works: the choice is harmless.
+        CallbackQueryHandler(language_chosen, pattern=r"^lang:"),
+    ]
+
+
+def last_resort_handlers() -> HandlerList:
+    """Registered after every dialog: whatever nobody else took."""
+    return [CallbackQueryHandler(stale_button), MessageHandler(filters.ALL, not_understood)]

@@ -1,0 +1,105 @@
+"""The real Round Table application over real HTTP against the Bot API stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.app import RoundTableApp, build_application, serve
+from bot.clock import FakeClock
+from bot.config import Settings
+from bot.crypto import Cipher
+from bot.db import Database
+from bot.models import InstitutionKind, Role
+from bot.runtime import Runtime
+from bot.sandbox import BotApiSandbox, Person
+from bot.services import members
+
+TOKEN = "7000000001:SANDBOX-token-for-tests"
+
+
+@pytest.fixture
+async def sandbox(clock: FakeClock) -> AsyncIterator[BotApiSandbox]:
+    server = BotApiSandbox(token=TOKEN, clock=clock.timestamp)
+    await server.start()
+    yield server
+    await server.stop()
+    assert server.unimplemented == [], "the bot called Bot API methods the stand-in lacks"
+
+
+@pytest.fixture
+def settings(database_url: str, sandbox: BotApiSandbox, tmp_path: Path) -> Settings:
+    return Settings(
+        token=TOKEN,
+        database_url=database_url,
+        bot_api_url=sandbox.base_url,
+        bot_file_url=sandbox.base_file_url,
+        data_dir=tmp_path / "data",
+    )
+
+
+@pytest.fixture
+def runtime(settings: Settings, database: Database, clock: FakeClock, cipher: Cipher) -> Runtime:
+    return Runtime(settings=settings, database=database, clock=clock, cipher=cipher)
+
+
+@dataclass
+class RunningBot:
+    application: RoundTableApp
+    runtime: Runtime
+    sandbox: BotApiSandbox
+
+    async def invite_code(
+        self,
+        role: Role,
+        institution: str = "ZŠ Hradební",
+        kind: InstitutionKind = InstitutionKind.SCHOOL,
+        district: str | None = None,
+    ) -> str:
+        """A code as `roundtable invite` would print it."""
+        now = self.runtime.clock.now()
+        async with self.runtime.database.transaction() as session:
+            found = await members.ensure_district(session, district, now=now)
+            place = await members.ensure_institution(session, found, institution, kind, now=now)
+            invite = await members.create_invite(
+                session,
+                institution_id=place.id,
+                role=role,
+                creator=None,
+                now=now,
+                ttl=self.runtime.settings.invite_ttl,
+            )
+        return invite.code
+
+    async def join(
+        self,
+        user_id: int,
+        name: str,
+        role: Role,
+        *,
+        institution: str = "ZŠ Hradební",
+        kind: InstitutionKind = InstitutionKind.SCHOOL,
+        language: str = "English",
+    ) -> Person:
+        """A person joins with a fresh code and picks a language, as on their phone."""
+        person = self.sandbox.person(user_id, name, language_code="cs")
+        await person.send_text(f"/start {await self.invite_code(role, institution, kind)}")
+        welcome = await person.next_message()
+        assert "Round Table" in (welcome.text or "")
+        await person.press(language)
+        await person.next_message()
+        return person
+
+
+@pytest.fixture
+async def bot(runtime: Runtime, sandbox: BotApiSandbox) -> AsyncIterator[RunningBot]:
+    application = build_application(runtime)
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(application, stop))
+    yield RunningBot(application, runtime, sandbox)
+    stop.set()
+    await asyncio.wait_for(task, timeout=30)

@@ -1,0 +1,52 @@
+"""`make run` without a token: the demo plays the whole story and writes the transcripts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_run_without_a_token_says_so_and_plays_the_demo(tmp_path: Path) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ROUNDTABLE_")}
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "run", "--or-demo"],
+        env=environment,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == (
+        "ROUNDTABLE_TOKEN is not set, so this runs the built-in demo instead of the bot."
+    )
+    assert "===== Olena (psychologist) =====" in result.stdout
+    assert not (tmp_path / "data").exists()  # the demo leaves no database or key behind
+
+    written = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "demo", "--out", str(out)],
+        env=environment,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert written.returncode == 0, written.stderr
+    assert sorted(path.name for path in out.iterdir()) == [
+        "admin.txt",
+        "coordinator.txt",
+        "police.txt",
+        "psychologist.txt",
+        "stranger.txt",
+        "teacher.txt",
+    ]
+    psychologist = (out / "psychologist.txt").read_text(encoding="utf-8")
+    assert "Ви приєдналися до установи PPP Cheb" in psychologist
+    stranger = (out / "stranger.txt").read_text(encoding="utf-8")
+    assert "Tento odkaz s pozvánkou už byl použit." in stranger
+    assert "Členové (5)" in (out / "admin.txt").read_text(encoding="utf-8")

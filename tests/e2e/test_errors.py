@@ -1,0 +1,72 @@
+"""When something breaks: the user is reassured, admins get an error id, the log holds no data."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+from sqlalchemy import select
+
+from bot.logs import configure_logging
+from bot.models import Member, Role
+from bot.services import members
+from tests.e2e.conftest import TOKEN, RunningBot
+
+
+async def test_a_failing_service_is_reported_with_an_error_id_and_a_blocked_admin_noted(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    first_admin = await bot.join(1, "Alena Secretname", Role.ADMIN, institution="Městský úřad Cheb")
+    second_admin = await bot.join(2, "Bohdan", Role.ADMIN, institution="Městský úřad Cheb")
+    second_admin.block()
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug in the member list")
+
+    monkeypatch.setattr(members, "list_members", broken)
+    configure_logging("INFO", [TOKEN])  # as `roundtable run` does
+    try:
+        with caplog.at_level(logging.INFO):
+            await first_admin.send_text("/members")
+            sorry = (await first_admin.next_message()).text or ""
+            await first_admin.send_text("/help")  # let the admin alerts finish
+            await first_admin.next_message()
+    finally:
+        logging.setLogRecordFactory(logging.LogRecord)
+    found = re.search(r"\(Error ([0-9a-f]{8})\)$", sorry)
+    assert sorry.startswith("Sorry, something went wrong on our side. Nothing you entered was lost")
+    assert found is not None
+    assert f"error {found.group(1)} while handling update" in caplog.text
+    assert "RuntimeError: a bug in the member list" in caplog.text
+    assert "Secretname" not in caplog.text
+    assert "SANDBOX-token" not in caplog.text
+
+    async with bot.runtime.database.transaction() as session:
+        blocked = await session.scalar(select(Member).where(Member.telegram_user_id == 2))
+    assert blocked is not None and not blocked.reachable
+
+    second_admin.unblock()
+    await second_admin.send_text("/help")
+    await second_admin.next_message()
+    async with bot.runtime.database.transaction() as session:
+        back = await session.scalar(select(Member).where(Member.telegram_user_id == 2))
+    assert back is not None and back.reachable
+
+
+async def test_other_admins_get_the_error_id(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first_admin = await bot.join(1, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
+    second_admin = await bot.join(2, "Bohdan", Role.ADMIN, institution="Městský úřad Cheb")
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(members, "list_members", broken)
+    await first_admin.send_text("/members")
+    error_id = re.findall(r"[0-9a-f]{8}", (await first_admin.next_message()).text or "")[-1]
+    alert = (await second_admin.next_message()).text or ""
+    assert alert == (
+        f"Round Table hit an error while serving a member. Error id for the log: {error_id}"
+    )

@@ -1,0 +1,59 @@
+"""/members: an admin takes a leaver out; nobody else can."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot.models import AuditEntry, Member, Role
+from tests.e2e.conftest import RunningBot
+from tests.e2e.test_joining import TURNED_AWAY_CS
+
+
+async def test_an_admin_deactivates_a_leaver_who_is_then_a_stranger(bot: RunningBot) -> None:
+    admin = await bot.join(1, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
+    teacher = await bot.join(2, "Jana <b>", Role.REFERRER)
+    await admin.send_text("/members")
+    listing = await admin.next_message()
+    assert listing.text == (
+        "Members (2), page 1 of 1:\n"
+        "• Alena, Městský úřad Cheb, administrator\n"
+        "• Jana <b>, ZŠ Hradební, referrer"
+    )
+    assert [label for row in listing.buttons() for label, _ in row] == ["Deactivate Jana <b>"]
+    await admin.press("Deactivate Jana <b>")
+    assert (await admin.next_message()).text == (
+        "Deactivate Jana <b>? They will no longer be able to use the bot."
+    )
+    await admin.press("Yes, deactivate")
+    assert (await admin.next_message()).text == "Jana <b> has been deactivated."
+    assert bot.sandbox.my_commands(scope={"type": "chat", "chat_id": teacher.chat_id}) == []
+
+    await teacher.send_text("/help")
+    assert (await teacher.next_message()).text == TURNED_AWAY_CS
+    async with bot.runtime.database.transaction() as session:
+        member = await session.scalar(select(Member).where(Member.telegram_user_id == 2))
+        entry = await session.scalar(
+            select(AuditEntry).where(AuditEntry.action == "member.deactivated")
+        )
+    assert member is not None and not member.active
+    assert entry is not None and entry.subject_id == str(member.id)
+
+
+async def test_a_coordinator_cannot_list_or_deactivate_even_with_forged_buttons(
+    bot: RunningBot,
+) -> None:
+    await bot.join(1, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
+    coordinator = await bot.join(2, "Hana", Role.COORDINATOR, institution="OSPOD Cheb")
+    await coordinator.send_text("/members")
+    assert (await coordinator.next_message()).text == "Only administrators can manage members."
+    await coordinator.press_data("mem:do:1", message_id=coordinator.last_bot_message().message_id)
+    assert (await coordinator.next_message()).text == "You are not allowed to do that."
+    async with bot.runtime.database.transaction() as session:
+        admin = await session.scalar(select(Member).where(Member.telegram_user_id == 1))
+        refusals = list(
+            await session.scalars(
+                select(AuditEntry.action).where(AuditEntry.action.like("%.refused"))
+            )
+        )
+    assert admin is not None and admin.active
+    assert refusals == ["members.list.refused", "member.deactivate.refused"]

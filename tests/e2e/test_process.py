@@ -1,0 +1,137 @@
+"""The `roundtable` command as an operator runs it: invite from the shell, SIGKILL and restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.db import Database
+from bot.models import Member
+from bot.sandbox import BotApiSandbox
+from tests.conftest import TEST_KEY
+from tests.e2e.conftest import TOKEN
+from tests.e2e.test_joining import TURNED_AWAY
+
+Start = Callable[[], Coroutine[Any, Any, asyncio.subprocess.Process]]
+
+
+@pytest.fixture
+def environment(database_url: str, sandbox: BotApiSandbox, tmp_path: Path) -> dict[str, str]:
+    return {
+        **{name: value for name, value in os.environ.items() if not name.startswith("ROUNDTABLE_")},
+        "ROUNDTABLE_TOKEN": TOKEN,
+        "ROUNDTABLE_BOT_API_URL": sandbox.base_url,
+        "ROUNDTABLE_BOT_FILE_URL": sandbox.base_file_url,
+        "ROUNDTABLE_DATABASE_URL": database_url,
+        "ROUNDTABLE_ENCRYPTION_KEY": TEST_KEY.decode(),
+        "ROUNDTABLE_DATA_DIR": str(tmp_path / "data"),
+    }
+
+
+async def _command(environment: dict[str, str], *args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.cli",
+        *args,
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
+@pytest.fixture
+async def start_bot(environment: dict[str, str]) -> AsyncIterator[Start]:
+    processes: list[asyncio.subprocess.Process] = []
+
+    async def start() -> asyncio.subprocess.Process:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "run",
+            env=environment,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(process.wait(), timeout=30)
+
+
+async def test_a_half_finished_language_choice_survives_sigkill_and_a_code_works_once(
+    sandbox: BotApiSandbox, environment: dict[str, str], start_bot: Start, database: Database
+) -> None:
+    printed = json.loads(
+        await _command(
+            environment,
+            "invite",
+            "--institution",
+            "ZŠ Hradební",
+            "--kind",
+            "school",
+            "--role",
+            "referrer",
+            "--json",
+        )
+    )
+    assert set(printed) == {"code", "link", "expires_at"}
+    assert printed["link"] == f"https://t.me/roundtable_sandbox_bot?start={printed['code']}"
+
+    bot = await start_bot()
+    stranger = sandbox.person(900, "Eve", language_code="en")
+    await stranger.send_text("hello")
+    assert (await stranger.next_message(timeout=60)).text == TURNED_AWAY
+
+    teacher = sandbox.person(101, "Jana", language_code="en")
+    await teacher.send_text(f"/start {printed['code']}")
+    assert "Which language shall I use?" in ((await teacher.next_message()).text or "")
+    await teacher.send_text("hmm")  # handled only after the /start state was saved
+    assert (
+        await teacher.next_message()
+    ).text == "Please choose a language with one of the buttons."
+
+    bot.send_signal(signal.SIGKILL)
+    assert await asyncio.wait_for(bot.wait(), timeout=30) == -signal.SIGKILL
+    await teacher.send_text("still here")
+    await start_bot()
+    assert (await teacher.next_message(timeout=60)).text == (
+        "Please choose a language with one of the buttons."
+    )
+    await teacher.press("English")
+    assert ((await teacher.next_message()).text or "").startswith("I will write to you in English.")
+
+    second = sandbox.person(102, "Karel", language_code="en")
+    await second.send_text(f"/start {printed['code']}")
+    assert (await second.next_message()).text == (
+        "This invite link has already been used. Each link works only once."
+    )
+    async with database.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(Member)) == 1
+
+    listed = json.loads(await _command(environment, "members", "list", "--json"))
+    assert [(entry["display_name"], entry["role"], entry["active"]) for entry in listed] == [
+        ("Jana", "referrer", True)
+    ]
+    assert "Deactivated" in await _command(
+        environment, "members", "deactivate", str(listed[0]["member_id"])
+    )
+    await teacher.send_text("/help")
+    assert (await teacher.next_message()).text == TURNED_AWAY

@@ -1,0 +1,67 @@
+"""Every user-visible string is translated in cs, en and uk, and no catalog entry is stale."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from babel.messages.catalog import Message
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+from babel.messages.pofile import read_po
+
+from bot.config import LOCALES
+from bot.i18n import LOCALES_DIR
+
+ROOT = Path(__file__).resolve().parent.parent
+KEYWORDS = {**DEFAULT_KEYWORDS, "N_": None}
+PLACEHOLDER = re.compile(r"\{(\w*)\}")
+
+
+def _source_messages() -> set[str]:
+    found: set[str] = set()
+    for package in ("bot", "handlers", "scheduling"):
+        for _file, _line, message, _comments, _context in extract_from_dir(
+            ROOT / package, method_map=[("**.py", "python")], keywords=KEYWORDS
+        ):
+            found.add(message if isinstance(message, str) else message[0])
+    return found
+
+
+SOURCE = _source_messages()
+
+
+def _translated(message: Message) -> bool:
+    strings = message.string if isinstance(message.string, tuple) else (message.string,)
+    return all(strings)
+
+
+def test_the_source_has_messages() -> None:
+    assert "Which language shall I use?" in SOURCE
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_catalog_is_complete_and_current(locale: str) -> None:
+    path = LOCALES_DIR / locale / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as handle:
+        catalog = read_po(handle, locale=locale)
+    entries = {
+        message.id if isinstance(message.id, str) else message.id[0]: message
+        for message in catalog
+        if message.id
+    }
+    missing = sorted(SOURCE - entries.keys())
+    stale = sorted(entries.keys() - SOURCE)
+    fuzzy = sorted(key for key, message in entries.items() if message.fuzzy)
+    untranslated = sorted(key for key, message in entries.items() if not _translated(message))
+    assert not missing, f"{locale}: not in the catalog: {missing}"
+    assert not stale, f"{locale}: no longer in the source: {stale}"
+    assert not list(catalog.obsolete), f"{locale}: obsolete entries left"
+    assert not fuzzy, f"{locale}: fuzzy: {fuzzy}"
+    assert not untranslated, f"{locale}: untranslated: {untranslated}"
+    for key, message in entries.items():
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        for string in strings:
+            assert set(PLACEHOLDER.findall(string)) == set(PLACEHOLDER.findall(key)), (
+                f"{locale}: placeholders differ in {key!r}"
+            )
