@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy.exc import DBAPIError
 from telegram import Bot
 from telegram.error import TelegramError
 
@@ -89,15 +90,16 @@ def _secrets(settings: Settings) -> list[str]:
 
 
 async def open_database(settings: Settings) -> Database:
-    """The database, migrated if it is the embedded one; otherwise it must be current."""
+    """The database, brought to the newest schema (a no-op when it already is)."""
     if settings.is_embedded_database:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.effective_database_url)
     try:
-        if settings.is_embedded_database:
-            await migrations.upgrade(database)
-        elif not await migrations.is_current(database):
-            raise CliError("the database schema is not current: run `roundtable migrate` first")
+        await migrations.upgrade(database)
+    except (OSError, DBAPIError) as error:
+        await database.dispose()
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        raise CliError(f"ROUNDTABLE_DATABASE_URL: cannot use the database ({reason})") from None
     except BaseException:
         await database.dispose()
         raise
@@ -136,13 +138,7 @@ def _demo(settings: Settings, args: argparse.Namespace) -> None:
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> None:
     async def go() -> None:
-        if settings.is_embedded_database:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-        database = Database(settings.effective_database_url)
-        try:
-            await migrations.upgrade(database)
-        finally:
-            await database.dispose()
+        await (await open_database(settings)).dispose()
 
     asyncio.run(go())
     print("The database is at the newest schema.")

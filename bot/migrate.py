@@ -6,8 +6,6 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from bot.db import Database
@@ -21,24 +19,19 @@ def alembic_config() -> Config:
     return config
 
 
+# Any constant will do: it names the lock that keeps two starting processes from migrating at once.
+MIGRATION_LOCK = 7_242_001
+
+
 async def upgrade(database: Database) -> None:
-    """Apply every migration not yet applied. Safe to run at each start."""
+    """Apply every migration not yet applied. Safe to run at each start, by several processes."""
 
     def _upgrade(connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
     async with database.engine.begin() as connection:
         await connection.run_sync(_upgrade)
-
-
-async def is_current(database: Database) -> bool:
-    """Whether the database is at the newest migration."""
-
-    def _current(connection: Connection) -> set[str]:
-        return set(MigrationContext.configure(connection).get_current_heads())
-
-    async with database.engine.connect() as connection:
-        current = await connection.run_sync(_current)
-    return current == set(ScriptDirectory.from_config(alembic_config()).get_heads())

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from telegram import Bot, BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 from telegram.error import TelegramError
 
 from bot.config import LOCALES
 from bot.i18n import N_, Translator
 from bot.models import Role
+
+logger = logging.getLogger(__name__)
 
 COMMON = (("help", N_("What I can do for you")), ("language", N_("Change the language")))
 BY_ROLE: dict[Role, tuple[tuple[str, str], ...]] = {
@@ -27,7 +31,11 @@ def commands_for(role: Role, tr: Translator) -> list[BotCommand]:
 
 
 async def set_member_menu(bot: Bot, chat_id: int, role: Role, tr: Translator) -> None:
-    await bot.set_my_commands(commands_for(role, tr), scope=BotCommandScopeChat(chat_id))
+    """Menus are a convenience: failing to set one must not fail the dialog that asked."""
+    try:
+        await bot.set_my_commands(commands_for(role, tr), scope=BotCommandScopeChat(chat_id))
+    except TelegramError as error:
+        logger.warning("could not set a member's command menu: %s", type(error).__name__)
 
 
 async def clear_member_menu(bot: Bot, chat_id: int) -> None:
@@ -45,6 +53,9 @@ async def set_stranger_menus(
     for locale in LOCALES:
         commands = [BotCommand(name, translators[locale].gettext(text)) for name, text in STRANGER]
         language_code = None if locale == default_locale else locale
-        await bot.set_my_commands(
-            commands, scope=BotCommandScopeDefault(), language_code=language_code
-        )
+        try:
+            await bot.set_my_commands(
+                commands, scope=BotCommandScopeDefault(), language_code=language_code
+            )
+        except TelegramError as error:
+            logger.warning("could not set the strangers' menu: %s", type(error).__name__)

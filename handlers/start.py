@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from telegram import InlineKeyboardMarkup, Update
+from telegram.constants import ChatMemberStatus
 from telegram.ext import (
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
     ConversationHandler,
     MessageHandler,
@@ -173,6 +175,20 @@ async def stale_button(update: Update, context: Context) -> None:
         )
 
 
+async def presence_changed(update: Update, context: Context) -> None:
+    """Telegram tells us when a member blocks the bot (or unblocks it) in their private chat."""
+    change = update.my_chat_member
+    actor = context.require_actor()
+    if change is None:
+        return
+    runtime = context.runtime
+    async with runtime.database.transaction() as session:
+        if change.new_chat_member.status == ChatMemberStatus.BANNED:
+            await members.mark_unreachable(session, actor.chat_id, now=runtime.clock.now())
+        elif not actor.reachable:
+            await members.mark_reachable(session, actor)
+
+
 def handlers() -> HandlerList:
     join = ConversationHandler[Context](
         entry_points=[
@@ -193,6 +209,7 @@ def handlers() -> HandlerList:
     return [
         join,
         CommandHandler("help", show_help),
+        ChatMemberHandler(presence_changed, ChatMemberHandler.MY_CHAT_MEMBER),
         # A language button from an old message still works: the choice is harmless.
         CallbackQueryHandler(language_chosen, pattern=r"^lang:"),
     ]

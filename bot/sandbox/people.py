@@ -77,6 +77,21 @@ class Person:
     def unblock(self) -> None:
         self.blocked = False
 
+    async def block_bot(self) -> None:
+        """Block the bot and let it know, as Telegram does with a my_chat_member update."""
+        self.block()
+        await self._context.push_update({"my_chat_member": self._membership_change("kicked")})
+
+    def _membership_change(self, status: str) -> dict[str, Any]:
+        bot_user = self._context.bot_user
+        return {
+            "chat": self._chat_dict(),
+            "from": self._user_dict(),
+            "date": int(self._context.clock()),
+            "old_chat_member": {"user": bot_user, "status": "member"},
+            "new_chat_member": {"user": bot_user, "status": status, "until_date": 0},
+        }
+
     def transcript(self) -> str:
         return self.chat.transcript()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
@@ -70,3 +71,21 @@ async def test_other_admins_get_the_error_id(
     assert alert == (
         f"Round Table hit an error while serving a member. Error id for the log: {error_id}"
     )
+
+
+async def test_a_member_who_blocks_the_bot_is_marked_unreachable_at_once(bot: RunningBot) -> None:
+    teacher = await bot.join(1, "Jana", Role.REFERRER)
+    await teacher.block_bot()
+
+    async def reachable() -> bool:
+        async with bot.runtime.database.transaction() as session:
+            member = await session.scalar(select(Member).where(Member.telegram_user_id == 1))
+        assert member is not None
+        return member.reachable
+
+    for _ in range(500):  # waits for the update to be handled, not for time to pass
+        if not await reachable():
+            break
+        await asyncio.sleep(0.01)
+    assert not await reachable()
+    assert [event.kind for event in teacher.events].count("sent") == 1  # only the welcome
