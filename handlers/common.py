@@ -5,7 +5,8 @@ from __future__ import annotations
 import html
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from telegram import (
     CallbackQuery,
@@ -82,6 +83,34 @@ def keyboard(rows: Sequence[Sequence[tuple[str, str]]]) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in rows]
     )
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a long list shown with ◀ ▶ buttons."""
+
+    items: list[T]
+    number: int
+    count: int
+
+    def nav_row(self, namespace: str) -> list[tuple[str, str]]:
+        """The ◀ ▶ buttons; their data is "namespace:p:N"."""
+        row = []
+        if self.number > 0:
+            row.append(("◀", f"{namespace}:p:{self.number - 1}"))
+        if self.number < self.count - 1:
+            row.append(("▶", f"{namespace}:p:{self.number + 1}"))
+        return row
+
+
+def paginate(items: Sequence[T], page: int, size: int) -> Page[T]:
+    """The page asked for, clamped to the pages there are (a stale button may ask for more)."""
+    count = max(1, -(-len(items) // size))
+    number = min(max(page, 0), count - 1)
+    return Page(list(items[number * size : (number + 1) * size]), number, count)
 
 
 def parse_callback(data: str | None, namespace: str) -> list[str] | None:

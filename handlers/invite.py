@@ -23,6 +23,7 @@ from handlers.common import (
     answer,
     esc,
     keyboard,
+    paginate,
     parse_callback,
     parse_id,
 )
@@ -63,17 +64,10 @@ async def _show_institutions(update: Update, context: Context, *, page: int) -> 
     _ = context.tr.gettext
     async with context.runtime.database.transaction() as session:
         institutions = await members.institutions_of(session, actor.district_id)
-    pages = max(1, -(-len(institutions) // PAGE_SIZE))
-    page = min(max(page, 0), pages - 1)
-    shown = institutions[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
-    rows = [[(institution.name, f"inv:i:{institution.id}")] for institution in shown]
-    paging = []
-    if page > 0:
-        paging.append(("◀", f"inv:p:{page - 1}"))
-    if page < pages - 1:
-        paging.append(("▶", f"inv:p:{page + 1}"))
-    if paging:
-        rows.append(paging)
+    shown = paginate(institutions, page, PAGE_SIZE)
+    rows = [[(institution.name, f"inv:i:{institution.id}")] for institution in shown.items]
+    if nav := shown.nav_row("inv"):
+        rows.append(nav)
     if actor.is_admin:
         rows.append([(_("➕ New institution"), "inv:new")])
     rows.append([(_("Cancel"), "inv:x")])

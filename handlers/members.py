@@ -8,45 +8,56 @@ from telegram.ext import CallbackQueryHandler, CommandHandler
 from bot.i18n import Translator
 from bot.services import members
 from bot.services.errors import NotFound, PermissionDenied
-from handlers.common import Context, HandlerList, answer, esc, keyboard, parse_callback, parse_id
+from handlers.common import (
+    Context,
+    HandlerList,
+    answer,
+    esc,
+    keyboard,
+    paginate,
+    parse_callback,
+    parse_id,
+)
 from handlers.menus import clear_member_menu
 from handlers.start import ROLE_NAMES
 
 PAGE_SIZE = 10
 
 
-async def list_members(update: Update, context: Context, page: int = 0) -> None:
-    actor = context.require_actor()
+async def _everyone(update: Update, context: Context) -> list[members.MemberView] | None:
+    """The admin's district's members, or None after telling a non-admin no."""
     runtime = context.runtime
     try:
         async with runtime.database.transaction() as session:
-            everyone = await members.list_members(session, actor, now=runtime.clock.now())
+            return await members.list_members(
+                session, context.require_actor(), now=runtime.clock.now()
+            )
     except PermissionDenied:
         await answer(update, context.tr.gettext("Only administrators can manage members."))
+        return None
+
+
+async def list_members(update: Update, context: Context, page: int = 0) -> None:
+    everyone = await _everyone(update, context)
+    if everyone is None:
         return
-    pages = max(1, -(-len(everyone) // PAGE_SIZE))
-    page = min(max(page, 0), pages - 1)
-    shown = everyone[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
+    actor = context.require_actor()
+    shown = paginate(everyone, page, PAGE_SIZE)
     tr = context.tr
     _ = tr.gettext
     lines = [
         _("Members ({count}), page {page} of {pages}:").format(
-            count=len(everyone), page=page + 1, pages=pages
+            count=len(everyone), page=shown.number + 1, pages=shown.count
         )
     ]
-    lines += [_member_line(view, tr) for view in shown]
+    lines += [_member_line(view, tr) for view in shown.items]
     rows = [
         [(_("Deactivate {name}").format(name=view.display_name), f"mem:ask:{view.member_id}")]
-        for view in shown
+        for view in shown.items
         if view.active and view.member_id != actor.member_id
     ]
-    paging = []
-    if page > 0:
-        paging.append(("◀", f"mem:p:{page - 1}"))
-    if page < pages - 1:
-        paging.append(("▶", f"mem:p:{page + 1}"))
-    if paging:
-        rows.append(paging)
+    if nav := shown.nav_row("mem"):
+        rows.append(nav)
     await answer(update, "\n".join(lines), keyboard(rows))
 
 
@@ -75,13 +86,8 @@ async def members_button(update: Update, context: Context) -> None:
 
 async def _confirm(update: Update, context: Context, member_id: int) -> None:
     _ = context.tr.gettext
-    actor = context.require_actor()
-    runtime = context.runtime
-    try:
-        async with runtime.database.transaction() as session:
-            everyone = await members.list_members(session, actor, now=runtime.clock.now())
-    except PermissionDenied:
-        await answer(update, _("Only administrators can manage members."))
+    everyone = await _everyone(update, context)
+    if everyone is None:
         return
     view = next((view for view in everyone if view.member_id == member_id), None)
     if view is None or not view.active:

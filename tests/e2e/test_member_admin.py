@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.models import AuditEntry, Member, Role
+from bot.services import members
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_joining import TURNED_AWAY_CS
 
@@ -57,3 +58,37 @@ async def test_a_coordinator_cannot_list_or_deactivate_even_with_forged_buttons(
         )
     assert admin is not None and admin.active
     assert refusals == ["members.list.refused", "member.deactivate.refused"]
+
+
+async def test_a_long_member_list_pages_and_a_stale_page_button_shows_the_last_page(
+    bot: RunningBot,
+) -> None:
+    admin = await bot.join(1, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
+    runtime = bot.runtime
+    for number in range(2, 14):
+        async with runtime.database.transaction() as session:
+            joined = await members.redeem_invite(
+                session,
+                code=await bot.invite_code(Role.PARTICIPANT),
+                telegram_user_id=number,
+                chat_id=number,
+                display_name=f"Member {number:02d}",
+                locale="cs",
+                now=runtime.clock.now(),
+                attempts_per_hour=5,
+            )
+        assert isinstance(joined, members.Joined)
+    await admin.send_text("/members")
+    first = await admin.next_message()
+    assert (first.text or "").startswith("Members (13), page 1 of 2:")
+    assert (first.text or "").count("\n•") == 10
+    assert first.buttons()[-1] == [("▶", "mem:p:1")]
+    await admin.press("▶")
+    second = await admin.next_message()
+    assert (second.text or "").startswith("Members (13), page 2 of 2:")
+    assert "• Member 13, ZŠ Hradební, participant" in (second.text or "")
+    assert second.buttons()[-1] == [("◀", "mem:p:0")]
+    await admin.press("◀")
+    assert "page 1 of 2" in ((await admin.next_message()).text or "")
+    await admin.press_data("mem:p:99")
+    assert "page 2 of 2" in ((await admin.next_message()).text or "")
