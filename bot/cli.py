@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -132,6 +133,8 @@ async def _serve(settings: Settings) -> None:
 
 def _demo(settings: Settings, args: argparse.Namespace) -> None:
     from bot.demo import run_demo  # noqa: PLC0415 - the demo pulls in the sandbox only when asked
+
+    logging.getLogger().setLevel(logging.WARNING)  # the transcripts are the output
 
     asyncio.run(run_demo(out=args.out))
 

@@ -123,7 +123,8 @@ def _button_lines(message: BotMessage) -> list[str]:
 
 
 def _one_line(text: str) -> str:
-    return " ⏎ ".join(text.splitlines())
+    """Continuation lines indented under their speaker, so a transcript reads like the chat."""
+    return "\n    ".join(line for line in text.splitlines() if line.strip())
 
 
 def _put_text(
