@@ -59,12 +59,18 @@ def build_application(runtime: Runtime) -> RoundTableApp:
 
     # Order matters. The guard runs first, in its own group, and stops strangers' updates.
     application.add_handlers(guard.handlers(), group=GUARD_GROUP)
-    # Then the dialogs; within a group the first handler that matches takes the update.
-    application.add_handlers(start.handlers())
-    application.add_handlers(invite.handlers())
-    application.add_handlers(members.handlers())
-    # Last: stale buttons and messages no dialog is waiting for.
-    application.add_handlers(start.last_resort_handlers())
+    # Then each dialog in a group of its own: a command reaches every dialog, so the one it
+    # starts begins and the others end; what a dialog takes stops there (handlers.common).
+    dialogs = [
+        start.join_handlers(),
+        invite.handlers(),
+        members.handlers(),
+        start.general_handlers(),
+        # Last: stale buttons and messages no dialog is waiting for.
+        start.last_resort_handlers(),
+    ]
+    for group, dialog in enumerate(dialogs):
+        application.add_handlers(dialog, group=group)
     application.add_error_handler(on_error)
     return application
 

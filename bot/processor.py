@@ -9,13 +9,17 @@ each chat's (or, without a chat, each user's) updates wait for the one before th
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
+logger = logging.getLogger(__name__)
+
 AfterUpdate = Callable[[], Awaitable[None]]
+_UNBOUNDED = 2**31 - 1
 
 
 class _KeyLock:
@@ -28,7 +32,12 @@ class _KeyLock:
 
 class OrderedUpdateProcessor(BaseUpdateProcessor):
     def __init__(self, max_concurrent_updates: int) -> None:
-        super().__init__(max_concurrent_updates)
+        # The base class takes its semaphore before do_process_update, that is before the chat's
+        # turn: a chat that sends a flood of updates would then hold every slot while its
+        # updates wait for each other, stalling all chats. So the base is left unbounded and
+        # the slots are taken here, after the chat's turn has come.
+        super().__init__(_UNBOUNDED)
+        self._slots = asyncio.BoundedSemaphore(max_concurrent_updates)
         self._locks: dict[object, _KeyLock] = {}
         self._after_update: AfterUpdate | None = None
 
@@ -41,6 +50,7 @@ class OrderedUpdateProcessor(BaseUpdateProcessor):
         self._after_update = callback
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Wait for the chat's turn, then for a free slot; handle; save the dialog state."""
         key = _ordering_key(update)
         entry = self._locks.get(key)
         if entry is None:
@@ -48,16 +58,22 @@ class OrderedUpdateProcessor(BaseUpdateProcessor):
         entry.users += 1
         try:
             # asyncio.Lock wakes waiters first-in first-out, so a chat's updates keep their order.
-            async with entry.lock:
-                try:
-                    await coroutine
-                finally:
-                    if self._after_update is not None:
-                        await self._after_update()
+            async with entry.lock, self._slots:
+                await self._handle(coroutine)
         finally:
             entry.users -= 1
             if entry.users == 0:
                 del self._locks[key]
+
+    async def _handle(self, coroutine: Awaitable[Any]) -> None:
+        try:
+            await coroutine
+        finally:
+            if self._after_update is not None:
+                try:
+                    await self._after_update()
+                except Exception:
+                    logger.exception("saving dialog state failed")
 
     async def initialize(self) -> None:
         """Nothing to set up."""

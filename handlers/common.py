@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -16,7 +17,16 @@ from telegram import (
     Update,
 )
 from telegram.error import BadRequest
-from telegram.ext import Application, BaseHandler, CallbackContext, ExtBot
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    BaseHandler,
+    CallbackContext,
+    ConversationHandler,
+    ExtBot,
+    MessageHandler,
+    filters,
+)
 from telegram.warnings import PTBUserWarning
 
 from bot.i18n import Translator, pick_locale
@@ -43,6 +53,7 @@ class Context(CallbackContext[ExtBot[None], Data, Data, Data]):
         super().__init__(application, chat_id=chat_id, user_id=user_id)
         self.actor: Actor | None = None
         self.client_language: str | None = None
+        self.handled = False  # a command some dialog has answered (see consuming)
 
     @classmethod
     def from_update(
@@ -152,3 +163,38 @@ async def edit(
 
 
 HandlerList = list[BaseHandler[Update, Context, Any]]
+Callback = Callable[[Update, Context], Coroutine[Any, Any, Any]]
+
+
+def consuming(callback: Callback) -> Callback:
+    """The update is handled here; no later handler gets to answer it.
+
+    Each dialog has its own handler group (see bot/app.py). A command goes on through the later
+    groups, marked as handled, so that every other dialog sees it and ends (a person who starts
+    something new has left what they were doing); anything else stops here. In a
+    ConversationHandler the callback's return value stays the new state.
+    """
+
+    @functools.wraps(callback)
+    async def handled_here(update: Update, context: Context) -> Any:
+        result = await callback(update, context)
+        if _is_command(update):
+            context.handled = True
+            return result
+        raise ApplicationHandlerStop(result)
+
+    return handled_here
+
+
+def _is_command(update: Update) -> bool:
+    message = update.message
+    return bool(message and message.text and message.text.startswith("/"))
+
+
+async def _leave(update: Update, context: Context) -> int:
+    return ConversationHandler.END
+
+
+def ends_on_other_commands() -> BaseHandler[Update, Context, Any]:
+    """A dialog's last fallback: another command ends it quietly and goes on to its own dialog."""
+    return MessageHandler(filters.COMMAND, _leave)

@@ -21,6 +21,8 @@ from handlers.common import (
     Context,
     HandlerList,
     answer,
+    consuming,
+    ends_on_other_commands,
     esc,
     keyboard,
     paginate,
@@ -138,7 +140,7 @@ async def _show_roles(update: Update, context: Context) -> str:
     _ = context.tr.gettext
     rows = [
         [(_(ROLE_NAMES[role]), f"inv:r:{role.value}")]
-        for role in members.INVITABLE_ROLES[actor.role]
+        for role in members.INVITABLE_ROLES.get(actor.role, ())
     ]
     rows.append([(_("Back"), "inv:back"), (_("Cancel"), "inv:x")])
     await answer(update, _("Which role will they have?"), keyboard(rows))
@@ -200,8 +202,8 @@ async def cancel(update: Update, context: Context) -> int:
 
 
 async def type_or_press(update: Update, context: Context) -> None:
-    """Text while the dialog waits for a button."""
-    await answer(update, context.tr.gettext("Please use the buttons above, or /cancel."))
+    """Something the current step does not expect (text where a button is, a photo, ...)."""
+    await answer(update, context.tr.gettext("Please answer the question above, or send /cancel."))
 
 
 def _draft(context: Context) -> dict[str, Any]:
@@ -211,18 +213,22 @@ def _draft(context: Context) -> dict[str, Any]:
 
 def handlers() -> HandlerList:
     buttons = r"^inv:"
+    typed = filters.UpdateType.MESSAGE & ~filters.COMMAND
     return [
         ConversationHandler[Context](
-            entry_points=[CommandHandler("invite", start_invite)],
+            entry_points=[CommandHandler("invite", consuming(start_invite))],
             states={
-                PICK_INSTITUTION: [CallbackQueryHandler(institution_button, pattern=buttons)],
-                NEW_NAME: [MessageHandler(filters.TEXT & ~filters.COMMAND, new_name)],
-                NEW_KIND: [CallbackQueryHandler(kind_button, pattern=buttons)],
-                PICK_ROLE: [CallbackQueryHandler(role_button, pattern=buttons)],
+                PICK_INSTITUTION: [
+                    CallbackQueryHandler(consuming(institution_button), pattern=buttons)
+                ],
+                NEW_NAME: [MessageHandler(typed & filters.TEXT, consuming(new_name))],
+                NEW_KIND: [CallbackQueryHandler(consuming(kind_button), pattern=buttons)],
+                PICK_ROLE: [CallbackQueryHandler(consuming(role_button), pattern=buttons)],
             },
             fallbacks=[
-                CommandHandler("cancel", cancel),
-                MessageHandler(~filters.COMMAND, type_or_press),
+                CommandHandler("cancel", consuming(cancel)),
+                MessageHandler(typed, consuming(type_or_press)),
+                ends_on_other_commands(),
             ],
             allow_reentry=True,
             name="invite",

@@ -12,6 +12,7 @@ from handlers.common import (
     Context,
     HandlerList,
     answer,
+    consuming,
     esc,
     keyboard,
     paginate,
@@ -118,6 +119,6 @@ async def _deactivate(update: Update, context: Context, member_id: int) -> None:
 
 def handlers() -> HandlerList:
     return [
-        CommandHandler("members", list_members),
-        CallbackQueryHandler(members_button, pattern=r"^mem:"),
+        CommandHandler("members", consuming(list_members)),
+        CallbackQueryHandler(consuming(members_button), pattern=r"^mem:"),
     ]

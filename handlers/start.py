@@ -19,7 +19,16 @@ from bot.config import LOCALES
 from bot.i18n import LANGUAGE_NAMES, N_, Translator, pick_locale
 from bot.models import Role
 from bot.services import members
-from handlers.common import Context, HandlerList, answer, esc, keyboard, parse_callback
+from handlers.common import (
+    Context,
+    HandlerList,
+    answer,
+    consuming,
+    ends_on_other_commands,
+    esc,
+    keyboard,
+    parse_callback,
+)
 from handlers.menus import BY_ROLE, COMMON, set_member_menu
 
 CHOOSING_LANGUAGE = "choosing_language"
@@ -161,7 +170,7 @@ async def show_help(update: Update, context: Context) -> None:
 
 async def not_understood(update: Update, context: Context) -> None:
     """A member wrote something no dialog is waiting for."""
-    if update.effective_message is not None:
+    if not context.handled and update.effective_message is not None:
         await update.effective_message.reply_text(
             context.tr.gettext("I did not understand that. /help shows what you can do here.")
         )
@@ -189,32 +198,43 @@ async def presence_changed(update: Update, context: Context) -> None:
             await members.mark_reachable(session, actor)
 
 
-def handlers() -> HandlerList:
-    join = ConversationHandler[Context](
-        entry_points=[
-            CommandHandler("start", start),
-            CommandHandler("language", ask_language),
-        ],
-        states={
-            CHOOSING_LANGUAGE: [
-                CallbackQueryHandler(language_chosen, pattern=r"^lang:"),
-                MessageHandler(~filters.COMMAND, remind_language),
-            ]
-        },
-        fallbacks=[CommandHandler("help", show_help)],
-        allow_reentry=True,
-        name="join",
-        persistent=True,
-    )
+def join_handlers() -> HandlerList:
+    """The join and language dialog: its own handler group, first after the guard."""
     return [
-        join,
-        CommandHandler("help", show_help),
-        ChatMemberHandler(presence_changed, ChatMemberHandler.MY_CHAT_MEMBER),
+        ConversationHandler[Context](
+            entry_points=[
+                CommandHandler("start", consuming(start)),
+                CommandHandler("language", consuming(ask_language)),
+            ],
+            states={
+                CHOOSING_LANGUAGE: [
+                    CallbackQueryHandler(consuming(language_chosen), pattern=r"^lang:"),
+                    MessageHandler(
+                        filters.UpdateType.MESSAGE & ~filters.COMMAND, consuming(remind_language)
+                    ),
+                ]
+            },
+            fallbacks=[ends_on_other_commands()],
+            allow_reentry=True,
+            name="join",
+            persistent=True,
+        )
+    ]
+
+
+def general_handlers() -> HandlerList:
+    return [
+        CommandHandler("help", consuming(show_help)),
+        ChatMemberHandler(consuming(presence_changed), ChatMemberHandler.MY_CHAT_MEMBER),
         # A language button from an old message still works: the choice is harmless.
-        CallbackQueryHandler(language_chosen, pattern=r"^lang:"),
+        CallbackQueryHandler(consuming(language_chosen), pattern=r"^lang:"),
     ]
 
 
 def last_resort_handlers() -> HandlerList:
-    """Registered after every dialog: whatever nobody else took."""
-    return [CallbackQueryHandler(stale_button), MessageHandler(filters.ALL, not_understood)]
+    """Registered after every dialog: whatever nobody else took. Edits of old messages are
+    not answered: they are not new requests."""
+    return [
+        CallbackQueryHandler(stale_button),
+        MessageHandler(filters.UpdateType.MESSAGE, not_understood),
+    ]

@@ -49,3 +49,25 @@ async def test_one_chat_in_order_other_chats_alongside() -> None:
     assert log.index("a1 done") < log.index("a2 started")
     assert len(saved) == 3  # state saved after every update
     assert processor._locks == {}  # no memory kept for idle chats
+
+
+async def test_a_flooding_chat_does_not_take_the_other_chats_slots() -> None:
+    processor = OrderedUpdateProcessor(max_concurrent_updates=2)
+    released = asyncio.Event()
+    done: list[str] = []
+
+    async def handle(name: str, wait: asyncio.Event | None = None) -> None:
+        if wait is not None:
+            await wait.wait()
+        done.append(name)
+
+    flood = [
+        asyncio.create_task(processor.process_update(_update(i, 10), handle(f"a{i}", released)))
+        for i in range(1, 6)
+    ]
+    other = asyncio.create_task(processor.process_update(_update(9, 20), handle("b")))
+    await asyncio.wait_for(other, timeout=5)
+    assert done == ["b"]
+    released.set()
+    await asyncio.gather(*flood)
+    assert done == ["b", "a1", "a2", "a3", "a4", "a5"]

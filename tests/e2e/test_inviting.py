@@ -131,3 +131,43 @@ async def test_referrers_cannot_invite_and_cancel_leaves_nothing(bot: RunningBot
     assert (await admin.next_message()).text == (
         "I did not understand that. /help shows what you can do here."
     )
+
+
+async def test_an_admin_who_skipped_the_language_buttons_can_still_type_a_name(
+    bot: RunningBot, sandbox: BotApiSandbox
+) -> None:
+    admin = sandbox.person(1, "Alena", language_code="en")
+    await admin.send_text(f"/start {await bot.invite_code(Role.ADMIN, 'Městský úřad Cheb')}")
+    await admin.next_message()  # the language buttons, left unpressed
+    await admin.send_text("/invite")
+    await admin.next_message()
+    await admin.press("➕ New institution")
+    await admin.next_message()
+    await admin.send_text("Policie Cheb")
+    assert (await admin.next_message()).text == "What kind of institution is Policie Cheb?"
+
+
+async def test_another_command_ends_a_dialog_so_later_text_is_not_taken_for_it(
+    bot: RunningBot,
+) -> None:
+    admin = await bot.join(1, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
+    await admin.send_text("/invite")
+    await admin.next_message()
+    await admin.press("➕ New institution")
+    await admin.next_message()
+    await admin.send_text("/language")
+    await admin.next_message()
+    await admin.press("English")
+    await admin.next_message()
+    await admin.send_text("hello there")
+    assert (await admin.next_message()).text == (
+        "I did not understand that. /help shows what you can do here."
+    )
+    await admin.send_text("/invite")
+    await admin.next_message()
+    await admin.press("➕ New institution")
+    await admin.next_message()
+    await admin.send_photo()
+    assert (await admin.next_message()).text == (
+        "Please answer the question above, or send /cancel."
+    )
