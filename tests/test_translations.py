@@ -57,6 +57,7 @@ def test_catalog_is_complete_and_current(locale: str) -> None:
     assert not missing, f"{locale}: not in the catalog: {missing}"
     assert not stale, f"{locale}: no longer in the source: {stale}"
     assert not list(catalog.obsolete), f"{locale}: obsolete entries left"
+    assert not catalog.fuzzy, f"{locale}: the catalog header is marked fuzzy"
     assert not fuzzy, f"{locale}: fuzzy: {fuzzy}"
     assert not untranslated, f"{locale}: untranslated: {untranslated}"
     for key, message in entries.items():
