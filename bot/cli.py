@@ -21,7 +21,7 @@ from bot.clock import SystemClock
 from bot.config import Settings, SettingsError, load_settings
 from bot.crypto import load_cipher
 from bot.db import Database
-from bot.logs import configure_logging
+from bot.logs import REDACTED, configure_logging
 from bot.models import InstitutionKind, Role
 from bot.runtime import Runtime
 from bot.services import members
@@ -34,12 +34,18 @@ class CliError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    secrets: list[str] = []
     try:
         settings = load_settings()
-        configure_logging(settings.log_level, _secrets(settings))
+        secrets = _secrets(settings)
+        configure_logging(settings.log_level, secrets)
         args.func(settings, args)
-    except (SettingsError, CliError, ServiceError) as error:
-        print(f"roundtable: {error}", file=sys.stderr)
+    except (SettingsError, CliError, ServiceError, TelegramError, OSError) as error:
+        # One line, never a traceback, and never a secret (an error may quote a URL or a token).
+        message = str(error) or type(error).__name__
+        for secret in secrets:
+            message = message.replace(secret, REDACTED)
+        print(f"roundtable: {message}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None
@@ -156,6 +162,8 @@ class _Printed:
 
 def _invite(settings: Settings, args: argparse.Namespace) -> None:
     async def go() -> _Printed:
+        # Ask Telegram for the bot's name first: a failure then leaves no unseen code behind.
+        username = settings.bot_username or await _bot_username(settings)
         database = await open_database(settings)
         clock = SystemClock()
         try:
@@ -176,7 +184,6 @@ def _invite(settings: Settings, args: argparse.Namespace) -> None:
             raise CliError(str(error)) from None
         finally:
             await database.dispose()
-        username = settings.bot_username or await _bot_username(settings)
         link = f"https://t.me/{username}?start={invite.code}" if username else None
         return _Printed(invite.code, link, invite.expires_at.isoformat())
 

@@ -141,18 +141,31 @@ class Story:
         await self.admin.next_message()
 
 
+def demo_settings(data_dir: Path, sandbox: BotApiSandbox) -> Settings:
+    """Every setting given explicitly: nothing from the environment or a .env file may point
+    the demo at a real database, key or webhook."""
+    defaults = {name: field.get_default() for name, field in Settings.model_fields.items()}
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        **{
+            **defaults,
+            "token": SecretStr(DEMO_TOKEN),
+            "data_dir": data_dir,
+            "database_url": f"sqlite+aiosqlite:///{data_dir / 'demo.sqlite3'}",
+            "encryption_key_file": data_dir / "demo.key",
+            "bot_api_url": sandbox.base_url,
+            "bot_file_url": sandbox.base_file_url,
+        },
+    )
+
+
 async def run_demo(out: str | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="roundtable-demo-") as scratch:
         data_dir = Path(scratch)
         clock = FakeClock(DEMO_START)
         sandbox = BotApiSandbox(token=DEMO_TOKEN, clock=clock.timestamp)
         await sandbox.start()
-        settings = Settings(
-            token=SecretStr(DEMO_TOKEN),
-            data_dir=data_dir,
-            bot_api_url=sandbox.base_url,
-            bot_file_url=sandbox.base_file_url,
-        )
+        settings = demo_settings(data_dir, sandbox)
         database = Database(settings.effective_database_url)
         try:
             await upgrade(database)

@@ -43,4 +43,7 @@ def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
     # httpx logs every request URL at INFO, and Bot API URLs contain the token.
     for noisy in ("httpx", "httpcore", "apscheduler", "aiosqlite", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # At DEBUG python-telegram-bot logs whole updates and request parameters: people's messages,
+    # names and invite codes. Those never go to the log, whatever the level asked for.
+    logging.getLogger("telegram").setLevel(max(logging.INFO, logging.getLogger().level))
     redact_secrets(secrets)

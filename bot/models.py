@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -162,6 +163,11 @@ class AuditEntry(Base):
     subject_type: Mapped[str] = mapped_column(String(32))
     subject_id: Mapped[str | None] = mapped_column(String(64), default=None)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+def conversation_key(key: tuple[int | str, ...]) -> str:
+    """How a python-telegram-bot conversation key (chat id, user id) is stored."""
+    return json.dumps(list(key))
 
 
 class ConversationState(Base):

@@ -20,7 +20,7 @@ from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
 from bot.crypto import Cipher
 from bot.db import Database
-from bot.models import Base, ChatData, ConversationState, UserData
+from bot.models import Base, ChatData, ConversationState, UserData, conversation_key
 
 Data = dict[str, Any]
 
@@ -68,7 +68,7 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
     async def update_conversation(
         self, name: str, key: ConversationKey, new_state: object | None
     ) -> None:
-        encoded_key = json.dumps(list(key))
+        encoded_key = conversation_key(key)
         async with self._database.transaction() as session:
             if new_state is None:
                 await session.execute(

@@ -23,8 +23,18 @@ async def admit(update: Update, context: Context) -> None:
             context.actor = await members.mark_reachable(session, actor)
     if context.actor is not None or _is_join_attempt(update):
         return
+    _forget_in_memory(context, user.id, chat.id if chat else None)
     await _turn_away(update, context)
     raise ApplicationHandlerStop
+
+
+def _forget_in_memory(context: Context, user_id: int, chat_id: int | None) -> None:
+    """A deactivated member's drafts may still be held in memory: drop them with the rows."""
+    application = context.application
+    if user_id in application.user_data:
+        application.drop_user_data(user_id)
+    if chat_id is not None and chat_id in application.chat_data:
+        application.drop_chat_data(chat_id)
 
 
 def _is_join_attempt(update: Update) -> bool:

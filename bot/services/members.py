@@ -11,6 +11,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import (
+    ChatData,
+    ConversationState,
     District,
     Institution,
     InstitutionKind,
@@ -18,6 +20,8 @@ from bot.models import (
     JoinAttempt,
     Member,
     Role,
+    UserData,
+    conversation_key,
 )
 from bot.services import audit
 from bot.services.errors import NotFound, PermissionDenied
@@ -90,6 +94,7 @@ JoinResult = Joined | AlreadyMember | CodeRefused | Throttled
 @dataclass(frozen=True)
 class MemberView:
     member_id: int
+    telegram_user_id: int
     chat_id: int
     display_name: str
     institution_name: str
@@ -136,7 +141,7 @@ async def ensure_district(session: AsyncSession, name: str | None, *, now: datet
         if len(districts) == 1:
             return districts[0]
         if len(districts) > 1:
-            raise NotFound("several districts exist: name one")
+            raise NotFound("there are several districts: say which one with --district")
         name = DEFAULT_DISTRICT
     name = _clean_name(name)
     district = await session.scalar(select(District).where(District.name == name))
@@ -190,7 +195,7 @@ async def create_invite(
     """A new one-time code for joining an institution in a role. creator=None is the CLI."""
     institution = await session.get(Institution, institution_id)
     if institution is None:
-        raise NotFound("institution")
+        raise NotFound(f"no institution with id {institution_id}")
     if creator is not None and (
         role not in INVITABLE_ROLES.get(creator.role, ())
         or institution.district_id != creator.district_id
@@ -350,13 +355,14 @@ async def deactivate_member(
         query = query.where(Institution.district_id == actor.district_id)
     row = (await session.execute(query)).first()
     if row is None:
-        raise NotFound("member")
+        raise NotFound(f"no member with id {member_id}")
     member, institution = row
     if actor is not None and member.id == actor.member_id:
         raise PermissionDenied("an admin cannot deactivate themselves")
     if member.active:
         member.active = False
         member.deactivated_at = now
+        await _forget_leaver(session, member, now=now)
         await audit.record(
             session,
             at=now,
@@ -367,6 +373,23 @@ async def deactivate_member(
             via="bot" if actor else "cli",
         )
     return _view(member, institution)
+
+
+async def _forget_leaver(session: AsyncSession, member: Member, *, now: datetime) -> None:
+    """A leaver's unused invite links stop working, and their unfinished drafts are deleted."""
+    await session.execute(
+        update(InviteCode)
+        .where(
+            InviteCode.created_by_id == member.id,
+            InviteCode.used_at.is_(None),
+            InviteCode.expires_at > now,
+        )
+        .values(expires_at=now)
+    )
+    key = conversation_key((member.chat_id, member.telegram_user_id))
+    await session.execute(delete(ConversationState).where(ConversationState.key == key))
+    await session.execute(delete(UserData).where(UserData.user_id == member.telegram_user_id))
+    await session.execute(delete(ChatData).where(ChatData.chat_id == member.chat_id))
 
 
 async def admin_locales(session: AsyncSession) -> list[tuple[int, str]]:
@@ -422,6 +445,7 @@ def _require_admin(actor: Actor, *, now: datetime, action: str, subject: object 
 def _view(member: Member, institution: Institution) -> MemberView:
     return MemberView(
         member_id=member.id,
+        telegram_user_id=member.telegram_user_id,
         chat_id=member.chat_id,
         display_name=member.display_name,
         institution_name=institution.name,

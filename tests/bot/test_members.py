@@ -9,8 +9,10 @@ import pytest
 from sqlalchemy import select, text
 
 from bot.clock import FakeClock
+from bot.crypto import Cipher
 from bot.db import Database
 from bot.models import AuditEntry, InstitutionKind, Role
+from bot.persistence import DatabasePersistence
 from bot.services import members
 from bot.services.errors import NotFound, PermissionDenied
 
@@ -177,3 +179,19 @@ async def test_several_districts_need_a_name(database: Database, clock: FakeCloc
         await members.ensure_district(session, "Sokolov", now=clock.now())
         with pytest.raises(NotFound):
             await members.ensure_district(session, None, now=clock.now())
+
+
+async def test_a_leavers_unused_invites_and_drafts_go_with_them(
+    database: Database, clock: FakeClock, cipher: Cipher
+) -> None:
+    admin = await _join(database, clock, Role.ADMIN, 1, institution="Town hall")
+    coordinator = await _join(database, clock, Role.COORDINATOR, 2, institution="OSPOD Cheb")
+    pending = await _invite(database, clock, Role.PARTICIPANT, creator=coordinator)
+    persistence = DatabasePersistence(database, cipher)
+    await persistence.update_user_data(2, {"invite": {"new_name": "half typed"}})
+    await persistence.update_conversation("invite", (2, 2), "new_name")
+    async with database.transaction() as session:
+        await members.deactivate_member(session, admin, coordinator.member_id, now=clock.now())
+    assert await _redeem(database, clock, pending.code, 3) == members.CodeRefused("expired")
+    assert await persistence.get_user_data() == {}
+    assert await persistence.get_conversations("invite") == {}

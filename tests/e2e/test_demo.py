@@ -10,6 +10,10 @@ from pathlib import Path
 
 def test_run_without_a_token_says_so_and_plays_the_demo(tmp_path: Path) -> None:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ROUNDTABLE_")}
+    # Settings meant for the real bot must not pull the demo into real data.
+    real_database = tmp_path / "production.sqlite3"
+    environment["ROUNDTABLE_DATABASE_URL"] = f"sqlite:///{real_database}"
+    environment["ROUNDTABLE_ENCRYPTION_KEY_FILE"] = str(tmp_path / "production.key")
     out = tmp_path / "out"
     result = subprocess.run(
         [sys.executable, "-m", "bot.cli", "run", "--or-demo"],
@@ -25,7 +29,7 @@ def test_run_without_a_token_says_so_and_plays_the_demo(tmp_path: Path) -> None:
         "ROUNDTABLE_TOKEN is not set, so this runs the built-in demo instead of the bot."
     )
     assert "===== Olena (psychologist) =====" in result.stdout
-    assert not (tmp_path / "data").exists()  # the demo leaves no database or key behind
+    assert sorted(path.name for path in tmp_path.iterdir()) == []  # nothing left behind
 
     written = subprocess.run(
         [sys.executable, "-m", "bot.cli", "demo", "--out", str(out)],
