@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -51,6 +53,29 @@ def _make_sqlite_transactions_immediate(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _insert(session: AsyncSession, model: type[Any], values: dict[str, Any]) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (sqlite_insert if dialect == "sqlite" else pg_insert)(model).values(**values)
+
+
+async def upsert(
+    session: AsyncSession, model: type[Any], values: dict[str, Any], keys: Sequence[str]
+) -> None:
+    """Insert a row, or update it where its keys already exist: one statement, no race."""
+    statement = _insert(session, model, values)
+    updates = {column: statement.excluded[column] for column in values if column not in keys}
+    await session.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates))
+
+
+async def insert_if_absent(
+    session: AsyncSession, model: type[Any], values: dict[str, Any], keys: Sequence[str]
+) -> None:
+    """Insert a row unless one with the same keys exists (also when another process is
+    inserting it at this moment, where select-then-insert would fail on the unique key)."""
+    statement = _insert(session, model, values)
+    await session.execute(statement.on_conflict_do_nothing(index_elements=keys))
 
 
 class Database:

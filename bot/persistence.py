@@ -8,19 +8,15 @@ deleted, not kept as empty rows.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
 from bot.crypto import Cipher
-from bot.db import Database
-from bot.models import Base, ChatData, ConversationState, UserData, conversation_key
+from bot.db import Database, upsert
+from bot.models import ChatData, ConversationState, UserData, conversation_key
 
 Data = dict[str, Any]
 
@@ -77,7 +73,7 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
                     )
                 )
                 return
-            await _upsert(
+            await upsert(
                 session,
                 ConversationState,
                 {"handler": name, "key": encoded_key, "state": new_state},
@@ -90,7 +86,7 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
                 await session.execute(delete(UserData).where(UserData.user_id == user_id))
                 return
             values = {"user_id": user_id, "data": self._cipher.encrypt_json(data)}
-            await _upsert(session, UserData, values, ("user_id",))
+            await upsert(session, UserData, values, ("user_id",))
 
     async def update_chat_data(self, chat_id: int, data: Data) -> None:
         async with self._database.transaction() as session:
@@ -98,7 +94,7 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
                 await session.execute(delete(ChatData).where(ChatData.chat_id == chat_id))
                 return
             values = {"chat_id": chat_id, "data": self._cipher.encrypt_json(data)}
-            await _upsert(session, ChatData, values, ("chat_id",))
+            await upsert(session, ChatData, values, ("chat_id",))
 
     async def drop_user_data(self, user_id: int) -> None:
         await self.update_user_data(user_id, {})
@@ -123,12 +119,3 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
 
     async def flush(self) -> None:
         """Every write is committed when made; nothing is buffered."""
-
-
-async def _upsert(
-    session: AsyncSession, model: type[Base], values: dict[str, Any], keys: Sequence[str]
-) -> None:
-    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
-    statement = insert(model).values(**values)
-    updates = {column: statement.excluded[column] for column in values if column not in keys}
-    await session.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates))

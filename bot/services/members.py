@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db import insert_if_absent
 from bot.models import (
     ChatData,
     ConversationState,
@@ -144,26 +145,20 @@ async def ensure_district(session: AsyncSession, name: str | None, *, now: datet
             raise NotFound("there are several districts: say which one with --district")
         name = DEFAULT_DISTRICT
     name = _clean_name(name)
-    district = await session.scalar(select(District).where(District.name == name))
-    if district is None:
-        district = District(name=name, created_at=now)
-        session.add(district)
-        await session.flush()
-    return district
+    await insert_if_absent(session, District, {"name": name, "created_at": now}, ["name"])
+    return (await session.scalars(select(District).where(District.name == name))).one()
 
 
 async def ensure_institution(
     session: AsyncSession, district: District, name: str, kind: InstitutionKind, *, now: datetime
 ) -> Institution:
     name = _clean_name(name)
-    institution = await session.scalar(
-        select(Institution).where(Institution.district_id == district.id, Institution.name == name)
+    values = {"district_id": district.id, "name": name, "kind": kind, "created_at": now}
+    await insert_if_absent(session, Institution, values, ["district_id", "name"])
+    query = select(Institution).where(
+        Institution.district_id == district.id, Institution.name == name
     )
-    if institution is None:
-        institution = Institution(district_id=district.id, name=name, kind=kind, created_at=now)
-        session.add(institution)
-        await session.flush()
-    return institution
+    return (await session.scalars(query)).one()
 
 
 def _clean_name(name: str) -> str:

@@ -195,3 +195,17 @@ async def test_a_leavers_unused_invites_and_drafts_go_with_them(
     assert await _redeem(database, clock, pending.code, 3) == members.CodeRefused("expired")
     assert await persistence.get_user_data() == {}
     assert await persistence.get_conversations("invite") == {}
+
+
+async def test_two_admins_creating_the_same_institution_at_once_get_one(
+    database: Database, clock: FakeClock
+) -> None:
+    async def create() -> int:
+        async with database.transaction() as session:
+            district = await members.ensure_district(session, "Cheb", now=clock.now())
+            school = await members.ensure_institution(
+                session, district, "ZŠ Kamenná", InstitutionKind.SCHOOL, now=clock.now()
+            )
+            return school.id
+
+    assert len(set(await asyncio.gather(*(create() for _ in range(8))))) == 1
