@@ -142,24 +142,49 @@ async def answer(
     """Reply to a message, or replace the message whose button was pressed."""
     query = update.callback_query
     if query is not None:
-        await query.answer()
+        await acknowledge(query)
         return await edit(query, text, markup)
     if update.effective_message is not None:
         return await update.effective_message.reply_text(text, reply_markup=markup)
     return None
 
 
+async def acknowledge(
+    query: CallbackQuery, text: str | None = None, *, alert: bool = False
+) -> None:
+    """Stop the button's spinner. A press handled late (after a restart, say) can no longer be
+    acknowledged; it is still handled."""
+    try:
+        await query.answer(text, show_alert=alert)
+    except BadRequest as error:
+        if "query is too old" not in error.message.lower():
+            raise
+
+
 async def edit(
     query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None
 ) -> Message | None:
-    """Edit the message under a pressed button; an identical edit is not an error."""
-    try:
-        result = await query.edit_message_text(text, reply_markup=markup)
-    except BadRequest as error:
-        if "not modified" in error.message:
-            return None
-        raise
-    return result if isinstance(result, Message) else None
+    """Replace the message under a pressed button; if it cannot be edited, send a new one.
+
+    An identical edit is not an error. A message Telegram no longer lets us edit (deleted, too
+    old, inaccessible) gets the answer as a new message instead of an error.
+    """
+    if isinstance(query.message, Message):
+        try:
+            result = await query.edit_message_text(text, reply_markup=markup)
+        except BadRequest as error:
+            if "not modified" in error.message:
+                return None
+            if not any(reason in error.message.lower() for reason in _UNEDITABLE):
+                raise
+        else:
+            return result if isinstance(result, Message) else None
+    if query.message is None:
+        return None
+    return await query.get_bot().send_message(query.message.chat.id, text, reply_markup=markup)
+
+
+_UNEDITABLE = ("message to edit not found", "message can't be edited")
 
 
 HandlerList = list[BaseHandler[Update, Context, Any]]

@@ -7,7 +7,7 @@ import logging
 import secrets
 
 from telegram import Update
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.i18n import Translator
 from bot.services import members
@@ -28,6 +28,15 @@ async def on_error(update: object, context: Context) -> None:
         return
     error_id = secrets.token_hex(4)
     update_id = update.update_id if isinstance(update, Update) else None
+    if isinstance(error, NetworkError | RetryAfter):
+        # Telegram or the network hiccuped (already retried by the rate limiter): worth a line
+        # in the log and a word to the user, not an alert to every admin.
+        logger.warning(
+            "error %s: %s while handling update %s", error_id, type(error).__name__, update_id
+        )
+        if isinstance(update, Update):
+            await _reassure(update, context, error_id)
+        return
     # The traceback names code and exception types; the database hides statement parameters
     # and no update content is logged, so no personal data reaches the log.
     logger.error("error %s while handling update %s", error_id, update_id, exc_info=error)

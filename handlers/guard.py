@@ -7,7 +7,7 @@ from telegram.constants import ChatType
 from telegram.ext import ApplicationHandlerStop, TypeHandler
 
 from bot.services import members
-from handlers.common import Context, HandlerList
+from handlers.common import Context, HandlerList, acknowledge
 
 
 async def admit(update: Update, context: Context) -> None:
@@ -49,7 +49,7 @@ async def _turn_away(update: Update, context: Context) -> None:
         "Please ask your coordinator for a personal invite link."
     )
     if update.callback_query is not None:
-        await update.callback_query.answer(text, show_alert=True)
+        await acknowledge(update.callback_query, text, alert=True)
     elif update.effective_message is not None:
         await update.effective_message.reply_text(text)
 

@@ -22,6 +22,7 @@ from bot.services import members
 from handlers.common import (
     Context,
     HandlerList,
+    acknowledge,
     answer,
     consuming,
     ends_on_other_commands,
@@ -179,8 +180,8 @@ async def not_understood(update: Update, context: Context) -> None:
 async def stale_button(update: Update, context: Context) -> None:
     """A button from an old or finished dialog: say so, change nothing."""
     if update.callback_query is not None:
-        await update.callback_query.answer(
-            context.tr.gettext("This button is no longer active."), show_alert=False
+        await acknowledge(
+            update.callback_query, context.tr.gettext("This button is no longer active.")
         )
 
 

@@ -92,3 +92,32 @@ async def test_a_long_member_list_pages_and_a_stale_page_button_shows_the_last_p
     assert "page 1 of 2" in ((await admin.next_message()).text or "")
     await admin.press_data("mem:p:99")
     assert "page 2 of 2" in ((await admin.next_message()).text or "")
+
+
+async def test_a_late_press_on_a_deleted_message_gets_a_new_message(bot: RunningBot) -> None:
+    admin = await bot.join(1, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
+    await admin.send_text("/members")
+    listing = await admin.next_message()
+    person = {"id": 1, "is_bot": False, "first_name": "Alena"}
+    # A press Telegram delivered late (its query can no longer be answered) on a message that
+    # is gone (it can no longer be edited): the answer comes as a new message, not an error.
+    await bot.sandbox.push_update(
+        {
+            "callback_query": {
+                "id": "expired-query",
+                "from": person,
+                "chat_instance": "1",
+                "data": "mem:p:0",
+                "message": {
+                    "message_id": 999_999,
+                    "date": 0,
+                    "chat": {"id": 1, "type": "private", "first_name": "Alena"},
+                    "from": bot.sandbox.bot_user,
+                    "text": "an old list",
+                },
+            }
+        }
+    )
+    again = await admin.next_message()
+    assert again.message_id != listing.message_id
+    assert again.text == listing.text
