@@ -42,7 +42,8 @@ async def on_error(update: object, context: Context) -> None:
     logger.error("error %s while handling update %s", error_id, update_id, exc_info=error)
     if isinstance(update, Update):
         await _reassure(update, context, error_id)
-    await _alert_admins(context, error_id, exclude=chat_id)
+    district_id = context.actor.district_id if context.actor is not None else None
+    await _alert_admins(context, error_id, district_id=district_id, exclude=chat_id)
 
 
 async def _translator_of(update: Update, context: Context) -> Translator:
@@ -78,11 +79,15 @@ async def _reassure(update: Update, context: Context, error_id: str) -> None:
         await send_safely(context, update.effective_chat.id, text)
 
 
-async def _alert_admins(context: Context, error_id: str, *, exclude: int | None) -> None:
+async def _alert_admins(
+    context: Context, error_id: str, *, district_id: int | None, exclude: int | None
+) -> None:
+    """The admins of the district where it happened (all admins when nobody's district is
+    known, e.g. for a stranger's update)."""
     runtime = context.runtime
     try:
         async with runtime.database.transaction() as session:
-            admins = await members.admin_locales(session)
+            admins = await members.admin_locales(session, district_id)
     except Exception:
         logger.exception("could not look up admins for error %s", error_id)
         return

@@ -387,13 +387,17 @@ async def _forget_leaver(session: AsyncSession, member: Member, *, now: datetime
     await session.execute(delete(ChatData).where(ChatData.chat_id == member.chat_id))
 
 
-async def admin_locales(session: AsyncSession) -> list[tuple[int, str]]:
-    """Where operational alerts go: (chat id, locale) of every active, reachable admin."""
-    rows = await session.execute(
-        select(Member.chat_id, Member.locale).where(
-            Member.role == Role.ADMIN, Member.active.is_(True), Member.reachable.is_(True)
-        )
+async def admin_locales(session: AsyncSession, district_id: int | None) -> list[tuple[int, str]]:
+    """Where operational alerts go: (chat id, locale) of the active, reachable admins of a
+    district, or of all districts when district_id is None."""
+    query = select(Member.chat_id, Member.locale).where(
+        Member.role == Role.ADMIN, Member.active.is_(True), Member.reachable.is_(True)
     )
+    if district_id is not None:
+        query = query.join(Institution, Member.institution_id == Institution.id).where(
+            Institution.district_id == district_id
+        )
+    rows = await session.execute(query)
     return [(chat_id, locale) for chat_id, locale in rows]
 
 

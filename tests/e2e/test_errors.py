@@ -60,11 +60,16 @@ async def test_a_failing_service_is_reported_with_an_error_id_and_a_blocked_admi
     assert back is not None and back.reachable
 
 
-async def test_other_admins_get_the_error_id(
+async def test_the_districts_other_admins_get_the_error_id(
     bot: RunningBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first_admin = await bot.join(1, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
     second_admin = await bot.join(2, "Bohdan", Role.ADMIN, institution="Městský úřad Cheb")
+    elsewhere = bot.sandbox.person(3, "Zdeněk", language_code="en")
+    await elsewhere.send_text(
+        f"/start {await bot.invite_code(Role.ADMIN, 'MěÚ Sokolov', district='Sokolov')}"
+    )
+    await elsewhere.next_message()
 
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("a bug")
@@ -76,6 +81,9 @@ async def test_other_admins_get_the_error_id(
     assert alert == (
         f"Round Table hit an error while serving a member. Error id for the log: {error_id}"
     )
+    await first_admin.send_text("/help")  # handled only after the error report went out
+    await first_admin.next_message()
+    assert [event.kind for event in elsewhere.events] == ["user", "sent"]  # no alert
 
 
 async def test_a_member_who_blocks_the_bot_is_marked_unreachable_at_once(bot: RunningBot) -> None:
