@@ -130,6 +130,13 @@ class Settings(BaseSettings):
         return self.encryption_key_file or self.data_dir / "secret.key"
 
 
+def isolated_settings(**values: object) -> Settings:
+    """Settings from the given values and the defaults only: no environment variable and no
+    .env file can point the demo or a test at a real database, key or webhook."""
+    defaults = {name: field.get_default() for name, field in Settings.model_fields.items()}
+    return Settings(_env_file=None, **{**defaults, **values})  # type: ignore[call-arg]
+
+
 def _valid_secret(secret: str) -> bool:
     allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
     return 0 < len(secret) <= 256 and set(secret) <= allowed

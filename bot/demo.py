@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from bot.app import build_application, serve
 from bot.clock import FakeClock
-from bot.config import Settings
+from bot.config import Settings, isolated_settings
 from bot.crypto import load_cipher
 from bot.db import Database
 from bot.migrate import upgrade
@@ -142,20 +142,13 @@ class Story:
 
 
 def demo_settings(data_dir: Path, sandbox: BotApiSandbox) -> Settings:
-    """Every setting given explicitly: nothing from the environment or a .env file may point
-    the demo at a real database, key or webhook."""
-    defaults = {name: field.get_default() for name, field in Settings.model_fields.items()}
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        **{
-            **defaults,
-            "token": SecretStr(DEMO_TOKEN),
-            "data_dir": data_dir,
-            "database_url": f"sqlite+aiosqlite:///{data_dir / 'demo.sqlite3'}",
-            "encryption_key_file": data_dir / "demo.key",
-            "bot_api_url": sandbox.base_url,
-            "bot_file_url": sandbox.base_file_url,
-        },
+    return isolated_settings(
+        token=SecretStr(DEMO_TOKEN),
+        data_dir=data_dir,
+        database_url=f"sqlite+aiosqlite:///{data_dir / 'demo.sqlite3'}",
+        encryption_key_file=data_dir / "demo.key",
+        bot_api_url=sandbox.base_url,
+        bot_file_url=sandbox.base_file_url,
     )
 
 

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from bot.app import RoundTableApp, build_application, serve
 from bot.clock import FakeClock
-from bot.config import Settings
+from bot.config import Settings, isolated_settings
 from bot.crypto import Cipher
 from bot.db import Database
 from bot.models import InstitutionKind, Role
@@ -33,8 +34,8 @@ async def sandbox(clock: FakeClock) -> AsyncIterator[BotApiSandbox]:
 
 @pytest.fixture
 def settings(database_url: str, sandbox: BotApiSandbox, tmp_path: Path) -> Settings:
-    return Settings(
-        token=TOKEN,
+    return isolated_settings(
+        token=SecretStr(TOKEN),
         database_url=database_url,
         bot_api_url=sandbox.base_url,
         bot_file_url=sandbox.base_file_url,

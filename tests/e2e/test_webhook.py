@@ -8,8 +8,10 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from pydantic import SecretStr
 
 from bot.app import build_application, serve
+from bot.config import isolated_settings
 from bot.models import Role
 from bot.runtime import Runtime
 from bot.sandbox import BotApiSandbox
@@ -27,14 +29,14 @@ def _free_port() -> int:
 @pytest.fixture
 async def webhook_bot(runtime: Runtime, sandbox: BotApiSandbox) -> AsyncIterator[RunningBot]:
     port = _free_port()
-    settings = runtime.settings.model_copy(
-        update={
+    settings = isolated_settings(
+        **{
+            **runtime.settings.model_dump(),
             "webhook_url": f"http://127.0.0.1:{port}/telegram",
-            "webhook_secret": SECRET,
+            "webhook_secret": SecretStr(SECRET),
             "webhook_port": port,
         }
     )
-    settings = type(settings).model_validate(settings.model_dump())
     hooked = Runtime(
         settings=settings, database=runtime.database, clock=runtime.clock, cipher=runtime.cipher
     )
