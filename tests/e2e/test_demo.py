@@ -8,6 +8,20 @@ import sys
 from pathlib import Path
 
 
+def _roundtable(
+    environment: dict[str, str], cwd: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        env=environment,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def test_run_without_a_token_says_so_and_plays_the_demo(tmp_path: Path) -> None:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ROUNDTABLE_")}
     # Settings meant for the real bot must not pull the demo into real data.
