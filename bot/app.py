@@ -78,8 +78,7 @@ def build_application(runtime: Runtime) -> RoundTableApp:
 async def _announce(application: RoundTableApp) -> None:
     """What Telegram should show before anyone talks to the bot: the strangers' menus."""
     runtime: Runtime = application.bot_data[RUNTIME_KEY]
-    translators = {locale: runtime.translator(locale) for locale in ("cs", "en", "uk")}
-    await set_stranger_menus(application.bot, runtime.settings.default_locale, translators)
+    await set_stranger_menus(application.bot, runtime.settings.default_locale, runtime.translator)
 
 
 async def serve(application: RoundTableApp, stop: asyncio.Event) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from telegram import Bot, BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 from telegram.error import TelegramError
@@ -47,11 +48,11 @@ async def clear_member_menu(bot: Bot, chat_id: int) -> None:
 
 
 async def set_stranger_menus(
-    bot: Bot, default_locale: str, translators: dict[str, Translator]
+    bot: Bot, default_locale: str, translator: Callable[[str], Translator]
 ) -> None:
     """The menu people see before they join, in each supported client language."""
     for locale in LOCALES:
-        commands = [BotCommand(name, translators[locale].gettext(text)) for name, text in STRANGER]
+        commands = [BotCommand(name, translator(locale).gettext(text)) for name, text in STRANGER]
         language_code = None if locale == default_locale else locale
         try:
             await bot.set_my_commands(

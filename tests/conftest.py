@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +24,21 @@ POSTGRES_URL = os.environ.get("ROUNDTABLE_TEST_DATABASE_URL")
 # Monday 23 November 2026, 08:00 in Prague.
 START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 TEST_KEY = b"hUv2G0dbT8JxjVgKq3bt0x1m8yUZBq6hL0oOEnR3U4c="
+
+
+def run_roundtable(
+    environment: dict[str, str], cwd: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """The `roundtable` command as an operator runs it, in its own process."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        env=environment,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _prepare(url: str) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ import pytest
 from bot.config import SettingsError, load_settings
 from bot.crypto import Cipher, load_cipher
 from bot.logs import redact_secrets
+from tests.conftest import run_roundtable
 
 
 @pytest.fixture(autouse=True)
@@ -64,15 +63,7 @@ def test_the_command_reports_a_wrong_setting_in_one_line(tmp_path: Path) -> None
         "ROUNDTABLE_WEBHOOK_URL": "https://bot.example/hook",
         "ROUNDTABLE_TOKEN": "123:abc",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "run"],
-        env=environment,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_roundtable(environment, tmp_path, "run")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "roundtable: ROUNDTABLE_WEBHOOK_SECRET is required when ROUNDTABLE_WEBHOOK_URL is set"

@@ -3,23 +3,9 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-
-def _roundtable(
-    environment: dict[str, str], cwd: Path, *args: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
-        env=environment,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from tests.conftest import run_roundtable
 
 
 def test_run_without_a_token_says_so_and_plays_the_demo(tmp_path: Path) -> None:
@@ -29,15 +15,7 @@ def test_run_without_a_token_says_so_and_plays_the_demo(tmp_path: Path) -> None:
     environment["ROUNDTABLE_DATABASE_URL"] = f"sqlite:///{real_database}"
     environment["ROUNDTABLE_ENCRYPTION_KEY_FILE"] = str(tmp_path / "production.key")
     out = tmp_path / "out"
-    result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "run", "--or-demo"],
-        env=environment,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_roundtable(environment, tmp_path, "run", "--or-demo")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == (
         "ROUNDTABLE_TOKEN is not set, so this runs the built-in demo instead of the bot."
@@ -45,15 +23,7 @@ def test_run_without_a_token_says_so_and_plays_the_demo(tmp_path: Path) -> None:
     assert "===== Olena (psychologist) =====" in result.stdout
     assert sorted(path.name for path in tmp_path.iterdir()) == []  # nothing left behind
 
-    written = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "demo", "--out", str(out)],
-        env=environment,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    written = run_roundtable(environment, tmp_path, "demo", "--out", str(out))
     assert written.returncode == 0, written.stderr
     assert sorted(path.name for path in out.iterdir()) == [
         "admin.txt",

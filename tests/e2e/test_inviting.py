@@ -19,6 +19,14 @@ def _code(text: str | None) -> str:
     return found.group(1)
 
 
+async def _ask_for_a_new_institution(admin: Person) -> None:
+    """/invite, then "➕ New institution": the bot now waits for the name."""
+    await admin.send_text("/invite")
+    await admin.next_message()
+    await admin.press("➕ New institution")
+    await admin.next_message()
+
+
 async def _labels(person: Person) -> list[str]:
     message = await person.next_message()
     return [label for row in message.buttons() for label, _ in row]
@@ -121,10 +129,7 @@ async def test_referrers_cannot_invite_and_cancel_leaves_nothing(bot: RunningBot
         "Only administrators and coordinators can create invite links."
     )
     admin = await bot.join(2, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
-    await admin.send_text("/invite")
-    await admin.next_message()
-    await admin.press("➕ New institution")
-    await admin.next_message()
+    await _ask_for_a_new_institution(admin)
     await admin.send_text("/cancel")
     assert (await admin.next_message()).text == "Cancelled. No invite link was created."
     await admin.send_text("Policie")
@@ -139,10 +144,7 @@ async def test_an_admin_who_skipped_the_language_buttons_can_still_type_a_name(
     admin = sandbox.person(1, "Alena", language_code="en")
     await admin.send_text(f"/start {await bot.invite_code(Role.ADMIN, 'Městský úřad Cheb')}")
     await admin.next_message()  # the language buttons, left unpressed
-    await admin.send_text("/invite")
-    await admin.next_message()
-    await admin.press("➕ New institution")
-    await admin.next_message()
+    await _ask_for_a_new_institution(admin)
     await admin.send_text("Policie Cheb")
     assert (await admin.next_message()).text == "What kind of institution is Policie Cheb?"
 
@@ -151,10 +153,7 @@ async def test_another_command_ends_a_dialog_so_later_text_is_not_taken_for_it(
     bot: RunningBot,
 ) -> None:
     admin = await bot.join(1, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
-    await admin.send_text("/invite")
-    await admin.next_message()
-    await admin.press("➕ New institution")
-    await admin.next_message()
+    await _ask_for_a_new_institution(admin)
     await admin.send_text("/language")
     await admin.next_message()
     await admin.press("English")
@@ -163,10 +162,7 @@ async def test_another_command_ends_a_dialog_so_later_text_is_not_taken_for_it(
     assert (await admin.next_message()).text == (
         "I did not understand that. /help shows what you can do here."
     )
-    await admin.send_text("/invite")
-    await admin.next_message()
-    await admin.press("➕ New institution")
-    await admin.next_message()
+    await _ask_for_a_new_institution(admin)
     await admin.send_photo()
     assert (await admin.next_message()).text == (
         "Please answer the question above, or send /cancel."
