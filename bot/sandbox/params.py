@@ -22,6 +22,7 @@ _JSON_PARAMS = frozenset(
         "link_preview_options",
         "reply_parameters",
         "media",
+        "message_ids",
     }
 )
 _INT_PARAMS = frozenset(

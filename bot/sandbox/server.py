@@ -36,6 +36,7 @@ _SENDING_METHODS = frozenset(
     {"sendMessage", "sendDocument", "sendPhoto", "copyMessage", "forwardMessage"}
 )
 _DELETE_WINDOW_SECONDS = 48 * 3600
+_MAX_DELETE_BATCH = 100
 _MAX_UPDATES_PER_CALL = 100
 _MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # getFile refuses bigger files for bots
 _MAX_REQUEST_BYTES = 51 * 1024 * 1024  # 50 MB uploads plus the form around them
@@ -300,6 +301,7 @@ class BotApiSandbox:
             "editMessageText": self._edit_message_text,
             "editMessageReplyMarkup": self._edit_message_reply_markup,
             "deleteMessage": self._delete_message,
+            "deleteMessages": self._delete_messages,
             "answerCallbackQuery": self._answer_callback_query,
             "sendDocument": self._send_document,
             "getFile": self._get_file,
@@ -513,6 +515,21 @@ class BotApiSandbox:
         if self._clock() - message.date > _DELETE_WINDOW_SECONDS:
             raise ApiError.bad_request("message can't be deleted for everyone")
         person.chat.update(replace(message, deleted=True), "deleted")
+        return True
+
+    async def _delete_messages(self, request: ApiRequest) -> bool:
+        """Like Telegram: 1 to 100 ids; messages that cannot be found or deleted are skipped."""
+        person = self._person_for(request)
+        ids = request.object("message_ids")
+        if not isinstance(ids, list) or not 1 <= len(ids) <= _MAX_DELETE_BATCH:
+            raise ApiError.bad_request("message_ids must be a list of 1 to 100 identifiers")
+        for message_id in ids:
+            message = person.chat.messages.get(message_id) if isinstance(message_id, int) else None
+            if message is None or message.deleted:
+                continue
+            if self._clock() - message.date > _DELETE_WINDOW_SECONDS:
+                continue
+            person.chat.update(replace(message, deleted=True), "deleted")
         return True
 
     async def _answer_callback_query(self, request: ApiRequest) -> bool:

@@ -217,6 +217,24 @@ async def test_messages_older_than_48_hours_cannot_be_deleted() -> None:
         assert sent.date.timestamp() == 1_700_000_000
 
 
+async def test_delete_messages_skips_what_cannot_be_deleted() -> None:
+    now = [1_700_000_000.0]
+    async with running_sandbox(clock=lambda: now[0]) as box, client(box) as bot:
+        alice = box.person(ALICE, "Alice")
+        old = await alice.send_text("an old message of hers")
+        now[0] += 49 * 3600
+        recent = await alice.send_text("a recent one")
+        mine = await bot.send_message(ALICE, "the bot's")
+
+        assert await bot.delete_messages(ALICE, [old, recent, mine.message_id, 999])
+
+        assert not alice.messages[old].deleted
+        assert alice.messages[recent].deleted
+        assert alice.messages[mine.message_id].deleted
+        with pytest.raises(BadRequest, match="1 to 100"):
+            await bot.delete_messages(ALICE, list(range(1, 102)))
+
+
 async def test_next_message_skips_deletions(bot: Bot, alice: Person) -> None:
     first = await bot.send_message(ALICE, "one")
     await bot.delete_message(ALICE, first.message_id)
