@@ -26,10 +26,10 @@ lint: $(STAMP)
 # After changing user-visible strings: refresh the catalogs, then translate the new entries.
 messages: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output \
-		--project "Round Table" -o locales/messages.pot .
+		--project "Round Table" --width 100 -o locales/messages.pot .
 	for locale in cs en uk; do \
 		$(BIN)/pybabel update -i locales/messages.pot -d locales -l $$locale \
-			--no-fuzzy-matching --ignore-obsolete --omit-header; \
+			--no-fuzzy-matching --ignore-obsolete --width 100; \
 	done
 
 clean:

@@ -20,10 +20,11 @@ from telegram.ext import (
 from bot.persistence import DatabasePersistence
 from bot.processor import OrderedUpdateProcessor
 from bot.runtime import Runtime
-from handlers import guard, invite, members, start
+from handlers import guard, invite, members, referral, start, triage
 from handlers.common import RUNTIME_KEY, Context, Data
 from handlers.errors import on_error
 from handlers.menus import set_stranger_menus
+from handlers.sweep import sweep
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,9 @@ def build_application(runtime: Runtime) -> RoundTableApp:
         start.join_handlers(),
         invite.handlers(),
         members.handlers(),
+        referral.handlers(),
+        triage.handlers(),
+        referral.command_handlers() + triage.command_handlers(),
         start.general_handlers(),
         # Last: stale buttons and messages no dialog is waiting for.
         start.last_resort_handlers(),
@@ -72,6 +76,11 @@ def build_application(runtime: Runtime) -> RoundTableApp:
     for group, dialog in enumerate(dialogs):
         application.add_handlers(dialog, group=group)
     application.add_error_handler(on_error)
+    job_queue = application.job_queue
+    assert job_queue is not None  # python-telegram-bot[job-queue] is a dependency
+    job_queue.run_repeating(
+        sweep, interval=settings.sweep_seconds, first=settings.sweep_seconds, name="sweep"
+    )
     return application
 
 

@@ -1,4 +1,4 @@
-"""The `roundtable` command: run, demo, migrate, invite, members."""
+"""The `roundtable` command: run, demo, migrate, invite, members, rotate-key."""
 
 from __future__ import annotations
 
@@ -8,18 +8,20 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy.exc import DBAPIError
 from telegram import Bot
 from telegram.error import TelegramError
 
+from bot import keys as key_rotation
 from bot import migrate as migrations
 from bot.app import build_application, serve
 from bot.clock import SystemClock
 from bot.config import Settings, SettingsError, load_settings
-from bot.crypto import load_cipher
+from bot.crypto import Cipher, load_cipher, load_keys, write_key_file
 from bot.db import Database
 from bot.logs import REDACTED, configure_logging
 from bot.models import InstitutionKind, Role
@@ -85,6 +87,16 @@ def _parser() -> argparse.ArgumentParser:
     deactivate = member_actions.add_parser("deactivate")
     deactivate.add_argument("member_id", type=int)
     deactivate.set_defaults(func=_members_deactivate)
+
+    rotate = commands.add_parser(
+        "rotate-key", help="re-encrypt the stored data with a new key (then --retire the old ones)"
+    )
+    rotate.add_argument(
+        "--retire",
+        action="store_true",
+        help="re-encrypt with the newest key and drop the older ones from the key file",
+    )
+    rotate.set_defaults(func=_rotate_key)
     return parser
 
 
@@ -246,6 +258,85 @@ def _members_deactivate(settings: Settings, args: argparse.Namespace) -> None:
 
     view = asyncio.run(go())
     print(f"Deactivated {view.member_id} ({view.display_name}).")
+
+
+def _rotate_key(settings: Settings, args: argparse.Namespace) -> None:
+    current = load_keys(settings)
+    if settings.encryption_key is not None:
+        # The environment is not ours to edit: re-encrypt with its first key, say what to drop.
+        counts = asyncio.run(_reencrypt(settings, current, current, final=True))
+        print(f"Re-encrypted with the first key of ROUNDTABLE_ENCRYPTION_KEY: {_counts(counts)}.")
+        if len(current) > 1:
+            print(
+                f"The other {len(current) - 1} key(s) can now be removed from "
+                "ROUNDTABLE_ENCRYPTION_KEY; restart the bot after changing it."
+            )
+        else:
+            print(
+                "The data already uses the only key in ROUNDTABLE_ENCRYPTION_KEY. To rotate, put "
+                "a new key first in it, restart the bot and run `roundtable rotate-key` again."
+            )
+        return
+    if args.retire:
+        counts = asyncio.run(_reencrypt(settings, current, current, final=True))
+        print(f"Re-encrypted with the newest key: {_counts(counts)}.")
+        if len(current) > 1:
+            write_key_file(settings.key_file, current[:1])
+            print(f"Dropped {len(current) - 1} old key(s): {settings.key_file} holds one key now.")
+        else:
+            print(f"{settings.key_file} already holds one key only; there was none to drop.")
+        return
+    rotated = [Cipher.generate_key(), *current]
+    counts = asyncio.run(_reencrypt(settings, current, rotated, final=False))
+    print(f"Re-encrypted with a new key: {_counts(counts)}.")
+    print(
+        f"{settings.key_file} now holds the new key first and the {len(current)} old one(s) "
+        "after it. Restart the bot so that it encrypts with the new key, then run "
+        "`roundtable rotate-key --retire` to re-encrypt what it wrote meanwhile and drop the "
+        "old keys."
+    )
+
+
+async def _reencrypt(
+    settings: Settings, current: list[bytes], rotated: list[bytes], *, final: bool
+) -> dict[str, int]:
+    """Check that the current keys decrypt everything (else change nothing), write the rotated
+    key list to the key file if it differs, re-encrypt with its first key, and when `final`, make
+    sure that key alone now decrypts everything (a bot still using an old key may have written
+    with it meanwhile). No step drops a key: the caller does that only after this returns."""
+    database = await open_database(settings)
+    try:
+        with _refusal("cannot be decrypted with the current keys; nothing was changed"):
+            await key_rotation.check(database, Cipher(current))
+        if rotated != current:
+            write_key_file(settings.key_file, rotated)
+        with _refusal("cannot be decrypted with the current keys; no key was dropped"):
+            counts = await key_rotation.reencrypt(database, Cipher(rotated))
+        if final:
+            with _refusal(
+                "was written with an old key meanwhile (is a bot still running with the old "
+                "keys? restart it and run this again); no key was dropped"
+            ):
+                await key_rotation.check(database, Cipher(rotated[:1]))
+        return counts
+    except DBAPIError as error:
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        raise CliError(f"the database failed ({reason}); no key was dropped") from None
+    finally:
+        await database.dispose()
+
+
+@contextmanager
+def _refusal(what: str) -> Iterator[None]:
+    """An undecryptable value as one line: where it is (never what it holds) and what follows."""
+    try:
+        yield
+    except key_rotation.UndecryptableValue as error:
+        raise CliError(f"{error} {what}") from None
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{table} {count}" for table, count in counts.items())
 
 
 if __name__ == "__main__":

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     webhook_port: int = Field(default=8443, ge=1, le=65535)
     invite_ttl_hours: int = Field(default=7 * 24, ge=1, le=90 * 24)
     join_attempts_per_hour: int = Field(default=5, ge=1)
+    # How often the bot looks for reminders and nudges that have come due.
+    sweep_seconds: float = Field(default=60, gt=0, le=3600)
     log_level: str = "INFO"
 
     @field_validator("timezone")

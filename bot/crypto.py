@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,10 @@ class Cipher:
     def decrypt(self, token: bytes) -> bytes:
         return self._fernet.decrypt(token)
 
+    def rotate(self, token: bytes) -> bytes:
+        """The same plaintext (and timestamp), decrypted with any key, encrypted with the first."""
+        return self._fernet.rotate(token)
+
     def encrypt_json(self, value: Any) -> bytes:
         return self.encrypt(json.dumps(value, ensure_ascii=False).encode())
 
@@ -43,6 +49,11 @@ def load_cipher(settings: Settings, *, create: bool = False) -> Cipher:
     With create=True a missing key file is made (mode 0600) in the data directory, for the demo
     and for a first start; the key is never written anywhere inside the repository by us.
     """
+    return Cipher(load_keys(settings, create=create))
+
+
+def load_keys(settings: Settings, *, create: bool = False) -> list[bytes]:
+    """The valid Fernet keys of load_cipher, newest first."""
     if settings.encryption_key is not None:
         raw = settings.encryption_key.get_secret_value()
         source = "ROUNDTABLE_ENCRYPTION_KEY"
@@ -56,9 +67,42 @@ def load_cipher(settings: Settings, *, create: bool = False) -> Cipher:
         source = f"ROUNDTABLE_ENCRYPTION_KEY_FILE ({path})"
     keys = [part.strip().encode() for part in raw.split(",") if part.strip()]
     try:
-        return Cipher(keys)
+        Cipher(keys)
     except ValueError:
         raise SettingsError(f"{source}: not a valid Fernet key") from None
+    return keys
+
+
+def write_key_file(path: Path, keys: list[bytes]) -> None:
+    """Replace the key file atomically with these keys (newest first), mode 0600.
+
+    A temporary file in the same directory (mkstemp makes it 0600) takes the keys and is renamed
+    over the old file, so a reader sees the old list or the new one, never half of either.
+    """
+    Cipher(keys)  # never write a file that load_keys would refuse
+    descriptor, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(",".join(key.decode() for key in keys) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _sync_directory(path.parent)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the rename durable (POSIX; a no-op where directories cannot be opened)."""
+    with contextlib.suppress(OSError):
+        descriptor = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
 
 def _write_new_key(path: Path) -> None:
@@ -68,4 +112,4 @@ def _write_new_key(path: Path) -> None:
         handle.write(Cipher.generate_key().decode() + "\n")
 
 
-__all__ = ["Cipher", "InvalidToken", "load_cipher"]
+__all__ = ["Cipher", "InvalidToken", "load_cipher", "load_keys", "write_key_file"]

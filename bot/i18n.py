@@ -13,6 +13,7 @@ from babel import Locale
 from babel.dates import format_date, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
 
 from bot.config import LOCALES
 
@@ -77,3 +78,7 @@ class Translator:
 
     def time(self, moment: dt.datetime) -> str:
         return format_time(moment, "short", tzinfo=self.zone, locale=self._babel_locale)
+
+    def number(self, value: int) -> str:
+        """A whole number with this locale's grouping: 3,000 / 3 000."""
+        return format_decimal(value, locale=self._babel_locale)

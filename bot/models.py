@@ -196,3 +196,122 @@ class ChatData(Base):
 
     chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ReferralStatus(enum.StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    NEEDS_INFO = "needs_info"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+
+
+class Urgency(enum.StrEnum):
+    ROUTINE = "routine"
+    WEEK = "week"
+    URGENT = "urgent"
+
+
+class Consent(enum.StrEnum):
+    """Whether the guardians agree to a case conference."""
+
+    YES = "yes"
+    NO = "no"
+    NOT_ASKED = "not_asked"
+
+
+class Referral(Base):
+    """A concern about a child, from draft to decision.
+
+    Everything that identifies the child or describes the concern (name, year of birth, class,
+    school, categories, description, what was tried) is in `sealed`, encrypted. The plain columns
+    are what the queue, the notifications and the statistics need, and nothing more.
+    """
+
+    __tablename__ = "referrals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str | None] = mapped_column(String(16), unique=True, default=None)
+    district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"), index=True)
+    referrer_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"))
+    status: Mapped[ReferralStatus] = mapped_column(_enum(ReferralStatus), index=True)
+    step: Mapped[str] = mapped_column(String(16))  # where the draft's dialog is
+    back_to_summary: Mapped[bool] = mapped_column(Boolean, default=False)
+    danger: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    urgency: Mapped[Urgency | None] = mapped_column(_enum(Urgency), default=None)
+    guardians_informed: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    guardians_consent: Mapped[Consent | None] = mapped_column(_enum(Consent), default=None)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    # The referrer's messages that carried the child's data: [message id, unix time] pairs,
+    # deleted from the chat after sending. Identifiers only.
+    message_refs: Mapped[list[list[int]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), default=None)
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    nudged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class NoteKind(enum.StrEnum):
+    QUESTION = "question"
+    ANSWER = "answer"
+    DECLINE_REASON = "decline_reason"
+
+
+class ReferralNote(Base):
+    """The thread kept on a referral: a coordinator's question, the referrer's answer, the reason
+    for declining. The text is encrypted."""
+
+    __tablename__ = "referral_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    kind: Mapped[NoteKind] = mapped_column(_enum(NoteKind))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class CaseStatus(enum.StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Case(Base):
+    """A child's case, opened from an accepted referral; known in chats by its code only."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"), index=True)
+    referral_id: Mapped[int | None] = mapped_column(
+        ForeignKey("referrals.id"), unique=True, default=None
+    )
+    manager_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    status: Mapped[CaseStatus] = mapped_column(_enum(CaseStatus))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    outcome: Mapped[str | None] = mapped_column(String(32), default=None)
+
+
+class CodeSequence(Base):
+    """The last number given out per code prefix and year, e.g. "R-2026" → 17."""
+
+    __tablename__ = "code_sequences"
+
+    prefix: Mapped[str] = mapped_column(String(16), primary_key=True)
+    last: Mapped[int] = mapped_column(Integer)
+
+
+# Every column that holds ciphertext, with its table's primary key: `roundtable rotate-key`
+# re-encrypts exactly these.
+ENCRYPTED_COLUMNS: tuple[tuple[type[Base], str, str], ...] = (
+    (Referral, "id", "sealed"),
+    (ReferralNote, "id", "body"),
+    (UserData, "user_id", "data"),
+    (ChatData, "chat_id", "data"),
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
 import warnings
@@ -16,7 +17,7 @@ from telegram import (
     Message,
     Update,
 )
-from telegram.error import BadRequest
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
@@ -137,16 +138,32 @@ def parse_id(part: str) -> int | None:
 
 
 async def answer(
-    update: Update, text: str, markup: InlineKeyboardMarkup | None = None
+    update: Update,
+    text: str,
+    markup: InlineKeyboardMarkup | None = None,
+    *,
+    protect: bool = False,
 ) -> Message | None:
-    """Reply to a message, or replace the message whose button was pressed."""
+    """Reply to a message, or replace the message whose button was pressed.
+
+    protect=True (a child's details): the text goes out as a new message that cannot be
+    forwarded or saved; a message under a pressed button is deleted instead of edited, since an
+    edit cannot add the protection.
+    """
     query = update.callback_query
     if query is not None:
         await acknowledge(query)
-        return await edit(query, text, markup)
-    if update.effective_message is not None:
-        return await update.effective_message.reply_text(text, reply_markup=markup)
-    return None
+        if not protect:
+            return await edit(query, text, markup)
+        if isinstance(query.message, Message):
+            with contextlib.suppress(TelegramError):
+                await query.message.delete()
+    chat = update.effective_chat
+    if chat is None:
+        return None
+    return await update.get_bot().send_message(
+        chat.id, text, reply_markup=markup, protect_content=protect or None
+    )
 
 
 async def acknowledge(
@@ -223,3 +240,52 @@ async def _leave(update: Update, context: Context) -> int:
 def ends_on_other_commands() -> BaseHandler[Update, Context, Any]:
     """A dialog's last fallback: another command ends it quietly and goes on to its own dialog."""
     return MessageHandler(filters.COMMAND, _leave)
+
+
+ACTIVE_DIALOG = "dialog"
+
+
+class Dialog:
+    """The callbacks of one ConversationHandler, made aware of which dialog a person is in.
+
+    A person is in one dialog at a time: the one they entered last. Commands already end every
+    other dialog (see consuming). Buttons do not, so a coordinator who is typing an invite and
+    presses "Decline" on a referral is in two dialogs at once; whatever they type next must go
+    to the one they entered last. So entering a dialog marks it active, and a step of a dialog
+    that is no longer active ends it and lets the update go on to the active one.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def entry(self, callback: Callback) -> Callback:
+        inner = consuming(callback)
+
+        @functools.wraps(callback)
+        async def entered(update: Update, context: Context) -> Any:
+            data: Data = context.user_data  # type: ignore[assignment]
+            data[ACTIVE_DIALOG] = self.name
+            try:
+                state = await inner(update, context)  # a command comes back here
+            except ApplicationHandlerStop as stop:
+                self._leave_if_ended(data, stop.state)
+                raise
+            self._leave_if_ended(data, state)
+            return state
+
+        return entered
+
+    def _leave_if_ended(self, data: Data, state: object) -> None:
+        if state in (None, ConversationHandler.END) and data.get(ACTIVE_DIALOG) == self.name:
+            del data[ACTIVE_DIALOG]
+
+    def step(self, callback: Callback) -> Callback:
+        inner = consuming(callback)
+
+        @functools.wraps(callback)
+        async def stepped(update: Update, context: Context) -> Any:
+            if (context.user_data or {}).get(ACTIVE_DIALOG) != self.name:
+                return ConversationHandler.END
+            return await inner(update, context)
+
+        return stepped

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import secrets
 
-from telegram import Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.i18n import Translator
@@ -110,10 +110,19 @@ async def _mark_unreachable(context: Context, chat_id: int) -> None:
         await members.mark_unreachable(session, chat_id, now=runtime.clock.now())
 
 
-async def send_safely(context: Context, chat_id: int, text: str) -> bool:
+async def send_safely(
+    context: Context,
+    chat_id: int,
+    text: str,
+    markup: InlineKeyboardMarkup | None = None,
+    *,
+    protect: bool = False,
+) -> bool:
     """Send a message that must not fail the caller; a person who blocked the bot is noted."""
     try:
-        await context.bot.send_message(chat_id, text)
+        await context.bot.send_message(
+            chat_id, text, reply_markup=markup, protect_content=protect or None
+        )
     except Forbidden:
         await _mark_unreachable(context, chat_id)
         return False

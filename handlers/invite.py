@@ -19,9 +19,9 @@ from bot.services import members
 from bot.services.errors import ServiceError
 from handlers.common import (
     Context,
+    Dialog,
     HandlerList,
     answer,
-    consuming,
     ends_on_other_commands,
     esc,
     keyboard,
@@ -214,20 +214,21 @@ def _draft(context: Context) -> dict[str, Any]:
 def handlers() -> HandlerList:
     buttons = r"^inv:"
     typed = filters.UpdateType.MESSAGE & ~filters.COMMAND
+    dialog = Dialog("invite")
     return [
         ConversationHandler[Context](
-            entry_points=[CommandHandler("invite", consuming(start_invite))],
+            entry_points=[CommandHandler("invite", dialog.entry(start_invite))],
             states={
                 PICK_INSTITUTION: [
-                    CallbackQueryHandler(consuming(institution_button), pattern=buttons)
+                    CallbackQueryHandler(dialog.step(institution_button), pattern=buttons)
                 ],
-                NEW_NAME: [MessageHandler(typed & filters.TEXT, consuming(new_name))],
-                NEW_KIND: [CallbackQueryHandler(consuming(kind_button), pattern=buttons)],
-                PICK_ROLE: [CallbackQueryHandler(consuming(role_button), pattern=buttons)],
+                NEW_NAME: [MessageHandler(typed & filters.TEXT, dialog.step(new_name))],
+                NEW_KIND: [CallbackQueryHandler(dialog.step(kind_button), pattern=buttons)],
+                PICK_ROLE: [CallbackQueryHandler(dialog.step(role_button), pattern=buttons)],
             },
             fallbacks=[
-                CommandHandler("cancel", consuming(cancel)),
-                MessageHandler(typed, consuming(type_or_press)),
+                CommandHandler("cancel", dialog.step(cancel)),
+                MessageHandler(typed, dialog.step(type_or_press)),
                 ends_on_other_commands(),
             ],
             allow_reentry=True,

@@ -20,8 +20,16 @@ BY_ROLE: dict[Role, tuple[tuple[str, str], ...]] = {
         ("invite", N_("Create a one-time invite link")),
         ("members", N_("List and deactivate members")),
     ),
-    Role.COORDINATOR: (("invite", N_("Create a one-time invite link")),),
-    Role.REFERRER: (),
+    Role.COORDINATOR: (
+        ("referrals", N_("Referrals waiting for a decision")),
+        ("cases", N_("Open cases")),
+        ("refer", N_("Report a concern about a child")),
+        ("invite", N_("Create a one-time invite link")),
+    ),
+    Role.REFERRER: (
+        ("refer", N_("Report a concern about a child")),
+        ("myreferrals", N_("The status of your referrals")),
+    ),
     Role.PARTICIPANT: (),
 }
 STRANGER = (("start", N_("Join with your invite link")),)

@@ -21,6 +21,7 @@ from bot.models import Role
 from bot.services import members
 from handlers.common import (
     Context,
+    Dialog,
     HandlerList,
     acknowledge,
     answer,
@@ -70,11 +71,24 @@ def home_text(role: Role, tr: Translator) -> str:
     return "\n".join(lines)
 
 
+def home_markup(role: Role, tr: Translator) -> InlineKeyboardMarkup | None:
+    """The buttons on a member's home message: a referrer's one job is a tap away."""
+    if role is Role.REFERRER:
+        return keyboard([[(tr.gettext("Report a concern"), "ref:new")]])
+    return None
+
+
+async def _home(update: Update, context: Context, prefix: str = "") -> None:
+    role = context.require_actor().role
+    tr = context.tr
+    await answer(update, prefix + home_text(role, tr), home_markup(role, tr))
+
+
 async def start(update: Update, context: Context) -> str | int:
     """/start with an invite code registers the person; without one it shows the home text."""
     actor = context.actor
     if actor is not None:
-        await answer(update, home_text(actor.role, context.tr))
+        await _home(update, context)
         return ConversationHandler.END
     user = update.effective_user
     chat = update.effective_chat
@@ -150,9 +164,7 @@ async def language_chosen(update: Update, context: Context) -> int:
         context.actor = actor = await members.set_locale(session, actor, parts[0])
     tr = context.tr
     await set_member_menu(context.bot, actor.chat_id, actor.role, tr)
-    await answer(
-        update, tr.gettext("I will write to you in English.") + "\n\n" + home_text(actor.role, tr)
-    )
+    await _home(update, context, tr.gettext("I will write to you in English.") + "\n\n")
     return ConversationHandler.END
 
 
@@ -166,7 +178,7 @@ async def remind_language(update: Update, context: Context) -> str:
 
 
 async def show_help(update: Update, context: Context) -> None:
-    await answer(update, home_text(context.require_actor().role, context.tr))
+    await _home(update, context)
 
 
 async def not_understood(update: Update, context: Context) -> None:
@@ -201,17 +213,19 @@ async def presence_changed(update: Update, context: Context) -> None:
 
 def join_handlers() -> HandlerList:
     """The join and language dialog: its own handler group, first after the guard."""
+    dialog = Dialog("join")
     return [
         ConversationHandler[Context](
             entry_points=[
-                CommandHandler("start", consuming(start)),
-                CommandHandler("language", consuming(ask_language)),
+                CommandHandler("start", dialog.entry(start)),
+                CommandHandler("language", dialog.entry(ask_language)),
             ],
             states={
                 CHOOSING_LANGUAGE: [
-                    CallbackQueryHandler(consuming(language_chosen), pattern=r"^lang:"),
+                    CallbackQueryHandler(dialog.step(language_chosen), pattern=r"^lang:"),
                     MessageHandler(
-                        filters.UpdateType.MESSAGE & ~filters.COMMAND, consuming(remind_language)
+                        filters.UpdateType.MESSAGE & ~filters.COMMAND,
+                        dialog.step(remind_language),
                     ),
                 ]
             },

@@ -17,15 +17,21 @@ from bot.crypto import Cipher
 from bot.db import Database
 from bot.models import InstitutionKind, Role
 from bot.runtime import Runtime
-from bot.sandbox import BotApiSandbox, Person
+from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from bot.services import members
 
 TOKEN = "7000000001:SANDBOX-token-for-tests"
 
 
 @pytest.fixture
-async def sandbox(clock: FakeClock) -> AsyncIterator[BotApiSandbox]:
-    server = BotApiSandbox(token=TOKEN, clock=clock.timestamp)
+def flood_limits() -> FloodLimits:
+    """Telegram's limits; a test module may override this fixture."""
+    return FloodLimits()
+
+
+@pytest.fixture
+async def sandbox(clock: FakeClock, flood_limits: FloodLimits) -> AsyncIterator[BotApiSandbox]:
+    server = BotApiSandbox(token=TOKEN, clock=clock.timestamp, flood=flood_limits)
     await server.start()
     yield server
     await server.stop()
@@ -40,6 +46,7 @@ def settings(database_url: str, sandbox: BotApiSandbox, tmp_path: Path) -> Setti
         bot_api_url=sandbox.base_url,
         bot_file_url=sandbox.base_file_url,
         data_dir=tmp_path / "data",
+        sweep_seconds=3600,  # tests run the sweep themselves after moving the clock
     )
 
 
@@ -53,6 +60,12 @@ class RunningBot:
     application: RoundTableApp
     runtime: Runtime
     sandbox: BotApiSandbox
+
+    async def sweep(self) -> None:
+        """Run the reminder sweep now, as its repeating job does, and wait for it."""
+        jobs = self.application.job_queue.get_jobs_by_name("sweep")  # type: ignore[union-attr]
+        assert len(jobs) == 1
+        await jobs[0].run(self.application)
 
     async def invite_code(
         self,

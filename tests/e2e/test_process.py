@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.db import Database
-from bot.models import Member
-from bot.sandbox import BotApiSandbox
+from bot.models import Member, Referral, ReferralStatus
+from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from tests.conftest import TEST_KEY
 from tests.e2e.conftest import TOKEN
 from tests.e2e.test_joining import TURNED_AWAY
@@ -135,3 +135,75 @@ async def test_a_half_finished_language_choice_survives_sigkill_and_a_code_works
     )
     await teacher.send_text("/help")
     assert (await teacher.next_message()).text == TURNED_AWAY
+
+
+@pytest.fixture
+def flood_limits() -> FloodLimits:
+    """People answer at human speed; these tests at machine speed (see test_referrals)."""
+    return FloodLimits(chat_burst=100)
+
+
+async def _join(
+    environment: dict[str, str], person: Person, institution: str, kind: str, role: str
+) -> None:
+    printed = json.loads(
+        await _command(
+            environment,
+            "invite",
+            "--institution",
+            institution,
+            "--kind",
+            kind,
+            "--role",
+            role,
+            "--json",
+        )
+    )
+    await person.send_text(f"/start {printed['code']}")
+    await person.next_message(timeout=60)
+    await person.press("English")
+    await person.next_message()
+
+
+async def test_a_referral_dialog_killed_in_the_middle_resumes_where_it_was(
+    sandbox: BotApiSandbox, environment: dict[str, str], start_bot: Start, database: Database
+) -> None:
+    bot = await start_bot()
+    coordinator = sandbox.person(201, "Hana", language_code="en")
+    teacher = sandbox.person(202, "Jana", language_code="en")
+    await _join(environment, coordinator, "OSPOD Cheb", "ospod", "coordinator")
+    await _join(environment, teacher, "ZŠ Hradební", "school", "referrer")
+    await teacher.send_text("/refer")
+    await teacher.next_message()
+    await teacher.press("No")
+    await teacher.next_message()
+    await teacher.send_text("Kryštof Dvořák")
+    await teacher.next_message()
+    await teacher.send_text("2015")
+    assert "Which class" in ((await teacher.next_message()).text or "")
+
+    bot.send_signal(signal.SIGKILL)
+    assert await asyncio.wait_for(bot.wait(), timeout=30) == -signal.SIGKILL
+    await teacher.send_text("5.B")  # typed while the bot is down
+    await start_bot()
+    assert "What is going on?" in ((await teacher.next_message(timeout=60)).text or "")
+    await teacher.press("truancy")
+    await teacher.next_message()
+    await teacher.press("Done")
+    await teacher.next_message()
+    await teacher.send_text("He misses Mondays.")
+    await teacher.next_message()
+    await teacher.press("Skip")
+    await teacher.next_message()
+    await teacher.press("Informed, they agree")
+    await teacher.next_message()
+    await teacher.press("Routine")
+    summary = (await teacher.next_message()).text or ""
+    assert "Child: Kryštof Dvořák, born 2015" in summary and "Class: 5.B, ZŠ Hradební" in summary
+    await teacher.press("Send")
+    sent = (await teacher.next_message()).text or ""
+    assert "Your referral code is R-" in sent and "I deleted your 4 messages" in sent
+    assert ((await coordinator.next_message()).text or "").startswith("New referral R-")
+    async with database.transaction() as session:
+        referral = await session.scalar(select(Referral))
+    assert referral is not None and referral.status is ReferralStatus.SUBMITTED

@@ -1,0 +1,507 @@
+"""The coordinators' side of referrals: open one, accept, decline, ask the referrer;
+/referrals (the queue) and /cases (open cases)."""
+
+from __future__ import annotations
+
+import contextlib
+
+from telegram import InlineKeyboardMarkup, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.i18n import N_, Translator
+from bot.models import Consent, NoteKind, ReferralStatus
+from bot.services import referrals
+from bot.services.errors import PermissionDenied
+from bot.services.referrals import AlreadyDecided, Details, Rejected
+from handlers.common import (
+    Context,
+    Dialog,
+    HandlerList,
+    acknowledge,
+    answer,
+    consuming,
+    ends_on_other_commands,
+    esc,
+    keyboard,
+    paginate,
+    parse_callback,
+    parse_id,
+)
+from handlers.notify import notify
+from handlers.referral import categories_text, guardians_text, urgency_text
+
+TYPING = "typing"
+TRIAGE = "triage"
+PAGE_SIZE = 8
+CHUNK = 4000  # a Telegram message holds 4,096 characters
+
+STATUS_NAMES = {
+    ReferralStatus.SUBMITTED: N_("waiting for a decision"),
+    ReferralStatus.NEEDS_INFO: N_("waiting for the referrer's answer"),
+    ReferralStatus.ACCEPTED: N_("accepted"),
+    ReferralStatus.DECLINED: N_("declined"),
+    ReferralStatus.DRAFT: N_("unfinished draft"),
+}
+NOTE_NAMES = {
+    NoteKind.QUESTION: N_("Question"),
+    NoteKind.ANSWER: N_("Answer"),
+    NoteKind.DECLINE_REASON: N_("Reason for declining"),
+}
+
+
+def _referral_id(update: Update) -> int | None:
+    query = update.callback_query
+    parts = parse_callback(query.data if query else None, "rf") or []
+    return parse_id(parts[1]) if len(parts) == 2 else None
+
+
+async def _not_allowed(update: Update, context: Context) -> None:
+    text = context.tr.gettext("You are not allowed to see this referral.")
+    if update.callback_query is not None:
+        await acknowledge(update.callback_query, text, alert=True)
+    else:
+        await answer(update, text)
+
+
+# Opening a referral.
+
+
+async def open_referral(update: Update, context: Context) -> None:
+    """The details, on request only, protected, and audited."""
+    referral_id = _referral_id(update)
+    query = update.callback_query
+    if referral_id is None or query is None:
+        return
+    runtime = context.runtime
+    actor = context.require_actor()
+    try:
+        async with runtime.database.transaction() as session:
+            details = await referrals.view(
+                session, actor, runtime.cipher, referral_id, now=runtime.clock.now()
+            )
+    except PermissionDenied:
+        await _not_allowed(update, context)
+        return
+    await acknowledge(query)
+    tr = context.tr
+    chunks = _pack(details_sections(details, tr))
+    markup = decision_markup(details.id, tr) if details.can_decide else None
+    for number, chunk in enumerate(chunks, start=1):
+        await context.bot.send_message(
+            actor.chat_id,
+            chunk,
+            protect_content=True,
+            reply_markup=markup if number == len(chunks) else None,
+        )
+
+
+def decision_markup(referral_id: int, tr: Translator) -> InlineKeyboardMarkup:
+    _ = tr.gettext
+    return keyboard(
+        [
+            [(_("Accept"), f"rf:a:{referral_id}"), (_("Decline"), f"rf:d:{referral_id}")],
+            [(_("Ask the referrer"), f"rf:q:{referral_id}")],
+        ]
+    )
+
+
+def details_sections(details: Details, tr: Translator) -> list[str]:
+    _ = tr.gettext
+    status = _(STATUS_NAMES[details.status])
+    if details.case_code:
+        status += f" · {details.case_code}"
+    head = [
+        _("Referral {code}").format(code=details.code),
+        _("Sent {date} by {referrer}, {institution}").format(
+            date=tr.datetime(details.submitted_at),
+            referrer=esc(details.referrer),
+            institution=esc(details.institution_name),
+        ),
+        _("Status: {status}").format(status=status),
+    ]
+    if details.danger:
+        head.append(_("⚠️ The referrer reported that the child may be in danger right now."))
+    head += [
+        _("Urgency: {urgency}").format(urgency=urgency_text(details.urgency, tr)),
+        _("Guardians: {guardians}").format(
+            guardians=guardians_text(details.guardians_informed, details.guardians_consent, tr)
+        ),
+    ]
+    if details.guardians_consent is not Consent.YES:
+        head.append(_("⚠️ The guardians have not agreed to a case conference."))
+    child = [
+        _("Child: {name}, born {year}").format(name=esc(details.name), year=details.birth_year),
+        _("Class: {class_name}, {school}").format(
+            class_name=esc(details.class_name), school=esc(details.school)
+        ),
+        _("Concerns: {concerns}").format(
+            concerns=categories_text(details.categories, details.other, tr)
+        ),
+    ]
+    sections = [
+        "\n".join(head),
+        "\n".join(child),
+        _("What is going on:") + "\n" + esc(details.description),
+        _("Already tried:") + "\n" + (esc(details.tried) or "–"),
+    ]
+    for note in details.notes:
+        sections.append(
+            f"{_(NOTE_NAMES[note.kind])} – {esc(note.author)}, {tr.datetime(note.at)}:\n"
+            + esc(note.text)
+        )
+    return sections
+
+
+def _pack(sections: list[str]) -> list[str]:
+    """Sections joined into as few messages as fit Telegram's length limit."""
+    chunks: list[str] = []
+    for section in sections:
+        if chunks and len(chunks[-1]) + 2 + len(section) <= CHUNK:
+            chunks[-1] += "\n\n" + section
+        else:
+            chunks.append(section)
+    return chunks
+
+
+# Deciding.
+
+
+async def accept(update: Update, context: Context) -> None:
+    referral_id = _referral_id(update)
+    if referral_id is None:
+        return
+    runtime = context.runtime
+    actor = context.require_actor()
+    try:
+        async with runtime.database.transaction() as session:
+            decision = await referrals.accept(session, actor, referral_id, now=runtime.clock.now())
+    except PermissionDenied:
+        await _not_allowed(update, context)
+        return
+    except AlreadyDecided as already:
+        await _decided_already(update, context, already)
+        return
+    await _drop_buttons(update)
+    await _say(
+        update,
+        context,
+        context.tr.gettext(
+            "You accepted {code}. Case {case} is open, and you are its case manager."
+        ).format(code=decision.code, case=decision.case_code),
+    )
+    await notify(
+        context,
+        [decision.referrer],
+        lambda tr: tr.gettext(
+            "Your referral {code} was accepted. The coordinators are opening a case and will "
+            "prepare a case conference."
+        ).format(code=decision.code),
+    )
+    await notify(
+        context,
+        [c for c in decision.coordinators if c.member_id != actor.member_id],
+        lambda tr: tr.gettext("{code} was accepted by {name}: case {case}.").format(
+            code=decision.code, name=esc(actor.display_name), case=decision.case_code
+        ),
+    )
+
+
+async def start_typing(update: Update, context: Context) -> str | int:
+    """Decline (a reason is required) or Ask the referrer: the coordinator types the text."""
+    query = update.callback_query
+    parts = parse_callback(query.data if query else None, "rf") or []
+    referral_id = _referral_id(update)
+    if referral_id is None or not parts:
+        return ConversationHandler.END
+    action = "decline" if parts[0] == "d" else "ask"
+    runtime = context.runtime
+    try:
+        async with runtime.database.transaction() as session:
+            code = await referrals.awaiting_decision(
+                session,
+                context.require_actor(),
+                referral_id,
+                action=action,
+                now=runtime.clock.now(),
+            )
+    except PermissionDenied:
+        await _not_allowed(update, context)
+        return ConversationHandler.END
+    except AlreadyDecided as already:
+        await _decided_already(update, context, already)
+        return ConversationHandler.END
+    context.user_data[TRIAGE] = {"id": referral_id, "action": action}  # type: ignore[index]
+    _ = context.tr.gettext
+    if action == "decline":
+        text = _("Why do you decline {code}? Type the reason; the referrer will read it.")
+    else:
+        text = _("Type your question for the referrer of {code}.")
+    assert query is not None
+    await acknowledge(query)
+    await context.bot.send_message(
+        context.require_actor().chat_id,
+        text.format(code=code),
+        reply_markup=keyboard([[(_("Cancel"), "rf:x")]]),
+    )
+    return TYPING
+
+
+async def typed(update: Update, context: Context) -> str | int:
+    message = update.effective_message
+    task = context.user_data.get(TRIAGE)  # type: ignore[union-attr]
+    if message is None or not isinstance(task, dict):
+        return ConversationHandler.END
+    tr = context.tr
+    if message.text is None:
+        await answer(update, tr.gettext("Please type your answer as text."))
+        return TYPING
+    runtime = context.runtime
+    actor = context.require_actor()
+    now = runtime.clock.now()
+    try:
+        async with runtime.database.transaction() as session:
+            if task["action"] == "decline":
+                result: (
+                    referrals.Decision | referrals.Question | Rejected
+                ) = await referrals.decline(
+                    session, actor, runtime.cipher, task["id"], message.text, now=now
+                )
+            else:
+                result = await referrals.ask(
+                    session, actor, runtime.cipher, task["id"], message.text, now=now
+                )
+    except PermissionDenied:
+        await _not_allowed(update, context)
+        return _done(context)
+    except AlreadyDecided as already:
+        await _decided_already(update, context, already)
+        return _done(context)
+    if isinstance(result, Rejected):
+        limit = referrals.MAX_NOTE
+        await answer(
+            update,
+            tr.gettext(
+                "That is {length} characters, but at most {limit} fit here. Please shorten it "
+                "and send it again."
+            ).format(length=tr.number(result.params.get("length", 0)), limit=tr.number(limit))
+            if result.reason == "too_long"
+            else tr.gettext("Please type your answer."),
+        )
+        return TYPING
+    if isinstance(result, referrals.Decision):
+        await _declined(update, context, result, message.text.strip())
+    else:
+        await _asked(update, context, result)
+    return _done(context)
+
+
+async def _declined(
+    update: Update, context: Context, decision: referrals.Decision, reason: str
+) -> None:
+    actor = context.require_actor()
+    await answer(
+        update,
+        context.tr.gettext("You declined {code}. The referrer has been told the reason.").format(
+            code=decision.code
+        ),
+    )
+    await notify(
+        context,
+        [decision.referrer],
+        lambda tr: (
+            tr.gettext("Your referral {code} was declined. The reason:").format(code=decision.code)
+            + "\n\n"
+            + esc(reason)
+        ),
+        protect=True,
+    )
+    await notify(
+        context,
+        [c for c in decision.coordinators if c.member_id != actor.member_id],
+        lambda tr: tr.gettext("{code} was declined by {name}.").format(
+            code=decision.code, name=esc(actor.display_name)
+        ),
+    )
+
+
+async def _asked(update: Update, context: Context, question: referrals.Question) -> None:
+    await answer(
+        update,
+        context.tr.gettext(
+            "Your question about {code} was sent to the referrer. The referral waits for the "
+            "answer."
+        ).format(code=question.code),
+    )
+    await notify(
+        context,
+        [question.referrer],
+        lambda tr: (
+            tr.gettext("A coordinator asks about your referral {code}:").format(code=question.code)
+            + "\n\n"
+            + esc(question.text)
+        ),
+        lambda tr: keyboard([[(tr.gettext("Answer"), f"rf:r:{question.referral_id}")]]),
+        protect=True,
+    )
+
+
+def _done(context: Context) -> int:
+    context.user_data.pop(TRIAGE, None)  # type: ignore[union-attr]
+    return ConversationHandler.END
+
+
+async def cancel(update: Update, context: Context) -> int:
+    await answer(update, context.tr.gettext("Cancelled. Nothing was sent."))
+    return _done(context)
+
+
+async def _decided_already(update: Update, context: Context, already: AlreadyDecided) -> None:
+    tr = context.tr
+    _ = tr.gettext
+    status = _(STATUS_NAMES[already.status])
+    if already.by:
+        text = _("{code} has already been decided by {name}: {status}.").format(
+            code=already.code, name=esc(already.by), status=status
+        )
+    else:
+        text = _("{code} has already been decided: {status}.").format(
+            code=already.code, status=status
+        )
+    await _drop_buttons(update)
+    await _say(update, context, text)
+
+
+async def _drop_buttons(update: Update) -> None:
+    """The decision buttons under a referral's details go once it is decided."""
+    query = update.callback_query
+    if query is not None:
+        with contextlib.suppress(TelegramError):
+            await query.edit_message_reply_markup(None)
+
+
+async def _say(update: Update, context: Context, text: str) -> None:
+    """A new message (the details above stay as they are), after acknowledging the press."""
+    if update.callback_query is not None:
+        await acknowledge(update.callback_query)
+    if update.effective_chat is not None:
+        await context.bot.send_message(update.effective_chat.id, text)
+
+
+# /referrals and /cases
+
+
+async def show_queue(update: Update, context: Context, page: int = 0) -> None:
+    runtime = context.runtime
+    tr = context.tr
+    _ = tr.gettext
+    try:
+        async with runtime.database.transaction() as session:
+            items = await referrals.queue(session, context.require_actor(), now=runtime.clock.now())
+    except PermissionDenied:
+        await answer(update, _("Only coordinators see the referral queue."))
+        return
+    if not items:
+        await answer(update, _("No referrals are waiting for a decision."))
+        return
+    shown = paginate(items, page, PAGE_SIZE)
+    lines = [
+        _("Referrals waiting for a decision ({count}), urgent and oldest first:").format(
+            count=len(items)
+        )
+    ]
+    for item in shown.items:
+        line = f"{item.code} · {urgency_text(item.urgency, tr)} · {esc(item.institution_name)}"
+        line += f" · {tr.date(item.submitted_at)}"
+        if item.danger:
+            line = "⚠️ " + line
+        if item.status is ReferralStatus.NEEDS_INFO:
+            line += " · " + _(STATUS_NAMES[item.status])
+        if item.consent is not Consent.YES:
+            line += " · " + _("no agreement of the guardians")
+        lines.append(line)
+    rows = [[(item.code, f"rf:o:{item.id}")] for item in shown.items]
+    if nav := shown.nav_row("rq"):
+        rows.append(nav)
+    await answer(update, "\n".join(lines), keyboard(rows))
+
+
+async def queue_page(update: Update, context: Context) -> None:
+    query = update.callback_query
+    parts = parse_callback(query.data if query else None, "rq") or []
+    page = parse_id(parts[1]) if len(parts) == 2 else None
+    await show_queue(update, context, page or 0)
+
+
+async def show_cases(update: Update, context: Context, page: int = 0) -> None:
+    runtime = context.runtime
+    tr = context.tr
+    _ = tr.gettext
+    try:
+        async with runtime.database.transaction() as session:
+            cases = await referrals.open_cases(
+                session, context.require_actor(), now=runtime.clock.now()
+            )
+    except PermissionDenied:
+        await answer(update, _("Only coordinators see the district's cases."))
+        return
+    if not cases:
+        await answer(update, _("There are no open cases."))
+        return
+    shown = paginate(cases, page, PAGE_SIZE)
+    lines = [_("Open cases ({count}):").format(count=len(cases))]
+    for case in shown.items:
+        lines.append(
+            _("{code} · opened {date} · case manager {name}").format(
+                code=case.code, date=tr.date(case.opened_at), name=esc(case.manager)
+            )
+        )
+        lines.append("   " + _("Next step: a case conference with the institutions."))
+    rows = [nav] if (nav := shown.nav_row("cs")) else []
+    await answer(update, "\n".join(lines), keyboard(rows) if rows else None)
+
+
+async def cases_page(update: Update, context: Context) -> None:
+    query = update.callback_query
+    parts = parse_callback(query.data if query else None, "cs") or []
+    page = parse_id(parts[1]) if len(parts) == 2 else None
+    await show_cases(update, context, page or 0)
+
+
+def handlers() -> HandlerList:
+    dialog = Dialog("triage")
+    return [
+        ConversationHandler[Context](
+            entry_points=[CallbackQueryHandler(dialog.entry(start_typing), pattern=r"^rf:[dq]:")],
+            states={
+                TYPING: [
+                    MessageHandler(
+                        filters.UpdateType.MESSAGE & ~filters.COMMAND, dialog.step(typed)
+                    ),
+                    CallbackQueryHandler(dialog.step(cancel), pattern=r"^rf:x$"),
+                ]
+            },
+            fallbacks=[CommandHandler("cancel", dialog.step(cancel)), ends_on_other_commands()],
+            allow_reentry=True,
+            name="triage",
+            persistent=True,
+        )
+    ]
+
+
+def command_handlers() -> HandlerList:
+    """Outside the dialog's group: a command that ends the dialog still reaches these."""
+    return [
+        CallbackQueryHandler(consuming(open_referral), pattern=r"^rf:o:"),
+        CallbackQueryHandler(consuming(accept), pattern=r"^rf:a:"),
+        CommandHandler("referrals", consuming(show_queue)),
+        CallbackQueryHandler(consuming(queue_page), pattern=r"^rq:p:"),
+        CommandHandler("cases", consuming(show_cases)),
+        CallbackQueryHandler(consuming(cases_page), pattern=r"^cs:p:"),
+    ]

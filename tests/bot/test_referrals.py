@@ -1,0 +1,96 @@
+"""The rules of bot.services.referrals that the dialog tests do not reach directly."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from bot.clock import FakeClock
+from bot.crypto import Cipher
+from bot.db import Database
+from bot.models import Referral, Role
+from bot.services import referrals
+from bot.services.members import Actor
+from bot.services.referrals import Draft, Rejected
+from tests.bot.test_members import _join
+
+
+async def _draft_at(
+    database: Database, clock: FakeClock, cipher: Cipher, actor: Actor, step: str
+) -> Draft:
+    async with database.transaction() as session:
+        await referrals.start_draft(session, actor, cipher, now=clock.now())
+        return await referrals.go_to(session, actor, cipher, step, now=clock.now())
+
+
+async def test_codes_count_per_prefix_and_year_without_duplicates_under_concurrency(
+    database: Database,
+) -> None:
+    now = datetime(2026, 12, 31, 22, 0, tzinfo=UTC)
+
+    async def one(prefix: str, moment: datetime) -> str:
+        async with database.transaction() as session:
+            return await referrals.next_code(session, prefix, moment)
+
+    codes = await asyncio.gather(*(one("R", now) for _ in range(20)))
+    assert sorted(codes) == [f"R-2026-{n:04d}" for n in range(1, 21)]
+    assert await one("PK", now) == "PK-2026-0001"
+    assert await one("R", datetime(2027, 1, 1, 8, 0, tzinfo=UTC)) == "R-2027-0001"
+
+
+async def test_the_year_of_birth_must_be_a_school_age(
+    database: Database, clock: FakeClock, cipher: Cipher
+) -> None:
+    teacher = await _join(database, clock, Role.REFERRER, 1)
+    await _draft_at(database, clock, cipher, teacher, "year")
+    results = []
+    for typed in ("2006", "2005", "2023", "2024", "２０１５", " 2015 "):
+        async with database.transaction() as session:
+            results.append(
+                await referrals.set_text(session, teacher, cipher, typed, now=clock.now())
+            )
+            if isinstance(results[-1], Draft):
+                await referrals.go_to(session, teacher, cipher, "year", now=clock.now())
+    kinds = [r.reason if isinstance(r, Rejected) else r.birth_year for r in results]
+    assert kinds == [2006, "year", 2023, "year", 2015, 2015]  # full-width digits are digits
+
+
+async def test_a_button_of_another_step_changes_nothing(
+    database: Database, clock: FakeClock, cipher: Cipher
+) -> None:
+    teacher = await _join(database, clock, Role.REFERRER, 1)
+    await _draft_at(database, clock, cipher, teacher, "name")
+    async with database.transaction() as session:
+        stale = await referrals.set_choice(
+            session, teacher, cipher, "urgency", "urgent", now=clock.now()
+        )
+        forged = await referrals.set_choice(
+            session, teacher, cipher, "name", "anything", now=clock.now()
+        )
+        row = await session.scalar(select(Referral))
+    assert stale is None and forged is None
+    assert row is not None and row.urgency is None and row.step == "name"
+
+
+async def test_sending_an_incomplete_draft_asks_for_what_is_missing(
+    database: Database, clock: FakeClock, cipher: Cipher
+) -> None:
+    teacher = await _join(database, clock, Role.REFERRER, 1)
+    await _draft_at(database, clock, cipher, teacher, "danger")
+    async with database.transaction() as session:
+        result = await referrals.submit(session, teacher, cipher, now=clock.now())
+    assert isinstance(result, Draft) and result.step == "danger" and result.back_to_summary
+
+
+async def test_a_participant_cannot_start_a_referral_and_only_one_draft_exists(
+    database: Database, clock: FakeClock, cipher: Cipher
+) -> None:
+    teacher = await _join(database, clock, Role.REFERRER, 1)
+    for _ in range(3):
+        await _draft_at(database, clock, cipher, teacher, "name")
+    async with database.transaction() as session:
+        drafts = list(await session.scalars(select(Referral)))
+    assert len(drafts) == 1
+    assert not referrals.can_refer(await _join(database, clock, Role.PARTICIPANT, 2))

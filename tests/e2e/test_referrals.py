@@ -1,0 +1,709 @@
+"""Referrals end to end: a teacher reports from her phone, the coordinators triage it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select, text
+
+from bot.clock import FakeClock
+from bot.models import AuditEntry, Base, Case, InstitutionKind, Referral, ReferralStatus, Role
+from bot.sandbox import BotApiSandbox, FloodLimits, Person
+from tests.e2e.conftest import RunningBot
+
+CHILD = "Kryštof Dvořák"
+
+
+@pytest.fixture
+def flood_limits() -> FloodLimits:
+    """A person answers at human speed, a test at machine speed: a dialog of a dozen answers
+    would otherwise wait out Telegram's per-chat limit (one message a second after a burst of
+    ten) and make the suite slow. The limits themselves are tested in test_joining."""
+    return FloodLimits(chat_burst=100)
+
+
+DESCRIPTION = "Since October he misses Mondays and says older boys take his money."
+CODE = re.compile(r"R-2026-\d{4}")
+
+
+async def team(bot: RunningBot) -> tuple[Person, Person]:
+    coordinator = await bot.join(
+        1, "Hana", Role.COORDINATOR, institution="OSPOD Cheb", kind=InstitutionKind.OSPOD
+    )
+    teacher = await bot.join(2, "Jana", Role.REFERRER)
+    return coordinator, teacher
+
+
+async def text_of(person: Person) -> str:
+    return (await person.next_message()).text or ""
+
+
+async def next_sent(person: Person) -> str:
+    """The next new message, past edits (such as decision buttons taken off the details)."""
+    while True:
+        event = await person.next_event()
+        if event.kind == "sent" and event.message is not None:
+            return event.message.text or ""
+
+
+async def fill_in(teacher: Person, *, danger: str = "No") -> int:
+    """The whole dialog with the defaults; returns the taps and messages it took."""
+    actions = 0
+
+    async def tap(label: str) -> str:
+        nonlocal actions
+        actions += 1
+        await teacher.press(label)
+        return await text_of(teacher)
+
+    async def type_(text: str) -> str:
+        nonlocal actions
+        actions += 1
+        await teacher.send_text(text)
+        return await text_of(teacher)
+
+    assert "Is the child in danger right now?" in await text_of(teacher)
+    assert "What is the child's name?" in await tap(danger)
+    assert "In which year was the child born?" in await type_(CHILD)
+    assert "School: ZŠ Hradební" in await type_("2015")
+    assert "What is going on?" in await type_("5.B")
+    await tap("truancy")
+    await tap("bullying and cyberbullying")
+    assert "Describe what is going on" in await tap("Done")
+    assert "What has the school already tried?" in await type_(DESCRIPTION)
+    assert "parents or guardians" in await tap("Skip")
+    after_guardians = await tap("Informed, they agree")
+    if danger == "No":
+        assert "How urgent is it?" in after_guardians
+        summary = await tap("Routine")
+    else:
+        summary = after_guardians
+    assert "Please check the referral before sending it" in summary
+    return actions
+
+
+async def test_a_referral_takes_eleven_actions_and_the_coordinator_is_told_only_its_code(
+    bot: RunningBot, sandbox: BotApiSandbox
+) -> None:
+    coordinator, teacher = await team(bot)
+    await teacher.send_text("/refer")
+    actions = await fill_in(teacher)
+    summary = teacher.last_bot_message()
+    assert summary.protect_content
+    assert CHILD in (summary.text or "") and "truancy, bullying and cyberbullying" in (
+        summary.text or ""
+    )
+    await teacher.press("Send")
+    actions += 1
+    assert actions <= 12
+    sent = await text_of(teacher)
+    found = CODE.search(sent)
+    assert found, sent
+    code = found.group(0)
+    assert "I deleted your 4 messages with the child's details from this chat." in sent
+    deleted = [m for m in teacher.messages.values() if not m.from_bot and m.deleted]
+    assert {m.text for m in deleted} == {CHILD, "2015", "5.B", DESCRIPTION}
+    assert CHILD not in teacher.transcript().split("pressed [Send]")[-1]
+
+    notice = await coordinator.next_message()
+    assert notice.text == f"New referral {code} from ZŠ Hradební.\nUrgency: routine"
+    assert notice.buttons() == [[(f"Open {code}", notice.buttons()[0][0][1])]]
+
+    await coordinator.press(f"Open {code}")
+    details = await coordinator.next_message()
+    assert details.protect_content
+    assert CHILD in (details.text or "") and "born 2015" in (details.text or "")
+    assert DESCRIPTION in (details.text or "")
+    async with bot.runtime.database.transaction() as session:
+        viewed = await session.scalar(
+            select(AuditEntry).where(AuditEntry.action == "referral.viewed")
+        )
+        referral = await session.scalar(select(Referral))
+    assert viewed is not None and viewed.details == {"code": code}
+    assert referral is not None and referral.status is ReferralStatus.SUBMITTED
+
+    await coordinator.press("Accept")
+    accepted = await next_sent(coordinator)
+    assert re.search(r"You accepted R-2026-0001\. Case PK-2026-0001 is open", accepted)
+    told = await text_of(teacher)
+    assert told.startswith(f"Your referral {code} was accepted.")
+    async with bot.runtime.database.transaction() as session:
+        case = await session.scalar(select(Case))
+    assert case is not None and case.code == "PK-2026-0001"
+
+    await teacher.send_text("/myreferrals")
+    assert f"{code} · accepted · " in await text_of(teacher)
+
+
+async def test_every_part_can_be_edited_from_the_summary_and_back_goes_one_step_back(
+    bot: RunningBot, sandbox: BotApiSandbox
+) -> None:
+    coordinator, teacher = await team(bot)
+    await bot.invite_code(Role.REFERRER, institution="ZŠ Komenského")  # a second school
+    await teacher.send_text("/refer")
+    await teacher.next_message()
+    await teacher.press("No")
+    await teacher.next_message()
+    await teacher.send_text("Wrong Name")
+    await teacher.next_message()
+    await teacher.press("Back")
+    assert "What is the child's name?" in await text_of(teacher)
+    await teacher.send_text(CHILD)
+    await teacher.next_message()
+    await fill_rest(teacher)
+
+    edits = [
+        ("✏️ Name", "Ema Nováková", "Child: Ema Nováková, born 2015"),
+        ("✏️ Year of birth", "2016", "born 2016"),
+        ("✏️ Class", "3.A", "Class: 3.A, ZŠ Hradební"),
+        ("✏️ Description", "She cries every morning.", "She cries every morning."),
+        ("✏️ Tried", "A talk with her mother.", "Already tried: A talk with her mother."),
+    ]
+    for button, typed, shown in edits:
+        await teacher.press(button)
+        await teacher.next_message()
+        await teacher.send_text(typed)
+        assert shown in await text_of(teacher)
+
+    await teacher.press("✏️ School")
+    await teacher.next_message()
+    await teacher.press("ZŠ Komenského")
+    assert "Class: 3.A, ZŠ Komenského" in await text_of(teacher)
+    await teacher.press("✏️ School")
+    await teacher.next_message()
+    await teacher.press("Another school (type its name)")
+    await teacher.next_message()
+    await teacher.send_text("Gymnázium Cheb")
+    assert "Class: 3.A, Gymnázium Cheb" in await text_of(teacher)
+
+    await teacher.press("✏️ Concerns")
+    await teacher.next_message()
+    await teacher.press("✅ truancy")  # off again
+    await teacher.next_message()
+    await teacher.press("other…")
+    assert "Describe the other concern" in await text_of(teacher)
+    await teacher.send_text("sleeps in class")
+    await teacher.next_message()
+    await teacher.press("Done")
+    assert "Concerns: bullying and cyberbullying, other: sleeps in class" in await text_of(teacher)
+
+    await teacher.press("✏️ Guardians")
+    await teacher.next_message()
+    await teacher.press("Not informed")
+    assert "Guardians: not informed" in await text_of(teacher)
+    await teacher.press("✏️ Urgency")
+    await teacher.next_message()
+    await teacher.press("Within a week")
+    assert "Urgency: within a week" in await text_of(teacher)
+    await teacher.press("✏️ Danger")
+    await teacher.next_message()
+    await teacher.press("Yes, in danger now")
+    summary = await text_of(teacher)
+    assert "In danger right now: yes" in summary and "Urgency: urgent" in summary
+    await teacher.press("✏️ Danger")
+    await teacher.next_message()
+    await teacher.press("No")  # urgent only because of the danger: asked again
+    assert "How urgent is it?" in await text_of(teacher)
+    await teacher.press("Routine")
+    assert "Urgency: routine" in await text_of(teacher)
+
+    await teacher.press("Send")
+    assert "I deleted your 12 messages" in await text_of(teacher)
+    await coordinator.next_message()
+    await coordinator.press("Open R-2026-0001")
+    details = await text_of(coordinator)
+    for shown in (
+        "Child: Ema Nováková, born 2016",
+        "Class: 3.A, Gymnázium Cheb",
+        "Concerns: bullying and cyberbullying, other: sleeps in class",
+        "She cries every morning.",
+        "A talk with her mother.",
+        "Guardians: not informed",
+        "⚠️ The guardians have not agreed to a case conference.",
+    ):
+        assert shown in details
+
+
+async def fill_rest(teacher: Person) -> None:
+    """From the year on, with the defaults, up to the summary."""
+    await teacher.send_text("2015")
+    await teacher.next_message()
+    await teacher.send_text("5.B")
+    await teacher.next_message()
+    for label in ("truancy", "bullying and cyberbullying"):
+        await teacher.press(label)
+        await teacher.next_message()
+    await teacher.press("Done")
+    await teacher.next_message()
+    await teacher.send_text(DESCRIPTION)
+    await teacher.next_message()
+    await teacher.press("Skip")
+    await teacher.next_message()
+    await teacher.press("Informed, they agree")
+    await teacher.next_message()
+    await teacher.press("Routine")
+    await teacher.next_message()
+
+
+async def test_a_child_in_danger_gets_the_emergency_numbers_and_an_urgent_alert(
+    bot: RunningBot, sandbox: BotApiSandbox
+) -> None:
+    coordinator, teacher = await team(bot)
+    await teacher.send_text("/refer")
+    await teacher.next_message()
+    await teacher.press("Yes, in danger now")
+    emergency = await text_of(teacher)
+    for number in ("158", "155", "112", "116 111"):
+        assert number in emergency
+    assert "What is the child's name?" in emergency
+    await teacher.send_text(CHILD)
+    await teacher.next_message()
+    await fill_rest_after_name_in_danger(teacher)
+    summary = teacher.last_bot_message().text or ""
+    assert "Urgency: urgent" in summary  # no urgency question: danger makes it urgent
+    await teacher.press("Send")
+    await teacher.next_message()
+    alert = await text_of(coordinator)
+    assert "Urgency: urgent" in alert
+    assert "⚠️ The referrer reports that the child may be in danger right now." in alert
+    assert CHILD not in alert and "truancy" not in alert
+
+
+async def fill_rest_after_name_in_danger(teacher: Person) -> None:
+    await teacher.send_text("2015")
+    await teacher.next_message()
+    await teacher.send_text("5.B")
+    await teacher.next_message()
+    await teacher.press("truancy")
+    await teacher.next_message()
+    await teacher.press("Done")
+    await teacher.next_message()
+    await teacher.send_text(DESCRIPTION)
+    await teacher.next_message()
+    await teacher.press("Skip")
+    await teacher.next_message()
+    await teacher.press("Informed, they agree")
+    assert "Please check the referral" in await text_of(teacher)
+
+
+async def test_wrong_input_gets_a_clear_answer_and_loses_nothing(
+    bot: RunningBot, sandbox: BotApiSandbox
+) -> None:
+    _coordinator, teacher = await team(bot)
+    await teacher.send_text("/refer")
+    await teacher.next_message()
+    await teacher.press("No")
+    await teacher.next_message()
+    await teacher.send_voice()
+    assert "Please type your answer as text" in await text_of(teacher)
+    await teacher.send_text(CHILD)
+    await teacher.next_message()
+    for wrong in ("1990", "20x5", "2024", "15"):
+        await teacher.send_text(wrong)
+        assert "Please type the year of birth as four digits, from 2006 to 2023." in (
+            await text_of(teacher)
+        )
+    await teacher.send_text("2015")
+    await teacher.next_message()
+    await teacher.send_text("5.B")
+    await teacher.next_message()
+    await teacher.send_text("some text where buttons are")
+    assert "Please answer with one of the buttons." in await text_of(teacher)
+    alert = await teacher.press("Done")  # nothing chosen yet
+    assert alert.text == "Choose at least one concern." and alert.show_alert
+    await teacher.press("truancy")
+    await teacher.next_message()
+    await teacher.press("Done")
+    await teacher.next_message()
+    await teacher.send_text("x" * 3001)
+    assert "That is 3,001 characters, but at most 3,000 fit here." in await text_of(teacher)
+    await teacher.send_photo()
+    assert "I cannot use photos, voice messages, stickers or files here." in await text_of(teacher)
+    await teacher.send_text("y" * 3000)  # exactly the limit is fine
+    assert "What has the school already tried?" in await text_of(teacher)
+    await teacher.send_sticker()
+    assert "Please type your answer as text." in await text_of(teacher)
+    await teacher.press("Skip")
+    await teacher.next_message()
+    await teacher.press("Informed, not asked yet")
+    await teacher.next_message()
+    await teacher.press("Urgent")
+    await teacher.next_message()
+    await teacher.press("Send")
+    sent = await text_of(teacher)
+    assert "I deleted your 13 messages with the child's details" in sent
+    typed = [m for m in teacher.messages.values() if not m.from_bot and m.text != "/refer"]
+    assert all(m.deleted for m in typed if not (m.text or "").startswith("/start"))
+    async with bot.runtime.database.transaction() as session:
+        referral = await session.scalar(select(Referral))
+    assert referral is not None
+    sealed = bot.runtime.cipher.decrypt_json(referral.sealed)
+    assert sealed["description"] == "y" * 3000 and sealed["birth_year"] == 2015
+
+
+async def test_cancel_deletes_the_draft_and_a_second_refer_offers_to_continue(
+    bot: RunningBot, sandbox: BotApiSandbox
+) -> None:
+    _coordinator, teacher = await team(bot)
+    await teacher.send_text("/refer")
+    await teacher.next_message()
+    await teacher.press("No")
+    await teacher.next_message()
+    await teacher.send_text(CHILD)
+    await teacher.next_message()
+    await teacher.send_text("/refer")
+    offer = await teacher.next_message()
+    assert "You have an unfinished referral" in (offer.text or "")
+    await teacher.press("Continue")
+    assert "In which year was the child born?" in await text_of(teacher)
+    await teacher.send_text("/refer")
+    await teacher.next_message()
+    await teacher.press("Start over")
+    assert "Is the child in danger right now?" in await text_of(teacher)
+    await teacher.press("No")
+    await teacher.next_message()
+    await teacher.send_text(CHILD)
+    await teacher.next_message()
+    await teacher.send_text("/cancel")
+    cancelled = await text_of(teacher)
+    assert "Cancelled. Nothing was sent, and the draft is deleted." in cancelled
+    assert "I deleted your message with the child's details from this chat." in cancelled
+    async with bot.runtime.database.transaction() as session:
+        assert await session.scalar(select(Referral)) is None
+    await teacher.send_text("2015")  # the dialog is over
+    assert "I did not understand that" in await text_of(teacher)
+
+
+async def test_a_stale_button_after_sending_changes_nothing(
+    bot: RunningBot, sandbox: BotApiSandbox
+) -> None:
+    _coordinator, teacher = await team(bot)
+    await teacher.send_text("/refer")
+    await fill_in(teacher)
+    await teacher.press("Send")
+    await teacher.next_message()
+    for stale in ("ref:urgency:week", "ref:send", "ref:x"):
+        answer = await teacher.press_data(stale)
+        assert answer.text == "This button is no longer active."
+    async with bot.runtime.database.transaction() as session:
+        referral = await session.scalar(select(Referral))
+    assert referral is not None and referral.urgency is not None
+    assert referral.urgency.value == "routine"
+
+
+async def send_one(teacher: Person, coordinator: Person) -> str:
+    """The teacher sends a referral with the defaults; returns its code (after the
+    coordinator's notification)."""
+    await teacher.send_text("/refer")
+    await fill_in(teacher)
+    await teacher.press("Send")
+    found = CODE.search(await text_of(teacher))
+    assert found
+    await coordinator.next_message()
+    return found.group(0)
+
+
+async def test_a_coordinator_asks_the_teacher_answers_and_another_declines_with_a_reason(
+    bot: RunningBot, sandbox: BotApiSandbox
+) -> None:
+    coordinator, teacher = await team(bot)
+    colleague = await bot.join(
+        3, "Petr", Role.COORDINATOR, institution="OSPOD Cheb", kind=InstitutionKind.OSPOD
+    )
+    code = await send_one(teacher, coordinator)
+    await colleague.next_message()
+
+    await coordinator.press(f"Open {code}")
+    await coordinator.next_message()
+    await coordinator.press("Ask the referrer")
+    assert f"Type your question for the referrer of {code}." in await text_of(coordinator)
+    await coordinator.send_text("Does he have siblings at your school?")
+    assert "was sent to the referrer" in await text_of(coordinator)
+
+    question = await teacher.next_message()
+    assert question.protect_content
+    assert question.text == (
+        f"A coordinator asks about your referral {code}:\n\nDoes he have siblings at your school?"
+    )
+    await teacher.send_text("/myreferrals")
+    assert f"{code} · question for you" in await text_of(teacher)
+    await teacher.press("Answer")
+    assert f"Type your answer about {code}." in await text_of(teacher)
+    await teacher.send_text("Yes, a sister in 2.A.")
+    thanks = await text_of(teacher)
+    assert f"Your answer about {code} was sent to the coordinators." in thanks
+    assert "I deleted your message with the child's details from this chat." in thanks
+    assert (await text_of(coordinator)) == f"The referrer answered the question about {code}."
+    assert (await text_of(colleague)) == f"The referrer answered the question about {code}."
+
+    await colleague.press(f"Open {code}")
+    details = await text_of(colleague)
+    assert "Question – Hana" in details and "Does he have siblings at your school?" in details
+    assert "Answer – Jana" in details and "Yes, a sister in 2.A." in details
+    await colleague.press("Decline")
+    assert "Why do you decline" in await text_of(colleague)
+    await colleague.send_text("   ")
+    assert "Please type your answer." in await text_of(colleague)
+    await colleague.send_text("The family already works with OSPOD Sokolov.")
+    assert "You declined" in await text_of(colleague)
+    declined = await teacher.next_message()
+    assert declined.protect_content
+    assert declined.text == (
+        f"Your referral {code} was declined. The reason:\n\n"
+        "The family already works with OSPOD Sokolov."
+    )
+    assert (await text_of(coordinator)) == f"{code} was declined by Petr."
+
+    await coordinator.press("Accept")  # under the details opened before the decision
+    assert (await next_sent(coordinator)) == f"{code} has already been decided by Petr: declined."
+    async with bot.runtime.database.transaction() as session:
+        assert await session.scalar(select(Case)) is None
+
+
+async def test_two_coordinators_deciding_at_once_make_one_decision(
+    bot: RunningBot, sandbox: BotApiSandbox
+) -> None:
+    coordinator, teacher = await team(bot)
+    colleague = await bot.join(
+        3, "Petr", Role.COORDINATOR, institution="Policie Cheb", kind=InstitutionKind.POLICE
+    )
+    code = await send_one(teacher, coordinator)
+    await colleague.next_message()
+    for person in (coordinator, colleague):
+        await person.press(f"Open {code}")
+        await person.next_message()
+
+    await asyncio.gather(coordinator.press("Accept"), colleague.press("Accept"))
+
+    async with bot.runtime.database.transaction() as session:
+        referral = await session.scalar(select(Referral))
+    assert referral is not None
+    hana_won = referral.decided_by_id == 1
+    winner, loser = (coordinator, colleague) if hana_won else (colleague, coordinator)
+    assert (await next_sent(winner)).startswith(f"You accepted {code}. Case PK-2026-0001 is open")
+    name = "Hana" if hana_won else "Petr"
+    told = {await next_sent(loser), await next_sent(loser)}
+    assert told == {
+        f"{code} has already been decided by {name}: accepted.",
+        f"{code} was accepted by {name}: case PK-2026-0001.",
+    }
+    async with bot.runtime.database.transaction() as session:
+        cases = list(await session.scalars(select(Case)))
+        decisions = list(
+            await session.scalars(
+                select(AuditEntry).where(AuditEntry.action == "referral.accepted")
+            )
+        )
+    assert len(cases) == 1 and len(decisions) == 1
+    assert (await text_of(teacher)).startswith(f"Your referral {code} was accepted.")
+
+
+async def test_others_cannot_open_a_referral_and_each_refusal_is_audited(
+    bot: RunningBot, sandbox: BotApiSandbox
+) -> None:
+    coordinator, teacher = await team(bot)
+    code = await send_one(teacher, coordinator)
+    referral_id = int(coordinator.last_bot_message().buttons()[0][0][1].split(":")[-1])
+    officer = await bot.join(
+        4, "Tomáš", Role.PARTICIPANT, institution="Policie Cheb", kind=InstitutionKind.POLICE
+    )
+    colleague = await bot.join(5, "Eva", Role.REFERRER)  # same school, not her referral
+
+    for person in (officer, colleague, teacher):
+        for forged in (f"rf:o:{referral_id}", f"rf:a:{referral_id}", f"rf:d:{referral_id}"):
+            if person is teacher and forged.startswith("rf:o"):
+                continue  # the referrer may read her own referral
+            refusal = await person.press_data(forged)
+            assert refusal.text == "You are not allowed to see this referral.", (person, forged)
+    await teacher.press_data(f"rf:o:{referral_id}")
+    own = await teacher.next_message()
+    assert own.protect_content and CHILD in (own.text or "") and own.buttons() == []
+    await officer.send_text("/referrals")
+    assert "Only coordinators see the referral queue." in await text_of(officer)
+    await colleague.send_text("/refer")  # she may report her own concern, of course
+    assert "Is the child in danger right now?" in await text_of(colleague)
+    await officer.send_text("/refer")
+    assert "Concerns are reported by referrers" in await text_of(officer)
+
+    async with bot.runtime.database.transaction() as session:
+        refused = list(
+            await session.scalars(
+                select(AuditEntry.action).where(AuditEntry.action.like("%.refused"))
+            )
+        )
+        referral = await session.scalar(select(Referral).where(Referral.code == code))
+    assert len(refused) == 9  # (refusing /refer to a participant is no access to data)
+    assert refused.count("referral.view.refused") == 2
+    assert referral is not None and referral.status is ReferralStatus.SUBMITTED
+    transcripts = officer.transcript() + colleague.transcript()
+    assert CHILD not in transcripts and DESCRIPTION not in transcripts
+
+
+async def test_the_database_holds_the_childs_details_only_encrypted(
+    bot: RunningBot, sandbox: BotApiSandbox, database_url: str
+) -> None:
+    coordinator, teacher = await team(bot)
+    code = await send_one(teacher, coordinator)
+    await coordinator.press(f"Open {code}")
+    await coordinator.next_message()
+    await coordinator.press("Ask the referrer")
+    await coordinator.next_message()
+    await coordinator.send_text("Which bus does Kryštof take home?")
+    await coordinator.next_message()
+    await teacher.next_message()
+    await teacher.press("Answer")
+    await teacher.next_message()
+    await teacher.send_text("Kryštof takes the 7:40 bus.")
+    await teacher.next_message()
+    # A second, unfinished draft: drafts are encrypted too.
+    await teacher.send_text("/refer")
+    await teacher.next_message()
+    await teacher.press("No")
+    await teacher.next_message()
+    await teacher.send_text("Alžběta Šťastná")
+    await teacher.next_message()
+
+    dump = await raw_dump(bot)
+    for secret in (
+        "Kryštof",
+        "Dvořák",
+        "Alžběta",
+        "2015",
+        "5.B",
+        "Mondays",
+        "truancy",
+        "bullying",
+        "siblings",
+        "7:40",
+    ):
+        assert secret not in dump, secret
+    assert code in dump  # the plain columns are there: the check reads the right data
+
+
+async def raw_dump(bot: RunningBot) -> str:
+    """Every value of every table, as the database stores it (bytes decoded leniently)."""
+    values: list[str] = []
+    async with bot.runtime.database.transaction() as session:
+        for table in Base.metadata.sorted_tables:
+            rows = await session.execute(text(f"SELECT * FROM {table.name}"))
+            for row in rows:
+                for value in row:
+                    if isinstance(value, bytes | memoryview):
+                        values.append(bytes(value).decode("utf-8", "replace"))
+                    else:
+                        values.append(str(value))
+    return "\n".join(values)
+
+
+async def test_a_draft_is_remembered_once_after_a_day_and_deleted_after_fourteen(
+    bot: RunningBot, sandbox: BotApiSandbox, clock: FakeClock
+) -> None:
+    _coordinator, teacher = await team(bot)
+    await teacher.send_text("/refer")
+    await teacher.next_message()
+    await teacher.press("No")
+    await teacher.next_message()
+    await teacher.send_text(CHILD)
+    await teacher.next_message()
+
+    clock.advance(timedelta(hours=23))
+    await bot.sweep()
+    clock.advance(timedelta(hours=1))  # Tuesday 8:00 in Cheb
+    await bot.sweep()
+    reminder = await teacher.next_message()
+    assert reminder.text == (
+        "You have an unfinished referral, started Nov 23, 2026. Continue it when you can: "
+        "unfinished referrals are deleted after 14 days without changes."
+    )
+    await teacher.press("Continue")
+    assert "In which year was the child born?" in await text_of(teacher)
+
+    clock.advance(timedelta(days=12, hours=23, minutes=59))
+    await bot.sweep()  # no second reminder, and not deleted yet
+    async with bot.runtime.database.transaction() as session:
+        assert await session.scalar(select(Referral)) is not None
+    clock.advance(timedelta(minutes=1))
+    await bot.sweep()
+    assert (await text_of(teacher)) == (
+        "Your unfinished referral, started Nov 23, 2026, was deleted after 14 days without "
+        "changes. /refer starts a new one."
+    )
+    async with bot.runtime.database.transaction() as session:
+        assert await session.scalar(select(Referral)) is None
+    await teacher.send_text("2015")  # the dialog was still waiting for the year
+    assert "There is no referral in progress" in await text_of(teacher)
+    gone = await teacher.press_data("ref:resume")  # "Continue" of an old reminder
+    assert gone.text is not None and "There is no referral in progress" in gone.text
+
+
+async def test_waiting_referrals_nudge_the_coordinators_once_per_working_day_until_decided(
+    bot: RunningBot, sandbox: BotApiSandbox, clock: FakeClock
+) -> None:
+    coordinator, teacher = await team(bot)
+    clock.set(datetime(2026, 11, 27, 14, 0, tzinfo=UTC))  # Friday 15:00 in Cheb
+    code = await send_one(teacher, coordinator)
+
+    clock.set(datetime(2026, 11, 30, 13, 59, tzinfo=UTC))  # Monday 14:59: not yet a full day
+    await bot.sweep()
+    clock.set(datetime(2026, 11, 30, 14, 0, tzinfo=UTC))
+    await bot.sweep()
+    nudge = await coordinator.next_message()
+    assert nudge.text == (
+        "This referral has waited more than a working day for a decision:\n"
+        f"{code} · routine · Nov 27, 2026, 3:00\u202fPM"
+    )
+    clock.advance(timedelta(hours=1))
+    await bot.sweep()  # the same day: no second nudge
+    clock.set(datetime(2026, 12, 1, 7, 0, tzinfo=UTC))  # Tuesday 8:00
+    await bot.sweep()
+    assert (await text_of(coordinator)).startswith("This referral has waited more")
+
+    await coordinator.press(code)
+    await coordinator.next_message()
+    await coordinator.press("Accept")
+    await next_sent(coordinator)
+    clock.set(datetime(2026, 12, 2, 7, 0, tzinfo=UTC))
+    await bot.sweep()
+    await coordinator.send_text("/referrals")
+    assert (await text_of(coordinator)) == "No referrals are waiting for a decision."
+
+
+async def test_the_queue_shows_urgent_first_then_oldest_and_cases_their_next_step(
+    bot: RunningBot, sandbox: BotApiSandbox, clock: FakeClock
+) -> None:
+    coordinator, teacher = await team(bot)
+    first = await send_one(teacher, coordinator)  # routine
+    clock.advance(timedelta(minutes=5))
+    await teacher.send_text("/refer")
+    await teacher.next_message()
+    await teacher.press("Yes, in danger now")
+    await teacher.next_message()
+    await teacher.send_text(CHILD)
+    await teacher.next_message()
+    await fill_rest_after_name_in_danger(teacher)
+    await teacher.press("Send")
+    second = CODE.search(await text_of(teacher))
+    assert second is not None
+    await coordinator.next_message()
+
+    await coordinator.send_text("/referrals")
+    queue = await coordinator.next_message()
+    lines = (queue.text or "").splitlines()
+    assert lines[0] == "Referrals waiting for a decision (2), urgent and oldest first:"
+    assert lines[1].startswith(f"⚠️ {second.group(0)} · urgent · ZŠ Hradební")
+    assert lines[2].startswith(f"{first} · routine · ZŠ Hradební")
+    assert [label for row in queue.buttons() for label, _ in row] == [second.group(0), first]
+
+    await coordinator.press(first)
+    await coordinator.next_message()
+    await coordinator.press("Accept")
+    await next_sent(coordinator)
+    await coordinator.send_text("/cases")
+    assert (await text_of(coordinator)) == (
+        "Open cases (1):\n"
+        "PK-2026-0001 · opened Nov 23, 2026 · case manager Hana\n"
+        "   Next step: a case conference with the institutions."
+    )
