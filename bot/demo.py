@@ -23,13 +23,14 @@ from bot.db import Database
 from bot.migrate import upgrade
 from bot.models import InstitutionKind, Role
 from bot.runtime import Runtime
-from bot.sandbox import BotApiSandbox, Person
+from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from bot.services import members
 
 DEMO_TOKEN = "7000000001:DEMO-sandbox-token"  # noqa: S105 - only the local stand-in knows it
 # Monday 23 November 2026, 08:00 in Cheb.
 DEMO_START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 LINK = re.compile(r"\?start=([A-Za-z0-9_-]+)")
+CODE = re.compile(r"R-\d{4}-\d{4}")
 
 
 class Story:
@@ -140,6 +141,58 @@ class Story:
         await self.admin.send_text("/members")
         await self.admin.next_message()
 
+        await self.refer_and_triage()
+
+    async def refer_and_triage(self) -> None:
+        """The teacher reports a concern (in Czech), the coordinator (in English) asks her a
+        question, she answers, and the coordinator accepts: a case is opened."""
+        teacher, coordinator = self.teacher, self.coordinator
+        await teacher.press("Nahlásit obavy")  # the button on her home message
+        await teacher.next_message()
+        await teacher.press("Ne")  # not in danger right now
+        await teacher.next_message()
+        for typed in ("Kryštof Dvořák", "2015", "5.B"):
+            await teacher.send_text(typed)
+            await teacher.next_message()
+        for concern in ("záškoláctví", "šikana a kyberšikana", "Hotovo"):
+            await teacher.press(concern)
+            await teacher.next_message()
+        await teacher.send_text(
+            "Od října chybí skoro každé pondělí. Spolužákům říká, že mu starší kluci berou "
+            "peníze na svačinu."
+        )
+        await teacher.next_message()
+        for label in ("Přeskočit", "Informováni, souhlasí", "Běžné", "Odeslat"):
+            await teacher.press(label)
+            await teacher.next_message()
+        found = CODE.search(teacher.last_bot_message().text or "")
+        if found is None:
+            raise RuntimeError("the bot did not give a referral code")
+        code = found.group(0)
+
+        await coordinator.next_message()  # the notification: code, urgency, school only
+        await coordinator.press(f"Open {code}")
+        await coordinator.next_message()
+        await coordinator.press("Ask the referrer")
+        await coordinator.next_message()
+        await coordinator.send_text("Does he have older siblings at your school?")
+        await coordinator.next_message()
+
+        await teacher.next_message()  # the question
+        await teacher.press("Odpověď")
+        await teacher.next_message()
+        await teacher.send_text("Ano, sestru v 9.A. Rodiče o tom vědí, přijdou na schůzku.")
+        await teacher.next_message()
+
+        await coordinator.next_message()  # "The referrer answered ..."
+        await coordinator.press(f"Open {code}")
+        await coordinator.next_message()
+        await coordinator.press("Accept")
+        await teacher.next_message()  # "Your referral ... was accepted"
+        await coordinator.send_text("/cases")
+        while "Open cases" not in (coordinator.last_bot_message().text or ""):
+            await coordinator.next_message()
+
 
 def demo_settings(data_dir: Path, sandbox: BotApiSandbox) -> Settings:
     return isolated_settings(
@@ -156,7 +209,11 @@ async def run_demo(out: str | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="roundtable-demo-") as scratch:
         data_dir = Path(scratch)
         clock = FakeClock(DEMO_START)
-        sandbox = BotApiSandbox(token=DEMO_TOKEN, clock=clock.timestamp)
+        # The cast answers at machine speed, not a person's: a burst allowance a person typing
+        # would never exceed keeps Telegram's per-chat limit from slowing the story down.
+        sandbox = BotApiSandbox(
+            token=DEMO_TOKEN, clock=clock.timestamp, flood=FloodLimits(chat_burst=100)
+        )
         await sandbox.start()
         settings = demo_settings(data_dir, sandbox)
         database = Database(settings.effective_database_url)

@@ -38,3 +38,11 @@ def test_run_without_a_token_says_so_and_plays_the_demo(tmp_path: Path) -> None:
     stranger = (out / "stranger.txt").read_text(encoding="utf-8")
     assert "Tento odkaz s pozvánkou už byl použit." in stranger
     assert "Členové (5)" in (out / "admin.txt").read_text(encoding="utf-8")
+    teacher = (out / "teacher.txt").read_text(encoding="utf-8")
+    assert "Kód vašeho oznámení je R-2026-0001." in teacher
+    assert "Vaše oznámení R-2026-0001 bylo přijato." in teacher
+    coordinator = (out / "coordinator.txt").read_text(encoding="utf-8")
+    assert "Bot: New referral R-2026-0001 from ZŠ Hradební.\n    Urgency: routine\n" in coordinator
+    assert "You accepted R-2026-0001. Case PK-2026-0001 is open" in coordinator
+    police = (out / "police.txt").read_text(encoding="utf-8")
+    assert "R-2026-0001" not in police and "Kryštof" not in police
