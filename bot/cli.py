@@ -286,15 +286,28 @@ def _rotate_key(settings: Settings, args: argparse.Namespace) -> None:
         else:
             print(f"{settings.key_file} already holds one key only; there was none to drop.")
         return
+    # A running bot read its keys at start and cannot read data encrypted with a key it has not
+    # seen: so this step only adds the key. The data is re-encrypted by --retire, after the
+    # restart, when every process reads (and writes with) the new key.
     rotated = [Cipher.generate_key(), *current]
-    counts = asyncio.run(_reencrypt(settings, current, rotated, final=False))
-    print(f"Re-encrypted with a new key: {_counts(counts)}.")
+    asyncio.run(_check_then_write(settings, current, rotated))
     print(
-        f"{settings.key_file} now holds the new key first and the {len(current)} old one(s) "
-        "after it. Restart the bot so that it encrypts with the new key, then run "
-        "`roundtable rotate-key --retire` to re-encrypt what it wrote meanwhile and drop the "
-        "old keys."
+        f"{settings.key_file} now holds a new key first and the {len(current)} old one(s) after "
+        "it; nothing is re-encrypted yet. Restart the bot so that it reads the new key (it then "
+        "encrypts with it and still reads the old ones), then run `roundtable rotate-key "
+        "--retire` to re-encrypt all stored data with the new key and drop the old ones."
     )
+
+
+async def _check_then_write(settings: Settings, current: list[bytes], rotated: list[bytes]) -> None:
+    """Write the new key list only if the current keys decrypt everything stored."""
+    database = await open_database(settings)
+    try:
+        with _refusal("cannot be decrypted with the current keys; nothing was changed"):
+            await key_rotation.check(database, Cipher(current))
+        write_key_file(settings.key_file, rotated)
+    finally:
+        await database.dispose()
 
 
 async def _reencrypt(

@@ -253,6 +253,8 @@ class Referral(Base):
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), default=None)
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     nudged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # When the coordinators were told of the sent referral (the sweep retries until then).
+    alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
 class NoteKind(enum.StrEnum):

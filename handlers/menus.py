@@ -24,6 +24,7 @@ BY_ROLE: dict[Role, tuple[tuple[str, str], ...]] = {
         ("referrals", N_("Referrals waiting for a decision")),
         ("cases", N_("Open cases")),
         ("refer", N_("Report a concern about a child")),
+        ("myreferrals", N_("The status of your referrals")),
         ("invite", N_("Create a one-time invite link")),
     ),
     Role.REFERRER: (

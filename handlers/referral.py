@@ -163,15 +163,19 @@ async def start_refer(update: Update, context: Context) -> str | int:
 
 async def _fresh(update: Update, context: Context) -> str:
     runtime = context.runtime
+    actor = context.require_actor()
     async with runtime.database.transaction() as session:
-        draft = await referrals.start_draft(
-            session, context.require_actor(), runtime.cipher, now=runtime.clock.now()
+        draft, discarded = await referrals.start_draft(
+            session, actor, runtime.cipher, now=runtime.clock.now()
         )
     intro = context.tr.gettext(
         "Report a concern about a child. It takes about three minutes; you can stop at any time "
         "and continue later with /refer."
     )
-    return await show_step(update, context, draft, before=intro)
+    deleted = await _delete_messages(context, actor.chat_id, discarded)
+    return await show_step(
+        update, context, draft, before="\n\n".join(filter(None, [deleted, intro]))
+    )
 
 
 async def resume(update: Update, context: Context) -> str | int:
@@ -229,8 +233,12 @@ async def pressed(update: Update, context: Context) -> str | int | None:
     runtime = context.runtime
     actor = context.require_actor()
     now = runtime.clock.now()
+    if parts != ["rx"]:
+        context.user_data.pop(REPLY_TO, None)  # type: ignore[union-attr]
     match parts:
-        case ["x"]:
+        case ["new"]:
+            return await start_refer(update, context)
+        case ["x" | "rx"]:
             return await cancel(update, context)
         case ["send"]:
             return await send(update, context)
@@ -264,7 +272,9 @@ async def pressed(update: Update, context: Context) -> str | int | None:
                     query, context.tr.gettext("Choose at least one concern."), alert=True
                 )
                 return None
-            return await show_step(update, context, result)
+            before = _emergency_text(context.tr) if (step, value) == ("danger", "yes") else ""
+            toggled = step == result.step == "concerns"
+            return await show_step(update, context, result, before=before, in_place=toggled)
     await _stale(update, context)
     return None
 
@@ -281,16 +291,33 @@ async def send(update: Update, context: Context) -> str | int:
         return await show_step(update, context, result)
     tr = context.tr
     _ = tr.gettext
+    if update.callback_query is not None:
+        await acknowledge(update.callback_query)
+    # The summary (the bot's message with the child's details) goes with the referrer's own.
+    deleted = await _delete_messages(context, actor.chat_id, result.message_refs)
+    reached = await alert_coordinators(context, result)
+    async with runtime.database.transaction() as session:
+        await referrals.followed_up(session, result.referral_id, now=runtime.clock.now())
     lines = [
         _("Sent. Your referral code is {code}.").format(code=result.code),
         _(
             "The coordinators have been told. I will let you know when its status changes; "
             "/myreferrals shows the status of your referrals."
+        )
+        if reached
+        else _(
+            "No coordinator could be reached right now. Your referral is saved and waits "
+            "in their queue."
         ),
+        deleted,
     ]
-    lines.append(await _delete_messages(context, actor.chat_id, result.message_refs))
-    await answer(update, "\n\n".join(line for line in lines if line))
-    reached = await notify(
+    await context.bot.send_message(actor.chat_id, "\n\n".join(line for line in lines if line))
+    return ConversationHandler.END
+
+
+async def alert_coordinators(context: Context, result: referrals.Submitted) -> int:
+    """Tell the district's coordinators: code, urgency, institution; nothing about the child."""
+    return await notify(
         context,
         result.coordinators,
         lambda tr: _new_referral_text(result, tr),
@@ -298,15 +325,6 @@ async def send(update: Update, context: Context) -> str | int:
             [[(tr.gettext("Open {code}").format(code=result.code), f"rf:o:{result.referral_id}")]]
         ),
     )
-    if not reached and update.effective_chat is not None:
-        await context.bot.send_message(
-            update.effective_chat.id,
-            _(
-                "No coordinator could be reached right now. Your referral is saved and waits "
-                "in their queue."
-            ),
-        )
-    return ConversationHandler.END
 
 
 def _new_referral_text(result: referrals.Submitted, tr: Translator) -> str:
@@ -331,6 +349,8 @@ async def cancel(update: Update, context: Context) -> int:
     actor = context.require_actor()
     async with runtime.database.transaction() as session:
         refs = await referrals.discard_draft(session, actor)
+    if refs is None:
+        return await _draft_gone(update, context)
     lines = [context.tr.gettext("Cancelled. Nothing was sent, and the draft is deleted.")]
     lines.append(await _delete_messages(context, actor.chat_id, refs))
     await answer(update, "\n\n".join(line for line in lines if line))
@@ -365,13 +385,26 @@ PROMPTS = {
 }
 
 
-async def show_step(update: Update, context: Context, draft: Draft, *, before: str = "") -> str:
-    """The question of the draft's current step, with its buttons, Back and Cancel."""
+async def show_step(
+    update: Update,
+    context: Context,
+    draft: Draft,
+    *,
+    before: str = "",
+    in_place: bool = False,
+) -> str:
+    """The question of the draft's current step, with its buttons, Back and Cancel.
+
+    The summary and the concerns keyboard (its ticks are the child's data) are protected
+    messages, deleted when the draft is sent or cancelled; in_place: the concerns message
+    being ticked is already one.
+    """
     tr = context.tr
     _ = tr.gettext
     step = draft.step
     if step == "summary":
-        rows = _summary_rows(tr)
+        rows = _summary_rows(draft, tr)
+        rows.append([(_("Back"), f"ref:go:{draft.previous_step()}")])
         rows.append([(_("Send"), "ref:send"), _cancel_button(tr)])
         text = _summary(draft, tr)
     else:
@@ -382,13 +415,23 @@ async def show_step(update: Update, context: Context, draft: Draft, *, before: s
         first = step == "danger" and not draft.back_to_summary
         back = [] if first else [(_("Back"), f"ref:go:{draft.previous_step()}")]
         rows.append([*back, _cancel_button(tr)])
-    if step == "name" and draft.danger and not draft.back_to_summary and draft.name is None:
-        text = _emergency_text(tr) + "\n\n" + text
-    elif step == "class":
+    if step == "class":
         text += "\n" + _("School: {school}").format(school=esc(draft.school or ""))
     if before:
         text = before + "\n\n" + text
-    await answer(update, text, keyboard(rows), protect=step == "summary")
+    protect = step == "summary" or (step == "concerns" and not in_place)
+    shown = await answer(update, text, keyboard(rows), protect=protect)
+    if protect and shown is not None:
+        runtime = context.runtime
+        async with runtime.database.transaction() as session:
+            await referrals.note_message(
+                session,
+                context.require_actor(),
+                shown.message_id,
+                _unix(shown.date),
+                now=runtime.clock.now(),
+                from_bot=True,
+            )
     return step
 
 
@@ -478,8 +521,12 @@ def _summary(draft: Draft, tr: Translator) -> str:
     return "\n".join(lines)
 
 
-def _summary_rows(tr: Translator) -> list[list[tuple[str, str]]]:
-    buttons = [("✏️ " + tr.gettext(label), f"ref:edit:{step}") for step, label in EDITS]
+def _summary_rows(draft: Draft, tr: Translator) -> list[list[tuple[str, str]]]:
+    buttons = [
+        ("✏️ " + tr.gettext(label), f"ref:edit:{step}")
+        for step, label in EDITS
+        if not (step == "urgency" and draft.danger)  # a child in danger is urgent
+    ]
     return [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
 
 
@@ -529,21 +576,34 @@ async def _draft_gone(update: Update, context: Context) -> int:
     return ConversationHandler.END
 
 
+async def delete_from_chat(
+    context: Context, chat_id: int, refs: list[list[int]]
+) -> tuple[int, int]:
+    """Delete the listed messages ([id, unix time, from bot]) that Telegram still lets a bot
+    delete (48 hours); returns how many of the person's own were deleted and how many not."""
+    now = context.runtime.clock.now().timestamp()
+    deletable = [ref for ref in refs if now - ref[1] < referrals.DELETABLE_FOR_SECONDS - 60]
+    theirs = sum(1 for ref in refs if not _from_bot(ref))
+    deleted = 0
+    for start in range(0, len(deletable), 100):
+        batch = deletable[start : start + 100]
+        try:
+            await context.bot.delete_messages(chat_id, [ref[0] for ref in batch])
+        except TelegramError:
+            continue
+        deleted += sum(1 for ref in batch if not _from_bot(ref))
+    return deleted, theirs - deleted
+
+
+def _from_bot(ref: list[int]) -> bool:
+    return len(ref) > 2 and bool(ref[2])
+
+
 async def _delete_messages(context: Context, chat_id: int, refs: list[list[int]]) -> str:
-    """Delete the referrer's messages that carried the child's data; say what was done."""
+    """Delete the messages that carried the child's data; say what was done."""
     if not refs:
         return ""
-    now = context.runtime.clock.now().timestamp()
-    recent = [ref[0] for ref in refs if now - ref[1] < referrals.DELETABLE_FOR_SECONDS - 60]
-    too_old = len(refs) - len(recent)
-    deleted = 0
-    for start in range(0, len(recent), 100):
-        batch = recent[start : start + 100]
-        try:
-            await context.bot.delete_messages(chat_id, batch)
-            deleted += len(batch)
-        except TelegramError:
-            too_old += len(batch)
+    deleted, too_old = await delete_from_chat(context, chat_id, refs)
     tr = context.tr
     lines = []
     if deleted:
@@ -603,7 +663,7 @@ async def start_reply(update: Update, context: Context) -> str | int:
             "Type your answer about {code}. Once it is stored, I delete your message from this "
             "chat."
         ).format(code=code),
-        reply_markup=keyboard([[_cancel_button(tr)]]),
+        reply_markup=keyboard([[(tr.gettext("Cancel"), "ref:rx")]]),
     )
     return REPLY
 
@@ -698,22 +758,16 @@ async def my_referrals(update: Update, context: Context) -> None:
 def handlers() -> HandlerList:
     dialog = Dialog("refer")
     incoming = filters.UpdateType.MESSAGE & ~filters.COMMAND
-    step_handlers = [
-        CallbackQueryHandler(dialog.step(pressed), pattern=r"^ref:"),
-        MessageHandler(incoming, dialog.step(typed)),
-    ]
-    states: dict[object, HandlerList] = {step: step_handlers for step in referrals.STEPS}
-    states[RESUME] = [CallbackQueryHandler(dialog.step(pressed), pattern=r"^ref:")]
-    states[REPLY] = [
-        CallbackQueryHandler(dialog.step(cancel), pattern=r"^ref:x$"),
-        MessageHandler(incoming, dialog.step(reply_typed)),
-    ]
+    # Every button of the dialog is an entry point: the draft and its step are in the database,
+    # so a press on the draft's message brings the person back into it from any other dialog.
+    typed_here: HandlerList = [MessageHandler(incoming, dialog.step(typed))]
+    states: dict[object, HandlerList] = {step: typed_here for step in (*referrals.STEPS, RESUME)}
+    states[REPLY] = [MessageHandler(incoming, dialog.step(reply_typed))]
     return [
         ConversationHandler[Context](
             entry_points=[
                 CommandHandler("refer", dialog.entry(start_refer)),
-                CallbackQueryHandler(dialog.entry(start_refer), pattern=r"^ref:new$"),
-                CallbackQueryHandler(dialog.entry(resume), pattern=r"^ref:resume$"),
+                CallbackQueryHandler(dialog.entry(pressed), pattern=r"^ref:"),
                 CallbackQueryHandler(dialog.entry(start_reply), pattern=r"^rf:r:"),
             ],
             states=states,

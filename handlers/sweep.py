@@ -1,11 +1,12 @@
-"""The periodic sweep: reminders and nudges that have come due.
+"""The periodic sweep: reminders and nudges that have come due, sent.
 
-A JobQueue job every `sweep_seconds` looks at the injected clock and the database: a referrer
-is reminded once of a draft left for a day, a draft untouched for 14 days is deleted, and the
-coordinators are nudged once per working day about referrals waiting more than a working day.
-(The durable outbox of the reminders issue will take these over; until then a row is marked
-reminded in the same transaction that finds it, so nothing is sent twice, and a crash between
-that commit and the send can lose one reminder.)
+A JobQueue job every `sweep_seconds` asks the services what has come due by the injected clock
+(`referrals.due_work`: the rules are there and in `scheduling.policy`) and sends it: a referrer
+is reminded once of a draft left for a day, told when a draft untouched for 14 days is deleted;
+the coordinators are nudged once per working day about referrals waiting more than a working
+day; and a sent referral whose alert or message deletion was cut short (a crash, Telegram
+failing) is finished. Until the durable outbox arrives, what is found is marked done in the same
+transaction, so nothing is sent twice, and a crash right after that commit can lose one reminder.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from bot.i18n import Translator
 from bot.services import referrals
 from handlers.common import Context, keyboard
 from handlers.notify import notify
-from handlers.referral import urgency_text
-from scheduling import policy
+from handlers.referral import alert_coordinators, delete_from_chat, urgency_text
 
 logger = logging.getLogger(__name__)
 
@@ -28,52 +28,39 @@ NUDGE_LIST_LIMIT = 20
 
 async def sweep(context: Context) -> None:
     runtime = context.runtime
-    now = runtime.clock.now()
-    calendar = runtime.calendar
     async with runtime.database.transaction() as session:
-        reminders = await referrals.drafts_to_remind(
-            session,
-            now=now,
-            due=lambda updated, reminded: policy.draft_reminder_due(
-                updated, reminded, now, calendar
-            ),
-        )
-        expired = await referrals.expire_drafts(
-            session, now=now, expired=lambda updated: policy.draft_expired(updated, now)
-        )
-        waiting = await referrals.waiting_to_nudge(
-            session,
-            now=now,
-            due=lambda submitted, nudged: policy.triage_nudge_due(submitted, nudged, now, calendar),
-        )
-        coordinators = {
-            district_id: await referrals.coordinators(session, district_id)
-            for district_id in waiting
-        }
-    for reminder in reminders:
+        due = await referrals.due_work(session, now=runtime.clock.now(), calendar=runtime.calendar)
+    for reminder in due.reminders:
         await notify(
             context,
             [reminder.referrer],
             partial(_reminder_text, reminder.started_at),
             lambda tr: keyboard([[(tr.gettext("Continue"), "ref:resume")]]),
         )
-    for gone in expired:
+    for gone in due.expired:
         await notify(context, [gone.referrer], partial(_expired_text, gone.started_at))
-    for district_id, items in waiting.items():
+    for recipients, items in due.nudges:
         await notify(
             context,
-            coordinators[district_id],
+            recipients,
             partial(_nudge_text, items),
             lambda _tr, items=items: keyboard(  # type: ignore[misc]
                 [[(item.code, f"rf:o:{item.id}")] for item in items[:NUDGE_LIST_LIMIT]]
             ),
         )
-    if reminders or expired or waiting:
+    for follow_up in due.follow_ups:
+        await delete_from_chat(
+            context, follow_up.referrer.chat_id, follow_up.submitted.message_refs
+        )
+        if follow_up.alert:
+            await alert_coordinators(context, follow_up.submitted)
+    if due:
         logger.info(
-            "sweep: %d draft reminders, %d drafts expired, %d districts nudged",
-            len(reminders),
-            len(expired),
-            len(waiting),
+            "sweep: %d draft reminders, %d drafts expired, %d districts nudged, %d follow-ups",
+            len(due.reminders),
+            len(due.expired),
+            len(due.nudges),
+            len(due.follow_ups),
         )
 
 

@@ -43,3 +43,16 @@ class WorkingCalendar:
     def is_working_time(self, moment: datetime) -> bool:
         local = self.local(moment)
         return self.is_working_day(local.date()) and self.day_starts <= local.time() < self.day_ends
+
+    def next_working_moment(self, moment: datetime) -> datetime:
+        """The moment itself in working hours, else the start of the next working hours."""
+        if self.is_working_time(moment):
+            return moment
+        local = self.local(moment)
+        day = local.date()
+        if not (self.is_working_day(day) and local.time() < self.day_starts):
+            day += timedelta(days=1)
+            while not self.is_working_day(day):
+                day += timedelta(days=1)
+        start = datetime.combine(day, self.day_starts, tzinfo=self.zone)
+        return start.astimezone(moment.tzinfo)

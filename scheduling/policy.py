@@ -37,9 +37,24 @@ def triage_nudge_due(
     calendar: WorkingCalendar,
 ) -> bool:
     """A referral waiting more than one working day for a decision nudges the coordinators
-    once per working day, in working hours."""
-    if now < calendar.add_working_days(submitted_at, TRIAGE_WAIT_WORKING_DAYS):
+    once per working day, in working hours. The day counts from the first working hour after it
+    was sent: one sent on Saturday has waited a working day on Tuesday morning."""
+    if not waited_a_working_day(submitted_at, now, calendar):
         return False
     if not calendar.is_working_time(now):
         return False
     return nudged_at is None or calendar.local(nudged_at).date() < calendar.local(now).date()
+
+
+def waited_a_working_day(submitted_at: datetime, now: datetime, calendar: WorkingCalendar) -> bool:
+    start = calendar.next_working_moment(submitted_at)
+    return now >= calendar.add_working_days(start, TRIAGE_WAIT_WORKING_DAYS)
+
+
+FOLLOW_UP_AFTER = timedelta(minutes=1)
+
+
+def follow_up_due(submitted_at: datetime, now: datetime) -> bool:
+    """A sent referral whose alert or message deletion has not been confirmed a minute later
+    (the process died, or Telegram kept failing) is finished by the sweep."""
+    return now - submitted_at >= FOLLOW_UP_AFTER

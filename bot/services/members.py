@@ -20,6 +20,8 @@ from bot.models import (
     InviteCode,
     JoinAttempt,
     Member,
+    Referral,
+    ReferralStatus,
     Role,
     UserData,
     conversation_key,
@@ -380,6 +382,11 @@ async def _forget_leaver(session: AsyncSession, member: Member, *, now: datetime
             InviteCode.expires_at > now,
         )
         .values(expires_at=now)
+    )
+    await session.execute(
+        delete(Referral).where(
+            Referral.referrer_id == member.id, Referral.status == ReferralStatus.DRAFT
+        )
     )
     key = conversation_key((member.chat_id, member.telegram_user_id))
     await session.execute(delete(ConversationState).where(ConversationState.key == key))

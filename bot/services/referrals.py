@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +22,7 @@ from bot.models import (
     CaseStatus,
     CodeSequence,
     Consent,
+    District,
     Institution,
     InstitutionKind,
     Member,
@@ -34,6 +36,8 @@ from bot.models import (
 from bot.services import audit
 from bot.services.errors import PermissionDenied, ServiceError
 from bot.services.members import Actor
+from scheduling import policy
+from scheduling.calendar import WorkingCalendar
 
 # The Czech school risk-behaviour list (MŠMT), in its usual order; "other" comes with a text.
 CATEGORIES = (
@@ -293,8 +297,9 @@ async def find_draft(session: AsyncSession, actor: Actor, cipher: Cipher) -> Dra
 
 async def start_draft(
     session: AsyncSession, actor: Actor, cipher: Cipher, *, now: datetime
-) -> Draft:
-    """A new, empty draft (an older one is discarded), the school prefilled."""
+) -> tuple[Draft, list[list[int]]]:
+    """A new, empty draft, the school prefilled. An older draft is discarded; its messages (to
+    delete from the chat) are returned with the new draft."""
     if not can_refer(actor):
         raise PermissionDenied(
             "refer",
@@ -302,11 +307,7 @@ async def start_draft(
                 at=now, actor_id=actor.member_id, action="referral.refused", subject_type="referral"
             ),
         )
-    await session.execute(
-        delete(Referral).where(
-            Referral.referrer_id == actor.member_id, Referral.status == ReferralStatus.DRAFT
-        )
-    )
+    discarded = await discard_draft(session, actor) or []
     row = Referral(
         district_id=actor.district_id,
         referrer_id=actor.member_id,
@@ -321,27 +322,35 @@ async def start_draft(
     )
     session.add(row)
     await session.flush()
-    return _draft(row, cipher)
+    return _draft(row, cipher), discarded
 
 
-async def discard_draft(session: AsyncSession, actor: Actor) -> list[list[int]]:
-    """Delete the draft; returns the referrer's messages that carried its data."""
+async def discard_draft(session: AsyncSession, actor: Actor) -> list[list[int]] | None:
+    """Delete the draft; returns the messages that carried its data (None: there was none)."""
     row = await _draft_row(session, actor)
     if row is None:
-        return []
+        return None
     refs = list(row.message_refs)
     await session.delete(row)
     return refs
 
 
 async def note_message(
-    session: AsyncSession, actor: Actor, message_id: int, sent_at: int, *, now: datetime
+    session: AsyncSession,
+    actor: Actor,
+    message_id: int,
+    sent_at: int,
+    *,
+    now: datetime,
+    from_bot: bool = False,
 ) -> None:
-    """Remember a message of the referrer's that may carry the child's data."""
+    """Remember a message that may carry the child's data, to delete it from the chat when the
+    draft is sent or cancelled: the referrer's own, or one of the bot's (from_bot=True)."""
     row = await _draft_row(session, actor)
     if row is not None:
-        row.message_refs = [*row.message_refs, [message_id, sent_at]]
-        row.updated_at = now
+        row.message_refs = [*row.message_refs, [message_id, sent_at, int(from_bot)]]
+        if not from_bot:
+            row.updated_at = now
 
 
 async def go_to(
@@ -458,7 +467,8 @@ async def set_choice(
                 "disagree": Consent.NO,
             }.get(value, Consent.NOT_ASKED)
         case "urgency", _ if value in {urgency.value for urgency in Urgency}:
-            row.urgency = Urgency(value)
+            # A child in danger is urgent, whatever is pressed.
+            row.urgency = Urgency.URGENT if row.danger else Urgency(value)
         case _:
             return None
     row.sealed = cipher.encrypt_json(sealed)
@@ -479,13 +489,14 @@ async def submit(
         _move(row, missing, cipher)
         return _draft(row, cipher)
     assert row.urgency is not None and row.danger is not None
-    row.code = await next_code(session, "R", now)
+    row.code = await next_code(session, "R", now, district_id=row.district_id)
     row.status = ReferralStatus.SUBMITTED
     row.step = "sent"
     row.submitted_at = now
     row.updated_at = now
+    # The messages stay listed until they are deleted (messages_deleted), so that a crash
+    # between this commit and the deletion leaves the sweep something to finish.
     refs = list(row.message_refs)
-    row.message_refs = []
     await audit.record(
         session,
         at=now,
@@ -508,10 +519,15 @@ async def submit(
     )
 
 
-async def next_code(session: AsyncSession, prefix: str, now: datetime) -> str:
-    """The next code like R-2026-0017: numbered per prefix and year, without gaps or races
-    (the row update serialises concurrent callers)."""
-    key = f"{prefix}-{now.year}"
+async def next_code(
+    session: AsyncSession, prefix: str, now: datetime, *, district_id: int | None = None
+) -> str:
+    """The next code like R-2026-0017: numbered per prefix and year (the district's local year),
+    without gaps or races (the row update serialises concurrent callers)."""
+    zone = "Europe/Prague"
+    if district_id is not None:
+        zone = (await session.get_one(District, district_id)).timezone
+    key = f"{prefix}-{now.astimezone(ZoneInfo(zone)).year}"
     await insert_if_absent(session, CodeSequence, {"prefix": key, "last": 0}, ["prefix"])
     number = await session.scalar(
         update(CodeSequence)
@@ -593,7 +609,7 @@ async def accept(
     """Open a case; the coordinator who accepts becomes its case manager."""
     row = await _decide(session, actor, referral_id, ReferralStatus.ACCEPTED, now=now)
     case = Case(
-        code=await next_code(session, "PK", now),
+        code=await next_code(session, "PK", now, district_id=row.district_id),
         district_id=row.district_id,
         referral_id=row.id,
         manager_id=actor.member_id,
@@ -646,7 +662,7 @@ async def ask(
     if isinstance(cleaned, Rejected):
         return cleaned
     row = await _decidable(session, actor, referral_id, action="referral.ask", now=now)
-    row.status = ReferralStatus.NEEDS_INFO
+    await _transition(session, row, OPEN_STATUSES, ReferralStatus.NEEDS_INFO)
     _add_note(session, row, actor, NoteKind.QUESTION, cleaned, cipher=cipher, now=now)
     await audit.record(
         session,
@@ -680,7 +696,11 @@ async def answer(
         raise _refusal(actor, "referral.answer", referral_id, now=now)
     if row.status is not ReferralStatus.NEEDS_INFO:
         raise NotWaitingForAnswer(row.code or "")
-    row.status = ReferralStatus.SUBMITTED
+    try:
+        await _transition(session, row, (ReferralStatus.NEEDS_INFO,), ReferralStatus.SUBMITTED)
+    except AlreadyDecided:
+        raise NotWaitingForAnswer(row.code or "") from None
+    row.nudged_at = now  # the coordinators were just told; the next nudge is a day away
     _add_note(session, row, actor, NoteKind.ANSWER, cleaned, cipher=cipher, now=now)
     await audit.record(
         session,
@@ -763,7 +783,7 @@ async def open_cases(session: AsyncSession, actor: Actor, *, now: datetime) -> l
     return [OpenCase(case.id, case.code, case.opened_at, name) for case, name in rows]
 
 
-# Reminders (run by the periodic sweep).
+# Reminders, nudges and unfinished follow-ups (found by the periodic sweep).
 
 
 @dataclass(frozen=True)
@@ -780,72 +800,165 @@ class Waiting:
     submitted_at: datetime
 
 
-async def drafts_to_remind(
-    session: AsyncSession, *, now: datetime, due: Any
+@dataclass(frozen=True)
+class FollowUp:
+    """A sent referral whose alert or message deletion was not confirmed."""
+
+    submitted: Submitted
+    referrer: Recipient
+    alert: bool
+
+
+@dataclass(frozen=True)
+class DueWork:
+    reminders: list[DraftReminder]
+    expired: list[DraftReminder]
+    nudges: list[tuple[list[Recipient], list[Waiting]]]  # per district: whom, about what
+    follow_ups: list[FollowUp]
+
+    def __bool__(self) -> bool:
+        return bool(self.reminders or self.expired or self.nudges or self.follow_ups)
+
+
+async def due_work(session: AsyncSession, *, now: datetime, calendar: WorkingCalendar) -> DueWork:
+    """What has come due by now; each is marked done in the same transaction, so a reminder is
+    never sent twice (and one can be lost if the process dies before sending it)."""
+    return DueWork(
+        reminders=await _drafts_to_remind(session, now=now, calendar=calendar),
+        expired=await _expire_drafts(session, now=now),
+        nudges=await _waiting_to_nudge(session, now=now, calendar=calendar),
+        follow_ups=await _follow_ups(session, now=now),
+    )
+
+
+async def followed_up(session: AsyncSession, referral_id: int, *, now: datetime) -> None:
+    """The coordinators were told and the referrer's messages deleted."""
+    await session.execute(
+        update(Referral)
+        .where(Referral.id == referral_id)
+        .values(alerted_at=now, message_refs=[])
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def _drafts_to_remind(
+    session: AsyncSession, *, now: datetime, calendar: WorkingCalendar
 ) -> list[DraftReminder]:
-    """Drafts whose one reminder is due (`due(updated_at, reminded_at)`), marked reminded."""
     rows = await session.execute(
         select(Referral, Member)
         .join(Member, Referral.referrer_id == Member.id)
         .where(
             Referral.status == ReferralStatus.DRAFT,
             Referral.reminded_at.is_(None),
+            Referral.updated_at <= now - policy.DRAFT_REMINDER_AFTER,
             Member.active.is_(True),
         )
     )
     found = []
     for row, member in rows:
-        if due(row.updated_at, row.reminded_at):
+        if policy.draft_reminder_due(row.updated_at, row.reminded_at, now, calendar):
             row.reminded_at = now
             found.append(DraftReminder(_recipient(member), row.created_at))
     return found
 
 
-async def expire_drafts(
-    session: AsyncSession, *, now: datetime, expired: Any
-) -> list[DraftReminder]:
-    """Delete drafts untouched for too long; returns whom to tell."""
+async def _expire_drafts(session: AsyncSession, *, now: datetime) -> list[DraftReminder]:
+    """Delete drafts untouched for too long; returns whom to tell. The delete repeats the
+    condition, so a draft the referrer touches at this very moment is kept."""
+    cutoff = now - policy.DRAFT_KEPT_FOR
     rows = await session.execute(
-        select(Referral, Member)
+        select(Referral.id, Referral.created_at, Member)
         .join(Member, Referral.referrer_id == Member.id)
-        .where(Referral.status == ReferralStatus.DRAFT)
+        .where(Referral.status == ReferralStatus.DRAFT, Referral.updated_at <= cutoff)
     )
     gone = []
-    for row, member in rows:
-        if expired(row.updated_at):
-            await session.delete(row)
-            await audit.record(
-                session,
-                at=now,
-                actor_id=None,
-                action="referral.draft_expired",
-                subject_type="referral",
-                subject_id=row.id,
+    for referral_id, created_at, member in rows.all():
+        deleted = await session.execute(
+            delete(Referral)
+            .where(
+                Referral.id == referral_id,
+                Referral.status == ReferralStatus.DRAFT,
+                Referral.updated_at <= cutoff,
             )
-            if member.active:
-                gone.append(DraftReminder(_recipient(member), row.created_at))
+            .execution_options(synchronize_session=False)
+        )
+        if deleted.rowcount != 1:  # type: ignore[attr-defined]
+            continue
+        await audit.record(
+            session,
+            at=now,
+            actor_id=None,
+            action="referral.draft_expired",
+            subject_type="referral",
+            subject_id=referral_id,
+        )
+        if member.active:
+            gone.append(DraftReminder(_recipient(member), created_at))
     return gone
 
 
-async def waiting_to_nudge(
-    session: AsyncSession, *, now: datetime, due: Any
-) -> dict[int, list[Waiting]]:
-    """Referrals waiting for a decision whose nudge is due (`due(submitted_at, nudged_at)`),
-    by district; they are marked nudged."""
+async def _waiting_to_nudge(
+    session: AsyncSession, *, now: datetime, calendar: WorkingCalendar
+) -> list[tuple[list[Recipient], list[Waiting]]]:
+    """Per district, once per working day: every referral there that has waited more than a
+    working day, as soon as one of them is due (one message, not one per referral)."""
     rows = await session.scalars(
         select(Referral)
         .where(Referral.status == ReferralStatus.SUBMITTED)
         .order_by(Referral.submitted_at, Referral.id)
     )
-    by_district: dict[int, list[Waiting]] = {}
+    waiting: dict[int, list[tuple[Referral, Waiting]]] = {}
     for row in rows:
-        assert row.submitted_at and row.code and row.urgency
-        if due(row.submitted_at, row.nudged_at):
+        submitted = row.submitted_at or row.created_at
+        if policy.waited_a_working_day(submitted, now, calendar):
+            item = Waiting(row.id, row.code or "", row.urgency or Urgency.ROUTINE, submitted)
+            waiting.setdefault(row.district_id, []).append((row, item))
+    nudges = []
+    for district_id, found in waiting.items():
+        due = (
+            policy.triage_nudge_due(item.submitted_at, row.nudged_at, now, calendar)
+            for row, item in found
+        )
+        if not any(due):
+            continue
+        for row, _item in found:
             row.nudged_at = now
-            by_district.setdefault(row.district_id, []).append(
-                Waiting(row.id, row.code, row.urgency, row.submitted_at)
+        nudges.append((await coordinators(session, district_id), [item for _, item in found]))
+    return nudges
+
+
+async def _follow_ups(session: AsyncSession, *, now: datetime) -> list[FollowUp]:
+    rows = await session.execute(
+        select(Referral, Member, Institution.name)
+        .join(Member, Referral.referrer_id == Member.id)
+        .join(Institution, Referral.institution_id == Institution.id)
+        .where(
+            Referral.status != ReferralStatus.DRAFT,
+            Referral.alerted_at.is_(None),
+            Referral.submitted_at <= now - policy.FOLLOW_UP_AFTER,
+        )
+    )
+    found = []
+    for row, member, institution_name in rows:
+        assert row.code and row.urgency
+        found.append(
+            FollowUp(
+                Submitted(
+                    referral_id=row.id,
+                    code=row.code,
+                    urgency=row.urgency,
+                    danger=bool(row.danger),
+                    institution_name=institution_name,
+                    message_refs=list(row.message_refs),
+                    coordinators=await coordinators(session, row.district_id),
+                ),
+                referrer=_recipient(member),
+                alert=row.status is ReferralStatus.SUBMITTED,
             )
-    return by_district
+        )
+        row.alerted_at = now
+        row.message_refs = []
+    return found
 
 
 # Helpers.
@@ -868,7 +981,11 @@ async def _school(session: AsyncSession, actor: Actor, raw_id: str) -> str | Non
     if not raw_id.isdecimal():
         return None
     institution = await session.get(Institution, int(raw_id))
-    if institution is None or institution.district_id != actor.district_id:
+    if (
+        institution is None
+        or institution.district_id != actor.district_id
+        or institution.kind is not InstitutionKind.SCHOOL
+    ):
         return None
     return institution.name
 
@@ -1005,16 +1122,9 @@ async def _decide(
     """One decision per referral: the conditional update lets exactly one coordinator win."""
     verb = "accept" if status is ReferralStatus.ACCEPTED else "decline"
     row = await _decidable(session, actor, referral_id, action=f"referral.{verb}", now=now)
-    won = await session.execute(
-        update(Referral)
-        .where(Referral.id == row.id, Referral.status.in_(OPEN_STATUSES))
-        .values(status=status, decided_at=now, decided_by_id=actor.member_id)
-        .execution_options(synchronize_session=False)
+    await _transition(
+        session, row, OPEN_STATUSES, status, decided_at=now, decided_by_id=actor.member_id
     )
-    if won.rowcount != 1:  # type: ignore[attr-defined]
-        await session.refresh(row)
-        raise await _already(session, row)
-    await session.refresh(row)
     await audit.record(
         session,
         at=now,
@@ -1025,6 +1135,27 @@ async def _decide(
         code=row.code,
     )
     return row
+
+
+async def _transition(
+    session: AsyncSession,
+    row: Referral,
+    expected: tuple[ReferralStatus, ...],
+    status: ReferralStatus,
+    **values: Any,
+) -> None:
+    """Change the status only if nobody changed it meanwhile (a decision by another
+    coordinator): the conditional update lets exactly one of two racing requests through; the
+    other gets AlreadyDecided."""
+    changed = await session.execute(
+        update(Referral)
+        .where(Referral.id == row.id, Referral.status.in_(expected))
+        .values(status=status, **values)
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(row)
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        raise await _already(session, row)
 
 
 async def _already(session: AsyncSession, row: Referral) -> AlreadyDecided:

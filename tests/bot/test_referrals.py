@@ -11,7 +11,7 @@ from bot.clock import FakeClock
 from bot.crypto import Cipher
 from bot.db import Database
 from bot.models import Referral, Role
-from bot.services import referrals
+from bot.services import members, referrals
 from bot.services.members import Actor
 from bot.services.referrals import Draft, Rejected
 from tests.bot.test_members import _join
@@ -94,3 +94,15 @@ async def test_a_participant_cannot_start_a_referral_and_only_one_draft_exists(
         drafts = list(await session.scalars(select(Referral)))
     assert len(drafts) == 1
     assert not referrals.can_refer(await _join(database, clock, Role.PARTICIPANT, 2))
+
+
+async def test_a_leavers_unfinished_draft_is_deleted_with_them(
+    database: Database, clock: FakeClock, cipher: Cipher
+) -> None:
+    admin = await _join(database, clock, Role.ADMIN, 1)
+    teacher = await _join(database, clock, Role.REFERRER, 2)
+    await _draft_at(database, clock, cipher, teacher, "name")
+    async with database.transaction() as session:
+        await members.deactivate_member(session, admin, teacher.member_id, now=clock.now())
+    async with database.transaction() as session:
+        assert await session.scalar(select(Referral)) is None

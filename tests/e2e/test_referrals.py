@@ -385,9 +385,10 @@ async def test_a_stale_button_after_sending_changes_nothing(
     await fill_in(teacher)
     await teacher.press("Send")
     await teacher.next_message()
-    for stale in ("ref:urgency:week", "ref:send", "ref:x"):
+    for stale in ("ref:urgency:week", "ref:send", "ref:x", "ref:concerns:truancy"):
         answer = await teacher.press_data(stale)
-        assert answer.text == "This button is no longer active."
+        assert answer.text is not None
+        assert answer.text.startswith("There is no referral in progress: it was sent")
     async with bot.runtime.database.transaction() as session:
         referral = await session.scalar(select(Referral))
     assert referral is not None and referral.urgency is not None
@@ -707,3 +708,85 @@ async def test_the_queue_shows_urgent_first_then_oldest_and_cases_their_next_ste
         "PK-2026-0001 · opened Nov 23, 2026 · case manager Hana\n"
         "   Next step: a case conference with the institutions."
     )
+
+
+async def test_a_coordinator_between_a_decline_and_her_own_draft_types_into_the_right_one(
+    bot: RunningBot, sandbox: BotApiSandbox
+) -> None:
+    coordinator, teacher = await team(bot)
+    code = await send_one(teacher, coordinator)
+    await coordinator.send_text("/refer")  # she reports a concern of her own meanwhile
+    await coordinator.next_message()
+    await coordinator.press("No")
+    name_prompt = await coordinator.next_message()
+    await coordinator.press(f"Open {code}")
+    await coordinator.next_message()
+    await coordinator.press("Decline")
+    assert "Why do you decline" in await text_of(coordinator)
+    # Back to her draft by its Back button: the decline is left, the draft goes on.
+    await coordinator.press("Back", message_id=name_prompt.message_id)
+    assert "Is the child in danger right now?" in await text_of(coordinator)
+    await coordinator.press("No")
+    await coordinator.next_message()
+    await coordinator.send_text("Ema Nováková")
+    assert "In which year was the child born?" in await text_of(coordinator)
+    async with bot.runtime.database.transaction() as session:
+        referral = await session.scalar(select(Referral).where(Referral.code == code))
+    assert referral is not None and referral.status is ReferralStatus.SUBMITTED
+
+
+async def test_danger_from_the_summary_shows_the_numbers_and_keeps_it_urgent(
+    bot: RunningBot, sandbox: BotApiSandbox
+) -> None:
+    _coordinator, teacher = await team(bot)
+    await teacher.send_text("/refer")
+    await fill_in(teacher)
+    await teacher.press("✏️ Danger")
+    await teacher.next_message()
+    await teacher.press("Yes, in danger now")
+    summary = await teacher.next_message()
+    assert "116 111" in (summary.text or "") and "Urgency: urgent" in (summary.text or "")
+    labels = [label for row in summary.buttons() for label, _ in row]
+    assert "✏️ Urgency" not in labels
+    forged = await teacher.press_data("ref:urgency:routine")  # an old button, or forged
+    assert forged.text == "This button is no longer active."
+    async with bot.runtime.database.transaction() as session:
+        referral = await session.scalar(select(Referral))
+    assert referral is not None and referral.urgency is not None
+    assert referral.urgency.value == "urgent"
+
+
+async def test_cancelling_or_starting_over_also_deletes_the_bots_messages_with_the_details(
+    bot: RunningBot, sandbox: BotApiSandbox
+) -> None:
+    _coordinator, teacher = await team(bot)
+    await teacher.send_text("/refer")
+    await fill_in(teacher)
+    with_details = [m for m in teacher.messages.values() if m.from_bot and CHILD in (m.text or "")]
+    assert with_details and all(m.protect_content for m in with_details)
+    await teacher.send_text("/refer")
+    await teacher.next_message()
+    await teacher.press("Start over")
+    fresh = await text_of(teacher)
+    assert "I deleted your 4 messages with the child's details" in fresh
+    assert all(teacher.messages[m.message_id].deleted for m in with_details)
+    ticked = [m for m in teacher.messages.values() if not m.deleted and "✅" in str(m.buttons())]
+    assert ticked == []  # the ticked concerns went with Done (an edit of a protected message)
+
+
+async def test_a_sent_referral_whose_alert_was_cut_short_is_finished_by_the_sweep(
+    bot: RunningBot, sandbox: BotApiSandbox, clock: FakeClock
+) -> None:
+    coordinator, teacher = await team(bot)
+    code = await send_one(teacher, coordinator)
+    async with bot.runtime.database.transaction() as session:
+        referral = await session.scalar(select(Referral))
+        assert referral is not None
+        referral.alerted_at = None  # as if the process had died before the alert
+    await bot.sweep()  # too early: the sending handler may still be at work
+    clock.advance(timedelta(minutes=1))
+    await bot.sweep()
+    assert (await text_of(coordinator)).startswith(f"New referral {code} from ZŠ Hradební.")
+    await bot.sweep()
+    await coordinator.send_text("/referrals")  # the next message: no second alert before it
+    assert (await text_of(coordinator)).startswith("Referrals waiting for a decision (1)")

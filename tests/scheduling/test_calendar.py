@@ -80,3 +80,12 @@ def test_a_draft_is_reminded_once_after_a_day_in_the_daytime_and_kept_two_weeks(
     assert not draft_reminder_due(touched, None, night, CALENDAR)
     assert not draft_expired(touched, touched + timedelta(days=13, hours=23))
     assert draft_expired(touched, touched + timedelta(days=14))
+
+
+def test_a_referral_sent_on_saturday_has_waited_a_working_day_on_tuesday_morning() -> None:
+    submitted = prague(2026, 11, 28, 10, 0)  # Saturday
+    assert CALENDAR.next_working_moment(submitted) == prague(2026, 11, 30, 8, 0)
+    assert not triage_nudge_due(submitted, None, prague(2026, 11, 30, 15, 0), CALENDAR)
+    assert triage_nudge_due(submitted, None, prague(2026, 12, 1, 8, 0), CALENDAR)
+    early = prague(2026, 11, 30, 6, 30)  # Monday before work
+    assert CALENDAR.next_working_moment(early) == prague(2026, 11, 30, 8, 0)

@@ -70,6 +70,7 @@ def upgrade() -> None:
         sa.Column("decided_by_id", sa.Integer(), nullable=True),
         sa.Column("reminded_at", bot.models.UTCDateTime(), nullable=True),
         sa.Column("nudged_at", bot.models.UTCDateTime(), nullable=True),
+        sa.Column("alerted_at", bot.models.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["decided_by_id"], ["members.id"], name=op.f("fk_referrals_decided_by_id_members")
         ),
