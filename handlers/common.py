@@ -132,9 +132,15 @@ def parse_callback(data: str | None, namespace: str) -> list[str] | None:
     return data.split(":")[1:]
 
 
+MAX_ID = 2**31 - 1  # the database's integer ids
+
+
 def parse_id(part: str) -> int | None:
     """A positive id from callback data; forged or garbled data gives None."""
-    return int(part) if part.isdecimal() and len(part) <= 12 else None
+    if not (part.isascii() and part.isdigit() and len(part) <= 10):
+        return None
+    value = int(part)
+    return value if 0 < value <= MAX_ID else None
 
 
 async def answer(
@@ -264,20 +270,28 @@ class Dialog:
         @functools.wraps(callback)
         async def entered(update: Update, context: Context) -> Any:
             data: Data = context.user_data  # type: ignore[assignment]
+            before = data.get(ACTIVE_DIALOG)
             data[ACTIVE_DIALOG] = self.name
             try:
                 state = await inner(update, context)  # a command comes back here
             except ApplicationHandlerStop as stop:
-                self._leave_if_ended(data, stop.state)
+                self._settle(data, before, stop.state)
                 raise
-            self._leave_if_ended(data, state)
+            self._settle(data, before, state)
             return state
 
         return entered
 
-    def _leave_if_ended(self, data: Data, state: object) -> None:
-        if state in (None, ConversationHandler.END) and data.get(ACTIVE_DIALOG) == self.name:
-            del data[ACTIVE_DIALOG]
+    def _settle(self, data: Data, before: object, state: object) -> None:
+        """After an entry callback: a refusal or a stale press (END or None, "nothing
+        changed") leaves the person in the dialog they were in; an ended dialog is left."""
+        if state is None or (state == ConversationHandler.END and before != self.name):
+            if before is None:
+                data.pop(ACTIVE_DIALOG, None)
+            else:
+                data[ACTIVE_DIALOG] = before
+        elif state == ConversationHandler.END:
+            data.pop(ACTIVE_DIALOG, None)
 
     def step(self, callback: Callback) -> Callback:
         inner = consuming(callback)

@@ -44,7 +44,9 @@ from handlers.notify import notify
 REPLY = "reply"
 RESUME = "resume"
 REPLY_TO = "reply_to"
-PREVIEW = 1500  # characters of a long text shown in the summary (it is stored whole)
+# Characters of a long text shown in the summary (it is stored whole): with every field at its
+# limit the summary stays under Telegram's 4,096 characters in every language.
+PREVIEW = 1200
 
 CATEGORY_NAMES = {
     "truancy": N_("truancy"),

@@ -978,7 +978,7 @@ async def schools(session: AsyncSession, actor: Actor) -> list[tuple[int, str]]:
 
 
 async def _school(session: AsyncSession, actor: Actor, raw_id: str) -> str | None:
-    if not raw_id.isdecimal():
+    if not (raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 9):
         return None
     institution = await session.get(Institution, int(raw_id))
     if (

@@ -1,0 +1,44 @@
+"""Texts of the referral dialog that must fit Telegram's limits in every language."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.config import LOCALES
+from bot.i18n import Translator
+from bot.models import Consent, Urgency
+from bot.services import referrals
+from bot.services.referrals import Draft
+from handlers.referral import _summary
+
+TELEGRAM_LIMIT = 4096
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_the_fullest_summary_fits_one_message(locale: str) -> None:
+    now = datetime(2026, 11, 23, tzinfo=UTC)
+    draft = Draft(
+        id=1,
+        step="summary",
+        back_to_summary=False,
+        danger=True,
+        urgency=Urgency.URGENT,
+        guardians_informed=True,
+        guardians_consent=Consent.NOT_ASKED,
+        name="Ž" * referrals.MAX_NAME,
+        birth_year=2015,
+        class_name="Ž" * referrals.MAX_CLASS,
+        school="Ž" * referrals.MAX_SCHOOL,
+        categories=(*referrals.CATEGORIES, referrals.OTHER),
+        other="<" * referrals.MAX_OTHER,  # escaped: each becomes &lt; but counts as one
+        description="Ž" * referrals.MAX_DESCRIPTION,
+        tried="Ž" * referrals.MAX_TRIED,
+        created_at=now,
+        updated_at=now,
+    )
+    text = _summary(draft, Translator(locale, ZoneInfo("Europe/Prague")))
+    shown = text.replace("&lt;", "<")  # Telegram counts the text after entity parsing
+    assert len(shown.encode("utf-16-le")) // 2 <= TELEGRAM_LIMIT
