@@ -227,25 +227,26 @@ async def test_every_part_can_be_edited_from_the_summary_and_back_goes_one_step_
         assert shown in details
 
 
+async def in_turn(person: Person, *answers: str) -> str:
+    """Each answer in turn, waiting for the bot's reply: "[label]" presses a button, anything
+    else is typed. Returns the last reply."""
+    reply = ""
+    for answer in answers:
+        if answer.startswith("[") and answer.endswith("]"):
+            await person.press(answer[1:-1])
+        else:
+            await person.send_text(answer)
+        reply = await text_of(person)
+    return reply
+
+
 async def fill_rest(teacher: Person) -> None:
     """From the year on, with the defaults, up to the summary."""
-    await teacher.send_text("2015")
-    await teacher.next_message()
-    await teacher.send_text("5.B")
-    await teacher.next_message()
-    for label in ("truancy", "bullying and cyberbullying"):
-        await teacher.press(label)
-        await teacher.next_message()
-    await teacher.press("Done")
-    await teacher.next_message()
-    await teacher.send_text(DESCRIPTION)
-    await teacher.next_message()
-    await teacher.press("Skip")
-    await teacher.next_message()
-    await teacher.press("Informed, they agree")
-    await teacher.next_message()
-    await teacher.press("Routine")
-    await teacher.next_message()
+    await in_turn(
+        teacher,
+        *("2015", "5.B", "[truancy]", "[bullying and cyberbullying]", "[Done]", DESCRIPTION),
+        *("[Skip]", "[Informed, they agree]", "[Routine]"),
+    )
 
 
 async def test_a_child_in_danger_gets_the_emergency_numbers_and_an_urgent_alert(
@@ -273,20 +274,11 @@ async def test_a_child_in_danger_gets_the_emergency_numbers_and_an_urgent_alert(
 
 
 async def fill_rest_after_name_in_danger(teacher: Person) -> None:
-    await teacher.send_text("2015")
-    await teacher.next_message()
-    await teacher.send_text("5.B")
-    await teacher.next_message()
-    await teacher.press("truancy")
-    await teacher.next_message()
-    await teacher.press("Done")
-    await teacher.next_message()
-    await teacher.send_text(DESCRIPTION)
-    await teacher.next_message()
-    await teacher.press("Skip")
-    await teacher.next_message()
-    await teacher.press("Informed, they agree")
-    assert "Please check the referral" in await text_of(teacher)
+    summary = await in_turn(
+        teacher,
+        *("2015", "5.B", "[truancy]", "[Done]", DESCRIPTION, "[Skip]", "[Informed, they agree]"),
+    )
+    assert "Please check the referral" in summary
 
 
 async def test_wrong_input_gets_a_clear_answer_and_loses_nothing(
