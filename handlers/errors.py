@@ -8,6 +8,7 @@ import secrets
 
 from telegram import InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.ext import ApplicationHandlerStop
 
 from bot.i18n import Translator
 from bot.services import members
@@ -17,6 +18,14 @@ logger = logging.getLogger(__name__)
 
 
 async def on_error(update: object, context: Context) -> None:
+    """Handle the error, then stop the update: the later handler groups must not answer it too
+    (the last resort would add "I did not understand that" to the apology)."""
+    await _handle(update, context)
+    if isinstance(update, Update):
+        raise ApplicationHandlerStop
+
+
+async def _handle(update: object, context: Context) -> None:
     error = context.error
     if isinstance(error, BadRequest) and _is_harmless(error):
         return
@@ -76,7 +85,10 @@ async def _reassure(update: Update, context: Context, error_id: str) -> None:
         with contextlib.suppress(TelegramError):
             await update.callback_query.answer()
     if update.effective_chat is not None:
-        await send_safely(context, update.effective_chat.id, text)
+        try:
+            await send_safely(context, update.effective_chat.id, text)
+        except Exception:  # the apology must not raise from inside the error handler
+            logger.exception("could not send the apology for error %s", error_id)
 
 
 async def _alert_admins(

@@ -9,6 +9,8 @@ shows them, as a protected message.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from telegram import Update
@@ -40,6 +42,8 @@ from handlers.common import (
     parse_id,
 )
 from handlers.notify import notify
+
+logger = logging.getLogger(__name__)
 
 REPLY = "reply"
 RESUME = "resume"
@@ -174,7 +178,7 @@ async def _fresh(update: Update, context: Context) -> str:
         "Report a concern about a child. It takes about three minutes; you can stop at any time "
         "and continue later with /refer."
     )
-    deleted = await _delete_messages(context, actor.chat_id, discarded)
+    deleted, _failed = await _delete_messages(context, actor.chat_id, discarded)
     return await show_step(
         update, context, draft, before="\n\n".join(filter(None, [deleted, intro]))
     )
@@ -296,10 +300,14 @@ async def send(update: Update, context: Context) -> str | int:
     if update.callback_query is not None:
         await acknowledge(update.callback_query)
     # The summary (the bot's message with the child's details) goes with the referrer's own.
-    deleted = await _delete_messages(context, actor.chat_id, result.message_refs)
+    deleted, retry = await _delete_messages(
+        context, actor.chat_id, result.message_refs, retried=True
+    )
     reached = await alert_coordinators(context, result)
     async with runtime.database.transaction() as session:
-        await referrals.followed_up(session, result.referral_id, now=runtime.clock.now())
+        await referrals.followed_up(
+            session, result.referral_id, now=runtime.clock.now(), remaining=retry
+        )
     lines = [
         _("Sent. Your referral code is {code}.").format(code=result.code),
         _(
@@ -354,7 +362,7 @@ async def cancel(update: Update, context: Context) -> int:
     if refs is None:
         return await _draft_gone(update, context)
     lines = [context.tr.gettext("Cancelled. Nothing was sent, and the draft is deleted.")]
-    lines.append(await _delete_messages(context, actor.chat_id, refs))
+    lines.append((await _delete_messages(context, actor.chat_id, refs))[0])
     await answer(update, "\n\n".join(line for line in lines if line))
     return ConversationHandler.END
 
@@ -578,55 +586,86 @@ async def _draft_gone(update: Update, context: Context) -> int:
     return ConversationHandler.END
 
 
-async def delete_from_chat(
-    context: Context, chat_id: int, refs: list[list[int]]
-) -> tuple[int, int]:
+@dataclass(frozen=True)
+class Deletion:
+    deleted: int  # the person's own messages deleted
+    too_old: int  # the person's own, past the 48 hours Telegram allows
+    failed: list[list[int]]  # refs whose deletion failed now (Telegram or the network)
+
+    @property
+    def failed_theirs(self) -> int:
+        return sum(1 for ref in self.failed if not _from_bot(ref))
+
+
+async def delete_from_chat(context: Context, chat_id: int, refs: list[list[int]]) -> Deletion:
     """Delete the listed messages ([id, unix time, from bot]) that Telegram still lets a bot
-    delete (48 hours); returns how many of the person's own were deleted and how many not."""
+    delete (48 hours)."""
     now = context.runtime.clock.now().timestamp()
     deletable = [ref for ref in refs if now - ref[1] < referrals.DELETABLE_FOR_SECONDS - 60]
-    theirs = sum(1 for ref in refs if not _from_bot(ref))
+    too_old = sum(1 for ref in refs if ref not in deletable and not _from_bot(ref))
     deleted = 0
+    failed: list[list[int]] = []
     for start in range(0, len(deletable), 100):
         batch = deletable[start : start + 100]
         try:
             await context.bot.delete_messages(chat_id, [ref[0] for ref in batch])
-        except TelegramError:
+        except TelegramError as error:
+            logger.warning("could not delete messages from a chat: %s", type(error).__name__)
+            failed += batch
             continue
         deleted += sum(1 for ref in batch if not _from_bot(ref))
-    return deleted, theirs - deleted
+    return Deletion(deleted, too_old, failed)
 
 
 def _from_bot(ref: list[int]) -> bool:
     return len(ref) > 2 and bool(ref[2])
 
 
-async def _delete_messages(context: Context, chat_id: int, refs: list[list[int]]) -> str:
-    """Delete the messages that carried the child's data; say what was done."""
+async def _delete_messages(
+    context: Context, chat_id: int, refs: list[list[int]], *, retried: bool = False
+) -> tuple[str, list[list[int]]]:
+    """Delete the messages that carried the child's data; say what was done. Returns the text
+    and the messages to try again (retried=True: the sweep will; else the person is asked)."""
     if not refs:
-        return ""
-    deleted, too_old = await delete_from_chat(context, chat_id, refs)
+        return "", []
+    done = await delete_from_chat(context, chat_id, refs)
     tr = context.tr
     lines = []
-    if deleted:
+    if done.deleted:
         lines.append(
             tr.ngettext(
                 "I deleted your message with the child's details from this chat.",
                 "I deleted your {n} messages with the child's details from this chat.",
-                deleted,
-            ).format(n=deleted)
+                done.deleted,
+            ).format(n=done.deleted)
         )
-    if too_old:
+    if done.too_old:
         lines.append(
             tr.ngettext(
                 "{n} older message could not be deleted (Telegram allows it for 48 hours); "
                 "please delete it yourself.",
                 "{n} older messages could not be deleted (Telegram allows it for 48 hours); "
                 "please delete them yourself.",
-                too_old,
-            ).format(n=too_old)
+                done.too_old,
+            ).format(n=done.too_old)
         )
-    return " ".join(lines)
+    if done.failed_theirs and retried:
+        lines.append(
+            tr.ngettext(
+                "{n} message could not be deleted just now; I will try again shortly.",
+                "{n} messages could not be deleted just now; I will try again shortly.",
+                done.failed_theirs,
+            ).format(n=done.failed_theirs)
+        )
+    elif done.failed_theirs:
+        lines.append(
+            tr.ngettext(
+                "{n} message could not be deleted just now; please delete it yourself.",
+                "{n} messages could not be deleted just now; please delete them yourself.",
+                done.failed_theirs,
+            ).format(n=done.failed_theirs)
+        )
+    return " ".join(lines), done.failed
 
 
 def _unix(moment: datetime) -> int:
@@ -697,7 +736,7 @@ async def reply_typed(update: Update, context: Context) -> str | int:
         await answer(update, _rejection(result, REPLY, tr))
         return REPLY
     context.user_data.pop(REPLY_TO, None)  # type: ignore[union-attr]
-    deleted = await _delete_messages(
+    deleted, _failed = await _delete_messages(
         context, actor.chat_id, [[message.message_id, _unix(message.date)]]
     )
     lines = [

@@ -49,11 +49,19 @@ async def sweep(context: Context) -> None:
             ),
         )
     for follow_up in due.follow_ups:
-        await delete_from_chat(
+        done = await delete_from_chat(
             context, follow_up.referrer.chat_id, follow_up.submitted.message_refs
         )
         if follow_up.alert:
             await alert_coordinators(context, follow_up.submitted)
+        if done.failed:  # Telegram still refuses: next time
+            async with runtime.database.transaction() as session:
+                await referrals.followed_up(
+                    session,
+                    follow_up.submitted.referral_id,
+                    now=runtime.clock.now(),
+                    remaining=done.failed,
+                )
     if due:
         logger.info(
             "sweep: %d draft reminders, %d drafts expired, %d districts nudged, %d follow-ups",

@@ -99,6 +99,7 @@ class BotApiSandbox:
         self._host = "127.0.0.1"
         self._port: int | None = None
         self._handlers = self._method_table()
+        self._faults: dict[str, list[int]] = {}
         self._person_context = PersonContext(
             bot_user=self.bot_user,
             files=self._files,
@@ -207,6 +208,11 @@ class BotApiSandbox:
         """What setMyCommands stored for exactly this scope and language ([] if nothing)."""
         return list(self._commands.get(_commands_key(scope, language_code), []))
 
+    def fail_next(self, method: str, status: int = 500, *, times: int = 1) -> None:
+        """Answer the next `times` calls of a Bot API method with an error (e.g. 500 or 502),
+        as Telegram sometimes does."""
+        self._faults.setdefault(method.lower(), []).extend([status] * times)
+
     def pending_updates(self) -> int:
         """Updates queued and not yet confirmed by getUpdates or the webhook."""
         return len(self._updates)
@@ -273,6 +279,10 @@ class BotApiSandbox:
                 self.unimplemented.append(name)
             logger.error("Bot API method %s is not implemented by the sandbox", name)
             raise ApiError(404, f"Not Found: method {name} is not implemented by the sandbox")
+        faults = self._faults.get(name.lower())
+        if faults:
+            status = faults.pop(0)
+            raise ApiError(status, "Bad Gateway" if status == 502 else "Internal Server Error")
         return entry
 
     def _error_response(self, name: str, error: ApiError) -> web.Response:

@@ -8,11 +8,11 @@ session of the caller's transaction; permission checks are here, not in the hand
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.crypto import Cipher
@@ -831,12 +831,19 @@ async def due_work(session: AsyncSession, *, now: datetime, calendar: WorkingCal
     )
 
 
-async def followed_up(session: AsyncSession, referral_id: int, *, now: datetime) -> None:
-    """The coordinators were told and the referrer's messages deleted."""
+async def followed_up(
+    session: AsyncSession,
+    referral_id: int,
+    *,
+    now: datetime,
+    remaining: list[list[int]] | None = None,
+) -> None:
+    """The coordinators were told and the referrer's messages deleted, but for `remaining`,
+    which the sweep tries again (while Telegram still allows it)."""
     await session.execute(
         update(Referral)
         .where(Referral.id == referral_id)
-        .values(alerted_at=now, message_refs=[])
+        .values(alerted_at=now, message_refs=remaining or [])
         .execution_options(synchronize_session=False)
     )
 
@@ -928,18 +935,23 @@ async def _waiting_to_nudge(
 
 
 async def _follow_ups(session: AsyncSession, *, now: datetime) -> list[FollowUp]:
+    """Sent referrals not alerted yet, or with messages still to delete (within the 48 hours
+    Telegram allows), a minute after sending; marked done (the sweep re-lists what fails)."""
+    deletable_since = now - timedelta(seconds=DELETABLE_FOR_SECONDS)
     rows = await session.execute(
         select(Referral, Member, Institution.name)
         .join(Member, Referral.referrer_id == Member.id)
         .join(Institution, Referral.institution_id == Institution.id)
         .where(
             Referral.status != ReferralStatus.DRAFT,
-            Referral.alerted_at.is_(None),
             Referral.submitted_at <= now - policy.FOLLOW_UP_AFTER,
+            or_(Referral.alerted_at.is_(None), Referral.submitted_at >= deletable_since),
         )
     )
     found = []
     for row, member, institution_name in rows:
+        if row.alerted_at is not None and not row.message_refs:
+            continue
         assert row.code and row.urgency
         found.append(
             FollowUp(
@@ -953,10 +965,10 @@ async def _follow_ups(session: AsyncSession, *, now: datetime) -> list[FollowUp]
                     coordinators=await coordinators(session, row.district_id),
                 ),
                 referrer=_recipient(member),
-                alert=row.status is ReferralStatus.SUBMITTED,
+                alert=row.alerted_at is None and row.status is ReferralStatus.SUBMITTED,
             )
         )
-        row.alerted_at = now
+        row.alerted_at = row.alerted_at or now
         row.message_refs = []
     return found
 

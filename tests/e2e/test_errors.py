@@ -36,7 +36,9 @@ async def test_a_failing_service_is_reported_with_an_error_id_and_a_blocked_admi
             await first_admin.send_text("/members")
             sorry = (await first_admin.next_message()).text or ""
             await first_admin.send_text("/help")  # let the admin alerts finish
-            await first_admin.next_message()
+            # Nothing more about the failed update (no "I did not understand" after the apology).
+            after = (await first_admin.next_message()).text or ""
+            assert after.startswith("As an administrator"), after
     finally:
         logging.setLogRecordFactory(logging.LogRecord)
     found = re.search(r"\(Error ([0-9a-f]{8})\)$", sorry)

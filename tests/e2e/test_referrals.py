@@ -782,3 +782,25 @@ async def test_a_sent_referral_whose_alert_was_cut_short_is_finished_by_the_swee
     await bot.sweep()
     await coordinator.send_text("/referrals")  # the next message: no second alert before it
     assert (await text_of(coordinator)).startswith("Referrals waiting for a decision (1)")
+
+
+async def test_messages_telegram_would_not_delete_at_once_are_deleted_by_the_sweep(
+    bot: RunningBot, sandbox: BotApiSandbox, clock: FakeClock
+) -> None:
+    coordinator, teacher = await team(bot)
+    await teacher.send_text("/refer")
+    await fill_in(teacher)
+    sandbox.fail_next("deleteMessages", 502)
+    await teacher.press("Send")
+    sent = await text_of(teacher)
+    assert "4 messages could not be deleted just now; I will try again shortly." in sent
+    assert "Telegram allows it for 48 hours" not in sent
+    typed = [m for m in teacher.messages.values() if not m.from_bot and m.text == CHILD]
+    assert typed and not typed[0].deleted
+    assert (await text_of(coordinator)).startswith("New referral")  # alerted all the same
+
+    clock.advance(timedelta(minutes=1))
+    await bot.sweep()
+    assert teacher.messages[typed[0].message_id].deleted
+    summaries = [m for m in teacher.messages.values() if m.from_bot and CHILD in (m.text or "")]
+    assert summaries and all(m.deleted for m in summaries)

@@ -28,6 +28,7 @@ from telegram.error import (
     Conflict,
     Forbidden,
     InvalidToken,
+    NetworkError,
     RetryAfter,
     TelegramError,
 )
@@ -750,3 +751,14 @@ async def test_round_trip_time_is_emulated() -> None:
         await bot.get_me()
 
         assert loop.time() - started >= 0.05
+
+
+async def test_a_method_can_be_made_to_fail_the_next_times(
+    sandbox: BotApiSandbox, bot: Bot, alice: Person
+) -> None:
+    sandbox.fail_next("sendMessage", 502, times=2)
+    for _ in range(2):
+        with pytest.raises(NetworkError, match="Bad Gateway"):
+            await bot.send_message(ALICE, "lost")
+    assert (await bot.send_message(ALICE, "third time")).text == "third time"
+    assert sandbox.stats.http_errors[502] == 2
