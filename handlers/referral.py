@@ -227,7 +227,7 @@ async def typed(update: Update, context: Context) -> str | int | None:
     if draft is None:
         return await _draft_gone(update, context)
     if isinstance(result, Rejected):
-        before = _rejection(result, draft.step, context.tr)
+        before = rejection_text(result, draft.step, context.tr)
         return await show_step(update, context, draft, before=before)
     return await show_step(update, context, draft)
 
@@ -540,7 +540,7 @@ def _summary_rows(draft: Draft, tr: Translator) -> list[list[tuple[str, str]]]:
     return [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
 
 
-def _rejection(rejected: Rejected, step: str, tr: Translator) -> str:
+def rejection_text(rejected: Rejected, step: str, tr: Translator) -> str:
     _ = tr.gettext
     params = rejected.params
     match rejected.reason:
@@ -733,7 +733,7 @@ async def reply_typed(update: Update, context: Context) -> str | int:
         await _answered_already(update, context)
         return ConversationHandler.END
     if isinstance(result, Rejected):
-        await answer(update, _rejection(result, REPLY, tr))
+        await answer(update, rejection_text(result, REPLY, tr))
         return REPLY
     context.user_data.pop(REPLY_TO, None)  # type: ignore[union-attr]
     deleted, _failed = await _delete_messages(

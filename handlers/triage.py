@@ -35,7 +35,7 @@ from handlers.common import (
     parse_id,
 )
 from handlers.notify import notify
-from handlers.referral import categories_text, guardians_text, urgency_text
+from handlers.referral import categories_text, guardians_text, rejection_text, urgency_text
 
 TYPING = "typing"
 TRIAGE = "triage"
@@ -295,16 +295,7 @@ async def typed(update: Update, context: Context) -> str | int:
         await _decided_already(update, context, already)
         return _done(context)
     if isinstance(result, Rejected):
-        limit = referrals.MAX_NOTE
-        await answer(
-            update,
-            tr.gettext(
-                "That is {length} characters, but at most {limit} fit here. Please shorten it "
-                "and send it again."
-            ).format(length=tr.number(result.params.get("length", 0)), limit=tr.number(limit))
-            if result.reason == "too_long"
-            else tr.gettext("Please type your answer."),
-        )
+        await answer(update, rejection_text(result, TYPING, tr))
         return TYPING
     if isinstance(result, referrals.Decision):
         await _declined(update, context, result, message.text.strip())
