@@ -264,7 +264,7 @@ def _rotate_key(settings: Settings, args: argparse.Namespace) -> None:
     current = load_keys(settings)
     if settings.encryption_key is not None:
         # The environment is not ours to edit: re-encrypt with its first key, say what to drop.
-        counts = asyncio.run(_reencrypt(settings, current, current, final=True))
+        counts = asyncio.run(_reencrypt(settings, current))
         print(f"Re-encrypted with the first key of ROUNDTABLE_ENCRYPTION_KEY: {_counts(counts)}.")
         if len(current) > 1:
             print(
@@ -278,7 +278,7 @@ def _rotate_key(settings: Settings, args: argparse.Namespace) -> None:
             )
         return
     if args.retire:
-        counts = asyncio.run(_reencrypt(settings, current, current, final=True))
+        counts = asyncio.run(_reencrypt(settings, current))
         print(f"Re-encrypted with the newest key: {_counts(counts)}.")
         if len(current) > 1:
             write_key_file(settings.key_file, current[:1])
@@ -310,27 +310,21 @@ async def _check_then_write(settings: Settings, current: list[bytes], rotated: l
         await database.dispose()
 
 
-async def _reencrypt(
-    settings: Settings, current: list[bytes], rotated: list[bytes], *, final: bool
-) -> dict[str, int]:
-    """Check that the current keys decrypt everything (else change nothing), write the rotated
-    key list to the key file if it differs, re-encrypt with its first key, and when `final`, make
-    sure that key alone now decrypts everything (a bot still using an old key may have written
-    with it meanwhile). No step drops a key: the caller does that only after this returns."""
+async def _reencrypt(settings: Settings, keys: list[bytes]) -> dict[str, int]:
+    """Check that the keys decrypt everything (else change nothing), re-encrypt with the first,
+    and make sure that key alone now decrypts everything (a bot still using an old key may have
+    written with it meanwhile). No key is dropped here: the caller does that after this returns."""
     database = await open_database(settings)
     try:
         with _refusal("cannot be decrypted with the current keys; nothing was changed"):
-            await key_rotation.check(database, Cipher(current))
-        if rotated != current:
-            write_key_file(settings.key_file, rotated)
+            await key_rotation.check(database, Cipher(keys))
         with _refusal("cannot be decrypted with the current keys; no key was dropped"):
-            counts = await key_rotation.reencrypt(database, Cipher(rotated))
-        if final:
-            with _refusal(
-                "was written with an old key meanwhile (is a bot still running with the old "
-                "keys? restart it and run this again); no key was dropped"
-            ):
-                await key_rotation.check(database, Cipher(rotated[:1]))
+            counts = await key_rotation.reencrypt(database, Cipher(keys))
+        with _refusal(
+            "was written with an old key meanwhile (is a bot still running with the old "
+            "keys? restart it and run this again); no key was dropped"
+        ):
+            await key_rotation.check(database, Cipher(keys[:1]))
         return counts
     except DBAPIError as error:
         reason = str(getattr(error, "orig", None) or error).splitlines()[0]

@@ -184,6 +184,15 @@ async def acknowledge(
             raise
 
 
+async def no_longer_active(update: Update, context: Context) -> None:
+    """A button from an old or finished dialog, or data no dialog can read: say so, change
+    nothing."""
+    if update.callback_query is not None:
+        await acknowledge(
+            update.callback_query, context.tr.gettext("This button is no longer active.")
+        )
+
+
 async def edit(
     query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None
 ) -> Message | None:

@@ -38,6 +38,7 @@ from handlers.common import (
     ends_on_other_commands,
     esc,
     keyboard,
+    no_longer_active,
     parse_callback,
     parse_id,
 )
@@ -188,11 +189,8 @@ async def resume(update: Update, context: Context) -> str | int:
     """ "Continue" (also from the one-day reminder): back to where the draft is."""
     context.user_data.pop(REPLY_TO, None)  # type: ignore[union-attr]
     runtime = context.runtime
-    try:
-        async with runtime.database.transaction() as session:
-            draft = await referrals.find_draft(session, context.require_actor(), runtime.cipher)
-    except PermissionDenied:
-        draft = None
+    async with runtime.database.transaction() as session:
+        draft = await referrals.find_draft(session, context.require_actor(), runtime.cipher)
     if draft is None:
         return await _draft_gone(update, context)
     return await show_step(update, context, draft)
@@ -270,7 +268,7 @@ async def pressed(update: Update, context: Context) -> str | int | None:
             except referrals.NoDraft:
                 return await _draft_gone(update, context)
             if result is None:
-                await _stale(update, context)
+                await no_longer_active(update, context)
                 return None
             if isinstance(result, Rejected):
                 assert query is not None
@@ -281,7 +279,7 @@ async def pressed(update: Update, context: Context) -> str | int | None:
             before = _emergency_text(context.tr) if (step, value) == ("danger", "yes") else ""
             toggled = step == result.step == "concerns"
             return await show_step(update, context, result, before=before, in_place=toggled)
-    await _stale(update, context)
+    await no_longer_active(update, context)
     return None
 
 
@@ -567,13 +565,6 @@ def _cancel_button(tr: Translator) -> tuple[str, str]:
     return (tr.gettext("Cancel"), "ref:x")
 
 
-async def _stale(update: Update, context: Context) -> None:
-    if update.callback_query is not None:
-        await acknowledge(
-            update.callback_query, context.tr.gettext("This button is no longer active.")
-        )
-
-
 async def _draft_gone(update: Update, context: Context) -> int:
     text = context.tr.gettext(
         "There is no referral in progress: it was sent, cancelled, or deleted after 14 days "
@@ -594,15 +585,14 @@ class Deletion:
 
     @property
     def failed_theirs(self) -> int:
-        return sum(1 for ref in self.failed if not _from_bot(ref))
+        return sum(1 for ref in self.failed if not referrals.from_bot(ref))
 
 
 async def delete_from_chat(context: Context, chat_id: int, refs: list[list[int]]) -> Deletion:
     """Delete the listed messages ([id, unix time, from bot]) that Telegram still lets a bot
     delete (48 hours)."""
-    now = context.runtime.clock.now().timestamp()
-    deletable = [ref for ref in refs if now - ref[1] < referrals.DELETABLE_FOR_SECONDS - 60]
-    too_old = sum(1 for ref in refs if ref not in deletable and not _from_bot(ref))
+    deletable = referrals.deletable(refs, context.runtime.clock.now())
+    too_old = sum(1 for ref in refs if ref not in deletable and not referrals.from_bot(ref))
     deleted = 0
     failed: list[list[int]] = []
     for start in range(0, len(deletable), 100):
@@ -613,12 +603,8 @@ async def delete_from_chat(context: Context, chat_id: int, refs: list[list[int]]
             logger.warning("could not delete messages from a chat: %s", type(error).__name__)
             failed += batch
             continue
-        deleted += sum(1 for ref in batch if not _from_bot(ref))
+        deleted += sum(1 for ref in batch if not referrals.from_bot(ref))
     return Deletion(deleted, too_old, failed)
-
-
-def _from_bot(ref: list[int]) -> bool:
-    return len(ref) > 2 and bool(ref[2])
 
 
 async def _delete_messages(
@@ -680,7 +666,7 @@ async def start_reply(update: Update, context: Context) -> str | int:
     parts = parse_callback(query.data if query else None, "rf") or []
     referral_id = parse_id(parts[1]) if len(parts) == 2 else None
     if referral_id is None:
-        await _stale(update, context)
+        await no_longer_active(update, context)
         return ConversationHandler.END
     runtime = context.runtime
     tr = context.tr

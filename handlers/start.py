@@ -23,12 +23,12 @@ from handlers.common import (
     Context,
     Dialog,
     HandlerList,
-    acknowledge,
     answer,
     consuming,
     ends_on_other_commands,
     esc,
     keyboard,
+    no_longer_active,
     parse_callback,
 )
 from handlers.menus import BY_ROLE, COMMON, set_member_menu
@@ -189,14 +189,6 @@ async def not_understood(update: Update, context: Context) -> None:
         )
 
 
-async def stale_button(update: Update, context: Context) -> None:
-    """A button from an old or finished dialog: say so, change nothing."""
-    if update.callback_query is not None:
-        await acknowledge(
-            update.callback_query, context.tr.gettext("This button is no longer active.")
-        )
-
-
 async def presence_changed(update: Update, context: Context) -> None:
     """Telegram tells us when a member blocks the bot (or unblocks it) in their private chat."""
     change = update.my_chat_member
@@ -250,6 +242,6 @@ def last_resort_handlers() -> HandlerList:
     """Registered after every dialog: whatever nobody else took. Edits of old messages are
     not answered: they are not new requests."""
     return [
-        CallbackQueryHandler(stale_button),
+        CallbackQueryHandler(no_longer_active),
         MessageHandler(filters.UpdateType.MESSAGE, not_understood),
     ]

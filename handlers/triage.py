@@ -30,6 +30,7 @@ from handlers.common import (
     ends_on_other_commands,
     esc,
     keyboard,
+    no_longer_active,
     paginate,
     parse_callback,
     parse_id,
@@ -62,14 +63,6 @@ def _referral_id(update: Update) -> int | None:
     return parse_id(parts[1]) if len(parts) == 2 else None
 
 
-async def _garbled(update: Update, context: Context) -> None:
-    """Button data that is not ours to parse: a stale or forged button."""
-    if update.callback_query is not None:
-        await acknowledge(
-            update.callback_query, context.tr.gettext("This button is no longer active.")
-        )
-
-
 async def _not_allowed(update: Update, context: Context) -> None:
     text = context.tr.gettext("You are not allowed to see this referral.")
     if update.callback_query is not None:
@@ -86,7 +79,7 @@ async def open_referral(update: Update, context: Context) -> None:
     referral_id = _referral_id(update)
     query = update.callback_query
     if referral_id is None or query is None:
-        await _garbled(update, context)
+        await no_longer_active(update, context)
         return
     runtime = context.runtime
     actor = context.require_actor()
@@ -185,7 +178,7 @@ def _pack(sections: list[str]) -> list[str]:
 async def accept(update: Update, context: Context) -> None:
     referral_id = _referral_id(update)
     if referral_id is None:
-        await _garbled(update, context)
+        await no_longer_active(update, context)
         return
     runtime = context.runtime
     actor = context.require_actor()
@@ -229,7 +222,7 @@ async def start_typing(update: Update, context: Context) -> str | int:
     parts = parse_callback(query.data if query else None, "rf") or []
     referral_id = _referral_id(update)
     if referral_id is None or not parts:
-        await _garbled(update, context)
+        await no_longer_active(update, context)
         return ConversationHandler.END
     action = "decline" if parts[0] == "d" else "ask"
     runtime = context.runtime

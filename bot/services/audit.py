@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import AuditEntry
+from bot.services.errors import PermissionDenied
 
 
 def entry(
@@ -50,4 +51,28 @@ async def record(
             subject_id=subject_id,
             **details,
         )
+    )
+
+
+def refusal(
+    action: str,
+    *,
+    at: datetime,
+    actor_id: int,
+    subject_type: str,
+    subject_id: object = None,
+    **details: Any,
+) -> PermissionDenied:
+    """The refusal to raise when an actor may not do `action`; its "<action>.refused" entry is
+    written even though the transaction rolls back."""
+    return PermissionDenied(
+        action,
+        audit=entry(
+            at=at,
+            actor_id=actor_id,
+            action=f"{action}.refused",
+            subject_type=subject_type,
+            subject_id=subject_id,
+            **details,
+        ),
     )

@@ -197,16 +197,13 @@ async def create_invite(
         role not in INVITABLE_ROLES.get(creator.role, ())
         or institution.district_id != creator.district_id
     ):
-        raise PermissionDenied(
+        raise audit.refusal(
             "invite",
-            audit=audit.entry(
-                at=now,
-                actor_id=creator.member_id,
-                action="invite.refused",
-                subject_type="institution",
-                subject_id=institution_id,
-                role=role.value,
-            ),
+            at=now,
+            actor_id=creator.member_id,
+            subject_type="institution",
+            subject_id=institution_id,
+            role=role.value,
         )
     code = secrets.token_urlsafe(CODE_BYTES)
     invite = InviteCode(
@@ -436,15 +433,8 @@ async def mark_reachable(session: AsyncSession, actor: Actor) -> Actor:
 def _require_admin(actor: Actor, *, now: datetime, action: str, subject: object = None) -> None:
     if actor.is_admin:
         return
-    raise PermissionDenied(
-        action,
-        audit=audit.entry(
-            at=now,
-            actor_id=actor.member_id,
-            action=f"{action}.refused",
-            subject_type="member",
-            subject_id=subject,
-        ),
+    raise audit.refusal(
+        action, at=now, actor_id=actor.member_id, subject_type="member", subject_id=subject
     )
 
 

@@ -301,12 +301,7 @@ async def start_draft(
     """A new, empty draft, the school prefilled. An older draft is discarded; its messages (to
     delete from the chat) are returned with the new draft."""
     if not can_refer(actor):
-        raise PermissionDenied(
-            "refer",
-            audit=audit.entry(
-                at=now, actor_id=actor.member_id, action="referral.refused", subject_type="referral"
-            ),
-        )
+        raise audit.refusal("referral", at=now, actor_id=actor.member_id, subject_type="referral")
     discarded = await discard_draft(session, actor) or []
     row = Referral(
         district_id=actor.district_id,
@@ -333,6 +328,16 @@ async def discard_draft(session: AsyncSession, actor: Actor) -> list[list[int]] 
     refs = list(row.message_refs)
     await session.delete(row)
     return refs
+
+
+def deletable(refs: list[list[int]], now: datetime) -> list[list[int]]:
+    """The noted messages ([id, unix time, from bot]) a bot may still delete: Telegram allows
+    it for 48 hours (a minute's margin for the clocks)."""
+    return [ref for ref in refs if now.timestamp() - ref[1] < DELETABLE_FOR_SECONDS - 60]
+
+
+def from_bot(ref: list[int]) -> bool:
+    return len(ref) > 2 and bool(ref[2])
 
 
 async def note_message(
@@ -494,17 +499,15 @@ async def submit(
     row.step = "sent"
     row.submitted_at = now
     row.updated_at = now
-    # The messages stay listed until they are deleted (messages_deleted), so that a crash
+    # The messages stay listed until they are deleted (followed_up), so that a crash
     # between this commit and the deletion leaves the sweep something to finish.
     refs = list(row.message_refs)
-    await audit.record(
+    await _audit(
         session,
-        at=now,
-        actor_id=actor.member_id,
-        action="referral.submitted",
-        subject_type="referral",
-        subject_id=row.id,
-        code=row.code,
+        row,
+        actor,
+        "referral.submitted",
+        now=now,
         urgency=row.urgency.value,
         danger=row.danger,
     )
@@ -564,15 +567,7 @@ async def view(
     row = await session.get(Referral, referral_id)
     if row is None or row.status is ReferralStatus.DRAFT or not _may_read(actor, row):
         raise _refusal(actor, "referral.view", referral_id, now=now)
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="referral.viewed",
-        subject_type="referral",
-        subject_id=row.id,
-        code=row.code,
-    )
+    await _audit(session, row, actor, "referral.viewed", now=now)
     sealed = _open(row, cipher)
     referrer = await session.get_one(Member, row.referrer_id)
     institution = await session.get_one(Institution, row.institution_id)
@@ -664,15 +659,7 @@ async def ask(
     row = await _decidable(session, actor, referral_id, action="referral.ask", now=now)
     await _transition(session, row, OPEN_STATUSES, ReferralStatus.NEEDS_INFO)
     _add_note(session, row, actor, NoteKind.QUESTION, cleaned, cipher=cipher, now=now)
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="referral.asked",
-        subject_type="referral",
-        subject_id=row.id,
-        code=row.code,
-    )
+    await _audit(session, row, actor, "referral.asked", now=now)
     referrer = await session.get_one(Member, row.referrer_id)
     assert row.code is not None
     return Question(row.code, row.id, cleaned, _recipient(referrer))
@@ -702,15 +689,7 @@ async def answer(
         raise NotWaitingForAnswer(row.code or "") from None
     row.nudged_at = now  # the coordinators were just told; the next nudge is a day away
     _add_note(session, row, actor, NoteKind.ANSWER, cleaned, cipher=cipher, now=now)
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="referral.answered",
-        subject_type="referral",
-        subject_id=row.id,
-        code=row.code,
-    )
+    await _audit(session, row, actor, "referral.answered", now=now)
     assert row.code is not None
     return Answered(row.code, row.id, await coordinators(session, row.district_id))
 
@@ -1082,29 +1061,14 @@ def _may_read(actor: Actor, row: Referral) -> bool:
 
 
 def _refusal(actor: Actor, action: str, referral_id: int, *, now: datetime) -> PermissionDenied:
-    return PermissionDenied(
-        action,
-        audit=audit.entry(
-            at=now,
-            actor_id=actor.member_id,
-            action=f"{action}.refused",
-            subject_type="referral",
-            subject_id=referral_id,
-        ),
+    return audit.refusal(
+        action, at=now, actor_id=actor.member_id, subject_type="referral", subject_id=referral_id
     )
 
 
 def _require_coordinator(actor: Actor, action: str, *, now: datetime) -> None:
     if actor.role is not Role.COORDINATOR:
-        raise PermissionDenied(
-            action,
-            audit=audit.entry(
-                at=now,
-                actor_id=actor.member_id,
-                action=f"{action}.refused",
-                subject_type="referral",
-            ),
-        )
+        raise audit.refusal(action, at=now, actor_id=actor.member_id, subject_type="referral")
 
 
 async def _decidable(
@@ -1137,15 +1101,7 @@ async def _decide(
     await _transition(
         session, row, OPEN_STATUSES, status, decided_at=now, decided_by_id=actor.member_id
     )
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action=f"referral.{status.value}",
-        subject_type="referral",
-        subject_id=row.id,
-        code=row.code,
-    )
+    await _audit(session, row, actor, f"referral.{status.value}", now=now)
     return row
 
 
@@ -1186,6 +1142,28 @@ async def _decision(session: AsyncSession, row: Referral, case_code: str | None)
         case_code=case_code,
         referrer=_recipient(referrer),
         coordinators=await coordinators(session, row.district_id),
+    )
+
+
+async def _audit(
+    session: AsyncSession,
+    row: Referral,
+    actor: Actor,
+    action: str,
+    *,
+    now: datetime,
+    **details: Any,
+) -> None:
+    """An audit entry about a referral, by its code (never its content)."""
+    await audit.record(
+        session,
+        at=now,
+        actor_id=actor.member_id,
+        action=action,
+        subject_type="referral",
+        subject_id=row.id,
+        code=row.code,
+        **details,
     )
 
 
