@@ -69,8 +69,9 @@ def test_catalog_is_complete_and_current(locale: str) -> None:
 def _forms(message: Message) -> list[tuple[str, set[str], set[str]]]:
     """Each translated form with the placeholders it may and must use. A plural form may leave
     out the count {n} (Czech "jednu zprávu"), but nothing else."""
-    if not isinstance(message.id, tuple):
+    if isinstance(message.id, str):
         expected = set(PLACEHOLDER.findall(message.id))
         return [(str(message.string), expected, expected)]
     allowed = set(PLACEHOLDER.findall(message.id[0])) | set(PLACEHOLDER.findall(message.id[1]))
+    assert isinstance(message.string, tuple | list), message.id
     return [(string, allowed, allowed - {"n"}) for string in message.string]

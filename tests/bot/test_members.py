@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
@@ -55,7 +56,7 @@ async def _redeem(
 
 
 async def _join(
-    database: Database, clock: FakeClock, role: Role, user_id: int, **kw: str
+    database: Database, clock: FakeClock, role: Role, user_id: int, **kw: Any
 ) -> members.Actor:
     invite = await _invite(database, clock, role, **kw)
     result = await _redeem(database, clock, invite.code, user_id)

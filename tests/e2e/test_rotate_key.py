@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import update
@@ -58,8 +59,11 @@ def _stored(url: str) -> dict[tuple[str, Any], bytes]:
     return _with_database(url, stored)
 
 
-def _with_database(url: str, work: Any) -> Any:
-    async def go() -> Any:
+T = TypeVar("T")
+
+
+def _with_database(url: str, work: Callable[[Database], Awaitable[T]]) -> T:
+    async def go() -> T:
         database = Database(url)
         try:
             return await work(database)
