@@ -32,5 +32,9 @@ messages: $(STAMP)
 			--no-fuzzy-matching --ignore-obsolete --width 100; \
 	done
 
+# Benchmarks are not part of the test suite; each prints one JSON line (see README).
+bench: $(STAMP)
+	$(BIN)/python -m bench finder
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -20,7 +20,7 @@ from telegram.ext import (
 from bot.persistence import DatabasePersistence
 from bot.processor import OrderedUpdateProcessor
 from bot.runtime import Runtime
-from handlers import guard, invite, members, referral, start, triage
+from handlers import conference, guard, invite, members, referral, start, triage
 from handlers.common import RUNTIME_KEY, Context, Data
 from handlers.errors import on_error
 from handlers.menus import set_stranger_menus
@@ -68,7 +68,8 @@ def build_application(runtime: Runtime) -> RoundTableApp:
         members.handlers(),
         referral.handlers(),
         triage.handlers(),
-        referral.command_handlers() + triage.command_handlers(),
+        conference.handlers(),
+        referral.command_handlers() + triage.command_handlers() + conference.command_handlers(),
         start.general_handlers(),
         # Last: stale buttons and messages no dialog is waiting for.
         start.last_resort_handlers(),

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import time
 
 from sqlalchemy.exc import DBAPIError
 from telegram import Bot
@@ -88,6 +89,20 @@ def _parser() -> argparse.ArgumentParser:
     deactivate.add_argument("member_id", type=int)
     deactivate.set_defaults(func=_members_deactivate)
 
+    district = commands.add_parser(
+        "district", help="the usual conference place and the working hours of a district"
+    )
+    district.add_argument("--district", help="the district (default: the only one there is)")
+    district.add_argument("--place", help="where case conferences usually take place")
+    district.add_argument("--hours", type=_hours, help="working hours, e.g. 08:00-16:00")
+    district.add_argument(
+        "--institution", help="set this institution's own working hours instead (with --hours)"
+    )
+    district.add_argument(
+        "--reset", action="store_true", help="the institution works the district's hours again"
+    )
+    district.set_defaults(func=_district)
+
     rotate = commands.add_parser(
         "rotate-key", help="re-encrypt the stored data with a new key (then --retire the old ones)"
     )
@@ -98,6 +113,39 @@ def _parser() -> argparse.ArgumentParser:
     )
     rotate.set_defaults(func=_rotate_key)
     return parser
+
+
+def _hours(text: str) -> tuple[time, time]:
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError("use HH:MM-HH:MM, e.g. 08:00-16:00") from None
+    return start, end
+
+
+def _district(settings: Settings, args: argparse.Namespace) -> None:
+    async def go() -> members.DistrictSettings:
+        database = await open_database(settings)
+        try:
+            async with database.transaction() as session:
+                return await members.configure_district(
+                    session,
+                    args.district,
+                    place=args.place,
+                    hours=args.hours,
+                    institution=args.institution,
+                    reset=args.reset,
+                    now=SystemClock().now(),
+                )
+        finally:
+            await database.dispose()
+
+    shown = asyncio.run(go())
+    place = shown.place or "the coordinator's institution"
+    print(f"{shown.name}: conferences at {place}")
+    print(f"working hours {shown.hours[0]:%H:%M}-{shown.hours[1]:%H:%M}")
+    for name, start, end in shown.overrides:
+        print(f"  {name}: {start:%H:%M}-{end:%H:%M}")
 
 
 def _secrets(settings: Settings) -> list[str]:

@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     join_attempts_per_hour: int = Field(default=5, ge=1)
     # How often the bot looks for reminders and nudges that have come due.
     sweep_seconds: float = Field(default=60, gt=0, le=3600)
+    # Case conferences: the defaults of a plan (DESIGN.md, "Defaults").
+    conference_minutes: int = Field(default=90, ge=15, le=480)
+    poll_starts_after_days: int = Field(default=2, ge=0, le=30)  # working days after today
+    poll_window_days: int = Field(default=15, ge=1, le=60)  # working days
+    poll_deadline_days: int = Field(default=3, ge=1, le=15)  # working days
+    conference_buffer_minutes: int = Field(default=15, ge=0, le=120)
+    poll_slots: int = Field(default=8, ge=1, le=12)
     log_level: str = "INFO"
 
     @field_validator("timezone")

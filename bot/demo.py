@@ -13,6 +13,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from icalendar import Calendar, Event
 from pydantic import SecretStr
 
 from bot.app import build_application, serve
@@ -24,6 +25,7 @@ from bot.migrate import upgrade
 from bot.models import InstitutionKind, Role
 from bot.runtime import Runtime
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
+from bot.sandbox.models import BotMessage
 from bot.services import members
 
 DEMO_TOKEN = "7000000001:DEMO-sandbox-token"  # noqa: S105 - only the local stand-in knows it
@@ -142,6 +144,7 @@ class Story:
         await self.admin.next_message()
 
         await self.refer_and_triage()
+        await self.find_a_date()
 
     async def refer_and_triage(self) -> None:
         """The teacher reports a concern (in Czech), the coordinator (in English) asks her a
@@ -192,6 +195,71 @@ class Story:
         await coordinator.send_text("/cases")
         while "Open cases" not in (coordinator.last_bot_message().text or ""):
             await coordinator.next_message()
+
+    async def find_a_date(self) -> None:
+        """The officer shares his calendar (court all Wednesday); the coordinator plans the
+        conference in three taps; the school, the police and the counselling centre answer the
+        poll, each in their language; the coordinator confirms the best time."""
+        officer, coordinator = self.officer, self.coordinator
+        wednesday = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
+        await officer.send_document(
+            "kalendar.ics", _busy_calendar(wednesday, wednesday.replace(hour=16)), "text/calendar"
+        )
+        await officer.next_message()
+        await coordinator.press("Plan: PK-2026-0001")
+        await _until(coordinator, "pl:")
+        # Truancy and bullying pre-tick the school and the counselling centre; the police
+        # officer knows the family, so the coordinator adds the police as optional.
+        await coordinator.press("☐ Policie ČR Cheb")
+        await _until(coordinator, "pl:")
+        await coordinator.press("★ required", message_id=None)
+        await _until(coordinator, "pl:")
+        await coordinator.press("Send the poll")
+        await _until(coordinator, "cf:o:")  # the live board
+        taps = {self.teacher: (0, 1), self.officer: (0, 2, 2), self.psychologist: (0, 1, 3)}
+        for person, times in taps.items():
+            poll = await _until(person, "ps:")
+            for index in times:
+                current = person.messages[poll.message_id]
+                labels = [text for text, data in _buttons(current) if data.startswith("pv:")]
+                await person.press(labels[index], message_id=poll.message_id)
+                await person.next_message()
+            send = [text for text, data in _buttons(poll) if data.startswith("ps:")]
+            await person.press(send[0], message_id=poll.message_id)
+        offer = await _until(coordinator, "cf:c:")
+        confirm = [text for text, data in _buttons(offer) if data.startswith("cf:c:")]
+        await coordinator.press(confirm[0], message_id=offer.message_id)
+        for person in (self.teacher, self.officer, self.psychologist):
+            await _until(person, "", text="PK-2026-0001")
+
+
+async def _until(person: Person, data_prefix: str, *, text: str | None = None) -> BotMessage:
+    """The next message with a button whose data starts with the prefix (or with the text)."""
+    while True:
+        message = await person.next_message()
+        if text is not None and text in (message.text or "") and not message.buttons():
+            return message
+        if text is None and any(data.startswith(data_prefix) for _t, data in _buttons(message)):
+            return message
+
+
+def _buttons(message: BotMessage) -> list[tuple[str, str]]:
+    return [(label, data or "") for row in message.buttons() for label, data in row]
+
+
+def _busy_calendar(start: datetime, end: datetime) -> bytes:
+    """An .ics export with one busy event, as Outlook writes it (the title stays private)."""
+    calendar = Calendar()
+    calendar.add("prodid", "-//Round Table demo//EN")
+    calendar.add("version", "2.0")
+    event = Event()
+    event.add("uid", "court-hearing@example.org")
+    event.add("dtstamp", start)
+    event.add("dtstart", start)
+    event.add("dtend", end)
+    event.add("summary", "Soudní jednání")
+    calendar.add_component(event)
+    return bytes(calendar.to_ical())
 
 
 def demo_settings(data_dir: Path, sandbox: BotApiSandbox) -> Settings:

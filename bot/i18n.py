@@ -10,7 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from babel import Locale
-from babel.dates import format_date, format_time
+from babel.dates import format_date, format_skeleton, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -78,6 +78,14 @@ class Translator:
 
     def time(self, moment: dt.datetime) -> str:
         return format_time(moment, "short", tzinfo=self.zone, locale=self._babel_locale)
+
+    def day(self, day: dt.date) -> str:
+        """A short day with its weekday: "Tue, Dec 1" / "út 1. 12."."""
+        return format_skeleton("MMMEd", day, locale=self._babel_locale)
+
+    def slot(self, moment: dt.datetime) -> str:
+        """A meeting time, short enough for a button: weekday, day and time."""
+        return f"{self.day(moment.astimezone(self.zone).date())} {self.time(moment)}"
 
     def number(self, value: int) -> str:
         """A whole number with this locale's grouping: 3,000 / 3 000."""

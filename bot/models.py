@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import enum
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Dialect,
     Enum,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Time,
     TypeDecorator,
     UniqueConstraint,
 )
@@ -65,6 +67,8 @@ class InstitutionKind(enum.StrEnum):
     DOCTOR = "doctor"
     PROSECUTOR = "prosecutor"
     OTHER = "other"
+    # Not an institution: the district's children's guardians who joined by a conference link.
+    GUARDIANS = "guardians"
 
 
 class Role(enum.StrEnum):
@@ -91,6 +95,10 @@ class District(Base):
     name: Mapped[str] = mapped_column(String(120), unique=True)
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/Prague")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Where case conferences usually take place, and the offices' working hours.
+    place: Mapped[str | None] = mapped_column(String(200), default=None)
+    day_starts: Mapped[time] = mapped_column(Time(), default=time(8, 0))
+    day_ends: Mapped[time] = mapped_column(Time(), default=time(16, 0))
 
 
 class Institution(Base):
@@ -102,6 +110,9 @@ class Institution(Base):
     name: Mapped[str] = mapped_column(String(120))
     kind: Mapped[InstitutionKind] = mapped_column(_enum(InstitutionKind))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The institution's own working hours, where they differ from the district's.
+    day_starts: Mapped[time | None] = mapped_column(Time(), default=None)
+    day_ends: Mapped[time | None] = mapped_column(Time(), default=None)
 
     district: Mapped[District] = relationship(lazy="raise")
 
@@ -139,6 +150,8 @@ class InviteCode(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     used_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), default=None)
+    # A guardian's link to one conference's poll: whoever joins with it answers for them.
+    invitation_id: Mapped[int | None] = mapped_column(ForeignKey("invitations.id"), default=None)
 
 
 class JoinAttempt(Base):
@@ -307,6 +320,115 @@ class CodeSequence(Base):
 
     prefix: Mapped[str] = mapped_column(String(16), primary_key=True)
     last: Mapped[int] = mapped_column(Integer)
+
+
+class ConferenceStatus(enum.StrEnum):
+    POLLING = "polling"
+    SCHEDULED = "scheduled"
+    HELD = "held"
+    CANCELLED = "cancelled"
+
+
+class Conference(Base):
+    """A case conference: first a poll for a common date, then a date."""
+
+    __tablename__ = "conferences"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"), index=True)
+    coordinator_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    status: Mapped[ConferenceStatus] = mapped_column(_enum(ConferenceStatus), index=True)
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    place: Mapped[str] = mapped_column(String(200))
+    window_first: Mapped[date] = mapped_column(Date())
+    window_last: Mapped[date] = mapped_column(Date())
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime())
+    nudge_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    nudged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # When the coordinator was offered the best slot (all required answered, or the deadline).
+    offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # The coordinator's live message about the poll, edited as answers arrive.
+    board_chat_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    board_message_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    round: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class ConferenceSlot(Base):
+    """A candidate time offered in a conference's poll."""
+
+    __tablename__ = "conference_slots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conference_id: Mapped[int] = mapped_column(ForeignKey("conferences.id"), index=True)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Which poll of the conference offered it; a new window is a new round, and the old
+    # round's times and answers stay (their ids are never reused by a later round).
+    round: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class InvitationKind(enum.StrEnum):
+    INSTITUTION = "institution"
+    GUARDIAN = "guardian"  # invited by a one-time link; answers the poll in Telegram
+    OFFLINE = "offline"  # a guardian without Telegram; the coordinator enters the answers
+
+
+class Invitation(Base):
+    """An institution or a guardian invited to a conference; answers the poll once for all."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conference_id: Mapped[int] = mapped_column(ForeignKey("conferences.id"), index=True)
+    kind: Mapped[InvitationKind] = mapped_column(_enum(InvitationKind))
+    institution_id: Mapped[int | None] = mapped_column(
+        ForeignKey("institutions.id"), index=True, default=None
+    )
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), default=None)
+    number: Mapped[int] = mapped_column(Integer, default=0)  # guardians: 1, 2, ...
+    required: Mapped[bool] = mapped_column(Boolean)
+    answered_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), default=None)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class SlotAnswer(Base):
+    """One invitation's answer for one slot: yes, if need be (maybe) or no."""
+
+    __tablename__ = "slot_answers"
+
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id"), primary_key=True)
+    slot_id: Mapped[int] = mapped_column(ForeignKey("conference_slots.id"), primary_key=True)
+    vote: Mapped[str] = mapped_column(String(8))
+
+
+class PollMessage(Base):
+    """A poll message in a member's chat, with the answer they are putting together."""
+
+    __tablename__ = "poll_messages"
+    __table_args__ = (UniqueConstraint("invitation_id", "member_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # {slot id: vote} not yet sent; the slots' ids as strings (JSON keys).
+    pending: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+
+
+class BusyTime(Base):
+    """When a member is busy, from a calendar file they sent: start and end times only."""
+
+    __tablename__ = "busy_times"
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    # [[start, end], ...] in UTC unix seconds, sorted and merged.
+    intervals: Mapped[list[list[int]]] = mapped_column(JSON, default=list)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    until: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 # Every column that holds ciphertext, with its table's primary key: `roundtable rotate-key`

@@ -184,6 +184,22 @@ async def acknowledge(
             raise
 
 
+async def alert(update: Update, text: str) -> None:
+    """A refusal: a pop-up on the pressed button, else a reply; nothing in the chat changes."""
+    if update.callback_query is not None:
+        await acknowledge(update.callback_query, text, alert=True)
+    else:
+        await answer(update, text)
+
+
+async def say_below(update: Update, context: Context, text: str) -> None:
+    """A new message (what is above stays as it is), after acknowledging a press."""
+    if update.callback_query is not None:
+        await acknowledge(update.callback_query)
+    if update.effective_chat is not None:
+        await context.bot.send_message(update.effective_chat.id, text)
+
+
 async def no_longer_active(update: Update, context: Context) -> None:
     """A button from an old or finished dialog, or data no dialog can read: say so, change
     nothing."""

@@ -31,6 +31,7 @@ from handlers.common import (
     no_longer_active,
     parse_callback,
 )
+from handlers.conference import send_open_polls
 from handlers.menus import BY_ROLE, COMMON, set_member_menu
 
 CHOOSING_LANGUAGE = "choosing_language"
@@ -121,11 +122,17 @@ async def _welcome(update: Update, context: Context) -> str:
     actor = context.require_actor()
     _ = context.tr.gettext
     await set_member_menu(context.bot, actor.chat_id, actor.role, context.tr)
-    text = _("Welcome to Round Table, {name}! You have joined {institution} as {role}.").format(
-        name=esc(actor.display_name),
-        institution=esc(actor.institution_name),
-        role=_(ROLE_NAMES[actor.role]),
-    )
+    if actor.is_guardian:
+        text = _(
+            "Welcome to Round Table, {name}! You have been invited to a case conference about "
+            "your child. I will ask you when you can come."
+        ).format(name=esc(actor.display_name))
+    else:
+        text = _("Welcome to Round Table, {name}! You have joined {institution} as {role}.").format(
+            name=esc(actor.display_name),
+            institution=esc(actor.institution_name),
+            role=_(ROLE_NAMES[actor.role]),
+        )
     await answer(update, text + "\n\n" + _("Which language shall I use?"), language_keyboard())
     return CHOOSING_LANGUAGE
 
@@ -165,6 +172,7 @@ async def language_chosen(update: Update, context: Context) -> int:
     tr = context.tr
     await set_member_menu(context.bot, actor.chat_id, actor.role, tr)
     await _home(update, context, tr.gettext("I will write to you in English.") + "\n\n")
+    await send_open_polls(context)  # a poll running for their institution, or a guardian's
     return ConversationHandler.END
 
 

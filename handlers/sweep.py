@@ -18,6 +18,7 @@ from functools import partial
 from bot.i18n import Translator
 from bot.services import referrals
 from handlers.common import Context, keyboard
+from handlers.conference import sweep_polls
 from handlers.notify import notify
 from handlers.referral import alert_coordinators, delete_from_chat, urgency_text
 
@@ -27,6 +28,15 @@ NUDGE_LIST_LIMIT = 20
 
 
 async def sweep(context: Context) -> None:
+    """Each kind of work on its own: one failing does not hold up the others."""
+    for part in (sweep_referrals, sweep_polls):
+        try:
+            await part(context)
+        except Exception:
+            logger.exception("the sweep's %s failed", part.__name__)
+
+
+async def sweep_referrals(context: Context) -> None:
     runtime = context.runtime
     async with runtime.database.transaction() as session:
         due = await referrals.due_work(session, now=runtime.clock.now(), calendar=runtime.calendar)

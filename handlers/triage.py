@@ -16,8 +16,8 @@ from telegram.ext import (
 )
 
 from bot.i18n import N_, Translator
-from bot.models import Consent, NoteKind, ReferralStatus
-from bot.services import referrals
+from bot.models import ConferenceStatus, Consent, NoteKind, ReferralStatus
+from bot.services import conferences, referrals
 from bot.services.errors import PermissionDenied
 from bot.services.referrals import AlreadyDecided, Details, Rejected
 from handlers.common import (
@@ -25,6 +25,7 @@ from handlers.common import (
     Dialog,
     HandlerList,
     acknowledge,
+    alert,
     answer,
     consuming,
     ends_on_other_commands,
@@ -34,6 +35,7 @@ from handlers.common import (
     paginate,
     parse_callback,
     parse_id,
+    say_below,
 )
 from handlers.notify import notify
 from handlers.referral import categories_text, guardians_text, rejection_text, urgency_text
@@ -64,11 +66,7 @@ def _referral_id(update: Update) -> int | None:
 
 
 async def _not_allowed(update: Update, context: Context) -> None:
-    text = context.tr.gettext("You are not allowed to see this referral.")
-    if update.callback_query is not None:
-        await acknowledge(update.callback_query, text, alert=True)
-    else:
-        await answer(update, text)
+    await alert(update, context.tr.gettext("You are not allowed to see this referral."))
 
 
 # Opening a referral.
@@ -192,12 +190,16 @@ async def accept(update: Update, context: Context) -> None:
         await _decided_already(update, context, already)
         return
     await _drop_buttons(update)
-    await _say(
-        update,
-        context,
+    if update.callback_query is not None:
+        await acknowledge(update.callback_query)
+    await context.bot.send_message(
+        actor.chat_id,
         context.tr.gettext(
             "You accepted {code}. Case {case} is open, and you are its case manager."
         ).format(code=decision.code, case=decision.case_code),
+        reply_markup=keyboard(
+            [[("📅 " + context.tr.gettext("Plan a conference"), f"cf:n:{decision.case_id}")]]
+        ),
     )
     await notify(
         context,
@@ -370,7 +372,7 @@ async def _decided_already(update: Update, context: Context, already: AlreadyDec
             code=already.code, status=status
         )
     await _drop_buttons(update)
-    await _say(update, context, text)
+    await say_below(update, context, text)
 
 
 async def _drop_buttons(update: Update) -> None:
@@ -379,14 +381,6 @@ async def _drop_buttons(update: Update) -> None:
     if query is not None:
         with contextlib.suppress(TelegramError):
             await query.edit_message_reply_markup(None)
-
-
-async def _say(update: Update, context: Context, text: str) -> None:
-    """A new message (the details above stay as they are), after acknowledging the press."""
-    if update.callback_query is not None:
-        await acknowledge(update.callback_query)
-    if update.effective_chat is not None:
-        await context.bot.send_message(update.effective_chat.id, text)
 
 
 # /referrals and /cases
@@ -443,6 +437,7 @@ async def show_cases(update: Update, context: Context, page: int = 0) -> None:
             cases = await referrals.open_cases(
                 session, context.require_actor(), now=runtime.clock.now()
             )
+            steps = await conferences.next_steps(session, [case.id for case in cases])
     except PermissionDenied:
         await answer(update, _("Only coordinators see the district's cases."))
         return
@@ -451,14 +446,34 @@ async def show_cases(update: Update, context: Context, page: int = 0) -> None:
         return
     shown = paginate(cases, page, PAGE_SIZE)
     lines = [_("Open cases ({count}):").format(count=len(cases))]
+    rows: list[list[tuple[str, str]]] = []
     for case in shown.items:
         lines.append(
             _("{code} · opened {date} · case manager {name}").format(
                 code=case.code, date=tr.date(case.opened_at), name=esc(case.manager)
             )
         )
-        lines.append("   " + _("Next step: a case conference with the institutions."))
-    rows = [nav] if (nav := shown.nav_row("cs")) else []
+        step = steps.get(case.id)
+        if step is None:
+            lines.append("   " + _("Next step: plan a case conference."))
+            rows.append([("📅 " + _("Plan: {code}").format(code=case.code), f"cf:n:{case.id}")])
+        elif step.status is ConferenceStatus.POLLING:
+            lines.append(
+                "   "
+                + _("Poll for a date running, answers until {deadline}.").format(
+                    deadline=tr.datetime(step.deadline)
+                )
+            )
+            rows.append([("📊 " + _("Poll: {code}").format(code=case.code), f"cf:b:{step.id}")])
+        elif step.starts_at is not None:
+            lines.append(
+                "   "
+                + _("Case conference on {when}, {place}.").format(
+                    when=tr.datetime(step.starts_at), place=esc(step.place)
+                )
+            )
+    if nav := shown.nav_row("cs"):
+        rows.append(nav)
     await answer(update, "\n".join(lines), keyboard(rows) if rows else None)
 
 

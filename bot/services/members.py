@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +17,7 @@ from bot.models import (
     District,
     Institution,
     InstitutionKind,
+    Invitation,
     InviteCode,
     JoinAttempt,
     Member,
@@ -27,7 +28,7 @@ from bot.models import (
     conversation_key,
 )
 from bot.services import audit
-from bot.services.errors import NotFound, PermissionDenied
+from bot.services.errors import NotFound, PermissionDenied, ServiceError
 
 # Who may hand out invites for which roles (the CLI, for the first admin, may do anything).
 INVITABLE_ROLES: dict[Role, tuple[Role, ...]] = {
@@ -53,6 +54,7 @@ class Actor:
     institution_name: str
     district_id: int
     reachable: bool = True
+    is_guardian: bool = False  # joined by a guardian's conference link
 
     @property
     def can_invite(self) -> bool:
@@ -122,6 +124,7 @@ def _actor(member: Member, institution: Institution) -> Actor:
         institution_name=institution.name,
         district_id=institution.district_id,
         reachable=member.reachable,
+        is_guardian=institution.kind is InstitutionKind.GUARDIANS,
     )
 
 
@@ -291,6 +294,12 @@ async def redeem_invite(
         session.add(member)
     await session.flush()
     invite.used_by_id = member.id
+    if invite.invitation_id is not None:  # a guardian's link: they answer that poll
+        await session.execute(
+            update(Invitation)
+            .where(Invitation.id == invite.invitation_id)
+            .values(member_id=member.id)
+        )
     await audit.record(
         session,
         at=now,
@@ -468,3 +477,68 @@ async def create_institution(
         kind=institution.kind.value,
     )
     return institution
+
+
+@dataclass(frozen=True)
+class DistrictSettings:
+    name: str
+    place: str | None
+    hours: tuple[time, time]
+    overrides: list[tuple[str, time, time]]  # institutions with their own working hours
+
+
+async def configure_district(
+    session: AsyncSession,
+    name: str | None,
+    *,
+    place: str | None = None,
+    hours: tuple[time, time] | None = None,
+    institution: str | None = None,
+    reset: bool = False,
+    now: datetime,
+) -> DistrictSettings:
+    """The operator sets where conferences usually meet and the working hours, for the district
+    or (with `institution`) one institution's own hours; `reset` drops an institution's own."""
+    district = await ensure_district(session, name, now=now)
+    if hours is not None and not hours[0] < hours[1]:
+        raise CliValueError("working hours must end after they start")
+    if institution is not None:
+        found = await session.scalar(
+            select(Institution).where(
+                Institution.district_id == district.id, Institution.name == _clean_name(institution)
+            )
+        )
+        if found is None:
+            raise NotFound(f"no institution named {institution!r} in {district.name}")
+        found.day_starts, found.day_ends = (None, None) if reset or hours is None else hours
+    else:
+        if place is not None:
+            district.place = _clean_name(place)[:200] or None
+        if hours is not None:
+            district.day_starts, district.day_ends = hours
+    await audit.record(
+        session,
+        at=now,
+        actor_id=None,
+        action="district.configured",
+        subject_type="district",
+        subject_id=district.id,
+        institution=institution,
+    )
+    await session.flush()
+    rows = await session.scalars(
+        select(Institution)
+        .where(Institution.district_id == district.id, Institution.day_starts.is_not(None))
+        .order_by(Institution.name)
+    )
+    overrides = [
+        (row.name, row.day_starts or district.day_starts, row.day_ends or district.day_ends)
+        for row in rows
+    ]
+    return DistrictSettings(
+        district.name, district.place, (district.day_starts, district.day_ends), overrides
+    )
+
+
+class CliValueError(ServiceError):
+    """A value the operator gave that cannot be used."""

@@ -239,6 +239,7 @@ class Decision:
     case_code: str | None
     referrer: Recipient
     coordinators: list[Recipient]
+    case_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -623,7 +624,7 @@ async def accept(
         code=case.code,
         referral=row.code,
     )
-    return await _decision(session, row, case.code)
+    return await _decision(session, row, case.code, case.id)
 
 
 async def decline(
@@ -1133,7 +1134,9 @@ async def _already(session: AsyncSession, row: Referral) -> AlreadyDecided:
     return AlreadyDecided(row.code or "", row.status, by)
 
 
-async def _decision(session: AsyncSession, row: Referral, case_code: str | None) -> Decision:
+async def _decision(
+    session: AsyncSession, row: Referral, case_code: str | None, case_id: int | None = None
+) -> Decision:
     referrer = await session.get_one(Member, row.referrer_id)
     assert row.code is not None
     return Decision(
@@ -1142,6 +1145,7 @@ async def _decision(session: AsyncSession, row: Referral, case_code: str | None)
         case_code=case_code,
         referrer=_recipient(referrer),
         coordinators=await coordinators(session, row.district_id),
+        case_id=case_id,
     )
 
 

@@ -137,6 +137,50 @@ async def test_a_half_finished_language_choice_survives_sigkill_and_a_code_works
     assert (await teacher.next_message()).text == TURNED_AWAY
 
 
+async def test_the_operator_sets_the_conference_place_and_working_hours(
+    environment: dict[str, str],
+) -> None:
+    await _command(
+        environment,
+        "invite",
+        "--institution",
+        "ZŠ Hradební",
+        "--kind",
+        "school",
+        "--role",
+        "referrer",
+        "--district",
+        "Cheb",
+    )
+    shown = await _command(
+        environment, "district", "--place", "MěÚ Cheb, zasedačka 2", "--hours", "07:30-15:30"
+    )
+    assert shown.splitlines() == [
+        "Cheb: conferences at MěÚ Cheb, zasedačka 2",
+        "working hours 07:30-15:30",
+    ]
+    shown = await _command(
+        environment, "district", "--institution", "ZŠ Hradební", "--hours", "12:00-15:00"
+    )
+    assert shown.splitlines()[-1] == "  ZŠ Hradební: 12:00-15:00"
+    shown = await _command(environment, "district", "--institution", "ZŠ Hradební", "--reset")
+    assert "ZŠ Hradební" not in shown
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "district",
+        "--hours",
+        "16:00-08:00",
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _out, err = await process.communicate()
+    assert process.returncode == 2
+    assert err.decode() == "roundtable: working hours must end after they start\n"
+
+
 @pytest.fixture
 def flood_limits() -> FloodLimits:
     """People answer at human speed; these tests at machine speed (see test_referrals)."""

@@ -499,7 +499,7 @@ async def test_others_cannot_open_a_referral_and_each_refusal_is_audited(
 ) -> None:
     coordinator, teacher = await team(bot)
     code = await send_one(teacher, coordinator)
-    referral_id = int(coordinator.last_bot_message().buttons()[0][0][1].split(":")[-1])
+    referral_id = int((coordinator.last_bot_message().buttons()[0][0][1] or "").split(":")[-1])
     officer = await bot.join(
         4, "Tomáš", Role.PARTICIPANT, institution="Policie Cheb", kind=InstitutionKind.POLICE
     )
@@ -698,7 +698,7 @@ async def test_the_queue_shows_urgent_first_then_oldest_and_cases_their_next_ste
     assert (await text_of(coordinator)) == (
         "Open cases (1):\n"
         "PK-2026-0001 · opened Nov 23, 2026 · case manager Hana\n"
-        "   Next step: a case conference with the institutions."
+        "   Next step: plan a case conference."
     )
 
 

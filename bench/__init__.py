@@ -1,0 +1,1 @@
+"""Benchmarks of Round Table: `python -m bench NAME` prints one JSON line of figures."""

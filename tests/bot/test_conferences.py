@@ -1,0 +1,247 @@
+"""The rules of bot.services.conferences the dialog tests do not reach directly."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import time, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bot.clock import FakeClock
+from bot.crypto import Cipher
+from bot.db import Database
+from bot.models import (
+    AuditEntry,
+    Case,
+    CaseStatus,
+    ConferenceSlot,
+    District,
+    Institution,
+    Role,
+    SlotAnswer,
+)
+from bot.services import conferences, members
+from bot.services.conferences import Defaults, Plan, PollClosed, Started
+from bot.services.errors import PermissionDenied
+from bot.services.members import Actor
+from tests.bot.test_members import _join
+
+DEFAULTS = Defaults()
+
+
+async def _case(database: Database, clock: FakeClock, manager: Actor) -> int:
+    async with database.transaction() as session:
+        count = len((await session.scalars(select(Case))).all())
+        case = Case(
+            code=f"PK-2026-{count + 1:04d}",
+            district_id=manager.district_id,
+            manager_id=manager.member_id,
+            status=CaseStatus.OPEN,
+            opened_at=clock.now(),
+        )
+        session.add(case)
+        await session.flush()
+        return case.id
+
+
+async def _start(
+    database: Database, clock: FakeClock, coordinator: Actor, invited: dict[int, bool]
+) -> Started:
+    """A poll for a new case of the coordinator."""
+    case_id = await _case(database, clock, coordinator)
+    async with database.transaction() as session:
+        started = await conferences.start_poll(
+            session,
+            coordinator,
+            Plan(case_id=case_id, invited=invited, place="OSPOD Cheb"),
+            now=clock.now(),
+            defaults=DEFAULTS,
+        )
+    assert isinstance(started, Started)
+    return started
+
+
+async def _team(database: Database, clock: FakeClock) -> tuple[Actor, Actor]:
+    """A coordinator at OSPOD and a teacher at the school."""
+    coordinator = await _join(database, clock, Role.COORDINATOR, 1, institution="OSPOD Cheb")
+    return coordinator, await _join(database, clock, Role.REFERRER, 2)
+
+
+async def _slots(database: Database, conference_id: int) -> list[ConferenceSlot]:
+    async with database.transaction() as session:
+        return list(
+            await session.scalars(
+                select(ConferenceSlot)
+                .where(ConferenceSlot.conference_id == conference_id)
+                .order_by(ConferenceSlot.starts_at)
+            )
+        )
+
+
+async def test_two_polls_of_one_coordinator_never_offer_overlapping_times(
+    database: Database, clock: FakeClock
+) -> None:
+    coordinator, teacher = await _team(database, clock)
+    first = await _start(
+        database,
+        clock,
+        coordinator,
+        {teacher.institution_id: True},
+    )
+    second = await _start(
+        database,
+        clock,
+        coordinator,
+        {teacher.institution_id: True},
+    )
+    taken = await _slots(database, first.conference_id)
+    offered = await _slots(database, second.conference_id)
+    assert len(taken) == len(offered) == 8
+    gap = timedelta(minutes=90 + 15)
+    for slot in offered:
+        assert all(abs(slot.starts_at - other.starts_at) >= gap for other in taken)
+
+
+async def test_only_the_invited_institution_answers_and_nobody_after_the_deadline(
+    database: Database, clock: FakeClock
+) -> None:
+    coordinator, teacher = await _team(database, clock)
+    stranger = await _join(database, clock, Role.PARTICIPANT, 3, institution="Policie Cheb")
+    other_coordinator = await _join(
+        database, clock, Role.COORDINATOR, 4, district="Sokolov", institution="OSPOD Sokolov"
+    )
+    started = await _start(
+        database,
+        clock,
+        coordinator,
+        {teacher.institution_id: True},
+    )
+    invitation = started.targets[0].invitation_id
+    slot = (await _slots(database, started.conference_id))[0]
+    for intruder in (stranger, other_coordinator):
+        with pytest.raises(PermissionDenied):
+            async with database.transaction() as session:
+                await conferences.toggle(session, intruder, invitation, slot.id, now=clock.now())
+    with pytest.raises(PermissionDenied):
+        async with database.transaction() as session:
+            await conferences.confirm(
+                session, other_coordinator, started.conference_id, slot.id, now=clock.now()
+            )
+    async with database.transaction() as session:
+        refused = list(
+            await session.scalars(
+                select(AuditEntry.action).where(AuditEntry.action.like("%.refused"))
+            )
+        )
+    assert refused == ["conference.answer.refused"] * 2 + ["conference.manage.refused"]
+
+    async with database.transaction() as session:
+        view = await conferences.toggle(session, teacher, invitation, slot.id, now=clock.now())
+    assert view.votes[slot.id].value == "yes"
+    async with database.transaction() as session:
+        conference = await conferences.board(
+            session, coordinator, started.conference_id, now=clock.now()
+        )
+    clock.set(conference.deadline)
+    with pytest.raises(PollClosed):
+        async with database.transaction() as session:
+            await conferences.send_answer(session, teacher, invitation, 1, now=clock.now())
+
+
+async def test_institution_hours_narrow_the_district_hours(
+    database: Database, clock: FakeClock
+) -> None:
+    coordinator, teacher = await _team(database, clock)
+    async with database.transaction() as session:
+        school = await session.get_one(Institution, teacher.institution_id)
+        school.day_starts = time(12, 0)  # the school's staff can come in the afternoon only
+        district = await session.get_one(District, school.district_id)
+        district.day_ends = time(17, 0)
+    started = await _start(
+        database,
+        clock,
+        coordinator,
+        {teacher.institution_id: True},
+    )
+    for slot in await _slots(database, started.conference_id):
+        local = slot.starts_at.astimezone(conferences.district_calendar(district).zone)
+        assert time(12, 0) <= local.time() and local + timedelta(minutes=90) <= local.replace(
+            hour=17, minute=0
+        )
+
+
+async def test_a_plan_starts_from_the_district_place_and_the_referral_concerns(
+    database: Database, clock: FakeClock, cipher: Cipher
+) -> None:
+    coordinator = await _join(database, clock, Role.COORDINATOR, 1, institution="OSPOD Cheb")
+    case_id = await _case(database, clock, coordinator)
+    async with database.transaction() as session:
+        plan = await conferences.new_plan(
+            session, coordinator, cipher, case_id, now=clock.now(), defaults=DEFAULTS
+        )
+    assert plan.place == "OSPOD Cheb"  # no district place set: the coordinator's institution
+    assert (plan.minutes, plan.starts_after, plan.window) == (90, 2, 15)
+    async with database.transaction() as session:
+        await members.configure_district(
+            session, "Cheb", place="MěÚ Cheb, zasedačka 2", now=clock.now()
+        )
+        plan = await conferences.new_plan(
+            session, coordinator, cipher, case_id, now=clock.now(), defaults=DEFAULTS
+        )
+    assert plan.place == "MěÚ Cheb, zasedačka 2"
+
+
+async def test_a_time_already_past_cannot_be_confirmed(
+    database: Database, clock: FakeClock
+) -> None:
+    coordinator, teacher = await _team(database, clock)
+    started = await _start(
+        database,
+        clock,
+        coordinator,
+        {teacher.institution_id: True},
+    )
+    first = (await _slots(database, started.conference_id))[0]
+    clock.set(first.starts_at + timedelta(minutes=1))
+    async with database.transaction() as session:
+        result = await conferences.confirm(
+            session, coordinator, started.conference_id, first.id, now=clock.now()
+        )
+    assert result == conferences.Passed(first.starts_at)
+    async with database.transaction() as session:
+        board = await conferences.board(
+            session, coordinator, started.conference_id, now=clock.now()
+        )
+    assert board.status.value == "polling"
+
+
+async def test_answers_sent_at_the_same_moment_are_all_taken_and_offer_once(
+    database: Database, clock: FakeClock
+) -> None:
+    """Two members of the school at once, and the police at the same moment: no answer is
+    lost, no error, and the coordinator is offered the date exactly once (on PostgreSQL the
+    conference row is locked; on SQLite transactions are serial)."""
+    coordinator, teacher = await _team(database, clock)
+    colleague = await _join(database, clock, Role.REFERRER, 3)
+    officer = await _join(database, clock, Role.PARTICIPANT, 4, institution="Policie Cheb")
+    started = await _start(
+        database,
+        clock,
+        coordinator,
+        {teacher.institution_id: True, officer.institution_id: True},
+    )
+    school = next(t.invitation_id for t in started.targets if t.recipient.member_id == 2)
+    police = next(t.invitation_id for t in started.targets if t.recipient.member_id == 4)
+
+    async def send(actor: Actor, invitation: int) -> conferences.Answered:
+        async with database.transaction() as session:
+            return await conferences.send_answer(session, actor, invitation, 1, now=clock.now())
+
+    results = await asyncio.gather(
+        send(teacher, school), send(colleague, school), send(officer, police)
+    )
+    assert sum(result.offer is not None for result in results) == 1
+    async with database.transaction() as session:
+        answers = (await session.scalars(select(SlotAnswer))).all()
+    assert len(answers) == 2 * 8
