@@ -17,13 +17,15 @@ from telegram.ext import (
     Defaults,
 )
 
+from bot import outbox
 from bot.persistence import DatabasePersistence
 from bot.processor import OrderedUpdateProcessor
 from bot.runtime import Runtime
-from handlers import conference, guard, invite, members, referral, start, triage
+from handlers import conference, guard, invitations, invite, members, referral, start, triage
 from handlers.common import RUNTIME_KEY, Context, Data
 from handlers.errors import on_error
 from handlers.menus import set_stranger_menus
+from handlers.sweep import outbox_kinds as referral_kinds
 from handlers.sweep import sweep
 
 logger = logging.getLogger(__name__)
@@ -69,7 +71,11 @@ def build_application(runtime: Runtime) -> RoundTableApp:
         referral.handlers(),
         triage.handlers(),
         conference.handlers(),
-        referral.command_handlers() + triage.command_handlers() + conference.command_handlers(),
+        invitations.handlers(),
+        referral.command_handlers()
+        + triage.command_handlers()
+        + conference.command_handlers()
+        + invitations.command_handlers(),
         start.general_handlers(),
         # Last: stale buttons and messages no dialog is waiting for.
         start.last_resort_handlers(),
@@ -82,6 +88,14 @@ def build_application(runtime: Runtime) -> RoundTableApp:
     job_queue.run_repeating(
         sweep, interval=settings.sweep_seconds, first=settings.sweep_seconds, name="sweep"
     )
+    application.bot_data[outbox.DISPATCHER_KEY] = outbox.Dispatcher(
+        runtime,
+        {**invitations.outbox_kinds(), **conference.outbox_kinds(), **referral_kinds()},
+        per_second=settings.outbox_per_second,
+        concurrency=settings.outbox_concurrency,
+    )
+    # At start: whatever is due, including what a crash left in flight.
+    job_queue.run_once(outbox.dispatch_job, 0, name=outbox.JOB_NAME)
     return application
 
 

@@ -10,19 +10,21 @@ from __future__ import annotations
 import asyncio
 import re
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from icalendar import Calendar, Event
 from pydantic import SecretStr
+from sqlalchemy import select
 
-from bot.app import build_application, serve
+from bot import outbox
+from bot.app import RoundTableApp, build_application, serve
 from bot.clock import FakeClock
 from bot.config import Settings, isolated_settings
 from bot.crypto import load_cipher
 from bot.db import Database
 from bot.migrate import upgrade
-from bot.models import InstitutionKind, Role
+from bot.models import Conference, InstitutionKind, Role
 from bot.runtime import Runtime
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from bot.sandbox.models import BotMessage
@@ -38,9 +40,17 @@ CODE = re.compile(r"R-\d{4}-\d{4}")
 class Story:
     """The cast and the helpers that make them act."""
 
-    def __init__(self, sandbox: BotApiSandbox, runtime: Runtime) -> None:
+    def __init__(
+        self,
+        sandbox: BotApiSandbox,
+        runtime: Runtime,
+        application: RoundTableApp,
+        clock: FakeClock,
+    ) -> None:
         self.sandbox = sandbox
         self.runtime = runtime
+        self.application = application
+        self.clock = clock
         self.admin = sandbox.person(1001, "Alena", last_name="Dvořáková", language_code="cs")
         self.coordinator = sandbox.person(1002, "Hana", last_name="Králová", language_code="en")
         self.teacher = sandbox.person(1003, "Jana", last_name="Malá", language_code="cs")
@@ -229,16 +239,85 @@ class Story:
         offer = await _until(coordinator, "cf:c:")
         confirm = [text for text, data in _buttons(offer) if data.startswith("cf:c:")]
         await coordinator.press(confirm[0], message_id=offer.message_id)
-        for person in (self.teacher, self.officer, self.psychologist):
-            await _until(person, "", text="PK-2026-0001")
+        await self.invitations()
+
+    async def invitations(self) -> None:
+        """Everyone gets the invitation with its calendar file. The school accepts, the
+        psychologist is not sure yet, the police officer declines (he is in court that day)
+        with a reason; the coordinator, flagged at once, picks a new date in one tap and
+        everyone is invited again (same UID, SEQUENCE 1). All accept; two days before, the
+        reminders come. In the end the coordinator cancels, so the calendars get a CANCEL."""
+        coordinator, officer = self.coordinator, self.officer
+        answers = {self.teacher: "a", self.psychologist: "t", officer: "d"}
+        first: dict[Person, int] = {}
+        for person, answer in answers.items():
+            invitation = await _until(person, "iv:")
+            first[person] = invitation.message_id
+            press = [t for t, data in _buttons(invitation) if data.endswith(f":{answer}")]
+            await self.runtime_settle()
+            await person.press(press[0], message_id=invitation.message_id)
+        await _until(officer, "ir:")  # "type a short reason, if you like"
+        await officer.send_text("Ten den mám celý den soud.")
+        flag = await _until(coordinator, "ca:n:", text_part="declined the case")  # flagged
+        await _until(coordinator, "", text="gave for declining")  # and the reason, protected
+        new_date = [t for t, data in _buttons(flag) if data.startswith("ca:n:")]
+        await coordinator.press(new_date[0], message_id=flag.message_id)
+        times = await _until(coordinator, "ca:t:")
+        choice = [t for t, data in _buttons(times) if data.startswith("ca:t:")]
+        await coordinator.press(choice[0], message_id=times.message_id)
+        for person in answers:
+            invitation = await _until(person, "iv:")
+            while invitation.message_id == first[person]:  # the old one, redrawn
+                invitation = await _until(person, "iv:")
+            press = [t for t, data in _buttons(invitation) if data.endswith(":a")]
+            await self.runtime_settle()
+            await person.press(press[0], message_id=invitation.message_id)
+        board = await _until(coordinator, "ca:x:", text_part="3")
+        starts = await self.starts_at()
+        self.clock.set(starts - timedelta(days=2))
+        await self.sweep()
+        for person in answers:
+            await _until(person, "", text="⏰")
+        await coordinator.press("❌ Cancel the conference", message_id=board.message_id)
+        await _until(coordinator, "ca:y:")
+        await coordinator.press("❌ Yes, cancel it")
+        for person in answers:
+            await _until(person, "", text="PK-2026-0001", document=True)
+
+    async def runtime_settle(self) -> None:
+        """Let the outbox note where each invitation went before anyone answers it."""
+        await self.application.bot_data[outbox.DISPATCHER_KEY].settle()
+
+    async def sweep(self) -> None:
+        jobs = self.application.job_queue.get_jobs_by_name("sweep")  # type: ignore[union-attr]
+        await jobs[0].run(self.application)
+        await self.runtime_settle()
+
+    async def starts_at(self) -> datetime:
+        async with self.runtime.database.transaction() as session:
+            starts: datetime | None = await session.scalar(select(Conference.starts_at))
+        assert starts is not None
+        return starts
 
 
-async def _until(person: Person, data_prefix: str, *, text: str | None = None) -> BotMessage:
+async def _until(
+    person: Person,
+    data_prefix: str,
+    *,
+    text: str | None = None,
+    text_part: str | None = None,
+    document: bool = False,
+) -> BotMessage:
     """The next message with a button whose data starts with the prefix (or with the text)."""
     while True:
         message = await person.next_message()
-        if text is not None and text in (message.text or "") and not message.buttons():
+        shown = message.text or message.caption or ""
+        if document and message.document is None:
+            continue
+        if text is not None and text in shown and not message.buttons():
             return message
+        if text_part is not None and text_part not in shown:
+            continue
         if text is None and any(data.startswith(data_prefix) for _t, data in _buttons(message)):
             return message
 
@@ -293,9 +372,10 @@ async def run_demo(out: str | None = None) -> None:
                 clock=clock,
                 cipher=load_cipher(settings, create=True),
             )
-            story = Story(sandbox, runtime)
+            application = build_application(runtime)
+            story = Story(sandbox, runtime, application, clock)
             stop = asyncio.Event()
-            bot = asyncio.create_task(serve(build_application(runtime), stop))
+            bot = asyncio.create_task(serve(application, stop))
             try:
                 await story.play()
             finally:
@@ -317,6 +397,7 @@ def _publish(story: Story, out: str | None) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for role, person in story.cast.items():
         (directory / f"{role}.txt").write_text(person.transcript() + "\n", encoding="utf-8")
-        for name, content in person.documents():
-            (directory / f"{role}-{name}").write_bytes(content)
+        for number, (name, content) in enumerate(person.documents(), start=1):
+            # Invitation, new time, cancellation: the same file name, so numbered in order.
+            (directory / f"{role}-{number}-{name}").write_bytes(content)
     print(f"\nTranscripts written to {directory}/")

@@ -64,7 +64,12 @@ async def _walk(
         last: Any = None
         while True:
             async with database.transaction() as session:
-                query = select(key, getattr(model, column)).order_by(key).limit(batch_size)
+                query = (
+                    select(key, getattr(model, column))
+                    .where(getattr(model, column).is_not(None))  # optional fields left empty
+                    .order_by(key)
+                    .limit(batch_size)
+                )
                 if last is not None:
                     query = query.where(key > last)
                 if write:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Dialect,
     Enum,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -99,6 +100,8 @@ class District(Base):
     place: Mapped[str | None] = mapped_column(String(200), default=None)
     day_starts: Mapped[time] = mapped_column(Time(), default=time(8, 0))
     day_ends: Mapped[time] = mapped_column(Time(), default=time(16, 0))
+    # The ORGANIZER of calendar invitations: where participants' calendar replies go.
+    mailbox: Mapped[str | None] = mapped_column(String(254), default=None)
 
 
 class Institution(Base):
@@ -355,6 +358,12 @@ class Conference(Base):
     board_chat_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     board_message_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     round: Mapped[int] = mapped_column(Integer, default=1)
+    # The calendar event: one UID for the conference's life, SEQUENCE raised on every change.
+    uid: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+    # The time participants were last invited to (a new poll keeps it until a new time is set).
+    invited_starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
 class ConferenceSlot(Base):
@@ -376,6 +385,13 @@ class InvitationKind(enum.StrEnum):
     OFFLINE = "offline"  # a guardian without Telegram; the coordinator enters the answers
 
 
+class Rsvp(enum.StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    TENTATIVE = "tentative"
+    DECLINED = "declined"
+
+
 class Invitation(Base):
     """An institution or a guardian invited to a conference; answers the poll once for all."""
 
@@ -392,6 +408,27 @@ class Invitation(Base):
     required: Mapped[bool] = mapped_column(Boolean)
     answered_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), default=None)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # The answer to the calendar invitation (pending, accepted, tentative, declined), reset on
+    # every new time; who gave it; and who attends (the one who answered, or a colleague the
+    # invitation was handed to).
+    rsvp: Mapped[Rsvp] = mapped_column(_enum(Rsvp), default=Rsvp.PENDING)
+    rsvp_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), default=None)
+    rsvp_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    delegate_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), default=None)
+    decline_reason: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)  # encrypted
+
+
+class InviteMessage(Base):
+    """A calendar invitation message in a member's chat, edited when the invitation is answered."""
+
+    __tablename__ = "invite_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    sequence: Mapped[int] = mapped_column(Integer)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int] = mapped_column(BigInteger)
 
 
 class SlotAnswer(Base):
@@ -431,6 +468,40 @@ class BusyTime(Base):
     until: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"  # waits for its moment (or for a retry)
+    SENDING = "sending"  # claimed by a dispatcher; sent again after a crash
+    SENT = "sent"
+    SKIPPED = "skipped"  # its moment passed while the bot was down, or it no longer applies
+    CANCELLED = "cancelled"  # an answer, a new date or a cancellation made it moot
+    FAILED = "failed"  # the person blocked the bot, or Telegram kept refusing
+
+
+class OutboxRow(Base):
+    """One notification to one person: a reminder, a nudge, an invitation (bot.outbox)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_due_at", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(160), unique=True)  # planning twice is a no-op
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(48), index=True)  # e.g. "conference:12"
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # ids, never names
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus), default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    claimed_by: Mapped[str | None] = mapped_column(String(36), default=None)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    outcome: Mapped[str | None] = mapped_column(String(32), default=None)  # why skipped/failed
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 # Every column that holds ciphertext, with its table's primary key: `roundtable rotate-key`
 # re-encrypts exactly these.
 ENCRYPTED_COLUMNS: tuple[tuple[type[Base], str, str], ...] = (
@@ -438,4 +509,5 @@ ENCRYPTED_COLUMNS: tuple[tuple[type[Base], str, str], ...] = (
     (ReferralNote, "id", "body"),
     (UserData, "user_id", "data"),
     (ChatData, "chat_id", "data"),
+    (Invitation, "id", "decline_reason"),
 )

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram import InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import (
     CallbackQueryHandler,
@@ -20,8 +20,10 @@ from telegram.ext import (
     filters,
 )
 
+from bot import outbox
 from bot.i18n import Translator
-from bot.models import ConferenceStatus, InvitationKind
+from bot.models import ConferenceStatus, InvitationKind, Rsvp
+from bot.outbox import Kind, Notification, Outgoing
 from bot.services import conferences, members
 from bot.services.conferences import (
     AlreadyPlanned,
@@ -418,9 +420,7 @@ async def _tell_unreachable(
     await notify(context, [coordinator], text)
 
 
-async def send_polls(
-    context: Context, targets: Sequence[Target], *, nudge: bool = False
-) -> list[Target]:
+async def send_polls(context: Context, targets: Sequence[Target]) -> list[Target]:
     """One poll message per target; returns the targets the bot could not reach."""
     runtime = context.runtime
     missed: list[Target] = []
@@ -429,14 +429,6 @@ async def send_polls(
         async with runtime.database.transaction() as session:
             view = await conferences.poll_of(session, target, now=runtime.clock.now())
         text = poll_text(view, tr)
-        if nudge:
-            text = (
-                tr.gettext(
-                    "Reminder: your answer is still missing. The poll closes {deadline}."
-                ).format(deadline=tr.datetime(view.deadline))
-                + "\n\n"
-                + text
-            )
         try:
             message = await context.bot.send_message(
                 target.recipient.chat_id, text, reply_markup=poll_markup(view, tr)
@@ -456,10 +448,6 @@ async def send_polls(
             await conferences.record_message(
                 session, target.invitation_id, target.recipient, message.message_id
             )
-        if view.message_id is not None:
-            # The new message replaces the old (a nudge): one live poll message per person.
-            with contextlib.suppress(TelegramError):
-                await context.bot.delete_message(target.recipient.chat_id, view.message_id)
     return missed
 
 
@@ -603,14 +591,13 @@ async def _redraw_poll(context: Context, view: PollView) -> None:
 
 
 def board_text(board: Board, tr: Translator) -> str:
+    if board.status is not ConferenceStatus.POLLING:
+        return attendance_text(board, tr)
     _ = tr.gettext
     lines = [_("<b>Poll for the case conference {code}</b>").format(code=board.case_code)]
     if board.round > 1:
         lines.append(_("Round {n}").format(n=board.round))
-    if board.status is ConferenceStatus.SCHEDULED and board.starts_at is not None:
-        lines.append(_("Set for {when}.").format(when=tr.datetime(board.starts_at)))
-    else:
-        lines.append(_("Answers until {deadline}.").format(deadline=tr.datetime(board.deadline)))
+    lines.append(_("Answers until {deadline}.").format(deadline=tr.datetime(board.deadline)))
     answered = sum(1 for invitee in board.invitees if invitee.answered_at)
     lines += [
         "",
@@ -638,6 +625,48 @@ def board_text(board: Board, tr: Translator) -> str:
     return "\n".join(lines)
 
 
+RSVP_MARKS = {Rsvp.ACCEPTED: "✅", Rsvp.TENTATIVE: "🤔", Rsvp.DECLINED: "❌", Rsvp.PENDING: "⏳"}
+
+
+def attendance_text(board: Board, tr: Translator) -> str:
+    """The coordinator's live attendance message: who comes, per institution."""
+    _ = tr.gettext
+    lines = [_("<b>Case conference {code}</b>").format(code=board.case_code)]
+    when = tr.datetime(board.starts_at) if board.starts_at else ""
+    if board.status is ConferenceStatus.CANCELLED:
+        lines.append(_("Cancelled ({when}).").format(when=when))
+        return "\n".join(lines)
+    lines.append(_("Set for {when}.").format(when=when))
+    counts = {rsvp: 0 for rsvp in Rsvp}
+    rows = []
+    for invitee in board.invitees:
+        mark = "★" if invitee.required else "☆"
+        line = f"{mark} {invitee_name(invitee, tr)}"
+        if invitee.kind is InvitationKind.OFFLINE:
+            rows.append("✍ " + line + " – " + _("tell them yourself"))
+            continue
+        counts[invitee.rsvp] += 1
+        line = RSVP_MARKS[invitee.rsvp] + " " + line
+        if invitee.rsvp_by and invitee.kind is InvitationKind.INSTITUTION:
+            line += " – " + esc(invitee.rsvp_by)
+        elif not invitee.reachable:
+            line += " – " + _("nobody can be reached")
+        rows.append(line)
+    lines.append(
+        _(
+            "Accepted {accepted} · tentative {tentative} · declined {declined} · no answer {none}"
+        ).format(
+            accepted=counts[Rsvp.ACCEPTED],
+            tentative=counts[Rsvp.TENTATIVE],
+            declined=counts[Rsvp.DECLINED],
+            none=counts[Rsvp.PENDING],
+        )
+    )
+    lines.append("")
+    lines += rows
+    return "\n".join(lines)
+
+
 def outcome_text(board: Board, tr: Translator) -> str:
     _ = tr.gettext
     outcome = board.outcome
@@ -658,9 +687,20 @@ def outcome_text(board: Board, tr: Translator) -> str:
 
 
 def board_markup(board: Board, tr: Translator) -> InlineKeyboardMarkup | None:
+    _ = tr.gettext
+    conference = board.conference_id
+    if board.status is ConferenceStatus.SCHEDULED:
+        return keyboard(
+            [
+                [
+                    ("🗓 " + _("New date"), f"ca:n:{conference}"),
+                    ("📅 " + _("New poll"), f"cf:w:{conference}"),
+                ],
+                [("❌ " + _("Cancel the conference"), f"ca:x:{conference}")],
+            ]
+        )
     if board.status is not ConferenceStatus.POLLING:
         return None
-    _ = tr.gettext
     rows = [
         [("✍ " + _("Answers of guardian {n}").format(n=invitee.number), f"pe:{invitee.id}")]
         for invitee in board.invitees
@@ -837,19 +877,7 @@ async def _scheduled(update: Update, context: Context, done: Scheduled) -> None:
             "The case conference {code} is set for {when}, {place}. Everyone invited is told."
         ).format(code=done.case_code, when=tr.datetime(done.starts_at), place=esc(done.place)),
     )
-    await notify(
-        context,
-        done.recipients,
-        lambda tr: tr.gettext(
-            "The case conference {code} is set: {when}, {minutes} min, {place}. "
-            "Please keep the time free."
-        ).format(
-            code=done.case_code,
-            when=tr.datetime(done.starts_at),
-            minutes=done.minutes,
-            place=esc(done.place),
-        ),
-    )
+    outbox.wake(context.application)  # the invitations were planned with the decision
     await refresh_board(context, done.board)
 
 
@@ -1135,12 +1163,55 @@ async def sweep_polls(context: Context) -> None:
     runtime = context.runtime
     async with runtime.database.transaction() as session:
         work = await conferences.due_polls(session, now=runtime.clock.now())
-    for nudge in work.nudges:
-        missed = await send_polls(context, nudge.targets, nudge=True)
-        if missed:
-            await _tell_unreachable(context, nudge.conference_id, missed, everyone=False)
     for board in work.offers:
         await offer(context, board, all_answered=False)  # sent safely: one failure stops none
         await refresh_board(context, board)
     if work:
-        logger.info("polls: %d nudged, %d offered", len(work.nudges), len(work.offers))
+        logger.info("polls: %d nudges planned, %d offered", work.nudged, len(work.offers))
+
+
+async def render_poll_nudge(context: Context, row: Notification) -> Outgoing | None:
+    """The poll again, with a reminder on top; it replaces the old poll message."""
+    runtime = context.runtime
+    payload = row.payload
+    async with runtime.database.transaction() as session:
+        target = await conferences.nudge_target(
+            session,
+            int(payload["invitation"]),
+            row.member_id,
+            int(payload["round"]),
+            now=runtime.clock.now(),
+        )
+        if target is None:
+            return None
+        view = await conferences.poll_of(session, target, now=runtime.clock.now())
+    tr = runtime.translator(target.recipient.locale)
+    text = (
+        tr.gettext("Reminder: your answer is still missing. The poll closes {deadline}.").format(
+            deadline=tr.datetime(view.deadline)
+        )
+        + "\n\n"
+        + poll_text(view, tr)
+    )
+
+    async def replace_old(message: Message) -> None:
+        async with runtime.database.transaction() as session:
+            await conferences.record_message(
+                session, target.invitation_id, target.recipient, message.message_id
+            )
+        if view.message_id is not None:  # one live poll message per person
+            with contextlib.suppress(TelegramError):
+                await context.bot.delete_message(target.recipient.chat_id, view.message_id)
+
+    return Outgoing(text, poll_markup(view, tr), after=replace_old)
+
+
+async def _nudge_missed(context: Context, row: Notification) -> None:
+    async with context.runtime.database.transaction() as session:
+        recipient = await conferences.recipient_of(session, row.member_id)
+    missed = [Target(int(row.payload["invitation"]), recipient)]
+    await _tell_unreachable(context, int(row.payload["conference"]), missed, everyone=False)
+
+
+def outbox_kinds() -> dict[str, Kind]:
+    return {conferences.POLL_NUDGE: Kind(render_poll_nudge, _nudge_missed)}

@@ -5,22 +5,24 @@ A JobQueue job every `sweep_seconds` asks the services what has come due by the 
 is reminded once of a draft left for a day, told when a draft untouched for 14 days is deleted;
 the coordinators are nudged once per working day about referrals waiting more than a working
 day; and a sent referral whose alert or message deletion was cut short (a crash, Telegram
-failing) is finished. Until the durable outbox arrives, what is found is marked done in the same
-transaction, so nothing is sent twice, and a crash right after that commit can lose one reminder.
+failing) is finished. What is found is marked done and planned in the outbox (`bot.outbox`) in
+one transaction, so nothing is sent twice and nothing is lost; the outbox then sends it.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
-from functools import partial
 
+from bot import outbox
 from bot.i18n import Translator
-from bot.services import referrals
+from bot.outbox import Kind, Notification, Outgoing
+from bot.services import conferences, referrals
 from handlers.common import Context, keyboard
 from handlers.conference import sweep_polls
-from handlers.notify import notify
 from handlers.referral import alert_coordinators, delete_from_chat, urgency_text
+from scheduling import policy
+from scheduling.calendar import WorkingCalendar
 
 logger = logging.getLogger(__name__)
 
@@ -28,36 +30,26 @@ NUDGE_LIST_LIMIT = 20
 
 
 async def sweep(context: Context) -> None:
-    """Each kind of work on its own: one failing does not hold up the others."""
+    """Each kind of work on its own: one failing does not hold up the others. Then the outbox
+    sends what the sweep planned and whatever else has come due."""
     for part in (sweep_referrals, sweep_polls):
         try:
             await part(context)
         except Exception:
             logger.exception("the sweep's %s failed", part.__name__)
+    dispatcher: outbox.Dispatcher | None = context.application.bot_data.get(outbox.DISPATCHER_KEY)
+    if dispatcher is not None:
+        await dispatcher.run(context)
 
 
 async def sweep_referrals(context: Context) -> None:
     runtime = context.runtime
+    now = runtime.clock.now()
+    calendar = runtime.calendar
     async with runtime.database.transaction() as session:
-        due = await referrals.due_work(session, now=runtime.clock.now(), calendar=runtime.calendar)
-    for reminder in due.reminders:
-        await notify(
-            context,
-            [reminder.referrer],
-            partial(_reminder_text, reminder.started_at),
-            lambda tr: keyboard([[(tr.gettext("Continue"), "ref:resume")]]),
-        )
-    for gone in due.expired:
-        await notify(context, [gone.referrer], partial(_expired_text, gone.started_at))
-    for recipients, items in due.nudges:
-        await notify(
-            context,
-            recipients,
-            partial(_nudge_text, items),
-            lambda _tr, items=items: keyboard(  # type: ignore[misc]
-                [[(item.code, f"rf:o:{item.id}")] for item in items[:NUDGE_LIST_LIMIT]]
-            ),
-        )
+        due = await referrals.due_work(session, now=now, calendar=calendar)
+        # Planned in the transaction that marks them done: a crash loses none of them.
+        await outbox.plan(session, _planned(due, now, calendar), now=now)
     for follow_up in due.follow_ups:
         done = await delete_from_chat(
             context, follow_up.referrer.chat_id, follow_up.submitted.message_refs
@@ -80,6 +72,91 @@ async def sweep_referrals(context: Context) -> None:
             len(due.nudges),
             len(due.follow_ups),
         )
+
+
+DRAFT_REMINDER = "referral.draft_reminder"
+DRAFT_EXPIRED = "referral.draft_expired"
+TRIAGE_NUDGE = "referral.triage_nudge"
+
+
+def _planned(
+    due: referrals.DueWork, now: datetime, calendar: WorkingCalendar
+) -> list[outbox.Planned]:
+    planned = []
+    for kind, found, expires in (
+        (DRAFT_REMINDER, due.reminders, now + policy.DRAFT_REMINDER_AFTER),
+        (DRAFT_EXPIRED, due.expired, None),
+    ):
+        for item in found:
+            member = item.referrer.member_id
+            planned.append(
+                outbox.Planned(
+                    key=f"{kind}:m{member}:{item.started_at.isoformat()}",
+                    kind=kind,
+                    subject=f"member:{member}",
+                    member_id=member,
+                    chat_id=item.referrer.chat_id,
+                    due_at=now,
+                    expires_at=expires,
+                    payload={"started_at": item.started_at.isoformat()},
+                )
+            )
+    day = calendar.local(now).date().isoformat()
+    for recipients, items in due.nudges:
+        for recipient in recipients:
+            planned.append(
+                outbox.Planned(
+                    key=f"{TRIAGE_NUDGE}:{day}:m{recipient.member_id}:r{items[0].id}",
+                    kind=TRIAGE_NUDGE,
+                    subject=f"member:{recipient.member_id}",
+                    member_id=recipient.member_id,
+                    chat_id=recipient.chat_id,
+                    due_at=now,
+                    expires_at=policy.triage_nudge_expires(now, calendar),
+                    payload={"referrals": [item.id for item in items]},
+                )
+            )
+    return planned
+
+
+async def _locale(context: Context, member_id: int) -> str:
+    async with context.runtime.database.transaction() as session:
+        return (await conferences.recipient_of(session, member_id)).locale
+
+
+async def render_draft_reminder(context: Context, row: Notification) -> Outgoing | None:
+    async with context.runtime.database.transaction() as session:
+        if not await referrals.has_draft(session, row.member_id):
+            return None  # sent or cancelled meanwhile
+    tr = context.runtime.translator(await _locale(context, row.member_id))
+    started = datetime.fromisoformat(str(row.payload["started_at"]))
+    return Outgoing(
+        _reminder_text(started, tr), keyboard([[(tr.gettext("Continue"), "ref:resume")]])
+    )
+
+
+async def render_draft_expired(context: Context, row: Notification) -> Outgoing | None:
+    tr = context.runtime.translator(await _locale(context, row.member_id))
+    return Outgoing(_expired_text(datetime.fromisoformat(str(row.payload["started_at"])), tr))
+
+
+async def render_triage_nudge(context: Context, row: Notification) -> Outgoing | None:
+    ids = [int(i) for i in row.payload["referrals"]]
+    async with context.runtime.database.transaction() as session:
+        items = await referrals.still_waiting(session, ids)
+    if not items:
+        return None  # all decided meanwhile
+    tr = context.runtime.translator(await _locale(context, row.member_id))
+    markup = keyboard([[(item.code, f"rf:o:{item.id}")] for item in items[:NUDGE_LIST_LIMIT]])
+    return Outgoing(_nudge_text(items, tr), markup)
+
+
+def outbox_kinds() -> dict[str, Kind]:
+    return {
+        DRAFT_REMINDER: Kind(render_draft_reminder),
+        DRAFT_EXPIRED: Kind(render_draft_expired),
+        TRIAGE_NUDGE: Kind(render_triage_nudge),
+    }
 
 
 def _reminder_text(started: datetime, tr: Translator) -> str:

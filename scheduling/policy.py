@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
 
 from scheduling.calendar import WorkingCalendar
 
@@ -58,3 +59,57 @@ def follow_up_due(submitted_at: datetime, now: datetime) -> bool:
     """A sent referral whose alert or message deletion has not been confirmed a minute later
     (the process died, or Telegram kept failing) is finished by the sweep."""
     return now - submitted_at >= FOLLOW_UP_AFTER
+
+
+# Conferences: reminders to those coming, and a nudge to those who have not answered.
+
+REMINDERS_BEFORE = (timedelta(days=2), timedelta(hours=2))
+RSVP_NUDGE_WORKING_DAYS = 1
+
+
+@dataclass(frozen=True)
+class Moment:
+    """When a notification is due, and until when it still makes sense if the bot was down."""
+
+    name: str
+    due: datetime
+    expires: datetime
+
+
+def conference_reminders(starts_at: datetime, now: datetime) -> list[Moment]:
+    """2 days and 2 hours before the start. A reminder missed while the bot was down is still
+    worth sending until the next one takes over (the 2-day one until 2 hours before), and the
+    last until the conference begins. One whose moment has passed when it is planned (someone
+    accepting the day before) is left out: they have just seen the date."""
+    moments: list[Moment] = []
+    starts_at = starts_at.astimezone(UTC)  # exact durations, also across a clock change
+    for position, before in enumerate(REMINDERS_BEFORE):
+        due = starts_at - before
+        later = REMINDERS_BEFORE[position + 1 :]
+        expires = starts_at - later[0] if later else starts_at
+        if due > now:
+            moments.append(Moment(_name(before), due, expires))
+    return moments
+
+
+def _name(before: timedelta) -> str:
+    if before % timedelta(days=1) == timedelta(0):
+        return f"{before.days}d"
+    return f"{int(before.total_seconds() // 3600)}h"
+
+
+def rsvp_nudge(
+    invited_at: datetime, starts_at: datetime, calendar: WorkingCalendar
+) -> Moment | None:
+    """One nudge a working day after the invitation if it is still unanswered, worth sending
+    until the conference begins; none when that is already too close to the start."""
+    start = calendar.next_working_moment(invited_at)
+    due = calendar.add_working_days(start, RSVP_NUDGE_WORKING_DAYS)
+    if due >= starts_at:
+        return None
+    return Moment("rsvp", due, starts_at)
+
+
+def triage_nudge_expires(due: datetime, calendar: WorkingCalendar) -> datetime:
+    """A nudge about waiting referrals is worth sending late until the next one is due."""
+    return calendar.add_working_days(due, 1)

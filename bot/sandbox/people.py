@@ -106,6 +106,13 @@ class Person:
                 found.append((stored.file_name or stored.file_id, stored.content))
         return found
 
+    def document_of(self, message: BotMessage) -> tuple[str, bytes, str | None]:
+        """(file name, content, MIME type) of the document a bot message carries."""
+        assert message.document is not None, "the message has no document"
+        stored = self._context.files.by_id(message.document["file_id"])
+        assert stored is not None
+        return stored.file_name or stored.file_id, stored.content, stored.mime_type
+
     def last_bot_message(self) -> BotMessage:
         message = self.chat.last_bot_message()
         if message is None:

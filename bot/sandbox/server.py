@@ -310,6 +310,7 @@ class BotApiSandbox:
             "sendMessage": self._send_message,
             "editMessageText": self._edit_message_text,
             "editMessageReplyMarkup": self._edit_message_reply_markup,
+            "editMessageCaption": self._edit_message_caption,
             "deleteMessage": self._delete_message,
             "deleteMessages": self._delete_messages,
             "answerCallbackQuery": self._answer_callback_query,
@@ -501,6 +502,36 @@ class BotApiSandbox:
             text=text.text,
             entities=text.entities,
             html=request.text("text") if _is_html(request) else None,
+            reply_markup=markup,
+            edited=True,
+            edit_date=self._now(),
+        )
+        person.chat.update(edited, "edited")
+        return person.chat.to_dict(edited)
+
+    async def _edit_message_caption(self, request: ApiRequest) -> dict[str, Any]:
+        person, message = self._message_to_edit(request)
+        if message.text is not None:
+            raise ApiError.bad_request("there is no caption in the message to edit")
+        caption = render_caption(
+            request.text("caption"),
+            request.text("parse_mode"),
+            _list(request, "caption_entities"),
+        )
+        markup = check_reply_markup(request.object("reply_markup"))
+        text = caption.text if caption is not None else None
+        entities = caption.entities if caption is not None else []
+        if (
+            message.caption == text
+            and message.caption_entities == entities
+            and _normal_markup(message.reply_markup) == _normal_markup(markup)
+        ):
+            raise ApiError.bad_request(_NOT_MODIFIED)
+        edited = replace(
+            message,
+            caption=text,
+            caption_entities=entities,
+            html=request.text("caption") if _is_html(request) else None,
             reply_markup=markup,
             edited=True,
             edit_date=self._now(),

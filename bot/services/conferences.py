@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import outbox
 from bot.crypto import Cipher
 from bot.models import (
     BusyTime,
@@ -38,6 +39,7 @@ from bot.models import (
     PollMessage,
     Referral,
     Role,
+    Rsvp,
     SlotAnswer,
 )
 from bot.services import audit
@@ -238,6 +240,8 @@ class Invitee:
     answered_by: str | None
     answered_at: datetime | None
     reachable: bool
+    rsvp: Rsvp = Rsvp.PENDING  # the answer to the calendar invitation
+    rsvp_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -304,7 +308,6 @@ class Scheduled:
     starts_at: datetime
     minutes: int
     place: str
-    recipients: list[Recipient]
     board: Board
 
 
@@ -712,6 +715,10 @@ async def _answerers(
     return []
 
 
+async def recipient_of(session: AsyncSession, member_id: int) -> Recipient:
+    return _recipient(await session.get_one(Member, member_id))
+
+
 def _recipient(member: Member) -> Recipient:
     return Recipient(member.id, member.chat_id, member.locale, member.display_name)
 
@@ -972,6 +979,9 @@ async def _invitee(session: AsyncSession, invitation: Invitation) -> Invitee:
     answered_by = None
     if invitation.answered_by_id is not None:
         answered_by = (await session.get_one(Member, invitation.answered_by_id)).display_name
+    rsvp_by = None
+    if invitation.rsvp_by_id is not None:
+        rsvp_by = (await session.get_one(Member, invitation.rsvp_by_id)).display_name
     return Invitee(
         id=invitation.id,
         kind=invitation.kind,
@@ -981,6 +991,8 @@ async def _invitee(session: AsyncSession, invitation: Invitation) -> Invitee:
         answered_by=answered_by,
         answered_at=invitation.answered_at,
         reachable=reachable,
+        rsvp=invitation.rsvp,
+        rsvp_by=rsvp_by,
     )
 
 
@@ -1098,6 +1110,10 @@ async def confirm(
     if done.rowcount != 1:  # type: ignore[attr-defined]
         raise PollClosed("already decided")
     await session.refresh(conference)
+    # Invitations go out through the outbox, planned in this transaction: nothing is lost.
+    from bot.services import invitations  # noqa: PLC0415 - it builds on this module
+
+    await invitations.invite_everyone(session, conference, now=now)
     case = await session.get_one(Case, conference.case_id)
     await audit.record(
         session,
@@ -1109,22 +1125,12 @@ async def confirm(
         case=case.code,
         starts_at=slot.starts_at.isoformat(),
     )
-    recipients: list[Recipient] = []
-    seen: set[int] = set()
-    for invitation in await session.scalars(
-        select(Invitation).where(Invitation.conference_id == conference.id)
-    ):
-        for member in await _answerers(session, invitation, conference):
-            if member.id not in seen and member.reachable:
-                seen.add(member.id)
-                recipients.append(_recipient(member))
     return Scheduled(
         conference.id,
         case.code,
         slot.starts_at,
         conference.duration_minutes,
         conference.place,
-        recipients,
         await _board(session, conference),
     )
 
@@ -1183,14 +1189,20 @@ async def make_optional(
 async def next_window(
     session: AsyncSession, actor: Actor, conference_id: int, *, now: datetime, defaults: Defaults
 ) -> Started | NoCandidates:
-    """A new poll over the working days after the old window; answers start afresh."""
+    """A new poll over the working days after the old window; answers start afresh. For a
+    scheduled conference (a new date is needed), the window starts from today; participants
+    keep the old time in their calendars until the new one is set."""
     conference = await _own_conference(session, actor, conference_id, now=now)
-    if conference.status is not ConferenceStatus.POLLING:
+    await session.refresh(conference, with_for_update=True)
+    if conference.status not in (ConferenceStatus.POLLING, ConferenceStatus.SCHEDULED):
         raise PollClosed("already decided")
+    repoll = conference.status is ConferenceStatus.SCHEDULED
     district = await session.get_one(District, conference.district_id)
     calendar = district_calendar(district)
     length = len(calendar.working_days(conference.window_first, conference.window_last))
-    today = max(conference.window_last, calendar.local(now).date())
+    today = calendar.local(now).date()
+    if not repoll:
+        today = max(conference.window_last, today)
     first, last = calendar.planning_window(today, 1, max(length, 1))
     earliest = calendar.local(_earliest(calendar, now, defaults)).date()
     if first < earliest:
@@ -1221,6 +1233,12 @@ async def next_window(
         invitation.answered_by_id = None
         invitation.answered_at = None
     conference.round += 1
+    if repoll:
+        conference.status = ConferenceStatus.POLLING
+        conference.starts_at = None
+        conference.decided_at = conference.offered_at = conference.nudged_at = None
+        # The reminders and nudges of the old time are moot.
+        await outbox.cancel(session, subject=f"conference:{conference.id}", now=now)
     session.add_all(
         ConferenceSlot(conference_id=conference.id, starts_at=s, round=conference.round)
         for s in starts
@@ -1337,27 +1355,23 @@ async def open_polls(session: AsyncSession, actor: Actor, *, now: datetime) -> l
     return targets
 
 
-@dataclass(frozen=True)
-class Nudge:
-    conference_id: int
-    case_code: str
-    deadline: datetime
-    targets: list[Target]
+POLL_NUDGE = "poll.nudge"
 
 
 @dataclass(frozen=True)
 class PollWork:
-    nudges: list[Nudge]
+    nudged: int  # poll messages planned in the outbox
     offers: list[Board]
 
     def __bool__(self) -> bool:
-        return bool(self.nudges or self.offers)
+        return bool(self.nudged or self.offers)
 
 
 async def due_polls(session: AsyncSession, *, now: datetime) -> PollWork:
-    """Once per poll: a nudge to who has not answered a working day before the deadline, and
-    the offer of the best time to the coordinator when the deadline has passed."""
-    nudges = []
+    """Once per poll: a nudge to who has not answered a working day before the deadline
+    (planned in the outbox, so it survives a crash), and the offer of the best time to the
+    coordinator when the deadline has passed."""
+    nudged = 0
     rows = await session.scalars(
         select(Conference).where(
             Conference.status == ConferenceStatus.POLLING,
@@ -1369,18 +1383,39 @@ async def due_polls(session: AsyncSession, *, now: datetime) -> PollWork:
     for conference in rows:
         conference.nudged_at = now
         targets = await _targets(session, conference.id)
-        unanswered = {
-            invitation_id
-            for invitation_id in await session.scalars(
+        unanswered = set(
+            await session.scalars(
                 select(Invitation.id).where(
                     Invitation.conference_id == conference.id, Invitation.answered_at.is_(None)
                 )
             )
-        }
-        case = await session.get_one(Case, conference.case_id)
+        )
         waiting = [target for target in targets if target.invitation_id in unanswered]
-        if waiting:
-            nudges.append(Nudge(conference.id, case.code, conference.deadline, waiting))
+        await outbox.plan(
+            session,
+            [
+                outbox.Planned(
+                    key=(
+                        f"conference:{conference.id}:r{conference.round}:poll-nudge:"
+                        f"i{target.invitation_id}:m{target.recipient.member_id}"
+                    ),
+                    kind=POLL_NUDGE,
+                    subject=f"conference:{conference.id}",
+                    member_id=target.recipient.member_id,
+                    chat_id=target.recipient.chat_id,
+                    due_at=now,
+                    expires_at=conference.deadline,
+                    payload={
+                        "conference": conference.id,
+                        "invitation": target.invitation_id,
+                        "round": conference.round,
+                    },
+                )
+                for target in waiting
+            ],
+            now=now,
+        )
+        nudged += len(waiting)
     offers = []
     rows = await session.scalars(
         select(Conference).where(
@@ -1392,7 +1427,28 @@ async def due_polls(session: AsyncSession, *, now: datetime) -> PollWork:
     for conference in rows:
         conference.offered_at = now
         offers.append(await _board(session, conference))
-    return PollWork(nudges, offers)
+    return PollWork(nudged, offers)
+
+
+async def nudge_target(
+    session: AsyncSession, invitation_id: int, member_id: int, round_: int, *, now: datetime
+) -> Target | None:
+    """The poll message a nudge brings again, if it still makes sense: same round, poll open,
+    no answer yet, and the member still answers for the invitation."""
+    invitation = await session.get(Invitation, invitation_id)
+    if invitation is None or invitation.answered_at is not None:
+        return None
+    conference = await session.get_one(Conference, invitation.conference_id)
+    if (
+        conference.status is not ConferenceStatus.POLLING
+        or conference.round != round_
+        or conference.deadline <= now
+    ):
+        return None
+    for member in await _answerers(session, invitation, conference):
+        if member.id == member_id and member.reachable:
+            return Target(invitation.id, _recipient(member))
+    return None
 
 
 # Busy times from a member's calendar file.
@@ -1494,3 +1550,38 @@ async def next_steps(session: AsyncSession, case_ids: Sequence[int]) -> dict[int
         select(Conference).where(Conference.case_id.in_(case_ids), Conference.status.in_(ACTIVE))
     )
     return {row.case_id: row for row in rows}
+
+
+async def new_times(
+    session: AsyncSession, actor: Actor, conference_id: int, *, now: datetime, defaults: Defaults
+) -> list[datetime]:
+    """Free times for a new date chosen directly (no poll): the window of a new plan, at the
+    earliest a working day from now, clear of everyone's known busy times and bookings."""
+    conference = await _own_conference(session, actor, conference_id, now=now)
+    if conference.status is not ConferenceStatus.SCHEDULED:
+        raise PollClosed("not scheduled")
+    district = await session.get_one(District, conference.district_id)
+    calendar = district_calendar(district)
+    invitations = list(
+        await session.scalars(select(Invitation).where(Invitation.conference_id == conference.id))
+    )
+    institutions = list(
+        await session.scalars(
+            select(Institution).where(
+                Institution.id.in_([i.institution_id for i in invitations if i.institution_id])
+            )
+        )
+    )
+    kept = (conference.window_first, conference.window_last, conference.deadline)
+    first, last = calendar.planning_window(
+        calendar.local(now).date(), defaults.starts_after, defaults.window
+    )
+    # Candidates start a working day after the "deadline": here, a working day from now.
+    conference.window_first, conference.window_last, conference.deadline = first, last, now
+    try:
+        starts = await _candidates(
+            session, district, conference, institutions, invitations, now=now, defaults=defaults
+        )
+    finally:
+        conference.window_first, conference.window_last, conference.deadline = kept
+    return [start for start in starts if start != conference.starts_at]

@@ -801,14 +801,41 @@ class DueWork:
 
 
 async def due_work(session: AsyncSession, *, now: datetime, calendar: WorkingCalendar) -> DueWork:
-    """What has come due by now; each is marked done in the same transaction, so a reminder is
-    never sent twice (and one can be lost if the process dies before sending it)."""
+    """What has come due by now; each is marked done in the same transaction, in which the
+    caller plans the messages in the outbox: nothing is sent twice and nothing is lost."""
     return DueWork(
         reminders=await _drafts_to_remind(session, now=now, calendar=calendar),
         expired=await _expire_drafts(session, now=now),
         nudges=await _waiting_to_nudge(session, now=now, calendar=calendar),
         follow_ups=await _follow_ups(session, now=now),
     )
+
+
+async def still_waiting(session: AsyncSession, referral_ids: list[int]) -> list[Waiting]:
+    """Of the referrals a nudge was about, those still waiting for a decision (at send time)."""
+    rows = await session.scalars(
+        select(Referral)
+        .where(Referral.id.in_(referral_ids), Referral.status == ReferralStatus.SUBMITTED)
+        .order_by(Referral.submitted_at, Referral.id)
+    )
+    return [
+        Waiting(
+            row.id,
+            row.code or "",
+            row.urgency or Urgency.ROUTINE,
+            row.submitted_at or row.created_at,
+        )
+        for row in rows
+    ]
+
+
+async def has_draft(session: AsyncSession, member_id: int) -> bool:
+    found = await session.scalar(
+        select(Referral.id)
+        .where(Referral.referrer_id == member_id, Referral.status == ReferralStatus.DRAFT)
+        .limit(1)
+    )
+    return found is not None
 
 
 async def followed_up(

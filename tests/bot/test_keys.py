@@ -107,6 +107,7 @@ def test_every_encrypted_column_is_listed() -> None:
         ("referral_notes", "body"),
         ("user_data", "data"),
         ("chat_data", "data"),
+        ("invitations", "decline_reason"),
     }
 
 
@@ -116,7 +117,13 @@ async def test_reencryption_moves_every_value_to_the_new_key(
 ) -> None:
     plain = await seed(database, clock, Cipher([TEST_KEY]), rows=5)
     counts = await keys.reencrypt(database, Cipher([NEW_KEY, TEST_KEY]), batch_size=batch_size)
-    assert counts == {"referrals": 5, "referral_notes": 5, "user_data": 5, "chat_data": 5}
+    assert counts == {
+        "referrals": 5,
+        "referral_notes": 5,
+        "user_data": 5,
+        "chat_data": 5,
+        "invitations": 0,  # no declines with a reason in this seed
+    }
     tokens = await stored(database)
     assert tokens.keys() == plain.keys()
     new, old = Cipher([NEW_KEY]), Cipher([TEST_KEY])
@@ -129,7 +136,13 @@ async def test_reencryption_moves_every_value_to_the_new_key(
 
 async def test_an_empty_database_needs_nothing(database: Database) -> None:
     counts = await keys.reencrypt(database, Cipher([NEW_KEY, TEST_KEY]))
-    assert counts == {"referrals": 0, "referral_notes": 0, "user_data": 0, "chat_data": 0}
+    assert counts == {
+        "referrals": 0,
+        "referral_notes": 0,
+        "user_data": 0,
+        "chat_data": 0,
+        "invitations": 0,
+    }
 
 
 async def test_a_value_no_key_decrypts_is_named_and_check_changes_nothing(

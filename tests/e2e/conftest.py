@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from bot import outbox
 from bot.app import RoundTableApp, build_application, serve
 from bot.clock import FakeClock
 from bot.config import Settings, isolated_settings
@@ -66,6 +67,11 @@ class RunningBot:
         jobs = self.application.job_queue.get_jobs_by_name("sweep")  # type: ignore[union-attr]
         assert len(jobs) == 1
         await jobs[0].run(self.application)
+        await self.settle()
+
+    async def settle(self) -> None:
+        """Wait until the outbox has finished what it is sending (and noted where it went)."""
+        await self.application.bot_data[outbox.DISPATCHER_KEY].settle()
 
     async def invite_code(
         self,

@@ -47,7 +47,7 @@ async def until(person: Person, fragment: str) -> BotMessage:
     """The next message (sent or edited) whose text holds `fragment`; others are passed over."""
     while True:
         message = await person.next_message()
-        if fragment in (message.text or ""):
+        if fragment in (message.text or message.caption or ""):
             return message
 
 
@@ -264,8 +264,10 @@ async def test_five_institutions_and_a_guardian_find_a_date_in_one_poll(
     await hana.press(f"Confirm {times[0]}")
     await until(hana, "The case conference PK-2026-0001 is set for")
     for person in (jana, petr, olga, marek, nina, guardian):
-        told = await until(person, "The case conference PK-2026-0001 is set")
-        assert "90 min, OSPOD Cheb" in (told.text or "")
+        invited = await until(person, "Will you come?")  # the invitation (test_invitations)
+        assert "· 90 min" in (invited.caption or "") and "Place: OSPOD Cheb" in (
+            invited.caption or ""
+        )
     async with bot.runtime.database.transaction() as session:
         conference = (await session.scalars(select(Conference))).one()
         assert conference.status is ConferenceStatus.SCHEDULED

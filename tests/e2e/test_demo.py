@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import icalendar
+
 from tests.conftest import run_roundtable
 
 
@@ -25,7 +27,7 @@ def test_run_without_a_token_says_so_and_plays_the_demo(tmp_path: Path) -> None:
 
     written = run_roundtable(environment, tmp_path, "demo", "--out", str(out))
     assert written.returncode == 0, written.stderr
-    assert sorted(path.name for path in out.iterdir()) == [
+    assert sorted(path.name for path in out.glob("*.txt")) == [
         "admin.txt",
         "coordinator.txt",
         "police.txt",
@@ -33,6 +35,21 @@ def test_run_without_a_token_says_so_and_plays_the_demo(tmp_path: Path) -> None:
         "stranger.txt",
         "teacher.txt",
     ]
+    # Each participant's calendar files: the invitation, the new time, the cancellation.
+    for role in ("coordinator", "police", "psychologist", "teacher"):
+        files = [out / f"{role}-{n}-PK-2026-0001.ics" for n in (1, 2, 3)]
+        events = []
+        for path in files:
+            calendar = icalendar.Calendar.from_ical(path.read_bytes())
+            (event,) = calendar.walk("VEVENT")
+            events.append((str(calendar["METHOD"]), int(str(event["SEQUENCE"])), str(event["UID"])))
+        assert [(method, sequence) for method, sequence, _uid in events] == [
+            ("REQUEST", 0),
+            ("REQUEST", 1),
+            ("CANCEL", 2),
+        ]
+        assert len({uid for _m, _s, uid in events}) == 1
+        assert "Kryštof" not in "".join(path.read_text(encoding="utf-8") for path in files)
     psychologist = (out / "psychologist.txt").read_text(encoding="utf-8")
     assert "Ви приєдналися до установи PPP Cheb" in psychologist
     stranger = (out / "stranger.txt").read_text(encoding="utf-8")
@@ -46,3 +63,6 @@ def test_run_without_a_token_says_so_and_plays_the_demo(tmp_path: Path) -> None:
     assert "You accepted R-2026-0001. Case PK-2026-0001 is open" in coordinator
     police = (out / "police.txt").read_text(encoding="utf-8")
     assert "R-2026-0001" not in police and "Kryštof" not in police
+    assert "Tomáš Beneš) declined the case conference PK-2026-0001" in coordinator
+    assert "Ten den mám celý den soud." in coordinator  # the reason, to the coordinator only
+    assert "⏰ Připomenutí" in teacher

@@ -135,7 +135,7 @@ def test_with_a_key_file_a_new_key_goes_first_and_retire_drops_the_old_ones(
     _assert_readable_only_with(database_url, plain, keys[0], TEST_KEY)
     assert printed.splitlines() == [
         "Re-encrypted with the newest key: "
-        "referrals 3, referral_notes 3, user_data 3, chat_data 3.",
+        "referrals 3, referral_notes 3, user_data 3, chat_data 3, invitations 0.",
         f"Dropped 1 old key(s): {key_file} holds one key now.",
     ]
     _assert_no_key_in(printed, *keys)
@@ -157,7 +157,7 @@ def test_with_the_environment_the_first_key_is_used_and_the_others_can_go(
     _assert_readable_only_with(database_url, plain, NEW_KEY, TEST_KEY)
     assert printed.splitlines()[0] == (
         "Re-encrypted with the first key of ROUNDTABLE_ENCRYPTION_KEY: "
-        "referrals 3, referral_notes 3, user_data 3, chat_data 3."
+        "referrals 3, referral_notes 3, user_data 3, chat_data 3, invitations 0."
     )
     assert "The other 1 key(s) can now be removed from ROUNDTABLE_ENCRYPTION_KEY" in printed
     _assert_no_key_in(printed, NEW_KEY, TEST_KEY)

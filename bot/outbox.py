@@ -1,0 +1,535 @@
+"""Durable notifications: every reminder, nudge and invitation is a row before it is a message.
+
+A use case plans rows (`plan`) in the same transaction as the change that calls for them, each
+with a unique key, so planning twice is harmless and a crash loses nothing. Answers, new dates
+and cancellations `cancel` the rows they make moot. The `Dispatcher` (a JobQueue job, i.e. an
+APScheduler job) wakes at the next due moment or when woken after a commit, claims due rows
+atomically (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite serialises writers), renders each at
+send time in the recipient's language from what is true then, and sends it:
+
+- paced below Telegram's limits: evenly spaced sends under `per_second` overall and at most one
+  message a second to one chat, which AIORateLimiter alone does not do;
+- with bounded concurrency (`concurrency` rows in flight), and every row marked sent as soon as
+  Telegram has it, so a SIGKILL can repeat at most the rows in flight at that moment;
+- a row whose moment passed while the bot was down is sent late only before its `expires_at`,
+  otherwise it is skipped;
+- 429 puts the row back until the time Telegram gave, 5xx and network errors retry with backoff,
+  403 marks the person unreachable (and the kind may tell someone), 400 is given up and logged.
+
+Rows claimed by a process that died are released when the next dispatcher starts, and any
+claim older than the lease is released by whoever runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import InlineKeyboardMarkup, InputFile, Message
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.ext import Application, CallbackContext
+
+from bot.db import insert_if_absent
+from bot.models import OutboxRow, OutboxStatus
+from bot.runtime import Runtime
+from bot.services import members
+
+logger = logging.getLogger(__name__)
+
+DISPATCHER_KEY = "outbox"
+JOB_NAME = "outbox"
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A notification to plan. The payload holds ids only: text is made when it is sent."""
+
+    key: str
+    kind: str
+    subject: str
+    member_id: int
+    chat_id: int
+    due_at: datetime
+    expires_at: datetime | None = None
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A claimed row, as the kind's renderer sees it."""
+
+    id: int
+    key: str
+    kind: str
+    subject: str
+    member_id: int
+    chat_id: int
+    payload: Mapping[str, Any]
+    due_at: datetime
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """What to send: a text, or a document with the text as its caption."""
+
+    text: str
+    markup: InlineKeyboardMarkup | None = None
+    document: tuple[str, bytes, str] | None = None  # file name, content, MIME type
+    protect: bool = False
+    # Called once Telegram has the message, e.g. to remember where it is for later edits.
+    after: Callable[[Message], Awaitable[None]] | None = None
+
+
+Render = Callable[[Any, Notification], Awaitable[Outgoing | None]]  # None: moot, skip it
+OnBlocked = Callable[[Any, Notification], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Kind:
+    render: Render
+    blocked: OnBlocked | None = None  # e.g. tell the coordinator
+
+
+# Planning and cancelling (inside the use case's transaction).
+
+
+async def plan(session: AsyncSession, items: Iterable[Planned], *, now: datetime) -> None:
+    """Add rows; a key planned before (sent, cancelled or pending) is left as it is."""
+    for item in items:
+        await insert_if_absent(
+            session,
+            OutboxRow,
+            {
+                "key": item.key,
+                "kind": item.kind,
+                "subject": item.subject,
+                "member_id": item.member_id,
+                "chat_id": item.chat_id,
+                "payload": dict(item.payload),
+                "due_at": item.due_at,
+                "expires_at": item.expires_at,
+                "status": OutboxStatus.PENDING,
+                "attempts": 0,
+                "created_at": now,
+            },
+            ["key"],
+        )
+
+
+async def cancel(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    subject: str | None = None,
+    prefix: str | None = None,
+    kinds: Iterable[str] | None = None,
+    member_id: int | None = None,
+) -> int:
+    """Cancel pending rows by subject, key prefix, kinds and recipient; returns how many.
+    A row already being sent cannot be called back."""
+    assert subject is not None or prefix is not None, "cancel needs a subject or a key prefix"
+    query = update(OutboxRow).where(OutboxRow.status == OutboxStatus.PENDING)
+    if subject is not None:
+        query = query.where(OutboxRow.subject == subject)
+    if prefix is not None:
+        query = query.where(OutboxRow.key.startswith(prefix, autoescape=True))
+    if kinds is not None:
+        query = query.where(OutboxRow.kind.in_(list(kinds)))
+    if member_id is not None:
+        query = query.where(OutboxRow.member_id == member_id)
+    result = await session.execute(
+        query.values(status=OutboxStatus.CANCELLED, done_at=now, outcome="cancelled")
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def next_due(session: AsyncSession) -> datetime | None:
+    """The earliest moment a pending row may be sent."""
+    moment = func.coalesce(OutboxRow.retry_at, OutboxRow.due_at)
+    value = await session.scalar(
+        select(func.min(moment)).where(OutboxRow.status == OutboxStatus.PENDING)
+    )
+    return value
+
+
+# The dispatcher's steps, each one short transaction.
+
+
+async def release(
+    session: AsyncSession, *, now: datetime, lease: timedelta, except_worker: str | None = None
+) -> int:
+    """Put back rows claimed by a dead process: every claim but `except_worker`'s when a
+    dispatcher starts, or claims older than the lease."""
+    query = update(OutboxRow).where(OutboxRow.status == OutboxStatus.SENDING)
+    if except_worker is not None:
+        query = query.where(
+            or_(OutboxRow.claimed_by != except_worker, OutboxRow.claimed_at < now - lease)
+        )
+    else:
+        query = query.where(OutboxRow.claimed_at < now - lease)
+    result = await session.execute(
+        query.values(status=OutboxStatus.PENDING, claimed_by=None, claimed_at=None)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def skip_expired(session: AsyncSession, *, now: datetime) -> int:
+    """Rows whose moment passed while nobody sent them and which no longer make sense."""
+    result = await session.execute(
+        update(OutboxRow)
+        .where(
+            OutboxRow.status == OutboxStatus.PENDING,
+            OutboxRow.expires_at.is_not(None),
+            OutboxRow.expires_at <= now,
+        )
+        .values(status=OutboxStatus.SKIPPED, done_at=now, outcome="too late")
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def claim(
+    session: AsyncSession, *, now: datetime, worker: str, limit: int
+) -> list[Notification]:
+    """Take up to `limit` due rows for this worker; another worker never gets the same rows."""
+    ids = list(
+        await session.scalars(
+            select(OutboxRow.id)
+            .where(
+                OutboxRow.status == OutboxStatus.PENDING,
+                OutboxRow.due_at <= now,
+                or_(OutboxRow.retry_at.is_(None), OutboxRow.retry_at <= now),
+            )
+            .order_by(OutboxRow.due_at, OutboxRow.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if not ids:
+        return []
+    rows = await session.scalars(
+        update(OutboxRow)
+        .where(OutboxRow.id.in_(ids), OutboxRow.status == OutboxStatus.PENDING)
+        .values(status=OutboxStatus.SENDING, claimed_by=worker, claimed_at=now)
+        .returning(OutboxRow),
+        execution_options={"synchronize_session": False},
+    )
+    claimed = [
+        Notification(
+            id=row.id,
+            key=row.key,
+            kind=row.kind,
+            subject=row.subject,
+            member_id=row.member_id,
+            chat_id=row.chat_id,
+            payload=dict(row.payload),
+            due_at=row.due_at,
+            attempts=row.attempts,
+        )
+        for row in rows
+    ]
+    claimed.sort(key=lambda item: (item.due_at, item.id))
+    return claimed
+
+
+async def finish(
+    session: AsyncSession, row_id: int, status: OutboxStatus, *, now: datetime, outcome: str
+) -> None:
+    await session.execute(
+        update(OutboxRow)
+        .where(OutboxRow.id == row_id)
+        .values(status=status, done_at=now, outcome=outcome, claimed_by=None)
+    )
+
+
+async def retry_later(session: AsyncSession, row_id: int, *, at: datetime, attempts: int) -> None:
+    await session.execute(
+        update(OutboxRow)
+        .where(OutboxRow.id == row_id)
+        .values(
+            status=OutboxStatus.PENDING,
+            retry_at=at,
+            attempts=attempts,
+            claimed_by=None,
+            claimed_at=None,
+        )
+    )
+
+
+# Pacing.
+
+
+class Pacer:
+    """Evenly spaced departures overall, and at most one message per `chat_interval` per chat.
+
+    Slots are reserved in order under a lock and waited for outside it, so concurrent senders
+    leave one by one `1 / per_second` apart: no burst can exceed Telegram's window."""
+
+    def __init__(
+        self,
+        per_second: float,
+        chat_interval: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._gap = 1.0 / per_second
+        self._chat_interval = chat_interval
+        self._monotonic = monotonic
+        self._next = 0.0
+        self._chat_next: dict[int, float] = {}
+
+    async def chat(self, chat_id: int) -> None:
+        now = self._monotonic()
+        at = max(now, self._chat_next.get(chat_id, 0.0))
+        self._chat_next[chat_id] = at + self._chat_interval
+        if len(self._chat_next) > 50_000:  # forget chats whose next slot is long past
+            self._chat_next = {k: v for k, v in self._chat_next.items() if v > now}
+        if at > now:
+            await asyncio.sleep(at - now)
+
+    async def overall(self) -> None:
+        now = self._monotonic()
+        at = max(now, self._next)
+        self._next = at + self._gap
+        if at > now:
+            await asyncio.sleep(at - now)
+
+
+# The dispatcher.
+
+
+@dataclass
+class Counts:
+    sent: int = 0
+    skipped: int = 0
+    failed: int = 0
+    retried: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.sent or self.skipped or self.failed or self.retried)
+
+
+class Dispatcher:
+    """Claims due rows and sends them; one run at a time per process."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        kinds: Mapping[str, Kind],
+        *,
+        concurrency: int = 8,
+        per_second: float = 29.0,
+        chat_interval: float = 1.0,
+        batch: int = 100,
+        lease: timedelta = timedelta(minutes=5),
+        max_attempts: int = 8,
+        idle_seconds: float = 60.0,
+    ) -> None:
+        self.runtime = runtime
+        self.kinds = kinds
+        self.worker = uuid.uuid4().hex
+        self.concurrency = concurrency
+        self.batch = batch
+        self.lease = lease
+        self.max_attempts = max_attempts
+        self.idle_seconds = idle_seconds
+        self.pacer = Pacer(per_second, chat_interval)
+        self._lock = asyncio.Lock()
+        self._again = False
+        self._started = False
+        self._slots = asyncio.Semaphore(concurrency)
+
+    async def run(self, context: CallbackContext[Any, Any, Any, Any]) -> Counts:
+        """Send everything due now; when already running, that run goes round once more."""
+        counts = Counts()
+        if self._lock.locked():
+            self._again = True
+            return counts
+        async with self._lock:
+            database = self.runtime.database
+            if not self._started:
+                async with database.transaction() as session:
+                    released = await release(
+                        session,
+                        now=self.runtime.clock.now(),
+                        lease=self.lease,
+                        except_worker=self.worker,
+                    )
+                if released:
+                    logger.info("outbox: %d rows in flight at a restart are sent again", released)
+                self._started = True
+            while True:
+                self._again = False
+                now = self.runtime.clock.now()
+                async with database.transaction() as session:
+                    counts.skipped += await skip_expired(session, now=now)
+                    await release(session, now=now, lease=self.lease)
+                    batch = await claim(session, now=now, worker=self.worker, limit=self.batch)
+                if batch:
+                    await asyncio.gather(*(self._deliver(context, row, counts) for row in batch))
+                elif not self._again:
+                    break
+        if counts:
+            logger.info(
+                "outbox: %d sent, %d skipped, %d failed, %d to retry",
+                counts.sent,
+                counts.skipped,
+                counts.failed,
+                counts.retried,
+            )
+        return counts
+
+    async def settle(self) -> None:
+        """Wait until a run in progress (and any run it was asked to repeat) has finished."""
+        async with self._lock:
+            pass
+
+    async def _deliver(
+        self, context: CallbackContext[Any, Any, Any, Any], row: Notification, counts: Counts
+    ) -> None:
+        await self.pacer.chat(row.chat_id)
+        async with self._slots:
+            outgoing = await self._render(context, row, counts)
+            if outgoing is None:
+                return
+            await self.pacer.overall()
+            try:
+                message = await self._send(context, row.chat_id, outgoing)
+            except TelegramError as error:
+                await self._not_sent(context, row, error, counts)
+                return
+            await self._finish(row, OutboxStatus.SENT, "sent")
+            counts.sent += 1
+        if outgoing.after is not None:
+            try:
+                await outgoing.after(message)
+            except Exception:
+                logger.exception("outbox: the follow-up of a %s failed", row.kind)
+
+    async def _render(
+        self, context: CallbackContext[Any, Any, Any, Any], row: Notification, counts: Counts
+    ) -> Outgoing | None:
+        kind = self.kinds.get(row.kind)
+        try:
+            outgoing = await kind.render(context, row) if kind is not None else None
+        except Exception:
+            logger.exception("outbox: a %s could not be rendered", row.kind)
+            await self._finish(row, OutboxStatus.FAILED, "render failed")
+            counts.failed += 1
+            return None
+        if outgoing is None:
+            await self._finish(row, OutboxStatus.SKIPPED, "moot")
+            counts.skipped += 1
+        return outgoing
+
+    async def _not_sent(
+        self,
+        context: CallbackContext[Any, Any, Any, Any],
+        row: Notification,
+        error: TelegramError,
+        counts: Counts,
+    ) -> None:
+        now = self.runtime.clock.now()
+        if isinstance(error, RetryAfter):  # AIORateLimiter's own retries did not get through
+            wait = error.retry_after
+            seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+            async with self.runtime.database.transaction() as session:
+                at = now + timedelta(seconds=seconds)
+                await retry_later(session, row.id, at=at, attempts=row.attempts)
+            counts.retried += 1
+        elif isinstance(error, Forbidden):
+            async with self.runtime.database.transaction() as session:
+                await members.mark_unreachable(session, row.chat_id, now=now)
+                await finish(session, row.id, OutboxStatus.FAILED, now=now, outcome="blocked")
+            counts.failed += 1
+            kind = self.kinds.get(row.kind)
+            if kind is not None and kind.blocked is not None:
+                try:
+                    await kind.blocked(context, row)
+                except Exception:
+                    logger.exception("outbox: telling about a blocked %s failed", row.kind)
+        elif isinstance(error, BadRequest):
+            logger.warning("outbox: Telegram refused a %s: %s", row.kind, error.message)
+            await self._finish(row, OutboxStatus.FAILED, "refused")
+            counts.failed += 1
+        else:  # 5xx, network, timeouts: later, less often
+            attempts = row.attempts + 1
+            if attempts >= self.max_attempts:
+                logger.warning("outbox: gave up a %s: %s", row.kind, type(error).__name__)
+                await self._finish(row, OutboxStatus.FAILED, "gave up")
+                counts.failed += 1
+                return
+            delay = timedelta(seconds=min(5 * 2 ** (attempts - 1), 1800))
+            async with self.runtime.database.transaction() as session:
+                await retry_later(session, row.id, at=now + delay, attempts=attempts)
+            counts.retried += 1
+
+    async def _send(
+        self, context: CallbackContext[Any, Any, Any, Any], chat_id: int, outgoing: Outgoing
+    ) -> Message:
+        bot = context.bot
+        protect = outgoing.protect or None
+        if outgoing.document is None:
+            message: Message = await bot.send_message(
+                chat_id, outgoing.text, reply_markup=outgoing.markup, protect_content=protect
+            )
+            return message
+        name, content, mime = outgoing.document
+        document = InputFile(content, filename=name)
+        document.mimetype = mime
+        message = await bot.send_document(
+            chat_id,
+            document,
+            caption=outgoing.text,
+            reply_markup=outgoing.markup,
+            protect_content=protect,
+        )
+        return message
+
+    async def _finish(self, row: Notification, status: OutboxStatus, outcome: str) -> None:
+        async with self.runtime.database.transaction() as session:
+            await finish(session, row.id, status, now=self.runtime.clock.now(), outcome=outcome)
+
+    async def next_wake(self) -> float:
+        """Seconds until the next row is due (by the injected clock), at most `idle_seconds`."""
+        async with self.runtime.database.transaction() as session:
+            due = await next_due(session)
+        if due is None:
+            return self.idle_seconds
+        seconds = (due - self.runtime.clock.now()).total_seconds()
+        return min(max(seconds, 0.0), self.idle_seconds)
+
+
+async def dispatch_job(context: CallbackContext[Any, Any, Any, Any]) -> None:
+    """The JobQueue job: send what is due, then sleep until the next row is due."""
+    dispatcher: Dispatcher = context.application.bot_data[DISPATCHER_KEY]
+    try:
+        await dispatcher.run(context)
+    finally:
+        _schedule(context.application, await dispatcher.next_wake())
+
+
+def wake(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """Run the dispatcher now (after a commit that planned rows due at once)."""
+    _schedule(application, 0.0)
+
+
+def _schedule(application: Application[Any, Any, Any, Any, Any, Any], seconds: float) -> None:
+    """One pending wake-up at a time: the earliest wanted."""
+    job_queue = application.job_queue
+    if job_queue is None or DISPATCHER_KEY not in application.bot_data:
+        return
+    wanted = datetime.now().astimezone() + timedelta(seconds=seconds)
+    for job in job_queue.get_jobs_by_name(JOB_NAME):
+        planned = job.next_t
+        if planned is not None and planned <= wanted:
+            return  # an earlier wake-up is already planned; it plans the next one itself
+        job.schedule_removal()
+    job_queue.run_once(dispatch_job, seconds, name=JOB_NAME)

@@ -1,0 +1,800 @@
+"""Calendar invitations, the answers to them, new dates, cancellation and reminders.
+
+When a conference gets its time, every participant is invited through the outbox (`bot.outbox`,
+planned in the same transaction, so a crash between deciding and sending loses nothing): a
+message with an `.ics` REQUEST and Accept / Tentative / Decline / Send a colleague. One UID per
+conference; SEQUENCE goes up with every new time and with a cancellation. An answer re-plans the
+member's reminders (2 days and 2 hours before, for those who come); an unanswered invitation is
+nudged once after a working day (`scheduling.policy`). A decline, and a required invitee who
+cannot come, are flagged to the coordinator at once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import outbox
+from bot.crypto import Cipher
+from bot.models import (
+    Case,
+    Conference,
+    ConferenceStatus,
+    District,
+    Institution,
+    Invitation,
+    InvitationKind,
+    InviteMessage,
+    Member,
+    OutboxRow,
+    OutboxStatus,
+    Rsvp,
+)
+from bot.services import audit
+from bot.services.conferences import (
+    Board,
+    Collision,
+    ConferenceError,
+    Passed,
+    Scheduled,
+    _answerers,
+    _board,
+    _clash,
+    _own_conference,
+    _refused,
+    district_calendar,
+)
+from bot.services.members import Actor
+from scheduling import policy
+
+INVITE = "conference.invite"
+CANCEL = "conference.cancel"
+REMINDER = "conference.reminder"
+RSVP_NUDGE = "conference.rsvp_nudge"
+FLAG = "conference.flag"  # to the coordinator: a decline, with its reason if one is given
+
+REASON_MAX = 300
+PLACEHOLDER_DOMAIN = "roundtable.invalid"  # RFC 2606: never delivers anywhere
+
+
+class StaleInvitation(ConferenceError):
+    """The invitation was for an earlier time, or the conference is no longer scheduled."""
+
+
+class NotYours(ConferenceError):
+    """Someone else answers for this invitation now (it was handed to a colleague)."""
+
+
+@dataclass(frozen=True)
+class Attendee:
+    invitation_id: int | None  # None: the coordinator (the chair)
+    kind: InvitationKind | None
+    name: str  # institution name, or "" for guardians (numbered) and the chair
+    person: str | None  # who answered or attends, if known
+    number: int
+    address: str
+    required: bool
+    rsvp: Rsvp
+
+
+@dataclass(frozen=True)
+class InviteView:
+    """One participant's invitation, as their message and calendar file show it."""
+
+    conference_id: int
+    invitation_id: int | None  # None: the coordinator's own copy
+    case_code: str
+    uid: str
+    sequence: int
+    starts_at: datetime
+    minutes: int
+    place: str
+    zone: ZoneInfo
+    organizer_name: str
+    organizer_address: str
+    chair: Attendee
+    attendees: tuple[Attendee, ...]
+    rsvp: Rsvp
+    rsvp_by: str | None
+    rsvp_by_id: int | None
+    required: bool
+    may_hand_over: bool  # an institution's invitation with other active members
+    previous_starts_at: datetime | None  # what changed: the old time
+    cancelled: bool
+    stamp: datetime
+    locale: str  # of the reader
+    reader_id: int
+    reader_email: str | None
+
+
+@dataclass(frozen=True)
+class Answered:
+    view: InviteView
+    messages: list[tuple[int, int, str]]  # chat, message, locale of every copy to redraw
+    board: Board
+    flagged: bool
+
+
+@dataclass(frozen=True)
+class Colleague:
+    member_id: int
+    name: str
+
+
+# Planning, in the transaction that sets, moves or cancels the time.
+
+
+def _subject(conference_id: int) -> str:
+    return f"conference:{conference_id}"
+
+
+def _prefix(conference: Conference) -> str:
+    return f"conference:{conference.id}:s{conference.sequence}:"
+
+
+async def invite_everyone(session: AsyncSession, conference: Conference, *, now: datetime) -> None:
+    """The conference has a (new) time: new SEQUENCE if people were invited before, answers
+    reset, pending reminders of the old time cancelled, invitations and nudges planned."""
+    previous = conference.invited_starts_at
+    if conference.uid is None:
+        conference.uid = f"{uuid.uuid4()}@roundtable"
+    elif previous is not None:
+        conference.sequence += 1
+    assert conference.starts_at is not None
+    conference.invited_starts_at = conference.starts_at
+    await outbox.cancel(session, subject=_subject(conference.id), now=now)
+    invitations = list(
+        await session.scalars(
+            select(Invitation)
+            .where(Invitation.conference_id == conference.id)
+            .order_by(Invitation.id)
+        )
+    )
+    await session.execute(
+        update(Invitation)
+        .where(Invitation.conference_id == conference.id)
+        .values(
+            rsvp=Rsvp.PENDING, rsvp_by_id=None, rsvp_at=None, decline_reason=None, delegate_id=None
+        )
+    )
+    for invitation in invitations:
+        await session.refresh(invitation)
+    for invitation in invitations:
+        for member in await _invitees(session, invitation, conference):
+            await _plan_invite(
+                session, conference, invitation.id, member, now=now, previous=previous
+            )
+    coordinator = await session.get_one(Member, conference.coordinator_id)
+    await _plan_invite(session, conference, None, coordinator, now=now, previous=previous)
+
+
+async def _plan_invite(
+    session: AsyncSession,
+    conference: Conference,
+    invitation_id: int | None,
+    member: Member,
+    *,
+    now: datetime,
+    previous: datetime | None = None,
+    again: str = "",
+) -> None:
+    """The invitation message (and its nudge) for one member; `again` makes a fresh key for a
+    second invitation of the same member for the same time (a hand-over)."""
+    assert conference.starts_at is not None
+    prefix = _prefix(conference)
+    who = f"i{invitation_id}" if invitation_id is not None else "chair"
+    if again:
+        who = f"{who}:{again}"
+    items = [
+        outbox.Planned(
+            key=f"{prefix}invite:{who}:m{member.id}",
+            kind=INVITE,
+            subject=_subject(conference.id),
+            member_id=member.id,
+            chat_id=member.chat_id,
+            due_at=now,
+            expires_at=conference.starts_at,
+            payload={
+                "conference": conference.id,
+                "invitation": invitation_id,
+                "sequence": conference.sequence,
+                "previous": previous.isoformat() if previous else None,
+            },
+        )
+    ]
+    if invitation_id is not None:
+        district = await session.get_one(District, conference.district_id)
+        nudge = policy.rsvp_nudge(now, conference.starts_at, district_calendar(district))
+        if nudge is not None:
+            items.append(
+                outbox.Planned(
+                    key=f"{prefix}rsvp:{who}:m{member.id}",
+                    kind=RSVP_NUDGE,
+                    subject=_subject(conference.id),
+                    member_id=member.id,
+                    chat_id=member.chat_id,
+                    due_at=nudge.due,
+                    expires_at=nudge.expires,
+                    payload={
+                        "conference": conference.id,
+                        "invitation": invitation_id,
+                        "sequence": conference.sequence,
+                    },
+                )
+            )
+    await outbox.plan(session, items, now=now)
+
+
+async def _plan_reminders(
+    session: AsyncSession,
+    conference: Conference,
+    invitation_id: int,
+    member: Member,
+    *,
+    now: datetime,
+) -> None:
+    assert conference.starts_at is not None
+    await outbox.plan(
+        session,
+        [
+            outbox.Planned(
+                key=f"{_prefix(conference)}remind-{moment.name}:i{invitation_id}:m{member.id}",
+                kind=REMINDER,
+                subject=_subject(conference.id),
+                member_id=member.id,
+                chat_id=member.chat_id,
+                due_at=moment.due,
+                expires_at=moment.expires,
+                payload={
+                    "conference": conference.id,
+                    "invitation": invitation_id,
+                    "sequence": conference.sequence,
+                },
+            )
+            for moment in policy.conference_reminders(conference.starts_at, now)
+        ],
+        now=now,
+    )
+
+
+async def _invitees(
+    session: AsyncSession, invitation: Invitation, conference: Conference
+) -> list[Member]:
+    """Who gets an invitation's message: the colleague it was handed to, or everyone who may
+    answer for it (the first answer decides who attends)."""
+    if invitation.delegate_id is not None:
+        delegate = await session.get_one(Member, invitation.delegate_id)
+        if delegate.active and delegate.reachable:
+            return [delegate]
+    return [m for m in await _answerers(session, invitation, conference) if m.reachable]
+
+
+# Answers.
+
+
+async def answer(
+    session: AsyncSession,
+    actor: Actor,
+    invitation_id: int,
+    sequence: int,
+    rsvp: Rsvp,
+    *,
+    now: datetime,
+) -> Answered:
+    """Accept, tentative or decline, for the actor's institution (or themselves)."""
+    invitation, conference = await _answerable(session, actor, invitation_id, sequence, now=now)
+    member = await session.get_one(Member, actor.member_id)
+    before = invitation.rsvp
+    invitation.rsvp = rsvp
+    invitation.rsvp_by_id = actor.member_id
+    invitation.rsvp_at = now
+    invitation.delegate_id = actor.member_id
+    if rsvp is not Rsvp.DECLINED:
+        invitation.decline_reason = None
+    prefix = _prefix(conference)
+    # Nobody needs nudging about this invitation any more; the reminders follow the answer.
+    await outbox.cancel(session, prefix=f"{prefix}rsvp:i{invitation.id}:", now=now)
+    for name in ("remind-2d", "remind-2h"):
+        await outbox.cancel(session, prefix=f"{prefix}{name}:i{invitation.id}:", now=now)
+    if rsvp in (Rsvp.ACCEPTED, Rsvp.TENTATIVE):
+        # A changed answer plans again: the keys of the earlier plan are taken, so a new one.
+        await _plan_reminders(session, conference, invitation.id, member, now=now)
+        await _revive_reminders(session, conference, invitation.id, member.id)
+    flagged = rsvp is Rsvp.DECLINED and before is not Rsvp.DECLINED
+    if flagged:
+        await _plan_flag(session, conference, invitation, "declined", now=now)
+    await audit.record(
+        session,
+        at=now,
+        actor_id=actor.member_id,
+        action="invitation.answered",
+        subject_type="invitation",
+        subject_id=invitation.id,
+        answer=rsvp.value,
+    )
+    return Answered(
+        view=await _view(session, conference, invitation, actor.member_id, now=now),
+        messages=await _messages(session, invitation.id, conference.sequence),
+        board=await _board(session, conference),
+        flagged=flagged,
+    )
+
+
+async def _revive_reminders(
+    session: AsyncSession, conference: Conference, invitation_id: int, member_id: int
+) -> None:
+    """Accept, decline, accept again: the reminders cancelled by the decline come back."""
+    prefix = _prefix(conference)
+    await session.execute(
+        update(OutboxRow)
+        .where(
+            OutboxRow.kind == REMINDER,
+            OutboxRow.status == OutboxStatus.CANCELLED,
+            OutboxRow.member_id == member_id,
+            OutboxRow.key.startswith(prefix, autoescape=True),
+            OutboxRow.key.contains(f":i{invitation_id}:", autoescape=True),
+        )
+        .values(status=OutboxStatus.PENDING, done_at=None, outcome=None)
+    )
+
+
+async def _plan_flag(
+    session: AsyncSession,
+    conference: Conference,
+    invitation: Invitation,
+    what: str,
+    *,
+    now: datetime,
+) -> None:
+    coordinator = await session.get_one(Member, conference.coordinator_id)
+    count = await session.scalar(
+        select(OutboxRow.id)
+        .where(OutboxRow.kind == FLAG, OutboxRow.subject == _subject(conference.id))
+        .order_by(OutboxRow.id.desc())
+        .limit(1)
+    )
+    await outbox.plan(
+        session,
+        [
+            outbox.Planned(
+                key=f"{_prefix(conference)}flag:i{invitation.id}:{what}:{(count or 0) + 1}",
+                kind=FLAG,
+                subject=_subject(conference.id),
+                member_id=coordinator.id,
+                chat_id=coordinator.chat_id,
+                due_at=now,
+                payload={
+                    "conference": conference.id,
+                    "invitation": invitation.id,
+                    "what": what,
+                    "sequence": conference.sequence,
+                },
+            )
+        ],
+        now=now,
+    )
+
+
+async def give_reason(
+    session: AsyncSession,
+    actor: Actor,
+    invitation_id: int,
+    sequence: int,
+    reason: str,
+    *,
+    cipher: Cipher,
+    now: datetime,
+) -> bool:
+    """The optional reason for a decline: stored encrypted, shown to the coordinator only."""
+    invitation, conference = await _answerable(session, actor, invitation_id, sequence, now=now)
+    if invitation.rsvp is not Rsvp.DECLINED:
+        raise StaleInvitation("not declined")
+    invitation.decline_reason = cipher.encrypt_json(reason[:REASON_MAX])
+    await _plan_flag(session, conference, invitation, "reason", now=now)
+    return True
+
+
+def reason_of(invitation: Invitation, cipher: Cipher) -> str | None:
+    if invitation.decline_reason is None:
+        return None
+    return str(cipher.decrypt_json(invitation.decline_reason))
+
+
+async def colleagues(
+    session: AsyncSession, actor: Actor, invitation_id: int, sequence: int, *, now: datetime
+) -> list[Colleague]:
+    """The members of the actor's institution the invitation can be handed to."""
+    invitation, conference = await _answerable(session, actor, invitation_id, sequence, now=now)
+    if invitation.kind is not InvitationKind.INSTITUTION:
+        return []
+    people = await _answerers(session, invitation, conference)
+    return [Colleague(m.id, m.display_name) for m in people if m.id != actor.member_id]
+
+
+async def hand_over(
+    session: AsyncSession,
+    actor: Actor,
+    invitation_id: int,
+    sequence: int,
+    colleague_id: int,
+    *,
+    now: datetime,
+) -> tuple[InviteView, str]:
+    """The invitation goes to a colleague, who answers for it from now on."""
+    invitation, conference = await _answerable(session, actor, invitation_id, sequence, now=now)
+    allowed = {
+        c.member_id: c for c in await colleagues(session, actor, invitation_id, sequence, now=now)
+    }
+    if colleague_id not in allowed:
+        raise _refused(
+            actor, "invitation.hand_over", invitation_id, now=now, subject_type="invitation"
+        )
+    colleague = await session.get_one(Member, colleague_id)
+    invitation.delegate_id = colleague.id
+    invitation.rsvp = Rsvp.PENDING
+    invitation.rsvp_by_id = None
+    invitation.rsvp_at = None
+    prefix = _prefix(conference)
+    await outbox.cancel(session, prefix=f"{prefix}rsvp:i{invitation.id}:", now=now)
+    for name in ("remind-2d", "remind-2h"):
+        await outbox.cancel(session, prefix=f"{prefix}{name}:i{invitation.id}:", now=now)
+    await _plan_invite(
+        session, conference, invitation.id, colleague, now=now, again=f"h{int(now.timestamp())}"
+    )
+    await audit.record(
+        session,
+        at=now,
+        actor_id=actor.member_id,
+        action="invitation.handed_over",
+        subject_type="invitation",
+        subject_id=invitation.id,
+        to=colleague.id,
+    )
+    view = await _view(session, conference, invitation, actor.member_id, now=now)
+    return view, colleague.display_name
+
+
+async def _answerable(
+    session: AsyncSession, actor: Actor, invitation_id: int, sequence: int, *, now: datetime
+) -> tuple[Invitation, Conference]:
+    invitation = await session.get(Invitation, invitation_id)
+    if invitation is None:
+        raise _refused(
+            actor, "invitation.answer", invitation_id, now=now, subject_type="invitation"
+        )
+    conference = await session.get_one(Conference, invitation.conference_id, with_for_update=True)
+    people = {m.id for m in await _answerers(session, invitation, conference)}
+    if actor.member_id not in people:
+        raise _refused(
+            actor, "invitation.answer", invitation_id, now=now, subject_type="invitation"
+        )
+    if conference.status is not ConferenceStatus.SCHEDULED or conference.sequence != sequence:
+        raise StaleInvitation("an earlier time")
+    if conference.starts_at is not None and conference.starts_at <= now:
+        raise StaleInvitation("over")
+    if invitation.delegate_id is not None and invitation.delegate_id != actor.member_id:
+        delegate = await session.get_one(Member, invitation.delegate_id)
+        if delegate.active:
+            raise NotYours(delegate.display_name)
+    return invitation, conference
+
+
+async def _messages(
+    session: AsyncSession, invitation_id: int, sequence: int
+) -> list[tuple[int, int, str]]:
+    rows = await session.execute(
+        select(InviteMessage.chat_id, InviteMessage.message_id, Member.locale)
+        .join(Member, InviteMessage.member_id == Member.id)
+        .where(InviteMessage.invitation_id == invitation_id, InviteMessage.sequence == sequence)
+    )
+    return [(chat, message, locale) for chat, message, locale in rows]
+
+
+async def record_message(
+    session: AsyncSession,
+    invitation_id: int,
+    member_id: int,
+    *,
+    sequence: int,
+    chat_id: int,
+    message_id: int,
+) -> None:
+    session.add(
+        InviteMessage(
+            invitation_id=invitation_id,
+            member_id=member_id,
+            sequence=sequence,
+            chat_id=chat_id,
+            message_id=message_id,
+        )
+    )
+
+
+# What the outbox sends: views made at send time from what is true then.
+
+
+async def invite_view(
+    session: AsyncSession,
+    conference_id: int,
+    invitation_id: int | None,
+    member_id: int,
+    *,
+    now: datetime,
+    previous: datetime | None = None,
+) -> InviteView | None:
+    conference = await session.get(Conference, conference_id)
+    if conference is None:
+        return None
+    invitation = None
+    if invitation_id is not None:
+        invitation = await session.get(Invitation, invitation_id)
+        if invitation is None:
+            return None
+    return await _view(session, conference, invitation, member_id, now=now, previous=previous)
+
+
+async def _view(
+    session: AsyncSession,
+    conference: Conference,
+    invitation: Invitation | None,
+    member_id: int,
+    *,
+    now: datetime,
+    previous: datetime | None = None,
+) -> InviteView:
+    district = await session.get_one(District, conference.district_id)
+    case = await session.get_one(Case, conference.case_id)
+    coordinator = await session.get_one(Member, conference.coordinator_id)
+    reader = await session.get_one(Member, member_id)
+    starts_at = conference.starts_at or conference.invited_starts_at
+    assert starts_at is not None and conference.uid is not None
+    rows = list(
+        await session.scalars(
+            select(Invitation)
+            .where(Invitation.conference_id == conference.id)
+            .order_by(Invitation.id)
+        )
+    )
+    attendees = tuple([await _attendee(session, row, member_id) for row in rows])
+    chair = Attendee(
+        None,
+        None,
+        "",
+        coordinator.display_name,
+        0,
+        coordinator.email or f"coordinator-{coordinator.id}@{PLACEHOLDER_DOMAIN}",
+        True,
+        Rsvp.ACCEPTED,
+    )
+    may_hand_over = False
+    rsvp_by = None
+    if invitation is not None:
+        if invitation.kind is InvitationKind.INSTITUTION:
+            people = await _answerers(session, invitation, conference)
+            may_hand_over = len(people) > 1
+        if invitation.rsvp_by_id is not None:
+            rsvp_by = (await session.get_one(Member, invitation.rsvp_by_id)).display_name
+    return InviteView(
+        conference_id=conference.id,
+        invitation_id=invitation.id if invitation else None,
+        case_code=case.code,
+        uid=conference.uid,
+        sequence=conference.sequence,
+        starts_at=starts_at,
+        minutes=conference.duration_minutes,
+        place=conference.place,
+        zone=ZoneInfo(district.timezone),
+        organizer_name=district.name,
+        organizer_address=district.mailbox or f"conference@{PLACEHOLDER_DOMAIN}",
+        chair=chair,
+        attendees=attendees,
+        rsvp=invitation.rsvp if invitation else Rsvp.ACCEPTED,
+        rsvp_by=rsvp_by,
+        rsvp_by_id=invitation.rsvp_by_id if invitation else None,
+        required=invitation.required if invitation else True,
+        may_hand_over=may_hand_over,
+        previous_starts_at=previous,
+        cancelled=conference.status is ConferenceStatus.CANCELLED,
+        stamp=now,
+        locale=reader.locale,
+        reader_id=reader.id,
+        reader_email=reader.email,
+    )
+
+
+async def _attendee(session: AsyncSession, invitation: Invitation, member_id: int) -> Attendee:
+    name = ""
+    if invitation.institution_id is not None:
+        name = (await session.get_one(Institution, invitation.institution_id)).name
+    person_id = invitation.rsvp_by_id or invitation.delegate_id or invitation.member_id
+    person = None
+    address = f"invitation-{invitation.id}@{PLACEHOLDER_DOMAIN}"
+    if person_id is not None:
+        member = await session.get_one(Member, person_id)
+        person = member.display_name if invitation.kind is InvitationKind.INSTITUTION else None
+        if member.email:
+            address = member.email
+    if invitation.institution_id is not None and person_id is None:
+        # Not yet known who comes: the reader's own address, if the invitation is theirs.
+        reader = await session.get_one(Member, member_id)
+        if reader.institution_id == invitation.institution_id and reader.email:
+            address = reader.email
+    return Attendee(
+        invitation.id,
+        invitation.kind,
+        name,
+        person,
+        invitation.number,
+        address,
+        invitation.required,
+        invitation.rsvp,
+    )
+
+
+# The coordinator: a new date, a new poll, a cancellation; what a flag says.
+
+
+async def reschedule(
+    session: AsyncSession, actor: Actor, conference_id: int, starts_at: datetime, *, now: datetime
+) -> Scheduled | Collision | Passed:
+    """A new time chosen directly: an updated invitation (same UID, SEQUENCE + 1) to all."""
+    conference = await _own_conference(session, actor, conference_id, now=now)
+    await session.refresh(conference, with_for_update=True)
+    if conference.status is not ConferenceStatus.SCHEDULED:
+        raise StaleInvitation("not scheduled")
+    if starts_at <= now:
+        return Passed(starts_at)
+    clash = await _clash(session, conference, starts_at)
+    if clash is not None:
+        return clash
+    before = conference.starts_at
+    conference.starts_at = starts_at
+    conference.decided_at = now
+    await invite_everyone(session, conference, now=now)
+    case = await session.get_one(Case, conference.case_id)
+    await audit.record(
+        session,
+        at=now,
+        actor_id=actor.member_id,
+        action="conference.rescheduled",
+        subject_type="conference",
+        subject_id=conference.id,
+        case=case.code,
+        starts_at=starts_at.isoformat(),
+        previous=before.isoformat() if before else None,
+    )
+    return await scheduled_result(session, conference)
+
+
+async def scheduled_result(session: AsyncSession, conference: Conference) -> Scheduled:
+    case = await session.get_one(Case, conference.case_id)
+    assert conference.starts_at is not None
+    return Scheduled(
+        conference.id,
+        case.code,
+        conference.starts_at,
+        conference.duration_minutes,
+        conference.place,
+        await _board(session, conference),
+    )
+
+
+async def cancel_conference(
+    session: AsyncSession, actor: Actor, conference_id: int, *, now: datetime
+) -> Board:
+    """Cancelled: everyone invited gets a CANCEL (SEQUENCE + 1); nothing pending is sent."""
+    conference = await _own_conference(session, actor, conference_id, now=now)
+    await session.refresh(conference, with_for_update=True)
+    if conference.status not in (ConferenceStatus.SCHEDULED, ConferenceStatus.POLLING):
+        raise StaleInvitation("not active")
+    invited = conference.invited_starts_at is not None
+    conference.status = ConferenceStatus.CANCELLED
+    conference.cancelled_at = now
+    await outbox.cancel(session, subject=_subject(conference.id), now=now)
+    if invited:
+        conference.sequence += 1
+        if conference.starts_at is None:
+            conference.starts_at = conference.invited_starts_at
+        people = await session.execute(
+            select(OutboxRow.member_id, OutboxRow.chat_id)
+            .where(
+                OutboxRow.subject == _subject(conference.id),
+                OutboxRow.kind == INVITE,
+                OutboxRow.status.in_([OutboxStatus.SENT, OutboxStatus.SENDING]),
+            )
+            .distinct()
+        )
+        await outbox.plan(
+            session,
+            [
+                outbox.Planned(
+                    key=f"{_prefix(conference)}cancel:m{member_id}",
+                    kind=CANCEL,
+                    subject=_subject(conference.id),
+                    member_id=member_id,
+                    chat_id=chat_id,
+                    due_at=now,
+                    payload={"conference": conference.id},
+                )
+                for member_id, chat_id in people
+            ],
+            now=now,
+        )
+    case = await session.get_one(Case, conference.case_id)
+    await audit.record(
+        session,
+        at=now,
+        actor_id=actor.member_id,
+        action="conference.cancelled",
+        subject_type="conference",
+        subject_id=conference.id,
+        case=case.code,
+    )
+    return await _board(session, conference)
+
+
+@dataclass(frozen=True)
+class Flag:
+    case_code: str
+    conference_id: int
+    starts_at: datetime | None
+    invitee_name: str
+    kind: InvitationKind
+    number: int
+    required: bool
+    person: str | None
+    what: str  # "declined" or "reason"
+    reason: str | None
+    current: bool  # still the answer (not changed since)
+
+
+async def flag_view(
+    session: AsyncSession, cipher: Cipher, conference_id: int, invitation_id: int, what: str
+) -> Flag | None:
+    conference = await session.get(Conference, conference_id)
+    invitation = await session.get(Invitation, invitation_id)
+    if conference is None or invitation is None:
+        return None
+    case = await session.get_one(Case, conference.case_id)
+    name = ""
+    if invitation.institution_id is not None:
+        name = (await session.get_one(Institution, invitation.institution_id)).name
+    person = None
+    if invitation.rsvp_by_id is not None:
+        person = (await session.get_one(Member, invitation.rsvp_by_id)).display_name
+    return Flag(
+        case_code=case.code,
+        conference_id=conference.id,
+        starts_at=conference.starts_at,
+        invitee_name=name,
+        kind=invitation.kind,
+        number=invitation.number,
+        required=invitation.required,
+        person=person,
+        what=what,
+        reason=reason_of(invitation, cipher),
+        current=conference.status is ConferenceStatus.SCHEDULED
+        and invitation.rsvp is Rsvp.DECLINED,
+    )
+
+
+@dataclass(frozen=True)
+class Undelivered:
+    coordinator_chat_id: int
+    coordinator_locale: str
+    case_code: str
+    name: str
+
+
+async def undelivered(session: AsyncSession, conference_id: int, member_id: int) -> Undelivered:
+    """Who could not be reached about which conference, for its coordinator."""
+    conference = await session.get_one(Conference, conference_id)
+    case = await session.get_one(Case, conference.case_id)
+    coordinator = await session.get_one(Member, conference.coordinator_id)
+    member = await session.get_one(Member, member_id)
+    return Undelivered(coordinator.chat_id, coordinator.locale, case.code, member.display_name)

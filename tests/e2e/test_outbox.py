@@ -1,0 +1,111 @@
+"""The outbox against the Bot API stand-in: a 5xx is retried later and sent once, a person who
+blocked the bot is marked unreachable, and after downtime a late reminder is sent only while it
+still makes sense."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from bot import outbox
+from bot.clock import FakeClock
+from bot.models import InstitutionKind, Member, OutboxRow, OutboxStatus, Role
+from handlers.sweep import DRAFT_EXPIRED
+from tests.e2e.conftest import RunningBot
+
+
+async def _plan(bot: RunningBot, name: str, key: str, **kw: object) -> int:
+    runtime = bot.runtime
+    now = runtime.clock.now()
+    async with runtime.database.transaction() as session:
+        member = await session.scalar(select(Member).where(Member.display_name == name))
+        assert member is not None
+        values: dict[str, object] = {
+            "key": key,
+            "kind": DRAFT_EXPIRED,
+            "subject": f"member:{member.id}",
+            "member_id": member.id,
+            "chat_id": member.chat_id,
+            "due_at": now,
+            "payload": {"started_at": (now - timedelta(days=14)).isoformat()},
+        }
+        values.update(kw)
+        await outbox.plan(session, [outbox.Planned(**values)], now=now)  # type: ignore[arg-type]
+        return member.id
+
+
+async def _row(bot: RunningBot, key: str) -> OutboxRow:
+    async with bot.runtime.database.transaction() as session:
+        row = await session.scalar(select(OutboxRow).where(OutboxRow.key == key))
+    assert row is not None
+    return row
+
+
+def _told(person: object) -> int:
+    messages = person.messages.values()  # type: ignore[attr-defined]
+    return sum("was deleted after 14 days" in (m.text or "") for m in messages)
+
+
+async def test_a_server_error_is_retried_with_backoff_and_sent_once(
+    bot: RunningBot, clock: FakeClock
+) -> None:
+    petr = await bot.join(
+        3, "Petr", Role.PARTICIPANT, institution="Policie Cheb", kind=InstitutionKind.POLICE
+    )
+    await _plan(bot, "Petr", "retry")
+    bot.sandbox.fail_next("sendMessage", 502)
+    await bot.sweep()
+    row = await _row(bot, "retry")
+    assert (row.status, row.attempts, row.retry_at) == (
+        OutboxStatus.PENDING,
+        1,
+        clock.now() + timedelta(seconds=5),
+    )
+    assert _told(petr) == 0
+    await bot.sweep()  # not yet: the backoff has not passed
+    assert _told(petr) == 0
+    clock.advance(timedelta(seconds=5))
+    await bot.sweep()
+    assert _told(petr) == 1
+    await bot.sweep()
+    assert _told(petr) == 1
+    assert (await _row(bot, "retry")).status is OutboxStatus.SENT
+
+
+async def test_a_person_who_blocked_the_bot_is_marked_unreachable(
+    bot: RunningBot, clock: FakeClock
+) -> None:
+    nina = await bot.join(
+        6, "Nina", Role.PARTICIPANT, institution="Spirála", kind=InstitutionKind.NGO
+    )
+    await nina.block_bot()
+    member_id = await _plan(bot, "Nina", "blocked")
+    await bot.sweep()
+    row = await _row(bot, "blocked")
+    assert (row.status, row.outcome) == (OutboxStatus.FAILED, "blocked")
+    async with bot.runtime.database.transaction() as session:
+        member = await session.get_one(Member, member_id)
+    assert not member.reachable
+
+
+async def test_after_downtime_a_late_row_is_sent_only_while_it_makes_sense(
+    bot: RunningBot, clock: FakeClock
+) -> None:
+    petr = await bot.join(
+        3, "Petr", Role.PARTICIPANT, institution="Policie Cheb", kind=InstitutionKind.POLICE
+    )
+    now = clock.now()
+    # "Tomorrow at 9" planned for yesterday evening: still worth sending this morning.
+    await _plan(
+        bot, "Petr", "useful", due_at=now - timedelta(hours=14), expires_at=now + timedelta(hours=1)
+    )
+    # "In two hours", for a conference that began an hour ago: moot.
+    await _plan(
+        bot, "Petr", "moot", due_at=now - timedelta(hours=3), expires_at=now - timedelta(hours=1)
+    )
+    await bot.sweep()
+    assert (await _row(bot, "useful")).status is OutboxStatus.SENT
+    moot = await _row(bot, "moot")
+    assert (moot.status, moot.outcome) == (OutboxStatus.SKIPPED, "too late")
+    assert _told(petr) == 1
