@@ -94,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     district.add_argument("--district", help="the district (default: the only one there is)")
     district.add_argument("--place", help="where case conferences usually take place")
+    district.add_argument(
+        "--mailbox", help="the e-mail address calendar invitations come from (replies go there)"
+    )
     district.add_argument("--hours", type=_hours, help="working hours, e.g. 08:00-16:00")
     district.add_argument(
         "--institution", help="set this institution's own working hours instead (with --hours)"
@@ -135,6 +138,7 @@ def _district(settings: Settings, args: argparse.Namespace) -> None:
                     hours=args.hours,
                     institution=args.institution,
                     reset=args.reset,
+                    mailbox=args.mailbox,
                     now=SystemClock().now(),
                 )
         finally:
@@ -144,6 +148,8 @@ def _district(settings: Settings, args: argparse.Namespace) -> None:
     place = shown.place or "the coordinator's institution"
     print(f"{shown.name}: conferences at {place}")
     print(f"working hours {shown.hours[0]:%H:%M}-{shown.hours[1]:%H:%M}")
+    if shown.mailbox:
+        print(f"invitations from {shown.mailbox}")
     for name, start, end in shown.overrides:
         print(f"  {name}: {start:%H:%M}-{end:%H:%M}")
 

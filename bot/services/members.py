@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
@@ -485,6 +486,7 @@ class DistrictSettings:
     place: str | None
     hours: tuple[time, time]
     overrides: list[tuple[str, time, time]]  # institutions with their own working hours
+    mailbox: str | None = None  # the ORGANIZER of calendar invitations
 
 
 async def configure_district(
@@ -495,6 +497,7 @@ async def configure_district(
     hours: tuple[time, time] | None = None,
     institution: str | None = None,
     reset: bool = False,
+    mailbox: str | None = None,
     now: datetime,
 ) -> DistrictSettings:
     """The operator sets where conferences usually meet and the working hours, for the district
@@ -514,6 +517,8 @@ async def configure_district(
     else:
         if place is not None:
             district.place = _clean_name(place)[:200] or None
+        if mailbox is not None:
+            district.mailbox = _mailbox(mailbox)
         if hours is not None:
             district.day_starts, district.day_ends = hours
     await audit.record(
@@ -536,8 +541,25 @@ async def configure_district(
         for row in rows
     ]
     return DistrictSettings(
-        district.name, district.place, (district.day_starts, district.day_ends), overrides
+        district.name,
+        district.place,
+        (district.day_starts, district.day_ends),
+        overrides,
+        district.mailbox,
     )
+
+
+MAILBOX = re.compile(r"^[^@\s\"<>,;:]+@[^@\s\"<>,;:]+\.[^@\s\"<>,;:]+$")
+
+
+def _mailbox(value: str) -> str | None:
+    """The district's invitation mailbox (replies to invitations go there); "" removes it."""
+    value = value.strip()
+    if not value:
+        return None
+    if len(value) > 254 or not MAILBOX.match(value):
+        raise CliValueError(f"{value!r} is not an e-mail address")
+    return value
 
 
 class CliValueError(ServiceError):

@@ -111,6 +111,10 @@ async def test_invitations_answers_attendance_reminders_and_a_reason(
 ) -> None:
     people = await team(bot)
     hana, jana, petr, pavel = people["hana"], people["jana"], people["petr"], people["pavel"]
+    async with bot.runtime.database.transaction() as session:  # roundtable district --mailbox
+        await members.configure_district(
+            session, None, mailbox="konference@cheb.example.cz", now=clock.now()
+        )
     starts = await scheduled(bot, people)
     tr = bot.runtime.translator("en")
     when = tr.datetime(starts)
@@ -137,6 +141,7 @@ async def test_invitations_answers_attendance_reminders_and_a_reason(
     assert (
         int(str(event["SEQUENCE"])) == 0 and str(event["SUMMARY"]) == "Case conference PK-2026-0001"
     )
+    assert str(event["ORGANIZER"]) == "mailto:konference@cheb.example.cz"
     roles = sorted(str(a.params["ROLE"]) for a in event.get("ATTENDEE"))
     assert roles == ["CHAIR", "REQ-PARTICIPANT", "REQ-PARTICIPANT"]
     assert "Child" not in calendar.to_ical().decode()  # the child's name never leaves

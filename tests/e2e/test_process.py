@@ -153,16 +153,38 @@ async def test_the_operator_sets_the_conference_place_and_working_hours(
         "Cheb",
     )
     shown = await _command(
-        environment, "district", "--place", "MěÚ Cheb, zasedačka 2", "--hours", "07:30-15:30"
+        environment,
+        "district",
+        "--place",
+        "MěÚ Cheb, zasedačka 2",
+        "--hours",
+        "07:30-15:30",
+        "--mailbox",
+        "konference@cheb.example.cz",
     )
     assert shown.splitlines() == [
         "Cheb: conferences at MěÚ Cheb, zasedačka 2",
         "working hours 07:30-15:30",
+        "invitations from konference@cheb.example.cz",
     ]
     shown = await _command(
         environment, "district", "--institution", "ZŠ Hradební", "--hours", "12:00-15:00"
     )
     assert shown.splitlines()[-1] == "  ZŠ Hradební: 12:00-15:00"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "district",
+        "--mailbox",
+        "not an address",
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _out, err = await process.communicate()
+    assert process.returncode == 2
+    assert err.decode() == "roundtable: 'not an address' is not an e-mail address\n"
     shown = await _command(environment, "district", "--institution", "ZŠ Hradební", "--reset")
     assert "ZŠ Hradební" not in shown
     process = await asyncio.create_subprocess_exec(
