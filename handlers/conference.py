@@ -502,7 +502,7 @@ def poll_markup(view: PollView, tr: Translator) -> InlineKeyboardMarkup | None:
     return keyboard(rows)
 
 
-def _ids(update: Update, prefix: str, count: int) -> list[int] | None:
+def callback_ids(update: Update, prefix: str, count: int) -> list[int] | None:
     """The `count` ids after "prefix:" in a button's data ("pv:12:34", "cf:c:5:67"); None for
     anything else (garbled, forged, of another kind)."""
     query = update.callback_query
@@ -534,7 +534,7 @@ async def _carry_out(
 
 
 async def tap_time(update: Update, context: Context) -> None:
-    ids = _ids(update, "pv", 2)
+    ids = callback_ids(update, "pv", 2)
     if ids is None:
         await no_longer_active(update, context)
         return
@@ -549,7 +549,7 @@ async def tap_time(update: Update, context: Context) -> None:
 
 
 async def send_answer(update: Update, context: Context) -> None:
-    ids = _ids(update, "ps", 2)
+    ids = callback_ids(update, "ps", 2)
     if ids is None:
         await no_longer_active(update, context)
         return
@@ -797,7 +797,7 @@ def offer_markup(board: Board, tr: Translator) -> InlineKeyboardMarkup:
 
 
 async def decide_now(update: Update, context: Context) -> None:
-    ids = _ids(update, "cf:o", 1)
+    ids = callback_ids(update, "cf:o", 1)
     if ids is None:
         await no_longer_active(update, context)
         return
@@ -814,7 +814,7 @@ async def decide_now(update: Update, context: Context) -> None:
 
 async def choose_time(update: Update, context: Context) -> None:
     """Every candidate time as a button, to force one."""
-    ids = _ids(update, "cf:a", 1)
+    ids = callback_ids(update, "cf:a", 1)
     if ids is None:
         await no_longer_active(update, context)
         return
@@ -838,7 +838,7 @@ async def choose_time(update: Update, context: Context) -> None:
 
 
 async def confirm_time(update: Update, context: Context) -> None:
-    ids = _ids(update, "cf:c", 2)
+    ids = callback_ids(update, "cf:c", 2)
     if ids is None:
         await no_longer_active(update, context)
         return
@@ -882,7 +882,7 @@ async def _scheduled(update: Update, context: Context, done: Scheduled) -> None:
 
 
 async def make_optional(update: Update, context: Context) -> None:
-    ids = _ids(update, "cf:m", 1)
+    ids = callback_ids(update, "cf:m", 1)
     if ids is None:
         await no_longer_active(update, context)
         return
@@ -900,7 +900,7 @@ async def make_optional(update: Update, context: Context) -> None:
 
 
 async def poll_next_window(update: Update, context: Context) -> None:
-    ids = _ids(update, "cf:w", 1)
+    ids = callback_ids(update, "cf:w", 1)
     if ids is None:
         await no_longer_active(update, context)
         return
@@ -934,7 +934,7 @@ async def poll_next_window(update: Update, context: Context) -> None:
 
 async def enter_offline(update: Update, context: Context) -> None:
     """The coordinator answers for a guardian without Telegram: the poll comes to them."""
-    ids = _ids(update, "pe", 1)
+    ids = callback_ids(update, "pe", 1)
     if ids is None:
         await no_longer_active(update, context)
         return
@@ -968,7 +968,7 @@ async def _board_or_refuse(update: Update, context: Context, conference_id: int)
 
 async def show_board(update: Update, context: Context) -> None:
     """The board again, as a new live message (from /cases)."""
-    ids = _ids(update, "cf:b", 1)
+    ids = callback_ids(update, "cf:b", 1)
     if ids is None:
         await no_longer_active(update, context)
         return

@@ -42,7 +42,7 @@ from handlers.common import (
     parse_id,
     say_below,
 )
-from handlers.conference import _ids, defaults_of, refresh_board
+from handlers.conference import callback_ids, defaults_of, refresh_board
 from handlers.errors import send_safely
 from scheduling import invites
 
@@ -551,7 +551,7 @@ async def hand_over(update: Update, context: Context) -> None:
 
 
 async def offer_new_dates(update: Update, context: Context) -> None:
-    ids = _ids(update, "ca:n", 1)
+    ids = callback_ids(update, "ca:n", 1)
     if ids is None:
         await no_longer_active(update, context)
         return
@@ -586,7 +586,7 @@ async def offer_new_dates(update: Update, context: Context) -> None:
 
 
 async def set_new_date(update: Update, context: Context) -> None:
-    ids = _ids(update, "ca:t", 2)
+    ids = callback_ids(update, "ca:t", 2)
     if ids is None:
         await no_longer_active(update, context)
         return
@@ -623,7 +623,7 @@ async def set_new_date(update: Update, context: Context) -> None:
 
 
 async def ask_cancel(update: Update, context: Context) -> None:
-    ids = _ids(update, "ca:x", 1)
+    ids = callback_ids(update, "ca:x", 1)
     if ids is None:
         await no_longer_active(update, context)
         return
@@ -647,7 +647,7 @@ async def keep(update: Update, context: Context) -> None:
 
 
 async def do_cancel(update: Update, context: Context) -> None:
-    ids = _ids(update, "ca:y", 1)
+    ids = callback_ids(update, "ca:y", 1)
     if ids is None:
         await no_longer_active(update, context)
         return
