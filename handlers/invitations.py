@@ -198,7 +198,9 @@ def calendar_file(view: InviteView, tr: Translator) -> tuple[str, bytes, str]:
 # What the outbox sends.
 
 
-async def _view_for(context: Context, row: Notification) -> InviteView | None:
+async def _view_for(
+    context: Context, row: Notification, *, attendees: bool = True
+) -> InviteView | None:
     """The invitation as it is now, or None when the row is for an earlier time."""
     payload = row.payload
     previous = payload.get("previous")
@@ -210,6 +212,7 @@ async def _view_for(context: Context, row: Notification) -> InviteView | None:
             row.member_id,
             now=context.runtime.clock.now(),
             previous=datetime.fromisoformat(previous) if previous else None,
+            attendees=attendees,
         )
     if view is None or view.sequence != payload.get("sequence", view.sequence):
         return None
@@ -263,7 +266,7 @@ async def render_cancel(context: Context, row: Notification) -> Outgoing | None:
 
 
 async def render_reminder(context: Context, row: Notification) -> Outgoing | None:
-    view = await _view_for(context, row)
+    view = await _view_for(context, row, attendees=False)
     if view is None or view.cancelled or view.rsvp_by_id != row.member_id:
         return None
     if view.rsvp not in (Rsvp.ACCEPTED, Rsvp.TENTATIVE):
@@ -275,7 +278,7 @@ async def render_reminder(context: Context, row: Notification) -> Outgoing | Non
 
 
 async def render_rsvp_nudge(context: Context, row: Notification) -> Outgoing | None:
-    view = await _view_for(context, row)
+    view = await _view_for(context, row, attendees=False)
     if view is None or view.cancelled or view.rsvp is not Rsvp.PENDING:
         return None
     tr = context.runtime.translator(view.locale)

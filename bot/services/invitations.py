@@ -526,7 +526,10 @@ async def invite_view(
     *,
     now: datetime,
     previous: datetime | None = None,
+    attendees: bool = True,
 ) -> InviteView | None:
+    """`attendees=False` for a reminder or a nudge: no calendar file, so no attendee list
+    (which costs a query per invitation)."""
     conference = await session.get(Conference, conference_id)
     if conference is None:
         return None
@@ -535,7 +538,9 @@ async def invite_view(
         invitation = await session.get(Invitation, invitation_id)
         if invitation is None:
             return None
-    return await _view(session, conference, invitation, member_id, now=now, previous=previous)
+    return await _view(
+        session, conference, invitation, member_id, now=now, previous=previous, everyone=attendees
+    )
 
 
 async def _view(
@@ -546,6 +551,7 @@ async def _view(
     *,
     now: datetime,
     previous: datetime | None = None,
+    everyone: bool = True,
 ) -> InviteView:
     district = await session.get_one(District, conference.district_id)
     case = await session.get_one(Case, conference.case_id)
@@ -553,13 +559,16 @@ async def _view(
     reader = await session.get_one(Member, member_id)
     starts_at = conference.starts_at or conference.invited_starts_at
     assert starts_at is not None and conference.uid is not None
-    rows = list(
-        await session.scalars(
-            select(Invitation)
-            .where(Invitation.conference_id == conference.id)
-            .order_by(Invitation.id)
+    if everyone:
+        rows = list(
+            await session.scalars(
+                select(Invitation)
+                .where(Invitation.conference_id == conference.id)
+                .order_by(Invitation.id)
+            )
         )
-    )
+    else:
+        rows = [invitation] if invitation is not None else []
     attendees = tuple([await _attendee(session, row, member_id) for row in rows])
     chair = Attendee(
         None,
