@@ -35,6 +35,7 @@ messages: $(STAMP)
 # Benchmarks are not part of the test suite; each prints one JSON line (see README).
 bench: $(STAMP)
 	$(BIN)/python -m bench finder
+	$(BIN)/python -m bench fanout
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

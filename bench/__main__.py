@@ -1,13 +1,13 @@
-"""Runs one benchmark by name: `python -m bench finder`."""
+"""Runs one benchmark by name: `python -m bench finder`, `python -m bench fanout`."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
 
-from bench import finder
+from bench import fanout, finder
 
-BENCHES: dict[str, Callable[[], int]] = {"finder": finder.main}
+BENCHES: dict[str, Callable[[], int]] = {"finder": finder.main, "fanout": fanout.main}
 
 
 def main(argv: list[str]) -> int:

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -284,6 +286,10 @@ class Pacer:
         self._monotonic = monotonic
         self._next = 0.0
         self._chat_next: dict[int, float] = {}
+        # Departures in the last second: a pause (a garbage collection, say) can bunch sends
+        # that were spaced evenly; the window keeps even a bunch under Telegram's limit.
+        self._window: deque[float] = deque()
+        self._cap = max(1, math.floor(per_second))
 
     async def chat(self, chat_id: int) -> None:
         now = self._monotonic()
@@ -300,6 +306,18 @@ class Pacer:
         self._next = at + self._gap
         if at > now:
             await asyncio.sleep(at - now)
+        while True:
+            now = self._monotonic()
+            while self._window and self._window[0] <= now - 1.0:
+                self._window.popleft()
+            if len(self._window) < self._cap:
+                break
+            await asyncio.sleep(self._window[0] + 1.0 - now + 0.001)
+        self._window.append(now)
+
+    def hold(self, seconds: float) -> None:
+        """Telegram said 429: nobody departs before the time it gave."""
+        self._next = max(self._next, self._monotonic() + seconds)
 
 
 # The dispatcher.
@@ -419,10 +437,9 @@ class Dispatcher:
         kind = self.kinds.get(row.kind)
         try:
             outgoing = await kind.render(context, row) if kind is not None else None
-        except Exception:
+        except Exception:  # a database hiccup, say: later, as for a network error
             logger.exception("outbox: a %s could not be rendered", row.kind)
-            await self._finish(row, OutboxStatus.FAILED, "render failed")
-            counts.failed += 1
+            await self._later(row, counts, "render failed")
             return None
         if outgoing is None:
             await self._finish(row, OutboxStatus.SKIPPED, "moot")
@@ -440,6 +457,7 @@ class Dispatcher:
         if isinstance(error, RetryAfter):  # AIORateLimiter's own retries did not get through
             wait = error.retry_after
             seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+            self.pacer.hold(seconds)
             async with self.runtime.database.transaction() as session:
                 at = now + timedelta(seconds=seconds)
                 await retry_later(session, row.id, at=at, attempts=row.attempts)
@@ -460,16 +478,21 @@ class Dispatcher:
             await self._finish(row, OutboxStatus.FAILED, "refused")
             counts.failed += 1
         else:  # 5xx, network, timeouts: later, less often
-            attempts = row.attempts + 1
-            if attempts >= self.max_attempts:
-                logger.warning("outbox: gave up a %s: %s", row.kind, type(error).__name__)
-                await self._finish(row, OutboxStatus.FAILED, "gave up")
-                counts.failed += 1
-                return
-            delay = timedelta(seconds=min(5 * 2 ** (attempts - 1), 1800))
-            async with self.runtime.database.transaction() as session:
-                await retry_later(session, row.id, at=now + delay, attempts=attempts)
-            counts.retried += 1
+            logger.warning("outbox: a %s was not sent: %s", row.kind, type(error).__name__)
+            await self._later(row, counts, "gave up")
+
+    async def _later(self, row: Notification, counts: Counts, outcome: str) -> None:
+        """Try again after 5 s, 10 s, ... (at most 30 min); give up after `max_attempts`."""
+        attempts = row.attempts + 1
+        if attempts >= self.max_attempts:
+            await self._finish(row, OutboxStatus.FAILED, outcome)
+            counts.failed += 1
+            return
+        delay = timedelta(seconds=min(5 * 2 ** (attempts - 1), 1800))
+        async with self.runtime.database.transaction() as session:
+            at = self.runtime.clock.now() + delay
+            await retry_later(session, row.id, at=at, attempts=attempts)
+        counts.retried += 1
 
     async def _send(
         self, context: CallbackContext[Any, Any, Any, Any], chat_id: int, outgoing: Outgoing
@@ -478,7 +501,10 @@ class Dispatcher:
         protect = outgoing.protect or None
         if outgoing.document is None:
             message: Message = await bot.send_message(
-                chat_id, outgoing.text, reply_markup=outgoing.markup, protect_content=protect
+                chat_id,
+                outgoing.text,
+                reply_markup=outgoing.markup,
+                protect_content=protect,
             )
             return message
         name, content, mime = outgoing.document
