@@ -850,13 +850,21 @@ async def confirm_time(update: Update, context: Context) -> None:
     )
     if result is None:
         return
-    if isinstance(result, Passed):
-        await say_below(
-            update,
-            context,
-            tr.gettext("That time has passed. Choose another time or poll the next window."),
-        )
+    passed = tr.gettext("That time has passed. Choose another time or poll the next window.")
+    if await time_refused(update, context, result, passed):
         return
+    assert isinstance(result, Scheduled)
+    await _scheduled(update, context, result)
+
+
+async def time_refused(
+    update: Update, context: Context, result: Scheduled | Collision | Passed, passed: str
+) -> bool:
+    """A chosen time that is past (`passed` says so) or clashes is refused below the buttons."""
+    tr = context.tr
+    if isinstance(result, Passed):
+        await say_below(update, context, passed)
+        return True
     if isinstance(result, Collision):
         await say_below(
             update,
@@ -865,8 +873,8 @@ async def confirm_time(update: Update, context: Context) -> None:
                 code=result.other_code, when=tr.datetime(result.other_starts_at)
             ),
         )
-        return
-    await _scheduled(update, context, result)
+        return True
+    return False
 
 
 async def _scheduled(update: Update, context: Context, done: Scheduled) -> None:

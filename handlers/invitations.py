@@ -22,7 +22,7 @@ from bot.i18n import Translator
 from bot.models import InvitationKind, Rsvp
 from bot.outbox import Kind, Notification, Outgoing
 from bot.services import conferences, invitations
-from bot.services.conferences import Collision, Passed, PollClosed
+from bot.services.conferences import PollClosed, Scheduled
 from bot.services.errors import PermissionDenied
 from bot.services.invitations import Attendee, InviteView, NotYours, StaleInvitation
 from bot.services.members import Actor
@@ -42,7 +42,13 @@ from handlers.common import (
     parse_id,
     say_below,
 )
-from handlers.conference import callback_ids, defaults_of, refresh_board
+from handlers.conference import (
+    callback_ids,
+    defaults_of,
+    invitee_name,
+    refresh_board,
+    time_refused,
+)
 from handlers.errors import send_safely
 from scheduling import invites
 
@@ -52,7 +58,6 @@ T = TypeVar("T")
 REASON = "reason"
 WAITING_FOR = "decline"  # user_data: the invitation and sequence a reason is for
 ANSWERS = {"a": Rsvp.ACCEPTED, "t": Rsvp.TENTATIVE, "d": Rsvp.DECLINED}
-MARKS = {Rsvp.ACCEPTED: "✅", Rsvp.TENTATIVE: "🤔", Rsvp.DECLINED: "❌", Rsvp.PENDING: "⏳"}
 PARTSTAT = {
     Rsvp.ACCEPTED: "ACCEPTED",
     Rsvp.TENTATIVE: "TENTATIVE",
@@ -301,28 +306,24 @@ async def render_flag(context: Context, row: Notification) -> Outgoing | None:
         return None
     tr = runtime.translator(locale)
     _ = tr.gettext
-    who = (
-        flag.invitee_name
-        if flag.kind is InvitationKind.INSTITUTION
-        else _("Guardian {n}").format(n=flag.number)
-    )
-    if flag.person:
-        who = f"{who} ({flag.person})"
+    who = invitee_name(flag.invitee, tr)  # escaped
+    if flag.invitee.rsvp_by:
+        who = f"{who} ({esc(flag.invitee.rsvp_by)})"
     when = tr.datetime(flag.starts_at) if flag.starts_at else ""
     if flag.what == "reason":
         if not flag.reason:
             return None
         text = _("The reason {who} gave for declining {code}:\n{reason}").format(
-            who=esc(who), code=flag.case_code, reason=esc(flag.reason)
+            who=who, code=flag.case_code, reason=esc(flag.reason)
         )
         return Outgoing(text, protect=True)
     lines = [
         "❌ "
         + _("{who} declined the case conference {code} on {when}.").format(
-            who=esc(who), code=flag.case_code, when=when
+            who=who, code=flag.case_code, when=when
         )
     ]
-    if flag.required:
+    if flag.invitee.required:
         lines.append("⚠️ " + _("They are required: without them the conference cannot decide."))
     markup = keyboard(
         [
@@ -604,18 +605,11 @@ async def set_new_date(update: Update, context: Context) -> None:
     if result is None:
         return
     tr = context.tr
-    if isinstance(result, Passed):
-        await say_below(update, context, tr.gettext("That time has passed. Choose another time."))
+    if await time_refused(
+        update, context, result, tr.gettext("That time has passed. Choose another time.")
+    ):
         return
-    if isinstance(result, Collision):
-        await say_below(
-            update,
-            context,
-            tr.gettext("That time now clashes with {code} at {when}. Choose another time.").format(
-                code=result.other_code, when=tr.datetime(result.other_starts_at)
-            ),
-        )
-        return
+    assert isinstance(result, Scheduled)
     await answer(
         update,
         tr.gettext(

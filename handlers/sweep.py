@@ -21,8 +21,6 @@ from bot.services import conferences, referrals
 from handlers.common import Context, keyboard
 from handlers.conference import sweep_polls
 from handlers.referral import alert_coordinators, delete_from_chat, urgency_text
-from scheduling import policy
-from scheduling.calendar import WorkingCalendar
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +43,8 @@ async def sweep(context: Context) -> None:
 async def sweep_referrals(context: Context) -> None:
     runtime = context.runtime
     now = runtime.clock.now()
-    calendar = runtime.calendar
     async with runtime.database.transaction() as session:
-        due = await referrals.due_work(session, now=now, calendar=calendar)
-        # Planned in the transaction that marks them done: a crash loses none of them.
-        await outbox.plan(session, _planned(due, now, calendar), now=now)
+        due = await referrals.due_work(session, now=now, calendar=runtime.calendar)
     for follow_up in due.follow_ups:
         done = await delete_from_chat(
             context, follow_up.referrer.chat_id, follow_up.submitted.message_refs
@@ -72,51 +67,6 @@ async def sweep_referrals(context: Context) -> None:
             len(due.nudges),
             len(due.follow_ups),
         )
-
-
-DRAFT_REMINDER = "referral.draft_reminder"
-DRAFT_EXPIRED = "referral.draft_expired"
-TRIAGE_NUDGE = "referral.triage_nudge"
-
-
-def _planned(
-    due: referrals.DueWork, now: datetime, calendar: WorkingCalendar
-) -> list[outbox.Planned]:
-    planned = []
-    for kind, found, expires in (
-        (DRAFT_REMINDER, due.reminders, now + policy.DRAFT_REMINDER_AFTER),
-        (DRAFT_EXPIRED, due.expired, None),
-    ):
-        for item in found:
-            member = item.referrer.member_id
-            planned.append(
-                outbox.Planned(
-                    key=f"{kind}:m{member}:{item.started_at.isoformat()}",
-                    kind=kind,
-                    subject=f"member:{member}",
-                    member_id=member,
-                    chat_id=item.referrer.chat_id,
-                    due_at=now,
-                    expires_at=expires,
-                    payload={"started_at": item.started_at.isoformat()},
-                )
-            )
-    day = calendar.local(now).date().isoformat()
-    for recipients, items in due.nudges:
-        for recipient in recipients:
-            planned.append(
-                outbox.Planned(
-                    key=f"{TRIAGE_NUDGE}:{day}:m{recipient.member_id}:r{items[0].id}",
-                    kind=TRIAGE_NUDGE,
-                    subject=f"member:{recipient.member_id}",
-                    member_id=recipient.member_id,
-                    chat_id=recipient.chat_id,
-                    due_at=now,
-                    expires_at=policy.triage_nudge_expires(now, calendar),
-                    payload={"referrals": [item.id for item in items]},
-                )
-            )
-    return planned
 
 
 async def _locale(context: Context, member_id: int) -> str:
@@ -153,9 +103,9 @@ async def render_triage_nudge(context: Context, row: Notification) -> Outgoing |
 
 def outbox_kinds() -> dict[str, Kind]:
     return {
-        DRAFT_REMINDER: Kind(render_draft_reminder),
-        DRAFT_EXPIRED: Kind(render_draft_expired),
-        TRIAGE_NUDGE: Kind(render_triage_nudge),
+        referrals.DRAFT_REMINDER: Kind(render_draft_reminder),
+        referrals.DRAFT_EXPIRED: Kind(render_draft_expired),
+        referrals.TRIAGE_NUDGE: Kind(render_triage_nudge),
     }
 
 

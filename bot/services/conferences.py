@@ -1125,10 +1125,17 @@ async def confirm(
         case=case.code,
         starts_at=slot.starts_at.isoformat(),
     )
+    return await scheduled(session, conference)
+
+
+async def scheduled(session: AsyncSession, conference: Conference) -> Scheduled:
+    """A conference that has its time, as the coordinator is told of it."""
+    case = await session.get_one(Case, conference.case_id)
+    assert conference.starts_at is not None
     return Scheduled(
         conference.id,
         case.code,
-        slot.starts_at,
+        conference.starts_at,
         conference.duration_minutes,
         conference.place,
         await _board(session, conference),
@@ -1207,16 +1214,7 @@ async def next_window(
     earliest = calendar.local(_earliest(calendar, now, defaults)).date()
     if first < earliest:
         first, last = calendar.planning_window(earliest, 0, max(length, 1))
-    invitations = list(
-        await session.scalars(select(Invitation).where(Invitation.conference_id == conference.id))
-    )
-    institutions = list(
-        await session.scalars(
-            select(Institution).where(
-                Institution.id.in_([i.institution_id for i in invitations if i.institution_id])
-            )
-        )
-    )
+    invitations, institutions = await _invited(session, conference)
     before = (conference.window_first, conference.window_last, conference.deadline)
     conference.window_first, conference.window_last = first, last
     conference.deadline = calendar.add_working_days(now, defaults.deadline)
@@ -1267,6 +1265,23 @@ async def next_window(
     )
     targets = await _targets(session, conference.id)
     return Started(conference.id, case.code, targets, links)
+
+
+async def _invited(
+    session: AsyncSession, conference: Conference
+) -> tuple[list[Invitation], list[Institution]]:
+    """A conference's invitations and the institutions among them."""
+    invitations = list(
+        await session.scalars(select(Invitation).where(Invitation.conference_id == conference.id))
+    )
+    institutions = list(
+        await session.scalars(
+            select(Institution).where(
+                Institution.id.in_([i.institution_id for i in invitations if i.institution_id])
+            )
+        )
+    )
+    return invitations, institutions
 
 
 async def _own_case(session: AsyncSession, actor: Actor, case_id: int, *, now: datetime) -> Case:
@@ -1562,16 +1577,7 @@ async def new_times(
         raise PollClosed("not scheduled")
     district = await session.get_one(District, conference.district_id)
     calendar = district_calendar(district)
-    invitations = list(
-        await session.scalars(select(Invitation).where(Invitation.conference_id == conference.id))
-    )
-    institutions = list(
-        await session.scalars(
-            select(Institution).where(
-                Institution.id.in_([i.institution_id for i in invitations if i.institution_id])
-            )
-        )
-    )
+    invitations, institutions = await _invited(session, conference)
     kept = (conference.window_first, conference.window_last, conference.deadline)
     first, last = calendar.planning_window(
         calendar.local(now).date(), defaults.starts_after, defaults.window

@@ -40,14 +40,17 @@ from bot.services.conferences import (
     Board,
     Collision,
     ConferenceError,
+    Invitee,
     Passed,
     Scheduled,
     _answerers,
     _board,
     _clash,
+    _invitee,
     _own_conference,
     _refused,
     district_calendar,
+    scheduled,
 )
 from bot.services.members import Actor
 from scheduling import policy
@@ -155,22 +158,44 @@ async def invite_everyone(session: AsyncSession, conference: Conference, *, now:
             .order_by(Invitation.id)
         )
     )
-    await session.execute(
-        update(Invitation)
-        .where(Invitation.conference_id == conference.id)
-        .values(
-            rsvp=Rsvp.PENDING, rsvp_by_id=None, rsvp_at=None, decline_reason=None, delegate_id=None
-        )
-    )
     for invitation in invitations:
-        await session.refresh(invitation)
-    for invitation in invitations:
+        invitation.rsvp = Rsvp.PENDING
+        invitation.rsvp_by_id = invitation.rsvp_at = invitation.delegate_id = None
+        invitation.decline_reason = None
         for member in await _invitees(session, invitation, conference):
             await _plan_invite(
                 session, conference, invitation.id, member, now=now, previous=previous
             )
     coordinator = await session.get_one(Member, conference.coordinator_id)
     await _plan_invite(session, conference, None, coordinator, now=now, previous=previous)
+
+
+def _planned(
+    conference: Conference,
+    invitation_id: int | None,
+    member: Member,
+    *,
+    kind: str,
+    key: str,
+    moment: policy.Moment,
+    **extra: object,
+) -> outbox.Planned:
+    """One row about this conference's current time for one member (`key` after the prefix)."""
+    return outbox.Planned(
+        key=f"{_prefix(conference)}{key}:m{member.id}",
+        kind=kind,
+        subject=_subject(conference.id),
+        member_id=member.id,
+        chat_id=member.chat_id,
+        due_at=moment.due,
+        expires_at=moment.expires,
+        payload={
+            "conference": conference.id,
+            "invitation": invitation_id,
+            "sequence": conference.sequence,
+            **extra,
+        },
+    )
 
 
 async def _plan_invite(
@@ -186,25 +211,18 @@ async def _plan_invite(
     """The invitation message (and its nudge) for one member; `again` makes a fresh key for a
     second invitation of the same member for the same time (a hand-over)."""
     assert conference.starts_at is not None
-    prefix = _prefix(conference)
     who = f"i{invitation_id}" if invitation_id is not None else "chair"
     if again:
         who = f"{who}:{again}"
     items = [
-        outbox.Planned(
-            key=f"{prefix}invite:{who}:m{member.id}",
+        _planned(
+            conference,
+            invitation_id,
+            member,
             kind=INVITE,
-            subject=_subject(conference.id),
-            member_id=member.id,
-            chat_id=member.chat_id,
-            due_at=now,
-            expires_at=conference.starts_at,
-            payload={
-                "conference": conference.id,
-                "invitation": invitation_id,
-                "sequence": conference.sequence,
-                "previous": previous.isoformat() if previous else None,
-            },
+            key=f"invite:{who}",
+            moment=policy.Moment("invite", now, conference.starts_at),
+            previous=previous.isoformat() if previous else None,
         )
     ]
     if invitation_id is not None:
@@ -212,19 +230,13 @@ async def _plan_invite(
         nudge = policy.rsvp_nudge(now, conference.starts_at, district_calendar(district))
         if nudge is not None:
             items.append(
-                outbox.Planned(
-                    key=f"{prefix}rsvp:{who}:m{member.id}",
+                _planned(
+                    conference,
+                    invitation_id,
+                    member,
                     kind=RSVP_NUDGE,
-                    subject=_subject(conference.id),
-                    member_id=member.id,
-                    chat_id=member.chat_id,
-                    due_at=nudge.due,
-                    expires_at=nudge.expires,
-                    payload={
-                        "conference": conference.id,
-                        "invitation": invitation_id,
-                        "sequence": conference.sequence,
-                    },
+                    key=f"{who}:rsvp",
+                    moment=nudge,
                 )
             )
     await outbox.plan(session, items, now=now)
@@ -242,19 +254,13 @@ async def _plan_reminders(
     await outbox.plan(
         session,
         [
-            outbox.Planned(
-                key=f"{_prefix(conference)}remind-{moment.name}:i{invitation_id}:m{member.id}",
+            _planned(
+                conference,
+                invitation_id,
+                member,
                 kind=REMINDER,
-                subject=_subject(conference.id),
-                member_id=member.id,
-                chat_id=member.chat_id,
-                due_at=moment.due,
-                expires_at=moment.expires,
-                payload={
-                    "conference": conference.id,
-                    "invitation": invitation_id,
-                    "sequence": conference.sequence,
-                },
+                key=f"i{invitation_id}:remind-{moment.name}",
+                moment=moment,
             )
             for moment in policy.conference_reminders(conference.starts_at, now)
         ],
@@ -296,13 +302,9 @@ async def answer(
     invitation.delegate_id = actor.member_id
     if rsvp is not Rsvp.DECLINED:
         invitation.decline_reason = None
-    prefix = _prefix(conference)
     # Nobody needs nudging about this invitation any more; the reminders follow the answer.
-    await outbox.cancel(session, prefix=f"{prefix}rsvp:i{invitation.id}:", now=now)
-    for name in ("remind-2d", "remind-2h"):
-        await outbox.cancel(session, prefix=f"{prefix}{name}:i{invitation.id}:", now=now)
+    await _cancel_follow_ups(session, conference, invitation.id, now=now)
     if rsvp in (Rsvp.ACCEPTED, Rsvp.TENTATIVE):
-        # A changed answer plans again: the keys of the earlier plan are taken, so a new one.
         await _plan_reminders(session, conference, invitation.id, member, now=now)
         await _revive_reminders(session, conference, invitation.id, member.id)
     flagged = rsvp is Rsvp.DECLINED and before is not Rsvp.DECLINED
@@ -325,19 +327,37 @@ async def answer(
     )
 
 
+def _invitation_prefix(conference: Conference, invitation_id: int) -> str:
+    """Keys of an invitation's reminders and nudges for the current time start with this."""
+    return f"{_prefix(conference)}i{invitation_id}:"
+
+
+async def _cancel_follow_ups(
+    session: AsyncSession, conference: Conference, invitation_id: int, *, now: datetime
+) -> None:
+    """The invitation's pending reminders and RSVP nudges, whoever they were for."""
+    await outbox.cancel(
+        session,
+        prefix=_invitation_prefix(conference, invitation_id),
+        kinds=(REMINDER, RSVP_NUDGE),
+        now=now,
+    )
+
+
 async def _revive_reminders(
     session: AsyncSession, conference: Conference, invitation_id: int, member_id: int
 ) -> None:
-    """Accept, decline, accept again: the reminders cancelled by the decline come back."""
-    prefix = _prefix(conference)
+    """Accept, decline, accept again: the reminders cancelled by the decline come back (their
+    keys are taken, so planning them again would not)."""
     await session.execute(
         update(OutboxRow)
         .where(
             OutboxRow.kind == REMINDER,
             OutboxRow.status == OutboxStatus.CANCELLED,
             OutboxRow.member_id == member_id,
-            OutboxRow.key.startswith(prefix, autoescape=True),
-            OutboxRow.key.contains(f":i{invitation_id}:", autoescape=True),
+            OutboxRow.key.startswith(
+                _invitation_prefix(conference, invitation_id), autoescape=True
+            ),
         )
         .values(status=OutboxStatus.PENDING, done_at=None, outcome=None)
     )
@@ -352,17 +372,12 @@ async def _plan_flag(
     now: datetime,
 ) -> None:
     coordinator = await session.get_one(Member, conference.coordinator_id)
-    count = await session.scalar(
-        select(OutboxRow.id)
-        .where(OutboxRow.kind == FLAG, OutboxRow.subject == _subject(conference.id))
-        .order_by(OutboxRow.id.desc())
-        .limit(1)
-    )
     await outbox.plan(
         session,
         [
             outbox.Planned(
-                key=f"{_prefix(conference)}flag:i{invitation.id}:{what}:{(count or 0) + 1}",
+                # Every decline is flagged, also a second one: a fresh key each time.
+                key=f"{_prefix(conference)}flag:i{invitation.id}:{what}:{uuid.uuid4().hex}",
                 kind=FLAG,
                 subject=_subject(conference.id),
                 member_id=coordinator.id,
@@ -410,6 +425,12 @@ async def colleagues(
 ) -> list[Colleague]:
     """The members of the actor's institution the invitation can be handed to."""
     invitation, conference = await _answerable(session, actor, invitation_id, sequence, now=now)
+    return await _colleagues(session, actor, invitation, conference)
+
+
+async def _colleagues(
+    session: AsyncSession, actor: Actor, invitation: Invitation, conference: Conference
+) -> list[Colleague]:
     if invitation.kind is not InvitationKind.INSTITUTION:
         return []
     people = await _answerers(session, invitation, conference)
@@ -427,9 +448,7 @@ async def hand_over(
 ) -> tuple[InviteView, str]:
     """The invitation goes to a colleague, who answers for it from now on."""
     invitation, conference = await _answerable(session, actor, invitation_id, sequence, now=now)
-    allowed = {
-        c.member_id: c for c in await colleagues(session, actor, invitation_id, sequence, now=now)
-    }
+    allowed = {c.member_id for c in await _colleagues(session, actor, invitation, conference)}
     if colleague_id not in allowed:
         raise _refused(
             actor, "invitation.hand_over", invitation_id, now=now, subject_type="invitation"
@@ -439,10 +458,7 @@ async def hand_over(
     invitation.rsvp = Rsvp.PENDING
     invitation.rsvp_by_id = None
     invitation.rsvp_at = None
-    prefix = _prefix(conference)
-    await outbox.cancel(session, prefix=f"{prefix}rsvp:i{invitation.id}:", now=now)
-    for name in ("remind-2d", "remind-2h"):
-        await outbox.cancel(session, prefix=f"{prefix}{name}:i{invitation.id}:", now=now)
+    await _cancel_follow_ups(session, conference, invitation.id, now=now)
     await _plan_invite(
         session, conference, invitation.id, colleague, now=now, again=f"h{int(now.timestamp())}"
     )
@@ -569,7 +585,7 @@ async def _view(
         )
     else:
         rows = [invitation] if invitation is not None else []
-    attendees = tuple([await _attendee(session, row, member_id) for row in rows])
+    attendees = tuple([await _attendee(session, row) for row in rows])
     chair = Attendee(
         None,
         None,
@@ -616,7 +632,8 @@ async def _view(
     )
 
 
-async def _attendee(session: AsyncSession, invitation: Invitation, member_id: int) -> Attendee:
+async def _attendee(session: AsyncSession, invitation: Invitation) -> Attendee:
+    """An invitee as the calendar file lists it (the reader's own address is the handler's)."""
     name = ""
     if invitation.institution_id is not None:
         name = (await session.get_one(Institution, invitation.institution_id)).name
@@ -628,11 +645,6 @@ async def _attendee(session: AsyncSession, invitation: Invitation, member_id: in
         person = member.display_name if invitation.kind is InvitationKind.INSTITUTION else None
         if member.email:
             address = member.email
-    if invitation.institution_id is not None and person_id is None:
-        # Not yet known who comes: the reader's own address, if the invitation is theirs.
-        reader = await session.get_one(Member, member_id)
-        if reader.institution_id == invitation.institution_id and reader.email:
-            address = reader.email
     return Attendee(
         invitation.id,
         invitation.kind,
@@ -677,20 +689,7 @@ async def reschedule(
         starts_at=starts_at.isoformat(),
         previous=before.isoformat() if before else None,
     )
-    return await scheduled_result(session, conference)
-
-
-async def scheduled_result(session: AsyncSession, conference: Conference) -> Scheduled:
-    case = await session.get_one(Case, conference.case_id)
-    assert conference.starts_at is not None
-    return Scheduled(
-        conference.id,
-        case.code,
-        conference.starts_at,
-        conference.duration_minutes,
-        conference.place,
-        await _board(session, conference),
-    )
+    return await scheduled(session, conference)
 
 
 async def cancel_conference(
@@ -752,11 +751,7 @@ class Flag:
     case_code: str
     conference_id: int
     starts_at: datetime | None
-    invitee_name: str
-    kind: InvitationKind
-    number: int
-    required: bool
-    person: str | None
+    invitee: Invitee  # rsvp_by: who declined
     what: str  # "declined" or "reason"
     reason: str | None
     current: bool  # still the answer (not changed since)
@@ -770,21 +765,11 @@ async def flag_view(
     if conference is None or invitation is None:
         return None
     case = await session.get_one(Case, conference.case_id)
-    name = ""
-    if invitation.institution_id is not None:
-        name = (await session.get_one(Institution, invitation.institution_id)).name
-    person = None
-    if invitation.rsvp_by_id is not None:
-        person = (await session.get_one(Member, invitation.rsvp_by_id)).display_name
     return Flag(
         case_code=case.code,
         conference_id=conference.id,
         starts_at=conference.starts_at,
-        invitee_name=name,
-        kind=invitation.kind,
-        number=invitation.number,
-        required=invitation.required,
-        person=person,
+        invitee=await _invitee(session, invitation),
         what=what,
         reason=reason_of(invitation, cipher),
         current=conference.status is ConferenceStatus.SCHEDULED

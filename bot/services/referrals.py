@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import outbox
 from bot.crypto import Cipher
 from bot.db import insert_if_absent
 from bot.models import (
@@ -800,15 +801,60 @@ class DueWork:
         return bool(self.reminders or self.expired or self.nudges or self.follow_ups)
 
 
+DRAFT_REMINDER = "referral.draft_reminder"
+DRAFT_EXPIRED = "referral.draft_expired"
+TRIAGE_NUDGE = "referral.triage_nudge"
+
+
+def _planned(due: DueWork, now: datetime, calendar: WorkingCalendar) -> list[outbox.Planned]:
+    planned = []
+    for kind, found, expires in (
+        (DRAFT_REMINDER, due.reminders, now + policy.DRAFT_REMINDER_AFTER),
+        (DRAFT_EXPIRED, due.expired, None),
+    ):
+        for item in found:
+            member = item.referrer.member_id
+            planned.append(
+                outbox.Planned(
+                    key=f"{kind}:m{member}:{item.started_at.isoformat()}",
+                    kind=kind,
+                    subject=f"member:{member}",
+                    member_id=member,
+                    chat_id=item.referrer.chat_id,
+                    due_at=now,
+                    expires_at=expires,
+                    payload={"started_at": item.started_at.isoformat()},
+                )
+            )
+    day = calendar.local(now).date().isoformat()
+    for recipients, items in due.nudges:
+        for recipient in recipients:
+            planned.append(
+                outbox.Planned(
+                    key=f"{TRIAGE_NUDGE}:{day}:m{recipient.member_id}:r{items[0].id}",
+                    kind=TRIAGE_NUDGE,
+                    subject=f"member:{recipient.member_id}",
+                    member_id=recipient.member_id,
+                    chat_id=recipient.chat_id,
+                    due_at=now,
+                    expires_at=policy.triage_nudge_expires(now, calendar),
+                    payload={"referrals": [item.id for item in items]},
+                )
+            )
+    return planned
+
+
 async def due_work(session: AsyncSession, *, now: datetime, calendar: WorkingCalendar) -> DueWork:
-    """What has come due by now; each is marked done in the same transaction, in which the
-    caller plans the messages in the outbox: nothing is sent twice and nothing is lost."""
-    return DueWork(
+    """What has come due by now; each is marked done and its message planned in the outbox in
+    the same transaction: nothing is sent twice and nothing is lost."""
+    due = DueWork(
         reminders=await _drafts_to_remind(session, now=now, calendar=calendar),
         expired=await _expire_drafts(session, now=now),
         nudges=await _waiting_to_nudge(session, now=now, calendar=calendar),
         follow_ups=await _follow_ups(session, now=now),
     )
+    await outbox.plan(session, _planned(due, now, calendar), now=now)
+    return due
 
 
 async def still_waiting(session: AsyncSession, referral_ids: list[int]) -> list[Waiting]:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from bot import outbox
 from bot.clock import FakeClock
 from bot.models import InstitutionKind, Member, OutboxRow, OutboxStatus, Role
-from handlers.sweep import DRAFT_EXPIRED
+from bot.services.referrals import DRAFT_EXPIRED
 from tests.e2e.conftest import RunningBot
 
 
