@@ -15,7 +15,9 @@ from telegram.ext import (
     ApplicationBuilder,
     ContextTypes,
     Defaults,
+    ExtBot,
 )
+from telegram.request import HTTPXRequest
 
 from bot import outbox
 from bot.persistence import DatabasePersistence
@@ -41,16 +43,15 @@ def build_application(runtime: Runtime) -> RoundTableApp:
     if settings.token is None:
         raise ValueError("a token is needed to build the application")
     processor = OrderedUpdateProcessor(MAX_CONCURRENT_UPDATES)
+    defaults = Defaults(
+        parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)
+    )
     application = (
         ApplicationBuilder()
         .token(settings.token.get_secret_value())
         .base_url(settings.bot_api_url)
         .base_file_url(settings.bot_file_url)
-        .defaults(
-            Defaults(
-                parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)
-            )
-        )
+        .defaults(defaults)
         .context_types(ContextTypes(context=Context, bot_data=dict, chat_data=dict, user_data=dict))
         .persistence(DatabasePersistence(runtime.database, runtime.cipher))
         .concurrent_updates(processor)
@@ -91,12 +92,29 @@ def build_application(runtime: Runtime) -> RoundTableApp:
     application.bot_data[outbox.DISPATCHER_KEY] = outbox.Dispatcher(
         runtime,
         {**invitations.outbox_kinds(), **conference.outbox_kinds(), **referral_kinds()},
+        _outbox_bot(runtime, defaults),
         per_second=settings.outbox_per_second,
         concurrency=settings.outbox_concurrency,
     )
     # At start: whatever is due, including what a crash left in flight.
     job_queue.run_once(outbox.dispatch_job, 0, name=outbox.JOB_NAME)
     return application
+
+
+def _outbox_bot(runtime: Runtime, defaults: Defaults) -> ExtBot[Any]:
+    """The outbox's own connection to Telegram, whose rate limiter never retries a 429 itself:
+    the dispatcher puts the row back until the time Telegram gave and holds its pacer, so a
+    flood wait neither freezes the handlers' replies nor keeps a send slot waiting."""
+    settings = runtime.settings
+    assert settings.token is not None
+    return ExtBot(
+        settings.token.get_secret_value(),
+        base_url=settings.bot_api_url,
+        base_file_url=settings.bot_file_url,
+        defaults=defaults,
+        request=HTTPXRequest(connection_pool_size=settings.outbox_concurrency + 1),
+        rate_limiter=AIORateLimiter(max_retries=0),
+    )
 
 
 async def _announce(application: RoundTableApp) -> None:
@@ -109,7 +127,8 @@ async def serve(application: RoundTableApp, stop: asyncio.Event) -> None:
     """Run until stop is set: long polling, or webhook mode when a webhook URL is configured."""
     runtime: Runtime = application.bot_data[RUNTIME_KEY]
     settings = runtime.settings
-    async with application:
+    dispatcher: outbox.Dispatcher = application.bot_data[outbox.DISPATCHER_KEY]
+    async with application, dispatcher.bot:
         await _announce(application)
         updater = application.updater
         assert updater is not None

@@ -13,8 +13,10 @@ send time in the recipient's language from what is true then, and sends it:
   Telegram has it, so a SIGKILL can repeat at most the rows in flight at that moment;
 - a row whose moment passed while the bot was down is sent late only before its `expires_at`,
   otherwise it is skipped;
-- 429 puts the row back until the time Telegram gave, 5xx and network errors retry with backoff,
-  403 marks the person unreachable (and the kind may tell someone), 400 is given up and logged.
+- 429 puts the row back until the time Telegram gave and holds the pacer (the outbox has a bot
+  of its own whose rate limiter does not retry, so a flood wait never freezes the handlers'
+  replies), 5xx and network errors retry with backoff, 403 marks the person unreachable (and
+  the kind may tell someone), 400 is given up and logged.
 
 Rows claimed by a process that died are released when the next dispatcher starts, and any
 claim older than the lease is released by whoever runs.
@@ -27,6 +29,7 @@ import logging
 import math
 import time
 import uuid
+import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -35,9 +38,10 @@ from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram import InlineKeyboardMarkup, InputFile, Message
+from telegram import Bot, InlineKeyboardMarkup, InputFile, Message
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import Application, CallbackContext
+from telegram.warnings import PTBDeprecationWarning
 
 from bot.db import insert_if_absent
 from bot.models import OutboxRow, OutboxStatus
@@ -341,6 +345,7 @@ class Dispatcher:
         self,
         runtime: Runtime,
         kinds: Mapping[str, Kind],
+        bot: Bot,
         *,
         concurrency: int = 8,
         per_second: float = 29.0,
@@ -352,6 +357,7 @@ class Dispatcher:
     ) -> None:
         self.runtime = runtime
         self.kinds = kinds
+        self.bot = bot  # the outbox's own: its rate limiter must not retry a 429 (bot.app)
         self.worker = uuid.uuid4().hex
         self.concurrency = concurrency
         self.batch = batch
@@ -419,7 +425,7 @@ class Dispatcher:
                 return
             await self.pacer.overall()
             try:
-                message = await self._send(context, row.chat_id, outgoing)
+                message = await self._send(row.chat_id, outgoing)
             except TelegramError as error:
                 await self._not_sent(context, row, error, counts)
                 return
@@ -454,8 +460,10 @@ class Dispatcher:
         counts: Counts,
     ) -> None:
         now = self.runtime.clock.now()
-        if isinstance(error, RetryAfter):  # AIORateLimiter's own retries did not get through
-            wait = error.retry_after
+        if isinstance(error, RetryAfter):
+            with warnings.catch_warnings():  # an int now, a timedelta in a future major
+                warnings.simplefilter("ignore", PTBDeprecationWarning)
+                wait = error.retry_after
             seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
             self.pacer.hold(seconds)
             async with self.runtime.database.transaction() as session:
@@ -494,10 +502,8 @@ class Dispatcher:
             await retry_later(session, row.id, at=at, attempts=attempts)
         counts.retried += 1
 
-    async def _send(
-        self, context: CallbackContext[Any, Any, Any, Any], chat_id: int, outgoing: Outgoing
-    ) -> Message:
-        bot = context.bot
+    async def _send(self, chat_id: int, outgoing: Outgoing) -> Message:
+        bot = self.bot
         protect = outgoing.protect or None
         if outgoing.document is None:
             message: Message = await bot.send_message(

@@ -99,7 +99,7 @@ class BotApiSandbox:
         self._host = "127.0.0.1"
         self._port: int | None = None
         self._handlers = self._method_table()
-        self._faults: dict[str, list[int]] = {}
+        self._faults: dict[str, list[tuple[int, int]]] = {}
         self._person_context = PersonContext(
             bot_user=self.bot_user,
             files=self._files,
@@ -208,10 +208,12 @@ class BotApiSandbox:
         """What setMyCommands stored for exactly this scope and language ([] if nothing)."""
         return list(self._commands.get(_commands_key(scope, language_code), []))
 
-    def fail_next(self, method: str, status: int = 500, *, times: int = 1) -> None:
+    def fail_next(
+        self, method: str, status: int = 500, *, times: int = 1, retry_after: int = 5
+    ) -> None:
         """Answer the next `times` calls of a Bot API method with an error (e.g. 500 or 502),
-        as Telegram sometimes does."""
-        self._faults.setdefault(method.lower(), []).extend([status] * times)
+        as Telegram sometimes does; 429 comes with `retry_after` seconds."""
+        self._faults.setdefault(method.lower(), []).extend([(status, retry_after)] * times)
 
     def pending_updates(self) -> int:
         """Updates queued and not yet confirmed by getUpdates or the webhook."""
@@ -281,7 +283,11 @@ class BotApiSandbox:
             raise ApiError(404, f"Not Found: method {name} is not implemented by the sandbox")
         faults = self._faults.get(name.lower())
         if faults:
-            status = faults.pop(0)
+            status, retry_after = faults.pop(0)
+            if status == 429:
+                raise ApiError(
+                    429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after
+                )
             raise ApiError(status, "Bad Gateway" if status == 502 else "Internal Server Error")
         return entry
 
