@@ -661,13 +661,13 @@ def _unix(moment: datetime) -> int:
 # Answering a coordinator's question.
 
 
-async def start_reply(update: Update, context: Context) -> str | int:
+async def start_reply(update: Update, context: Context) -> str | int | None:
     query = update.callback_query
     parts = parse_callback(query.data if query else None, "rf") or []
     referral_id = parse_id(parts[1]) if len(parts) == 2 else None
     if referral_id is None:
         await no_longer_active(update, context)
-        return ConversationHandler.END
+        return None  # stale or refused: whatever dialog they were in goes on
     runtime = context.runtime
     tr = context.tr
     try:
@@ -677,10 +677,10 @@ async def start_reply(update: Update, context: Context) -> str | int:
             )
     except PermissionDenied:
         await answer(update, tr.gettext("You are not allowed to do that."))
-        return ConversationHandler.END
+        return None  # stale or refused: whatever dialog they were in goes on
     except referrals.NotWaitingForAnswer:
         await _answered_already(update, context)
-        return ConversationHandler.END
+        return None  # stale or refused: whatever dialog they were in goes on
     context.user_data[REPLY_TO] = referral_id  # type: ignore[index]
     assert query is not None
     await acknowledge(query)
