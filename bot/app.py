@@ -23,7 +23,17 @@ from bot import outbox
 from bot.persistence import DatabasePersistence
 from bot.processor import OrderedUpdateProcessor
 from bot.runtime import Runtime
-from handlers import conference, guard, invitations, invite, members, referral, start, triage
+from handlers import (
+    conference,
+    guard,
+    invitations,
+    invite,
+    members,
+    referral,
+    start,
+    tasks,
+    triage,
+)
 from handlers.common import RUNTIME_KEY, Context, Data
 from handlers.errors import on_error
 from handlers.menus import set_stranger_menus
@@ -73,10 +83,12 @@ def build_application(runtime: Runtime) -> RoundTableApp:
         triage.handlers(),
         conference.handlers(),
         invitations.handlers(),
+        tasks.handlers(),
         referral.command_handlers()
         + triage.command_handlers()
         + conference.command_handlers()
-        + invitations.command_handlers(),
+        + invitations.command_handlers()
+        + tasks.command_handlers(),
         start.general_handlers(),
         # Last: stale buttons and messages no dialog is waiting for.
         start.last_resort_handlers(),
@@ -91,7 +103,12 @@ def build_application(runtime: Runtime) -> RoundTableApp:
     )
     application.bot_data[outbox.DISPATCHER_KEY] = outbox.Dispatcher(
         runtime,
-        {**invitations.outbox_kinds(), **conference.outbox_kinds(), **referral_kinds()},
+        {
+            **invitations.outbox_kinds(),
+            **conference.outbox_kinds(),
+            **referral_kinds(),
+            **tasks.outbox_kinds(),
+        },
         _outbox_bot(runtime, defaults),
         per_second=settings.outbox_per_second,
         concurrency=settings.outbox_concurrency,

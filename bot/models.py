@@ -364,6 +364,12 @@ class Conference(Base):
     # The time participants were last invited to (a new poll keeps it until a new time is set).
     invited_starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # The outcome, once held: the summary of the situation (encrypted), when the record was
+    # finished, and by when the review conference should meet; a review names what it reviews.
+    summary: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    review_by: Mapped[date | None] = mapped_column(Date(), default=None)
+    review_of_id: Mapped[int | None] = mapped_column(ForeignKey("conferences.id"), default=None)
 
 
 class ConferenceSlot(Base):
@@ -416,6 +422,10 @@ class Invitation(Base):
     rsvp_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     delegate_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), default=None)
     decline_reason: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)  # encrypted
+    # Who came, as recorded after the conference: None until recorded (prefilled from the
+    # answers); attendee_id is the member who came (a colleague instead of the one invited).
+    attended: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    attendee_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), default=None)
 
 
 class InviteMessage(Base):
@@ -502,6 +512,58 @@ class OutboxRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class TaskStatus(enum.StrEnum):
+    OPEN = "open"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class TaskParty(enum.StrEnum):
+    """Who owns a task: a member, or the child or a guardian (no Telegram; a member follows it
+    up and gets the nudges)."""
+
+    MEMBER = "member"
+    CHILD = "child"
+    GUARDIAN = "guardian"
+
+
+class Task(Base):
+    """A task of the plan agreed at a conference: what, who, by when. Overdue is derived."""
+
+    __tablename__ = "tasks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    conference_id: Mapped[int] = mapped_column(ForeignKey("conferences.id"), index=True)
+    title: Mapped[bytes] = mapped_column(LargeBinary)  # encrypted; shown in chats by design
+    party: Mapped[TaskParty] = mapped_column(_enum(TaskParty), default=TaskParty.MEMBER)
+    party_name: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)  # encrypted
+    owner_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    due_on: Mapped[date] = mapped_column(Date())
+    status: Mapped[TaskStatus] = mapped_column(_enum(TaskStatus), index=True)
+    # Raised by every change of owner or due date: the nudges' keys carry it.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When the owner was told (the record finished, or the task added later).
+    issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # An owner's request for more time, until the coordinator decides.
+    asked_due_on: Mapped[date | None] = mapped_column(Date(), default=None)
+
+
+class TaskNote(Base):
+    """A progress note, the note of a task done, or a reason for more time."""
+
+    __tablename__ = "task_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # note, done, more_time
+    body: Mapped[bytes] = mapped_column(LargeBinary)  # encrypted
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 # Every column that holds ciphertext, with its table's primary key: `roundtable rotate-key`
 # re-encrypts exactly these.
 ENCRYPTED_COLUMNS: tuple[tuple[type[Base], str, str], ...] = (
@@ -510,4 +572,8 @@ ENCRYPTED_COLUMNS: tuple[tuple[type[Base], str, str], ...] = (
     (UserData, "user_id", "data"),
     (ChatData, "chat_id", "data"),
     (Invitation, "id", "decline_reason"),
+    (Conference, "id", "summary"),
+    (Task, "id", "title"),
+    (Task, "id", "party_name"),
+    (TaskNote, "id", "body"),
 )

@@ -23,6 +23,8 @@ BY_ROLE: dict[Role, tuple[tuple[str, str], ...]] = {
     Role.COORDINATOR: (
         ("referrals", N_("Referrals waiting for a decision")),
         ("cases", N_("Open cases")),
+        ("agenda", N_("Your case conferences in the coming weeks")),
+        ("tasks", N_("Your open tasks")),
         ("refer", N_("Report a concern about a child")),
         ("myreferrals", N_("The status of your referrals")),
         ("invite", N_("Create a one-time invite link")),
@@ -30,8 +32,9 @@ BY_ROLE: dict[Role, tuple[tuple[str, str], ...]] = {
     Role.REFERRER: (
         ("refer", N_("Report a concern about a child")),
         ("myreferrals", N_("The status of your referrals")),
+        ("tasks", N_("Your open tasks")),
     ),
-    Role.PARTICIPANT: (),
+    Role.PARTICIPANT: (("tasks", N_("Your open tasks")),),
 }
 STRANGER = (("start", N_("Join with your invite link")),)
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from bot import outbox
 from bot.i18n import Translator
 from bot.outbox import Kind, Notification, Outgoing
-from bot.services import conferences, referrals
+from bot.services import conferences, referrals, tasks
 from handlers.common import Context, keyboard
 from handlers.conference import sweep_polls
 from handlers.referral import alert_coordinators, delete_from_chat, urgency_text
@@ -30,7 +30,7 @@ NUDGE_LIST_LIMIT = 20
 async def sweep(context: Context) -> None:
     """Each kind of work on its own: one failing does not hold up the others. Then the outbox
     sends what the sweep planned and whatever else has come due."""
-    for part in (sweep_referrals, sweep_polls):
+    for part in (sweep_referrals, sweep_polls, sweep_digests):
         try:
             await part(context)
         except Exception:
@@ -67,6 +67,13 @@ async def sweep_referrals(context: Context) -> None:
             len(due.nudges),
             len(due.follow_ups),
         )
+
+
+async def sweep_digests(context: Context) -> None:
+    """Each coordinator's Monday digest, planned ahead in the outbox (once per week)."""
+    runtime = context.runtime
+    async with runtime.database.transaction() as session:
+        await tasks.plan_digests(session, now=runtime.clock.now())
 
 
 async def _locale(context: Context, member_id: int) -> str:

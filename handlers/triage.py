@@ -17,7 +17,7 @@ from telegram.ext import (
 
 from bot.i18n import N_, Translator
 from bot.models import ConferenceStatus, Consent, NoteKind, ReferralStatus
-from bot.services import conferences, referrals
+from bot.services import referrals, tasks
 from bot.services.errors import PermissionDenied
 from bot.services.referrals import AlreadyDecided, Details, Rejected
 from handlers.common import (
@@ -437,7 +437,9 @@ async def show_cases(update: Update, context: Context, page: int = 0) -> None:
             cases = await referrals.open_cases(
                 session, context.require_actor(), now=runtime.clock.now()
             )
-            steps = await conferences.next_steps(session, [case.id for case in cases])
+            steps = await tasks.case_steps(
+                session, [case.id for case in cases], now=runtime.clock.now()
+            )
     except PermissionDenied:
         await answer(update, _("Only coordinators see the district's cases."))
         return
@@ -453,25 +455,45 @@ async def show_cases(update: Update, context: Context, page: int = 0) -> None:
                 code=case.code, date=tr.date(case.opened_at), name=esc(case.manager)
             )
         )
-        step = steps.get(case.id)
-        if step is None:
+        step = steps[case.id]
+        conference = step.conference
+        if step.to_record and conference is not None:
+            lines.append("   " + _("Next step: record the outcome of the case conference."))
+            rows.append(
+                [("📝 " + _("Record: {code}").format(code=case.code), f"rc:o:{conference.id}")]
+            )
+        elif conference is None or conference.status is ConferenceStatus.HELD:
             lines.append("   " + _("Next step: plan a case conference."))
+            if step.review_by is not None:
+                lines.append(
+                    "   " + _("Review conference by {date}.").format(date=tr.day(step.review_by))
+                )
             rows.append([("📅 " + _("Plan: {code}").format(code=case.code), f"cf:n:{case.id}")])
-        elif step.status is ConferenceStatus.POLLING:
+        elif conference.status is ConferenceStatus.POLLING:
             lines.append(
                 "   "
                 + _("Poll for a date running, answers until {deadline}.").format(
-                    deadline=tr.datetime(step.deadline)
+                    deadline=tr.datetime(conference.deadline)
                 )
             )
-            rows.append([("📊 " + _("Poll: {code}").format(code=case.code), f"cf:b:{step.id}")])
-        elif step.starts_at is not None:
+            rows.append(
+                [("📊 " + _("Poll: {code}").format(code=case.code), f"cf:b:{conference.id}")]
+            )
+        elif conference.starts_at is not None:
             lines.append(
                 "   "
                 + _("Case conference on {when}, {place}.").format(
-                    when=tr.datetime(step.starts_at), place=esc(step.place)
+                    when=tr.datetime(conference.starts_at), place=esc(conference.place)
                 )
             )
+        if step.open_tasks:
+            lines.append(
+                "   "
+                + _("Tasks open: {open}, overdue: {overdue}.").format(
+                    open=step.open_tasks, overdue=step.overdue_tasks
+                )
+            )
+        rows.append([("✖️ " + _("Close: {code}").format(code=case.code), f"cc:c:{case.id}")])
     if nav := shown.nav_row("cs"):
         rows.append(nav)
     await answer(update, "\n".join(lines), keyboard(rows) if rows else None)

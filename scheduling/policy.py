@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from scheduling.calendar import WorkingCalendar
 
@@ -113,3 +114,75 @@ def rsvp_nudge(
 def triage_nudge_expires(due: datetime, calendar: WorkingCalendar) -> datetime:
     """A nudge about waiting referrals is worth sending late until the next one is due."""
     return calendar.add_working_days(due, 1)
+
+
+# Tasks of the agreed plan: nudges to the owner, an alert to the coordinator, the Monday digest.
+
+TASK_NUDGE_TIME = time(9, 0)  # local: people read it at the start of their day
+TASK_NUDGE_DAYS = (-3, 0, 1)  # 3 days before due, on the due day, 1 day overdue, ...
+TASK_WEEKLY_FROM = 8  # ... then weekly: 8, 15, 22, ... days overdue
+TASK_WEEKLY_UNTIL = 92  # about three months overdue: by then the review conference has met
+TASK_ALERT_DAYS = 7  # the coordinator is alerted at 7 days overdue
+REVIEW_WITHIN_MONTHS = 3
+DIGEST_WEEKDAY = 0  # Monday
+DIGEST_TIME = time(8, 0)
+
+
+def _at(day: date, moment: time, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, moment, tzinfo=zone).astimezone(UTC)
+
+
+def task_nudges(due_on: date, zone: ZoneInfo, now: datetime) -> list[Moment]:
+    """The owner's nudges at 09:00 local: 3 days before, on the day, a day overdue, then every
+    week. Each missed one is still worth sending until the next takes over; those already past
+    when the task is planned are left out (the owner has just been told)."""
+    offsets = [*TASK_NUDGE_DAYS, *range(TASK_WEEKLY_FROM, TASK_WEEKLY_UNTIL + 1, 7)]
+    moments: list[Moment] = []
+    for position, offset in enumerate(offsets):
+        due = _at(due_on + timedelta(days=offset), TASK_NUDGE_TIME, zone)
+        following = offsets[position + 1 : position + 2]
+        expires = (
+            _at(due_on + timedelta(days=following[0]), TASK_NUDGE_TIME, zone)
+            if following
+            else due + timedelta(days=7)
+        )
+        if due > now:
+            moments.append(Moment(_offset_name(offset), due, expires))
+    return moments
+
+
+def _offset_name(offset: int) -> str:
+    if offset < 0:
+        return f"before-{-offset}d"
+    return "due" if offset == 0 else f"over-{offset}d"
+
+
+def task_alert(due_on: date, zone: ZoneInfo) -> Moment:
+    """The coordinator's alert at 7 days overdue, worth sending late as long as it is open."""
+    due = _at(due_on + timedelta(days=TASK_ALERT_DAYS), TASK_NUDGE_TIME, zone)
+    return Moment("alert", due, due + timedelta(days=30))
+
+
+def review_by(held_on: date) -> date:
+    """The review conference meets at the latest three months after the conference."""
+    month = held_on.month - 1 + REVIEW_WITHIN_MONTHS
+    year, month = held_on.year + month // 12, month % 12 + 1
+    for day in range(held_on.day, 0, -1):  # 30 November + 3 months: the end of February
+        try:
+            return date(year, month, day)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def weekly_digest(now: datetime, zone: ZoneInfo) -> Moment:
+    """The coordinators' digest: the next Monday 08:00 local after now. Planned a week ahead,
+    so one missed while the bot was down is still sent late, until the end of that Monday; one
+    planned for the first time on a Monday afternoon waits for the next Monday."""
+    local = now.astimezone(zone)
+    day = local.date() + timedelta(days=(DIGEST_WEEKDAY - local.weekday()) % 7)
+    due = _at(day, DIGEST_TIME, zone)
+    if due <= now:
+        day += timedelta(days=7)
+        due = _at(day, DIGEST_TIME, zone)
+    return Moment(day.isoformat(), due, _at(day + timedelta(days=1), time(0), zone))

@@ -385,7 +385,7 @@ async def new_plan(
         elif choice.kind in kinds:
             invited[choice.institution_id] = choice.kind in REQUIRED_KINDS
     district = await session.get_one(District, actor.district_id)
-    return Plan(
+    plan = Plan(
         case_id=case.id,
         invited=invited,
         minutes=defaults.minutes,
@@ -393,6 +393,116 @@ async def new_plan(
         starts_after=defaults.starts_after,
         window=defaults.window,
     )
+    held = await _last_held(session, case.id)
+    if held is not None:
+        await _as_review(session, plan, held, district, now=now)
+    return plan
+
+
+async def _last_held(session: AsyncSession, case_id: int) -> Conference | None:
+    return await session.scalar(
+        select(Conference)
+        .where(Conference.case_id == case_id, Conference.status == ConferenceStatus.HELD)
+        .order_by(Conference.starts_at.desc(), Conference.id.desc())
+        .limit(1)
+    )
+
+
+async def _as_review(
+    session: AsyncSession, plan: Plan, held: Conference, district: District, *, now: datetime
+) -> None:
+    """A review conference starts from the last one: the same table, length and place, and a
+    window that ends by the review date (three months after) rather than in three weeks."""
+    invitations = list(
+        await session.scalars(
+            select(Invitation).where(Invitation.conference_id == held.id).order_by(Invitation.id)
+        )
+    )
+    plan.invited = {
+        i.institution_id: i.required
+        for i in invitations
+        if i.kind is InvitationKind.INSTITUTION and i.institution_id is not None
+    }
+    plan.guardians = [
+        "offline" if i.kind is InvitationKind.OFFLINE else "link"
+        for i in invitations
+        if i.kind is not InvitationKind.INSTITUTION
+    ]
+    plan.minutes = held.duration_minutes
+    plan.place = held.place
+    if held.review_by is not None:
+        calendar = district_calendar(district)
+        today = calendar.local(now).date()
+        left = len(calendar.working_days(today, held.review_by)) - 1
+        plan.starts_after = max(plan.starts_after, left - plan.window)
+
+
+async def fix_review(
+    session: AsyncSession, actor: Actor, held_id: int, starts_at: datetime, *, now: datetime
+) -> Scheduled | Collision | Passed:
+    """The review conference at a date the table agreed on: the same invitees, no poll."""
+    held = await _own_conference(session, actor, held_id, now=now)
+    case = await _own_case(session, actor, held.case_id, now=now)
+    await session.refresh(case, with_for_update=True)
+    await _no_active_conference(session, case)
+    if held.status is not ConferenceStatus.HELD:
+        raise PollClosed("not held")
+    if starts_at <= now:
+        return Passed(starts_at)
+    local = starts_at.date()
+    conference = Conference(
+        case_id=case.id,
+        district_id=held.district_id,
+        coordinator_id=actor.member_id,
+        status=ConferenceStatus.SCHEDULED,
+        duration_minutes=held.duration_minutes,
+        place=held.place,
+        window_first=local,
+        window_last=local,
+        deadline=now,
+        nudge_at=now,
+        nudged_at=now,
+        offered_at=now,
+        starts_at=starts_at,
+        decided_at=now,
+        created_at=now,
+        round=1,
+        review_of_id=held.id,
+    )
+    clash = await _clash(session, conference, starts_at)
+    if clash is not None:
+        return clash
+    session.add(conference)
+    await session.flush()
+    for old in await session.scalars(
+        select(Invitation).where(Invitation.conference_id == held.id).order_by(Invitation.id)
+    ):
+        session.add(
+            Invitation(
+                conference_id=conference.id,
+                kind=old.kind,
+                institution_id=old.institution_id,
+                member_id=old.member_id,
+                number=old.number,
+                required=old.required,
+            )
+        )
+    await session.flush()
+    from bot.services import invitations  # noqa: PLC0415 - it builds on this module
+
+    await invitations.invite_everyone(session, conference, now=now)
+    await audit.record(
+        session,
+        at=now,
+        actor_id=actor.member_id,
+        action="conference.scheduled",
+        subject_type="conference",
+        subject_id=conference.id,
+        case=case.code,
+        starts_at=starts_at.isoformat(),
+        review_of=held.id,
+    )
+    return await scheduled(session, conference)
 
 
 async def required_by_default(session: AsyncSession, institution_id: int) -> bool:
@@ -467,7 +577,9 @@ async def start_poll(
         await session.scalars(select(Institution).where(Institution.id.in_(invited)))
     )
     first, last = _window(district, plan, now, defaults)
+    held = await _last_held(session, case.id)
     conference = Conference(
+        review_of_id=held.id if held is not None else None,
         case_id=case.id,
         district_id=district.id,
         coordinator_id=actor.member_id,
@@ -1555,16 +1667,6 @@ async def _my_open_invitations(session: AsyncSession, actor: Actor, *, now: date
 
 
 # /cases: the next step of each case.
-
-
-async def next_steps(session: AsyncSession, case_ids: Sequence[int]) -> dict[int, Conference]:
-    """The active conference (poll running or date set) of each case that has one."""
-    if not case_ids:
-        return {}
-    rows = await session.scalars(
-        select(Conference).where(Conference.case_id.in_(case_ids), Conference.status.in_(ACTIVE))
-    )
-    return {row.case_id: row for row in rows}
 
 
 async def new_times(

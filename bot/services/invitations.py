@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -59,6 +59,7 @@ INVITE = "conference.invite"
 CANCEL = "conference.cancel"
 REMINDER = "conference.reminder"
 RSVP_NUDGE = "conference.rsvp_nudge"
+ENDED = "conference.ended"  # to the coordinator: it is over, record the outcome
 FLAG = "conference.flag"  # to the coordinator: a decline, with its reason if one is given
 
 REASON_MAX = 300
@@ -168,6 +169,13 @@ async def invite_everyone(session: AsyncSession, conference: Conference, *, now:
             )
     coordinator = await session.get_one(Member, conference.coordinator_id)
     await _plan_invite(session, conference, None, coordinator, now=now, previous=previous)
+    ends = conference.starts_at + timedelta(minutes=conference.duration_minutes)
+    ended = policy.Moment("ended", ends, ends + timedelta(days=30))
+    await outbox.plan(
+        session,
+        [_planned(conference, None, coordinator, kind=ENDED, key="ended", moment=ended)],
+        now=now,
+    )
 
 
 def _planned(

@@ -288,7 +288,12 @@ async def test_a_colleague_a_new_date_and_a_cancellation(bot: RunningBot, clock:
     await bot.sweep()
     async with bot.runtime.database.transaction() as session:
         pending = await session.scalar(
-            select(OutboxRow.id).where(OutboxRow.status == OutboxStatus.PENDING).limit(1)
+            select(OutboxRow.id)
+            .where(
+                OutboxRow.status == OutboxStatus.PENDING,
+                OutboxRow.subject == f"conference:{conference.id}",
+            )
+            .limit(1)
         )
     assert pending is None
     assert not any("⏰ Reminder" in (m.text or "") for m in jana.messages.values())

@@ -77,7 +77,13 @@ async def test_an_invited_teacher_joins_picks_english_and_is_told_what_she_can_d
     assert "As a referrer you report a concern about a child" in greeting.text
     assert "/help" in greeting.text and "/invite" not in greeting.text
     menu = sandbox.my_commands(scope={"type": "chat", "chat_id": teacher.chat_id})
-    assert [command["command"] for command in menu] == ["refer", "myreferrals", "help", "language"]
+    assert [command["command"] for command in menu] == [
+        "refer",
+        "myreferrals",
+        "tasks",
+        "help",
+        "language",
+    ]
     assert menu[0]["description"] == "Report a concern about a child"
     assert greeting.buttons() == [[("Report a concern", "ref:new")]]
     async with bot.runtime.database.transaction() as session:

@@ -55,7 +55,7 @@ def _seed(url: str, cipher: Cipher) -> Plain:
     return _with_database(url, lambda database: seed(database, FakeClock(START), cipher))
 
 
-def _stored(url: str) -> dict[tuple[str, Any], bytes]:
+def _stored(url: str) -> dict[tuple[str, Any, str], bytes]:
     return _with_database(url, stored)
 
 
@@ -126,7 +126,7 @@ def test_with_a_key_file_a_new_key_goes_first_and_retire_drops_the_old_ones(
             )
 
     _with_database(database_url, write_meanwhile)
-    plain["user_data", 7_000_000_001] = drafted
+    plain["user_data", 7_000_000_001, "data"] = drafted
 
     printed = _run(environment, tmp_path, "--retire")
     assert _read_keys(key_file) == keys[:1]
@@ -135,7 +135,8 @@ def test_with_a_key_file_a_new_key_goes_first_and_retire_drops_the_old_ones(
     _assert_readable_only_with(database_url, plain, keys[0], TEST_KEY)
     assert printed.splitlines() == [
         "Re-encrypted with the newest key: "
-        "referrals 3, referral_notes 3, user_data 3, chat_data 3, invitations 0.",
+        "referrals 3, referral_notes 3, user_data 3, chat_data 3, invitations 0, "
+        "conferences 0, tasks 0, task_notes 0.",
         f"Dropped 1 old key(s): {key_file} holds one key now.",
     ]
     _assert_no_key_in(printed, *keys)
@@ -157,7 +158,8 @@ def test_with_the_environment_the_first_key_is_used_and_the_others_can_go(
     _assert_readable_only_with(database_url, plain, NEW_KEY, TEST_KEY)
     assert printed.splitlines()[0] == (
         "Re-encrypted with the first key of ROUNDTABLE_ENCRYPTION_KEY: "
-        "referrals 3, referral_notes 3, user_data 3, chat_data 3, invitations 0."
+        "referrals 3, referral_notes 3, user_data 3, chat_data 3, invitations 0, "
+        "conferences 0, tasks 0, task_notes 0."
     )
     assert "The other 1 key(s) can now be removed from ROUNDTABLE_ENCRYPTION_KEY" in printed
     _assert_no_key_in(printed, NEW_KEY, TEST_KEY)

@@ -1,0 +1,211 @@
+"""The record ("zápis") of a held case conference as an editable Word document (.docx).
+
+The coordinator gets the file to complete, print and have signed: who was invited and who came,
+the summary of the situation, the agreed plan and the review conference. The child's name is in
+it only when the coordinator asked for it, and never in the file's metadata. Every string that
+comes from people passes through `_clean`, so a stray control character cannot break the file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from io import BytesIO
+
+from babel.dates import format_date
+from docx import Document
+from docx.document import Document as DocumentObject
+from docx.oxml import OxmlElement
+from docx.oxml.ns import qn
+from docx.shared import Cm
+from docx.table import Table
+
+from bot.i18n import Translator
+
+AUTHOR = "Round Table"
+TABLE_STYLE = "Table Grid"
+# Word's language tags for the bot's locales; the proofing language of the whole document.
+LANGUAGE_TAGS = {"cs": "cs-CZ", "en": "en-US", "uk": "uk-UA"}
+# Room to sign on paper in each attendance row.
+SIGNATURE_ROW_HEIGHT = Cm(1.0)
+# Everything XML 1.0 does not allow (control characters other than tab, newline and carriage
+# return, lone surrogates, U+FFFE and U+FFFF), and the control characters it merely discourages
+# (DEL and C1), which no one means to type either.
+_INVALID_XML = re.compile("[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class AttendanceLine:
+    institution: str
+    person: str | None
+    present: bool
+    instead_of: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskLine:
+    title: str
+    owner: str
+    due: dt.date
+
+
+@dataclass(frozen=True)
+class RecordDocument:
+    code: str
+    starts_at: dt.datetime
+    duration_minutes: int
+    place: str
+    coordinator: str
+    attendance: Sequence[AttendanceLine]
+    summary: str
+    tasks: Sequence[TaskLine]
+    review_at: dt.datetime | None = None
+    review_by: dt.date | None = None
+    review_polling: bool = False  # a poll for the review's date is running
+    child_name: str | None = None
+
+
+def _clean(text: str) -> str:
+    """The text without the characters an XML 1.0 document may not contain."""
+    return _INVALID_XML.sub("", text)
+
+
+def _paragraphs(text: str) -> list[str]:
+    """The non-empty lines of a free text, each a paragraph of its own."""
+    lines = _clean(text).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return [line.strip() for line in lines if line.strip()]
+
+
+def _table(
+    document: DocumentObject, rows: Sequence[Sequence[str]], *, header: Sequence[str] = ()
+) -> Table:
+    """A grid table; a header, if any, is bold and repeats on every page the table spans."""
+    columns = len(header) if header else len(rows[0])
+    table: Table = document.add_table(rows=len(rows) + bool(header), cols=columns)
+    table.style = document.styles[TABLE_STYLE]
+    body = table.rows[1:] if header else table.rows[:]
+    if header:
+        repeat = OxmlElement("w:tblHeader")
+        repeat.set(qn("w:val"), "true")
+        table.rows[0]._tr.get_or_add_trPr().append(repeat)
+        for cell, text in zip(table.rows[0].cells, header, strict=True):
+            cell.paragraphs[0].add_run(text).bold = True
+    for row, values in zip(body, rows, strict=True):
+        for cell, value in zip(row.cells, values, strict=True):
+            cell.text = value
+    return table
+
+
+def _set_language(document: DocumentObject, locale: str) -> None:
+    tag = LANGUAGE_TAGS.get(locale, locale)
+    document.core_properties.language = tag
+    for lang in document.styles.element.xpath("w:docDefaults/w:rPrDefault/w:rPr/w:lang"):
+        lang.set(qn("w:val"), tag)
+
+
+def _set_properties(document: DocumentObject, record: RecordDocument, tr: Translator) -> None:
+    """Metadata with nothing about the child: the case code as the title, and no trace of the
+    template (its author, description and dates)."""
+    properties = document.core_properties
+    properties.title = _clean(record.code)
+    properties.author = AUTHOR
+    properties.last_modified_by = AUTHOR
+    properties.subject = ""
+    properties.comments = ""
+    properties.keywords = ""
+    properties.category = ""
+    properties.revision = 1
+    ends_at = record.starts_at + dt.timedelta(minutes=record.duration_minutes)
+    # Written as UTC ("...Z"), so the moment must be a naive UTC one.
+    moment = ends_at.astimezone(dt.UTC).replace(tzinfo=None)
+    properties.created = moment
+    properties.modified = moment
+    _set_language(document, tr.locale)
+
+
+def _review_text(record: RecordDocument, tr: Translator) -> str:
+    _ = tr.gettext
+    if record.review_at is not None:
+        return tr.datetime(record.review_at)
+    if record.review_by is not None:
+        day = format_date(record.review_by, "medium", locale=tr.locale)
+        if record.review_polling:
+            return _("A poll for the date is running; at the latest by {date}.").format(date=day)
+        return _("At the latest by {date}; the date is not set yet.").format(date=day)
+    return _("Not set.")
+
+
+def _person(line: AttendanceLine, tr: Translator) -> str:
+    _ = tr.gettext
+    person = _clean(line.person) if line.person else ""
+    if person and line.instead_of:
+        return _("{name} (instead of {other})").format(name=person, other=_clean(line.instead_of))
+    return person
+
+
+def record_docx(record: RecordDocument, tr: Translator) -> bytes:
+    """The record as a .docx file in the translator's language and time zone."""
+    _ = tr.gettext
+    document = Document()
+    _set_properties(document, record, tr)
+
+    document.add_heading(_("Case conference record"), level=0)
+    document.add_paragraph(_clean(record.code), style="Subtitle")
+
+    ends_at = record.starts_at + dt.timedelta(minutes=record.duration_minutes)
+    details = (
+        (_("Date"), tr.date(record.starts_at)),
+        (_("Time"), f"{tr.time(record.starts_at)}–{tr.time(ends_at)}"),
+        (_("Place"), _clean(record.place)),
+        (_("Coordinator"), _clean(record.coordinator)),
+    )
+    table = _table(document, details)
+    for row in table.rows:
+        for run in row.cells[0].paragraphs[0].runs:
+            run.bold = True
+
+    child = _clean(record.child_name or "").strip()
+    if child:
+        document.add_paragraph(_("Child: {name}").format(name=child))
+
+    document.add_heading(_("Attendance"), level=1)
+    attendance = [
+        (_clean(line.institution), _person(line, tr), _("yes") if line.present else _("no"), "")
+        for line in record.attendance
+    ]
+    header = (_("Institution"), _("Name"), _("Present"), _("Signature"))
+    table = _table(document, attendance, header=header)
+    for row in table.rows[1:]:
+        row.height = SIGNATURE_ROW_HEIGHT
+
+    document.add_heading(_("Summary of the situation"), level=1)
+    for paragraph in _paragraphs(record.summary) or [""]:
+        document.add_paragraph(paragraph)
+
+    document.add_heading(_("Plan"), level=1)
+    if record.tasks:
+        plan = [
+            (_clean(task.title), _clean(task.owner), format_date(task.due, "medium", tr.locale))
+            for task in record.tasks
+        ]
+        _table(document, plan, header=(_("Task"), _("Owner"), _("Due date")))
+    else:
+        document.add_paragraph(_("No tasks were agreed."))
+
+    document.add_heading(_("Review conference"), level=1)
+    document.add_paragraph(_review_text(record, tr))
+
+    output = BytesIO()
+    document.save(output)
+    return output.getvalue()
+
+
+def record_filename(record: RecordDocument) -> str:
+    """An ASCII file name from the case code and the conference's day (UTC):
+    "PK-2026-0001-2026-12-03.docx"."""
+    code = _UNSAFE_FILENAME.sub("-", record.code).strip("-.") or "record"
+    day = record.starts_at.astimezone(dt.UTC).date().isoformat()
+    return f"{code}-{day}.docx"

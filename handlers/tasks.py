@@ -1,0 +1,1285 @@
+"""After the table: recording the outcome, the owners' tasks, and the coordinator's overview.
+
+Callback data: `rc:` the record (coordinator), `tk:` a task, `cc:` closing a case. Every
+message names a case by its code and a task by its title only (bot.services.tasks).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, time, timedelta
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import InlineKeyboardMarkup, InputFile, Update
+from telegram.ext import (
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot import outbox
+from bot.i18n import Translator
+from bot.models import InvitationKind, TaskParty
+from bot.outbox import Kind, Notification, Outgoing
+from bot.record import record_docx, record_filename
+from bot.services import conferences, invitations, tasks
+from bot.services.conferences import Collision, Passed, PollClosed
+from bot.services.errors import PermissionDenied
+from bot.services.members import Actor
+from handlers.common import (
+    Context,
+    Dialog,
+    HandlerList,
+    acknowledge,
+    alert,
+    answer,
+    consuming,
+    ends_on_other_commands,
+    esc,
+    keyboard,
+    no_longer_active,
+    parse_callback,
+    parse_id,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SUMMARY, TITLE, OWNER, FOLLOW, DUE, REVIEW, DONE_NOTE, NOTE = (
+    "summary",
+    "title",
+    "owner",
+    "follow",
+    "due",
+    "review",
+    "done_note",
+    "note",
+)
+DRAFT = "task_draft"  # the task being added, in the dialog's (encrypted) user data
+QUICK_DUE = (7, 14, 30)
+
+
+# Small helpers.
+
+
+async def _run(
+    update: Update, context: Context, work: Callable[[AsyncSession, Actor, datetime], Awaitable[T]]
+) -> T | None:
+    """One use case in one transaction; refusals and stale presses get their answer."""
+    runtime = context.runtime
+    tr = context.tr
+    try:
+        async with runtime.database.transaction() as session:
+            result = await work(session, context.require_actor(), runtime.clock.now())
+    except PermissionDenied:
+        await alert(update, tr.gettext("This is not yours to change."))
+    except tasks.NotHeldYet:
+        await alert(update, tr.gettext("The case conference has not taken place yet."))
+    except (tasks.TaskError, PollClosed):
+        await no_longer_active(update, context)
+    else:
+        outbox.wake(context.application)
+        return result
+    return None
+
+
+def _ids(update: Update, namespace: str, count: int) -> list[int] | None:
+    query = update.callback_query
+    parts = parse_callback(query.data if query else None, namespace)
+    if parts is None or len(parts) != count + 1:
+        return None
+    values = [parse_id(part) for part in parts[1:]]
+    if any(v is None for v in values):
+        return None
+    return [v for v in values if v is not None]
+
+
+def _due_text(item: tasks.TaskItem, tr: Translator) -> str:
+    if item.overdue:
+        return "⚠️ " + tr.gettext("overdue since {date}").format(date=tr.day(item.due_on))
+    return tr.gettext("due {date}").format(date=tr.day(item.due_on))
+
+
+def _task_line(item: tasks.TaskItem, tr: Translator, *, owner: bool = False) -> str:
+    line = f"{esc(item.case_code)} · «{esc(item.title)}» · {_due_text(item, tr)}"
+    if owner:
+        line += " · " + esc(_owner(item, tr))
+    return line
+
+
+def _owner(item: tasks.TaskItem, tr: Translator) -> str:
+    if item.party is TaskParty.CHILD:
+        return tr.gettext("the child, followed up by {name}").format(name=item.owner)
+    if item.party is TaskParty.GUARDIAN:
+        return tr.gettext("a guardian, followed up by {name}").format(name=item.owner)
+    return item.owner
+
+
+def _owner_buttons(task_id: int, tr: Translator) -> InlineKeyboardMarkup:
+    return keyboard(
+        [
+            [("✅ " + tr.gettext("Done"), f"tk:d:{task_id}")],
+            [
+                ("⏳ " + tr.gettext("Need more time"), f"tk:m:{task_id}"),
+                ("📝 " + tr.gettext("Note"), f"tk:n:{task_id}"),
+            ],
+        ]
+    )
+
+
+def parse_day(text: str, today: date) -> date | None:
+    """A date as people type it: 3.2.2027, 3. 2. 2027, 3.2. (the next such day), 2027-02-03."""
+    text = text.strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return date.fromisoformat(text)
+        match = re.fullmatch(r"(\d{1,2})\.\s*(\d{1,2})\.\s*(\d{4})?", text)
+        if match is None:
+            return None
+        day, month = int(match.group(1)), int(match.group(2))
+        if match.group(3):
+            return date(int(match.group(3)), month, day)
+        value = date(today.year, month, day)
+        return value if value >= today else date(today.year + 1, month, day)
+    except ValueError:
+        return None
+
+
+def parse_moment(text: str, today: date, zone: ZoneInfo) -> datetime | None:
+    """A date and a time: 3.2.2027 10:00."""
+    match = re.fullmatch(r"(.+?)\s+(\d{1,2})[:.](\d{2})", text.strip())
+    if match is None:
+        return None
+    day = parse_day(match.group(1), today)
+    hour, minute = int(match.group(2)), int(match.group(3))
+    if day is None or hour > 23 or minute > 59:
+        return None
+    return datetime.combine(day, time(hour, minute), tzinfo=zone)
+
+
+def _today(context: Context) -> date:
+    return context.runtime.clock.now().astimezone(context.tr.zone).date()
+
+
+# The record: one screen, edited in place.
+
+
+def record_text(view: tasks.RecordView, tr: Translator) -> str:
+    _ = tr.gettext
+    came = sum(1 for a in view.attendance if a.attended)
+    lines = [
+        "📝 "
+        + _("Record of the case conference {code}, {when}").format(
+            code=view.case_code, when=tr.datetime(view.starts_at)
+        ),
+        "",
+        _("Attendance: {came} of {all} came.").format(came=came, all=len(view.attendance)),
+        _("Summary: written.") if view.summary else _("Summary: not written yet."),
+        tr.ngettext("Plan: {count} task.", "Plan: {count} tasks.", len(view.tasks)).format(
+            count=len(view.tasks)
+        ),
+    ]
+    lines += ["   • " + _task_line(item, tr, owner=True) for item in view.tasks]
+    if view.review_by is not None:
+        lines.append(_("Review conference: by {date}.").format(date=tr.day(view.review_by)))
+    if view.recorded_at is not None:
+        lines.append("✅ " + _("Finished; the owners have their tasks."))
+    return "\n".join(lines)
+
+
+def record_markup(view: tasks.RecordView, tr: Translator) -> InlineKeyboardMarkup:
+    _ = tr.gettext
+    conf = view.conference_id
+    rows = [
+        [("👥 " + _("Attendance"), f"rc:a:{conf}"), ("✏️ " + _("Summary"), f"rc:s:{conf}")],
+        [("➕ " + _("Add a task"), f"rc:n:{conf}")],
+    ]
+    if view.recorded_at is None:
+        rows.append([("✅ " + _("Finish: send the tasks and the record"), f"rc:e:{conf}")])
+    else:
+        rows.append([("📄 " + _("The record document"), f"rc:r:{conf}")])
+        rows.append([("📄 " + _("The record with the child's name"), f"rc:c:{conf}")])
+        if view.review_id is None:
+            rows.append(
+                [
+                    ("📅 " + _("Review: start the poll"), f"cf:n:{view.case_id}"),
+                    ("🗓 " + _("Review: fix the date"), f"rc:v:{conf}"),
+                ]
+            )
+    return keyboard(rows)
+
+
+async def _show_record(update: Update, context: Context, conference_id: int) -> None:
+    runtime = context.runtime
+    view = await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.record_view(
+            session, actor, runtime.cipher, conference_id, now=now
+        ),
+    )
+    if view is not None:
+        await answer(update, record_text(view, context.tr), record_markup(view, context.tr))
+
+
+async def _send_record(update: Update, context: Context, conference_id: int) -> None:
+    """Sends the record screen as a new message (after something typed)."""
+    runtime = context.runtime
+    view = await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.record_view(
+            session, actor, runtime.cipher, conference_id, now=now
+        ),
+    )
+    if view is not None and update.effective_chat is not None:
+        await context.bot.send_message(
+            update.effective_chat.id,
+            record_text(view, context.tr),
+            reply_markup=record_markup(view, context.tr),
+        )
+
+
+async def open_record(update: Update, context: Context) -> None:
+    ids = _ids(update, "rc", 1)
+    if ids is None:
+        await no_longer_active(update, context)
+        return
+    await _show_record(update, context, ids[0])
+
+
+def attendance_text(view: tasks.RecordView, tr: Translator) -> str:
+    return tr.gettext(
+        "👥 Attendance at {code}: one tap per participant changes came → a colleague came "
+        "instead → did not come."
+    ).format(code=view.case_code)
+
+
+def _attendance_label(item: tasks.Attendance, tr: Translator) -> str:
+    name = item.label
+    if item.kind is not InvitationKind.INSTITUTION:
+        name = tr.gettext("Guardian {number}").format(number=item.number)
+    if not item.attended:
+        return f"❌ {name}"
+    who = item.person or "—"
+    if item.instead_of:
+        who = tr.gettext("{name} instead of {other}").format(name=who, other=item.instead_of)
+    return f"✅ {name}: {who}"
+
+
+async def show_attendance(update: Update, context: Context) -> None:
+    ids = _ids(update, "rc", 1)
+    if ids is None:
+        await no_longer_active(update, context)
+        return
+    await _attendance(update, context, ids[0])
+
+
+async def _attendance(update: Update, context: Context, conference_id: int) -> None:
+    runtime = context.runtime
+    tr = context.tr
+    view = await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.record_view(
+            session, actor, runtime.cipher, conference_id, now=now
+        ),
+    )
+    if view is None:
+        return
+    rows = [[(_attendance_label(a, tr), f"rc:t:{a.invitation_id}")] for a in view.attendance]
+    rows.append([("⬅️ " + tr.gettext("Back"), f"rc:o:{conference_id}")])
+    await answer(update, attendance_text(view, tr), keyboard(rows))
+
+
+async def toggle_attendance(update: Update, context: Context) -> None:
+    ids = _ids(update, "rc", 1)
+    if ids is None:
+        await no_longer_active(update, context)
+        return
+    conference_id = await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.toggle_attendance(session, actor, ids[0], now=now),
+    )
+    if conference_id is not None:
+        await _attendance(update, context, conference_id)
+
+
+# Typed parts of the record: the summary, a task, the review date.
+
+
+def _draft(context: Context) -> dict[str, Any]:
+    data = context.user_data
+    assert data is not None
+    draft: dict[str, Any] = data.setdefault(DRAFT, {})
+    return draft
+
+
+async def ask_summary(update: Update, context: Context) -> str | int:
+    ids = _ids(update, "rc", 1)
+    if ids is None:
+        await no_longer_active(update, context)
+        return ConversationHandler.END
+    _draft(context).clear()
+    _draft(context)["conference"] = ids[0]
+    await answer(
+        update,
+        context.tr.gettext(
+            "Type the summary of the situation in one message (at most {limit} characters). "
+            "It is stored encrypted and appears only in the record document."
+        ).format(limit=tasks.SUMMARY_MAX),
+    )
+    return SUMMARY
+
+
+async def typed_summary(update: Update, context: Context) -> str | int:
+    assert update.message is not None
+    tr = context.tr
+    text = update.message.text or ""
+    conference_id = int(_draft(context).get("conference", 0))
+    if len(text.strip()) > tasks.SUMMARY_MAX or not text.strip():
+        await update.message.reply_text(
+            tr.gettext("That is {length} characters; the summary takes 1 to {limit}.").format(
+                length=len(text.strip()), limit=tasks.SUMMARY_MAX
+            )
+        )
+        return SUMMARY
+    runtime = context.runtime
+    done = await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.set_summary(
+            session, actor, runtime.cipher, conference_id, text, now=now
+        ),
+    )
+    await _delete_typed(update)
+    if done is None and conference_id == 0:
+        return ConversationHandler.END
+    await update.message.reply_text(tr.gettext("The summary is saved."))
+    await _send_record(update, context, conference_id)
+    return ConversationHandler.END
+
+
+async def _delete_typed(update: Update) -> None:
+    """The summary may hold personal data: it does not stay in the chat."""
+    if update.message is not None:
+        try:
+            await update.message.delete()
+        except Exception:
+            logger.info("could not delete a typed summary")
+
+
+async def ask_title(update: Update, context: Context) -> str | int:
+    ids = _ids(update, "rc", 1)
+    if ids is None:
+        await no_longer_active(update, context)
+        return ConversationHandler.END
+    _draft(context).clear()
+    _draft(context)["conference"] = ids[0]
+    await answer(
+        update,
+        context.tr.gettext(
+            "What is the task? A short title (at most {limit} characters), without the "
+            "child's name: it is shown in the owner's chat."
+        ).format(limit=tasks.TITLE_MAX),
+        keyboard([[("✖️ " + context.tr.gettext("Cancel"), "rc:x")]]),
+    )
+    return TITLE
+
+
+async def typed_title(update: Update, context: Context) -> str | int:
+    assert update.message is not None
+    tr = context.tr
+    title = " ".join((update.message.text or "").split())
+    if not title or len(title) > tasks.TITLE_MAX:
+        await update.message.reply_text(
+            tr.gettext("That is {length} characters; a title takes 1 to {limit}.").format(
+                length=len(title), limit=tasks.TITLE_MAX
+            )
+        )
+        return TITLE
+    draft = _draft(context)
+    draft["title"] = title
+    conference_id = int(draft.get("conference", 0))
+    choices = await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.owner_choices(session, actor, conference_id, now=now),
+    )
+    if choices is None:
+        return ConversationHandler.END
+    rows = [[(f"{c.name} ({c.institution})", f"rc:w:{c.member_id}")] for c in choices]
+    rows.append(
+        [
+            ("🧒 " + tr.gettext("The child"), "rc:w:c"),
+            ("👪 " + tr.gettext("A guardian"), "rc:w:g"),
+        ]
+    )
+    rows.append([("✖️ " + tr.gettext("Cancel"), "rc:x")])
+    await update.message.reply_text(tr.gettext("Who owns it?"), reply_markup=keyboard(rows))
+    return OWNER
+
+
+async def chose_owner(update: Update, context: Context) -> str | int:
+    query = update.callback_query
+    assert query is not None
+    tr = context.tr
+    parts = parse_callback(query.data, "rc") or []
+    draft = _draft(context)
+    if "title" not in draft or len(parts) != 2:
+        await no_longer_active(update, context)
+        return ConversationHandler.END
+    if parts[1] in ("c", "g"):
+        draft["party"] = TaskParty.CHILD.value if parts[1] == "c" else TaskParty.GUARDIAN.value
+        conference_id = int(draft["conference"])
+        choices = await _run(
+            update,
+            context,
+            lambda session, actor, now: tasks.owner_choices(session, actor, conference_id, now=now),
+        )
+        if choices is None:
+            return ConversationHandler.END
+        rows = [[(f"{c.name} ({c.institution})", f"rc:w:{c.member_id}")] for c in choices]
+        await answer(
+            update,
+            tr.gettext("Who follows it up and gets the reminders?"),
+            keyboard(rows),
+        )
+        return OWNER
+    member_id = parse_id(parts[1])
+    if member_id is None:
+        await no_longer_active(update, context)
+        return ConversationHandler.END
+    draft["owner"] = member_id
+    draft.setdefault("party", TaskParty.MEMBER.value)
+    rows = [
+        [
+            (tr.gettext("1 week"), "rc:d:7"),
+            (tr.gettext("2 weeks"), "rc:d:14"),
+            (tr.gettext("1 month"), "rc:d:30"),
+        ],
+        [("📅 " + tr.gettext("A date…"), "rc:d:x")],
+    ]
+    await answer(update, tr.gettext("By when?"), keyboard(rows))
+    return DUE
+
+
+async def chose_due(update: Update, context: Context) -> str | int:
+    query = update.callback_query
+    assert query is not None
+    parts = parse_callback(query.data, "rc") or []
+    if len(parts) != 2 or "owner" not in _draft(context):
+        await no_longer_active(update, context)
+        return ConversationHandler.END
+    if parts[1] == "x":
+        await answer(update, context.tr.gettext("Type the due date, e.g. 15.3.2027."))
+        return DUE
+    if not parts[1].isdigit() or int(parts[1]) not in QUICK_DUE:
+        await no_longer_active(update, context)
+        return ConversationHandler.END
+    await acknowledge(query)
+    return await _add_task(update, context, _today(context) + timedelta(days=int(parts[1])))
+
+
+async def typed_due(update: Update, context: Context) -> str | int:
+    assert update.message is not None
+    day = parse_day(update.message.text or "", _today(context))
+    if day is None or day < _today(context):
+        await update.message.reply_text(
+            context.tr.gettext("That is not a date from today on. Type it like 15.3.2027, please.")
+        )
+        return DUE
+    return await _add_task(update, context, day)
+
+
+async def _add_task(update: Update, context: Context, due_on: date) -> str | int:
+    draft = dict(_draft(context))
+    runtime = context.runtime
+    conference_id = int(draft["conference"])
+    added = await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.add_task(
+            session,
+            actor,
+            runtime.cipher,
+            conference_id,
+            title=str(draft["title"]),
+            owner_id=int(draft["owner"]),
+            due_on=due_on,
+            party=TaskParty(draft.get("party", TaskParty.MEMBER.value)),
+            now=now,
+        ),
+    )
+    _draft(context).clear()
+    if added is not None:
+        await _send_record(update, context, conference_id)
+    return ConversationHandler.END
+
+
+async def cancel_draft(update: Update, context: Context) -> str | int:
+    conference_id = int(_draft(context).get("conference", 0))
+    _draft(context).clear()
+    if conference_id:
+        await _show_record(update, context, conference_id)
+    return ConversationHandler.END
+
+
+async def ask_review(update: Update, context: Context) -> str | int:
+    ids = _ids(update, "rc", 1)
+    if ids is None:
+        await no_longer_active(update, context)
+        return ConversationHandler.END
+    _draft(context).clear()
+    _draft(context)["conference"] = ids[0]
+    await answer(
+        update,
+        context.tr.gettext(
+            "Type the date and time of the review conference, e.g. 15.3.2027 10:00. Everyone "
+            "invited last time gets the invitation."
+        ),
+    )
+    return REVIEW
+
+
+async def typed_review(update: Update, context: Context) -> str | int:
+    assert update.message is not None
+    tr = context.tr
+    moment = parse_moment(update.message.text or "", _today(context), tr.zone)
+    if moment is None:
+        await update.message.reply_text(
+            tr.gettext("Please type a date and a time, like 15.3.2027 10:00.")
+        )
+        return REVIEW
+    conference_id = int(_draft(context).get("conference", 0))
+    result = await _run(
+        update,
+        context,
+        lambda session, actor, now: conferences.fix_review(
+            session, actor, conference_id, moment, now=now
+        ),
+    )
+    if result is None:
+        return ConversationHandler.END
+    if isinstance(result, Passed):
+        await update.message.reply_text(tr.gettext("That time has passed. Type a later one."))
+        return REVIEW
+    if isinstance(result, Collision):
+        await update.message.reply_text(
+            tr.gettext("That clashes with {code} at {when}. Type another time.").format(
+                code=result.other_code, when=tr.datetime(result.other_starts_at)
+            )
+        )
+        return REVIEW
+    _draft(context).clear()
+    await update.message.reply_text(
+        tr.gettext(
+            "The review conference {code} is set: {when}, {place}. Invitations go out now."
+        ).format(
+            code=result.case_code,
+            when=tr.datetime(result.starts_at),
+            place=esc(result.place),
+        )
+    )
+    return ConversationHandler.END
+
+
+# Finishing and the document.
+
+
+async def finish(update: Update, context: Context) -> None:
+    ids = _ids(update, "rc", 1)
+    if ids is None:
+        await no_longer_active(update, context)
+        return
+    told = await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.finish_record(session, actor, ids[0], now=now),
+    )
+    if told is None:
+        return
+    await _show_record(update, context, ids[0])
+    await _document(update, context, ids[0], with_name=False)
+
+
+async def send_document(update: Update, context: Context) -> None:
+    ids = _ids(update, "rc", 1)
+    query = update.callback_query
+    if ids is None or query is None:
+        await no_longer_active(update, context)
+        return
+    await acknowledge(query)
+    await _document(update, context, ids[0], with_name=(query.data or "").startswith("rc:c:"))
+
+
+async def _document(
+    update: Update, context: Context, conference_id: int, *, with_name: bool
+) -> None:
+    runtime = context.runtime
+    record = await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.record_document(
+            session, actor, runtime.cipher, conference_id, with_name=with_name, now=now
+        ),
+    )
+    if record is None or update.effective_chat is None:
+        return
+    file = InputFile(record_docx(record, context.tr), filename=record_filename(record))
+    await context.bot.send_document(
+        update.effective_chat.id,
+        file,
+        caption=context.tr.gettext(
+            "The record of {code}: only you have it; edit and print it."
+        ).format(code=record.code),
+        protect_content=True,
+    )
+
+
+# Task owners.
+
+
+async def _item(context: Context, task_id: int) -> tasks.TaskItem | None:
+    runtime = context.runtime
+    async with runtime.database.transaction() as session:
+        return await tasks.task_item(session, runtime.cipher, task_id, now=runtime.clock.now())
+
+
+def task_text(item: tasks.TaskItem, tr: Translator, head: str) -> str:
+    return "\n".join(
+        [
+            head,
+            tr.gettext("Case {code}: «{title}»").format(code=item.case_code, title=esc(item.title)),
+            _due_text(item, tr).capitalize(),
+        ]
+    )
+
+
+async def show_task(update: Update, context: Context) -> None:
+    ids = _ids(update, "tk", 1)
+    item = await _item(context, ids[0]) if ids else None
+    actor = context.require_actor()
+    if item is None or item.status.value != "open":
+        await no_longer_active(update, context)
+        return
+    if item.owner_id != actor.member_id:
+        await alert(update, context.tr.gettext("This is not yours to change."))
+        return
+    await answer(update, task_text(item, context.tr, "📌"), _owner_buttons(item.id, context.tr))
+
+
+async def ask_done_note(update: Update, context: Context) -> str | int:
+    ids = _ids(update, "tk", 1)
+    if ids is None:
+        await no_longer_active(update, context)
+        return ConversationHandler.END
+    _draft(context).clear()
+    _draft(context)["task"] = ids[0]
+    tr = context.tr
+    await answer(
+        update,
+        tr.gettext(
+            "Type a short note for the coordinator (at most {limit} characters), or tap Done "
+            "without a note."
+        ).format(limit=tasks.NOTE_MAX),
+        keyboard([[("✅ " + tr.gettext("Done without a note"), f"tk:k:{ids[0]}")]]),
+    )
+    return DONE_NOTE
+
+
+async def done_without_note(update: Update, context: Context) -> str | int:
+    ids = _ids(update, "tk", 1)
+    if ids is None:
+        await no_longer_active(update, context)
+        return ConversationHandler.END
+    return await _complete(update, context, ids[0], None)
+
+
+async def typed_done_note(update: Update, context: Context) -> str | int:
+    assert update.message is not None
+    text = (update.message.text or "").strip()
+    if not text or len(text) > tasks.NOTE_MAX:
+        await update.message.reply_text(
+            context.tr.gettext("That is {length} characters; a note takes 1 to {limit}.").format(
+                length=len(text), limit=tasks.NOTE_MAX
+            )
+        )
+        return DONE_NOTE
+    return await _complete(update, context, int(_draft(context).get("task", 0)), text)
+
+
+async def _complete(update: Update, context: Context, task_id: int, note: str | None) -> int:
+    runtime = context.runtime
+    done = await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.complete(
+            session, actor, runtime.cipher, task_id, note, now=now
+        ),
+    )
+    _draft(context).clear()
+    if done is not None:
+        await answer(update, "✅ " + context.tr.gettext("Marked as done. Thank you!"))
+    return ConversationHandler.END
+
+
+async def ask_note(update: Update, context: Context) -> str | int:
+    ids = _ids(update, "tk", 1)
+    if ids is None:
+        await no_longer_active(update, context)
+        return ConversationHandler.END
+    _draft(context).clear()
+    _draft(context)["task"] = ids[0]
+    await answer(
+        update,
+        context.tr.gettext("Type a short progress note (at most {limit} characters).").format(
+            limit=tasks.NOTE_MAX
+        ),
+    )
+    return NOTE
+
+
+async def typed_note(update: Update, context: Context) -> str | int:
+    assert update.message is not None
+    text = (update.message.text or "").strip()
+    if not text or len(text) > tasks.NOTE_MAX:
+        await update.message.reply_text(
+            context.tr.gettext("That is {length} characters; a note takes 1 to {limit}.").format(
+                length=len(text), limit=tasks.NOTE_MAX
+            )
+        )
+        return NOTE
+    runtime = context.runtime
+    task_id = int(_draft(context).get("task", 0))
+    done = await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.add_note(
+            session, actor, runtime.cipher, task_id, text, now=now
+        ),
+    )
+    _draft(context).clear()
+    if done is not None:
+        await update.message.reply_text(context.tr.gettext("The note is saved."))
+    return ConversationHandler.END
+
+
+async def ask_more_time(update: Update, context: Context) -> None:
+    ids = _ids(update, "tk", 1)
+    item = await _item(context, ids[0]) if ids else None
+    if item is None:
+        await no_longer_active(update, context)
+        return
+    tr = context.tr
+    rows = [
+        [
+            (tr.gettext("+1 week"), f"tk:x:{item.id}:7"),
+            (tr.gettext("+2 weeks"), f"tk:x:{item.id}:14"),
+            (tr.gettext("+1 month"), f"tk:x:{item.id}:30"),
+        ]
+    ]
+    await answer(
+        update,
+        tr.gettext("How much more time do you need for «{title}» (due {date})?").format(
+            title=esc(item.title), date=tr.day(item.due_on)
+        ),
+        keyboard(rows),
+    )
+
+
+async def more_time(update: Update, context: Context) -> None:
+    ids = _ids(update, "tk", 2)
+    item = await _item(context, ids[0]) if ids else None
+    if ids is None or item is None or ids[1] not in QUICK_DUE:
+        await no_longer_active(update, context)
+        return
+    asked = item.due_on + timedelta(days=ids[1])
+    done = await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.ask_more_time(session, actor, item.id, asked, now=now),
+    )
+    if done is not None:
+        await answer(
+            update,
+            context.tr.gettext("Asked the coordinator to move it to {date}.").format(
+                date=context.tr.day(asked)
+            ),
+        )
+
+
+def _compact(day: date) -> str:
+    return day.strftime("%Y%m%d")
+
+
+def _from_compact(part: str) -> date | None:
+    try:
+        return datetime.strptime(part, "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+async def decide(update: Update, context: Context) -> None:
+    query = update.callback_query
+    parts = parse_callback(query.data if query else None, "tk") or []
+    if len(parts) != 3 or parts[0] not in ("g", "r"):
+        await no_longer_active(update, context)
+        return
+    task_id, asked = parse_id(parts[1]), _from_compact(parts[2])
+    if task_id is None or asked is None:
+        await no_longer_active(update, context)
+        return
+    approve = parts[0] == "g"
+    owner = await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.decide_more_time(
+            session, actor, task_id, asked, approve, now=now
+        ),
+    )
+    if owner is None:
+        return
+    tr = context.tr
+    text = (
+        tr.gettext("More time given to {name}: due {date} now.")
+        if approve
+        else tr.gettext("More time refused to {name}; the due date stays.")
+    )
+    await answer(update, text.format(name=esc(owner.name), date=tr.day(asked)))
+
+
+async def remind_again(update: Update, context: Context) -> None:
+    ids = _ids(update, "tk", 1)
+    if ids is None:
+        await no_longer_active(update, context)
+        return
+    done = await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.remind_again(session, actor, ids[0], now=now),
+    )
+    if done is not None and update.callback_query is not None:
+        await acknowledge(update.callback_query, context.tr.gettext("Reminded again."))
+
+
+async def reassign_choices(update: Update, context: Context) -> None:
+    ids = _ids(update, "tk", 1)
+    if ids is None:
+        await no_longer_active(update, context)
+        return
+    choices = await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.reassign_choices(session, actor, ids[0], now=now),
+    )
+    if choices is None:
+        return
+    rows = [[(f"{c.name} ({c.institution})", f"tk:w:{ids[0]}:{c.member_id}")] for c in choices]
+    await answer(update, context.tr.gettext("Who takes the task over?"), keyboard(rows))
+
+
+async def reassign(update: Update, context: Context) -> None:
+    ids = _ids(update, "tk", 2)
+    if ids is None:
+        await no_longer_active(update, context)
+        return
+    done = await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.reassign(session, actor, ids[0], ids[1], now=now),
+    )
+    if done is not None:
+        await answer(update, context.tr.gettext("The task has a new owner, who is told now."))
+
+
+async def my_tasks(update: Update, context: Context) -> None:
+    runtime = context.runtime
+    tr = context.tr
+    async with runtime.database.transaction() as session:
+        items = await tasks.my_tasks(
+            session, context.require_actor(), runtime.cipher, now=runtime.clock.now()
+        )
+    if not items:
+        await answer(update, tr.gettext("You have no open tasks."))
+        return
+    lines = [tr.gettext("Your open tasks ({count}):").format(count=len(items))]
+    lines += ["• " + _task_line(item, tr) for item in items]
+    rows = [
+        [(f"📌 {item.case_code} · {item.title[:30]}", f"tk:v:{item.id}")] for item in items[:20]
+    ]
+    await answer(update, "\n".join(lines), keyboard(rows))
+
+
+async def agenda(update: Update, context: Context) -> None:
+    runtime = context.runtime
+    tr = context.tr
+    try:
+        async with runtime.database.transaction() as session:
+            items = await tasks.agenda(session, context.require_actor(), now=runtime.clock.now())
+    except PermissionDenied:
+        await answer(update, tr.gettext("Only coordinators have an agenda."))
+        return
+    if not items:
+        await answer(update, tr.gettext("No case conferences in the next four weeks."))
+        return
+    lines = [tr.gettext("Your case conferences in the next four weeks:")]
+    lines += [
+        f"• {tr.datetime(item.starts_at)} · {item.case_code} · {esc(item.place)}" for item in items
+    ]
+    await answer(update, "\n".join(lines))
+
+
+# Closing a case.
+
+
+OUTCOMES = {"f": tasks.Outcome.FULFILLED, "h": tasks.Outcome.HANDED_OVER, "o": tasks.Outcome.OTHER}
+
+
+def outcome_label(outcome: tasks.Outcome, tr: Translator) -> str:
+    return {
+        tasks.Outcome.FULFILLED: tr.gettext("Plan fulfilled"),
+        tasks.Outcome.HANDED_OVER: tr.gettext("Handed to another authority"),
+        tasks.Outcome.OTHER: tr.gettext("Other"),
+    }[outcome]
+
+
+async def ask_close(update: Update, context: Context) -> None:
+    ids = _ids(update, "cc", 1)
+    if ids is None:
+        await no_longer_active(update, context)
+        return
+    tr = context.tr
+    rows = [[(outcome_label(o, tr), f"cc:{code}:{ids[0]}")] for code, o in OUTCOMES.items()]
+    rows.append([("↩️ " + tr.gettext("Keep it open"), "cc:k:0")])
+    await answer(
+        update,
+        tr.gettext(
+            "Close the case? Open tasks and everything pending for it are cancelled. Choose the "
+            "outcome:"
+        ),
+        keyboard(rows),
+    )
+
+
+async def close_case(update: Update, context: Context) -> None:
+    query = update.callback_query
+    parts = parse_callback(query.data if query else None, "cc") or []
+    if len(parts) != 2 or parts[0] not in {*OUTCOMES, "k"}:
+        await no_longer_active(update, context)
+        return
+    tr = context.tr
+    if parts[0] == "k":
+        await answer(update, tr.gettext("The case stays open."))
+        return
+    case_id = parse_id(parts[1])
+    if case_id is None:
+        await no_longer_active(update, context)
+        return
+    outcome = OUTCOMES[parts[0]]
+    code = await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.close_case(session, actor, case_id, outcome, now=now),
+    )
+    if code is not None:
+        await answer(
+            update,
+            tr.gettext("The case {code} is closed: {outcome}.").format(
+                code=code, outcome=outcome_label(outcome, tr)
+            ),
+        )
+
+
+# What the outbox sends.
+
+
+async def _recipient_tr(context: Context, member_id: int) -> Translator:
+    async with context.runtime.database.transaction() as session:
+        recipient = await conferences.recipient_of(session, member_id)
+    return context.runtime.translator(recipient.locale)
+
+
+async def render_ended(context: Context, row: Notification) -> Outgoing | None:
+    conference_id = int(row.payload["conference"])
+    async with context.runtime.database.transaction() as session:
+        code = await tasks.still_to_record(session, conference_id, row.payload.get("sequence"))
+    if code is None:
+        return None
+    tr = await _recipient_tr(context, row.member_id)
+    return Outgoing(
+        tr.gettext(
+            "The case conference {code} has ended. Record the outcome: attendance, a summary, "
+            "the plan and the review."
+        ).format(code=code),
+        keyboard([[("📝 " + tr.gettext("Record the outcome"), f"rc:o:{conference_id}")]]),
+    )
+
+
+async def _current(context: Context, row: Notification) -> tasks.TaskItem | None:
+    runtime = context.runtime
+    async with runtime.database.transaction() as session:
+        task = await tasks.notification_task(
+            session, int(row.payload["task"]), row.payload.get("version")
+        )
+        if task is None:
+            return None
+        return await tasks.task_item(session, runtime.cipher, task.id, now=runtime.clock.now())
+
+
+async def render_assigned(context: Context, row: Notification) -> Outgoing | None:
+    item = await _current(context, row)
+    if item is None:
+        return None
+    tr = await _recipient_tr(context, row.member_id)
+    head = "📌 " + tr.gettext("A task for you from the case conference:")
+    if item.party is not TaskParty.MEMBER:
+        head += "\n" + tr.gettext("You follow it up: {owner}.").format(owner=esc(_owner(item, tr)))
+    return Outgoing(task_text(item, tr, head), _owner_buttons(item.id, tr))
+
+
+async def render_nudge(context: Context, row: Notification) -> Outgoing | None:
+    item = await _current(context, row)
+    if item is None:
+        return None
+    tr = await _recipient_tr(context, row.member_id)
+    return Outgoing(
+        task_text(item, tr, "⏰ " + tr.gettext("Reminder of your task:")),
+        _owner_buttons(item.id, tr),
+    )
+
+
+async def render_alert(context: Context, row: Notification) -> Outgoing | None:
+    item = await _current(context, row)
+    if item is None or not item.overdue:
+        return None
+    tr = await _recipient_tr(context, row.member_id)
+    text = "⚠️ " + tr.gettext("A task is a week overdue:") + "\n" + _task_line(item, tr, owner=True)
+    markup = keyboard(
+        [
+            [
+                ("🔔 " + tr.gettext("Remind again"), f"tk:a:{item.id}"),
+                ("👤 " + tr.gettext("Reassign"), f"tk:o:{item.id}"),
+            ]
+        ]
+    )
+    return Outgoing(text, markup)
+
+
+async def render_more_time(context: Context, row: Notification) -> Outgoing | None:
+    item = await _current(context, row)
+    if item is None or item.asked_due_on is None:
+        return None
+    tr = await _recipient_tr(context, row.member_id)
+    asked = item.asked_due_on
+    text = tr.gettext("{name} asks for more time: {code} «{title}» from {due} to {asked}.").format(
+        name=esc(item.owner),
+        code=item.case_code,
+        title=esc(item.title),
+        due=tr.day(item.due_on),
+        asked=tr.day(asked),
+    )
+    markup = keyboard(
+        [
+            [
+                ("✅ " + tr.gettext("Give it"), f"tk:g:{item.id}:{_compact(asked)}"),
+                ("❌ " + tr.gettext("Refuse"), f"tk:r:{item.id}:{_compact(asked)}"),
+            ]
+        ]
+    )
+    return Outgoing(text, markup)
+
+
+async def render_decided(context: Context, row: Notification) -> Outgoing | None:
+    runtime = context.runtime
+    async with runtime.database.transaction() as session:
+        item = await tasks.task_item(
+            session, runtime.cipher, int(row.payload["task"]), now=runtime.clock.now()
+        )
+    if item is None or item.status.value != "open":
+        return None
+    tr = await _recipient_tr(context, row.member_id)
+    if row.payload.get("approved"):
+        text = "✅ " + tr.gettext("More time given: «{title}» is due {date} now.")
+    else:
+        text = "❌ " + tr.gettext("No more time: «{title}» stays due {date}.")
+    return Outgoing(
+        text.format(title=esc(item.title), date=tr.day(item.due_on)), _owner_buttons(item.id, tr)
+    )
+
+
+async def render_done(context: Context, row: Notification) -> Outgoing | None:
+    runtime = context.runtime
+    async with runtime.database.transaction() as session:
+        item = await tasks.task_item(
+            session, runtime.cipher, int(row.payload["task"]), now=runtime.clock.now()
+        )
+    if item is None or item.status.value != "done":
+        return None
+    tr = await _recipient_tr(context, row.member_id)
+    return Outgoing(
+        "✅ "
+        + tr.gettext("{name} has done {code} «{title}».").format(
+            name=esc(item.owner), code=item.case_code, title=esc(item.title)
+        )
+    )
+
+
+async def render_digest(context: Context, row: Notification) -> Outgoing | None:
+    runtime = context.runtime
+    async with runtime.database.transaction() as session:
+        digest = await tasks.digest(session, runtime.cipher, row.member_id, now=runtime.clock.now())
+    if digest is None:
+        return None
+    tr = await _recipient_tr(context, row.member_id)
+    return Outgoing(*digest_message(digest, tr))
+
+
+def digest_message(digest: tasks.Digest, tr: Translator) -> tuple[str, InlineKeyboardMarkup | None]:
+    _ = tr.gettext
+    lines = ["🗓 " + _("Your week")]
+    rows: list[list[tuple[str, str]]] = []
+    if not digest:
+        lines.append(_("Nothing is waiting for you this week."))
+        return "\n".join(lines), None
+
+    def section(
+        title: str, items: list[tasks.DigestItem], render: Callable[[tasks.DigestItem], str]
+    ) -> None:
+        if items:
+            lines.append("")
+            lines.append(title.format(count=len(items)))
+            lines.extend("• " + render(item) for item in items)
+
+    section(_("Referrals waiting ({count}):"), digest.referrals, lambda i: i.code)
+    section(
+        _("Polls running ({count}):"),
+        digest.polls,
+        lambda i: (
+            _("{code}, answers until {when}").format(code=i.code, when=tr.datetime(i.when))
+            if i.when
+            else i.code
+        ),
+    )
+    section(
+        _("Conferences this week ({count}):"),
+        digest.this_week,
+        lambda i: f"{i.code}, {tr.datetime(i.when)}" if i.when else i.code,
+    )
+    section(
+        _("Conferences next week ({count}):"),
+        digest.next_week,
+        lambda i: f"{i.code}, {tr.datetime(i.when)}" if i.when else i.code,
+    )
+    section(_("Records to write ({count}):"), digest.to_record, lambda i: i.code)
+    section(_("Tasks overdue ({count}):"), digest.overdue, lambda i: f"{i.code} «{esc(i.title)}»")
+    section(
+        _("Tasks due this week ({count}):"),
+        digest.due_this_week,
+        lambda i: f"{i.code} «{esc(i.title)}»",
+    )
+    for item in digest.referrals[:5]:
+        rows.append([("📥 " + item.code, f"rf:o:{item.id}")])
+    for item in digest.polls[:5]:
+        rows.append([("📊 " + item.code, f"cf:b:{item.id}")])
+    for item in digest.to_record[:5]:
+        rows.append([("📝 " + item.code, f"rc:o:{item.id}")])
+    for item in digest.overdue[:5]:
+        rows.append([("⚠️ " + f"{item.code} · {item.title[:30]}", f"tk:o:{item.id}")])
+    return "\n".join(lines), keyboard(rows) if rows else None
+
+
+def outbox_kinds() -> dict[str, Kind]:
+    return {
+        invitations.ENDED: Kind(render_ended),
+        tasks.ASSIGNED: Kind(render_assigned),
+        tasks.NUDGE: Kind(render_nudge),
+        tasks.ALERT: Kind(render_alert),
+        tasks.MORE_TIME: Kind(render_more_time),
+        tasks.DECIDED: Kind(render_decided),
+        tasks.DONE: Kind(render_done),
+        tasks.DIGEST: Kind(render_digest),
+    }
+
+
+# Wiring.
+
+
+def handlers() -> HandlerList:
+    record = Dialog("record")
+    task = Dialog("task")
+    text = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
+    return [
+        ConversationHandler[Context](
+            entry_points=[
+                CallbackQueryHandler(record.entry(ask_summary), pattern=r"^rc:s:\d+$"),
+                CallbackQueryHandler(record.entry(ask_title), pattern=r"^rc:n:\d+$"),
+                CallbackQueryHandler(record.entry(ask_review), pattern=r"^rc:v:\d+$"),
+            ],
+            states={
+                SUMMARY: [MessageHandler(text, record.step(typed_summary))],
+                TITLE: [MessageHandler(text, record.step(typed_title))],
+                OWNER: [CallbackQueryHandler(record.step(chose_owner), pattern=r"^rc:w:")],
+                DUE: [
+                    CallbackQueryHandler(record.step(chose_due), pattern=r"^rc:d:"),
+                    MessageHandler(text, record.step(typed_due)),
+                ],
+                REVIEW: [MessageHandler(text, record.step(typed_review))],
+            },
+            fallbacks=[
+                CallbackQueryHandler(record.step(cancel_draft), pattern=r"^rc:x$"),
+                CommandHandler("cancel", record.step(cancel_draft)),
+                ends_on_other_commands(),
+            ],
+            allow_reentry=True,
+            name="record",
+            persistent=True,
+        ),
+        ConversationHandler[Context](
+            entry_points=[
+                CallbackQueryHandler(task.entry(ask_done_note), pattern=r"^tk:d:\d+$"),
+                CallbackQueryHandler(task.entry(ask_note), pattern=r"^tk:n:\d+$"),
+            ],
+            states={
+                DONE_NOTE: [
+                    MessageHandler(text, task.step(typed_done_note)),
+                    CallbackQueryHandler(task.step(done_without_note), pattern=r"^tk:k:\d+$"),
+                ],
+                NOTE: [MessageHandler(text, task.step(typed_note))],
+            },
+            fallbacks=[ends_on_other_commands()],
+            allow_reentry=True,
+            name="task",
+            persistent=True,
+        ),
+    ]
+
+
+def command_handlers() -> HandlerList:
+    return [
+        CallbackQueryHandler(consuming(open_record), pattern=r"^rc:[ob]:\d+$"),
+        CallbackQueryHandler(consuming(show_attendance), pattern=r"^rc:a:\d+$"),
+        CallbackQueryHandler(consuming(toggle_attendance), pattern=r"^rc:t:\d+$"),
+        CallbackQueryHandler(consuming(finish), pattern=r"^rc:e:\d+$"),
+        CallbackQueryHandler(consuming(send_document), pattern=r"^rc:[rc]:\d+$"),
+        CallbackQueryHandler(consuming(done_without_note), pattern=r"^tk:k:\d+$"),
+        CallbackQueryHandler(consuming(show_task), pattern=r"^tk:v:\d+$"),
+        CallbackQueryHandler(consuming(ask_more_time), pattern=r"^tk:m:\d+$"),
+        CallbackQueryHandler(consuming(more_time), pattern=r"^tk:x:\d+:\d+$"),
+        CallbackQueryHandler(consuming(decide), pattern=r"^tk:[gr]:\d+:\d{8}$"),
+        CallbackQueryHandler(consuming(remind_again), pattern=r"^tk:a:\d+$"),
+        CallbackQueryHandler(consuming(reassign_choices), pattern=r"^tk:o:\d+$"),
+        CallbackQueryHandler(consuming(reassign), pattern=r"^tk:w:\d+:\d+$"),
+        CallbackQueryHandler(consuming(ask_close), pattern=r"^cc:c:\d+$"),
+        CallbackQueryHandler(consuming(close_case), pattern=r"^cc:[fhok]:\d+$"),
+        CommandHandler("tasks", consuming(my_tasks)),
+        CommandHandler("agenda", consuming(agenda)),
+    ]
