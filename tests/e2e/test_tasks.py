@@ -191,9 +191,13 @@ async def test_the_record_the_tasks_the_digest_the_review_and_closing(
     await hana.press("📅 Plan: PK-2026-0001")
     plan = await until(hana, "Case conference for PK-2026-0001")
     labels = [b["text"] for row in plan.reply_markup["inline_keyboard"] for b in row]  # type: ignore[index]
-    assert any("ZŠ Hradební" in label and label.startswith("☑") for label in labels) or any(
-        "ZŠ Hradební" in label for label in labels
-    )
+    assert {label for label in labels if label.startswith("☑")} == {
+        "☑ ZŠ Hradební",
+        "☑ Policie Cheb",
+    }
+    # The window ends by the review date, three months after the conference, not in 3 weeks.
+    review_by = bot.runtime.translator("en").day(date(2027, 2, 27))
+    assert f"– {review_by}" in (plan.text or "") or "Feb" in (plan.text or "").split("Window:")[1]
 
     # Closing the case cancels everything pending for it; weeks later nobody is nudged.
     await hana.send_text("/cases")
