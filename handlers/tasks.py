@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardMarkup, InputFile, Update
+from telegram.error import TelegramError
 from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
@@ -25,7 +26,7 @@ from telegram.ext import (
 
 from bot import outbox
 from bot.i18n import Translator
-from bot.models import InvitationKind, TaskParty
+from bot.models import InvitationKind, TaskParty, TaskStatus
 from bot.outbox import Kind, Notification, Outgoing
 from bot.record import record_docx, record_filename
 from bot.services import conferences, invitations, tasks
@@ -90,13 +91,16 @@ async def _run(
     return None
 
 
-def _ids(update: Update, namespace: str, count: int) -> list[int] | None:
+async def _pressed(
+    update: Update, context: Context, namespace: str, count: int = 1
+) -> list[int] | None:
+    """The ids after the action in a button's data (`rc:o:12` → [12]); data that does not read
+    so is answered as a stale button."""
     query = update.callback_query
     parts = parse_callback(query.data if query else None, namespace)
-    if parts is None or len(parts) != count + 1:
-        return None
-    values = [parse_id(part) for part in parts[1:]]
-    if any(v is None for v in values):
+    values = [parse_id(part) for part in (parts or [])[1:]]
+    if parts is None or len(values) != count or None in values:
+        await no_longer_active(update, context)
         return None
     return [v for v in values if v is not None]
 
@@ -216,7 +220,10 @@ def record_markup(view: tasks.RecordView, tr: Translator) -> InlineKeyboardMarku
     return keyboard(rows)
 
 
-async def _show_record(update: Update, context: Context, conference_id: int) -> None:
+async def _show_record(
+    update: Update, context: Context, conference_id: int, *, below: bool = False
+) -> None:
+    """The record screen in place of the pressed message, or `below` it as a new message."""
     runtime = context.runtime
     view = await _run(
         update,
@@ -225,32 +232,18 @@ async def _show_record(update: Update, context: Context, conference_id: int) -> 
             session, actor, runtime.cipher, conference_id, now=now
         ),
     )
-    if view is not None:
-        await answer(update, record_text(view, context.tr), record_markup(view, context.tr))
-
-
-async def _send_record(update: Update, context: Context, conference_id: int) -> None:
-    """Sends the record screen as a new message (after something typed)."""
-    runtime = context.runtime
-    view = await _run(
-        update,
-        context,
-        lambda session, actor, now: tasks.record_view(
-            session, actor, runtime.cipher, conference_id, now=now
-        ),
-    )
-    if view is not None and update.effective_chat is not None:
-        await context.bot.send_message(
-            update.effective_chat.id,
-            record_text(view, context.tr),
-            reply_markup=record_markup(view, context.tr),
-        )
+    if view is None:
+        return
+    text, markup = record_text(view, context.tr), record_markup(view, context.tr)
+    if below and update.effective_chat is not None:
+        await context.bot.send_message(update.effective_chat.id, text, reply_markup=markup)
+    else:
+        await answer(update, text, markup)
 
 
 async def open_record(update: Update, context: Context) -> None:
-    ids = _ids(update, "rc", 1)
+    ids = await _pressed(update, context, "rc")
     if ids is None:
-        await no_longer_active(update, context)
         return
     await _show_record(update, context, ids[0])
 
@@ -275,9 +268,8 @@ def _attendance_label(item: tasks.Attendance, tr: Translator) -> str:
 
 
 async def show_attendance(update: Update, context: Context) -> None:
-    ids = _ids(update, "rc", 1)
+    ids = await _pressed(update, context, "rc")
     if ids is None:
-        await no_longer_active(update, context)
         return
     await _attendance(update, context, ids[0])
 
@@ -300,9 +292,8 @@ async def _attendance(update: Update, context: Context, conference_id: int) -> N
 
 
 async def toggle_attendance(update: Update, context: Context) -> None:
-    ids = _ids(update, "rc", 1)
+    ids = await _pressed(update, context, "rc")
     if ids is None:
-        await no_longer_active(update, context)
         return
     conference_id = await _run(
         update,
@@ -323,13 +314,28 @@ def _draft(context: Context) -> dict[str, Any]:
     return draft
 
 
+def _begin(context: Context, **values: int) -> None:
+    """A typed step starts afresh: what an earlier, abandoned one left is forgotten."""
+    draft = _draft(context)
+    draft.clear()
+    draft.update(values)
+
+
+async def _fits(update: Update, text: str, limit: int, refusal: str) -> bool:
+    """1 to `limit` characters, or the person is told how long it was (`refusal` says what
+    takes how many) and asked again."""
+    if text and len(text) <= limit:
+        return True
+    assert update.message is not None
+    await update.message.reply_text(refusal.format(length=len(text), limit=limit))
+    return False
+
+
 async def ask_summary(update: Update, context: Context) -> str | int:
-    ids = _ids(update, "rc", 1)
+    ids = await _pressed(update, context, "rc")
     if ids is None:
-        await no_longer_active(update, context)
         return ConversationHandler.END
-    _draft(context).clear()
-    _draft(context)["conference"] = ids[0]
+    _begin(context, conference=ids[0])
     await answer(
         update,
         context.tr.gettext(
@@ -345,12 +351,8 @@ async def typed_summary(update: Update, context: Context) -> str | int:
     tr = context.tr
     text = update.message.text or ""
     conference_id = int(_draft(context).get("conference", 0))
-    if len(text.strip()) > tasks.SUMMARY_MAX or not text.strip():
-        await update.message.reply_text(
-            tr.gettext("That is {length} characters; the summary takes 1 to {limit}.").format(
-                length=len(text.strip()), limit=tasks.SUMMARY_MAX
-            )
-        )
+    refusal = tr.gettext("That is {length} characters; the summary takes 1 to {limit}.")
+    if not await _fits(update, text.strip(), tasks.SUMMARY_MAX, refusal):
         return SUMMARY
     runtime = context.runtime
     done = await _run(
@@ -361,10 +363,10 @@ async def typed_summary(update: Update, context: Context) -> str | int:
         ),
     )
     await _delete_typed(update)
-    if done is None and conference_id == 0:
+    if done is None:  # refused or stale: _run has said so
         return ConversationHandler.END
     await update.message.reply_text(tr.gettext("The summary is saved."))
-    await _send_record(update, context, conference_id)
+    await _show_record(update, context, conference_id, below=True)
     return ConversationHandler.END
 
 
@@ -373,17 +375,15 @@ async def _delete_typed(update: Update) -> None:
     if update.message is not None:
         try:
             await update.message.delete()
-        except Exception:
-            logger.info("could not delete a typed summary")
+        except TelegramError as error:
+            logger.info("could not delete a typed summary: %s", type(error).__name__)
 
 
 async def ask_title(update: Update, context: Context) -> str | int:
-    ids = _ids(update, "rc", 1)
+    ids = await _pressed(update, context, "rc")
     if ids is None:
-        await no_longer_active(update, context)
         return ConversationHandler.END
-    _draft(context).clear()
-    _draft(context)["conference"] = ids[0]
+    _begin(context, conference=ids[0])
     await answer(
         update,
         context.tr.gettext(
@@ -399,12 +399,8 @@ async def typed_title(update: Update, context: Context) -> str | int:
     assert update.message is not None
     tr = context.tr
     title = " ".join((update.message.text or "").split())
-    if not title or len(title) > tasks.TITLE_MAX:
-        await update.message.reply_text(
-            tr.gettext("That is {length} characters; a title takes 1 to {limit}.").format(
-                length=len(title), limit=tasks.TITLE_MAX
-            )
-        )
+    refusal = tr.gettext("That is {length} characters; a title takes 1 to {limit}.")
+    if not await _fits(update, title, tasks.TITLE_MAX, refusal):
         return TITLE
     draft = _draft(context)
     draft["title"] = title
@@ -521,7 +517,7 @@ async def _add_task(update: Update, context: Context, due_on: date) -> str | int
     )
     _draft(context).clear()
     if added is not None:
-        await _send_record(update, context, conference_id)
+        await _show_record(update, context, conference_id, below=True)
     return ConversationHandler.END
 
 
@@ -534,12 +530,10 @@ async def cancel_draft(update: Update, context: Context) -> str | int:
 
 
 async def ask_review(update: Update, context: Context) -> str | int:
-    ids = _ids(update, "rc", 1)
+    ids = await _pressed(update, context, "rc")
     if ids is None:
-        await no_longer_active(update, context)
         return ConversationHandler.END
-    _draft(context).clear()
-    _draft(context)["conference"] = ids[0]
+    _begin(context, conference=ids[0])
     await answer(
         update,
         context.tr.gettext(
@@ -596,9 +590,8 @@ async def typed_review(update: Update, context: Context) -> str | int:
 
 
 async def finish(update: Update, context: Context) -> None:
-    ids = _ids(update, "rc", 1)
+    ids = await _pressed(update, context, "rc")
     if ids is None:
-        await no_longer_active(update, context)
         return
     told = await _run(
         update,
@@ -612,10 +605,9 @@ async def finish(update: Update, context: Context) -> None:
 
 
 async def send_document(update: Update, context: Context) -> None:
-    ids = _ids(update, "rc", 1)
+    ids = await _pressed(update, context, "rc")
     query = update.callback_query
     if ids is None or query is None:
-        await no_longer_active(update, context)
         return
     await acknowledge(query)
     await _document(update, context, ids[0], with_name=(query.data or "").startswith("rc:c:"))
@@ -654,36 +646,46 @@ async def _item(context: Context, task_id: int) -> tasks.TaskItem | None:
         return await tasks.task_item(session, runtime.cipher, task_id, now=runtime.clock.now())
 
 
+def _capitalised(text: str) -> str:
+    """ "due Dec 11" → "Due Dec 11" (str.capitalize would lower the month)."""
+    return text[:1].upper() + text[1:]
+
+
 def task_text(item: tasks.TaskItem, tr: Translator, head: str) -> str:
     return "\n".join(
         [
             head,
             tr.gettext("Case {code}: «{title}»").format(code=item.case_code, title=esc(item.title)),
-            _due_text(item, tr).capitalize(),
+            _capitalised(_due_text(item, tr)),
         ]
     )
 
 
+async def _own(update: Update, context: Context) -> tasks.TaskItem | None:
+    """The pressed button's task, if it is the presser's own and still open."""
+    ids = await _pressed(update, context, "tk")
+    if ids is None:
+        return None
+    cipher = context.runtime.cipher
+    return await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.own_task(session, actor, cipher, ids[0], now=now),
+    )
+
+
 async def show_task(update: Update, context: Context) -> None:
-    ids = _ids(update, "tk", 1)
-    item = await _item(context, ids[0]) if ids else None
-    actor = context.require_actor()
-    if item is None or item.status.value != "open":
-        await no_longer_active(update, context)
-        return
-    if item.owner_id != actor.member_id:
-        await alert(update, context.tr.gettext("This is not yours to change."))
+    item = await _own(update, context)
+    if item is None:
         return
     await answer(update, task_text(item, context.tr, "📌"), _owner_buttons(item.id, context.tr))
 
 
 async def ask_done_note(update: Update, context: Context) -> str | int:
-    ids = _ids(update, "tk", 1)
+    ids = await _pressed(update, context, "tk")
     if ids is None:
-        await no_longer_active(update, context)
         return ConversationHandler.END
-    _draft(context).clear()
-    _draft(context)["task"] = ids[0]
+    _begin(context, task=ids[0])
     tr = context.tr
     await answer(
         update,
@@ -697,9 +699,8 @@ async def ask_done_note(update: Update, context: Context) -> str | int:
 
 
 async def done_without_note(update: Update, context: Context) -> str | int:
-    ids = _ids(update, "tk", 1)
+    ids = await _pressed(update, context, "tk")
     if ids is None:
-        await no_longer_active(update, context)
         return ConversationHandler.END
     return await _complete(update, context, ids[0], None)
 
@@ -707,12 +708,7 @@ async def done_without_note(update: Update, context: Context) -> str | int:
 async def typed_done_note(update: Update, context: Context) -> str | int:
     assert update.message is not None
     text = (update.message.text or "").strip()
-    if not text or len(text) > tasks.NOTE_MAX:
-        await update.message.reply_text(
-            context.tr.gettext("That is {length} characters; a note takes 1 to {limit}.").format(
-                length=len(text), limit=tasks.NOTE_MAX
-            )
-        )
+    if not await _fits(update, text, tasks.NOTE_MAX, _note_refusal(context.tr)):
         return DONE_NOTE
     return await _complete(update, context, int(_draft(context).get("task", 0)), text)
 
@@ -732,13 +728,15 @@ async def _complete(update: Update, context: Context, task_id: int, note: str | 
     return ConversationHandler.END
 
 
+def _note_refusal(tr: Translator) -> str:
+    return tr.gettext("That is {length} characters; a note takes 1 to {limit}.")
+
+
 async def ask_note(update: Update, context: Context) -> str | int:
-    ids = _ids(update, "tk", 1)
+    ids = await _pressed(update, context, "tk")
     if ids is None:
-        await no_longer_active(update, context)
         return ConversationHandler.END
-    _draft(context).clear()
-    _draft(context)["task"] = ids[0]
+    _begin(context, task=ids[0])
     await answer(
         update,
         context.tr.gettext("Type a short progress note (at most {limit} characters).").format(
@@ -751,12 +749,7 @@ async def ask_note(update: Update, context: Context) -> str | int:
 async def typed_note(update: Update, context: Context) -> str | int:
     assert update.message is not None
     text = (update.message.text or "").strip()
-    if not text or len(text) > tasks.NOTE_MAX:
-        await update.message.reply_text(
-            context.tr.gettext("That is {length} characters; a note takes 1 to {limit}.").format(
-                length=len(text), limit=tasks.NOTE_MAX
-            )
-        )
+    if not await _fits(update, text, tasks.NOTE_MAX, _note_refusal(context.tr)):
         return NOTE
     runtime = context.runtime
     task_id = int(_draft(context).get("task", 0))
@@ -774,10 +767,8 @@ async def typed_note(update: Update, context: Context) -> str | int:
 
 
 async def ask_more_time(update: Update, context: Context) -> None:
-    ids = _ids(update, "tk", 1)
-    item = await _item(context, ids[0]) if ids else None
+    item = await _own(update, context)
     if item is None:
-        await no_longer_active(update, context)
         return
     tr = context.tr
     rows = [
@@ -797,18 +788,21 @@ async def ask_more_time(update: Update, context: Context) -> None:
 
 
 async def more_time(update: Update, context: Context) -> None:
-    ids = _ids(update, "tk", 2)
-    item = await _item(context, ids[0]) if ids else None
-    if ids is None or item is None or ids[1] not in QUICK_DUE:
+    ids = await _pressed(update, context, "tk", 2)
+    if ids is None:
+        return
+    task_id, days = ids
+    if days not in QUICK_DUE:
         await no_longer_active(update, context)
         return
-    asked = item.due_on + timedelta(days=ids[1])
-    done = await _run(
+    asked = await _run(
         update,
         context,
-        lambda session, actor, now: tasks.ask_more_time(session, actor, item.id, asked, now=now),
+        lambda session, actor, now: tasks.ask_more_time(
+            session, actor, task_id, timedelta(days=days), now=now
+        ),
     )
-    if done is not None:
+    if asked is not None:
         await answer(
             update,
             context.tr.gettext("Asked the coordinator to move it to {date}.").format(
@@ -858,9 +852,8 @@ async def decide(update: Update, context: Context) -> None:
 
 
 async def remind_again(update: Update, context: Context) -> None:
-    ids = _ids(update, "tk", 1)
+    ids = await _pressed(update, context, "tk")
     if ids is None:
-        await no_longer_active(update, context)
         return
     done = await _run(
         update,
@@ -872,9 +865,8 @@ async def remind_again(update: Update, context: Context) -> None:
 
 
 async def reassign_choices(update: Update, context: Context) -> None:
-    ids = _ids(update, "tk", 1)
+    ids = await _pressed(update, context, "tk")
     if ids is None:
-        await no_longer_active(update, context)
         return
     choices = await _run(
         update,
@@ -888,9 +880,8 @@ async def reassign_choices(update: Update, context: Context) -> None:
 
 
 async def reassign(update: Update, context: Context) -> None:
-    ids = _ids(update, "tk", 2)
+    ids = await _pressed(update, context, "tk", 2)
     if ids is None:
-        await no_longer_active(update, context)
         return
     done = await _run(
         update,
@@ -953,9 +944,8 @@ def outcome_label(outcome: tasks.Outcome, tr: Translator) -> str:
 
 
 async def ask_close(update: Update, context: Context) -> None:
-    ids = _ids(update, "cc", 1)
+    ids = await _pressed(update, context, "cc")
     if ids is None:
-        await no_longer_active(update, context)
         return
     tr = context.tr
     rows = [[(outcome_label(o, tr), f"cc:{code}:{ids[0]}")] for code, o in OUTCOMES.items()]
@@ -1099,12 +1089,8 @@ async def render_more_time(context: Context, row: Notification) -> Outgoing | No
 
 
 async def render_decided(context: Context, row: Notification) -> Outgoing | None:
-    runtime = context.runtime
-    async with runtime.database.transaction() as session:
-        item = await tasks.task_item(
-            session, runtime.cipher, int(row.payload["task"]), now=runtime.clock.now()
-        )
-    if item is None or item.status.value != "open":
+    item = await _item(context, int(row.payload["task"]))
+    if item is None or item.status is not TaskStatus.OPEN:
         return None
     tr = await _recipient_tr(context, row.member_id)
     if row.payload.get("approved"):
@@ -1117,12 +1103,8 @@ async def render_decided(context: Context, row: Notification) -> Outgoing | None
 
 
 async def render_done(context: Context, row: Notification) -> Outgoing | None:
-    runtime = context.runtime
-    async with runtime.database.transaction() as session:
-        item = await tasks.task_item(
-            session, runtime.cipher, int(row.payload["task"]), now=runtime.clock.now()
-        )
-    if item is None or item.status.value != "done":
+    item = await _item(context, int(row.payload["task"]))
+    if item is None or item.status is not TaskStatus.DONE:
         return None
     tr = await _recipient_tr(context, row.member_id)
     return Outgoing(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import outbox
@@ -200,8 +200,8 @@ def _subject(task_id: int) -> str:
     return f"task:{task_id}"
 
 
-def _clean(text: str, limit: int) -> str:
-    value = " ".join(text.split()) if limit <= TITLE_MAX else text.strip()
+def _clean(text: str, limit: int, *, one_line: bool = True) -> str:
+    value = " ".join(text.split()) if one_line else text.strip()
     if not value:
         raise ValueError("empty")
     if len(value) > limit:
@@ -306,7 +306,6 @@ async def _record_view(
                 instead,
             )
         )
-    district = await session.get_one(District, conference.district_id)
     review_id = await session.scalar(
         select(Conference.id).where(
             Conference.review_of_id == conference.id,
@@ -323,9 +322,7 @@ async def _record_view(
         conference.place,
         attendance,
         cipher.decrypt(conference.summary).decode() if conference.summary else None,
-        await _items(
-            session, cipher, select(Task).where(Task.conference_id == conference.id), district, now
-        ),
+        await _items(session, cipher, Task.conference_id == conference.id, now=now),
         conference.review_by,
         conference.recorded_at,
         review_id,
@@ -380,7 +377,7 @@ async def set_summary(
     now: datetime,
 ) -> int:
     conference = await _held(session, actor, conference_id, now=now)
-    conference.summary = cipher.encrypt(_clean(text, SUMMARY_MAX).encode())
+    conference.summary = cipher.encrypt(_clean(text, SUMMARY_MAX, one_line=False).encode())
     await audit.record(
         session,
         at=now,
@@ -575,42 +572,45 @@ async def _issue(session: AsyncSession, task: Task, district: District, *, now: 
     await _plan_task(session, task, district, now=now, assigned=True)
 
 
+def _planned(
+    task: Task, key: str, kind: str, member: Member, moment: policy.Moment, **extra: object
+) -> outbox.Planned:
+    """One row about a task for one member; the key carries the task's current version."""
+    return outbox.Planned(
+        key=f"task:{task.id}:v{task.version}:{key}",
+        kind=kind,
+        subject=_subject(task.id),
+        member_id=member.id,
+        chat_id=member.chat_id,
+        due_at=moment.due,
+        expires_at=moment.expires,
+        payload={"task": task.id, "version": task.version, **extra},
+    )
+
+
+def _at_once(now: datetime, *, days: int = 30) -> policy.Moment:
+    """Now, and still worth sending for a while if the bot is down."""
+    return policy.Moment("now", now, now + timedelta(days=days))
+
+
+async def _coordinator(session: AsyncSession, task: Task) -> Member:
+    conference = await session.get_one(Conference, task.conference_id)
+    return await session.get_one(Member, conference.coordinator_id)
+
+
 async def _plan_task(
     session: AsyncSession, task: Task, district: District, *, now: datetime, assigned: bool
 ) -> None:
     owner = await session.get_one(Member, task.owner_id)
-    conference = await session.get_one(Conference, task.conference_id)
-    coordinator = await session.get_one(Member, conference.coordinator_id)
-    prefix = f"task:{task.id}:v{task.version}:"
     items: list[outbox.Planned] = []
-
-    def row(key: str, kind: str, member: Member, moment: policy.Moment) -> outbox.Planned:
-        return outbox.Planned(
-            key=f"{prefix}{key}",
-            kind=kind,
-            subject=_subject(task.id),
-            member_id=member.id,
-            chat_id=member.chat_id,
-            due_at=moment.due,
-            expires_at=moment.expires,
-            payload={"task": task.id, "version": task.version},
-        )
-
     if assigned:
-        items.append(
-            row(
-                "assigned",
-                ASSIGNED,
-                owner,
-                policy.Moment("assigned", now, now + timedelta(days=30)),
-            )
-        )
+        items.append(_planned(task, "assigned", ASSIGNED, owner, _at_once(now)))
     zone = _zone(district)
     for moment in policy.task_nudges(task.due_on, zone, now):
-        items.append(row(moment.name, NUDGE, owner, moment))
+        items.append(_planned(task, moment.name, NUDGE, owner, moment))
     alert = policy.task_alert(task.due_on, zone)
     if alert.due > now:
-        items.append(row("alert", ALERT, coordinator, alert))
+        items.append(_planned(task, "alert", ALERT, await _coordinator(session, task), alert))
     await outbox.plan(session, items, now=now)
 
 
@@ -624,65 +624,64 @@ async def _replan(session: AsyncSession, task: Task, *, now: datetime, assigned:
 
 
 async def _items(
-    session: AsyncSession, cipher: Cipher, query: object, district: District | None, now: datetime
+    session: AsyncSession, cipher: Cipher, *where: ColumnElement[bool], now: datetime
 ) -> list[TaskItem]:
+    """Tasks as people see them, soonest first; overdue by the task's district's calendar."""
     rows = await session.execute(
-        query.add_columns(Case.code, Member.display_name)  # type: ignore[attr-defined]
+        select(Task, Case.code, Member.display_name, District.timezone)
         .join(Case, Task.case_id == Case.id)
+        .join(District, Case.district_id == District.id)
         .join(Member, Task.owner_id == Member.id)
+        .where(*where)
         .order_by(Task.due_on, Task.id)
     )
-    items = []
-    zones: dict[int, date] = {}
-    for task, code, owner in rows:
-        if district is not None:
-            today = _today(district, now)
-        else:
-            if task.case_id not in zones:
-                case = await session.get_one(Case, task.case_id)
-                zones[task.case_id] = _today(await session.get_one(District, case.district_id), now)
-            today = zones[task.case_id]
-        items.append(
-            TaskItem(
-                task.id,
-                task.owner_id,
-                code,
-                cipher.decrypt(task.title).decode(),
-                owner,
-                task.party,
-                cipher.decrypt(task.party_name).decode() if task.party_name else None,
-                task.due_on,
-                task.status,
-                task.status is TaskStatus.OPEN and task.due_on < today,
-                task.asked_due_on,
-            )
+    return [
+        TaskItem(
+            task.id,
+            task.owner_id,
+            code,
+            cipher.decrypt(task.title).decode(),
+            owner,
+            task.party,
+            cipher.decrypt(task.party_name).decode() if task.party_name else None,
+            task.due_on,
+            task.status,
+            task.status is TaskStatus.OPEN and task.due_on < now.astimezone(ZoneInfo(zone)).date(),
+            task.asked_due_on,
         )
-    return items
+        for task, code, owner, zone in rows
+    ]
 
 
 async def my_tasks(
     session: AsyncSession, actor: Actor, cipher: Cipher, *, now: datetime
 ) -> list[TaskItem]:
     """The owner's open tasks, soonest first."""
-    district = await session.get_one(District, actor.district_id)
     return await _items(
         session,
         cipher,
-        select(Task).where(
-            Task.owner_id == actor.member_id,
-            Task.status == TaskStatus.OPEN,
-            Task.issued_at.is_not(None),
-        ),
-        district,
-        now,
+        Task.owner_id == actor.member_id,
+        Task.status == TaskStatus.OPEN,
+        Task.issued_at.is_not(None),
+        now=now,
     )
 
 
 async def task_item(
     session: AsyncSession, cipher: Cipher, task_id: int, *, now: datetime
 ) -> TaskItem | None:
-    items = await _items(session, cipher, select(Task).where(Task.id == task_id), None, now)
+    items = await _items(session, cipher, Task.id == task_id, now=now)
     return items[0] if items else None
+
+
+async def own_task(
+    session: AsyncSession, actor: Actor, cipher: Cipher, task_id: int, *, now: datetime
+) -> TaskItem:
+    """An open task of the actor's, to show them; anyone else's is refused (and audited)."""
+    task = await _task(session, actor, task_id, "task.view", now=now, owner=True)
+    item = await task_item(session, cipher, task.id, now=now)
+    assert item is not None
+    return item
 
 
 async def _task(
@@ -720,7 +719,7 @@ async def _note(
             task_id=task.id,
             member_id=actor.member_id,
             kind=kind,
-            body=cipher.encrypt(_clean(text, NOTE_MAX).encode()),
+            body=cipher.encrypt(_clean(text, NOTE_MAX, one_line=False).encode()),
             created_at=now,
         )
     )
@@ -729,24 +728,8 @@ async def _note(
 async def _to_coordinator(
     session: AsyncSession, task: Task, kind: str, key: str, *, now: datetime
 ) -> None:
-    conference = await session.get_one(Conference, task.conference_id)
-    coordinator = await session.get_one(Member, conference.coordinator_id)
-    await outbox.plan(
-        session,
-        [
-            outbox.Planned(
-                key=f"task:{task.id}:v{task.version}:{key}",
-                kind=kind,
-                subject=_subject(task.id),
-                member_id=coordinator.id,
-                chat_id=coordinator.chat_id,
-                due_at=now,
-                expires_at=now + timedelta(days=30),
-                payload={"task": task.id, "version": task.version},
-            )
-        ],
-        now=now,
-    )
+    coordinator = await _coordinator(session, task)
+    await outbox.plan(session, [_planned(task, key, kind, coordinator, _at_once(now))], now=now)
 
 
 async def complete(
@@ -794,11 +777,14 @@ async def add_note(
 
 
 async def ask_more_time(
-    session: AsyncSession, actor: Actor, task_id: int, new_due: date, *, now: datetime
-) -> int:
+    session: AsyncSession, actor: Actor, task_id: int, more: timedelta, *, now: datetime
+) -> date:
+    """The owner asks to move the due date by `more`; the coordinator decides. Returns the date
+    asked for."""
     task = await _task(session, actor, task_id, "task.more_time", now=now, owner=True)
-    if new_due <= task.due_on:
+    if more <= timedelta(0):
         raise ValueError("not later")
+    new_due = task.due_on + more
     task.asked_due_on = new_due
     await _to_coordinator(session, task, MORE_TIME, f"ask-{new_due.isoformat()}", now=now)
     await audit.record(
@@ -810,7 +796,7 @@ async def ask_more_time(
         subject_id=task.id,
         due=new_due.isoformat(),
     )
-    return task.id
+    return new_due
 
 
 async def decide_more_time(
@@ -825,22 +811,10 @@ async def decide_more_time(
     if approve:
         task.due_on = asked
         await _replan(session, task, now=now, assigned=False)
-    await outbox.plan(
-        session,
-        [
-            outbox.Planned(
-                key=f"task:{task.id}:v{task.version}:decided-{asked.isoformat()}",
-                kind=DECIDED,
-                subject=_subject(task.id),
-                member_id=owner.id,
-                chat_id=owner.chat_id,
-                due_at=now,
-                expires_at=now + timedelta(days=30),
-                payload={"task": task.id, "approved": approve, "asked": asked.isoformat()},
-            )
-        ],
-        now=now,
+    told = _planned(
+        task, f"decided-{asked.isoformat()}", DECIDED, owner, _at_once(now), approved=approve
     )
+    await outbox.plan(session, [told], now=now)
     await audit.record(
         session,
         at=now,
@@ -856,22 +830,10 @@ async def decide_more_time(
 async def remind_again(session: AsyncSession, actor: Actor, task_id: int, *, now: datetime) -> int:
     task = await _task(session, actor, task_id, "task.remind", now=now, owner=False)
     owner = await session.get_one(Member, task.owner_id)
-    await outbox.plan(
-        session,
-        [
-            outbox.Planned(
-                key=f"task:{task.id}:v{task.version}:again-{int(now.timestamp())}",
-                kind=NUDGE,
-                subject=_subject(task.id),
-                member_id=owner.id,
-                chat_id=owner.chat_id,
-                due_at=now,
-                expires_at=now + timedelta(days=7),
-                payload={"task": task.id, "version": task.version, "again": True},
-            )
-        ],
-        now=now,
+    again = _planned(
+        task, f"again-{int(now.timestamp())}", NUDGE, owner, _at_once(now, days=7), again=True
     )
+    await outbox.plan(session, [again], now=now)
     return task.id
 
 
@@ -956,12 +918,12 @@ async def case_steps(
     )
     tasks = list(
         await session.execute(
-            select(Task.case_id, Task.due_on, Case.district_id)
+            select(Task.case_id, Task.due_on, District.timezone)
             .join(Case, Task.case_id == Case.id)
+            .join(District, Case.district_id == District.id)
             .where(Task.case_id.in_(case_ids), Task.status == TaskStatus.OPEN)
         )
     )
-    districts = {d.id: d for d in await session.scalars(select(District))}
     steps: dict[int, CaseStep] = {}
     for case_id in case_ids:
         mine = [c for c in conferences if c.case_id == case_id]
@@ -972,12 +934,11 @@ async def case_steps(
             for c in active
             if c.status is ConferenceStatus.SCHEDULED and c.starts_at and c.starts_at <= now
         ]
-        current = active[-1] if active else (held[-1] if held else None)
+        latest = due_scheduled or active or held
+        current = latest[-1] if latest else None
         to_record = bool(due_scheduled) or any(c.recorded_at is None for c in held)
-        if due_scheduled:
-            current = due_scheduled[-1]
-        open_due = [(due, d) for cid, due, d in tasks if cid == case_id]
-        overdue = sum(1 for due, d in open_due if due < _today(districts[d], now))
+        open_due = [(due, zone) for cid, due, zone in tasks if cid == case_id]
+        overdue = sum(1 for due, zone in open_due if due < now.astimezone(ZoneInfo(zone)).date())
         steps[case_id] = CaseStep(
             current,
             to_record,
@@ -1132,13 +1093,10 @@ async def digest(
     tasks = await _items(
         session,
         cipher,
-        select(Task).where(
-            Task.status == TaskStatus.OPEN,
-            Task.issued_at.is_not(None),
-            Task.case_id.in_(select(Case.id).where(Case.district_id == district.id)),
-        ),
-        district,
-        now,
+        Task.status == TaskStatus.OPEN,
+        Task.issued_at.is_not(None),
+        Case.district_id == district.id,
+        now=now,
     )
     sunday = monday + timedelta(days=6)
     return Digest(
@@ -1180,12 +1138,3 @@ async def plan_digests(session: AsyncSession, *, now: datetime) -> None:
             )
         )
     await outbox.plan(session, items, now=now)
-
-
-async def open_task_count(session: AsyncSession, case_id: int) -> int:
-    return int(
-        await session.scalar(
-            select(func.count()).where(Task.case_id == case_id, Task.status == TaskStatus.OPEN)
-        )
-        or 0
-    )
