@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.clock import FakeClock
-from bot.models import Case, CaseStatus, OutboxRow, OutboxStatus, Task, TaskStatus
+from bot.models import AuditEntry, Case, CaseStatus, OutboxRow, OutboxStatus, Task, TaskStatus
 from bot.sandbox import FloodLimits, Person
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_conferences import until
@@ -117,7 +117,22 @@ async def test_the_record_the_tasks_the_digest_the_review_and_closing(
     assert "The boy misses school on Mondays" in text
     assert "Signature" in cells
     assert "At the latest by" in text and "A poll for the date is running" not in text
-    assert "Adam" not in text  # the child's name (open_case's referral) only when asked for
+    assert "Child" not in text  # the child's name (open_case's referral) only when asked for
+    # Asked for explicitly, the name is in the document, and that is audited.
+    await hana.press("📄 The record with the child's name")
+    named = await until(hana, "The record of PK-2026-0001")
+    assert named.protect_content and named.message_id != document.message_id
+    named_record = docx.Document(io.BytesIO(hana.document_of(named)[1]))
+    assert "Child: Child" in [p.text for p in named_record.paragraphs]
+    async with bot.runtime.database.transaction() as session:
+        asked = list(
+            await session.scalars(
+                select(AuditEntry.details)
+                .where(AuditEntry.action == "record.document")
+                .order_by(AuditEntry.id)
+            )
+        )
+    assert [entry["child_name"] for entry in asked] == [False, True]
     for person, title in (
         (petr, "Check attendance weekly"),
         (jana, "Arrange tutoring"),
