@@ -43,13 +43,15 @@ class AttendanceLine:
     person: str | None
     present: bool
     instead_of: str | None = None
+    guardian: int = 0  # a guardian's number (their name is not kept); 0 for an institution
 
 
 @dataclass(frozen=True)
 class TaskLine:
     title: str
-    owner: str
+    owner: str  # the member who answers for it
     due: dt.date
+    party: str = "member"  # "child" or "guardian": theirs, followed up by the owner
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,22 @@ def _person(line: AttendanceLine, tr: Translator) -> str:
     return person
 
 
+def _institution(line: AttendanceLine, tr: Translator) -> str:
+    if line.guardian:
+        return tr.gettext("Guardian {number}").format(number=line.guardian)
+    return _clean(line.institution)
+
+
+def _owner(task: TaskLine, tr: Translator) -> str:
+    """The same words as the bot's messages: whose task it is, and who follows it up."""
+    owner = _clean(task.owner)
+    if task.party == "child":
+        return tr.gettext("the child, followed up by {name}").format(name=owner)
+    if task.party == "guardian":
+        return tr.gettext("a guardian, followed up by {name}").format(name=owner)
+    return owner
+
+
 def record_docx(record: RecordDocument, tr: Translator) -> bytes:
     """The record as a .docx file in the translator's language and time zone."""
     _ = tr.gettext
@@ -173,7 +191,7 @@ def record_docx(record: RecordDocument, tr: Translator) -> bytes:
 
     document.add_heading(_("Attendance"), level=1)
     attendance = [
-        (_clean(line.institution), _person(line, tr), _("yes") if line.present else _("no"), "")
+        (_institution(line, tr), _person(line, tr), _("yes") if line.present else _("no"), "")
         for line in record.attendance
     ]
     header = (_("Institution"), _("Name"), _("Present"), _("Signature"))
@@ -188,7 +206,7 @@ def record_docx(record: RecordDocument, tr: Translator) -> bytes:
     document.add_heading(_("Plan"), level=1)
     if record.tasks:
         plan = [
-            (_clean(task.title), _clean(task.owner), format_date(task.due, "medium", tr.locale))
+            (_clean(task.title), _owner(task, tr), format_date(task.due, "medium", tr.locale))
             for task in record.tasks
         ]
         _table(document, plan, header=(_("Task"), _("Owner"), _("Due date")))

@@ -65,6 +65,11 @@ SUMMARY, TITLE, OWNER, FOLLOW, DUE, REVIEW, DONE_NOTE, NOTE = (
 )
 DRAFT = "task_draft"  # the task being added, in the dialog's (encrypted) user data
 QUICK_DUE = (7, 14, 30)
+EDITABLE = 12  # task buttons on the record screen (a plan rarely has more)
+
+
+def _short(title: str, limit: int = 30) -> str:
+    return title if len(title) <= limit else title[: limit - 1] + "…"
 
 
 # Small helpers.
@@ -106,6 +111,8 @@ async def _pressed(
 
 
 def _due_text(item: tasks.TaskItem, tr: Translator) -> str:
+    if item.status is TaskStatus.DONE:
+        return "✅ " + tr.gettext("done")
     if item.overdue:
         return "⚠️ " + tr.gettext("overdue since {date}").format(date=tr.day(item.due_on))
     return tr.gettext("due {date}").format(date=tr.day(item.due_on))
@@ -205,6 +212,8 @@ def record_markup(view: tasks.RecordView, tr: Translator) -> InlineKeyboardMarku
         [("👥 " + _("Attendance"), f"rc:a:{conf}"), ("✏️ " + _("Summary"), f"rc:s:{conf}")],
         [("➕ " + _("Add a task"), f"rc:n:{conf}")],
     ]
+    editable = [item for item in view.tasks if item.status is TaskStatus.OPEN][:EDITABLE]
+    rows += [[("✏️ " + _short(item.title), f"tk:e:{item.id}")] for item in editable]
     if view.recorded_at is None:
         rows.append([("✅ " + _("Finish: send the tasks and the record"), f"rc:e:{conf}")])
     else:
@@ -493,6 +502,8 @@ async def typed_due(update: Update, context: Context) -> str | int:
             context.tr.gettext("That is not a date from today on. Type it like 15.3.2027, please.")
         )
         return DUE
+    if "task" in _draft(context):
+        return await _move(update, context, int(_draft(context)["task"]), day, typed=True)
     return await _add_task(update, context, day)
 
 
@@ -637,6 +648,128 @@ async def _document(
     )
 
 
+# The coordinator edits a task: the due date, the owner, or cancelling it.
+
+
+def edit_text(item: tasks.TaskItem, tr: Translator) -> str:
+    return "\n".join(
+        [
+            "✏️ "
+            + tr.gettext("Case {code}: «{title}»").format(
+                code=item.case_code, title=esc(item.title)
+            ),
+            tr.gettext("Owner: {owner}").format(owner=esc(_owner(item, tr))),
+            _capitalised(_due_text(item, tr)),
+        ]
+    )
+
+
+def edit_markup(item: tasks.TaskItem, tr: Translator) -> InlineKeyboardMarkup:
+    _ = tr.gettext
+    return keyboard(
+        [
+            [
+                (_("Due in 1 week"), f"tk:u:{item.id}:7"),
+                (_("in 2 weeks"), f"tk:u:{item.id}:14"),
+                (_("in 1 month"), f"tk:u:{item.id}:30"),
+            ],
+            [("📅 " + _("Another due date…"), f"tk:y:{item.id}")],
+            [("👤 " + _("Another owner"), f"tk:o:{item.id}")],
+            [("🗑 " + _("Cancel the task"), f"tk:c:{item.id}")],
+            [("⬅️ " + _("Back to the record"), f"rc:o:{item.conference_id}")],
+        ]
+    )
+
+
+async def _edit_screen(update: Update, context: Context, task_id: int) -> None:
+    cipher = context.runtime.cipher
+    item = await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.coordinator_task(
+            session, actor, cipher, task_id, now=now
+        ),
+    )
+    if item is not None:
+        await answer(update, edit_text(item, context.tr), edit_markup(item, context.tr))
+
+
+async def edit_task(update: Update, context: Context) -> None:
+    ids = await _pressed(update, context, "tk")
+    if ids is not None:
+        await _edit_screen(update, context, ids[0])
+
+
+async def move_quick(update: Update, context: Context) -> None:
+    ids = await _pressed(update, context, "tk", 2)
+    if ids is None:
+        return
+    if ids[1] not in QUICK_DUE:
+        await no_longer_active(update, context)
+        return
+    await _move(update, context, ids[0], _today(context) + timedelta(days=ids[1]), typed=False)
+
+
+async def ask_due_date(update: Update, context: Context) -> str | int:
+    ids = await _pressed(update, context, "tk")
+    if ids is None:
+        return ConversationHandler.END
+    _begin(context, task=ids[0])
+    await answer(update, context.tr.gettext("Type the due date, e.g. 15.3.2027."))
+    return DUE
+
+
+async def _move(
+    update: Update, context: Context, task_id: int, due_on: date, *, typed: bool
+) -> str | int:
+    moved = await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.move_due(session, actor, task_id, due_on, now=now),
+    )
+    _draft(context).clear()
+    if moved is not None:
+        if typed and update.message is not None:
+            item = await _item(context, task_id)
+            assert item is not None
+            await update.message.reply_text(
+                edit_text(item, context.tr), reply_markup=edit_markup(item, context.tr)
+            )
+        else:
+            await _edit_screen(update, context, task_id)
+    return ConversationHandler.END
+
+
+async def ask_cancel_task(update: Update, context: Context) -> None:
+    ids = await _pressed(update, context, "tk")
+    if ids is None:
+        return
+    tr = context.tr
+    await answer(
+        update,
+        tr.gettext("Cancel this task? Its owner is told it is no longer needed."),
+        keyboard(
+            [
+                [("🗑 " + tr.gettext("Yes, cancel the task"), f"tk:z:{ids[0]}")],
+                [("↩️ " + tr.gettext("Keep it"), f"tk:e:{ids[0]}")],
+            ]
+        ),
+    )
+
+
+async def confirm_cancel_task(update: Update, context: Context) -> None:
+    ids = await _pressed(update, context, "tk")
+    if ids is None:
+        return
+    conference_id = await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.cancel_task(session, actor, ids[0], now=now),
+    )
+    if conference_id is not None:
+        await _show_record(update, context, conference_id)
+
+
 # Task owners.
 
 
@@ -682,10 +815,10 @@ async def show_task(update: Update, context: Context) -> None:
 
 
 async def ask_done_note(update: Update, context: Context) -> str | int:
-    ids = await _pressed(update, context, "tk")
-    if ids is None:
+    item = await _own(update, context)
+    if item is None:
         return ConversationHandler.END
-    _begin(context, task=ids[0])
+    _begin(context, task=item.id)
     tr = context.tr
     await answer(
         update,
@@ -693,7 +826,7 @@ async def ask_done_note(update: Update, context: Context) -> str | int:
             "Type a short note for the coordinator (at most {limit} characters), or tap Done "
             "without a note."
         ).format(limit=tasks.NOTE_MAX),
-        keyboard([[("✅ " + tr.gettext("Done without a note"), f"tk:k:{ids[0]}")]]),
+        keyboard([[("✅ " + tr.gettext("Done without a note"), f"tk:k:{item.id}")]]),
     )
     return DONE_NOTE
 
@@ -733,10 +866,10 @@ def _note_refusal(tr: Translator) -> str:
 
 
 async def ask_note(update: Update, context: Context) -> str | int:
-    ids = await _pressed(update, context, "tk")
-    if ids is None:
+    item = await _own(update, context)
+    if item is None:
         return ConversationHandler.END
-    _begin(context, task=ids[0])
+    _begin(context, task=item.id)
     await answer(
         update,
         context.tr.gettext("Type a short progress note (at most {limit} characters).").format(
@@ -1115,6 +1248,41 @@ async def render_done(context: Context, row: Notification) -> Outgoing | None:
     )
 
 
+async def render_changed(context: Context, row: Notification) -> Outgoing | None:
+    item = await _current(context, row)
+    if item is None:
+        return None
+    tr = await _recipient_tr(context, row.member_id)
+    head = "🗓 " + tr.gettext("The coordinator moved the due date of your task:")
+    return Outgoing(task_text(item, tr, head), _owner_buttons(item.id, tr))
+
+
+async def render_cancelled(context: Context, row: Notification) -> Outgoing | None:
+    item = await _item(context, int(row.payload["task"]))
+    if item is None or item.status is not TaskStatus.CANCELLED:
+        return None
+    tr = await _recipient_tr(context, row.member_id)
+    return Outgoing(
+        "✖️ "
+        + tr.gettext("{code} «{title}» is cancelled: you need not do it any more.").format(
+            code=item.case_code, title=esc(item.title)
+        )
+    )
+
+
+async def render_released(context: Context, row: Notification) -> Outgoing | None:
+    item = await _item(context, int(row.payload["task"]))
+    if item is None or item.status is not TaskStatus.OPEN or item.owner_id == row.member_id:
+        return None
+    tr = await _recipient_tr(context, row.member_id)
+    return Outgoing(
+        "👤 "
+        + tr.gettext("{code} «{title}» is {name}'s task now: you need not do it any more.").format(
+            code=item.case_code, title=esc(item.title), name=esc(item.owner)
+        )
+    )
+
+
 async def render_digest(context: Context, row: Notification) -> Outgoing | None:
     runtime = context.runtime
     async with runtime.database.transaction() as session:
@@ -1188,6 +1356,9 @@ def outbox_kinds() -> dict[str, Kind]:
         tasks.MORE_TIME: Kind(render_more_time),
         tasks.DECIDED: Kind(render_decided),
         tasks.DONE: Kind(render_done),
+        tasks.CHANGED: Kind(render_changed),
+        tasks.CANCELLED: Kind(render_cancelled),
+        tasks.RELEASED: Kind(render_released),
         tasks.DIGEST: Kind(render_digest),
     }
 
@@ -1205,6 +1376,7 @@ def handlers() -> HandlerList:
                 CallbackQueryHandler(record.entry(ask_summary), pattern=r"^rc:s:\d+$"),
                 CallbackQueryHandler(record.entry(ask_title), pattern=r"^rc:n:\d+$"),
                 CallbackQueryHandler(record.entry(ask_review), pattern=r"^rc:v:\d+$"),
+                CallbackQueryHandler(record.entry(ask_due_date), pattern=r"^tk:y:\d+$"),
             ],
             states={
                 SUMMARY: [MessageHandler(text, record.step(typed_summary))],
@@ -1258,6 +1430,10 @@ def command_handlers() -> HandlerList:
         CallbackQueryHandler(consuming(more_time), pattern=r"^tk:x:\d+:\d+$"),
         CallbackQueryHandler(consuming(decide), pattern=r"^tk:[gr]:\d+:\d{8}$"),
         CallbackQueryHandler(consuming(remind_again), pattern=r"^tk:a:\d+$"),
+        CallbackQueryHandler(consuming(edit_task), pattern=r"^tk:e:\d+$"),
+        CallbackQueryHandler(consuming(move_quick), pattern=r"^tk:u:\d+:\d+$"),
+        CallbackQueryHandler(consuming(ask_cancel_task), pattern=r"^tk:c:\d+$"),
+        CallbackQueryHandler(consuming(confirm_cancel_task), pattern=r"^tk:z:\d+$"),
         CallbackQueryHandler(consuming(reassign_choices), pattern=r"^tk:o:\d+$"),
         CallbackQueryHandler(consuming(reassign), pattern=r"^tk:w:\d+:\d+$"),
         CallbackQueryHandler(consuming(ask_close), pattern=r"^cc:c:\d+$"),

@@ -493,6 +493,10 @@ async def show_cases(update: Update, context: Context, page: int = 0) -> None:
                     open=step.open_tasks, overdue=step.overdue_tasks
                 )
             )
+        if step.recorded_id is not None and not step.to_record:  # its plan: tasks to edit
+            rows.append(
+                [("📝 " + _("Record: {code}").format(code=case.code), f"rc:o:{step.recorded_id}")]
+            )
         rows.append([("✖️ " + _("Close: {code}").format(code=case.code), f"cc:c:{case.id}")])
     if nav := shown.nav_row("cs"):
         rows.append(nav)

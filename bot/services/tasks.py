@@ -64,6 +64,9 @@ ALERT = "task.alert"  # to the coordinator: 7 days overdue
 MORE_TIME = "task.more_time"  # to the coordinator: an owner asks for more time
 DECIDED = "task.decided"  # to the owner: more time given or refused
 DONE = "task.done"  # to the coordinator: a task is done
+CHANGED = "task.changed"  # to the owner: the coordinator moved the due date
+CANCELLED = "task.cancelled"  # to the owner: the task was cancelled (or its case closed)
+RELEASED = "task.released"  # to the previous owner: the task was given to someone else
 DIGEST = "digest.weekly"
 
 
@@ -98,6 +101,7 @@ class Attendance:
 @dataclass(frozen=True)
 class TaskItem:
     id: int
+    conference_id: int
     owner_id: int
     case_code: str
     title: str
@@ -142,6 +146,7 @@ class CaseStep:
     open_tasks: int
     overdue_tasks: int
     review_by: date | None
+    recorded_id: int | None = None  # the last held conference whose record is finished
 
 
 @dataclass(frozen=True)
@@ -322,7 +327,13 @@ async def _record_view(
         conference.place,
         attendance,
         cipher.decrypt(conference.summary).decode() if conference.summary else None,
-        await _items(session, cipher, Task.conference_id == conference.id, now=now),
+        await _items(
+            session,
+            cipher,
+            Task.conference_id == conference.id,
+            Task.status != TaskStatus.CANCELLED,  # a cancelled task is no longer in the plan
+            now=now,
+        ),
         conference.review_by,
         conference.recorded_at,
         review_id,
@@ -546,22 +557,22 @@ async def record_document(
         place=view.place,
         coordinator=coordinator.display_name,
         attendance=[
-            AttendanceLine(a.label or "", a.person, a.attended, a.instead_of)
+            AttendanceLine(
+                a.label,
+                a.person,
+                a.attended,
+                a.instead_of,
+                guardian=a.number if a.kind is not InvitationKind.INSTITUTION else 0,
+            )
             for a in view.attendance
         ],
         summary=view.summary or "",
-        tasks=[TaskLine(t.title, _owner_label(t), t.due_on) for t in view.tasks],
+        tasks=[TaskLine(t.title, t.owner, t.due_on, t.party.value) for t in view.tasks],
         review_at=review_at,
         review_by=None if review_at else view.review_by,
         review_polling=polling,
         child_name=child,
     )
-
-
-def _owner_label(task: TaskItem) -> str:
-    if task.party is TaskParty.MEMBER:
-        return task.owner
-    return f"{task.party_name or task.party.value} → {task.owner}"
 
 
 # Tasks: telling owners, nudging them, and what they do.
@@ -615,9 +626,12 @@ async def _plan_task(
 
 
 async def _replan(session: AsyncSession, task: Task, *, now: datetime, assigned: bool) -> None:
-    """Owner or due date changed: what was pending for the old one is cancelled."""
+    """Owner or due date changed: what was pending for the old one is cancelled. A task of a
+    record not finished yet has nothing planned: its owner hears of it when it is finished."""
     await outbox.cancel(session, subject=_subject(task.id), kinds=[NUDGE, ALERT, ASSIGNED], now=now)
     task.version += 1
+    if task.issued_at is None:
+        return
     conference = await session.get_one(Conference, task.conference_id)
     district = await session.get_one(District, conference.district_id)
     await _plan_task(session, task, district, now=now, assigned=assigned)
@@ -638,6 +652,7 @@ async def _items(
     return [
         TaskItem(
             task.id,
+            task.conference_id,
             task.owner_id,
             code,
             cipher.decrypt(task.title).decode(),
@@ -856,9 +871,18 @@ async def reassign(
     if owner_id not in {c.member_id for c in choices}:
         raise _refused(actor, "task.reassign", owner_id, now=now, subject_type="member")
     previous = task.owner_id
+    if owner_id == previous:
+        return task.id
     task.owner_id = owner_id
     task.asked_due_on = None
     await _replan(session, task, now=now, assigned=True)
+    if task.issued_at is not None:
+        before = await session.get_one(Member, previous)
+        await outbox.plan(
+            session,
+            [_planned(task, f"released-{previous}", RELEASED, before, _at_once(now))],
+            now=now,
+        )
     await audit.record(
         session,
         at=now,
@@ -870,6 +894,78 @@ async def reassign(
         previous=previous,
     )
     return task.id
+
+
+async def coordinator_task(
+    session: AsyncSession, actor: Actor, cipher: Cipher, task_id: int, *, now: datetime
+) -> TaskItem:
+    """An open task of the coordinator's district, to edit; anyone else is refused (audited)."""
+    task = await _task(session, actor, task_id, "task.edit", now=now, owner=False)
+    item = await task_item(session, cipher, task.id, now=now)
+    assert item is not None
+    return item
+
+
+async def move_due(
+    session: AsyncSession, actor: Actor, task_id: int, due_on: date, *, now: datetime
+) -> int:
+    """The coordinator moves the due date; the owner is told and nudged for the new one.
+    Returns the task's conference."""
+    task = await _task(session, actor, task_id, "task.move", now=now, owner=False)
+    conference = await session.get_one(Conference, task.conference_id)
+    district = await session.get_one(District, conference.district_id)
+    if due_on < _today(district, now):
+        raise ValueError("due in the past")
+    if due_on == task.due_on:
+        return task.conference_id
+    previous = task.due_on
+    task.due_on = due_on
+    task.asked_due_on = None
+    await _replan(session, task, now=now, assigned=False)
+    if task.issued_at is not None:
+        owner = await session.get_one(Member, task.owner_id)
+        await outbox.plan(
+            session, [_planned(task, "moved", CHANGED, owner, _at_once(now))], now=now
+        )
+    await audit.record(
+        session,
+        at=now,
+        actor_id=actor.member_id,
+        action="task.moved",
+        subject_type="task",
+        subject_id=task.id,
+        due=due_on.isoformat(),
+        previous=previous.isoformat(),
+    )
+    return task.conference_id
+
+
+async def cancel_task(session: AsyncSession, actor: Actor, task_id: int, *, now: datetime) -> int:
+    """The coordinator cancels a task of the plan; its owner is told. Returns its conference."""
+    task = await _task(session, actor, task_id, "task.cancel", now=now, owner=False)
+    await _cancel(session, task, now=now)
+    await audit.record(
+        session,
+        at=now,
+        actor_id=actor.member_id,
+        action="task.cancelled",
+        subject_type="task",
+        subject_id=task.id,
+    )
+    return task.conference_id
+
+
+async def _cancel(session: AsyncSession, task: Task, *, now: datetime) -> None:
+    """Nothing more is sent about the task; an owner who has it is told it is not needed."""
+    task.status = TaskStatus.CANCELLED
+    task.done_at = now
+    task.asked_due_on = None
+    await outbox.cancel(session, subject=_subject(task.id), now=now)
+    if task.issued_at is not None:
+        owner = await session.get_one(Member, task.owner_id)
+        await outbox.plan(
+            session, [_planned(task, "cancelled", CANCELLED, owner, _at_once(now))], now=now
+        )
 
 
 async def notification_task(
@@ -945,6 +1041,7 @@ async def case_steps(
             len(open_due),
             overdue,
             held[-1].review_by if held and not active else None,
+            next((c.id for c in reversed(held) if c.recorded_at is not None), None),
         )
     return steps
 
@@ -973,9 +1070,7 @@ async def close_case(
             select(Task).where(Task.case_id == case.id, Task.status == TaskStatus.OPEN)
         )
     ):
-        task.status = TaskStatus.CANCELLED
-        task.done_at = now
-        await outbox.cancel(session, subject=_subject(task.id), now=now)
+        await _cancel(session, task, now=now)
     for conference_id in list(
         await session.scalars(select(Conference.id).where(Conference.case_id == case.id))
     ):

@@ -30,12 +30,13 @@ RECORD = RecordDocument(
         AttendanceLine("Policie Cheb", "Petr Novák", present=True),
         AttendanceLine("ZŠ Cheb", "Marie Malá", present=True, instead_of="Karel Velký"),
         AttendanceLine("Pediatr", "Lucie Bílá", present=False),
-        AttendanceLine("Zákonný zástupce 1", None, present=False),
+        AttendanceLine("", None, present=False, guardian=1),
     ),
     summary="The child misses school often.\n\nThe mother asked for help.\nShe works nights.",
     tasks=(
         TaskLine("Talk to the class teacher", "Petr Novák (Policie Cheb)", date(2026, 12, 17)),
-        TaskLine("Visit the family", "Guardian: mother — followed up by Eva", date(2027, 1, 8)),
+        TaskLine("Visit the family", "Eva Malá", date(2027, 1, 8), party="guardian"),
+        TaskLine("Join the football club", "Petr Novák", date(2027, 1, 9), party="child"),
     ),
 )
 
@@ -106,12 +107,23 @@ def test_the_attendance_table_has_everyone_and_room_to_sign() -> None:
         ["Policie Cheb", "Petr Novák", "yes", ""],
         ["ZŠ Cheb", "Marie Malá (instead of Karel Velký)", "yes", ""],
         ["Pediatr", "Lucie Bílá", "no", ""],
-        ["Zákonný zástupce 1", "", "no", ""],
+        ["Guardian 1", "", "no", ""],
     ]
     assert table.style is not None
     assert table.style.name == "Table Grid"
     assert all(run.bold for cell in table.rows[0].cells for run in cell.paragraphs[0].runs)
     assert all(row.height is not None and row.height > 0 for row in table.rows[1:])
+
+
+def test_guardians_and_parties_are_named_in_the_coordinators_language() -> None:
+    document = _open(record_docx(RECORD, Translator("cs", PRAGUE)))
+    attendance = _rows(_table_with_header(document, "Instituce"))
+    assert attendance[-1][0] == "Zákonný zástupce 1"
+    plan = _rows(_table_with_header(document, "Úkol"))
+    assert [row[1] for row in plan[2:]] == [
+        "zákonný zástupce, dohlíží Eva Malá",
+        "dítě, dohlíží Petr Novák",
+    ]
 
 
 def test_the_summary_keeps_its_paragraphs() -> None:
@@ -131,7 +143,8 @@ def test_the_plan_lists_every_task_with_its_owner_and_due_date() -> None:
     assert _rows(table) == [
         ["Task", "Owner", "Due date"],
         ["Talk to the class teacher", "Petr Novák (Policie Cheb)", "Dec 17, 2026"],
-        ["Visit the family", "Guardian: mother — followed up by Eva", "Jan 8, 2027"],
+        ["Visit the family", "a guardian, followed up by Eva Malá", "Jan 8, 2027"],
+        ["Join the football club", "the child, followed up by Petr Novák", "Jan 9, 2027"],
     ]
     assert table.style is not None
     assert table.style.name == "Table Grid"

@@ -221,6 +221,9 @@ async def test_the_record_the_tasks_the_digest_the_review_and_closing(
     await until(hana, "Close the case?")
     await hana.press("Plan fulfilled")
     await until(hana, "The case PK-2026-0001 is closed: Plan fulfilled.")
+    await each(pavel, "«Visit the family» is cancelled")  # owners hear they need not do it
+    await each(jana, "«Arrange tutoring» is cancelled")
+    await bot.settle()
     async with bot.runtime.database.transaction() as session:
         case = (await session.scalars(select(Case))).one()
         assert (case.status, case.outcome) == (CaseStatus.CLOSED, "fulfilled")
@@ -239,3 +242,163 @@ async def test_the_record_the_tasks_the_digest_the_review_and_closing(
     clock.advance(timedelta(weeks=3))
     await bot.sweep()
     assert (told(pavel, "Reminder of your task"), told(jana, "Reminder of your task")) == nudged
+
+
+async def test_the_plan_changes_and_wrong_input_gets_an_answer(
+    bot: RunningBot, clock: FakeClock
+) -> None:
+    """Attendance 'did not come', overlong and wrong typed input, the coordinator editing the
+    plan (a new due date, a new owner, a cancelled task), more time refused, the review's date
+    typed, and old buttons after the case is closed."""
+    people = await team(bot)
+    hana, jana, petr, pavel = people["hana"], people["jana"], people["petr"], people["pavel"]
+    starts = await scheduled(bot, people)
+    invites = await each(petr, "You are invited")
+    await petr.press("✅ Accept", message_id=invites[0].message_id)
+    clock.set(starts + timedelta(minutes=91))
+    await bot.sweep()
+    await until(hana, "has ended")
+    await hana.press("📝 Record the outcome")
+    await until(hana, "Attendance: 1 of 2 came.")
+
+    # The police came after all? No: two taps, a colleague instead, then did not come.
+    await hana.press("👥 Attendance")
+    await until(hana, "one tap per participant")
+    await hana.press("✅ Policie Cheb: Petr")
+    await button(hana, "Pavel instead of Petr")
+    await hana.press("✅ Policie Cheb: Pavel instead of Petr")
+    await button(hana, "❌ Policie Cheb")
+    await hana.press("⬅️ Back")
+    await until(hana, "Attendance: 0 of 2 came.")
+
+    # Too long, then right: nothing typed is lost, the length is said.
+    await hana.press("✏️ Summary")
+    await until(hana, "Type the summary")
+    await hana.send_text("x" * 2001)
+    await until(hana, "That is 2001 characters; the summary takes 1 to 2000.")
+    await hana.send_text("Nobody came; the plan was agreed by phone.")
+    await until(hana, "Summary: written.")
+    await hana.press("➕ Add a task")
+    await until(hana, "What is the task?")
+    await hana.send_text("y" * 121)
+    await until(hana, "That is 121 characters; a title takes 1 to 120.")
+    await hana.send_text("Join a football club")
+    await until(hana, "Who owns it?")
+    await hana.press("🧒 The child")
+    await until(hana, "Who follows it up")
+    await hana.press("Petr (Policie Cheb)")
+    await until(hana, "By when?")
+    await hana.press("📅 A date…")
+    await until(hana, "Type the due date")
+    for wrong in ("next Friday", "1.1.2020", "31.2.2027"):
+        await hana.send_text(wrong)
+        await until(hana, "That is not a date from today on.")
+    await hana.send_text("15.1.2027")
+    await until(hana, "«Join a football club»")
+    await add_task(hana, "Visit the family", "Pavel (Policie Cheb)", "1 week")
+    await add_task(hana, "Arrange tutoring", "Jana (ZŠ Hradební)", "2 weeks")
+    await hana.press("✅ Finish: send the tasks and the record")
+    document = await until(hana, "The record of PK-2026-0001")
+    record = docx.Document(io.BytesIO(hana.document_of(document)[1]))
+    rows = [[c.text for c in row.cells] for t in record.tables for row in t.rows]
+    assert ["Policie Cheb", "", "no", ""] in rows
+    assert ["Join a football club", "the child, followed up by Petr", "Jan 15, 2027"] in rows
+    club = await until(petr, "A task for you")
+    assert "You follow it up: the child, followed up by Petr." in (club.text or "")
+    visit = await until(pavel, "A task for you")
+    tutoring = await until(jana, "A task for you")
+
+    # A participant cannot open the coordinator's edit screen with a forged button.
+    async with bot.runtime.database.transaction() as session:
+        task_id = await session.scalar(select(Task.id).limit(1))
+    forged = await jana.press_data(f"tk:e:{task_id}", message_id=tutoring.message_id)
+    assert forged.text == "This is not yours to change."
+
+    # The coordinator moves the visit to a typed date; Pavel is told and nudged for it.
+    await hana.send_text("/cases")
+    await until(hana, "Open cases")
+    await hana.press("📝 Record: PK-2026-0001")
+    await button(hana, "✏️ Visit the family")
+    await hana.press("✏️ Visit the family")
+    await until(hana, "Owner: Pavel")
+    await hana.press("📅 Another due date…")
+    await until(hana, "Type the due date")
+    await hana.send_text("20.1.2027")
+    moved = await until(hana, "Owner: Pavel")
+    assert "Due Wed, Jan 20" in (moved.text or "")
+    told_moved = await until(pavel, "The coordinator moved the due date of your task")
+    assert "Due Wed, Jan 20" in (told_moved.text or "")
+
+    # Tutoring goes to Petr: he gets it, Jana is told she need not do it; her old button is dead.
+    await hana.press("⬅️ Back to the record")
+    await button(hana, "✏️ Arrange tutoring")
+    await hana.press("✏️ Arrange tutoring")
+    await until(hana, "Owner: Jana")
+    await hana.press("👤 Another owner")
+    await until(hana, "Who takes the task over?")
+    await hana.press("Petr (Policie Cheb)")
+    await until(hana, "The task has a new owner")
+    given = await until(petr, "A task for you")
+    assert "«Arrange tutoring»" in (given.text or "")
+    await until(jana, "«Arrange tutoring» is Petr's task now")
+    stale = await jana.press("✅ Done", message_id=tutoring.message_id)
+    assert stale.text == "This is not yours to change."
+
+    # The child's task is cancelled; Petr is told.
+    await hana.send_text("/cases")
+    await until(hana, "Open cases")
+    await hana.press("📝 Record: PK-2026-0001")
+    await button(hana, "✏️ Join a football club")
+    await hana.press("✏️ Join a football club")
+    await until(hana, "Owner: the child")
+    await hana.press("🗑 Cancel the task")
+    await until(hana, "Cancel this task?")
+    await hana.press("🗑 Yes, cancel the task")
+    screen = await until(hana, "Plan: 2 tasks.")
+    assert "Join a football club" not in (screen.text or "")
+    await until(petr, "«Join a football club» is cancelled")
+
+    # Pavel asks for more time and is refused: the due date stays.
+    await pavel.press("⏳ Need more time", message_id=told_moved.message_id)
+    await until(pavel, "How much more time")
+    await pavel.press("+1 month")
+    await until(hana, "Pavel asks for more time")
+    await hana.press("❌ Refuse")
+    await until(hana, "More time refused to Pavel")
+    await until(pavel, "No more time: «Visit the family» stays due Wed, Jan 20.")
+
+    # The review's date, typed: wrong, past, then right; everyone invited last time is invited.
+    await hana.send_text("/cases")
+    await until(hana, "Open cases")
+    await hana.press("📝 Record: PK-2026-0001")
+    await button(hana, "🗓 Review: fix the date")
+    await hana.press("🗓 Review: fix the date")
+    await until(hana, "Type the date and time of the review conference")
+    await hana.send_text("soon")
+    await until(hana, "Please type a date and a time, like 15.3.2027 10:00.")
+    today = clock.now().astimezone(PRAGUE)
+    await hana.send_text(f"{today.day}.{today.month}.{today.year} 00:01")
+    await until(hana, "That time has passed. Type a later one.")
+    await hana.send_text("16.2.2027 10:00")
+    await until(hana, "The review conference PK-2026-0001 is set")
+    await until(petr, "You are invited")
+    await until(jana, "You are invited")
+
+    # Closed: the owners' buttons are dead, and the review is cancelled in their calendars.
+    await hana.send_text("/cases")
+    await until(hana, "Open cases")
+    await hana.press("✖️ Close: PK-2026-0001")
+    await until(hana, "Close the case?")
+    await hana.press("Handed to another authority")
+    await until(hana, "The case PK-2026-0001 is closed: Handed to another authority.")
+    await until(pavel, "«Visit the family» is cancelled")
+    stale = await pavel.press("✅ Done", message_id=visit.message_id)
+    assert stale.text == "This button is no longer active."
+    cancel, _ = await each(petr, "removes it from your calendar", "«Arrange tutoring» is cancelled")
+    assert b"METHOD:CANCEL" in petr.document_of(cancel)[1]
+    async with bot.runtime.database.transaction() as session:
+        actions = list(await session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
+    for action in ("task.moved", "task.reassigned", "task.cancelled", "task.more_time_refused"):
+        assert action in actions
+    assert "task.edit.refused" in actions  # Jana's forged button
+    assert "task.view.refused" in actions  # Jana's Done on a task no longer hers
