@@ -380,7 +380,7 @@ async def typed_summary(update: Update, context: Context) -> str | int:
 
 
 async def _delete_typed(update: Update) -> None:
-    """The summary may hold personal data: it does not stay in the chat."""
+    """A summary or a note may hold personal data: it does not stay in the chat."""
     if update.message is not None:
         try:
             await update.message.delete()
@@ -651,23 +651,28 @@ async def _document(
 # The coordinator edits a task: the due date, the owner, or cancelling it.
 
 
-def edit_text(item: tasks.TaskItem, tr: Translator) -> str:
-    return "\n".join(
-        [
-            "✏️ "
-            + tr.gettext("Case {code}: «{title}»").format(
-                code=item.case_code, title=esc(item.title)
-            ),
-            tr.gettext("Owner: {owner}").format(owner=esc(_owner(item, tr))),
-            _capitalised(_due_text(item, tr)),
-        ]
-    )
+def edit_text(item: tasks.TaskItem, notes: int, tr: Translator) -> str:
+    lines = [
+        "✏️ "
+        + tr.gettext("Case {code}: «{title}»").format(code=item.case_code, title=esc(item.title)),
+        tr.gettext("Owner: {owner}").format(owner=esc(_owner(item, tr))),
+        _capitalised(_due_text(item, tr)),
+    ]
+    if notes:
+        note = tr.ngettext("The owner wrote {count} note.", "The owner wrote {count} notes.", notes)
+        lines.append(note.format(count=notes))
+    return "\n".join(lines)
 
 
-def edit_markup(item: tasks.TaskItem, tr: Translator) -> InlineKeyboardMarkup:
+def _notes_button(task_id: int, tr: Translator) -> tuple[str, str]:
+    return ("🗒 " + tr.gettext("Read the notes"), f"tk:l:{task_id}")
+
+
+def edit_markup(item: tasks.TaskItem, notes: int, tr: Translator) -> InlineKeyboardMarkup:
     _ = tr.gettext
     return keyboard(
-        [
+        ([[_notes_button(item.id, tr)]] if notes else [])
+        + [
             [
                 (_("Due in 1 week"), f"tk:u:{item.id}:7"),
                 (_("in 2 weeks"), f"tk:u:{item.id}:14"),
@@ -681,17 +686,51 @@ def edit_markup(item: tasks.TaskItem, tr: Translator) -> InlineKeyboardMarkup:
     )
 
 
-async def _edit_screen(update: Update, context: Context, task_id: int) -> None:
+async def _edit_screen(
+    update: Update, context: Context, task_id: int, *, below: bool = False
+) -> None:
+    """The task's edit screen in place of the pressed message, or `below` as a new message."""
     cipher = context.runtime.cipher
-    item = await _run(
+    found = await _run(
         update,
         context,
         lambda session, actor, now: tasks.coordinator_task(
             session, actor, cipher, task_id, now=now
         ),
     )
-    if item is not None:
-        await answer(update, edit_text(item, context.tr), edit_markup(item, context.tr))
+    if found is None:
+        return
+    item, notes = found
+    text, markup = edit_text(item, notes, context.tr), edit_markup(item, notes, context.tr)
+    if below and update.effective_chat is not None:
+        await context.bot.send_message(update.effective_chat.id, text, reply_markup=markup)
+    else:
+        await answer(update, text, markup)
+
+
+async def read_notes(update: Update, context: Context) -> None:
+    """The owner's notes, on explicit request: protected, and the reading is audited."""
+    ids = await _pressed(update, context, "tk")
+    query = update.callback_query
+    if ids is None or query is None or update.effective_chat is None:
+        return
+    cipher = context.runtime.cipher
+    found = await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.read_notes(session, actor, cipher, ids[0], now=now),
+    )
+    if found is None:
+        return
+    await acknowledge(query)
+    item, notes = found
+    tr = context.tr
+    head = tr.gettext("Notes on {code} «{title}»:")
+    lines = ["🗒 " + head.format(code=item.case_code, title=esc(item.title))]
+    for note in notes:
+        mark = "✅ " if note.kind == "done" else ""
+        lines.append(f"\n{mark}{esc(note.author)}, {tr.datetime(note.at)}:\n{esc(note.text)}")
+    await context.bot.send_message(update.effective_chat.id, "\n".join(lines), protect_content=True)
 
 
 async def edit_task(update: Update, context: Context) -> None:
@@ -729,14 +768,7 @@ async def _move(
     )
     _draft(context).clear()
     if moved is not None:
-        if typed and update.message is not None:
-            item = await _item(context, task_id)
-            assert item is not None
-            await update.message.reply_text(
-                edit_text(item, context.tr), reply_markup=edit_markup(item, context.tr)
-            )
-        else:
-            await _edit_screen(update, context, task_id)
+        await _edit_screen(update, context, task_id, below=typed)
     return ConversationHandler.END
 
 
@@ -843,6 +875,7 @@ async def typed_done_note(update: Update, context: Context) -> str | int:
     text = (update.message.text or "").strip()
     if not await _fits(update, text, tasks.NOTE_MAX, _note_refusal(context.tr)):
         return DONE_NOTE
+    await _delete_typed(update)
     return await _complete(update, context, int(_draft(context).get("task", 0)), text)
 
 
@@ -894,6 +927,7 @@ async def typed_note(update: Update, context: Context) -> str | int:
         ),
     )
     _draft(context).clear()
+    await _delete_typed(update)
     if done is not None:
         await update.message.reply_text(context.tr.gettext("The note is saved."))
     return ConversationHandler.END
@@ -1239,12 +1273,15 @@ async def render_done(context: Context, row: Notification) -> Outgoing | None:
     item = await _item(context, int(row.payload["task"]))
     if item is None or item.status is not TaskStatus.DONE:
         return None
+    async with context.runtime.database.transaction() as session:
+        notes = await tasks.note_count(session, item.id)
     tr = await _recipient_tr(context, row.member_id)
     return Outgoing(
         "✅ "
         + tr.gettext("{name} has done {code} «{title}».").format(
             name=esc(item.owner), code=item.case_code, title=esc(item.title)
-        )
+        ),
+        keyboard([[_notes_button(item.id, tr)]]) if notes else None,
     )
 
 
@@ -1431,6 +1468,7 @@ def command_handlers() -> HandlerList:
         CallbackQueryHandler(consuming(decide), pattern=r"^tk:[gr]:\d+:\d{8}$"),
         CallbackQueryHandler(consuming(remind_again), pattern=r"^tk:a:\d+$"),
         CallbackQueryHandler(consuming(edit_task), pattern=r"^tk:e:\d+$"),
+        CallbackQueryHandler(consuming(read_notes), pattern=r"^tk:l:\d+$"),
         CallbackQueryHandler(consuming(move_quick), pattern=r"^tk:u:\d+:\d+$"),
         CallbackQueryHandler(consuming(ask_cancel_task), pattern=r"^tk:c:\d+$"),
         CallbackQueryHandler(consuming(confirm_cancel_task), pattern=r"^tk:z:\d+$"),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import outbox
@@ -112,6 +112,14 @@ class TaskItem:
     status: TaskStatus
     overdue: bool
     asked_due_on: date | None
+
+
+@dataclass(frozen=True)
+class NoteLine:
+    author: str
+    at: datetime
+    kind: str  # note, done
+    text: str
 
 
 @dataclass(frozen=True)
@@ -700,9 +708,17 @@ async def own_task(
 
 
 async def _task(
-    session: AsyncSession, actor: Actor, task_id: int, action: str, *, now: datetime, owner: bool
+    session: AsyncSession,
+    actor: Actor,
+    task_id: int,
+    action: str,
+    *,
+    now: datetime,
+    owner: bool,
+    open_only: bool = True,
 ) -> Task:
-    """A task the actor may act on: its owner (owner=True), or the coordinator of its district."""
+    """A task the actor may act on: its owner (owner=True), or the coordinator of its district;
+    still open unless `open_only` is false."""
     task = await session.get(Task, task_id)
     allowed = False
     if task is not None:
@@ -714,7 +730,7 @@ async def _task(
     if task is None or not allowed:
         raise _refused(actor, action, task_id, now=now, subject_type="task")
     await session.refresh(task, with_for_update=True)
-    if task.status is not TaskStatus.OPEN:
+    if open_only and task.status is not TaskStatus.OPEN:
         raise TaskError(task.status.value)
     return task
 
@@ -898,12 +914,50 @@ async def reassign(
 
 async def coordinator_task(
     session: AsyncSession, actor: Actor, cipher: Cipher, task_id: int, *, now: datetime
-) -> TaskItem:
-    """An open task of the coordinator's district, to edit; anyone else is refused (audited)."""
+) -> tuple[TaskItem, int]:
+    """An open task of the coordinator's district to edit, and how many notes its owner wrote;
+    anyone else is refused (audited)."""
     task = await _task(session, actor, task_id, "task.edit", now=now, owner=False)
     item = await task_item(session, cipher, task.id, now=now)
     assert item is not None
-    return item
+    return item, await note_count(session, task.id)
+
+
+async def note_count(session: AsyncSession, task_id: int) -> int:
+    count = await session.scalar(
+        select(func.count()).select_from(TaskNote).where(TaskNote.task_id == task_id)
+    )
+    return int(count or 0)
+
+
+async def read_notes(
+    session: AsyncSession, actor: Actor, cipher: Cipher, task_id: int, *, now: datetime
+) -> tuple[TaskItem, list[NoteLine]]:
+    """The owner's notes on a task, oldest first, for the coordinator; they may hold personal
+    data, so reading them is audited (and the handler sends them protected)."""
+    task = await _task(session, actor, task_id, "task.notes", now=now, owner=False, open_only=False)
+    rows = await session.execute(
+        select(TaskNote, Member.display_name)
+        .join(Member, TaskNote.member_id == Member.id)
+        .where(TaskNote.task_id == task.id)
+        .order_by(TaskNote.created_at, TaskNote.id)
+    )
+    notes = [
+        NoteLine(name, note.created_at, note.kind, cipher.decrypt(note.body).decode())
+        for note, name in rows
+    ]
+    await audit.record(
+        session,
+        at=now,
+        actor_id=actor.member_id,
+        action="task.notes_read",
+        subject_type="task",
+        subject_id=task.id,
+        notes=len(notes),
+    )
+    item = await task_item(session, cipher, task.id, now=now)
+    assert item is not None
+    return item, notes
 
 
 async def move_due(

@@ -146,7 +146,20 @@ async def test_the_record_the_tasks_the_digest_the_review_and_closing(
     await until(petr, "Type a short note")
     await petr.send_text("Talked to the class teacher.")
     await until(petr, "Marked as done")
-    await until(hana, "Petr has done PK-2026-0001 «Check attendance weekly»")
+    kept = [m for m in petr.messages.values() if m.text == "Talked to the class teacher."]
+    assert kept and all(m.deleted for m in kept)  # a note may hold personal data
+    done = await until(hana, "Petr has done PK-2026-0001 «Check attendance weekly»")
+    # The note is read on request only: protected, and the reading is audited.
+    assert "Talked to the class teacher" not in (done.text or "")
+    await hana.press("🗒 Read the notes", message_id=done.message_id)
+    notes = await until(hana, "Notes on PK-2026-0001 «Check attendance weekly»")
+    assert notes.protect_content and "Petr, " in (notes.text or "")
+    assert "Talked to the class teacher." in (notes.text or "")
+    async with bot.runtime.database.transaction() as session:
+        read = await session.scalar(
+            select(AuditEntry.id).where(AuditEntry.action == "task.notes_read")
+        )
+    assert read is not None
 
     # Jana asks for more time and gets it.
     await jana.press("⏳ Need more time")
