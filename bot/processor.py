@@ -40,6 +40,8 @@ class OrderedUpdateProcessor(BaseUpdateProcessor):
         self._slots = asyncio.BoundedSemaphore(max_concurrent_updates)
         self._locks: dict[object, _KeyLock] = {}
         self._after_update: AfterUpdate | None = None
+        self.in_flight = 0  # updates being handled now
+        self.peak_in_flight = 0  # the most handled at once, for tests and benchmarks
 
     def after_each_update(self, callback: AfterUpdate) -> None:
         """Run callback once an update is handled, before the chat's next update starts.
@@ -66,9 +68,12 @@ class OrderedUpdateProcessor(BaseUpdateProcessor):
                 del self._locks[key]
 
     async def _handle(self, coroutine: Awaitable[Any]) -> None:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
             await coroutine
         finally:
+            self.in_flight -= 1
             if self._after_update is not None:
                 try:
                     await self._after_update()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +32,17 @@ def flood_limits() -> FloodLimits:
 
 
 @pytest.fixture
-async def sandbox(clock: FakeClock, flood_limits: FloodLimits) -> AsyncIterator[BotApiSandbox]:
-    server = BotApiSandbox(token=TOKEN, clock=clock.timestamp, flood=flood_limits)
+def rtt_ms() -> float:
+    """Telegram's network delay for every Bot API answer: none by default, or
+    ROUNDTABLE_TEST_RTT_MS (the whole suite passes with 30); a test module may override it."""
+    return float(os.environ.get("ROUNDTABLE_TEST_RTT_MS", "0"))
+
+
+@pytest.fixture
+async def sandbox(
+    clock: FakeClock, flood_limits: FloodLimits, rtt_ms: float
+) -> AsyncIterator[BotApiSandbox]:
+    server = BotApiSandbox(token=TOKEN, clock=clock.timestamp, flood=flood_limits, rtt_ms=rtt_ms)
     await server.start()
     yield server
     await server.stop()
