@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import re
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event
 from pydantic import SecretStr
@@ -35,6 +36,18 @@ DEMO_TOKEN = "7000000001:DEMO-sandbox-token"  # noqa: S105 - only the local stan
 DEMO_START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 LINK = re.compile(r"\?start=([A-Za-z0-9_-]+)")
 CODE = re.compile(r"R-\d{4}-\d{4}")
+PRAGUE = ZoneInfo("Europe/Prague")
+# What the coordinator types into the record: no child's name, as the bot asks.
+SUMMARY = (
+    "The boy misses school on Mondays; older boys take his snack money. The parents agreed to "
+    "support him and to meet the class teacher every month."
+)
+TASKS = (  # title, the owner's first name (on the coordinator's button), due in days
+    ("Arrange tutoring", "Jana", 14),
+    ("Talk to the older boys", "Tomáš", 7),
+    ("Assessment at the counselling centre", "Olena", 30),
+)
+REVIEW = "15.2.2027 10:00"  # a Monday, not a holiday, within three months of the conference
 
 
 class Story:
@@ -116,6 +129,12 @@ class Story:
         return found.group(1)
 
     async def play(self) -> None:
+        """An admin joins and invites a coordinator, a school, the police and a counselling
+        centre (someone uninvited is turned away); the school refers a child and the coordinator
+        opens a case; a poll finds the conference's date; the invitations, a decline and a new
+        date; the conference is held and recorded, the review fixed; two weeks of tasks (done
+        early, more time given, one let slip until the coordinator is alerted) and the Monday
+        digests; and the case is closed, which cancels the review."""
         await self.join(self.admin, await self.first_admin_code(), "Čeština")
         coordinator_code = await self.admin_invites(
             "OSPOD Cheb", "koordinátor", new_kind_label="Sociálně-právní ochrana dětí (OSPOD)"
@@ -155,6 +174,9 @@ class Story:
 
         await self.refer_and_triage()
         await self.find_a_date()
+        await self.invitations()
+        await self.follow_the_tasks(await self.record())
+        await self.close()
 
     async def refer_and_triage(self) -> None:
         """The teacher reports a concern (in Czech), the coordinator (in English) asks her a
@@ -234,55 +256,176 @@ class Story:
                 labels = [text for text, data in _buttons(current) if data.startswith("pv:")]
                 await person.press(labels[index], message_id=poll.message_id)
                 await person.next_message()
-            send = [text for text, data in _buttons(poll) if data.startswith("ps:")]
-            await person.press(send[0], message_id=poll.message_id)
+            await _tap(person, poll, "ps:")
         offer = await _until(coordinator, "cf:c:")
-        confirm = [text for text, data in _buttons(offer) if data.startswith("cf:c:")]
-        await coordinator.press(confirm[0], message_id=offer.message_id)
-        await self.invitations()
+        await _tap(coordinator, offer, "cf:c:")
 
     async def invitations(self) -> None:
         """Everyone gets the invitation with its calendar file. The school accepts, the
         psychologist is not sure yet, the police officer declines (he is in court that day)
         with a reason; the coordinator, flagged at once, picks a new date in one tap and
         everyone is invited again (same UID, SEQUENCE 1). All accept; two days before, the
-        reminders come. In the end the coordinator cancels, so the calendars get a CANCEL."""
+        reminders come."""
         coordinator, officer = self.coordinator, self.officer
         answers = {self.teacher: "a", self.psychologist: "t", officer: "d"}
         first: dict[Person, int] = {}
         for person, answer in answers.items():
             invitation = await _until(person, "iv:")
             first[person] = invitation.message_id
-            press = [t for t, data in _buttons(invitation) if data.endswith(f":{answer}")]
             await self.runtime_settle()
-            await person.press(press[0], message_id=invitation.message_id)
+            await _tap(person, invitation, rf"iv:.*:{answer}$")
         await _until(officer, "ir:")  # "type a short reason, if you like"
         await officer.send_text("Ten den mám celý den soud.")
-        flag = await _until(coordinator, "ca:n:", text_part="declined the case")  # flagged
-        await _until(coordinator, "", text="gave for declining")  # and the reason, protected
-        new_date = [t for t, data in _buttons(flag) if data.startswith("ca:n:")]
-        await coordinator.press(new_date[0], message_id=flag.message_id)
+        flag = await _until(coordinator, "ca:n:", text="declined the case")  # flagged
+        await _until(coordinator, None, text="gave for declining")  # and the reason, protected
+        await _tap(coordinator, flag, "ca:n:")
         times = await _until(coordinator, "ca:t:")
-        choice = [t for t, data in _buttons(times) if data.startswith("ca:t:")]
-        await coordinator.press(choice[0], message_id=times.message_id)
+        await _tap(coordinator, times, "ca:t:")
         for person in answers:
             invitation = await _until(person, "iv:")
             while invitation.message_id == first[person]:  # the old one, redrawn
                 invitation = await _until(person, "iv:")
-            press = [t for t, data in _buttons(invitation) if data.endswith(":a")]
             await self.runtime_settle()
-            await person.press(press[0], message_id=invitation.message_id)
-        board = await _until(coordinator, "ca:x:", text_part="3")
-        starts = await self.starts_at()
+            await _tap(person, invitation, r"iv:.*:a$")
+        await _until(coordinator, "ca:x:", text="Accepted 3")
+        starts, _ends = await self.held_conference()
         self.clock.set(starts - timedelta(days=2))
         await self.sweep()
         for person in answers:
-            await _until(person, "", text="⏰")
-        await coordinator.press("❌ Cancel the conference", message_id=board.message_id)
-        await _until(coordinator, "ca:y:")
-        await coordinator.press("❌ Yes, cancel it")
-        for person in answers:
-            await _until(person, "", text="PK-2026-0001", document=True)
+            await _until(person, None, text="⏰")
+
+    async def record(self) -> dict[Person, BotMessage]:
+        """The conference is over: the coordinator is asked for the record, one screen. The
+        psychologist did not come after all (one tap); the summary, typed, does not stay in the
+        chat; three tasks for three owners; Finish sends each owner their task and gives the
+        coordinator the .docx record, protected. The table agreed on the review, so she fixes
+        its date: everyone invited gets its invitation (a new calendar entry) and accepts, and
+        she takes the record again, now with the review's date. Returns the message each owner
+        got their task in."""
+        coordinator = self.coordinator
+        _starts, ends = await self.held_conference()
+        self.clock.set(ends + timedelta(minutes=1))
+        await self.sweep()
+        ended = await _until(coordinator, "rc:o:", text="has ended")
+        await _tap(coordinator, ended, "rc:o:")
+        screen = await _until(coordinator, "rc:a:")  # the record screen, in place
+        await _tap(coordinator, screen, "rc:a:")
+        await _until(coordinator, "rc:t:")
+        await _tap(coordinator, screen, "rc:t:", label="PPP Cheb")  # came → did not come
+        await _until(coordinator, "rc:t:")
+        await _tap(coordinator, screen, "rc:o:")  # back
+        await _until(coordinator, "rc:s:")
+        await _tap(coordinator, screen, "rc:s:")
+        await _until(coordinator, None, text="Type the summary")
+        await coordinator.send_text(SUMMARY)
+        screen = await _until(coordinator, "rc:n:")  # "saved", and the screen anew below
+        for title, owner, days in TASKS:
+            self.clock.advance(timedelta(minutes=3))
+            await _tap(coordinator, screen, "rc:n:")
+            await _until(coordinator, "rc:x")  # "What is the task?"
+            await coordinator.send_text(title)
+            owners = await _until(coordinator, "rc:w:")
+            await _tap(coordinator, owners, "rc:w:", label=owner)
+            await _until(coordinator, "rc:d:")  # "By when?", in place
+            await _tap(coordinator, owners, f"rc:d:{days}$")
+            screen = await _until(coordinator, "rc:n:")
+        await _tap(coordinator, screen, "rc:e:")
+        await _until(coordinator, "rc:v:")  # finished, in place
+        await _until(coordinator, None, text="The record of", document=True)
+        assigned = {person: await _until(person, "tk:d:") for person in self.owners}
+
+        await _tap(coordinator, screen, "rc:v:")
+        await _until(coordinator, None, text="Type the date and time")
+        await coordinator.send_text(REVIEW)
+        await _until(coordinator, None, text="You chair it", document=True)
+        for person in self.owners:
+            invitation = await _until(person, "iv:")
+            await self.runtime_settle()
+            await _tap(person, invitation, r"iv:.*:a$")
+        # The record again, now with the review's date: the screen is reached from /cases.
+        await coordinator.send_text("/cases")
+        cases = await _until(coordinator, "rc:o:")
+        await _tap(coordinator, cases, "rc:o:")
+        screen = await _until(coordinator, "rc:r:")
+        await _tap(coordinator, screen, "rc:r:")
+        await _until(coordinator, None, text="The record of", document=True)
+        return assigned
+
+    async def follow_the_tasks(self, assigned: dict[Person, BotMessage]) -> None:
+        """Two weeks of the plan, by the clock. The coordinator's Monday digest; the police
+        officer nudged 3 days before his task is due. The psychologist asks for two more weeks
+        and is given them in one tap; the teacher is done early, with a note the coordinator
+        reads on request. The officer is nudged on the due day and the day after, the next
+        Monday's digest has his task overdue, and a week overdue the coordinator is alerted:
+        she reminds him again, and he is done."""
+        coordinator, officer = self.coordinator, self.officer
+        today = self.clock.now().astimezone(PRAGUE).date()
+        (days,) = [days for _title, owner, days in TASKS if owner == officer.first_name]
+        due = today + timedelta(days=days)
+        monday = today + timedelta(days=7 - today.weekday())
+        self.clock.set(_local(monday, 8))
+        await self.sweep()
+        await _until(coordinator, None, text="Your week")  # his task is due this week
+        self.clock.set(_local(due - timedelta(days=3), 9))
+        await self.sweep()
+        await _until(officer, "tk:d:", text="⏰")
+
+        self.clock.set(_local(monday + timedelta(days=1), 10))  # Tuesday
+        psychologist = self.psychologist
+        await _tap(psychologist, assigned[psychologist], "tk:m:")
+        more = await _until(psychologist, "tk:x:")
+        await _tap(psychologist, more, r"tk:x:\d+:14$")
+        asked = await _until(coordinator, "tk:g:")
+        await _tap(coordinator, asked, "tk:g:")
+        await _until(psychologist, "tk:d:")  # "more time given", with her buttons again
+
+        self.clock.set(_local(monday + timedelta(days=2), 14))  # Wednesday
+        teacher = self.teacher
+        await _tap(teacher, assigned[teacher], "tk:d:")
+        await _until(teacher, "tk:k:")  # "type a short note, or Done without one"
+        await teacher.send_text("Doučování domluveno: úterý a čtvrtek po vyučování, s paní Novou.")
+        done = await _until(coordinator, "tk:l:", text="has done")
+        await _tap(coordinator, done, "tk:l:")  # her note, read on request
+        await _until(coordinator, None, text="Notes on")
+
+        for offset in (0, 1):
+            self.clock.set(_local(due + timedelta(days=offset), 9))
+            await self.sweep()
+            await _until(officer, "tk:d:", text="⏰")
+        self.clock.set(_local(monday + timedelta(days=7), 8))
+        await self.sweep()
+        await _until(coordinator, "tk:o:", text="Your week")  # his task is overdue
+        self.clock.set(_local(due + timedelta(days=7), 9))
+        await self.sweep()
+        overdue = await _until(coordinator, "tk:a:", text="week overdue")
+        await _tap(coordinator, overdue, "tk:a:")  # remind again
+        reminder = await _until(officer, "tk:d:", text="⏰")
+        self.clock.advance(timedelta(hours=2))
+        await _tap(officer, reminder, "tk:d:")
+        done = await _until(officer, "tk:k:")
+        await _tap(officer, done, "tk:k:")  # done, without a note
+        await _until(coordinator, None, text="has done")
+
+    async def close(self) -> None:
+        """The family moves away and the case is handed over: the coordinator closes it from
+        /cases. The review conference is cancelled (every calendar gets the CANCEL) and the open
+        task with it; weeks later nobody is nudged."""
+        coordinator = self.coordinator
+        self.clock.advance(timedelta(hours=3))
+        await coordinator.send_text("/cases")
+        cases = await _until(coordinator, "cc:c:")
+        await _tap(coordinator, cases, "cc:c:")
+        outcomes = await _until(coordinator, "cc:h:")
+        await _tap(coordinator, outcomes, "cc:h:")  # handed to another authority
+        await _until(coordinator, None, text="is closed")
+        for person in (coordinator, *self.owners):
+            await _until(person, None, text="❌", document=True)
+        self.clock.advance(timedelta(weeks=4))  # past the psychologist's nudges: none come
+        await self.sweep()
+
+    @property
+    def owners(self) -> tuple[Person, ...]:
+        return self.teacher, self.officer, self.psychologist
 
     async def runtime_settle(self) -> None:
         """Let the outbox note where each invitation went before anyone answers it."""
@@ -293,33 +436,48 @@ class Story:
         await jobs[0].run(self.application)
         await self.runtime_settle()
 
-    async def starts_at(self) -> datetime:
+    async def held_conference(self) -> tuple[datetime, datetime]:
+        """When the case's first conference starts and ends."""
         async with self.runtime.database.transaction() as session:
-            starts: datetime | None = await session.scalar(select(Conference.starts_at))
+            conference = (
+                await session.scalars(select(Conference).order_by(Conference.id).limit(1))
+            ).one()
+        starts = conference.starts_at
         assert starts is not None
-        return starts
+        return starts, starts + timedelta(minutes=conference.duration_minutes)
+
+
+def _local(day: date, hour: int) -> datetime:
+    """A full hour of a day in Cheb."""
+    return datetime.combine(day, time(hour), tzinfo=PRAGUE)
 
 
 async def _until(
-    person: Person,
-    data_prefix: str,
-    *,
-    text: str | None = None,
-    text_part: str | None = None,
-    document: bool = False,
+    person: Person, data_prefix: str | None, *, text: str = "", document: bool = False
 ) -> BotMessage:
-    """The next message with a button whose data starts with the prefix (or with the text)."""
+    """The next message (sent, edited or a document) that shows `text` and has a button whose
+    data starts with `data_prefix`; with `data_prefix` None, one without buttons."""
     while True:
         message = await person.next_message()
-        shown = message.text or message.caption or ""
+        if text not in (message.text or message.caption or ""):
+            continue
         if document and message.document is None:
             continue
-        if text is not None and text in shown and not message.buttons():
+        data = [data for _label, data in _buttons(message)]
+        if data_prefix is None and not data:
             return message
-        if text_part is not None and text_part not in shown:
-            continue
-        if text is None and any(data.startswith(data_prefix) for _t, data in _buttons(message)):
+        if data_prefix is not None and any(d.startswith(data_prefix) for d in data):
             return message
+
+
+async def _tap(person: Person, message: BotMessage, data: str, *, label: str = "") -> None:
+    """Press the button of `message` (as it is now) whose data matches the pattern `data` and
+    whose label holds `label`: labels differ from language to language, the data does not."""
+    now = person.messages[message.message_id]
+    labels = [t for t, d in _buttons(now) if re.match(data, d) and label in t]
+    if not labels:
+        raise RuntimeError(f"no button {data!r} {label!r} for {person.first_name}")
+    await person.press(labels[0], message_id=message.message_id)
 
 
 def _buttons(message: BotMessage) -> list[tuple[str, str]]:
@@ -398,6 +556,7 @@ def _publish(story: Story, out: str | None) -> None:
     for role, person in story.cast.items():
         (directory / f"{role}.txt").write_text(person.transcript() + "\n", encoding="utf-8")
         for number, (name, content) in enumerate(person.documents(), start=1):
-            # Invitation, new time, cancellation: the same file name, so numbered in order.
+            # Invitations, new times, cancellations, records: the same names come again, so
+            # each person's documents are numbered in the order they got them.
             (directory / f"{role}-{number}-{name}").write_bytes(content)
     print(f"\nTranscripts written to {directory}/")

@@ -3,11 +3,36 @@
 from __future__ import annotations
 
 import os
+import re
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import docx
 import icalendar
+from docx.document import Document
 
 from tests.conftest import run_roundtable
+
+CHILD = re.compile(r"\b(?:Kryštof|Dvořák)\b")  # not the admin, Alena Dvořáková
+
+
+def numbered(out: Path, pattern: str) -> list[Path]:
+    """The documents `role-N-name` matching the pattern, in the order the person got them."""
+    found = [(int(path.name.split("-")[1]), path) for path in out.glob(pattern)]
+    return [path for _number, path in sorted(found)]
+
+
+def table(document: Document, header: str) -> list[list[str]]:
+    """The rows (after the header) of the document's table whose first cell is `header`."""
+    (found,) = [t for t in document.tables if t.rows[0].cells[0].text == header]
+    return [[cell.text for cell in row.cells] for row in found.rows[1:]]
+
+
+def after(document: Document, heading: str) -> list[str]:
+    """The paragraphs after a heading."""
+    texts = [paragraph.text for paragraph in document.paragraphs]
+    return texts[texts.index(heading) + 1 :]
 
 
 def test_run_without_a_token_says_so_and_plays_the_demo(tmp_path: Path) -> None:
@@ -35,26 +60,65 @@ def test_run_without_a_token_says_so_and_plays_the_demo(tmp_path: Path) -> None:
         "stranger.txt",
         "teacher.txt",
     ]
-    # Each participant's calendar files: the invitation, the new time, the cancellation.
+    # The coordinator's documents, numbered in the order she got them: two invitations, the
+    # record, the review's invitation, the record again (with the review's date), the CANCEL.
+    assert sorted(path.name for path in out.glob("coordinator-*")) == [
+        "coordinator-1-PK-2026-0001.ics",
+        "coordinator-2-PK-2026-0001.ics",
+        "coordinator-3-PK-2026-0001-2026-11-26.docx",
+        "coordinator-4-PK-2026-0001.ics",
+        "coordinator-5-PK-2026-0001-2026-11-26.docx",
+        "coordinator-6-PK-2026-0001.ics",
+    ]
+    # Each participant's calendar files: the invitation and the new time (one event), then the
+    # review conference (another event) and its cancellation when the case is closed.
+    review = datetime(2027, 2, 15, 10, 0, tzinfo=ZoneInfo("Europe/Prague"))
     for role in ("coordinator", "police", "psychologist", "teacher"):
-        files = [out / f"{role}-{n}-PK-2026-0001.ics" for n in (1, 2, 3)]
+        files = numbered(out, f"{role}-*-PK-2026-0001.ics")
         events = []
         for path in files:
             calendar = icalendar.Calendar.from_ical(path.read_bytes())
             (event,) = calendar.walk("VEVENT")
-            events.append((str(calendar["METHOD"]), int(str(event["SEQUENCE"])), str(event["UID"])))
-        assert [(method, sequence) for method, sequence, _uid in events] == [
-            ("REQUEST", 0),
-            ("REQUEST", 1),
-            ("CANCEL", 2),
+            events.append((str(calendar["METHOD"]), int(str(event["SEQUENCE"])), event))
+        assert [method for method, _s, _e in events] == ["REQUEST", "REQUEST", "REQUEST", "CANCEL"]
+        assert [sequence for _m, sequence, _e in events[:3]] == [0, 1, 0]
+        assert events[3][1] >= 1
+        uids = [str(event["UID"]) for _m, _s, event in events]
+        assert uids[0] == uids[1] != uids[2] == uids[3]
+        assert [event.decoded("DTSTART") for _m, _s, event in events[2:]] == [review, review]
+        assert not CHILD.search("".join(path.read_text(encoding="utf-8") for path in files))
+
+    # The record: who came, the plan's three tasks, the review; never the child's name.
+    first, final = (docx.Document(str(path)) for path in numbered(out, "coordinator-*.docx"))
+    for record in (first, final):
+        attendance = table(record, "Institution")
+        assert [row[:3] for row in attendance] == [
+            ["ZŠ Hradební", "Jana Malá", "yes"],
+            ["Policie ČR Cheb", "Tomáš Beneš", "yes"],
+            ["PPP Cheb", "", "no"],  # she did not come after all
         ]
-        assert len({uid for _m, _s, uid in events}) == 1
-        assert "Kryštof" not in "".join(path.read_text(encoding="utf-8") for path in files)
+        assert sorted(row[0] for row in table(record, "Task")) == [
+            "Arrange tutoring",
+            "Assessment at the counselling centre",
+            "Talk to the older boys",
+        ]
+        cells = [c.text for t in record.tables for row in t.rows for c in row.cells]
+        text = "\n".join([p.text for p in record.paragraphs] + cells)
+        assert "The boy misses school on Mondays" in text
+        assert not CHILD.search(text)
+    # Sent when she finished, before the review's date was fixed; then asked for again.
+    assert after(first, "Review conference") == [
+        "At the latest by Feb 26, 2027; the date is not set yet."
+    ]
+    (fixed,) = after(final, "Review conference")
+    assert fixed.startswith("Feb 15, 2027, 10:00")
+
     psychologist = (out / "psychologist.txt").read_text(encoding="utf-8")
     assert "Ви приєдналися до установи PPP Cheb" in psychologist
     stranger = (out / "stranger.txt").read_text(encoding="utf-8")
     assert "Tento odkaz s pozvánkou už byl použit." in stranger
-    assert "Členové (5)" in (out / "admin.txt").read_text(encoding="utf-8")
+    admin = (out / "admin.txt").read_text(encoding="utf-8")
+    assert "Členové (5)" in admin
     teacher = (out / "teacher.txt").read_text(encoding="utf-8")
     assert "Kód vašeho oznámení je R-2026-0001." in teacher
     assert "Vaše oznámení R-2026-0001 bylo přijato." in teacher
@@ -62,7 +126,62 @@ def test_run_without_a_token_says_so_and_plays_the_demo(tmp_path: Path) -> None:
     assert "Bot: New referral R-2026-0001 from ZŠ Hradební.\n    Urgency: routine\n" in coordinator
     assert "You accepted R-2026-0001. Case PK-2026-0001 is open" in coordinator
     police = (out / "police.txt").read_text(encoding="utf-8")
-    assert "R-2026-0001" not in police and "Kryštof" not in police
+    assert "R-2026-0001" not in police
     assert "Tomáš Beneš) declined the case conference PK-2026-0001" in coordinator
     assert "Ten den mám celý den soud." in coordinator  # the reason, to the coordinator only
     assert "⏰ Připomenutí" in teacher
+
+    # After the table: the record, and each owner's task in their language.
+    assert "The case conference PK-2026-0001 has ended." in coordinator
+    tapped = coordinator.split("Hana pressed [✅ PPP Cheb: Olena Koval]\n")[1]
+    assert "[❌ PPP Cheb]" in tapped.split("Hana pressed")[0]  # one tap: she did not come
+    assert "Attendance: 2 of 3 came." in coordinator
+    assert "The review conference PK-2026-0001 is set: Feb 15, 2027, 10:00" in coordinator
+    assert "Bot: 📌 Úkol pro vás z případové konference:" in teacher
+    assert "Bot: 📌 Úkol pro vás z případové konference:" in police
+    assert "Bot: 📌 Завдання для вас із кейс-конференції:" in psychologist
+    # The teacher is done early, with a note; she is never nudged.
+    assert "«Arrange tutoring»" in teacher
+    assert "Bot: ✅ Označeno jako hotové. Děkujeme!" in teacher
+    assert "Připomínka vašeho úkolu" not in teacher
+    assert "✅ Jana Malá has done PK-2026-0001 «Arrange tutoring»." in coordinator
+    assert (
+        "Hana pressed [🗒 Read the notes]\nBot: 🗒 Notes on PK-2026-0001 «Arrange tutoring»:\n"
+        "    ✅ Jana Malá, Dec 2, 2026"
+    ) in coordinator
+    assert "    Doučování domluveno: úterý a čtvrtek po vyučování" in coordinator
+    # The psychologist asks for two more weeks and is given them.
+    assert "Olena pressed [+2 тижні]" in psychologist
+    assert "Olena Koval asks for more time: PK-2026-0001 «Assessment at the" in coordinator
+    assert "Hana pressed [✅ Give it]" in coordinator
+    assert "Строк продовжено: «Assessment at the counselling centre» тепер до" in psychologist
+    # The officer lets his slip: nudged 3 days before, on the day, the day after; a week
+    # overdue the coordinator is alerted and reminds him again; then he is done.
+    assert police.count("⏰ Připomínka vašeho úkolu:") == 4
+    assert "⚠️ po termínu od" in police
+    assert "Bot: ⚠️ A task is a week overdue:" in coordinator
+    assert "[🔔 Remind again] [👤 Reassign]\nHana pressed [🔔 Remind again]" in coordinator
+    assert "Tomáš pressed [✅ Hotovo bez poznámky]" in police
+    assert "✅ Tomáš Beneš has done PK-2026-0001 «Talk to the older boys»." in coordinator
+    # The Monday digests: his task due that week, then overdue.
+    digest = "Bot: 🗓 Your week\n    Tasks {}:\n    • PK-2026-0001 «Talk to the older boys»"
+    assert digest.format("due this week (1)") in coordinator
+    assert digest.format("overdue (1)") in coordinator
+    # Closing the case: the review is cancelled (the calendars above), and so is the
+    # psychologist's open task; weeks later she has not been nudged about it.
+    assert "The case PK-2026-0001 is closed: Handed to another authority." in coordinator
+    assert "Завдання PK-2026-0001 «Assessment at the counselling centre» скасовано" in psychologist
+    assert "Нагадування про ваше завдання" not in psychologist
+
+    # The child's name is where the teacher typed it and the coordinator triaged the referral,
+    # and nowhere after the table.
+    assert CHILD.search(teacher) and CHILD.search(coordinator)
+    for role, transcript in {
+        "admin": admin,
+        "police": police,
+        "psychologist": psychologist,
+        "stranger": stranger,
+        "teacher": teacher.split("Úkol pro vás")[1],
+        "coordinator": coordinator.split("has ended")[1],
+    }.items():
+        assert not CHILD.search(transcript), role
