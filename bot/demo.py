@@ -394,7 +394,7 @@ class Story:
             await _until(officer, "tk:d:", text="⏰")
         self.clock.set(_local(monday + timedelta(days=7), 8))
         await self.sweep()
-        await _until(coordinator, "tk:o:", text="Your week")  # his task is overdue
+        await _until(coordinator, "tk:e:", text="Your week")  # his task is overdue
         self.clock.set(_local(due + timedelta(days=7), 9))
         await self.sweep()
         overdue = await _until(coordinator, "tk:a:", text="week overdue")

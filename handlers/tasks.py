@@ -48,6 +48,7 @@ from handlers.common import (
     parse_callback,
     parse_id,
 )
+from handlers.conference import board_markup, board_text
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +199,11 @@ def record_text(view: tasks.RecordView, tr: Translator) -> str:
         ),
     ]
     lines += ["   • " + _task_line(item, tr, owner=True) for item in view.tasks]
-    if view.review_by is not None:
+    if view.review_at is not None:
+        lines.append(_("Review conference: {when}.").format(when=tr.datetime(view.review_at)))
+    elif view.review_id is not None:
+        lines.append(_("Review conference: a poll for its date is running."))
+    elif view.review_by is not None:
         lines.append(_("Review conference: by {date}.").format(date=tr.day(view.review_by)))
     if view.recorded_at is not None:
         lines.append("✅ " + _("Finished; the owners have their tasks."))
@@ -491,7 +496,12 @@ async def chose_due(update: Update, context: Context) -> str | int:
         await no_longer_active(update, context)
         return ConversationHandler.END
     await acknowledge(query)
-    return await _add_task(update, context, _today(context) + timedelta(days=int(parts[1])))
+    days, conference_id = int(parts[1]), int(_draft(context)["conference"])
+    async with context.runtime.database.transaction() as session:
+        due_on = await tasks.quick_due(
+            session, conference_id, days, now=context.runtime.clock.now()
+        )
+    return await _add_task(update, context, due_on)
 
 
 async def typed_due(update: Update, context: Context) -> str | int:
@@ -503,7 +513,7 @@ async def typed_due(update: Update, context: Context) -> str | int:
         )
         return DUE
     if "task" in _draft(context):
-        return await _move(update, context, int(_draft(context)["task"]), day, typed=True)
+        return await _move(update, context, int(_draft(context)["task"]), day)
     return await _add_task(update, context, day)
 
 
@@ -594,6 +604,13 @@ async def typed_review(update: Update, context: Context) -> str | int:
             place=esc(result.place),
         )
     )
+    # The live attendance message, as after a poll's Confirm: answers, New date, Cancel.
+    board = await update.message.reply_text(
+        board_text(result.board, tr), reply_markup=board_markup(result.board, tr)
+    )
+    async with context.runtime.database.transaction() as session:
+        await conferences.set_board(session, result.conference_id, board.chat_id, board.message_id)
+    await _show_record(update, context, conference_id, below=True)
     return ConversationHandler.END
 
 
@@ -743,10 +760,17 @@ async def move_quick(update: Update, context: Context) -> None:
     ids = await _pressed(update, context, "tk", 2)
     if ids is None:
         return
-    if ids[1] not in QUICK_DUE:
+    task_id, days = ids
+    if days not in QUICK_DUE:
         await no_longer_active(update, context)
         return
-    await _move(update, context, ids[0], _today(context) + timedelta(days=ids[1]), typed=False)
+    moved = await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.move_due_in(session, actor, task_id, days, now=now),
+    )
+    if moved is not None:
+        await _edit_screen(update, context, task_id)
 
 
 async def ask_due_date(update: Update, context: Context) -> str | int:
@@ -758,9 +782,8 @@ async def ask_due_date(update: Update, context: Context) -> str | int:
     return DUE
 
 
-async def _move(
-    update: Update, context: Context, task_id: int, due_on: date, *, typed: bool
-) -> str | int:
+async def _move(update: Update, context: Context, task_id: int, due_on: date) -> str | int:
+    """A typed due date for a task: the edit screen again, below the typed date."""
     moved = await _run(
         update,
         context,
@@ -768,7 +791,7 @@ async def _move(
     )
     _draft(context).clear()
     if moved is not None:
-        await _edit_screen(update, context, task_id, below=typed)
+        await _edit_screen(update, context, task_id, below=True)
     return ConversationHandler.END
 
 
@@ -1219,7 +1242,7 @@ async def render_alert(context: Context, row: Notification) -> Outgoing | None:
     if item is None or not item.overdue:
         return None
     tr = await _recipient_tr(context, row.member_id)
-    text = "⚠️ " + tr.gettext("A task is a week overdue:") + "\n" + _task_line(item, tr, owner=True)
+    text = tr.gettext("A task is a week overdue:") + "\n" + _task_line(item, tr, owner=True)
     markup = keyboard(
         [
             [
@@ -1380,7 +1403,7 @@ def digest_message(digest: tasks.Digest, tr: Translator) -> tuple[str, InlineKey
     for item in digest.to_record[:5]:
         rows.append([("📝 " + item.code, f"rc:o:{item.id}")])
     for item in digest.overdue[:5]:
-        rows.append([("⚠️ " + f"{item.code} · {item.title[:30]}", f"tk:o:{item.id}")])
+        rows.append([("✏️ " + f"{item.code} · {_short(item.title)}", f"tk:e:{item.id}")])
     return "\n".join(lines), keyboard(rows) if rows else None
 
 

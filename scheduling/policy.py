@@ -132,6 +132,14 @@ def _at(day: date, moment: time, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, moment, tzinfo=zone).astimezone(UTC)
 
 
+def working_due(day: date, calendar: WorkingCalendar) -> date:
+    """A due date picked as "in 1 week" or "+2 weeks" moves off a weekend or public holiday to
+    the next working day: nobody is nudged on a Saturday about a task due on Christmas."""
+    while not calendar.is_working_day(day):
+        day += timedelta(days=1)
+    return day
+
+
 def task_nudges(due_on: date, zone: ZoneInfo, now: datetime) -> list[Moment]:
     """The owner's nudges at 09:00 local: 3 days before, on the day, a day overdue, then every
     week. Each missed one is still worth sending until the next takes over; those already past

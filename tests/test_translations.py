@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from babel.messages.catalog import Message
@@ -11,7 +13,7 @@ from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.pofile import read_po
 
 from bot.config import LOCALES
-from bot.i18n import LOCALES_DIR
+from bot.i18n import LOCALES_DIR, Translator
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYWORDS = {**DEFAULT_KEYWORDS, "N_": None}
@@ -75,3 +77,25 @@ def _forms(message: Message) -> list[tuple[str, set[str], set[str]]]:
     allowed = set(PLACEHOLDER.findall(message.id[0])) | set(PLACEHOLDER.findall(message.id[1]))
     assert isinstance(message.string, tuple | list), message.id
     return [(string, allowed, allowed - {"n"}) for string in message.string]
+
+
+# Sentences that end with a short day (Translator.day).
+ENDS_WITH_A_DAY = (
+    "Asked the coordinator to move it to {date}.",
+    "More time given to {name}: due {date} now.",
+    "More time given: «{title}» is due {date} now.",
+    "No more time: «{title}» stays due {date}.",
+    "Review conference by {date}.",
+    "Review conference: by {date}.",
+)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_a_short_day_does_not_end_in_two_full_stops(locale: str) -> None:
+    """Short days end with the abbreviation's full stop in cs and uk ("so 27. 2.", "сб, 27
+    лют."): a sentence that ends with one must not add its own."""
+    day = Translator(locale, ZoneInfo("Europe/Prague")).day(date(2027, 2, 27))
+    catalog = read_po((LOCALES_DIR / locale / "LC_MESSAGES" / "messages.po").open("rb"))
+    rendered = [str(catalog[msgid].string).replace("{date}", day) for msgid in ENDS_WITH_A_DAY]
+    assert [text for text in rendered if ".." in text] == []
+    assert all(text.rstrip().endswith((".", "!")) or text.endswith(day) for text in rendered)

@@ -45,6 +45,7 @@ from bot.services.conferences import (
     Recipient,
     _own_conference,
     _refused,
+    district_calendar,
     recipient_of,
 )
 from bot.services.errors import ServiceError
@@ -136,6 +137,7 @@ class RecordView:
     review_by: date | None
     recorded_at: datetime | None
     review_id: int | None  # the review conference, once there is one
+    review_at: datetime | None = None  # its time, once it is set
 
 
 @dataclass(frozen=True)
@@ -319,12 +321,15 @@ async def _record_view(
                 instead,
             )
         )
-    review_id = await session.scalar(
-        select(Conference.id).where(
-            Conference.review_of_id == conference.id,
-            Conference.status != ConferenceStatus.CANCELLED,
+    review = (
+        await session.execute(
+            select(Conference.id, Conference.starts_at).where(
+                Conference.review_of_id == conference.id,
+                Conference.status != ConferenceStatus.CANCELLED,
+            )
         )
-    )
+    ).first()
+    review_id, review_at = review if review is not None else (None, None)
     assert conference.starts_at is not None
     return RecordView(
         conference.id,
@@ -345,6 +350,7 @@ async def _record_view(
         conference.review_by,
         conference.recorded_at,
         review_id,
+        review_at,
     )
 
 
@@ -815,7 +821,9 @@ async def ask_more_time(
     task = await _task(session, actor, task_id, "task.more_time", now=now, owner=True)
     if more <= timedelta(0):
         raise ValueError("not later")
-    new_due = task.due_on + more
+    conference = await session.get_one(Conference, task.conference_id)
+    district = await session.get_one(District, conference.district_id)
+    new_due = policy.working_due(task.due_on + more, district_calendar(district))
     task.asked_due_on = new_due
     await _to_coordinator(session, task, MORE_TIME, f"ask-{new_due.isoformat()}", now=now)
     await audit.record(
@@ -960,6 +968,15 @@ async def read_notes(
     return item, notes
 
 
+async def quick_due(session: AsyncSession, conference_id: int, days: int, *, now: datetime) -> date:
+    """A quick pick ("in 1 week") as a due date: from the district's today, on a working day."""
+    conference = await session.get_one(Conference, conference_id)
+    district = await session.get_one(District, conference.district_id)
+    return policy.working_due(
+        _today(district, now) + timedelta(days=days), district_calendar(district)
+    )
+
+
 async def move_due(
     session: AsyncSession, actor: Actor, task_id: int, due_on: date, *, now: datetime
 ) -> int:
@@ -992,6 +1009,15 @@ async def move_due(
         previous=previous.isoformat(),
     )
     return task.conference_id
+
+
+async def move_due_in(
+    session: AsyncSession, actor: Actor, task_id: int, days: int, *, now: datetime
+) -> int:
+    """A quick pick on the edit screen: due in `days` from today, on a working day."""
+    task = await _task(session, actor, task_id, "task.move", now=now, owner=False)
+    due_on = await quick_due(session, task.conference_id, days, now=now)
+    return await move_due(session, actor, task_id, due_on, now=now)
 
 
 async def cancel_task(session: AsyncSession, actor: Actor, task_id: int, *, now: datetime) -> int:

@@ -394,6 +394,9 @@ async def test_the_plan_changes_and_wrong_input_gets_an_answer(
     await until(hana, "That time has passed. Type a later one.")
     await hana.send_text("16.2.2027 10:00")
     await until(hana, "The review conference PK-2026-0001 is set")
+    board = await until(hana, "no answer 2")  # the live attendance message, as after a poll
+    assert any("New date" in label for row in board.buttons() for label, _d in row)
+    await until(hana, "Review conference: Feb 16, 2027, 10:00")  # and the record below
     await until(petr, "You are invited")
     await until(jana, "You are invited")
 

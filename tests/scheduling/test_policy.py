@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from scheduling.calendar import WorkingCalendar
-from scheduling.policy import conference_reminders, rsvp_nudge
+from scheduling.policy import conference_reminders, rsvp_nudge, working_due
 
 PRAGUE = ZoneInfo("Europe/Prague")
 CALENDAR = WorkingCalendar(zone=PRAGUE)
@@ -49,3 +49,11 @@ def test_the_rsvp_nudge_comes_a_working_day_later_skipping_weekends_and_holidays
 
 def test_no_rsvp_nudge_when_the_conference_comes_first() -> None:
     assert rsvp_nudge(at(2026, 12, 2, 10, 0), at(2026, 12, 3, 9, 0), CALENDAR) is None
+
+
+def test_a_quick_due_date_moves_off_weekends_and_holidays() -> None:
+    calendar = WorkingCalendar()
+    assert working_due(date(2026, 12, 3), calendar) == date(2026, 12, 3)  # a Thursday
+    assert working_due(date(2026, 12, 5), calendar) == date(2026, 12, 7)  # Saturday → Monday
+    # Christmas Eve, Christmas Day, St Stephen's Day, then a Sunday.
+    assert working_due(date(2026, 12, 24), calendar) == date(2026, 12, 28)
