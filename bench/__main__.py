@@ -1,20 +1,28 @@
-"""Runs one benchmark by name: `python -m bench finder`, `python -m bench fanout`."""
+"""Runs one benchmark by name: `python -m bench finder`, `python -m bench fanout`,
+`python -m bench http [--rtt-ms R] [--calls N] [--concurrency C]`."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
 
-from bench import fanout, finder
+from bench import fanout, finder, http
 
-BENCHES: dict[str, Callable[[], int]] = {"finder": finder.main, "fanout": fanout.main}
+# Each takes the arguments after its name; finder and fanout take none.
+BENCHES: dict[str, Callable[[list[str]], int]] = {
+    "finder": lambda _arguments: finder.main(),
+    "fanout": lambda _arguments: fanout.main(),
+    "http": http.main,
+}
+TAKES_OPTIONS = {"http"}
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[1] not in BENCHES:
-        print(f"usage: python -m bench {{{','.join(sorted(BENCHES))}}}", file=sys.stderr)
+    name = argv[1] if len(argv) > 1 else ""
+    if name not in BENCHES or (len(argv) > 2 and name not in TAKES_OPTIONS):
+        print(f"usage: python -m bench {{{','.join(sorted(BENCHES))}}} [options]", file=sys.stderr)
         return 2
-    return BENCHES[argv[1]]()
+    return BENCHES[name](argv[2:])
 
 
 if __name__ == "__main__":

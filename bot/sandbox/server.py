@@ -54,6 +54,12 @@ _SCOPE_TYPES = frozenset(
         "chat_member",
     }
 )
+# Telegram's wording for the statuses fail_next can inject; anything else reads as a 500.
+_FAULT_DESCRIPTIONS = {
+    400: "Bad Request: injected failure",
+    403: "Forbidden: bot was blocked by the user",
+    502: "Bad Gateway",
+}
 _NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup are exactly "
     "the same as a current content and reply markup of the message"
@@ -100,6 +106,7 @@ class BotApiSandbox:
         self._port: int | None = None
         self._handlers = self._method_table()
         self._faults: dict[str, list[tuple[int, int]]] = {}
+        self._drops: dict[str, int] = {}
         self._person_context = PersonContext(
             bot_user=self.bot_user,
             files=self._files,
@@ -215,6 +222,12 @@ class BotApiSandbox:
         as Telegram sometimes does; 429 comes with `retry_after` seconds."""
         self._faults.setdefault(method.lower(), []).extend([(status, retry_after)] * times)
 
+    def drop_next(self, method: str, *, times: int = 1) -> None:
+        """Close the connection without any answer on the next `times` calls of a Bot API
+        method (after reading the request), as a network failure or a crashing proxy does."""
+        key = method.lower()
+        self._drops[key] = self._drops.get(key, 0) + times
+
     def pending_updates(self) -> int:
         """Updates queued and not yet confirmed by getUpdates or the webhook."""
         return len(self._updates)
@@ -233,6 +246,8 @@ class BotApiSandbox:
 
     async def _handle_api(self, request: web.Request) -> web.Response:
         name = request.match_info["method"]
+        if self._drops.get(name.lower()):
+            return await self._drop_connection(request, name)
         try:
             result = await self._call(request, name)
             response = web.json_response({"ok": True, "result": result})
@@ -243,6 +258,14 @@ class BotApiSandbox:
             response = self._error_response(name, ApiError(500, "Internal Server Error"))
         await self._emulate_latency()
         return response
+
+    async def _drop_connection(self, request: web.Request, name: str) -> web.Response:
+        self._drops[name.lower()] -= 1
+        await request.read()
+        if request.transport is not None:
+            request.transport.close()
+        logger.debug("%s: connection dropped without an answer", name)
+        return web.Response()  # never reaches the client: the connection is gone
 
     async def _call(self, request: web.Request, name: str) -> Any:
         self._check_token(request.match_info["token"])
@@ -288,7 +311,7 @@ class BotApiSandbox:
                 raise ApiError(
                     429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after
                 )
-            raise ApiError(status, "Bad Gateway" if status == 502 else "Internal Server Error")
+            raise ApiError(status, _FAULT_DESCRIPTIONS.get(status, "Internal Server Error"))
         return entry
 
     def _error_response(self, name: str, error: ApiError) -> web.Response:
