@@ -17,9 +17,9 @@ from telegram.ext import (
     Defaults,
     ExtBot,
 )
-from telegram.request import HTTPXRequest
 
 from bot import outbox
+from bot.http import AiohttpRequest
 from bot.persistence import DatabasePersistence
 from bot.processor import OrderedUpdateProcessor
 from bot.runtime import Runtime
@@ -43,6 +43,9 @@ from handlers.sweep import sweep
 logger = logging.getLogger(__name__)
 
 MAX_CONCURRENT_UPDATES = 64
+# Connections to Telegram for the handlers' calls: one per update in flight and a few for the
+# jobs. Not more: an idle pool costs memory, and HTTPXRequest even walked it on every call.
+CONNECTION_POOL = MAX_CONCURRENT_UPDATES + 8
 GUARD_GROUP = -1
 
 RoundTableApp = Application[Any, Context, Data, Data, Data, Any]
@@ -65,6 +68,10 @@ def build_application(runtime: Runtime) -> RoundTableApp:
         .context_types(ContextTypes(context=Context, bot_data=dict, chat_data=dict, user_data=dict))
         .persistence(DatabasePersistence(runtime.database, runtime.cipher))
         .concurrent_updates(processor)
+        # aiohttp, not python-telegram-bot's default httpx: the same errors, a tenth of the CPU
+        # per call under Telegram's network delay (bot/http.py, `python -m bench http`).
+        .request(AiohttpRequest(connection_pool_size=CONNECTION_POOL))
+        .get_updates_request(AiohttpRequest(connection_pool_size=1))
         .rate_limiter(AIORateLimiter(max_retries=3))
         .build()
     )
@@ -129,7 +136,7 @@ def _outbox_bot(runtime: Runtime, defaults: Defaults) -> ExtBot[Any]:
         base_url=settings.bot_api_url,
         base_file_url=settings.bot_file_url,
         defaults=defaults,
-        request=HTTPXRequest(connection_pool_size=settings.outbox_concurrency + 1),
+        request=AiohttpRequest(connection_pool_size=settings.outbox_concurrency + 1),
         rate_limiter=AIORateLimiter(max_retries=0),
     )
 
