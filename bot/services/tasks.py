@@ -323,13 +323,15 @@ async def _record_view(
         )
     review = (
         await session.execute(
-            select(Conference.id, Conference.starts_at).where(
+            select(Conference.id, Conference.starts_at, Conference.status).where(
                 Conference.review_of_id == conference.id,
                 Conference.status != ConferenceStatus.CANCELLED,
             )
         )
     ).first()
-    review_id, review_at = review if review is not None else (None, None)
+    review_id, review_at = (None, None) if review is None else (review.id, review.starts_at)
+    if review is not None and review.status is ConferenceStatus.POLLING:
+        review_at = None  # a new poll: the old time no longer holds
     assert conference.starts_at is not None
     return RecordView(
         conference.id,
