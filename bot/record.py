@@ -23,6 +23,7 @@ from docx.shared import Cm
 from docx.table import Table
 
 from bot.i18n import Translator
+from bot.models import TaskParty
 
 AUTHOR = "Round Table"
 TABLE_STYLE = "Table Grid"
@@ -51,7 +52,7 @@ class TaskLine:
     title: str
     owner: str  # the member who answers for it
     due: dt.date
-    party: str = "member"  # "child" or "guardian": theirs, followed up by the owner
+    party: TaskParty = TaskParty.MEMBER  # the child's or a guardian's: followed up by the owner
 
 
 @dataclass(frozen=True)
@@ -154,12 +155,11 @@ def _institution(line: AttendanceLine, tr: Translator) -> str:
     return _clean(line.institution)
 
 
-def _owner(task: TaskLine, tr: Translator) -> str:
-    """The same words as the bot's messages: whose task it is, and who follows it up."""
-    owner = _clean(task.owner)
-    if task.party == "child":
+def owner_label(party: TaskParty, owner: str, tr: Translator) -> str:
+    """Whose task it is and who follows it up, in the document and in the bot's messages."""
+    if party is TaskParty.CHILD:
         return tr.gettext("the child, followed up by {name}").format(name=owner)
-    if task.party == "guardian":
+    if party is TaskParty.GUARDIAN:
         return tr.gettext("a guardian, followed up by {name}").format(name=owner)
     return owner
 
@@ -206,7 +206,11 @@ def record_docx(record: RecordDocument, tr: Translator) -> bytes:
     document.add_heading(_("Plan"), level=1)
     if record.tasks:
         plan = [
-            (_clean(task.title), _owner(task, tr), format_date(task.due, "medium", tr.locale))
+            (
+                _clean(task.title),
+                owner_label(task.party, _clean(task.owner), tr),
+                format_date(task.due, "medium", tr.locale),
+            )
             for task in record.tasks
         ]
         _table(document, plan, header=(_("Task"), _("Owner"), _("Due date")))

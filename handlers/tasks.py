@@ -28,7 +28,7 @@ from bot import outbox
 from bot.i18n import Translator
 from bot.models import InvitationKind, TaskParty, TaskStatus
 from bot.outbox import Kind, Notification, Outgoing
-from bot.record import record_docx, record_filename
+from bot.record import owner_label, record_docx, record_filename
 from bot.services import conferences, invitations, tasks
 from bot.services.conferences import Collision, Passed, PollClosed
 from bot.services.errors import PermissionDenied
@@ -54,11 +54,10 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SUMMARY, TITLE, OWNER, FOLLOW, DUE, REVIEW, DONE_NOTE, NOTE = (
+SUMMARY, TITLE, OWNER, DUE, REVIEW, DONE_NOTE, NOTE = (
     "summary",
     "title",
     "owner",
-    "follow",
     "due",
     "review",
     "done_note",
@@ -127,11 +126,7 @@ def _task_line(item: tasks.TaskItem, tr: Translator, *, owner: bool = False) -> 
 
 
 def _owner(item: tasks.TaskItem, tr: Translator) -> str:
-    if item.party is TaskParty.CHILD:
-        return tr.gettext("the child, followed up by {name}").format(name=item.owner)
-    if item.party is TaskParty.GUARDIAN:
-        return tr.gettext("a guardian, followed up by {name}").format(name=item.owner)
-    return item.owner
+    return owner_label(item.party, item.owner, tr)
 
 
 def _owner_buttons(task_id: int, tr: Translator) -> InlineKeyboardMarkup:
@@ -1095,7 +1090,7 @@ async def my_tasks(update: Update, context: Context) -> None:
     lines = [tr.gettext("Your open tasks ({count}):").format(count=len(items))]
     lines += ["• " + _task_line(item, tr) for item in items]
     rows = [
-        [(f"📌 {item.case_code} · {item.title[:30]}", f"tk:v:{item.id}")] for item in items[:20]
+        [(f"📌 {item.case_code} · {_short(item.title)}", f"tk:v:{item.id}")] for item in items[:20]
     ]
     await answer(update, "\n".join(lines), keyboard(rows))
 
@@ -1479,7 +1474,7 @@ def handlers() -> HandlerList:
 
 def command_handlers() -> HandlerList:
     return [
-        CallbackQueryHandler(consuming(open_record), pattern=r"^rc:[ob]:\d+$"),
+        CallbackQueryHandler(consuming(open_record), pattern=r"^rc:o:\d+$"),
         CallbackQueryHandler(consuming(show_attendance), pattern=r"^rc:a:\d+$"),
         CallbackQueryHandler(consuming(toggle_attendance), pattern=r"^rc:t:\d+$"),
         CallbackQueryHandler(consuming(finish), pattern=r"^rc:e:\d+$"),

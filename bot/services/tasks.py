@@ -49,14 +49,13 @@ from bot.services.conferences import (
     recipient_of,
 )
 from bot.services.errors import ServiceError
-from bot.services.invitations import ENDED, cancel_conference
+from bot.services.invitations import cancel_conference
 from bot.services.members import Actor
 from scheduling import policy
 
 TITLE_MAX = 120
 SUMMARY_MAX = 2000
 NOTE_MAX = 500
-PARTY_NAME_MAX = 60
 
 # Notification kinds (rendered by handlers.tasks).
 ASSIGNED = "task.assigned"
@@ -108,7 +107,6 @@ class TaskItem:
     title: str
     owner: str  # the member who answers for it
     party: TaskParty
-    party_name: str | None
     due_on: date
     status: TaskStatus
     overdue: bool
@@ -138,6 +136,7 @@ class RecordView:
     recorded_at: datetime | None
     review_id: int | None  # the review conference, once there is one
     review_at: datetime | None = None  # its time, once it is set
+    review_polling: bool = False  # a poll for its date is running
 
 
 @dataclass(frozen=True)
@@ -161,11 +160,9 @@ class CaseStep:
 
 @dataclass(frozen=True)
 class AgendaItem:
-    conference_id: int
     case_code: str
     starts_at: datetime
     place: str
-    status: ConferenceStatus
 
 
 @dataclass(frozen=True)
@@ -330,7 +327,8 @@ async def _record_view(
         )
     ).first()
     review_id, review_at = (None, None) if review is None else (review.id, review.starts_at)
-    if review is not None and review.status is ConferenceStatus.POLLING:
+    polling = review is not None and review.status is ConferenceStatus.POLLING
+    if polling:
         review_at = None  # a new poll: the old time no longer holds
     assert conference.starts_at is not None
     return RecordView(
@@ -353,6 +351,7 @@ async def _record_view(
         conference.recorded_at,
         review_id,
         review_at,
+        polling,
     )
 
 
@@ -428,7 +427,7 @@ async def owner_choices(
     institution_ids = [i.institution_id for i in invitations if i.institution_id]
     guardian_ids = [i.member_id for i in invitations if i.member_id]
     rows = await session.execute(
-        select(Member.id, Member.display_name, Institution.name, Institution.kind)
+        select(Member.id, Member.display_name, Institution.name)
         .join(Institution, Member.institution_id == Institution.id)
         .where(
             Member.active.is_(True),
@@ -440,7 +439,7 @@ async def owner_choices(
         )
         .order_by(Member.display_name, Member.id)
     )
-    choices = [OwnerChoice(mid, name, inst) for mid, name, inst, _kind in rows]
+    choices = [OwnerChoice(mid, name, inst) for mid, name, inst in rows]
     return sorted(choices, key=lambda c: (c.member_id not in came, c.name))
 
 
@@ -454,7 +453,6 @@ async def add_task(
     owner_id: int,
     due_on: date,
     party: TaskParty = TaskParty.MEMBER,
-    party_name: str | None = None,
     now: datetime,
 ) -> int:
     """A task of the plan. Its owner is told once the record is finished (at once if it is)."""
@@ -471,9 +469,6 @@ async def add_task(
         conference_id=conference.id,
         title=cipher.encrypt(_clean(title, TITLE_MAX).encode()),
         party=party,
-        party_name=(
-            cipher.encrypt(_clean(party_name, PARTY_NAME_MAX).encode()) if party_name else None
-        ),
         owner_id=owner_id,
         due_on=due_on,
         status=TaskStatus.OPEN,
@@ -563,9 +558,6 @@ async def record_document(
         subject_id=conference.id,
         child_name=child is not None,
     )
-    review = await session.get(Conference, view.review_id) if view.review_id else None
-    review_at = review.starts_at if review and review.status is ConferenceStatus.SCHEDULED else None
-    polling = review is not None and review.status is ConferenceStatus.POLLING
     return RecordDocument(
         code=view.case_code,
         starts_at=view.starts_at,
@@ -583,10 +575,10 @@ async def record_document(
             for a in view.attendance
         ],
         summary=view.summary or "",
-        tasks=[TaskLine(t.title, t.owner, t.due_on, t.party.value) for t in view.tasks],
-        review_at=review_at,
-        review_by=None if review_at else view.review_by,
-        review_polling=polling,
+        tasks=[TaskLine(t.title, t.owner, t.due_on, t.party) for t in view.tasks],
+        review_at=view.review_at,
+        review_by=None if view.review_at else view.review_by,
+        review_polling=view.review_polling,
         child_name=child,
     )
 
@@ -674,7 +666,6 @@ async def _items(
             cipher.decrypt(task.title).decode(),
             owner,
             task.party,
-            cipher.decrypt(task.party_name).decode() if task.party_name else None,
             task.due_on,
             task.status,
             task.status is TaskStatus.OPEN and task.due_on < now.astimezone(ZoneInfo(zone)).date(),
@@ -1153,10 +1144,6 @@ async def close_case(
         )
     ):
         await _cancel(session, task, now=now)
-    for conference_id in list(
-        await session.scalars(select(Conference.id).where(Conference.case_id == case.id))
-    ):
-        await outbox.cancel(session, subject=f"conference:{conference_id}", kinds=[ENDED], now=now)
     case.status = CaseStatus.CLOSED
     case.closed_at = now
     case.outcome = outcome.value
@@ -1199,7 +1186,7 @@ async def agenda(
         .order_by(Conference.starts_at)
     )
     return [
-        AgendaItem(c.id, code, c.starts_at, c.place, c.status)  # type: ignore[arg-type]
+        AgendaItem(code, c.starts_at, c.place)  # type: ignore[arg-type]
         for c, code in rows
     ]
 

@@ -14,6 +14,7 @@ from docx.document import Document as DocumentObject
 from docx.table import Table
 
 from bot.i18n import Translator
+from bot.models import TaskParty
 from bot.record import AttendanceLine, RecordDocument, TaskLine, record_docx, record_filename
 
 PRAGUE = ZoneInfo("Europe/Prague")
@@ -35,8 +36,8 @@ RECORD = RecordDocument(
     summary="The child misses school often.\n\nThe mother asked for help.\nShe works nights.",
     tasks=(
         TaskLine("Talk to the class teacher", "Petr Novák (Policie Cheb)", date(2026, 12, 17)),
-        TaskLine("Visit the family", "Eva Malá", date(2027, 1, 8), party="guardian"),
-        TaskLine("Join the football club", "Petr Novák", date(2027, 1, 9), party="child"),
+        TaskLine("Visit the family", "Eva Malá", date(2027, 1, 8), party=TaskParty.GUARDIAN),
+        TaskLine("Join the football club", "Petr Novák", date(2027, 1, 9), party=TaskParty.CHILD),
     ),
 )
 
