@@ -184,8 +184,6 @@ async def measure(name: str, server: Server, options: Options) -> dict[str, obje
 
 def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
-    if arguments[:1] == ["http"]:  # run as `python -m bench http ...`
-        arguments = arguments[1:]
     options = parse(arguments)
     if importlib.util.find_spec("sniffio") is None:
         print("note: sniffio is not installed; httpcore retries importing it", file=sys.stderr)

@@ -121,7 +121,7 @@ def build_application(runtime: Runtime) -> RoundTableApp:
         concurrency=settings.outbox_concurrency,
     )
     # At start: whatever is due, including what a crash left in flight.
-    job_queue.run_once(outbox.dispatch_job, 0, name=outbox.JOB_NAME)
+    outbox.wake(application)
     return application
 
 

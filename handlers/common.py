@@ -32,6 +32,7 @@ from telegram.warnings import PTBUserWarning
 
 from bot.i18n import Translator, pick_locale
 from bot.runtime import Runtime
+from bot.services.conferences import recipient_of
 from bot.services.members import Actor
 
 Data = dict[str, Any]
@@ -141,6 +142,26 @@ def parse_id(part: str) -> int | None:
         return None
     value = int(part)
     return value if 0 < value <= MAX_ID else None
+
+
+def callback_ids(update: Update, prefix: str, count: int) -> list[int] | None:
+    """The `count` ids after "prefix:" in a button's data ("pv:12:34", "cf:c:5:67"); None for
+    anything else (garbled, forged, of another kind)."""
+    query = update.callback_query
+    data = query.data if query else None
+    if not data or not data.startswith(prefix + ":"):
+        return None
+    ids = [parse_id(part) for part in data[len(prefix) + 1 :].split(":")]
+    if len(ids) != count or any(value is None for value in ids):
+        return None
+    return [value for value in ids if value is not None]
+
+
+async def recipient_tr(context: Context, member_id: int) -> Translator:
+    """The translator for a notification's recipient, in the language they chose."""
+    async with context.runtime.database.transaction() as session:
+        recipient = await recipient_of(session, member_id)
+    return context.runtime.translator(recipient.locale)
 
 
 async def answer(

@@ -50,6 +50,7 @@ from handlers.common import (
     acknowledge,
     alert,
     answer,
+    callback_ids,
     consuming,
     edit,
     ends_on_other_commands,
@@ -500,19 +501,6 @@ def poll_markup(view: PollView, tr: Translator) -> InlineKeyboardMarkup | None:
     ]
     rows.append([("📨 " + tr.gettext("Send"), f"ps:{invitation}:{view.round}")])
     return keyboard(rows)
-
-
-def callback_ids(update: Update, prefix: str, count: int) -> list[int] | None:
-    """The `count` ids after "prefix:" in a button's data ("pv:12:34", "cf:c:5:67"); None for
-    anything else (garbled, forged, of another kind)."""
-    query = update.callback_query
-    data = query.data if query else None
-    if not data or not data.startswith(prefix + ":"):
-        return None
-    ids = [parse_id(part) for part in data[len(prefix) + 1 :].split(":")]
-    if len(ids) != count or any(value is None for value in ids):
-        return None
-    return [value for value in ids if value is not None]
 
 
 async def _carry_out(

@@ -33,6 +33,7 @@ from handlers.common import (
     acknowledge,
     alert,
     answer,
+    callback_ids,
     consuming,
     ends_on_other_commands,
     esc,
@@ -43,7 +44,6 @@ from handlers.common import (
     say_below,
 )
 from handlers.conference import (
-    callback_ids,
     defaults_of,
     invitee_name,
     refresh_board,

@@ -33,6 +33,7 @@ from handlers.common import (
     Dialog,
     HandlerList,
     acknowledge,
+    alert,
     answer,
     consuming,
     ends_on_other_commands,
@@ -570,10 +571,7 @@ async def _draft_gone(update: Update, context: Context) -> int:
         "There is no referral in progress: it was sent, cancelled, or deleted after 14 days "
         "without changes. /refer starts a new one."
     )
-    if update.callback_query is not None:
-        await acknowledge(update.callback_query, text, alert=True)
-    else:
-        await answer(update, text)
+    await alert(update, text)
     return ConversationHandler.END
 
 

@@ -17,8 +17,8 @@ from datetime import datetime
 from bot import outbox
 from bot.i18n import Translator
 from bot.outbox import Kind, Notification, Outgoing
-from bot.services import conferences, referrals, tasks
-from handlers.common import Context, keyboard
+from bot.services import referrals, tasks
+from handlers.common import Context, keyboard, recipient_tr
 from handlers.conference import sweep_polls
 from handlers.referral import alert_coordinators, delete_from_chat, urgency_text
 
@@ -76,16 +76,11 @@ async def sweep_digests(context: Context) -> None:
         await tasks.plan_digests(session, now=runtime.clock.now())
 
 
-async def _locale(context: Context, member_id: int) -> str:
-    async with context.runtime.database.transaction() as session:
-        return (await conferences.recipient_of(session, member_id)).locale
-
-
 async def render_draft_reminder(context: Context, row: Notification) -> Outgoing | None:
     async with context.runtime.database.transaction() as session:
         if not await referrals.has_draft(session, row.member_id):
             return None  # sent or cancelled meanwhile
-    tr = context.runtime.translator(await _locale(context, row.member_id))
+    tr = await recipient_tr(context, row.member_id)
     started = datetime.fromisoformat(str(row.payload["started_at"]))
     return Outgoing(
         _reminder_text(started, tr), keyboard([[(tr.gettext("Continue"), "ref:resume")]])
@@ -93,7 +88,7 @@ async def render_draft_reminder(context: Context, row: Notification) -> Outgoing
 
 
 async def render_draft_expired(context: Context, row: Notification) -> Outgoing | None:
-    tr = context.runtime.translator(await _locale(context, row.member_id))
+    tr = await recipient_tr(context, row.member_id)
     return Outgoing(_expired_text(datetime.fromisoformat(str(row.payload["started_at"])), tr))
 
 
@@ -103,7 +98,7 @@ async def render_triage_nudge(context: Context, row: Notification) -> Outgoing |
         items = await referrals.still_waiting(session, ids)
     if not items:
         return None  # all decided meanwhile
-    tr = context.runtime.translator(await _locale(context, row.member_id))
+    tr = await recipient_tr(context, row.member_id)
     markup = keyboard([[(item.code, f"rf:o:{item.id}")] for item in items[:NUDGE_LIST_LIMIT]])
     return Outgoing(_nudge_text(items, tr), markup)
 

@@ -40,6 +40,7 @@ from handlers.common import (
     acknowledge,
     alert,
     answer,
+    callback_ids,
     consuming,
     ends_on_other_commands,
     esc,
@@ -47,6 +48,7 @@ from handlers.common import (
     no_longer_active,
     parse_callback,
     parse_id,
+    recipient_tr,
 )
 from handlers.conference import board_markup, board_text
 
@@ -103,11 +105,10 @@ async def _pressed(
     so is answered as a stale button."""
     query = update.callback_query
     parts = parse_callback(query.data if query else None, namespace)
-    values = [parse_id(part) for part in (parts or [])[1:]]
-    if parts is None or len(values) != count or None in values:
+    ids = callback_ids(update, f"{namespace}:{parts[0]}", count) if parts else None
+    if ids is None:
         await no_longer_active(update, context)
-        return None
-    return [v for v in values if v is not None]
+    return ids
 
 
 def _due_text(item: tasks.TaskItem, tr: Translator) -> str:
@@ -1177,19 +1178,13 @@ async def close_case(update: Update, context: Context) -> None:
 # What the outbox sends.
 
 
-async def _recipient_tr(context: Context, member_id: int) -> Translator:
-    async with context.runtime.database.transaction() as session:
-        recipient = await conferences.recipient_of(session, member_id)
-    return context.runtime.translator(recipient.locale)
-
-
 async def render_ended(context: Context, row: Notification) -> Outgoing | None:
     conference_id = int(row.payload["conference"])
     async with context.runtime.database.transaction() as session:
         code = await tasks.still_to_record(session, conference_id, row.payload.get("sequence"))
     if code is None:
         return None
-    tr = await _recipient_tr(context, row.member_id)
+    tr = await recipient_tr(context, row.member_id)
     return Outgoing(
         tr.gettext(
             "The case conference {code} has ended. Record the outcome: attendance, a summary, "
@@ -1214,7 +1209,7 @@ async def render_assigned(context: Context, row: Notification) -> Outgoing | Non
     item = await _current(context, row)
     if item is None:
         return None
-    tr = await _recipient_tr(context, row.member_id)
+    tr = await recipient_tr(context, row.member_id)
     head = "📌 " + tr.gettext("A task for you from the case conference:")
     if item.party is not TaskParty.MEMBER:
         head += "\n" + tr.gettext("You follow it up: {owner}.").format(owner=esc(_owner(item, tr)))
@@ -1225,7 +1220,7 @@ async def render_nudge(context: Context, row: Notification) -> Outgoing | None:
     item = await _current(context, row)
     if item is None:
         return None
-    tr = await _recipient_tr(context, row.member_id)
+    tr = await recipient_tr(context, row.member_id)
     return Outgoing(
         task_text(item, tr, "⏰ " + tr.gettext("Reminder of your task:")),
         _owner_buttons(item.id, tr),
@@ -1236,7 +1231,7 @@ async def render_alert(context: Context, row: Notification) -> Outgoing | None:
     item = await _current(context, row)
     if item is None or not item.overdue:
         return None
-    tr = await _recipient_tr(context, row.member_id)
+    tr = await recipient_tr(context, row.member_id)
     text = tr.gettext("A task is a week overdue:") + "\n" + _task_line(item, tr, owner=True)
     markup = keyboard(
         [
@@ -1253,7 +1248,7 @@ async def render_more_time(context: Context, row: Notification) -> Outgoing | No
     item = await _current(context, row)
     if item is None or item.asked_due_on is None:
         return None
-    tr = await _recipient_tr(context, row.member_id)
+    tr = await recipient_tr(context, row.member_id)
     asked = item.asked_due_on
     text = tr.gettext("{name} asks for more time: {code} «{title}» from {due} to {asked}.").format(
         name=esc(item.owner),
@@ -1277,7 +1272,7 @@ async def render_decided(context: Context, row: Notification) -> Outgoing | None
     item = await _item(context, int(row.payload["task"]))
     if item is None or item.status is not TaskStatus.OPEN:
         return None
-    tr = await _recipient_tr(context, row.member_id)
+    tr = await recipient_tr(context, row.member_id)
     if row.payload.get("approved"):
         text = "✅ " + tr.gettext("More time given: «{title}» is due {date} now.")
     else:
@@ -1293,7 +1288,7 @@ async def render_done(context: Context, row: Notification) -> Outgoing | None:
         return None
     async with context.runtime.database.transaction() as session:
         notes = await tasks.note_count(session, item.id)
-    tr = await _recipient_tr(context, row.member_id)
+    tr = await recipient_tr(context, row.member_id)
     return Outgoing(
         "✅ "
         + tr.gettext("{name} has done {code} «{title}».").format(
@@ -1307,7 +1302,7 @@ async def render_changed(context: Context, row: Notification) -> Outgoing | None
     item = await _current(context, row)
     if item is None:
         return None
-    tr = await _recipient_tr(context, row.member_id)
+    tr = await recipient_tr(context, row.member_id)
     head = "🗓 " + tr.gettext("The coordinator moved the due date of your task:")
     return Outgoing(task_text(item, tr, head), _owner_buttons(item.id, tr))
 
@@ -1316,7 +1311,7 @@ async def render_cancelled(context: Context, row: Notification) -> Outgoing | No
     item = await _item(context, int(row.payload["task"]))
     if item is None or item.status is not TaskStatus.CANCELLED:
         return None
-    tr = await _recipient_tr(context, row.member_id)
+    tr = await recipient_tr(context, row.member_id)
     return Outgoing(
         "✖️ "
         + tr.gettext("{code} «{title}» is cancelled: you need not do it any more.").format(
@@ -1329,7 +1324,7 @@ async def render_released(context: Context, row: Notification) -> Outgoing | Non
     item = await _item(context, int(row.payload["task"]))
     if item is None or item.status is not TaskStatus.OPEN or item.owner_id == row.member_id:
         return None
-    tr = await _recipient_tr(context, row.member_id)
+    tr = await recipient_tr(context, row.member_id)
     return Outgoing(
         "👤 "
         + tr.gettext("{code} «{title}» is {name}'s task now: you need not do it any more.").format(
@@ -1344,7 +1339,7 @@ async def render_digest(context: Context, row: Notification) -> Outgoing | None:
         digest = await tasks.digest(session, runtime.cipher, row.member_id, now=runtime.clock.now())
     if digest is None:
         return None
-    tr = await _recipient_tr(context, row.member_id)
+    tr = await recipient_tr(context, row.member_id)
     return Outgoing(*digest_message(digest, tr))
 
 

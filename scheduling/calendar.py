@@ -57,12 +57,7 @@ class WorkingCalendar:
     def add_working_days(self, moment: datetime, days: int) -> datetime:
         """The same wall-clock time `days` working days later (days >= 0)."""
         local = self.local(moment)
-        day = local.date()
-        remaining = days
-        while remaining > 0:
-            day += timedelta(days=1)
-            if self.is_working_day(day):
-                remaining -= 1
+        day = self.add_working_days_to_date(local.date(), days)
         wall = datetime.combine(day, local.time().replace(tzinfo=None), tzinfo=self.zone)
         return wall.astimezone(moment.tzinfo)
 
@@ -77,9 +72,7 @@ class WorkingCalendar:
         local = self.local(moment)
         day = local.date()
         if not (self.is_working_day(day) and local.time() < self.day_starts):
-            day += timedelta(days=1)
-            while not self.is_working_day(day):
-                day += timedelta(days=1)
+            day = self.next_working_day(day + timedelta(days=1))
         start = datetime.combine(day, self.day_starts, tzinfo=self.zone)
         return start.astimezone(moment.tzinfo)
 
@@ -94,6 +87,12 @@ class WorkingCalendar:
             day += timedelta(days=1)
             if self.is_working_day(day):
                 remaining -= 1
+        return day
+
+    def next_working_day(self, day: date) -> date:
+        """`day` itself if it is a working day, else the first working day after it."""
+        while not self.is_working_day(day):
+            day += timedelta(days=1)
         return day
 
     def working_days(self, first: date, last: date) -> list[date]:
@@ -113,10 +112,8 @@ class WorkingCalendar:
         working days after `today` (Monday -> Wednesday) and is `length` working days long."""
         if length < 1:
             raise ValueError("a planning window is at least one working day long")
-        first = self.add_working_days_to_date(today, starts_after)
         # Counting from a weekend or holiday (starts_after == 0) must still open on a working day.
-        while not self.is_working_day(first):
-            first += timedelta(days=1)
+        first = self.next_working_day(self.add_working_days_to_date(today, starts_after))
         return first, self.add_working_days_to_date(first, length - 1)
 
     def day_bounds(self, day: date, hours: WorkingHours) -> tuple[int, int]:

@@ -135,9 +135,7 @@ def _at(day: date, moment: time, zone: ZoneInfo) -> datetime:
 def working_due(day: date, calendar: WorkingCalendar) -> date:
     """A due date picked as "in 1 week" or "+2 weeks" moves off a weekend or public holiday to
     the next working day: nobody is nudged on a Saturday about a task due on Christmas."""
-    while not calendar.is_working_day(day):
-        day += timedelta(days=1)
-    return day
+    return calendar.next_working_day(day)
 
 
 def task_nudges(due_on: date, zone: ZoneInfo, now: datetime) -> list[Moment]:

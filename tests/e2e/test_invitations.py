@@ -181,7 +181,6 @@ async def test_invitations_answers_attendance_reminders_and_a_reason(
     reminder = await until(petr, "⏰ Reminder")
     assert f"{when} · 90 min" in (reminder.text or "")
     await bot.sweep()
-    await asyncio.sleep(0)
     for person in (petr, jana, pavel):
         assert sum("⏰ Reminder" in (m.text or "") for m in person.messages.values()) == (
             1 if person is petr else 0
