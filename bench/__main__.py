@@ -1,20 +1,22 @@
 """Runs one benchmark by name: `python -m bench finder`, `python -m bench fanout`,
-`python -m bench http [--rtt-ms R] [--calls N] [--concurrency C]`."""
+`python -m bench http [--rtt-ms R] [--calls N] [--concurrency C]`,
+`python -m bench load [--people N] [--think S] [--rtt-ms R] [--updates U] [--database-url URL]`."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
 
-from bench import fanout, finder, http
+from bench import fanout, finder, http, load
 
 # Each takes the arguments after its name; finder and fanout take none.
 BENCHES: dict[str, Callable[[list[str]], int]] = {
     "finder": lambda _arguments: finder.main(),
     "fanout": lambda _arguments: fanout.main(),
     "http": http.main,
+    "load": load.main,
 }
-TAKES_OPTIONS = {"http"}
+TAKES_OPTIONS = {"http", "load"}
 
 
 def main(argv: list[str]) -> int:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import os
-import signal
 import sys
 import tempfile
 import time
@@ -24,6 +22,7 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
+from bench import process
 from bot import migrate, outbox
 from bot.crypto import Cipher
 from bot.db import Database
@@ -55,7 +54,6 @@ POLL_SECONDS = 0.2
 STRAGGLER_SECONDS = 2.0
 TIMEOUT_SECONDS = 300.0
 KILL_AFTER = REMINDERS // 2
-LOG = "bot.log"  # the bot's output, in the run's temporary directory
 # The targets the figures are checked against (reported on stderr, not in the JSON line).
 MIN_PER_SECOND = 28.0
 MAX_IN_FLIGHT = 10
@@ -283,7 +281,7 @@ class Span:
 
 async def watch(
     sandbox: BotApiSandbox,
-    process: asyncio.subprocess.Process,
+    bot: asyncio.subprocess.Process,
     span: Span,
     *,
     until_chats: int,
@@ -300,8 +298,8 @@ async def watch(
             progress(f"{span.messages} messages, {sandbox.stats.http_429} answers 429")
         if span.messages >= until_chats and _reached(sandbox) >= until_chats:
             return
-        if process.returncode is not None:
-            raise BenchError(f"the bot exited with {process.returncode} before the end")
+        if bot.returncode is not None:
+            raise BenchError(f"the bot exited with {bot.returncode} before the end")
         if now > deadline:
             raise BenchError(
                 f"only {_reached(sandbox)} of {until_chats} chats reached within {within:.0f} s"
@@ -332,45 +330,15 @@ class Deployment:
 
 
 async def start_bot(deployment: Deployment, sandbox: BotApiSandbox) -> asyncio.subprocess.Process:
-    environment = {
-        **{name: value for name, value in os.environ.items() if not name.startswith("ROUNDTABLE_")},
-        "ROUNDTABLE_TOKEN": TOKEN,
-        "ROUNDTABLE_BOT_API_URL": sandbox.base_url,
-        "ROUNDTABLE_BOT_FILE_URL": sandbox.base_file_url,
-        "ROUNDTABLE_DATABASE_URL": deployment.url,
-        "ROUNDTABLE_ENCRYPTION_KEY": deployment.key,
-        "ROUNDTABLE_DATA_DIR": str(deployment.directory / "data"),
-        "ROUNDTABLE_OUTBOX_PER_SECOND": str(PER_SECOND),
-        "ROUNDTABLE_OUTBOX_CONCURRENCY": str(CONCURRENCY),
-    }
-    with (deployment.directory / LOG).open("ab") as output:
-        # The working directory is the temporary one: no .env of the repository is read.
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "run",
-            env=environment,
-            cwd=deployment.directory,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=output,
-            stderr=output,
-        )
-
-
-async def stop_bot(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), timeout=30)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-
-async def kill_bot(process: asyncio.subprocess.Process) -> None:
-    process.send_signal(signal.SIGKILL)
-    await process.wait()
+    environment = process.bot_environment(
+        sandbox,
+        url=deployment.url,
+        directory=deployment.directory,
+        key=deployment.key,
+        outbox_per_second=PER_SECOND,
+        outbox_concurrency=CONCURRENCY,
+    )
+    return await process.start("bot.cli", ["run"], environment, deployment.directory)
 
 
 # The two runs.
@@ -407,13 +375,13 @@ async def clean_run(directory: Path) -> Outcome:
     sandbox = new_sandbox()
     await sandbox.start()
     try:
-        process = await start_bot(deployment, sandbox)
+        bot = await start_bot(deployment, sandbox)
         span = Span()
         try:
-            await watch(sandbox, process, span, until_chats=REMINDERS, within=TIMEOUT_SECONDS)
+            await watch(sandbox, bot, span, until_chats=REMINDERS, within=TIMEOUT_SECONDS)
             await linger(sandbox, span, STRAGGLER_SECONDS)
         finally:
-            await stop_bot(process)
+            await process.stop(bot)
         progress(f"clean run: {span.messages} messages in {span.seconds:.1f} s")
         # The pace over the 3,000 reminders, from the first delivery to the last.
         return outcome(sandbox, REMINDERS, span.seconds)
@@ -432,25 +400,25 @@ async def killed_run(directory: Path) -> Killed:
     sandbox = new_sandbox()
     await sandbox.start()
     try:
-        process = await start_bot(deployment, sandbox)
+        bot = await start_bot(deployment, sandbox)
         before = Span()
         try:
-            await watch(sandbox, process, before, until_chats=KILL_AFTER, within=TIMEOUT_SECONDS)
+            await watch(sandbox, bot, before, until_chats=KILL_AFTER, within=TIMEOUT_SECONDS)
         finally:
-            await kill_bot(process)
+            await process.kill(bot)
         await asyncio.sleep(POLL_SECONDS)  # a request already read is still answered
         before.seen(sandbox.stats.messages_sent, time.monotonic())
         reached = _reached(sandbox)
         marked = await sent_rows(deployment.url)
         progress(f"killed after {reached} chats; {marked} rows were marked sent")
 
-        process = await start_bot(deployment, sandbox)
+        bot = await start_bot(deployment, sandbox)
         after = Span(messages=before.messages)
         try:
-            await watch(sandbox, process, after, until_chats=REMINDERS, within=TIMEOUT_SECONDS)
+            await watch(sandbox, bot, after, until_chats=REMINDERS, within=TIMEOUT_SECONDS)
             await linger(sandbox, after, STRAGGLER_SECONDS)
         finally:
-            await stop_bot(process)
+            await process.stop(bot)
         progress(
             f"killed run: {before.messages} messages in {before.seconds:.1f} s, then "
             f"{after.messages - before.messages} in {after.seconds:.1f} s after the restart"
@@ -520,11 +488,9 @@ def main() -> int:
             figures = asyncio.run(run(clean, killed))
         except BenchError as error:
             progress(str(error))
-            for log in (clean / LOG, killed / LOG):
-                if log.exists():
-                    progress(f"the end of {log.parent.name}/{log.name}:")
-                    lines = log.read_text(errors="replace").splitlines()
-                    print("\n".join(lines[-20:]), file=sys.stderr)
+            for directory in (clean, killed):
+                progress(f"the end of {directory.name}/{process.LOG}:")
+                print(process.tail(directory), file=sys.stderr)
             return 1
     print(json.dumps(figures))
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -54,6 +55,8 @@ class ChatEvent:
     kind: EventKind
     message: BotMessage | None
     text: str
+    # When it happened (time.monotonic), for latency measurements in benchmarks.
+    at: float = field(default_factory=time.monotonic, compare=False)
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class CallbackAnswer:
 
     text: str | None
     show_alert: bool
+    # When the bot answered (time.monotonic), for latency measurements in benchmarks.
+    at: float = field(default_factory=time.monotonic, compare=False)
 
 
 @dataclass
