@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READING = "roundtable_reading"  # an execution option: the transaction only reads
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -52,7 +54,10 @@ def _make_sqlite_transactions_immediate(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A reading transaction takes no lock: in WAL mode it reads its snapshot while others
+        # write (Database.reading).
+        reading = connection.get_execution_options().get(READING, False)
+        connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
 
 def _insert(session: AsyncSession, model: type[Any], values: dict[str, Any]) -> Any:
@@ -85,6 +90,14 @@ class Database:
         self.url = url
         self.engine = create_engine(url)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time. Its busy handler polls for the lock with sleeps of up
+        # to 100 ms, leaving it unused meanwhile; the process's own writers queue here instead
+        # and each starts the moment the one before commits. Other processes (the CLI) still
+        # wait on the busy timeout.
+        self._write_lock = asyncio.Lock() if self.engine.dialect.name == "sqlite" else None
+        self._readers = async_sessionmaker(
+            self.engine.execution_options(**{READING: True}), expire_on_commit=False
+        )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -93,11 +106,27 @@ class Database:
         Never hold one across a Telegram call: do the database work, leave the block, then talk.
         """
         try:
-            async with self._sessions() as session, session.begin():
+            async with self._writer(), self._sessions() as session, session.begin():
                 yield session
         except Exception as error:
             await self._keep_after_rollback(error)
             raise
+
+    @asynccontextmanager
+    async def _writer(self) -> AsyncIterator[None]:
+        if self._write_lock is None:
+            yield
+            return
+        async with self._write_lock:
+            yield
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction that only reads. On SQLite it does not queue for the
+        write lock as every other transaction does, so the reads of many updates at once do not
+        wait for each other's writes. Writing in it could fail with "database is locked"."""
+        async with self._readers() as session, session.begin():
+            yield session
 
     async def _keep_after_rollback(self, error: Exception) -> None:
         """Rows an exception must not take down with it, e.g. the audit entry of a refusal."""

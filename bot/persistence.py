@@ -7,10 +7,14 @@ deleted, not kept as empty rows.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
@@ -19,6 +23,7 @@ from bot.db import Database, upsert
 from bot.models import ChatData, ConversationState, UserData, conversation_key
 
 Data = dict[str, Any]
+Write = Callable[[AsyncSession], Awaitable[None]]
 
 
 class DatabasePersistence(BasePersistence[Data, Data, Data]):
@@ -31,18 +36,27 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
         )
         self._database = database
         self._cipher = cipher
+        # What the database holds, as far as this process wrote or loaded it; and the changes
+        # waiting for the transaction that is about to write them.
+        self._written: dict[tuple[object, ...], object] = {}
+        self._pending: dict[tuple[object, ...], tuple[object, Write]] = {}
+        self._batch: asyncio.Future[None] | None = None
 
     # Loading, once at start-up.
 
     async def get_user_data(self) -> dict[int, Data]:
         async with self._database.transaction() as session:
             rows = await session.execute(select(UserData.user_id, UserData.data))
-            return {user_id: self._cipher.decrypt_json(data) for user_id, data in rows}
+            loaded = {user_id: self._cipher.decrypt_json(data) for user_id, data in rows}
+        self._remember("user_id", loaded)
+        return loaded
 
     async def get_chat_data(self) -> dict[int, Data]:
         async with self._database.transaction() as session:
             rows = await session.execute(select(ChatData.chat_id, ChatData.data))
-            return {chat_id: self._cipher.decrypt_json(data) for chat_id, data in rows}
+            loaded = {chat_id: self._cipher.decrypt_json(data) for chat_id, data in rows}
+        self._remember("chat_id", loaded)
+        return loaded
 
     async def get_conversations(self, name: str) -> ConversationDict:
         async with self._database.transaction() as session:
@@ -51,7 +65,14 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
                     ConversationState.handler == name
                 )
             )
-            return {tuple(json.loads(key)): state for key, state in rows}
+            states = {key: state for key, state in rows}
+        for key, state in states.items():
+            self._written[("conversation", name, key)] = state
+        return {tuple(json.loads(key)): state for key, state in states.items()}
+
+    def _remember(self, name: str, loaded: dict[int, Data]) -> None:
+        for identifier, data in loaded.items():
+            self._written[(name, identifier)] = json.dumps(data, sort_keys=True) if data else None
 
     async def get_bot_data(self) -> Data:
         return {}
@@ -59,13 +80,16 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
     async def get_callback_data(self) -> CDCData | None:
         return None
 
-    # Writing, after every update (see bot.processor).
+    # Writing, after every update (see bot.processor). python-telegram-bot hands over the
+    # changes of a round one call each, all at once; they are written in one transaction, and a
+    # value that is what was last written or loaded is not written again.
 
     async def update_conversation(
         self, name: str, key: ConversationKey, new_state: object | None
     ) -> None:
         encoded_key = conversation_key(key)
-        async with self._database.transaction() as session:
+
+        async def write(session: AsyncSession) -> None:
             if new_state is None:
                 await session.execute(
                     delete(ConversationState).where(
@@ -80,21 +104,50 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
                 ("handler", "key"),
             )
 
+        await self._write(("conversation", name, encoded_key), new_state, write)
+
     async def update_user_data(self, user_id: int, data: Data) -> None:
-        async with self._database.transaction() as session:
-            if not data:
-                await session.execute(delete(UserData).where(UserData.user_id == user_id))
-                return
-            values = {"user_id": user_id, "data": self._cipher.encrypt_json(data)}
-            await upsert(session, UserData, values, ("user_id",))
+        await self._write_data(UserData, UserData.user_id, "user_id", user_id, data)
 
     async def update_chat_data(self, chat_id: int, data: Data) -> None:
-        async with self._database.transaction() as session:
-            if not data:
-                await session.execute(delete(ChatData).where(ChatData.chat_id == chat_id))
+        await self._write_data(ChatData, ChatData.chat_id, "chat_id", chat_id, data)
+
+    async def _write_data(
+        self,
+        model: type[UserData] | type[ChatData],
+        column: InstrumentedAttribute[int],
+        name: str,
+        identifier: int,
+        data: Data,
+    ) -> None:
+        plain = json.dumps(data, sort_keys=True) if data else None
+
+        async def write(session: AsyncSession) -> None:
+            if plain is None:
+                await session.execute(delete(model).where(column == identifier))
                 return
-            values = {"chat_id": chat_id, "data": self._cipher.encrypt_json(data)}
-            await upsert(session, ChatData, values, ("chat_id",))
+            values = {name: identifier, "data": self._cipher.encrypt(plain.encode())}
+            await upsert(session, model, values, (name,))
+
+        await self._write((name, identifier), plain, write)
+
+    async def _write(self, key: tuple[object, ...], value: object, write: Write) -> None:
+        if key in self._written and self._written[key] == value:
+            return
+        self._pending[key] = (value, write)
+        if self._batch is None:
+            self._batch = asyncio.ensure_future(self._write_batch())
+        # Shielded: one caller giving up must not cancel the others' writes.
+        await asyncio.shield(self._batch)
+
+    async def _write_batch(self) -> None:
+        await asyncio.sleep(0)  # the other changes of this round join in
+        batch, self._pending, self._batch = self._pending, {}, None
+        async with self._database.transaction() as session:
+            for _value, write in batch.values():
+                await write(session)
+        for key, (value, _write) in batch.items():
+            self._written[key] = value
 
     async def drop_user_data(self, user_id: int) -> None:
         await self.update_user_data(user_id, {})

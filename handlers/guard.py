@@ -17,9 +17,11 @@ async def admit(update: Update, context: Context) -> None:
     if user is None or user.is_bot or (chat is not None and chat.type != ChatType.PRIVATE):
         # Round Table talks only in private chats; group and channel traffic is ignored.
         raise ApplicationHandlerStop
-    async with context.runtime.database.transaction() as session:
+    database = context.runtime.database
+    async with database.reading() as session:
         context.actor = actor = await members.find_actor(session, user.id)
-        if actor is not None and not actor.reachable:
+    if actor is not None and not actor.reachable:
+        async with database.transaction() as session:
             context.actor = await members.mark_reachable(session, actor)
     if context.actor is not None or _is_join_attempt(update):
         return
