@@ -76,6 +76,7 @@ WARM_UP_SECONDS = 180.0
 GROWTH_FROM = 2_000  # saturation updates after which memory growth is measured
 SETTLE_SECONDS = 3.0
 CODE = re.compile(r"R-\d{4}-\d{4}")
+REPOSITORY = Path(__file__).resolve().parent.parent
 # The referral dialog in Czech, as a teacher goes through it: ("say", text) or ("tap", label).
 REFERRAL: tuple[tuple[str, str], ...] = (
     ("say", "/refer"),
@@ -573,7 +574,7 @@ async def echo(options: Options, directory: Path) -> Figures:
             "ECHO_TOKEN": ECHO_TOKEN,
             "ECHO_API_URL": sandbox.base_url,
             # bench/ is not installed: the echo bot is found from the repository.
-            "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+            "PYTHONPATH": str(REPOSITORY),
         }
         bot = await process.start("bench.echo", [], environment, directory)
         try:

@@ -95,6 +95,7 @@ class Database:
         # and each starts the moment the one before commits. Other processes (the CLI) still
         # wait on the busy timeout.
         self._write_lock = asyncio.Lock() if self.engine.dialect.name == "sqlite" else None
+        self._writer_task: asyncio.Task[object] | None = None
         self._readers = async_sessionmaker(
             self.engine.execution_options(**{READING: True}), expire_on_commit=False
         )
@@ -114,11 +115,18 @@ class Database:
 
     @asynccontextmanager
     async def _writer(self) -> AsyncIterator[None]:
-        if self._write_lock is None:
+        # Re-entrant for the task holding it: a transaction opened inside another one (before
+        # the outer one has touched the database) goes ahead, as it did without this lock.
+        task = asyncio.current_task()
+        if self._write_lock is None or self._writer_task is task:
             yield
             return
         async with self._write_lock:
-            yield
+            self._writer_task = task
+            try:
+                yield
+            finally:
+                self._writer_task = None
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:

@@ -13,24 +13,23 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from io import BytesIO
+from typing import TYPE_CHECKING
 
 from babel.dates import format_date
-from docx import Document
-from docx.document import Document as DocumentObject
-from docx.oxml import OxmlElement
-from docx.oxml.ns import qn
-from docx.shared import Cm
-from docx.table import Table
 
 from bot.i18n import Translator
 from bot.models import TaskParty
+
+if TYPE_CHECKING:
+    from docx.document import Document as DocumentObject
+    from docx.table import Table
 
 AUTHOR = "Round Table"
 TABLE_STYLE = "Table Grid"
 # Word's language tags for the bot's locales; the proofing language of the whole document.
 LANGUAGE_TAGS = {"cs": "cs-CZ", "en": "en-US", "uk": "uk-UA"}
 # Room to sign on paper in each attendance row.
-SIGNATURE_ROW_HEIGHT = Cm(1.0)
+SIGNATURE_ROW_CM = 1.0
 # Everything XML 1.0 does not allow (control characters other than tab, newline and carriage
 # return, lone surrogates, U+FFFE and U+FFFF), and the control characters it merely discourages
 # (DEL and C1), which no one means to type either.
@@ -86,6 +85,9 @@ def _table(
     document: DocumentObject, rows: Sequence[Sequence[str]], *, header: Sequence[str] = ()
 ) -> Table:
     """A grid table; a header, if any, is bold and repeats on every page the table spans."""
+    from docx.oxml import OxmlElement  # noqa: PLC0415 - see record_docx
+    from docx.oxml.ns import qn  # noqa: PLC0415
+
     columns = len(header) if header else len(rows[0])
     table: Table = document.add_table(rows=len(rows) + bool(header), cols=columns)
     table.style = document.styles[TABLE_STYLE]
@@ -103,6 +105,8 @@ def _table(
 
 
 def _set_language(document: DocumentObject, locale: str) -> None:
+    from docx.oxml.ns import qn  # noqa: PLC0415 - see record_docx
+
     tag = LANGUAGE_TAGS.get(locale, locale)
     document.core_properties.language = tag
     for lang in document.styles.element.xpath("w:docDefaults/w:rPrDefault/w:rPr/w:lang"):
@@ -166,6 +170,11 @@ def owner_label(party: TaskParty, owner: str, tr: Translator) -> str:
 
 def record_docx(record: RecordDocument, tr: Translator) -> bytes:
     """The record as a .docx file in the translator's language and time zone."""
+    # python-docx (and lxml) are loaded when the first record is made, not with the bot: 6 MB
+    # the bot does not hold while nobody writes a record.
+    from docx import Document  # noqa: PLC0415
+    from docx.shared import Cm  # noqa: PLC0415
+
     _ = tr.gettext
     document = Document()
     _set_properties(document, record, tr)
@@ -197,7 +206,7 @@ def record_docx(record: RecordDocument, tr: Translator) -> bytes:
     header = (_("Institution"), _("Name"), _("Present"), _("Signature"))
     table = _table(document, attendance, header=header)
     for row in table.rows[1:]:
-        row.height = SIGNATURE_ROW_HEIGHT
+        row.height = Cm(SIGNATURE_ROW_CM)
 
     document.add_heading(_("Summary of the situation"), level=1)
     for paragraph in _paragraphs(record.summary) or [""]:

@@ -7,9 +7,11 @@ from datetime import timedelta
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from bot import migrate
 from bot.clock import FakeClock
 from bot.db import Database
 from bot.models import Base, ChatData, JoinAttempt
@@ -21,6 +23,12 @@ async def test_the_migrations_create_exactly_the_models(database: Database) -> N
 
     async with database.engine.connect() as connection:
         assert await connection.run_sync(differences) == []
+
+
+async def test_head_is_alembics_and_a_migrated_database_is_at_it(database: Database) -> None:
+    """The bot skips Alembic on a migrated database by its HEAD, which must be Alembic's."""
+    assert ScriptDirectory.from_config(migrate.alembic_config()).get_current_head() == migrate.HEAD
+    assert await migrate.current_revision(database) == migrate.HEAD
 
 
 async def test_concurrent_read_modify_write_transactions_neither_fail_nor_lose_updates(
@@ -50,3 +58,17 @@ async def test_timestamps_come_back_in_utc(database: Database, clock: FakeClock)
         stored = await session.scalar(select(JoinAttempt.attempted_at))
     assert stored == clock.now()
     assert stored is not None and stored.utcoffset() == timedelta(0)
+
+
+async def test_a_reading_transaction_does_not_wait_for_a_writer(database: Database) -> None:
+    """The guard reads who is talking while other updates write: it must not queue behind them
+    (nor see their uncommitted rows)."""
+    async with database.transaction() as writer:
+        writer.add(ChatData(chat_id=2, data=b"uncommitted"))
+        await writer.flush()  # the writer holds SQLite's write lock from here on
+        async with asyncio.timeout(5), database.reading() as reader:
+            assert await reader.scalar(select(ChatData).where(ChatData.chat_id == 2)) is None
+    async with database.reading() as reader:
+        assert await reader.scalar(select(ChatData.data).where(ChatData.chat_id == 2)) == (
+            b"uncommitted"
+        )
