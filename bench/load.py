@@ -205,7 +205,9 @@ async def _conferences(database: Database, team: int, schools: list[int], *, now
             )
             session.add(case)
             await session.flush()
-            plan = Plan(case_id=case.id, invited=dict.fromkeys(schools, True))
+            plan = Plan(
+                case_id=case.id, invited=dict.fromkeys(schools, True), window=defaults.window
+            )
             started = await conferences.start_poll(session, actor, plan, now=now, defaults=defaults)
             if not isinstance(started, Started):
                 raise BenchError(f"no time for team {team + 1}'s conference")
