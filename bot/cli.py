@@ -1,17 +1,20 @@
-"""The `roundtable` command: run, demo, migrate, invite, members, rotate-key."""
+"""The `roundtable` command: run, demo, migrate, invite, members, district, rotate-key, and the
+data protection officer's audit."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import json
 import logging
+import re
 import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import time
+from datetime import date, time
 
 from sqlalchemy.exc import DBAPIError
 from telegram import Bot
@@ -27,7 +30,7 @@ from bot.db import Database
 from bot.logs import REDACTED, configure_logging
 from bot.models import InstitutionKind, Role
 from bot.runtime import Runtime
-from bot.services import members
+from bot.services import members, privacy
 from bot.services.errors import ServiceError
 
 
@@ -115,6 +118,14 @@ def _parser() -> argparse.ArgumentParser:
         help="re-encrypt with the newest key and drop the older ones from the key file",
     )
     rotate.set_defaults(func=_rotate_key)
+
+    audit = commands.add_parser(
+        "audit", help="the audit log as CSV, for the data protection officer"
+    )
+    audit.add_argument("--case", help="only the entries of this case (its code)")
+    audit.add_argument("--since", help="only the entries from this day on (YYYY-MM-DD, UTC)")
+    audit.set_defaults(func=_audit)
+
     return parser
 
 
@@ -398,6 +409,40 @@ def _refusal(what: str) -> Iterator[None]:
 
 def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{table} {count}" for table, count in counts.items())
+
+
+def _day(text: str) -> date:
+    """A day typed as YYYY-MM-DD, or a one-line refusal."""
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise CliError(f"--since: {text!r} is not a day; use YYYY-MM-DD, e.g. 2026-01-31")
+
+
+def _audit(settings: Settings, args: argparse.Namespace) -> None:
+    since = None if args.since is None else _day(args.since)
+
+    async def go() -> None:
+        database = await open_database(settings)
+        try:
+            async with database.reading() as session:
+                lines = await privacy.audit_log(session, case_code=args.case, since=since)
+                writer = csv.writer(sys.stdout)
+                writer.writerow(privacy.AUDIT_COLUMNS)
+                async for line in lines:
+                    writer.writerow(_audit_row(line))
+        finally:
+            await database.dispose()
+
+    asyncio.run(go())
+
+
+def _audit_row(line: privacy.AuditLine) -> list[object]:
+    row = line.as_dict()
+    row["details"] = json.dumps(row["details"], ensure_ascii=False, sort_keys=True)
+    return [row[column] for column in privacy.AUDIT_COLUMNS]
 
 
 if __name__ == "__main__":
