@@ -1,5 +1,5 @@
 """The `roundtable` command: run, demo, migrate, invite, members, district, rotate-key, and the
-data protection officer's audit."""
+data protection officer's audit and export."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from bot import migrate as migrations
 from bot.app import build_application, serve
 from bot.clock import SystemClock
 from bot.config import Settings, SettingsError, load_settings
-from bot.crypto import Cipher, load_cipher, load_keys, write_key_file
+from bot.crypto import Cipher, InvalidToken, load_cipher, load_keys, write_key_file
 from bot.db import Database
 from bot.logs import REDACTED, configure_logging
 from bot.models import InstitutionKind, Role
@@ -126,6 +126,11 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--since", help="only the entries from this day on (YYYY-MM-DD, UTC)")
     audit.set_defaults(func=_audit)
 
+    export = commands.add_parser(
+        "export", help="all that is held about a case, as JSON (a subject access request)"
+    )
+    export.add_argument("--case", required=True, help="the case's code")
+    export.set_defaults(func=_export)
     return parser
 
 
@@ -443,6 +448,26 @@ def _audit_row(line: privacy.AuditLine) -> list[object]:
     row = line.as_dict()
     row["details"] = json.dumps(row["details"], ensure_ascii=False, sort_keys=True)
     return [row[column] for column in privacy.AUDIT_COLUMNS]
+
+
+def _export(settings: Settings, args: argparse.Namespace) -> None:
+    cipher = load_cipher(settings)
+
+    async def go() -> dict[str, object]:
+        database = await open_database(settings)
+        try:
+            async with database.transaction() as session:
+                return await privacy.export_case(
+                    session, cipher, args.case, now=SystemClock().now()
+                )
+        except InvalidToken:
+            raise CliError(
+                f"{args.case}: its data cannot be decrypted with the current keys"
+            ) from None
+        finally:
+            await database.dispose()
+
+    print(json.dumps(asyncio.run(go()), indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":

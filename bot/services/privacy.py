@@ -1,4 +1,5 @@
-"""The data protection officer's tools: the audit log.
+"""The data protection officer's tools: the audit log, and all that is held about one case (a
+subject access request).
 
 Which case an audit entry belongs to: the case its details name ("case"), else the case of its
 subject: a case, or that case's referral, conferences, invitations or tasks. Entries about
@@ -16,16 +17,23 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.crypto import Cipher
 from bot.models import (
     AuditEntry,
     Case,
     Conference,
+    District,
     Institution,
     Invitation,
     Member,
+    Referral,
+    ReferralNote,
     Task,
+    TaskNote,
 )
+from bot.services import audit
 from bot.services.errors import NotFound
+from bot.services.invitations import reason_of
 
 AUDIT_COLUMNS = (
     "at",
@@ -168,3 +176,214 @@ async def _lines(
             case=code,
             details=entry.details,
         )
+
+
+# A subject access request: everything held about a case.
+
+
+def _iso(value: datetime | date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _text(cipher: Cipher, token: bytes | None) -> str | None:
+    """A column encrypted as plain UTF-8 text (summaries, tasks and their notes)."""
+    return None if token is None else cipher.decrypt(token).decode()
+
+
+class _People:
+    """Members as they appear in an export: id, name and institution, each looked up once."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._known: dict[int, dict[str, Any]] = {}
+
+    async def __call__(self, member_id: int | None) -> dict[str, Any] | None:
+        if member_id is None:
+            return None
+        if member_id not in self._known:
+            member = await self._session.get_one(Member, member_id)
+            institution = await self._session.get_one(Institution, member.institution_id)
+            self._known[member_id] = {
+                "member_id": member.id,
+                "name": member.display_name,
+                "institution": institution.name,
+            }
+        return self._known[member_id]
+
+
+async def export_case(
+    session: AsyncSession, cipher: Cipher, code: str, *, now: datetime
+) -> dict[str, Any]:
+    """The case, its referral with the child's details (decrypted), its conferences with the
+    invitations and attendance, its tasks with their notes, and its audit entries. This is an
+    explicit request, so it is audited (`case.exported`, also in the export)."""
+    case = await find_case(session, code)
+    await audit.record(
+        session,
+        at=now,
+        actor_id=None,
+        action="case.exported",
+        subject_type="case",
+        subject_id=case.id,
+        case=case.code,
+        via="cli",
+    )
+    person = _People(session)
+    district = await session.get_one(District, case.district_id)
+    return {
+        "case": {
+            "code": case.code,
+            "district": district.name,
+            "status": case.status.value,
+            "manager": await person(case.manager_id),
+            "opened_at": _iso(case.opened_at),
+            "closed_at": _iso(case.closed_at),
+            "outcome": case.outcome,
+            "purged_at": _iso(case.purged_at),
+        },
+        "referral": await _referral(session, cipher, person, case.referral_id),
+        "conferences": await _conferences(session, cipher, person, case.id),
+        "tasks": await _tasks(session, cipher, person, case.id),
+        "audit": [line.as_dict() async for line in await audit_log(session, case_code=case.code)],
+    }
+
+
+async def _referral(
+    session: AsyncSession, cipher: Cipher, person: _People, referral_id: int | None
+) -> dict[str, Any] | None:
+    if referral_id is None:
+        return None
+    referral = await session.get_one(Referral, referral_id)
+    institution = await session.get_one(Institution, referral.institution_id)
+    notes = list(
+        await session.scalars(
+            select(ReferralNote)
+            .where(ReferralNote.referral_id == referral.id)
+            .order_by(ReferralNote.at, ReferralNote.id)
+        )
+    )
+    return {
+        "code": referral.code,
+        "status": referral.status.value,
+        "referrer": await person(referral.referrer_id),
+        "institution": institution.name,
+        "danger": referral.danger,
+        "urgency": None if referral.urgency is None else referral.urgency.value,
+        "guardians_informed": referral.guardians_informed,
+        "guardians_consent": (
+            None if referral.guardians_consent is None else referral.guardians_consent.value
+        ),
+        "created_at": _iso(referral.created_at),
+        "submitted_at": _iso(referral.submitted_at),
+        "decided_at": _iso(referral.decided_at),
+        "decided_by": await person(referral.decided_by_id),
+        "details": cipher.decrypt_json(referral.sealed),
+        "notes": [
+            {
+                "kind": note.kind.value,
+                "at": _iso(note.at),
+                "author": await person(note.author_id),
+                "text": cipher.decrypt_json(note.body),
+            }
+            for note in notes
+        ],
+    }
+
+
+async def _conferences(
+    session: AsyncSession, cipher: Cipher, person: _People, case_id: int
+) -> list[dict[str, Any]]:
+    conferences = list(
+        await session.scalars(
+            select(Conference).where(Conference.case_id == case_id).order_by(Conference.id)
+        )
+    )
+    exported = []
+    for conference in conferences:
+        invitations = await session.execute(
+            select(Invitation, Institution.name)
+            .outerjoin(Institution, Invitation.institution_id == Institution.id)
+            .where(Invitation.conference_id == conference.id)
+            .order_by(Invitation.id)
+        )
+        exported.append(
+            {
+                "id": conference.id,
+                "status": conference.status.value,
+                "review_of": conference.review_of_id,
+                "coordinator": await person(conference.coordinator_id),
+                "place": conference.place,
+                "duration_minutes": conference.duration_minutes,
+                "created_at": _iso(conference.created_at),
+                "poll_window": [_iso(conference.window_first), _iso(conference.window_last)],
+                "poll_deadline": _iso(conference.deadline),
+                "decided_at": _iso(conference.decided_at),
+                "starts_at": _iso(conference.starts_at),
+                "cancelled_at": _iso(conference.cancelled_at),
+                "recorded_at": _iso(conference.recorded_at),
+                "summary": _text(cipher, conference.summary),
+                "review_by": _iso(conference.review_by),
+                "invitations": [
+                    {
+                        "id": invitation.id,
+                        "kind": invitation.kind.value,
+                        "institution": institution,
+                        "guardian": invitation.number or None,
+                        "member": await person(invitation.member_id),
+                        "required": invitation.required,
+                        "answered_poll_at": _iso(invitation.answered_at),
+                        "rsvp": invitation.rsvp.value,
+                        "rsvp_by": await person(invitation.rsvp_by_id),
+                        "rsvp_at": _iso(invitation.rsvp_at),
+                        "decline_reason": reason_of(invitation, cipher),
+                        "attended": invitation.attended,
+                        "attendee": await person(invitation.attendee_id),
+                    }
+                    for invitation, institution in invitations.all()
+                ],
+            }
+        )
+    return exported
+
+
+async def _tasks(
+    session: AsyncSession, cipher: Cipher, person: _People, case_id: int
+) -> list[dict[str, Any]]:
+    tasks = list(
+        await session.scalars(select(Task).where(Task.case_id == case_id).order_by(Task.id))
+    )
+    exported = []
+    for task in tasks:
+        notes = list(
+            await session.scalars(
+                select(TaskNote)
+                .where(TaskNote.task_id == task.id)
+                .order_by(TaskNote.created_at, TaskNote.id)
+            )
+        )
+        exported.append(
+            {
+                "id": task.id,
+                "conference_id": task.conference_id,
+                "title": _text(cipher, task.title),
+                "party": task.party.value,
+                "party_name": _text(cipher, task.party_name),
+                "owner": await person(task.owner_id),
+                "due_on": _iso(task.due_on),
+                "asked_due_on": _iso(task.asked_due_on),
+                "status": task.status.value,
+                "created_at": _iso(task.created_at),
+                "issued_at": _iso(task.issued_at),
+                "done_at": _iso(task.done_at),
+                "notes": [
+                    {
+                        "kind": note.kind,
+                        "at": _iso(note.created_at),
+                        "author": await person(note.member_id),
+                        "text": _text(cipher, note.body),
+                    }
+                    for note in notes
+                ],
+            }
+        )
+    return exported

@@ -1,5 +1,5 @@
-"""`roundtable audit` as the data protection officer runs it (bot.cli.main on a real
-database; the cases are built with the services, as the bot builds them)."""
+"""`roundtable audit` and `export` as the data protection officer runs them (bot.cli.main on a
+real database; the cases are built with the services, as the bot builds them)."""
 
 from __future__ import annotations
 
@@ -427,7 +427,7 @@ def test_a_wrong_day_is_refused_in_one_line(roundtable: Callable[..., Ran], wron
     ]
 
 
-@pytest.mark.parametrize("command", ["audit"])
+@pytest.mark.parametrize("command", ["audit", "export"])
 def test_an_unknown_case_is_refused_in_one_line(
     roundtable: Callable[..., Ran], database_url: str, command: str
 ) -> None:
@@ -438,3 +438,68 @@ def test_an_unknown_case_is_refused_in_one_line(
     assert ran.out == ""
     assert ran.err.splitlines() == ["roundtable: no case with the code PK-1999-0001"]
     assert len(_audit_entries(database_url)) == before
+
+
+# roundtable export
+
+
+def test_an_export_holds_the_decrypted_referral_and_is_audited(
+    roundtable: Callable[..., Ran], database_url: str
+) -> None:
+    lived = _one_open_case(database_url)
+
+    ran = roundtable("export", "--case", lived.code.lower())
+    assert (ran.code, ran.err) == (0, "")
+    assert ran.out.startswith('{\n  "case": {\n    "code": ')
+    assert "Anička Dvořáková" in ran.out  # not escaped
+    exported = json.loads(ran.out)
+
+    assert exported["case"]["code"] == lived.code
+    assert exported["case"]["status"] == "open"
+    assert exported["case"]["manager"] == {
+        "member_id": 1,
+        "name": "Person 1",
+        "institution": "OSPOD Cheb",
+    }
+    referral = exported["referral"]
+    assert referral["details"]["name"] == "Anička Dvořáková"
+    assert referral["details"]["class_name"] == "4.B SAR"
+    assert referral["details"]["categories"] == ["truancy"]
+    assert "the mother works nights" in referral["details"]["description"]
+    assert [(note["kind"], note["text"]) for note in referral["notes"]] == [
+        ("question", "Since when? SAR"),
+        ("answer", "Since September SAR"),
+    ]
+    assert referral["referrer"]["name"] == "Person 2"
+
+    (conference,) = exported["conferences"]
+    assert conference["status"] == "held"
+    assert conference["place"] == "Family home SAR"
+    assert conference["summary"] == "The mother asked for help SAR."
+    assert [
+        (i["institution"], i["rsvp"], i["decline_reason"], i["attended"])
+        for i in conference["invitations"]
+    ] == [
+        ("ZŠ Hradební", "accepted", None, True),
+        ("Policie Cheb", "declined", "On leave that week SAR", False),
+    ]
+    assert conference["invitations"][0]["attendee"]["name"] == "Person 2"
+
+    (task,) = exported["tasks"]
+    assert task["title"] == "Talk to the class teacher SAR"
+    assert task["owner"]["name"] == "Person 2"
+    assert task["status"] == "open"
+    assert [(note["kind"], note["text"]) for note in task["notes"]] == [
+        ("note", "Talked on Monday SAR")
+    ]
+
+    actions = [entry["action"] for entry in exported["audit"]]
+    assert actions[0] == "referral.submitted"
+    assert actions[-1] == "case.exported"
+    assert {entry["case"] for entry in exported["audit"]} == {lived.code}
+    assert "member.joined" not in actions
+
+    exports = [e for e in _audit_entries(database_url) if e.action == "case.exported"]
+    assert [(e.actor_id, e.subject_type, e.subject_id, e.details) for e in exports] == [
+        (None, "case", str(lived.case_id), {"case": lived.code, "via": "cli"})
+    ]
