@@ -1,5 +1,5 @@
 """The `roundtable` command: run, demo, migrate, invite, members, district, rotate-key, and the
-data protection officer's audit and export."""
+data protection officer's audit, purge and export."""
 
 from __future__ import annotations
 
@@ -125,6 +125,12 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--case", help="only the entries of this case (its code)")
     audit.add_argument("--since", help="only the entries from this day on (YYYY-MM-DD, UTC)")
     audit.set_defaults(func=_audit)
+
+    purge = commands.add_parser(
+        "purge", help="anonymise the cases closed longer ago than ROUNDTABLE_RETENTION_YEARS"
+    )
+    purge.add_argument("--dry-run", action="store_true", help="list them and change nothing")
+    purge.set_defaults(func=_purge)
 
     export = commands.add_parser(
         "export", help="all that is held about a case, as JSON (a subject access request)"
@@ -448,6 +454,34 @@ def _audit_row(line: privacy.AuditLine) -> list[object]:
     row = line.as_dict()
     row["details"] = json.dumps(row["details"], ensure_ascii=False, sort_keys=True)
     return [row[column] for column in privacy.AUDIT_COLUMNS]
+
+
+def _purge(settings: Settings, args: argparse.Namespace) -> None:
+    now = SystemClock().now()
+    years = settings.retention_years
+    # A dry run decrypts and writes nothing, so it needs no key.
+    cipher = None if args.dry_run else load_cipher(settings)
+
+    async def go() -> list[privacy.PastRetention]:
+        database = await open_database(settings)
+        try:
+            if cipher is None:
+                async with database.reading() as session:
+                    return await privacy.purgeable(session, now=now, years=years)
+            async with database.transaction() as session:
+                return await privacy.purge(session, cipher, now=now, years=years)
+        finally:
+            await database.dispose()
+
+    cases = asyncio.run(go())
+    for case in cases:
+        print(f"{case.code}\tclosed {case.closed_at:%Y-%m-%d}\t{_counts(case.counts)}")
+    cutoff = privacy.retention_cutoff(now, years)
+    closed = f"closed before {cutoff:%Y-%m-%d} (retention {years} years)"
+    if cipher is None:
+        print(f"Would purge {len(cases)} case(s) {closed}; nothing was changed.")
+    else:
+        print(f"Purged {len(cases)} case(s) {closed}.")
 
 
 def _export(settings: Settings, args: argparse.Namespace) -> None:

@@ -1,5 +1,5 @@
-"""The data protection officer's tools: the audit log, and all that is held about one case (a
-subject access request).
+"""The data protection officer's tools: the audit log, anonymising old closed cases, and all
+that is held about one case (a subject access request).
 
 Which case an audit entry belongs to: the case its details name ("case"), else the case of its
 subject: a case, or that case's referral, conferences, invitations or tasks. Entries about
@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.crypto import Cipher
 from bot.models import (
     AuditEntry,
+    Base,
     Case,
+    CaseStatus,
     Conference,
     District,
     Institution,
@@ -76,6 +78,15 @@ class AuditLine:
             "case": self.case,
             "details": self.details,
         }
+
+
+@dataclass(frozen=True)
+class PastRetention:
+    """A closed case past retention, and how many of its rows hold something to wipe."""
+
+    code: str
+    closed_at: datetime
+    counts: dict[str, int]
 
 
 async def find_case(session: AsyncSession, code: str) -> Case:
@@ -176,6 +187,110 @@ async def _lines(
             case=code,
             details=entry.details,
         )
+
+
+# Retention: anonymising closed cases.
+
+
+def retention_cutoff(now: datetime, years: int) -> datetime:
+    """Cases closed before this moment are past retention: the same day `years` years ago
+    (29 February falls back to the 28th)."""
+    try:
+        return now.replace(year=now.year - years)
+    except ValueError:
+        return now.replace(year=now.year - years, day=28)
+
+
+def wiped(cipher: Cipher) -> dict[type[Base], dict[str, Any]]:
+    """What anonymising leaves in a case's rows: every encrypted column NULL where the schema
+    allows it, else an encrypted empty value of the shape its readers expect; the free text
+    that could name someone (the place, typed by the coordinator) empty; the referrer's
+    message ids (of messages that carried the child's data) gone. Codes, dates, statuses,
+    answers and attendance stay, for the statistics."""
+    return {
+        Referral: {"sealed": cipher.encrypt_json({}), "message_refs": []},
+        ReferralNote: {"body": cipher.encrypt_json("")},
+        Conference: {"summary": None, "place": ""},
+        Invitation: {"decline_reason": None},
+        Task: {"title": cipher.encrypt(b""), "party_name": None},
+        TaskNote: {"body": cipher.encrypt(b"")},
+    }
+
+
+def _rows_of(case: Case) -> dict[type[Base], Any]:
+    """Which rows of each table belong to the case (a WHERE clause)."""
+    conferences = select(Conference.id).where(Conference.case_id == case.id)
+    tasks = select(Task.id).where(Task.case_id == case.id)
+    return {
+        Referral: Referral.id == case.referral_id,
+        ReferralNote: ReferralNote.referral_id == case.referral_id,
+        Conference: Conference.case_id == case.id,
+        Invitation: Invitation.conference_id.in_(conferences),
+        Task: Task.case_id == case.id,
+        TaskNote: TaskNote.task_id.in_(tasks),
+    }
+
+
+async def _counts(session: AsyncSession, case: Case) -> dict[str, int]:
+    """Rows of the case that hold something to wipe, per table (an invitation only when it
+    carries a reason for declining)."""
+    where = _rows_of(case)
+    where[Invitation] = where[Invitation] & Invitation.decline_reason.is_not(None)
+    counts = {}
+    for model, condition in where.items():
+        query = select(func.count()).select_from(model).where(condition)
+        counts[model.__tablename__] = int(await session.scalar(query) or 0)
+    return counts
+
+
+def _past_retention(now: datetime, years: int) -> Any:
+    return (
+        select(Case)
+        .where(
+            Case.status == CaseStatus.CLOSED,
+            Case.closed_at < retention_cutoff(now, years),
+            Case.purged_at.is_(None),
+        )
+        .order_by(Case.closed_at, Case.code)
+    )
+
+
+async def purgeable(session: AsyncSession, *, now: datetime, years: int) -> list[PastRetention]:
+    """The closed cases `purge` would anonymise now; changes nothing."""
+    found = []
+    for case in await session.scalars(_past_retention(now, years)):
+        assert case.closed_at is not None
+        found.append(PastRetention(case.code, case.closed_at, await _counts(session, case)))
+    return found
+
+
+async def purge(
+    session: AsyncSession, cipher: Cipher, *, now: datetime, years: int
+) -> list[PastRetention]:
+    """Anonymise every closed case past retention (see `wiped`) and mark it purged, with a
+    `case.purged` audit entry each. A purged case is never purged again."""
+    purged = []
+    # Locked, so two purges at once cannot both take a case (PostgreSQL; SQLite's writers
+    # take turns anyway).
+    for case in list(await session.scalars(_past_retention(now, years).with_for_update())):
+        assert case.closed_at is not None
+        counts = await _counts(session, case)
+        values = wiped(cipher)
+        for model, condition in _rows_of(case).items():
+            await session.execute(update(model).where(condition).values(**values[model]))
+        case.purged_at = now
+        await audit.record(
+            session,
+            at=now,
+            actor_id=None,
+            action="case.purged",
+            subject_type="case",
+            subject_id=case.id,
+            case=case.code,
+            wiped=counts,
+        )
+        purged.append(PastRetention(case.code, case.closed_at, counts))
+    return purged
 
 
 # A subject access request: everything held about a case.

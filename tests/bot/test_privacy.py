@@ -1,5 +1,5 @@
-"""`roundtable audit` and `export` as the data protection officer runs them (bot.cli.main on a
-real database; the cases are built with the services, as the bot builds them)."""
+"""`roundtable audit`, `purge` and `export` as the data protection officer runs them (bot.cli.main
+on a real database; the cases are built with the services, as the bot builds them)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import select
@@ -23,16 +23,26 @@ from bot.clock import FakeClock
 from bot.crypto import Cipher
 from bot.db import Database
 from bot.models import (
+    ENCRYPTED_COLUMNS,
     AuditEntry,
     Case,
+    CaseStatus,
     Conference,
     ConferenceSlot,
+    ConferenceStatus,
+    Invitation,
+    Referral,
+    ReferralStatus,
     Role,
     Rsvp,
+    Task,
+    TaskStatus,
 )
-from bot.services import conferences, invitations, privacy, referrals, tasks
+from bot.services import conferences, invitations, members, privacy, referrals, tasks
 from bot.services.conferences import Defaults, Plan, Scheduled, Started
+from bot.services.errors import PermissionDenied
 from bot.services.members import Actor
+from tests.bot.test_keys import stored
 from tests.bot.test_members import _join
 from tests.conftest import TEST_KEY
 
@@ -63,6 +73,10 @@ class Lived:
     conference_id: int
     task_id: int
     closed_at: datetime | None
+
+
+# What purging the old case wipes: rows holding something to wipe, per table.
+WIPED = "referrals 1, referral_notes 2, conferences 1, invitations 1, tasks 1, task_notes 1"
 
 
 @pytest.fixture(autouse=True)
@@ -324,6 +338,11 @@ def _csv(text: str) -> list[dict[str, str]]:
     return list(reader)
 
 
+def _decrypted(url: str) -> dict[tuple[str, Any, str], bytes]:
+    """Every encrypted value in the database, decrypted, by table, primary key and column."""
+    return {where: CIPHER.decrypt(token) for where, token in _with_database(url, stored).items()}
+
+
 # roundtable audit
 
 
@@ -438,6 +457,204 @@ def test_an_unknown_case_is_refused_in_one_line(
     assert ran.out == ""
     assert ran.err.splitlines() == ["roundtable: no case with the code PK-1999-0001"]
     assert len(_audit_entries(database_url)) == before
+
+
+# roundtable purge
+
+
+def test_a_dry_run_lists_the_old_closed_case_and_changes_nothing(
+    roundtable: Callable[..., Ran],
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    three = _three_cases(database_url)
+    values, entries = _decrypted(database_url), _audit_entries(database_url)
+    monkeypatch.delenv("ROUNDTABLE_ENCRYPTION_KEY")  # a dry run needs no key
+
+    ran = roundtable("purge", "--dry-run")
+    assert (ran.code, ran.err) == (0, "")
+    listed, summary = ran.out.splitlines()
+    code, closed, counts = listed.split("\t")
+    assert code == three.old.code
+    assert three.old.closed_at is not None
+    assert closed == f"closed {three.old.closed_at:%Y-%m-%d}"
+    assert counts == WIPED
+    cutoff = NOW.replace(year=NOW.year - 5).date()
+    assert summary in {
+        f"Would purge 1 case(s) closed before {day} (retention 5 years); nothing was changed."
+        for day in (cutoff, cutoff + timedelta(days=1))  # should midnight pass meanwhile
+    }
+    assert _decrypted(database_url) == values
+    assert len(_audit_entries(database_url)) == len(entries)
+    assert _purged_at(database_url) == {}
+
+
+def _purged_at(url: str) -> dict[str, datetime]:
+    async def read(database: Database) -> dict[str, datetime]:
+        async with database.transaction() as session:
+            rows = await session.execute(
+                select(Case.code, Case.purged_at).where(Case.purged_at.is_not(None))
+            )
+            return {code: at for code, at in rows if at is not None}
+
+    return _with_database(url, read)
+
+
+async def _rows_of(database: Database, lived: Lived) -> dict[str, Any]:
+    async with database.transaction() as session:
+        return {
+            "case": await session.get_one(Case, lived.case_id),
+            "referral": await session.get_one(Referral, lived.referral_id),
+            "conference": await session.get_one(Conference, lived.conference_id),
+            "invitations": list(
+                await session.scalars(
+                    select(Invitation)
+                    .where(Invitation.conference_id == lived.conference_id)
+                    .order_by(Invitation.id)
+                )
+            ),
+            "task": await session.get_one(Task, lived.task_id),
+        }
+
+
+def _markers(values: dict[tuple[str, Any, str], bytes]) -> dict[str, int]:
+    """How many encrypted values mention each case's marker."""
+    return {
+        marker: sum(marker.encode() in plain for plain in values.values())
+        for marker in ("OLD", "RECENT", "OPEN")
+    }
+
+
+def test_purge_wipes_the_old_closed_case_keeps_its_statistics_and_runs_once(
+    roundtable: Callable[..., Ran], database_url: str
+) -> None:
+    three = _three_cases(database_url)
+    before = _decrypted(database_url)
+    assert _markers(before) == {"OLD": 7, "RECENT": 7, "OPEN": 7}
+
+    ran = roundtable("purge")
+    assert (ran.code, ran.err) == (0, "")
+    listed, summary = ran.out.splitlines()
+    assert listed.startswith(f"{three.old.code}\tclosed ")
+    assert listed.endswith(f"\t{WIPED}")
+    assert summary.startswith("Purged 1 case(s) closed before ")
+
+    after = _decrypted(database_url)
+    # Nothing the people typed about the old case is left in any encrypted column; the other
+    # cases' values are untouched.
+    assert _markers(after) == {"OLD": 0, "RECENT": 7, "OPEN": 7}
+    changed = {where for where in before if after.get(where) != before[where]}
+    assert changed == {
+        ("referrals", three.old.referral_id, "sealed"),
+        *{where for where in before if where[0] == "referral_notes" and b"OLD" in before[where]},
+        ("conferences", three.old.conference_id, "summary"),
+        *{where for where in before if where[0] == "invitations" and b"OLD" in before[where]},
+        ("tasks", three.old.task_id, "title"),
+        *{where for where in before if where[0] == "task_notes" and b"OLD" in before[where]},
+    }
+    assert after[("referrals", three.old.referral_id, "sealed")] == b"{}"
+    assert after[("tasks", three.old.task_id, "title")] == b""
+
+    old = _with_database(database_url, lambda database: _rows_of(database, three.old))
+    recent = _with_database(database_url, lambda database: _rows_of(database, three.recent))
+    # Codes, dates, statuses, answers and attendance stay, for the statistics.
+    assert old["case"].code == three.old.code
+    assert old["case"].status is CaseStatus.CLOSED
+    assert old["case"].outcome == "fulfilled"
+    assert old["case"].closed_at is not None
+    assert old["case"].purged_at is not None
+    assert old["referral"].code is not None
+    assert old["referral"].status is ReferralStatus.ACCEPTED
+    assert old["referral"].urgency is not None
+    assert old["referral"].submitted_at is not None
+    assert old["referral"].message_refs == []
+    assert old["conference"].status is ConferenceStatus.HELD
+    assert old["conference"].starts_at is not None
+    assert old["conference"].summary is None
+    assert old["conference"].place == ""
+    assert [(i.rsvp, i.attended) for i in old["invitations"]] == [
+        (Rsvp.ACCEPTED, True),
+        (Rsvp.DECLINED, False),
+    ]
+    assert all(i.decline_reason is None for i in old["invitations"])
+    assert old["task"].status is TaskStatus.CANCELLED  # closing the case cancelled it
+    assert old["task"].due_on is not None
+    # The recent case keeps everything.
+    assert recent["case"].purged_at is None
+    assert recent["conference"].place == "Family home RECENT"
+    assert recent["conference"].summary is not None
+
+    purged = [e for e in _audit_entries(database_url) if e.action == "case.purged"]
+    assert [(e.actor_id, e.subject_type, e.subject_id) for e in purged] == [
+        (None, "case", str(three.old.case_id))
+    ]
+    assert purged[0].details == {
+        "case": three.old.code,
+        "wiped": {
+            "referrals": 1,
+            "referral_notes": 2,
+            "conferences": 1,
+            "invitations": 1,
+            "tasks": 1,
+            "task_notes": 1,
+        },
+    }
+
+    # Once only: a second run finds nothing and changes nothing.
+    purged_at = _purged_at(database_url)
+    again = roundtable("purge")
+    assert (again.code, again.err) == (0, "")
+    assert again.out.startswith("Purged 0 case(s) closed before ")
+    assert len(again.out.splitlines()) == 1
+    assert _decrypted(database_url) == after
+    assert _purged_at(database_url) == purged_at
+    assert [e.action for e in _audit_entries(database_url)].count("case.purged") == 1
+
+
+def test_a_purged_referral_shows_nothing_and_its_export_holds_nothing_typed(
+    roundtable: Callable[..., Ran], database_url: str
+) -> None:
+    three = _three_cases(database_url)
+    assert roundtable("purge").code == 0
+
+    async def coordinator_opens_the_referral(database: Database) -> None:
+        async with database.transaction() as session:
+            actor = await members.find_actor(session, 1)
+            assert actor is not None
+            await referrals.view(
+                session, actor, CIPHER, three.old.referral_id, now=datetime.now(UTC)
+            )
+
+    with pytest.raises(PermissionDenied):
+        _with_database(database_url, coordinator_opens_the_referral)
+
+    ran = roundtable("export", "--case", three.old.code)
+    assert (ran.code, ran.err) == (0, "")
+    assert "OLD" not in ran.out
+    assert "Anička" not in ran.out
+    exported = json.loads(ran.out)
+    assert exported["referral"]["details"] == {}
+    assert exported["case"]["purged_at"] is not None
+
+
+def test_every_encrypted_column_of_a_case_is_wiped() -> None:
+    per_person = {("user_data", "data"), ("chat_data", "data")}  # dialog drafts, no case's
+    encrypted = {(model.__tablename__, column) for model, _, column in ENCRYPTED_COLUMNS}
+    wiped = {
+        (model.__tablename__, column)
+        for model, values in privacy.wiped(CIPHER).items()
+        for column in values
+    }
+    assert encrypted - per_person <= wiped
+
+
+def test_the_cutoff_is_the_same_day_years_ago() -> None:
+    assert privacy.retention_cutoff(datetime(2031, 3, 1, 9, tzinfo=UTC), 5) == datetime(
+        2026, 3, 1, 9, tzinfo=UTC
+    )
+    assert privacy.retention_cutoff(datetime(2028, 2, 29, tzinfo=UTC), 5) == datetime(
+        2023, 2, 28, tzinfo=UTC
+    )
 
 
 # roundtable export
