@@ -1,17 +1,20 @@
-"""The `roundtable` command: run, demo, migrate, invite, members, rotate-key."""
+"""The `roundtable` command: run, demo, migrate, invite, members, district, rotate-key, and the
+data protection officer's audit, purge and export."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import json
 import logging
+import re
 import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import time
+from datetime import date, time
 
 from sqlalchemy.exc import DBAPIError
 from telegram import Bot
@@ -22,12 +25,12 @@ from bot import migrate as migrations
 from bot.app import build_application, serve
 from bot.clock import SystemClock
 from bot.config import Settings, SettingsError, load_settings
-from bot.crypto import Cipher, load_cipher, load_keys, write_key_file
+from bot.crypto import Cipher, InvalidToken, load_cipher, load_keys, write_key_file
 from bot.db import Database
 from bot.logs import REDACTED, configure_logging
 from bot.models import InstitutionKind, Role
 from bot.runtime import Runtime
-from bot.services import members
+from bot.services import members, privacy
 from bot.services.errors import ServiceError
 
 
@@ -115,6 +118,25 @@ def _parser() -> argparse.ArgumentParser:
         help="re-encrypt with the newest key and drop the older ones from the key file",
     )
     rotate.set_defaults(func=_rotate_key)
+
+    audit = commands.add_parser(
+        "audit", help="the audit log as CSV, for the data protection officer"
+    )
+    audit.add_argument("--case", help="only the entries of this case (its code)")
+    audit.add_argument("--since", help="only the entries from this day on (YYYY-MM-DD, UTC)")
+    audit.set_defaults(func=_audit)
+
+    purge = commands.add_parser(
+        "purge", help="anonymise the cases closed longer ago than ROUNDTABLE_RETENTION_YEARS"
+    )
+    purge.add_argument("--dry-run", action="store_true", help="list them and change nothing")
+    purge.set_defaults(func=_purge)
+
+    export = commands.add_parser(
+        "export", help="all that is held about a case, as JSON (a subject access request)"
+    )
+    export.add_argument("--case", required=True, help="the case's code")
+    export.set_defaults(func=_export)
     return parser
 
 
@@ -398,6 +420,88 @@ def _refusal(what: str) -> Iterator[None]:
 
 def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{table} {count}" for table, count in counts.items())
+
+
+def _day(text: str) -> date:
+    """A day typed as YYYY-MM-DD, or a one-line refusal."""
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise CliError(f"--since: {text!r} is not a day; use YYYY-MM-DD, e.g. 2026-01-31")
+
+
+def _audit(settings: Settings, args: argparse.Namespace) -> None:
+    since = None if args.since is None else _day(args.since)
+
+    async def go() -> None:
+        database = await open_database(settings)
+        try:
+            async with database.reading() as session:
+                lines = await privacy.audit_log(session, case_code=args.case, since=since)
+                writer = csv.writer(sys.stdout)
+                writer.writerow(privacy.AUDIT_COLUMNS)
+                async for line in lines:
+                    writer.writerow(_audit_row(line))
+        finally:
+            await database.dispose()
+
+    asyncio.run(go())
+
+
+def _audit_row(line: privacy.AuditLine) -> list[object]:
+    row = line.as_dict()
+    row["details"] = json.dumps(row["details"], ensure_ascii=False, sort_keys=True)
+    return [row[column] for column in privacy.AUDIT_COLUMNS]
+
+
+def _purge(settings: Settings, args: argparse.Namespace) -> None:
+    now = SystemClock().now()
+    years = settings.retention_years
+    # A dry run decrypts and writes nothing, so it needs no key.
+    cipher = None if args.dry_run else load_cipher(settings)
+
+    async def go() -> list[privacy.PastRetention]:
+        database = await open_database(settings)
+        try:
+            if cipher is None:
+                async with database.reading() as session:
+                    return await privacy.purgeable(session, now=now, years=years)
+            async with database.transaction() as session:
+                return await privacy.purge(session, cipher, now=now, years=years)
+        finally:
+            await database.dispose()
+
+    cases = asyncio.run(go())
+    for case in cases:
+        print(f"{case.code}\tclosed {case.closed_at:%Y-%m-%d}\t{_counts(case.counts)}")
+    cutoff = privacy.retention_cutoff(now, years)
+    closed = f"closed before {cutoff:%Y-%m-%d} (retention {years} years)"
+    if cipher is None:
+        print(f"Would purge {len(cases)} case(s) {closed}; nothing was changed.")
+    else:
+        print(f"Purged {len(cases)} case(s) {closed}.")
+
+
+def _export(settings: Settings, args: argparse.Namespace) -> None:
+    cipher = load_cipher(settings)
+
+    async def go() -> dict[str, object]:
+        database = await open_database(settings)
+        try:
+            async with database.transaction() as session:
+                return await privacy.export_case(
+                    session, cipher, args.case, now=SystemClock().now()
+                )
+        except InvalidToken:
+            raise CliError(
+                f"{args.case}: its data cannot be decrypted with the current keys"
+            ) from None
+        finally:
+            await database.dispose()
+
+    print(json.dumps(asyncio.run(go()), indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":

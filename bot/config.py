@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     # on their way at once (at most these can arrive twice after a crash).
     outbox_per_second: float = Field(default=29.0, gt=0, le=30)
     outbox_concurrency: int = Field(default=8, ge=1, le=10)
+    # Closed cases are anonymised by `roundtable purge` this many years after closing.
+    retention_years: int = Field(default=5, ge=1, le=30)
     log_level: str = "INFO"
 
     @field_validator("timezone")

@@ -314,6 +314,8 @@ class Case(Base):
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     outcome: Mapped[str | None] = mapped_column(String(32), default=None)
+    # When `roundtable purge` anonymised it (after the retention period); never purged twice.
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
 class CodeSequence(Base):

@@ -569,11 +569,15 @@ async def view(
     row = await session.get(Referral, referral_id)
     if row is None or row.status is ReferralStatus.DRAFT or not _may_read(actor, row):
         raise _refusal(actor, "referral.view", referral_id, now=now)
+    case = await session.scalar(select(Case).where(Case.referral_id == row.id))
+    if case is not None and case.purged_at is not None:
+        # Anonymised after the retention period: nothing is left to show.
+        raise _refusal(actor, "referral.view", referral_id, now=now)
     await _audit(session, row, actor, "referral.viewed", now=now)
     sealed = _open(row, cipher)
     referrer = await session.get_one(Member, row.referrer_id)
     institution = await session.get_one(Institution, row.institution_id)
-    case_code = await session.scalar(select(Case.code).where(Case.referral_id == row.id))
+    case_code = None if case is None else case.code
     assert row.code and row.submitted_at and row.urgency and row.guardians_consent is not None
     return Details(
         id=row.id,

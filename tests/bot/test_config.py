@@ -31,6 +31,7 @@ def test_defaults_need_nothing_set(tmp_path: Path) -> None:
     assert settings.timezone == "Europe/Prague"
     assert settings.default_locale == "cs"
     assert settings.webhook_url is None
+    assert settings.retention_years == 5
 
 
 @pytest.mark.parametrize(
@@ -41,6 +42,8 @@ def test_defaults_need_nothing_set(tmp_path: Path) -> None:
         ({"ROUNDTABLE_DEFAULT_LOCALE": "de"}, "ROUNDTABLE_DEFAULT_LOCALE"),
         ({"ROUNDTABLE_DATABASE_URL": "mysql://x"}, "ROUNDTABLE_DATABASE_URL"),
         ({"ROUNDTABLE_WEBHOOK_PORT": "http"}, "ROUNDTABLE_WEBHOOK_PORT"),
+        ({"ROUNDTABLE_RETENTION_YEARS": "0"}, "ROUNDTABLE_RETENTION_YEARS"),
+        ({"ROUNDTABLE_RETENTION_YEARS": "31"}, "ROUNDTABLE_RETENTION_YEARS"),
     ],
 )
 def test_a_wrong_setting_is_named(
