@@ -36,6 +36,7 @@ messages: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench finder
 	$(BIN)/python -m bench fanout
+	$(BIN)/python -m bench load
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
