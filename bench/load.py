@@ -273,7 +273,7 @@ class Walker:
             lambda: self._newest_with(label), ANSWER_SECONDS
         )
         if message is None:
-            raise BenchError(self._stuck(f"no button [{label}]"))
+            raise BenchError(self.stuck(f"no button [{label}]"))
         await self._press(
             events, self.person.press(label, message_id=message.message_id, timeout=ANSWER_SECONDS)
         )
@@ -336,7 +336,7 @@ class Walker:
         labels = [text for row in newest.buttons() for text, _data in row]
         return newest if any(label in text for text in labels) else None
 
-    def _stuck(self, reason: str) -> str:
+    def stuck(self, reason: str) -> str:
         return f"{self.person.first_name}: {reason}\n{self.person.transcript()[-2000:]}"
 
 
@@ -360,7 +360,7 @@ async def round_table_round(walker: Walker, rng: random.Random, accept: bool) ->
     person = walker.person
     poll = find(person, r"^pv:")
     if poll is None:
-        raise BenchError(walker._stuck("no poll"))
+        raise BenchError(walker.stuck("no poll"))
     message, times = poll
     for _tap in range(POLL_TAPS):
         await walker.tap_data(message.message_id, rng.choice(times))
@@ -369,7 +369,7 @@ async def round_table_round(walker: Walker, rng: random.Random, accept: bool) ->
     await walker.tap_data(sent[0].message_id, sent[1][0])
     invitation = find(person, r"^iv:\d+:\d+:[at]$")
     if invitation is None:
-        raise BenchError(walker._stuck("no invitation"))
+        raise BenchError(walker.stuck("no invitation"))
     message, answers = invitation
     wanted = "a" if accept else "t"
     await walker.tap_data(message.message_id, next(d for d in answers if d.endswith(wanted)))
