@@ -132,7 +132,8 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
         await self._write((name, identifier), plain, write)
 
     async def _write(self, key: tuple[object, ...], value: object, write: Write) -> None:
-        if key in self._written and self._written[key] == value:
+        # Unchanged, and no other value on its way to the database, which this must replace.
+        if key not in self._pending and key in self._written and self._written[key] == value:
             return
         self._pending[key] = (value, write)
         if self._batch is None:
