@@ -97,3 +97,15 @@ async def test_a_rounds_changes_take_one_transaction_and_unchanged_state_none(
     await after.update_user_data(5, {"draft": 1})
     await after.update_user_data(5, {"draft": 2})
     assert await DatabasePersistence(database, cipher).get_user_data() == {5: {"draft": 2}}
+
+
+async def test_going_back_to_the_stored_value_within_a_round_wins(
+    database: Database, cipher: Cipher
+) -> None:
+    persistence = DatabasePersistence(database, cipher)
+    await persistence.update_user_data(6, {"step": 1})
+    await asyncio.gather(
+        persistence.update_user_data(6, {"step": 2}),
+        persistence.update_user_data(6, {"step": 1}),
+    )
+    assert await DatabasePersistence(database, cipher).get_user_data() == {6: {"step": 1}}
