@@ -39,9 +39,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import insert, select, text
 from sqlalchemy.engine import make_url
@@ -77,6 +78,7 @@ GROWTH_FROM = 2_000  # saturation updates after which memory growth is measured
 SETTLE_SECONDS = 3.0
 CODE = re.compile(r"R-\d{4}-\d{4}")
 REPOSITORY = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 # The referral dialog in Czech, as a teacher goes through it: ("say", text) or ("tap", label).
 REFERRAL: tuple[tuple[str, str], ...] = (
     ("say", "/refer"),
@@ -491,7 +493,7 @@ async def measure(
     )
 
 
-async def _watched(bot: asyncio.subprocess.Process, work: Awaitable[Tally]) -> Tally:
+async def _watched(bot: asyncio.subprocess.Process, work: Awaitable[T]) -> T:
     """The work, unless the bot process ends first."""
     task = asyncio.ensure_future(work)
     ended = asyncio.ensure_future(bot.wait())
@@ -546,7 +548,7 @@ async def round_table(options: Options, url: str, directory: Path) -> Figures:
         )
         bot = await process.start("bot.cli", ["run"], environment, directory)
         try:
-            await _watched_warm_up(bot, people)
+            await _watched(bot, warm_up(people))
             figures = await measure(bot, people, round_table_round, options)
         finally:
             await process.stop(bot)
@@ -556,15 +558,7 @@ async def round_table(options: Options, url: str, directory: Path) -> Figures:
     missing = len(figures.codes - stored)
     if missing:
         progress(f"{missing} referrals acknowledged are not in the database")
-    return Figures(**{**figures.__dict__, "lost": figures.lost + missing})
-
-
-async def _watched_warm_up(bot: asyncio.subprocess.Process, people: list[Person]) -> None:
-    async def work() -> Tally:
-        await warm_up(people)
-        return Tally()
-
-    await _watched(bot, work())
+    return replace(figures, lost=figures.lost + missing)
 
 
 async def echo(options: Options, directory: Path) -> Figures:
