@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm.util import identity_key
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READING = "roundtable_reading"  # an execution option: the transaction only reads
@@ -81,6 +82,17 @@ async def insert_if_absent(
     inserting it at this moment, where select-then-insert would fail on the unique key)."""
     statement = _insert(session, model, values)
     await session.execute(statement.on_conflict_do_nothing(index_elements=keys))
+
+
+async def preload(session: AsyncSession, model: type[Any], ids: Iterable[int | None]) -> None:
+    """Load the rows with these primary keys that the session does not hold yet, in one query:
+    a `session.get` of any of them afterwards finds it without a query of its own."""
+    held = session.identity_map
+    wanted = {i for i in ids if i is not None and identity_key(model, i) not in held}
+    if wanted:
+        rows = await session.scalars(select(model).where(model.id.in_(wanted)))
+        # The session holds its rows by weak reference: keep these for as long as it lives.
+        session.info.setdefault("preloaded", []).extend(rows)
 
 
 class Database:

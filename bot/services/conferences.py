@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import outbox
 from bot.crypto import Cipher
+from bot.db import preload
 from bot.models import (
     BusyTime,
     Case,
@@ -900,15 +901,19 @@ async def toggle(
     """One tap on a time: no → yes → if need be → no, in the answer being put together."""
     invitation, conference = await _answerable(session, actor, invitation_id, now=now)
     _require_open(conference, now)
-    slots = await _slot_ids(session, conference)
-    if slot_id not in slots:
+    slots = await _slots(session, conference)
+    ids = [slot.id for slot in slots]
+    if slot_id not in ids:
         raise NotInPoll("the time is not in this poll any more")
     message = await _message(session, invitation, actor)
-    votes = await _working_votes(session, invitation, message, slots)
-    message.pending = {str(key): value.value for key, value in votes.items() if key in slots} | {
+    sent = await _sent_votes(session, invitation.id)
+    votes = _working(sent, message, ids)
+    message.pending = {str(key): value.value for key, value in votes.items()} | {
         str(slot_id): CYCLE[votes[slot_id]].value
     }
-    return await _poll_view(session, invitation, conference, message, now=now)
+    return await _poll_view(
+        session, invitation, conference, message, now=now, slots=slots, sent=sent
+    )
 
 
 async def send_answer(
@@ -1020,8 +1025,11 @@ async def _sent_votes(session: AsyncSession, invitation_id: int) -> dict[int, Vo
 async def _working_votes(
     session: AsyncSession, invitation: Invitation, message: PollMessage, slots: Sequence[int]
 ) -> dict[int, Vote]:
+    return _working(await _sent_votes(session, invitation.id), message, slots)
+
+
+def _working(sent: dict[int, Vote], message: PollMessage, slots: Sequence[int]) -> dict[int, Vote]:
     """The answer being put together: what this member tapped, else what was sent, else no."""
-    sent = await _sent_votes(session, invitation.id)
     pending = {int(key): Vote(value) for key, value in (message.pending or {}).items()}
     return {slot: pending.get(slot, sent.get(slot, Vote.NO)) for slot in slots}
 
@@ -1033,20 +1041,25 @@ async def _poll_view(
     message: PollMessage,
     *,
     now: datetime,
+    slots: list[Slot] | None = None,
+    sent: dict[int, Vote] | None = None,
 ) -> PollView:
+    """`slots` and `sent`, where the caller has just read them, save reading them again."""
     case = await session.get_one(Case, conference.case_id)
-    slots = await _slots(session, conference)
-    ids = [slot.id for slot in slots]
+    if slots is None:
+        slots = await _slots(session, conference)
+    if sent is None:
+        sent = await _sent_votes(session, invitation.id)
     return PollView(
         conference_id=conference.id,
-        invitation=await _invitee(session, invitation),
+        invitation=(await _invitee_views(session, [invitation]))[0],
         case_code=case.code,
         minutes=conference.duration_minutes,
         place=conference.place,
         deadline=conference.deadline,
         slots=slots,
-        votes=await _working_votes(session, invitation, message, ids),
-        sent=await _sent_votes(session, invitation.id),
+        votes=_working(sent, message, [slot.id for slot in slots]),
+        sent=sent,
         open=conference.status is ConferenceStatus.POLLING and now < conference.deadline,
         round=conference.round,
         chat_id=message.chat_id,
@@ -1068,26 +1081,49 @@ async def _slots(session: AsyncSession, conference: Conference) -> list[Slot]:
     return [Slot(row.id, row.starts_at) for row in rows]
 
 
-async def _invitee(session: AsyncSession, invitation: Invitation) -> Invitee:
-    name = ""
-    reachable = True
-    if invitation.institution_id is not None:
-        institution = await session.get_one(Institution, invitation.institution_id)
-        name = institution.name
-        reachable = bool(
-            await session.scalar(
-                select(Member.id)
-                .where(
-                    Member.institution_id == institution.id,
-                    Member.active.is_(True),
-                    Member.reachable.is_(True),
-                )
-                .limit(1)
-            )
+async def _invitee_views(session: AsyncSession, invitations: Sequence[Invitation]) -> list[Invitee]:
+    """The invitations as the coordinator's board and the polls show them, in three queries
+    for any number of them."""
+    institution_ids = {row.institution_id for row in invitations if row.institution_id}
+    await preload(session, Institution, institution_ids)
+    await preload(
+        session,
+        Member,
+        [row.member_id for row in invitations if row.kind is InvitationKind.GUARDIAN]
+        + [row.answered_by_id for row in invitations]
+        + [row.rsvp_by_id for row in invitations],
+    )
+    reachable = await _reachable_institutions(session, institution_ids)
+    return [await _invitee(session, row, reachable) for row in invitations]
+
+
+async def _reachable_institutions(session: AsyncSession, ids: Iterable[int]) -> set[int]:
+    """Those of the institutions with an active member the bot can write to."""
+    wanted = set(ids)
+    if not wanted:
+        return set()
+    rows = await session.scalars(
+        select(Member.institution_id)
+        .where(
+            Member.institution_id.in_(wanted),
+            Member.active.is_(True),
+            Member.reachable.is_(True),
         )
+        .distinct()
+    )
+    return set(rows)
+
+
+async def _invitee(session: AsyncSession, invitation: Invitation, reachable: set[int]) -> Invitee:
+    # The rows were preloaded by _invitee_views: these gets find them without a query.
+    name = ""
+    can_reach = True
+    if invitation.institution_id is not None:
+        name = (await session.get_one(Institution, invitation.institution_id)).name
+        can_reach = invitation.institution_id in reachable
     elif invitation.kind is InvitationKind.GUARDIAN and invitation.member_id is not None:
         member = await session.get_one(Member, invitation.member_id)
-        reachable = member.active and member.reachable
+        can_reach = member.active and member.reachable
     answered_by = None
     if invitation.answered_by_id is not None:
         answered_by = (await session.get_one(Member, invitation.answered_by_id)).display_name
@@ -1102,7 +1138,7 @@ async def _invitee(session: AsyncSession, invitation: Invitation) -> Invitee:
         required=invitation.required,
         answered_by=answered_by,
         answered_at=invitation.answered_at,
-        reachable=reachable,
+        reachable=can_reach,
         rsvp=invitation.rsvp,
         rsvp_by=rsvp_by,
     )
@@ -1149,7 +1185,7 @@ async def _board(session: AsyncSession, conference: Conference) -> Board:
             .order_by(Invitation.id)
         )
     )
-    invitees = [await _invitee(session, row) for row in rows]
+    invitees = await _invitee_views(session, rows)
     slots = await _slots(session, conference)
     return Board(
         conference_id=conference.id,

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import outbox
 from bot.crypto import Cipher
+from bot.db import preload
 from bot.models import (
     Case,
     Conference,
@@ -46,7 +47,7 @@ from bot.services.conferences import (
     _answerers,
     _board,
     _clash,
-    _invitee,
+    _invitee_views,
     _own_conference,
     _refused,
     district_calendar,
@@ -593,6 +594,10 @@ async def _view(
         )
     else:
         rows = [invitation] if invitation is not None else []
+    await preload(session, Institution, [row.institution_id for row in rows])
+    await preload(
+        session, Member, [row.rsvp_by_id or row.delegate_id or row.member_id for row in rows]
+    )
     attendees = tuple([await _attendee(session, row) for row in rows])
     chair = Attendee(
         None,
@@ -777,7 +782,7 @@ async def flag_view(
         case_code=case.code,
         conference_id=conference.id,
         starts_at=conference.starts_at,
-        invitee=await _invitee(session, invitation),
+        invitee=(await _invitee_views(session, [invitation]))[0],
         what=what,
         reason=reason_of(invitation, cipher),
         current=conference.status is ConferenceStatus.SCHEDULED

@@ -329,6 +329,7 @@ async def discard_draft(session: AsyncSession, actor: Actor) -> list[list[int]] 
         return None
     refs = list(row.message_refs)
     await session.delete(row)
+    session.info.pop(("draft", actor.member_id), None)
     return refs
 
 
@@ -1060,11 +1061,21 @@ async def _school(session: AsyncSession, actor: Actor, raw_id: str) -> str | Non
 
 
 async def _draft_row(session: AsyncSession, actor: Actor) -> Referral | None:
+    # A step of the dialog asks for the draft several times in one transaction: after the first
+    # query the session holds the row, and `get` finds it there without another one.
+    key = ("draft", actor.member_id)
+    known = session.info.get(key)
+    if known is not None:
+        row = await session.get(Referral, known)
+        if row is not None and row.status is ReferralStatus.DRAFT:
+            return row
     result: Referral | None = await session.scalar(
         select(Referral).where(
             Referral.referrer_id == actor.member_id, Referral.status == ReferralStatus.DRAFT
         )
     )
+    if result is not None:
+        session.info[key] = result.id
     return result
 
 

@@ -25,6 +25,7 @@ from bot.services import conferences, members
 from bot.services.conferences import Defaults, Plan, PollClosed, Started
 from bot.services.errors import PermissionDenied
 from bot.services.members import Actor
+from tests.bot.sql import statements
 from tests.bot.test_members import _join
 
 DEFAULTS = Defaults()
@@ -245,3 +246,43 @@ async def test_answers_sent_at_the_same_moment_are_all_taken_and_offer_once(
     async with database.transaction() as session:
         answers = (await session.scalars(select(SlotAnswer))).all()
     assert len(answers) == 2 * 8
+
+
+async def test_the_board_and_a_tap_cost_the_same_queries_for_two_or_six_institutions(
+    database: Database, clock: FakeClock
+) -> None:
+    """No query per invitee: the coordinator's board and the poll a tap redraws read the
+    invited institutions, who answered and who can be reached in a fixed number of queries."""
+    coordinator = await _join(database, clock, Role.COORDINATOR, 1, institution="OSPOD Cheb")
+    people = [
+        await _join(database, clock, Role.PARTICIPANT, 10 + n, institution=f"Škola {n}")
+        for n in range(6)
+    ]
+    costs = []
+    for invited in (people[:2], people):
+        started = await _start(
+            database, clock, coordinator, {person.institution_id: True for person in invited}
+        )
+        slot = (await _slots(database, started.conference_id))[0]
+        by_institution = {target.recipient.member_id: target for target in started.targets}
+        for person in invited:  # everyone has answered: the board names who did
+            invitation = by_institution[person.member_id].invitation_id
+            async with database.transaction() as session:
+                await conferences.toggle(session, person, invitation, slot.id, now=clock.now())
+            async with database.transaction() as session:
+                await conferences.send_answer(session, person, invitation, 1, now=clock.now())
+        with statements(database) as board_queries:
+            async with database.transaction() as session:
+                board = await conferences.board(
+                    session, coordinator, started.conference_id, now=clock.now()
+                )
+        assert [invitee.answered_by for invitee in board.invitees] == [
+            person.display_name for person in invited
+        ]
+        invitation = by_institution[invited[0].member_id].invitation_id
+        with statements(database) as tap_queries:
+            async with database.transaction() as session:
+                await conferences.toggle(session, invited[0], invitation, slot.id, now=clock.now())
+        costs.append((len(board_queries), len(tap_queries)))
+    print("statements for the board and a tap, 2 and 6 institutions:", costs)
+    assert costs[0] == costs[1], costs

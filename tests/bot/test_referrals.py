@@ -14,6 +14,7 @@ from bot.models import Referral, Role
 from bot.services import members, referrals
 from bot.services.members import Actor
 from bot.services.referrals import Draft, Rejected
+from tests.bot.sql import statements
 from tests.bot.test_members import _join
 
 
@@ -106,3 +107,25 @@ async def test_a_leavers_unfinished_draft_is_deleted_with_them(
         await members.deactivate_member(session, admin, teacher.member_id, now=clock.now())
     async with database.transaction() as session:
         assert await session.scalar(select(Referral)) is None
+
+
+async def test_a_typed_answer_reads_the_draft_once(
+    database: Database, clock: FakeClock, cipher: Cipher
+) -> None:
+    """The dialog's step notes the message, takes the text and shows the draft: one query
+    for the draft, however many times the step asks for it."""
+    teacher = await _join(database, clock, Role.REFERRER, 1)
+    await _draft_at(database, clock, cipher, teacher, "name")
+    with statements(database) as seen:
+        async with database.transaction() as session:
+            await referrals.note_message(session, teacher, 41, 1_790_000_000, now=clock.now())
+            await referrals.set_text(session, teacher, cipher, "Jan Vzorový", now=clock.now())
+            draft = await referrals.find_draft(session, teacher, cipher)
+    assert draft is not None and draft.step == "year" and draft.name == "Jan Vzorový"
+    assert (
+        sum(1 for sql in seen if sql.lstrip().startswith("SELECT") and "FROM referrals" in sql) == 1
+    )
+    async with database.transaction() as session:
+        gone = await referrals.discard_draft(session, teacher)
+        assert gone == [[41, 1_790_000_000, 0]]
+        assert await referrals.find_draft(session, teacher, cipher) is None
