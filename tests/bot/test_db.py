@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import timedelta
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import select
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import OperationalError
 
-from bot import migrate
+from bot import db, migrate
 from bot.clock import FakeClock
 from bot.db import Database
 from bot.models import Base, ChatData, JoinAttempt
@@ -72,3 +75,41 @@ async def test_a_reading_transaction_does_not_wait_for_a_writer(database: Databa
         assert await reader.scalar(select(ChatData.data).where(ChatData.chat_id == 2)) == (
             b"uncommitted"
         )
+
+
+async def test_waiting_for_another_process_write_lock_does_not_stop_the_bot(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's statements run on the event loop's thread. While another process (a CLI
+    command) holds the write lock, a writer waits for it without blocking the loop: other
+    updates are still read and answered; the writer goes ahead once the lock is free, and
+    gives up with "database is locked" only after the busy timeout."""
+    path = make_url(database.url).database
+    if database.engine.dialect.name != "sqlite" or path is None:
+        pytest.skip("SQLite's file lock")
+    other_process = sqlite3.connect(path, isolation_level=None)
+    other_process.execute("BEGIN IMMEDIATE")
+
+    async def write(chat_id: int) -> None:
+        async with database.transaction() as session:
+            session.add(ChatData(chat_id=chat_id, data=b"written"))
+
+    writer = asyncio.create_task(write(3))
+    for _ in range(5):  # the loop goes on: reads are answered while the writer waits
+        async with asyncio.timeout(5), database.reading() as reader:
+            assert await reader.scalar(select(ChatData).where(ChatData.chat_id == 3)) is None
+    assert not writer.done()
+    other_process.execute("COMMIT")
+    async with asyncio.timeout(5):
+        await writer
+
+    monkeypatch.setattr(db, "SQLITE_BUSY_TIMEOUT_MS", 30)
+    other_process.execute("BEGIN IMMEDIATE")
+    with pytest.raises(OperationalError, match="database is locked"):
+        async with asyncio.timeout(5):
+            await write(4)
+    other_process.execute("ROLLBACK")
+    other_process.close()
+    async with database.reading() as reader:
+        written = await reader.scalars(select(ChatData.chat_id).where(ChatData.data == b"written"))
+        assert list(written) == [3]
