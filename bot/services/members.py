@@ -141,6 +141,26 @@ async def find_actor(session: AsyncSession, telegram_user_id: int) -> Actor | No
     return None if row is None else _actor(row[0], row[1])
 
 
+async def turned_away(
+    session: AsyncSession, telegram_user_id: int, request: str, *, now: datetime
+) -> None:
+    """A stranger's or a leaver's command or button, refused before any dialog: audited, with
+    the member when it is a leaver. `request` is a command's name or a button's data (ids and
+    codes, never text a person typed)."""
+    member_id = await session.scalar(
+        select(Member.id).where(Member.telegram_user_id == telegram_user_id)
+    )
+    await audit.record(
+        session,
+        at=now,
+        actor_id=member_id,
+        action="access.refused",
+        subject_type="telegram_user",
+        subject_id=telegram_user_id,
+        request=request,
+    )
+
+
 async def ensure_district(session: AsyncSession, name: str | None, *, now: datetime) -> District:
     """The named district, created if new; without a name the only one there is."""
     if name is None:

@@ -85,8 +85,6 @@ ROLES = (
 # Cells the product gets wrong today, by (row, role); "*" is any. Each fix removes its entries,
 # and an entry whose cells are all right fails the test until it is removed.
 KNOWN_WRONG: set[tuple[str, str]] = {
-    ("*", "unknown"),
-    ("*", "deactivated"),
     ("/invite", "*"),
     ("/refer", "*"),
     ("ref:new", "*"),
