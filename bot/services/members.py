@@ -194,6 +194,12 @@ def _clean_name(name: str) -> str:
     return cleaned
 
 
+def require_inviter(actor: Actor, *, now: datetime) -> None:
+    """Only admins and coordinators hand out invite links; anyone else's attempt is audited."""
+    if not actor.can_invite:
+        raise audit.refusal("invite", at=now, actor_id=actor.member_id, subject_type="member")
+
+
 async def institutions_of(session: AsyncSession, district_id: int) -> list[Institution]:
     return list(
         await session.scalars(

@@ -85,9 +85,6 @@ ROLES = (
 # Cells the product gets wrong today, by (row, role); "*" is any. Each fix removes its entries,
 # and an entry whose cells are all right fails the test until it is removed.
 KNOWN_WRONG: set[tuple[str, str]] = {
-    ("/invite", "*"),
-    ("/refer", "*"),
-    ("ref:new", "*"),
     ("cc:c (close: ask)", "*"),
     ("ca:x (cancel: ask)", "*"),
     ("rc:s (summary: ask)", "*"),
