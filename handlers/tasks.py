@@ -341,11 +341,23 @@ async def _fits(update: Update, text: str, limit: int, refusal: str) -> bool:
     return False
 
 
-async def ask_summary(update: Update, context: Context) -> str | int:
+async def _recordable(update: Update, context: Context) -> int | None:
+    """The pressed button's held conference, if the presser may write its record."""
     ids = await _pressed(update, context, "rc")
     if ids is None:
+        return None
+    return await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.recordable(session, actor, ids[0], now=now),
+    )
+
+
+async def ask_summary(update: Update, context: Context) -> str | int:
+    conference_id = await _recordable(update, context)
+    if conference_id is None:
         return ConversationHandler.END
-    _begin(context, conference=ids[0])
+    _begin(context, conference=conference_id)
     await answer(
         update,
         context.tr.gettext(
@@ -390,10 +402,10 @@ async def _delete_typed(update: Update) -> None:
 
 
 async def ask_title(update: Update, context: Context) -> str | int:
-    ids = await _pressed(update, context, "rc")
-    if ids is None:
+    conference_id = await _recordable(update, context)
+    if conference_id is None:
         return ConversationHandler.END
-    _begin(context, conference=ids[0])
+    _begin(context, conference=conference_id)
     await answer(
         update,
         context.tr.gettext(
@@ -547,10 +559,10 @@ async def cancel_draft(update: Update, context: Context) -> str | int:
 
 
 async def ask_review(update: Update, context: Context) -> str | int:
-    ids = await _pressed(update, context, "rc")
-    if ids is None:
+    conference_id = await _recordable(update, context)
+    if conference_id is None:
         return ConversationHandler.END
-    _begin(context, conference=ids[0])
+    _begin(context, conference=conference_id)
     await answer(
         update,
         context.tr.gettext(
@@ -771,7 +783,11 @@ async def move_quick(update: Update, context: Context) -> None:
 
 async def ask_due_date(update: Update, context: Context) -> str | int:
     ids = await _pressed(update, context, "tk")
-    if ids is None:
+    if ids is None or not await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.movable_task(session, actor, ids[0], now=now),
+    ):
         return ConversationHandler.END
     _begin(context, task=ids[0])
     await answer(update, context.tr.gettext("Type the due date, e.g. 15.3.2027."))
@@ -793,7 +809,11 @@ async def _move(update: Update, context: Context, task_id: int, due_on: date) ->
 
 async def ask_cancel_task(update: Update, context: Context) -> None:
     ids = await _pressed(update, context, "tk")
-    if ids is None:
+    if ids is None or not await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.cancellable_task(session, actor, ids[0], now=now),
+    ):
         return
     tr = context.tr
     await answer(
@@ -1131,7 +1151,11 @@ def outcome_label(outcome: tasks.Outcome, tr: Translator) -> str:
 
 async def ask_close(update: Update, context: Context) -> None:
     ids = await _pressed(update, context, "cc")
-    if ids is None:
+    if ids is None or not await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.closable_case(session, actor, ids[0], now=now),
+    ):
         return
     tr = context.tr
     rows = [[(outcome_label(o, tr), f"cc:{code}:{ids[0]}")] for code, o in OUTCOMES.items()]

@@ -85,13 +85,6 @@ ROLES = (
 # Cells the product gets wrong today, by (row, role); "*" is any. Each fix removes its entries,
 # and an entry whose cells are all right fails the test until it is removed.
 KNOWN_WRONG: set[tuple[str, str]] = {
-    ("cc:c (close: ask)", "*"),
-    ("ca:x (cancel: ask)", "*"),
-    ("rc:s (summary: ask)", "*"),
-    ("rc:n (add a task: ask)", "*"),
-    ("rc:v (review date: ask)", "*"),
-    ("tk:y (move: ask the date)", "*"),
-    ("tk:c (cancel: ask)", "*"),
     ("rc:r (the record document)", "*"),
     ("rc:c (the record with the child's name)", "*"),
     ("mem:ask (deactivate: ask)", "admin"),
