@@ -645,13 +645,16 @@ async def send_document(update: Update, context: Context) -> None:
     query = update.callback_query
     if ids is None or query is None:
         return
-    await acknowledge(query)
-    await _document(update, context, ids[0], with_name=(query.data or "").startswith("rc:c:"))
+    # Answered once the document is out: a refusal must be the button's answer, not a second
+    # answer Telegram no longer shows.
+    if await _document(update, context, ids[0], with_name=(query.data or "").startswith("rc:c:")):
+        await acknowledge(query)
 
 
 async def _document(
     update: Update, context: Context, conference_id: int, *, with_name: bool
-) -> None:
+) -> bool:
+    """The record document to the presser, if they may have it (else the refusal is said)."""
     runtime = context.runtime
     record = await _run(
         update,
@@ -661,7 +664,7 @@ async def _document(
         ),
     )
     if record is None or update.effective_chat is None:
-        return
+        return False
     file = InputFile(record_docx(record, context.tr), filename=record_filename(record))
     await context.bot.send_document(
         update.effective_chat.id,
@@ -671,6 +674,7 @@ async def _document(
         ).format(code=record.code),
         protect_content=True,
     )
+    return True
 
 
 # The coordinator edits a task: the due date, the owner, or cancelling it.

@@ -85,8 +85,6 @@ ROLES = (
 # Cells the product gets wrong today, by (row, role); "*" is any. Each fix removes its entries,
 # and an entry whose cells are all right fails the test until it is removed.
 KNOWN_WRONG: set[tuple[str, str]] = {
-    ("rc:r (the record document)", "*"),
-    ("rc:c (the record with the child's name)", "*"),
     ("mem:ask (deactivate: ask)", "admin"),
     ("mem:do (deactivate)", "admin"),
 }
