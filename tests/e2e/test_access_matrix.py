@@ -82,14 +82,6 @@ ROLES = (
 )
 
 
-# Cells the product gets wrong today, by (row, role); "*" is any. Each fix removes its entries,
-# and an entry whose cells are all right fails the test until it is removed.
-KNOWN_WRONG: set[tuple[str, str]] = {
-    ("mem:ask (deactivate: ask)", "admin"),
-    ("mem:do (deactivate)", "admin"),
-}
-
-
 @pytest.fixture
 def flood_limits() -> FloodLimits:
     """A thousand presses in a few seconds: Telegram's flood limits are not what is tested."""
@@ -989,7 +981,6 @@ class Matrix:
         self.errors: list[tuple[int, str]] = []
         self.failures: list[str] = []
         self.tally: Counter[str] = Counter()
-        self.known: set[tuple[str, str]] = set()
         self.expected: dict[str, set[str]] = {}
         self.results: dict[tuple[str, str, str], str] = {}
 
@@ -1063,19 +1054,7 @@ class Matrix:
         if cell.expected == "n/a":
             return
         problems = await self.check(cell)
-        known = {
-            entry
-            for entry in (
-                (cell.row.name, cell.who.label),
-                (cell.row.name, "*"),
-                ("*", cell.who.label),
-            )
-            if entry in KNOWN_WRONG
-        }
-        if problems and known:
-            self.known |= known
-            self.results[key] = "?"
-        elif problems:
+        if problems:
             self.results[key] = "!"
             self.failures.append(f"{cell}: " + "; ".join(problems))
 
@@ -1181,7 +1160,7 @@ class Matrix:
         return problems
 
     def table(self, people: Sequence[Who]) -> str:
-        marks = {"allowed": "✓", "refused": "✗", "inert": "·", "n/a": "-", "!": "!", "?": "?"}
+        marks = {"allowed": "✓", "refused": "✗", "inert": "·", "n/a": "-", "!": "!"}
         width = max(len(row.name) for row in ROWS)
         short = {"coordinator of another district": "coord. of B"}
         header = "".join(f" | {short.get(p.label, p.label):<11}" for p in people)
@@ -1235,14 +1214,11 @@ async def test_access_matrix(bot: RunningBot, monkeypatch: pytest.MonkeyPatch) -
         f"\nAccess matrix: {len(ROWS)} rows × {len(people)} roles (× own / institution / "
         f"district / other district for rows about an object) = {checked} cells: "
         + ", ".join(f"{count} {name}" for name, count in sorted(matrix.tally.items()))
-        + "\n✓ allowed  ✗ refused (audited)  · inert  - no such object  ! wrong  ? known wrong\n"
+        + "\n✓ allowed  ✗ refused (audited)  · inert  - no such object  ! wrong\n"
         + matrix.table(people)
     )
     if matrix.failures:
         print("\n".join(matrix.failures))
-    assert matrix.known >= KNOWN_WRONG, (
-        f"right now, remove from KNOWN_WRONG: {KNOWN_WRONG - matrix.known}"
-    )
     assert not matrix.failures, (
         f"{len(matrix.failures)} of {checked} cells are wrong:\n" + "\n".join(matrix.failures[:80])
     )
