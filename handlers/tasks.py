@@ -503,7 +503,6 @@ async def chose_due(update: Update, context: Context) -> str | int:
     if not parts[1].isdigit() or int(parts[1]) not in QUICK_DUE:
         await no_longer_active(update, context)
         return ConversationHandler.END
-    await acknowledge(query)
     days, conference_id = int(parts[1]), int(_draft(context)["conference"])
     async with context.runtime.database.transaction() as session:
         due_on = await tasks.quick_due(
@@ -546,6 +545,9 @@ async def _add_task(update: Update, context: Context, due_on: date) -> str | int
     )
     _draft(context).clear()
     if added is not None:
+        # Only now: a refusal must be the pressed button's answer (a second one is not shown).
+        if update.callback_query is not None:
+            await acknowledge(update.callback_query)
         await _show_record(update, context, conference_id, below=True)
     return ConversationHandler.END
 

@@ -21,11 +21,13 @@ fails `test_every_command_and_button_has_a_row`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import itertools
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import docx
@@ -39,7 +41,9 @@ from bot.models import (
     AuditEntry,
     Case,
     Conference,
+    Institution,
     Invitation,
+    InviteCode,
     Member,
     PollMessage,
     Referral,
@@ -840,6 +844,7 @@ class Seen:
     answer: CallbackAnswer | None
     events: list[ChatEvent]
     documents: list[str]
+    errors: list[str] = field(default_factory=list)  # what reached the error handler
 
     def texts(self) -> list[str]:
         found = [self.answer.text] if self.answer is not None and self.answer.text else []
@@ -982,6 +987,7 @@ class Matrix:
         self.failures: list[str] = []
         self.tally: Counter[str] = Counter()
         self.expected: dict[str, set[str]] = {}
+        self.numbers = itertools.count(1)
         self.results: dict[tuple[str, str, str], str] = {}
 
     async def record_error(self, update: object, context: Any) -> None:
@@ -1058,6 +1064,35 @@ class Matrix:
             self.results[key] = "!"
             self.failures.append(f"{cell}: " + "; ".join(problems))
 
+    async def act(
+        self,
+        person: Person,
+        *,
+        press: str | None = None,
+        text: str | None = None,
+        on: int | None = None,
+    ) -> Seen:
+        """One update from the person (a command or typed text, or a press of callback data on
+        message `on`, else on a new message), once the bot has handled it: what they saw."""
+        if press is not None and on is None:
+            on = message_to_press(
+                person, next(self.numbers), int(self.bot.runtime.clock.now().timestamp())
+            )
+        mark = len(person.events)
+        errors = len(self.errors)
+        count = self.processed.counts[person.chat_id]
+        answer = None
+        if text is not None:
+            await person.send_text(text)
+        else:
+            assert press is not None
+            with contextlib.suppress(AssertionError):  # not answered: the caller sees None
+                answer = await person.press_data(press, message_id=on)
+        await self.processed.until(person.chat_id, count + 1)
+        seen = seen_since(person, mark, answer)
+        seen.errors = [error for chat, error in self.errors[errors:] if chat == person.chat_id]
+        return seen
+
     async def check(self, cell: Cell) -> list[str]:
         row, world = cell.row, self.world
         person = world.people[cell.who.user_id]
@@ -1067,39 +1102,27 @@ class Matrix:
         chair = None
         if row.to_chair and cell.thing is not None and cell.thing.chair is not None:
             chair = world.people[world.members[cell.thing.chair].telegram_user_id]
-        pressed_on = (
-            None
-            if data.startswith("/")
-            else message_to_press(
-                person, len(self.results), int(self.bot.runtime.clock.now().timestamp())
-            )
-        )
         marks = {person.user_id: len(person.events)}
         if chair is not None:
             marks[chair.user_id] = len(chair.events)
         audit = await self.audit_mark()
         before = await self.fingerprint(cell.thing) if cell.expected == "refused" else ""
-        errors = len(self.errors)
-        count = self.processed.counts[person.chat_id]
-        answer = None
         problems: list[str] = []
-        try:
-            if data.startswith("/"):
-                await person.send_text(data)
-            else:
-                answer = await person.press_data(data, message_id=pressed_on)
-        except AssertionError:
-            problems.append("the button was not answered")
-        await self.processed.until(person.chat_id, count + 1)
-        seen = seen_since(person, marks[person.user_id], answer)
-        mine = [error for chat, error in self.errors[errors:] if chat == person.chat_id]
-        if mine:
-            problems.append(f"errors: {mine}")
+        if data.startswith("/"):
+            seen = await self.act(person, text=data)
+        else:
+            seen = await self.act(person, press=data)
+            if seen.answer is None:
+                problems.append("the button was not answered")
+        if seen.errors:
+            problems.append(f"errors: {seen.errors}")
         if cell.expected == "allowed":
             shown = seen
             if chair is not None:
                 theirs = seen_since(chair, marks[chair.user_id], None)
-                shown = Seen(answer, seen.events + theirs.events, seen.documents + theirs.documents)
+                shown = Seen(
+                    seen.answer, seen.events + theirs.events, seen.documents + theirs.documents
+                )
             problems += self.allowed(cell, shown, await self.refusals_since(audit, cell.who))
         elif cell.expected == "refused":
             problems += self.refused(cell, seen, await self.refusals_since(audit, cell.who))
@@ -1177,14 +1200,17 @@ class Matrix:
         return "\n".join(lines)
 
 
-async def test_access_matrix(bot: RunningBot, monkeypatch: pytest.MonkeyPatch) -> None:
+async def prepared(bot: RunningBot, monkeypatch: pytest.MonkeyPatch) -> Matrix:
+    """The world built, the bot watched; reminders and nudges the presses plan stay in the
+    outbox, so that what a person sees after an update is only the bot's answer to it."""
     world = await Builder(bot.runtime, bot.sandbox).build()
-    people = [who(world, label, key) for label, key in ROLES]
-    processed = Processed(bot)
-    matrix = Matrix(bot, world, processed)
-    bot.application.add_error_handler(matrix.record_error)
-    # Reminders and nudges the presses plan stay in the outbox: what a person sees during a
-    # cell is then only the bot's answer to that cell.
+    matrix = Matrix(bot, world, Processed(bot))
+    # First: the bot's own error handler stops the others once it has answered.
+    errors = bot.application.error_handlers
+    theirs = dict(errors)
+    errors.clear()
+    errors[matrix.record_error] = True
+    errors.update(theirs)
     dispatcher = bot.application.bot_data[outbox.DISPATCHER_KEY]
 
     async def paused(context: Any) -> outbox.Counts:
@@ -1195,6 +1221,13 @@ async def test_access_matrix(bot: RunningBot, monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(dispatcher, "run", paused)
     monkeypatch.setattr(dispatcher, "next_wake", much_later)
+    return matrix
+
+
+async def test_access_matrix(bot: RunningBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    matrix = await prepared(bot, monkeypatch)
+    world = matrix.world
+    people = [who(world, label, key) for label, key in ROLES]
     for row in ROWS:
         # Each person's cells one after another, different people's at once; an allowed press
         # may change its object (accept, cancel, close), so the refusals of a row come first.
@@ -1226,3 +1259,90 @@ async def test_access_matrix(bot: RunningBot, monkeypatch: pytest.MonkeyPatch) -
     for row in ROWS:
         if row.rule is not None and row.rule is not anyone:
             assert {"allowed", "refused"} <= matrix.expected[row.name], row.name
+
+
+def person_of(matrix: Matrix, key: str) -> Person:
+    return matrix.world.people[matrix.world.members[key].telegram_user_id]
+
+
+async def count_of(bot: RunningBot, model: type[Any]) -> int:
+    async with bot.runtime.database.reading() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def test_forged_ids_inside_dialogs_are_refused(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The matrix presses buttons from outside their dialogs; here a person is in the dialog
+    and the forged id is the next step: another district's institution, case, member, school."""
+    matrix = await prepared(bot, monkeypatch)
+    world = matrix.world
+    admin, hana, jana = (person_of(matrix, k) for k in ("A.A1", "A.C1", "A.R1"))
+    b_people = [
+        p
+        for key, p in ((k, world.people[m.telegram_user_id]) for k, m in world.members.items())
+        if key.startswith("B.")
+    ]
+    b_events = sum(len(p.events) for p in b_people)
+
+    # /invite: the institution picked by forged data is the other district's.
+    await matrix.act(admin, text="/invite")
+    seen = await matrix.act(admin, press=f"inv:i:{world.institutions['B.Police'].id}")
+    assert "Which role will they have?" in seen.blob() and "Sokolov" not in seen.blob()
+    mark = await matrix.audit_mark()
+    seen = await matrix.act(admin, press="inv:r:participant")
+    assert "You are not allowed to do that." in seen.blob()
+    refused = await matrix.refusals_since(mark, who(world, "admin", "A.A1"))
+    assert [entry.action for entry in refused] == ["invite.refused"]
+    assert await count_of(bot, InviteCode) == 0
+
+    # Planning: another district's institution ticked, another district's case sent.
+    coordinator = who(world, "coordinator", "A.C1")
+    case = world.pick("case", coordinator, "own")
+    theirs = world.pick("case", coordinator, "other")
+    assert case is not None and theirs is not None
+    seen = await matrix.act(hana, press=f"cf:n:{case.id}")
+    assert f"Case conference for {case.secrets[0]}" in seen.blob()
+    assert "Sokolov" not in seen.blob()
+    seen = await matrix.act(hana, press=f"pl:{case.id}:i:{world.institutions['B.School'].id}")
+    assert "Sokolov" not in seen.blob()
+    seen = await matrix.act(hana, press=f"pl:{theirs.id}:s")
+    assert seen.answer is not None and seen.answer.text == STALE
+    seen = await matrix.act(hana, press=f"pl:{case.id}:s")
+    assert f"The poll for {case.secrets[0]} is on its way" in seen.blob(), seen.blob()
+    async with bot.runtime.database.reading() as session:
+        invited = set(
+            await session.scalars(
+                select(Institution.district_id)
+                .join(Invitation, Invitation.institution_id == Institution.id)
+                .join(Conference, Invitation.conference_id == Conference.id)
+                .where(Conference.case_id == case.id)
+            )
+        )
+    assert invited == {world.institutions["A.School"].district_id}
+
+    # The record: another district's member as a task's owner.
+    held = world.pick("held", coordinator, "own")
+    assert held is not None
+    await matrix.act(hana, press=f"rc:n:{held.id}")
+    seen = await matrix.act(hana, text="A task for nobody here")
+    assert "Who owns it?" in seen.blob() and "Sokolov" not in seen.blob()
+    await matrix.act(hana, press=f"rc:w:{world.member_id('B.P1')}")
+    tasks = await count_of(bot, Task)
+    mark = await matrix.audit_mark()
+    seen = await matrix.act(hana, press="rc:d:7")
+    assert "This is not yours to change." in seen.blob()
+    assert [e.action for e in await matrix.refusals_since(mark, coordinator)] == [
+        "task.add.refused"
+    ]
+    assert await count_of(bot, Task) == tasks
+
+    # A referral: the school picked by forged data is the other district's.
+    await matrix.act(jana, text="/refer")
+    seen = await matrix.act(jana, press="ref:go:school")
+    assert "School Cheb" in seen.blob() and "Sokolov" not in seen.blob()
+    seen = await matrix.act(jana, press=f"ref:school:{world.institutions['B.School'].id}")
+    assert seen.answer is not None and seen.answer.text == STALE
+    assert "Sokolov" not in seen.blob()
+
+    assert sum(len(p.events) for p in b_people) == b_events  # district B heard nothing
