@@ -1346,3 +1346,20 @@ async def test_forged_ids_inside_dialogs_are_refused(
     assert "Sokolov" not in seen.blob()
 
     assert sum(len(p.events) for p in b_people) == b_events  # district B heard nothing
+
+
+async def test_a_forged_button_on_a_document_message_gets_an_answer(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A modified client can send any button's data from any message, also from one that
+    carries a document (a calendar invitation, the record): the answer that would replace the
+    message comes as a new one."""
+    matrix = await prepared(bot, monkeypatch)
+    hana = person_of(matrix, "A.C1")
+    held = matrix.world.pick("held", who(matrix.world, "coordinator", "A.C1"), "own")
+    assert held is not None
+    seen = await matrix.act(hana, press=f"rc:r:{held.id}")
+    (document,) = [e.message for e in seen.events if e.kind == "document" and e.message]
+    seen = await matrix.act(hana, press="ca:k", on=document.message_id)
+    assert seen.errors == []
+    assert "Nothing changed." in seen.blob()
