@@ -265,8 +265,9 @@ class Builder:
         return next(self._numbers)
 
     def _later(self) -> datetime:
-        """A future time no other conference or candidate has (6 hours apart)."""
-        return self.now + timedelta(days=10, hours=6 * next(self._future))
+        """A future time no other conference or candidate has (4 hours apart: a conference
+        moved by 2 hours still keeps clear of the next one)."""
+        return self.now + timedelta(days=5, hours=4 * next(self._future))
 
     def _earlier(self) -> datetime:
         return self.now - timedelta(days=40) + timedelta(hours=6 * next(self._past))
@@ -499,8 +500,12 @@ class Builder:
         self.session.add(conference)
         await self.session.flush()
         slots = []
-        for _ in range(3):
-            slot = ConferenceSlot(conference_id=conference.id, starts_at=self._later(), round=1)
+        for _ in range(3 if polling else 1):
+            slot = ConferenceSlot(
+                conference_id=conference.id,
+                starts_at=self._later() if polling else starts_at,
+                round=1,
+            )
             self.session.add(slot)
             slots.append(slot)
         await self.session.flush()

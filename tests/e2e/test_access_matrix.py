@@ -518,7 +518,7 @@ ROWS: tuple[Row, ...] = (
         "ca:t (new date: set)",
         r"^ca:t:",
         district_coordinator,
-        lambda w, t: f"ca:t:{t.id}:{int(t.extra['starts_at'].timestamp()) + 3 * 3600}" if t else "",
+        lambda w, t: f"ca:t:{t.id}:{int(t.extra['starts_at'].timestamp()) + 2 * 3600}" if t else "",
         shown("The case conference {code} moves to"),
         pool="move",
     ),
@@ -1200,9 +1200,8 @@ class Matrix:
         return "\n".join(lines)
 
 
-async def prepared(bot: RunningBot, monkeypatch: pytest.MonkeyPatch) -> Matrix:
-    """The world built, the bot watched; reminders and nudges the presses plan stay in the
-    outbox, so that what a person sees after an update is only the bot's answer to it."""
+async def watched(bot: RunningBot) -> Matrix:
+    """The world built, and the bot watched: updates handled, errors."""
     world = await Builder(bot.runtime, bot.sandbox).build()
     matrix = Matrix(bot, world, Processed(bot))
     # First: the bot's own error handler stops the others once it has answered.
@@ -1211,6 +1210,13 @@ async def prepared(bot: RunningBot, monkeypatch: pytest.MonkeyPatch) -> Matrix:
     errors.clear()
     errors[matrix.record_error] = True
     errors.update(theirs)
+    return matrix
+
+
+async def prepared(bot: RunningBot, monkeypatch: pytest.MonkeyPatch) -> Matrix:
+    """Watched, and the reminders and nudges the presses plan stay in the outbox: what a
+    person sees after an update is then only the bot's answer to it."""
+    matrix = await watched(bot)
     dispatcher = bot.application.bot_data[outbox.DISPATCHER_KEY]
 
     async def paused(context: Any) -> outbox.Counts:
