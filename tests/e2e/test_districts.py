@@ -20,6 +20,7 @@ from bot.sandbox import FloodLimits, Person
 from tests.e2e.access_world import DISTRICTS, World, who
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_access_matrix import Matrix, Seen, person_of, prepared, watched
+from tests.e2e.test_conferences import until
 
 OTHER = {"A": "B", "B": "A"}
 
@@ -216,6 +217,20 @@ async def test_polls_reminders_and_digests_stay_in_their_district(
     assert polled and all(key.startswith("A.") for key in polled), polled
     assert {"A.R1", "A.P1", "A.A1"} <= polled  # the invited institutions' members
     await matrix.act(hana, text="/cases")
+
+    # Confirming a time sends the calendar invitations (through the outbox): to A's people.
+    confirm = world.pick("poll-confirm", who(world, "coordinator", "A.C1"), "own")
+    assert confirm is not None
+    marks = {key: len(p.events) for key, p in everyone.items()}
+    await matrix.act(hana, press=f"cf:c:{confirm.id}:{confirm.extra['slot']}")
+    for key in ("A.R1", "A.P1", "A.A1"):
+        invitation = await until(everyone[key], "Will you come?")
+        name, content, _mime = everyone[key].document_of(invitation)
+        assert name == f"{confirm.extra['code']}.ics"
+        assert crossed(world, "A", content.decode()) == [], content.decode()
+    await bot.settle()
+    invited = {k for k, p in everyone.items() if len(p.events) > marks[k]}
+    assert invited and all(key.startswith("A.") for key in invited), invited
 
     # A week later (the polls' deadlines passed, the referrals waited, Monday's digest):
     # what each coordinator is sent names their district only.
