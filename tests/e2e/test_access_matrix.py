@@ -2,9 +2,11 @@
 for every role, against objects of the person's own, of their institution, of someone else in
 their district and of the other district.
 
-The rules are DESIGN.md's, stated here as a table (RULES, ROWS); the test does not ask the code
-under test what they are. A cell is one update sent by one person over HTTP through the Bot API
-stand-in, and it is one of:
+The rules are DESIGN.md's, stated here (the rule functions, and ROWS: which rule each command
+and button follows); the test does not ask the code under test what they are. The document
+requests are rows too: a referral's details, the record (with and without the child's name)
+and a task's notes, each protected. A cell is one update sent by one person over HTTP through
+the Bot API stand-in, and it is one of:
 
 - allowed: the person sees the real content (a code, a title, the child's name, a document);
 - refused: a clear refusal, nothing of the object (no code, name, title, place) in what the
@@ -937,7 +939,8 @@ class Cell:
         return f"[{self.row.name} | {self.who.label}{where} | expected {self.expected}]"
 
 
-def expectation(row: Row, person: Who, thing: Thing | None, relation: str) -> str:
+def expectation(row: Row, person: Who, thing: Thing | None) -> str:
+    """What the rules say a cell is."""
     if row.pool is not None and thing is None:
         return "n/a"
     if not person.registered:
@@ -952,13 +955,11 @@ def cells_of(world: World, row: Row, people: Sequence[Who]) -> list[Cell]:
     for person in people:
         if row.pool is None:
             thing = row.target(world) if row.target else None
-            cells.append(Cell(row, person, "", thing, expectation(row, person, None, "")))
+            cells.append(Cell(row, person, "", thing, expectation(row, person, None)))
             continue
         for relation in RELATIONS:
             thing = world.pick(row.pool, person, relation)
-            cells.append(
-                Cell(row, person, relation, thing, expectation(row, person, thing, relation))
-            )
+            cells.append(Cell(row, person, relation, thing, expectation(row, person, thing)))
     return cells
 
 
@@ -979,6 +980,8 @@ def _columns(row: object) -> dict[str, Any]:
 
 
 class Matrix:
+    """Runs cells against the running bot and keeps what went wrong."""
+
     def __init__(self, bot: RunningBot, world: World, processed: Processed) -> None:
         self.bot = bot
         self.world = world
