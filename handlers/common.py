@@ -253,7 +253,13 @@ async def edit(
     return await query.get_bot().send_message(query.message.chat.id, text, reply_markup=markup)
 
 
-_UNEDITABLE = ("message to edit not found", "message can't be edited")
+# Gone, too old, or a document's caption (a button of another message's, pressed by a modified
+# client on a calendar invitation, say): the answer comes as a new message.
+_UNEDITABLE = (
+    "message to edit not found",
+    "message can't be edited",
+    "there is no text in the message to edit",
+)
 
 
 HandlerList = list[BaseHandler[Update, Context, Any]]

@@ -26,6 +26,9 @@ async def admit(update: Update, context: Context) -> None:
     if context.actor is not None or _is_join_attempt(update):
         return
     _forget_in_memory(context, user.id, chat.id if chat else None)
+    if (request := _request(update)) is not None:
+        async with database.transaction() as session:
+            await members.turned_away(session, user.id, request, now=context.runtime.clock.now())
     await _turn_away(update, context)
     raise ApplicationHandlerStop
 
@@ -37,6 +40,17 @@ def _forget_in_memory(context: Context, user_id: int, chat_id: int | None) -> No
         application.drop_user_data(user_id)
     if chat_id is not None and chat_id in application.chat_data:
         application.drop_chat_data(chat_id)
+
+
+def _request(update: Update) -> str | None:
+    """What a command or a button asked for, to audit its refusal; None for anything else
+    (a stranger's chatter is answered, not logged)."""
+    if update.callback_query is not None:
+        return (update.callback_query.data or "")[:64]
+    text = update.message.text if update.message else None
+    if text and text.startswith("/"):
+        return text.split(maxsplit=1)[0][:64]
+    return None
 
 
 def _is_join_attempt(update: Update) -> bool:

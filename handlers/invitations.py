@@ -624,6 +624,13 @@ async def ask_cancel(update: Update, context: Context) -> None:
     if ids is None:
         await no_longer_active(update, context)
         return
+    cancellable = await _carry_out(
+        update,
+        context,
+        lambda session, actor, now: invitations.cancellable(session, actor, ids[0], now=now),
+    )
+    if cancellable is None:
+        return
     tr = context.tr
     assert update.callback_query is not None
     await acknowledge(update.callback_query)

@@ -16,7 +16,7 @@ from telegram.ext import (
 from bot.i18n import N_, Translator
 from bot.models import InstitutionKind, Role
 from bot.services import members
-from bot.services.errors import ServiceError
+from bot.services.errors import PermissionDenied, ServiceError
 from handlers.common import (
     Context,
     Dialog,
@@ -50,21 +50,23 @@ KIND_NAMES = {
 
 
 async def start_invite(update: Update, context: Context) -> str | int:
-    actor = context.require_actor()
-    if not actor.can_invite:
+    context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
+    try:
+        return await _show_institutions(update, context, page=0)
+    except PermissionDenied:
         await answer(
             update,
             context.tr.gettext("Only administrators and coordinators can create invite links."),
         )
         return ConversationHandler.END
-    context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
-    return await _show_institutions(update, context, page=0)
 
 
 async def _show_institutions(update: Update, context: Context, *, page: int) -> str:
     actor = context.require_actor()
     _ = context.tr.gettext
-    async with context.runtime.database.transaction() as session:
+    runtime = context.runtime
+    async with runtime.database.transaction() as session:
+        members.require_inviter(actor, now=runtime.clock.now())
         institutions = await members.institutions_of(session, actor.district_id)
     shown = paginate(institutions, page, PAGE_SIZE)
     rows = [[(institution.name, f"inv:i:{institution.id}")] for institution in shown.items]

@@ -87,11 +87,16 @@ async def members_button(update: Update, context: Context) -> None:
 
 async def _confirm(update: Update, context: Context, member_id: int) -> None:
     _ = context.tr.gettext
-    everyone = await _everyone(update, context)
-    if everyone is None:
+    runtime = context.runtime
+    try:
+        async with runtime.database.transaction() as session:
+            view = await members.to_deactivate(
+                session, context.require_actor(), member_id, now=runtime.clock.now()
+            )
+    except PermissionDenied:
+        await answer(update, _("You are not allowed to do that."))
         return
-    view = next((view for view in everyone if view.member_id == member_id), None)
-    if view is None or not view.active:
+    if not view.active:
         await list_members(update, context)
         return
     text = _("Deactivate {name}? They will no longer be able to use the bot.").format(

@@ -141,7 +141,12 @@ async def start_refer(update: Update, context: Context) -> str | int:
     context.user_data.pop(REPLY_TO, None)  # type: ignore[union-attr]
     actor = context.require_actor()
     tr = context.tr
-    if not referrals.can_refer(actor):
+    runtime = context.runtime
+    try:
+        async with runtime.database.transaction() as session:
+            referrals.require_referrer(actor, now=runtime.clock.now())
+            draft = await referrals.find_draft(session, actor, runtime.cipher)
+    except PermissionDenied:
         await answer(
             update,
             tr.gettext(
@@ -150,9 +155,6 @@ async def start_refer(update: Update, context: Context) -> str | int:
             ),
         )
         return ConversationHandler.END
-    runtime = context.runtime
-    async with runtime.database.transaction() as session:
-        draft = await referrals.find_draft(session, actor, runtime.cipher)
     if draft is None:
         return await _fresh(update, context)
     text = tr.gettext(

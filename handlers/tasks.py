@@ -341,11 +341,23 @@ async def _fits(update: Update, text: str, limit: int, refusal: str) -> bool:
     return False
 
 
-async def ask_summary(update: Update, context: Context) -> str | int:
+async def _recordable(update: Update, context: Context) -> int | None:
+    """The pressed button's held conference, if the presser may write its record."""
     ids = await _pressed(update, context, "rc")
     if ids is None:
+        return None
+    return await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.recordable(session, actor, ids[0], now=now),
+    )
+
+
+async def ask_summary(update: Update, context: Context) -> str | int:
+    conference_id = await _recordable(update, context)
+    if conference_id is None:
         return ConversationHandler.END
-    _begin(context, conference=ids[0])
+    _begin(context, conference=conference_id)
     await answer(
         update,
         context.tr.gettext(
@@ -390,10 +402,10 @@ async def _delete_typed(update: Update) -> None:
 
 
 async def ask_title(update: Update, context: Context) -> str | int:
-    ids = await _pressed(update, context, "rc")
-    if ids is None:
+    conference_id = await _recordable(update, context)
+    if conference_id is None:
         return ConversationHandler.END
-    _begin(context, conference=ids[0])
+    _begin(context, conference=conference_id)
     await answer(
         update,
         context.tr.gettext(
@@ -491,7 +503,6 @@ async def chose_due(update: Update, context: Context) -> str | int:
     if not parts[1].isdigit() or int(parts[1]) not in QUICK_DUE:
         await no_longer_active(update, context)
         return ConversationHandler.END
-    await acknowledge(query)
     days, conference_id = int(parts[1]), int(_draft(context)["conference"])
     async with context.runtime.database.transaction() as session:
         due_on = await tasks.quick_due(
@@ -534,6 +545,9 @@ async def _add_task(update: Update, context: Context, due_on: date) -> str | int
     )
     _draft(context).clear()
     if added is not None:
+        # Only now: a refusal must be the pressed button's answer (a second one is not shown).
+        if update.callback_query is not None:
+            await acknowledge(update.callback_query)
         await _show_record(update, context, conference_id, below=True)
     return ConversationHandler.END
 
@@ -547,10 +561,10 @@ async def cancel_draft(update: Update, context: Context) -> str | int:
 
 
 async def ask_review(update: Update, context: Context) -> str | int:
-    ids = await _pressed(update, context, "rc")
-    if ids is None:
+    conference_id = await _recordable(update, context)
+    if conference_id is None:
         return ConversationHandler.END
-    _begin(context, conference=ids[0])
+    _begin(context, conference=conference_id)
     await answer(
         update,
         context.tr.gettext(
@@ -633,13 +647,16 @@ async def send_document(update: Update, context: Context) -> None:
     query = update.callback_query
     if ids is None or query is None:
         return
-    await acknowledge(query)
-    await _document(update, context, ids[0], with_name=(query.data or "").startswith("rc:c:"))
+    # Answered once the document is out: a refusal must be the button's answer, not a second
+    # answer Telegram no longer shows.
+    if await _document(update, context, ids[0], with_name=(query.data or "").startswith("rc:c:")):
+        await acknowledge(query)
 
 
 async def _document(
     update: Update, context: Context, conference_id: int, *, with_name: bool
-) -> None:
+) -> bool:
+    """The record document to the presser, if they may have it (else the refusal is said)."""
     runtime = context.runtime
     record = await _run(
         update,
@@ -649,7 +666,7 @@ async def _document(
         ),
     )
     if record is None or update.effective_chat is None:
-        return
+        return False
     file = InputFile(record_docx(record, context.tr), filename=record_filename(record))
     await context.bot.send_document(
         update.effective_chat.id,
@@ -659,6 +676,7 @@ async def _document(
         ).format(code=record.code),
         protect_content=True,
     )
+    return True
 
 
 # The coordinator edits a task: the due date, the owner, or cancelling it.
@@ -771,7 +789,11 @@ async def move_quick(update: Update, context: Context) -> None:
 
 async def ask_due_date(update: Update, context: Context) -> str | int:
     ids = await _pressed(update, context, "tk")
-    if ids is None:
+    if ids is None or not await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.movable_task(session, actor, ids[0], now=now),
+    ):
         return ConversationHandler.END
     _begin(context, task=ids[0])
     await answer(update, context.tr.gettext("Type the due date, e.g. 15.3.2027."))
@@ -793,7 +815,11 @@ async def _move(update: Update, context: Context, task_id: int, due_on: date) ->
 
 async def ask_cancel_task(update: Update, context: Context) -> None:
     ids = await _pressed(update, context, "tk")
-    if ids is None:
+    if ids is None or not await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.cancellable_task(session, actor, ids[0], now=now),
+    ):
         return
     tr = context.tr
     await answer(
@@ -1131,7 +1157,11 @@ def outcome_label(outcome: tasks.Outcome, tr: Translator) -> str:
 
 async def ask_close(update: Update, context: Context) -> None:
     ids = await _pressed(update, context, "cc")
-    if ids is None:
+    if ids is None or not await _run(
+        update,
+        context,
+        lambda session, actor, now: tasks.closable_case(session, actor, ids[0], now=now),
+    ):
         return
     tr = context.tr
     rows = [[(outcome_label(o, tr), f"cc:{code}:{ids[0]}")] for code, o in OUTCOMES.items()]

@@ -705,6 +705,16 @@ async def reschedule(
     return await scheduled(session, conference)
 
 
+async def cancellable(
+    session: AsyncSession, actor: Actor, conference_id: int, *, now: datetime
+) -> int:
+    """An active conference the actor may cancel (before asking to confirm); audited refusal."""
+    conference = await _own_conference(session, actor, conference_id, now=now)
+    if conference.status not in (ConferenceStatus.SCHEDULED, ConferenceStatus.POLLING):
+        raise StaleInvitation("not active")
+    return conference.id
+
+
 async def cancel_conference(
     session: AsyncSession, actor: Actor, conference_id: int, *, now: datetime
 ) -> Board:

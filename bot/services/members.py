@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import insert_if_absent
@@ -29,7 +29,7 @@ from bot.models import (
     conversation_key,
 )
 from bot.services import audit
-from bot.services.errors import NotFound, PermissionDenied, ServiceError
+from bot.services.errors import NotFound, ServiceError
 
 # Who may hand out invites for which roles (the CLI, for the first admin, may do anything).
 INVITABLE_ROLES: dict[Role, tuple[Role, ...]] = {
@@ -141,6 +141,26 @@ async def find_actor(session: AsyncSession, telegram_user_id: int) -> Actor | No
     return None if row is None else _actor(row[0], row[1])
 
 
+async def turned_away(
+    session: AsyncSession, telegram_user_id: int, request: str, *, now: datetime
+) -> None:
+    """A stranger's or a leaver's command or button, refused before any dialog: audited, with
+    the member when it is a leaver. `request` is a command's name or a button's data (ids and
+    codes, never text a person typed)."""
+    member_id = await session.scalar(
+        select(Member.id).where(Member.telegram_user_id == telegram_user_id)
+    )
+    await audit.record(
+        session,
+        at=now,
+        actor_id=member_id,
+        action="access.refused",
+        subject_type="telegram_user",
+        subject_id=telegram_user_id,
+        request=request,
+    )
+
+
 async def ensure_district(session: AsyncSession, name: str | None, *, now: datetime) -> District:
     """The named district, created if new; without a name the only one there is."""
     if name is None:
@@ -172,6 +192,12 @@ def _clean_name(name: str) -> str:
     if not cleaned or len(cleaned) > MAX_NAME_LENGTH:
         raise ValueError(f"a name must be 1 to {MAX_NAME_LENGTH} characters")
     return cleaned
+
+
+def require_inviter(actor: Actor, *, now: datetime) -> None:
+    """Only admins and coordinators hand out invite links; anyone else's attempt is audited."""
+    if not actor.can_invite:
+        raise audit.refusal("invite", at=now, actor_id=actor.member_id, subject_type="member")
 
 
 async def institutions_of(session: AsyncSession, district_id: int) -> list[Institution]:
@@ -349,20 +375,13 @@ async def deactivate_member(
     session: AsyncSession, actor: Actor | None, member_id: int, *, now: datetime
 ) -> MemberView:
     """An admin (or the CLI, actor=None) takes a leaver out: the bot then treats them as unknown."""
-    query = (
-        select(Member, Institution)
-        .join(Institution, Member.institution_id == Institution.id)
-        .where(Member.id == member_id)
-    )
     if actor is not None:
-        _require_admin(actor, now=now, action="member.deactivate", subject=member_id)
-        query = query.where(Institution.district_id == actor.district_id)
-    row = (await session.execute(query)).first()
-    if row is None:
-        raise NotFound(f"no member with id {member_id}")
-    member, institution = row
-    if actor is not None and member.id == actor.member_id:
-        raise PermissionDenied("an admin cannot deactivate themselves")
+        member, institution = await _deactivatable(session, actor, member_id, now=now)
+    else:
+        row = (await session.execute(_member_query(member_id))).first()
+        if row is None:
+            raise NotFound(f"no member with id {member_id}")
+        member, institution = row
     if member.active:
         member.active = False
         member.deactivated_at = now
@@ -377,6 +396,40 @@ async def deactivate_member(
             via="bot" if actor else "cli",
         )
     return _view(member, institution)
+
+
+async def to_deactivate(
+    session: AsyncSession, actor: Actor, member_id: int, *, now: datetime
+) -> MemberView:
+    """The member an admin is about to deactivate (to confirm it): one of their district's,
+    not themselves; any other is refused, audited."""
+    return _view(*await _deactivatable(session, actor, member_id, now=now))
+
+
+def _member_query(member_id: int) -> Select[Member, Institution]:
+    return (
+        select(Member, Institution)
+        .join(Institution, Member.institution_id == Institution.id)
+        .where(Member.id == member_id)
+    )
+
+
+async def _deactivatable(
+    session: AsyncSession, actor: Actor, member_id: int, *, now: datetime
+) -> tuple[Member, Institution]:
+    _require_admin(actor, now=now, action="member.deactivate", subject=member_id)
+    query = _member_query(member_id).where(Institution.district_id == actor.district_id)
+    row = (await session.execute(query)).first()
+    if row is None or row[0].id == actor.member_id:
+        # Another district's member, themselves, or no such member: a forged button.
+        raise audit.refusal(
+            "member.deactivate",
+            at=now,
+            actor_id=actor.member_id,
+            subject_type="member",
+            subject_id=member_id,
+        )
+    return row[0], row[1]
 
 
 async def _forget_leaver(session: AsyncSession, member: Member, *, now: datetime) -> None:

@@ -292,6 +292,12 @@ def can_refer(actor: Actor) -> bool:
     return actor.role in REFERRER_ROLES
 
 
+def require_referrer(actor: Actor, *, now: datetime) -> None:
+    """Referrers (and coordinators) report concerns; anyone else's attempt is refused, audited."""
+    if not can_refer(actor):
+        raise audit.refusal("referral", at=now, actor_id=actor.member_id, subject_type="referral")
+
+
 async def find_draft(session: AsyncSession, actor: Actor, cipher: Cipher) -> Draft | None:
     row = await _draft_row(session, actor)
     return None if row is None else _draft(row, cipher)
@@ -302,8 +308,7 @@ async def start_draft(
 ) -> tuple[Draft, list[list[int]]]:
     """A new, empty draft, the school prefilled. An older draft is discarded; its messages (to
     delete from the chat) are returned with the new draft."""
-    if not can_refer(actor):
-        raise audit.refusal("referral", at=now, actor_id=actor.member_id, subject_type="referral")
+    require_referrer(actor, now=now)
     discarded = await discard_draft(session, actor) or []
     row = Referral(
         district_id=actor.district_id,

@@ -278,6 +278,14 @@ async def record_view(
     return await _record_view(session, cipher, conference, now=now)
 
 
+async def recordable(
+    session: AsyncSession, actor: Actor, conference_id: int, *, now: datetime
+) -> int:
+    """A held conference the actor may write the record of (before asking them to type a part
+    of it); anyone else is refused, audited."""
+    return (await _held(session, actor, conference_id, now=now)).id
+
+
 async def _record_view(
     session: AsyncSession, cipher: Cipher, conference: Conference, *, now: datetime
 ) -> RecordView:
@@ -961,6 +969,18 @@ async def read_notes(
     return item, notes
 
 
+async def movable_task(session: AsyncSession, actor: Actor, task_id: int, *, now: datetime) -> int:
+    """An open task the coordinator may move (before asking for the date); audited refusal."""
+    return (await _task(session, actor, task_id, "task.move", now=now, owner=False)).id
+
+
+async def cancellable_task(
+    session: AsyncSession, actor: Actor, task_id: int, *, now: datetime
+) -> int:
+    """An open task the coordinator may cancel (before asking to confirm); audited refusal."""
+    return (await _task(session, actor, task_id, "task.cancel", now=now, owner=False)).id
+
+
 async def quick_due(session: AsyncSession, conference_id: int, days: int, *, now: datetime) -> date:
     """A quick pick ("in 1 week") as a due date: from the district's today, on a working day."""
     conference = await session.get_one(Conference, conference_id)
@@ -1119,17 +1139,28 @@ async def case_steps(
     return steps
 
 
-async def close_case(
-    session: AsyncSession, actor: Actor, case_id: int, outcome: Outcome, *, now: datetime
-) -> str:
-    """Closed with an outcome: open tasks cancelled, every pending notification of the case
-    cancelled, an active conference cancelled (participants get the calendar CANCEL)."""
+async def closable_case(session: AsyncSession, actor: Actor, case_id: int, *, now: datetime) -> str:
+    """The code of an open case of the actor's district (before asking for the outcome);
+    anyone else is refused, audited."""
+    return (await _closable(session, actor, case_id, now=now)).code
+
+
+async def _closable(session: AsyncSession, actor: Actor, case_id: int, *, now: datetime) -> Case:
     case = await session.get(Case, case_id)
     if case is None or actor.role is not Role.COORDINATOR or case.district_id != actor.district_id:
         raise _refused(actor, "case.close", case_id, now=now, subject_type="case")
     await session.refresh(case, with_for_update=True)
     if case.status is not CaseStatus.OPEN:
         raise TaskError("closed")
+    return case
+
+
+async def close_case(
+    session: AsyncSession, actor: Actor, case_id: int, outcome: Outcome, *, now: datetime
+) -> str:
+    """Closed with an outcome: open tasks cancelled, every pending notification of the case
+    cancelled, an active conference cancelled (participants get the calendar CANCEL)."""
+    case = await _closable(session, actor, case_id, now=now)
     for conference_id in list(
         await session.scalars(
             select(Conference.id).where(

@@ -167,8 +167,8 @@ async def test_only_admins_deactivate_and_not_themselves(
     async with database.transaction() as session:
         with pytest.raises(PermissionDenied):
             await members.deactivate_member(session, admin, admin.member_id, now=clock.now())
-    async with database.transaction() as session:
-        with pytest.raises(NotFound):
+    async with database.transaction() as session:  # no such member (a forged button): refused
+        with pytest.raises(PermissionDenied):
             await members.deactivate_member(session, admin, 9999, now=clock.now())
 
 

@@ -528,7 +528,7 @@ async def test_others_cannot_open_a_referral_and_each_refusal_is_audited(
             )
         )
         referral = await session.scalar(select(Referral).where(Referral.code == code))
-    assert len(refused) == 9  # (refusing /refer to a participant is no access to data)
+    assert len(refused) == 10  # 9 presses and the officer's /refer
     assert refused.count("referral.view.refused") == 2
     assert referral is not None and referral.status is ReferralStatus.SUBMITTED
     transcripts = officer.transcript() + colleague.transcript()
