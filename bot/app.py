@@ -151,11 +151,18 @@ async def _announce(application: RoundTableApp) -> None:
 
 
 async def serve(application: RoundTableApp, stop: asyncio.Event) -> None:
-    """Run until stop is set: long polling, or webhook mode when a webhook URL is configured."""
+    """Run until stop is set: long polling, or webhook mode when a webhook URL is configured.
+
+    Only the one active process of a bot serves (`roundtable run` holds the lock of
+    bot.standby first): it takes over what the outbox of a process before it left in flight.
+    When stop is set the outbox sends nothing more, no update is fetched any more, and the
+    updates already fetched are handled before this returns.
+    """
     runtime: Runtime = application.bot_data[RUNTIME_KEY]
     settings = runtime.settings
     dispatcher: outbox.Dispatcher = application.bot_data[outbox.DISPATCHER_KEY]
     async with application, dispatcher.bot:
+        await dispatcher.take_over()
         await _announce(application)
         updater = application.updater
         assert updater is not None
@@ -174,5 +181,6 @@ async def serve(application: RoundTableApp, stop: asyncio.Event) -> None:
             logger.info("long polling")
         await application.start()
         await stop.wait()
+        dispatcher.stop()
         await updater.stop()
         await application.stop()

@@ -22,6 +22,7 @@ from telegram.error import TelegramError
 
 from bot import keys as key_rotation
 from bot import migrate as migrations
+from bot import standby
 from bot.app import build_application, serve
 from bot.clock import SystemClock
 from bot.config import Settings, SettingsError, load_settings
@@ -220,7 +221,14 @@ async def _serve(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await serve(build_application(runtime), stop)
+
+        async def serve_until(until: asyncio.Event) -> None:
+            await serve(build_application(runtime), until)
+
+        # A second process of the same bot on the same database is the standby.
+        await standby.serve_while_active(
+            standby.lock_for(settings), serve_until, stop, retry=settings.standby_retry_seconds
+        )
     finally:
         await database.dispose()
 

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # on their way at once (at most these can arrive twice after a crash).
     outbox_per_second: float = Field(default=29.0, gt=0, le=30)
     outbox_concurrency: int = Field(default=8, ge=1, le=10)
+    # A standby process (a second `roundtable run` of the same bot on the same database) tries
+    # to take over this often; the active one checks its lock as often (bot.standby).
+    standby_retry_seconds: float = Field(default=1.0, gt=0, le=60)
     # Closed cases are anonymised by `roundtable purge` this many years after closing.
     retention_years: int = Field(default=5, ge=1, le=30)
     log_level: str = "INFO"

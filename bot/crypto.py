@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,7 @@ def write_key_file(path: Path, keys: list[bytes]) -> None:
         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
     )
     try:
+        _same_access(path, descriptor)
         with os.fdopen(descriptor, "w") as handle:
             handle.write(",".join(key.decode() for key in keys) + "\n")
             handle.flush()
@@ -93,6 +95,19 @@ def write_key_file(path: Path, keys: list[bytes]) -> None:
         Path(temporary).unlink(missing_ok=True)
         raise
     _sync_directory(path.parent)
+
+
+def _same_access(path: Path, descriptor: int) -> None:
+    """Give the new file the old one's owner, group and mode, so that whoever could read the
+    key before still can: root rotating the key of a service that reads it as its own user or
+    group (a deployment's /etc/roundtable/secret.key, mode 0640 root:roundtable)."""
+    try:
+        old = path.stat()
+    except FileNotFoundError:
+        return
+    with contextlib.suppress(PermissionError):  # only root may give a file away
+        os.fchown(descriptor, old.st_uid, old.st_gid)
+    os.fchmod(descriptor, stat.S_IMODE(old.st_mode))
 
 
 def _sync_directory(directory: Path) -> None:

@@ -18,13 +18,17 @@ send time in the recipient's language from what is true then, and sends it:
   replies), 5xx and network errors retry with backoff, 403 marks the person unreachable (and
   the kind may tell someone), 400 is given up and logged.
 
-Rows claimed by a process that died are released when the next dispatcher starts, and any
-claim older than the lease is released by whoever runs.
+Two dispatchers on one database never send the same row: a claim is a row's until it is done or
+older than the lease, when whoever runs releases it; a dispatcher renews a claim older than half
+the lease just before sending, and skips the row if it is no longer its own. Rows claimed by a
+process that died are released when the next active process takes over (`take_over`, called
+only by the process holding the active lock, bot.standby).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -256,6 +260,20 @@ async def finish(
     )
 
 
+async def renew(session: AsyncSession, row_id: int, *, worker: str, now: datetime) -> bool:
+    """Extend this worker's claim on a row; False if the row is no longer its own."""
+    result = await session.execute(
+        update(OutboxRow)
+        .where(
+            OutboxRow.id == row_id,
+            OutboxRow.status == OutboxStatus.SENDING,
+            OutboxRow.claimed_by == worker,
+        )
+        .values(claimed_at=now)
+    )
+    return int(result.rowcount) == 1  # type: ignore[attr-defined]
+
+
 async def retry_later(session: AsyncSession, row_id: int, *, at: datetime, attempts: int) -> None:
     await session.execute(
         update(OutboxRow)
@@ -294,6 +312,7 @@ class Pacer:
         # that were spaced evenly; the window keeps even a bunch under Telegram's limit.
         self._window: deque[float] = deque()
         self._cap = max(1, math.floor(per_second))
+        self._stopped = asyncio.Event()
 
     async def chat(self, chat_id: int) -> None:
         now = self._monotonic()
@@ -302,22 +321,33 @@ class Pacer:
         if len(self._chat_next) > 50_000:  # forget chats whose next slot is long past
             self._chat_next = {k: v for k, v in self._chat_next.items() if v > now}
         if at > now:
-            await asyncio.sleep(at - now)
+            await self._sleep(at - now)
 
     async def overall(self) -> None:
         now = self._monotonic()
         at = max(now, self._next)
         self._next = at + self._gap
         if at > now:
-            await asyncio.sleep(at - now)
+            await self._sleep(at - now)
         while True:
             now = self._monotonic()
             while self._window and self._window[0] <= now - 1.0:
                 self._window.popleft()
             if len(self._window) < self._cap:
                 break
-            await asyncio.sleep(self._window[0] + 1.0 - now + 0.001)
+            if self._stopped.is_set():
+                return
+            await self._sleep(self._window[0] + 1.0 - now + 0.001)
         self._window.append(now)
+
+    def stop(self) -> None:
+        """Cut every wait short: the dispatcher sends nothing more."""
+        self._stopped.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopped.wait()
 
     def hold(self, seconds: float) -> None:
         """Telegram said 429: nobody departs before the time it gave."""
@@ -367,7 +397,7 @@ class Dispatcher:
         self.pacer = Pacer(per_second, chat_interval)
         self._lock = asyncio.Lock()
         self._again = False
-        self._started = False
+        self._stopped = False
         self._slots = asyncio.Semaphore(concurrency)
 
     async def run(self, context: CallbackContext[Any, Any, Any, Any]) -> Counts:
@@ -378,18 +408,7 @@ class Dispatcher:
             return counts
         async with self._lock:
             database = self.runtime.database
-            if not self._started:
-                async with database.transaction() as session:
-                    released = await release(
-                        session,
-                        now=self.runtime.clock.now(),
-                        lease=self.lease,
-                        except_worker=self.worker,
-                    )
-                if released:
-                    logger.info("outbox: %d rows in flight at a restart are sent again", released)
-                self._started = True
-            while True:
+            while not self._stopped:
                 self._again = False
                 now = self.runtime.clock.now()
                 async with database.transaction() as session:
@@ -397,7 +416,9 @@ class Dispatcher:
                     await release(session, now=now, lease=self.lease)
                     batch = await claim(session, now=now, worker=self.worker, limit=self.batch)
                 if batch:
-                    await asyncio.gather(*(self._deliver(context, row, counts) for row in batch))
+                    await asyncio.gather(
+                        *(self._deliver(context, row, counts, claimed=now) for row in batch)
+                    )
                 elif not self._again:
                     break
         if counts:
@@ -410,20 +431,45 @@ class Dispatcher:
             )
         return counts
 
+    async def take_over(self) -> None:
+        """Put back the rows every other dispatcher had claimed: for the process that has just
+        become the only active one (bot.standby), whose predecessor died or stopped."""
+        async with self.runtime.database.transaction() as session:
+            released = await release(
+                session, now=self.runtime.clock.now(), lease=self.lease, except_worker=self.worker
+            )
+        if released:
+            logger.info("outbox: %d rows in flight at a restart are sent again", released)
+
+    def stop(self) -> None:
+        """Send nothing more, at once: rows claimed and not sent stay claimed until the next
+        active process takes over. A run in progress ends soon after."""
+        self._stopped = True
+        self.pacer.stop()
+
     async def settle(self) -> None:
         """Wait until a run in progress (and any run it was asked to repeat) has finished."""
         async with self._lock:
             pass
 
     async def _deliver(
-        self, context: CallbackContext[Any, Any, Any, Any], row: Notification, counts: Counts
+        self,
+        context: CallbackContext[Any, Any, Any, Any],
+        row: Notification,
+        counts: Counts,
+        *,
+        claimed: datetime,
     ) -> None:
         await self.pacer.chat(row.chat_id)
+        if self._stopped:
+            return
         async with self._slots:
             outgoing = await self._render(context, row, counts)
             if outgoing is None:
                 return
             await self.pacer.overall()
+            if self._stopped or not await self._still_ours(row, claimed):
+                return
             try:
                 message = await self._send(row.chat_id, outgoing)
             except TelegramError as error:
@@ -436,6 +482,19 @@ class Dispatcher:
                 await outgoing.after(message)
             except Exception:
                 logger.exception("outbox: the follow-up of a %s failed", row.kind)
+
+    async def _still_ours(self, row: Notification, claimed: datetime) -> bool:
+        """Whether the row may be sent now. A claim in its first half-lease is; an older one
+        (pacing after a 429 can take long) is renewed first, unless another dispatcher has
+        released it as stale meanwhile. Sending takes seconds, never the rest of the lease."""
+        now = self.runtime.clock.now()
+        if now - claimed < self.lease / 2:
+            return True
+        async with self.runtime.database.transaction() as session:
+            if await renew(session, row.id, worker=self.worker, now=now):
+                return True
+        logger.info("outbox: a %s claimed too long ago is another dispatcher's now", row.kind)
+        return False
 
     async def _render(
         self, context: CallbackContext[Any, Any, Any, Any], row: Notification, counts: Counts

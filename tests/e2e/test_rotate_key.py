@@ -146,6 +146,23 @@ def test_with_a_key_file_a_new_key_goes_first_and_retire_drops_the_old_ones(
     assert "there was none to drop" in printed
 
 
+def test_the_rotated_key_file_stays_readable_by_whoever_read_it(
+    environment: dict[str, str], database_url: str, data_dir: Path, tmp_path: Path
+) -> None:
+    """A deployment's key file is 0640 and the service's group (root rotates it); a file the
+    service cannot read would stop it at its next start."""
+    key_file = data_dir / "secret.key"
+    _write_keys(key_file, TEST_KEY)
+    key_file.chmod(0o640)
+    group = 1 if os.geteuid() == 0 else key_file.stat().st_gid  # root may give it away
+    os.chown(key_file, -1, group)
+    _seed(database_url, Cipher([TEST_KEY]))
+    for step in ((), ("--retire",)):
+        _run(environment, tmp_path, *step)
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o640
+        assert key_file.stat().st_gid == group
+
+
 @pytest.mark.parametrize("retire", [False, True])
 def test_with_the_environment_the_first_key_is_used_and_the_others_can_go(
     environment: dict[str, str], database_url: str, data_dir: Path, tmp_path: Path, retire: bool
