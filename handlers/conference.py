@@ -21,6 +21,7 @@ from telegram.ext import (
 )
 
 from bot import outbox
+from bot.calendar_reader import read_busy
 from bot.i18n import Translator
 from bot.models import ConferenceStatus, InvitationKind, Rsvp
 from bot.outbox import Kind, Notification, Outgoing
@@ -63,7 +64,7 @@ from handlers.common import (
 )
 from handlers.errors import send_safely
 from handlers.notify import notify
-from scheduling.busy import MAX_BYTES, BusyImportError, busy_intervals
+from scheduling.busy import MAX_BYTES, BusyImportError
 from scheduling.finder import Vote
 
 logger = logging.getLogger(__name__)
@@ -1027,9 +1028,12 @@ async def calendar_file(update: Update, context: Context) -> None:
     now = runtime.clock.now()
     until = now + BUSY_HORIZON
     try:
-        # Parsing a large file takes a second or two: off the event loop, so others go on.
-        intervals = await asyncio.to_thread(
-            busy_intervals, data, start=now, end=until, zone=runtime.settings.zone
+        intervals = await read_busy(
+            data,
+            start=now,
+            end=until,
+            zone=runtime.settings.zone,
+            seconds=runtime.settings.calendar_seconds,
         )
     except BusyImportError as error:
         if error.reason == "too_big":
