@@ -253,7 +253,11 @@ async def edit(
     return await query.get_bot().send_message(query.message.chat.id, text, reply_markup=markup)
 
 
-_UNEDITABLE = ("message to edit not found", "message can't be edited")
+_UNEDITABLE = (
+    "message to edit not found",
+    "message can't be edited",
+    "there is no text in the message to edit",  # a document or photo: its caption is not text
+)
 
 
 HandlerList = list[BaseHandler[Update, Context, Any]]
