@@ -38,6 +38,7 @@ from bot.clock import FakeClock
 from bot.models import InstitutionKind, Role
 from bot.processor import OrderedUpdateProcessor
 from bot.sandbox import BotApiSandbox, BotMessage, FloodLimits, Person
+from bot.sandbox.models import CallbackAnswer
 from handlers.common import ACTIVE_DIALOG, Context
 from tests.e2e.conftest import TOKEN, RunningBot
 
@@ -405,6 +406,10 @@ class Driver:
     ) -> None:
         """A check after the bot has handled a message of `person`."""
 
+    async def after_press(self, person: Person, data: str, answer: CallbackAnswer) -> None:
+        """A check after the bot has handled a press of `person` (`answer` is what the button
+        showed: a note, a pop-up or nothing)."""
+
     # The machinery.
 
     async def run(self, actions: list[Action]) -> None:
@@ -447,11 +452,17 @@ class Driver:
             assert reaction, self.failure(f"the bot did not react to {person.first_name}'s message")
             await self.after_message(person, action, message_id, before)
             return
+        if not person.chat.bot_messages_newest_first():
+            self.note(action.who, "has no message of the bot to press on")
+            return
         message, data = await self.callback(person, action)
         self.note(action.who, f"presses {data!r} on message {message.message_id}")
-        await person.press_data(data, message_id=message.message_id, timeout=ACTION_TIMEOUT)
+        answer = await person.press_data(
+            data, message_id=message.message_id, timeout=ACTION_TIMEOUT
+        )
         self.tally["callbacks answered"] += 1
         await self.done(("callback", person.user_id, data), since)
+        await self.after_press(person, data, answer)
 
     async def done(self, key: Key, since: int) -> None:
         try:
