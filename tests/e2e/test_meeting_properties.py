@@ -46,7 +46,7 @@ from bot.models import (
     TaskStatus,
 )
 from bot.sandbox import Person
-from bot.services import conferences, members
+from bot.services import conferences, members, tasks
 from handlers.invitations import REASON
 from handlers.tasks import DONE_NOTE, DUE, NOTE, OWNER, REVIEW, SUMMARY, TITLE
 from tests.e2e.conftest import RunningBot
@@ -209,8 +209,34 @@ class MeetingDriver(Driver):
         await self.bot.settle()  # the invitations are delivered
         if number % 2 == 0:  # every other example begins after the meeting: the record's turn
             self.people = people
-            await self.perform_one(await self.later(1))
+            await self.perform_one(await self.later(6))
+            if number % 4 == 0:  # and the record is finished: the owners have tasks
+                await self.plan_tasks(people)
         return people
+
+    async def plan_tasks(self, people: dict[str, Person]) -> None:
+        """A task for each participant, the record finished, the owners told."""
+        runtime = self.bot.runtime
+        now = runtime.clock.now()
+        async with runtime.database.transaction() as session:
+            actor = await members.find_actor(session, people["coordinator"].user_id)
+            assert actor is not None
+            for who, title in (("police", "Visit the family"), ("ppp", "Assess <b>reading</b>")):
+                owner = await members.find_actor(session, people[who].user_id)
+                assert owner is not None
+                await tasks.add_task(
+                    session,
+                    actor,
+                    runtime.cipher,
+                    self.conference_id,
+                    title=title,
+                    owner_id=owner.member_id,
+                    due_on=(now + timedelta(days=14)).date(),
+                    now=now,
+                )
+            await tasks.finish_record(session, actor, self.conference_id, now=now)
+        outbox.wake(self.bot.application)
+        await self.bot.settle()
 
     async def scheduled(self, coordinator: Person, number: int) -> int:
         """A case whose conference is set, as the coordinator's dialogs leave it."""
@@ -283,6 +309,8 @@ class MeetingDriver(Driver):
                 return Data(who, adding[variant % len(adding)])  # tasks, owners, attendance
         elif not newest or variant % 5 == 0:
             return Text(who, "/tasks")
+        elif own := [data for data in newest if data.startswith(("tk:", "iv:"))]:
+            return Data(who, own[variant % len(own)])  # their task's or invitation's buttons
         return Press(who, variant)
 
     async def later(self, variant: int) -> Later:

@@ -14,21 +14,24 @@ log), the database stays consistent:
 - a member is active exactly when not deactivated; the example's admin is still active (an
   admin cannot take themselves out);
 - every used code's role is its member's role (a forged role button cannot make an admin), and
-  no code is kept in the clear.
+  no code is kept in the clear;
+- each person's "/" menu is their role's commands in their language; a stranger's and a
+  leaver's chat has no menu of its own.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from bot.models import Institution, InviteCode, Member, Role
+from bot.models import Institution, InstitutionKind, InviteCode, Member, Role
 from bot.sandbox import Person
 from handlers.invite import NEW_NAME
+from handlers.menus import commands_for
 from tests.e2e.conftest import RunningBot
 from tests.e2e.properties import (
     Action,
@@ -104,6 +107,8 @@ ACTIONS = st.lists(
 
 @dataclass
 class MemberDriver(Driver):
+    links: list[str] = field(default_factory=list)  # codes of links made so far, oldest first
+
     async def newcomers(self, number: int) -> dict[str, Person]:
         base = 30_000 + 10 * number
         admin = await join(
@@ -113,6 +118,12 @@ class MemberDriver(Driver):
             self.bot, base + 1, "Hana", Role.COORDINATOR, institution="OSPOD Cheb", district="Cheb"
         )
         newcomer = self.bot.sandbox.person(base + 2, "Nikola", language_code="uk")
+        if number % 2:  # a link made for the newcomer before (the others are made in the dialog)
+            self.links.append(
+                await self.bot.invite_code(
+                    Role.PARTICIPANT, "Policie Cheb", InstitutionKind.POLICE, district="Cheb"
+                )
+            )
         return {"admin": admin, "coordinator": coordinator, "newcomer": newcomer}
 
     async def helpful(self, who: str, variant: int) -> Single:
@@ -125,17 +136,15 @@ class MemberDriver(Driver):
         onward = [d for d in newest if d.startswith(("inv:r:", "inv:i:", "inv:k:", "mem:"))]
         if not newest or variant % 7 == 0:
             return Text(who, ("/invite", "/members", "/invite", "/language")[variant // 7 % 4])
-        if onward and variant % 3:
+        if onward and variant % 7 != 1:
             return Data(who, onward[variant % len(onward)])
         return Press(who, variant)
 
     def joining(self, variant: int) -> Single:
-        """The newest link someone made (it may be used by now), an old one, or none."""
-        codes = [
-            code
-            for person in (self.people["admin"], self.people["coordinator"])
-            for code in LINK.findall(person.transcript())
-        ]
+        """The newest link anyone made (it may be used by now), an old one, or none."""
+        for person in (self.people["admin"], self.people["coordinator"]):
+            self.links += [c for c in LINK.findall(person.transcript()) if c not in self.links]
+        codes = self.links
         newcomer = self.people["newcomer"]
         if newcomer.chat.bot_messages_newest_first() and variant % 3 == 0:
             newest = self.newest_buttons(newcomer)
@@ -185,6 +194,7 @@ class MemberDriver(Driver):
             )
         admin = next(m for m in people if m.telegram_user_id == self.people["admin"].user_id)
         assert admin.active, self.failure("the admin was taken out")
+        self.check_menus({member.telegram_user_id: member for member in people})
         self.tally["members"] = len(people)
         self.tally["members active"] = sum(member.active for member in people)
         self.tally["codes made"] = len(codes)
@@ -192,6 +202,22 @@ class MemberDriver(Driver):
         self.tally["newcomers joined"] = sum(
             m.telegram_user_id % 10 == 2 for m in people if m.telegram_user_id >= 30_000
         )
+
+    def check_menus(self, by_user: dict[int, Member]) -> None:
+        """Each person's "/" menu is their role's, in their language; a stranger's or a
+        leaver's chat has none of its own."""
+        runtime = self.bot.runtime
+        for person in self.people.values():
+            member = by_user.get(person.user_id)
+            menu = self.bot.sandbox.my_commands(scope={"type": "chat", "chat_id": person.chat_id})
+            expected = []
+            if member is not None and member.active:
+                tr = runtime.translator(member.locale)
+                expected = [
+                    {"command": command.command, "description": command.description}
+                    for command in commands_for(member.role, tr)
+                ]
+            assert menu == expected, self.failure(f"{person.first_name}'s menu is {menu}")
 
 
 async def test_joining_menus_invites_and_members_keep_the_database_consistent(
