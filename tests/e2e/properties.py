@@ -2,7 +2,8 @@
 
 Several people send random sequences of texts (whitespace, texts up to Telegram's 4,096
 characters, control characters, right-to-left marks, emoji, SQL, HTML, iCalendar line
-injection), commands, photos, voice messages, stickers, presses of the buttons they see (the
+injection), commands, photos, voice messages, stickers, calendar files (and a PNG named .ics),
+presses of the buttons they see (the
 newest or an old one), and forged, stale or garbage callback data, in random order, mixed with
 runs of cooperative answers so that the dialog gets somewhere. Every example checks:
 
@@ -44,7 +45,12 @@ from tests.e2e.conftest import TOKEN, RunningBot
 
 ACTION_TIMEOUT = 10.0  # seconds for the bot to finish handling one update
 TELEGRAM_TEXT_LIMIT = 4096  # UTF-16 code units
-MediaKind = Literal["photo", "voice", "sticker"]
+MediaKind = Literal["photo", "voice", "sticker", "calendar", "not a calendar"]
+CALENDAR = (
+    b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:busy@x\r\n"
+    b"DTSTAMP:20261101T000000Z\r\nDTSTART:20261130T080000Z\r\nDTEND:20261130T120000Z\r\n"
+    b"RRULE:FREQ=DAILY;COUNT=30\r\nSUMMARY:X\\nBEGIN:VEVENT\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
 
 
 def examples(default: int) -> int:
@@ -249,7 +255,11 @@ def actions_of(
     return st.one_of(
         st.builds(Text, st.just(who), texts(commands, extra_texts)),
         st.builds(Text, st.just(who), texts(commands, extra_texts)),
-        st.builds(Media, st.just(who), st.sampled_from(("photo", "voice", "sticker"))),
+        st.builds(
+            Media,
+            st.just(who),
+            st.sampled_from(("photo", "voice", "sticker", "calendar", "not a calendar")),
+        ),
         press,
         press,
         press,
@@ -445,8 +455,7 @@ class Driver:
                 message_id = await person.send_text(action.text)
             else:
                 self.note(action.who, f"sends a {action.kind}")
-                send = {"photo": person.send_photo, "voice": person.send_voice}
-                message_id = await send.get(action.kind, person.send_sticker)()
+                message_id = await self.send_media(person, action.kind)
             await self.done(("message", person.chat_id, str(message_id)), since)
             reaction = [e for e in person.events[start:] if e.kind != "user"]
             assert reaction, self.failure(f"the bot did not react to {person.first_name}'s message")
@@ -463,6 +472,14 @@ class Driver:
         self.tally["callbacks answered"] += 1
         await self.done(("callback", person.user_id, data), since)
         await self.after_press(person, data, answer)
+
+    async def send_media(self, person: Person, kind: MediaKind) -> int:
+        if kind == "calendar":
+            return await person.send_document("calendar.ics", CALENDAR, mime_type="text/calendar")
+        if kind == "not a calendar":
+            return await person.send_document("calendar.ics", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+        send = {"photo": person.send_photo, "voice": person.send_voice}
+        return await send.get(kind, person.send_sticker)()
 
     async def done(self, key: Key, since: int) -> None:
         try:

@@ -66,7 +66,7 @@ from tests.e2e.properties import (
     sandbox,  # noqa: F401 - the stand-in without flood limits
 )
 
-EXAMPLES = examples(20)
+EXAMPLES = examples(16)
 MAX_ACTIONS = 10
 HELPFUL_STEPS = 12
 PEOPLE = {
