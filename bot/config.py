@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     poll_deadline_days: int = Field(default=3, ge=1, le=15)  # working days
     conference_buffer_minutes: int = Field(default=15, ge=0, le=120)
     poll_slots: int = Field(default=8, ge=1, le=12)
+    # Reading an uploaded calendar file stops after this long (bot/calendar_reader.py).
+    calendar_seconds: float = Field(default=20, gt=0, le=300)
     # The outbox's pace: below Telegram's ~30 messages a second, and how many messages may be
     # on their way at once (at most these can arrive twice after a crash).
     outbox_per_second: float = Field(default=29.0, gt=0, le=30)

@@ -221,6 +221,43 @@ class AiohttpRequest(BaseRequest):
         finally:
             pool.release()
 
+    async def retrieve_at_most(self, url: str, limit: int, *, seconds: float = 60.0) -> bytes:
+        """A file's bytes, read as they come; `TooBig` as soon as more than `limit` have come
+        (the rest is never read) and `TimedOut` after `seconds` in all. An uploaded file is
+        never trusted to be the size Telegram said, nor to arrive at a reasonable pace."""
+        if self._session is None or self._session.closed:
+            if self._shut_down:
+                raise RuntimeError("This AiohttpRequest is not initialized!")
+            await self.initialize()
+        session, pool = self._session, self._pool
+        assert session is not None and pool is not None
+        timeout = aiohttp.ClientTimeout(
+            total=seconds,
+            connect=self._connect_timeout,
+            sock_connect=self._connect_timeout,
+            sock_read=self._read_timeout,
+        )
+        await _acquire(pool, self._pool_timeout)
+        try:
+            async with session.get(
+                url, timeout=timeout, allow_redirects=False, proxy=self._proxy_for(url)
+            ) as response:
+                if response.status != 200:
+                    raise NetworkError(f"file download failed with HTTP {response.status}")
+                body = bytearray()
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    body += chunk
+                    if len(body) > limit:
+                        raise TooBig(limit)
+                return bytes(body)
+        except TimeoutError as err:
+            raise TimedOut from err
+        except aiohttp.ClientError as err:
+            message = _without_path(str(err), url)
+            raise NetworkError(f"aiohttp.{err.__class__.__name__}: {message}") from err
+        finally:
+            pool.release()
+
     def _proxy_for(self, url: str) -> str | None:
         """The explicit proxy, or the one the environment names for the URL's origin."""
         if self._proxy is not None or not self._env_proxies:
@@ -244,6 +281,14 @@ class AiohttpRequest(BaseRequest):
         if self._trust_env and os.environ.get("SSL_CERT_DIR"):
             return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
         return ssl.create_default_context(cafile=certifi.where())
+
+
+class TooBig(Exception):
+    """A download went past its limit; what was read of it is dropped."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit} bytes")
+        self.limit = limit
 
 
 async def _acquire(pool: asyncio.Semaphore, pool_timeout: float | None) -> None:

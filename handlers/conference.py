@@ -21,6 +21,8 @@ from telegram.ext import (
 )
 
 from bot import outbox
+from bot.calendar_reader import read_busy
+from bot.http import AiohttpRequest, TooBig
 from bot.i18n import Translator
 from bot.models import ConferenceStatus, InvitationKind, Rsvp
 from bot.outbox import Kind, Notification, Outgoing
@@ -63,7 +65,7 @@ from handlers.common import (
 )
 from handlers.errors import send_safely
 from handlers.notify import notify
-from scheduling.busy import MAX_BYTES, BusyImportError, busy_intervals
+from scheduling.busy import MAX_BYTES, BusyImportError
 from scheduling.finder import Vote
 
 logger = logging.getLogger(__name__)
@@ -1019,7 +1021,10 @@ async def calendar_file(update: Update, context: Context) -> None:
         await answer(update, _too_big(tr))
         return
     try:
-        data = bytes(await (await context.bot.get_file(document.file_id)).download_as_bytearray())
+        data = await _download(context, document.file_id)
+    except TooBig:
+        await answer(update, _too_big(tr))
+        return
     except TelegramError as error:
         logger.warning("could not download a calendar file: %s", type(error).__name__)
         await answer(update, _("I could not download that file. Please send it again."))
@@ -1027,9 +1032,12 @@ async def calendar_file(update: Update, context: Context) -> None:
     now = runtime.clock.now()
     until = now + BUSY_HORIZON
     try:
-        # Parsing a large file takes a second or two: off the event loop, so others go on.
-        intervals = await asyncio.to_thread(
-            busy_intervals, data, start=now, end=until, zone=runtime.settings.zone
+        intervals = await read_busy(
+            data,
+            start=now,
+            end=until,
+            zone=runtime.settings.zone,
+            seconds=runtime.settings.calendar_seconds,
         )
     except BusyImportError as error:
         if error.reason == "too_big":
@@ -1066,6 +1074,27 @@ async def calendar_file(update: Update, context: Context) -> None:
     for view in redraw:
         await _redraw_poll(context, view)
     await answer(update, text, keyboard([[(_("Forget my busy times"), "bt:x")]]))
+
+
+async def _download(context: Context, file_id: str) -> bytes:
+    """An uploaded file, never more than MAX_BYTES of it: neither the size the upload claims
+    nor the size getFile gives is taken on trust (`TooBig` past the limit)."""
+    try:
+        file = await context.bot.get_file(file_id)
+    except BadRequest as error:
+        if "too big" in error.message.lower():  # over the 20 MB Telegram lets bots download
+            raise TooBig(MAX_BYTES) from error
+        raise
+    if (file.file_size or 0) > MAX_BYTES:
+        raise TooBig(MAX_BYTES)
+    request = context.bot.request
+    if file.file_path is None or not isinstance(request, AiohttpRequest):
+        data = bytes(await file.download_as_bytearray())  # the bot's own request class aside
+    else:
+        data = await request.retrieve_at_most(file.file_path, MAX_BYTES)
+    if len(data) > MAX_BYTES:
+        raise TooBig(MAX_BYTES)
+    return data
 
 
 def _too_big(tr: Translator) -> str:

@@ -377,7 +377,15 @@ async def _carry_out(
             tr.gettext("{name} answers this invitation now.").format(name=str(handed.args[0])),
         )
     except (StaleInvitation, PollClosed):
-        await no_longer_active(update, context)
+        if update.callback_query is not None:
+            await no_longer_active(update, context)
+        else:  # a reason typed after the invitation changed (a new poll or date meanwhile)
+            await answer(
+                update,
+                tr.gettext(
+                    "That invitation has changed since you declined it, so the reason was not kept."
+                ),
+            )
     else:
         outbox.wake(context.application)
         return result

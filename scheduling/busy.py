@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import recurring_ical_events  # type: ignore[import-untyped]
 from icalendar import Calendar, Component, Event
 
-from scheduling.slots import Interval
+if TYPE_CHECKING:  # numpy, which slots needs, is not needed here (see bot/calendar_reader.py)
+    from scheduling.slots import Interval
 
 MAX_BYTES = 2_000_000
 MAX_INTERVALS = 5_000
@@ -87,8 +88,6 @@ def _busy(data: bytes, start: datetime, end: datetime, zone: ZoneInfo) -> list[I
         first, last = max(begins, lower), min(ends, upper)
         if first < last:
             found.append((first, last))
-            if len(found) > MAX_INTERVALS:
-                raise BusyImportError("too_many")
     return _merged(found)
 
 
@@ -142,8 +141,7 @@ def _part(rule: Any, name: str, default: object) -> Any:
 def _periods(
     calendar: Calendar, start: datetime, end: datetime, zone: ZoneInfo
 ) -> Iterator[Interval]:
-    query = recurring_ical_events.of(calendar, skip_bad_series=True)
-    for event in query.between(start - _MARGIN, end + _MARGIN):
+    for event in _occurrences(calendar, start - _MARGIN, end + _MARGIN):
         if _free(event):
             continue
         span = _span(event, zone)
@@ -151,6 +149,27 @@ def _periods(
             yield span
     for freebusy in calendar.walk("VFREEBUSY"):
         yield from _busy_periods(freebusy.get("FREEBUSY"), zone)
+
+
+def _occurrences(calendar: Calendar, start: datetime, end: datetime) -> Iterator[Component]:
+    """The events between `start` and `end`, recurrences expanded, one series at a time; more
+    than MAX_INTERVALS of them (free ones too) make the file "too_many" as soon as they are
+    counted, before the rest is made (the library's `between` would build them all first: a
+    rule every minute for four months took seconds and 400 MB)."""
+    query = recurring_ical_events.of(calendar, skip_bad_series=True)
+    count = 0
+    for series in query.series:
+        try:  # a series that fails half-way is skipped whole, as the library's own query does
+            occurrences = []
+            for occurrence in series.between(start, end):
+                occurrences.append(occurrence)
+                count += 1
+                if count > MAX_INTERVALS:
+                    raise BusyImportError("too_many")
+        except tuple(query.suppressed_errors):
+            continue
+        for occurrence in occurrences:
+            yield occurrence.as_component(query.keep_recurrence_attributes)
 
 
 def _span(event: Component, zone: ZoneInfo) -> Interval | None:

@@ -29,6 +29,7 @@ class StoredFile:
     file_name: str | None
     mime_type: str | None
     content: bytes
+    size_known: bool = True  # Telegram may leave file_size out of a Document or a File
 
     @property
     def size(self) -> int:
@@ -36,20 +37,18 @@ class StoredFile:
 
     def file_dict(self) -> dict[str, Any]:
         """The Telegram File object (getFile)."""
-        return {
+        found = {
             "file_id": self.file_id,
             "file_unique_id": self.file_unique_id,
-            "file_size": self.size,
             "file_path": self.file_path,
         }
+        return found | ({"file_size": self.size} if self.size_known else {})
 
     def document_dict(self) -> dict[str, Any]:
         """The Telegram Document object."""
-        document: dict[str, Any] = {
-            "file_id": self.file_id,
-            "file_unique_id": self.file_unique_id,
-            "file_size": self.size,
-        }
+        document: dict[str, Any] = {"file_id": self.file_id, "file_unique_id": self.file_unique_id}
+        if self.size_known:
+            document["file_size"] = self.size
         if self.file_name is not None:
             document["file_name"] = self.file_name
         if self.mime_type is not None:
@@ -71,6 +70,7 @@ class FileStore:
         kind: FileKind,
         file_name: str | None = None,
         mime_type: str | None = None,
+        size_known: bool = True,
     ) -> StoredFile:
         number = len(self._by_id) + 1
         folder, default_extension = _FOLDERS[kind]
@@ -84,6 +84,7 @@ class FileStore:
             file_name=file_name,
             mime_type=mime_type,
             content=content,
+            size_known=size_known,
         )
         self._by_id[stored.file_id] = stored
         self._by_path[stored.file_path] = stored

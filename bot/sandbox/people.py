@@ -135,9 +135,16 @@ class Person:
         content: bytes,
         mime_type: str = "application/octet-stream",
         caption: str | None = None,
+        *,
+        size_known: bool = True,
     ) -> int:
+        """Upload a file; `size_known=False` leaves its size out, as Telegram may."""
         stored = self._context.files.add(
-            content, kind="document", file_name=file_name, mime_type=mime_type
+            content,
+            kind="document",
+            file_name=file_name,
+            mime_type=mime_type,
+            size_known=size_known,
         )
         return await self._send(document=stored.document_dict(), caption=caption)
 

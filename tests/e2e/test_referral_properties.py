@@ -1,13 +1,10 @@
 """Property-based: random traffic at the referral dialog, through the real running bot.
 
-A referrer and a coordinator of the same district send random sequences of texts (whitespace,
-4,096-character texts, control characters, right-to-left marks, emoji, SQL, HTML, iCalendar line
-injection), years, commands, photos, voice messages, stickers, presses of the buttons they see,
-and forged, stale or garbage callback data, in random order, mixed with runs of cooperative
-answers so that referrals get sent, asked about, accepted and declined. The properties:
+A referrer and a coordinator of the same district send random traffic (tests/e2e/properties.py:
+hostile texts, years, commands, media, presses, forged and garbage callback data), mixed with runs
+of cooperative answers so that referrals get sent, asked about, accepted and declined. Besides
+the shared properties (every update answered, nothing reaches the error handler or the log):
 
-1. every update gets an answer: a new, edited or deleted message, or a callback answer;
-2. nothing reaches the error handler, and nothing is logged at WARNING or above;
 3. the database stays consistent: one draft per referrer at most; every sent referral has a
    code R-YYYY-NNNN, unique, submitted_at, urgency, and the child's details complete; every
    accepted referral has exactly one case, no other referral has any;
@@ -15,176 +12,57 @@ answers so that referrals get sent, asked about, accepted and declined. The prop
    dialog (it is noted, to be deleted after sending: it may name the child);
 5. a /refer dialog at a step is at the step its draft is at.
 
-Hypothesis drives a synchronous function in a worker thread; each example runs on the test's event
-loop, where the bot runs, via run_coroutine_threadsafe, and waits for the bot to finish each update
-before the next (no fixed sleeps). Each example brings a new referrer and coordinator, so that a
-failing example replays and shrinks on its own; the database accumulates across examples (earlier
-referrals are the other people's ids to forge, and the coordinator's queue). A failure names the
-example, the actions as resolved (which button, which id) and the tail of both chats.
+Each example brings a new referrer and coordinator; earlier referrals are the other people's ids
+to forge, and the coordinator's queue.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import os
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
 
-import pytest
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
-from telegram import Update
 
-from bot.clock import FakeClock
 from bot.models import (
     AuditEntry,
     Case,
     Institution,
-    InstitutionKind,
     Member,
     Referral,
     ReferralStatus,
     Role,
 )
-from bot.processor import OrderedUpdateProcessor
-from bot.sandbox import BotApiSandbox, BotMessage, FloodLimits, Person
+from bot.sandbox import Person
 from bot.services import members, referrals
-from handlers.common import ACTIVE_DIALOG, Context
 from handlers.referral import REPLY, RESUME
 from handlers.triage import TYPING
-from tests.e2e.conftest import TOKEN, RunningBot
+from tests.e2e.conftest import RunningBot
+from tests.e2e.properties import (
+    Action,
+    Data,
+    Driver,
+    Handled,
+    Key,
+    Media,
+    Single,
+    Text,
+    actions_of,
+    callback_datas,
+    examples,
+    garbage_data,
+    join,
+    run_properties,
+    sandbox,  # noqa: F401 - the stand-in without flood limits
+)
 
 SCHOOL = "ZŠ Hradební"
-EXAMPLES = int(os.environ.get("ROUNDTABLE_PROPERTY_EXAMPLES", "40"))  # more for a soak run
+EXAMPLES = examples(40)
 MAX_ACTIONS = 12
 HELPFUL_STEPS = 16  # a run of cooperative answers: enough to fill in and send a referral
-ACTION_TIMEOUT = 10.0  # seconds for the bot to finish handling one update
-TELEGRAM_TEXT_LIMIT = 4096  # UTF-16 code units
 CODE = re.compile(r"R-(\d{4})-\d{4}")
 
-Who = Literal["referrer", "coordinator"]
-MediaKind = Literal["photo", "voice", "sticker"]
-Source = Literal["random", "referral", "others", "institution"]
-
-# --- actions --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Text:
-    """A text message (commands included)."""
-
-    who: Who
-    text: str
-
-
-@dataclass(frozen=True)
-class Media:
-    who: Who
-    kind: MediaKind
-
-
-@dataclass(frozen=True)
-class Press:
-    """A button of the newest bot message that has buttons (`button` is taken modulo)."""
-
-    who: Who
-    button: int
-
-
-@dataclass(frozen=True)
-class PressOld:
-    """A button of any bot message still in the chat, quite likely a stale one."""
-
-    who: Who
-    message: int
-    button: int
-
-
-@dataclass(frozen=True)
-class Forged:
-    """Well-formed callback data with an id: random, a real referral (anyone's, or someone
-    else's), or an institution."""
-
-    who: Who
-    template: str
-    source: Source
-    number: int
-
-
-@dataclass(frozen=True)
-class Data:
-    """Callback data as given: valid-looking dialog data, stale data or garbage."""
-
-    who: Who
-    data: str
-
-
-@dataclass(frozen=True)
-class Helpful:
-    """A few actions of a cooperative referrer: the right kind of answer for the draft's current
-    step, each (so that referrals get sent and decided, and the coordinator's side gets its
-    share). Each is one update, checked like any other action."""
-
-    who: Who
-    variant: int
-    steps: int
-
-
-Single = Text | Media | Press | PressOld | Forged | Data
-Action = Single | Helpful
-
-# --- strategies -----------------------------------------------------------------------------
-
-FRAGMENTS = (
-    " ",
-    "  \n\t ",
-    "\u00a0",
-    "\u200b",
-    "\u3000",
-    "\u200f",  # right-to-left mark
-    "\u202e",  # right-to-left override
-    "\u2066",
-    "\x00",
-    "\x07",
-    "\x1b[31m",
-    "\x7f",
-    "\u0085",
-    "\u2028",
-    "<b>",
-    "</b>",
-    "<i>x</i>",
-    "<a href='javascript:x'>",
-    "&amp;",
-    "&lt;",
-    "&",
-    "<",
-    ">",
-    "'; DROP TABLE referrals; --",
-    '" OR 1=1 --',
-    "Robert'); DROP TABLE members;--",
-    "X\r\nBEGIN:VEVENT",
-    "\r\nEND:VCALENDAR\r\n",
-    "SUMMARY:x\nDESCRIPTION:y",
-    "👨‍👩‍👧‍👦",
-    "🧒🏽",
-    "🏳️‍🌈",
-    "Kryštof Dvořák",
-    "مرحبا",
-    "שלום",
-    "{name}",
-    "{0}",
-    "%s",
-    "%(code)s",
-    "\\",
-    "5.B",
-    "ZŠ Hradební",
-)
 YEARS = (
     "2015",
     "2006",
@@ -200,18 +78,7 @@ YEARS = (
     "2015\n",
     "1e3",
 )
-COMMANDS = (
-    "/refer",
-    "/cancel",
-    "/myreferrals",
-    "/help",
-    "/start",
-    "/foo",
-    "/refer now",
-    "/start not-a-code",
-    "/Refer",
-    "/cancel@roundtable_bot",
-)
+COMMANDS = ("/refer", "/myreferrals", "/refer now", "/Refer")
 COORDINATOR_COMMANDS = ("/referrals", "/cases")
 ID_TEMPLATES = (
     "rf:r:{}",
@@ -264,199 +131,72 @@ FIXED_DATA = (
     "lang:xx",
 )
 AUDITED = ("referral.asked", "referral.answered", "referral.declined", "referral.accepted")
-BOUNDARIES = (0, 2**31 - 1, 2**31, 10**12 - 1, 10**12, 2**63 - 1, 2**63, 10**20)  # ids
 LEAVING = ("ref:x", "ref:resume", "ref:fresh")  # not buttons of a step
-PRINTABLE = st.characters(codec="utf-8")  # no lone surrogates
-
-
-def utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def long_text(fragment: str, length: int) -> str:
-    """`fragment` repeated to about `length` UTF-16 code units, within Telegram's limit."""
-    text = fragment * (length // max(utf16_len(fragment), 1) + 1)
-    text = text[:length]
-    while utf16_len(text) > TELEGRAM_TEXT_LIMIT:
-        text = text[:-1]
-    return text or fragment
-
-
-def texts(who: Who) -> st.SearchStrategy[str]:
-    commands = COMMANDS + (COORDINATOR_COMMANDS if who == "coordinator" else ())
-    return st.one_of(
-        st.sampled_from(FRAGMENTS),
-        st.lists(st.sampled_from(FRAGMENTS), min_size=2, max_size=8).map("".join),
-        st.sampled_from(YEARS),
-        st.integers(1000, 9999).map(str),
-        st.text(PRINTABLE, min_size=1, max_size=40),
-        st.builds(
-            long_text,
-            st.sampled_from((*FRAGMENTS, "a", "ž", "x y ")),
-            st.integers(90, TELEGRAM_TEXT_LIMIT),
-        ),
-        st.sampled_from(commands),
-        st.sampled_from(commands),
-    )
 
 
 def callback_data() -> st.SearchStrategy[str]:
     return st.one_of(
-        st.sampled_from(FIXED_DATA),
+        garbage_data(FIXED_DATA),
         st.builds("ref:{}:{}".format, st.sampled_from(STEP_NAMES), st.sampled_from(VALUES)),
         st.builds("ref:{}:{}".format, st.sampled_from(("go", "edit")), st.sampled_from(STEP_NAMES)),
-        st.text(PRINTABLE, min_size=1, max_size=64),
     )
 
 
-def actions_of(who: Who) -> st.SearchStrategy[Action]:
-    small = st.integers(0, 1000)
-    press = st.builds(Press, st.just(who), small)
-    helpful = st.builds(Helpful, st.just(who), small, st.integers(1, HELPFUL_STEPS))
-    return st.one_of(
-        st.builds(Text, st.just(who), texts(who)),
-        st.builds(Text, st.just(who), texts(who)),
-        st.builds(Media, st.just(who), st.sampled_from(("photo", "voice", "sticker"))),
-        press,
-        press,
-        press,
-        st.builds(PressOld, st.just(who), small, small),
-        st.builds(
-            Forged,
-            st.just(who),
-            st.sampled_from(ID_TEMPLATES),
-            st.sampled_from(("random", "referral", "referral", "others", "institution")),
-            st.one_of(st.integers(0, 10**13), st.sampled_from(BOUNDARIES)),
-        ),
-        st.builds(Data, st.just(who), callback_data()),
-        helpful,
-        helpful,
-        helpful,
+def referral_actions(who: str) -> st.SearchStrategy[Action]:
+    commands = COMMANDS + (COORDINATOR_COMMANDS if who == "coordinator" else ())
+    return actions_of(
+        who,
+        commands=commands,
+        templates=ID_TEMPLATES,
+        sources=("referral", "referral", "others", "institution"),
+        data=callback_data(),
+        helpful_steps=HELPFUL_STEPS,
+        extra_texts=YEARS,
     )
 
 
 ACTIONS = st.lists(
-    st.one_of(actions_of("referrer"), actions_of("referrer"), actions_of("coordinator")),
+    st.one_of(
+        referral_actions("referrer"), referral_actions("referrer"), referral_actions("coordinator")
+    ),
     min_size=1,
     max_size=MAX_ACTIONS,
 )
 
-# --- watching the bot -----------------------------------------------------------------------
-
-
-Key = tuple[str, int, str]
-
-
-def key_of(update: object) -> Key:
-    """What identifies an update of a simulated person: the chat and message, or the presser
-    and the callback data."""
-    if isinstance(update, Update):
-        query = update.callback_query
-        if query is not None:
-            return ("callback", query.from_user.id, query.data or "")
-        message = update.message
-        if message is not None:
-            return ("message", message.chat.id, str(message.message_id))
-        return ("other", update.update_id, "")
-    return ("other", 0, repr(update))
-
-
-class Handled:
-    """The updates the bot has taken up and finished (dialog state saved included), in order."""
-
-    def __init__(self) -> None:
-        self.started: list[Key] = []
-        self.finished: set[int] = set()
-        self._changed = asyncio.Condition()
-
-    def install(self, bot: RunningBot) -> None:
-        processor = bot.application.update_processor
-        assert isinstance(processor, OrderedUpdateProcessor)
-        process = processor.do_process_update
-
-        async def watched(update: object, coroutine: Awaitable[Any]) -> None:
-            index = len(self.started)
-            self.started.append(key_of(update))
-            try:
-                await process(update, coroutine)
-            finally:
-                async with self._changed:
-                    self.finished.add(index)
-                    self._changed.notify_all()
-
-        processor.do_process_update = watched  # type: ignore[method-assign]
-
-    def mark(self) -> int:
-        return len(self.started)
-
-    async def wait_for(self, key: Key, since: int) -> None:
-        """Until the update `key`, taken up after `mark()` returned `since`, is finished."""
-
-        def finished() -> bool:
-            return any(
-                index in self.finished
-                for index in range(since, len(self.started))
-                if self.started[index] == key
-            )
-
-        async with asyncio.timeout(ACTION_TIMEOUT), self._changed:
-            await self._changed.wait_for(finished)
-
-
-class Problems(logging.Handler):
-    """Warnings and errors logged by the bot, the library or the sandbox."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.records: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        exc = f" ({record.exc_info[1]!r})" if record.exc_info else ""
-        self.records.append(f"{record.name}: {record.getMessage()}{exc}")
-
-
-@contextmanager
-def logged_problems(names: tuple[str, ...]) -> Iterator[Problems]:
-    problems = Problems()
-    loggers = [logging.getLogger(name) for name in names]
-    for logger in loggers:
-        logger.addHandler(problems)
-    try:
-        yield problems
-    finally:
-        for logger in loggers:
-            logger.removeHandler(problems)
-
-
-# --- the driver -----------------------------------------------------------------------------
-
 
 @dataclass
-class Driver:
-    bot: RunningBot
-    handled: Handled
-    errors: list[str]
-    problems: Problems
-    people: dict[Who, Person] = field(default_factory=dict)
-    tally: Counter[str] = field(default_factory=Counter)
-    log: list[str] = field(default_factory=list)
+class ReferralDriver(Driver):
+    NOTHING_TO_PRESS = "ref:new"  # the home message's button
 
-    async def run(self, actions: list[Action]) -> None:
-        self.log = []
-        self.errors.clear()  # a failure of an earlier example is that example's
-        self.problems.records.clear()
-        self.tally["examples"] += 1
-        self.people = await self.newcomers(self.tally["examples"])
-        for action in actions:
-            if isinstance(action, Helpful):
-                for step in range(action.steps):
-                    await self.perform(await self.helpful(action.who, action.variant + step))
+    async def ids(self, person: Person, source: str) -> list[int]:
+        async with self.bot.runtime.database.transaction() as session:
+            if source == "institution":
+                query = select(Institution.id)
             else:
-                await self.perform(action)
+                query = select(Referral.id).join(Member, Referral.referrer_id == Member.id)
+                if source == "others":
+                    query = query.where(Member.telegram_user_id != person.user_id)
+            return list(await session.scalars(query))
+
+    async def check(self) -> None:
         await self.check_database()
         await self.check_dialogs()
 
-    async def newcomers(self, number: int) -> dict[Who, Person]:
+    async def before_message(self, person: Person) -> object:
+        return await self.prompted(person)
+
+    async def after_message(
+        self, person: Person, action: Text | Media, message_id: int, before: object
+    ) -> None:
+        if before and not (isinstance(action, Text) and action.text.startswith("/")):
+            row = await self.draft_of(person)
+            taken = row is not None and any(ref[0] == message_id for ref in row.message_refs)
+            assert taken, self.failure(
+                f"the bot's latest message to {person.first_name} was a prompt of her draft, but "
+                "the /refer dialog did not take her answer (nor note it for deletion)"
+            )
+
+    async def newcomers(self, number: int) -> dict[str, Person]:
         """A coordinator and a referrer who join the district for this example. The previous
         example's coordinator leaves, so that the district has one coordinator at a time (each
         referral is announced to every coordinator)."""
@@ -488,84 +228,7 @@ class Driver:
         )
         return {"referrer": referrer, "coordinator": coordinator}
 
-    async def perform(self, action: Single) -> None:
-        await self.perform_one(action)
-        self.tally["actions"] += 1
-        assert not self.errors, self.failure(f"errors reached the error handler: {self.errors}")
-        assert not self.problems.records, self.failure(
-            f"warnings or errors were logged: {self.problems.records}"
-        )
-
-    async def perform_one(self, action: Single) -> None:
-        person = self.people[action.who]
-        start = len(person.events)
-        since = self.handled.mark()
-        prompted = await self.prompted(person)
-        if isinstance(action, Text):
-            self.note(action.who, f"types {action.text!r}")
-            message_id = await person.send_text(action.text)
-        elif isinstance(action, Media):
-            self.note(action.who, f"sends a {action.kind}")
-            send = {"photo": person.send_photo, "voice": person.send_voice}
-            message_id = await send.get(action.kind, person.send_sticker)()
-        else:
-            message, data = await self.callback(person, action)
-            self.note(action.who, f"presses {data!r} on message {message.message_id}")
-            await person.press_data(data, message_id=message.message_id, timeout=ACTION_TIMEOUT)
-            self.tally["callbacks answered"] += 1
-            await self.done(("callback", person.user_id, data), since)
-            return
-        await self.done(("message", person.chat_id, str(message_id)), since)
-        reaction = [e for e in person.events[start:] if e.kind != "user"]
-        assert reaction, self.failure(f"the bot did not react to {person.first_name}'s message")
-        if prompted and not (isinstance(action, Text) and action.text.startswith("/")):
-            row = await self.draft_of(person)
-            taken = row is not None and any(ref[0] == message_id for ref in row.message_refs)
-            assert taken, self.failure(
-                f"the bot's latest message to {person.first_name} was a prompt of her draft, but "
-                "the /refer dialog did not take her answer (nor note it for deletion)"
-            )
-
-    async def done(self, key: Key, since: int) -> None:
-        try:
-            await self.handled.wait_for(key, since)
-        except TimeoutError:
-            raise AssertionError(
-                self.failure("the bot did not finish handling the update")
-            ) from None
-
-    async def callback(self, person: Person, action: Single) -> tuple[BotMessage, str]:
-        """The message pressed on and the callback data of a press or a forgery."""
-        shown = person.chat.bot_messages_newest_first()
-        with_buttons = [(m, datas) for m in shown if (datas := callback_datas(m))]
-        last = person.last_bot_message()
-        match action:
-            case Press(button=button) if with_buttons:
-                message, datas = with_buttons[0]
-                return message, datas[button % len(datas)]
-            case PressOld(message=index, button=button) if with_buttons:
-                message, datas = with_buttons[index % len(with_buttons)]
-                return message, datas[button % len(datas)]
-            case Forged(template=template, source=source, number=number):
-                return last, template.format(await self.resolve(person, source, number))
-            case Data(data=data):
-                return last, data
-        return last, "ref:new"  # nothing to press: the home message's button
-
-    async def resolve(self, person: Person, source: Source, number: int) -> int:
-        if source == "random":
-            return number
-        async with self.bot.runtime.database.transaction() as session:
-            if source == "institution":
-                query = select(Institution.id)
-            else:
-                query = select(Referral.id).join(Member, Referral.referrer_id == Member.id)
-                if source == "others":
-                    query = query.where(Member.telegram_user_id != person.user_id)
-            ids = sorted(await session.scalars(query))
-        return ids[number % len(ids)] if ids else number
-
-    async def helpful(self, who: Who, variant: int) -> Single:
+    async def helpful(self, who: str, variant: int) -> Single:
         """The right kind of answer for the step the person's draft is at; first back into the
         dialog, as a person would, if it is not going on."""
         person = self.people[who]
@@ -623,7 +286,7 @@ class Driver:
     async def deciding(self, coordinator: Person, variant: int) -> Single | None:
         """A coordinator's share: open, accept, decline or ask about a referral waiting for a
         decision, and type the reason or the question when asked for it."""
-        who: Who = "coordinator"
+        who: str = "coordinator"
         if await self.dialog_state(coordinator, "triage") == TYPING:
             reasons = (
                 "Not for us: <b>no</b> & X\r\nBEGIN:VEVENT",
@@ -682,29 +345,6 @@ class Driver:
                 )
             )
         return row
-
-    async def dialog_state(self, person: Person, name: str) -> object:
-        """The state of the person's dialog `name`, if it is the dialog they are in (as saved
-        after each update)."""
-        application = self.bot.application
-        if application.user_data.get(person.user_id, {}).get(ACTIVE_DIALOG) != name:
-            return None
-        persistence = application.persistence
-        assert persistence is not None
-        conversations = await persistence.get_conversations(name)
-        return conversations.get((person.chat_id, person.user_id))
-
-    def note(self, who: Who, what: str) -> None:
-        self.log.append(f"{who} {what}")
-
-    def failure(self, reason: str) -> str:
-        tails = "\n".join(
-            f"--- the chat with {person.first_name}, last lines:\n"
-            + "\n".join(person.transcript().splitlines()[-40:])
-            for person in self.people.values()
-        )
-        steps = "\n".join(f"  {number}. {line}" for number, line in enumerate(self.log, 1))
-        return f"{reason}\nThe actions of this example:\n{steps}\n{tails}"
 
     async def check_dialogs(self) -> None:
         """A /refer dialog at a step is at the step its draft is at (the database leads)."""
@@ -772,37 +412,6 @@ def incomplete(row: Referral, sealed: dict[str, object]) -> str | None:
     return None
 
 
-def callback_datas(message: BotMessage) -> list[str]:
-    return [data for row in message.buttons() for _, data in row if data is not None]
-
-
-# --- setting up -----------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def sandbox(clock: FakeClock) -> AsyncIterator[BotApiSandbox]:
-    """The Bot API stand-in without flood control: a fast stream of actions within the time a
-    test may take (flood control is the rate limiter's business, tested elsewhere)."""
-    server = BotApiSandbox(token=TOKEN, clock=clock.timestamp, flood=FloodLimits(enabled=False))
-    await server.start()
-    yield server
-    await server.stop()
-    assert server.unimplemented == [], "the bot called Bot API methods the stand-in lacks"
-
-
-async def join(
-    bot: RunningBot, user_id: int, name: str, role: Role, *, institution: str, district: str
-) -> Person:
-    """Like RunningBot.join, in a district named (there are two)."""
-    kind = InstitutionKind.SCHOOL if institution.startswith("ZŠ") else InstitutionKind.OSPOD
-    person = bot.sandbox.person(user_id, name, language_code="cs")
-    await person.send_text(f"/start {await bot.invite_code(role, institution, kind, district)}")
-    await person.next_message()
-    await person.press("English")
-    await person.next_message()
-    return person
-
-
 async def referrer_elsewhere(bot: RunningBot, handled: Handled) -> Person:
     """A referrer of another district, with one referral sent: someone else's ids to forge."""
     person = await join(bot, 3, "Petr", Role.REFERRER, institution="ZŠ Sokolov", district="Sokolov")
@@ -835,44 +444,8 @@ async def referrer_elsewhere(bot: RunningBot, handled: Handled) -> Person:
 async def test_random_traffic_is_always_answered_and_keeps_the_database_consistent(
     bot: RunningBot,
 ) -> None:
-    handled = Handled()
-    handled.install(bot)
-    errors: list[str] = []
-
-    async def record(update: object, context: Context) -> None:
-        errors.append(f"{type(context.error).__name__}: {context.error}")
-
-    bot.application.add_error_handler(record)
+    driver = ReferralDriver(bot)
     await bot.invite_code(Role.REFERRER, SCHOOL, district="Cheb")
     await bot.invite_code(Role.REFERRER, "ZŠ Komenského", district="Cheb")  # a second school
-    await referrer_elsewhere(bot, handled)
-    loop = asyncio.get_running_loop()
-
-    with logged_problems(("handlers", "bot", "telegram")) as problems:
-        driver = Driver(bot, handled, errors, problems)
-
-        @settings(
-            max_examples=EXAMPLES,
-            deadline=None,
-            print_blob=True,
-            suppress_health_check=[
-                HealthCheck.too_slow,
-                HealthCheck.data_too_large,
-                HealthCheck.large_base_example,
-            ],
-        )
-        @given(ACTIONS)
-        def sequences(actions: list[Action]) -> None:
-            future = asyncio.run_coroutine_threadsafe(driver.run(actions), loop)
-            try:
-                updates = sum(a.steps if isinstance(a, Helpful) else 1 for a in actions)
-                future.result(timeout=ACTION_TIMEOUT * (updates + 4))
-            except TimeoutError:
-                future.cancel()  # the next example must not run alongside this one
-                raise
-
-        try:
-            await asyncio.to_thread(sequences)
-        finally:
-            print(f"\nreferral properties: {dict(driver.tally)}")
-    assert not errors
+    await referrer_elsewhere(bot, driver.handled)
+    await run_properties(driver, ACTIONS, EXAMPLES, "referral")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import tracemalloc
+import zipfile
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -254,3 +257,56 @@ def test_a_long_running_weekly_meeting_is_fine() -> None:
     intervals = busy(data)
     assert len(intervals) == 5
     assert intervals[-1] == (prague(2026, 3, 31, 9, 0), prague(2026, 3, 31, 10, 0))
+
+
+# Hostile files: each is refused, and reading it stays small in memory.
+
+
+def peak_bytes(data: bytes) -> tuple[str, int]:
+    """The refusal of `data` and the most memory reading it took."""
+    tracemalloc.start()
+    try:
+        busy(data)
+    except BusyImportError as error:
+        return error.reason, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    raise AssertionError("the file was accepted")
+
+
+def test_a_rule_without_an_end_is_refused_before_it_is_all_expanded() -> None:
+    # Every five minutes from the start, no COUNT or UNTIL: 10,080 occurrences in the span.
+    data = ics(
+        *event("DTSTART:20260302T000000Z", "DURATION:PT1M", "RRULE:FREQ=MINUTELY;INTERVAL=5")
+    )
+    reason, peak = peak_bytes(data)
+    assert reason == "too_many"
+    assert peak < 10_000_000  # all of them made at once took 22 MB
+
+
+def zipped(name: str, size: int) -> bytes:
+    """A zip archive of `size` zero bytes (a "zip bomb": a thousand times smaller)."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr(name, b"\x00" * size)
+    return archive.getvalue()
+
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        zipped("calendar.ics", 50_000_000),
+        PNG,
+        b"BEGIN:VCALENDAR\r\n" + b"BEGIN:X\r\n" * 50_000 + b"END:X\r\n" * 50_000,
+        b"BEGIN:VCALENDAR\r\n" + b"X-A;" + b"P=1;" * 100_000 + b":y\r\nEND:VCALENDAR\r\n",
+    ],
+    ids=["zip bomb", "png", "deep nesting", "endless parameters"],
+)
+def test_hostile_files_are_not_calendars(data: bytes) -> None:
+    assert len(data) < MAX_BYTES
+    with pytest.raises(BusyImportError) as caught:
+        busy(data)
+    assert caught.value.reason == "not_calendar"
