@@ -19,9 +19,9 @@ async def test_a_refusal_pressed_under_a_calendar_file_comes_as_a_new_message(
     # participant got "something went wrong".
     people = await team(bot)
     await scheduled(bot, people)
-    await bot.settle()  # the invitations are on their way through the outbox
     petr = people["petr"]
-    invitation = next(m for m in petr.chat.bot_messages_newest_first() if m.document)
+    invitation = await until(petr, "Will you come?")  # through the outbox: wait for it
+    assert invitation.document is not None
     await petr.press_data("cs:p:99999999999999999999", message_id=invitation.message_id)
     refused = await until(petr, "Only coordinators")
     assert refused.text == "Only coordinators see the district's cases."
