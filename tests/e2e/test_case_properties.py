@@ -192,7 +192,23 @@ class CaseDriver(Driver):
                 kind=kind,
             )
         self.referral_id, self.case_id = await self.referral_and_case(people, number)
+        if number % 2 == 0:  # every other example begins with the poll on its way
+            self.people = people
+            await self.poll_sent()
         return people
+
+    async def poll_sent(self) -> None:
+        """The coordinator plans the case's conference with both institutions and sends it."""
+        async with self.bot.runtime.database.transaction() as session:
+            invited = await session.scalars(
+                select(Institution.id).where(Institution.name.in_(("Policie Cheb", "PPP Cheb")))
+            )
+            places = sorted(invited)
+        steps = [f"cf:n:{self.case_id}"]
+        steps += [f"pl:{self.case_id}:i:{place}" for place in places]
+        steps.append(f"pl:{self.case_id}:s")
+        for data in steps:
+            await self.perform(Data("coordinator", data))
 
     async def referral_and_case(self, people: dict[str, Person], number: int) -> tuple[int, int]:
         runtime = self.bot.runtime

@@ -309,7 +309,7 @@ class MeetingDriver(Driver):
                 return Data(who, adding[variant % len(adding)])  # tasks, owners, attendance
         elif not newest or variant % 5 == 0:
             return Text(who, "/tasks")
-        elif own := [data for data in newest if data.startswith(("tk:", "iv:"))]:
+        elif own := self.own_buttons(person):
             return Data(who, own[variant % len(own)])  # their task's or invitation's buttons
         return Press(who, variant)
 
@@ -323,6 +323,14 @@ class MeetingDriver(Driver):
         if ahead > timedelta() and (variant // 6) % 3:
             return Later("coordinator", int(ahead.total_seconds() // 3600) + 2)
         return Later("coordinator", (26, 24 * 7)[variant % 2])
+
+    def own_buttons(self, person: Person) -> list[str]:
+        """The buttons of the newest message about their invitation or a task of theirs
+        (prompts and notes may have come since)."""
+        for message in person.chat.bot_messages_newest_first():
+            if own := [d for d in callback_datas(message) if d.startswith(("tk:", "iv:"))]:
+                return own
+        return []
 
     def newest_buttons(self, person: Person) -> list[str]:
         for message in person.chat.bot_messages_newest_first():
