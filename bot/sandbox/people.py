@@ -30,7 +30,7 @@ class PersonContext:
     files: FileStore
     callbacks: CallbackRegistry
     clock: Callable[[], float]
-    push_update: Callable[[dict[str, Any]], Awaitable[None]]
+    push_update: Callable[[dict[str, Any]], Awaitable[int]]
 
 
 class Person:
@@ -53,6 +53,7 @@ class Person:
         self.username = username
         self.language_code = language_code
         self.blocked = False
+        self.last_update_id: int | None = None  # of the newest update this person made
         self._context = context
         self._consumed_events = 0
         self.chat = ChatLog(
@@ -80,7 +81,9 @@ class Person:
     async def block_bot(self) -> None:
         """Block the bot and let it know, as Telegram does with a my_chat_member update."""
         self.block()
-        await self._context.push_update({"my_chat_member": self._membership_change("kicked")})
+        self.last_update_id = await self._context.push_update(
+            {"my_chat_member": self._membership_change("kicked")}
+        )
 
     def _membership_change(self, status: str) -> dict[str, Any]:
         bot_user = self._context.bot_user
@@ -265,7 +268,9 @@ class Person:
             extra=extra or {},
         )
         self.chat.add(message)
-        await self._context.push_update({"message": self.chat.to_dict(message)})
+        self.last_update_id = await self._context.push_update(
+            {"message": self.chat.to_dict(message)}
+        )
         return message.message_id
 
     async def _send_callback(
@@ -280,7 +285,7 @@ class Person:
             "chat_instance": str(_CHAT_INSTANCE_BASE + self.chat_id),
             "data": data,
         }
-        await self._context.push_update({"callback_query": query})
+        self.last_update_id = await self._context.push_update({"callback_query": query})
         try:
             async with asyncio.timeout(seconds):
                 return await answer

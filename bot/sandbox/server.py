@@ -17,10 +17,11 @@ from aiohttp import web
 from .callbacks import CallbackRegistry
 from .content import check_commands, check_reply_markup, render_caption, render_text
 from .errors import ApiError
+from .faults import FaultDraw, Faults
 from .files import FileStore, StoredFile
 from .flood import FloodGate, FloodLimits
 from .html_text import FormattedText
-from .models import BotMessage, CallbackAnswer, SandboxStats, inline_keyboard
+from .models import BotMessage, CallbackAnswer, JournalEntry, SandboxStats, inline_keyboard
 from .params import ApiRequest, read_request
 from .people import Person, PersonContext
 from .updates import UpdateQueue
@@ -79,6 +80,7 @@ class BotApiSandbox:
         flood: FloodLimits = FloodLimits(),  # noqa: B008 - frozen, so sharing it is safe
         rtt_ms: float = 0.0,
         clock: Callable[[], float] = time.time,
+        faults: Faults = Faults(),  # noqa: B008 - frozen, so sharing it is safe
     ) -> None:
         self.token = token
         self.bot_id = bot_id
@@ -92,7 +94,7 @@ class BotApiSandbox:
         self._clock = clock
         self._files = FileStore()
         self._callbacks = CallbackRegistry()
-        self._updates = UpdateQueue()
+        self._updates = UpdateQueue(on_confirmed=self._acknowledged)
         self._flood_gate = FloodGate(flood)
         self._commands: dict[tuple[str, str], list[dict[str, str]]] = {}
         self._webhook: WebhookDelivery | None = None
@@ -107,6 +109,11 @@ class BotApiSandbox:
         self._handlers = self._method_table()
         self._faults: dict[str, list[tuple[int, int]]] = {}
         self._drops: dict[str, int] = {}
+        self.faults = FaultDraw(faults)
+        # Every update pushed, in order, with when the bot confirmed it (getUpdates offset).
+        self.journal: dict[int, JournalEntry] = {}
+        self._calls_in_progress = 0
+        self._calls_changed = Signal()
         self._person_context = PersonContext(
             bot_user=self.bot_user,
             files=self._files,
@@ -232,10 +239,31 @@ class BotApiSandbox:
         """Updates queued and not yet confirmed by getUpdates or the webhook."""
         return len(self._updates)
 
-    async def push_update(self, update: dict[str, Any]) -> None:
-        """Queue a raw update for the bot (update_id is assigned when missing)."""
+    async def push_update(self, update: dict[str, Any]) -> int:
+        """Queue a raw update for the bot (update_id is assigned when missing); its id."""
         update_id = self._updates.push(update)
+        self.journal[update_id] = JournalEntry.of(update_id, update)
         logger.debug("queued update %d", update_id)
+        return update_id
+
+    def inject(self, faults: Faults) -> None:
+        """From now on, fail the bot's calls as `faults` says (Faults() for none); what was
+        injected so far stays in `self.faults.injected`."""
+        injected = self.faults.injected
+        self.faults = FaultDraw(faults)
+        self.faults.injected = injected
+
+    def _acknowledged(self, update_ids: list[int]) -> None:
+        now = time.monotonic()
+        for update_id in update_ids:
+            entry = self.journal.get(update_id)
+            if entry is not None and entry.acknowledged_at is None:
+                entry.acknowledged_at = now
+
+    async def wait_for_calls_to_end(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Wait until no Bot API call is being handled (e.g. those a killed bot had sent)."""
+        if not await self._calls_changed.wait_until(lambda: self._calls_in_progress == 0, timeout):
+            raise AssertionError(f"Bot API calls were still in progress after {timeout} s.")
 
     async def wait_for_long_poll(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """Wait until a getUpdates call is parked waiting for updates."""
@@ -245,12 +273,23 @@ class BotApiSandbox:
     # --- HTTP -----------------------------------------------------------------------------
 
     async def _handle_api(self, request: web.Request) -> web.Response:
+        self._calls_in_progress += 1
+        try:
+            return await self._answer_api(request)
+        finally:
+            self._calls_in_progress -= 1
+            self._calls_changed.notify()
+
+    async def _answer_api(self, request: web.Request) -> web.Response:
         name = request.match_info["method"]
         if self._drops.get(name.lower()):
+            self._drops[name.lower()] -= 1
             return await self._drop_connection(request, name)
         try:
             result = await self._call(request, name)
             response = web.json_response({"ok": True, "result": result})
+        except _Dropped:
+            return await self._drop_connection(request, name)
         except ApiError as error:
             response = self._error_response(name, error)
         except Exception:
@@ -260,7 +299,6 @@ class BotApiSandbox:
         return response
 
     async def _drop_connection(self, request: web.Request, name: str) -> web.Response:
-        self._drops[name.lower()] -= 1
         await request.read()
         if request.transport is not None:
             request.transport.close()
@@ -271,11 +309,32 @@ class BotApiSandbox:
         self._check_token(request.match_info["token"])
         method, handler = self._resolve(name)
         api_request = await read_request(request, method)
+        fault = self.faults.draw(method, _chat_of(api_request))
+        if fault is not None and fault != "timeout":
+            self._inject(method, fault, api_request)
         result = await handler(api_request)
         if method in _SENDING_METHODS:
             self.stats.messages_sent += 1
+        if fault == "timeout":
+            sent = result.get("message_id") if isinstance(result, dict) else None
+            self.faults.record(method, fault, _chat_of(api_request), sent)
+            # Done, but the answer comes after the client has given up waiting.
+            await asyncio.sleep(self.faults.faults.hold_seconds)
         logger.debug("%s answered", method)
         return result
+
+    def _inject(self, method: str, fault: str, request: ApiRequest) -> None:
+        """Fail the call before it does anything."""
+        self.faults.record(method, fault, _chat_of(request))
+        if fault == "drop":
+            raise _Dropped
+        if fault == "429":
+            retry_after = self.faults.faults.retry_after
+            raise ApiError(
+                429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after
+            )
+        status = int(fault)
+        raise ApiError(status, _FAULT_DESCRIPTIONS.get(status, "Internal Server Error"))
 
     async def _handle_file(self, request: web.Request) -> web.Response:
         try:
@@ -709,6 +768,15 @@ class BotApiSandbox:
     async def _delete_my_commands(self, request: ApiRequest) -> bool:
         self._commands.pop(_request_commands_key(request), None)
         return True
+
+
+class _Dropped(Exception):
+    """An injected fault: close the connection without answering."""
+
+
+def _chat_of(request: ApiRequest) -> int | None:
+    value = request.params.get("chat_id")
+    return value if isinstance(value, int) else None
 
 
 def _request_commands_key(request: ApiRequest) -> tuple[str, str]:
