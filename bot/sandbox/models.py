@@ -77,6 +77,7 @@ class SandboxStats:
     http_429: int = 0
     http_errors: Counter[int] = field(default_factory=Counter)
     messages_sent: int = 0
+    forbidden: Counter[int] = field(default_factory=Counter)  # 403 answers per chat
 
 
 @dataclass

@@ -208,6 +208,18 @@ class Person:
         description = f"{self.first_name} sent callback data {data!r}"
         return await self._send_callback(message, data, description, timeout)
 
+    async def tap(self, data: str, *, message_id: int) -> asyncio.Future[CallbackAnswer]:
+        """Press a button with this callback data without waiting: the future gets the bot's
+        answer if it ever comes, and `last_update_id` is the press's update (for people who,
+        like real ones, watch the chat rather than the spinner)."""
+        message = self._message_for_press(message_id)
+        query_id, answer = self._context.callbacks.open()
+        self.chat.record_action(f"{self.first_name} pressed a button ({data})")
+        self.last_update_id = await self._context.push_update(
+            {"callback_query": self._query(query_id, message, data)}
+        )
+        return answer
+
     # --- observing ------------------------------------------------------------------------
 
     async def next_event(self, timeout: float = 10.0) -> ChatEvent:  # noqa: ASYNC109
@@ -278,13 +290,7 @@ class Person:
     ) -> CallbackAnswer:
         query_id, answer = self._context.callbacks.open()
         self.chat.record_action(description)
-        query = {
-            "id": query_id,
-            "from": self.chat.user,
-            "message": self.chat.to_dict(message),
-            "chat_instance": str(_CHAT_INSTANCE_BASE + self.chat_id),
-            "data": data,
-        }
+        query = self._query(query_id, message, data)
         self.last_update_id = await self._context.push_update({"callback_query": query})
         try:
             async with asyncio.timeout(seconds):
@@ -293,6 +299,15 @@ class Person:
             self._context.callbacks.forget(query_id)
             failure = f"The bot did not answer the callback query within {seconds} s."
             raise AssertionError(self._failure(failure)) from None
+
+    def _query(self, query_id: str, message: BotMessage, data: str) -> dict[str, Any]:
+        return {
+            "id": query_id,
+            "from": self.chat.user,
+            "message": self.chat.to_dict(message),
+            "chat_instance": str(_CHAT_INSTANCE_BASE + self.chat_id),
+            "data": data,
+        }
 
     def _find_button(self, label: str, message_id: int | None) -> tuple[BotMessage, dict[str, Any]]:
         if message_id is not None:

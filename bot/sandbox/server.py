@@ -109,11 +109,15 @@ class BotApiSandbox:
         self._handlers = self._method_table()
         self._faults: dict[str, list[tuple[int, int]]] = {}
         self._drops: dict[str, int] = {}
+        self._holds: dict[str, int] = {}
+        self.held = 0  # calls held unanswered right now (hold_next)
+        self._release = asyncio.Event()
         self.faults = FaultDraw(faults)
         # Every update pushed, in order, with when the bot confirmed it (getUpdates offset).
         self.journal: dict[int, JournalEntry] = {}
         self._calls_in_progress = 0
         self._calls_changed = Signal()
+        self._acknowledgements = Signal()
         self._person_context = PersonContext(
             bot_user=self.bot_user,
             files=self._files,
@@ -129,6 +133,7 @@ class BotApiSandbox:
         if self._runner is not None:
             raise RuntimeError("the sandbox is already running")
         self._stopping = False
+        self._release = asyncio.Event()
         app = web.Application(client_max_size=_MAX_REQUEST_BYTES)
         for http_method in ("GET", "POST"):
             app.router.add_route(http_method, "/bot{token}/{method}", self._handle_api)
@@ -148,6 +153,7 @@ class BotApiSandbox:
     async def stop(self) -> None:
         """Stop serving; ends webhook delivery and wakes waiting long polls."""
         self._stopping = True
+        self._release.set()
         self._updates.changed.notify()
         if self._webhook is not None:
             await self._webhook.stop()
@@ -235,6 +241,16 @@ class BotApiSandbox:
         key = method.lower()
         self._drops[key] = self._drops.get(key, 0) + times
 
+    def hold_next(self, method: str, *, times: int = 1) -> None:
+        """Keep the next `times` calls of a method waiting, unanswered and without effect,
+        until `release_held` or the end: a bot killed meanwhile dies with the call in flight."""
+        key = method.lower()
+        self._holds[key] = self._holds.get(key, 0) + times
+
+    def release_held(self) -> None:
+        """Answer the held calls with 502 Bad Gateway (they never took effect)."""
+        self._release.set()
+
     def pending_updates(self) -> int:
         """Updates queued and not yet confirmed by getUpdates or the webhook."""
         return len(self._updates)
@@ -253,12 +269,33 @@ class BotApiSandbox:
         self.faults = FaultDraw(faults)
         self.faults.injected = injected
 
+    async def wait_until_acknowledged(self, update_id: int, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Wait until the bot has confirmed the update (asked getUpdates past it)."""
+        entry = self.journal[update_id]
+        if not await self._acknowledgements.wait_until(
+            lambda: entry.acknowledged_at is not None, timeout
+        ):
+            raise AssertionError(f"Update {update_id} was not acknowledged within {timeout} s.")
+
     def _acknowledged(self, update_ids: list[int]) -> None:
+        self._acknowledgements.notify()
         now = time.monotonic()
         for update_id in update_ids:
             entry = self.journal.get(update_id)
             if entry is not None and entry.acknowledged_at is None:
                 entry.acknowledged_at = now
+                person = self.people.get(entry.chat_id) if entry.chat_id is not None else None
+                if person is not None:  # someone waiting for an answer may look again
+                    person.chat.changed.notify()
+
+    async def wait_for_calls(
+        self,
+        condition: Callable[[], bool],
+        timeout: float,  # noqa: ASYNC109
+    ) -> bool:
+        """Wait until condition() holds, looking again whenever a Bot API call ends; False if
+        `timeout` seconds pass first."""
+        return await self._calls_changed.wait_until(condition, timeout)
 
     async def wait_for_calls_to_end(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """Wait until no Bot API call is being handled (e.g. those a killed bot had sent)."""
@@ -285,6 +322,9 @@ class BotApiSandbox:
         if self._drops.get(name.lower()):
             self._drops[name.lower()] -= 1
             return await self._drop_connection(request, name)
+        if self._holds.get(name.lower()):
+            self._holds[name.lower()] -= 1
+            return await self._hold(request, name)
         try:
             result = await self._call(request, name)
             response = web.json_response({"ok": True, "result": result})
@@ -297,6 +337,16 @@ class BotApiSandbox:
             response = self._error_response(name, ApiError(500, "Internal Server Error"))
         await self._emulate_latency()
         return response
+
+    async def _hold(self, request: web.Request, name: str) -> web.Response:
+        await request.read()
+        self.held += 1
+        self._calls_changed.notify()
+        try:
+            await self._release.wait()
+        finally:
+            self.held -= 1
+        return self._error_response(name, ApiError(502, "Bad Gateway"))
 
     async def _drop_connection(self, request: web.Request, name: str) -> web.Response:
         await request.read()
@@ -707,6 +757,7 @@ class BotApiSandbox:
     def _reachable_person(self, request: ApiRequest) -> Person:
         person = self._person_for(request)
         if person.blocked:
+            self.stats.forbidden[person.chat_id] += 1
             raise ApiError.forbidden("bot was blocked by the user")
         return person
 

@@ -832,3 +832,28 @@ async def test_a_failed_long_poll_confirms_nothing(alice: Person) -> None:
         assert entry.acknowledged_at is not None
         assert (entry.kind, entry.chat_id, entry.what) == ("message", ALICE, "hello")
         assert [record.kind for record in box.faults.injected] == ["500"]
+
+
+async def test_a_held_call_waits_without_effect_until_released(
+    sandbox: BotApiSandbox, bot: Bot, alice: Person
+) -> None:
+    sandbox.hold_next("sendMessage")
+    sending = asyncio.create_task(bot.send_message(ALICE, "in flight"))
+    assert await sandbox.wait_for_calls(lambda: sandbox.held == 1, timeout=5)
+    assert not sending.done()
+    sandbox.release_held()
+    with pytest.raises(NetworkError, match="Bad Gateway"):
+        await sending
+    assert sandbox.held == 0 and alice.messages == {}
+    assert (await bot.send_message(ALICE, "next")).text == "next"
+
+
+async def test_a_tap_goes_out_without_waiting_for_the_answer(bot: Bot, alice: Person) -> None:
+    sent = await bot.send_message(ALICE, "Pick", reply_markup=language_keyboard())
+    answer = await alice.tap("lang:en", message_id=sent.message_id)
+    (update,) = await bot.get_updates()
+    assert update.update_id == alice.last_update_id
+    assert update.callback_query is not None and update.callback_query.data == "lang:en"
+    assert not answer.done()
+    await update.callback_query.answer("ok")
+    assert (await answer).text == "ok"
