@@ -20,6 +20,7 @@ from telegram.ext import (
 
 from bot import outbox
 from bot.http import AiohttpRequest
+from bot.ledger import HandledUpdates
 from bot.persistence import DatabasePersistence
 from bot.processor import OrderedUpdateProcessor
 from bot.runtime import Runtime
@@ -79,6 +80,7 @@ def build_application(runtime: Runtime) -> RoundTableApp:
         .build()
     )
     processor.after_each_update(application.update_persistence)
+    processor.keep_ledger(HandledUpdates(runtime.database))
     application.bot_data[RUNTIME_KEY] = runtime
 
     # Order matters. The guard runs first, in its own group, and stops strangers' updates.
@@ -155,7 +157,10 @@ async def serve(application: RoundTableApp, stop: asyncio.Event) -> None:
     runtime: Runtime = application.bot_data[RUNTIME_KEY]
     settings = runtime.settings
     dispatcher: outbox.Dispatcher = application.bot_data[outbox.DISPATCHER_KEY]
+    processor = application.update_processor
+    assert isinstance(processor, OrderedUpdateProcessor)
     async with application, dispatcher.bot:
+        await processor.ledger.load()
         await _announce(application)
         updater = application.updater
         assert updater is not None

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, Protocol
 
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -17,9 +18,42 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READING = "roundtable_reading"  # an execution option: the transaction only reads
+_WROTE = "roundtable_wrote"  # in Session.info: the transaction has changed something
+
+
+class Stamp(Protocol):
+    """Something to write into the first transaction that changes anything, within the same
+    commit: the mark of the Telegram update being handled (bot.ledger)."""
+
+    async def __call__(self, session: AsyncSession) -> bool:
+        """Write it, unless it is written already or does not belong here; True if written."""
+        ...
+
+    def committed(self) -> None:
+        """The transaction it was written in has committed."""
+        ...
+
+
+STAMP: ContextVar[Stamp | None] = ContextVar("roundtable_stamp", default=None)
+
+
+class _Session(Session):
+    """Sessions that note whether their transaction changed anything (for STAMP)."""
+
+
+@event.listens_for(_Session, "do_orm_execute")
+def _note_statement(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info[_WROTE] = True
+
+
+@event.listens_for(_Session, "after_flush")
+def _note_flush(session: Session, _transaction: UOWTransaction) -> None:
+    session.info[_WROTE] = True
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -89,7 +123,9 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_engine(url)
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=_Session
+        )
         # SQLite has one writer at a time. Its busy handler polls for the lock with sleeps of up
         # to 100 ms, leaving it unused meanwhile; the process's own writers queue here instead
         # and each starts the moment the one before commits. Other processes (the CLI) still
@@ -105,13 +141,23 @@ class Database:
         """A session in a transaction, committed on success and rolled back on error.
 
         Never hold one across a Telegram call: do the database work, leave the block, then talk.
+        When it changes anything, the STAMP of the context (the mark of the update being
+        handled) is written in it too.
         """
+        stamp = STAMP.get()
+        stamped = False
         try:
             async with self._writer(), self._sessions() as session, session.begin():
                 yield session
+                if stamp is not None:
+                    await session.flush()
+                    if session.info.get(_WROTE):
+                        stamped = await stamp(session)
         except Exception as error:
             await self._keep_after_rollback(error)
             raise
+        if stamped and stamp is not None:
+            stamp.committed()
 
     @asynccontextmanager
     async def _writer(self) -> AsyncIterator[None]:

@@ -9,6 +9,7 @@ each chat's (or, without a chat, each user's) updates wait for the one before th
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,9 +17,12 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
+from bot.ledger import HandledUpdates
+
 logger = logging.getLogger(__name__)
 
 AfterUpdate = Callable[[], Awaitable[None]]
+Done = Callable[[object], None]
 _UNBOUNDED = 2**31 - 1
 
 
@@ -40,6 +44,8 @@ class OrderedUpdateProcessor(BaseUpdateProcessor):
         self._slots = asyncio.BoundedSemaphore(max_concurrent_updates)
         self._locks: dict[object, _KeyLock] = {}
         self._after_update: AfterUpdate | None = None
+        self._ledger: HandledUpdates | None = None
+        self._done: list[Done] = []
         self.in_flight = 0  # updates being handled now
         self.peak_in_flight = 0  # the most handled at once, for tests and benchmarks
 
@@ -51,6 +57,20 @@ class OrderedUpdateProcessor(BaseUpdateProcessor):
         """
         self._after_update = callback
 
+    def keep_ledger(self, ledger: HandledUpdates) -> None:
+        """Skip updates the ledger has seen handled; mark each one handled (bot.ledger)."""
+        self._ledger = ledger
+
+    @property
+    def ledger(self) -> HandledUpdates:
+        if self._ledger is None:
+            raise RuntimeError("no ledger is kept")
+        return self._ledger
+
+    def when_done(self, callback: Done) -> None:
+        """Call back once an update is done with: handled and saved, or skipped."""
+        self._done.append(callback)
+
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Wait for the chat's turn, then for a free slot; handle; save the dialog state."""
         key = _ordering_key(update)
@@ -61,24 +81,39 @@ class OrderedUpdateProcessor(BaseUpdateProcessor):
         try:
             # asyncio.Lock wakes waiters first-in first-out, so a chat's updates keep their order.
             async with entry.lock, self._slots:
-                await self._handle(coroutine)
+                await self._handle(update, coroutine)
         finally:
             entry.users -= 1
             if entry.users == 0:
                 del self._locks[key]
+            for callback in self._done:
+                callback(update)
 
-    async def _handle(self, coroutine: Awaitable[Any]) -> None:
+    async def _handle(self, update: object, coroutine: Awaitable[Any]) -> None:
+        ledger = self._ledger
+        if ledger is not None and ledger.seen(update):
+            logger.info("an update handled before a restart came again; skipped")
+            if inspect.iscoroutine(coroutine):
+                coroutine.close()
+            return
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        mark = None
         try:
-            await coroutine
+            if ledger is None:
+                await coroutine
+            else:
+                with ledger.handling(update) as mark:
+                    await coroutine
         finally:
             self.in_flight -= 1
-            if self._after_update is not None:
-                try:
+            try:
+                if self._after_update is not None:
                     await self._after_update()
-                except Exception:
-                    logger.exception("saving dialog state failed")
+                if ledger is not None:
+                    await ledger.settle(mark)
+            except Exception:
+                logger.exception("saving dialog state failed")
 
     async def initialize(self) -> None:
         """Nothing to set up."""
