@@ -22,6 +22,7 @@ from bot import outbox
 from bot.http import AiohttpRequest
 from bot.ledger import HandledUpdates
 from bot.persistence import DatabasePersistence
+from bot.polling import Poller
 from bot.processor import OrderedUpdateProcessor
 from bot.runtime import Runtime
 from handlers import (
@@ -159,6 +160,7 @@ async def serve(application: RoundTableApp, stop: asyncio.Event) -> None:
     dispatcher: outbox.Dispatcher = application.bot_data[outbox.DISPATCHER_KEY]
     processor = application.update_processor
     assert isinstance(processor, OrderedUpdateProcessor)
+    poller: Poller | None = None
     async with application, dispatcher.bot:
         await processor.ledger.load()
         await _announce(application)
@@ -175,9 +177,17 @@ async def serve(application: RoundTableApp, stop: asyncio.Event) -> None:
             )
             logger.info("webhook mode on port %s", settings.webhook_port)
         else:
-            await updater.start_polling(allowed_updates=Update.ALL_TYPES, timeout=10)
+            # Not the Updater's polling: it confirms updates before they are handled.
+            poller = Poller(
+                application.bot, application.update_queue, allowed_updates=Update.ALL_TYPES
+            )
+            processor.when_done(poller.handled)
+            await poller.start()
             logger.info("long polling")
         await application.start()
         await stop.wait()
-        await updater.stop()
+        if poller is not None:
+            await poller.stop()
+        if updater.running:
+            await updater.stop()
         await application.stop()
