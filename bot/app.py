@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 from urllib.parse import urlparse
 
-from telegram import LinkPreviewOptions, Update
+from telegram import Bot, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
+from telegram.error import InvalidToken, RetryAfter, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -22,7 +24,7 @@ from bot import outbox
 from bot.http import AiohttpRequest
 from bot.ledger import HandledUpdates
 from bot.persistence import DatabasePersistence
-from bot.polling import Poller
+from bot.polling import Poller, retry_after_seconds
 from bot.processor import OrderedUpdateProcessor
 from bot.runtime import Runtime
 from handlers import (
@@ -153,6 +155,27 @@ async def _announce(application: RoundTableApp) -> None:
     await set_stranger_menus(application.bot, runtime.settings.default_locale, runtime.translator)
 
 
+async def _reach_telegram(bot: Bot, stop: asyncio.Event) -> bool:
+    """Initialize the bot (getMe), waiting out Telegram's 429s, 5xx and network trouble: a
+    hiccup at start must not end the process. A token Telegram refuses still does. False when
+    told to stop meanwhile."""
+    pause = 1.0
+    while not stop.is_set():
+        try:
+            await bot.initialize()
+            return True
+        except InvalidToken:
+            raise
+        except RetryAfter as error:
+            wait = retry_after_seconds(error)
+        except TelegramError as error:
+            wait, pause = pause, min(pause * 2, 30.0)
+            logger.warning("Telegram did not answer at start: %s", type(error).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), wait)
+    return False
+
+
 async def serve(application: RoundTableApp, stop: asyncio.Event) -> None:
     """Run until stop is set: long polling, or webhook mode when a webhook URL is configured."""
     runtime: Runtime = application.bot_data[RUNTIME_KEY]
@@ -161,6 +184,9 @@ async def serve(application: RoundTableApp, stop: asyncio.Event) -> None:
     processor = application.update_processor
     assert isinstance(processor, OrderedUpdateProcessor)
     poller: Poller | None = None
+    for bot in (application.bot, dispatcher.bot):
+        if not await _reach_telegram(bot, stop):
+            return
     async with application, dispatcher.bot:
         await processor.ledger.load()
         await _announce(application)

@@ -10,10 +10,14 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.app import build_application, serve
 from bot.logs import configure_logging
 from bot.models import Member, Role
+from bot.runtime import Runtime
+from bot.sandbox import BotApiSandbox
 from bot.services import members
 from tests.e2e.conftest import TOKEN, RunningBot
+from tests.e2e.test_joining import TURNED_AWAY
 
 
 async def test_a_failing_service_is_reported_with_an_error_id_and_a_blocked_admin_noted(
@@ -104,3 +108,24 @@ async def test_a_member_who_blocks_the_bot_is_marked_unreachable_at_once(bot: Ru
         await asyncio.sleep(0.01)
     assert not await reachable()
     assert [event.kind for event in teacher.events].count("sent") == 1  # only the welcome
+
+
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")  # retry_after
+async def test_telegram_failing_at_start_does_not_stop_the_bot(
+    runtime: Runtime, sandbox: BotApiSandbox
+) -> None:
+    """Flood control and a bad gateway while the bot introduces itself (getMe): it waits and
+    tries again, then serves as usual."""
+    sandbox.fail_next("getMe", 429, retry_after=1)
+    sandbox.fail_next("getMe", 502)
+    application = build_application(runtime)
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(application, stop))
+    try:
+        stranger = sandbox.person(900, "Eve", language_code="en")
+        await stranger.send_text("hello")
+        assert (await stranger.next_message(timeout=30)).text == TURNED_AWAY
+        assert sandbox.stats.http_errors[429] == 1 and sandbox.stats.http_errors[502] == 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
