@@ -73,6 +73,7 @@ class FaultDraw:
     def __init__(self, faults: Faults) -> None:
         self.faults = faults
         self.injected: list[FaultRecord] = []
+        self.by_chat: Counter[int | None] = Counter()  # faults injected per chat
         self._calls: Counter[tuple[str, int | None]] = Counter()
 
     def draw(self, method: str, chat_id: int | None) -> str | None:
@@ -96,6 +97,7 @@ class FaultDraw:
         self, method: str, kind: str, chat_id: int | None, message_id: int | None = None
     ) -> None:
         self.injected.append(FaultRecord(method, kind, chat_id, time.monotonic(), message_id))
+        self.by_chat[chat_id] += 1
 
     def count(self) -> Counter[str]:
         """How many faults of each kind were injected."""

@@ -265,9 +265,10 @@ class BotApiSandbox:
     def inject(self, faults: Faults) -> None:
         """From now on, fail the bot's calls as `faults` says (Faults() for none); what was
         injected so far stays in `self.faults.injected`."""
-        injected = self.faults.injected
+        earlier = self.faults
         self.faults = FaultDraw(faults)
-        self.faults.injected = injected
+        self.faults.injected = earlier.injected
+        self.faults.by_chat = earlier.by_chat
 
     async def wait_until_acknowledged(self, update_id: int, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """Wait until the bot has confirmed the update (asked getUpdates past it)."""
