@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -20,7 +22,14 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
+logger = logging.getLogger(__name__)
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# How long work waits for a database that went away (a PostgreSQL restart, a failover) before
+# its error counts.
+OUTAGE_SECONDS = 60.0
+_CONNECTION_STATES = ("08", "57P")  # SQLSTATE classes: connection exception, shutdown
+T = TypeVar("T")
 READING = "roundtable_reading"  # an execution option: the transaction only reads
 _WROTE = "roundtable_wrote"  # in Session.info: the transaction has changed something
 
@@ -92,6 +101,22 @@ def _make_sqlite_transactions_immediate(engine: AsyncEngine) -> None:
         # write (Database.reading).
         reading = connection.get_execution_options().get(READING, False)
         connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
+
+
+def unavailable(error: BaseException) -> bool:
+    """The database could not be reached, or the connection broke (a server restarting or
+    failing over): the same work may well succeed in a moment, unlike with any other error."""
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True
+        error = error.orig if isinstance(error.orig, BaseException) else error
+    for cause in (error, error.__cause__):
+        if isinstance(cause, OSError):  # refused, reset
+            return True
+        state = str(getattr(cause, "sqlstate", "") or "")
+        if state.startswith(_CONNECTION_STATES):
+            return True
+    return False
 
 
 def _insert(session: AsyncSession, model: type[Any], values: dict[str, Any]) -> Any:
@@ -188,6 +213,40 @@ class Database:
         if rows:
             async with self._sessions() as session, session.begin():
                 session.add_all(rows)
+
+    async def wait_until_available(self, within: float = OUTAGE_SECONDS) -> bool:
+        """Wait until the database answers again (True), or `within` seconds pass (False)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        pause = 0.1
+        while True:
+            try:
+                async with self.engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+                return True
+            except Exception as error:
+                if not unavailable(error):
+                    raise
+            if loop.time() + pause > deadline:
+                return False
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+    async def when_available(
+        self, work: Callable[[], Awaitable[T]], within: float = OUTAGE_SECONDS
+    ) -> T:
+        """Do the work (its own transactions); while the database is away, wait for it and do
+        it again, for up to `within` seconds. Only for work that is safe to repeat."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            try:
+                return await work()
+            except Exception as error:
+                if not unavailable(error) or loop.time() > deadline:
+                    raise
+                logger.warning("the database is out of reach; waiting for it")
+            await self.wait_until_available(max(deadline - loop.time(), 0.0))
 
     async def dispose(self) -> None:
         await self.engine.dispose()
