@@ -36,7 +36,7 @@ def chat_of(update: object) -> int | None:
 
 
 @dataclass
-class _Mark:
+class Mark:
     """The mark of one update; goes into the first transaction of its own task that writes."""
 
     ledger: HandledUpdates
@@ -79,25 +79,29 @@ class HandledUpdates:
         self._newest[chat_id] = max(update_id, self._newest.get(chat_id, -1))
 
     @contextlib.contextmanager
-    def handling(self, update: object) -> Iterator[_Mark | None]:
+    def handling(self, update: object) -> Iterator[Mark | None]:
         """While the update is handled, its first writing transaction also stores its mark."""
         chat_id = chat_of(update)
         if chat_id is None or not isinstance(update, Update):
             yield None
             return
-        mark = _Mark(self, chat_id, update.update_id)
+        mark = Mark(self, chat_id, update.update_id)
         token = STAMP.set(mark)
         try:
             yield mark
         finally:
             STAMP.reset(token)
 
-    async def settle(self, mark: _Mark | None) -> None:
+    async def settle(self, mark: Mark | None) -> None:
         """After the update and its dialog state: store the mark if nothing stored it yet."""
         if mark is None or mark.stored:
             return
-        async with self._database.transaction() as session:
-            await _write(session, mark.chat_id, mark.update_id)
+
+        async def store() -> None:
+            async with self._database.transaction() as session:
+                await _write(session, mark.chat_id, mark.update_id)
+
+        await self._database.when_available(store)
         mark.committed()
 
 
