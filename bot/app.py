@@ -84,6 +84,7 @@ def build_application(runtime: Runtime) -> RoundTableApp:
     )
     processor.after_each_update(application.update_persistence)
     processor.keep_ledger(HandledUpdates(runtime.database))
+    processor.retry_when_back(runtime.database, application.process_update)
     application.bot_data[RUNTIME_KEY] = runtime
 
     # Order matters. The guard runs first, in its own group, and stops strangers' updates.

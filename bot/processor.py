@@ -17,12 +17,14 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
-from bot.ledger import HandledUpdates
+from bot.db import OUTAGE_SECONDS, Database
+from bot.ledger import HandledUpdates, Mark
 
 logger = logging.getLogger(__name__)
 
 AfterUpdate = Callable[[], Awaitable[None]]
 Done = Callable[[object], None]
+Again = Callable[[object], Awaitable[None]]
 _UNBOUNDED = 2**31 - 1
 
 
@@ -46,16 +48,41 @@ class OrderedUpdateProcessor(BaseUpdateProcessor):
         self._after_update: AfterUpdate | None = None
         self._ledger: HandledUpdates | None = None
         self._done: list[Done] = []
+        self._database: Database | None = None
+        self._again: Again | None = None
+        self._failing_since: dict[int, float] = {}  # update id -> first failure, database away
+        self._to_retry: set[int] = set()
         self.in_flight = 0  # updates being handled now
         self.peak_in_flight = 0  # the most handled at once, for tests and benchmarks
 
     def after_each_update(self, callback: AfterUpdate) -> None:
         """Run callback once an update is handled, before the chat's next update starts.
 
-        The application saves dialog state here, so that a process killed at any moment loses
-        at most the update it was handling.
+        The application saves dialog state here, so that a process killed at any moment
+        finds every update before the one in hand saved (and Telegram still has that one,
+        see bot.polling).
         """
         self._after_update = callback
+
+    def retry_when_back(self, database: Database, again: Again) -> None:
+        """An update that failed because the database was out of reach (its error handler asks,
+        see retry_later) is handled again by `again` once the database answers; meanwhile the
+        chat's next updates wait."""
+        self._database = database
+        self._again = again
+
+    def retry_later(self, update: object) -> bool:
+        """For the error handler, when an update failed because the database was out of reach:
+        True if it will be handled again when the database is back (nobody need be told to try
+        again), False once it has been failing for bot.db.OUTAGE_SECONDS."""
+        if self._again is None or not isinstance(update, Update):
+            return False
+        now = asyncio.get_running_loop().time()
+        first = self._failing_since.setdefault(update.update_id, now)
+        if now - first > OUTAGE_SECONDS:
+            return False
+        self._to_retry.add(update.update_id)
+        return True
 
     def keep_ledger(self, ledger: HandledUpdates) -> None:
         """Skip updates the ledger has seen handled; mark each one handled (bot.ledger)."""
@@ -99,13 +126,19 @@ class OrderedUpdateProcessor(BaseUpdateProcessor):
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         mark = None
+        update_id = update.update_id if isinstance(update, Update) else None
         try:
-            if ledger is None:
-                await coroutine
-            else:
-                with ledger.handling(update) as mark:
-                    await coroutine
+            mark = await self._attempt(update, coroutine)
+            while update_id in self._to_retry and self._again is not None:
+                self._to_retry.discard(update_id)
+                if self._database is not None:
+                    await self._database.wait_until_available()
+                if mark is not None and mark.stored:
+                    break  # its change was stored before what failed: not again
+                mark = await self._attempt(update, self._again(update))
         finally:
+            self._failing_since.pop(update_id or 0, None)
+            self._to_retry.discard(update_id or 0)
             self.in_flight -= 1
             try:
                 if self._after_update is not None:
@@ -114,6 +147,14 @@ class OrderedUpdateProcessor(BaseUpdateProcessor):
                     await ledger.settle(mark)
             except Exception:
                 logger.exception("saving dialog state failed")
+
+    async def _attempt(self, update: object, coroutine: Awaitable[Any]) -> Mark | None:
+        if self._ledger is None:
+            await coroutine
+            return None
+        with self._ledger.handling(update) as mark:
+            await coroutine
+        return mark
 
     async def initialize(self) -> None:
         """Nothing to set up."""

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import processor as processor_module
 from bot.app import build_application, serve
 from bot.logs import configure_logging
 from bot.models import Member, Role
@@ -129,3 +131,51 @@ async def test_telegram_failing_at_start_does_not_stop_the_bot(
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=30)
+
+
+def _database_away(times: int) -> tuple[list[int], Any]:
+    """A stand-in for members.list_members whose first `times` calls find the database gone
+    (the connection refused, as while PostgreSQL restarts)."""
+    calls: list[int] = []
+    real = members.list_members
+
+    async def away(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) <= times:
+            raise ConnectionRefusedError(111, "Connect call failed")
+        return await real(*args, **kwargs)
+
+    return calls, away
+
+
+async def test_an_update_that_finds_the_database_away_waits_for_it(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No apology and no alert: the update is handled again once the database answers."""
+    admin = await bot.join(1, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
+    other = await bot.join(2, "Bohdan", Role.ADMIN, institution="Městský úřad Cheb")
+    calls, away = _database_away(2)
+    monkeypatch.setattr(members, "list_members", away)
+    await admin.send_text("/members")
+    listing = (await admin.next_message()).text or ""
+    assert listing.startswith("Members"), listing
+    assert len(calls) == 3
+    await admin.send_text("/help")  # after the /members update, nothing more came
+    assert ((await admin.next_message()).text or "").startswith("As an administrator")
+    assert [event.kind for event in other.events].count("sent") == 1  # only the welcome
+
+
+async def test_a_database_away_too_long_gets_the_person_asked_to_try_again(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = await bot.join(1, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
+    other = await bot.join(2, "Bohdan", Role.ADMIN, institution="Městský úřad Cheb")
+    monkeypatch.setattr(processor_module, "OUTAGE_SECONDS", -1.0)  # "too long" at once
+    _calls, away = _database_away(100)
+    monkeypatch.setattr(members, "list_members", away)
+    await admin.send_text("/members")
+    sorry = (await admin.next_message()).text or ""
+    assert sorry.startswith("Sorry, something went wrong on our side. Nothing you entered was")
+    await admin.send_text("/help")
+    await admin.next_message()
+    assert [event.kind for event in other.events].count("sent") == 1  # not a bug: no alert
