@@ -333,6 +333,12 @@ class Stage:
     def log_tail(self, lines: int = 40) -> str:
         return process.tail(self.directory, lines)
 
+    def log_count(self, words: str) -> int:
+        """Lines of the bot processes' output that hold the words."""
+        log = self.directory / process.LOG
+        text = log.read_text(errors="replace") if log.exists() else ""
+        return sum(words in line for line in text.splitlines())
+
 
 def deliveries(sandbox: BotApiSandbox, tracked: Tracked) -> Counter[int]:
     """How many copies of each tracked notification the stand-in received."""
@@ -1010,7 +1016,8 @@ class Chaos:
                 assert self.proxy is not None
                 self.log(f"database away at {calls} calls for {options.outage_seconds} s")
                 self.outages.append(time.monotonic())
-                self.proxy.outage(options.outage_seconds)  # the people go on meanwhile
+                # The people go on meanwhile; the next kill or outage comes after it.
+                await self.proxy.outage(options.outage_seconds).wait()
             done_at = sum(stage.sandbox.stats.requests.values())
 
     async def _calls_reach(self, stage: Stage, calls: int, load_task: asyncio.Future[Any]) -> bool:
@@ -1140,6 +1147,8 @@ class Chaos:
             "blocked_rows": len(tracked.blocked_rows),
             "faults": dict(sorted(sandbox.faults.count().items())),
             "resyncs": sum(story.resyncs for story in self.stories.values()),
+            # Updates that failed because the database was away and were handled again later.
+            "waited_for_database": stage.log_count("no database; update"),
         }
         named = {v.split(":", 1)[0] for v in violations}
         transcripts = {

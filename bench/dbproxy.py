@@ -57,11 +57,13 @@ class DatabaseProxy:
         await self._close()
 
     def outage(self, seconds: float) -> asyncio.Event:
-        """Reset every connection and refuse new ones for `seconds`; the event is set when
-        connections go through again."""
+        """Reset every connection and refuse new ones for `seconds` (from now, also when an
+        outage is already on); the event is set when connections go through again."""
         self.cuts += 1
         self._reopened.clear()
         loop = asyncio.get_running_loop()
+        if self._reopening is not None:
+            self._reopening.cancel()
         closing = loop.create_task(self._close())
 
         async def reopen() -> None:

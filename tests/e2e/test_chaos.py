@@ -1,14 +1,18 @@
 """Chaos: the bot as its own process under a steady load of people, killed with SIGKILL at random
-moments and restarted, with Telegram failing at a set rate. The harness and what its counts
-mean: bench/chaos.py."""
+moments and restarted, with Telegram failing at a set rate, and on PostgreSQL with the database
+going away for a moment. The harness and what its counts mean: bench/chaos.py."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from bench.chaos import Chaos, Options, Report
+from bench.dbproxy import DatabaseProxy
 from bot.sandbox.faults import Faults
+from tests.conftest import POSTGRES_URL
 
 # Eight referrers (a team: one conference polling, one set), twelve who only get reminders, two
 # of whom blocked the bot. About 250 updates and 40 notifications in 15 to 40 seconds.
@@ -46,3 +50,18 @@ async def test_with_telegram_failing_as_well_the_same_holds(
     assert report.counts["kills"] == 3
     assert sum(report.counts["faults"].values()) > 20
     assert report.counts["blocked_rows"] == 2
+
+
+@pytest.mark.skipif(POSTGRES_URL is None, reason="the database going away: PostgreSQL only")
+async def test_the_database_going_away_for_a_moment_loses_nothing(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Every connection to PostgreSQL is cut and new ones refused for 3 s, twice, as a restart
+    does (through a proxy: the shared server itself stays up). The bot does not crash; updates
+    wait, or are answered with "try again in a moment"; nothing acknowledged is lost."""
+    options = replace(PEOPLE, kills=0, outages=2, seed=3)
+    async with DatabaseProxy.to(database_url) as proxy:
+        report = await Chaos(options, database_url, tmp_path, proxy=proxy, log=print).run()
+        assert proxy.cuts == 2
+    _checked(report)
+    assert report.counts["waited_for_database"] > 0  # the outages did hit the bot
