@@ -109,9 +109,13 @@ def unavailable(error: BaseException) -> bool:
     if isinstance(error, DBAPIError):
         if error.connection_invalidated:
             return True
-        error = error.orig if isinstance(error.orig, BaseException) else error
-    for cause in (error, error.__cause__):
-        if isinstance(cause, OSError):  # refused, reset
+        causes = [error.orig, getattr(error.orig, "__cause__", None)]
+    else:
+        # Raised by the driver as it is: connecting refused (an OSError), or a server starting
+        # up. Not any error caused by an OSError: Telegram's network errors are.
+        causes = [error]
+    for cause in causes:
+        if isinstance(cause, ConnectionError):  # refused, reset, aborted
             return True
         state = str(getattr(cause, "sqlstate", "") or "")
         if state.startswith(_CONNECTION_STATES):

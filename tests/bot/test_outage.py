@@ -36,6 +36,9 @@ def test_an_outage_is_told_from_an_error() -> None:
     assert unavailable(_Refusal())
     assert not unavailable(OperationalError("select", {}, Exception("no such table: x")))
     assert not unavailable(ValueError("a bug"))
+    telegram = RuntimeError("Timed out")  # how Telegram's network errors come: from an OSError
+    telegram.__cause__ = TimeoutError()
+    assert not unavailable(telegram)
 
 
 def _away(database: Database, times: int) -> list[int]:
