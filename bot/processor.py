@@ -137,8 +137,9 @@ class OrderedUpdateProcessor(BaseUpdateProcessor):
                     break  # its change was stored before what failed: not again
                 mark = await self._attempt(update, self._again(update))
         finally:
-            self._failing_since.pop(update_id or 0, None)
-            self._to_retry.discard(update_id or 0)
+            if update_id is not None:
+                self._failing_since.pop(update_id, None)
+                self._to_retry.discard(update_id)
             self.in_flight -= 1
             try:
                 if self._after_update is not None:
