@@ -1271,7 +1271,9 @@ def parse(arguments: Sequence[str]) -> tuple[Options, str | None]:
     parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--outages", type=int, default=0)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--database-url", help="a PostgreSQL database to run on (emptied)")
+    parser.add_argument(
+        "--database-url", help="a PostgreSQL server to run on (a fresh database, dropped after)"
+    )
     parsed = parser.parse_args(arguments)
     options = Options(
         people=parsed.people,
@@ -1305,5 +1307,9 @@ async def _main(options: Options, url: str | None, directory: Path) -> Report:
     if url is None:
         url = f"sqlite+aiosqlite:///{directory / 'roundtable.sqlite3'}"
         return await Chaos(options, url, directory, log=log).run()
-    async with DatabaseProxy.to(url) as proxy:
-        return await Chaos(options, url, directory, proxy=proxy, log=log).run()
+    fresh = await load.fresh_postgres(url)
+    try:
+        async with DatabaseProxy.to(fresh) as proxy:
+            return await Chaos(options, fresh, directory, proxy=proxy, log=log).run()
+    finally:
+        await load.drop_postgres(url, fresh)
