@@ -1010,7 +1010,7 @@ class Chaos:
                 return  # _unless_died reports it
             if what == "kill":
                 kill = await stage.kill(bot, tracked)
-                self.log(f"killed at {calls} calls, {len(kill.in_flight)} reminders in flight")
+                self.log(f"killed at {calls} calls, {len(kill.in_flight)} notifications in flight")
                 await stage.start()
             else:
                 assert self.proxy is not None
