@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import urlparse
 
 from telegram import Bot, LinkPreviewOptions, Update
+from telegram._utils.types import JSONDict
 from telegram.constants import ParseMode
 from telegram.error import InvalidToken, RetryAfter, TelegramError
 from telegram.ext import (
@@ -25,7 +27,7 @@ from bot.http import AiohttpRequest
 from bot.ledger import HandledUpdates
 from bot.persistence import DatabasePersistence
 from bot.polling import Poller, retry_after_seconds
-from bot.processor import OrderedUpdateProcessor
+from bot.processor import OrderedUpdateProcessor, note_telegram_call
 from bot.runtime import Runtime
 from handlers import (
     conference,
@@ -79,7 +81,7 @@ def build_application(runtime: Runtime) -> RoundTableApp:
         # Replies to a person's own taps are not bulk messages: Telegram's 30 a second for
         # everybody is the outbox's budget (its own pacer), not a cap on answering people.
         # Groups keep their 20 a minute, and a 429 is still waited out and retried.
-        .rate_limiter(AIORateLimiter(overall_max_rate=0, max_retries=3))
+        .rate_limiter(_NotingRateLimiter(overall_max_rate=0, max_retries=3))
         .build()
     )
     processor.after_each_update(application.update_persistence)
@@ -132,6 +134,26 @@ def build_application(runtime: Runtime) -> RoundTableApp:
     # At start: whatever is due, including what a crash left in flight.
     outbox.wake(application)
     return application
+
+
+class _NotingRateLimiter(AIORateLimiter):
+    """The handlers' rate limiter, which also notes every call that went through: an update
+    that failed after answering something is not handled again (bot.processor)."""
+
+    async def process_request(  # noqa: PLR0917 - the signature is BaseRateLimiter's
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> bool | JSONDict | list[JSONDict]:
+        result = await super().process_request(
+            callback, args, kwargs, endpoint, data, rate_limit_args
+        )
+        note_telegram_call()
+        return result
 
 
 def _outbox_bot(runtime: Runtime, defaults: Defaults) -> ExtBot[Any]:

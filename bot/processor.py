@@ -12,6 +12,8 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from telegram import Update
@@ -26,6 +28,24 @@ AfterUpdate = Callable[[], Awaitable[None]]
 Done = Callable[[object], None]
 Again = Callable[[object], Awaitable[None]]
 _UNBOUNDED = 2**31 - 1
+
+
+@dataclass
+class _Attempt:
+    """One go at handling an update."""
+
+    talked: bool = False  # a Bot API call of it went through: the person may have seen it
+
+
+_ATTEMPT: ContextVar[_Attempt | None] = ContextVar("roundtable_attempt", default=None)
+
+
+def note_telegram_call() -> None:
+    """A Bot API call went through (the application's rate limiter says so, bot.app): the update
+    being handled has shown something, and doing it all again would show it twice."""
+    attempt = _ATTEMPT.get()
+    if attempt is not None:
+        attempt.talked = True
 
 
 class _KeyLock:
@@ -74,8 +94,13 @@ class OrderedUpdateProcessor(BaseUpdateProcessor):
     def retry_later(self, update: object) -> bool:
         """For the error handler, when an update failed because the database was out of reach:
         True if it will be handled again when the database is back (nobody need be told to try
-        again), False once it has been failing for bot.db.OUTAGE_SECONDS."""
+        again). False once it has been failing for bot.db.OUTAGE_SECONDS, or when it had
+        already answered something: handled again it would answer twice (a dialog's question
+        asked twice gets a double answer)."""
+        attempt = _ATTEMPT.get()
         if self._again is None or not isinstance(update, Update):
+            return False
+        if attempt is not None and attempt.talked:
             return False
         now = asyncio.get_running_loop().time()
         first = self._failing_since.setdefault(update.update_id, now)
@@ -150,12 +175,16 @@ class OrderedUpdateProcessor(BaseUpdateProcessor):
                 logger.exception("saving dialog state failed")
 
     async def _attempt(self, update: object, coroutine: Awaitable[Any]) -> Mark | None:
-        if self._ledger is None:
-            await coroutine
-            return None
-        with self._ledger.handling(update) as mark:
-            await coroutine
-        return mark
+        token = _ATTEMPT.set(_Attempt())
+        try:
+            if self._ledger is None:
+                await coroutine
+                return None
+            with self._ledger.handling(update) as mark:
+                await coroutine
+            return mark
+        finally:
+            _ATTEMPT.reset(token)
 
     async def initialize(self) -> None:
         """Nothing to set up."""

@@ -17,7 +17,7 @@ from bot.logs import configure_logging
 from bot.models import Member, Role
 from bot.runtime import Runtime
 from bot.sandbox import BotApiSandbox
-from bot.services import members
+from bot.services import members, referrals
 from tests.e2e.conftest import TOKEN, RunningBot
 from tests.e2e.test_joining import TURNED_AWAY
 
@@ -179,3 +179,38 @@ async def test_a_database_away_too_long_gets_the_person_asked_to_try_again(
     await admin.send_text("/help")
     await admin.next_message()
     assert [event.kind for event in other.events].count("sent") == 1  # not a bug: no alert
+
+
+async def test_an_update_that_answered_before_the_database_went_away_is_not_done_twice(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Continue shows the concerns (a new message) and the database goes away as the bot notes
+    that message: doing it all again would ask the same question twice, so the referrer gets
+    the apology instead and one question."""
+    teacher = await bot.join(1, "Jana", Role.REFERRER)
+    await teacher.send_text("/refer")
+    await teacher.next_message()
+    await teacher.press("No")
+    await teacher.next_message()
+    for answer in ("Kryštof Dvořák", "2015", "5.B"):
+        await teacher.send_text(answer)
+        await teacher.next_message()
+    await teacher.send_text("/refer")
+    assert "You have an unfinished referral" in ((await teacher.next_message()).text or "")
+    real = referrals.note_message
+    failed: list[int] = []
+
+    async def away(*args: Any, from_bot: bool = False, **kwargs: Any) -> None:
+        if from_bot and not failed:
+            failed.append(1)
+            raise ConnectionRefusedError(111, "Connect call failed")
+        await real(*args, from_bot=from_bot, **kwargs)
+
+    monkeypatch.setattr(referrals, "note_message", away)
+    await teacher.press("Continue")
+    assert "What is going on?" in ((await teacher.next_message()).text or "")
+    sorry = (await teacher.next_message()).text or ""
+    assert sorry.startswith("Sorry, something went wrong on our side."), sorry
+    await teacher.send_text("/help")
+    assert ((await teacher.next_message()).text or "").startswith("As a referrer")
+    assert failed == [1]
