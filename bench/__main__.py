@@ -1,13 +1,15 @@
 """Runs one benchmark by name: `python -m bench finder`, `python -m bench fanout`,
 `python -m bench http [--rtt-ms R] [--calls N] [--concurrency C]`,
-`python -m bench load [--people N] [--think S] [--rtt-ms R] [--updates U] [--database-url URL]`."""
+`python -m bench load [--people N] [--think S] [--rtt-ms R] [--updates U] [--database-url URL]`,
+`python -m bench chaos [--people N] [--kills K] [--fault-rate R] [--outages O] [--seed S]
+[--database-url URL]`."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
 
-from bench import fanout, finder, http, load
+from bench import chaos, fanout, finder, http, load
 
 # Each takes the arguments after its name; finder and fanout take none.
 BENCHES: dict[str, Callable[[list[str]], int]] = {
@@ -15,8 +17,9 @@ BENCHES: dict[str, Callable[[list[str]], int]] = {
     "fanout": lambda _arguments: fanout.main(),
     "http": http.main,
     "load": load.main,
+    "chaos": chaos.main,
 }
-TAKES_OPTIONS = {"http", "load"}
+TAKES_OPTIONS = {"http", "load", "chaos"}
 
 
 def main(argv: list[str]) -> int:

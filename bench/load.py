@@ -134,7 +134,7 @@ def parse(arguments: list[str]) -> Options:
 # schools one conference polling for its date and one with its date set, made by the services.
 
 
-async def seed(url: str, people: int, *, now: datetime) -> None:
+async def seed(url: str, people: int, *, now: datetime, locale: str = "cs") -> None:
     database = Database(url)
     try:
         await migrate.upgrade(database)
@@ -150,7 +150,7 @@ async def seed(url: str, people: int, *, now: datetime) -> None:
                     display_name="Hana",
                     institution_id=office.id,
                     role=Role.COORDINATOR,
-                    locale="cs",
+                    locale=locale,
                     joined_at=now,
                 )
             )
@@ -177,7 +177,7 @@ async def seed(url: str, people: int, *, now: datetime) -> None:
                         "display_name": f"Učitel {number + 1}",
                         "institution_id": school,
                         "role": Role.REFERRER,
-                        "locale": "cs",
+                        "locale": locale,
                         "joined_at": now,
                     }
                     for number, school in enumerate(schools)

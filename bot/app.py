@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import urlparse
 
-from telegram import LinkPreviewOptions, Update
+from telegram import Bot, LinkPreviewOptions, Update
+from telegram._utils.types import JSONDict
 from telegram.constants import ParseMode
+from telegram.error import InvalidToken, RetryAfter, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -20,8 +24,10 @@ from telegram.ext import (
 
 from bot import outbox
 from bot.http import AiohttpRequest
+from bot.ledger import HandledUpdates
 from bot.persistence import DatabasePersistence
-from bot.processor import OrderedUpdateProcessor
+from bot.polling import Poller, retry_after_seconds
+from bot.processor import OrderedUpdateProcessor, note_telegram_call
 from bot.runtime import Runtime
 from handlers import (
     conference,
@@ -75,10 +81,12 @@ def build_application(runtime: Runtime) -> RoundTableApp:
         # Replies to a person's own taps are not bulk messages: Telegram's 30 a second for
         # everybody is the outbox's budget (its own pacer), not a cap on answering people.
         # Groups keep their 20 a minute, and a 429 is still waited out and retried.
-        .rate_limiter(AIORateLimiter(overall_max_rate=0, max_retries=3))
+        .rate_limiter(_NotingRateLimiter(overall_max_rate=0, max_retries=3))
         .build()
     )
     processor.after_each_update(application.update_persistence)
+    processor.keep_ledger(HandledUpdates(runtime.database))
+    processor.retry_when_back(runtime.database, application.process_update)
     application.bot_data[RUNTIME_KEY] = runtime
 
     # Order matters. The guard runs first, in its own group, and stops strangers' updates.
@@ -128,6 +136,26 @@ def build_application(runtime: Runtime) -> RoundTableApp:
     return application
 
 
+class _NotingRateLimiter(AIORateLimiter):
+    """The handlers' rate limiter, which also notes every call that went through: an update
+    that failed after answering something is not handled again (bot.processor)."""
+
+    async def process_request(  # noqa: PLR0917 - the signature is BaseRateLimiter's
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> bool | JSONDict | list[JSONDict]:
+        result = await super().process_request(
+            callback, args, kwargs, endpoint, data, rate_limit_args
+        )
+        note_telegram_call()
+        return result
+
+
 def _outbox_bot(runtime: Runtime, defaults: Defaults) -> ExtBot[Any]:
     """The outbox's own connection to Telegram, whose rate limiter never retries a 429 itself:
     the dispatcher puts the row back until the time Telegram gave and holds its pacer, so a
@@ -150,6 +178,27 @@ async def _announce(application: RoundTableApp) -> None:
     await set_stranger_menus(application.bot, runtime.settings.default_locale, runtime.translator)
 
 
+async def _reach_telegram(bot: Bot, stop: asyncio.Event) -> bool:
+    """Initialize the bot (getMe), waiting out Telegram's 429s, 5xx and network trouble: a
+    hiccup at start must not end the process. A token Telegram refuses still does. False when
+    told to stop meanwhile."""
+    pause = 1.0
+    while not stop.is_set():
+        try:
+            await bot.initialize()
+            return True
+        except InvalidToken:
+            raise
+        except RetryAfter as error:
+            wait = retry_after_seconds(error)
+        except TelegramError as error:
+            wait, pause = pause, min(pause * 2, 30.0)
+            logger.warning("Telegram did not answer at start: %s", type(error).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), wait)
+    return False
+
+
 async def serve(application: RoundTableApp, stop: asyncio.Event) -> None:
     """Run until stop is set: long polling, or webhook mode when a webhook URL is configured.
 
@@ -161,8 +210,15 @@ async def serve(application: RoundTableApp, stop: asyncio.Event) -> None:
     runtime: Runtime = application.bot_data[RUNTIME_KEY]
     settings = runtime.settings
     dispatcher: outbox.Dispatcher = application.bot_data[outbox.DISPATCHER_KEY]
+    processor = application.update_processor
+    assert isinstance(processor, OrderedUpdateProcessor)
+    poller: Poller | None = None
+    for bot in (application.bot, dispatcher.bot):
+        if not await _reach_telegram(bot, stop):
+            return
     async with application, dispatcher.bot:
         await dispatcher.take_over()
+        await processor.ledger.load()
         await _announce(application)
         updater = application.updater
         assert updater is not None
@@ -177,10 +233,18 @@ async def serve(application: RoundTableApp, stop: asyncio.Event) -> None:
             )
             logger.info("webhook mode on port %s", settings.webhook_port)
         else:
-            await updater.start_polling(allowed_updates=Update.ALL_TYPES, timeout=10)
+            # Not the Updater's polling: it confirms updates before they are handled.
+            poller = Poller(
+                application.bot, application.update_queue, allowed_updates=Update.ALL_TYPES
+            )
+            processor.when_done(poller.handled)
+            await poller.start()
             logger.info("long polling")
         await application.start()
         await stop.wait()
         dispatcher.stop()
-        await updater.stop()
+        if poller is not None:
+            await poller.stop()
+        if updater.running:
+            await updater.stop()
         await application.stop()

@@ -3,27 +3,70 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from functools import partial
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import aiosqlite
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 from sqlalchemy.orm.util import identity_key
 
+logger = logging.getLogger(__name__)
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# How long work waits for a database that went away (a PostgreSQL restart, a failover) before
+# its error counts.
+OUTAGE_SECONDS = 60.0
+_CONNECTION_STATES = ("08", "57P")  # SQLSTATE classes: connection exception, shutdown
+T = TypeVar("T")
 READING = "roundtable_reading"  # an execution option: the transaction only reads
+_WROTE = "roundtable_wrote"  # in Session.info: the transaction has changed something
+
+
+class Stamp(Protocol):
+    """Something to write into the first transaction that changes anything, within the same
+    commit: the mark of the Telegram update being handled (bot.ledger)."""
+
+    async def __call__(self, session: AsyncSession) -> bool:
+        """Write it, unless it is written already or does not belong here; True if written."""
+        ...
+
+    def committed(self) -> None:
+        """The transaction it was written in has committed."""
+        ...
+
+
+STAMP: ContextVar[Stamp | None] = ContextVar("roundtable_stamp", default=None)
+
+
+class _Session(Session):
+    """Sessions that note whether their transaction changed anything (for STAMP)."""
+
+
+@event.listens_for(_Session, "do_orm_execute")
+def _note_statement(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info[_WROTE] = True
+
+
+@event.listens_for(_Session, "after_flush")
+def _note_flush(session: Session, _transaction: UOWTransaction) -> None:
+    session.info[_WROTE] = True
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -108,6 +151,26 @@ def _make_sqlite_transactions_immediate(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
 
+def unavailable(error: BaseException) -> bool:
+    """The database could not be reached, or the connection broke (a server restarting or
+    failing over): the same work may well succeed in a moment, unlike with any other error."""
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True
+        causes = [error.orig, getattr(error.orig, "__cause__", None)]
+    else:
+        # Raised by the driver as it is: connecting refused (an OSError), or a server starting
+        # up. Not any error caused by an OSError: Telegram's network errors are.
+        causes = [error]
+    for cause in causes:
+        if isinstance(cause, ConnectionError):  # refused, reset, aborted
+            return True
+        state = str(getattr(cause, "sqlstate", "") or "")
+        if state.startswith(_CONNECTION_STATES):
+            return True
+    return False
+
+
 def _insert(session: AsyncSession, model: type[Any], values: dict[str, Any]) -> Any:
     dialect = session.get_bind().dialect.name
     return (sqlite_insert if dialect == "sqlite" else pg_insert)(model).values(**values)
@@ -148,11 +211,13 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_engine(url)
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=_Session
+        )
         # SQLite has one writer at a time. Its busy handler polls for the lock with sleeps of up
         # to 100 ms, leaving it unused meanwhile; the process's own writers queue here instead
-        # and each starts the moment the one before commits. Other processes (the CLI) still
-        # wait on the busy timeout.
+        # and each starts the moment the one before commits. Other processes (the CLI) are
+        # waited for by LoopConnection.
         self._write_lock = asyncio.Lock() if self.engine.dialect.name == "sqlite" else None
         self._writer_task: asyncio.Task[object] | None = None
         self._readers = async_sessionmaker(
@@ -164,13 +229,23 @@ class Database:
         """A session in a transaction, committed on success and rolled back on error.
 
         Never hold one across a Telegram call: do the database work, leave the block, then talk.
+        When it changes anything, the STAMP of the context (the mark of the update being
+        handled) is written in it too.
         """
+        stamp = STAMP.get()
+        stamped = False
         try:
             async with self._writer(), self._sessions() as session, session.begin():
                 yield session
+                if stamp is not None:
+                    await session.flush()
+                    if session.info.get(_WROTE):
+                        stamped = await stamp(session)
         except Exception as error:
             await self._keep_after_rollback(error)
             raise
+        if stamped and stamp is not None:
+            stamp.committed()
 
     @asynccontextmanager
     async def _writer(self) -> AsyncIterator[None]:
@@ -201,6 +276,40 @@ class Database:
         if rows:
             async with self._sessions() as session, session.begin():
                 session.add_all(rows)
+
+    async def wait_until_available(self, within: float = OUTAGE_SECONDS) -> bool:
+        """Wait until the database answers again (True), or `within` seconds pass (False)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        pause = 0.1
+        while True:
+            try:
+                async with self.engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+                return True
+            except Exception as error:
+                if not unavailable(error):
+                    raise
+            if loop.time() + pause > deadline:
+                return False
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+    async def when_available(
+        self, work: Callable[[], Awaitable[T]], within: float = OUTAGE_SECONDS
+    ) -> T:
+        """Do the work (its own transactions); while the database is away, wait for it and do
+        it again, for up to `within` seconds. Only for work that is safe to repeat."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            try:
+                return await work()
+            except Exception as error:
+                if not unavailable(error) or loop.time() > deadline:
+                    raise
+                logger.warning("the database is out of reach; waiting for it")
+            await self.wait_until_available(max(deadline - loop.time(), 0.0))
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -214,6 +214,17 @@ class ChatData(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class HandledUpdate(Base):
+    """The newest Telegram update handled for a chat (updates of a chat are handled in order),
+    written in the same transaction as the update's first change: an update Telegram delivers
+    again after a crash, because it was handled but not yet confirmed, is not handled twice."""
+
+    __tablename__ = "handled_updates"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    update_id: Mapped[int] = mapped_column(BigInteger)
+
+
 class ReferralStatus(enum.StrEnum):
     DRAFT = "draft"
     SUBMITTED = "submitted"

@@ -47,7 +47,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import Application, CallbackContext
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.db import insert_if_absent
+from bot.db import insert_if_absent, unavailable
 from bot.models import OutboxRow, OutboxStatus
 from bot.runtime import Runtime
 from bot.services import members
@@ -56,6 +56,7 @@ logger = logging.getLogger(__name__)
 
 DISPATCHER_KEY = "outbox"
 JOB_NAME = "outbox"
+AGAIN_SECONDS = 2.0  # when the database was out of reach, the next look for due rows
 
 
 @dataclass(frozen=True)
@@ -525,14 +526,18 @@ class Dispatcher:
                 wait = error.retry_after
             seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
             self.pacer.hold(seconds)
-            async with self.runtime.database.transaction() as session:
-                at = now + timedelta(seconds=seconds)
-                await retry_later(session, row.id, at=at, attempts=row.attempts)
+            at = now + timedelta(seconds=seconds)
+            await self._record(
+                lambda session: retry_later(session, row.id, at=at, attempts=row.attempts)
+            )
             counts.retried += 1
         elif isinstance(error, Forbidden):
-            async with self.runtime.database.transaction() as session:
+
+            async def blocked(session: AsyncSession) -> None:
                 await members.mark_unreachable(session, row.chat_id, now=now)
                 await finish(session, row.id, OutboxStatus.FAILED, now=now, outcome="blocked")
+
+            await self._record(blocked)
             counts.failed += 1
             kind = self.kinds.get(row.kind)
             if kind is not None and kind.blocked is not None:
@@ -556,9 +561,8 @@ class Dispatcher:
             counts.failed += 1
             return
         delay = timedelta(seconds=min(5 * 2 ** (attempts - 1), 1800))
-        async with self.runtime.database.transaction() as session:
-            at = self.runtime.clock.now() + delay
-            await retry_later(session, row.id, at=at, attempts=attempts)
+        at = self.runtime.clock.now() + delay
+        await self._record(lambda session: retry_later(session, row.id, at=at, attempts=attempts))
         counts.retried += 1
 
     async def _send(self, chat_id: int, outgoing: Outgoing) -> Message:
@@ -585,8 +589,21 @@ class Dispatcher:
         return message
 
     async def _finish(self, row: Notification, status: OutboxStatus, outcome: str) -> None:
-        async with self.runtime.database.transaction() as session:
-            await finish(session, row.id, status, now=self.runtime.clock.now(), outcome=outcome)
+        now = self.runtime.clock.now()
+        await self._record(
+            lambda session: finish(session, row.id, status, now=now, outcome=outcome)
+        )
+
+    async def _record(self, write: Callable[[AsyncSession], Awaitable[None]]) -> None:
+        """A row's outcome, in a transaction of its own; when the database is out of reach, it
+        is waited for: a message Telegram has must be noted as sent, or it would go out again
+        when the claim runs out."""
+
+        async def record() -> None:
+            async with self.runtime.database.transaction() as session:
+                await write(session)
+
+        await self.runtime.database.when_available(record)
 
     async def next_wake(self) -> float:
         """Seconds until the next row is due (by the injected clock), at most `idle_seconds`."""
@@ -599,12 +616,19 @@ class Dispatcher:
 
 
 async def dispatch_job(context: CallbackContext[Any, Any, Any, Any]) -> None:
-    """The JobQueue job: send what is due, then sleep until the next row is due."""
+    """The JobQueue job: send what is due, then sleep until the next row is due. With the
+    database out of reach it looks again shortly: a job not planned again would never run."""
     dispatcher: Dispatcher = context.application.bot_data[DISPATCHER_KEY]
+    seconds = AGAIN_SECONDS
     try:
         await dispatcher.run(context)
+        seconds = await dispatcher.next_wake()
+    except Exception as error:
+        if not unavailable(error):
+            raise
+        logger.warning("outbox: the database is out of reach; looking again shortly")
     finally:
-        _schedule(context.application, await dispatcher.next_wake())
+        _schedule(context.application, seconds)
 
 
 def wake(application: Application[Any, Any, Any, Any, Any, Any]) -> None:

@@ -144,9 +144,15 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
     async def _write_batch(self) -> None:
         await asyncio.sleep(0)  # the other changes of this round join in
         batch, self._pending, self._batch = self._pending, {}, None
-        async with self._database.transaction() as session:
-            for _value, write in batch.values():
-                await write(session)
+
+        async def write_all() -> None:
+            async with self._database.transaction() as session:
+                for _value, write in batch.values():
+                    await write(session)
+
+        # python-telegram-bot would drop a failed write for good: a database that went away
+        # for a moment (a restart) is waited for, the writes are all upserts and deletes.
+        await self._database.when_available(write_all)
         for key, (value, _write) in batch.items():
             self._written[key] = value
 

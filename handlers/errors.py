@@ -10,7 +10,9 @@ from telegram import InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ApplicationHandlerStop
 
+from bot.db import unavailable
 from bot.i18n import Translator
+from bot.processor import OrderedUpdateProcessor
 from bot.services import members
 from handlers.common import Context
 
@@ -37,6 +39,18 @@ async def _handle(update: object, context: Context) -> None:
         return
     error_id = secrets.token_hex(4)
     update_id = update.update_id if isinstance(update, Update) else None
+    if error is not None and unavailable(error):
+        # The database went away for a moment (a restart): not a bug to alert anyone about.
+        # The update is handled again once it is back; after too long, the person is asked
+        # to try again.
+        processor = context.application.update_processor
+        if isinstance(processor, OrderedUpdateProcessor) and processor.retry_later(update):
+            logger.warning("error %s: no database; update %s waits for it", error_id, update_id)
+            return
+        logger.warning("error %s: no database while handling update %s", error_id, update_id)
+        if isinstance(update, Update):
+            await _reassure(update, context, error_id)
+        return
     if isinstance(error, NetworkError | RetryAfter):
         # Telegram or the network hiccuped (already retried by the rate limiter): worth a line
         # in the log and a word to the user, not an alert to every admin.

@@ -425,8 +425,7 @@ async def answer_invitation(update: Update, context: Context) -> str | int:
         update.callback_query,
         tr.gettext("Your answer: {answer}.").format(answer=rsvp_label(rsvp, tr)),
     )
-    for chat_id, message_id, locale in done.messages:
-        await _redraw(context, done.view, chat_id, message_id, locale)
+    await _redraw_copies(update, context, done)
     await refresh_board(context, done.board)
     if rsvp is not Rsvp.DECLINED:
         return ConversationHandler.END
@@ -440,6 +439,20 @@ async def answer_invitation(update: Update, context: Context) -> str | int:
         reply_markup=keyboard([[(tr.gettext("No reason"), "ir:skip")]]),
     )
     return REASON
+
+
+async def _redraw_copies(update: Update, context: Context, done: invitations.Answered) -> None:
+    """Every copy of the invitation shows the answer; the pressed one too when the outbox never
+    noted where it went (the process died right after sending it, or Telegram's answer to the
+    send was lost)."""
+    for chat_id, message_id, locale in done.messages:
+        await _redraw(context, done.view, chat_id, message_id, locale)
+    pressed = update.callback_query.message if update.callback_query else None
+    if isinstance(pressed, Message) and (pressed.chat_id, pressed.message_id) not in {
+        (chat_id, message_id) for chat_id, message_id, _locale in done.messages
+    }:
+        locale = context.require_actor().locale
+        await _redraw(context, done.view, pressed.chat_id, pressed.message_id, locale)
 
 
 async def _redraw(

@@ -77,3 +77,29 @@ class SandboxStats:
     http_429: int = 0
     http_errors: Counter[int] = field(default_factory=Counter)
     messages_sent: int = 0
+    forbidden: Counter[int] = field(default_factory=Counter)  # 403 answers per chat
+
+
+@dataclass
+class JournalEntry:
+    """An update the stand-in queued for the bot, and when the bot confirmed it (asked
+    getUpdates with a higher offset, or answered its webhook delivery): from then on Telegram
+    would not deliver it again."""
+
+    update_id: int
+    kind: str  # "message", "callback_query", ...
+    chat_id: int | None
+    what: str  # the message text or the callback data
+    pushed_at: float = field(default_factory=time.monotonic)
+    acknowledged_at: float | None = None
+
+    @classmethod
+    def of(cls, update_id: int, update: dict[str, Any]) -> JournalEntry:
+        kind = next((key for key in update if key != "update_id"), "")
+        body = update.get(kind)
+        body = body if isinstance(body, dict) else {}
+        message = body.get("message") if kind == "callback_query" else body
+        chat = message.get("chat") if isinstance(message, dict) else None
+        chat_id = chat.get("id") if isinstance(chat, dict) else None
+        what = body.get("data") if kind == "callback_query" else body.get("text")
+        return cls(update_id, kind, chat_id, str(what or ""))

@@ -30,7 +30,7 @@ class PersonContext:
     files: FileStore
     callbacks: CallbackRegistry
     clock: Callable[[], float]
-    push_update: Callable[[dict[str, Any]], Awaitable[None]]
+    push_update: Callable[[dict[str, Any]], Awaitable[int]]
 
 
 class Person:
@@ -53,6 +53,7 @@ class Person:
         self.username = username
         self.language_code = language_code
         self.blocked = False
+        self.last_update_id: int | None = None  # of the newest update this person made
         self._context = context
         self._consumed_events = 0
         self.chat = ChatLog(
@@ -80,7 +81,9 @@ class Person:
     async def block_bot(self) -> None:
         """Block the bot and let it know, as Telegram does with a my_chat_member update."""
         self.block()
-        await self._context.push_update({"my_chat_member": self._membership_change("kicked")})
+        self.last_update_id = await self._context.push_update(
+            {"my_chat_member": self._membership_change("kicked")}
+        )
 
     def _membership_change(self, status: str) -> dict[str, Any]:
         bot_user = self._context.bot_user
@@ -212,6 +215,18 @@ class Person:
         description = f"{self.first_name} sent callback data {data!r}"
         return await self._send_callback(message, data, description, timeout)
 
+    async def tap(self, data: str, *, message_id: int) -> asyncio.Future[CallbackAnswer]:
+        """Press a button with this callback data without waiting: the future gets the bot's
+        answer if it ever comes, and `last_update_id` is the press's update (for people who,
+        like real ones, watch the chat rather than the spinner)."""
+        message = self._message_for_press(message_id)
+        query_id, answer = self._context.callbacks.open()
+        self.chat.record_action(f"{self.first_name} pressed a button ({data})")
+        self.last_update_id = await self._context.push_update(
+            {"callback_query": self._query(query_id, message, data)}
+        )
+        return answer
+
     # --- observing ------------------------------------------------------------------------
 
     async def next_event(self, timeout: float = 10.0) -> ChatEvent:  # noqa: ASYNC109
@@ -272,7 +287,9 @@ class Person:
             extra=extra or {},
         )
         self.chat.add(message)
-        await self._context.push_update({"message": self.chat.to_dict(message)})
+        self.last_update_id = await self._context.push_update(
+            {"message": self.chat.to_dict(message)}
+        )
         return message.message_id
 
     async def _send_callback(
@@ -280,14 +297,8 @@ class Person:
     ) -> CallbackAnswer:
         query_id, answer = self._context.callbacks.open()
         self.chat.record_action(description)
-        query = {
-            "id": query_id,
-            "from": self.chat.user,
-            "message": self.chat.to_dict(message),
-            "chat_instance": str(_CHAT_INSTANCE_BASE + self.chat_id),
-            "data": data,
-        }
-        await self._context.push_update({"callback_query": query})
+        query = self._query(query_id, message, data)
+        self.last_update_id = await self._context.push_update({"callback_query": query})
         try:
             async with asyncio.timeout(seconds):
                 return await answer
@@ -295,6 +306,15 @@ class Person:
             self._context.callbacks.forget(query_id)
             failure = f"The bot did not answer the callback query within {seconds} s."
             raise AssertionError(self._failure(failure)) from None
+
+    def _query(self, query_id: str, message: BotMessage, data: str) -> dict[str, Any]:
+        return {
+            "id": query_id,
+            "from": self.chat.user,
+            "message": self.chat.to_dict(message),
+            "chat_instance": str(_CHAT_INSTANCE_BASE + self.chat_id),
+            "data": data,
+        }
 
     def _find_button(self, label: str, message_id: int | None) -> tuple[BotMessage, dict[str, Any]]:
         if message_id is not None:

@@ -17,10 +17,11 @@ from aiohttp import web
 from .callbacks import CallbackRegistry
 from .content import check_commands, check_reply_markup, render_caption, render_text
 from .errors import ApiError
+from .faults import FaultDraw, Faults
 from .files import FileStore, StoredFile
 from .flood import FloodGate, FloodLimits
 from .html_text import FormattedText
-from .models import BotMessage, CallbackAnswer, SandboxStats, inline_keyboard
+from .models import BotMessage, CallbackAnswer, JournalEntry, SandboxStats, inline_keyboard
 from .params import ApiRequest, read_request
 from .people import Person, PersonContext
 from .updates import UpdateQueue
@@ -79,6 +80,7 @@ class BotApiSandbox:
         flood: FloodLimits = FloodLimits(),  # noqa: B008 - frozen, so sharing it is safe
         rtt_ms: float = 0.0,
         clock: Callable[[], float] = time.time,
+        faults: Faults = Faults(),  # noqa: B008 - frozen, so sharing it is safe
     ) -> None:
         self.token = token
         self.bot_id = bot_id
@@ -92,7 +94,7 @@ class BotApiSandbox:
         self._clock = clock
         self._files = FileStore()
         self._callbacks = CallbackRegistry()
-        self._updates = UpdateQueue()
+        self._updates = UpdateQueue(on_confirmed=self._acknowledged)
         self._flood_gate = FloodGate(flood)
         self._commands: dict[tuple[str, str], list[dict[str, str]]] = {}
         self._webhook: WebhookDelivery | None = None
@@ -107,6 +109,15 @@ class BotApiSandbox:
         self._handlers = self._method_table()
         self._faults: dict[str, list[tuple[int, int]]] = {}
         self._drops: dict[str, int] = {}
+        self._holds: dict[str, int] = {}
+        self.held = 0  # calls held unanswered right now (hold_next)
+        self._release = asyncio.Event()
+        self.faults = FaultDraw(faults)
+        # Every update pushed, in order, with when the bot confirmed it (getUpdates offset).
+        self.journal: dict[int, JournalEntry] = {}
+        self._calls_in_progress = 0  # not counting long polls
+        self._calls_changed = Signal()
+        self._acknowledgements = Signal()
         self._person_context = PersonContext(
             bot_user=self.bot_user,
             files=self._files,
@@ -122,6 +133,7 @@ class BotApiSandbox:
         if self._runner is not None:
             raise RuntimeError("the sandbox is already running")
         self._stopping = False
+        self._release = asyncio.Event()
         app = web.Application(client_max_size=_MAX_REQUEST_BYTES)
         for http_method in ("GET", "POST"):
             app.router.add_route(http_method, "/bot{token}/{method}", self._handle_api)
@@ -141,6 +153,7 @@ class BotApiSandbox:
     async def stop(self) -> None:
         """Stop serving; ends webhook delivery and wakes waiting long polls."""
         self._stopping = True
+        self._release.set()
         self._updates.changed.notify()
         if self._webhook is not None:
             await self._webhook.stop()
@@ -228,14 +241,81 @@ class BotApiSandbox:
         key = method.lower()
         self._drops[key] = self._drops.get(key, 0) + times
 
+    def hold_next(self, method: str, *, times: int = 1) -> None:
+        """Keep the next `times` calls of a method waiting, unanswered and without effect,
+        until `release_held` or the end: a bot killed meanwhile dies with the call in flight."""
+        key = method.lower()
+        self._holds[key] = self._holds.get(key, 0) + times
+
+    def release_held(self) -> None:
+        """Answer the held calls with 502 Bad Gateway (they never took effect)."""
+        self._release.set()
+
     def pending_updates(self) -> int:
         """Updates queued and not yet confirmed by getUpdates or the webhook."""
         return len(self._updates)
 
-    async def push_update(self, update: dict[str, Any]) -> None:
-        """Queue a raw update for the bot (update_id is assigned when missing)."""
+    async def push_update(self, update: dict[str, Any]) -> int:
+        """Queue a raw update for the bot (update_id is assigned when missing); its id."""
         update_id = self._updates.push(update)
+        self.journal[update_id] = JournalEntry.of(update_id, update)
         logger.debug("queued update %d", update_id)
+        return update_id
+
+    def inject(self, faults: Faults) -> None:
+        """From now on, fail the bot's calls as `faults` says (Faults() for none); what was
+        injected so far stays in `self.faults.injected`."""
+        earlier = self.faults
+        self.faults = FaultDraw(faults)
+        self.faults.injected = earlier.injected
+        self.faults.by_chat = earlier.by_chat
+
+    async def wait_until_acknowledged(self, update_id: int, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Wait until the bot has confirmed the update (asked getUpdates past it)."""
+        entry = self.journal[update_id]
+        if not await self._acknowledgements.wait_until(
+            lambda: entry.acknowledged_at is not None, timeout
+        ):
+            raise AssertionError(f"Update {update_id} was not acknowledged within {timeout} s.")
+
+    def _acknowledged(self, update_ids: list[int]) -> None:
+        self._acknowledgements.notify()
+        now = time.monotonic()
+        for update_id in update_ids:
+            entry = self.journal.get(update_id)
+            if entry is not None and entry.acknowledged_at is None:
+                entry.acknowledged_at = now
+                person = self.people.get(entry.chat_id) if entry.chat_id is not None else None
+                if person is not None:  # someone waiting for an answer may look again
+                    person.chat.changed.notify()
+
+    async def wait_for_calls(
+        self,
+        condition: Callable[[], bool],
+        timeout: float,  # noqa: ASYNC109
+    ) -> bool:
+        """Wait until condition() holds, looking again whenever a Bot API call ends; False if
+        `timeout` seconds pass first."""
+        return await self._calls_changed.wait_until(condition, timeout)
+
+    async def wait_for_calls_to_end(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Wait until every client connection is closed and no call is being handled: after a
+        bot was killed, what it had sent has all been taken in and answered (a request written
+        just before it died is still read). Long polls left waiting do not count: they change
+        nothing."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        server = self._runner.server if self._runner is not None else None
+        while server is not None and server.connections:
+            if loop.time() > deadline:
+                raise AssertionError(f"Connections to the stand-in still open after {timeout} s.")
+            await asyncio.sleep(0.01)  # closed connections are not announced: look again
+        await asyncio.sleep(0)  # a request read last gets its handler started
+        remaining = max(deadline - loop.time(), 0.0)
+        if not await self._calls_changed.wait_until(
+            lambda: self._calls_in_progress == 0, remaining
+        ):
+            raise AssertionError(f"Bot API calls were still in progress after {timeout} s.")
 
     async def wait_for_long_poll(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """Wait until a getUpdates call is parked waiting for updates."""
@@ -245,12 +325,27 @@ class BotApiSandbox:
     # --- HTTP -----------------------------------------------------------------------------
 
     async def _handle_api(self, request: web.Request) -> web.Response:
+        long_poll = request.match_info["method"].lower() == "getupdates"
+        self._calls_in_progress += 0 if long_poll else 1
+        try:
+            return await self._answer_api(request)
+        finally:
+            self._calls_in_progress -= 0 if long_poll else 1
+            self._calls_changed.notify()
+
+    async def _answer_api(self, request: web.Request) -> web.Response:
         name = request.match_info["method"]
         if self._drops.get(name.lower()):
+            self._drops[name.lower()] -= 1
             return await self._drop_connection(request, name)
+        if self._holds.get(name.lower()):
+            self._holds[name.lower()] -= 1
+            return await self._hold(request, name)
         try:
             result = await self._call(request, name)
             response = web.json_response({"ok": True, "result": result})
+        except _Dropped:
+            return await self._drop_connection(request, name)
         except ApiError as error:
             response = self._error_response(name, error)
         except Exception:
@@ -259,8 +354,17 @@ class BotApiSandbox:
         await self._emulate_latency()
         return response
 
+    async def _hold(self, request: web.Request, name: str) -> web.Response:
+        await request.read()
+        self.held += 1
+        self._calls_changed.notify()
+        try:
+            await self._release.wait()
+        finally:
+            self.held -= 1
+        return self._error_response(name, ApiError(502, "Bad Gateway"))
+
     async def _drop_connection(self, request: web.Request, name: str) -> web.Response:
-        self._drops[name.lower()] -= 1
         await request.read()
         if request.transport is not None:
             request.transport.close()
@@ -271,11 +375,32 @@ class BotApiSandbox:
         self._check_token(request.match_info["token"])
         method, handler = self._resolve(name)
         api_request = await read_request(request, method)
+        fault = self.faults.draw(method, _chat_of(api_request))
+        if fault is not None and fault != "timeout":
+            self._inject(method, fault, api_request)
         result = await handler(api_request)
         if method in _SENDING_METHODS:
             self.stats.messages_sent += 1
+        if fault == "timeout":
+            sent = result.get("message_id") if isinstance(result, dict) else None
+            self.faults.record(method, fault, _chat_of(api_request), sent)
+            # Done, but the answer comes after the client has given up waiting.
+            await asyncio.sleep(self.faults.faults.hold_seconds)
         logger.debug("%s answered", method)
         return result
+
+    def _inject(self, method: str, fault: str, request: ApiRequest) -> None:
+        """Fail the call before it does anything."""
+        self.faults.record(method, fault, _chat_of(request))
+        if fault == "drop":
+            raise _Dropped
+        if fault == "429":
+            retry_after = self.faults.faults.retry_after
+            raise ApiError(
+                429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after
+            )
+        status = int(fault)
+        raise ApiError(status, _FAULT_DESCRIPTIONS.get(status, "Internal Server Error"))
 
     async def _handle_file(self, request: web.Request) -> web.Response:
         try:
@@ -648,6 +773,7 @@ class BotApiSandbox:
     def _reachable_person(self, request: ApiRequest) -> Person:
         person = self._person_for(request)
         if person.blocked:
+            self.stats.forbidden[person.chat_id] += 1
             raise ApiError.forbidden("bot was blocked by the user")
         return person
 
@@ -709,6 +835,15 @@ class BotApiSandbox:
     async def _delete_my_commands(self, request: ApiRequest) -> bool:
         self._commands.pop(_request_commands_key(request), None)
         return True
+
+
+class _Dropped(Exception):
+    """An injected fault: close the connection without answering."""
+
+
+def _chat_of(request: ApiRequest) -> int | None:
+    value = request.params.get("chat_id")
+    return value if isinstance(value, int) else None
 
 
 def _request_commands_key(request: ApiRequest) -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .waiting import Signal
@@ -18,7 +19,8 @@ def update_type(update: dict[str, Any]) -> str:
 class UpdateQueue:
     """Pending updates in update_id order; `changed` fires on every change."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_confirmed: Callable[[list[int]], None] | None = None) -> None:
+        self._on_confirmed = on_confirmed
         self._pending: list[dict[str, Any]] = []
         self._last_id = 0
         self._allowed: list[str] = []
@@ -51,12 +53,21 @@ class UpdateQueue:
     def confirm_below(self, offset: int) -> None:
         """Confirm updates below offset; a negative offset keeps only the last -offset ones."""
         if offset > 0:
-            self._pending = [u for u in self._pending if u["update_id"] >= offset]
+            self._keep(lambda position, u: u["update_id"] >= offset)
         elif offset < 0:
-            self._pending = self._pending[offset:]
+            first = max(len(self._pending) + offset, 0)
+            self._keep(lambda position, u: position >= first)
 
     def confirm(self, update_id: int) -> None:
-        self._pending = [u for u in self._pending if u["update_id"] != update_id]
+        self._keep(lambda position, u: u["update_id"] != update_id)
+
+    def _keep(self, kept: Callable[[int, dict[str, Any]], bool]) -> None:
+        confirmed = [u["update_id"] for n, u in enumerate(self._pending) if not kept(n, u)]
+        if not confirmed:
+            return
+        self._pending = [u for n, u in enumerate(self._pending) if kept(n, u)]
+        if self._on_confirmed is not None:
+            self._on_confirmed(confirmed)
 
     def clear(self) -> None:
         self._pending.clear()

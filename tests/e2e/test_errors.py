@@ -5,15 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import processor as processor_module
+from bot.app import build_application, serve
 from bot.logs import configure_logging
 from bot.models import Member, Role
-from bot.services import members
+from bot.runtime import Runtime
+from bot.sandbox import BotApiSandbox
+from bot.services import members, referrals
 from tests.e2e.conftest import TOKEN, RunningBot
+from tests.e2e.test_joining import TURNED_AWAY
 
 
 async def test_a_failing_service_is_reported_with_an_error_id_and_a_blocked_admin_noted(
@@ -104,3 +110,107 @@ async def test_a_member_who_blocks_the_bot_is_marked_unreachable_at_once(bot: Ru
         await asyncio.sleep(0.01)
     assert not await reachable()
     assert [event.kind for event in teacher.events].count("sent") == 1  # only the welcome
+
+
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")  # retry_after
+async def test_telegram_failing_at_start_does_not_stop_the_bot(
+    runtime: Runtime, sandbox: BotApiSandbox
+) -> None:
+    """Flood control and a bad gateway while the bot introduces itself (getMe): it waits and
+    tries again, then serves as usual."""
+    sandbox.fail_next("getMe", 429, retry_after=1)
+    sandbox.fail_next("getMe", 502)
+    application = build_application(runtime)
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(application, stop))
+    try:
+        stranger = sandbox.person(900, "Eve", language_code="en")
+        await stranger.send_text("hello")
+        assert (await stranger.next_message(timeout=30)).text == TURNED_AWAY
+        assert sandbox.stats.http_errors[429] == 1 and sandbox.stats.http_errors[502] == 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+
+def _database_away(times: int) -> tuple[list[int], Any]:
+    """A stand-in for members.list_members whose first `times` calls find the database gone
+    (the connection refused, as while PostgreSQL restarts)."""
+    calls: list[int] = []
+    real = members.list_members
+
+    async def away(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) <= times:
+            raise ConnectionRefusedError(111, "Connect call failed")
+        return await real(*args, **kwargs)
+
+    return calls, away
+
+
+async def test_an_update_that_finds_the_database_away_waits_for_it(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No apology and no alert: the update is handled again once the database answers."""
+    admin = await bot.join(1, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
+    other = await bot.join(2, "Bohdan", Role.ADMIN, institution="Městský úřad Cheb")
+    calls, away = _database_away(2)
+    monkeypatch.setattr(members, "list_members", away)
+    await admin.send_text("/members")
+    listing = (await admin.next_message()).text or ""
+    assert listing.startswith("Members"), listing
+    assert len(calls) == 3
+    await admin.send_text("/help")  # after the /members update, nothing more came
+    assert ((await admin.next_message()).text or "").startswith("As an administrator")
+    assert [event.kind for event in other.events].count("sent") == 1  # only the welcome
+
+
+async def test_a_database_away_too_long_gets_the_person_asked_to_try_again(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = await bot.join(1, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
+    other = await bot.join(2, "Bohdan", Role.ADMIN, institution="Městský úřad Cheb")
+    monkeypatch.setattr(processor_module, "OUTAGE_SECONDS", -1.0)  # "too long" at once
+    _calls, away = _database_away(100)
+    monkeypatch.setattr(members, "list_members", away)
+    await admin.send_text("/members")
+    sorry = (await admin.next_message()).text or ""
+    assert sorry.startswith("Sorry, something went wrong on our side. Nothing you entered was")
+    await admin.send_text("/help")
+    await admin.next_message()
+    assert [event.kind for event in other.events].count("sent") == 1  # not a bug: no alert
+
+
+async def test_an_update_that_answered_before_the_database_went_away_is_not_done_twice(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Continue shows the concerns (a new message) and the database goes away as the bot notes
+    that message: doing it all again would ask the same question twice, so the referrer gets
+    the apology instead and one question."""
+    teacher = await bot.join(1, "Jana", Role.REFERRER)
+    await teacher.send_text("/refer")
+    await teacher.next_message()
+    await teacher.press("No")
+    await teacher.next_message()
+    for answer in ("Kryštof Dvořák", "2015", "5.B"):
+        await teacher.send_text(answer)
+        await teacher.next_message()
+    await teacher.send_text("/refer")
+    assert "You have an unfinished referral" in ((await teacher.next_message()).text or "")
+    real = referrals.note_message
+    failed: list[int] = []
+
+    async def away(*args: Any, from_bot: bool = False, **kwargs: Any) -> None:
+        if from_bot and not failed:
+            failed.append(1)
+            raise ConnectionRefusedError(111, "Connect call failed")
+        await real(*args, from_bot=from_bot, **kwargs)
+
+    monkeypatch.setattr(referrals, "note_message", away)
+    await teacher.press("Continue")
+    assert "What is going on?" in ((await teacher.next_message()).text or "")
+    sorry = (await teacher.next_message()).text or ""
+    assert sorry.startswith("Sorry, something went wrong on our side."), sorry
+    await teacher.send_text("/help")
+    assert ((await teacher.next_message()).text or "").startswith("As a referrer")
+    assert failed == [1]

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 import pytest
 import vobject  # type: ignore[import-untyped]
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from bot.app import build_application, serve
 from bot.clock import FakeClock
@@ -22,6 +22,7 @@ from bot.models import (
     ConferenceStatus,
     InstitutionKind,
     Invitation,
+    InviteMessage,
     Member,
     OutboxRow,
     OutboxStatus,
@@ -386,3 +387,22 @@ async def test_a_restart_between_planning_and_sending_and_a_blocked_participant(
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=30)
+
+
+async def test_an_invitation_whose_delivery_was_not_noted_still_shows_the_answer(
+    bot: RunningBot,
+) -> None:
+    """The process died between sending Petr's invitation and noting where it went (or
+    Telegram's answer to the send was lost): his press still redraws the message he pressed."""
+    people = await team(bot)
+    petr, pavel = people["petr"], people["pavel"]
+    await scheduled(bot, people)
+    invites = {name: await until(people[name], "Will you come?") for name in ("petr", "pavel")}
+    await bot.settle()
+    async with bot.runtime.database.transaction() as session:
+        await session.execute(delete(InviteMessage).where(InviteMessage.member_id == 3))
+    await petr.press("✅ Accept", message_id=invites["petr"].message_id)
+    mine = await until(petr, "Answer: accepted (Petr).")
+    assert mine.message_id == invites["petr"].message_id
+    colleague = await until(pavel, "Answer:")  # his colleague's copy, as before
+    assert "Answer: accepted (Petr)." in (colleague.caption or "")

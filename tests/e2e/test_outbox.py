@@ -6,8 +6,11 @@ still makes sense."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from bot import outbox
@@ -134,4 +137,41 @@ async def test_after_downtime_a_late_row_is_sent_only_while_it_makes_sense(
     assert (await _row(bot, "useful")).status is OutboxStatus.SENT
     moot = await _row(bot, "moot")
     assert (moot.status, moot.outcome) == (OutboxStatus.SKIPPED, "too late")
+    assert _told(petr) == 1
+
+
+async def test_the_database_away_while_the_outbox_works_loses_and_doubles_nothing(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database goes away (a PostgreSQL restart) while the outbox looks for due rows, then
+    again right after a message went out: it looks again shortly, and notes the message as
+    sent once it can, instead of stopping for good or sending it again."""
+    petr = await bot.join(
+        3, "Petr", Role.PARTICIPANT, institution="Policie Cheb", kind=InstitutionKind.POLICE
+    )
+    failures = {"claim": 1, "next_due": 1, "finish": 1}
+
+    def away_once(name: str, real: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            if failures[name]:
+                failures[name] -= 1
+                raise ConnectionRefusedError(111, "Connect call failed")
+            return await real(*args, **kwargs)
+
+        return call
+
+    for name in failures:
+        monkeypatch.setattr(outbox, name, away_once(name, getattr(outbox, name)))
+    await _plan(bot, "Petr", "away")
+    outbox.wake(bot.application)
+    told = await petr.next_message(timeout=20)  # the outbox looked again
+    assert "was deleted after 14 days" in (told.text or "")
+    for _ in range(1000):  # waits for the bookkeeping and the next look, not for time to pass
+        sent = (await _row(bot, "away")).status is OutboxStatus.SENT
+        if sent and not any(failures.values()):
+            break
+        await asyncio.sleep(0.01)
+    assert (await _row(bot, "away")).status is OutboxStatus.SENT
+    assert failures == {"claim": 0, "next_due": 0, "finish": 0}
+    await bot.sweep()
     assert _told(petr) == 1

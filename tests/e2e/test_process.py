@@ -107,6 +107,9 @@ async def test_a_half_finished_language_choice_survives_sigkill_and_a_code_works
     assert (
         await teacher.next_message()
     ).text == "Please choose a language with one of the buttons."
+    # Killed between two updates: "hmm" is done with (the bot confirmed it to Telegram).
+    assert teacher.last_update_id is not None
+    await sandbox.wait_until_acknowledged(teacher.last_update_id)
 
     bot.send_signal(signal.SIGKILL)
     assert await asyncio.wait_for(bot.wait(), timeout=30) == -signal.SIGKILL
@@ -273,3 +276,86 @@ async def test_a_referral_dialog_killed_in_the_middle_resumes_where_it_was(
     async with database.transaction() as session:
         referral = await session.scalar(select(Referral))
     assert referral is not None and referral.status is ReferralStatus.SUBMITTED
+
+
+async def _killed(bot: asyncio.subprocess.Process) -> None:
+    bot.send_signal(signal.SIGKILL)
+    assert await asyncio.wait_for(bot.wait(), timeout=30) == -signal.SIGKILL
+
+
+async def test_an_update_in_hand_when_the_bot_is_killed_is_answered_after_the_restart(
+    sandbox: BotApiSandbox, environment: dict[str, str], start_bot: Start
+) -> None:
+    """Telegram hears that an update was handled only once it has been: one the process was
+    still answering when it died comes again and is answered."""
+    printed = json.loads(
+        await _command(
+            environment, "invite", "--institution", "ZŠ Hradební", "--kind", "school",
+            "--role", "referrer", "--json",
+        )
+    )  # fmt: skip
+    bot = await start_bot()
+    teacher = sandbox.person(101, "Jana", language_code="en")
+    await teacher.send_text(f"/start {printed['code']}")
+    assert "Which language shall I use?" in ((await teacher.next_message(timeout=60)).text or "")
+    sandbox.hold_next("sendMessage")
+    await teacher.send_text("hmm")
+    hmm = teacher.last_update_id
+    assert hmm is not None
+    assert await sandbox.wait_for_calls(lambda: sandbox.held == 1, timeout=30)  # answering it
+    await _killed(bot)
+    assert sandbox.journal[hmm].acknowledged_at is None  # Telegram still has it
+
+    await start_bot()
+    assert (await teacher.next_message(timeout=60)).text == (
+        "Please choose a language with one of the buttons."
+    )
+    await sandbox.wait_until_acknowledged(hmm)
+
+
+async def test_an_update_handled_but_not_yet_confirmed_is_not_handled_twice(
+    sandbox: BotApiSandbox, environment: dict[str, str], start_bot: Start, database: Database
+) -> None:
+    """The description is stored and the process dies while answering it: Telegram delivers it
+    again after the restart, and it must not also become "what the school tried"."""
+    bot = await start_bot()
+    coordinator = sandbox.person(201, "Hana", language_code="en")
+    teacher = sandbox.person(202, "Jana", language_code="en")
+    await _join(environment, coordinator, "OSPOD Cheb", "ospod", "coordinator")
+    await _join(environment, teacher, "ZŠ Hradební", "school", "referrer")
+    await teacher.send_text("/refer")
+    await teacher.next_message()
+    await teacher.press("No")
+    await teacher.next_message()
+    for answer in ("Kryštof Dvořák", "2015", "5.B"):
+        await teacher.send_text(answer)
+        await teacher.next_message()
+    await teacher.press("truancy")
+    await teacher.next_message()
+    await teacher.press("Done")
+    assert "Describe what is going on" in ((await teacher.next_message()).text or "")
+
+    sandbox.hold_next("sendMessage")
+    await teacher.send_text("He misses Mondays.")
+    description = teacher.last_update_id
+    assert description is not None
+    assert await sandbox.wait_for_calls(lambda: sandbox.held == 1, timeout=30)
+    await _killed(bot)
+    assert sandbox.journal[description].acknowledged_at is None
+
+    await start_bot()
+    await sandbox.wait_until_acknowledged(description, timeout=60)
+    await teacher.send_text("/refer")
+    assert "You have an unfinished referral" in ((await teacher.next_message()).text or "")
+    await teacher.press("Continue")
+    assert "What has the school already tried?" in ((await teacher.next_message()).text or "")
+    await teacher.press("Skip")
+    await teacher.next_message()
+    await teacher.press("Informed, they agree")
+    await teacher.next_message()
+    await teacher.press("Routine")
+    summary = (await teacher.next_message()).text or ""
+    assert "What is going on:\nHe misses Mondays.\nAlready tried: –" in summary
+    async with database.transaction() as session:
+        steps = list(await session.scalars(select(Referral.step)))
+    assert steps == ["summary"]

@@ -31,6 +31,7 @@ from telegram.error import (
     NetworkError,
     RetryAfter,
     TelegramError,
+    TimedOut,
 )
 from telegram.ext import (
     Application,
@@ -38,8 +39,10 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
 )
+from telegram.request import HTTPXRequest
 
 from bot.sandbox import BotApiSandbox, CallbackAnswer, FloodLimits, Person
+from bot.sandbox.faults import Faults
 from bot.sandbox.flood import FloodGate
 
 TOKEN = "123456:sandbox-test-token"
@@ -762,3 +765,95 @@ async def test_a_method_can_be_made_to_fail_the_next_times(
             await bot.send_message(ALICE, "lost")
     assert (await bot.send_message(ALICE, "third time")).text == "third time"
     assert sandbox.stats.http_errors[502] == 2
+
+
+# --- faults at a rate ----------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")  # retry_after
+async def test_faults_at_a_rate_replay_from_the_seed(alice: Person) -> None:
+    """The same seed fails the same calls the same way; every kind of the mix turns up and
+    surfaces as the exception python-telegram-bot raises for it."""
+    kinds_seen: list[list[str]] = []
+    for _run in range(2):
+        faults = Faults(rate=0.5, seed=7, retry_after=1, hold_seconds=0.3)
+        async with running_sandbox(flood=NO_FLOOD, faults=faults) as box:
+            box.person(ALICE, "Alice")
+            request = HTTPXRequest(read_timeout=0.1)
+            async with Bot(TOKEN, base_url=box.base_url, request=request) as bot:
+                outcomes = []
+                for number in range(40):
+                    try:
+                        await bot.send_message(ALICE, f"message {number}")
+                        outcomes.append("ok")
+                    except RetryAfter:
+                        outcomes.append("429")
+                    except TimedOut:
+                        outcomes.append("timeout")
+                    except NetworkError as error:
+                        outcomes.append("502" if "Bad Gateway" in error.message else "other")
+            await box.wait_for_calls_to_end()
+            kinds_seen.append(outcomes)
+            # One call at a time here, so the record is in the order of the calls.
+            seen_as = {"429": "429", "500": "other", "502": "502", "drop": "other"}
+            injected = [seen_as.get(record.kind, record.kind) for record in box.faults.injected]
+            assert injected == [outcome for outcome in outcomes if outcome != "ok"]
+            assert {"500", "drop"} <= {record.kind for record in box.faults.injected}
+            # A "timeout" send did arrive; the other faults sent nothing.
+            arrived = [m for m in box.people[ALICE].messages.values() if m.from_bot]
+            assert len(arrived) == outcomes.count("ok") + outcomes.count("timeout")
+            timed_out = [r for r in box.faults.injected if r.kind == "timeout"]
+            assert all(r.message_id in box.people[ALICE].messages for r in timed_out)
+    assert kinds_seen[0] == kinds_seen[1]
+    assert {"ok", "429", "timeout", "502", "other"} <= set(kinds_seen[0])
+
+
+async def test_a_failed_long_poll_confirms_nothing(alice: Person) -> None:
+    """getUpdates meets only quick faults, and the updates it would have returned stay queued
+    until the bot asks with a higher offset: that moment is in the journal."""
+    faults = Faults(rate=1.0, mix={"500": 1.0, "timeout": 1.0})
+    async with running_sandbox(flood=NO_FLOOD) as box:
+        person = box.person(ALICE, "Alice")
+        await person.send_text("hello")
+        update_id = person.last_update_id
+        assert update_id is not None
+        async with client(box) as bot:
+            box.inject(faults)
+            with pytest.raises(NetworkError):
+                await bot.get_updates(offset=update_id + 1)  # a 500, never a hold
+            assert box.pending_updates() == 1
+            assert box.journal[update_id].acknowledged_at is None
+            box.inject(Faults())
+            (update,) = await bot.get_updates()
+            assert update.message is not None and update.message.text == "hello"
+            assert box.journal[update_id].acknowledged_at is None  # delivered, not confirmed
+            assert await bot.get_updates(offset=update_id + 1) == ()
+        entry = box.journal[update_id]
+        assert entry.acknowledged_at is not None
+        assert (entry.kind, entry.chat_id, entry.what) == ("message", ALICE, "hello")
+        assert [record.kind for record in box.faults.injected] == ["500"]
+
+
+async def test_a_held_call_waits_without_effect_until_released(
+    sandbox: BotApiSandbox, bot: Bot, alice: Person
+) -> None:
+    sandbox.hold_next("sendMessage")
+    sending = asyncio.create_task(bot.send_message(ALICE, "in flight"))
+    assert await sandbox.wait_for_calls(lambda: sandbox.held == 1, timeout=5)
+    assert not sending.done()
+    sandbox.release_held()
+    with pytest.raises(NetworkError, match="Bad Gateway"):
+        await sending
+    assert sandbox.held == 0 and alice.messages == {}
+    assert (await bot.send_message(ALICE, "next")).text == "next"
+
+
+async def test_a_tap_goes_out_without_waiting_for_the_answer(bot: Bot, alice: Person) -> None:
+    sent = await bot.send_message(ALICE, "Pick", reply_markup=language_keyboard())
+    answer = await alice.tap("lang:en", message_id=sent.message_id)
+    (update,) = await bot.get_updates()
+    assert update.update_id == alice.last_update_id
+    assert update.callback_query is not None and update.callback_query.data == "lang:en"
+    assert not answer.done()
+    await update.callback_query.answer("ok")
+    assert (await answer).text == "ok"

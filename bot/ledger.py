@@ -1,0 +1,109 @@
+"""Which Telegram updates have been handled, so that none is handled twice after a crash.
+
+The bot confirms an update to Telegram only once it has been handled (bot.polling), so a process
+killed at any moment loses none; but an update handled and not yet confirmed comes again after
+the restart. Handling it again would apply it twice: a description typed once would also become
+"what the school tried", a concern ticked once would be unticked again. So each chat's newest
+handled update id is kept in the database (updates of one chat are handled in order, see
+bot.processor), written in the same transaction as the update's first change (bot.db.STAMP), or
+after its dialog state when it changed nothing else; an update at or below that id is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import Update
+
+from bot.db import STAMP, Database, upsert
+from bot.models import HandledUpdate
+
+
+def chat_of(update: object) -> int | None:
+    """The key updates are ordered and marked by: the chat, or the user for updates without
+    one (a private chat's id is its user's)."""
+    if isinstance(update, Update):
+        if update.effective_chat is not None:
+            return update.effective_chat.id
+        if update.effective_user is not None:
+            return update.effective_user.id
+    return None
+
+
+@dataclass
+class Mark:
+    """The mark of one update; goes into the first transaction of its own task that writes."""
+
+    ledger: HandledUpdates
+    chat_id: int
+    update_id: int
+    task: asyncio.Task[object] | None = field(default_factory=asyncio.current_task)
+    stored: bool = False
+
+    async def __call__(self, session: AsyncSession) -> bool:
+        # Tasks started while handling (a job woken, say) inherit the context: not theirs.
+        if self.stored or asyncio.current_task() is not self.task:
+            return False
+        await _write(session, self.chat_id, self.update_id)
+        return True
+
+    def committed(self) -> None:
+        self.stored = True
+        self.ledger.note(self.chat_id, self.update_id)
+
+
+class HandledUpdates:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._newest: dict[int, int] = {}
+
+    async def load(self) -> None:
+        """What earlier processes handled; once, before the first update."""
+        async with self._database.reading() as session:
+            rows = await session.execute(select(HandledUpdate.chat_id, HandledUpdate.update_id))
+            self._newest = {chat_id: update_id for chat_id, update_id in rows}
+
+    def seen(self, update: object) -> bool:
+        """Handled before (Telegram delivers it again)."""
+        chat_id = chat_of(update)
+        if chat_id is None or not isinstance(update, Update):
+            return False
+        return update.update_id <= self._newest.get(chat_id, -1)
+
+    def note(self, chat_id: int, update_id: int) -> None:
+        self._newest[chat_id] = max(update_id, self._newest.get(chat_id, -1))
+
+    @contextlib.contextmanager
+    def handling(self, update: object) -> Iterator[Mark | None]:
+        """While the update is handled, its first writing transaction also stores its mark."""
+        chat_id = chat_of(update)
+        if chat_id is None or not isinstance(update, Update):
+            yield None
+            return
+        mark = Mark(self, chat_id, update.update_id)
+        token = STAMP.set(mark)
+        try:
+            yield mark
+        finally:
+            STAMP.reset(token)
+
+    async def settle(self, mark: Mark | None) -> None:
+        """After the update and its dialog state: store the mark if nothing stored it yet."""
+        if mark is None or mark.stored:
+            return
+
+        async def store() -> None:
+            async with self._database.transaction() as session:
+                await _write(session, mark.chat_id, mark.update_id)
+
+        await self._database.when_available(store)
+        mark.committed()
+
+
+async def _write(session: AsyncSession, chat_id: int, update_id: int) -> None:
+    await upsert(session, HandledUpdate, {"chat_id": chat_id, "update_id": update_id}, ["chat_id"])
