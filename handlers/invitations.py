@@ -448,9 +448,14 @@ async def _redraw_copies(update: Update, context: Context, done: invitations.Ans
     for chat_id, message_id, locale in done.messages:
         await _redraw(context, done.view, chat_id, message_id, locale)
     pressed = update.callback_query.message if update.callback_query else None
-    if isinstance(pressed, Message) and (pressed.chat_id, pressed.message_id) not in {
-        (chat_id, message_id) for chat_id, message_id, _locale in done.messages
-    }:
+    # Only an invitation's own message (it carries the calendar file): a forged button on
+    # another message leaves that message as it is.
+    if (
+        isinstance(pressed, Message)
+        and pressed.document is not None
+        and (pressed.chat_id, pressed.message_id)
+        not in {(chat_id, message_id) for chat_id, message_id, _locale in done.messages}
+    ):
         locale = context.require_actor().locale
         await _redraw(context, done.view, pressed.chat_id, pressed.message_id, locale)
 
