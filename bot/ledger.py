@@ -75,6 +75,19 @@ class HandledUpdates:
             return False
         return update.update_id <= self._newest.get(chat_id, -1)
 
+    async def stored(self, mark: Mark) -> bool:
+        """Whether the mark reached the database after all: a commit whose answer the
+        connection lost (the database went away at that moment) may well have been made."""
+        if mark.stored:
+            return True
+        async with self._database.reading() as session:
+            newest = await session.scalar(
+                select(HandledUpdate.update_id).where(HandledUpdate.chat_id == mark.chat_id)
+            )
+        if newest is not None and newest >= mark.update_id:
+            mark.committed()
+        return mark.stored
+
     def note(self, chat_id: int, update_id: int) -> None:
         self._newest[chat_id] = max(update_id, self._newest.get(chat_id, -1))
 

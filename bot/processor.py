@@ -158,7 +158,7 @@ class OrderedUpdateProcessor(BaseUpdateProcessor):
                 self._to_retry.discard(update_id)
                 if self._database is not None:
                     await self._database.wait_until_available()
-                if mark is not None and mark.stored:
+                if mark is not None and ledger is not None and await ledger.stored(mark):
                     break  # its change was stored before what failed: not again
                 mark = await self._attempt(update, self._again(update))
         finally:

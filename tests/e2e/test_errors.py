@@ -8,8 +8,9 @@ import re
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot import processor as processor_module
 from bot.app import build_application, serve
@@ -214,3 +215,42 @@ async def test_an_update_that_answered_before_the_database_went_away_is_not_done
     await teacher.send_text("/help")
     assert ((await teacher.next_message()).text or "").startswith("As a referrer")
     assert failed == [1]
+
+
+async def test_an_update_whose_commit_was_made_but_its_answer_lost_is_not_done_twice(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database goes away just as it commits the year of birth: the commit is made, but
+    the connection breaks before the bot hears so. Done again when the database is back, the
+    same "2015" would also become the child's class (found by the chaos test on PostgreSQL)."""
+    teacher = await bot.join(1, "Jana", Role.REFERRER)
+    await teacher.send_text("/refer")
+    await teacher.next_message()
+    await teacher.press("No")
+    await teacher.next_message()
+    await teacher.send_text("Kryštof Dvořák")
+    await teacher.next_message()
+    database = bot.runtime.database
+    real = referrals.set_text
+    lost: list[int] = []
+
+    def answer_lost(_session: Session) -> None:
+        if not lost:  # committed: the answer to the commit is what goes missing
+            lost.append(1)
+            raise ConnectionResetError(104, "Connection reset by peer")
+
+    async def set_text(session: AsyncSession, *args: Any, **kwargs: Any) -> Any:
+        event.listen(session.sync_session, "after_commit", answer_lost)
+        return await real(session, *args, **kwargs)
+
+    monkeypatch.setattr(referrals, "set_text", set_text)
+    await teacher.send_text("2015")
+    await bot.sandbox.wait_until_acknowledged(teacher.last_update_id)  # handled
+    monkeypatch.undo()
+    assert lost == [1]
+    async with database.transaction() as session:
+        actor = await members.find_actor(session, 1)
+        assert actor is not None
+        draft = await referrals.find_draft(session, actor, bot.runtime.cipher)
+    assert draft is not None
+    assert (draft.birth_year, draft.class_name, draft.step) == (2015, None, "class")
