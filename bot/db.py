@@ -50,6 +50,11 @@ class Stamp(Protocol):
         """The transaction it was written in has committed."""
         ...
 
+    @property
+    def stored(self) -> bool:
+        """It has been written and committed."""
+        ...
+
 
 STAMP: ContextVar[Stamp | None] = ContextVar("roundtable_stamp", default=None)
 

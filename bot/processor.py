@@ -19,7 +19,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
-from bot.db import OUTAGE_SECONDS, Database
+from bot.db import OUTAGE_SECONDS, STAMP, Database
 from bot.ledger import HandledUpdates, Mark
 
 logger = logging.getLogger(__name__)
@@ -94,13 +94,14 @@ class OrderedUpdateProcessor(BaseUpdateProcessor):
     def retry_later(self, update: object) -> bool:
         """For the error handler, when an update failed because the database was out of reach:
         True if it will be handled again when the database is back (nobody need be told to try
-        again). False once it has been failing for bot.db.OUTAGE_SECONDS, or when it had
-        already answered something: handled again it would answer twice (a dialog's question
-        asked twice gets a double answer)."""
-        attempt = _ATTEMPT.get()
+        again). False once it has been failing for bot.db.OUTAGE_SECONDS, when it had already
+        answered something (handled again it would answer twice, and a dialog's question asked
+        twice gets a double answer), or when its change was stored already (it is done, but
+        nobody was told)."""
+        attempt, stamp = _ATTEMPT.get(), STAMP.get()
         if self._again is None or not isinstance(update, Update):
             return False
-        if attempt is not None and attempt.talked:
+        if (attempt is not None and attempt.talked) or (stamp is not None and stamp.stored):
             return False
         now = asyncio.get_running_loop().time()
         first = self._failing_since.setdefault(update.update_id, now)

@@ -7,7 +7,10 @@ from datetime import UTC, datetime
 
 from telegram import Chat, Message, Update, User
 
-from bot.processor import OrderedUpdateProcessor
+from bot.db import Database
+from bot.ledger import HandledUpdates
+from bot.models import District
+from bot.processor import OrderedUpdateProcessor, note_telegram_call
 
 
 def _update(update_id: int, chat_id: int) -> Update:
@@ -71,3 +74,29 @@ async def test_a_flooding_chat_does_not_take_the_other_chats_slots() -> None:
     released.set()
     await asyncio.gather(*flood)
     assert done == ["b", "a1", "a2", "a3", "a4", "a5"]
+
+
+async def test_an_update_that_found_the_database_away_is_handled_again_if_nothing_came_of_it(
+    database: Database,
+) -> None:
+    """The error handler asks retry_later: yes when the update neither answered anything nor
+    stored its change (it is handled again once the database answers), no otherwise."""
+    processor = OrderedUpdateProcessor(max_concurrent_updates=8)
+    processor.keep_ledger(HandledUpdates(database))
+    answers: dict[int, list[bool]] = {1: [], 2: [], 3: []}
+
+    async def handle(update: object) -> None:
+        assert isinstance(update, Update)
+        first = not answers[update.update_id]
+        if first and update.update_id == 2:
+            note_telegram_call()  # it answered before the database went away
+        if first and update.update_id == 3:
+            async with database.transaction() as session:  # its change is stored
+                session.add(District(name=f"D{update.update_id}", created_at=datetime.now(UTC)))
+        answers[update.update_id].append(processor.retry_later(update) if first else False)
+
+    processor.retry_when_back(database, handle)
+    for update_id in answers:
+        update = _update(update_id, 10 * update_id)
+        await processor.process_update(update, handle(update))
+    assert answers == {1: [True, False], 2: [False], 3: [False]}
