@@ -33,13 +33,15 @@ from typing import Any, Literal
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 from telegram import Update
 
 from bot.clock import FakeClock
-from bot.models import InstitutionKind, Role
+from bot.models import InstitutionKind, Member, Role
 from bot.processor import OrderedUpdateProcessor
 from bot.sandbox import BotApiSandbox, BotMessage, FloodLimits, Person
 from bot.sandbox.models import CallbackAnswer
+from bot.services import members
 from handlers.common import ACTIVE_DIALOG, Context
 from tests.e2e.conftest import TOKEN, RunningBot
 
@@ -385,6 +387,33 @@ class Driver:
     people: dict[str, Person] = field(default_factory=dict)
     tally: Counter[str] = field(default_factory=Counter)
     log: list[str] = field(default_factory=list)
+
+    async def replace_people(
+        self, cast: dict[str, tuple[str, Role, str, InstitutionKind]], first_user_id: int
+    ) -> dict[str, Person]:
+        """The example's people join afresh in district Cheb, and the previous example's leave
+        (so that polls and announcements do not fan out to everyone who ever joined)."""
+        runtime = self.bot.runtime
+        now = runtime.clock.now()
+        async with runtime.database.transaction() as session:
+            for person in self.people.values():
+                leaver = await session.scalar(
+                    select(Member.id).where(Member.telegram_user_id == person.user_id)
+                )
+                assert leaver is not None
+                await members.deactivate_member(session, None, leaver, now=now)
+        people = {}
+        for offset, (who, (name, role, institution, kind)) in enumerate(cast.items()):
+            people[who] = await join(
+                self.bot,
+                first_user_id + offset,
+                name,
+                role,
+                institution=institution,
+                district="Cheb",
+                kind=kind,
+            )
+        return people
 
     NOTHING_TO_PRESS = "x"  # the data of a press when the chat has no button
 

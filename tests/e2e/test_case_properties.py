@@ -50,7 +50,6 @@ from bot.models import (
 )
 from bot.sandbox import Person
 from bot.sandbox.models import CallbackAnswer
-from bot.services import members
 from handlers.conference import PLACE, PLANNING
 from handlers.triage import TYPING
 from scheduling.finder import Vote
@@ -66,7 +65,6 @@ from tests.e2e.properties import (
     callback_datas,
     examples,
     garbage_data,
-    join,
     run_properties,
     sandbox,  # noqa: F401 - the stand-in without flood limits
 )
@@ -171,26 +169,7 @@ class CaseDriver(Driver):
         """New people for the example (the previous ones leave, so that polls and
         announcements do not fan out to everyone who ever joined), a referral waiting for
         triage and an open case."""
-        runtime = self.bot.runtime
-        now = runtime.clock.now()
-        async with runtime.database.transaction() as session:
-            for person in self.people.values():
-                leaver = await session.scalar(
-                    select(Member.id).where(Member.telegram_user_id == person.user_id)
-                )
-                assert leaver is not None
-                await members.deactivate_member(session, None, leaver, now=now)
-        people = {}
-        for offset, (who, (name, role, institution, kind)) in enumerate(PEOPLE.items()):
-            people[who] = await join(
-                self.bot,
-                10_000 + 10 * number + offset,
-                name,
-                role,
-                institution=institution,
-                district="Cheb",
-                kind=kind,
-            )
+        people = await self.replace_people(PEOPLE, 10_000 + 10 * number)
         self.referral_id, self.case_id = await self.referral_and_case(people, number)
         if number % 2 == 0:  # every other example begins with the poll on its way
             self.people = people

@@ -61,7 +61,6 @@ from tests.e2e.properties import (
     callback_datas,
     examples,
     garbage_data,
-    join,
     run_properties,
     sandbox,  # noqa: F401 - the stand-in without flood limits
 )
@@ -184,26 +183,7 @@ class MeetingDriver(Driver):
     conference_id: int = 0
 
     async def newcomers(self, number: int) -> dict[str, Person]:
-        runtime = self.bot.runtime
-        now = runtime.clock.now()
-        async with runtime.database.transaction() as session:
-            for person in self.people.values():
-                leaver = await session.scalar(
-                    select(Member.id).where(Member.telegram_user_id == person.user_id)
-                )
-                assert leaver is not None
-                await members.deactivate_member(session, None, leaver, now=now)
-        people = {}
-        for offset, (who, (name, role, institution, kind)) in enumerate(PEOPLE.items()):
-            people[who] = await join(
-                self.bot,
-                20_000 + 10 * number + offset,
-                name,
-                role,
-                institution=institution,
-                district="Cheb",
-                kind=kind,
-            )
+        people = await self.replace_people(PEOPLE, 20_000 + 10 * number)
         self.conference_id = await self.scheduled(people["coordinator"], number)
         outbox.wake(self.bot.application)
         await self.bot.settle()  # the invitations are delivered
