@@ -28,11 +28,13 @@ bytes, which PTB hands over as one block, so the effect is close). Only HTTP/1.1
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
 import ssl
 import urllib.request
+from collections.abc import AsyncIterator
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
@@ -165,14 +167,7 @@ class AiohttpRequest(BaseRequest):
         pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
         """Send one request and return its HTTP status and body (see `BaseRequest`)."""
-        session, pool = self._session, self._pool
-        if session is None or pool is None or session.closed:
-            if self._shut_down:
-                raise RuntimeError("This AiohttpRequest is not initialized!")
-            # HTTPXRequest works before initialize() (its client exists from the start).
-            await self.initialize()
-            session, pool = self._session, self._pool
-            assert session is not None and pool is not None
+        session = await self._ready()
 
         files = (
             request_data.multipart_data if request_data and request_data.contains_files else None
@@ -200,9 +195,9 @@ class AiohttpRequest(BaseRequest):
             sock_read=read_timeout,
         )
 
-        await _acquire(pool, pool_timeout)
-        try:
-            async with session.request(
+        async with (
+            self._slot(url, pool_timeout),
+            session.request(
                 method,
                 url,
                 data=_body(parameters, files),
@@ -210,49 +205,59 @@ class AiohttpRequest(BaseRequest):
                 timeout=timeout,
                 allow_redirects=False,  # httpx does not follow them either
                 proxy=self._proxy_for(url),
-            ) as response:
-                return response.status, await response.read()
-        except TimeoutError as err:  # aiohttp's timeouts are TimeoutErrors too
-            raise TimedOut from err
-        except aiohttp.ClientError as err:
-            # The class name, as HTTPXRequest gives it: the message alone may be empty.
-            message = _without_path(str(err), url)
-            raise NetworkError(f"aiohttp.{err.__class__.__name__}: {message}") from err
-        finally:
-            pool.release()
+            ) as response,
+        ):
+            return response.status, await response.read()
 
     async def retrieve_at_most(self, url: str, limit: int, *, seconds: float = 60.0) -> bytes:
         """A file's bytes, read as they come; `TooBig` as soon as more than `limit` have come
         (the rest is never read) and `TimedOut` after `seconds` in all. An uploaded file is
         never trusted to be the size Telegram said, nor to arrive at a reasonable pace."""
-        if self._session is None or self._session.closed:
-            if self._shut_down:
-                raise RuntimeError("This AiohttpRequest is not initialized!")
-            await self.initialize()
-        session, pool = self._session, self._pool
-        assert session is not None and pool is not None
+        session = await self._ready()
         timeout = aiohttp.ClientTimeout(
             total=seconds,
             connect=self._connect_timeout,
             sock_connect=self._connect_timeout,
             sock_read=self._read_timeout,
         )
-        await _acquire(pool, self._pool_timeout)
-        try:
-            async with session.get(
+        async with (
+            self._slot(url, self._pool_timeout),
+            session.get(
                 url, timeout=timeout, allow_redirects=False, proxy=self._proxy_for(url)
-            ) as response:
-                if response.status != 200:
-                    raise NetworkError(f"file download failed with HTTP {response.status}")
-                body = bytearray()
-                async for chunk in response.content.iter_chunked(64 * 1024):
-                    body += chunk
-                    if len(body) > limit:
-                        raise TooBig(limit)
-                return bytes(body)
-        except TimeoutError as err:
+            ) as response,
+        ):
+            if response.status != 200:
+                raise NetworkError(f"file download failed with HTTP {response.status}")
+            body = bytearray()
+            async for chunk in response.content.iter_chunked(64 * 1024):
+                body += chunk
+                if len(body) > limit:
+                    raise TooBig(limit)
+            return bytes(body)
+
+    async def _ready(self) -> aiohttp.ClientSession:
+        """The session, made on first use: HTTPXRequest works before initialize() too (its
+        client exists from the start)."""
+        if self._session is None or self._pool is None or self._session.closed:
+            if self._shut_down:
+                raise RuntimeError("This AiohttpRequest is not initialized!")
+            await self.initialize()
+        assert self._session is not None
+        return self._session
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, url: str, pool_timeout: float | None) -> AsyncIterator[None]:
+        """A connection slot of the pool for one call; aiohttp's errors as
+        python-telegram-bot's."""
+        pool = self._pool
+        assert pool is not None
+        await _acquire(pool, pool_timeout)
+        try:
+            yield
+        except TimeoutError as err:  # aiohttp's timeouts are TimeoutErrors too
             raise TimedOut from err
         except aiohttp.ClientError as err:
+            # The class name, as HTTPXRequest gives it: the message alone may be empty.
             message = _without_path(str(err), url)
             raise NetworkError(f"aiohttp.{err.__class__.__name__}: {message}") from err
         finally:
