@@ -234,10 +234,10 @@ async def _join(
     await person.next_message()
 
 
-async def test_a_referral_dialog_killed_in_the_middle_resumes_where_it_was(
-    sandbox: BotApiSandbox, environment: dict[str, str], start_bot: Start, database: Database
-) -> None:
-    bot = await start_bot()
+async def _referral_begun(
+    sandbox: BotApiSandbox, environment: dict[str, str]
+) -> tuple[Person, Person]:
+    """A coordinator and a teacher join; the teacher starts a referral (no danger now)."""
     coordinator = sandbox.person(201, "Hana", language_code="en")
     teacher = sandbox.person(202, "Jana", language_code="en")
     await _join(environment, coordinator, "OSPOD Cheb", "ospod", "coordinator")
@@ -246,6 +246,14 @@ async def test_a_referral_dialog_killed_in_the_middle_resumes_where_it_was(
     await teacher.next_message()
     await teacher.press("No")
     await teacher.next_message()
+    return coordinator, teacher
+
+
+async def test_a_referral_dialog_killed_in_the_middle_resumes_where_it_was(
+    sandbox: BotApiSandbox, environment: dict[str, str], start_bot: Start, database: Database
+) -> None:
+    bot = await start_bot()
+    coordinator, teacher = await _referral_begun(sandbox, environment)
     await teacher.send_text("Kryštof Dvořák")
     await teacher.next_message()
     await teacher.send_text("2015")
@@ -319,14 +327,7 @@ async def test_an_update_handled_but_not_yet_confirmed_is_not_handled_twice(
     """The description is stored and the process dies while answering it: Telegram delivers it
     again after the restart, and it must not also become "what the school tried"."""
     bot = await start_bot()
-    coordinator = sandbox.person(201, "Hana", language_code="en")
-    teacher = sandbox.person(202, "Jana", language_code="en")
-    await _join(environment, coordinator, "OSPOD Cheb", "ospod", "coordinator")
-    await _join(environment, teacher, "ZŠ Hradební", "school", "referrer")
-    await teacher.send_text("/refer")
-    await teacher.next_message()
-    await teacher.press("No")
-    await teacher.next_message()
+    _coordinator, teacher = await _referral_begun(sandbox, environment)
     for answer in ("Kryštof Dvořák", "2015", "5.B"):
         await teacher.send_text(answer)
         await teacher.next_message()
