@@ -560,7 +560,9 @@ async def _many_entries(database: Database) -> None:
     """Far more audit lines than a pipe holds (64 KiB)."""
     async with database.transaction() as session:
         session.add_all(
-            AuditEntry(at=NOW, action="district.checked", subject_type="district", subject_id=n)
+            AuditEntry(
+                at=NOW, action="district.checked", subject_type="district", subject_id=str(n)
+            )
             for n in range(3000)
         )
 
