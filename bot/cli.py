@@ -8,6 +8,8 @@ import asyncio
 import csv
 import json
 import logging
+import os
+import pwd
 import re
 import signal
 import sys
@@ -15,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, time
+from typing import TextIO
 
 from sqlalchemy.exc import DBAPIError
 from telegram import Bot
@@ -47,6 +50,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         secrets = _secrets(settings)
         configure_logging(settings.log_level, secrets)
         args.func(settings, args)
+        sys.stdout.flush()  # here, where a closed pipe is still ours to handle
+    except BrokenPipeError:
+        # The reader stopped early (`roundtable audit | head -3`): end quietly, with the status
+        # of a tool that SIGPIPE ended (128 + 13), and nothing more written to the pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(128 + signal.SIGPIPE) from None
     except (SettingsError, CliError, ServiceError, TelegramError, OSError) as error:
         # One line, never a traceback, and never a secret (an error may quote a URL or a token).
         message = str(error) or type(error).__name__
@@ -125,6 +134,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     audit.add_argument("--case", help="only the entries of this case (its code)")
     audit.add_argument("--since", help="only the entries from this day on (YYYY-MM-DD, UTC)")
+    audit.add_argument(
+        "--output",
+        metavar="FILE",
+        help="write the CSV to this file (readable by its owner only), with the byte order mark "
+        "Excel needs to read UTF-8, instead of to standard output",
+    )
     audit.set_defaults(func=_audit)
 
     purge = commands.add_parser(
@@ -440,22 +455,53 @@ def _day(text: str) -> date:
     raise CliError(f"--since: {text!r} is not a day; use YYYY-MM-DD, e.g. 2026-01-31")
 
 
+def _operator() -> privacy.Operator:
+    """Who runs this command, for the audit log: the account of the process's user id (from
+    the password database, not from the environment), and the one that called sudo."""
+    try:
+        account = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a user id without a name, e.g. in a container
+        account = f"uid {os.getuid()}"
+    return privacy.Operator(account, os.environ.get("SUDO_USER") or None)
+
+
 def _audit(settings: Settings, args: argparse.Namespace) -> None:
     since = None if args.since is None else _day(args.since)
 
     async def go() -> None:
         database = await open_database(settings)
         try:
-            async with database.reading() as session:
-                lines = await privacy.audit_log(session, case_code=args.case, since=since)
-                writer = csv.writer(sys.stdout)
-                writer.writerow(privacy.AUDIT_COLUMNS)
-                async for line in lines:
-                    writer.writerow(_audit_row(line))
+            async with database.transaction() as session:
+                await privacy.record_reading(
+                    session,
+                    _operator(),
+                    case_code=args.case,
+                    since=since,
+                    now=SystemClock().now(),
+                )
+            with _csv_output(args.output) as out:
+                async with database.reading() as session:
+                    lines = await privacy.audit_log(session, case_code=args.case, since=since)
+                    writer = csv.writer(out)
+                    writer.writerow(privacy.AUDIT_COLUMNS)
+                    async for line in lines:
+                        writer.writerow(_audit_row(line))
         finally:
             await database.dispose()
 
     asyncio.run(go())
+
+
+@contextmanager
+def _csv_output(path: str | None) -> Iterator[TextIO]:
+    """Standard output as it is (a pipe's next reader wants no byte order mark), or a new file
+    for its owner's eyes only, starting with the mark: Excel reads UTF-8 only with it."""
+    if path is None:
+        yield sys.stdout
+        return
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(descriptor, "w", encoding="utf-8-sig", newline="") as out:
+        yield out
 
 
 def _audit_row(line: privacy.AuditLine) -> list[object]:
@@ -477,19 +523,22 @@ def _purge(settings: Settings, args: argparse.Namespace) -> None:
                 async with database.reading() as session:
                     return await privacy.purgeable(session, now=now, years=years)
             async with database.transaction() as session:
-                return await privacy.purge(session, cipher, now=now, years=years)
+                return await privacy.purge(session, cipher, _operator(), now=now, years=years)
         finally:
             await database.dispose()
 
-    cases = asyncio.run(go())
-    for case in cases:
-        print(f"{case.code}\tclosed {case.closed_at:%Y-%m-%d}\t{_counts(case.counts)}")
-    cutoff = privacy.retention_cutoff(now, years)
-    closed = f"closed before {cutoff:%Y-%m-%d} (retention {years} years)"
+    found = asyncio.run(go())
+    for item in found:
+        print(f"{item.code}\t{item.ended} {item.ended_at:%Y-%m-%d}\t{_counts(item.counts)}")
+    cases = sum(item.ended == "closed" for item in found)
+    what = (
+        f"{cases} case(s) closed and {len(found) - cases} referral(s) declined before "
+        f"{privacy.retention_cutoff(now, years):%Y-%m-%d} (retention {years} years)"
+    )
     if cipher is None:
-        print(f"Would purge {len(cases)} case(s) {closed}; nothing was changed.")
+        print(f"Would purge {what}; nothing was changed.")
     else:
-        print(f"Purged {len(cases)} case(s) {closed}.")
+        print(f"Purged {what}.")
 
 
 def _export(settings: Settings, args: argparse.Namespace) -> None:
@@ -500,7 +549,7 @@ def _export(settings: Settings, args: argparse.Namespace) -> None:
         try:
             async with database.transaction() as session:
                 return await privacy.export_case(
-                    session, cipher, args.case, now=SystemClock().now()
+                    session, cipher, args.case, _operator(), now=SystemClock().now()
                 )
         except InvalidToken:
             raise CliError(

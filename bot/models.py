@@ -282,6 +282,9 @@ class Referral(Base):
     nudged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     # When the coordinators were told of the sent referral (the sweep retries until then).
     alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # When `roundtable purge` anonymised it (with its case, or declined, after the retention
+    # period); the bot shows nothing of it from then on.
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
 class NoteKind(enum.StrEnum):

@@ -1,5 +1,7 @@
-"""The data protection officer's tools: the audit log, anonymising old closed cases, and all
-that is held about one case (a subject access request).
+"""The data protection officer's tools: the audit log, anonymising old closed cases and
+declined referrals, and all that is held about one case (a subject access request). These run
+from the command line, with no member behind them: their audit entries name the operating
+system account that ran them instead (`Operator`).
 
 Which case an audit entry belongs to: the case its details name ("case"), else the case of its
 subject: a case, or that case's referral, conferences, invitations or tasks. Entries about
@@ -14,24 +16,36 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.crypto import Cipher
 from bot.models import (
     AuditEntry,
     Base,
+    BusyTime,
     Case,
     CaseStatus,
+    ChatData,
     Conference,
+    ConversationState,
     District,
+    HandledUpdate,
     Institution,
+    InstitutionKind,
     Invitation,
+    InviteMessage,
+    JoinAttempt,
     Member,
+    OutboxRow,
+    PollMessage,
     Referral,
     ReferralNote,
+    ReferralStatus,
     Task,
     TaskNote,
+    UserData,
+    conversation_key,
 )
 from bot.services import audit
 from bot.services.errors import NotFound
@@ -81,11 +95,30 @@ class AuditLine:
 
 
 @dataclass(frozen=True)
+class Operator:
+    """Who ran a command: the operating system account, and under sudo the account that
+    called sudo. Accounts only, never free text: the audit log is never purged, so nothing
+    typed into it could name a child."""
+
+    account: str
+    sudo_from: str | None = None
+
+    def details(self) -> dict[str, str]:
+        """How an audit entry names them."""
+        named = {"via": "cli", "os_user": self.account}
+        if self.sudo_from:
+            named["sudo_user"] = self.sudo_from
+        return named
+
+
+@dataclass(frozen=True)
 class PastRetention:
-    """A closed case past retention, and how many of its rows hold something to wipe."""
+    """A closed case or a declined referral past retention, and how many of its rows hold
+    something to wipe (or delete, or, `members`, guardians to anonymise)."""
 
     code: str
-    closed_at: datetime
+    ended: str  # "closed" (a case) or "declined" (a referral that never became one)
+    ended_at: datetime
     counts: dict[str, int]
 
 
@@ -141,6 +174,31 @@ async def _case_codes(session: AsyncSession, case_id: int | None) -> _CaseCodes:
     )
 
 
+async def record_reading(
+    session: AsyncSession,
+    operator: Operator,
+    *,
+    case_code: str | None,
+    since: date | None,
+    now: datetime,
+) -> None:
+    """Reading the audit log is itself audited (`audit.read`, with what was asked for): it
+    shows who did what, when. An unknown case is refused, and nothing recorded."""
+    case = None if case_code is None else await find_case(session, case_code)
+    asked: dict[str, Any] = {} if case is None else {"case": case.code}
+    if since is not None:
+        asked["since"] = since.isoformat()
+    await audit.record(
+        session,
+        at=now,
+        actor_id=None,
+        action="audit.read",
+        subject_type="audit_log",
+        **asked,
+        **operator.details(),
+    )
+
+
 def day_start(day: date) -> datetime:
     """Midnight UTC of a day: where `--since` starts, whatever the district's zone."""
     return datetime.combine(day, time(0), tzinfo=UTC)
@@ -179,7 +237,8 @@ async def _lines(
         yield AuditLine(
             at=entry.at,
             actor_id=entry.actor_id,
-            actor_name=actor_name,
+            # No member ran these commands: the account that did stands in the actor's column.
+            actor_name=actor_name or entry.details.get("os_user"),
             actor_institution=actor_institution,
             action=entry.action,
             subject_type=entry.subject_type,
@@ -189,12 +248,12 @@ async def _lines(
         )
 
 
-# Retention: anonymising closed cases.
+# Retention: anonymising closed cases and declined referrals.
 
 
 def retention_cutoff(now: datetime, years: int) -> datetime:
-    """Cases closed before this moment are past retention: the same day `years` years ago
-    (29 February falls back to the 28th)."""
+    """Cases closed (and referrals declined) before this moment are past retention: the same
+    day `years` years ago (29 February falls back to the 28th)."""
     try:
         return now.replace(year=now.year - years)
     except ValueError:
@@ -205,37 +264,143 @@ def wiped(cipher: Cipher) -> dict[type[Base], dict[str, Any]]:
     """What anonymising leaves in a case's rows: every encrypted column NULL where the schema
     allows it, else an encrypted empty value of the shape its readers expect; the free text
     that could name someone (the place, typed by the coordinator) empty; the referrer's
-    message ids (of messages that carried the child's data) gone. Codes, dates, statuses,
-    answers and attendance stay, for the statistics."""
+    message ids (of messages that carried the child's data) and the coordinator's poll board
+    gone. Codes, dates, statuses, answers and attendance stay, for the statistics."""
     return {
         Referral: {"sealed": cipher.encrypt_json({}), "message_refs": []},
         ReferralNote: {"body": cipher.encrypt_json("")},
-        Conference: {"summary": None, "place": ""},
+        Conference: {
+            "summary": None,
+            "place": "",
+            "board_chat_id": None,
+            "board_message_id": None,
+        },
         Invitation: {"decline_reason": None},
         Task: {"title": cipher.encrypt(b""), "party_name": None},
         TaskNote: {"body": cipher.encrypt(b"")},
     }
 
 
+def _referral_rows(referral_id: int | None) -> dict[type[Base], Any]:
+    """Which rows of each table belong to a referral (a WHERE clause)."""
+    return {
+        Referral: Referral.id == referral_id,
+        ReferralNote: ReferralNote.referral_id == referral_id,
+    }
+
+
+def _invitations_of(*cases: Any) -> Any:
+    """The ids of the invitations to the conferences of the cases that meet the conditions."""
+    return (
+        select(Invitation.id)
+        .join(Conference, Invitation.conference_id == Conference.id)
+        .join(Case, Conference.case_id == Case.id)
+        .where(*cases)
+    )
+
+
 def _rows_of(case: Case) -> dict[type[Base], Any]:
     """Which rows of each table belong to the case (a WHERE clause)."""
-    conferences = select(Conference.id).where(Conference.case_id == case.id)
     tasks = select(Task.id).where(Task.case_id == case.id)
     return {
-        Referral: Referral.id == case.referral_id,
-        ReferralNote: ReferralNote.referral_id == case.referral_id,
+        **_referral_rows(case.referral_id),
         Conference: Conference.case_id == case.id,
-        Invitation: Invitation.conference_id.in_(conferences),
+        Invitation: Invitation.id.in_(_invitations_of(Case.id == case.id)),
         Task: Task.case_id == case.id,
         TaskNote: TaskNote.task_id.in_(tasks),
     }
 
 
-async def _counts(session: AsyncSession, case: Case) -> dict[str, int]:
-    """Rows of the case that hold something to wipe, per table (an invitation only when it
-    carries a reason for declining)."""
-    where = _rows_of(case)
-    where[Invitation] = where[Invitation] & Invitation.decline_reason.is_not(None)
+def _dropped_of(case: Case) -> dict[type[Base], Any]:
+    """The case's rows that only pointed into people's chats (the calendar invitations and
+    polls sent, with the answers not yet sent): deleted, not wiped."""
+    invitations = _invitations_of(Case.id == case.id)
+    return {
+        InviteMessage: InviteMessage.invitation_id.in_(invitations),
+        PollMessage: PollMessage.invitation_id.in_(invitations),
+    }
+
+
+# Who answered for, accepted, was handed or attended an invitation: the people it links.
+_INVITED = (
+    Invitation.member_id,
+    Invitation.answered_by_id,
+    Invitation.rsvp_by_id,
+    Invitation.delegate_id,
+    Invitation.attendee_id,
+)
+GUARDIAN_LABEL = "guardian"
+
+
+async def _people_invited(session: AsyncSession, invitations: Any) -> set[int]:
+    """The members the invitations link (a guardian who joins by a link becomes its member)."""
+    found: set[int] = set()
+    for column in _INVITED:
+        query = select(column).where(Invitation.id.in_(invitations))
+        found |= {member_id for member_id in await session.scalars(query) if member_id}
+    return found
+
+
+async def _guardians_to_forget(session: AsyncSession, case: Case) -> list[Member]:
+    """The guardians who joined by a link to the case's conferences, not yet anonymised, whose
+    last case not yet purged this is (one linked to another such case waits for that one)."""
+    mine = await _people_invited(session, _invitations_of(Case.id == case.id))
+    others = await _people_invited(
+        session, _invitations_of(Case.id != case.id, Case.purged_at.is_(None))
+    )
+    query = (
+        select(Member)
+        .join(Institution, Member.institution_id == Institution.id)
+        .where(
+            Member.id.in_(mine - others),
+            Institution.kind == InstitutionKind.GUARDIANS,
+            Member.telegram_user_id > 0,  # an anonymised one has a negative one
+        )
+        .order_by(Member.id)
+    )
+    return list(await session.scalars(query))
+
+
+async def _forget(session: AsyncSession, guardian: Member, *, now: datetime) -> None:
+    """The guardian's row stays (statistics and foreign keys hold), with nothing that names or
+    reaches the person: their name becomes GUARDIAN_LABEL, the e-mail goes, and their Telegram
+    user and chat id become minus the row's id everywhere, the audit log included (Telegram's
+    user ids are positive, so it can never match anyone, and the person joining again is a new
+    member). Their dialog state, busy times and join attempts are deleted."""
+    pseudonym = -guardian.id
+    key = conversation_key((guardian.chat_id, guardian.telegram_user_id))
+    for query in (
+        delete(ConversationState).where(ConversationState.key == key),
+        delete(UserData).where(UserData.user_id == guardian.telegram_user_id),
+        delete(ChatData).where(ChatData.chat_id == guardian.chat_id),
+        delete(HandledUpdate).where(HandledUpdate.chat_id == guardian.chat_id),
+        delete(JoinAttempt).where(JoinAttempt.telegram_user_id == guardian.telegram_user_id),
+        delete(BusyTime).where(BusyTime.member_id == guardian.id),
+    ):
+        await session.execute(query)
+    for model in (OutboxRow, InviteMessage, PollMessage):
+        await session.execute(
+            update(model).where(model.member_id == guardian.id).values(chat_id=pseudonym)
+        )
+    # A button they pressed as a leaver was refused and audited under their Telegram id.
+    await session.execute(
+        update(AuditEntry)
+        .where(
+            AuditEntry.subject_type == "telegram_user",
+            AuditEntry.subject_id == str(guardian.telegram_user_id),
+        )
+        .values(subject_id=str(pseudonym))
+    )
+    guardian.display_name = GUARDIAN_LABEL
+    guardian.email = None
+    guardian.telegram_user_id = pseudonym
+    guardian.chat_id = pseudonym
+    guardian.active = False
+    guardian.reachable = False
+    guardian.deactivated_at = guardian.deactivated_at or now
+
+
+async def _count(session: AsyncSession, where: dict[type[Base], Any]) -> dict[str, int]:
     counts = {}
     for model, condition in where.items():
         query = select(func.count()).select_from(model).where(condition)
@@ -243,54 +408,117 @@ async def _counts(session: AsyncSession, case: Case) -> dict[str, int]:
     return counts
 
 
-def _past_retention(now: datetime, years: int) -> Any:
+async def _counts(session: AsyncSession, case: Case) -> dict[str, int]:
+    """Rows of the case that hold something to wipe or delete, per table (an invitation only
+    when it carries a reason for declining), and the guardians to anonymise."""
+    where = _rows_of(case)
+    where[Invitation] = where[Invitation] & Invitation.decline_reason.is_not(None)
+    counts = await _count(session, {**where, **_dropped_of(case)})
+    counts[Member.__tablename__] = len(await _guardians_to_forget(session, case))
+    return counts
+
+
+def _ended_before(model: type[Case | Referral], ended: Any, cutoff: datetime, kind: Any) -> Any:
+    """The model's rows of the kind that ended (`ended`) before the cutoff, not yet purged."""
     return (
-        select(Case)
-        .where(
-            Case.status == CaseStatus.CLOSED,
-            Case.closed_at < retention_cutoff(now, years),
-            Case.purged_at.is_(None),
-        )
-        .order_by(Case.closed_at, Case.code)
+        select(model)
+        .where(kind, ended < cutoff, model.purged_at.is_(None))
+        .order_by(ended, model.code)
     )
 
 
+def _cases_past_retention(now: datetime, years: int) -> Any:
+    cutoff = retention_cutoff(now, years)
+    return _ended_before(Case, Case.closed_at, cutoff, Case.status == CaseStatus.CLOSED)
+
+
+def _declined_past_retention(now: datetime, years: int) -> Any:
+    """Referrals declined before the cutoff: they never became a case, so nothing else would
+    ever purge them."""
+    cutoff = retention_cutoff(now, years)
+    declined = Referral.status == ReferralStatus.DECLINED
+    return _ended_before(Referral, Referral.decided_at, cutoff, declined)
+
+
+def _declined(referral: Referral, counts: dict[str, int]) -> PastRetention:
+    assert referral.code is not None and referral.decided_at is not None
+    return PastRetention(referral.code, "declined", referral.decided_at, counts)
+
+
+def _closed(case: Case, counts: dict[str, int]) -> PastRetention:
+    assert case.closed_at is not None
+    return PastRetention(case.code, "closed", case.closed_at, counts)
+
+
 async def purgeable(session: AsyncSession, *, now: datetime, years: int) -> list[PastRetention]:
-    """The closed cases `purge` would anonymise now; changes nothing."""
-    found = []
-    for case in await session.scalars(_past_retention(now, years)):
-        assert case.closed_at is not None
-        found.append(PastRetention(case.code, case.closed_at, await _counts(session, case)))
+    """The closed cases, then the declined referrals, `purge` would anonymise now; changes
+    nothing."""
+    found = [
+        _closed(case, await _counts(session, case))
+        for case in await session.scalars(_cases_past_retention(now, years))
+    ]
+    for referral in await session.scalars(_declined_past_retention(now, years)):
+        found.append(_declined(referral, await _count(session, _referral_rows(referral.id))))
     return found
 
 
 async def purge(
-    session: AsyncSession, cipher: Cipher, *, now: datetime, years: int
+    session: AsyncSession, cipher: Cipher, operator: Operator, *, now: datetime, years: int
 ) -> list[PastRetention]:
-    """Anonymise every closed case past retention (see `wiped`) and mark it purged, with a
-    `case.purged` audit entry each. A purged case is never purged again."""
+    """Anonymise every closed case past retention (see `wiped`; the calendar invitations and
+    polls sent are deleted, and its guardians anonymised when it was their last case) and
+    every referral declined before the cutoff, mark each purged, with a `case.purged` or
+    `referral.purged` audit entry naming the operator. Nothing is purged twice."""
     purged = []
+    values = wiped(cipher)
     # Locked, so two purges at once cannot both take a case (PostgreSQL; SQLite's writers
     # take turns anyway).
-    for case in list(await session.scalars(_past_retention(now, years).with_for_update())):
-        assert case.closed_at is not None
+    for case in list(await session.scalars(_cases_past_retention(now, years).with_for_update())):
         counts = await _counts(session, case)
-        values = wiped(cipher)
         for model, condition in _rows_of(case).items():
             await session.execute(update(model).where(condition).values(**values[model]))
-        case.purged_at = now
-        await audit.record(
-            session,
-            at=now,
-            actor_id=None,
-            action="case.purged",
-            subject_type="case",
-            subject_id=case.id,
-            case=case.code,
-            wiped=counts,
+        for model, condition in _dropped_of(case).items():
+            await session.execute(delete(model).where(condition))
+        for guardian in await _guardians_to_forget(session, case):
+            await _forget(session, guardian, now=now)
+        await session.execute(
+            update(Referral).where(Referral.id == case.referral_id).values(purged_at=now)
         )
-        purged.append(PastRetention(case.code, case.closed_at, counts))
+        case.purged_at = now
+        purged.append(_closed(case, counts))
+        await _audit_purge(session, operator, "case", case.id, done=purged[-1], now=now)
+    declined = _declined_past_retention(now, years).with_for_update()
+    for referral in list(await session.scalars(declined)):
+        where = _referral_rows(referral.id)
+        counts = await _count(session, where)
+        for model, condition in where.items():
+            await session.execute(update(model).where(condition).values(**values[model]))
+        referral.purged_at = now
+        purged.append(_declined(referral, counts))
+        await _audit_purge(session, operator, "referral", referral.id, done=purged[-1], now=now)
     return purged
+
+
+async def _audit_purge(
+    session: AsyncSession,
+    operator: Operator,
+    subject_type: str,
+    subject_id: int,
+    *,
+    done: PastRetention,
+    now: datetime,
+) -> None:
+    await audit.record(
+        session,
+        at=now,
+        actor_id=None,
+        action=f"{subject_type}.purged",
+        subject_type=subject_type,
+        subject_id=subject_id,
+        **{subject_type: done.code},
+        wiped=done.counts,
+        **operator.details(),
+    )
 
 
 # A subject access request: everything held about a case.
@@ -327,11 +555,12 @@ class _People:
 
 
 async def export_case(
-    session: AsyncSession, cipher: Cipher, code: str, *, now: datetime
+    session: AsyncSession, cipher: Cipher, code: str, operator: Operator, *, now: datetime
 ) -> dict[str, Any]:
     """The case, its referral with the child's details (decrypted), its conferences with the
     invitations and attendance, its tasks with their notes, and its audit entries. This is an
-    explicit request, so it is audited (`case.exported`, also in the export)."""
+    explicit request, so it is audited (`case.exported`, naming the operator, also in the
+    export)."""
     case = await find_case(session, code)
     await audit.record(
         session,
@@ -341,7 +570,7 @@ async def export_case(
         subject_type="case",
         subject_id=case.id,
         case=case.code,
-        via="cli",
+        **operator.details(),
     )
     person = _People(session)
     district = await session.get_one(District, case.district_id)

@@ -575,10 +575,10 @@ async def view(
     row = await session.get(Referral, referral_id)
     if row is None or row.status is ReferralStatus.DRAFT or not _may_read(actor, row):
         raise _refusal(actor, "referral.view", referral_id, now=now)
-    case = await session.scalar(select(Case).where(Case.referral_id == row.id))
-    if case is not None and case.purged_at is not None:
-        # Anonymised after the retention period: nothing is left to show.
+    if row.purged_at is not None:
+        # Anonymised after the retention period (with its case, or declined): nothing is left.
         raise _refusal(actor, "referral.view", referral_id, now=now)
+    case = await session.scalar(select(Case).where(Case.referral_id == row.id))
     await _audit(session, row, actor, "referral.viewed", now=now)
     sealed = _open(row, cipher)
     referrer = await session.get_one(Member, row.referrer_id)

@@ -9,15 +9,22 @@ import io
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterator
+import pwd
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import select
+from alembic import command
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Connection
 
+from bot import migrate
 from bot.cli import main
 from bot.clock import FakeClock
 from bot.crypto import Cipher
@@ -25,18 +32,29 @@ from bot.db import Database
 from bot.models import (
     ENCRYPTED_COLUMNS,
     AuditEntry,
+    Base,
+    BusyTime,
     Case,
     CaseStatus,
+    ChatData,
     Conference,
     ConferenceSlot,
     ConferenceStatus,
+    ConversationState,
+    HandledUpdate,
     Invitation,
+    InviteMessage,
+    JoinAttempt,
+    Member,
+    PollMessage,
     Referral,
     ReferralStatus,
     Role,
     Rsvp,
     Task,
     TaskStatus,
+    UserData,
+    conversation_key,
 )
 from bot.services import conferences, invitations, members, privacy, referrals, tasks
 from bot.services.conferences import Defaults, Plan, Scheduled, Started
@@ -49,6 +67,8 @@ from tests.conftest import TEST_KEY
 T = TypeVar("T")
 CIPHER = Cipher([TEST_KEY])
 NOW = datetime.now(UTC)
+OPERATOR = pwd.getpwuid(os.getuid()).pw_name  # who runs the tests runs the commands
+BY_CLI = {"via": "cli", "os_user": OPERATOR}
 
 
 @dataclass(frozen=True)
@@ -75,8 +95,19 @@ class Lived:
     closed_at: datetime | None
 
 
+@dataclass(frozen=True)
+class Guardian:
+    """A parent who joins by the conference's link, with their Telegram name."""
+
+    telegram_user_id: int
+    name: str
+
+
 # What purging the old case wipes: rows holding something to wipe, per table.
-WIPED = "referrals 1, referral_notes 2, conferences 1, invitations 1, tasks 1, task_notes 1"
+WIPED = (
+    "referrals 1, referral_notes 2, conferences 1, invitations 1, tasks 1, task_notes 1, "
+    "invite_messages 2, poll_messages 2, members 0"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -101,6 +132,7 @@ def roundtable(
     for name in list(os.environ):
         if name.startswith("ROUNDTABLE_"):
             monkeypatch.delenv(name)
+    monkeypatch.delenv("SUDO_USER", raising=False)
     monkeypatch.chdir(tmp_path)  # no .env from the developer's checkout
     monkeypatch.setenv("ROUNDTABLE_DATABASE_URL", database_url)
     monkeypatch.setenv("ROUNDTABLE_ENCRYPTION_KEY", TEST_KEY.decode())
@@ -181,9 +213,12 @@ async def _case_through_its_life(
     child: str,
     marker: str,
     close: bool,
+    guardians: Sequence[Guardian] = (),
 ) -> Lived:
-    """Referral, case, a poll, a conference (the officer declines with a reason), its record
-    with a task and a note, and (if asked) the case closed. Every free text carries the marker."""
+    """Referral, case, a poll (the guardians, if any, join by their links), a conference (the
+    officer declines with a reason), its record with a task and a note, and (if asked) the
+    case closed. Every free text carries the marker. The polls and calendar invitations are
+    recorded as sent, as the bot records them."""
     referral_id = await _referral(database, clock, team, child, marker)
     coordinator = team.coordinator
     async with database.transaction() as session:
@@ -194,11 +229,21 @@ async def _case_through_its_life(
             case_id=case.id,
             invited={team.teacher.institution_id: True, team.officer.institution_id: False},
             place=f"Family home {marker}",
+            guardians=["link"] * len(guardians),
         )
         started = await conferences.start_poll(
             session, coordinator, plan, now=clock.now(), defaults=Defaults()
         )
     assert isinstance(started, Started)
+    targets = list(started.targets)
+    for guardian, link in zip(guardians, started.links, strict=True):
+        targets += await _guardian_joins(database, clock, guardian, link.code)
+    async with database.transaction() as session:
+        await conferences.set_board(session, started.conference_id, 1, 900)
+        for number, target in enumerate(targets, start=1000):
+            await conferences.record_message(
+                session, target.invitation_id, target.recipient, number
+            )
     async with database.transaction() as session:
         slot = await session.scalar(
             select(ConferenceSlot)
@@ -214,6 +259,15 @@ async def _case_through_its_life(
     async with database.transaction() as session:
         conference = await session.get_one(Conference, started.conference_id)
         sequence = conference.sequence
+        for number, target in enumerate(targets, start=2000):
+            await invitations.record_message(
+                session,
+                target.invitation_id,
+                target.recipient.member_id,
+                sequence=sequence,
+                chat_id=target.recipient.chat_id,
+                message_id=number,
+            )
         await invitations.answer(
             session,
             team.teacher,
@@ -275,6 +329,26 @@ async def _case_through_its_life(
                 session, coordinator, case.id, tasks.Outcome.FULFILLED, now=closed_at
             )
     return Lived(case.code, case.id, referral_id, conference_id, task_id, closed_at)
+
+
+async def _guardian_joins(
+    database: Database, clock: FakeClock, guardian: Guardian, code: str
+) -> list[conferences.Target]:
+    """The guardian opens the link: registered, and the poll reaches their chat."""
+    async with database.transaction() as session:
+        joined = await members.redeem_invite(
+            session,
+            code=code,
+            telegram_user_id=guardian.telegram_user_id,
+            chat_id=guardian.telegram_user_id,
+            display_name=guardian.name,
+            locale="cs",
+            now=clock.now(),
+            attempts_per_hour=5,
+        )
+        assert isinstance(joined, members.Joined)
+        assert joined.actor.is_guardian
+        return await conferences.open_polls(session, joined.actor, now=clock.now())
 
 
 @dataclass(frozen=True)
@@ -355,10 +429,19 @@ def test_the_audit_log_is_csv_with_every_entry_its_actor_and_its_case(
     ran = roundtable("audit")
     assert (ran.code, ran.err) == (0, "")
     rows = _csv(ran.out)
-    assert len(rows) == len(entries)
-    assert [row["action"] for row in rows] == [
+    assert [row["action"] for row in rows[:-1]] == [
         entry.action for entry in sorted(entries, key=lambda e: (e.at, e.id))
     ]
+    # The reading itself is audited, and is the last entry: no member, so the account that ran
+    # it stands in the actor's name.
+    read = rows[-1]
+    assert (read["action"], read["actor_id"], read["actor_name"], read["case"]) == (
+        "audit.read",
+        "",
+        OPERATOR,
+        "",
+    )
+    assert json.loads(read["details"]) == BY_CLI
     for row in rows:
         at = datetime.fromisoformat(row["at"])
         assert at.utcoffset() == timedelta(0)
@@ -404,10 +487,12 @@ def test_the_audit_log_of_one_case_and_from_one_day(
     everything = _csv(roundtable("audit").out)
 
     of_recent = _csv(roundtable("audit", "--case", three.recent.code).out)
-    assert of_recent == [row for row in everything if row["case"] == three.recent.code]
+    # This reading is the case's last entry.
+    assert of_recent[:-1] == [row for row in everything if row["case"] == three.recent.code]
     assert len(of_recent) >= 10
     assert of_recent[0]["action"] == "referral.submitted"
-    assert of_recent[-1]["action"] == "case.closed"
+    assert [row["action"] for row in of_recent[-2:]] == ["case.closed", "audit.read"]
+    assert json.loads(of_recent[-1]["details"]) == {"case": three.recent.code, **BY_CLI}
 
     # From midnight UTC of the day on, whatever the district's zone.
     day = (NOW - timedelta(days=70)).date()  # after the recent case, before the open one
@@ -415,12 +500,17 @@ def test_the_audit_log_of_one_case_and_from_one_day(
     _with_database(database_url, lambda database: _entries_around_midnight(database, midnight))
     everything = _csv(roundtable("audit").out)
     since = _csv(roundtable("audit", "--since", day.isoformat()).out)
-    assert since == [row for row in everything if datetime.fromisoformat(row["at"]) >= midnight]
+    assert since[:-1] == [
+        row for row in everything if datetime.fromisoformat(row["at"]) >= midnight
+    ]
+    assert json.loads(since[-1]["details"]) == {"since": day.isoformat(), **BY_CLI}
     assert [row["subject_id"] for row in since if row["subject_type"] == "district"] == ["at"]
-    assert {row["case"] for row in since} == {"", three.open.code}
+    # The readings of today are there too, the one of the recent case's entries with it.
+    assert {row["case"] for row in since} == {"", three.open.code, three.recent.code}
     assert len(since) < len(everything)
 
-    assert _csv(roundtable("audit", "--case", three.old.code, "--since", day.isoformat()).out) == []
+    (read,) = _csv(roundtable("audit", "--case", three.old.code, "--since", day.isoformat()).out)
+    assert read["action"] == "audit.read"
     tomorrow = (NOW + timedelta(days=2)).date().isoformat()
     assert _csv(roundtable("audit", "--since", tomorrow).out) == []
 
@@ -434,6 +524,103 @@ async def _entries_around_midnight(database: Database, midnight: datetime) -> No
                     at=at, action="district.checked", subject_type="district", subject_id=name
                 )
             )
+
+
+def test_the_audit_log_for_excel_is_a_private_file_with_a_byte_order_mark(
+    roundtable: Callable[..., Ran], database_url: str, tmp_path: Path
+) -> None:
+    _one_open_case(database_url)
+    on_stdout = roundtable("audit").out
+    assert not on_stdout.startswith("\ufeff")  # a pipe's next reader gets plain UTF-8
+
+    path = tmp_path / "audit.csv"
+    ran = roundtable("audit", "--output", str(path))
+    assert (ran.code, ran.out, ran.err) == (0, "", "")
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbfat,actor_id,")  # how Excel knows it is UTF-8
+    rows = _csv(raw.decode("utf-8-sig"))
+    assert "ZŠ Hradební" in {row["actor_institution"] for row in rows}
+    assert rows[:-1] == _csv(on_stdout)  # the same lines, and the second reading last
+    assert path.stat().st_mode & 0o777 == 0o600  # who did what is for the DPO's eyes
+
+
+def test_the_account_behind_sudo_is_named_too(
+    roundtable: Callable[..., Ran], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lived = _one_open_case(database_url)
+    monkeypatch.setenv("SUDO_USER", "jana.novakova")
+    assert roundtable("export", "--case", lived.code).code == 0
+    exported = [e for e in _audit_entries(database_url) if e.action == "case.exported"]
+    assert [e.details for e in exported] == [
+        {"case": lived.code, **BY_CLI, "sudo_user": "jana.novakova"}
+    ]
+
+
+async def _many_entries(database: Database) -> None:
+    """Far more audit lines than a pipe holds (64 KiB)."""
+    async with database.transaction() as session:
+        session.add_all(
+            AuditEntry(
+                at=NOW, action="district.checked", subject_type="district", subject_id=str(n)
+            )
+            for n in range(3000)
+        )
+
+
+def _command(
+    database_url: str, tmp_path: Path, *argv: str, **pipes: Any
+) -> subprocess.Popen[bytes]:
+    """`roundtable ARGS...` as its own process, on the test's database."""
+    environment = {
+        # Without this machine's PYTHONUNBUFFERED: output is buffered, as it usually is.
+        **{
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith("ROUNDTABLE") and name != "PYTHONUNBUFFERED"
+        },
+        "ROUNDTABLE_DATABASE_URL": database_url,
+        "PYTHONPATH": str(Path(__file__).parents[2]),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", *argv],
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=environment,
+        **pipes,
+    )
+
+
+SIGPIPED = 128 + signal.SIGPIPE  # how the shell reports a tool that SIGPIPE ended, e.g. cat
+
+
+def test_the_audit_log_piped_into_head_ends_quietly(database_url: str, tmp_path: Path) -> None:
+    """`roundtable audit | head -3`, with a real pipe: head leaves after three lines."""
+    _with_database(database_url, _many_entries)
+    audit = _command(database_url, tmp_path, "audit", stdout=subprocess.PIPE)
+    assert audit.stdout is not None and audit.stderr is not None
+    head = subprocess.Popen(["head", "-3"], stdin=audit.stdout, stdout=subprocess.PIPE)
+    audit.stdout.close()  # head is the only reader now
+    shown, _ = head.communicate(timeout=120)
+    err = audit.stderr.read()
+    assert audit.wait(timeout=120) == SIGPIPED
+    assert err.decode() == ""  # no traceback, no "Exception ignored"
+    assert shown.decode().splitlines()[0] == ",".join(privacy.AUDIT_COLUMNS)
+    assert len(shown.decode().splitlines()) == 3
+
+
+def test_a_short_audit_log_into_a_pipe_nobody_reads_ends_quietly(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A new database: the header and this reading fit in the output buffer, so the pipe
+    breaks only when that is flushed."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        audit = _command(database_url, tmp_path, "audit", stdout=write_end)
+    finally:
+        os.close(write_end)
+    _, err = audit.communicate(timeout=120)
+    assert (audit.returncode, err.decode()) == (SIGPIPED, "")
 
 
 @pytest.mark.parametrize("wrong", ["2026-13-01", "2026-02-30", "26-01-01", "2026-1-5", "today"])
@@ -481,7 +668,8 @@ def test_a_dry_run_lists_the_old_closed_case_and_changes_nothing(
     assert counts == WIPED
     cutoff = NOW.replace(year=NOW.year - 5).date()
     assert summary in {
-        f"Would purge 1 case(s) closed before {day} (retention 5 years); nothing was changed."
+        f"Would purge 1 case(s) closed and 0 referral(s) declined before {day} "
+        "(retention 5 years); nothing was changed."
         for day in (cutoff, cutoff + timedelta(days=1))  # should midnight pass meanwhile
     }
     assert _decrypted(database_url) == values
@@ -502,7 +690,18 @@ def _purged_at(url: str) -> dict[str, datetime]:
 
 async def _rows_of(database: Database, lived: Lived) -> dict[str, Any]:
     async with database.transaction() as session:
+        sent = [
+            await session.scalar(
+                select(func.count())
+                .select_from(model)
+                .join(Invitation, model.invitation_id == Invitation.id)
+                .where(Invitation.conference_id == lived.conference_id)
+            )
+            for model in (InviteMessage, PollMessage)
+        ]
         return {
+            "invite_messages": sent[0],
+            "poll_messages": sent[1],
             "case": await session.get_one(Case, lived.case_id),
             "referral": await session.get_one(Referral, lived.referral_id),
             "conference": await session.get_one(Conference, lived.conference_id),
@@ -537,7 +736,7 @@ def test_purge_wipes_the_old_closed_case_keeps_its_statistics_and_runs_once(
     listed, summary = ran.out.splitlines()
     assert listed.startswith(f"{three.old.code}\tclosed ")
     assert listed.endswith(f"\t{WIPED}")
-    assert summary.startswith("Purged 1 case(s) closed before ")
+    assert summary.startswith("Purged 1 case(s) closed and 0 referral(s) declined before ")
 
     after = _decrypted(database_url)
     # Nothing the people typed about the old case is left in any encrypted column; the other
@@ -572,6 +771,10 @@ def test_purge_wipes_the_old_closed_case_keeps_its_statistics_and_runs_once(
     assert old["conference"].starts_at is not None
     assert old["conference"].summary is None
     assert old["conference"].place == ""
+    assert (old["conference"].board_chat_id, old["conference"].board_message_id) == (None, None)
+    # The polls and invitations sent only pointed into people's chats: gone.
+    assert (old["invite_messages"], old["poll_messages"]) == (0, 0)
+    assert old["referral"].purged_at == old["case"].purged_at
     assert [(i.rsvp, i.attended) for i in old["invitations"]] == [
         (Rsvp.ACCEPTED, True),
         (Rsvp.DECLINED, False),
@@ -583,6 +786,8 @@ def test_purge_wipes_the_old_closed_case_keeps_its_statistics_and_runs_once(
     assert recent["case"].purged_at is None
     assert recent["conference"].place == "Family home RECENT"
     assert recent["conference"].summary is not None
+    assert (recent["invite_messages"], recent["poll_messages"]) == (2, 2)
+    assert recent["referral"].purged_at is None
 
     purged = [e for e in _audit_entries(database_url) if e.action == "case.purged"]
     assert [(e.actor_id, e.subject_type, e.subject_id) for e in purged] == [
@@ -597,18 +802,346 @@ def test_purge_wipes_the_old_closed_case_keeps_its_statistics_and_runs_once(
             "invitations": 1,
             "tasks": 1,
             "task_notes": 1,
+            "invite_messages": 2,
+            "poll_messages": 2,
+            "members": 0,
         },
+        **BY_CLI,
     }
 
     # Once only: a second run finds nothing and changes nothing.
     purged_at = _purged_at(database_url)
     again = roundtable("purge")
     assert (again.code, again.err) == (0, "")
-    assert again.out.startswith("Purged 0 case(s) closed before ")
+    assert again.out.startswith("Purged 0 case(s) closed and 0 referral(s) declined before ")
     assert len(again.out.splitlines()) == 1
     assert _decrypted(database_url) == after
     assert _purged_at(database_url) == purged_at
     assert [e.action for e in _audit_entries(database_url)].count("case.purged") == 1
+
+
+# Guardians who joined by a link: telegram ids no real chat in the tests uses.
+MARIE = Guardian(770_000_501, "Marie Rodičová")
+PETR = Guardian(770_000_502, "Petr Sdílený")
+MARIE_EMAIL = "marie@seznam.cz"
+
+
+def _where_found(url: str, *needles: str) -> set[tuple[str, str]]:
+    """Every table and column holding a needle (a name, or a Telegram id as digits), in any
+    plain value: text, number or JSON."""
+
+    async def scan(database: Database) -> set[tuple[str, str]]:
+        found = set()
+        async with database.transaction() as session:
+            for table in Base.metadata.sorted_tables:
+                for row in await session.execute(select(table)):
+                    for column, value in row._mapping.items():
+                        if isinstance(value, bytes):  # ciphertext: the other tests' business
+                            continue
+                        text = json.dumps(value, ensure_ascii=False, default=str)
+                        if any(needle in text for needle in needles):
+                            found.add((table.name, column))
+        return found
+
+    return _with_database(url, scan)
+
+
+def _needles(guardian: Guardian) -> tuple[str, ...]:
+    """What identifies the guardian: the surname, the Telegram id (and Marie's e-mail)."""
+    email = (MARIE_EMAIL,) if guardian is MARIE else ()
+    return guardian.name.split()[1], str(guardian.telegram_user_id), *email
+
+
+def _guardian_cases(url: str) -> tuple[Lived, Lived]:
+    """An old closed case with two guardians, Marie and Petr, who joined by its links; Marie
+    left dialog state, busy times and an e-mail address behind. Petr, deactivated since,
+    joined again by a link of a recent closed case."""
+
+    async def build(database: Database) -> tuple[Lived, Lived]:
+        old_clock = FakeClock(_monday_morning(NOW - timedelta(days=7 * 365)))
+        team = await _team(database, old_clock)
+        old = await _case_through_its_life(
+            database,
+            old_clock,
+            team,
+            child="Anička",
+            marker="OLD",
+            close=True,
+            guardians=[MARIE, PETR],
+        )
+        async with database.transaction() as session:
+            marie = await members.find_actor(session, MARIE.telegram_user_id)
+            petr = await members.find_actor(session, PETR.telegram_user_id)
+            assert marie is not None and petr is not None
+            await session.execute(
+                update(Member).where(Member.id == marie.member_id).values(email=MARIE_EMAIL)
+            )
+            key = conversation_key((marie.chat_id, MARIE.telegram_user_id))
+            session.add_all(
+                [
+                    ConversationState(handler="invitations", key=key, state="reason"),
+                    UserData(user_id=marie.chat_id, data=CIPHER.encrypt_json({"waiting": [1]})),
+                    ChatData(chat_id=marie.chat_id, data=CIPHER.encrypt_json({"x": 1})),
+                    HandledUpdate(chat_id=marie.chat_id, update_id=41),
+                    JoinAttempt(telegram_user_id=marie.chat_id, attempted_at=old_clock.now()),
+                    BusyTime(
+                        member_id=marie.member_id,
+                        intervals=[[0, 60]],
+                        imported_at=old_clock.now(),
+                        until=old_clock.now(),
+                    ),
+                ]
+            )
+            # A button in an old message of Marie's, pressed after she left, was refused.
+            await members.turned_away(
+                session, MARIE.telegram_user_id, "inv:rsvp", now=old_clock.now()
+            )
+            await members.deactivate_member(session, None, petr.member_id, now=old_clock.now())
+        recent_clock = FakeClock(_monday_morning(NOW - timedelta(days=90)))
+        recent = await _case_through_its_life(
+            database,
+            recent_clock,
+            team,
+            child="Bohouš",
+            marker="RECENT",
+            close=True,
+            guardians=[PETR],
+        )
+        return old, recent
+
+    return _with_database(url, build)
+
+
+def _guardian(url: str, guardian: Guardian | int) -> Member:
+    """A guardian's member row: by who joined, or by the row's id (once anonymised)."""
+
+    async def read(database: Database) -> Member:
+        async with database.transaction() as session:
+            if isinstance(guardian, int):
+                return await session.get_one(Member, guardian)
+            found = await session.scalar(
+                select(Member).where(Member.telegram_user_id == guardian.telegram_user_id)
+            )
+            assert found is not None
+            return found
+
+    return _with_database(url, read)
+
+
+def _busy_members(url: str) -> set[int]:
+    async def read(database: Database) -> set[int]:
+        async with database.transaction() as session:
+            return set(await session.scalars(select(BusyTime.member_id)))
+
+    return _with_database(url, read)
+
+
+def test_purge_anonymises_the_guardians_whose_last_case_it_is(
+    roundtable: Callable[..., Ran], database_url: str
+) -> None:
+    old, recent = _guardian_cases(database_url)
+    # Before: Marie's name and Telegram id sit in her member row, the calendar invitations
+    # and polls sent to her chat, the notifications planned for her, her dialog state, and an
+    # audit entry of a refused button.
+    marie_before = _where_found(database_url, *_needles(MARIE))
+    assert marie_before == {
+        ("members", "telegram_user_id"),
+        ("members", "chat_id"),
+        ("members", "display_name"),
+        ("members", "email"),
+        ("poll_messages", "chat_id"),
+        ("invite_messages", "chat_id"),
+        ("outbox", "chat_id"),
+        ("conversation_states", "key"),
+        ("user_data", "user_id"),
+        ("chat_data", "chat_id"),
+        ("handled_updates", "chat_id"),
+        ("join_attempts", "telegram_user_id"),
+        ("audit_log", "subject_id"),
+    }
+    marie_id = _guardian(database_url, MARIE).id
+    assert _busy_members(database_url) == {marie_id}
+    petr_before = _where_found(database_url, *_needles(PETR))
+
+    dry = roundtable("purge", "--dry-run")
+    # Marie's only case is the old one; Petr is also a guardian of the recent case: he waits.
+    assert dry.out.startswith(f"{old.code}\tclosed ")
+    assert dry.out.splitlines()[0].endswith("invite_messages 4, poll_messages 4, members 1"), (
+        dry.out
+    )
+    assert _where_found(database_url, *_needles(MARIE)) == marie_before  # changed nothing
+
+    ran = roundtable("purge")
+    assert (ran.code, ran.err) == (0, "")
+    assert ran.out.splitlines()[0] == dry.out.splitlines()[0]
+    assert _where_found(database_url, *_needles(MARIE)) == set()
+    # Petr's row, and the polls and invitations of the recent case in his chat, stay.
+    assert _where_found(database_url, *_needles(PETR)) == petr_before
+
+    marie = _guardian(database_url, marie_id)
+    # The row stays, for the statistics and the foreign keys, and names and reaches no one.
+    assert (marie.display_name, marie.email, marie.active, marie.reachable) == (
+        "guardian",
+        None,
+        False,
+        False,
+    )
+    assert (marie.telegram_user_id, marie.chat_id) == (-marie_id, -marie_id)
+    assert marie.deactivated_at is not None
+    assert _busy_members(database_url) == set()  # her calendar's busy times too
+    petr = _guardian(database_url, PETR)
+    assert (petr.display_name, petr.active) == (PETR.name, True)
+    # The audit log shows the neutral label where her name was.
+    joined = [row for row in _csv(roundtable("audit").out) if row["action"] == "member.joined"]
+    assert {row["actor_name"] for row in joined} >= {"guardian", PETR.name}
+    assert MARIE.name not in roundtable("audit").out
+
+    # Once the recent case is past retention too, Petr goes with it.
+    async def later(database: Database) -> list[privacy.PastRetention]:
+        async with database.transaction() as session:
+            return await privacy.purge(
+                session,
+                CIPHER,
+                privacy.Operator("dpo"),
+                now=NOW + timedelta(days=6 * 365),
+                years=5,
+            )
+
+    (purged,) = _with_database(database_url, later)
+    assert (purged.code, purged.counts["members"]) == (recent.code, 1)
+    assert _where_found(database_url, *_needles(PETR)) == set()
+    assert _guardian(database_url, petr.id).display_name == "guardian"
+
+
+def _declined_referrals(url: str) -> tuple[Team, int, int]:
+    """Two referrals the coordinator declined (with a reason): seven years ago, and last month."""
+
+    async def build(database: Database) -> tuple[Team, int, int]:
+        clock = FakeClock(_monday_morning(NOW - timedelta(days=7 * 365)))
+        team = await _team(database, clock)
+        declined = []
+        for moment, marker in ((clock.now(), "OLD"), (NOW - timedelta(days=30), "RECENT")):
+            clock.set(moment)
+            referral_id = await _referral(database, clock, team, f"Dana {marker}", marker)
+            async with database.transaction() as session:
+                await referrals.decline(
+                    session,
+                    team.coordinator,
+                    CIPHER,
+                    referral_id,
+                    f"Not for a conference {marker}",
+                    now=clock.now(),
+                )
+            declined.append(referral_id)
+        return team, declined[0], declined[1]
+
+    return _with_database(url, build)
+
+
+def _referral_row(url: str, referral_id: int) -> Referral:
+    async def read(database: Database) -> Referral:
+        async with database.transaction() as session:
+            return await session.get_one(Referral, referral_id)
+
+    return _with_database(url, read)
+
+
+def test_purge_anonymises_a_referral_declined_longer_ago_than_the_retention(
+    roundtable: Callable[..., Ran], database_url: str
+) -> None:
+    team, old_id, recent_id = _declined_referrals(database_url)
+    old_code = _referral_row(database_url, old_id).code
+    before = _decrypted(database_url)
+    assert _markers(before) == {"OLD": 4, "RECENT": 4, "OPEN": 0}
+
+    dry = roundtable("purge", "--dry-run")
+    listed, summary = dry.out.splitlines()
+    assert listed.startswith(f"{old_code}\tdeclined ")
+    assert listed.endswith("\treferrals 1, referral_notes 3")  # asked, answered, declined
+    assert summary.startswith("Would purge 0 case(s) closed and 1 referral(s) declined before ")
+    assert _decrypted(database_url) == before
+
+    ran = roundtable("purge")
+    assert (ran.code, ran.err) == (0, "")
+    assert ran.out.splitlines()[0] == listed
+    after = _decrypted(database_url)
+    assert _markers(after) == {"OLD": 0, "RECENT": 4, "OPEN": 0}
+    assert after[("referrals", old_id, "sealed")] == b"{}"
+    old, recent = _referral_row(database_url, old_id), _referral_row(database_url, recent_id)
+    assert old.purged_at is not None and old.message_refs == []
+    # The code, status and dates stay, for the statistics.
+    assert (old.code, old.status) == (old_code, ReferralStatus.DECLINED)
+    assert old.decided_at is not None
+    assert recent.purged_at is None
+
+    purged = [e for e in _audit_entries(database_url) if e.action == "referral.purged"]
+    assert [(e.actor_id, e.subject_type, e.subject_id, e.details) for e in purged] == [
+        (
+            None,
+            "referral",
+            str(old_id),
+            {"referral": old_code, "wiped": {"referrals": 1, "referral_notes": 3}, **BY_CLI},
+        )
+    ]
+
+    # The coordinator who opens it is refused, not shown an empty referral.
+    async def coordinator_opens(database: Database) -> None:
+        async with database.transaction() as session:
+            actor = await members.find_actor(session, team.coordinator.chat_id)
+            assert actor is not None
+            await referrals.view(session, actor, CIPHER, old_id, now=datetime.now(UTC))
+
+    with pytest.raises(PermissionDenied):
+        _with_database(database_url, coordinator_opens)
+
+    again = roundtable("purge")
+    assert again.out.startswith("Purged 0 case(s) closed and 0 referral(s) declined before ")
+    assert _decrypted(database_url) == after
+
+
+# A case purged before referrals had purged_at, and one not purged (schema 0007).
+BEFORE_0008 = (
+    "INSERT INTO districts (id, name, timezone, created_at, day_starts, day_ends) "
+    "VALUES (1, 'Cheb', 'Europe/Prague', '2019-01-01 00:00:00', '08:00:00', '16:00:00')",
+    "INSERT INTO institutions (id, district_id, name, kind, created_at) "
+    "VALUES (1, 1, 'OSPOD Cheb', 'ospod', '2019-01-01 00:00:00')",
+    "INSERT INTO members (id, telegram_user_id, chat_id, display_name, institution_id, role, "
+    "locale, active, reachable, joined_at) "
+    "VALUES (1, 1, 1, 'Person 1', 1, 'coordinator', 'cs', true, true, '2019-01-01 00:00:00')",
+    *(
+        "INSERT INTO referrals (id, code, district_id, referrer_id, institution_id, status, "
+        "step, back_to_summary, sealed, message_refs, created_at, updated_at) "
+        f"VALUES ({n}, 'R-2019-000{n}', 1, 1, 1, 'accepted', 'done', false, '', '[]', "
+        "'2019-01-01 00:00:00', '2019-01-01 00:00:00')"
+        for n in (1, 2)
+    ),
+    "INSERT INTO cases (id, code, district_id, referral_id, manager_id, status, opened_at, "
+    "closed_at, purged_at) VALUES (1, 'PK-2019-0001', 1, 1, 1, 'closed', "
+    "'2019-01-01 00:00:00', '2019-02-01 00:00:00', '2025-03-01 03:30:00')",
+    "INSERT INTO cases (id, code, district_id, referral_id, manager_id, status, opened_at) "
+    "VALUES (2, 'PK-2019-0002', 1, 2, 1, 'open', '2019-01-01 00:00:00')",
+)
+
+
+def test_the_migration_marks_the_referrals_of_cases_purged_before_it(tmp_path: Path) -> None:
+    async def migrate_with_cases(database: Database) -> dict[int, datetime | None]:
+        def to_0007(connection: Connection) -> None:
+            config = migrate.alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0007")
+            for statement in BEFORE_0008:
+                connection.exec_driver_sql(statement)
+
+        async with database.engine.begin() as connection:
+            await connection.run_sync(to_0007)
+        await migrate.upgrade(database)
+        async with database.transaction() as session:
+            return dict((await session.execute(select(Referral.id, Referral.purged_at))).all())
+
+    purged_at = _with_database(
+        f"sqlite+aiosqlite:///{tmp_path / 'old.sqlite3'}", migrate_with_cases
+    )
+    assert purged_at == {1: datetime(2025, 3, 1, 3, 30, tzinfo=UTC), 2: None}
 
 
 def test_a_purged_referral_shows_nothing_and_its_export_holds_nothing_typed(
@@ -718,5 +1251,5 @@ def test_an_export_holds_the_decrypted_referral_and_is_audited(
 
     exports = [e for e in _audit_entries(database_url) if e.action == "case.exported"]
     assert [(e.actor_id, e.subject_type, e.subject_id, e.details) for e in exports] == [
-        (None, "case", str(lived.case_id), {"case": lived.code, "via": "cli"})
+        (None, "case", str(lived.case_id), {"case": lived.code, **BY_CLI})
     ]
