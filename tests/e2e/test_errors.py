@@ -222,7 +222,9 @@ async def test_an_update_whose_commit_was_made_but_its_answer_lost_is_not_done_t
 ) -> None:
     """The database goes away just as it commits the year of birth: the commit is made, but
     the connection breaks before the bot hears so. Done again when the database is back, the
-    same "2015" would also become the child's class (found by the chaos test on PostgreSQL)."""
+    same "2015" would also become the child's class (found by the chaos test on PostgreSQL).
+    Not done again, it must not be left unanswered either: the teacher hears it was saved, and
+    the question they are at now."""
     teacher = await bot.join(1, "Jana", Role.REFERRER)
     await teacher.send_text("/refer")
     await teacher.next_message()
@@ -245,6 +247,9 @@ async def test_an_update_whose_commit_was_made_but_its_answer_lost_is_not_done_t
 
     monkeypatch.setattr(referrals, "set_text", set_text)
     await teacher.send_text("2015")
+    shown = (await teacher.next_message()).text or ""  # told where they are, not left waiting
+    assert shown.startswith("Your last step was saved, but my answer to it got lost")
+    assert "Which class does the child attend?" in shown
     await bot.sandbox.wait_until_acknowledged(teacher.last_update_id)  # handled
     monkeypatch.undo()
     assert lost == [1]
