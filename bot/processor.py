@@ -189,6 +189,18 @@ class OrderedUpdateProcessor(BaseUpdateProcessor):
             except Exception:
                 logger.exception("saving dialog state failed")
 
+    async def answered_instead(self, update: object) -> bool:
+        """For the error handler, when Telegram failed the update's answer (a 5xx, a dropped
+        connection, a timeout after which the message may or may not have arrived): True if
+        its change was stored already, and the person has been told where they are instead of
+        being asked to try again (what they would send again, a dialog would take as the
+        answer to its next question). False when nothing was stored: trying again is safe."""
+        stamp = STAMP.get()
+        if stamp is None or not stamp.stored or self._answer_lost is None:
+            return False
+        await self._answer_instead(update)
+        return True
+
     async def _answer_instead(self, update: object) -> None:
         if self._answer_lost is None:
             return

@@ -63,6 +63,11 @@ async def _handle(update: object, context: Context) -> None:
         logger.warning(
             "error %s: %s while handling update %s", error_id, type(error).__name__, update_id
         )
+        processor = context.application.update_processor
+        if isinstance(processor, OrderedUpdateProcessor) and await processor.answered_instead(
+            update
+        ):
+            return
         if isinstance(update, Update):
             await _reassure(update, context, error_id)
         return
