@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -41,7 +42,7 @@ from handlers import (
     triage,
 )
 from handlers.common import RUNTIME_KEY, Context, Data
-from handlers.errors import on_error
+from handlers.errors import answer_lost, on_error
 from handlers.menus import set_stranger_menus
 from handlers.sweep import outbox_kinds as referral_kinds
 from handlers.sweep import sweep
@@ -87,6 +88,9 @@ def build_application(runtime: Runtime) -> RoundTableApp:
     processor.after_each_update(application.update_persistence)
     processor.keep_ledger(HandledUpdates(runtime.database))
     processor.retry_when_back(runtime.database, application.process_update)
+    # The dialogs that can show a person where they are, after an answer lost on the way.
+    where_you_are = {referral.DIALOG: referral.where_you_are}
+    processor.answer_instead(functools.partial(answer_lost, application, where_you_are))
     application.bot_data[RUNTIME_KEY] = runtime
 
     # Order matters. The guard runs first, in its own group, and stops strangers' updates.

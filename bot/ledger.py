@@ -49,7 +49,7 @@ class Mark:
         # Tasks started while handling (a job woken, say) inherit the context: not theirs.
         if self.stored or asyncio.current_task() is not self.task:
             return False
-        await _write(session, self.chat_id, self.update_id)
+        await _write(session, self.chat_id, self.update_id, answered=False)
         return True
 
     def committed(self) -> None:
@@ -61,12 +61,18 @@ class HandledUpdates:
     def __init__(self, database: Database) -> None:
         self._database = database
         self._newest: dict[int, int] = {}
+        self._unanswered: set[int] = set()  # chats whose newest update's answer may be lost
 
     async def load(self) -> None:
         """What earlier processes handled; once, before the first update."""
         async with self._database.reading() as session:
-            rows = await session.execute(select(HandledUpdate.chat_id, HandledUpdate.update_id))
-            self._newest = {chat_id: update_id for chat_id, update_id in rows}
+            rows = list(
+                await session.execute(
+                    select(HandledUpdate.chat_id, HandledUpdate.update_id, HandledUpdate.answered)
+                )
+            )
+        self._newest = {chat_id: update_id for chat_id, update_id, _answered in rows}
+        self._unanswered = {chat_id for chat_id, _update_id, answered in rows if not answered}
 
     def seen(self, update: object) -> bool:
         """Handled before (Telegram delivers it again)."""
@@ -74,6 +80,15 @@ class HandledUpdates:
         if chat_id is None or not isinstance(update, Update):
             return False
         return update.update_id <= self._newest.get(chat_id, -1)
+
+    def unanswered(self, update: object) -> bool:
+        """Handled before a restart, but its answer may never have gone out: its change was
+        stored, and the process died before the update was done with. Only a chat's newest
+        can be (each of a chat's updates begins once the one before is done with)."""
+        chat_id = chat_of(update)
+        if chat_id not in self._unanswered or not isinstance(update, Update):
+            return False
+        return update.update_id == self._newest.get(chat_id)
 
     async def stored(self, mark: Mark) -> bool:
         """Whether the mark reached the database after all: a commit whose answer the
@@ -106,17 +121,20 @@ class HandledUpdates:
             STAMP.reset(token)
 
     async def settle(self, mark: Mark | None) -> None:
-        """After the update and its dialog state: store the mark if nothing stored it yet."""
-        if mark is None or mark.stored:
+        """After the update and its dialog state: the mark, answered, if nothing stored it
+        yet; else that it was answered (one more write for an update that changed something,
+        so that one delivered again after a crash is answered only if it was not)."""
+        if mark is None:
             return
 
         async def store() -> None:
             async with self._database.transaction() as session:
-                await _write(session, mark.chat_id, mark.update_id)
+                await _write(session, mark.chat_id, mark.update_id, answered=True)
 
         await self._database.when_available(store)
         mark.committed()
 
 
-async def _write(session: AsyncSession, chat_id: int, update_id: int) -> None:
-    await upsert(session, HandledUpdate, {"chat_id": chat_id, "update_id": update_id}, ["chat_id"])
+async def _write(session: AsyncSession, chat_id: int, update_id: int, *, answered: bool) -> None:
+    values = {"chat_id": chat_id, "update_id": update_id, "answered": answered}
+    await upsert(session, HandledUpdate, values, ["chat_id"])

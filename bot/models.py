@@ -24,6 +24,7 @@ from sqlalchemy import (
     Time,
     TypeDecorator,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -223,6 +224,9 @@ class HandledUpdate(Base):
 
     chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     update_id: Mapped[int] = mapped_column(BigInteger)
+    # Its answer went out (written once the update is done with, bot.ledger): one delivered
+    # again after a crash whose answer may not have is answered then (bot.processor).
+    answered: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class ReferralStatus(enum.StrEnum):

@@ -72,6 +72,7 @@ class OrderedUpdateProcessor(BaseUpdateProcessor):
         self._again: Again | None = None
         self._failing_since: dict[int, float] = {}  # update id -> first failure, database away
         self._to_retry: set[int] = set()
+        self._answer_lost: Again | None = None
         self.in_flight = 0  # updates being handled now
         self.peak_in_flight = 0  # the most handled at once, for tests and benchmarks
 
@@ -109,6 +110,14 @@ class OrderedUpdateProcessor(BaseUpdateProcessor):
             return False
         self._to_retry.add(update.update_id)
         return True
+
+    def answer_instead(self, callback: Again) -> None:
+        """An update that is not handled again because its change was stored, though its
+        answer may never have gone out, gets `callback` instead: the person is told where they
+        are. That is one whose commit was made but whose answer the broken connection lost,
+        and one the ledger skips whose answer a process killed after its commit may never have
+        sent (HandledUpdates.unanswered)."""
+        self._answer_lost = callback
 
     def keep_ledger(self, ledger: HandledUpdates) -> None:
         """Skip updates the ledger has seen handled; mark each one handled (bot.ledger)."""
@@ -148,6 +157,8 @@ class OrderedUpdateProcessor(BaseUpdateProcessor):
             logger.info("an update handled before a restart came again; skipped")
             if inspect.iscoroutine(coroutine):
                 coroutine.close()
+            if ledger.unanswered(update):
+                await self._answer_instead(update)
             return
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
@@ -160,7 +171,10 @@ class OrderedUpdateProcessor(BaseUpdateProcessor):
                 if self._database is not None:
                     await self._database.wait_until_available()
                 if mark is not None and ledger is not None and await ledger.stored(mark):
-                    break  # its change was stored before what failed: not again
+                    # Its change was stored before what failed: not again, and as it had shown
+                    # nothing yet (retry_later), the person is told where they are.
+                    await self._answer_instead(update)
+                    break
                 mark = await self._attempt(update, self._again(update))
         finally:
             if update_id is not None:
@@ -174,6 +188,26 @@ class OrderedUpdateProcessor(BaseUpdateProcessor):
                     await ledger.settle(mark)
             except Exception:
                 logger.exception("saving dialog state failed")
+
+    async def answered_instead(self, update: object) -> bool:
+        """For the error handler, when Telegram failed the update's answer (a 5xx, a dropped
+        connection, a timeout after which the message may or may not have arrived): True if
+        its change was stored already, and the person has been told where they are instead of
+        being asked to try again (what they would send again, a dialog would take as the
+        answer to its next question). False when nothing was stored: trying again is safe."""
+        stamp = STAMP.get()
+        if stamp is None or not stamp.stored or self._answer_lost is None:
+            return False
+        await self._answer_instead(update)
+        return True
+
+    async def _answer_instead(self, update: object) -> None:
+        if self._answer_lost is None:
+            return
+        try:
+            await self._answer_lost(update)
+        except Exception:
+            logger.exception("could not tell a person where they are after a lost answer")
 
     async def _attempt(self, update: object, coroutine: Awaitable[Any]) -> Mark | None:
         token = _ATTEMPT.set(_Attempt())

@@ -791,8 +791,16 @@ async def decide_now(update: Update, context: Context) -> None:
     if ids is None:
         await no_longer_active(update, context)
         return
-    board = await _board_or_refuse(update, context, ids[0])
-    if board is None:
+    try:
+        async with context.runtime.database.transaction() as session:
+            board = await conferences.board_to_decide(
+                session, context.require_actor(), ids[0], now=context.runtime.clock.now()
+            )
+    except PermissionDenied:
+        await alert(
+            update,
+            context.tr.gettext("Only the conference's coordinator can close its poll early."),
+        )
         return
     assert update.callback_query is not None
     if board.status is not ConferenceStatus.POLLING:

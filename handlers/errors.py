@@ -5,16 +5,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from telegram import InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
-from telegram.ext import ApplicationHandlerStop
+from telegram.ext import Application, ApplicationHandlerStop
 
 from bot.db import unavailable
 from bot.i18n import Translator
 from bot.processor import OrderedUpdateProcessor
 from bot.services import members
-from handlers.common import Context
+from handlers.common import ACTIVE_DIALOG, Context, acknowledge
+
+# Shows the person the question of the dialog they are in again, below the given text; False
+# when it cannot.
+WhereYouAre = Callable[[Update, Context, str], Awaitable[bool]]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +63,11 @@ async def _handle(update: object, context: Context) -> None:
         logger.warning(
             "error %s: %s while handling update %s", error_id, type(error).__name__, update_id
         )
+        processor = context.application.update_processor
+        if isinstance(processor, OrderedUpdateProcessor) and await processor.answered_instead(
+            update
+        ):
+            return
         if isinstance(update, Update):
             await _reassure(update, context, error_id)
         return
@@ -79,6 +90,35 @@ async def _translator_of(update: Update, context: Context) -> Translator:
         except Exception:  # the database may be what failed; the client language will do
             logger.warning("could not look up the language for an error report")
     return context.tr
+
+
+async def answer_lost(
+    application: Application[Any, Any, Any, Any, Any, Any],
+    dialogs: Mapping[str, WhereYouAre],
+    update: object,
+) -> None:
+    """An update whose change was stored but whose answer never went out, which is therefore
+    not handled again (bot.processor.answer_instead): the person hears that it was saved, and
+    where they are now, the question of the dialog they are in when it can show it again.
+    Read-only: telling twice changes nothing."""
+    if not isinstance(update, Update) or update.effective_chat is None:
+        return
+    context = Context.from_update(update, application)
+    user = update.effective_user
+    if user is not None:
+        async with context.runtime.database.reading() as session:
+            context.actor = await members.find_actor(session, user.id)
+    saved = context.tr.gettext(
+        "Your last step was saved, but my answer to it got lost on the way. There is no need "
+        "to send it again."
+    )
+    where = dialogs.get((context.user_data or {}).get(ACTIVE_DIALOG, ""))
+    if context.actor is not None and where is not None and await where(update, context, saved):
+        return
+    if update.callback_query is not None:
+        with contextlib.suppress(TelegramError):
+            await acknowledge(update.callback_query)
+    await send_safely(context, update.effective_chat.id, saved)
 
 
 def _is_harmless(error: BadRequest) -> bool:

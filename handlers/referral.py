@@ -47,6 +47,7 @@ from handlers.notify import notify
 
 logger = logging.getLogger(__name__)
 
+DIALOG = "refer"
 REPLY = "reply"
 RESUME = "resume"
 REPLY_TO = "reply_to"
@@ -197,6 +198,21 @@ async def resume(update: Update, context: Context) -> str | int:
     if draft is None:
         return await _draft_gone(update, context)
     return await show_step(update, context, draft)
+
+
+async def where_you_are(update: Update, context: Context, before: str) -> bool:
+    """After an answer lost on the way (handlers.errors.answer_lost): the question of the step
+    the draft is at, below `before`. False without a draft, or while answering a coordinator's
+    question."""
+    if (context.user_data or {}).get(REPLY_TO) is not None:
+        return False
+    runtime = context.runtime
+    async with runtime.database.transaction() as session:
+        draft = await referrals.find_draft(session, context.require_actor(), runtime.cipher)
+    if draft is None:
+        return False
+    await show_step(update, context, draft, before=before)
+    return True
 
 
 # The steps.
@@ -783,7 +799,7 @@ async def my_referrals(update: Update, context: Context) -> None:
 
 
 def handlers() -> HandlerList:
-    dialog = Dialog("refer")
+    dialog = Dialog(DIALOG)
     incoming = filters.UpdateType.MESSAGE & ~filters.COMMAND
     # Every button of the dialog is an entry point: the draft and its step are in the database,
     # so a press on the draft's message brings the person back into it from any other dialog.

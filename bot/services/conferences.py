@@ -1165,6 +1165,17 @@ async def board(session: AsyncSession, actor: Actor, conference_id: int, *, now:
     return await _board(session, conference)
 
 
+async def board_to_decide(
+    session: AsyncSession, actor: Actor, conference_id: int, *, now: datetime
+) -> Board:
+    """The board, for closing the poll early ("Decide now"): the offer that follows goes to the
+    conference's coordinator, so only they may; a colleague's press is an audited refusal."""
+    conference = await _own_conference(session, actor, conference_id, now=now)
+    if conference.coordinator_id != actor.member_id:
+        raise _refused(actor, "conference.decide", conference_id, now=now)
+    return await _board(session, conference)
+
+
 async def fresh_board(session: AsyncSession, conference_id: int) -> Board:
     """The board as it is now (for redrawing; the caller already passed the permission check)."""
     return await _board(session, await session.get_one(Conference, conference_id))

@@ -49,13 +49,17 @@ async def test_the_mark_goes_with_the_first_change_and_only_with_it(database: Da
             session.add(District(name="Cheb", created_at=datetime.now(UTC)))
         assert await _marks(database) == {42: 5}
     assert mark is not None and mark.stored
-    await ledger.settle(mark)  # nothing more to do
+    killed = HandledUpdates(database)  # a process killed before the update was done with
+    await killed.load()
+    assert killed.unanswered(_update(5, 42))
+    await ledger.settle(mark)  # done with: its answer went out
     assert await _marks(database) == {42: 5}
 
     later = HandledUpdates(database)
     await later.load()
     assert later.seen(_update(5, 42)) and later.seen(_update(4, 42))
     assert not later.seen(_update(6, 42)) and not later.seen(_update(5, 43))
+    assert not later.unanswered(_update(5, 42))
 
 
 async def test_an_update_that_changed_nothing_is_marked_after_its_dialog_state(
@@ -69,3 +73,6 @@ async def test_an_update_that_changed_nothing_is_marked_after_its_dialog_state(
     await ledger.settle(mark)
     assert await _marks(database) == {42: 9}
     assert ledger.seen(_update(9, 42))
+    later = HandledUpdates(database)
+    await later.load()
+    assert later.seen(_update(9, 42)) and not later.unanswered(_update(9, 42))

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 from telegram import Chat, Message, Update, User
 
 from bot.db import Database
 from bot.ledger import HandledUpdates
-from bot.models import District
+from bot.models import District, HandledUpdate
 from bot.processor import OrderedUpdateProcessor, note_telegram_call
 
 
@@ -18,6 +20,11 @@ def _update(update_id: int, chat_id: int) -> Update:
     chat = Chat(chat_id, Chat.PRIVATE)
     message = Message(update_id, datetime(2026, 11, 23, tzinfo=UTC), chat, from_user=user, text="x")
     return Update(update_id, message=message)
+
+
+def _answer_lost(_session: Session) -> None:
+    """The commit is made; the answer to it is what the broken connection loses."""
+    raise ConnectionResetError(104, "Connection reset by peer")
 
 
 async def test_one_chat_in_order_other_chats_alongside() -> None:
@@ -100,3 +107,43 @@ async def test_an_update_that_found_the_database_away_is_handled_again_if_nothin
         update = _update(update_id, 10 * update_id)
         await processor.process_update(update, handle(update))
     assert answers == {1: [True, False], 2: [False], 3: [False]}
+
+
+async def test_an_update_not_handled_again_because_it_was_stored_is_answered_instead(
+    database: Database,
+) -> None:
+    """Its commit was made, but the connection broke before the bot heard so: handled again it
+    would be done twice, so the person is told where they are instead. So is one delivered
+    again after a restart whose answer the killed process may not have sent; not one it
+    answered, nor an earlier one of the chat (each began once the one before was done with)."""
+    processor = OrderedUpdateProcessor(max_concurrent_updates=8)
+    ledger = HandledUpdates(database)
+    processor.keep_ledger(ledger)
+    handled: list[int] = []
+    told: list[int] = []
+
+    async def handle(update: object) -> None:
+        assert isinstance(update, Update)
+        handled.append(update.update_id)
+        if update.update_id == 5:
+            try:
+                async with database.transaction() as session:
+                    event.listen(session.sync_session, "after_commit", _answer_lost)
+                    session.add(District(name="D5", created_at=datetime.now(UTC)))
+            except ConnectionResetError:
+                assert processor.retry_later(update)  # as the error handler asks
+
+    async def tell(update: object) -> None:
+        assert isinstance(update, Update)
+        told.append(update.update_id)
+
+    processor.retry_when_back(database, handle)
+    processor.answer_instead(tell)
+    async with database.transaction() as session:  # as a process killed meanwhile left it
+        session.add(HandledUpdate(chat_id=30, update_id=2, answered=False))  # killed after commit
+        session.add(HandledUpdate(chat_id=40, update_id=4))  # killed after it was done with
+    await ledger.load()
+    for update_id, chat_id in ((1, 30), (2, 30), (3, 30), (4, 40), (5, 50)):
+        update = _update(update_id, chat_id)
+        await processor.process_update(update, handle(update))
+    assert (handled, told) == ([3, 5], [2, 5])

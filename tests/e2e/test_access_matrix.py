@@ -67,6 +67,7 @@ REFUSALS = (
     "You are not allowed to see this referral.",
     "You are not allowed to do that.",
     "This is not yours to change.",
+    "Only the conference's coordinator can close its poll early.",
     "This is not yours to answer.",
     "Only administrators can manage members.",
     "Only administrators and coordinators can create invite links.",
@@ -144,7 +145,8 @@ def district_coordinator(person: Who, thing: Thing | None) -> bool:
 
 
 def chair(person: Who, thing: Thing | None) -> bool:
-    """An offline guardian's answers are entered by the conference's coordinator."""
+    """An offline guardian's answers are entered, and a poll closed early ("Decide now"), by
+    the conference's coordinator."""
     assert thing is not None
     return thing.chair == person.key
 
@@ -190,7 +192,6 @@ class Row:
     pool: str | None = None  # the objects it is pressed against (None: no object)
     protected: bool = False  # the content comes protected (no forwarding, no saving)
     document: bool = False  # the content is a document
-    to_chair: bool = False  # the content goes to the conference's coordinator
     target: Callable[[World], Thing] | None = None  # the object an object-free row names
 
 
@@ -405,7 +406,7 @@ ROWS: tuple[Row, ...] = (
     Row(
         "cf:o (decide now)",
         r"^cf:o:",
-        district_coordinator,
+        chair,
         pressed("cf:o:{id}"),
         shown(
             (
@@ -414,7 +415,6 @@ ROWS: tuple[Row, ...] = (
             )
         ),
         pool="poll",
-        to_chair=True,
     ),
     Row(
         "cf:a (choose a time)",
@@ -1120,12 +1120,6 @@ class Matrix:
         data = row.data(world, cell.thing)
         if row.handler.startswith("^") and not re.match(row.handler, data):
             return [f"the row's data {data!r} is not what {row.handler} takes"]
-        chair = None
-        if row.to_chair and cell.thing is not None and cell.thing.chair is not None:
-            chair = world.people[world.members[cell.thing.chair].telegram_user_id]
-        marks = {person.user_id: len(person.events)}
-        if chair is not None:
-            marks[chair.user_id] = len(chair.events)
         problems: list[str] = []
         if data.startswith("/"):
             seen = await self.act(person, text=data)
@@ -1136,13 +1130,7 @@ class Matrix:
         if seen.errors:
             problems.append(f"errors: {seen.errors}")
         if cell.expected == "allowed":
-            shown = seen
-            if chair is not None:
-                theirs = seen_since(chair, marks[chair.user_id], None)
-                shown = Seen(
-                    seen.answer, seen.events + theirs.events, seen.documents + theirs.documents
-                )
-            problems += self.allowed(cell, shown, await self.new_refusals(cell.who))
+            problems += self.allowed(cell, seen, await self.new_refusals(cell.who))
         elif cell.expected == "refused":
             problems += self.refused(cell, seen, await self.new_refusals(cell.who))
         else:

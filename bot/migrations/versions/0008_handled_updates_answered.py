@@ -1,0 +1,28 @@
+"""handled updates answered
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-11-24 06:30:16.333749
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0008"
+down_revision: str | None = "0007"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("handled_updates", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("answered", sa.Boolean(), server_default=sa.true(), nullable=False)
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("handled_updates", schema=None) as batch_op:
+        batch_op.drop_column("answered")
