@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision in bot/migrations; tests/bot/test_db.py checks it against Alembic's head.
-HEAD = "0008"
+HEAD = "0009"
 
 
 def alembic_config() -> Config:
