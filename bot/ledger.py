@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 
@@ -62,6 +62,8 @@ class HandledUpdates:
         self._database = database
         self._newest: dict[int, int] = {}
         self._unanswered: set[int] = set()  # chats whose newest update's answer may be lost
+        self._answered: dict[int, int] = {}  # chat -> its update answered, not yet written
+        self._answering = asyncio.Lock()
 
     async def load(self) -> None:
         """What earlier processes handled; once, before the first update."""
@@ -122,9 +124,16 @@ class HandledUpdates:
 
     async def settle(self, mark: Mark | None) -> None:
         """After the update and its dialog state: the mark, answered, if nothing stored it
-        yet; else that it was answered (one more write for an update that changed something,
-        so that one delivered again after a crash is answered only if it was not)."""
+        yet; else that it was answered, so that one delivered again after a crash is answered
+        again only if it was not.
+
+        That one more write is shared: while one batch is written, the updates settled
+        meanwhile wait and go into the next one (at 40 updates in flight, a transaction per
+        update was 5 % of the bot's CPU, and on PostgreSQL a commit's wait each)."""
         if mark is None:
+            return
+        if mark.stored:
+            await self._write_answered(mark.chat_id, mark.update_id)
             return
 
         async def store() -> None:
@@ -133,6 +142,27 @@ class HandledUpdates:
 
         await self._database.when_available(store)
         mark.committed()
+
+    async def _write_answered(self, chat_id: int, update_id: int) -> None:
+        self._answered[chat_id] = update_id
+        async with self._answering:
+            if self._answered.get(chat_id) != update_id:
+                return  # the batch written while this one waited took it
+            batch, self._answered = self._answered, {}
+
+            async def store() -> None:
+                async with self._database.transaction() as session:
+                    await session.execute(
+                        update(HandledUpdate)
+                        .where(
+                            tuple_(HandledUpdate.chat_id, HandledUpdate.update_id).in_(
+                                list(batch.items())
+                            )
+                        )
+                        .values(answered=True)
+                    )
+
+            await self._database.when_available(store)
 
 
 async def _write(session: AsyncSession, chat_id: int, update_id: int, *, answered: bool) -> None:

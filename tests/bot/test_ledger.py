@@ -10,8 +10,9 @@ from sqlalchemy import select
 from telegram import Chat, Message, Update, User
 
 from bot.db import Database
-from bot.ledger import HandledUpdates
+from bot.ledger import HandledUpdates, Mark
 from bot.models import District, HandledUpdate
+from tests.bot.sql import statements
 
 
 def _update(update_id: int, chat_id: int) -> Update:
@@ -76,3 +77,29 @@ async def test_an_update_that_changed_nothing_is_marked_after_its_dialog_state(
     later = HandledUpdates(database)
     await later.load()
     assert later.seen(_update(9, 42)) and not later.unanswered(_update(9, 42))
+
+
+async def test_updates_done_with_at_the_same_time_are_noted_answered_together(
+    database: Database,
+) -> None:
+    """Each update that changed something is noted answered once done with; while one such
+    write is made, the updates done with meanwhile wait and share the next one."""
+    ledger = HandledUpdates(database)
+    chats = range(100, 112)
+
+    async def handled(chat_id: int) -> Mark | None:
+        with ledger.handling(_update(7, chat_id)) as mark:
+            async with database.transaction() as session:
+                session.add(District(name=f"District {chat_id}", created_at=datetime.now(UTC)))
+        return mark
+
+    marks = [await asyncio.create_task(handled(chat_id)) for chat_id in chats]
+    with statements(database) as seen:
+        await asyncio.gather(*(ledger.settle(mark) for mark in marks))
+    writes = [sql for sql in seen if sql.startswith("UPDATE handled_updates")]
+    assert len(writes) == 2, writes  # the first one's, then all the others' at once
+
+    later = HandledUpdates(database)
+    await later.load()
+    assert not any(later.unanswered(_update(7, chat_id)) for chat_id in chats)
+    assert all(later.seen(_update(7, chat_id)) for chat_id in chats)
