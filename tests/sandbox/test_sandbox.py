@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -614,13 +614,22 @@ async def recording_webhook(
         await received.put((secret, await request.json()))
         return web.Response(status=statuses.pop(0) if statuses else 200)
 
+    async with webhook_receiver(receive) as url:
+        yield url, received
+
+
+@asynccontextmanager
+async def webhook_receiver(
+    receive: Callable[[web.Request], Awaitable[web.Response]],
+) -> AsyncIterator[str]:
+    """A webhook served by `receive`; its URL."""
     app = web.Application()
     app.router.add_post("/hook", receive)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/hook", received
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
     finally:
         await runner.cleanup()
 
@@ -682,23 +691,15 @@ async def test_webhook_sends_a_chats_updates_one_at_a_time_and_chats_side_by_sid
             done.set()
         return web.Response(status=200)
 
-    app = web.Application()
-    app.router.add_post("/hook", receive)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
+    async with webhook_receiver(receive) as url:
         for person, text in ((alice, "alice 1"), (alice, "alice 2"), (bob, "bob"), (carol, "c")):
             await person.send_text(text)
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
         assert await bot.set_webhook(url, max_connections=2)
         await asyncio.wait_for(both.wait(), timeout=30)
         assert sandbox.webhook_posts == 2  # no third while two wait
         assert sorted(answering) == ["alice 1", "bob"]  # the retry, not alice's next
         gate.set()
         await asyncio.wait_for(done.wait(), timeout=30)
-    finally:
-        await runner.cleanup()
     assert dropped == ["alice 1"]
     assert order.index("alice 1") < order.index("alice 2")
     info = await bot.get_webhook_info()
