@@ -6,14 +6,15 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 from urllib.parse import urlparse
 
+from pydantic import SecretStr
 from telegram import Bot, LinkPreviewOptions, Update
 from telegram._utils.types import JSONDict
 from telegram.constants import ParseMode
-from telegram.error import InvalidToken, RetryAfter, TelegramError
+from telegram.error import BadRequest, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -30,6 +31,7 @@ from bot.persistence import DatabasePersistence
 from bot.polling import Poller, retry_after_seconds
 from bot.processor import OrderedUpdateProcessor, note_telegram_call
 from bot.runtime import Runtime
+from bot.webhook import WebhookServer
 from handlers import (
     conference,
     guard,
@@ -79,6 +81,8 @@ def build_application(runtime: Runtime) -> RoundTableApp:
         # per call under Telegram's network delay (bot/http.py, `python -m bench http`).
         .request(AiohttpRequest(connection_pool_size=CONNECTION_POOL))
         .get_updates_request(AiohttpRequest(connection_pool_size=1))
+        # Updates come by bot.polling or bot.webhook: the Updater confirms them too early.
+        .updater(None)
         # Replies to a person's own taps are not bulk messages: Telegram's 30 a second for
         # everybody is the outbox's budget (its own pacer), not a cap on answering people.
         # Groups keep their 20 a minute, and a 429 is still waited out and retried.
@@ -183,24 +187,62 @@ async def _announce(application: RoundTableApp) -> None:
 
 
 async def _reach_telegram(bot: Bot, stop: asyncio.Event) -> bool:
-    """Initialize the bot (getMe), waiting out Telegram's 429s, 5xx and network trouble: a
-    hiccup at start must not end the process. A token Telegram refuses still does. False when
-    told to stop meanwhile."""
+    """Initialize the bot (getMe), waiting out Telegram's trouble (see _until_answered)."""
+    return await _until_answered(bot.initialize, stop, "at start")
+
+
+async def _until_answered(
+    call: Callable[[], Awaitable[object]], stop: asyncio.Event, when: str
+) -> bool:
+    """Make the call, waiting out Telegram's 429s, 5xx and network trouble: a hiccup at start
+    must not end the process. A token Telegram refuses, or a request it calls bad, still does.
+    False when told to stop meanwhile."""
     pause = 1.0
     while not stop.is_set():
         try:
-            await bot.initialize()
+            await call()
             return True
-        except InvalidToken:
+        except (InvalidToken, BadRequest):
             raise
         except RetryAfter as error:
             wait = retry_after_seconds(error)
         except TelegramError as error:
             wait, pause = pause, min(pause * 2, 30.0)
-            logger.warning("Telegram did not answer at start: %s", type(error).__name__)
+            logger.warning("Telegram did not answer %s: %s", when, type(error).__name__)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), wait)
     return False
+
+
+async def _start_webhook(
+    application: RoundTableApp, secret: SecretStr, stop: asyncio.Event
+) -> WebhookServer:
+    """Listen for Telegram's POSTs (bot.webhook), then tell Telegram where to send them."""
+    settings = application.bot_data[RUNTIME_KEY].settings
+    processor = application.update_processor
+    assert isinstance(processor, OrderedUpdateProcessor) and settings.webhook_url
+    server = WebhookServer(
+        application.bot,
+        application.update_queue,
+        secret=secret.get_secret_value(),
+        path=urlparse(settings.webhook_url).path,
+        listen=settings.webhook_listen,
+        port=settings.webhook_port,
+    )
+    processor.when_done(server.handled)
+    await server.start()
+    await _until_answered(
+        lambda: application.bot.set_webhook(
+            settings.webhook_url,
+            secret_token=secret.get_secret_value(),
+            allowed_updates=Update.ALL_TYPES,
+            # Each POST waits for its update: as many at once as the processor handles.
+            max_connections=MAX_CONCURRENT_UPDATES,
+        ),
+        stop,
+        "setWebhook",
+    )
+    return server
 
 
 async def serve(application: RoundTableApp, stop: asyncio.Event) -> None:
@@ -216,7 +258,7 @@ async def serve(application: RoundTableApp, stop: asyncio.Event) -> None:
     dispatcher: outbox.Dispatcher = application.bot_data[outbox.DISPATCHER_KEY]
     processor = application.update_processor
     assert isinstance(processor, OrderedUpdateProcessor)
-    poller: Poller | None = None
+    receiver: Poller | WebhookServer
     for bot in (application.bot, dispatcher.bot):
         if not await _reach_telegram(bot, stop):
             return
@@ -224,31 +266,24 @@ async def serve(application: RoundTableApp, stop: asyncio.Event) -> None:
         await dispatcher.take_over()
         await processor.ledger.load()
         await _announce(application)
-        updater = application.updater
-        assert updater is not None
         if settings.webhook_url and settings.webhook_secret:
-            await updater.start_webhook(
-                listen=settings.webhook_listen,
-                port=settings.webhook_port,
-                url_path=urlparse(settings.webhook_url).path.lstrip("/"),
-                webhook_url=settings.webhook_url,
-                secret_token=settings.webhook_secret.get_secret_value(),
-                allowed_updates=Update.ALL_TYPES,
-            )
+            receiver = await _start_webhook(application, settings.webhook_secret, stop)
             logger.info("webhook mode on port %s", settings.webhook_port)
         else:
             # Not the Updater's polling: it confirms updates before they are handled.
-            poller = Poller(
+            receiver = Poller(
                 application.bot, application.update_queue, allowed_updates=Update.ALL_TYPES
             )
-            processor.when_done(poller.handled)
-            await poller.start()
+            processor.when_done(receiver.handled)
+            await receiver.start()
             logger.info("long polling")
         await application.start()
         await stop.wait()
         dispatcher.stop()
-        if poller is not None:
-            await poller.stop()
-        if updater.running:
-            await updater.stop()
-        await application.stop()
+        if isinstance(receiver, Poller):
+            await receiver.stop()
+            await application.stop()
+        else:
+            receiver.refuse()
+            await application.stop()  # handles what is queued: those POSTs get their 200
+            await receiver.stop()

@@ -198,6 +198,11 @@ class BotApiSandbox:
     def webhook_secret(self) -> str | None:
         return self._webhook.config.secret if self._webhook else None
 
+    @property
+    def webhook_posts(self) -> int:
+        """Webhook POSTs sent and waiting for the bot's answer."""
+        return self._webhook.posting if self._webhook else 0
+
     def person(
         self,
         user_id: int,

@@ -1,9 +1,15 @@
-"""Delivery of queued updates to the bot's webhook, one at a time and in order."""
+"""Delivery of queued updates to the bot's webhook, as Telegram does it.
+
+Like tdlib/telegram-bot-api's WebhookActor: a chat's updates one at a time and in order, its next
+only once the bot answered 2xx; a non-2xx answer or a broken connection means the update is
+sent again after a growing pause (the chat waits meanwhile); up to max_connections POSTs at once.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,14 +17,15 @@ from typing import Any
 
 import aiohttp
 
-from .updates import UpdateQueue
+from .updates import UpdateQueue, update_type
 
 logger = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name, not a secret
 _FIRST_RETRY_DELAY = 0.1
 _MAX_RETRY_DELAY = 2.0
-_DELIVERY_TIMEOUT = aiohttp.ClientTimeout(total=30)
+# Telegram hangs up on a webhook that has not answered for 60 s, and sends the update again.
+_DELIVERY_TIMEOUT = aiohttp.ClientTimeout(total=60)
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,8 @@ class WebhookConfig:
 
 class WebhookDelivery:
     """Background task POSTing each queued update until the webhook answers 2xx."""
+
+    posting = 0  # POSTs sent and not yet answered
 
     def __init__(
         self,
@@ -61,21 +70,52 @@ class WebhookDelivery:
         self._task = None
 
     async def _run(self) -> None:
+        busy: set[object] = set()  # chats with an update being delivered
+        slots = asyncio.Semaphore(self.config.max_connections)
+        deliveries: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                await slots.acquire()
+                update = await self._queue.changed.wait_for(lambda: self._next(busy), None)
+                if update is None:  # only possible with a timeout; keeps mypy informed
+                    slots.release()
+                    continue
+                chat = chat_key(update)
+                busy.add(chat)
+                task = asyncio.create_task(self._deliver_until_taken(update))
+                deliveries.add(task)
+                task.add_done_callback(deliveries.discard)
+                task.add_done_callback(functools.partial(self._free, busy, chat, slots))
+        finally:
+            for task in deliveries:
+                task.cancel()
+            await asyncio.gather(*deliveries, return_exceptions=True)
+
+    def _next(self, busy: set[object]) -> dict[str, Any] | None:
+        """The oldest update of a chat that has none being delivered."""
+        for update in self._queue.take(0, len(self._queue)):
+            if chat_key(update) not in busy:
+                return update
+        return None
+
+    def _free(
+        self, busy: set[object], chat: object, slots: asyncio.Semaphore, _task: object
+    ) -> None:
+        busy.discard(chat)
+        slots.release()
+        self._queue.changed.notify()
+
+    async def _deliver_until_taken(self, update: dict[str, Any]) -> None:
         delay = _FIRST_RETRY_DELAY
-        while True:
-            update = await self._queue.changed.wait_for(self._queue.first, None)
-            if update is None:  # only possible with a timeout; keeps mypy informed
-                continue
-            if await self._deliver(update):
-                self._queue.confirm(int(update["update_id"]))
-                delay = _FIRST_RETRY_DELAY
-            else:
-                # Back off like Telegram does, so a failing bot is not hammered.
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _MAX_RETRY_DELAY)
+        while not await self._deliver(update):
+            # Back off like Telegram does, so a failing bot is not hammered.
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _MAX_RETRY_DELAY)
+        self._queue.confirm(int(update["update_id"]))
 
     async def _deliver(self, update: dict[str, Any]) -> bool:
         headers = {SECRET_HEADER: self.config.secret} if self.config.secret else {}
+        self.posting += 1
         try:
             async with self._session.post(
                 self.config.url, json=update, headers=headers, timeout=_DELIVERY_TIMEOUT
@@ -86,6 +126,8 @@ class WebhookDelivery:
             self._record_error(f"Connection failed: {type(error).__name__}")
             logger.warning("webhook delivery of update %s failed to connect", update["update_id"])
             return False
+        finally:
+            self.posting -= 1
         if 200 <= status < 300:
             return True
         self._record_error(f"Wrong response from the webhook: {status}")
@@ -95,3 +137,17 @@ class WebhookDelivery:
     def _record_error(self, message: str) -> None:
         self.last_error_date = int(self._clock())
         self.last_error_message = message
+
+
+def chat_key(update: dict[str, Any]) -> object:
+    """What Telegram delivers one at a time: a chat's updates (or a user's, without a chat)."""
+    body = update.get(update_type(update))
+    if isinstance(body, dict):
+        message = body.get("message")
+        chat = body.get("chat") or (message.get("chat") if isinstance(message, dict) else None)
+        if isinstance(chat, dict) and "id" in chat:
+            return ("chat", chat["id"])
+        sender = body.get("from") or body.get("user")
+        if isinstance(sender, dict) and "id" in sender:
+            return ("user", sender["id"])
+    return ("update", update.get("update_id"))

@@ -20,12 +20,32 @@ from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from tests.conftest import TEST_KEY
 from tests.e2e.conftest import TOKEN
 from tests.e2e.test_joining import TURNED_AWAY
+from tests.e2e.test_webhook import SECRET, free_port
+
+# Killed while handling an update, by long polling and by webhook: Telegram keeps the update.
+BOTH_DELIVERIES = pytest.mark.parametrize("delivery", ["polling", "webhook"], indirect=True)
 
 Start = Callable[[], Coroutine[Any, Any, asyncio.subprocess.Process]]
 
 
 @pytest.fixture
-def environment(database_url: str, sandbox: BotApiSandbox, tmp_path: Path) -> dict[str, str]:
+def delivery(request: pytest.FixtureRequest) -> str:
+    """How updates reach the bot: "polling" unless a test is parametrized with "webhook"."""
+    return str(getattr(request, "param", "polling"))
+
+
+@pytest.fixture
+def environment(
+    database_url: str, sandbox: BotApiSandbox, tmp_path: Path, delivery: str
+) -> dict[str, str]:
+    webhook = {}
+    if delivery == "webhook":
+        port = free_port()
+        webhook = {
+            "ROUNDTABLE_WEBHOOK_URL": f"http://127.0.0.1:{port}/telegram",
+            "ROUNDTABLE_WEBHOOK_SECRET": SECRET,
+            "ROUNDTABLE_WEBHOOK_PORT": str(port),
+        }
     return {
         **{name: value for name, value in os.environ.items() if not name.startswith("ROUNDTABLE_")},
         "ROUNDTABLE_TOKEN": TOKEN,
@@ -34,6 +54,7 @@ def environment(database_url: str, sandbox: BotApiSandbox, tmp_path: Path) -> di
         "ROUNDTABLE_DATABASE_URL": database_url,
         "ROUNDTABLE_ENCRYPTION_KEY": TEST_KEY.decode(),
         "ROUNDTABLE_DATA_DIR": str(tmp_path / "data"),
+        **webhook,
     }
 
 
@@ -294,11 +315,13 @@ async def _killed(bot: asyncio.subprocess.Process) -> None:
     assert await asyncio.wait_for(bot.wait(), timeout=30) == -signal.SIGKILL
 
 
+@BOTH_DELIVERIES
 async def test_an_update_in_hand_when_the_bot_is_killed_is_answered_after_the_restart(
     sandbox: BotApiSandbox, environment: dict[str, str], start_bot: Start
 ) -> None:
-    """Telegram hears that an update was handled only once it has been: one the process was
-    still answering when it died comes again and is answered."""
+    """Telegram hears that an update was handled only once it has been (getUpdates' offset, or
+    the webhook POST's 200): one the process was still answering when it died comes again and
+    is answered, once."""
     printed = json.loads(
         await _command(
             environment, "invite", "--institution", "ZŠ Hradební", "--kind", "school",
@@ -322,8 +345,11 @@ async def test_an_update_in_hand_when_the_bot_is_killed_is_answered_after_the_re
         "Please choose a language with one of the buttons."
     )
     await sandbox.wait_until_acknowledged(hmm)
+    answers = [event.message.text for event in teacher.events if event.message]
+    assert answers.count("Please choose a language with one of the buttons.") == 1
 
 
+@BOTH_DELIVERIES
 async def test_an_update_handled_but_not_yet_confirmed_is_not_handled_twice(
     sandbox: BotApiSandbox, environment: dict[str, str], start_bot: Start, database: Database
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -614,13 +614,22 @@ async def recording_webhook(
         await received.put((secret, await request.json()))
         return web.Response(status=statuses.pop(0) if statuses else 200)
 
+    async with webhook_receiver(receive) as url:
+        yield url, received
+
+
+@asynccontextmanager
+async def webhook_receiver(
+    receive: Callable[[web.Request], Awaitable[web.Response]],
+) -> AsyncIterator[str]:
+    """A webhook served by `receive`; its URL."""
     app = web.Application()
     app.router.add_post("/hook", receive)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/hook", received
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
     finally:
         await runner.cleanup()
 
@@ -652,6 +661,49 @@ async def test_webhook_delivers_with_secret_and_retries(
 
         assert await bot.delete_webhook()
         assert sandbox.webhook_url is None
+
+
+async def test_webhook_sends_a_chats_updates_one_at_a_time_and_chats_side_by_side(
+    sandbox: BotApiSandbox, bot: Bot, alice: Person
+) -> None:
+    """As Telegram: a chat's next update only after the bot answered the last one 2xx, other
+    chats' updates meanwhile, at most max_connections at once; a broken connection is retried."""
+    bob, carol = sandbox.person(BOB, "Bob"), sandbox.person(1003, "Carol")
+    both, gate, done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    answering: list[str] = []  # texts whose POST waits for its answer now
+    order: list[str] = []
+    dropped: list[str] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        text = (await request.json())["message"]["text"]
+        if text == "alice 1" and not dropped:  # the first try dies with the connection
+            dropped.append(text)
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response(status=200)
+        answering.append(text)
+        if len(answering) == 2:
+            both.set()
+        await gate.wait()
+        answering.remove(text)
+        order.append(text)
+        if len(order) == 4:
+            done.set()
+        return web.Response(status=200)
+
+    async with webhook_receiver(receive) as url:
+        for person, text in ((alice, "alice 1"), (alice, "alice 2"), (bob, "bob"), (carol, "c")):
+            await person.send_text(text)
+        assert await bot.set_webhook(url, max_connections=2)
+        await asyncio.wait_for(both.wait(), timeout=30)
+        assert sandbox.webhook_posts == 2  # no third while two wait
+        assert sorted(answering) == ["alice 1", "bob"]  # the retry, not alice's next
+        gate.set()
+        await asyncio.wait_for(done.wait(), timeout=30)
+    assert dropped == ["alice 1"]
+    assert order.index("alice 1") < order.index("alice 2")
+    info = await bot.get_webhook_info()
+    assert info.last_error_message == "Connection failed: ServerDisconnectedError"
 
 
 async def test_application_with_webhook(sandbox: BotApiSandbox) -> None:
