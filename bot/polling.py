@@ -97,6 +97,7 @@ class Poller:
         backoff = 1.0
         while True:
             busy = bool(self._in_hand)
+            # Finishes during the call are counted; none of them wakes the wait after it early.
             self._finishes, self._wanted = 0, len(self._in_hand) + 1
             self._finished.clear()
             try:
