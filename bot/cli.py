@@ -480,7 +480,7 @@ def _audit(settings: Settings, args: argparse.Namespace) -> None:
                     now=SystemClock().now(),
                 )
             with _csv_output(args.output) as out:
-                async with database.reading() as session:
+                async with database.reading(streamed=True) as session:
                     lines = await privacy.audit_log(session, case_code=args.case, since=since)
                     writer = csv.writer(out)
                     writer.writerow(privacy.AUDIT_COLUMNS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -16,7 +17,7 @@ from sqlalchemy import event, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -32,6 +33,15 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # How long work waits for a database that went away (a PostgreSQL restart, a failover) before
 # its error counts.
 OUTAGE_SECONDS = 60.0
+# PostgreSQL connections kept open, and opened beyond them when busy (closed again on return).
+# Up to 64 updates are handled at once (bot.app), each holding a connection only for its
+# transactions: at 10 kept, a busy moment opened and closed connections all the time, and
+# connecting (and preparing the statements again on each new connection) was 6 % of the CPU.
+POOL_SIZE = 30
+POOL_OVERFLOW = 10
+# A pooled PostgreSQL connection unused for this long is pinged before use (_ping_idle_connections).
+IDLE_PING_SECONDS = 10.0
+_IDLE_SINCE = "roundtable_idle_since"
 _CONNECTION_STATES = ("08", "57P")  # SQLSTATE classes: connection exception, shutdown
 T = TypeVar("T")
 READING = "roundtable_reading"  # an execution option: the transaction only reads
@@ -74,6 +84,23 @@ def _note_flush(session: Session, _transaction: UOWTransaction) -> None:
     session.info[_WROTE] = True
 
 
+class _ReadingSession(Session):
+    """The sessions of Database.reading: on PostgreSQL each statement commits on its own there,
+    so a write would not be undone with the rest on an error. It is refused instead."""
+
+
+@event.listens_for(_ReadingSession, "do_orm_execute")
+def _refuse_statement(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        raise RuntimeError("a reading session does not write; use Database.transaction")
+
+
+@event.listens_for(_ReadingSession, "before_flush")
+def _refuse_flush(session: Session, *_args: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("a reading session does not write; use Database.transaction")
+
+
 def create_engine(url: str) -> AsyncEngine:
     """An engine whose writers never fail with "database is locked".
 
@@ -94,9 +121,42 @@ def create_engine(url: str) -> AsyncEngine:
         )
         _make_sqlite_transactions_immediate(engine)
         return engine
-    return create_async_engine(
-        url, hide_parameters=True, pool_size=10, max_overflow=10, pool_pre_ping=True
+    engine = create_async_engine(
+        url, hide_parameters=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW
     )
+    _ping_idle_connections(engine)
+    return engine
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    """A pooled connection that has lain unused for IDLE_PING_SECONDS is tried before it is
+    handed out, and replaced if the server has dropped it (a restart, a firewall's idle timeout).
+
+    SQLAlchemy's pool_pre_ping does that on every checkout, and with asyncpg a ping is three
+    round trips (BEGIN, an empty statement, ROLLBACK): more than the one or two statements of
+    most transactions here. A connection used a moment ago is not worth it: a server that went
+    away since fails the work, SQLAlchemy then replaces every pooled connection, and the work
+    waits for the database and is done again (Database.when_available, the update processor),
+    as it must anyway for a server that goes away in the middle of a transaction.
+    """
+    dialect = engine.dialect
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                # The pool opens a new connection instead (and tries up to three times).
+                raise DisconnectionError("an idle connection was dropped by the server") from error
+            raise
 
 
 class LoopConnection(aiosqlite.Connection):
@@ -225,8 +285,18 @@ class Database:
         # waited for by LoopConnection.
         self._write_lock = asyncio.Lock() if self.engine.dialect.name == "sqlite" else None
         self._writer_task: asyncio.Task[object] | None = None
+        reading: dict[str, Any] = {READING: True}
+        if self.engine.dialect.name == "postgresql":
+            reading["isolation_level"] = "AUTOCOMMIT"
         self._readers = async_sessionmaker(
-            self.engine.execution_options(**{READING: True}), expire_on_commit=False
+            self.engine.execution_options(**reading),
+            expire_on_commit=False,
+            sync_session_class=_ReadingSession,
+        )
+        self._streamers = async_sessionmaker(
+            self.engine.execution_options(**{READING: True}),
+            expire_on_commit=False,
+            sync_session_class=_ReadingSession,
         )
 
     @asynccontextmanager
@@ -268,11 +338,18 @@ class Database:
                 self._writer_task = None
 
     @asynccontextmanager
-    async def reading(self) -> AsyncIterator[AsyncSession]:
-        """A session in a transaction that only reads. On SQLite it does not queue for the
-        write lock as every other transaction does, so the reads of many updates at once do not
-        wait for each other's writes. Writing in it could fail with "database is locked"."""
-        async with self._readers() as session, session.begin():
+    async def reading(self, *, streamed: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session that only reads; writing in it is refused.
+
+        On SQLite its transaction does not queue for the write lock as every other transaction
+        does, so the reads of many updates at once do not wait for each other's writes. On
+        PostgreSQL its statements run without BEGIN and COMMIT (autocommit): under READ
+        COMMITTED each statement sees the latest commits with or without a transaction around
+        it, and those two round trips were as many as the statements of most reads. A
+        `streamed` read (session.stream, a server-side cursor) needs a transaction: it gets one.
+        """
+        sessions = self._streamers if streamed else self._readers
+        async with sessions() as session, session.begin():
             yield session
 
     async def _keep_after_rollback(self, error: Exception) -> None:

@@ -5,19 +5,21 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import select
+from sqlalchemy import event, insert, select, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bot import db, migrate
 from bot.clock import FakeClock
-from bot.db import Database
+from bot.db import Database, unavailable
 from bot.models import Base, ChatData, JoinAttempt
+from tests.conftest import POSTGRES_URL
 
 
 async def test_the_migrations_create_exactly_the_models(database: Database) -> None:
@@ -113,3 +115,102 @@ async def test_waiting_for_another_process_write_lock_does_not_stop_the_bot(
     async with database.reading() as reader:
         written = await reader.scalars(select(ChatData.chat_id).where(ChatData.data == b"written"))
         assert list(written) == [3]
+
+
+async def test_a_reading_session_refuses_to_write(database: Database) -> None:
+    """On PostgreSQL each statement of a reading session commits on its own: a write there
+    would not be undone with the rest on an error, so none is let through."""
+    with pytest.raises(RuntimeError, match="does not write"):
+        async with database.reading() as session:
+            session.add(ChatData(chat_id=5, data=b"added"))
+            await session.flush()
+    with pytest.raises(RuntimeError, match="does not write"):
+        async with database.reading() as session:
+            await session.execute(insert(ChatData).values(chat_id=6, data=b"inserted"))
+    async with database.reading() as session:
+        assert list(await session.scalars(select(ChatData.chat_id))) == []
+
+
+@pytest.mark.skipif(POSTGRES_URL is None, reason="PostgreSQL's transactions")
+async def test_a_postgresql_read_runs_without_a_transaction_unless_streamed(
+    database: Database,
+) -> None:
+    """BEGIN and COMMIT are two round trips more than the one statement of most reads; under
+    READ COMMITTED they give a reader nothing. In a transaction now() is its start, the same
+    for every statement; without one, each statement is its own transaction."""
+    statement = text("SELECT now()")
+    async with database.reading() as session:
+        first, second = await session.scalar(statement), await session.scalar(statement)
+    assert first != second
+    async with database.reading(streamed=True) as session:
+        first, second = await session.scalar(statement), await session.scalar(statement)
+        rows = await session.stream(select(ChatData.chat_id).execution_options(yield_per=10))
+        assert [row async for row in rows] == []
+    assert first == second
+    async with database.transaction() as session:
+        first, second = await session.scalar(statement), await session.scalar(statement)
+    assert first == second
+
+
+async def _backend(database: Database) -> int:
+    async with database.reading() as session:
+        pid = await session.scalar(text("SELECT pg_backend_pid()"))
+    assert isinstance(pid, int)
+    return pid
+
+
+async def _drop_on_the_server(database_url: str, pid: int) -> None:
+    """What a server restart or a firewall's idle timeout does to a pooled connection."""
+    other = Database(database_url)
+    try:
+        async with other.transaction() as session:
+            await session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        await other.dispose()
+
+
+@pytest.mark.skipif(POSTGRES_URL is None, reason="PostgreSQL's connection pool")
+async def test_an_idle_connection_the_server_dropped_is_replaced_before_use(
+    database: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dropped = await _backend(database)
+    await _drop_on_the_server(database_url, dropped)
+    monkeypatch.setattr(db, "IDLE_PING_SECONDS", 0.0)  # it has lain unused long enough
+    async with database.transaction() as session:
+        assert await session.scalar(text("SELECT pg_backend_pid()")) != dropped
+
+
+@pytest.mark.skipif(POSTGRES_URL is None, reason="PostgreSQL's connection pool")
+async def test_a_connection_used_a_moment_ago_is_not_pinged(
+    database: Database, database_url: str
+) -> None:
+    """Pinging on every checkout cost three round trips per transaction. A connection dropped
+    right after its last use fails the work instead, as an outage the work waits out and is
+    done again on (Database.when_available, the update processor); the pool then replaces it."""
+    dropped = await _backend(database)
+    await _drop_on_the_server(database_url, dropped)
+    with pytest.raises(DBAPIError) as failed:
+        await _backend(database)
+    assert unavailable(failed.value)
+    assert await database.when_available(partial(_backend, database)) != dropped
+
+
+@pytest.mark.skipif(POSTGRES_URL is None, reason="PostgreSQL's connection pool")
+async def test_thirty_transactions_at_once_reuse_the_pools_connections(database: Database) -> None:
+    """Up to 64 updates are handled at once. With 10 connections kept, a busy moment opened
+    and closed connections all the time (and prepared every statement again on each)."""
+    opened: list[object] = []
+    event.listen(database.engine.sync_engine, "connect", lambda *_: opened.append(1))
+    together = asyncio.Barrier(30)
+
+    async def transaction() -> None:
+        async with database.transaction() as session:
+            await session.execute(text("SELECT 1"))
+            await together.wait()  # all thirty hold a connection at this moment
+
+    async with asyncio.timeout(20):
+        await asyncio.gather(*(transaction() for _ in range(30)))
+        first_round = len(opened)
+        await asyncio.gather(*(transaction() for _ in range(30)))
+    assert first_round <= 30
+    assert len(opened) == first_round
