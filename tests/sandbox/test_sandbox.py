@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -704,44 +703,6 @@ async def test_webhook_sends_a_chats_updates_one_at_a_time_and_chats_side_by_sid
     assert order.index("alice 1") < order.index("alice 2")
     info = await bot.get_webhook_info()
     assert info.last_error_message == "Connection failed: ServerDisconnectedError"
-
-
-async def test_application_with_webhook(sandbox: BotApiSandbox) -> None:
-    async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        assert update.effective_chat is not None
-        await context.bot.send_message(update.effective_chat.id, "pong")
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    app = (
-        Application.builder()
-        .token(TOKEN)
-        .base_url(sandbox.base_url)
-        .base_file_url(sandbox.base_file_url)
-        .build()
-    )
-    app.add_handler(CommandHandler("ping", echo))
-    alice = sandbox.person(ALICE, "Alice")
-    async with app:
-        await app.start()
-        assert app.updater is not None
-        await app.updater.start_webhook(
-            listen="127.0.0.1",
-            port=port,
-            url_path="hook",
-            webhook_url=f"http://127.0.0.1:{port}/hook",
-            secret_token="ptb-secret",
-        )
-        try:
-            await alice.send_text("/ping")
-            reply = await alice.next_message()
-        finally:
-            await app.updater.stop()
-            await app.stop()
-
-    assert reply.text == "pong"
-    assert sandbox.webhook_secret == "ptb-secret"
 
 
 # --- commands and raw HTTP -----------------------------------------------------------------
