@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import asyncpg
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from bot.config import Settings
 
@@ -82,7 +82,7 @@ def lock_for(settings: Settings) -> ActiveLock:
     bot_id = settings.token.get_secret_value().split(":", 1)[0]
     url = make_url(settings.effective_database_url)
     if url.get_backend_name() == "postgresql":
-        return AdvisoryLock(url.render_as_string(hide_password=False), advisory_key(bot_id))
+        return AdvisoryLock(url, advisory_key(bot_id))
     if url.database in (None, "", ":memory:"):
         return ProcessLock()  # nobody else can open this database
     return FileLock(Path(f"{url.database}.{bot_id}.lock"))
@@ -97,7 +97,7 @@ def advisory_key(bot_id: str) -> int:
 class AdvisoryLock:
     """A PostgreSQL session-level advisory lock on a dedicated connection."""
 
-    def __init__(self, url: str, key: int) -> None:
+    def __init__(self, url: URL, key: int) -> None:
         self.key = key
         self._url = url
         self._connection: asyncpg.Connection | None = None
@@ -105,8 +105,7 @@ class AdvisoryLock:
 
     async def try_acquire(self) -> bool:
         connection = await self._connect()
-        held = bool(await connection.fetchval("SELECT pg_try_advisory_lock($1)", self.key))
-        return held
+        return bool(await connection.fetchval("SELECT pg_try_advisory_lock($1)", self.key))
 
     async def lost(self, interval: float) -> None:
         connection = self._connection
@@ -142,7 +141,7 @@ class AdvisoryLock:
             return self._connection
         # The engine's options (host, port, user, password, database, and the URL's query, e.g.
         # ssl=require), less what only SQLAlchemy's driver wrapper takes.
-        url = make_url(self._url)
+        url = self._url
         options: dict[str, Any] = {**url.translate_connect_args(username="user"), **url.query}
         for engine_only in ("prepared_statement_cache_size", "prepared_statement_name_func"):
             options.pop(engine_only, None)

@@ -78,10 +78,6 @@ class UpdateQueue:
         self._drop_disallowed()
         return [u for u in self._pending if u["update_id"] >= offset][:limit]
 
-    def first(self) -> dict[str, Any] | None:
-        self._drop_disallowed()
-        return self._pending[0] if self._pending else None
-
     def _drop_disallowed(self) -> None:
         # Telegram never stores updates of types the bot did not ask for.
         self._pending = [u for u in self._pending if self._is_allowed(update_type(u))]
