@@ -38,6 +38,7 @@ from bot.models import (
 )
 from bot.services import audit
 from bot.services.conferences import (
+    ACTIVE,
     Board,
     Collision,
     ConferenceError,
@@ -710,9 +711,13 @@ async def cancellable(
 ) -> int:
     """An active conference the actor may cancel (before asking to confirm); audited refusal."""
     conference = await _own_conference(session, actor, conference_id, now=now)
-    if conference.status not in (ConferenceStatus.SCHEDULED, ConferenceStatus.POLLING):
-        raise StaleInvitation("not active")
+    _require_active(conference)
     return conference.id
+
+
+def _require_active(conference: Conference) -> None:
+    if conference.status not in ACTIVE:
+        raise StaleInvitation("not active")
 
 
 async def cancel_conference(
@@ -721,8 +726,7 @@ async def cancel_conference(
     """Cancelled: everyone invited gets a CANCEL (SEQUENCE + 1); nothing pending is sent."""
     conference = await _own_conference(session, actor, conference_id, now=now)
     await session.refresh(conference, with_for_update=True)
-    if conference.status not in (ConferenceStatus.SCHEDULED, ConferenceStatus.POLLING):
-        raise StaleInvitation("not active")
+    _require_active(conference)
     invited = conference.invited_starts_at is not None
     conference.status = ConferenceStatus.CANCELLED
     conference.cancelled_at = now
