@@ -7,7 +7,7 @@ from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot.i18n import Translator
 from bot.services import members
-from bot.services.errors import NotFound, PermissionDenied
+from bot.services.errors import PermissionDenied
 from handlers.common import (
     Context,
     HandlerList,
@@ -114,7 +114,7 @@ async def _deactivate(update: Update, context: Context, member_id: int) -> None:
             view = await members.deactivate_member(
                 session, context.require_actor(), member_id, now=runtime.clock.now()
             )
-    except (PermissionDenied, NotFound):
+    except PermissionDenied:
         await answer(update, _("You are not allowed to do that."))
         return
     await clear_member_menu(context.bot, view.chat_id)

@@ -38,6 +38,7 @@ from bot.models import (
 )
 from bot.services import audit
 from bot.services.conferences import (
+    ACTIVE,
     Board,
     Collision,
     ConferenceError,
@@ -595,9 +596,7 @@ async def _view(
     else:
         rows = [invitation] if invitation is not None else []
     await preload(session, Institution, [row.institution_id for row in rows])
-    await preload(
-        session, Member, [row.rsvp_by_id or row.delegate_id or row.member_id for row in rows]
-    )
+    await preload(session, Member, [_person_id(row) for row in rows])
     attendees = tuple([await _attendee(session, row) for row in rows])
     chair = Attendee(
         None,
@@ -645,12 +644,18 @@ async def _view(
     )
 
 
+def _person_id(invitation: Invitation) -> int | None:
+    """The member a calendar file names for an invitation: who answered its RSVP, else the one
+    it was handed to, else the one invited."""
+    return invitation.rsvp_by_id or invitation.delegate_id or invitation.member_id
+
+
 async def _attendee(session: AsyncSession, invitation: Invitation) -> Attendee:
     """An invitee as the calendar file lists it (the reader's own address is the handler's)."""
     name = ""
     if invitation.institution_id is not None:
         name = (await session.get_one(Institution, invitation.institution_id)).name
-    person_id = invitation.rsvp_by_id or invitation.delegate_id or invitation.member_id
+    person_id = _person_id(invitation)
     person = None
     address = f"invitation-{invitation.id}@{PLACEHOLDER_DOMAIN}"
     if person_id is not None:
@@ -710,9 +715,13 @@ async def cancellable(
 ) -> int:
     """An active conference the actor may cancel (before asking to confirm); audited refusal."""
     conference = await _own_conference(session, actor, conference_id, now=now)
-    if conference.status not in (ConferenceStatus.SCHEDULED, ConferenceStatus.POLLING):
-        raise StaleInvitation("not active")
+    _require_active(conference)
     return conference.id
+
+
+def _require_active(conference: Conference) -> None:
+    if conference.status not in ACTIVE:
+        raise StaleInvitation("not active")
 
 
 async def cancel_conference(
@@ -721,8 +730,7 @@ async def cancel_conference(
     """Cancelled: everyone invited gets a CANCEL (SEQUENCE + 1); nothing pending is sent."""
     conference = await _own_conference(session, actor, conference_id, now=now)
     await session.refresh(conference, with_for_update=True)
-    if conference.status not in (ConferenceStatus.SCHEDULED, ConferenceStatus.POLLING):
-        raise StaleInvitation("not active")
+    _require_active(conference)
     invited = conference.invited_starts_at is not None
     conference.status = ConferenceStatus.CANCELLED
     conference.cancelled_at = now

@@ -448,6 +448,12 @@ async def _forget_leaver(session: AsyncSession, member: Member, *, now: datetime
             Referral.referrer_id == member.id, Referral.status == ReferralStatus.DRAFT
         )
     )
+    await forget_dialog_state(session, member)
+
+
+async def forget_dialog_state(session: AsyncSession, member: Member) -> None:
+    """The member's stored dialog state goes: where they were in a dialog, and their user and
+    chat data."""
     key = conversation_key((member.chat_id, member.telegram_user_id))
     await session.execute(delete(ConversationState).where(ConversationState.key == key))
     await session.execute(delete(UserData).where(UserData.user_id == member.telegram_user_id))

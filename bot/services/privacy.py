@@ -26,9 +26,7 @@ from bot.models import (
     BusyTime,
     Case,
     CaseStatus,
-    ChatData,
     Conference,
-    ConversationState,
     District,
     HandledUpdate,
     Institution,
@@ -44,10 +42,8 @@ from bot.models import (
     ReferralStatus,
     Task,
     TaskNote,
-    UserData,
-    conversation_key,
 )
-from bot.services import audit
+from bot.services import audit, members
 from bot.services.errors import NotFound
 from bot.services.invitations import reason_of
 
@@ -368,11 +364,8 @@ async def _forget(session: AsyncSession, guardian: Member, *, now: datetime) -> 
     user ids are positive, so it can never match anyone, and the person joining again is a new
     member). Their dialog state, busy times and join attempts are deleted."""
     pseudonym = -guardian.id
-    key = conversation_key((guardian.chat_id, guardian.telegram_user_id))
+    await members.forget_dialog_state(session, guardian)
     for query in (
-        delete(ConversationState).where(ConversationState.key == key),
-        delete(UserData).where(UserData.user_id == guardian.telegram_user_id),
-        delete(ChatData).where(ChatData.chat_id == guardian.chat_id),
         delete(HandledUpdate).where(HandledUpdate.chat_id == guardian.chat_id),
         delete(JoinAttempt).where(JoinAttempt.telegram_user_id == guardian.telegram_user_id),
         delete(BusyTime).where(BusyTime.member_id == guardian.id),
@@ -475,8 +468,7 @@ async def purge(
     # take turns anyway).
     for case in list(await session.scalars(_cases_past_retention(now, years).with_for_update())):
         counts = await _counts(session, case)
-        for model, condition in _rows_of(case).items():
-            await session.execute(update(model).where(condition).values(**values[model]))
+        await _wipe(session, _rows_of(case), values)
         for model, condition in _dropped_of(case).items():
             await session.execute(delete(model).where(condition))
         for guardian in await _guardians_to_forget(session, case):
@@ -491,12 +483,19 @@ async def purge(
     for referral in list(await session.scalars(declined)):
         where = _referral_rows(referral.id)
         counts = await _count(session, where)
-        for model, condition in where.items():
-            await session.execute(update(model).where(condition).values(**values[model]))
+        await _wipe(session, where, values)
         referral.purged_at = now
         purged.append(_declined(referral, counts))
         await _audit_purge(session, operator, "referral", referral.id, done=purged[-1], now=now)
     return purged
+
+
+async def _wipe(
+    session: AsyncSession, where: dict[type[Base], Any], values: dict[type[Base], dict[str, Any]]
+) -> None:
+    """The rows that `where` names, per table, set to what `wiped` leaves in them."""
+    for model, condition in where.items():
+        await session.execute(update(model).where(condition).values(**values[model]))
 
 
 async def _audit_purge(
