@@ -25,7 +25,7 @@ import asyncio
 import logging
 import os
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -36,14 +36,13 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from telegram import Update
 
-from bot.clock import FakeClock
 from bot.models import InstitutionKind, Member, Role
 from bot.processor import OrderedUpdateProcessor
-from bot.sandbox import BotApiSandbox, BotMessage, FloodLimits, Person
+from bot.sandbox import BotMessage, FloodLimits, Person
 from bot.sandbox.models import CallbackAnswer
 from bot.services import members
 from handlers.common import ACTIVE_DIALOG, Context
-from tests.e2e.conftest import TOKEN, RunningBot
+from tests.e2e.conftest import RunningBot
 
 ACTION_TIMEOUT = 10.0  # seconds for the bot to finish handling one update
 TELEGRAM_TEXT_LIMIT = 4096  # UTF-16 code units
@@ -373,6 +372,14 @@ def callback_datas(message: BotMessage) -> list[str]:
 
 # --- the driver -----------------------------------------------------------------------------
 
+Cast = dict[str, tuple[str, Role, str, InstitutionKind]]  # who: name, role, institution, kind
+# A coordinator and two participants (police, counselling centre): a team of district Cheb.
+TEAM: Cast = {
+    "coordinator": ("Hana", Role.COORDINATOR, "OSPOD Cheb", InstitutionKind.OSPOD),
+    "police": ("Petr", Role.PARTICIPANT, "Policie Cheb", InstitutionKind.POLICE),
+    "ppp": ("Olga", Role.PARTICIPANT, "PPP Cheb", InstitutionKind.PPP),
+}
+
 
 @dataclass
 class Driver:
@@ -388,9 +395,7 @@ class Driver:
     tally: Counter[str] = field(default_factory=Counter)
     log: list[str] = field(default_factory=list)
 
-    async def replace_people(
-        self, cast: dict[str, tuple[str, Role, str, InstitutionKind]], first_user_id: int
-    ) -> dict[str, Person]:
+    async def replace_people(self, cast: Cast, first_user_id: int) -> dict[str, Person]:
         """The example's people join afresh in district Cheb, and the previous example's leave
         (so that polls and announcements do not fan out to everyone who ever joined)."""
         runtime = self.bot.runtime
@@ -542,6 +547,13 @@ class Driver:
         found = sorted(await self.ids(person, source))
         return found[number % len(found)] if found else number
 
+    def newest_buttons(self, person: Person) -> list[str]:
+        """The callback data of the newest bot message in the person's chat that has buttons."""
+        for message in person.chat.bot_messages_newest_first():
+            if datas := callback_datas(message):
+                return datas
+        return []
+
     async def dialog_state(self, person: Person, name: str) -> object:
         """The state of the person's dialog `name`, if it is the dialog they are in (as saved
         after each update)."""
@@ -613,15 +625,11 @@ async def run_properties(
 
 
 @pytest.fixture
-async def sandbox(clock: FakeClock) -> AsyncIterator[BotApiSandbox]:
-    """The Bot API stand-in without flood control: a fast stream of actions within the time a
+def flood_limits() -> FloodLimits:
+    """No flood control in the Bot API stand-in: a fast stream of actions within the time a
     test may take (flood control is the rate limiter's business, tested elsewhere). A property
-    test module takes it with `from tests.e2e.properties import sandbox`."""
-    server = BotApiSandbox(token=TOKEN, clock=clock.timestamp, flood=FloodLimits(enabled=False))
-    await server.start()
-    yield server
-    await server.stop()
-    assert server.unimplemented == [], "the bot called Bot API methods the stand-in lacks"
+    test module takes it with `from tests.e2e.properties import flood_limits`."""
+    return FloodLimits(enabled=False)
 
 
 async def join(

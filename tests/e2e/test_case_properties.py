@@ -39,12 +39,10 @@ from bot.models import (
     ConferenceStatus,
     Consent,
     Institution,
-    InstitutionKind,
     Invitation,
     Member,
     Referral,
     ReferralStatus,
-    Role,
     SlotAnswer,
     Urgency,
 )
@@ -55,6 +53,7 @@ from handlers.triage import TYPING
 from scheduling.finder import Vote
 from tests.e2e.conftest import RunningBot
 from tests.e2e.properties import (
+    TEAM,
     Action,
     Data,
     Driver,
@@ -62,22 +61,16 @@ from tests.e2e.properties import (
     Single,
     Text,
     actions_of,
-    callback_datas,
     examples,
+    flood_limits,  # noqa: F401 - the stand-in without flood limits
     garbage_data,
     run_properties,
-    sandbox,  # noqa: F401 - the stand-in without flood limits
 )
 
 EXAMPLES = examples(30)
 MAX_ACTIONS = 10
 HELPFUL_STEPS = 12
 THANKED = "Thank you, your answer was sent."
-PEOPLE = {
-    "coordinator": ("Hana", Role.COORDINATOR, "OSPOD Cheb", InstitutionKind.OSPOD),
-    "police": ("Petr", Role.PARTICIPANT, "Policie Cheb", InstitutionKind.POLICE),
-    "ppp": ("Olga", Role.PARTICIPANT, "PPP Cheb", InstitutionKind.PPP),
-}
 COMMANDS = ("/referrals", "/cases", "/agenda", "/refer", "/myreferrals", "/invite")
 TEMPLATES = (
     "rf:o:{}",
@@ -169,7 +162,7 @@ class CaseDriver(Driver):
         """New people for the example (the previous ones leave, so that polls and
         announcements do not fan out to everyone who ever joined), a referral waiting for
         triage and an open case."""
-        people = await self.replace_people(PEOPLE, 10_000 + 10 * number)
+        people = await self.replace_people(TEAM, 10_000 + 10 * number)
         self.referral_id, self.case_id = await self.referral_and_case(people, number)
         if number % 2 == 0:  # every other example begins with the poll on its way
             self.people = people
@@ -282,12 +275,6 @@ class CaseDriver(Driver):
         if sends and variant % 3 == 0:
             return Data(who, sends[0])
         return Press(who, variant)
-
-    def newest_buttons(self, person: Person) -> list[str]:
-        for message in person.chat.bot_messages_newest_first():
-            if datas := callback_datas(message):
-                return datas
-        return []
 
     async def referral_status(self) -> ReferralStatus:
         async with self.bot.runtime.database.transaction() as session:

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from bot.models import BusyTime, InstitutionKind, Role
 from bot.sandbox import Person
 from bot.sandbox.models import BotMessage
+from tests.bot.test_calendar_reader import event, ics
 from tests.e2e.conftest import RunningBot
 
 NOT_CALENDAR = "That does not look like a calendar file."
@@ -21,21 +22,11 @@ TOO_MANY = "That calendar has too many events in the next four months for me to 
 MB = 1_000_000
 
 
-def ics(*lines: str) -> bytes:
-    return "\r\n".join(
-        ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//EN", *lines, "END:VCALENDAR", ""]
-    ).encode()
-
-
-def event(uid: object, *lines: str) -> list[str]:
-    return ["BEGIN:VEVENT", f"UID:{uid}", "DTSTAMP:20260101T000000Z", *lines, "END:VEVENT"]
-
-
 def zip_bomb() -> bytes:
     """200 MB of a calendar, zipped to a few hundred kilobytes."""
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
-        bundle.writestr("calendar.ics", ics(*event(1, "DTSTART:20261124T080000Z")) * 1_000_000)
+        bundle.writestr("calendar.ics", ics(*event("1", "DTSTART:20261124T080000Z")) * 1_000_000)
     return archive.getvalue()
 
 
@@ -72,7 +63,7 @@ async def busy_rows(bot: RunningBot) -> int:
         ),
         (
             "minutes.ics",
-            ics(*event(1, "DTSTART:20261123T080000Z", "DURATION:PT1M", "RRULE:FREQ=MINUTELY")),
+            ics(*event("1", "DTSTART:20261123T080000Z", "DURATION:PT1M", "RRULE:FREQ=MINUTELY")),
             TOO_MANY,
         ),
         (
@@ -81,7 +72,7 @@ async def busy_rows(bot: RunningBot) -> int:
                 *(
                     line
                     for n in range(6_000)
-                    for line in event(n, "DTSTART:20261124T080000Z", "DURATION:PT1H")
+                    for line in event(str(n), "DTSTART:20261124T080000Z", "DURATION:PT1H")
                 )
             ),
             TOO_MANY,
@@ -126,7 +117,7 @@ async def test_a_file_of_rules_that_never_come_true_is_stopped_at_the_time_budge
         *(
             line
             for n in range(500)
-            for line in event(n, "DTSTART:20261124T080000Z", "DURATION:PT1H", NEVER)
+            for line in event(str(n), "DTSTART:20261124T080000Z", "DURATION:PT1H", NEVER)
         )
     )
     began = time.monotonic()

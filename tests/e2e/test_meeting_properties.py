@@ -36,10 +36,8 @@ from bot.models import (
     Conference,
     ConferenceStatus,
     Institution,
-    InstitutionKind,
     Invitation,
     Member,
-    Role,
     Rsvp,
     Task,
     TaskNote,
@@ -51,6 +49,7 @@ from handlers.invitations import REASON
 from handlers.tasks import DONE_NOTE, DUE, NOTE, OWNER, REVIEW, SUMMARY, TITLE
 from tests.e2e.conftest import RunningBot
 from tests.e2e.properties import (
+    TEAM,
     Action,
     Data,
     Driver,
@@ -60,19 +59,14 @@ from tests.e2e.properties import (
     actions_of,
     callback_datas,
     examples,
+    flood_limits,  # noqa: F401 - the stand-in without flood limits
     garbage_data,
     run_properties,
-    sandbox,  # noqa: F401 - the stand-in without flood limits
 )
 
 EXAMPLES = examples(16)
 MAX_ACTIONS = 10
 HELPFUL_STEPS = 12
-PEOPLE = {
-    "coordinator": ("Hana", Role.COORDINATOR, "OSPOD Cheb", InstitutionKind.OSPOD),
-    "police": ("Petr", Role.PARTICIPANT, "Policie Cheb", InstitutionKind.POLICE),
-    "ppp": ("Olga", Role.PARTICIPANT, "PPP Cheb", InstitutionKind.PPP),
-}
 COMMANDS = ("/agenda", "/cases", "/tasks", "/referrals")
 TEMPLATES = (
     "iv:{}:0:a",
@@ -183,7 +177,7 @@ class MeetingDriver(Driver):
     conference_id: int = 0
 
     async def newcomers(self, number: int) -> dict[str, Person]:
-        people = await self.replace_people(PEOPLE, 20_000 + 10 * number)
+        people = await self.replace_people(TEAM, 20_000 + 10 * number)
         self.conference_id = await self.scheduled(people["coordinator"], number)
         outbox.wake(self.bot.application)
         await self.bot.settle()  # the invitations are delivered
@@ -310,12 +304,6 @@ class MeetingDriver(Driver):
         for message in person.chat.bot_messages_newest_first():
             if own := [d for d in callback_datas(message) if d.startswith(("tk:", "iv:"))]:
                 return own
-        return []
-
-    def newest_buttons(self, person: Person) -> list[str]:
-        for message in person.chat.bot_messages_newest_first():
-            if datas := callback_datas(message):
-                return datas
         return []
 
     async def ids(self, person: Person, source: str) -> list[int]:

@@ -41,12 +41,11 @@ from tests.e2e.properties import (
     Single,
     Text,
     actions_of,
-    callback_datas,
     examples,
+    flood_limits,  # noqa: F401 - the stand-in without flood limits
     garbage_data,
     join,
     run_properties,
-    sandbox,  # noqa: F401 - the stand-in without flood limits
 )
 
 EXAMPLES = examples(30)
@@ -156,12 +155,6 @@ class MemberDriver(Driver):
         if codes and variant % 5:
             return Text("newcomer", f"/start {codes[-1 if variant % 4 else 0]}")
         return Text("newcomer", f"/start {('made-up-code', 'x' * 64, '')[variant % 3]}")
-
-    def newest_buttons(self, person: Person) -> list[str]:
-        for message in person.chat.bot_messages_newest_first():
-            if datas := callback_datas(message):
-                return datas
-        return []
 
     async def ids(self, person: Person, source: str) -> list[int]:
         table = Member.id if source == "member" else Institution.id

@@ -51,10 +51,10 @@ from tests.e2e.properties import (
     actions_of,
     callback_datas,
     examples,
+    flood_limits,  # noqa: F401 - the stand-in without flood limits
     garbage_data,
     join,
     run_properties,
-    sandbox,  # noqa: F401 - the stand-in without flood limits
 )
 
 SCHOOL = "ZŠ Hradební"
