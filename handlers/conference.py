@@ -82,15 +82,7 @@ _BOARD_LOCKS: dict[int, asyncio.Lock] = {}
 
 
 def defaults_of(context: Context) -> Defaults:
-    settings = context.runtime.settings
-    return Defaults(
-        minutes=settings.conference_minutes,
-        starts_after=settings.poll_starts_after_days,
-        window=settings.poll_window_days,
-        deadline=settings.poll_deadline_days,
-        buffer=settings.conference_buffer_minutes,
-        slots=settings.poll_slots,
-    )
+    return Defaults.of(context.runtime.settings)
 
 
 def invitee_name(invitee: conferences.Invitee, tr: Translator) -> str:

@@ -21,6 +21,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import outbox
+from bot.config import Settings
 from bot.crypto import Cipher
 from bot.db import preload
 from bot.models import (
@@ -133,6 +134,17 @@ class Defaults:
     deadline: int = 3
     buffer: int = 15
     slots: int = 8
+
+    @classmethod
+    def of(cls, settings: Settings) -> Defaults:
+        return cls(
+            minutes=settings.conference_minutes,
+            starts_after=settings.poll_starts_after_days,
+            window=settings.poll_window_days,
+            deadline=settings.poll_deadline_days,
+            buffer=settings.conference_buffer_minutes,
+            slots=settings.poll_slots,
+        )
 
 
 @dataclass

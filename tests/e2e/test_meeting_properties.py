@@ -215,15 +215,7 @@ class MeetingDriver(Driver):
     async def scheduled(self, coordinator: Person, number: int) -> int:
         """A case whose conference is set, as the coordinator's dialogs leave it."""
         runtime = self.bot.runtime
-        settings = runtime.settings
-        defaults = conferences.Defaults(
-            minutes=settings.conference_minutes,
-            starts_after=settings.poll_starts_after_days,
-            window=settings.poll_window_days,
-            deadline=settings.poll_deadline_days,
-            buffer=settings.conference_buffer_minutes,
-            slots=settings.poll_slots,
-        )
+        defaults = conferences.Defaults.of(runtime.settings)
         now = runtime.clock.now()
         async with runtime.database.transaction() as session:
             actor = await members.find_actor(session, coordinator.user_id)
