@@ -19,7 +19,12 @@ def bot_environment(
     sandbox: BotApiSandbox, *, url: str, directory: Path, key: str, **settings: object
 ) -> dict[str, str]:
     """`roundtable run`'s environment: this machine's, without any ROUNDTABLE_ setting of the
-    shell, pointed at the stand-in; keyword arguments become further ROUNDTABLE_ settings."""
+    shell, pointed at the stand-in; keyword arguments become further ROUNDTABLE_ settings.
+    The process reads the real clock, so the stand-in must date messages by it too: a test that
+    hands it one on the tests' fake clock passes only until the real date leaves the fake one
+    behind (a referral's messages look older than Telegram's 48 hours, say)."""
+    if not sandbox.on_real_time:
+        raise ValueError("a real process runs on real time: start the stand-in on time.time")
     return {
         **{name: value for name, value in os.environ.items() if not name.startswith("ROUNDTABLE_")},
         "ROUNDTABLE_TOKEN": sandbox.token,

@@ -174,6 +174,12 @@ class BotApiSandbox:
         return self._port
 
     @property
+    def on_real_time(self) -> bool:
+        """Whether messages are dated by the real clock, as a real process's own clock reads it
+        (the tests' fake clock would make a real process see them as days old, or not yet sent)."""
+        return self._clock is time.time
+
+    @property
     def base_url(self) -> str:
         return f"{self._origin()}/bot"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -14,6 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from bench import process
+from bot.clock import FakeClock
 from bot.db import Database
 from bot.models import Member, Referral, ReferralStatus
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
@@ -35,6 +36,17 @@ def delivery(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+async def sandbox(flood_limits: FloodLimits) -> AsyncIterator[BotApiSandbox]:
+    """The stand-in on real time, the clock of the `roundtable` processes these tests start
+    (`bot_environment` refuses one on the tests' fake clock)."""
+    server = BotApiSandbox(token=TOKEN, flood=flood_limits)
+    await server.start()
+    yield server
+    await server.stop()
+    assert server.unimplemented == [], "the bot called Bot API methods the stand-in lacks"
+
+
+@pytest.fixture
 def environment(
     database_url: str, sandbox: BotApiSandbox, tmp_path: Path, delivery: str
 ) -> dict[str, str]:
@@ -42,20 +54,22 @@ def environment(
     if delivery == "webhook":
         port = free_port()
         webhook = {
-            "ROUNDTABLE_WEBHOOK_URL": f"http://127.0.0.1:{port}/telegram",
-            "ROUNDTABLE_WEBHOOK_SECRET": SECRET,
-            "ROUNDTABLE_WEBHOOK_PORT": str(port),
+            "webhook_url": f"http://127.0.0.1:{port}/telegram",
+            "webhook_secret": SECRET,
+            "webhook_port": port,
         }
-    return {
-        **{name: value for name, value in os.environ.items() if not name.startswith("ROUNDTABLE_")},
-        "ROUNDTABLE_TOKEN": TOKEN,
-        "ROUNDTABLE_BOT_API_URL": sandbox.base_url,
-        "ROUNDTABLE_BOT_FILE_URL": sandbox.base_file_url,
-        "ROUNDTABLE_DATABASE_URL": database_url,
-        "ROUNDTABLE_ENCRYPTION_KEY": TEST_KEY.decode(),
-        "ROUNDTABLE_DATA_DIR": str(tmp_path / "data"),
-        **webhook,
-    }
+    return process.bot_environment(
+        sandbox, url=database_url, directory=tmp_path, key=TEST_KEY.decode(), **webhook
+    )
+
+
+def test_a_real_process_is_never_given_a_stand_in_on_the_fake_clock(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    """The guard against tests that pass only until the real date passes the fake one."""
+    on_fake_time = BotApiSandbox(token=TOKEN, clock=clock.timestamp)
+    with pytest.raises(ValueError, match="real time"):
+        process.bot_environment(on_fake_time, url="sqlite://", directory=tmp_path, key="k")
 
 
 async def _command(environment: dict[str, str], *args: str) -> str:
