@@ -3,20 +3,29 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# uv installs exactly what uv.lock says; it is itself installed, at the version pyproject.toml
+# requires, into a small environment of its own.
+UV_VERSION := 0.13.9
+UV := .uv/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint messages bench clean
+.PHONY: run test lint messages bench upgrade clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+$(UV):
+	$(PYTHON) -m venv .uv
+	.uv/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --extra dev --python "$$(command -v $(PYTHON))" --quiet
 	touch $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/roundtable run --or-demo
 
+# In parallel, one worker per core (at least two: most of a test's time is spent waiting).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $$($(BIN)/python -c "import os; print(max(2, os.cpu_count() or 1))")
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -38,5 +47,9 @@ bench: $(STAMP)
 	$(BIN)/python -m bench fanout
 	$(BIN)/python -m bench load
 
+# Refresh uv.lock to the newest releases pyproject.toml allows; then `make test` and commit it.
+upgrade: | $(UV)
+	$(UV) lock --upgrade --python "$$(command -v $(PYTHON))"
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .uv .pytest_cache .mypy_cache .ruff_cache
