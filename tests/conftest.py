@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from bot import migrate
 from bot.clock import FakeClock
@@ -20,7 +21,36 @@ from bot.crypto import Cipher
 from bot.db import Database
 from bot.models import Base
 
-POSTGRES_URL = os.environ.get("ROUNDTABLE_TEST_DATABASE_URL")
+
+
+def _worker_database(url: str | None) -> str | None:
+    """The PostgreSQL database of this pytest-xdist worker (`test_gw0`, ...), made on first use,
+    so that workers never share tables or advisory locks; the given one when not in parallel."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    given = make_url(url)
+    name = f"{given.database}_{worker}"
+
+    async def create() -> None:
+        connection = await asyncpg.connect(
+            host=given.host,
+            port=given.port or 5432,
+            user=given.username,
+            password=given.password,
+            database=given.database,
+        )
+        try:
+            if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+
+    asyncio.run(create())
+    return given.set(database=name).render_as_string(hide_password=False)
+
+
+POSTGRES_URL = _worker_database(os.environ.get("ROUNDTABLE_TEST_DATABASE_URL"))
 # Monday 23 November 2026, 08:00 in Prague.
 START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 TEST_KEY = b"hUv2G0dbT8JxjVgKq3bt0x1m8yUZBq6hL0oOEnR3U4c="
