@@ -17,15 +17,17 @@ $(UV):
 	.uv/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --locked --extra dev --python "$$(command -v $(PYTHON))" --quiet
+	$(UV) sync --locked --extra dev --compile-bytecode --python "$$(command -v $(PYTHON))" --quiet
 	touch $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/roundtable run --or-demo
 
-# In parallel, one worker per core (at least two: most of a test's time is spent waiting).
+# In parallel, one worker per core (at least two: most of a test's time is spent waiting). Many
+# tests start `roundtable` processes: their code is imported from cached bytecode, whatever the
+# shell says (PYTHONDONTWRITEBYTECODE would make each of them compile it all again, 3 s each).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $$($(BIN)/python -c "import os; print(max(2, os.cpu_count() or 1))")
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -n $$($(BIN)/python -c "import os; print(max(2, os.cpu_count() or 1))")
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

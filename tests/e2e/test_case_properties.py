@@ -319,6 +319,12 @@ class CaseDriver(Driver):
                 .select_from(AuditEntry)
                 .where(AuditEntry.action == "conference.answered")
             )
+            moves = await session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.action == "conference.rescheduled")
+                .order_by(AuditEntry.id)
+            )
+            moved_to = {int(entry.subject_id or 0): entry.details["starts_at"] for entry in moves}
         per_referral = Counter(case.referral_id for case in cases)
         for row in referrals:
             expected = 1 if row.status is ReferralStatus.ACCEPTED else 0
@@ -333,7 +339,7 @@ class CaseDriver(Driver):
         assert all(n <= 1 for n in live.values()), self.failure(f"live conferences: {live}")
         by_id = {conference.id: conference for conference in conferences}
         for conference in conferences:
-            self.check_conference(conference, slots)
+            self.check_conference(conference, slots, moved_to.get(conference.id))
         invited = Counter(
             (invitation.conference_id, invitation.institution_id)
             for invitation in invitations
@@ -372,14 +378,19 @@ class CaseDriver(Driver):
         self.tally["cases"] = len(cases)
         self.tally["slot answers"] = len(answers)
 
-    def check_conference(self, conference: Conference, slots: dict[int, ConferenceSlot]) -> None:
+    def check_conference(
+        self, conference: Conference, slots: dict[int, ConferenceSlot], moved_to: str | None
+    ) -> None:
+        """A scheduled conference is at one of its times, or at the new time it was last moved
+        to (the coordinator's "new date" offers times outside the poll)."""
         own = [slot for slot in slots.values() if slot.conference_id == conference.id]
         if conference.status is ConferenceStatus.SCHEDULED:
             assert conference.starts_at is not None and conference.decided_at is not None, (
                 self.failure(f"conference {conference.id} is scheduled without a time")
             )
-            assert any(slot.starts_at == conference.starts_at for slot in own), self.failure(
-                f"conference {conference.id} is set for {conference.starts_at}, none of its times"
+            at = conference.starts_at
+            assert at.isoformat() == moved_to or any(s.starts_at == at for s in own), (
+                self.failure(f"conference {conference.id} is set for {at}, none of its times")
             )
         if conference.status is ConferenceStatus.POLLING:
             assert conference.starts_at is None and own, self.failure(
