@@ -1032,7 +1032,7 @@ async def calendar_file(update: Update, context: Context) -> None:
     now = runtime.clock.now()
     until = now + BUSY_HORIZON
     try:
-        intervals = await read_busy(
+        read = await read_busy(
             data,
             start=now,
             end=until,
@@ -1055,6 +1055,7 @@ async def calendar_file(update: Update, context: Context) -> None:
             )
         await answer(update, text)
         return
+    intervals = read.intervals
     async with runtime.database.transaction() as session:
         await conferences.save_busy(session, actor, intervals, now=now, until=until)
         redraw = await conferences.mark_busy_in_polls(session, actor, intervals, now=now)
