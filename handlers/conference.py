@@ -1064,6 +1064,12 @@ async def calendar_file(update: Update, context: Context) -> None:
         "I read {n} busy times from your calendar, up to {until}.",
         len(intervals),
     ).format(n=len(intervals), until=tr.date(until))
+    if read.skipped:  # said, so that a file of broken events is not taken for a free calendar
+        text += " " + tr.ngettext(
+            "{n} event in the file could not be read and was left out.",
+            "{n} events in the file could not be read and were left out.",
+            read.skipped,
+        ).format(n=read.skipped)
     text += "\n" + _(
         "I keep only when you are busy – no titles, places or people – and avoid those times "
         "when planning conferences {institution} is invited to."
