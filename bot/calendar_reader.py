@@ -15,13 +15,9 @@ import resource
 import sys
 import weakref
 from datetime import datetime
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from scheduling.busy import MAX_BYTES, BusyImportError, busy_intervals
-
-if TYPE_CHECKING:
-    from scheduling.slots import Interval
+from scheduling.busy import MAX_BYTES, BusyImportError, BusyRead, busy_intervals
 
 AT_ONCE = 2
 CHILD_MEMORY = 1 << 30  # bytes of address space; a 2 MB file takes about 200 MB at most
@@ -32,7 +28,7 @@ _GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] 
 
 async def read_busy(
     data: bytes, *, start: datetime, end: datetime, zone: ZoneInfo, seconds: float
-) -> list[Interval]:
+) -> BusyRead:
     """`scheduling.busy.busy_intervals` in a child process that is killed after `seconds`
     (a file that takes longer is "too_many": it has more in it than anyone's calendar)."""
     if len(data) > MAX_BYTES:
@@ -64,7 +60,9 @@ async def read_busy(
         raise BusyImportError("not_calendar") from None
     if "refused" in answer:
         raise BusyImportError(str(answer["refused"]))
-    return [(int(first), int(last)) for first, last in answer["intervals"]]
+    return BusyRead(
+        [(int(first), int(last)) for first, last in answer["intervals"]], int(answer["skipped"])
+    )
 
 
 def _gate() -> asyncio.Semaphore:
@@ -81,7 +79,7 @@ def _child(arguments: list[str]) -> str:
     resource.setrlimit(resource.RLIMIT_AS, (CHILD_MEMORY, CHILD_MEMORY))
     data = sys.stdin.buffer.read(MAX_BYTES + 1)
     try:
-        intervals = busy_intervals(
+        read = busy_intervals(
             data,
             start=datetime.fromisoformat(start),
             end=datetime.fromisoformat(end),
@@ -91,7 +89,7 @@ def _child(arguments: list[str]) -> str:
         return json.dumps({"refused": error.reason})
     except MemoryError:
         return json.dumps({"refused": "too_many"})
-    return json.dumps({"intervals": intervals})
+    return json.dumps({"intervals": read.intervals, "skipped": read.skipped})
 
 
 if __name__ == "__main__":

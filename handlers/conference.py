@@ -1032,7 +1032,7 @@ async def calendar_file(update: Update, context: Context) -> None:
     now = runtime.clock.now()
     until = now + BUSY_HORIZON
     try:
-        intervals = await read_busy(
+        read = await read_busy(
             data,
             start=now,
             end=until,
@@ -1055,6 +1055,7 @@ async def calendar_file(update: Update, context: Context) -> None:
             )
         await answer(update, text)
         return
+    intervals = read.intervals
     async with runtime.database.transaction() as session:
         await conferences.save_busy(session, actor, intervals, now=now, until=until)
         redraw = await conferences.mark_busy_in_polls(session, actor, intervals, now=now)
@@ -1063,6 +1064,12 @@ async def calendar_file(update: Update, context: Context) -> None:
         "I read {n} busy times from your calendar, up to {until}.",
         len(intervals),
     ).format(n=len(intervals), until=tr.date(until))
+    if read.skipped:  # said, so that a file of broken events is not taken for a free calendar
+        text += " " + tr.ngettext(
+            "{n} event in the file could not be read and was left out.",
+            "{n} events in the file could not be read and were left out.",
+            read.skipped,
+        ).format(n=read.skipped)
     text += "\n" + _(
         "I keep only when you are busy – no titles, places or people – and avoid those times "
         "when planning conferences {institution} is invited to."

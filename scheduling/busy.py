@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -45,6 +46,15 @@ _EXPANDING_PARTS = (
 _MARGIN = timedelta(days=1)
 
 
+@dataclass(frozen=True)
+class BusyRead:
+    """What a calendar file says: its busy `intervals`, and how many of its events (a recurring
+    event with its moved instances counts once) could not be read and were left out."""
+
+    intervals: list[Interval]
+    skipped: int = 0
+
+
 class BusyImportError(Exception):
     """A file that cannot be used; `reason` is "too_big", "not_calendar" or "too_many"."""
 
@@ -53,11 +63,11 @@ class BusyImportError(Exception):
         self.reason = reason
 
 
-def busy_intervals(
-    data: bytes, *, start: datetime, end: datetime, zone: ZoneInfo
-) -> list[Interval]:
+def busy_intervals(data: bytes, *, start: datetime, end: datetime, zone: ZoneInfo) -> BusyRead:
     """The busy periods of an iCalendar file between `start` and `end` (aware datetimes), as
-    sorted, merged UTC unix-second intervals clipped to [start, end).
+    sorted, merged UTC unix-second intervals clipped to [start, end), and the number of events
+    skipped as unreadable (no start, two starts, dates past the year 9999, ...): one broken
+    event does not cost the rest of the file.
 
     Events count unless transparent (TRANSP:TRANSPARENT, or Outlook's busy status FREE) or
     cancelled; recurring events are expanded (RRULE, RDATE, EXDATE, moved instances); all-day
@@ -77,18 +87,21 @@ def busy_intervals(
         raise BusyImportError("not_calendar") from error
 
 
-def _busy(data: bytes, start: datetime, end: datetime, zone: ZoneInfo) -> list[Interval]:
+def _busy(data: bytes, start: datetime, end: datetime, zone: ZoneInfo) -> BusyRead:
     calendar = _parse(data)
     lower, upper = int(start.timestamp()), int(end.timestamp())
     if lower >= upper:
-        return []
+        return BusyRead([])
     _check_rules(calendar, upper, zone)
+    periods, skipped = _event_periods(calendar, start - _MARGIN, end + _MARGIN, zone)
+    for freebusy in calendar.walk("VFREEBUSY"):
+        periods.extend(_busy_periods(freebusy.get("FREEBUSY"), zone))
     found: list[Interval] = []
-    for begins, ends in _periods(calendar, start, end, zone):
+    for begins, ends in periods:
         first, last = max(begins, lower), min(ends, upper)
         if first < last:
             found.append((first, last))
-    return _merged(found)
+    return BusyRead(_merged(found), skipped)
 
 
 def _parse(data: bytes) -> Calendar:
@@ -108,16 +121,15 @@ def _check_rules(calendar: Calendar, upper: int, zone: ZoneInfo) -> None:
 
 def _event_steps(event: Component, upper: int, zone: ZoneInfo) -> int:
     rules = event.get("RRULE")
-    span = _span(event, zone)
-    if rules is None or span is None:  # no rule, or a broken event: the library skips it
+    if rules is None:
         return 0
-    first, last = span
     try:
+        first, last = _span(event, zone)
         return sum(
             _rule_steps(rule, upper + (last - first) - first)
             for rule in (rules if isinstance(rules, list) else [rules])
         )
-    except Exception:  # an unreadable rule: the library skips that series, it costs nothing
+    except Exception:  # a broken event or an unreadable rule: skipped as a series, it costs nothing
         return 0
 
 
@@ -138,49 +150,66 @@ def _part(rule: Any, name: str, default: object) -> Any:
     return values[0] if values else default
 
 
-def _periods(
+def _event_periods(
     calendar: Calendar, start: datetime, end: datetime, zone: ZoneInfo
-) -> Iterator[Interval]:
-    for event in _occurrences(calendar, start - _MARGIN, end + _MARGIN):
-        if _free(event):
+) -> tuple[list[Interval], int]:
+    """The busy periods of the events between `start` and `end`, recurrences expanded, and the
+    number of series (an event with its moved instances) skipped as unreadable.
+
+    The library collects every series of a calendar before it expands any, and an error it
+    does not expect there (an event without DTSTART or with two, a date past the year 9999)
+    ends the whole query; an RDATE of a time alone fails later, in the expansion. So each
+    series goes to the library in a calendar of its own, with the file's calendar properties
+    (X-WR-TIMEZONE) and time zones, and a series that fails at any step is left out whole.
+
+    One series at a time also keeps the count cheap: more than MAX_INTERVALS occurrences (free
+    ones too) make the file "too_many" as soon as they are counted, before the rest is made
+    (the library's `between` would build them all first: a rule every minute for four months
+    took seconds and 400 MB)."""
+    frame = calendar.copy()  # the calendar's properties without its components
+    timezones = [part for part in calendar.subcomponents if part.name == "VTIMEZONE"]
+    periods: list[Interval] = []
+    skipped = count = 0
+    for events in _series(calendar):
+        alone = frame.copy()
+        alone.subcomponents = [*timezones, *events]
+        found: list[Interval] = []
+        try:
+            for series in recurring_ical_events.of(alone).series:
+                for occurrence in series.between(start, end):
+                    count += 1
+                    if count > MAX_INTERVALS:
+                        raise BusyImportError("too_many")
+                    event = occurrence.as_component(False)
+                    if not _free(event):
+                        found.append(_span(event, zone))
+        except (BusyImportError, MemoryError):
+            raise
+        except Exception:  # the library and icalendar raise all kinds on broken events
+            skipped += 1
             continue
-        span = _span(event, zone)
-        if span is not None:
-            yield span
-    for freebusy in calendar.walk("VFREEBUSY"):
-        yield from _busy_periods(freebusy.get("FREEBUSY"), zone)
+        periods.extend(found)
+    return periods, skipped
 
 
-def _occurrences(calendar: Calendar, start: datetime, end: datetime) -> Iterator[Component]:
-    """The events between `start` and `end`, recurrences expanded, one series at a time; more
-    than MAX_INTERVALS of them (free ones too) make the file "too_many" as soon as they are
-    counted, before the rest is made (the library's `between` would build them all first: a
-    rule every minute for four months took seconds and 400 MB)."""
-    query = recurring_ical_events.of(calendar, skip_bad_series=True)
-    count = 0
-    for series in query.series:
-        try:  # a series that fails half-way is skipped whole, as the library's own query does
-            occurrences = []
-            for occurrence in series.between(start, end):
-                occurrences.append(occurrence)
-                count += 1
-                if count > MAX_INTERVALS:
-                    raise BusyImportError("too_many")
-        except tuple(query.suppressed_errors):
-            continue
-        for occurrence in occurrences:
-            yield occurrence.as_component(query.keep_recurrence_attributes)
+def _series(calendar: Calendar) -> list[list[Component]]:
+    """The calendar's events grouped as the library groups them into series: by UID, a
+    recurring event with its moved instances (RECURRENCE-ID). An event without a UID, or with
+    more than one, is a series of its own."""
+    series: dict[object, list[Component]] = {}
+    for part in calendar.subcomponents:
+        if part.name == "VEVENT":
+            uid = part.get("UID")
+            series.setdefault(uid if isinstance(uid, str) else id(part), []).append(part)
+    return list(series.values())
 
 
-def _span(event: Component, zone: ZoneInfo) -> Interval | None:
-    """The event's start and end, or None for an event without a usable start (a broken one
-    says nothing about time, and the rest of the file is still good)."""
+def _span(event: Component, zone: ZoneInfo) -> Interval:
+    """The event's start and end; icalendar raises several kinds for missing or malformed
+    values."""
     if not isinstance(event, Event):
-        return None
-    try:
-        return _moment(event.start, zone), _moment(event.end, zone)
-    except Exception:  # icalendar raises several kinds for missing or malformed values
-        return None
+        raise TypeError(f"{event.name} is not an event")
+    return _moment(event.start, zone), _moment(event.end, zone)
 
 
 def _busy_periods(values: Any, zone: ZoneInfo) -> Iterable[Interval]:

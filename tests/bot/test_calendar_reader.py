@@ -35,10 +35,12 @@ async def test_a_calendar_is_read_in_the_child_as_it_is_here() -> None:
             "DURATION:PT1H",
             "RRULE:FREQ=WEEKLY;COUNT=3",
         ),
+        *event("c", "SUMMARY:no start"),  # skipped, and the count comes back too
     )
     read = await read_busy(data, start=START, end=END, zone=PRAGUE, seconds=30)
     assert read == busy_intervals(data, start=START, end=END, zone=PRAGUE)
-    assert len(read) == 4
+    assert len(read.intervals) == 4
+    assert read.skipped == 1
 
 
 async def test_a_rule_that_never_comes_true_is_stopped_when_its_time_is_up() -> None:

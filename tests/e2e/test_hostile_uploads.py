@@ -1,5 +1,6 @@
 """Hostile and broken calendar uploads, through the running bot: each is refused with a clear
-answer, nothing is stored, and the bot goes on answering."""
+answer, nothing is stored, and the bot goes on answering; a file with some broken events keeps
+the rest and says how many were left out."""
 
 from __future__ import annotations
 
@@ -125,3 +126,18 @@ async def test_a_file_of_rules_that_never_come_true_is_stopped_at_the_time_budge
     print(f"\nnever.ics refused in {time.monotonic() - began:.2f} s")
     assert TOO_MANY in (refused.text or "")
     assert await busy_rows(bot) == 0
+
+
+async def test_broken_events_are_left_out_the_rest_kept_and_the_person_told(
+    bot: RunningBot,
+) -> None:
+    petr = await participant(bot)
+    data = ics(
+        *event("good", "DTSTART:20261124T080000Z", "DTEND:20261124T090000Z"),
+        *event("no start", "DTEND:20261125T090000Z"),
+        *event("end of time", "DTSTART;VALUE=DATE:99991231"),
+    )
+    read = await upload(petr, "calendar.ics", data)
+    assert "I read 1 busy time from your calendar" in (read.text or "")
+    assert "2 events in the file could not be read and were left out." in (read.text or "")
+    assert await busy_rows(bot) == 1

@@ -6,11 +6,12 @@ import io
 import tracemalloc
 import zipfile
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from scheduling.busy import MAX_BYTES, MAX_INTERVALS, BusyImportError, busy_intervals
+from scheduling.busy import MAX_BYTES, MAX_INTERVALS, BusyImportError, BusyRead, busy_intervals
 
 PRAGUE = ZoneInfo("Europe/Prague")
 # Monday 2 March 2026 to Monday 6 April 2026, across the change to summer time on 29 March.
@@ -37,7 +38,7 @@ def event(*lines: str) -> list[str]:
 
 
 def busy(data: bytes) -> list[tuple[int, int]]:
-    return busy_intervals(data, start=START, end=END, zone=PRAGUE)
+    return busy_intervals(data, start=START, end=END, zone=PRAGUE).intervals
 
 
 OUTLOOK = "\r\n".join(
@@ -217,7 +218,112 @@ def test_a_broken_event_is_skipped_and_the_rest_is_kept() -> None:
         *event("DTSTART:garbage", "DTEND:20260305T100000Z"),
         *event("DTSTART:20260306T090000Z", "DTEND:20260306T100000Z"),
     )
-    assert busy(data) == [(utc(2026, 3, 6, 9, 0), utc(2026, 3, 6, 10, 0))]
+    assert busy_intervals(data, start=START, end=END, zone=PRAGUE) == BusyRead(
+        [(utc(2026, 3, 6, 9, 0), utc(2026, 3, 6, 10, 0))], skipped=1
+    )
+
+
+def test_a_good_file_skips_nothing() -> None:
+    assert busy_intervals(GOOGLE, start=START, end=END, zone=PRAGUE).skipped == 0
+    assert busy_intervals(OUTLOOK, start=START, end=END, zone=PRAGUE).skipped == 0
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        ["DTSTART;VALUE=DATE:99991231"],  # its end, the next day, is past what Python counts
+        ["DTSTART:99991231T230000Z", "DURATION:PT2H"],
+        ["DTSTART:20260305T090000Z", "DURATION:P9999999D"],  # some 27,000 years
+    ],
+    ids=["all-day on 31 December 9999", "into the year 10000", "lasting 27,000 years"],
+)
+def test_an_event_at_the_end_of_time_is_skipped_and_the_rest_is_kept(broken: list[str]) -> None:
+    data = ics(
+        *event("DTSTART:20260304T090000Z", "DTEND:20260304T100000Z"),
+        *event(*broken),
+        *event("DTSTART;VALUE=DATE:20260312", "DTEND;VALUE=DATE:20260313"),
+    )
+    assert busy_intervals(data, start=START, end=END, zone=PRAGUE) == BusyRead(
+        [
+            (utc(2026, 3, 4, 9, 0), utc(2026, 3, 4, 10, 0)),
+            (prague(2026, 3, 12), prague(2026, 3, 13)),
+        ],
+        skipped=1,
+    )
+
+
+def test_a_broken_moved_instance_skips_its_whole_series_once() -> None:
+    # The library reads a recurring event with its moved instances as one series; a broken
+    # instance (two starts) costs the series, counted once, and not the next event.
+    data = ics(
+        *event(
+            "UID:weekly",
+            "DTSTART:20260303T130000Z",
+            "DTEND:20260303T140000Z",
+            "RRULE:FREQ=WEEKLY;COUNT=4",
+        ),
+        *event(
+            "UID:weekly",
+            "RECURRENCE-ID:20260310T130000Z",
+            "DTSTART:20260311T070000Z",
+            "DTSTART:20260311T080000Z",
+            "DTEND:20260311T090000Z",
+        ),
+        *event("UID:other", "DTSTART:20260306T090000Z", "DTEND:20260306T100000Z"),
+    )
+    assert busy_intervals(data, start=START, end=END, zone=PRAGUE) == BusyRead(
+        [(utc(2026, 3, 6, 9, 0), utc(2026, 3, 6, 10, 0))], skipped=1
+    )
+
+
+# Calendar files nobody here wrote: test files of the icalendar project (see calendars/README.md).
+# The recurrence library gave up on each of them whole, so the file was "not a calendar".
+
+CALENDARS = Path(__file__).parent / "calendars"
+
+
+def real(name: str) -> bytes:
+    return (CALENDARS / name).read_bytes()
+
+
+def read_years(data: bytes, first: int, last: int) -> BusyRead:
+    return busy_intervals(
+        data, start=datetime(first, 1, 1, tzinfo=UTC), end=datetime(last, 1, 1, tzinfo=UTC),
+        zone=PRAGUE,
+    )  # fmt: skip
+
+
+def test_events_without_a_start_are_skipped_and_the_rest_is_kept() -> None:
+    # Plone's export: a good event, one without an end (a moment, not busy), one empty.
+    read = read_years(real("created_calendar_with_unicode_fields.ics"), 2010, 2011)
+    assert read == BusyRead([(utc(2010, 10, 10, 10, 0), utc(2010, 10, 10, 12, 0))], skipped=1)
+    # One event starting in New York and ending in Los Angeles, with an extra two-hour
+    # occurrence in Berlin (RDATE;VALUE=PERIOD); an instance and an event with no DTSTART.
+    read = read_years(real("issue_722_missing_timezones.ics"), 2014, 2025)
+    assert read == BusyRead(
+        [
+            (utc(2014, 8, 29, 12, 0), utc(2014, 8, 29, 15, 0)),  # 8:00 EDT to 8:00 PDT
+            (utc(2024, 9, 13, 10, 0), utc(2024, 9, 13, 12, 0)),  # 12:00 CEST for two hours
+        ],
+        skipped=2,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "skipped"),
+    [
+        ("pacific_fiji.ics", 1),  # an event with two DTSTART lines, after a custom time zone
+        ("multiple_timezones.ics", 3),  # three events with an RDATE;VALUE=TIME (a time, no day)
+    ],
+)
+def test_a_file_of_broken_events_is_read_as_one_with_none_busy(name: str, skipped: int) -> None:
+    assert read_years(real(name), 2000, 2030) == BusyRead([], skipped=skipped)
+    # and an event beside them is kept
+    good = "\r\n".join(event("UID:good", "DTSTART:20210302T090000Z", "DURATION:PT1H"))
+    data = real(name).replace(b"END:VCALENDAR", good.encode() + b"\r\nEND:VCALENDAR")
+    assert read_years(data, 2000, 2030) == BusyRead(
+        [(utc(2021, 3, 2, 9, 0), utc(2021, 3, 2, 10, 0))], skipped=skipped
+    )
 
 
 def test_a_file_too_big_is_refused_before_parsing() -> None:
