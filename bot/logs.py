@@ -41,7 +41,8 @@ def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger().setLevel(level.upper())
     # httpx logs every request URL at INFO, and Bot API URLs contain the token.
-    for noisy in ("httpx", "httpcore", "apscheduler", "aiosqlite", "alembic.runtime.migration"):
+    noisy_loggers = ("httpx", "httpcore", "apscheduler", "aiosqlite", "alembic.runtime")
+    for noisy in noisy_loggers:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # At DEBUG python-telegram-bot logs whole updates and request parameters: people's messages,
     # names and invite codes. Those never go to the log, whatever the level asked for.

@@ -35,14 +35,17 @@ def after(document: Document, heading: str) -> list[str]:
     return texts[texts.index(heading) + 1 :]
 
 
-def test_run_without_a_token_says_so_and_plays_the_demo(tmp_path: Path) -> None:
+def _environment(tmp_path: Path) -> dict[str, str]:
+    """No Telegram token; settings meant for the real bot, which must not pull the demo into
+    real data."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ROUNDTABLE_")}
-    # Settings meant for the real bot must not pull the demo into real data.
-    real_database = tmp_path / "production.sqlite3"
-    environment["ROUNDTABLE_DATABASE_URL"] = f"sqlite:///{real_database}"
+    environment["ROUNDTABLE_DATABASE_URL"] = f"sqlite:///{tmp_path / 'production.sqlite3'}"
     environment["ROUNDTABLE_ENCRYPTION_KEY_FILE"] = str(tmp_path / "production.key")
-    out = tmp_path / "out"
-    result = run_roundtable(environment, tmp_path, "run", "--or-demo")
+    return environment
+
+
+def test_run_without_a_token_says_so_and_plays_the_demo(tmp_path: Path) -> None:
+    result = run_roundtable(_environment(tmp_path), tmp_path, "run", "--or-demo")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == (
         "ROUNDTABLE_TOKEN is not set, so this runs the built-in demo instead of the bot."
@@ -50,7 +53,12 @@ def test_run_without_a_token_says_so_and_plays_the_demo(tmp_path: Path) -> None:
     assert "===== Olena (psychologist) =====" in result.stdout
     assert sorted(path.name for path in tmp_path.iterdir()) == []  # nothing left behind
 
-    written = run_roundtable(environment, tmp_path, "demo", "--out", str(out))
+
+def test_the_demo_writes_each_persons_transcript_calendar_files_and_records(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    written = run_roundtable(_environment(tmp_path), tmp_path, "demo", "--out", str(out))
     assert written.returncode == 0, written.stderr
     assert sorted(path.name for path in out.glob("*.txt")) == [
         "admin.txt",

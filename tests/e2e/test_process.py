@@ -84,6 +84,7 @@ async def _command(environment: dict[str, str], *args: str) -> str:
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 0, err.decode()
+    assert err.decode() == ""  # a command that worked says nothing more (no library's log lines)
     return out.decode()
 
 
