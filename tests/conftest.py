@@ -23,7 +23,6 @@ from bot.db import Database
 from bot.models import Base
 
 
-
 def _worker_database(url: str | None) -> str | None:
     """The PostgreSQL database of this pytest-xdist worker (`test_gw0`, ...), made on first use,
     so that workers never share tables or advisory locks; the given one when not in parallel."""

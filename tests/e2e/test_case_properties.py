@@ -389,8 +389,8 @@ class CaseDriver(Driver):
                 self.failure(f"conference {conference.id} is scheduled without a time")
             )
             at = conference.starts_at
-            assert at.isoformat() == moved_to or any(s.starts_at == at for s in own), (
-                self.failure(f"conference {conference.id} is set for {at}, none of its times")
+            assert at.isoformat() == moved_to or any(s.starts_at == at for s in own), self.failure(
+                f"conference {conference.id} is set for {at}, none of its times"
             )
         if conference.status is ConferenceStatus.POLLING:
             assert conference.starts_at is None and own, self.failure(

@@ -106,10 +106,10 @@ async def start_bot(environment: dict[str, str]) -> AsyncIterator[Start]:
         return process
 
     yield start
-    for process in processes:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(process.wait(), timeout=30)
+    for started in processes:
+        if started.returncode is None:
+            started.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(started.wait(), timeout=30)
 
 
 async def test_a_half_finished_language_choice_survives_sigkill_and_a_code_works_once(
