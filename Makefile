@@ -10,7 +10,7 @@ UV := .uv/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint messages bench upgrade clean
+.PHONY: run test lint messages bench install upgrade clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -49,6 +49,10 @@ bench: $(STAMP)
 	$(BIN)/python -m bench finder
 	$(BIN)/python -m bench fanout
 	$(BIN)/python -m bench load
+
+# A server's install: the locked versions without the development tools.
+install: | $(UV)
+	$(UV) sync --locked --no-dev --compile-bytecode --python "$$(command -v $(PYTHON))" --quiet
 
 # Refresh uv.lock to the newest releases pyproject.toml allows; then `make test` and commit it.
 upgrade: | $(UV)
