@@ -136,12 +136,19 @@ def parse_callback(data: str | None, namespace: str) -> list[str] | None:
 MAX_ID = 2**31 - 1  # the database's integer ids
 
 
+def parse_number(part: str, *, digits: int = 10) -> int | None:
+    """A number from callback data, or None for forged or garbled data: ASCII digits only
+    (`str.isdigit` also takes "²", which `int` refuses, and "٣", which it reads), at most
+    `digits` of them. Every number a button carries is read through here."""
+    if not (0 < len(part) <= digits and part.isascii() and part.isdigit()):
+        return None
+    return int(part)
+
+
 def parse_id(part: str) -> int | None:
     """A positive id from callback data; forged or garbled data gives None."""
-    if not (part.isascii() and part.isdigit() and len(part) <= 10):
-        return None
-    value = int(part)
-    return value if 0 < value <= MAX_ID else None
+    value = parse_number(part)
+    return value if value is not None and 0 < value <= MAX_ID else None
 
 
 def callback_ids(update: Update, prefix: str, count: int) -> list[int] | None:

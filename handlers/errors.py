@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import traceback
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from telegram import InlineKeyboardMarkup, Update
@@ -23,6 +25,12 @@ from handlers.common import ACTIVE_DIALOG, Context, acknowledge
 WhereYouAre = Callable[[Update, Context, str], Awaitable[bool]]
 
 logger = logging.getLogger(__name__)
+
+# Admins hear of each kind of error (its type and where it was raised) once an hour per
+# district: a bug that every press of a button repeats must not let one member flood them. The
+# log keeps every occurrence with its own error id.
+ALERT_EVERY = timedelta(hours=1)
+_ALERTED = "alerted_errors"  # bot_data: kind of error -> when the admins were last told
 
 
 async def on_error(update: object, context: Context) -> None:
@@ -77,7 +85,29 @@ async def _handle(update: object, context: Context) -> None:
     if isinstance(update, Update):
         await _reassure(update, context, error_id)
     district_id = context.actor.district_id if context.actor is not None else None
-    await _alert_admins(context, error_id, district_id=district_id, exclude=chat_id)
+    if _alert_due(context, error, district_id):
+        await _alert_admins(context, error_id, district_id=district_id, exclude=chat_id)
+    else:
+        logger.info("error %s: the admins were told of this kind within the hour", error_id)
+
+
+def _alert_due(context: Context, error: BaseException | None, district_id: int | None) -> bool:
+    """Whether the admins are to hear of this error, and if so, noted as told."""
+    frames = traceback.extract_tb(error.__traceback__) if error is not None else []
+    where = (frames[-1].filename, frames[-1].lineno) if frames else ("", 0)
+    kind = (district_id, type(error).__name__, *where)
+    now = context.runtime.clock.now()
+    alerted: dict[tuple[object, ...], datetime] = context.application.bot_data.setdefault(
+        _ALERTED, {}
+    )
+    last = alerted.get(kind)
+    if last is not None and now - last < ALERT_EVERY:
+        return False
+    if len(alerted) > 1000:  # forget kinds not seen within the hour
+        for old in [key for key, at in alerted.items() if now - at >= ALERT_EVERY]:
+            del alerted[old]
+    alerted[kind] = now
+    return True
 
 
 async def _translator_of(update: Update, context: Context) -> Translator:

@@ -41,6 +41,7 @@ from handlers.common import (
     no_longer_active,
     parse_callback,
     parse_id,
+    parse_number,
     say_below,
 )
 from handlers.conference import (
@@ -397,10 +398,10 @@ def _invitation_ids(update: Update, prefix: str) -> tuple[int, int, str] | None:
     parts = parse_callback(update.callback_query.data, prefix)
     if parts is None or len(parts) != 3:
         return None
-    invitation_id, sequence = parse_id(parts[0]), parts[1]
-    if invitation_id is None or not (sequence.isdigit() and len(sequence) <= 6):
+    invitation_id, sequence = parse_id(parts[0]), parse_number(parts[1], digits=6)
+    if invitation_id is None or sequence is None:
         return None
-    return invitation_id, int(sequence), parts[2]
+    return invitation_id, sequence, parts[2]
 
 
 async def answer_invitation(update: Update, context: Context) -> str | int:

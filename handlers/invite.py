@@ -28,6 +28,7 @@ from handlers.common import (
     paginate,
     parse_callback,
     parse_id,
+    parse_number,
 )
 from handlers.start import ROLE_NAMES
 
@@ -86,8 +87,8 @@ async def institution_button(update: Update, context: Context) -> str | int:
     query = update.callback_query
     parts = parse_callback(query.data if query else None, "inv") or ["x"]
     match parts:
-        case ["p", page] if parse_id(page) is not None:
-            return await _show_institutions(update, context, page=int(page))
+        case ["p", raw_page] if (page := parse_number(raw_page, digits=4)) is not None:
+            return await _show_institutions(update, context, page=page)
         case ["new"] if context.require_actor().is_admin:
             await answer(update, context.tr.gettext("Type the name of the new institution."))
             return NEW_NAME

@@ -18,6 +18,7 @@ from handlers.common import (
     paginate,
     parse_callback,
     parse_id,
+    parse_number,
 )
 from handlers.menus import clear_member_menu
 from handlers.start import ROLE_NAMES
@@ -75,8 +76,8 @@ async def members_button(update: Update, context: Context) -> None:
     query = update.callback_query
     parts = parse_callback(query.data if query else None, "mem") or []
     match parts:
-        case ["p", page] if parse_id(page) is not None:
-            await list_members(update, context, page=int(page))
+        case ["p", raw_page] if (page := parse_number(raw_page, digits=4)) is not None:
+            await list_members(update, context, page=page)
         case ["ask", raw_id] if (member_id := parse_id(raw_id)) is not None:
             await _confirm(update, context, member_id)
         case ["do", raw_id] if (member_id := parse_id(raw_id)) is not None:

@@ -48,6 +48,7 @@ from handlers.common import (
     no_longer_active,
     parse_callback,
     parse_id,
+    parse_number,
     recipient_tr,
 )
 from handlers.conference import board_markup, board_text
@@ -500,10 +501,11 @@ async def chose_due(update: Update, context: Context) -> str | int:
     if parts[1] == "x":
         await answer(update, context.tr.gettext("Type the due date, e.g. 15.3.2027."))
         return DUE
-    if not parts[1].isdigit() or int(parts[1]) not in QUICK_DUE:
+    days = parse_number(parts[1], digits=3)
+    if days is None or days not in QUICK_DUE:
         await no_longer_active(update, context)
         return ConversationHandler.END
-    days, conference_id = int(parts[1]), int(_draft(context)["conference"])
+    conference_id = int(_draft(context)["conference"])
     async with context.runtime.database.transaction() as session:
         due_on = await tasks.quick_due(
             session, conference_id, days, now=context.runtime.clock.now()

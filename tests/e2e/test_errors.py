@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from bot import processor as processor_module
 from bot.app import build_application, serve
+from bot.clock import FakeClock
 from bot.logs import configure_logging
 from bot.models import Member, Role
 from bot.runtime import Runtime
@@ -288,3 +290,41 @@ async def test_a_stored_step_whose_answer_telegram_lost_is_not_asked_again(
     sent = [e for e in teacher.events[before:] if e.kind == "sent"]
     assert len(sent) == 1  # that, and no apology asking to try again
     assert await _year_of_birth_stored(bot) == (2015, None, "class")
+
+
+async def test_the_same_error_again_within_the_hour_is_not_alerted_again(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    """A bug that every press repeats: one member must not be able to flood the admins."""
+    first_admin = await bot.join(1, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
+    second_admin = await bot.join(2, "Bohdan", Role.ADMIN, institution="Městský úřad Cheb")
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(members, "list_members", broken)
+
+    async def members_fails() -> str:
+        await first_admin.send_text("/members")
+        sorry = (await first_admin.next_message()).text or ""
+        assert sorry.startswith("Sorry, something went wrong on our side."), sorry
+        await first_admin.send_text("/help")  # handled only after the error report went out
+        await first_admin.next_message()
+        return re.findall(r"[0-9a-f]{8}", sorry)[-1]
+
+    def alerted() -> list[str]:
+        return [
+            m.text or "" for m in second_admin.messages.values() if "hit an error" in (m.text or "")
+        ]
+
+    first = await members_fails()
+    for _again in range(3):
+        await members_fails()
+    clock.advance(timedelta(minutes=59))
+    await members_fails()
+    assert alerted() == [
+        f"Round Table hit an error while serving a member. Error id for the log: {first}"
+    ]
+    clock.advance(timedelta(minutes=1))
+    later = await members_fails()
+    assert [alert[-8:] for alert in alerted()] == [first, later]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 
+from bot.clock import FakeClock
 from bot.models import Invitation, Rsvp
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_conferences import until
@@ -74,3 +77,32 @@ async def test_an_answer_pressed_on_another_message_leaves_that_message_alone(
     async with bot.runtime.database.transaction() as session:
         answers = list(await session.scalars(select(Invitation.rsvp)))
     assert Rsvp.TENTATIVE in answers  # the answer itself is taken
+
+
+async def test_forged_digits_in_a_button_are_a_stale_button_not_an_error(
+    bot: RunningBot, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Found by a review: "²" passes str.isdigit() but not int(). "ih:1:²:1" from any member,
+    # and "rc:d:²" inside the record dialog, raised ValueError: the sender got the generic
+    # error and every admin of the district an alert, on every press.
+    people = await team(bot)
+    starts = await scheduled(bot, people)
+    hana, petr = people["hana"], people["petr"]
+    invitation = await until(petr, "Will you come?")
+    for forged in ("ih:1:²:1", "ih:1:٣:1", "iv:1:²:a"):
+        answer = await petr.press_data(forged, message_id=invitation.message_id)
+        assert answer.text == "This button is no longer active."
+    clock.set(starts + timedelta(minutes=91))
+    await bot.sweep()
+    await until(hana, "has ended")
+    await hana.press("📝 Record the outcome")
+    await until(hana, "Attendance:")
+    await hana.press("➕ Add a task")
+    await until(hana, "What is the task?")
+    await hana.send_text("Visit the family")
+    await until(hana, "Who owns it?")
+    await hana.press("Petr (Policie Cheb)")
+    asked = await until(hana, "By when?")
+    answer = await hana.press_data("rc:d:²", message_id=asked.message_id)
+    assert answer.text == "This button is no longer active."
+    assert "while handling update" not in caplog.text

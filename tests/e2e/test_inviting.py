@@ -167,3 +167,22 @@ async def test_another_command_ends_a_dialog_so_later_text_is_not_taken_for_it(
     assert (await admin.next_message()).text == (
         "Please answer the question above, or send /cancel."
     )
+
+
+async def test_the_institution_list_pages_forward_and_back(bot: RunningBot) -> None:
+    # "◀" to the first page carried page 0, which the id parser refused: the dialog ended.
+    for number in range(10):
+        await bot.invite_code(Role.REFERRER, institution=f"ZŠ {number:02}")
+    coordinator = await bot.join(
+        1, "Hana", Role.COORDINATOR, institution="OSPOD Cheb", kind=InstitutionKind.OSPOD
+    )
+    await coordinator.send_text("/invite")
+    first = await _labels(coordinator)
+    assert first[:2] == ["OSPOD Cheb", "ZŠ 00"] and "▶" in first
+    await coordinator.press("▶")
+    second = await _labels(coordinator)
+    assert "ZŠ 09" in second and "◀" in second
+    await coordinator.press("◀")
+    assert await _labels(coordinator) == first
+    await coordinator.press("ZŠ 00")
+    assert await _labels(coordinator) == ["referrer", "participant", "Back", "Cancel"]
