@@ -15,6 +15,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 
+from bot.clock import Clock
 from bot.config import LOCALES
 
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
@@ -54,11 +55,13 @@ def pick_locale(telegram_language: str | None, default: str) -> str:
 
 
 class Translator:
-    """Messages, dates and times in one locale and time zone."""
+    """Messages, dates and times in one locale and time zone. The clock says which year is the
+    current one, whose short days leave the year out; without one every day has its year."""
 
-    def __init__(self, locale: str, zone: ZoneInfo) -> None:
+    def __init__(self, locale: str, zone: ZoneInfo, clock: Clock | None = None) -> None:
         self.locale = locale if locale in LOCALES else "cs"
         self.zone = zone
+        self._clock = clock
         self._babel_locale = Locale.parse(self.locale)
         self._catalog = _translations(self.locale)
 
@@ -73,15 +76,23 @@ class Translator:
         pattern = str(self._babel_locale.datetime_formats["medium"])
         return pattern.replace("{1}", self.date(moment)).replace("{0}", self.time(moment))
 
-    def date(self, moment: dt.datetime) -> str:
-        return format_date(moment.astimezone(self.zone), "medium", locale=self._babel_locale)
+    def date(self, moment: dt.date) -> str:
+        """A date with its year: "Mar 15, 2027" / "15. 3. 2027"; a moment's in the district."""
+        if isinstance(moment, dt.datetime):
+            moment = moment.astimezone(self.zone)
+        return format_date(moment, "medium", locale=self._babel_locale)
 
     def time(self, moment: dt.datetime) -> str:
         return format_time(moment, "short", tzinfo=self.zone, locale=self._babel_locale)
 
     def day(self, day: dt.date) -> str:
-        """A short day with its weekday: "Tue, Dec 1" / "út 1. 12."."""
-        return format_skeleton("MMMEd", day, locale=self._babel_locale)
+        """A short day with its weekday: "Tue, Dec 1" / "út 1. 12.", with the year when it is not
+        this year's ("Mon, Mar 15, 2027"): a typo of a year must not hide behind the day."""
+        skeleton = "MMMEd" if day.year == self._this_year() else "yMMMEd"
+        return format_skeleton(skeleton, day, locale=self._babel_locale)
+
+    def _this_year(self) -> int | None:
+        return None if self._clock is None else self._clock.now().astimezone(self.zone).year
 
     def slot(self, moment: dt.datetime) -> str:
         """A meeting time, short enough for a button: weekday, day and time."""

@@ -21,7 +21,7 @@ class Runtime:
     cipher: Cipher
 
     def translator(self, locale: str) -> Translator:
-        return Translator(locale, self.settings.zone)
+        return Translator(locale, self.settings.zone, self.clock)
 
     @cached_property
     def calendar(self) -> WorkingCalendar:

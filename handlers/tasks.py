@@ -30,7 +30,7 @@ from bot.models import InvitationKind, TaskParty, TaskStatus
 from bot.outbox import Kind, Notification, Outgoing
 from bot.record import owner_label, record_docx, record_filename
 from bot.services import conferences, invitations, tasks
-from bot.services.conferences import Collision, Passed, PollClosed
+from bot.services.conferences import Collision, Passed, PollClosed, TooFar
 from bot.services.errors import PermissionDenied
 from bot.services.members import Actor
 from handlers.common import (
@@ -521,9 +521,23 @@ async def typed_due(update: Update, context: Context) -> str | int:
             context.tr.gettext("That is not a date from today on. Type it like 15.3.2027, please.")
         )
         return DUE
-    if "task" in _draft(context):
-        return await _move(update, context, int(_draft(context)["task"]), day)
-    return await _add_task(update, context, day)
+    try:
+        if "task" in _draft(context):
+            return await _move(update, context, int(_draft(context)["task"]), day)
+        return await _add_task(update, context, day)
+    except tasks.DueOutOfRange as refused:
+        # Nothing was saved and the draft is kept: the same question, another date.
+        await update.message.reply_text(_out_of_range_text(day, refused, context.tr))
+        return DUE
+
+
+def _out_of_range_text(day: date, refused: tasks.DueOutOfRange, tr: Translator) -> str:
+    if day < refused.earliest:  # the district's day began after the check above
+        return tr.gettext("That is not a date from today on. Type it like 15.3.2027, please.")
+    return tr.gettext(
+        "That is too far ahead: a task is due by {date} at the latest. Type an earlier date, "
+        "please."
+    ).format(date=tr.date(refused.latest))
 
 
 async def _add_task(update: Update, context: Context, due_on: date) -> str | int:
@@ -598,6 +612,17 @@ async def typed_review(update: Update, context: Context) -> str | int:
         return ConversationHandler.END
     if isinstance(result, Passed):
         await update.message.reply_text(tr.gettext("That time has passed. Type a later one."))
+        return REVIEW
+    if isinstance(result, TooFar):
+        await update.message.reply_text(
+            tr.ngettext(
+                "That is too far ahead: the review conference meets within {n} month, by {date} "
+                "at the latest. Type an earlier date, please.",
+                "That is too far ahead: the review conference meets within {n} months, by {date} "
+                "at the latest. Type an earlier date, please.",
+                result.months,
+            ).format(n=result.months, date=tr.date(result.latest))
+        )
         return REVIEW
     if isinstance(result, Collision):
         await update.message.reply_text(

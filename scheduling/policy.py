@@ -169,16 +169,42 @@ def task_alert(due_on: date, zone: ZoneInfo) -> Moment:
     return Moment("alert", due, due + timedelta(days=30))
 
 
-def review_by(held_on: date) -> date:
-    """The review conference meets at the latest three months after the conference."""
-    month = held_on.month - 1 + REVIEW_WITHIN_MONTHS
-    year, month = held_on.year + month // 12, month % 12 + 1
-    for day in range(held_on.day, 0, -1):  # 30 November + 3 months: the end of February
+def add_months(day: date, months: int) -> date:
+    """The same day `months` later, or the month's last day if it is shorter."""
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    for number in range(day.day, 0, -1):  # 30 November + 3 months: the end of February
         try:
-            return date(year, month, day)
+            return date(year, month, number)
         except ValueError:
             continue
     raise AssertionError("unreachable")
+
+
+def review_by(held_on: date) -> date:
+    """The review conference meets at the latest three months after the conference."""
+    return add_months(held_on, REVIEW_WITHIN_MONTHS)
+
+
+# How far ahead a typed date may be. "31.12.9999" is the usual "no end" of administrative
+# systems, and "2207" a typo for 2027: neither is a plan anyone will keep, and the arithmetic of
+# nudges and reminders overflows near the year 9999. A plan's tasks are looked at again at the
+# review, within three months; two years leaves room for long ones (a school year and the next,
+# a course of therapy) and still catches the typos.
+TASK_DUE_WITHIN_MONTHS = 24
+# The method proposes the review within three months; six leave room for summer holidays, a
+# court hearing or a stay to wait for, and still refuse a date in the wrong year.
+REVIEW_AHEAD_MONTHS = 6
+
+
+def latest_due(today: date) -> date:
+    """The latest due date a task of the plan may be given."""
+    return add_months(today, TASK_DUE_WITHIN_MONTHS)
+
+
+def latest_review(today: date) -> date:
+    """The latest day the review conference may be fixed for."""
+    return add_months(today, REVIEW_AHEAD_MONTHS)
 
 
 def weekly_digest(now: datetime, zone: ZoneInfo) -> Moment:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -12,6 +12,7 @@ from babel.messages.catalog import Message
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.pofile import read_po
 
+from bot.clock import FakeClock
 from bot.config import LOCALES
 from bot.i18n import LOCALES_DIR, Translator
 
@@ -91,10 +92,12 @@ ENDS_WITH_A_DAY = (
 
 
 @pytest.mark.parametrize("locale", LOCALES)
-def test_a_short_day_does_not_end_in_two_full_stops(locale: str) -> None:
+@pytest.mark.parametrize("year", [2027, 2026], ids=["this year", "another year"])
+def test_a_short_day_does_not_end_in_two_full_stops(locale: str, year: int) -> None:
     """Short days end with the abbreviation's full stop in cs and uk ("so 27. 2.", "сб, 27
-    лют."): a sentence that ends with one must not add its own."""
-    day = Translator(locale, ZoneInfo("Europe/Prague")).day(date(2027, 2, 27))
+    лют.", "сб, 27 лют. 2027 р."): a sentence that ends with one must not add its own."""
+    clock = FakeClock(datetime(year, 6, 1, tzinfo=UTC))
+    day = Translator(locale, ZoneInfo("Europe/Prague"), clock).day(date(2027, 2, 27))
     catalog = read_po((LOCALES_DIR / locale / "LC_MESSAGES" / "messages.po").open("rb"))
     rendered = [str(catalog[msgid].string).replace("{date}", day) for msgid in ENDS_WITH_A_DAY]
     assert [text for text in rendered if ".." in text] == []

@@ -47,6 +47,7 @@ from bot.models import (
 from bot.services import audit
 from bot.services.errors import PermissionDenied, ServiceError
 from bot.services.members import Actor, ensure_institution, hash_code
+from scheduling import policy
 from scheduling.calendar import WorkingCalendar, WorkingHours
 from scheduling.finder import Best, NoCommonSlot, Vote, Voter, best_slot
 from scheduling.slots import InviteeBusy, SlotRequest, candidates
@@ -339,6 +340,14 @@ class Passed:
     starts_at: datetime
 
 
+@dataclass(frozen=True)
+class TooFar:
+    """A typed review date beyond policy.latest_review (a typo in the year, "31.12.9999")."""
+
+    latest: date
+    months: int = policy.REVIEW_AHEAD_MONTHS
+
+
 # The working calendar of a district.
 
 
@@ -452,14 +461,21 @@ async def _as_review(
 
 async def fix_review(
     session: AsyncSession, actor: Actor, held_id: int, starts_at: datetime, *, now: datetime
-) -> Scheduled | Collision | Passed:
-    """The review conference at a date the table agreed on: the same invitees, no poll."""
+) -> Scheduled | Collision | Passed | TooFar:
+    """The review conference at a date the table agreed on (typed in the district's zone): the
+    same invitees, no poll."""
     held = await _own_conference(session, actor, held_id, now=now)
     case = await _own_case(session, actor, held.case_id, now=now)
     await session.refresh(case, with_for_update=True)
     await _no_active_conference(session, case)
     if held.status is not ConferenceStatus.HELD:
         raise PollClosed("not held")
+    district = await session.get_one(District, held.district_id)
+    # Days compared as typed, before any conversion: 31.12.9999 23:00 does not fit in UTC's
+    # calendar everywhere, and the end time and reminders add to it.
+    latest = policy.latest_review(now.astimezone(ZoneInfo(district.timezone)).date())
+    if starts_at.date() > latest:
+        return TooFar(latest)
     if starts_at <= now:
         return Passed(starts_at)
     local = starts_at.date()

@@ -78,6 +78,16 @@ class NotHeldYet(TaskError):
     """The conference has not taken place yet (or was cancelled)."""
 
 
+class DueOutOfRange(ServiceError):
+    """A due date in the past or further ahead than a plan reaches (policy.latest_due): the
+    person types another; nothing was changed."""
+
+    def __init__(self, earliest: date, latest: date) -> None:
+        super().__init__(f"due between {earliest} and {latest}")
+        self.earliest = earliest
+        self.latest = latest
+
+
 class Outcome(enum.StrEnum):
     FULFILLED = "fulfilled"
     HANDED_OVER = "handed_over"
@@ -206,6 +216,14 @@ def _zone(district: District) -> ZoneInfo:
 
 def _today(district: District, now: datetime) -> date:
     return now.astimezone(_zone(district)).date()
+
+
+def check_due(due_on: date, today: date) -> None:
+    """Refuses a due date outside today .. policy.latest_due: before anything is computed from
+    it, so that a "31.12.9999" never reaches the nudges' date arithmetic."""
+    latest = policy.latest_due(today)
+    if not today <= due_on <= latest:
+        raise DueOutOfRange(today, latest)
 
 
 def _subject(task_id: int) -> str:
@@ -470,8 +488,7 @@ async def add_task(
     }:
         raise _refused(actor, "task.add", owner_id, now=now, subject_type="member")
     district = await session.get_one(District, conference.district_id)
-    if due_on < _today(district, now):
-        raise ValueError("due in the past")
+    check_due(due_on, _today(district, now))
     task = Task(
         case_id=conference.case_id,
         conference_id=conference.id,
@@ -998,8 +1015,7 @@ async def move_due(
     task = await _task(session, actor, task_id, "task.move", now=now, owner=False)
     conference = await session.get_one(Conference, task.conference_id)
     district = await session.get_one(District, conference.district_id)
-    if due_on < _today(district, now):
-        raise ValueError("due in the past")
+    check_due(due_on, _today(district, now))
     if due_on == task.due_on:
         return task.conference_id
     previous = task.due_on

@@ -1,4 +1,5 @@
-"""When conference reminders and the RSVP nudge are due, and until when they still make sense."""
+"""When conference reminders and the RSVP nudge are due, and until when they still make sense;
+how far ahead a typed date may be."""
 
 from __future__ import annotations
 
@@ -6,7 +7,15 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from scheduling.calendar import WorkingCalendar
-from scheduling.policy import conference_reminders, rsvp_nudge, working_due
+from scheduling.policy import (
+    add_months,
+    conference_reminders,
+    latest_due,
+    latest_review,
+    review_by,
+    rsvp_nudge,
+    working_due,
+)
 
 PRAGUE = ZoneInfo("Europe/Prague")
 CALENDAR = WorkingCalendar(zone=PRAGUE)
@@ -57,3 +66,18 @@ def test_a_quick_due_date_moves_off_weekends_and_holidays() -> None:
     assert working_due(date(2026, 12, 5), calendar) == date(2026, 12, 7)  # Saturday → Monday
     # Christmas Eve, Christmas Day, St Stephen's Day, then a Sunday.
     assert working_due(date(2026, 12, 24), calendar) == date(2026, 12, 28)
+
+
+def test_a_task_may_be_due_two_years_ahead_and_a_review_six_months_ahead() -> None:
+    today = date(2026, 11, 23)
+    assert latest_due(today) == date(2028, 11, 23)
+    assert latest_review(today) == date(2027, 5, 23)
+    # The end of a longer month: the end of the shorter one, also in a leap year.
+    assert latest_review(date(2026, 8, 31)) == date(2027, 2, 28)
+    assert latest_due(date(2026, 2, 28)) == date(2028, 2, 28)
+    assert add_months(date(2027, 8, 31), 6) == date(2028, 2, 29)
+
+
+def test_the_review_is_due_three_months_after_the_conference() -> None:
+    assert review_by(date(2026, 11, 30)) == date(2027, 2, 28)
+    assert review_by(date(2026, 12, 2)) == date(2027, 3, 2)
