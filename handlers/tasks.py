@@ -46,6 +46,8 @@ from handlers.common import (
     esc,
     keyboard,
     no_longer_active,
+    paged_keyboard,
+    paginate,
     parse_callback,
     parse_id,
     parse_number,
@@ -69,6 +71,7 @@ SUMMARY, TITLE, OWNER, DUE, REVIEW, DONE_NOTE, NOTE = (
 DRAFT = "task_draft"  # the task being added, in the dialog's (encrypted) user data
 QUICK_DUE = (7, 14, 30)
 EDITABLE = 12  # task buttons on the record screen (a plan rarely has more)
+PEOPLE_PAGE = 8  # people to choose from on one page, with ◀ ▶ below them
 
 
 def _short(title: str, limit: int = 30) -> str:
@@ -435,16 +438,30 @@ async def typed_title(update: Update, context: Context) -> str | int:
     )
     if choices is None:
         return ConversationHandler.END
-    rows = [[(f"{c.name} ({c.institution})", f"rc:w:{c.member_id}")] for c in choices]
-    rows.append(
-        [
-            ("🧒 " + tr.gettext("The child"), "rc:w:c"),
-            ("👪 " + tr.gettext("A guardian"), "rc:w:g"),
-        ]
-    )
-    rows.append([("✖️ " + tr.gettext("Cancel"), "rc:x")])
-    await update.message.reply_text(tr.gettext("Who owns it?"), reply_markup=keyboard(rows))
+    text, markup = _owner_screen(choices, 0, draft, tr)
+    await update.message.reply_text(text, reply_markup=markup)
     return OWNER
+
+
+def _owner_screen(
+    choices: list[tasks.OwnerChoice], page: int, draft: dict[str, Any], tr: Translator
+) -> tuple[str, InlineKeyboardMarkup]:
+    """A page of the people a task can go to. Before the party is chosen: "Who owns it?", with
+    the child and a guardian on every page; after it: who follows it up."""
+    shown = paginate(choices, page, PEOPLE_PAGE)
+
+    def person(choice: tasks.OwnerChoice) -> tuple[str, str]:
+        return f"{choice.name} ({choice.institution})", f"rc:w:{choice.member_id}"
+
+    if "party" in draft:
+        text = tr.gettext("Who follows it up and gets the reminders?")
+        return text, paged_keyboard(shown, person, "rc:w")
+    parties = [
+        ("🧒 " + tr.gettext("The child"), "rc:w:c"),
+        ("👪 " + tr.gettext("A guardian"), "rc:w:g"),
+    ]
+    extra = [parties, [("✖️ " + tr.gettext("Cancel"), "rc:x")]]
+    return tr.gettext("Who owns it?"), paged_keyboard(shown, person, "rc:w", extra)
 
 
 async def chose_owner(update: Update, context: Context) -> str | int:
@@ -453,11 +470,21 @@ async def chose_owner(update: Update, context: Context) -> str | int:
     tr = context.tr
     parts = parse_callback(query.data, "rc") or []
     draft = _draft(context)
-    if "title" not in draft or len(parts) != 2:
+    page = 0
+    if len(parts) == 3 and parts[1] == "p" and "title" in draft:
+        # Another page: a garbled number changes nothing, and the dialog goes on.
+        found = parse_number(parts[2], digits=4)
+        if found is None:
+            await no_longer_active(update, context)
+            return OWNER
+        page = found
+    elif "title" not in draft or len(parts) != 2:
         await no_longer_active(update, context)
         return ConversationHandler.END
-    if parts[1] in ("c", "g"):
-        draft["party"] = TaskParty.CHILD.value if parts[1] == "c" else TaskParty.GUARDIAN.value
+    if len(parts) == 3 or parts[1] in ("c", "g"):
+        if len(parts) == 2:
+            party = TaskParty.CHILD if parts[1] == "c" else TaskParty.GUARDIAN
+            draft["party"] = party.value
         conference_id = int(draft["conference"])
         choices = await _run(
             update,
@@ -466,12 +493,7 @@ async def chose_owner(update: Update, context: Context) -> str | int:
         )
         if choices is None:
             return ConversationHandler.END
-        rows = [[(f"{c.name} ({c.institution})", f"rc:w:{c.member_id}")] for c in choices]
-        await answer(
-            update,
-            tr.gettext("Who follows it up and gets the reminders?"),
-            keyboard(rows),
-        )
+        await answer(update, *_owner_screen(choices, page, draft, tr))
         return OWNER
     member_id = parse_id(parts[1])
     if member_id is None:
@@ -1079,18 +1101,34 @@ async def remind_again(update: Update, context: Context) -> None:
 
 
 async def reassign_choices(update: Update, context: Context) -> None:
-    ids = await _pressed(update, context, "tk")
-    if ids is None:
+    """The people who can take a task over, a page at a time: "tk:o:<task>" shows the first
+    page, "tk:o:<task>:p:<page>" another."""
+    query = update.callback_query
+    task_id: int | None
+    page: int | None
+    match parse_callback(query.data if query else None, "tk"):
+        case ["o", raw_task]:
+            task_id, page = parse_id(raw_task), 0
+        case ["o", raw_task, "p", raw_page]:
+            task_id, page = parse_id(raw_task), parse_number(raw_page, digits=4)
+        case _:
+            task_id = page = None
+    if task_id is None or page is None:
+        await no_longer_active(update, context)
         return
     choices = await _run(
         update,
         context,
-        lambda session, actor, now: tasks.reassign_choices(session, actor, ids[0], now=now),
+        lambda session, actor, now: tasks.reassign_choices(session, actor, task_id, now=now),
     )
     if choices is None:
         return
-    rows = [[(f"{c.name} ({c.institution})", f"tk:w:{ids[0]}:{c.member_id}")] for c in choices]
-    await answer(update, context.tr.gettext("Who takes the task over?"), keyboard(rows))
+
+    def person(choice: tasks.OwnerChoice) -> tuple[str, str]:
+        return f"{choice.name} ({choice.institution})", f"tk:w:{task_id}:{choice.member_id}"
+
+    markup = paged_keyboard(paginate(choices, page, PEOPLE_PAGE), person, f"tk:o:{task_id}")
+    await answer(update, context.tr.gettext("Who takes the task over?"), markup)
 
 
 async def reassign(update: Update, context: Context) -> None:
@@ -1517,7 +1555,7 @@ def command_handlers() -> HandlerList:
         CallbackQueryHandler(consuming(move_quick), pattern=r"^tk:u:\d+:\d+$"),
         CallbackQueryHandler(consuming(ask_cancel_task), pattern=r"^tk:c:\d+$"),
         CallbackQueryHandler(consuming(confirm_cancel_task), pattern=r"^tk:z:\d+$"),
-        CallbackQueryHandler(consuming(reassign_choices), pattern=r"^tk:o:\d+$"),
+        CallbackQueryHandler(consuming(reassign_choices), pattern=r"^tk:o:"),
         CallbackQueryHandler(consuming(reassign), pattern=r"^tk:w:\d+:\d+$"),
         CallbackQueryHandler(consuming(ask_close), pattern=r"^cc:c:\d+$"),
         CallbackQueryHandler(consuming(close_case), pattern=r"^cc:[fhok]:\d+$"),

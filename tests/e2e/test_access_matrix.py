@@ -493,6 +493,14 @@ ROWS: tuple[Row, ...] = (
         pool="scheduled-invitation",
     ),
     Row(
+        "ic (send a colleague: another page)",
+        r"^ic:",
+        invited,
+        pressed("ic:{id}:{sequence}:p:1"),
+        sees("They get the invitation and answer it."),
+        pool="scheduled-invitation",
+    ),
+    Row(
         "ih (hand over)",
         r"^ih:",
         invited,
@@ -711,9 +719,17 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         "tk:o (reassign: whom)",
-        r"^tk:o:\d+$",
+        r"^tk:o:",
         district_coordinator,
         pressed("tk:o:{id}"),
+        sees("Who takes the task over?"),
+        pool="task",
+    ),
+    Row(
+        "tk:o:p (reassign: another page)",
+        r"^tk:o:",
+        district_coordinator,
+        pressed("tk:o:{id}:p:1"),
         sees("Who takes the task over?"),
         pool="task",
     ),
