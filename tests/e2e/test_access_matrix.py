@@ -308,6 +308,13 @@ ROWS: tuple[Row, ...] = (
         sees("Referrals waiting for a decision ("),
     ),
     Row("cs:p (cases page)", r"^cs:p:", is_coordinator, text("cs:p:0"), sees("Open cases (")),
+    Row(
+        "tk:p (my tasks page)",
+        r"^tk:p:",
+        anyone,
+        text("tk:p:0"),
+        sees(("Your open tasks (", "You have no open tasks.")),
+    ),
     Row("mem:p (members page)", r"^mem:", is_admin, text("mem:p:0"), sees("Members (")),
     Row(
         "bt:x (forget busy times)",

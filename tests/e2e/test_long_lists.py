@@ -1,24 +1,35 @@
 """Long lists within Telegram's limits, end to end: a school of 120 people to choose an owner,
-a new owner or a colleague from, a page at a time. The stand-in refuses what Telegram refuses
-(keyboards over 100 buttons), so none of it passes by sending too much."""
+a new owner or a colleague from, a page at a time; eight long notes read in several messages;
+a Monday digest of many long overdue tasks; /tasks of an owner of thirty long tasks. The
+stand-in refuses what Telegram refuses (texts over 4,096 characters, keyboards over 100
+buttons), so none of it passes by sending too much."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.clock import FakeClock
 from bot.models import (
+    AuditEntry,
+    Case,
+    Conference,
     Institution,
+    InstitutionKind,
     Member,
+    OutboxRow,
+    OutboxStatus,
     Role,
     Task,
+    TaskParty,
+    TaskStatus,
 )
 from bot.sandbox import FloodLimits, Person
 from bot.sandbox.models import BotMessage
+from bot.services import tasks
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import scheduled, team
@@ -176,3 +187,146 @@ async def test_send_a_colleague_pages_through_120_colleagues(
     await petr.press(chosen)
     await until(petr, f"is with {chosen} now")
     await until(police[chosen], "Will you come?")
+
+
+async def test_eight_long_notes_are_read_in_several_messages_and_audited_once(
+    bot: RunningBot, clock: FakeClock
+) -> None:
+    people = await held_record(bot, clock)
+    hana, petr = people["hana"], people["petr"]
+    await hana.press("➕ Add a task")
+    await until(hana, "What is the task?")
+    await hana.send_text("Visit the family")
+    await until(hana, "Who owns it?")
+    await hana.press("Petr (Policie Cheb)")
+    await until(hana, "By when?")
+    await hana.press("2 weeks")
+    await until(hana, "«Visit the family»")
+    await hana.press("✅ Finish: send the tasks and the record")
+    assigned = await until(petr, "A task for you")
+
+    notes = [(f"Note {n}: " + "the family was visited. " * 25)[:499] + "." for n in range(1, 9)]
+    assert {len(note) for note in notes} == {500}
+    await petr.press("📝 Note", message_id=assigned.message_id)
+    for note in notes[:7]:
+        await until(petr, "Type a short progress note")
+        await petr.send_text(note)
+        await until(petr, "The note is saved.")
+        await petr.send_text("/tasks")  # the task's buttons again, for the next note
+        await until(petr, "Your open tasks (1):")
+        await petr.press("📌 PK-2026-0001 · Visit the family")
+        await until(petr, "«Visit the family»")
+        await petr.press("📝 Note" if note != notes[6] else "✅ Done")
+    await until(petr, "Type a short note")
+    await petr.send_text(notes[7])
+    await until(petr, "Marked as done")
+
+    done = await until(hana, "Petr has done PK-2026-0001 «Visit the family»")
+    await hana.press("🗒 Read the notes", message_id=done.message_id)
+    parts = [await until(hana, "Notes on PK-2026-0001 «Visit the family»")]
+    while sum(note in "".join(p.text or "" for p in parts) for note in notes) < len(notes):
+        parts.append(await hana.next_message())
+    assert len(parts) > 1
+    assert all(p.protect_content and len(p.text or "") <= LIMIT for p in parts)
+    shown = "\n".join(p.text or "" for p in parts)
+    for note in notes:
+        assert note in shown
+    async with bot.runtime.database.transaction() as session:
+        reads = await session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action == "task.notes_read")
+        )
+    assert reads == 1
+
+
+async def long_tasks(bot: RunningBot, owner: str, count: int, due_on: date) -> list[str]:
+    """`count` open tasks of the team's case, issued to `owner`, with 110-character titles."""
+    runtime = bot.runtime
+    now = runtime.clock.now()
+    filler = "check the attendance and talk to the class teacher " * 3
+    titles = [(f"Task {n:02} " + filler)[:109] + "." for n in range(count)]
+    async with runtime.database.transaction() as session:
+        case = (await session.scalars(select(Case))).one()
+        conference = (await session.scalars(select(Conference))).one()
+        member = (await session.scalars(select(Member).where(Member.display_name == owner))).one()
+        for title in titles:
+            session.add(
+                Task(
+                    case_id=case.id,
+                    conference_id=conference.id,
+                    title=runtime.cipher.encrypt(title.encode()),
+                    party=TaskParty.MEMBER,
+                    owner_id=member.id,
+                    due_on=due_on,
+                    status=TaskStatus.OPEN,
+                    created_at=now,
+                    issued_at=now,
+                )
+            )
+    return titles
+
+
+async def test_a_digest_of_many_long_overdue_tasks_reaches_every_coordinator(
+    bot: RunningBot, clock: FakeClock
+) -> None:
+    people = await team(bot)
+    coordinators = [people["hana"]] + [
+        await bot.join(
+            user_id, name, Role.COORDINATOR, institution="OSPOD Cheb", kind=InstitutionKind.OSPOD
+        )
+        for user_id, name in ((7, "Eva"), (8, "Olga"))
+    ]
+    await scheduled(bot, people)
+    today = clock.now().astimezone(PRAGUE).date()
+    titles = await long_tasks(bot, "Petr", 40, due_on=today - timedelta(days=1))
+    assert len("\n".join(f"• PK-2026-0001 «{title}»" for title in titles)) > LIMIT
+
+    await bot.sweep()  # the digests are planned ahead, for the coming Monday
+    monday = today + timedelta(days=(7 - today.weekday()) % 7 or 7)
+    clock.set(datetime.combine(monday, time(8, 0), tzinfo=PRAGUE).astimezone(UTC))
+    await bot.sweep()
+    for coordinator in coordinators:
+        digest = await until(coordinator, "Your week")
+        body = digest.text or ""
+        assert len(body) <= LIMIT
+        assert "Tasks overdue (40):" in body and f"«{titles[0]}»" in body
+        shown = sum(f"«{title}»" in body for title in titles)
+        assert f"… and {40 - shown} more" in body
+    async with bot.runtime.database.transaction() as session:
+        outcomes = list(
+            await session.scalars(select(OutboxRow.status).where(OutboxRow.kind == tasks.DIGEST))
+        )
+    assert [s for s in outcomes if s is not OutboxStatus.PENDING] == [OutboxStatus.SENT] * 3
+
+
+async def test_tasks_of_an_owner_of_thirty_long_tasks_are_paged(
+    bot: RunningBot, clock: FakeClock
+) -> None:
+    people = await team(bot)
+    petr, hana = people["petr"], people["hana"]
+    await scheduled(bot, people)
+    today = clock.now().astimezone(PRAGUE).date()
+    titles = await long_tasks(bot, "Petr", 30, due_on=today + timedelta(days=10))
+
+    await petr.send_text("/tasks")
+    page = await until(petr, "Your open tasks (30), page 1 of 3:")
+    seen = [page]
+    while "▶" in labels(page):
+        await petr.press("▶", message_id=page.message_id)
+        page = await until(petr, "Your open tasks (30)")
+        seen.append(page)
+    assert [p.text.split("\n")[0] for p in seen if p.text] == [
+        f"Your open tasks (30), page {n} of 3:" for n in (1, 2, 3)
+    ]
+    shown = "\n".join(p.text or "" for p in seen)
+    for title in titles:
+        assert f"«{title}»" in shown
+    assert all(len(p.text or "") <= LIMIT for p in seen)
+    assert not any("went wrong" in (m.text or "") for m in petr.messages.values())
+    assert not any("hit an error" in (m.text or "") for m in hana.messages.values())
+    await petr.press("◀", message_id=page.message_id)
+    await until(petr, "page 2 of 3")
+    await petr.press(f"📌 PK-2026-0001 · {titles[10][:29]}…")
+    opened = await until(petr, f"«{titles[10]}»")
+    assert "✅ Done" in labels(opened)
