@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import html
+import re
 import warnings
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -124,6 +125,74 @@ def paginate(items: Sequence[T], page: int, size: int) -> Page[T]:
     count = max(1, -(-len(items) // size))
     number = min(max(page, 0), count - 1)
     return Page(list(items[number * size : (number + 1) * size]), number, count)
+
+
+def paged_keyboard(
+    page: Page[T],
+    button: Callable[[T], tuple[str, str]],
+    namespace: str,
+    extra: Sequence[Sequence[tuple[str, str]]] = (),
+) -> InlineKeyboardMarkup:
+    """One button per item of the page, the ◀ ▶ row, then the `extra` rows every page keeps."""
+    rows = [[button(item)] for item in page.items]
+    if nav := page.nav_row(namespace):
+        rows.append(nav)
+    rows += [list(row) for row in extra]
+    return keyboard(rows)
+
+
+# Telegram's limits on what one message carries, counted after entity parsing: the raw HTML
+# is never shorter, so measuring it is safe.
+MAX_TEXT = 4096
+MAX_CAPTION = 1024
+_OPEN_TAG_AT_END = re.compile(r"<[^>]*$")
+_OPEN_ENTITY_AT_END = re.compile(r"&[#\w]*$")
+_TAG = re.compile(r"<(/?)([a-zA-Z][\w-]*)[^>]*>")
+
+
+def chunks(items: Sequence[str], limit: int = MAX_TEXT, separator: str = "\n") -> list[str]:
+    """Items (lines, or paragraphs with `separator` "\\n\\n") joined into as few texts as fit
+    `limit` each. A text breaks only between items, so no tag or entity is cut; an item too
+    long on its own is cut short (see clip)."""
+    texts: list[str] = []
+    current: list[str] = []
+    size = 0
+    for item in (clip(item, limit) for item in items):
+        grown = size + len(separator) + len(item) if current else len(item)
+        if current and grown > limit:
+            texts.append(separator.join(current))
+            current, grown = [], len(item)
+        current.append(item)
+        size = grown
+    if current:
+        texts.append(separator.join(current))
+    return texts
+
+
+def clip(text: str, limit: int) -> str:
+    """HTML text cut to `limit` characters with a visible "…": never inside a tag or an entity,
+    and the tags it leaves open are closed."""
+    if len(text) <= limit:
+        return text
+    end = limit - 1
+    while True:
+        kept = _OPEN_ENTITY_AT_END.sub("", _OPEN_TAG_AT_END.sub("", text[:end]))
+        closing = _closing_tags(kept)
+        over = len(kept) + 1 + len(closing) - limit
+        if over <= 0:
+            return kept + "…" + closing
+        end = len(kept) - over
+
+
+def _closing_tags(text: str) -> str:
+    stack: list[str] = []
+    for match in _TAG.finditer(text):
+        closing, name = match.group(1), match.group(2).lower()
+        if not closing:
+            stack.append(name)
+        elif name in stack:
+            del stack[len(stack) - 1 - stack[::-1].index(name)]
+    return "".join(f"</{name}>" for name in reversed(stack))
 
 
 def parse_callback(data: str | None, namespace: str) -> list[str] | None:

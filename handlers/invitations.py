@@ -39,6 +39,8 @@ from handlers.common import (
     esc,
     keyboard,
     no_longer_active,
+    paged_keyboard,
+    paginate,
     parse_callback,
     parse_id,
     parse_number,
@@ -58,6 +60,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 REASON = "reason"
 WAITING_FOR = "decline"  # user_data: the invitation and sequence a reason is for
+COLLEAGUES_PAGE = 8  # colleagues on one page of "Send a colleague", with ◀ ▶ below them
 ANSWERS = {"a": Rsvp.ACCEPTED, "t": Rsvp.TENTATIVE, "d": Rsvp.DECLINED}
 PARTSTAT = {
     Rsvp.ACCEPTED: "ACCEPTED",
@@ -539,12 +542,52 @@ async def choose_colleague(update: Update, context: Context) -> None:
     if not people:
         await alert(update, tr.gettext("Nobody else of your institution uses Round Table yet."))
         return
-    rows = [[(p.name, f"ih:{invitation_id}:{sequence}:{p.member_id}")] for p in people]
     await say_below(update, context, tr.gettext("Who goes instead of you?"))
     await context.bot.send_message(
         context.require_actor().chat_id,
         tr.gettext("They get the invitation and answer it."),
-        reply_markup=keyboard(rows),
+        reply_markup=_colleagues_markup(people, 0, invitation_id, sequence),
+    )
+
+
+def _colleagues_markup(
+    people: list[invitations.Colleague], page: int, invitation_id: int, sequence: int
+) -> InlineKeyboardMarkup:
+    def person(colleague: invitations.Colleague) -> tuple[str, str]:
+        return colleague.name, f"ih:{invitation_id}:{sequence}:{colleague.member_id}"
+
+    shown = paginate(people, page, COLLEAGUES_PAGE)
+    return paged_keyboard(shown, person, f"ic:{invitation_id}:{sequence}")
+
+
+async def colleagues_page(update: Update, context: Context) -> None:
+    """Another page of the colleagues: "ic:<invitation>:<sequence>:p:<page>"."""
+    query = update.callback_query
+    parts = parse_callback(query.data if query else None, "ic") or []
+    numbers = (
+        (parse_id(parts[0]), parse_number(parts[1], digits=6), parse_number(parts[3], digits=4))
+        if len(parts) == 4 and parts[2] == "p"
+        else (None, None, None)
+    )
+    invitation_id, sequence, page = numbers
+    if invitation_id is None or sequence is None or page is None:
+        await no_longer_active(update, context)
+        return
+    people = await _carry_out(
+        update,
+        context,
+        lambda session, actor, now: invitations.colleagues(
+            session, actor, invitation_id, sequence, now=now
+        ),
+    )
+    if not people:  # refused, stale, or nobody left to send
+        if people is not None:
+            await no_longer_active(update, context)
+        return
+    await answer(
+        update,
+        context.tr.gettext("They get the invitation and answer it."),
+        _colleagues_markup(people, page, invitation_id, sequence),
     )
 
 
@@ -724,6 +767,7 @@ def command_handlers() -> HandlerList:
     return [
         CallbackQueryHandler(consuming(choose_colleague), pattern=r"^iv:\d+:\d+:c$"),
         CallbackQueryHandler(consuming(hand_over), pattern=r"^ih:"),
+        CallbackQueryHandler(consuming(colleagues_page), pattern=r"^ic:"),
         CallbackQueryHandler(consuming(offer_new_dates), pattern=r"^ca:n:"),
         CallbackQueryHandler(consuming(set_new_date), pattern=r"^ca:t:"),
         CallbackQueryHandler(consuming(ask_cancel), pattern=r"^ca:x:"),

@@ -34,6 +34,7 @@ from bot.services.conferences import Collision, Passed, PollClosed, TooFar
 from bot.services.errors import PermissionDenied
 from bot.services.members import Actor
 from handlers.common import (
+    MAX_TEXT,
     Context,
     Dialog,
     HandlerList,
@@ -41,11 +42,15 @@ from handlers.common import (
     alert,
     answer,
     callback_ids,
+    chunks,
+    clip,
     consuming,
     ends_on_other_commands,
     esc,
     keyboard,
     no_longer_active,
+    paged_keyboard,
+    paginate,
     parse_callback,
     parse_id,
     parse_number,
@@ -69,6 +74,8 @@ SUMMARY, TITLE, OWNER, DUE, REVIEW, DONE_NOTE, NOTE = (
 DRAFT = "task_draft"  # the task being added, in the dialog's (encrypted) user data
 QUICK_DUE = (7, 14, 30)
 EDITABLE = 12  # task buttons on the record screen (a plan rarely has more)
+PEOPLE_PAGE = 8  # people to choose from on one page, with ◀ ▶ below them
+TASKS_PAGE = 10  # /tasks: a page's lines stay far below Telegram's 4,096 characters
 
 
 def _short(title: str, limit: int = 30) -> str:
@@ -435,16 +442,30 @@ async def typed_title(update: Update, context: Context) -> str | int:
     )
     if choices is None:
         return ConversationHandler.END
-    rows = [[(f"{c.name} ({c.institution})", f"rc:w:{c.member_id}")] for c in choices]
-    rows.append(
-        [
-            ("🧒 " + tr.gettext("The child"), "rc:w:c"),
-            ("👪 " + tr.gettext("A guardian"), "rc:w:g"),
-        ]
-    )
-    rows.append([("✖️ " + tr.gettext("Cancel"), "rc:x")])
-    await update.message.reply_text(tr.gettext("Who owns it?"), reply_markup=keyboard(rows))
+    text, markup = _owner_screen(choices, 0, draft, tr)
+    await update.message.reply_text(text, reply_markup=markup)
     return OWNER
+
+
+def _owner_screen(
+    choices: list[tasks.OwnerChoice], page: int, draft: dict[str, Any], tr: Translator
+) -> tuple[str, InlineKeyboardMarkup]:
+    """A page of the people a task can go to. Before the party is chosen: "Who owns it?", with
+    the child and a guardian on every page; after it: who follows it up."""
+    shown = paginate(choices, page, PEOPLE_PAGE)
+
+    def person(choice: tasks.OwnerChoice) -> tuple[str, str]:
+        return f"{choice.name} ({choice.institution})", f"rc:w:{choice.member_id}"
+
+    if "party" in draft:
+        text = tr.gettext("Who follows it up and gets the reminders?")
+        return text, paged_keyboard(shown, person, "rc:w")
+    parties = [
+        ("🧒 " + tr.gettext("The child"), "rc:w:c"),
+        ("👪 " + tr.gettext("A guardian"), "rc:w:g"),
+    ]
+    extra = [parties, [("✖️ " + tr.gettext("Cancel"), "rc:x")]]
+    return tr.gettext("Who owns it?"), paged_keyboard(shown, person, "rc:w", extra)
 
 
 async def chose_owner(update: Update, context: Context) -> str | int:
@@ -453,11 +474,21 @@ async def chose_owner(update: Update, context: Context) -> str | int:
     tr = context.tr
     parts = parse_callback(query.data, "rc") or []
     draft = _draft(context)
-    if "title" not in draft or len(parts) != 2:
+    page = 0
+    if len(parts) == 3 and parts[1] == "p" and "title" in draft:
+        # Another page: a garbled number changes nothing, and the dialog goes on.
+        found = parse_number(parts[2], digits=4)
+        if found is None:
+            await no_longer_active(update, context)
+            return OWNER
+        page = found
+    elif "title" not in draft or len(parts) != 2:
         await no_longer_active(update, context)
         return ConversationHandler.END
-    if parts[1] in ("c", "g"):
-        draft["party"] = TaskParty.CHILD.value if parts[1] == "c" else TaskParty.GUARDIAN.value
+    if len(parts) == 3 or parts[1] in ("c", "g"):
+        if len(parts) == 2:
+            party = TaskParty.CHILD if parts[1] == "c" else TaskParty.GUARDIAN
+            draft["party"] = party.value
         conference_id = int(draft["conference"])
         choices = await _run(
             update,
@@ -466,12 +497,7 @@ async def chose_owner(update: Update, context: Context) -> str | int:
         )
         if choices is None:
             return ConversationHandler.END
-        rows = [[(f"{c.name} ({c.institution})", f"rc:w:{c.member_id}")] for c in choices]
-        await answer(
-            update,
-            tr.gettext("Who follows it up and gets the reminders?"),
-            keyboard(rows),
-        )
+        await answer(update, *_owner_screen(choices, page, draft, tr))
         return OWNER
     member_id = parse_id(parts[1])
     if member_id is None:
@@ -784,11 +810,13 @@ async def read_notes(update: Update, context: Context) -> None:
     item, notes = found
     tr = context.tr
     head = tr.gettext("Notes on {code} «{title}»:")
-    lines = ["🗒 " + head.format(code=item.case_code, title=esc(item.title))]
+    paragraphs = ["🗒 " + head.format(code=item.case_code, title=esc(item.title))]
     for note in notes:
         mark = "✅ " if note.kind == "done" else ""
-        lines.append(f"\n{mark}{esc(note.author)}, {tr.datetime(note.at)}:\n{esc(note.text)}")
-    await context.bot.send_message(update.effective_chat.id, "\n".join(lines), protect_content=True)
+        paragraphs.append(f"{mark}{esc(note.author)}, {tr.datetime(note.at)}:\n{esc(note.text)}")
+    # Many notes take several messages; the reading was audited once, above.
+    for text in chunks(paragraphs, separator="\n\n"):
+        await context.bot.send_message(update.effective_chat.id, text, protect_content=True)
 
 
 async def edit_task(update: Update, context: Context) -> None:
@@ -1104,18 +1132,34 @@ async def remind_again(update: Update, context: Context) -> None:
 
 
 async def reassign_choices(update: Update, context: Context) -> None:
-    ids = await _pressed(update, context, "tk")
-    if ids is None:
+    """The people who can take a task over, a page at a time: "tk:o:<task>" shows the first
+    page, "tk:o:<task>:p:<page>" another."""
+    query = update.callback_query
+    task_id: int | None
+    page: int | None
+    match parse_callback(query.data if query else None, "tk"):
+        case ["o", raw_task]:
+            task_id, page = parse_id(raw_task), 0
+        case ["o", raw_task, "p", raw_page]:
+            task_id, page = parse_id(raw_task), parse_number(raw_page, digits=4)
+        case _:
+            task_id = page = None
+    if task_id is None or page is None:
+        await no_longer_active(update, context)
         return
     choices = await _run(
         update,
         context,
-        lambda session, actor, now: tasks.reassign_choices(session, actor, ids[0], now=now),
+        lambda session, actor, now: tasks.reassign_choices(session, actor, task_id, now=now),
     )
     if choices is None:
         return
-    rows = [[(f"{c.name} ({c.institution})", f"tk:w:{ids[0]}:{c.member_id}")] for c in choices]
-    await answer(update, context.tr.gettext("Who takes the task over?"), keyboard(rows))
+
+    def person(choice: tasks.OwnerChoice) -> tuple[str, str]:
+        return f"{choice.name} ({choice.institution})", f"tk:w:{task_id}:{choice.member_id}"
+
+    markup = paged_keyboard(paginate(choices, page, PEOPLE_PAGE), person, f"tk:o:{task_id}")
+    await answer(update, context.tr.gettext("Who takes the task over?"), markup)
 
 
 async def reassign(update: Update, context: Context) -> None:
@@ -1131,7 +1175,7 @@ async def reassign(update: Update, context: Context) -> None:
         await answer(update, context.tr.gettext("The task has a new owner, who is told now."))
 
 
-async def my_tasks(update: Update, context: Context) -> None:
+async def my_tasks(update: Update, context: Context, page: int = 0) -> None:
     runtime = context.runtime
     tr = context.tr
     async with runtime.database.transaction() as session:
@@ -1141,12 +1185,30 @@ async def my_tasks(update: Update, context: Context) -> None:
     if not items:
         await answer(update, tr.gettext("You have no open tasks."))
         return
-    lines = [tr.gettext("Your open tasks ({count}):").format(count=len(items))]
-    lines += ["• " + _task_line(item, tr) for item in items]
-    rows = [
-        [(f"📌 {item.case_code} · {_short(item.title)}", f"tk:v:{item.id}")] for item in items[:20]
-    ]
-    await answer(update, "\n".join(lines), keyboard(rows))
+    shown = paginate(items, page, TASKS_PAGE)
+    if shown.count == 1:
+        head = tr.gettext("Your open tasks ({count}):").format(count=len(items))
+    else:
+        head = tr.gettext("Your open tasks ({count}), page {page} of {pages}:").format(
+            count=len(items), page=shown.number + 1, pages=shown.count
+        )
+    lines = [head] + ["• " + _task_line(item, tr) for item in shown.items]
+
+    def button(item: tasks.TaskItem) -> tuple[str, str]:
+        return f"📌 {item.case_code} · {_short(item.title)}", f"tk:v:{item.id}"
+
+    await answer(update, "\n".join(lines), paged_keyboard(shown, button, "tk"))
+
+
+async def my_tasks_page(update: Update, context: Context) -> None:
+    """Another page of /tasks: "tk:p:<page>"."""
+    query = update.callback_query
+    parts = parse_callback(query.data if query else None, "tk") or []
+    page = parse_number(parts[1], digits=4) if len(parts) == 2 else None
+    if page is None:
+        await no_longer_active(update, context)
+        return
+    await my_tasks(update, context, page)
 
 
 async def agenda(update: Update, context: Context) -> None:
@@ -1402,47 +1464,37 @@ async def render_digest(context: Context, row: Notification) -> Outgoing | None:
 
 def digest_message(digest: tasks.Digest, tr: Translator) -> tuple[str, InlineKeyboardMarkup | None]:
     _ = tr.gettext
-    lines = ["🗓 " + _("Your week")]
-    rows: list[list[tuple[str, str]]] = []
+    head = "🗓 " + _("Your week")
     if not digest:
-        lines.append(_("Nothing is waiting for you this week."))
-        return "\n".join(lines), None
+        return "\n".join([head, _("Nothing is waiting for you this week.")]), None
 
     def section(
         title: str, items: list[tasks.DigestItem], render: Callable[[tasks.DigestItem], str]
-    ) -> None:
-        if items:
-            lines.append("")
-            lines.append(title.format(count=len(items)))
-            lines.extend("• " + render(item) for item in items)
+    ) -> tuple[str, list[str]]:
+        return title.format(count=len(items)), ["• " + render(item) for item in items]
 
-    section(_("Referrals waiting ({count}):"), digest.referrals, lambda i: i.code)
-    section(
-        _("Polls running ({count}):"),
-        digest.polls,
-        lambda i: (
-            _("{code}, answers until {when}").format(code=i.code, when=tr.datetime(i.when))
-            if i.when
-            else i.code
-        ),
-    )
-    section(
-        _("Conferences this week ({count}):"),
-        digest.this_week,
-        lambda i: f"{i.code}, {tr.datetime(i.when)}" if i.when else i.code,
-    )
-    section(
-        _("Conferences next week ({count}):"),
-        digest.next_week,
-        lambda i: f"{i.code}, {tr.datetime(i.when)}" if i.when else i.code,
-    )
-    section(_("Records to write ({count}):"), digest.to_record, lambda i: i.code)
-    section(_("Tasks overdue ({count}):"), digest.overdue, lambda i: f"{i.code} «{esc(i.title)}»")
-    section(
-        _("Tasks due this week ({count}):"),
-        digest.due_this_week,
-        lambda i: f"{i.code} «{esc(i.title)}»",
-    )
+    def task(item: tasks.DigestItem) -> str:
+        return f"{item.code} «{esc(item.title)}»"
+
+    def when(item: tasks.DigestItem) -> str:
+        return f"{item.code}, {tr.datetime(item.when)}" if item.when else item.code
+
+    def poll(item: tasks.DigestItem) -> str:
+        if item.when is None:
+            return item.code
+        return _("{code}, answers until {when}").format(code=item.code, when=tr.datetime(item.when))
+
+    sections = [
+        section(_("Referrals waiting ({count}):"), digest.referrals, lambda i: i.code),
+        section(_("Polls running ({count}):"), digest.polls, poll),
+        section(_("Conferences this week ({count}):"), digest.this_week, when),
+        section(_("Conferences next week ({count}):"), digest.next_week, when),
+        section(_("Records to write ({count}):"), digest.to_record, lambda i: i.code),
+        section(_("Tasks overdue ({count}):"), digest.overdue, task),
+        section(_("Tasks due this week ({count}):"), digest.due_this_week, task),
+    ]
+    text = _digest_text(head, [(title, lines) for title, lines in sections if lines], tr)
+    rows: list[list[tuple[str, str]]] = []
     for item in digest.referrals[:5]:
         rows.append([("📥 " + item.code, f"rf:o:{item.id}")])
     for item in digest.polls[:5]:
@@ -1451,7 +1503,26 @@ def digest_message(digest: tasks.Digest, tr: Translator) -> tuple[str, InlineKey
         rows.append([("📝 " + item.code, f"rc:o:{item.id}")])
     for item in digest.overdue[:5]:
         rows.append([("✏️ " + f"{item.code} · {_short(item.title)}", f"tk:e:{item.id}")])
-    return "\n".join(lines), keyboard(rows) if rows else None
+    return text, keyboard(rows) if rows else None
+
+
+def _digest_text(head: str, sections: list[tuple[str, list[str]]], tr: Translator) -> str:
+    """The digest is one message (the outbox sends one per row): when all of it does not fit,
+    each section shows as many of its first lines as let the whole fit, and how many more."""
+    longest = max(len(lines) for _title, lines in sections)
+    for shown in range(longest, -1, -1):
+        text = [head]
+        for title, lines in sections:
+            text += ["", title, *lines[:shown]]
+            if len(lines) > shown:
+                more = len(lines) - shown
+                text.append(
+                    tr.ngettext("… and {count} more", "… and {count} more", more).format(count=more)
+                )
+        joined = "\n".join(text)
+        if len(joined) <= MAX_TEXT:
+            return joined
+    return clip(joined, MAX_TEXT)  # only the headings left, and still too long: never so far
 
 
 def outbox_kinds() -> dict[str, Kind]:
@@ -1542,10 +1613,11 @@ def command_handlers() -> HandlerList:
         CallbackQueryHandler(consuming(move_quick), pattern=r"^tk:u:\d+:\d+$"),
         CallbackQueryHandler(consuming(ask_cancel_task), pattern=r"^tk:c:\d+$"),
         CallbackQueryHandler(consuming(confirm_cancel_task), pattern=r"^tk:z:\d+$"),
-        CallbackQueryHandler(consuming(reassign_choices), pattern=r"^tk:o:\d+$"),
+        CallbackQueryHandler(consuming(reassign_choices), pattern=r"^tk:o:"),
         CallbackQueryHandler(consuming(reassign), pattern=r"^tk:w:\d+:\d+$"),
         CallbackQueryHandler(consuming(ask_close), pattern=r"^cc:c:\d+$"),
         CallbackQueryHandler(consuming(close_case), pattern=r"^cc:[fhok]:\d+$"),
         CommandHandler("tasks", consuming(my_tasks)),
+        CallbackQueryHandler(consuming(my_tasks_page), pattern=r"^tk:p:"),
         CommandHandler("agenda", consuming(agenda)),
     ]

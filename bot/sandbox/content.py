@@ -14,6 +14,9 @@ logger = logging.getLogger(__name__)
 MAX_TEXT_LENGTH = 4096
 MAX_CAPTION_LENGTH = 1024
 MAX_CALLBACK_DATA_BYTES = 64
+# Telegram's limits on an inline keyboard; past them the whole message is refused.
+MAX_INLINE_BUTTONS = 100
+MAX_INLINE_ROW = 8
 MAX_COMMANDS = 100
 MAX_COMMAND_DESCRIPTION = 256
 
@@ -101,6 +104,10 @@ def check_reply_markup(markup: Any) -> dict[str, Any] | None:
     for row in rows:
         for button in row:
             _check_inline_button(button)
+    if sum(len(row) for row in rows) > MAX_INLINE_BUTTONS or any(
+        len(row) > MAX_INLINE_ROW for row in rows
+    ):
+        raise ApiError.bad_request("reply markup is too long")
     return markup
 
 

@@ -308,6 +308,13 @@ ROWS: tuple[Row, ...] = (
         sees("Referrals waiting for a decision ("),
     ),
     Row("cs:p (cases page)", r"^cs:p:", is_coordinator, text("cs:p:0"), sees("Open cases (")),
+    Row(
+        "tk:p (my tasks page)",
+        r"^tk:p:",
+        anyone,
+        text("tk:p:0"),
+        sees(("Your open tasks (", "You have no open tasks.")),
+    ),
     Row("mem:p (members page)", r"^mem:", is_admin, text("mem:p:0"), sees("Members (")),
     Row(
         "bt:x (forget busy times)",
@@ -490,6 +497,14 @@ ROWS: tuple[Row, ...] = (
         invited,
         pressed("iv:{id}:{sequence}:c"),
         sees("Who goes instead of you?"),
+        pool="scheduled-invitation",
+    ),
+    Row(
+        "ic (send a colleague: another page)",
+        r"^ic:",
+        invited,
+        pressed("ic:{id}:{sequence}:p:1"),
+        sees("They get the invitation and answer it."),
         pool="scheduled-invitation",
     ),
     Row(
@@ -711,9 +726,17 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         "tk:o (reassign: whom)",
-        r"^tk:o:\d+$",
+        r"^tk:o:",
         district_coordinator,
         pressed("tk:o:{id}"),
+        sees("Who takes the task over?"),
+        pool="task",
+    ),
+    Row(
+        "tk:o:p (reassign: another page)",
+        r"^tk:o:",
+        district_coordinator,
+        pressed("tk:o:{id}:p:1"),
         sees("Who takes the task over?"),
         pool="task",
     ),

@@ -324,6 +324,41 @@ async def test_callback_data_over_64_bytes_is_refused(bot: Bot, alice: Person) -
         await bot.send_message(ALICE, "too long", reply_markup=too_long)
 
 
+async def test_keyboards_past_100_buttons_or_8_in_a_row_are_refused(
+    bot: Bot, alice: Person
+) -> None:
+    def markup(rows: int, per_row: int) -> InlineKeyboardMarkup:
+        return InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(f"{r}.{b}", callback_data=f"b:{r}:{b}")
+                    for b in range(per_row)
+                ]
+                for r in range(rows)
+            ]
+        )
+
+    sent = await bot.send_message(ALICE, "fits", reply_markup=markup(25, 4))
+    await bot.send_message(ALICE, "a full row", reply_markup=markup(1, 8))
+    for too_long in (markup(101, 1), markup(1, 9)):
+        with pytest.raises(BadRequest, match=r"(?i)reply markup is too long"):
+            await bot.send_message(ALICE, "too long", reply_markup=too_long)
+        with pytest.raises(BadRequest, match=r"(?i)reply markup is too long"):
+            await bot.edit_message_text("edited", ALICE, sent.message_id, reply_markup=too_long)
+        with pytest.raises(BadRequest, match=r"(?i)reply markup is too long"):
+            await bot.edit_message_reply_markup(ALICE, sent.message_id, reply_markup=too_long)
+        with pytest.raises(BadRequest, match=r"(?i)reply markup is too long"):
+            await bot.send_document(
+                ALICE, InputFile(b"data", filename="a.txt"), reply_markup=too_long
+            )
+    document = await bot.send_document(ALICE, InputFile(b"data", filename="a.txt"), caption="c")
+    with pytest.raises(BadRequest, match=r"(?i)reply markup is too long"):
+        await bot.edit_message_caption(
+            ALICE, document.message_id, caption="d", reply_markup=markup(1, 9)
+        )
+    assert alice.last_bot_message().caption == "c"
+
+
 async def test_unimplemented_method_is_reported(sandbox: BotApiSandbox, bot: Bot) -> None:
     with pytest.raises(TelegramError, match=r"(?i)sendPoll is not implemented"):
         await bot.send_poll(ALICE, "Question?", ["a", "b"])
