@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from telegram import Update
+from telegram import Message, Update
 from telegram.error import TelegramError
 from telegram.ext import (
     CallbackQueryHandler,
@@ -631,9 +631,16 @@ async def _delete_messages(
     if not refs:
         return "", []
     done = await delete_from_chat(context, chat_id, refs)
-    tr = context.tr
+    return deletion_text(done, context.tr, retried=retried), done.failed
+
+
+def deletion_text(
+    done: Deletion, tr: Translator, *, retried: bool = False, confirm: bool = True
+) -> str:
+    """What was deleted (confirm=False: only what was not, for one typed message whose
+    deletion needs no news) and what the person should delete themselves."""
     lines = []
-    if done.deleted:
+    if done.deleted and confirm:
         lines.append(
             tr.ngettext(
                 "I deleted your message with the child's details from this chat.",
@@ -667,7 +674,17 @@ async def _delete_messages(
                 done.failed_theirs,
             ).format(n=done.failed_theirs)
         )
-    return " ".join(lines), done.failed
+    return " ".join(lines)
+
+
+async def delete_typed(context: Context, message: Message) -> str:
+    """Delete a typed message that may name the child, once what it says is stored (a
+    question, a reason). Returns what to tell its author: nothing when it is gone, else that
+    they should delete it themselves."""
+    done = await delete_from_chat(
+        context, message.chat_id, [[message.message_id, _unix(message.date)]]
+    )
+    return deletion_text(done, context.tr, confirm=False)
 
 
 def _unix(moment: datetime) -> int:

@@ -20,7 +20,12 @@ from bot.outbox import Kind, Notification, Outgoing
 from bot.services import referrals, tasks
 from handlers.common import Context, keyboard, recipient_tr
 from handlers.conference import sweep_polls
-from handlers.referral import alert_coordinators, delete_from_chat, urgency_text
+from handlers.referral import (
+    alert_coordinators,
+    delete_from_chat,
+    deletion_text,
+    urgency_text,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -88,8 +93,15 @@ async def render_draft_reminder(context: Context, row: Notification) -> Outgoing
 
 
 async def render_draft_expired(context: Context, row: Notification) -> Outgoing | None:
+    """The draft is gone; its messages with the child's details are deleted here, at send
+    time, where Telegram still allows it (48 hours: after 14 days mostly not), and the notice
+    says how many she should delete herself. Sending again deletes nothing twice: Telegram
+    skips messages already deleted."""
     tr = await recipient_tr(context, row.member_id)
-    return Outgoing(_expired_text(datetime.fromisoformat(str(row.payload["started_at"])), tr))
+    refs = [[int(part) for part in ref] for ref in row.payload.get("messages", [])]
+    done = await delete_from_chat(context, row.chat_id, refs)
+    text = _expired_text(datetime.fromisoformat(str(row.payload["started_at"])), tr)
+    return Outgoing("\n\n".join(filter(None, [text, deletion_text(done, tr)])))
 
 
 async def render_triage_nudge(context: Context, row: Notification) -> Outgoing | None:

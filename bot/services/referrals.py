@@ -781,6 +781,9 @@ async def open_cases(session: AsyncSession, actor: Actor, *, now: datetime) -> l
 class DraftReminder:
     referrer: Recipient
     started_at: datetime
+    # An expired draft's noted messages ([id, unix time, from bot]): the expiry notice deletes
+    # what Telegram still allows and says how many the referrer should delete herself.
+    messages: list[list[int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -833,7 +836,8 @@ def _planned(due: DueWork, now: datetime, calendar: WorkingCalendar) -> list[out
                     chat_id=item.referrer.chat_id,
                     due_at=now,
                     expires_at=expires,
-                    payload={"started_at": item.started_at.isoformat()},
+                    payload={"started_at": item.started_at.isoformat()}
+                    | ({"messages": item.messages} if item.messages else {}),
                 )
             )
     day = calendar.local(now).date().isoformat()
@@ -937,12 +941,12 @@ async def _expire_drafts(session: AsyncSession, *, now: datetime) -> list[DraftR
     condition, so a draft the referrer touches at this very moment is kept."""
     cutoff = now - policy.DRAFT_KEPT_FOR
     rows = await session.execute(
-        select(Referral.id, Referral.created_at, Member)
+        select(Referral.id, Referral.created_at, Referral.message_refs, Member)
         .join(Member, Referral.referrer_id == Member.id)
         .where(Referral.status == ReferralStatus.DRAFT, Referral.updated_at <= cutoff)
     )
     gone = []
-    for referral_id, created_at, member in rows.all():
+    for referral_id, created_at, refs, member in rows.all():
         deleted = await session.execute(
             delete(Referral)
             .where(
@@ -963,7 +967,9 @@ async def _expire_drafts(session: AsyncSession, *, now: datetime) -> list[DraftR
             subject_id=referral_id,
         )
         if member.active:
-            gone.append(DraftReminder(_recipient(member), created_at))
+            # The list of messages goes with the draft's row: the notice planned in this same
+            # transaction carries it, so the deletion is not lost with the draft.
+            gone.append(DraftReminder(_recipient(member), created_at, list(refs or [])))
     return gone
 
 

@@ -622,7 +622,9 @@ async def test_a_draft_is_remembered_once_after_a_day_and_deleted_after_fourteen
     await bot.sweep()
     assert (await text_of(teacher)) == (
         "Your unfinished referral, started Nov 23, 2026, was deleted after 14 days without "
-        "changes. /refer starts a new one."
+        "changes. /refer starts a new one.\n\n"
+        "1 older message could not be deleted (Telegram allows it for 48 hours); please "
+        "delete it yourself."
     )
     async with bot.runtime.database.transaction() as session:
         assert await session.scalar(select(Referral)) is None
@@ -630,6 +632,58 @@ async def test_a_draft_is_remembered_once_after_a_day_and_deleted_after_fourteen
     assert "There is no referral in progress" in await text_of(teacher)
     gone = await teacher.press_data("ref:resume")  # "Continue" of an old reminder
     assert gone.text is not None and "There is no referral in progress" in gone.text
+
+
+async def test_an_expired_draft_deletes_the_messages_it_still_may_and_counts_the_rest(
+    bot: RunningBot, sandbox: BotApiSandbox, clock: FakeClock
+) -> None:
+    _coordinator, teacher = await team(bot)
+    await teacher.send_text("/refer")
+    await teacher.next_message()
+    await teacher.press("No")
+    await teacher.next_message()
+    old_name = await teacher.send_text(CHILD)
+    await teacher.next_message()
+    old_photo = await teacher.send_photo()  # a photo of the child, refused but noted
+    await teacher.next_message()
+
+    clock.advance(timedelta(days=13))
+    await teacher.send_text("/refer")  # she comes back: the draft is touched again
+    await teacher.next_message()
+    await teacher.press("Continue")
+    await teacher.next_message()
+    recent = await teacher.send_text("2015")
+    await teacher.next_message()
+    # Nothing more for 14 days: Telegram no longer lets the bot delete any of it.
+    clock.advance(timedelta(days=14))
+    await bot.sweep()
+    notice = await text_of(teacher)
+    assert notice.startswith("Your unfinished referral, started Nov 23, 2026, was deleted")
+    assert notice.endswith(
+        "3 older messages could not be deleted (Telegram allows it for 48 hours); please "
+        "delete them yourself."
+    )
+    for message_id in (old_name, old_photo, recent):
+        assert not teacher.messages[message_id].deleted  # the stand-in refused, as Telegram
+
+    # A draft's messages still within the 48 hours (the draft dated back, as after a clock
+    # correction) are deleted, and the notice says so.
+    await teacher.send_text("/refer")
+    await teacher.next_message()
+    await teacher.press("No")
+    await teacher.next_message()
+    fresh_name = await teacher.send_text(CHILD)
+    await teacher.next_message()
+    async with bot.runtime.database.transaction() as session:
+        draft = await session.scalar(select(Referral))
+        assert draft is not None
+        draft.updated_at = clock.now() - timedelta(days=15)
+    await bot.sweep()
+    notice = await text_of(teacher)
+    assert notice.endswith("I deleted your message with the child's details from this chat.")
+    assert teacher.messages[fresh_name].deleted
+    async with bot.runtime.database.transaction() as session:
+        assert await session.scalar(select(Referral)) is None
 
 
 async def test_waiting_referrals_nudge_the_coordinators_once_per_working_day_until_decided(
