@@ -53,6 +53,7 @@ from handlers.conference import (
     time_refused,
 )
 from handlers.errors import send_safely
+from handlers.referral import delete_typed
 from scheduling import invites
 
 logger = logging.getLogger(__name__)
@@ -513,7 +514,12 @@ async def typed_reason(update: Update, context: Context) -> str | int:
     context.user_data.pop(WAITING_FOR, None)  # type: ignore[union-attr]
     if done is None:  # answered already (a stale invitation, say)
         return ConversationHandler.END
-    await update.message.reply_text(tr.gettext("Thank you. The coordinator will read it."))
+    # Stored: a reason may tell of the child or the family, so it leaves the participant's chat.
+    undeleted = await delete_typed(context, update.message)
+    thanks = tr.gettext("Thank you. The coordinator will read it.")
+    await context.bot.send_message(
+        update.message.chat_id, " ".join(filter(None, [thanks, undeleted]))
+    )
     return ConversationHandler.END
 
 

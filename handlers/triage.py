@@ -38,7 +38,13 @@ from handlers.common import (
     say_below,
 )
 from handlers.notify import notify
-from handlers.referral import categories_text, guardians_text, rejection_text, urgency_text
+from handlers.referral import (
+    categories_text,
+    delete_typed,
+    guardians_text,
+    rejection_text,
+    urgency_text,
+)
 
 TYPING = "typing"
 TRIAGE = "triage"
@@ -292,23 +298,21 @@ async def typed(update: Update, context: Context) -> str | int:
     if isinstance(result, Rejected):
         await answer(update, rejection_text(result, TYPING, tr))
         return TYPING
+    # Stored: the typed text may name the child, so it does not stay in the coordinator's chat.
+    undeleted = await delete_typed(context, message)
     if isinstance(result, referrals.Decision):
-        await _declined(update, context, result, message.text.strip())
+        await _declined(update, context, result, message.text.strip(), undeleted)
     else:
-        await _asked(update, context, result)
+        await _asked(update, context, result, undeleted)
     return _done(context)
 
 
 async def _declined(
-    update: Update, context: Context, decision: referrals.Decision, reason: str
+    update: Update, context: Context, decision: referrals.Decision, reason: str, undeleted: str
 ) -> None:
     actor = context.require_actor()
-    await answer(
-        update,
-        context.tr.gettext("You declined {code}. The referrer has been told the reason.").format(
-            code=decision.code
-        ),
-    )
+    done = context.tr.gettext("You declined {code}. The referrer has been told the reason.")
+    await answer(update, " ".join(filter(None, [done.format(code=decision.code), undeleted])))
     await notify(
         context,
         [decision.referrer],
@@ -328,14 +332,13 @@ async def _declined(
     )
 
 
-async def _asked(update: Update, context: Context, question: referrals.Question) -> None:
-    await answer(
-        update,
-        context.tr.gettext(
-            "Your question about {code} was sent to the referrer. The referral waits for the "
-            "answer."
-        ).format(code=question.code),
-    )
+async def _asked(
+    update: Update, context: Context, question: referrals.Question, undeleted: str
+) -> None:
+    sent = context.tr.gettext(
+        "Your question about {code} was sent to the referrer. The referral waits for the answer."
+    ).format(code=question.code)
+    await answer(update, " ".join(filter(None, [sent, undeleted])))
     await notify(
         context,
         [question.referrer],

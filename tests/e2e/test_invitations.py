@@ -203,6 +203,39 @@ async def test_invitations_answers_attendance_reminders_and_a_reason(
     assert str(event["UID"]) == uid
 
 
+async def test_a_typed_reason_for_declining_leaves_the_participants_chat_once_stored(
+    bot: RunningBot, sandbox: BotApiSandbox
+) -> None:
+    people = await team(bot)
+    hana, jana, petr = people["hana"], people["jana"], people["petr"]
+    await scheduled(bot, people)
+    invites = {name: await until(people[name], "Will you come?") for name in ("jana", "petr")}
+    await bot.settle()
+
+    await jana.press("❌ Decline", message_id=invites["jana"].message_id)
+    await until(jana, "type a short reason")
+    typed = await jana.send_text("Kryštof (9) is in hospital that week.")
+    thanks = await until(jana, "Thank you. The coordinator will read it.")
+    assert thanks.text == "Thank you. The coordinator will read it."
+    assert jana.messages[typed].deleted
+    reason = await until(hana, "The reason ZŠ Hradební (Jana) gave for declining")
+    assert "Kryštof (9) is in hospital that week." in (reason.text or "")  # stored and shown
+
+    # Telegram refusing the deletion: the participant is asked to delete it herself.
+    await petr.press("❌ Decline", message_id=invites["petr"].message_id)
+    await until(petr, "type a short reason")
+    sandbox.fail_next("deleteMessages", 502)
+    typed = await petr.send_text("Court that day.")
+    thanks = await until(petr, "Thank you. The coordinator will read it.")
+    assert thanks.text == (
+        "Thank you. The coordinator will read it. "
+        "1 message could not be deleted just now; please delete it yourself."
+    )
+    assert not petr.messages[typed].deleted
+    reason = await until(hana, "The reason Policie Cheb (Petr) gave for declining")
+    assert "Court that day." in (reason.text or "")
+
+
 async def test_unanswered_invitations_are_nudged_once_after_a_working_day(
     bot: RunningBot, clock: FakeClock
 ) -> None:

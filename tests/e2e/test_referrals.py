@@ -456,6 +456,80 @@ async def test_a_coordinator_asks_the_teacher_answers_and_another_declines_with_
         assert await session.scalar(select(Case)) is None
 
 
+async def test_the_coordinators_typed_question_and_reason_leave_her_chat_once_stored(
+    bot: RunningBot, sandbox: BotApiSandbox
+) -> None:
+    coordinator, teacher = await team(bot)
+    colleague = await bot.join(
+        3, "Petr", Role.COORDINATOR, institution="OSPOD Cheb", kind=InstitutionKind.OSPOD
+    )
+    code = await send_one(teacher, coordinator)
+    await colleague.next_message()
+
+    await coordinator.press(f"Open {code}")
+    await coordinator.next_message()
+    await coordinator.press("Ask the referrer")
+    await coordinator.next_message()
+    question = "Is Kryštof (9) the boy whose father was arrested?"
+    typed = await coordinator.send_text(question)
+    sent = await text_of(coordinator)
+    assert sent == (
+        f"Your question about {code} was sent to the referrer. The referral waits for the answer."
+    )
+    assert coordinator.messages[typed].deleted
+    assert (await teacher.next_message()).text == (
+        f"A coordinator asks about your referral {code}:\n\n{question}"
+    )
+    await teacher.press("Answer")
+    await teacher.next_message()
+    await teacher.send_text("Yes.")
+    await teacher.next_message()
+    await coordinator.next_message()
+    await colleague.next_message()
+
+    # Telegram failing to delete the reason: the coordinator is asked to delete it herself.
+    await colleague.press(f"Open {code}")
+    details = await text_of(colleague)
+    assert question in details  # stored, shown to the other coordinators
+    await colleague.press("Decline")
+    await colleague.next_message()
+    reason = "Kryštof (9) is already in care of OSPOD Sokolov."
+    sandbox.fail_next("deleteMessages", 502)
+    typed = await colleague.send_text(reason)
+    assert (await text_of(colleague)) == (
+        f"You declined {code}. The referrer has been told the reason. "
+        "1 message could not be deleted just now; please delete it yourself."
+    )
+    assert not colleague.messages[typed].deleted
+    assert (await teacher.next_message()).text == (
+        f"Your referral {code} was declined. The reason:\n\n{reason}"
+    )
+    assert (await text_of(coordinator)) == f"{code} was declined by Petr."
+    await coordinator.press(f"Open {code}")  # under her first alert
+    opened = await next_sent(coordinator)
+    assert "Reason for declining – Petr" in opened and reason in opened  # stored
+
+
+async def test_the_decline_reason_typed_by_the_deciding_coordinator_is_deleted(
+    bot: RunningBot, sandbox: BotApiSandbox
+) -> None:
+    coordinator, teacher = await team(bot)
+    code = await send_one(teacher, coordinator)
+    await coordinator.press(f"Open {code}")
+    await coordinator.next_message()
+    await coordinator.press("Decline")
+    await coordinator.next_message()
+    reason = "Kryštof (9) is already in care of OSPOD Sokolov."
+    typed = await coordinator.send_text(reason)
+    assert (await text_of(coordinator)) == (
+        f"You declined {code}. The referrer has been told the reason."
+    )
+    assert coordinator.messages[typed].deleted
+    assert (await teacher.next_message()).text == (
+        f"Your referral {code} was declined. The reason:\n\n{reason}"
+    )
+
+
 async def test_two_coordinators_deciding_at_once_make_one_decision(
     bot: RunningBot, sandbox: BotApiSandbox
 ) -> None:
