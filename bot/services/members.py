@@ -107,6 +107,7 @@ class MemberView:
     role: Role
     active: bool
     reachable: bool
+    guardian: bool = False  # joined by a guardian's conference link: a family, not staff
 
 
 # Admins manage staff, not families: a guardian's name next to "Guardians" would tell an admin
@@ -527,6 +528,7 @@ def _view(member: Member, institution: Institution) -> MemberView:
         role=member.role,
         active=member.active,
         reachable=member.reachable,
+        guardian=institution.kind is InstitutionKind.GUARDIANS,
     )
 
 
