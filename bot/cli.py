@@ -341,8 +341,12 @@ def _members_list(settings: Settings, args: argparse.Namespace) -> None:
         return
     for view in views:
         status = "active" if view.active else "deactivated"
+        # Guardians stay in the operator's list (a data-protection request names them), marked
+        # so that nobody takes a family for staff.
+        kind = "guardian" if view.guardian else "staff"
         print(
-            f"{view.member_id}\t{view.display_name}\t{view.institution_name}\t{view.role}\t{status}"
+            f"{view.member_id}\t{view.display_name}\t{view.institution_name}\t{view.role}"
+            f"\t{status}\t{kind}"
         )
 
 

@@ -107,6 +107,13 @@ class MemberView:
     role: Role
     active: bool
     reachable: bool
+    guardian: bool = False  # joined by a guardian's conference link: a family, not staff
+
+
+# Admins manage staff, not families: a guardian's name next to "Guardians" would tell an admin
+# that the family has a child-protection case. Only the case's coordinator (and the operator's
+# CLI) sees guardians; to an admin they are not there at all.
+_STAFF = Institution.kind != InstitutionKind.GUARDIANS
 
 
 def hash_code(code: str) -> str:
@@ -201,10 +208,12 @@ def require_inviter(actor: Actor, *, now: datetime) -> None:
 
 
 async def institutions_of(session: AsyncSession, district_id: int) -> list[Institution]:
+    """The district's institutions one can be invited to: not the guardians' register (its
+    people join only by a conference's link)."""
     return list(
         await session.scalars(
             select(Institution)
-            .where(Institution.district_id == district_id)
+            .where(Institution.district_id == district_id, _STAFF)
             .order_by(Institution.name)
         )
     )
@@ -226,6 +235,7 @@ async def create_invite(
     if creator is not None and (
         role not in INVITABLE_ROLES.get(creator.role, ())
         or institution.district_id != creator.district_id
+        or institution.kind is InstitutionKind.GUARDIANS  # only a conference's link leads there
     ):
         raise audit.refusal(
             "invite",
@@ -360,11 +370,12 @@ async def set_locale(session: AsyncSession, actor: Actor, locale: str) -> Actor:
 async def list_members(
     session: AsyncSession, actor: Actor | None, *, now: datetime
 ) -> list[MemberView]:
-    """Everyone registered in the admin's district (all districts for the CLI, actor=None)."""
+    """The staff registered in the admin's district; everyone, guardians too (marked), in all
+    districts for the CLI (actor=None): the operator answers data-protection requests."""
     query = select(Member, Institution).join(Institution, Member.institution_id == Institution.id)
     if actor is not None:
         _require_admin(actor, now=now, action="members.list")
-        query = query.where(Institution.district_id == actor.district_id)
+        query = query.where(Institution.district_id == actor.district_id, _STAFF)
     rows = await session.execute(
         query.order_by(Member.active.desc(), func.lower(Member.display_name), Member.id)
     )
@@ -401,8 +412,8 @@ async def deactivate_member(
 async def to_deactivate(
     session: AsyncSession, actor: Actor, member_id: int, *, now: datetime
 ) -> MemberView:
-    """The member an admin is about to deactivate (to confirm it): one of their district's,
-    not themselves; any other is refused, audited."""
+    """The member an admin is about to deactivate (to confirm it): one of their district's
+    staff, not themselves; any other (a guardian too) is refused, audited."""
     return _view(*await _deactivatable(session, actor, member_id, now=now))
 
 
@@ -418,10 +429,10 @@ async def _deactivatable(
     session: AsyncSession, actor: Actor, member_id: int, *, now: datetime
 ) -> tuple[Member, Institution]:
     _require_admin(actor, now=now, action="member.deactivate", subject=member_id)
-    query = _member_query(member_id).where(Institution.district_id == actor.district_id)
+    query = _member_query(member_id).where(Institution.district_id == actor.district_id, _STAFF)
     row = (await session.execute(query)).first()
     if row is None or row[0].id == actor.member_id:
-        # Another district's member, themselves, or no such member: a forged button.
+        # Another district's member, a guardian, themselves, or no such member: a forged button.
         raise audit.refusal(
             "member.deactivate",
             at=now,
@@ -517,16 +528,26 @@ def _view(member: Member, institution: Institution) -> MemberView:
         role=member.role,
         active=member.active,
         reachable=member.reachable,
+        guardian=institution.kind is InstitutionKind.GUARDIANS,
     )
 
 
 async def create_institution(
     session: AsyncSession, actor: Actor, name: str, kind: InstitutionKind, *, now: datetime
 ) -> Institution:
-    """An admin registers an institution of their district (an existing name is reused)."""
+    """An admin registers an institution of their district (an existing name is reused, but
+    never the guardians' register: typing its name is no way into it)."""
     _require_admin(actor, now=now, action="institution.create")
     district = await session.get_one(District, actor.district_id)
     institution = await ensure_institution(session, district, name, kind, now=now)
+    if institution.kind is InstitutionKind.GUARDIANS:
+        raise audit.refusal(
+            "institution.create",
+            at=now,
+            actor_id=actor.member_id,
+            subject_type="institution",
+            subject_id=institution.id,
+        )
     await audit.record(
         session,
         at=now,

@@ -1046,6 +1046,25 @@ def _referral_row(url: str, referral_id: int) -> Referral:
     return _with_database(url, read)
 
 
+def test_the_operators_member_list_keeps_guardians_marked(
+    roundtable: Callable[..., Ran], database_url: str
+) -> None:
+    """Admins do not see guardians; the operator does, marked, to act on a data-protection
+    request (`members deactivate ID`), and nobody takes a family for staff."""
+    _guardian_cases(database_url)
+    marie = _guardian(database_url, MARIE)
+    listed = roundtable("members", "list")
+    lines = {line.split("\t")[1]: line.split("\t") for line in listed.out.splitlines()}
+    assert lines[MARIE.name][2:] == ["Guardians", "participant", "active", "guardian"]
+    assert {line[-1] for name, line in lines.items() if name not in (MARIE.name, PETR.name)} == {
+        "staff"
+    }
+    as_json = json.loads(roundtable("members", "list", "--json").out)
+    assert [entry["guardian"] for entry in as_json if entry["member_id"] == marie.id] == [True]
+    assert roundtable("members", "deactivate", str(marie.id)).code == 0
+    assert not _guardian(database_url, MARIE).active
+
+
 def test_purge_anonymises_a_referral_declined_longer_ago_than_the_retention(
     roundtable: Callable[..., Ran], database_url: str
 ) -> None:

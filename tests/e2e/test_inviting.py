@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from bot.models import AuditEntry, Institution, InstitutionKind, Member, Role
+from bot.models import AuditEntry, Institution, InstitutionKind, InviteCode, Member, Role
 from bot.sandbox import BotApiSandbox, Person
 from tests.e2e.conftest import RunningBot
+from tests.e2e.test_member_admin import a_guardian_joins
 
 LINK = re.compile(r"https://t\.me/roundtable_sandbox_bot\?start=([A-Za-z0-9_-]+)")
 
@@ -186,3 +187,49 @@ async def test_the_institution_list_pages_forward_and_back(bot: RunningBot) -> N
     assert await _labels(coordinator) == first
     await coordinator.press("ZŠ 00")
     assert await _labels(coordinator) == ["referrer", "participant", "Back", "Cancel"]
+
+
+async def test_the_guardians_register_is_no_institution_to_invite_to(bot: RunningBot) -> None:
+    """Guardians join only by a conference's link: /invite neither offers their register nor
+    lets forged data or its typed name lead there."""
+    people = await a_guardian_joins(bot)
+    admin, hana = people["admin"], people["hana"]
+    async with bot.runtime.database.transaction() as session:
+        register = await session.scalar(
+            select(Institution).where(Institution.kind == InstitutionKind.GUARDIANS)
+        )
+        codes = await session.scalar(select(func.count()).select_from(InviteCode))
+    assert register is not None and register.name == "Guardians"
+
+    staff = ["Městský úřad Cheb", "OSPOD Cheb", "ZŠ Hradební"]
+    await hana.send_text("/invite")
+    assert await _labels(hana) == [*staff, "Cancel"]
+    await admin.send_text("/invite")
+    assert await _labels(admin) == [*staff, "➕ New institution", "Cancel"]
+    # Forged data picks the register: refused when the link would be made.
+    await admin.press_data(f"inv:i:{register.id}")
+    await admin.next_message()
+    await admin.press_data("inv:r:participant")
+    assert (await admin.next_message()).text == "You are not allowed to do that."
+    # Its name typed as a new institution's: refused too, not reused.
+    await _ask_for_a_new_institution(admin)
+    await admin.send_text("Guardians")
+    await admin.next_message()
+    await admin.press("Other")
+    assert (await admin.next_message()).text == "You are not allowed to do that."
+
+    async with bot.runtime.database.transaction() as session:
+        refusals = list(
+            await session.execute(
+                select(AuditEntry.action, AuditEntry.subject_id).where(
+                    AuditEntry.action.like("%.refused")
+                )
+            )
+        )
+        assert await session.scalar(select(func.count()).select_from(InviteCode)) == codes
+        kinds = list(await session.scalars(select(Institution.kind).order_by(Institution.id)))
+    assert refusals == [
+        ("invite.refused", str(register.id)),
+        ("institution.create.refused", str(register.id)),
+    ]
+    assert kinds.count(InstitutionKind.GUARDIANS) == 1 and len(kinds) == 4

@@ -1,12 +1,17 @@
-"""/members: an admin takes a leaver out; nobody else can."""
+"""/members: an admin takes a leaver out; nobody else can. Guardians are not staff: an admin
+neither sees nor deactivates them."""
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 
-from bot.models import AuditEntry, Member, Role
+from bot.models import AuditEntry, InstitutionKind, Member, Role
+from bot.sandbox import Person
 from bot.services import members
 from tests.e2e.conftest import RunningBot
+from tests.e2e.test_conferences import answer_poll, open_case, until
 from tests.e2e.test_joining import TURNED_AWAY_CS
 
 
@@ -121,3 +126,80 @@ async def test_a_late_press_on_a_deleted_message_gets_a_new_message(bot: Running
     again = await admin.next_message()
     assert again.message_id != listing.message_id
     assert again.text == listing.text
+
+
+async def a_guardian_joins(bot: RunningBot) -> dict[str, Person]:
+    """An admin, a coordinator and a teacher; the coordinator invites a child's guardian to a
+    case conference, and the guardian joins by the one-time link and gets the poll."""
+    people = {
+        "admin": await bot.join(1, "Alena", Role.ADMIN, institution="Městský úřad Cheb"),
+        "hana": await bot.join(
+            2, "Hana", Role.COORDINATOR, institution="OSPOD Cheb", kind=InstitutionKind.OSPOD
+        ),
+        "jana": await bot.join(3, "Jana", Role.REFERRER),
+    }
+    hana = people["hana"]
+    await open_case(bot, "Hana", "Jana", ["truancy"])
+    await hana.send_text("/cases")
+    await until(hana, "Open cases")
+    await hana.press("Plan: PK-2026-0001")
+    await until(hana, "Case conference for PK-2026-0001")
+    await hana.press("+ Guardian, link")
+    await until(hana, "Guardians: 1 by a one-time link")
+    await hana.press("Send the poll")
+    link = re.search(
+        r"start=(\S+)", (await until(hana, "Guardian 1: send them this one-time link")).text or ""
+    )
+    assert link is not None
+    await until(hana, "Poll for the case conference PK-2026-0001")
+    guardian = bot.sandbox.person(50, "Petra Nováková", language_code="cs")
+    await guardian.send_text(f"/start {link.group(1)}")
+    await until(guardian, "Round Table")
+    await guardian.press("English")
+    people["guardian"] = guardian
+    return people
+
+
+async def test_a_guardian_is_not_in_the_admins_list_nor_theirs_to_deactivate(
+    bot: RunningBot,
+) -> None:
+    people = await a_guardian_joins(bot)
+    admin, hana, guardian = people["admin"], people["hana"], people["guardian"]
+    poll = await until(guardian, "When can you come?")
+    async with bot.runtime.database.transaction() as session:
+        petra = await session.scalar(select(Member).where(Member.telegram_user_id == 50))
+    assert petra is not None and petra.active
+
+    # Admins manage staff: the family is neither listed nor counted.
+    await admin.send_text("/members")
+    listing = await admin.next_message()
+    assert listing.text == (
+        "Members (3), page 1 of 1:\n"
+        "• Alena, Městský úřad Cheb, administrator\n"
+        "• Hana, OSPOD Cheb, coordinator\n"
+        "• Jana, ZŠ Hradební, referrer"
+    )
+    assert "Petra" not in str(listing.buttons())
+
+    # Forged buttons for the guardian are refused like any member outside the admin's reach.
+    for data in (f"mem:ask:{petra.id}", f"mem:do:{petra.id}"):
+        await admin.send_text("/members")
+        shown = await admin.next_message()
+        await admin.press_data(data, message_id=shown.message_id)
+        assert (await admin.next_message()).text == "You are not allowed to do that."
+    async with bot.runtime.database.transaction() as session:
+        still = await session.get_one(Member, petra.id)
+        refusals = list(
+            await session.execute(
+                select(AuditEntry.action, AuditEntry.subject_id).where(
+                    AuditEntry.action.like("%.refused")
+                )
+            )
+        )
+    assert still.active
+    assert refusals == [("member.deactivate.refused", str(petra.id))] * 2
+
+    # The coordinator of the case still sees the guardian, as before: on the poll's board.
+    await answer_poll(guardian, poll, {0: 1})
+    board = await until(hana, "Answered 1 of 2")
+    assert "Guardian 1" in (board.text or ""), board.text
