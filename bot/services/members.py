@@ -444,7 +444,11 @@ async def _deactivatable(
 
 
 async def _forget_leaver(session: AsyncSession, member: Member, *, now: datetime) -> None:
-    """A leaver's unused invite links stop working, and their unfinished drafts are deleted."""
+    """A leaver's unused invite links stop working, their unfinished drafts are deleted, and
+    what they held is handed over (bot.services.leavers)."""
+    from bot.services import leavers  # noqa: PLC0415 - it imports this module (a cycle)
+
+    await leavers.hand_over(session, member, now=now)
     await session.execute(
         update(InviteCode)
         .where(
@@ -469,6 +473,12 @@ async def forget_dialog_state(session: AsyncSession, member: Member) -> None:
     await session.execute(delete(ConversationState).where(ConversationState.key == key))
     await session.execute(delete(UserData).where(UserData.user_id == member.telegram_user_id))
     await session.execute(delete(ChatData).where(ChatData.chat_id == member.chat_id))
+
+
+async def has_left(session: AsyncSession, member_id: int) -> bool:
+    """Whether a notification's recipient is a deactivated member (nothing goes to them)."""
+    active = await session.scalar(select(Member.active).where(Member.id == member_id))
+    return active is False
 
 
 async def admin_locales(session: AsyncSession, district_id: int | None) -> list[tuple[int, str]]:
