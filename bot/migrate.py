@@ -15,12 +15,14 @@ from sqlalchemy.exc import DBAPIError
 from bot.db import Database
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from alembic.config import Config
     from sqlalchemy.engine import Connection
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision in bot/migrations; tests/bot/test_db.py checks it against Alembic's head.
-HEAD = "0009"
+HEAD = "0010"
 
 
 def alembic_config() -> Config:
@@ -49,8 +51,34 @@ async def upgrade(database: Database) -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
-    async with database.engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+    async with database.engine.connect() as connection:
+        await connection.run_sync(_in_transaction, _upgrade)
+
+
+def _in_transaction(connection: Connection, work: Callable[[Connection], None]) -> None:
+    """Run the migrations in one transaction. On SQLite, with foreign keys off meanwhile: a
+    migration that rebuilds a table others point to (batch mode) would fail on them, and
+    SQLite turns them off only outside a transaction; they are checked before the commit."""
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        _pragma(connection, "PRAGMA foreign_keys=OFF")
+    try:
+        with connection.begin():
+            work(connection)
+            if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
+                raise RuntimeError("a migration broke a foreign key")
+    finally:
+        if sqlite:
+            _pragma(connection, "PRAGMA foreign_keys=ON")
+
+
+def _pragma(connection: Connection, statement: str) -> None:
+    """A statement on the driver's connection, outside any transaction SQLAlchemy would begin."""
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(statement)
+    finally:
+        cursor.close()
 
 
 async def current_revision(database: Database) -> str | None:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Time,
     TypeDecorator,
     UniqueConstraint,
+    text,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -122,10 +123,22 @@ class Institution(Base):
 
 
 class Member(Base):
+    """One person in one institution and role. A leaver who joins again is a new row, so one
+    Telegram user may have several; only one of them active."""
+
     __tablename__ = "members"
+    __table_args__ = (
+        Index(
+            "ux_members_telegram_user_id_active",
+            "telegram_user_id",
+            unique=True,
+            sqlite_where=text("active"),
+            postgresql_where=text("active"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    telegram_user_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger)
     chat_id: Mapped[int] = mapped_column(BigInteger)
     display_name: Mapped[str] = mapped_column(String(128))
     institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"), index=True)

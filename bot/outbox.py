@@ -145,9 +145,9 @@ async def cancel(
     kinds: Iterable[str] | None = None,
     member_id: int | None = None,
 ) -> int:
-    """Cancel pending rows by subject, key prefix, kinds and recipient; returns how many.
-    A row already being sent cannot be called back."""
-    assert subject is not None or prefix is not None, "cancel needs a subject or a key prefix"
+    """Cancel pending rows by subject, key prefix, kinds and recipient (a recipient alone: all
+    of a leaver's rows); returns how many. A row already being sent cannot be called back."""
+    assert (subject, prefix, member_id) != (None, None, None), "cancel needs something to match"
     query = update(OutboxRow).where(OutboxRow.status == OutboxStatus.PENDING)
     if subject is not None:
         query = query.where(OutboxRow.subject == subject)
@@ -502,6 +502,15 @@ class Dispatcher:
     ) -> Outgoing | None:
         kind = self.kinds.get(row.kind)
         try:
+            # A leaver gets nothing more: their rows are cancelled when they are deactivated,
+            # but one planned in a transaction racing with that, or claimed just before it,
+            # is checked here, as late as can be before it goes out.
+            async with self.runtime.database.transaction() as session:
+                left = await members.has_left(session, row.member_id)
+            if left:
+                await self._finish(row, OutboxStatus.SKIPPED, "left")
+                counts.skipped += 1
+                return None
             outgoing = await kind.render(context, row) if kind is not None else None
         except Exception:  # a database hiccup, say: later, as for a network error
             logger.exception("outbox: a %s could not be rendered", row.kind)

@@ -29,7 +29,7 @@ from bot.i18n import Translator
 from bot.models import InvitationKind, TaskParty, TaskStatus
 from bot.outbox import Kind, Notification, Outgoing
 from bot.record import owner_label, record_docx, record_filename
-from bot.services import conferences, invitations, tasks
+from bot.services import conferences, invitations, leavers, tasks
 from bot.services.conferences import Collision, Passed, PollClosed, TooFar
 from bot.services.errors import PermissionDenied
 from bot.services.members import Actor
@@ -1525,8 +1525,63 @@ def _digest_text(head: str, sections: list[tuple[str, list[str]]], tr: Translato
     return clip(joined, MAX_TEXT)  # only the headings left, and still too long: never so far
 
 
+async def render_handover(context: Context, row: Notification) -> Outgoing | None:
+    """To a coordinator: what a leaver held and is still open, by case code and task title
+    only, with a button per task into the reassigning (tk:o)."""
+    runtime = context.runtime
+    async with runtime.database.transaction() as session:
+        view = await leavers.handover_view(
+            session,
+            runtime.cipher,
+            int(row.payload["leaver"]),
+            [int(i) for i in row.payload.get("tasks", [])],
+            [int(i) for i in row.payload.get("invitations", [])],
+            now=runtime.clock.now(),
+        )
+    if view is None:
+        return None
+    tr = await recipient_tr(context, row.member_id)
+    _ = tr.gettext
+    lines = [
+        "👤 "
+        + _("{name} has been deactivated and gets nothing more from the bot. They held:").format(
+            name=esc(view.leaver)
+        )
+    ]
+    for task in view.tasks:
+        lines.append(
+            "• "
+            + _("{code} «{title}», due {date}: reassign it.").format(
+                code=task.case_code, title=esc(task.title), date=tr.day(task.due_on)
+            )
+        )
+    for held in view.invitations:
+        if held.colleagues:
+            text = _(
+                "{code}, the case conference {when}: {institution} is still invited; its other "
+                "members have been asked to answer."
+            )
+        else:
+            text = _(
+                "{code}, the case conference {when}: {institution} is still invited, but nobody "
+                "else of it uses the bot: invite someone of it."
+            )
+        lines.append(
+            "• "
+            + text.format(
+                code=held.case_code, when=tr.slot(held.starts_at), institution=esc(held.institution)
+            )
+        )
+    buttons = [
+        [("👤 " + f"{task.case_code} · {_short(task.title)}", f"tk:o:{task.task_id}")]
+        for task in view.tasks
+    ]
+    return Outgoing(clip("\n".join(lines), MAX_TEXT), keyboard(buttons) if buttons else None)
+
+
 def outbox_kinds() -> dict[str, Kind]:
     return {
+        leavers.HANDOVER: Kind(render_handover),
         invitations.ENDED: Kind(render_ended),
         tasks.ASSIGNED: Kind(render_assigned),
         tasks.NUDGE: Kind(render_nudge),

@@ -485,6 +485,22 @@ async def hand_over(
     return view, colleague.display_name
 
 
+async def reinvite(
+    session: AsyncSession,
+    conference: Conference,
+    invitation: Invitation,
+    *,
+    now: datetime,
+    again: str,
+) -> None:
+    """An invitation back with its institution (its answer already reset, e.g. by a leaver's
+    hand-over): its pending follow-ups go, and whoever may answer for it now is invited again,
+    with a fresh key (`again`) as they may have been invited to this time before."""
+    await _cancel_follow_ups(session, conference, invitation.id, now=now)
+    for member in await _invitees(session, invitation, conference):
+        await _plan_invite(session, conference, invitation.id, member, now=now, again=again)
+
+
 async def _answerable(
     session: AsyncSession, actor: Actor, invitation_id: int, sequence: int, *, now: datetime
 ) -> tuple[Invitation, Conference]:

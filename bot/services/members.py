@@ -154,8 +154,11 @@ async def turned_away(
     """A stranger's or a leaver's command or button, refused before any dialog: audited, with
     the member when it is a leaver. `request` is a command's name or a button's data (ids and
     codes, never text a person typed)."""
-    member_id = await session.scalar(
-        select(Member.id).where(Member.telegram_user_id == telegram_user_id)
+    member_id = await session.scalar(  # their latest membership, if they ever were one
+        select(Member.id)
+        .where(Member.telegram_user_id == telegram_user_id)
+        .order_by(Member.id.desc())
+        .limit(1)
     )
     await audit.record(
         session,
@@ -283,9 +286,9 @@ async def redeem_invite(
 ) -> JoinResult:
     """Register a person with a one-time code. A code registers one person, once."""
     existing = await session.scalar(
-        select(Member).where(Member.telegram_user_id == telegram_user_id)
+        select(Member).where(Member.telegram_user_id == telegram_user_id, Member.active.is_(True))
     )
-    if existing is not None and existing.active:
+    if existing is not None:
         institution = await session.get_one(Institution, existing.institution_id)
         return AlreadyMember(_actor(existing, institution))
 
@@ -318,7 +321,23 @@ async def redeem_invite(
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         return CodeRefused("used")
 
-    member = existing or Member(telegram_user_id=telegram_user_id, joined_at=now)
+    # A member row is one person in one institution and role. A leaver who joins again in
+    # another institution or role gets a new row: the old one, inactive, keeps what it held
+    # (tasks, answers) with the old institution until a coordinator hands it on, and none of it
+    # follows them. Back in the same institution and role, they are that member again.
+    member = await session.scalar(
+        select(Member)
+        .where(
+            Member.telegram_user_id == telegram_user_id,
+            Member.institution_id == invite.institution_id,
+            Member.role == invite.role,
+        )
+        .order_by(Member.id.desc())
+        .limit(1)
+    )
+    if member is None:
+        member = Member(telegram_user_id=telegram_user_id, joined_at=now)
+        session.add(member)
     member.chat_id = chat_id
     member.display_name = display_name[:128] or str(telegram_user_id)
     member.institution_id = invite.institution_id
@@ -327,8 +346,6 @@ async def redeem_invite(
     member.active = True
     member.reachable = True
     member.deactivated_at = None
-    if existing is None:
-        session.add(member)
     await session.flush()
     invite.used_by_id = member.id
     if invite.invitation_id is not None:  # a guardian's link: they answer that poll
@@ -444,7 +461,11 @@ async def _deactivatable(
 
 
 async def _forget_leaver(session: AsyncSession, member: Member, *, now: datetime) -> None:
-    """A leaver's unused invite links stop working, and their unfinished drafts are deleted."""
+    """A leaver's unused invite links stop working, their unfinished drafts are deleted, and
+    what they held is handed over (bot.services.leavers)."""
+    from bot.services import leavers  # noqa: PLC0415 - it imports this module (a cycle)
+
+    await leavers.hand_over(session, member, now=now)
     await session.execute(
         update(InviteCode)
         .where(
@@ -469,6 +490,12 @@ async def forget_dialog_state(session: AsyncSession, member: Member) -> None:
     await session.execute(delete(ConversationState).where(ConversationState.key == key))
     await session.execute(delete(UserData).where(UserData.user_id == member.telegram_user_id))
     await session.execute(delete(ChatData).where(ChatData.chat_id == member.chat_id))
+
+
+async def has_left(session: AsyncSession, member_id: int) -> bool:
+    """Whether a notification's recipient is a deactivated member (nothing goes to them)."""
+    active = await session.scalar(select(Member.active).where(Member.id == member_id))
+    return active is False
 
 
 async def admin_locales(session: AsyncSession, district_id: int | None) -> list[tuple[int, str]]:

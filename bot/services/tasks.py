@@ -918,8 +918,8 @@ async def reassign(
     task.owner_id = owner_id
     task.asked_due_on = None
     await _replan(session, task, now=now, assigned=True)
-    if task.issued_at is not None:
-        before = await session.get_one(Member, previous)
+    before = await session.get_one(Member, previous)
+    if task.issued_at is not None and before.active:  # a leaver is told nothing more
         await outbox.plan(
             session,
             [_planned(task, f"released-{previous}", RELEASED, before, _at_once(now))],

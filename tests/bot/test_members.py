@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 from bot.clock import FakeClock
 from bot.crypto import Cipher
 from bot.db import Database
-from bot.models import AuditEntry, InstitutionKind, Role
+from bot.models import AuditEntry, InstitutionKind, Member, Role
 from bot.persistence import DatabasePersistence
 from bot.services import members
 from bot.services.errors import NotFound, PermissionDenied
@@ -151,9 +151,15 @@ async def test_a_deactivated_member_is_a_stranger_until_invited_again(
         assert await members.find_actor(session, 2) is None
         listed = await members.list_members(session, admin, now=clock.now())
     assert [(v.display_name, v.active) for v in listed] == [("Person 1", True), ("Person 2", False)]
+    # Joining again in another role is a new membership: the old row stays, inactive, with
+    # what it held.
     rejoined = await _join(database, clock, Role.PARTICIPANT, 2)
-    assert rejoined.member_id == teacher.member_id
+    assert rejoined.member_id != teacher.member_id
     assert rejoined.role is Role.PARTICIPANT
+    async with database.transaction() as session:
+        assert (await members.find_actor(session, 2)) == rejoined
+        old = await session.get_one(Member, teacher.member_id)
+        assert not old.active and old.role is Role.REFERRER
 
 
 async def test_only_admins_deactivate_and_not_themselves(

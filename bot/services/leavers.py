@@ -1,0 +1,206 @@
+"""A leaver's hand-over: when a member is deactivated, nothing more goes to them, and the
+coordinators learn what they held (open tasks, invitations they answered or were handed) so
+that someone else takes it over."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import outbox
+from bot.crypto import Cipher
+from bot.models import (
+    Case,
+    Conference,
+    ConferenceStatus,
+    Institution,
+    Invitation,
+    InvitationKind,
+    Member,
+    Role,
+    Rsvp,
+    Task,
+    TaskStatus,
+)
+from bot.services import invitations
+from bot.services.conferences import _answerers
+
+HANDOVER = "member.handover"  # to a coordinator: what a leaver held, with a button per task
+
+
+@dataclass(frozen=True)
+class HeldTask:
+    task_id: int
+    case_code: str
+    title: str
+    due_on: date
+
+
+@dataclass(frozen=True)
+class HeldInvitation:
+    invitation_id: int
+    case_code: str
+    starts_at: datetime
+    institution: str
+    colleagues: int  # the institution's other active members, who can answer it now
+
+
+@dataclass(frozen=True)
+class Handover:
+    leaver: str
+    tasks: list[HeldTask]
+    invitations: list[HeldInvitation]
+
+
+async def hand_over(session: AsyncSession, leaver: Member, *, now: datetime) -> None:
+    """In the deactivation's transaction: every pending row for the leaver is cancelled; an
+    invitation they answered or were handed goes back to their institution (answer reset, the
+    colleagues invited to answer); each coordinator concerned is told what the leaver held."""
+    await outbox.cancel(session, subject=None, member_id=leaver.id, now=now)
+    told: dict[int, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
+    open_tasks = await session.scalars(
+        select(Task)
+        .where(Task.owner_id == leaver.id, Task.status == TaskStatus.OPEN)
+        .order_by(Task.due_on, Task.id)
+    )
+    for task in open_tasks:
+        conference = await session.get_one(Conference, task.conference_id)
+        for coordinator_id in await _coordinators(session, conference, leaver):
+            told[coordinator_id][0].append(task.id)
+    for invitation, conference in await _live_invitations(session, leaver, now=now):
+        invitation.rsvp = Rsvp.PENDING
+        invitation.rsvp_by_id = invitation.rsvp_at = invitation.delegate_id = None
+        invitation.decline_reason = None
+        await invitations.reinvite(session, conference, invitation, now=now, again=f"l{leaver.id}")
+        for coordinator_id in await _coordinators(session, conference, leaver):
+            told[coordinator_id][1].append(invitation.id)
+    # A notice per task, each with its button: reassigning edits the message pressed, so one
+    # list with many buttons would lose the others after the first. The invitations, which
+    # need no button, come together.
+    stamp = int(now.timestamp())
+    items = []
+    for coordinator_id, (task_ids, invitation_ids) in told.items():
+        coordinator = await session.get_one(Member, coordinator_id)
+        parts: list[tuple[str, list[int], list[int]]] = [
+            (f"t{task_id}", [task_id], []) for task_id in task_ids
+        ]
+        if invitation_ids:
+            parts.append(("invitations", [], invitation_ids))
+        for part, held_tasks, held_invitations in parts:
+            items.append(
+                outbox.Planned(
+                    key=f"member:{leaver.id}:left-{stamp}:m{coordinator_id}:{part}",
+                    kind=HANDOVER,
+                    subject=f"member:{leaver.id}",
+                    member_id=coordinator_id,
+                    chat_id=coordinator.chat_id,
+                    due_at=now,
+                    expires_at=now + timedelta(days=30),
+                    payload={
+                        "leaver": leaver.id,
+                        "tasks": held_tasks,
+                        "invitations": held_invitations,
+                    },
+                )
+            )
+    await outbox.plan(session, items, now=now)
+
+
+async def _live_invitations(
+    session: AsyncSession, leaver: Member, *, now: datetime
+) -> list[tuple[Invitation, Conference]]:
+    """Institutions' invitations to a conference still ahead that the leaver answered or was
+    handed: the institution is still invited, the leaver will not come."""
+    rows = await session.execute(
+        select(Invitation, Conference)
+        .join(Conference, Invitation.conference_id == Conference.id)
+        .where(
+            Invitation.kind == InvitationKind.INSTITUTION,
+            or_(Invitation.rsvp_by_id == leaver.id, Invitation.delegate_id == leaver.id),
+            Conference.status == ConferenceStatus.SCHEDULED,
+            Conference.starts_at > now,
+        )
+        .order_by(Conference.starts_at, Invitation.id)
+    )
+    return [(invitation, conference) for invitation, conference in rows]
+
+
+async def _coordinators(session: AsyncSession, conference: Conference, leaver: Member) -> list[int]:
+    """Who hears of the leaver's part in a conference: its coordinator, or, when they have left
+    too, the district's active coordinators."""
+    coordinator = await session.get_one(Member, conference.coordinator_id)
+    if coordinator.active and coordinator.id != leaver.id:
+        return [coordinator.id]
+    query = (
+        select(Member.id)
+        .join(Institution, Member.institution_id == Institution.id)
+        .where(
+            Institution.district_id == conference.district_id,
+            Member.role == Role.COORDINATOR,
+            Member.active.is_(True),
+            Member.id != leaver.id,
+        )
+        .order_by(Member.id)
+    )
+    return list(await session.scalars(query))
+
+
+async def handover_view(
+    session: AsyncSession,
+    cipher: Cipher,
+    leaver_id: int,
+    task_ids: list[int],
+    invitation_ids: list[int],
+    *,
+    now: datetime,
+) -> Handover | None:
+    """What of the hand-over is still open when it is sent: tasks still the leaver's, for
+    conferences still ahead; None when nothing is left (say, reassigned meanwhile)."""
+    leaver = await session.get(Member, leaver_id)
+    if leaver is None or leaver.active:
+        return None  # joined again in between (as a new member) or never left: moot
+    held_tasks = [
+        HeldTask(task.id, code, cipher.decrypt(task.title).decode(), task.due_on)
+        for task, code in await session.execute(
+            select(Task, Case.code)
+            .join(Case, Task.case_id == Case.id)
+            .where(
+                Task.id.in_(task_ids),
+                Task.owner_id == leaver_id,
+                Task.status == TaskStatus.OPEN,
+            )
+            .order_by(Task.due_on, Task.id)
+        )
+    ]
+    held_invitations = []
+    rows = await session.execute(
+        select(Invitation, Conference, Case.code, Institution.name)
+        .join(Conference, Invitation.conference_id == Conference.id)
+        .join(Case, Conference.case_id == Case.id)
+        .join(Institution, Invitation.institution_id == Institution.id)
+        .where(
+            Invitation.id.in_(invitation_ids),
+            Conference.status == ConferenceStatus.SCHEDULED,
+            Conference.starts_at > now,
+        )
+        .order_by(Conference.starts_at, Invitation.id)
+    )
+    for invitation, conference, code, institution in rows:
+        assert conference.starts_at is not None
+        colleagues = await _answerers(session, invitation, conference)
+        held_invitations.append(
+            HeldInvitation(
+                invitation.id,
+                code,
+                conference.starts_at,
+                institution,
+                len(colleagues),
+            )
+        )
+    if not held_tasks and not held_invitations:
+        return None
+    return Handover(leaver.display_name, held_tasks, held_invitations)
