@@ -18,7 +18,7 @@ from bot.services import members, tasks
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import each, scheduled, team
-from tests.e2e.test_tasks import add_task, at_nine, told
+from tests.e2e.test_tasks import add_task, at_nine, record_opened, told
 
 
 @pytest.fixture
@@ -62,14 +62,7 @@ async def test_a_leaver_with_tasks_gets_nothing_more_and_the_coordinator_hands_t
     people = await team(bot)
     hana, petr, pavel = people["hana"], people["petr"], people["pavel"]
     admin = await bot.join(9, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
-    starts = await scheduled(bot, people)
-    invites = await each(petr, "You are invited")
-    await petr.press("✅ Accept", message_id=invites[0].message_id)
-    clock.set(starts + timedelta(minutes=91))
-    await bot.sweep()
-    await until(hana, "has ended")
-    await hana.press("📝 Record the outcome")
-    await until(hana, "Attendance: 1 of 2 came.")
+    await record_opened(bot, clock, people)
     await hana.press("✏️ Summary")
     await until(hana, "Type the summary")
     await hana.send_text("The plan was agreed.")

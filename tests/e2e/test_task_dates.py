@@ -13,8 +13,8 @@ from bot.clock import FakeClock
 from bot.sandbox import FloodLimits, Person
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_conferences import until
-from tests.e2e.test_invitations import each, scheduled, team
-from tests.e2e.test_tasks import button
+from tests.e2e.test_invitations import team
+from tests.e2e.test_tasks import button, record_opened
 
 PRAGUE = ZoneInfo("Europe/Prague")
 ERROR = "Sorry, something went wrong"
@@ -41,14 +41,7 @@ async def test_far_future_dates_are_refused_and_other_years_show_their_year(
 ) -> None:
     people = await team(bot)
     hana, petr, pavel = people["hana"], people["petr"], people["pavel"]
-    starts = await scheduled(bot, people)
-    invites = await each(petr, "You are invited")
-    await petr.press("✅ Accept", message_id=invites[0].message_id)
-    clock.set(starts + timedelta(minutes=91))
-    await bot.sweep()
-    await until(hana, "has ended")
-    await hana.press("📝 Record the outcome")
-    await until(hana, "Record of the case conference PK-2026-0001")
+    await record_opened(bot, clock, people)
     today = clock.now().astimezone(PRAGUE).date()
     assert today.year == 2026 and today.month in (11, 12)
     two_years = medium(date(today.year + 2, today.month, today.day))

@@ -43,6 +43,21 @@ async def add_task(hana: Person, title: str, owner: str, due: str) -> None:
     await until(hana, f"«{title}»")
 
 
+async def record_opened(bot: RunningBot, clock: FakeClock, people: dict[str, Person]) -> datetime:
+    """Petr accepts the scheduled conference, it ends, and Hana opens its record (1 of 2
+    came); the conference's start."""
+    hana, petr = people["hana"], people["petr"]
+    starts = await scheduled(bot, people)
+    invites = await each(petr, "You are invited")
+    await petr.press("✅ Accept", message_id=invites[0].message_id)
+    clock.set(starts + timedelta(minutes=91))
+    await bot.sweep()
+    await until(hana, "has ended")
+    await hana.press("📝 Record the outcome")
+    await until(hana, "Attendance: 1 of 2 came.")
+    return starts
+
+
 async def button(person: Person, fragment: str) -> None:
     """Wait for the message (sent or edited) with a button holding `fragment`."""
     while True:
@@ -265,14 +280,7 @@ async def test_the_plan_changes_and_wrong_input_gets_an_answer(
     typed, and old buttons after the case is closed."""
     people = await team(bot)
     hana, jana, petr, pavel = people["hana"], people["jana"], people["petr"], people["pavel"]
-    starts = await scheduled(bot, people)
-    invites = await each(petr, "You are invited")
-    await petr.press("✅ Accept", message_id=invites[0].message_id)
-    clock.set(starts + timedelta(minutes=91))
-    await bot.sweep()
-    await until(hana, "has ended")
-    await hana.press("📝 Record the outcome")
-    await until(hana, "Attendance: 1 of 2 came.")
+    await record_opened(bot, clock, people)
 
     # The police came after all? No: two taps, a colleague instead, then did not come.
     await hana.press("👥 Attendance")
