@@ -24,7 +24,7 @@ run: $(STAMP)
 	$(BIN)/roundtable run --or-demo
 
 # In parallel, three workers per core: most of a test's time is spent waiting for a process or a
-# reply (on 2 cores: 6 workers 2.6 min, 4 workers 2.9 min, 2 workers 4 min). Many
+# reply (on 2 cores: 6 workers 2.8 min, 4 workers 2.9 min, 8 workers 3.5 min, 2 workers 4 min). Many
 # tests start `roundtable` processes: their code is imported from cached bytecode, whatever the
 # shell says (PYTHONDONTWRITEBYTECODE would make each of them compile it all again, 3 s each).
 test: $(STAMP)
