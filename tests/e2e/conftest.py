@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,10 +39,17 @@ def rtt_ms() -> float:
 
 
 @pytest.fixture
+def stand_in_clock(clock: FakeClock) -> Callable[[], float]:
+    """The clock that dates the stand-in's messages: the tests' fake one; a module whose tests
+    start real `roundtable` processes overrides it with the real one (see test_process)."""
+    return clock.timestamp
+
+
+@pytest.fixture
 async def sandbox(
-    clock: FakeClock, flood_limits: FloodLimits, rtt_ms: float
+    stand_in_clock: Callable[[], float], flood_limits: FloodLimits, rtt_ms: float
 ) -> AsyncIterator[BotApiSandbox]:
-    server = BotApiSandbox(token=TOKEN, clock=clock.timestamp, flood=flood_limits, rtt_ms=rtt_ms)
+    server = BotApiSandbox(token=TOKEN, clock=stand_in_clock, flood=flood_limits, rtt_ms=rtt_ms)
     await server.start()
     yield server
     await server.stop()

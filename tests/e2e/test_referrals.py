@@ -399,19 +399,25 @@ async def send_one(teacher: Person, coordinator: Person) -> str:
     return found.group(0)
 
 
-async def test_a_coordinator_asks_the_teacher_answers_and_another_declines_with_a_reason(
-    bot: RunningBot, sandbox: BotApiSandbox
-) -> None:
+async def question_asked(bot: RunningBot) -> tuple[Person, Person, Person, str]:
+    """Hana and her colleague Petr coordinate; Jana's referral comes in and Hana presses "Ask
+    the referrer" on it."""
     coordinator, teacher = await team(bot)
     colleague = await bot.join(
         3, "Petr", Role.COORDINATOR, institution="OSPOD Cheb", kind=InstitutionKind.OSPOD
     )
     code = await send_one(teacher, coordinator)
     await colleague.next_message()
-
     await coordinator.press(f"Open {code}")
     await coordinator.next_message()
     await coordinator.press("Ask the referrer")
+    return coordinator, teacher, colleague, code
+
+
+async def test_a_coordinator_asks_the_teacher_answers_and_another_declines_with_a_reason(
+    bot: RunningBot, sandbox: BotApiSandbox
+) -> None:
+    coordinator, teacher, colleague, code = await question_asked(bot)
     assert f"Type your question for the referrer of {code}." in await text_of(coordinator)
     await coordinator.send_text("Does he have siblings at your school?")
     assert "was sent to the referrer" in await text_of(coordinator)
@@ -459,16 +465,7 @@ async def test_a_coordinator_asks_the_teacher_answers_and_another_declines_with_
 async def test_the_coordinators_typed_question_and_reason_leave_her_chat_once_stored(
     bot: RunningBot, sandbox: BotApiSandbox
 ) -> None:
-    coordinator, teacher = await team(bot)
-    colleague = await bot.join(
-        3, "Petr", Role.COORDINATOR, institution="OSPOD Cheb", kind=InstitutionKind.OSPOD
-    )
-    code = await send_one(teacher, coordinator)
-    await colleague.next_message()
-
-    await coordinator.press(f"Open {code}")
-    await coordinator.next_message()
-    await coordinator.press("Ask the referrer")
+    coordinator, teacher, colleague, code = await question_asked(bot)
     await coordinator.next_message()
     question = "Is Kryštof (9) the boy whose father was arrested?"
     typed = await coordinator.send_text(question)
