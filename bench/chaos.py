@@ -55,10 +55,10 @@ from sqlalchemy import select
 
 from bench import load, process
 from bench.dbproxy import DatabaseProxy
-from bot import outbox
-from bot.crypto import Cipher
-from bot.db import Database
-from bot.models import (
+from bot.core import outbox
+from bot.core.crypto import Cipher
+from bot.core.db import Database
+from bot.core.models import (
     Conference,
     ConferenceStatus,
     Institution,

@@ -23,10 +23,10 @@ from pathlib import Path
 from sqlalchemy import func, insert, select
 
 from bench import process
-from bot import migrate, outbox
-from bot.crypto import Cipher
-from bot.db import Database
-from bot.models import (
+from bot.core import migrate, outbox
+from bot.core.crypto import Cipher
+from bot.core.db import Database
+from bot.core.models import (
     Case,
     CaseStatus,
     Conference,

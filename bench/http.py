@@ -34,8 +34,8 @@ from pathlib import Path
 from telegram import Bot
 from telegram.request import BaseRequest, HTTPXRequest
 
-from bot.http import AiohttpRequest
 from bot.sandbox import BotApiSandbox, FloodLimits
+from bot.transport.telegram.http import AiohttpRequest
 
 TOKEN = "7000000001:SANDBOX-token-for-the-http-bench"
 FIRST_CHAT = 100_000_000

@@ -49,10 +49,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench import process
-from bot import migrate
-from bot.crypto import Cipher
-from bot.db import Database
-from bot.models import (
+from bot.core import migrate
+from bot.core.crypto import Cipher
+from bot.core.db import Database
+from bot.core.models import (
     Case,
     CaseStatus,
     ConferenceSlot,

@@ -24,14 +24,14 @@ from telegram.ext import (
     ExtBot,
 )
 
-from bot import outbox
-from bot.http import AiohttpRequest
-from bot.ledger import HandledUpdates
-from bot.persistence import DatabasePersistence
-from bot.polling import Poller, retry_after_seconds
-from bot.processor import OrderedUpdateProcessor, note_telegram_call
-from bot.runtime import Runtime
-from bot.webhook import WebhookServer
+from bot.core import outbox
+from bot.core.runtime import Runtime
+from bot.transport.telegram.http import AiohttpRequest
+from bot.transport.telegram.ledger import HandledUpdates
+from bot.transport.telegram.persistence import DatabasePersistence
+from bot.transport.telegram.polling import Poller, retry_after_seconds
+from bot.transport.telegram.processor import OrderedUpdateProcessor, note_telegram_call
+from bot.transport.telegram.webhook import WebhookServer
 from handlers import (
     conference,
     guard,
@@ -77,11 +77,13 @@ def build_application(runtime: Runtime) -> RoundTableApp:
         .context_types(ContextTypes(context=Context, bot_data=dict, chat_data=dict, user_data=dict))
         .persistence(DatabasePersistence(runtime.database, runtime.cipher))
         .concurrent_updates(processor)
-        # aiohttp, not python-telegram-bot's default httpx: the same errors, a tenth of the CPU
-        # per call under Telegram's network delay (bot/http.py, `python -m bench http`).
+        # aiohttp, not python-telegram-bot's default httpx: the same errors, a tenth of the CPU per
+        # call under Telegram's network delay (bot/transport/telegram/http.py, `python -m bench
+        # http`).
         .request(AiohttpRequest(connection_pool_size=CONNECTION_POOL))
         .get_updates_request(AiohttpRequest(connection_pool_size=1))
-        # Updates come by bot.polling or bot.webhook: the Updater confirms them too early.
+        # Updates come by bot.transport.telegram.polling or bot.transport.telegram.webhook: the
+        # Updater confirms them too early.
         .updater(None)
         # Replies to a person's own taps are not bulk messages: Telegram's 30 a second for
         # everybody is the outbox's budget (its own pacer), not a cap on answering people.
@@ -146,7 +148,8 @@ def build_application(runtime: Runtime) -> RoundTableApp:
 
 class _NotingRateLimiter(AIORateLimiter):
     """The handlers' rate limiter, which also notes every call that went through: an update
-    that failed after answering something is not handled again (bot.processor)."""
+    that failed after answering something is not handled again
+    (bot.transport.telegram.processor)."""
 
     async def process_request(  # noqa: PLR0917 - the signature is BaseRateLimiter's
         self,
@@ -217,7 +220,8 @@ async def _until_answered(
 async def _start_webhook(
     application: RoundTableApp, secret: SecretStr, stop: asyncio.Event
 ) -> WebhookServer:
-    """Listen for Telegram's POSTs (bot.webhook), then tell Telegram where to send them."""
+    """Listen for Telegram's POSTs (bot.transport.telegram.webhook), then tell Telegram where to
+    send them."""
     settings = application.bot_data[RUNTIME_KEY].settings
     processor = application.update_processor
     assert isinstance(processor, OrderedUpdateProcessor) and settings.webhook_url
@@ -249,7 +253,8 @@ async def serve(application: RoundTableApp, stop: asyncio.Event) -> None:
     """Run until stop is set: long polling, or webhook mode when a webhook URL is configured.
 
     Only the one active process of a bot serves (`roundtable run` holds the lock of
-    bot.standby first): it takes over what the outbox of a process before it left in flight.
+    bot.transport.telegram.standby first): it takes over what the outbox of a process before
+    it left in flight.
     When stop is set the outbox sends nothing more, no update is fetched any more, and the
     updates already fetched are handled before this returns.
     """

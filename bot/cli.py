@@ -23,18 +23,18 @@ from sqlalchemy.exc import DBAPIError
 from telegram import Bot
 from telegram.error import TelegramError
 
-from bot import keys as key_rotation
-from bot import migrate as migrations
-from bot import standby
-from bot.clock import SystemClock
-from bot.config import Settings, SettingsError, load_settings
-from bot.crypto import Cipher, InvalidToken, load_cipher, load_keys, write_key_file
-from bot.db import Database
+from bot.core import keys as key_rotation
+from bot.core import migrate as migrations
+from bot.core.clock import SystemClock
+from bot.core.config import Settings, SettingsError, load_settings
+from bot.core.crypto import Cipher, InvalidToken, load_cipher, load_keys, write_key_file
+from bot.core.db import Database
+from bot.core.models import InstitutionKind, Role
+from bot.core.runtime import Runtime
 from bot.logs import REDACTED, configure_logging
-from bot.models import InstitutionKind, Role
-from bot.runtime import Runtime
 from bot.services import members, privacy
 from bot.services.errors import ServiceError
+from bot.transport.telegram import standby
 
 
 class CliError(Exception):

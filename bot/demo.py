@@ -18,15 +18,15 @@ from icalendar import Calendar, Event
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from bot import outbox
 from bot.app import RoundTableApp, build_application, serve
-from bot.clock import FakeClock
-from bot.config import Settings, isolated_settings
-from bot.crypto import load_cipher
-from bot.db import Database
-from bot.migrate import upgrade
-from bot.models import Conference, InstitutionKind, Role
-from bot.runtime import Runtime
+from bot.core import outbox
+from bot.core.clock import FakeClock
+from bot.core.config import Settings, isolated_settings
+from bot.core.crypto import load_cipher
+from bot.core.db import Database
+from bot.core.migrate import upgrade
+from bot.core.models import Conference, InstitutionKind, Role
+from bot.core.runtime import Runtime
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from bot.sandbox.models import BotMessage
 from bot.services import members

@@ -31,8 +31,8 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBUserWarning
 
-from bot.i18n import Translator, pick_locale
-from bot.runtime import Runtime
+from bot.core.i18n import Translator, pick_locale
+from bot.core.runtime import Runtime
 from bot.services.conferences import recipient_of
 from bot.services.members import Actor
 

@@ -20,12 +20,11 @@ from telegram.ext import (
     filters,
 )
 
-from bot import outbox
-from bot.calendar_reader import read_busy
-from bot.http import AiohttpRequest, TooBig
-from bot.i18n import Translator
-from bot.models import ConferenceStatus, InvitationKind, Rsvp
-from bot.outbox import Kind, Notification, Outgoing
+from bot.core import outbox
+from bot.core.calendar_reader import read_busy
+from bot.core.i18n import Translator
+from bot.core.models import ConferenceStatus, InvitationKind, Rsvp
+from bot.core.outbox import Kind, Notification, Outgoing
 from bot.services import conferences, members
 from bot.services.conferences import (
     AlreadyPlanned,
@@ -45,6 +44,7 @@ from bot.services.conferences import (
 )
 from bot.services.errors import PermissionDenied
 from bot.services.members import Actor
+from bot.transport.telegram.http import AiohttpRequest, TooBig
 from handlers.common import (
     Context,
     Dialog,

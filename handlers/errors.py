@@ -14,10 +14,10 @@ from telegram import InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationHandlerStop
 
-from bot.db import unavailable
-from bot.i18n import Translator
-from bot.processor import OrderedUpdateProcessor
+from bot.core.db import unavailable
+from bot.core.i18n import Translator
 from bot.services import members
+from bot.transport.telegram.processor import OrderedUpdateProcessor
 from handlers.common import ACTIVE_DIALOG, Context, acknowledge
 
 # Shows the person the question of the dialog they are in again, below the given text; False
@@ -128,9 +128,9 @@ async def answer_lost(
     update: object,
 ) -> None:
     """An update whose change was stored but whose answer never went out, which is therefore
-    not handled again (bot.processor.answer_instead): the person hears that it was saved, and
-    where they are now, the question of the dialog they are in when it can show it again.
-    Read-only: telling twice changes nothing."""
+    not handled again (bot.transport.telegram.processor.answer_instead): the person hears that it
+    was saved, and where they are now, the question of the dialog they are in when it can show
+    it again. Read-only: telling twice changes nothing."""
     if not isinstance(update, Update) or update.effective_chat is None:
         return
     context = Context.from_update(update, application)

@@ -17,10 +17,10 @@ from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import CallbackQueryHandler, ConversationHandler, MessageHandler, filters
 
-from bot import outbox
-from bot.i18n import Translator
-from bot.models import InvitationKind, Rsvp
-from bot.outbox import Kind, Notification, Outgoing
+from bot.core import outbox
+from bot.core.i18n import Translator
+from bot.core.models import InvitationKind, Rsvp
+from bot.core.outbox import Kind, Notification, Outgoing
 from bot.services import conferences, invitations
 from bot.services.conferences import PollClosed, Scheduled
 from bot.services.errors import PermissionDenied

@@ -13,8 +13,8 @@ from telegram.ext import (
     filters,
 )
 
-from bot.i18n import N_, Translator
-from bot.models import InstitutionKind, Role
+from bot.core.i18n import N_, Translator
+from bot.core.models import InstitutionKind, Role
 from bot.services import members
 from bot.services.errors import PermissionDenied, ServiceError
 from handlers.common import (

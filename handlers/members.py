@@ -5,8 +5,8 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
-from bot import outbox
-from bot.i18n import Translator
+from bot.core import outbox
+from bot.core.i18n import Translator
 from bot.services import members
 from bot.services.errors import PermissionDenied
 from handlers.common import (

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from telegram import Bot, BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 from telegram.error import TelegramError
 
-from bot.config import LOCALES
-from bot.i18n import N_, Translator
-from bot.models import Role
+from bot.core.config import LOCALES
+from bot.core.i18n import N_, Translator
+from bot.core.models import Role
 
 logger = logging.getLogger(__name__)
 

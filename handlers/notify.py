@@ -7,7 +7,7 @@ from typing import Protocol
 
 from telegram import InlineKeyboardMarkup
 
-from bot.i18n import Translator
+from bot.core.i18n import Translator
 from handlers.common import Context
 from handlers.errors import send_safely
 

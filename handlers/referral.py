@@ -23,8 +23,8 @@ from telegram.ext import (
     filters,
 )
 
-from bot.i18n import N_, Translator
-from bot.models import Consent, ReferralStatus, Urgency
+from bot.core.i18n import N_, Translator
+from bot.core.models import Consent, ReferralStatus, Urgency
 from bot.services import referrals
 from bot.services.errors import PermissionDenied
 from bot.services.referrals import Draft, Rejected

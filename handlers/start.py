@@ -15,9 +15,9 @@ from telegram.ext import (
     filters,
 )
 
-from bot.config import LOCALES
-from bot.i18n import LANGUAGE_NAMES, N_, Translator, pick_locale
-from bot.models import Role
+from bot.core.config import LOCALES
+from bot.core.i18n import LANGUAGE_NAMES, N_, Translator, pick_locale
+from bot.core.models import Role
 from bot.services import members
 from handlers.common import (
     Context,

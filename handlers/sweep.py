@@ -5,7 +5,7 @@ A JobQueue job every `sweep_seconds` asks the services what has come due by the 
 is reminded once of a draft left for a day, told when a draft untouched for 14 days is deleted;
 the coordinators are nudged once per working day about referrals waiting more than a working
 day; and a sent referral whose alert or message deletion was cut short (a crash, Telegram
-failing) is finished. What is found is marked done and planned in the outbox (`bot.outbox`) in
+failing) is finished. What is found is marked done and planned in the outbox (`bot.core.outbox`) in
 one transaction, so nothing is sent twice and nothing is lost; the outbox then sends it.
 """
 
@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from bot import outbox
-from bot.i18n import Translator
-from bot.outbox import Kind, Notification, Outgoing
+from bot.core import outbox
+from bot.core.i18n import Translator
+from bot.core.outbox import Kind, Notification, Outgoing
 from bot.services import referrals, tasks
 from handlers.common import Context, keyboard, recipient_tr
 from handlers.conference import sweep_polls

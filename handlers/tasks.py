@@ -24,11 +24,11 @@ from telegram.ext import (
     filters,
 )
 
-from bot import outbox
-from bot.i18n import Translator
-from bot.models import InvitationKind, TaskParty, TaskStatus
-from bot.outbox import Kind, Notification, Outgoing
-from bot.record import owner_label, record_docx, record_filename
+from bot.core import outbox
+from bot.core.i18n import Translator
+from bot.core.models import InvitationKind, TaskParty, TaskStatus
+from bot.core.outbox import Kind, Notification, Outgoing
+from bot.core.record import owner_label, record_docx, record_filename
 from bot.services import conferences, invitations, leavers, tasks
 from bot.services.conferences import Collision, Passed, PollClosed, TooFar
 from bot.services.errors import PermissionDenied

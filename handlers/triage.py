@@ -15,8 +15,8 @@ from telegram.ext import (
     filters,
 )
 
-from bot.i18n import N_, Translator
-from bot.models import ConferenceStatus, Consent, NoteKind, ReferralStatus
+from bot.core.i18n import N_, Translator
+from bot.core.models import ConferenceStatus, Consent, NoteKind, ReferralStatus
 from bot.services import referrals, tasks
 from bot.services.errors import PermissionDenied
 from bot.services.referrals import AlreadyDecided, Details, Rejected

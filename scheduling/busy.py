@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import recurring_ical_events  # type: ignore[import-untyped]
 from icalendar import Calendar, Component, Event
 
-if TYPE_CHECKING:  # numpy, which slots needs, is not needed here (see bot/calendar_reader.py)
+if TYPE_CHECKING:  # numpy, which slots needs, is not needed here (see bot/core/calendar_reader.py)
     from scheduling.slots import Interval
 
 MAX_BYTES = 2_000_000

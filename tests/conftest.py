@@ -16,11 +16,11 @@ import hypothesis
 import pytest
 from sqlalchemy import make_url, text
 
-from bot import migrate
-from bot.clock import FakeClock
-from bot.crypto import Cipher
-from bot.db import Database
-from bot.models import Base
+from bot.core import migrate
+from bot.core.clock import FakeClock
+from bot.core.crypto import Cipher
+from bot.core.db import Database
+from bot.core.models import Base
 
 
 def _worker_database(url: str | None) -> str | None:

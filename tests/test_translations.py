@@ -12,9 +12,9 @@ from babel.messages.catalog import Message
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.pofile import read_po
 
-from bot.clock import FakeClock
-from bot.config import LOCALES
-from bot.i18n import LOCALES_DIR, Translator
+from bot.core.clock import FakeClock
+from bot.core.config import LOCALES
+from bot.core.i18n import LOCALES_DIR, Translator
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYWORDS = {**DEFAULT_KEYWORDS, "N_": None}

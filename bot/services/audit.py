@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.models import AuditEntry
+from bot.core.models import AuditEntry
 from bot.services.errors import PermissionDenied
 
 

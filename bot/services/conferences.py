@@ -20,11 +20,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import outbox
-from bot.config import Settings
-from bot.crypto import Cipher
-from bot.db import preload
-from bot.models import (
+from bot.core import outbox
+from bot.core.config import Settings
+from bot.core.crypto import Cipher
+from bot.core.db import preload
+from bot.core.models import (
     BusyTime,
     Case,
     CaseStatus,
@@ -127,7 +127,7 @@ class AlreadyPlanned(ConferenceError):
 
 @dataclass(frozen=True)
 class Defaults:
-    """The deployment's defaults for a plan (bot.config.Settings)."""
+    """The deployment's defaults for a plan (bot.core.config.Settings)."""
 
     minutes: int = 90
     starts_after: int = 2

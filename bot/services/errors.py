@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.models import AuditEntry
+from bot.core.models import AuditEntry
 
 
 class ServiceError(Exception):

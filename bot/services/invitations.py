@@ -1,6 +1,6 @@
 """Calendar invitations, the answers to them, new dates, cancellation and reminders.
 
-When a conference gets its time, every participant is invited through the outbox (`bot.outbox`,
+When a conference gets its time, every participant is invited through the outbox (`bot.core.outbox`,
 planned in the same transaction, so a crash between deciding and sending loses nothing): a
 message with an `.ics` REQUEST and Accept / Tentative / Decline / Send a colleague. One UID per
 conference; SEQUENCE goes up with every new time and with a cancellation. An answer re-plans the
@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import outbox
-from bot.crypto import Cipher
-from bot.db import preload
-from bot.models import (
+from bot.core import outbox
+from bot.core.crypto import Cipher
+from bot.core.db import preload
+from bot.core.models import (
     Case,
     Conference,
     ConferenceStatus,

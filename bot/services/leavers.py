@@ -11,9 +11,9 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import outbox
-from bot.crypto import Cipher
-from bot.models import (
+from bot.core import outbox
+from bot.core.crypto import Cipher
+from bot.core.models import (
     Case,
     Conference,
     ConferenceStatus,

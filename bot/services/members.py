@@ -11,8 +11,8 @@ from datetime import datetime, time, timedelta
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db import insert_if_absent
-from bot.models import (
+from bot.core.db import insert_if_absent
+from bot.core.models import (
     ChatData,
     ConversationState,
     District,

@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.crypto import Cipher
-from bot.models import (
+from bot.core.crypto import Cipher
+from bot.core.models import (
     AuditEntry,
     Base,
     BusyTime,

@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import outbox
-from bot.crypto import Cipher
-from bot.db import insert_if_absent
-from bot.models import (
+from bot.core import outbox
+from bot.core.crypto import Cipher
+from bot.core.db import insert_if_absent
+from bot.core.models import (
     Case,
     CaseStatus,
     CodeSequence,

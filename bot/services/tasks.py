@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import outbox
-from bot.crypto import Cipher
-from bot.models import (
+from bot.core import outbox
+from bot.core.crypto import Cipher
+from bot.core.models import (
     Case,
     CaseStatus,
     Conference,
@@ -38,7 +38,7 @@ from bot.models import (
     TaskParty,
     TaskStatus,
 )
-from bot.record import AttendanceLine, RecordDocument, TaskLine
+from bot.core.record import AttendanceLine, RecordDocument, TaskLine
 from bot.services import audit
 from bot.services.conferences import (
     ACTIVE,

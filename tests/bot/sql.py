@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from bot.db import Database
+from bot.core.db import Database
 
 
 @contextmanager

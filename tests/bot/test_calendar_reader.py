@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.calendar_reader import read_busy
+from bot.core.calendar_reader import read_busy
 from scheduling.busy import MAX_BYTES, BusyImportError, busy_intervals
 
 PRAGUE = ZoneInfo("Europe/Prague")

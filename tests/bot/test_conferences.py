@@ -8,10 +8,10 @@ from datetime import time, timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.clock import FakeClock
-from bot.crypto import Cipher
-from bot.db import Database
-from bot.models import (
+from bot.core.clock import FakeClock
+from bot.core.crypto import Cipher
+from bot.core.db import Database
+from bot.core.models import (
     AuditEntry,
     Case,
     CaseStatus,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import SettingsError, load_settings
-from bot.crypto import Cipher, load_cipher
+from bot.core.config import SettingsError, load_settings
+from bot.core.crypto import Cipher, load_cipher
 from bot.logs import redact_secrets
 from tests.conftest import run_roundtable
 

@@ -15,10 +15,10 @@ from sqlalchemy import event, insert, select, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from bot import db, migrate
-from bot.clock import FakeClock
-from bot.db import Database, unavailable
-from bot.models import Base, ChatData, JoinAttempt
+from bot.core import db, migrate
+from bot.core.clock import FakeClock
+from bot.core.db import Database, unavailable
+from bot.core.models import Base, ChatData, JoinAttempt
 from tests.conftest import POSTGRES_URL
 
 

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from telegram.error import NetworkError, TimedOut
 
-from bot.http import AiohttpRequest, TooBig
+from bot.transport.telegram.http import AiohttpRequest, TooBig
 
 CHUNK = b"BEGIN:VEVENT\r\n" * 4096
 

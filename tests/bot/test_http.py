@@ -29,8 +29,8 @@ from telegram.error import (
 )
 from telegram.request import BaseRequest, HTTPXRequest, RequestData
 
-from bot.http import AiohttpRequest
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
+from bot.transport.telegram.http import AiohttpRequest
 
 TOKEN = "123456:http-test-token"
 ALICE = 1001

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.clock import FakeClock
-from bot.i18n import Translator, pick_locale
+from bot.core.clock import FakeClock
+from bot.core.i18n import Translator, pick_locale
 
 PRAGUE = ZoneInfo("Europe/Prague")
 SINGULAR = "Too many attempts with wrong codes. Please try again in {n} minute."

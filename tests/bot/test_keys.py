@@ -1,4 +1,4 @@
-"""Re-encryption of every encrypted column (bot.keys), the core of `roundtable rotate-key`."""
+"""Re-encryption of every encrypted column (bot.core.keys), the core of `roundtable rotate-key`."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
-from bot import keys
-from bot.clock import FakeClock
-from bot.crypto import Cipher, InvalidToken
-from bot.db import Database
-from bot.models import (
+from bot.core import keys
+from bot.core.clock import FakeClock
+from bot.core.crypto import Cipher, InvalidToken
+from bot.core.db import Database
+from bot.core.models import (
     ENCRYPTED_COLUMNS,
     ChatData,
     InstitutionKind,

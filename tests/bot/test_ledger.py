@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 from telegram import Chat, Message, Update, User
 
-from bot.db import Database
-from bot.ledger import HandledUpdates, Mark
-from bot.models import District, HandledUpdate
+from bot.core.db import Database
+from bot.core.models import District, HandledUpdate
+from bot.transport.telegram.ledger import HandledUpdates, Mark
 from tests.bot.sql import statements
 
 

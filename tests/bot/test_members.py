@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from bot.clock import FakeClock
-from bot.crypto import Cipher
-from bot.db import Database
-from bot.models import AuditEntry, InstitutionKind, Member, Role
-from bot.persistence import DatabasePersistence
+from bot.core.clock import FakeClock
+from bot.core.crypto import Cipher
+from bot.core.db import Database
+from bot.core.models import AuditEntry, InstitutionKind, Member, Role
 from bot.services import members
 from bot.services.errors import NotFound, PermissionDenied
+from bot.transport.telegram.persistence import DatabasePersistence
 
 TTL = timedelta(days=7)
 

@@ -14,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Chat, Message, Update
 
 from bench.dbproxy import DatabaseProxy
-from bot.crypto import Cipher
-from bot.db import Database, unavailable
-from bot.ledger import HandledUpdates
-from bot.persistence import DatabasePersistence
+from bot.core.crypto import Cipher
+from bot.core.db import Database, unavailable
+from bot.transport.telegram.ledger import HandledUpdates
+from bot.transport.telegram.persistence import DatabasePersistence
 from tests.conftest import POSTGRES_URL
 
 

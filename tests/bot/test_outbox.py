@@ -9,10 +9,10 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot import outbox
-from bot.clock import FakeClock
-from bot.db import Database
-from bot.models import InstitutionKind, Member, OutboxRow, OutboxStatus, Role
+from bot.core import outbox
+from bot.core.clock import FakeClock
+from bot.core.db import Database
+from bot.core.models import InstitutionKind, Member, OutboxRow, OutboxStatus, Role
 from bot.services import members
 
 

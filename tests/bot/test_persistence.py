@@ -6,10 +6,10 @@ import asyncio
 
 from sqlalchemy import event, func, select, text
 
-from bot.crypto import Cipher
-from bot.db import Database
-from bot.models import ConversationState, UserData
-from bot.persistence import DatabasePersistence
+from bot.core.crypto import Cipher
+from bot.core.db import Database
+from bot.core.models import ConversationState, UserData
+from bot.transport.telegram.persistence import DatabasePersistence
 
 
 async def test_dialog_state_and_drafts_come_back_after_a_restart(

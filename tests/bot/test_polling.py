@@ -1,4 +1,5 @@
-"""Long polling that confirms updates only once handled (bot.polling), against the stand-in."""
+"""Long polling that confirms updates only once handled (bot.transport.telegram.polling), against
+the stand-in."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from telegram import Bot, Update
 
-from bot.polling import Poller
 from bot.sandbox import BotApiSandbox, FloodLimits
+from bot.transport.telegram.polling import Poller
 
 TOKEN = "123456:polling-test-token"
 PEOPLE = 80

@@ -24,12 +24,12 @@ from alembic import command
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
-from bot import migrate
 from bot.cli import main
-from bot.clock import FakeClock
-from bot.crypto import Cipher
-from bot.db import Database
-from bot.models import (
+from bot.core import migrate
+from bot.core.clock import FakeClock
+from bot.core.crypto import Cipher
+from bot.core.db import Database
+from bot.core.models import (
     ENCRYPTED_COLUMNS,
     AuditEntry,
     Base,

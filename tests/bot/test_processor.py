@@ -9,10 +9,10 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 from telegram import Chat, Message, Update, User
 
-from bot.db import Database
-from bot.ledger import HandledUpdates
-from bot.models import District, HandledUpdate
-from bot.processor import OrderedUpdateProcessor, note_telegram_call
+from bot.core.db import Database
+from bot.core.models import District, HandledUpdate
+from bot.transport.telegram.ledger import HandledUpdates
+from bot.transport.telegram.processor import OrderedUpdateProcessor, note_telegram_call
 
 
 def _update(update_id: int, chat_id: int) -> Update:

@@ -13,9 +13,9 @@ import pytest
 from docx.document import Document as DocumentObject
 from docx.table import Table
 
-from bot.i18n import Translator
-from bot.models import TaskParty
-from bot.record import AttendanceLine, RecordDocument, TaskLine, record_docx, record_filename
+from bot.core.i18n import Translator
+from bot.core.models import TaskParty
+from bot.core.record import AttendanceLine, RecordDocument, TaskLine, record_docx, record_filename
 
 PRAGUE = ZoneInfo("Europe/Prague")
 ENGLISH = Translator("en", PRAGUE)

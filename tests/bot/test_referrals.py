@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from bot.clock import FakeClock
-from bot.crypto import Cipher
-from bot.db import Database
-from bot.models import Referral, Role
+from bot.core.clock import FakeClock
+from bot.core.crypto import Cipher
+from bot.core.db import Database
+from bot.core.models import Referral, Role
 from bot.services import members, referrals
 from bot.services.members import Actor
 from bot.services.referrals import Draft, Rejected

@@ -11,10 +11,10 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import text
 
-from bot import standby
-from bot.config import isolated_settings
-from bot.db import Database
+from bot.core.config import isolated_settings
+from bot.core.db import Database
 from bot.sandbox.waiting import Signal
+from bot.transport.telegram import standby
 from tests.conftest import POSTGRES_URL
 
 

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from telegram import Bot, Update
 
-from bot.webhook import SECRET_HEADER, WebhookServer
+from bot.transport.telegram.webhook import SECRET_HEADER, WebhookServer
 from tests.e2e.test_webhook import free_port
 
 SECRET = "hook-secret"

@@ -20,8 +20,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.crypto import Cipher
-from bot.models import (
+from bot.core.crypto import Cipher
+from bot.core.models import (
     Case,
     CaseStatus,
     Conference,
@@ -46,7 +46,7 @@ from bot.models import (
     TaskStatus,
     Urgency,
 )
-from bot.runtime import Runtime
+from bot.core.runtime import Runtime
 from bot.sandbox import BotApiSandbox, Person
 
 DISTRICTS = {"A": "Cheb", "B": "Sokolov"}

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from bot import outbox
 from bot.app import RoundTableApp, build_application, serve
-from bot.clock import FakeClock
-from bot.config import Settings, isolated_settings
-from bot.crypto import Cipher
-from bot.db import Database
-from bot.models import InstitutionKind, Role
-from bot.runtime import Runtime
+from bot.core import outbox
+from bot.core.clock import FakeClock
+from bot.core.config import Settings, isolated_settings
+from bot.core.crypto import Cipher
+from bot.core.db import Database
+from bot.core.models import InstitutionKind, Role
+from bot.core.runtime import Runtime
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from bot.services import members
 

@@ -36,11 +36,11 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from telegram import Update
 
-from bot.models import InstitutionKind, Member, Role
-from bot.processor import OrderedUpdateProcessor
+from bot.core.models import InstitutionKind, Member, Role
 from bot.sandbox import BotMessage, FloodLimits, Person
 from bot.sandbox.models import CallbackAnswer
 from bot.services import members
+from bot.transport.telegram.processor import OrderedUpdateProcessor
 from handlers.common import ACTIVE_DIALOG, Context
 from tests.e2e.conftest import RunningBot
 

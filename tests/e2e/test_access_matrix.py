@@ -38,8 +38,8 @@ from sqlalchemy import func, inspect, select
 from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ConversationHandler
 
-from bot import outbox
-from bot.models import (
+from bot.core import outbox
+from bot.core.models import (
     AuditEntry,
     Case,
     Conference,
@@ -54,9 +54,9 @@ from bot.models import (
     Task,
     TaskNote,
 )
-from bot.processor import OrderedUpdateProcessor
 from bot.sandbox import FloodLimits, Person
 from bot.sandbox.models import BotMessage, CallbackAnswer, ChatEvent
+from bot.transport.telegram.processor import OrderedUpdateProcessor
 from tests.e2e.access_world import RELATIONS, Builder, Thing, Who, World, who
 from tests.e2e.conftest import RunningBot
 

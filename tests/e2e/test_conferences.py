@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.clock import FakeClock
-from bot.models import (
+from bot.core.clock import FakeClock
+from bot.core.models import (
     AuditEntry,
     BusyTime,
     Case,

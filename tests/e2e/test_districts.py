@@ -14,8 +14,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.clock import FakeClock
-from bot.models import Case, CaseStatus, Institution, InstitutionKind
+from bot.core.clock import FakeClock
+from bot.core.models import Case, CaseStatus, Institution, InstitutionKind
 from bot.sandbox import FloodLimits, Person
 from tests.e2e.access_world import DISTRICTS, World, who
 from tests.e2e.conftest import RunningBot

@@ -13,14 +13,14 @@ from sqlalchemy import event, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from bot import processor as processor_module
 from bot.app import build_application, serve
-from bot.clock import FakeClock
+from bot.core.clock import FakeClock
+from bot.core.models import Member, Role
+from bot.core.runtime import Runtime
 from bot.logs import configure_logging
-from bot.models import Member, Role
-from bot.runtime import Runtime
 from bot.sandbox import BotApiSandbox, Person
 from bot.services import members, referrals
+from bot.transport.telegram import processor as processor_module
 from tests.e2e.conftest import TOKEN, RunningBot
 from tests.e2e.test_joining import TURNED_AWAY
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.clock import FakeClock
-from bot.models import Invitation, Rsvp
+from bot.core.clock import FakeClock
+from bot.core.models import Invitation, Rsvp
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import scheduled, team

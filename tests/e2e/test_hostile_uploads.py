@@ -11,7 +11,7 @@ import zipfile
 import pytest
 from sqlalchemy import func, select
 
-from bot.models import BusyTime, InstitutionKind, Role
+from bot.core.models import BusyTime, InstitutionKind, Role
 from bot.sandbox import Person
 from bot.sandbox.models import BotMessage
 from tests.bot.test_calendar_reader import event, ics

@@ -16,8 +16,8 @@ import vobject  # type: ignore[import-untyped]
 from sqlalchemy import delete, select, update
 
 from bot.app import build_application, serve
-from bot.clock import FakeClock
-from bot.models import (
+from bot.core.clock import FakeClock
+from bot.core.models import (
     Conference,
     ConferenceStatus,
     InstitutionKind,
@@ -29,7 +29,7 @@ from bot.models import (
     Role,
     Rsvp,
 )
-from bot.runtime import Runtime
+from bot.core.runtime import Runtime
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from bot.sandbox.models import BotMessage
 from bot.services import conferences, members

@@ -6,7 +6,7 @@ import re
 
 from sqlalchemy import func, select
 
-from bot.models import AuditEntry, Institution, InstitutionKind, InviteCode, Member, Role
+from bot.core.models import AuditEntry, Institution, InstitutionKind, InviteCode, Member, Role
 from bot.sandbox import BotApiSandbox, Person
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_member_admin import a_guardian_joins

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from bot.clock import FakeClock
-from bot.models import AuditEntry, Member, Role
+from bot.core.clock import FakeClock
+from bot.core.models import AuditEntry, Member, Role
 from bot.sandbox import BotApiSandbox
 from tests.e2e.conftest import RunningBot
 

@@ -9,9 +9,9 @@ import asyncio
 import pytest
 from telegram.ext import Application
 
-from bot.models import Role
-from bot.processor import OrderedUpdateProcessor
+from bot.core.models import Role
 from bot.sandbox import FloodLimits
+from bot.transport.telegram.processor import OrderedUpdateProcessor
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_referrals import CHILD, team, text_of
 

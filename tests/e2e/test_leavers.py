@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot import outbox
-from bot.clock import FakeClock
-from bot.models import InstitutionKind, Member, OutboxRow, OutboxStatus, Role, Task, TaskStatus
+from bot.core import outbox
+from bot.core.clock import FakeClock
+from bot.core.models import InstitutionKind, Member, OutboxRow, OutboxStatus, Role, Task, TaskStatus
 from bot.sandbox import FloodLimits, Person
 from bot.services import members, tasks
 from tests.e2e.conftest import RunningBot

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from bot.clock import FakeClock
-from bot.models import (
+from bot.core.clock import FakeClock
+from bot.core.models import (
     AuditEntry,
     Case,
     Conference,

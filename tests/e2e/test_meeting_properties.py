@@ -29,8 +29,8 @@ from datetime import timedelta
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from bot import outbox
-from bot.models import (
+from bot.core import outbox
+from bot.core.models import (
     Case,
     CaseStatus,
     Conference,

@@ -7,7 +7,7 @@ import re
 
 from sqlalchemy import select
 
-from bot.models import AuditEntry, InstitutionKind, Member, Role
+from bot.core.models import AuditEntry, InstitutionKind, Member, Role
 from bot.sandbox import Person
 from bot.services import members
 from tests.e2e.conftest import RunningBot

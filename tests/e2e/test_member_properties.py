@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from bot.models import Institution, InstitutionKind, InviteCode, Member, Role
+from bot.core.models import Institution, InstitutionKind, InviteCode, Member, Role
 from bot.sandbox import Person
 from handlers.invite import NEW_NAME
 from handlers.menus import commands_for

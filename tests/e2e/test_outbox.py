@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot import outbox
-from bot.clock import FakeClock
-from bot.models import InstitutionKind, Member, OutboxRow, OutboxStatus, Role
+from bot.core import outbox
+from bot.core.clock import FakeClock
+from bot.core.models import InstitutionKind, Member, OutboxRow, OutboxStatus, Role
 from bot.services.referrals import DRAFT_EXPIRED
 from tests.e2e.conftest import RunningBot
 

@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import func, select
 
 from bench import process
-from bot.clock import FakeClock
-from bot.db import Database
-from bot.models import Member, Referral, ReferralStatus
+from bot.core.clock import FakeClock
+from bot.core.db import Database
+from bot.core.models import Member, Referral, ReferralStatus
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from tests.conftest import TEST_KEY
 from tests.e2e.conftest import TOKEN

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from bot.models import (
+from bot.core.models import (
     AuditEntry,
     Case,
     Institution,

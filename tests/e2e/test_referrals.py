@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, text
 
-from bot.clock import FakeClock
-from bot.models import AuditEntry, Base, Case, InstitutionKind, Referral, ReferralStatus, Role
+from bot.core.clock import FakeClock
+from bot.core.models import AuditEntry, Base, Case, InstitutionKind, Referral, ReferralStatus, Role
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from tests.e2e.conftest import RunningBot
 

@@ -12,10 +12,10 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import update
 
-from bot.clock import FakeClock
-from bot.crypto import Cipher, InvalidToken
-from bot.db import Database
-from bot.models import UserData
+from bot.core.clock import FakeClock
+from bot.core.crypto import Cipher, InvalidToken
+from bot.core.db import Database
+from bot.core.models import UserData
 from tests.bot.test_keys import NEW_KEY, OTHER_KEY, Plain, seed, stored
 from tests.conftest import START, TEST_KEY, run_roundtable
 

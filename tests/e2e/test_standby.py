@@ -26,14 +26,14 @@ import pytest
 from sqlalchemy import func, select, text
 
 from bench import load, process
-from bot import outbox
 from bot.app import build_application
-from bot.clock import FakeClock
-from bot.config import Settings, isolated_settings
-from bot.crypto import Cipher
-from bot.db import Database
-from bot.models import Member, OutboxRow, OutboxStatus, Referral, ReferralStatus, Role
-from bot.runtime import Runtime
+from bot.core import outbox
+from bot.core.clock import FakeClock
+from bot.core.config import Settings, isolated_settings
+from bot.core.crypto import Cipher
+from bot.core.db import Database
+from bot.core.models import Member, OutboxRow, OutboxStatus, Referral, ReferralStatus, Role
+from bot.core.runtime import Runtime
 from bot.sandbox import BotApiSandbox, Person
 from bot.sandbox.models import BotMessage
 from bot.services.referrals import DRAFT_EXPIRED

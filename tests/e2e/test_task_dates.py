@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.clock import FakeClock
+from bot.core.clock import FakeClock
 from bot.sandbox import FloodLimits, Person
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_conferences import until

@@ -13,8 +13,8 @@ import docx
 import pytest
 from sqlalchemy import select
 
-from bot.clock import FakeClock
-from bot.models import AuditEntry, Case, CaseStatus, OutboxRow, OutboxStatus, Task, TaskStatus
+from bot.core.clock import FakeClock
+from bot.core.models import AuditEntry, Case, CaseStatus, OutboxRow, OutboxStatus, Task, TaskStatus
 from bot.sandbox import FloodLimits, Person
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_conferences import until

@@ -12,9 +12,9 @@ import pytest
 from pydantic import SecretStr
 
 from bot.app import MAX_CONCURRENT_UPDATES, build_application, serve
-from bot.config import isolated_settings
-from bot.models import Role
-from bot.runtime import Runtime
+from bot.core.config import isolated_settings
+from bot.core.models import Role
+from bot.core.runtime import Runtime
 from bot.sandbox import BotApiSandbox
 from tests.e2e.conftest import RunningBot
 

@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.config import LOCALES
-from bot.i18n import Translator
-from bot.models import Consent, Urgency
+from bot.core.config import LOCALES
+from bot.core.i18n import Translator
+from bot.core.models import Consent, Urgency
 from bot.services import referrals
 from bot.services.referrals import Draft
 from handlers.referral import _summary

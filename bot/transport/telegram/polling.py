@@ -4,8 +4,8 @@ Telegram keeps an update until getUpdates is called with a higher offset. python
 Updater makes that call as soon as it has queued what the last one returned, so a process that
 dies loses every update it had fetched and not yet handled: a referral's Send pressed at that
 moment would be gone. Here the offset stays at the oldest update not yet handled (dialog state
-saved, see bot.processor): after a crash Telegram delivers again everything not finished, and
-bot.ledger skips what had been finished but not yet confirmed.
+saved, see .processor): after a crash Telegram delivers again everything not finished, and
+.ledger skips what had been finished but not yet confirmed.
 
 While updates are being handled, getUpdates returns them again at once (they are not confirmed);
 the poller takes only the new ones. Each such call reads every update still in hand again, so it

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.models
+import bot.core.models
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -63,14 +63,14 @@ def upgrade() -> None:
         ),
         sa.Column("sealed", sa.LargeBinary(), nullable=False),
         sa.Column("message_refs", sa.JSON(), nullable=False),
-        sa.Column("created_at", bot.models.UTCDateTime(), nullable=False),
-        sa.Column("updated_at", bot.models.UTCDateTime(), nullable=False),
-        sa.Column("submitted_at", bot.models.UTCDateTime(), nullable=True),
-        sa.Column("decided_at", bot.models.UTCDateTime(), nullable=True),
+        sa.Column("created_at", bot.core.models.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", bot.core.models.UTCDateTime(), nullable=False),
+        sa.Column("submitted_at", bot.core.models.UTCDateTime(), nullable=True),
+        sa.Column("decided_at", bot.core.models.UTCDateTime(), nullable=True),
         sa.Column("decided_by_id", sa.Integer(), nullable=True),
-        sa.Column("reminded_at", bot.models.UTCDateTime(), nullable=True),
-        sa.Column("nudged_at", bot.models.UTCDateTime(), nullable=True),
-        sa.Column("alerted_at", bot.models.UTCDateTime(), nullable=True),
+        sa.Column("reminded_at", bot.core.models.UTCDateTime(), nullable=True),
+        sa.Column("nudged_at", bot.core.models.UTCDateTime(), nullable=True),
+        sa.Column("alerted_at", bot.core.models.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["decided_by_id"], ["members.id"], name=op.f("fk_referrals_decided_by_id_members")
         ),
@@ -105,8 +105,8 @@ def upgrade() -> None:
             sa.Enum("open", "closed", name="casestatus", native_enum=False, length=32),
             nullable=False,
         ),
-        sa.Column("opened_at", bot.models.UTCDateTime(), nullable=False),
-        sa.Column("closed_at", bot.models.UTCDateTime(), nullable=True),
+        sa.Column("opened_at", bot.core.models.UTCDateTime(), nullable=False),
+        sa.Column("closed_at", bot.core.models.UTCDateTime(), nullable=True),
         sa.Column("outcome", sa.String(length=32), nullable=True),
         sa.ForeignKeyConstraint(
             ["district_id"], ["districts.id"], name=op.f("fk_cases_district_id_districts")
@@ -141,7 +141,7 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("at", bot.models.UTCDateTime(), nullable=False),
+        sa.Column("at", bot.core.models.UTCDateTime(), nullable=False),
         sa.Column("body", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(
             ["author_id"], ["members.id"], name=op.f("fk_referral_notes_author_id_members")

@@ -18,9 +18,9 @@ from sqlalchemy.orm import InstrumentedAttribute
 from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
-from bot.crypto import Cipher
-from bot.db import Database, upsert
-from bot.models import ChatData, ConversationState, UserData, conversation_key
+from bot.core.crypto import Cipher
+from bot.core.db import Database, upsert
+from bot.core.models import ChatData, ConversationState, UserData, conversation_key
 
 Data = dict[str, Any]
 Write = Callable[[AsyncSession], Awaitable[None]]
@@ -80,9 +80,9 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
     async def get_callback_data(self) -> CDCData | None:
         return None
 
-    # Writing, after every update (see bot.processor). python-telegram-bot hands over the
-    # changes of a round one call each, all at once; they are written in one transaction, and a
-    # value that is what was last written or loaded is not written again.
+    # Writing, after every update (see bot.transport.telegram.processor). python-telegram-bot hands
+    # over the changes of a round one call each, all at once; they are written in one transaction,
+    # and a value that is what was last written or loaded is not written again.
 
     async def update_conversation(
         self, name: str, key: ConversationKey, new_state: object | None

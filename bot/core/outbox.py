@@ -22,7 +22,7 @@ Two dispatchers on one database never send the same row: a claim is a row's unti
 older than the lease, when whoever runs releases it; a dispatcher renews a claim older than half
 the lease just before sending, and skips the row if it is no longer its own. Rows claimed by a
 process that died are released when the next active process takes over (`take_over`, called
-only by the process holding the active lock, bot.standby).
+only by the process holding the active lock, bot.transport.telegram.standby).
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import Application, CallbackContext
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.db import insert_if_absent, unavailable
-from bot.models import OutboxRow, OutboxStatus
-from bot.runtime import Runtime
+from bot.core.db import insert_if_absent, unavailable
+from bot.core.models import OutboxRow, OutboxStatus
+from bot.core.runtime import Runtime
 from bot.services import members
 
 logger = logging.getLogger(__name__)
@@ -434,7 +434,8 @@ class Dispatcher:
 
     async def take_over(self) -> None:
         """Put back the rows every other dispatcher had claimed: for the process that has just
-        become the only active one (bot.standby), whose predecessor died or stopped."""
+        become the only active one (bot.transport.telegram.standby), whose predecessor died or
+        stopped."""
         async with self.runtime.database.transaction() as session:
             released = await release(
                 session, now=self.runtime.clock.now(), lease=self.lease, except_worker=self.worker

@@ -52,14 +52,15 @@ class Settings(BaseSettings):
     poll_deadline_days: int = Field(default=3, ge=1, le=15)  # working days
     conference_buffer_minutes: int = Field(default=15, ge=0, le=120)
     poll_slots: int = Field(default=8, ge=1, le=12)
-    # Reading an uploaded calendar file stops after this long (bot/calendar_reader.py).
+    # Reading an uploaded calendar file stops after this long (bot/core/calendar_reader.py).
     calendar_seconds: float = Field(default=20, gt=0, le=300)
     # The outbox's pace: below Telegram's ~30 messages a second, and how many messages may be
     # on their way at once (at most these can arrive twice after a crash).
     outbox_per_second: float = Field(default=29.0, gt=0, le=30)
     outbox_concurrency: int = Field(default=8, ge=1, le=10)
-    # A standby process (a second `roundtable run` of the same bot on the same database) tries
-    # to take over this often; the active one checks its lock as often (bot.standby).
+    # A standby process (a second `roundtable run` of the same bot on the same database) tries to
+    # take over this often; the active one checks its lock as often
+    # (bot.transport.telegram.standby).
     standby_retry_seconds: float = Field(default=1.0, gt=0, le=60)
     # Closed cases are anonymised by `roundtable purge` this many years after closing.
     retention_years: int = Field(default=5, ge=1, le=30)

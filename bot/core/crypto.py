@@ -12,7 +12,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from bot.config import Settings, SettingsError
+from bot.core.config import Settings, SettingsError
 
 
 class Cipher:

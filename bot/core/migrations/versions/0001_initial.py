@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.models
+import bot.core.models
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -38,7 +38,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=120), nullable=False),
         sa.Column("timezone", sa.String(length=64), nullable=False),
-        sa.Column("created_at", bot.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", bot.core.models.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_districts")),
         sa.UniqueConstraint("name", name=op.f("uq_districts_name")),
     )
@@ -46,7 +46,7 @@ def upgrade() -> None:
         "join_attempts",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("telegram_user_id", sa.BigInteger(), nullable=False),
-        sa.Column("attempted_at", bot.models.UTCDateTime(), nullable=False),
+        sa.Column("attempted_at", bot.core.models.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_join_attempts")),
     )
     with op.batch_alter_table("join_attempts", schema=None) as batch_op:
@@ -84,7 +84,7 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("created_at", bot.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", bot.core.models.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["district_id"], ["districts.id"], name=op.f("fk_institutions_district_id_districts")
         ),
@@ -120,8 +120,8 @@ def upgrade() -> None:
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("reachable", sa.Boolean(), nullable=False),
         sa.Column("email", sa.String(length=254), nullable=True),
-        sa.Column("joined_at", bot.models.UTCDateTime(), nullable=False),
-        sa.Column("deactivated_at", bot.models.UTCDateTime(), nullable=True),
+        sa.Column("joined_at", bot.core.models.UTCDateTime(), nullable=False),
+        sa.Column("deactivated_at", bot.core.models.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["institution_id"],
             ["institutions.id"],
@@ -138,7 +138,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_log",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("at", bot.models.UTCDateTime(), nullable=False),
+        sa.Column("at", bot.core.models.UTCDateTime(), nullable=False),
         sa.Column("actor_id", sa.Integer(), nullable=True),
         sa.Column("action", sa.String(length=64), nullable=False),
         sa.Column("subject_type", sa.String(length=32), nullable=False),
@@ -171,9 +171,9 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("created_at", bot.models.UTCDateTime(), nullable=False),
-        sa.Column("expires_at", bot.models.UTCDateTime(), nullable=False),
-        sa.Column("used_at", bot.models.UTCDateTime(), nullable=True),
+        sa.Column("created_at", bot.core.models.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", bot.core.models.UTCDateTime(), nullable=False),
+        sa.Column("used_at", bot.core.models.UTCDateTime(), nullable=True),
         sa.Column("used_by_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["created_by_id"], ["members.id"], name=op.f("fk_invite_codes_created_by_id_members")

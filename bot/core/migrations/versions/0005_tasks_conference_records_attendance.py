@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.models
+import bot.core.models
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -40,9 +40,9 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("created_at", bot.models.UTCDateTime(), nullable=False),
-        sa.Column("issued_at", bot.models.UTCDateTime(), nullable=True),
-        sa.Column("done_at", bot.models.UTCDateTime(), nullable=True),
+        sa.Column("created_at", bot.core.models.UTCDateTime(), nullable=False),
+        sa.Column("issued_at", bot.core.models.UTCDateTime(), nullable=True),
+        sa.Column("done_at", bot.core.models.UTCDateTime(), nullable=True),
         sa.Column("asked_due_on", sa.Date(), nullable=True),
         sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name=op.f("fk_tasks_case_id_cases")),
         sa.ForeignKeyConstraint(
@@ -66,7 +66,7 @@ def upgrade() -> None:
         sa.Column("member_id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("body", sa.LargeBinary(), nullable=False),
-        sa.Column("created_at", bot.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", bot.core.models.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["member_id"], ["members.id"], name=op.f("fk_task_notes_member_id_members")
         ),
@@ -80,7 +80,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table("conferences", schema=None) as batch_op:
         batch_op.add_column(sa.Column("summary", sa.LargeBinary(), nullable=True))
-        batch_op.add_column(sa.Column("recorded_at", bot.models.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column("recorded_at", bot.core.models.UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column("review_by", sa.Date(), nullable=True))
         batch_op.add_column(sa.Column("review_of_id", sa.Integer(), nullable=True))
         batch_op.create_foreign_key(

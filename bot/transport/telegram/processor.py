@@ -19,8 +19,8 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
-from bot.db import OUTAGE_SECONDS, STAMP, Database
-from bot.ledger import HandledUpdates, Mark
+from bot.core.db import OUTAGE_SECONDS, STAMP, Database
+from bot.transport.telegram.ledger import HandledUpdates, Mark
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class OrderedUpdateProcessor(BaseUpdateProcessor):
 
         The application saves dialog state here, so that a process killed at any moment
         finds every update before the one in hand saved (and Telegram still has that one,
-        see bot.polling).
+        see bot.transport.telegram.polling).
         """
         self._after_update = callback
 
@@ -95,7 +95,7 @@ class OrderedUpdateProcessor(BaseUpdateProcessor):
     def retry_later(self, update: object) -> bool:
         """For the error handler, when an update failed because the database was out of reach:
         True if it will be handled again when the database is back (nobody need be told to try
-        again). False once it has been failing for bot.db.OUTAGE_SECONDS, when it had already
+        again). False once it has been failing for bot.core.db.OUTAGE_SECONDS, when it had already
         answered something (handled again it would answer twice, and a dialog's question asked
         twice gets a double answer), or when its change was stored already (it is done, but
         nobody was told)."""
@@ -120,7 +120,7 @@ class OrderedUpdateProcessor(BaseUpdateProcessor):
         self._answer_lost = callback
 
     def keep_ledger(self, ledger: HandledUpdates) -> None:
-        """Skip updates the ledger has seen handled; mark each one handled (bot.ledger)."""
+        """Skip updates the ledger has seen handled; mark each one handled (see .ledger)."""
         self._ledger = ledger
 
     @property

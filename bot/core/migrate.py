@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from bot.db import Database
+from bot.core.db import Database
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# The newest revision in bot/migrations; tests/bot/test_db.py checks it against Alembic's head.
+# The newest revision in bot/core/migrations; tests/bot/test_db.py checks it against Alembic's head.
 HEAD = "0010"
 
 

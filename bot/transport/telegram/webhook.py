@@ -3,9 +3,9 @@
 python-telegram-bot's webhook server (Updater.start_webhook) answers 200 as soon as the update is
 on the queue, and Telegram forgets an update once it has that answer: a process killed before the
 update was handled lost it. Here the POST waits until the update is done with (handled and its
-dialog state saved, or skipped, see bot.processor) and only then gets its 200; a process killed
+dialog state saved, or skipped, see .processor) and only then gets its 200; a process killed
 meanwhile breaks the connection, Telegram delivers the update again after the restart, and
-bot.ledger skips it if it had been finished after all.
+.ledger skips it if it had been finished after all.
 
 Telegram sends one update of a chat at a time, the next only after a 2xx, and at most
 max_connections requests at once (tdlib/telegram-bot-api, WebhookActor); so the bot's ordered

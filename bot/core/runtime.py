@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from bot.clock import Clock
-from bot.config import Settings
-from bot.crypto import Cipher
-from bot.db import Database
-from bot.i18n import Translator
+from bot.core.clock import Clock
+from bot.core.config import Settings
+from bot.core.crypto import Cipher
+from bot.core.db import Database
+from bot.core.i18n import Translator
 from scheduling.calendar import WorkingCalendar
 
 

@@ -1,6 +1,6 @@
 """Re-encryption of every encrypted column, for `roundtable rotate-key`.
 
-The columns are those in `bot.models.ENCRYPTED_COLUMNS`. Each table is walked in primary-key
+The columns are those in `bot.core.models.ENCRYPTED_COLUMNS`. Each table is walked in primary-key
 order, a batch of rows per transaction, so that neither a long transaction nor the whole table in
 memory is needed and the same code works on SQLite and PostgreSQL. A batch's rows are locked for
 update (PostgreSQL; SQLite's BEGIN IMMEDIATE takes the write lock anyway), so a bot running
@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from bot.crypto import Cipher, InvalidToken
-from bot.db import Database
-from bot.models import ENCRYPTED_COLUMNS
+from bot.core.crypto import Cipher, InvalidToken
+from bot.core.db import Database
+from bot.core.models import ENCRYPTED_COLUMNS
 
 BATCH_SIZE = 500
 

@@ -237,8 +237,9 @@ class HandledUpdate(Base):
 
     chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     update_id: Mapped[int] = mapped_column(BigInteger)
-    # Its answer went out (written once the update is done with, bot.ledger): one delivered
-    # again after a crash whose answer may not have is answered then (bot.processor).
+    # Its answer went out (written once the update is done with, bot.transport.telegram.ledger): one
+    # delivered again after a crash whose answer may not have is answered then
+    # (bot.transport.telegram.processor).
     answered: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
@@ -521,7 +522,7 @@ class OutboxStatus(enum.StrEnum):
 
 
 class OutboxRow(Base):
-    """One notification to one person: a reminder, a nudge, an invitation (bot.outbox)."""
+    """One notification to one person: a reminder, a nudge, an invitation (bot.core.outbox)."""
 
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_status_due_at", "status", "due_at"),)

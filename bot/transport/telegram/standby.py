@@ -41,7 +41,7 @@ from typing import Any, Protocol
 import asyncpg
 from sqlalchemy.engine import URL, make_url
 
-from bot.config import Settings
+from bot.core.config import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 
-from bot.clock import Clock
-from bot.config import LOCALES
+from bot.core.clock import Clock
+from bot.core.config import LOCALES
 
-LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+LOCALES_DIR = Path(__file__).resolve().parents[2] / "locales"
 DOMAIN = "messages"
 # Languages are offered by their own names, so these are never translated.
 LANGUAGE_NAMES = {"cs": "Čeština", "en": "English", "uk": "Українська"}

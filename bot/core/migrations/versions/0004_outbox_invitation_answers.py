@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.models
+import bot.core.models
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -28,8 +28,8 @@ def upgrade() -> None:
         sa.Column("member_id", sa.Integer(), nullable=False),
         sa.Column("chat_id", sa.BigInteger(), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
-        sa.Column("due_at", bot.models.UTCDateTime(), nullable=False),
-        sa.Column("expires_at", bot.models.UTCDateTime(), nullable=True),
+        sa.Column("due_at", bot.core.models.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", bot.core.models.UTCDateTime(), nullable=True),
         sa.Column(
             "status",
             sa.Enum(
@@ -46,12 +46,12 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("retry_at", bot.models.UTCDateTime(), nullable=True),
+        sa.Column("retry_at", bot.core.models.UTCDateTime(), nullable=True),
         sa.Column("claimed_by", sa.String(length=36), nullable=True),
-        sa.Column("claimed_at", bot.models.UTCDateTime(), nullable=True),
-        sa.Column("done_at", bot.models.UTCDateTime(), nullable=True),
+        sa.Column("claimed_at", bot.core.models.UTCDateTime(), nullable=True),
+        sa.Column("done_at", bot.core.models.UTCDateTime(), nullable=True),
         sa.Column("outcome", sa.String(length=32), nullable=True),
-        sa.Column("created_at", bot.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", bot.core.models.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["member_id"], ["members.id"], name=op.f("fk_outbox_member_id_members")
         ),
@@ -92,8 +92,10 @@ def upgrade() -> None:
     with op.batch_alter_table("conferences", schema=None) as batch_op:
         batch_op.add_column(sa.Column("uid", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("sequence", sa.Integer(), nullable=False, server_default="0"))
-        batch_op.add_column(sa.Column("invited_starts_at", bot.models.UTCDateTime(), nullable=True))
-        batch_op.add_column(sa.Column("cancelled_at", bot.models.UTCDateTime(), nullable=True))
+        batch_op.add_column(
+            sa.Column("invited_starts_at", bot.core.models.UTCDateTime(), nullable=True)
+        )
+        batch_op.add_column(sa.Column("cancelled_at", bot.core.models.UTCDateTime(), nullable=True))
         batch_op.create_unique_constraint(batch_op.f("uq_conferences_uid"), ["uid"])
 
     with op.batch_alter_table("districts", schema=None) as batch_op:
@@ -117,7 +119,7 @@ def upgrade() -> None:
             )
         )
         batch_op.add_column(sa.Column("rsvp_by_id", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("rsvp_at", bot.models.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column("rsvp_at", bot.core.models.UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column("delegate_id", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("decline_reason", sa.LargeBinary(), nullable=True))
         batch_op.create_foreign_key(

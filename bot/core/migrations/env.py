@@ -1,4 +1,5 @@
-"""Alembic environment: runs on a connection handed over by bot.migrate, or on the settings' URL."""
+"""Alembic environment: runs on a connection handed over by bot.core.migrate, or on the
+settings' URL."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from bot.config import load_settings
-from bot.db import Database
-from bot.models import Base
+from bot.core.config import load_settings
+from bot.core.db import Database
+from bot.core.models import Base
 
 target_metadata = Base.metadata
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from babel.dates import format_date
 
-from bot.i18n import Translator
-from bot.models import TaskParty
+from bot.core.i18n import Translator
+from bot.core.models import TaskParty
 
 if TYPE_CHECKING:
     from docx.document import Document as DocumentObject

@@ -17,7 +17,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # On SQLite this rebuilds the table: bot.migrate turns foreign keys off meanwhile.
+    # On SQLite this rebuilds the table: bot.core.migrate turns foreign keys off meanwhile.
     with op.batch_alter_table("members", schema=None) as batch_op:
         batch_op.drop_constraint("uq_members_telegram_user_id", type_="unique")
         batch_op.create_index(

@@ -1,11 +1,11 @@
 """Which Telegram updates have been handled, so that none is handled twice after a crash.
 
-The bot confirms an update to Telegram only once it has been handled (bot.polling), so a process
-killed at any moment loses none; but an update handled and not yet confirmed comes again after
-the restart. Handling it again would apply it twice: a description typed once would also become
-"what the school tried", a concern ticked once would be unticked again. So each chat's newest
+The bot confirms an update to Telegram only once it has been handled (see .polling), so a
+process killed at any moment loses none; but an update handled and not yet confirmed comes again
+after the restart. Handling it again would apply it twice: a description typed once would also
+become "what the school tried", a concern ticked once would be unticked again. So each chat's newest
 handled update id is kept in the database (updates of one chat are handled in order, see
-bot.processor), written in the same transaction as the update's first change (bot.db.STAMP), or
+.processor), written in the same transaction as the update's first change (bot.core.db.STAMP), or
 after its dialog state when it changed nothing else; an update at or below that id is skipped.
 """
 
@@ -20,8 +20,8 @@ from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 
-from bot.db import STAMP, Database, upsert
-from bot.models import HandledUpdate
+from bot.core.db import STAMP, Database, upsert
+from bot.core.models import HandledUpdate
 
 
 def chat_of(update: object) -> int | None:

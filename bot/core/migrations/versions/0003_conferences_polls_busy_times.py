@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.models
+import bot.core.models
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -23,8 +23,8 @@ def upgrade() -> None:
         "busy_times",
         sa.Column("member_id", sa.Integer(), nullable=False),
         sa.Column("intervals", sa.JSON(), nullable=False),
-        sa.Column("imported_at", bot.models.UTCDateTime(), nullable=False),
-        sa.Column("until", bot.models.UTCDateTime(), nullable=False),
+        sa.Column("imported_at", bot.core.models.UTCDateTime(), nullable=False),
+        sa.Column("until", bot.core.models.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["member_id"], ["members.id"], name=op.f("fk_busy_times_member_id_members")
         ),
@@ -53,13 +53,13 @@ def upgrade() -> None:
         sa.Column("place", sa.String(length=200), nullable=False),
         sa.Column("window_first", sa.Date(), nullable=False),
         sa.Column("window_last", sa.Date(), nullable=False),
-        sa.Column("deadline", bot.models.UTCDateTime(), nullable=False),
-        sa.Column("nudge_at", bot.models.UTCDateTime(), nullable=False),
-        sa.Column("starts_at", bot.models.UTCDateTime(), nullable=True),
-        sa.Column("created_at", bot.models.UTCDateTime(), nullable=False),
-        sa.Column("decided_at", bot.models.UTCDateTime(), nullable=True),
-        sa.Column("nudged_at", bot.models.UTCDateTime(), nullable=True),
-        sa.Column("offered_at", bot.models.UTCDateTime(), nullable=True),
+        sa.Column("deadline", bot.core.models.UTCDateTime(), nullable=False),
+        sa.Column("nudge_at", bot.core.models.UTCDateTime(), nullable=False),
+        sa.Column("starts_at", bot.core.models.UTCDateTime(), nullable=True),
+        sa.Column("created_at", bot.core.models.UTCDateTime(), nullable=False),
+        sa.Column("decided_at", bot.core.models.UTCDateTime(), nullable=True),
+        sa.Column("nudged_at", bot.core.models.UTCDateTime(), nullable=True),
+        sa.Column("offered_at", bot.core.models.UTCDateTime(), nullable=True),
         sa.Column("board_chat_id", sa.BigInteger(), nullable=True),
         sa.Column("board_message_id", sa.BigInteger(), nullable=True),
         sa.Column("round", sa.Integer(), nullable=False),
@@ -88,7 +88,7 @@ def upgrade() -> None:
         "conference_slots",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("conference_id", sa.Integer(), nullable=False),
-        sa.Column("starts_at", bot.models.UTCDateTime(), nullable=False),
+        sa.Column("starts_at", bot.core.models.UTCDateTime(), nullable=False),
         sa.Column("round", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["conference_id"],
@@ -123,7 +123,7 @@ def upgrade() -> None:
         sa.Column("number", sa.Integer(), nullable=False),
         sa.Column("required", sa.Boolean(), nullable=False),
         sa.Column("answered_by_id", sa.Integer(), nullable=True),
-        sa.Column("answered_at", bot.models.UTCDateTime(), nullable=True),
+        sa.Column("answered_at", bot.core.models.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["answered_by_id"], ["members.id"], name=op.f("fk_invitations_answered_by_id_members")
         ),

@@ -50,7 +50,7 @@ _WROTE = "roundtable_wrote"  # in Session.info: the transaction has changed some
 
 class Stamp(Protocol):
     """Something to write into the first transaction that changes anything, within the same
-    commit: the mark of the Telegram update being handled (bot.ledger)."""
+    commit: the mark of the Telegram update being handled (bot.transport.telegram.ledger)."""
 
     async def __call__(self, session: AsyncSession) -> bool:
         """Write it, unless it is written already or does not belong here; True if written."""

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.models
+import bot.core.models
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -20,7 +20,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("referrals", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("purged_at", bot.models.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column("purged_at", bot.core.models.UTCDateTime(), nullable=True))
     # The referrals of cases purged before this column: purged with their case.
     op.execute(
         "UPDATE referrals SET purged_at = "

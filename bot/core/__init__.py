@@ -1,0 +1,1 @@
+"""The core: models, database, outbox planning, encryption, languages. No Telegram here."""

@@ -1,0 +1,1 @@
+"""The channels the core reaches people through, each rendering and delivering what it planned."""
