@@ -22,7 +22,7 @@ from telegram.ext import (
 
 from bot.core import outbox
 from bot.core.calendar_reader import read_busy
-from bot.core.i18n import Translator
+from bot.core.i18n import N_, Translator
 from bot.core.models import ConferenceStatus, InvitationKind, Rsvp
 from bot.core.outbox import Kind, Notification, Outgoing
 from bot.services import conferences, members
@@ -65,6 +65,7 @@ from handlers.common import (
 )
 from handlers.errors import send_safely
 from handlers.notify import notify
+from handlers.usecase import refusal, use_case
 from scheduling.busy import MAX_BYTES, BusyImportError
 from scheduling.finder import Vote
 
@@ -520,12 +521,9 @@ async def tap_time(update: Update, context: Context) -> None:
     if ids is None:
         await no_longer_active(update, context)
         return
-    view = await _carry_out(
-        update,
-        context,
-        lambda session, actor, now: conferences.toggle(session, actor, ids[0], ids[1], now=now),
-    )
-    if view is None:
+    async with use_case(update, context, *POLL_REFUSALS) as case:
+        view = await conferences.toggle(case.session, case.actor, ids[0], ids[1], now=case.now)
+    if not case.done:
         return
     await answer(update, poll_text(view, context.tr), poll_markup(view, context.tr))
 
@@ -994,6 +992,14 @@ async def show_board(update: Update, context: Context) -> None:
 def _me(context: Context) -> conferences.Recipient:
     actor = context.require_actor()
     return conferences.Recipient(actor.member_id, actor.chat_id, actor.locale, actor.display_name)
+
+
+# A poll's refusals: not the person's to answer, a time no longer in it, a poll that closed.
+POLL_REFUSALS = (
+    refusal(PermissionDenied, say=N_("This is not yours to change.")),
+    refusal(NotInPoll),
+    refusal(PollClosed, say=N_("This poll is over; answers are no longer taken.")),
+)
 
 
 async def _refuse(update: Update, context: Context) -> None:

@@ -113,9 +113,18 @@ class Kind:
 # Planning and cancelling (inside the use case's transaction).
 
 
+PLANNED = "outbox.planned"  # session.info: rows were planned in this transaction
+
+
+def planned(session: AsyncSession) -> bool:
+    """Whether this transaction planned rows (the dispatcher needs waking after its commit)."""
+    return bool(session.info.get(PLANNED))
+
+
 async def plan(session: AsyncSession, items: Iterable[Planned], *, now: datetime) -> None:
     """Add rows; a key planned before (sent, cancelled or pending) is left as it is."""
     for item in items:
+        session.info[PLANNED] = True
         await insert_if_absent(
             session,
             OutboxRow,

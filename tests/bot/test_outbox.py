@@ -159,3 +159,18 @@ async def test_late_rows_are_skipped_and_a_dead_process_claims_come_back(
         later = now + timedelta(minutes=6)
         # A claim older than the lease is released by whoever runs.
         assert await outbox.release(session, now=later, lease=timedelta(minutes=5)) == 1
+
+
+async def test_a_transaction_knows_whether_it_planned_rows(
+    database: Database, clock: FakeClock
+) -> None:
+    """What the dialogs' use-case runner asks before waking the dispatcher."""
+    member_id = await _member(database, clock)
+    async with database.transaction() as session:
+        assert not outbox.planned(session)
+        await outbox.plan(session, [_row(member_id, "k1", clock)], now=clock.now())
+        assert outbox.planned(session)
+    async with database.transaction() as session:
+        assert not outbox.planned(session)
+        await outbox.plan(session, [], now=clock.now())
+        assert not outbox.planned(session)

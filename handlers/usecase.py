@@ -1,0 +1,88 @@
+"""One use case from a dialog: the transaction, the actor, the service call, its refusals.
+
+Every button and message that changes something runs the same way: open one transaction, load
+who is acting and the time, call the service, commit; a refusal the service raises (not yours,
+no longer open, stale) is answered in the person's language and changes nothing; the outbox is
+woken after the commit only when the use case planned notifications.
+
+    async with use_case(update, context, NOT_YOURS, STALE) as case:
+        view = await polls.toggle(case.session, case.actor, poll_id, slot_id, now=case.now)
+    if not case.done:
+        return
+
+A refusal leaves the block at once, so nothing after the service call in the block runs, and
+`case.done` is False after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import Update
+
+from bot.core import outbox
+from bot.services.members import Actor
+from handlers.common import Context, alert, no_longer_active
+
+Answer = Callable[[Update, Context, Exception], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Which exceptions of a service mean "no", and how the person is told."""
+
+    errors: tuple[type[Exception], ...]
+    answer: Answer
+
+
+def refusal(*errors: type[Exception], say: str | None = None) -> Refusal:
+    """Refused with a pop-up saying `say` (marked with N_ for translation), or, without it, as
+    a button that is no longer active."""
+
+    async def answer(update: Update, context: Context, _error: Exception) -> None:
+        if say is None:
+            await no_longer_active(update, context)
+        else:
+            await alert(update, context.tr.gettext(say))
+
+    return Refusal(errors, answer)
+
+
+def refused_by(*errors: type[Exception], answer: Answer) -> Refusal:
+    """Refused with an answer of the dialog's own (one that needs the error, say)."""
+    return Refusal(errors, answer)
+
+
+class Case:
+    """What a use case runs with; `done` tells afterwards whether it went through."""
+
+    def __init__(self, session: AsyncSession, actor: Actor, now: datetime) -> None:
+        self.session = session
+        self.actor = actor
+        self.now = now
+        self.done = False
+
+
+@asynccontextmanager
+async def use_case(update: Update, context: Context, *refusals: Refusal) -> AsyncIterator[Case]:
+    """Run the block as one use case (see the module's docstring)."""
+    runtime = context.runtime
+    errors = tuple(error for item in refusals for error in item.errors)
+    try:
+        async with runtime.database.transaction() as session:
+            case = Case(session, context.require_actor(), runtime.clock.now())
+            yield case
+            planned = outbox.planned(session)
+    except errors as error:
+        for item in refusals:
+            if isinstance(error, item.errors):
+                await item.answer(update, context, error)
+                break
+        return
+    case.done = True
+    if planned:
+        outbox.wake(context.application)
