@@ -2,7 +2,8 @@
 
 A use case plans rows (`plan`) in the same transaction as the change that calls for them, each
 with a unique key, so planning twice is harmless and a crash loses nothing. Answers, new dates
-and cancellations `cancel` the rows they make moot.
+and cancellations `cancel` the rows they make moot. `planned` tells whether a transaction
+planned any, so that its caller wakes the sender only then.
 
 Here are the rows and the steps on them, each one short transaction of the sender's: claiming
 due rows atomically (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite serialises writers),
@@ -28,6 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.db import insert_if_absent
 from bot.core.models import OutboxRow, OutboxStatus
+
+_PLANNED = "roundtable_planned"  # in Session.info: the transaction has planned rows
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class Notification:
 async def plan(session: AsyncSession, items: Iterable[Planned], *, now: datetime) -> None:
     """Add rows; a key planned before (sent, cancelled or pending) is left as it is."""
     for item in items:
+        session.info[_PLANNED] = True
         await insert_if_absent(
             session,
             OutboxRow,
@@ -83,6 +87,12 @@ async def plan(session: AsyncSession, items: Iterable[Planned], *, now: datetime
             },
             ["key"],
         )
+
+
+def planned(session: AsyncSession) -> bool:
+    """Whether this session's transaction has planned rows (a key planned before counts too):
+    then the sender is to be woken once it is committed."""
+    return bool(session.info.get(_PLANNED))
 
 
 async def cancel(
