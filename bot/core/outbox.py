@@ -30,8 +30,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.core.db import insert_if_absent
 from bot.core.models import OutboxRow, OutboxStatus
 
-_PLANNED = "roundtable_planned"  # in Session.info: the transaction has planned rows
-
 
 @dataclass(frozen=True)
 class Planned:
@@ -65,10 +63,18 @@ class Notification:
 # Planning and cancelling (inside the use case's transaction).
 
 
+PLANNED = "outbox.planned"  # session.info: rows were planned in this transaction
+
+
+def planned(session: AsyncSession) -> bool:
+    """Whether this transaction planned rows (the dispatcher needs waking after its commit)."""
+    return bool(session.info.get(PLANNED))
+
+
 async def plan(session: AsyncSession, items: Iterable[Planned], *, now: datetime) -> None:
     """Add rows; a key planned before (sent, cancelled or pending) is left as it is."""
     for item in items:
-        session.info[_PLANNED] = True
+        session.info[PLANNED] = True
         await insert_if_absent(
             session,
             OutboxRow,
@@ -87,12 +93,6 @@ async def plan(session: AsyncSession, items: Iterable[Planned], *, now: datetime
             },
             ["key"],
         )
-
-
-def planned(session: AsyncSession) -> bool:
-    """Whether this session's transaction has planned rows (a key planned before counts too):
-    then the sender is to be woken once it is committed."""
-    return bool(session.info.get(_PLANNED))
 
 
 async def cancel(

@@ -91,23 +91,6 @@ async def test_planning_twice_is_one_row_and_cancel_takes_only_what_it_names(
     assert (await _statuses(database))["conference:2:s0:rsvp:i1:m1"] is OutboxStatus.CANCELLED
 
 
-async def test_a_transaction_knows_whether_it_planned_rows(
-    database: Database, clock: FakeClock
-) -> None:
-    """Its caller wakes the dispatcher only then: planning nothing, or only cancelling, is no
-    reason to."""
-    member = await _member(database, clock)
-    now = clock.now()
-    async with database.transaction() as session:
-        await outbox.plan(session, [], now=now)
-        await outbox.cancel(session, subject="conference:1", now=now)
-        assert not outbox.planned(session)
-        await outbox.plan(session, [_row(member, "k", clock)], now=now)
-        assert outbox.planned(session)
-    async with database.transaction() as session:
-        assert not outbox.planned(session)
-
-
 async def test_two_dispatchers_claiming_at_once_never_get_the_same_row(
     database: Database, clock: FakeClock
 ) -> None:
@@ -176,3 +159,18 @@ async def test_late_rows_are_skipped_and_a_dead_process_claims_come_back(
         later = now + timedelta(minutes=6)
         # A claim older than the lease is released by whoever runs.
         assert await outbox.release(session, now=later, lease=timedelta(minutes=5)) == 1
+
+
+async def test_a_transaction_knows_whether_it_planned_rows(
+    database: Database, clock: FakeClock
+) -> None:
+    """What the dialogs' use-case runner asks before waking the dispatcher."""
+    member_id = await _member(database, clock)
+    async with database.transaction() as session:
+        assert not outbox.planned(session)
+        await outbox.plan(session, [_row(member_id, "k1", clock)], now=clock.now())
+        assert outbox.planned(session)
+    async with database.transaction() as session:
+        assert not outbox.planned(session)
+        await outbox.plan(session, [], now=clock.now())
+        assert not outbox.planned(session)
