@@ -24,8 +24,8 @@ from telegram.ext import (
     ExtBot,
 )
 
-from bot.core import outbox
 from bot.core.runtime import Runtime
+from bot.transport.telegram import delivery
 from bot.transport.telegram.http import AiohttpRequest
 from bot.transport.telegram.ledger import HandledUpdates
 from bot.transport.telegram.persistence import DatabasePersistence
@@ -129,7 +129,7 @@ def build_application(runtime: Runtime) -> RoundTableApp:
     job_queue.run_repeating(
         sweep, interval=settings.sweep_seconds, first=settings.sweep_seconds, name="sweep"
     )
-    application.bot_data[outbox.DISPATCHER_KEY] = outbox.Dispatcher(
+    application.bot_data[delivery.DISPATCHER_KEY] = delivery.Dispatcher(
         runtime,
         {
             **invitations.outbox_kinds(),
@@ -142,7 +142,7 @@ def build_application(runtime: Runtime) -> RoundTableApp:
         concurrency=settings.outbox_concurrency,
     )
     # At start: whatever is due, including what a crash left in flight.
-    outbox.wake(application)
+    delivery.wake(application)
     return application
 
 
@@ -260,7 +260,7 @@ async def serve(application: RoundTableApp, stop: asyncio.Event) -> None:
     """
     runtime: Runtime = application.bot_data[RUNTIME_KEY]
     settings = runtime.settings
-    dispatcher: outbox.Dispatcher = application.bot_data[outbox.DISPATCHER_KEY]
+    dispatcher: delivery.Dispatcher = application.bot_data[delivery.DISPATCHER_KEY]
     processor = application.update_processor
     assert isinstance(processor, OrderedUpdateProcessor)
     receiver: Poller | WebhookServer

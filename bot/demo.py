@@ -19,7 +19,6 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from bot.app import RoundTableApp, build_application, serve
-from bot.core import outbox
 from bot.core.clock import FakeClock
 from bot.core.config import Settings, isolated_settings
 from bot.core.crypto import load_cipher
@@ -30,6 +29,7 @@ from bot.core.runtime import Runtime
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from bot.sandbox.models import BotMessage
 from bot.services import members
+from bot.transport.telegram import delivery
 
 DEMO_TOKEN = "7000000001:DEMO-sandbox-token"  # noqa: S105 - only the local stand-in knows it
 # Monday 23 November 2026, 08:00 in Cheb.
@@ -429,7 +429,7 @@ class Story:
 
     async def runtime_settle(self) -> None:
         """Let the outbox note where each invitation went before anyone answers it."""
-        await self.application.bot_data[outbox.DISPATCHER_KEY].settle()
+        await self.application.bot_data[delivery.DISPATCHER_KEY].settle()
 
     async def sweep(self) -> None:
         jobs = self.application.job_queue.get_jobs_by_name("sweep")  # type: ignore[union-attr]

@@ -20,11 +20,10 @@ from telegram.ext import (
     filters,
 )
 
-from bot.core import outbox
 from bot.core.calendar_reader import read_busy
 from bot.core.i18n import N_, Translator
 from bot.core.models import ConferenceStatus, InvitationKind, Rsvp
-from bot.core.outbox import Kind, Notification, Outgoing
+from bot.core.outbox import Notification
 from bot.services import conferences, members
 from bot.services.conferences import (
     AlreadyPlanned,
@@ -44,6 +43,8 @@ from bot.services.conferences import (
 )
 from bot.services.errors import PermissionDenied
 from bot.services.members import Actor
+from bot.transport.telegram import delivery
+from bot.transport.telegram.delivery import Kind, Outgoing
 from bot.transport.telegram.http import AiohttpRequest, TooBig
 from handlers.common import (
     Context,
@@ -873,7 +874,7 @@ async def _scheduled(update: Update, context: Context, done: Scheduled) -> None:
             "The case conference {code} is set for {when}, {place}. Everyone invited is told."
         ).format(code=done.case_code, when=tr.datetime(done.starts_at), place=esc(done.place)),
     )
-    outbox.wake(context.application)  # the invitations were planned with the decision
+    delivery.wake(context.application)  # the invitations were planned with the decision
     await refresh_board(context, done.board)
 
 

@@ -17,15 +17,16 @@ from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import CallbackQueryHandler, ConversationHandler, MessageHandler, filters
 
-from bot.core import outbox
 from bot.core.i18n import Translator
 from bot.core.models import InvitationKind, Rsvp
-from bot.core.outbox import Kind, Notification, Outgoing
+from bot.core.outbox import Notification
 from bot.services import conferences, invitations
 from bot.services.conferences import PollClosed, Scheduled
 from bot.services.errors import PermissionDenied
 from bot.services.invitations import Attendee, InviteView, NotYours, StaleInvitation
 from bot.services.members import Actor
+from bot.transport.telegram import delivery
+from bot.transport.telegram.delivery import Kind, Outgoing
 from handlers.common import (
     Context,
     Dialog,
@@ -392,7 +393,7 @@ async def _carry_out(
                 ),
             )
     else:
-        outbox.wake(context.application)
+        delivery.wake(context.application)
         return result
     return None
 

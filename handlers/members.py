@@ -5,10 +5,10 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
-from bot.core import outbox
 from bot.core.i18n import Translator
 from bot.services import members
 from bot.services.errors import PermissionDenied
+from bot.transport.telegram import delivery
 from handlers.common import (
     Context,
     HandlerList,
@@ -119,7 +119,7 @@ async def _deactivate(update: Update, context: Context, member_id: int) -> None:
     except PermissionDenied:
         await answer(update, _("You are not allowed to do that."))
         return
-    outbox.wake(context.application)  # the coordinators' hand-over notices, planned with it
+    delivery.wake(context.application)  # the coordinators' hand-over notices, planned with it
     await clear_member_menu(context.bot, view.chat_id)
     text = _("{name} has been deactivated.").format(name=esc(view.display_name))
     await answer(update, text, keyboard([[(_("Back to the list"), "mem:p:0")]]))

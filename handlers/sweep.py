@@ -14,10 +14,11 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from bot.core import outbox
 from bot.core.i18n import Translator
-from bot.core.outbox import Kind, Notification, Outgoing
+from bot.core.outbox import Notification
 from bot.services import referrals, tasks
+from bot.transport.telegram import delivery
+from bot.transport.telegram.delivery import Kind, Outgoing
 from handlers.common import Context, keyboard, recipient_tr
 from handlers.conference import sweep_polls
 from handlers.referral import (
@@ -40,7 +41,9 @@ async def sweep(context: Context) -> None:
             await part(context)
         except Exception:
             logger.exception("the sweep's %s failed", part.__name__)
-    dispatcher: outbox.Dispatcher | None = context.application.bot_data.get(outbox.DISPATCHER_KEY)
+    dispatcher: delivery.Dispatcher | None = context.application.bot_data.get(
+        delivery.DISPATCHER_KEY
+    )
     if dispatcher is not None:
         await dispatcher.run(context)
 

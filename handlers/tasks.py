@@ -24,15 +24,16 @@ from telegram.ext import (
     filters,
 )
 
-from bot.core import outbox
 from bot.core.i18n import Translator
 from bot.core.models import InvitationKind, TaskParty, TaskStatus
-from bot.core.outbox import Kind, Notification, Outgoing
+from bot.core.outbox import Notification
 from bot.core.record import owner_label, record_docx, record_filename
 from bot.services import conferences, invitations, leavers, tasks
 from bot.services.conferences import Collision, Passed, PollClosed, TooFar
 from bot.services.errors import PermissionDenied
 from bot.services.members import Actor
+from bot.transport.telegram import delivery
+from bot.transport.telegram.delivery import Kind, Outgoing
 from handlers.common import (
     MAX_TEXT,
     Context,
@@ -101,7 +102,7 @@ async def _run(
     except (tasks.TaskError, PollClosed):
         await no_longer_active(update, context)
     else:
-        outbox.wake(context.application)
+        delivery.wake(context.application)
         return result
     return None
 

@@ -12,7 +12,6 @@ import pytest
 from pydantic import SecretStr
 
 from bot.app import RoundTableApp, build_application, serve
-from bot.core import outbox
 from bot.core.clock import FakeClock
 from bot.core.config import Settings, isolated_settings
 from bot.core.crypto import Cipher
@@ -21,6 +20,7 @@ from bot.core.models import InstitutionKind, Role
 from bot.core.runtime import Runtime
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from bot.services import members
+from bot.transport.telegram import delivery
 
 TOKEN = "7000000001:SANDBOX-token-for-tests"
 
@@ -88,7 +88,7 @@ class RunningBot:
 
     async def settle(self) -> None:
         """Wait until the outbox has finished what it is sending (and noted where it went)."""
-        await self.application.bot_data[outbox.DISPATCHER_KEY].settle()
+        await self.application.bot_data[delivery.DISPATCHER_KEY].settle()
 
     async def invite_code(
         self,

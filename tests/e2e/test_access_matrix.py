@@ -38,7 +38,6 @@ from sqlalchemy import func, inspect, select
 from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ConversationHandler
 
-from bot.core import outbox
 from bot.core.models import (
     AuditEntry,
     Case,
@@ -56,6 +55,7 @@ from bot.core.models import (
 )
 from bot.sandbox import FloodLimits, Person
 from bot.sandbox.models import BotMessage, CallbackAnswer, ChatEvent
+from bot.transport.telegram import delivery
 from bot.transport.telegram.processor import OrderedUpdateProcessor
 from tests.e2e.access_world import RELATIONS, Builder, Thing, Who, World, who
 from tests.e2e.conftest import RunningBot
@@ -1245,10 +1245,10 @@ async def prepared(bot: RunningBot, monkeypatch: pytest.MonkeyPatch) -> Matrix:
     """Watched, and the reminders and nudges the presses plan stay in the outbox: what a
     person sees after an update is then only the bot's answer to it."""
     matrix = await watched(bot)
-    dispatcher = bot.application.bot_data[outbox.DISPATCHER_KEY]
+    dispatcher = bot.application.bot_data[delivery.DISPATCHER_KEY]
 
-    async def paused(context: Any) -> outbox.Counts:
-        return outbox.Counts()
+    async def paused(context: Any) -> delivery.Counts:
+        return delivery.Counts()
 
     async def much_later() -> float:
         return 3600.0

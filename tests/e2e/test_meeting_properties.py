@@ -29,7 +29,6 @@ from datetime import timedelta
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from bot.core import outbox
 from bot.core.models import (
     Case,
     CaseStatus,
@@ -45,6 +44,7 @@ from bot.core.models import (
 )
 from bot.sandbox import Person
 from bot.services import conferences, members, tasks
+from bot.transport.telegram import delivery
 from handlers.invitations import REASON
 from handlers.tasks import DONE_NOTE, DUE, NOTE, OWNER, REVIEW, SUMMARY, TITLE
 from tests.e2e.conftest import RunningBot
@@ -179,7 +179,7 @@ class MeetingDriver(Driver):
     async def newcomers(self, number: int) -> dict[str, Person]:
         people = await self.replace_people(TEAM, 20_000 + 10 * number)
         self.conference_id = await self.scheduled(people["coordinator"], number)
-        outbox.wake(self.bot.application)
+        delivery.wake(self.bot.application)
         await self.bot.settle()  # the invitations are delivered
         if number % 2 == 0:  # every other example begins after the meeting: the record's turn
             self.people = people
@@ -209,7 +209,7 @@ class MeetingDriver(Driver):
                     now=now,
                 )
             await tasks.finish_record(session, actor, self.conference_id, now=now)
-        outbox.wake(self.bot.application)
+        delivery.wake(self.bot.application)
         await self.bot.settle()
 
     async def scheduled(self, coordinator: Person, number: int) -> int:

@@ -17,6 +17,7 @@ from bot.core import outbox
 from bot.core.clock import FakeClock
 from bot.core.models import InstitutionKind, Member, OutboxRow, OutboxStatus, Role
 from bot.services.referrals import DRAFT_EXPIRED
+from bot.transport.telegram import delivery
 from tests.e2e.conftest import RunningBot
 
 
@@ -163,7 +164,7 @@ async def test_the_database_away_while_the_outbox_works_loses_and_doubles_nothin
     for name in failures:
         monkeypatch.setattr(outbox, name, away_once(name, getattr(outbox, name)))
     await _plan(bot, "Petr", "away")
-    outbox.wake(bot.application)
+    delivery.wake(bot.application)
     told = await petr.next_message(timeout=20)  # the outbox looked again
     assert "was deleted after 14 days" in (told.text or "")
     for _ in range(1000):  # waits for the bookkeeping and the next look, not for time to pass

@@ -37,6 +37,7 @@ from bot.core.runtime import Runtime
 from bot.sandbox import BotApiSandbox, Person
 from bot.sandbox.models import BotMessage
 from bot.services.referrals import DRAFT_EXPIRED
+from bot.transport.telegram import delivery
 from handlers.common import Context
 from tests.conftest import POSTGRES_URL, TEST_KEY
 from tests.e2e.conftest import RunningBot
@@ -491,8 +492,8 @@ async def test_two_outbox_workers_on_one_database_send_every_notification_exactl
     people = await _recipients(bot, 30)
     await bot.settle()
     first, second = (build_application(runtime) for runtime in two_runtimes)
-    workers: list[outbox.Dispatcher] = [
-        app.bot_data[outbox.DISPATCHER_KEY] for app in (first, second)
+    workers: list[delivery.Dispatcher] = [
+        app.bot_data[delivery.DISPATCHER_KEY] for app in (first, second)
     ]
     await plan_notices(
         bot.runtime.database, people, 4, prefix="two", now=clock.now()
@@ -528,8 +529,8 @@ async def test_a_claim_past_its_lease_is_left_to_the_worker_that_took_it_over(
     people = await _recipients(bot, 10)
     await bot.settle()
     first, second = (build_application(runtime) for runtime in two_runtimes)
-    slow: outbox.Dispatcher = first.bot_data[outbox.DISPATCHER_KEY]
-    other: outbox.Dispatcher = second.bot_data[outbox.DISPATCHER_KEY]
+    slow: delivery.Dispatcher = first.bot_data[delivery.DISPATCHER_KEY]
+    other: delivery.Dispatcher = second.bot_data[delivery.DISPATCHER_KEY]
     held = asyncio.Event()
     waiting = 0
     overall = slow.pacer.overall
