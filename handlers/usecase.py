@@ -26,6 +26,7 @@ from telegram import Update
 
 from bot.core import outbox
 from bot.services.members import Actor
+from bot.transport.telegram import delivery
 from handlers.common import Context, alert, no_longer_active
 
 Answer = Callable[[Update, Context, Exception], Awaitable[None]]
@@ -85,4 +86,4 @@ async def use_case(update: Update, context: Context, *refusals: Refusal) -> Asyn
         return
     case.done = True
     if planned:
-        outbox.wake(context.application)
+        delivery.wake(context.application)
