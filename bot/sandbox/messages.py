@@ -13,6 +13,7 @@ from .content import check_reply_markup, render_caption, render_text
 from .errors import ApiError
 from .files import FileStore, StoredFile
 from .flood import FloodGate
+from .html_text import FormattedText
 from .models import BotMessage, CallbackAnswer, SandboxStats, inline_keyboard
 from .params import ApiRequest, Handler
 from .people import Person
@@ -64,41 +65,40 @@ class ChatMethods:
 
     async def _send_message(self, request: ApiRequest) -> dict[str, Any]:
         person = self._reachable_person(request)
-        text = render_text(
-            request.text("text"), request.text("parse_mode"), request.array("entities")
-        )
+        text = _text(request)
         markup = check_reply_markup(request.object("reply_markup"))
-        self._throttle(person.chat_id)
-        message = self._new_bot_message(person, request, markup)
-        message.text = text.text
-        message.entities = text.entities
-        message.html = request.text("text") if _is_html(request) else None
-        person.chat.add(message)
-        return person.chat.to_dict(message)
+        return self._send(
+            person,
+            request,
+            markup,
+            text=text.text,
+            entities=text.entities,
+            html=_html(request, "text"),
+        )
 
     async def _send_document(self, request: ApiRequest) -> dict[str, Any]:
         person = self._reachable_person(request)
         stored = self._document_file(request)
-        caption = render_caption(
-            request.text("caption"),
-            request.text("parse_mode"),
-            request.array("caption_entities"),
-        )
+        caption = _caption(request)
         markup = check_reply_markup(request.object("reply_markup"))
-        self._throttle(person.chat_id)
-        message = self._new_bot_message(person, request, markup)
-        message.document = stored.document_dict()
-        if caption is not None:
-            message.caption = caption.text
-            message.caption_entities = caption.entities
-            message.html = request.text("caption") if _is_html(request) else None
-        person.chat.add(message)
-        return person.chat.to_dict(message)
+        if caption is None:
+            return self._send(person, request, markup, document=stored.document_dict())
+        return self._send(
+            person,
+            request,
+            markup,
+            document=stored.document_dict(),
+            caption=caption.text,
+            caption_entities=caption.entities,
+            html=_html(request, "caption"),
+        )
 
-    def _new_bot_message(
-        self, person: Person, request: ApiRequest, markup: dict[str, Any] | None
-    ) -> BotMessage:
-        return BotMessage(
+    def _send(
+        self, person: Person, request: ApiRequest, markup: dict[str, Any] | None, **content: Any
+    ) -> dict[str, Any]:
+        """Add the bot's new message to the chat, unless the flood limits refuse it."""
+        self._throttle(person.chat_id)
+        message = BotMessage(
             message_id=person.chat.new_message_id(),
             chat_id=person.chat_id,
             from_bot=True,
@@ -112,6 +112,9 @@ class ChatMethods:
             edited=False,
             deleted=False,
         )
+        message = replace(message, **content)
+        person.chat.add(message)
+        return person.chat.to_dict(message)
 
     def _throttle(self, chat_id: int) -> None:
         retry_after = self._flood_gate.acquire(chat_id)
@@ -124,16 +127,14 @@ class ChatMethods:
         person, message = self._message_to_edit(request)
         if message.text is None:
             raise ApiError.bad_request("there is no text in the message to edit")
-        text = render_text(
-            request.text("text"), request.text("parse_mode"), request.array("entities")
-        )
+        text = _text(request)
         # Without reply_markup Telegram drops the inline keyboard, so None is a real value.
         markup = check_reply_markup(request.object("reply_markup"))
         edited = replace(
             message,
             text=text.text,
             entities=text.entities,
-            html=request.text("text") if _is_html(request) else None,
+            html=_html(request, "text"),
             reply_markup=markup,
         )
         return self._apply_edit(person, message, edited)
@@ -142,17 +143,13 @@ class ChatMethods:
         person, message = self._message_to_edit(request)
         if message.text is not None:
             raise ApiError.bad_request("there is no caption in the message to edit")
-        caption = render_caption(
-            request.text("caption"),
-            request.text("parse_mode"),
-            request.array("caption_entities"),
-        )
+        caption = _caption(request)
         markup = check_reply_markup(request.object("reply_markup"))
         edited = replace(
             message,
             caption=caption.text if caption is not None else None,
             caption_entities=caption.entities if caption is not None else [],
-            html=request.text("caption") if _is_html(request) else None,
+            html=_html(request, "caption"),
             reply_markup=markup,
         )
         return self._apply_edit(person, message, edited)
@@ -265,8 +262,19 @@ class ChatMethods:
         return int(self._clock())
 
 
-def _is_html(request: ApiRequest) -> bool:
-    return (request.text("parse_mode") or "").lower() == "html"
+def _text(request: ApiRequest) -> FormattedText:
+    return render_text(request.text("text"), request.text("parse_mode"), request.array("entities"))
+
+
+def _caption(request: ApiRequest) -> FormattedText | None:
+    return render_caption(
+        request.text("caption"), request.text("parse_mode"), request.array("caption_entities")
+    )
+
+
+def _html(request: ApiRequest, name: str) -> str | None:
+    """The text or caption as the bot wrote it, when it wrote HTML."""
+    return request.text(name) if (request.text("parse_mode") or "").lower() == "html" else None
 
 
 def _shown(message: BotMessage) -> tuple[Any, ...]:
