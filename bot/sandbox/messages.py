@@ -66,37 +66,29 @@ class ChatMethods:
     async def _send_message(self, request: ApiRequest) -> dict[str, Any]:
         person = self._reachable_person(request)
         text = _text(request)
-        markup = check_reply_markup(request.object("reply_markup"))
         return self._send(
-            person,
-            request,
-            markup,
-            text=text.text,
-            entities=text.entities,
-            html=_html(request, "text"),
+            person, request, text=text.text, entities=text.entities, html=_html(request, "text")
         )
 
     async def _send_document(self, request: ApiRequest) -> dict[str, Any]:
         person = self._reachable_person(request)
-        stored = self._document_file(request)
+        document = self._document_file(request).document_dict()
         caption = _caption(request)
-        markup = check_reply_markup(request.object("reply_markup"))
         if caption is None:
-            return self._send(person, request, markup, document=stored.document_dict())
+            return self._send(person, request, document=document)
         return self._send(
             person,
             request,
-            markup,
-            document=stored.document_dict(),
+            document=document,
             caption=caption.text,
             caption_entities=caption.entities,
             html=_html(request, "caption"),
         )
 
-    def _send(
-        self, person: Person, request: ApiRequest, markup: dict[str, Any] | None, **content: Any
-    ) -> dict[str, Any]:
-        """Add the bot's new message to the chat, unless the flood limits refuse it."""
+    def _send(self, person: Person, request: ApiRequest, **content: Any) -> dict[str, Any]:
+        """Add the bot's new message to the chat, unless its keyboard or the flood limits
+        refuse it."""
+        markup = check_reply_markup(request.object("reply_markup"))
         self._throttle(person.chat_id)
         message = BotMessage(
             message_id=person.chat.new_message_id(),
@@ -128,36 +120,32 @@ class ChatMethods:
         if message.text is None:
             raise ApiError.bad_request("there is no text in the message to edit")
         text = _text(request)
-        # Without reply_markup Telegram drops the inline keyboard, so None is a real value.
-        markup = check_reply_markup(request.object("reply_markup"))
-        edited = replace(
+        return self._edit(
+            person,
             message,
+            request,
             text=text.text,
             entities=text.entities,
             html=_html(request, "text"),
-            reply_markup=markup,
         )
-        return self._apply_edit(person, message, edited)
 
     async def _edit_message_caption(self, request: ApiRequest) -> dict[str, Any]:
         person, message = self._message_to_edit(request)
         if message.text is not None:
             raise ApiError.bad_request("there is no caption in the message to edit")
         caption = _caption(request)
-        markup = check_reply_markup(request.object("reply_markup"))
-        edited = replace(
+        return self._edit(
+            person,
             message,
+            request,
             caption=caption.text if caption is not None else None,
             caption_entities=caption.entities if caption is not None else [],
             html=_html(request, "caption"),
-            reply_markup=markup,
         )
-        return self._apply_edit(person, message, edited)
 
     async def _edit_message_reply_markup(self, request: ApiRequest) -> dict[str, Any]:
         person, message = self._message_to_edit(request)
-        markup = check_reply_markup(request.object("reply_markup"))
-        return self._apply_edit(person, message, replace(message, reply_markup=markup))
+        return self._edit(person, message, request)
 
     def _message_to_edit(self, request: ApiRequest) -> tuple[Person, BotMessage]:
         if request.text("inline_message_id"):
@@ -170,8 +158,13 @@ class ChatMethods:
             raise ApiError.bad_request("message can't be edited")
         return person, message
 
-    def _apply_edit(self, person: Person, message: BotMessage, new: BotMessage) -> dict[str, Any]:
-        """Show the edited message, unless it would look just as before (Telegram refuses)."""
+    def _edit(
+        self, person: Person, message: BotMessage, request: ApiRequest, **content: Any
+    ) -> dict[str, Any]:
+        """Show the message edited, unless it would look just as before (Telegram refuses)."""
+        # Without reply_markup Telegram drops the inline keyboard, so None is a real value.
+        markup = check_reply_markup(request.object("reply_markup"))
+        new = replace(message, reply_markup=markup, **content)
         if _shown(new) == _shown(message):
             raise ApiError.bad_request(_NOT_MODIFIED)
         edited = replace(new, edited=True, edit_date=self._now())
