@@ -1,4 +1,6 @@
-"""A local stand-in for the Telegram Bot API: an aiohttp server plus the chats it serves."""
+"""A local stand-in for the Telegram Bot API: the aiohttp server that answers (or, as a test
+orders, fails) each call, the simulated people, and what tests ask and wait for; the methods
+themselves are in messages (chats), feed (updates) and commands (menus)."""
 
 from __future__ import annotations
 
