@@ -26,6 +26,10 @@ class ApiError(Exception):
     def conflict(cls, detail: str) -> ApiError:
         return cls(409, f"Conflict: {detail}")
 
+    @classmethod
+    def too_many_requests(cls, retry_after: int) -> ApiError:
+        return cls(429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after)
+
     def payload(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "ok": False,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +96,20 @@ class ApiRequest:
         """A JSON object or array parameter, or None when absent."""
         return self.params.get(name)
 
+    def array(self, name: str) -> list[Any] | None:
+        """A JSON array parameter, or None when absent."""
+        value = self.object(name)
+        if value is not None and not isinstance(value, list):
+            raise ApiError.bad_request(f"can't parse {name} JSON array")
+        return value
+
+    def strings(self, name: str) -> list[str] | None:
+        """A JSON array of strings, or None when absent."""
+        values = self.array(name)
+        if values is not None and not all(isinstance(value, str) for value in values):
+            raise ApiError.bad_request(f"can't parse {name} JSON array")
+        return values
+
     def chat_id(self) -> int:
         value = self.params.get("chat_id")
         if value is None or value == "":
@@ -109,6 +124,10 @@ class ApiRequest:
         if value is None:
             raise ApiError.bad_request("message identifier is not specified")
         return value
+
+
+# A Bot API method as the sandbox implements it: the call's parameters in, its result out.
+Handler = Callable[[ApiRequest], Awaitable[Any]]
 
 
 async def read_request(request: web.Request, method: str) -> ApiRequest:
