@@ -44,7 +44,7 @@ messages: $(STAMP)
 			--no-fuzzy-matching --ignore-obsolete --width 100; \
 	done
 
-# Benchmarks are not part of the test suite; each prints one JSON line (see README).
+# Benchmarks are not part of the test suite; each prints one JSON line (see docs/benchmarks.md).
 bench: $(STAMP)
 	$(BIN)/python -m bench finder
 	$(BIN)/python -m bench fanout
