@@ -53,7 +53,7 @@ from handlers.conference import (
     time_refused,
 )
 from handlers.errors import send_safely
-from handlers.referral import delete_typed
+from handlers.typed import delete_typed
 from scheduling import invites
 
 logger = logging.getLogger(__name__)
