@@ -19,7 +19,7 @@ from bot.core.i18n import Translator
 from bot.core.outbox import Kind, Notification, Outgoing
 from bot.services import referrals, tasks
 from handlers.common import Context, keyboard, recipient_tr
-from handlers.conference import sweep_polls
+from handlers.conference_notices import sweep_polls
 from handlers.referral import (
     alert_coordinators,
     delete_from_chat,

@@ -33,6 +33,7 @@ from bot.services import conferences, invitations, leavers, tasks
 from bot.services.conferences import Collision, Passed, PollClosed, TooFar
 from bot.services.errors import PermissionDenied
 from bot.services.members import Actor
+from handlers.board_text import board_markup, board_text
 from handlers.common import (
     MAX_TEXT,
     Context,
@@ -56,7 +57,6 @@ from handlers.common import (
     parse_number,
     recipient_tr,
 )
-from handlers.conference import board_markup, board_text
 
 logger = logging.getLogger(__name__)
 
