@@ -33,11 +33,14 @@ from bot.transport.telegram.polling import Poller, retry_after_seconds
 from bot.transport.telegram.processor import OrderedUpdateProcessor, note_telegram_call
 from bot.transport.telegram.webhook import WebhookServer
 from handlers import (
-    conference,
+    board,
+    conference_notices,
     guard,
     invitations,
     invite,
     members,
+    plan,
+    poll,
     referral,
     start,
     tasks,
@@ -109,12 +112,13 @@ def build_application(runtime: Runtime) -> RoundTableApp:
         members.handlers(),
         referral.handlers(),
         triage.handlers(),
-        conference.handlers(),
+        plan.handlers(),
         invitations.handlers(),
         tasks.handlers(),
         referral.command_handlers()
         + triage.command_handlers()
-        + conference.command_handlers()
+        + poll.handlers()
+        + board.handlers()
         + invitations.command_handlers()
         + tasks.command_handlers(),
         start.general_handlers(),
@@ -132,8 +136,7 @@ def build_application(runtime: Runtime) -> RoundTableApp:
     application.bot_data[delivery.DISPATCHER_KEY] = delivery.Dispatcher(
         runtime,
         {
-            **invitations.outbox_kinds(),
-            **conference.outbox_kinds(),
+            **conference_notices.outbox_kinds(),
             **referral_kinds(),
             **tasks.outbox_kinds(),
         },

@@ -1,32 +1,27 @@
-"""Calendar invitations in Telegram: the message with its `.ics`, the answers, handing over to a
-colleague, a decline's reason; the coordinator's new date and cancellation; and what the outbox
-sends for conferences (invitations, cancellations, reminders, nudges, flags).
+"""Answers to a calendar invitation in Telegram: accept, tentative or decline (with a reason for
+the coordinator), handing it over to a colleague; and the coordinator's new date and
+cancellation of a scheduled conference.
 
-Rules live in `bot.services.invitations`; the calendar file is built by `scheduling.invites`.
+Rules live in `bot.services.invitations`; the message and its calendar file are drawn by
+`handlers.invitation_text`, and sent by the outbox (`handlers.conference_notices`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import CallbackQueryHandler, ConversationHandler, MessageHandler, filters
 
-from bot.core.i18n import Translator
-from bot.core.models import InvitationKind, Rsvp
-from bot.core.outbox import Notification
+from bot.core.i18n import N_
+from bot.core.models import Rsvp
 from bot.services import conferences, invitations
-from bot.services.conferences import PollClosed, Scheduled
+from bot.services.conferences import Defaults, PollClosed, Scheduled
 from bot.services.errors import PermissionDenied
-from bot.services.invitations import Attendee, InviteView, NotYours, StaleInvitation
-from bot.services.members import Actor
-from bot.transport.telegram import delivery
-from bot.transport.telegram.delivery import Kind, Outgoing
+from bot.services.invitations import InviteView, NotYours, StaleInvitation
+from handlers.board_text import numbered, refresh_board, time_refused
 from handlers.common import (
     Context,
     Dialog,
@@ -47,355 +42,46 @@ from handlers.common import (
     parse_number,
     say_below,
 )
-from handlers.conference import (
-    defaults_of,
-    invitee_name,
-    refresh_board,
-    time_refused,
-)
-from handlers.errors import send_safely
-from handlers.referral import delete_typed
-from scheduling import invites
+from handlers.invitation_text import invite_markup, invite_text, rsvp_label
+from handlers.typed import delete_typed
+from handlers.usecase import refusal, refused_by, use_case
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
 REASON = "reason"
 WAITING_FOR = "decline"  # user_data: the invitation and sequence a reason is for
 COLLEAGUES_PAGE = 8  # colleagues on one page of "Send a colleague", with ◀ ▶ below them
 ANSWERS = {"a": Rsvp.ACCEPTED, "t": Rsvp.TENTATIVE, "d": Rsvp.DECLINED}
-PARTSTAT = {
-    Rsvp.ACCEPTED: "ACCEPTED",
-    Rsvp.TENTATIVE: "TENTATIVE",
-    Rsvp.DECLINED: "DECLINED",
-    Rsvp.PENDING: "NEEDS-ACTION",
-}
-
-
-def rsvp_label(rsvp: Rsvp, tr: Translator) -> str:
-    _ = tr.gettext
-    return {
-        Rsvp.ACCEPTED: _("accepted"),
-        Rsvp.TENTATIVE: _("tentative"),
-        Rsvp.DECLINED: _("declined"),
-        Rsvp.PENDING: _("no answer yet"),
-    }[rsvp]
-
-
-def attendee_name(attendee: Attendee, tr: Translator) -> str:
-    if attendee.kind is InvitationKind.INSTITUTION:
-        return attendee.name
-    return tr.gettext("Guardian {n}").format(n=attendee.number)
-
-
-def _own(view: InviteView) -> Attendee | None:
-    return next((a for a in view.attendees if a.invitation_id == view.invitation_id), None)
-
-
-# The message and its calendar file.
-
-
-def invite_text(view: InviteView, tr: Translator, *, head: str | None = None) -> str:
-    _ = tr.gettext
-    lines = [head] if head else []
-    lines += [
-        "<b>" + _("Case conference {code}").format(code=view.case_code) + "</b>",
-        _("{when} · {minutes} min").format(when=tr.datetime(view.starts_at), minutes=view.minutes),
-        _("Place: {place}").format(place=esc(view.place)),
-    ]
-    if view.previous_starts_at is not None and view.previous_starts_at != view.starts_at:
-        lines.append(
-            _("New time: it was {old}. Your answer is needed again.").format(
-                old=tr.datetime(view.previous_starts_at)
-            )
-        )
-    own = _own(view)
-    if view.invitation_id is None:
-        lines.append(_("You chair it. The participants' answers are on the attendance message."))
-    elif own is not None and own.kind is InvitationKind.INSTITUTION:
-        required = _("required") if own.required else _("optional")
-        lines.append(
-            _("You are invited for {institution} ({required}).").format(
-                institution=esc(own.name), required=required
-            )
-        )
-    else:
-        lines.append(_("You are invited as a guardian of the child."))
-    if view.invitation_id is not None:
-        if view.rsvp is Rsvp.PENDING:
-            lines.append(_("Will you come? The attached file puts it in your calendar."))
-        else:
-            lines.append(
-                _("Answer: {answer} ({name}).").format(
-                    answer=rsvp_label(view.rsvp, tr), name=esc(view.rsvp_by or "")
-                )
-            )
-    return "\n".join(lines)
-
-
-def invite_markup(view: InviteView, tr: Translator) -> InlineKeyboardMarkup | None:
-    if view.invitation_id is None or view.cancelled:
-        return None
-    _ = tr.gettext
-    base = f"iv:{view.invitation_id}:{view.sequence}"
-
-    def label(rsvp: Rsvp, text: str) -> str:
-        return ("• " + text + " •") if view.rsvp is rsvp else text
-
-    rows = [
-        [
-            (label(Rsvp.ACCEPTED, "✅ " + _("Accept")), f"{base}:a"),
-            (label(Rsvp.TENTATIVE, "🤔 " + _("Tentative")), f"{base}:t"),
-            (label(Rsvp.DECLINED, "❌ " + _("Decline")), f"{base}:d"),
-        ]
-    ]
-    if view.may_hand_over:
-        rows.append([("👥 " + _("Send a colleague"), f"{base}:c")])
-    return keyboard(rows)
-
-
-def calendar_event(view: InviteView, tr: Translator) -> invites.Event:
-    _ = tr.gettext
-    chair = view.chair
-    attendees = [
-        invites.Attendee(
-            address=chair.address,
-            name=chair.person or "",
-            role="CHAIR",
-            partstat="ACCEPTED",
-        )
-    ]
-    for attendee in view.attendees:
-        name = attendee_name(attendee, tr)
-        if attendee.person:
-            name = f"{name} – {attendee.person}"
-        address = attendee.address
-        if attendee.invitation_id == view.invitation_id and view.reader_email:
-            address = view.reader_email  # so the reader's calendar knows the invitation is theirs
-        attendees.append(
-            invites.Attendee(
-                address=address,
-                name=name,
-                role="REQ-PARTICIPANT" if attendee.required else "OPT-PARTICIPANT",
-                partstat=PARTSTAT[attendee.rsvp],
-            )
-        )
-    return invites.Event(
-        uid=view.uid,
-        sequence=view.sequence,
-        starts_at=view.starts_at,
-        minutes=view.minutes,
-        summary=_("Case conference {code}").format(code=view.case_code),
-        description=_(
-            "Case conference {code}. Answers, changes and reminders come in Round Table (Telegram)."
-        ).format(code=view.case_code),
-        location=view.place,
-        organizer_address=view.organizer_address,
-        organizer_name=view.organizer_name,
-        attendees=tuple(attendees),
-        zone=view.zone,
-        stamp=view.stamp,
-    )
-
-
-def calendar_file(view: InviteView, tr: Translator) -> tuple[str, bytes, str]:
-    event = calendar_event(view, tr)
-    name = f"{view.case_code}.ics"
-    if view.cancelled:
-        return name, invites.cancel(event), invites.FILE_MIME_CANCEL
-    return name, invites.request(event), invites.FILE_MIME_REQUEST
-
-
-# What the outbox sends.
-
-
-async def _view_for(
-    context: Context, row: Notification, *, attendees: bool = True
-) -> InviteView | None:
-    """The invitation as it is now, or None when the row is for an earlier time."""
-    payload = row.payload
-    previous = payload.get("previous")
-    async with context.runtime.database.transaction() as session:
-        view = await invitations.invite_view(
-            session,
-            int(payload["conference"]),
-            payload.get("invitation"),
-            row.member_id,
-            now=context.runtime.clock.now(),
-            previous=datetime.fromisoformat(previous) if previous else None,
-            attendees=attendees,
-        )
-    if view is None or view.sequence != payload.get("sequence", view.sequence):
-        return None
-    return view
-
-
-async def render_invite(context: Context, row: Notification) -> Outgoing | None:
-    view = await _view_for(context, row)
-    if view is None or view.cancelled:
-        return None
-    tr = context.runtime.translator(view.locale)
-
-    async def remember(message: Message) -> None:
-        if view.invitation_id is None:
-            return
-        async with context.runtime.database.transaction() as session:
-            await invitations.record_message(
-                session,
-                view.invitation_id,
-                view.reader_id,
-                sequence=view.sequence,
-                chat_id=message.chat_id,
-                message_id=message.message_id,
-            )
-
-    return Outgoing(
-        invite_text(view, tr),
-        invite_markup(view, tr),
-        document=calendar_file(view, tr),
-        after=remember,
-    )
-
-
-async def render_cancel(context: Context, row: Notification) -> Outgoing | None:
-    async with context.runtime.database.transaction() as session:
-        view = await invitations.invite_view(
-            session,
-            int(row.payload["conference"]),
-            None,
-            row.member_id,
-            now=context.runtime.clock.now(),
-        )
-    if view is None or not view.cancelled:
-        return None
-    tr = context.runtime.translator(view.locale)
-    text = tr.gettext(
-        "❌ The case conference {code} on {when} is cancelled. The attached file removes it "
-        "from your calendar."
-    ).format(code=view.case_code, when=tr.datetime(view.starts_at))
-    return Outgoing(text, document=calendar_file(view, tr))
-
-
-async def render_reminder(context: Context, row: Notification) -> Outgoing | None:
-    view = await _view_for(context, row, attendees=False)
-    if view is None or view.cancelled or view.rsvp_by_id != row.member_id:
-        return None
-    if view.rsvp not in (Rsvp.ACCEPTED, Rsvp.TENTATIVE):
-        return None
-    tr = context.runtime.translator(view.locale)
-    head = "⏰ " + tr.gettext("Reminder")
-    markup = invite_markup(view, tr) if view.rsvp is Rsvp.TENTATIVE else None
-    return Outgoing(invite_text(view, tr, head=head), markup)
-
-
-async def render_rsvp_nudge(context: Context, row: Notification) -> Outgoing | None:
-    view = await _view_for(context, row, attendees=False)
-    if view is None or view.cancelled or view.rsvp is not Rsvp.PENDING:
-        return None
-    tr = context.runtime.translator(view.locale)
-    head = "🔔 " + tr.gettext("Please answer the invitation:")
-    return Outgoing(invite_text(view, tr, head=head), invite_markup(view, tr))
-
-
-async def render_flag(context: Context, row: Notification) -> Outgoing | None:
-    runtime = context.runtime
-    async with runtime.database.transaction() as session:
-        flag = await invitations.flag_view(
-            session,
-            runtime.cipher,
-            int(row.payload["conference"]),
-            int(row.payload["invitation"]),
-            str(row.payload["what"]),
-        )
-        locale = (await conferences.coordinator_of(session, int(row.payload["conference"]))).locale
-    if flag is None or not flag.current:
-        return None
-    tr = runtime.translator(locale)
-    _ = tr.gettext
-    who = invitee_name(flag.invitee, tr)  # escaped
-    if flag.invitee.rsvp_by:
-        who = f"{who} ({esc(flag.invitee.rsvp_by)})"
-    when = tr.datetime(flag.starts_at) if flag.starts_at else ""
-    if flag.what == "reason":
-        if not flag.reason:
-            return None
-        text = _("The reason {who} gave for declining {code}:\n{reason}").format(
-            who=who, code=flag.case_code, reason=esc(flag.reason)
-        )
-        return Outgoing(text, protect=True)
-    lines = [
-        "❌ "
-        + _("{who} declined the case conference {code} on {when}.").format(
-            who=who, code=flag.case_code, when=when
-        )
-    ]
-    if flag.invitee.required:
-        lines.append("⚠️ " + _("They are required: without them the conference cannot decide."))
-    markup = keyboard(
-        [
-            [("🗓 " + _("Find a new date"), f"ca:n:{flag.conference_id}")],
-            [("📅 " + _("New poll"), f"cf:w:{flag.conference_id}")],
-        ]
-    )
-    return Outgoing("\n".join(lines), markup)
-
-
-async def tell_undelivered(context: Context, row: Notification) -> None:
-    """A participant blocked the bot: the coordinator learns who missed what, once."""
-    async with context.runtime.database.transaction() as session:
-        gone = await invitations.undelivered(session, int(row.payload["conference"]), row.member_id)
-    if gone.coordinator_chat_id == row.chat_id:
-        return
-    tr = context.runtime.translator(gone.coordinator_locale)
-    text = tr.gettext(
-        "{name} did not get a message about {code}: they have blocked the bot. Please tell them "
-        "another way."
-    ).format(name=esc(gone.name), code=gone.case_code)
-    await send_safely(context, gone.coordinator_chat_id, text)
-
-
-def outbox_kinds() -> dict[str, Kind]:
-    return {
-        invitations.INVITE: Kind(render_invite, tell_undelivered),
-        invitations.CANCEL: Kind(render_cancel),
-        invitations.REMINDER: Kind(render_reminder, tell_undelivered),
-        invitations.RSVP_NUDGE: Kind(render_rsvp_nudge, tell_undelivered),
-        invitations.FLAG: Kind(render_flag),
-    }
 
 
 # Participants: answering, handing over, the reason for a decline.
 
 
-async def _carry_out(
-    update: Update, context: Context, work: Callable[[AsyncSession, Actor, datetime], Awaitable[T]]
-) -> T | None:
-    runtime = context.runtime
-    tr = context.tr
-    try:
-        async with runtime.database.transaction() as session:
-            result = await work(session, context.require_actor(), runtime.clock.now())
-    except PermissionDenied:
-        await alert(update, tr.gettext("This is not yours to answer."))
-    except NotYours as handed:
-        await alert(
+async def _handed_over(update: Update, context: Context, handed: Exception) -> None:
+    await alert(
+        update,
+        context.tr.gettext("{name} answers this invitation now.").format(name=str(handed.args[0])),
+    )
+
+
+async def _changed(update: Update, context: Context, _error: Exception) -> None:
+    if update.callback_query is not None:
+        await no_longer_active(update, context)
+    else:  # a reason typed after the invitation changed (a new poll or date meanwhile)
+        await answer(
             update,
-            tr.gettext("{name} answers this invitation now.").format(name=str(handed.args[0])),
+            context.tr.gettext(
+                "That invitation has changed since you declined it, so the reason was not kept."
+            ),
         )
-    except (StaleInvitation, PollClosed):
-        if update.callback_query is not None:
-            await no_longer_active(update, context)
-        else:  # a reason typed after the invitation changed (a new poll or date meanwhile)
-            await answer(
-                update,
-                tr.gettext(
-                    "That invitation has changed since you declined it, so the reason was not kept."
-                ),
-            )
-    else:
-        delivery.wake(context.application)
-        return result
-    return None
+
+
+# An invitation's refusals: not the person's, handed to a colleague, changed or over meanwhile.
+REFUSALS = (
+    refusal(PermissionDenied, say=N_("This is not yours to answer.")),
+    refused_by(NotYours, answer=_handed_over),
+    refused_by(StaleInvitation, PollClosed, answer=_changed),
+)
 
 
 def _invitation_ids(update: Update, prefix: str) -> tuple[int, int, str] | None:
@@ -416,14 +102,12 @@ async def answer_invitation(update: Update, context: Context) -> str | int:
         return ConversationHandler.END
     invitation_id, sequence, code = ids
     rsvp = ANSWERS[code]
-    done = await _carry_out(
-        update,
-        context,
-        lambda session, actor, now: invitations.answer(
-            session, actor, invitation_id, sequence, rsvp, now=now
-        ),
-    )
-    if done is None:
+    async with use_case(update, context, *REFUSALS) as case:
+        done = await invitations.answer(
+            case.session, case.actor, invitation_id, sequence, rsvp, now=case.now
+        )
+        live = numbered(done.board)
+    if not case.done:
         return ConversationHandler.END
     assert update.callback_query is not None
     tr = context.tr
@@ -432,7 +116,7 @@ async def answer_invitation(update: Update, context: Context) -> str | int:
         tr.gettext("Your answer: {answer}.").format(answer=rsvp_label(rsvp, tr)),
     )
     await _redraw_copies(update, context, done)
-    await refresh_board(context, done.board)
+    await refresh_board(context, live)
     if rsvp is not Rsvp.DECLINED:
         return ConversationHandler.END
     context.user_data[WAITING_FOR] = [invitation_id, sequence]  # type: ignore[index]
@@ -504,16 +188,18 @@ async def typed_reason(update: Update, context: Context) -> str | int:
         )
         return REASON
     invitation_id, sequence = waiting
-    runtime = context.runtime
-    done = await _carry_out(
-        update,
-        context,
-        lambda session, actor, now: invitations.give_reason(
-            session, actor, invitation_id, sequence, text, cipher=runtime.cipher, now=now
-        ),
-    )
+    async with use_case(update, context, *REFUSALS) as case:
+        await invitations.give_reason(
+            case.session,
+            case.actor,
+            invitation_id,
+            sequence,
+            text,
+            cipher=context.runtime.cipher,
+            now=case.now,
+        )
     context.user_data.pop(WAITING_FOR, None)  # type: ignore[union-attr]
-    if done is None:  # answered already (a stale invitation, say)
+    if not case.done:  # answered already (a stale invitation, say)
         return ConversationHandler.END
     # Stored: a reason may tell of the child or the family, so it leaves the participant's chat.
     undeleted = await delete_typed(context, update.message)
@@ -536,14 +222,11 @@ async def choose_colleague(update: Update, context: Context) -> None:
         await no_longer_active(update, context)
         return
     invitation_id, sequence, _code = ids
-    people = await _carry_out(
-        update,
-        context,
-        lambda session, actor, now: invitations.colleagues(
-            session, actor, invitation_id, sequence, now=now
-        ),
-    )
-    if people is None:
+    async with use_case(update, context, *REFUSALS) as case:
+        people = await invitations.colleagues(
+            case.session, case.actor, invitation_id, sequence, now=case.now
+        )
+    if not case.done:
         return
     tr = context.tr
     if not people:
@@ -580,16 +263,14 @@ async def colleagues_page(update: Update, context: Context) -> None:
     if invitation_id is None or sequence is None or page is None:
         await no_longer_active(update, context)
         return
-    people = await _carry_out(
-        update,
-        context,
-        lambda session, actor, now: invitations.colleagues(
-            session, actor, invitation_id, sequence, now=now
-        ),
-    )
-    if not people:  # refused, stale, or nobody left to send
-        if people is not None:
-            await no_longer_active(update, context)
+    async with use_case(update, context, *REFUSALS) as case:
+        people = await invitations.colleagues(
+            case.session, case.actor, invitation_id, sequence, now=case.now
+        )
+    if not case.done:
+        return
+    if not people:  # nobody left to send
+        await no_longer_active(update, context)
         return
     await answer(
         update,
@@ -605,16 +286,13 @@ async def hand_over(update: Update, context: Context) -> None:
         await no_longer_active(update, context)
         return
     invitation_id, sequence, _member = ids
-    done = await _carry_out(
-        update,
-        context,
-        lambda session, actor, now: invitations.hand_over(
-            session, actor, invitation_id, sequence, colleague, now=now
-        ),
-    )
-    if done is None:
+    async with use_case(update, context, *REFUSALS) as case:
+        view, name = await invitations.hand_over(
+            case.session, case.actor, invitation_id, sequence, colleague, now=case.now
+        )
+        live = numbered(await conferences.fresh_board(case.session, view.conference_id))
+    if not case.done:
         return
-    view, name = done
     tr = context.tr
     await answer(
         update,
@@ -623,9 +301,7 @@ async def hand_over(update: Update, context: Context) -> None:
             "event from your calendar."
         ).format(code=view.case_code, name=esc(name)),
     )
-    async with context.runtime.database.transaction() as session:
-        board = await conferences.fresh_board(session, view.conference_id)
-    await refresh_board(context, board)
+    await refresh_board(context, live)
 
 
 # The coordinator: a new date directly, or cancelling.
@@ -636,15 +312,15 @@ async def offer_new_dates(update: Update, context: Context) -> None:
     if ids is None:
         await no_longer_active(update, context)
         return
-    defaults = defaults_of(context)
-    times = await _carry_out(
-        update,
-        context,
-        lambda session, actor, now: conferences.new_times(
-            session, actor, ids[0], now=now, defaults=defaults
-        ),
-    )
-    if times is None:
+    async with use_case(update, context, *REFUSALS) as case:
+        times = await conferences.new_times(
+            case.session,
+            case.actor,
+            ids[0],
+            now=case.now,
+            defaults=Defaults.of(context.runtime.settings),
+        )
+    if not case.done:
         return
     tr = context.tr
     if not times:
@@ -672,28 +348,26 @@ async def set_new_date(update: Update, context: Context) -> None:
         await no_longer_active(update, context)
         return
     starts_at = datetime.fromtimestamp(ids[1], tz=UTC)
-    result = await _carry_out(
-        update,
-        context,
-        lambda session, actor, now: invitations.reschedule(
-            session, actor, ids[0], starts_at, now=now
-        ),
-    )
-    if result is None:
+    async with use_case(update, context, *REFUSALS) as case:
+        result = await invitations.reschedule(
+            case.session, case.actor, ids[0], starts_at, now=case.now
+        )
+        live = numbered(result.board) if isinstance(result, Scheduled) else None
+    if not case.done:
         return
     tr = context.tr
     if await time_refused(
         update, context, result, tr.gettext("That time has passed. Choose another time.")
     ):
         return
-    assert isinstance(result, Scheduled)
+    assert isinstance(result, Scheduled) and live is not None
     await answer(
         update,
         tr.gettext(
             "The case conference {code} moves to {when}. Everyone invited gets the new time."
         ).format(code=result.case_code, when=tr.datetime(result.starts_at)),
     )
-    await refresh_board(context, result.board)
+    await refresh_board(context, live)
 
 
 async def ask_cancel(update: Update, context: Context) -> None:
@@ -701,12 +375,9 @@ async def ask_cancel(update: Update, context: Context) -> None:
     if ids is None:
         await no_longer_active(update, context)
         return
-    cancellable = await _carry_out(
-        update,
-        context,
-        lambda session, actor, now: invitations.cancellable(session, actor, ids[0], now=now),
-    )
-    if cancellable is None:
+    async with use_case(update, context, *REFUSALS) as case:
+        await invitations.cancellable(case.session, case.actor, ids[0], now=case.now)
+    if not case.done:
         return
     tr = context.tr
     assert update.callback_query is not None
@@ -732,18 +403,16 @@ async def do_cancel(update: Update, context: Context) -> None:
     if ids is None:
         await no_longer_active(update, context)
         return
-    board = await _carry_out(
-        update,
-        context,
-        lambda session, actor, now: invitations.cancel_conference(session, actor, ids[0], now=now),
-    )
-    if board is None:
+    async with use_case(update, context, *REFUSALS) as case:
+        board = await invitations.cancel_conference(case.session, case.actor, ids[0], now=case.now)
+        live = numbered(board)
+    if not case.done:
         return
     await answer(
         update,
         context.tr.gettext("The case conference {code} is cancelled.").format(code=board.case_code),
     )
-    await refresh_board(context, board)
+    await refresh_board(context, live)
 
 
 def handlers() -> HandlerList:

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from telegram import Message, Update
+from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import (
     CallbackQueryHandler,
@@ -675,16 +675,6 @@ def deletion_text(
             ).format(n=done.failed_theirs)
         )
     return " ".join(lines)
-
-
-async def delete_typed(context: Context, message: Message) -> str:
-    """Delete a typed message that may name the child, once what it says is stored (a
-    question, a reason). Returns what to tell its author: nothing when it is gone, else that
-    they should delete it themselves."""
-    done = await delete_from_chat(
-        context, message.chat_id, [[message.message_id, _unix(message.date)]]
-    )
-    return deletion_text(done, context.tr, confirm=False)
 
 
 def _unix(moment: datetime) -> int:

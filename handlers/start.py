@@ -31,8 +31,8 @@ from handlers.common import (
     no_longer_active,
     parse_callback,
 )
-from handlers.conference import send_open_polls
 from handlers.menus import BY_ROLE, COMMON, set_member_menu
+from handlers.poll_messages import send_open_polls
 
 CHOOSING_LANGUAGE = "choosing_language"
 

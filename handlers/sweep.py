@@ -20,7 +20,7 @@ from bot.services import referrals, tasks
 from bot.transport.telegram import delivery
 from bot.transport.telegram.delivery import Kind, Outgoing
 from handlers.common import Context, keyboard, recipient_tr
-from handlers.conference import sweep_polls
+from handlers.conference_notices import sweep_polls
 from handlers.referral import (
     alert_coordinators,
     delete_from_chat,

@@ -34,6 +34,7 @@ from bot.services.errors import PermissionDenied
 from bot.services.members import Actor
 from bot.transport.telegram import delivery
 from bot.transport.telegram.delivery import Kind, Outgoing
+from handlers.board_text import board_markup, board_text
 from handlers.common import (
     MAX_TEXT,
     Context,
@@ -57,7 +58,6 @@ from handlers.common import (
     parse_number,
     recipient_tr,
 )
-from handlers.conference import board_markup, board_text
 
 logger = logging.getLogger(__name__)
 

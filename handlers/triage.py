@@ -40,11 +40,11 @@ from handlers.common import (
 from handlers.notify import notify
 from handlers.referral import (
     categories_text,
-    delete_typed,
     guardians_text,
     rejection_text,
     urgency_text,
 )
+from handlers.typed import delete_typed
 
 TYPING = "typing"
 TRIAGE = "triage"

@@ -48,7 +48,7 @@ from bot.core.models import (
 )
 from bot.sandbox import Person
 from bot.sandbox.models import CallbackAnswer
-from handlers.conference import PLACE, PLANNING
+from handlers.plan import PLACE, PLANNING
 from handlers.triage import TYPING
 from scheduling.finder import Vote
 from tests.e2e.conftest import RunningBot

@@ -1,0 +1,231 @@
+"""The coordinator's board and the decision: the board again from /cases, a poll closed early,
+the best time or another confirmed, a blocking invitee made optional, a new poll over the next
+window, and a guardian's answers entered for them."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import CallbackQueryHandler
+
+from bot.core.i18n import N_
+from bot.core.models import ConferenceStatus
+from bot.services import conferences
+from bot.services.conferences import Defaults, NoCandidates, Scheduled
+from bot.services.errors import PermissionDenied
+from handlers.board_text import (
+    NumberedBoard,
+    board_markup,
+    board_text,
+    numbered,
+    offer,
+    offer_markup,
+    offer_text,
+    refresh_board,
+    time_refused,
+)
+from handlers.common import (
+    Context,
+    HandlerList,
+    acknowledge,
+    alert,
+    answer,
+    callback_ids,
+    consuming,
+    esc,
+    keyboard,
+    no_longer_active,
+)
+from handlers.poll_messages import POLL_REFUSALS, deliver, poll_markup, poll_text
+from handlers.usecase import refusal, use_case
+
+ONLY_THE_COORDINATOR = refusal(
+    PermissionDenied, say=N_("Only the conference's coordinator can close its poll early.")
+)
+
+
+async def _closed(update: Update, context: Context) -> None:
+    await alert(update, context.tr.gettext("This poll is over; answers are no longer taken."))
+
+
+async def show_board(update: Update, context: Context) -> None:
+    """The board again, as a new live message (from /cases)."""
+    ids = callback_ids(update, "cf:b", 1)
+    if ids is None:
+        await no_longer_active(update, context)
+        return
+    async with use_case(update, context, *POLL_REFUSALS) as case:
+        board = await conferences.board(case.session, case.actor, ids[0], now=case.now)
+    if not case.done:
+        return
+    assert update.callback_query is not None
+    await acknowledge(update.callback_query)
+    tr = context.tr
+    actor = case.actor
+    message = await context.bot.send_message(
+        actor.chat_id, board_text(board, tr), reply_markup=board_markup(board, tr)
+    )
+    if board.status is ConferenceStatus.POLLING and board.coordinator_id == actor.member_id:
+        # The live board moves to this message; a colleague's look is a copy.
+        async with context.runtime.database.transaction() as session:
+            await conferences.set_board(
+                session, board.conference_id, actor.chat_id, message.message_id
+            )
+
+
+async def decide_now(update: Update, context: Context) -> None:
+    ids = callback_ids(update, "cf:o", 1)
+    if ids is None:
+        await no_longer_active(update, context)
+        return
+    async with use_case(update, context, ONLY_THE_COORDINATOR) as case:
+        board = await conferences.board_to_decide(case.session, case.actor, ids[0], now=case.now)
+    if not case.done:
+        return
+    assert update.callback_query is not None
+    if board.status is not ConferenceStatus.POLLING:
+        await _closed(update, context)
+        return
+    await acknowledge(update.callback_query)
+    await offer(context, board, all_answered=all(i.answered_at for i in board.invitees))
+
+
+async def choose_time(update: Update, context: Context) -> None:
+    """Every candidate time as a button, to force one."""
+    ids = callback_ids(update, "cf:a", 1)
+    if ids is None:
+        await no_longer_active(update, context)
+        return
+    async with use_case(update, context, *POLL_REFUSALS) as case:
+        board = await conferences.board(case.session, case.actor, ids[0], now=case.now)
+    if not case.done:
+        return
+    tr = context.tr
+    if board.status is not ConferenceStatus.POLLING:
+        await _closed(update, context)
+        return
+    rows = []
+    for slot in board.slots:
+        blockers = board.outcome.blockers.get(slot.id, ())
+        mark = "⚠️ " if blockers else ""
+        rows.append([(mark + tr.slot(slot.starts_at), f"cf:c:{board.conference_id}:{slot.id}")])
+    await answer(
+        update,
+        tr.gettext("Which time? ⚠️ marks times a required invitee cannot make."),
+        keyboard(rows),
+    )
+
+
+async def confirm_time(update: Update, context: Context) -> None:
+    ids = callback_ids(update, "cf:c", 2)
+    if ids is None:
+        await no_longer_active(update, context)
+        return
+    tr = context.tr
+    async with use_case(update, context, *POLL_REFUSALS) as case:
+        result = await conferences.confirm(case.session, case.actor, ids[0], ids[1], now=case.now)
+        live = numbered(result.board) if isinstance(result, Scheduled) else None
+    if not case.done:
+        return
+    passed = tr.gettext("That time has passed. Choose another time or poll the next window.")
+    if await time_refused(update, context, result, passed):
+        return
+    assert isinstance(result, Scheduled) and live is not None
+    await _scheduled(update, context, result, live)
+
+
+async def _scheduled(
+    update: Update, context: Context, done: Scheduled, live: NumberedBoard
+) -> None:
+    tr = context.tr
+    await answer(
+        update,
+        tr.gettext(
+            "The case conference {code} is set for {when}, {place}. Everyone invited is told."
+        ).format(code=done.case_code, when=tr.datetime(done.starts_at), place=esc(done.place)),
+    )
+    await refresh_board(context, live)
+
+
+async def make_optional(update: Update, context: Context) -> None:
+    ids = callback_ids(update, "cf:m", 1)
+    if ids is None:
+        await no_longer_active(update, context)
+        return
+    async with use_case(update, context, *POLL_REFUSALS) as case:
+        board = await conferences.make_optional(case.session, case.actor, ids[0], now=case.now)
+        live = numbered(board)
+    if not case.done:
+        return
+    tr = context.tr
+    answered = all(invitee.answered_at for invitee in board.invitees if invitee.required)
+    await answer(update, offer_text(board, tr, all_answered=answered), offer_markup(board, tr))
+    await refresh_board(context, live)
+
+
+async def poll_next_window(update: Update, context: Context) -> None:
+    ids = callback_ids(update, "cf:w", 1)
+    if ids is None:
+        await no_longer_active(update, context)
+        return
+    tr = context.tr
+    async with use_case(update, context, *POLL_REFUSALS) as case:
+        started = await conferences.next_window(
+            case.session,
+            case.actor,
+            ids[0],
+            now=case.now,
+            defaults=Defaults.of(context.runtime.settings),
+        )
+    if not case.done:
+        return
+    if isinstance(started, NoCandidates):
+        await answer(
+            update,
+            tr.gettext(
+                "Nothing between {first} and {last} is free either. Choose a time anyway, or plan "
+                "again later."
+            ).format(first=tr.day(started.first_day), last=tr.day(started.last_day)),
+        )
+        return
+    await answer(
+        update,
+        tr.gettext("A new poll for {code} is on its way, with new times.").format(
+            code=started.case_code
+        ),
+    )
+    await deliver(context, started)
+
+
+async def enter_offline(update: Update, context: Context) -> None:
+    """The coordinator answers for a guardian without Telegram: the poll comes to them."""
+    ids = callback_ids(update, "pe", 1)
+    if ids is None:
+        await no_longer_active(update, context)
+        return
+    async with use_case(update, context, *POLL_REFUSALS) as case:
+        view = await conferences.poll(case.session, case.actor, ids[0], now=case.now)
+    if not case.done:
+        return
+    assert update.callback_query is not None
+    await acknowledge(update.callback_query)
+    actor = case.actor
+    message = await context.bot.send_message(
+        actor.chat_id,
+        poll_text(view, context.tr),
+        reply_markup=poll_markup(view, context.tr),
+    )
+    me = conferences.Recipient(actor.member_id, actor.chat_id, actor.locale, actor.display_name)
+    async with context.runtime.database.transaction() as session:
+        await conferences.record_message(session, view.invitation.id, me, message.message_id)
+
+
+def handlers() -> HandlerList:
+    return [
+        CallbackQueryHandler(consuming(enter_offline), pattern=r"^pe:"),
+        CallbackQueryHandler(consuming(decide_now), pattern=r"^cf:o:"),
+        CallbackQueryHandler(consuming(choose_time), pattern=r"^cf:a:"),
+        CallbackQueryHandler(consuming(confirm_time), pattern=r"^cf:c:"),
+        CallbackQueryHandler(consuming(make_optional), pattern=r"^cf:m:"),
+        CallbackQueryHandler(consuming(poll_next_window), pattern=r"^cf:w:"),
+        CallbackQueryHandler(consuming(show_board), pattern=r"^cf:b:"),
+    ]

@@ -1,0 +1,153 @@
+"""A calendar invitation as Telegram shows it, shared by the answers to it and the outbox that
+sends it: its text, its buttons and its calendar file (built by `scheduling.invites`)."""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardMarkup
+
+from bot.core.i18n import Translator
+from bot.core.models import InvitationKind, Rsvp
+from bot.services.invitations import Attendee, InviteView
+from handlers.common import esc, keyboard
+from scheduling import invites
+
+PARTSTAT = {
+    Rsvp.ACCEPTED: "ACCEPTED",
+    Rsvp.TENTATIVE: "TENTATIVE",
+    Rsvp.DECLINED: "DECLINED",
+    Rsvp.PENDING: "NEEDS-ACTION",
+}
+
+
+def rsvp_label(rsvp: Rsvp, tr: Translator) -> str:
+    _ = tr.gettext
+    return {
+        Rsvp.ACCEPTED: _("accepted"),
+        Rsvp.TENTATIVE: _("tentative"),
+        Rsvp.DECLINED: _("declined"),
+        Rsvp.PENDING: _("no answer yet"),
+    }[rsvp]
+
+
+def attendee_name(attendee: Attendee, tr: Translator) -> str:
+    if attendee.kind is InvitationKind.INSTITUTION:
+        return attendee.name
+    return tr.gettext("Guardian {n}").format(n=attendee.number)
+
+
+def _own(view: InviteView) -> Attendee | None:
+    return next((a for a in view.attendees if a.invitation_id == view.invitation_id), None)
+
+
+# The message and its calendar file.
+
+
+def invite_text(view: InviteView, tr: Translator, *, head: str | None = None) -> str:
+    _ = tr.gettext
+    lines = [head] if head else []
+    lines += [
+        "<b>" + _("Case conference {code}").format(code=view.case_code) + "</b>",
+        _("{when} · {minutes} min").format(when=tr.datetime(view.starts_at), minutes=view.minutes),
+        _("Place: {place}").format(place=esc(view.place)),
+    ]
+    if view.previous_starts_at is not None and view.previous_starts_at != view.starts_at:
+        lines.append(
+            _("New time: it was {old}. Your answer is needed again.").format(
+                old=tr.datetime(view.previous_starts_at)
+            )
+        )
+    own = _own(view)
+    if view.invitation_id is None:
+        lines.append(_("You chair it. The participants' answers are on the attendance message."))
+    elif own is not None and own.kind is InvitationKind.INSTITUTION:
+        required = _("required") if own.required else _("optional")
+        lines.append(
+            _("You are invited for {institution} ({required}).").format(
+                institution=esc(own.name), required=required
+            )
+        )
+    else:
+        lines.append(_("You are invited as a guardian of the child."))
+    if view.invitation_id is not None:
+        if view.rsvp is Rsvp.PENDING:
+            lines.append(_("Will you come? The attached file puts it in your calendar."))
+        else:
+            lines.append(
+                _("Answer: {answer} ({name}).").format(
+                    answer=rsvp_label(view.rsvp, tr), name=esc(view.rsvp_by or "")
+                )
+            )
+    return "\n".join(lines)
+
+
+def invite_markup(view: InviteView, tr: Translator) -> InlineKeyboardMarkup | None:
+    if view.invitation_id is None or view.cancelled:
+        return None
+    _ = tr.gettext
+    base = f"iv:{view.invitation_id}:{view.sequence}"
+
+    def label(rsvp: Rsvp, text: str) -> str:
+        return ("• " + text + " •") if view.rsvp is rsvp else text
+
+    rows = [
+        [
+            (label(Rsvp.ACCEPTED, "✅ " + _("Accept")), f"{base}:a"),
+            (label(Rsvp.TENTATIVE, "🤔 " + _("Tentative")), f"{base}:t"),
+            (label(Rsvp.DECLINED, "❌ " + _("Decline")), f"{base}:d"),
+        ]
+    ]
+    if view.may_hand_over:
+        rows.append([("👥 " + _("Send a colleague"), f"{base}:c")])
+    return keyboard(rows)
+
+
+def calendar_event(view: InviteView, tr: Translator) -> invites.Event:
+    _ = tr.gettext
+    chair = view.chair
+    attendees = [
+        invites.Attendee(
+            address=chair.address,
+            name=chair.person or "",
+            role="CHAIR",
+            partstat="ACCEPTED",
+        )
+    ]
+    for attendee in view.attendees:
+        name = attendee_name(attendee, tr)
+        if attendee.person:
+            name = f"{name} – {attendee.person}"
+        address = attendee.address
+        if attendee.invitation_id == view.invitation_id and view.reader_email:
+            address = view.reader_email  # so the reader's calendar knows the invitation is theirs
+        attendees.append(
+            invites.Attendee(
+                address=address,
+                name=name,
+                role="REQ-PARTICIPANT" if attendee.required else "OPT-PARTICIPANT",
+                partstat=PARTSTAT[attendee.rsvp],
+            )
+        )
+    return invites.Event(
+        uid=view.uid,
+        sequence=view.sequence,
+        starts_at=view.starts_at,
+        minutes=view.minutes,
+        summary=_("Case conference {code}").format(code=view.case_code),
+        description=_(
+            "Case conference {code}. Answers, changes and reminders come in Round Table (Telegram)."
+        ).format(code=view.case_code),
+        location=view.place,
+        organizer_address=view.organizer_address,
+        organizer_name=view.organizer_name,
+        attendees=tuple(attendees),
+        zone=view.zone,
+        stamp=view.stamp,
+    )
+
+
+def calendar_file(view: InviteView, tr: Translator) -> tuple[str, bytes, str]:
+    event = calendar_event(view, tr)
+    name = f"{view.case_code}.ics"
+    if view.cancelled:
+        return name, invites.cancel(event), invites.FILE_MIME_CANCEL
+    return name, invites.request(event), invites.FILE_MIME_REQUEST

@@ -1,0 +1,193 @@
+"""The poll's messages, shared by the dialogs that start a poll (planning, the board's next
+window), answer it, and the outbox's nudge: the poll drawn, sent to everyone invited with the
+live board to the coordinator, and the coordinator told whom it could not reach."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from telegram import InlineKeyboardMarkup
+from telegram.error import Forbidden, TelegramError
+
+from bot.core.i18n import N_, Translator
+from bot.core.models import InvitationKind
+from bot.services import conferences, members
+from bot.services.conferences import NotInPoll, PollClosed, PollView, Started, Target
+from bot.services.errors import PermissionDenied
+from handlers.board_text import board_markup, board_text
+from handlers.common import Context, esc, keyboard
+from handlers.notify import notify
+from handlers.usecase import refusal
+from scheduling.finder import Vote
+
+logger = logging.getLogger(__name__)
+
+MARKS = {Vote.YES: "✅", Vote.IF_NEED_BE: "🤷", Vote.NO: "❌"}
+
+NOT_YOURS = refusal(PermissionDenied, say=N_("This is not yours to change."))
+# A poll's refusals: not the person's to answer, a time no longer in it, a poll that closed.
+POLL_REFUSALS = (
+    NOT_YOURS,
+    refusal(NotInPoll),
+    refusal(PollClosed, say=N_("This poll is over; answers are no longer taken.")),
+)
+
+
+def poll_text(view: PollView, tr: Translator) -> str:
+    _ = tr.gettext
+    invitee = view.invitation
+    if invitee.kind is InvitationKind.INSTITUTION:
+        who = _("When can {institution} come?").format(institution=esc(invitee.name))
+    elif invitee.kind is InvitationKind.GUARDIAN:
+        who = _("When can you come?")
+    else:
+        who = _("Enter the answers of guardian {n} (without Telegram).").format(n=invitee.number)
+    lines = [
+        _("<b>Case conference {code}</b>").format(code=view.case_code),
+        _("Length {minutes} min · {place}").format(minutes=view.minutes, place=esc(view.place)),
+        "",
+        who,
+    ]
+    if view.open:
+        lines.append(_("Tap a time to change it: ✅ yes → 🤷 if need be → ❌ no. Then Send."))
+        lines.append(_("Answers until {deadline}.").format(deadline=tr.datetime(view.deadline)))
+    else:
+        lines.append(_("The poll is closed."))
+    if invitee.answered_by and invitee.answered_at:
+        lines.append(
+            _("Answered by {name}, {when}.").format(
+                name=esc(invitee.answered_by), when=tr.datetime(invitee.answered_at)
+            )
+        )
+        if not view.open:  # no buttons any more: the answer as text
+            lines += [
+                f"{MARKS[view.sent.get(slot.id, Vote.NO)]} {tr.slot(slot.starts_at)}"
+                for slot in view.slots
+            ]
+    elif view.open:
+        lines.append(_("Nobody has answered yet."))
+    return "\n".join(lines)
+
+
+def poll_markup(view: PollView, tr: Translator) -> InlineKeyboardMarkup | None:
+    if not view.open:
+        return None
+    invitation = view.invitation.id
+    rows = [
+        [(f"{MARKS[view.votes[slot.id]]} {tr.slot(slot.starts_at)}", f"pv:{invitation}:{slot.id}")]
+        for slot in view.slots
+    ]
+    rows.append([("📨 " + tr.gettext("Send"), f"ps:{invitation}:{view.round}")])
+    return keyboard(rows)
+
+
+async def deliver(context: Context, started: Started) -> None:
+    """Poll messages to everyone, guardian links and the live board to the coordinator."""
+    runtime = context.runtime
+    actor = context.require_actor()
+    tr = context.tr
+    _ = tr.gettext
+    missed = await send_polls(context, started.targets)
+    username = runtime.settings.bot_username or (await context.bot.get_me()).username
+    for link in started.links:
+        await context.bot.send_message(
+            actor.chat_id,
+            _(
+                "Guardian {n}: send them this one-time link. It joins them to Round Table and "
+                "shows them the poll; it works once, until {deadline}:\n{link}"
+            ).format(
+                n=link.number,
+                deadline=tr.datetime(link.expires_at),
+                link=f"https://t.me/{username}?start={link.code}",
+            ),
+        )
+    await tell_unreachable(context, started.conference_id, missed, everyone=True)
+    async with runtime.database.transaction() as session:
+        board = await conferences.board(
+            session, actor, started.conference_id, now=runtime.clock.now()
+        )
+    message = await context.bot.send_message(
+        actor.chat_id, board_text(board, tr), reply_markup=board_markup(board, tr)
+    )
+    async with runtime.database.transaction() as session:
+        await conferences.set_board(session, board.conference_id, actor.chat_id, message.message_id)
+
+
+async def tell_unreachable(
+    context: Context, conference_id: int, missed: list[Target], *, everyone: bool
+) -> None:
+    """The coordinator learns at once whom the poll could not reach (blocked the bot, gone).
+
+    An institution none of whose members can be reached is named as such: every institution of
+    the conference (``everyone``, when the poll starts) or those a failed send just emptied.
+    Whether the bot already knew of a block or learnt it from this send makes no difference.
+    """
+    async with context.runtime.database.transaction() as session:
+        coordinator = await conferences.coordinator_of(session, conference_id)
+        empty = await conferences.unreachable_institutions(session, conference_id)
+    failed = {target.invitation_id for target in missed}
+    institutions = [name for id_, name in empty.items() if everyone or id_ in failed]
+    people = [target.recipient.name for target in missed if target.invitation_id not in empty]
+    if not institutions and not people:
+        return
+
+    def text(tr: Translator) -> str:
+        lines = []
+        if institutions:
+            lines.append(
+                tr.gettext(
+                    "Nobody could be reached at: {names}. Please invite them another way."
+                ).format(names=", ".join(esc(name) for name in institutions))
+            )
+        if people:
+            lines.append(
+                tr.gettext("The poll could not be delivered to: {names}.").format(
+                    names=", ".join(esc(name) for name in people)
+                )
+            )
+        return "\n".join(lines)
+
+    await notify(context, [coordinator], text)
+
+
+async def send_polls(context: Context, targets: Sequence[Target]) -> list[Target]:
+    """One poll message per target; returns the targets the bot could not reach."""
+    runtime = context.runtime
+    missed: list[Target] = []
+    for target in targets:
+        tr = runtime.translator(target.recipient.locale)
+        async with runtime.database.transaction() as session:
+            view = await conferences.poll_of(session, target, now=runtime.clock.now())
+        text = poll_text(view, tr)
+        try:
+            message = await context.bot.send_message(
+                target.recipient.chat_id, text, reply_markup=poll_markup(view, tr)
+            )
+        except Forbidden:
+            async with runtime.database.transaction() as session:
+                await members.mark_unreachable(
+                    session, target.recipient.chat_id, now=runtime.clock.now()
+                )
+            missed.append(target)
+            continue
+        except TelegramError as error:
+            logger.warning("could not send a poll: %s", type(error).__name__)
+            missed.append(target)
+            continue
+        async with runtime.database.transaction() as session:
+            await conferences.record_message(
+                session, target.invitation_id, target.recipient, message.message_id
+            )
+    return missed
+
+
+async def send_open_polls(context: Context) -> None:
+    """A person who just joined (a guardian by link, a new member of an invited institution)
+    gets the polls waiting for them."""
+    runtime = context.runtime
+    async with runtime.database.transaction() as session:
+        targets = await conferences.open_polls(
+            session, context.require_actor(), now=runtime.clock.now()
+        )
+    await send_polls(context, targets)
