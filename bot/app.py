@@ -33,13 +33,16 @@ from bot.transport.telegram.polling import Poller, retry_after_seconds
 from bot.transport.telegram.processor import OrderedUpdateProcessor, note_telegram_call
 from bot.transport.telegram.webhook import WebhookServer
 from handlers import (
+    cases,
     conference,
     guard,
     invitations,
     invite,
     members,
+    record,
     referral,
     start,
+    task_notices,
     tasks,
     triage,
 )
@@ -111,12 +114,14 @@ def build_application(runtime: Runtime) -> RoundTableApp:
         triage.handlers(),
         conference.handlers(),
         invitations.handlers(),
-        tasks.handlers(),
+        record.handlers() + tasks.handlers(),
         referral.command_handlers()
         + triage.command_handlers()
         + conference.command_handlers()
         + invitations.command_handlers()
-        + tasks.command_handlers(),
+        + record.command_handlers()
+        + tasks.command_handlers()
+        + cases.command_handlers(),
         start.general_handlers(),
         # Last: stale buttons and messages no dialog is waiting for.
         start.last_resort_handlers(),
@@ -135,7 +140,7 @@ def build_application(runtime: Runtime) -> RoundTableApp:
             **invitations.outbox_kinds(),
             **conference.outbox_kinds(),
             **referral_kinds(),
-            **tasks.outbox_kinds(),
+            **task_notices.outbox_kinds(),
         },
         _outbox_bot(runtime, defaults),
         per_second=settings.outbox_per_second,
