@@ -20,12 +20,8 @@ from bot.core.outbox import Kind, Notification, Outgoing
 from bot.services import referrals, tasks
 from handlers.common import Context, keyboard, recipient_tr
 from handlers.conference import sweep_polls
-from handlers.referral import (
-    alert_coordinators,
-    delete_from_chat,
-    deletion_text,
-    urgency_text,
-)
+from handlers.referral import alert_coordinators, delete_from_chat, deletion_text
+from handlers.referral_texts import urgency_text
 
 logger = logging.getLogger(__name__)
 

@@ -38,9 +38,9 @@ from handlers.common import (
     say_below,
 )
 from handlers.notify import notify
-from handlers.referral import (
+from handlers.referral import delete_typed
+from handlers.referral_texts import (
     categories_text,
-    delete_typed,
     guardians_text,
     rejection_text,
     urgency_text,
