@@ -78,7 +78,7 @@ async def sweep_digests(context: Context) -> None:
 
 
 async def render_draft_reminder(context: Context, row: Notification) -> Outgoing | None:
-    async with context.runtime.database.transaction() as session:
+    async with context.runtime.database.reading() as session:
         if not await referrals.has_draft(session, row.member_id):
             return None  # sent or cancelled meanwhile
     tr = await recipient_tr(context, row.member_id)
@@ -102,7 +102,7 @@ async def render_draft_expired(context: Context, row: Notification) -> Outgoing 
 
 async def render_triage_nudge(context: Context, row: Notification) -> Outgoing | None:
     ids = [int(i) for i in row.payload["referrals"]]
-    async with context.runtime.database.transaction() as session:
+    async with context.runtime.database.reading() as session:
         items = await referrals.still_waiting(session, ids)
     if not items:
         return None  # all decided meanwhile
