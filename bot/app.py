@@ -34,6 +34,7 @@ from bot.transport.telegram.processor import OrderedUpdateProcessor, note_telegr
 from bot.transport.telegram.webhook import WebhookServer
 from handlers import (
     board,
+    cases,
     conference_notices,
     guard,
     invitations,
@@ -41,8 +42,10 @@ from handlers import (
     members,
     plan,
     poll,
+    record,
     referral,
     start,
+    task_notices,
     tasks,
     triage,
 )
@@ -114,13 +117,15 @@ def build_application(runtime: Runtime) -> RoundTableApp:
         triage.handlers(),
         plan.handlers(),
         invitations.handlers(),
-        tasks.handlers(),
+        record.handlers() + tasks.handlers(),
         referral.command_handlers()
         + triage.command_handlers()
         + poll.handlers()
         + board.handlers()
         + invitations.command_handlers()
-        + tasks.command_handlers(),
+        + record.command_handlers()
+        + tasks.command_handlers()
+        + cases.command_handlers(),
         start.general_handlers(),
         # Last: stale buttons and messages no dialog is waiting for.
         start.last_resort_handlers(),
@@ -138,7 +143,7 @@ def build_application(runtime: Runtime) -> RoundTableApp:
         {
             **conference_notices.outbox_kinds(),
             **referral_kinds(),
-            **tasks.outbox_kinds(),
+            **task_notices.outbox_kinds(),
         },
         _outbox_bot(runtime, defaults),
         per_second=settings.outbox_per_second,

@@ -21,12 +21,9 @@ from bot.transport.telegram import delivery
 from bot.transport.telegram.delivery import Kind, Outgoing
 from handlers.common import Context, keyboard, recipient_tr
 from handlers.conference_notices import sweep_polls
-from handlers.referral import (
-    alert_coordinators,
-    delete_from_chat,
-    deletion_text,
-    urgency_text,
-)
+from handlers.referral import alert_coordinators
+from handlers.referral_texts import urgency_text
+from handlers.typed import delete_from_chat, deletion_text
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +82,7 @@ async def sweep_digests(context: Context) -> None:
 
 
 async def render_draft_reminder(context: Context, row: Notification) -> Outgoing | None:
-    async with context.runtime.database.transaction() as session:
+    async with context.runtime.database.reading() as session:
         if not await referrals.has_draft(session, row.member_id):
             return None  # sent or cancelled meanwhile
     tr = await recipient_tr(context, row.member_id)
@@ -109,7 +106,7 @@ async def render_draft_expired(context: Context, row: Notification) -> Outgoing 
 
 async def render_triage_nudge(context: Context, row: Notification) -> Outgoing | None:
     ids = [int(i) for i in row.payload["referrals"]]
-    async with context.runtime.database.transaction() as session:
+    async with context.runtime.database.reading() as session:
         items = await referrals.still_waiting(session, ids)
     if not items:
         return None  # all decided meanwhile

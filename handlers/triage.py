@@ -1,5 +1,5 @@
 """The coordinators' side of referrals: open one, accept, decline, ask the referrer;
-/referrals (the queue) and /cases (open cases)."""
+/referrals (the queue)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from telegram.ext import (
 )
 
 from bot.core.i18n import N_, Translator
-from bot.core.models import ConferenceStatus, Consent, NoteKind, ReferralStatus
-from bot.services import referrals, tasks
+from bot.core.models import Consent, NoteKind, ReferralStatus
+from bot.services import referrals
 from bot.services.errors import PermissionDenied
 from bot.services.referrals import AlreadyDecided, Details, Rejected
 from handlers.common import (
@@ -38,7 +38,7 @@ from handlers.common import (
     say_below,
 )
 from handlers.notify import notify
-from handlers.referral import (
+from handlers.referral_texts import (
     categories_text,
     guardians_text,
     rejection_text,
@@ -386,7 +386,7 @@ async def _drop_buttons(update: Update) -> None:
             await query.edit_message_reply_markup(None)
 
 
-# /referrals and /cases
+# /referrals
 
 
 async def show_queue(update: Update, context: Context, page: int = 0) -> None:
@@ -431,88 +431,6 @@ async def queue_page(update: Update, context: Context) -> None:
     await show_queue(update, context, page or 0)
 
 
-async def show_cases(update: Update, context: Context, page: int = 0) -> None:
-    runtime = context.runtime
-    tr = context.tr
-    _ = tr.gettext
-    try:
-        async with runtime.database.transaction() as session:
-            cases = await referrals.open_cases(
-                session, context.require_actor(), now=runtime.clock.now()
-            )
-            steps = await tasks.case_steps(
-                session, [case.id for case in cases], now=runtime.clock.now()
-            )
-    except PermissionDenied:
-        await answer(update, _("Only coordinators see the district's cases."))
-        return
-    if not cases:
-        await answer(update, _("There are no open cases."))
-        return
-    shown = paginate(cases, page, PAGE_SIZE)
-    lines = [_("Open cases ({count}):").format(count=len(cases))]
-    rows: list[list[tuple[str, str]]] = []
-    for case in shown.items:
-        lines.append(
-            _("{code} · opened {date} · case manager {name}").format(
-                code=case.code, date=tr.date(case.opened_at), name=esc(case.manager)
-            )
-        )
-        step = steps[case.id]
-        conference = step.conference
-        if step.to_record and conference is not None:
-            lines.append("   " + _("Next step: record the outcome of the case conference."))
-            rows.append(
-                [("📝 " + _("Record: {code}").format(code=case.code), f"rc:o:{conference.id}")]
-            )
-        elif conference is None or conference.status is ConferenceStatus.HELD:
-            lines.append("   " + _("Next step: plan a case conference."))
-            if step.review_by is not None:
-                lines.append(
-                    "   " + _("Review conference by {date}.").format(date=tr.day(step.review_by))
-                )
-            rows.append([("📅 " + _("Plan: {code}").format(code=case.code), f"cf:n:{case.id}")])
-        elif conference.status is ConferenceStatus.POLLING:
-            lines.append(
-                "   "
-                + _("Poll for a date running, answers until {deadline}.").format(
-                    deadline=tr.datetime(conference.deadline)
-                )
-            )
-            rows.append(
-                [("📊 " + _("Poll: {code}").format(code=case.code), f"cf:b:{conference.id}")]
-            )
-        elif conference.starts_at is not None:
-            lines.append(
-                "   "
-                + _("Case conference on {when}, {place}.").format(
-                    when=tr.datetime(conference.starts_at), place=esc(conference.place)
-                )
-            )
-        if step.open_tasks:
-            lines.append(
-                "   "
-                + _("Tasks open: {open}, overdue: {overdue}.").format(
-                    open=step.open_tasks, overdue=step.overdue_tasks
-                )
-            )
-        if step.recorded_id is not None and not step.to_record:  # its plan: tasks to edit
-            rows.append(
-                [("📝 " + _("Record: {code}").format(code=case.code), f"rc:o:{step.recorded_id}")]
-            )
-        rows.append([("✖️ " + _("Close: {code}").format(code=case.code), f"cc:c:{case.id}")])
-    if nav := shown.nav_row("cs"):
-        rows.append(nav)
-    await answer(update, "\n".join(lines), keyboard(rows) if rows else None)
-
-
-async def cases_page(update: Update, context: Context) -> None:
-    query = update.callback_query
-    parts = parse_callback(query.data if query else None, "cs") or []
-    page = parse_id(parts[1]) if len(parts) == 2 else None
-    await show_cases(update, context, page or 0)
-
-
 def handlers() -> HandlerList:
     dialog = Dialog("triage")
     return [
@@ -541,6 +459,4 @@ def command_handlers() -> HandlerList:
         CallbackQueryHandler(consuming(accept), pattern=r"^rf:a:"),
         CommandHandler("referrals", consuming(show_queue)),
         CallbackQueryHandler(consuming(queue_page), pattern=r"^rq:p:"),
-        CommandHandler("cases", consuming(show_cases)),
-        CallbackQueryHandler(consuming(cases_page), pattern=r"^cs:p:"),
     ]

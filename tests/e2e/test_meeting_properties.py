@@ -46,7 +46,8 @@ from bot.sandbox import Person
 from bot.services import conferences, members, tasks
 from bot.transport.telegram import delivery
 from handlers.invitations import REASON
-from handlers.tasks import DONE_NOTE, DUE, NOTE, OWNER, REVIEW, SUMMARY, TITLE
+from handlers.record import DUE, OWNER, REVIEW, SUMMARY, TITLE
+from handlers.tasks import DONE_NOTE, NOTE
 from tests.e2e.conftest import RunningBot
 from tests.e2e.properties import (
     TEAM,

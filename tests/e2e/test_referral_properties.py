@@ -36,7 +36,8 @@ from bot.core.models import (
 )
 from bot.sandbox import Person
 from bot.services import members, referrals
-from handlers.referral import REPLY, RESUME
+from handlers.referral import RESUME
+from handlers.referral_texts import REPLY
 from handlers.triage import TYPING
 from tests.e2e.conftest import RunningBot
 from tests.e2e.properties import (

@@ -12,7 +12,7 @@ from bot.core.i18n import Translator
 from bot.core.models import Consent, Urgency
 from bot.services import referrals
 from bot.services.referrals import Draft
-from handlers.referral import _summary
+from handlers.referral_steps import _summary
 
 TELEGRAM_LIMIT = 4096
 

@@ -1,0 +1,586 @@
+"""The record of a held case conference (`rc:` buttons), one screen edited in place: who came,
+the summary, the plan's tasks, the review conference; finishing sends the owners their tasks
+and the coordinator the record document.
+
+Its dialog takes what is typed for the record, and also a task's new due date typed from the
+coordinator's edit screen (`tk:y`): both ask for a date in the same step.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from telegram import InlineKeyboardMarkup, InputFile, Update
+from telegram.ext import (
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.core.i18n import Translator
+from bot.core.models import InvitationKind, TaskParty
+from bot.core.record import record_docx, record_filename
+from bot.services import conferences, tasks
+from bot.services.conferences import Collision, Passed, TooFar
+from handlers.board_text import board_markup, board_text
+from handlers.common import (
+    Context,
+    Dialog,
+    HandlerList,
+    acknowledge,
+    answer,
+    consuming,
+    ends_on_other_commands,
+    esc,
+    keyboard,
+    no_longer_active,
+    paged_keyboard,
+    paginate,
+    parse_callback,
+    parse_id,
+    parse_number,
+)
+from handlers.task_screens import (
+    TASK_REFUSALS,
+    begin_draft,
+    delete_typed_text,
+    edit_screen,
+    fits,
+    pressed,
+    show_record,
+    task_draft,
+)
+from handlers.task_texts import PEOPLE_PAGE, QUICK_DUE
+from handlers.usecase import use_case
+
+SUMMARY, TITLE, OWNER, DUE, REVIEW = ("summary", "title", "owner", "due", "review")
+
+
+def parse_day(text: str, today: date) -> date | None:
+    """A date as people type it: 3.2.2027, 3. 2. 2027, 3.2. (the next such day), 2027-02-03."""
+    text = text.strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return date.fromisoformat(text)
+        match = re.fullmatch(r"(\d{1,2})\.\s*(\d{1,2})\.\s*(\d{4})?", text)
+        if match is None:
+            return None
+        day, month = int(match.group(1)), int(match.group(2))
+        if match.group(3):
+            return date(int(match.group(3)), month, day)
+        value = date(today.year, month, day)
+        return value if value >= today else date(today.year + 1, month, day)
+    except ValueError:
+        return None
+
+
+def parse_moment(text: str, today: date, zone: ZoneInfo) -> datetime | None:
+    """A date and a time: 3.2.2027 10:00."""
+    match = re.fullmatch(r"(.+?)\s+(\d{1,2})[:.](\d{2})", text.strip())
+    if match is None:
+        return None
+    day = parse_day(match.group(1), today)
+    hour, minute = int(match.group(2)), int(match.group(3))
+    if day is None or hour > 23 or minute > 59:
+        return None
+    return datetime.combine(day, time(hour, minute), tzinfo=zone)
+
+
+def _today(context: Context) -> date:
+    return context.runtime.clock.now().astimezone(context.tr.zone).date()
+
+
+# The record screen and the attendance.
+
+
+async def open_record(update: Update, context: Context) -> None:
+    ids = await pressed(update, context, "rc")
+    if ids is None:
+        return
+    await show_record(update, context, ids[0])
+
+
+def attendance_text(view: tasks.RecordView, tr: Translator) -> str:
+    return tr.gettext(
+        "👥 Attendance at {code}: one tap per participant changes came → a colleague came "
+        "instead → did not come."
+    ).format(code=view.case_code)
+
+
+def _attendance_label(item: tasks.Attendance, tr: Translator) -> str:
+    name = item.label
+    if item.kind is not InvitationKind.INSTITUTION:
+        name = tr.gettext("Guardian {number}").format(number=item.number)
+    if not item.attended:
+        return f"❌ {name}"
+    who = item.person or "—"
+    if item.instead_of:
+        who = tr.gettext("{name} instead of {other}").format(name=who, other=item.instead_of)
+    return f"✅ {name}: {who}"
+
+
+async def show_attendance(update: Update, context: Context) -> None:
+    ids = await pressed(update, context, "rc")
+    if ids is None:
+        return
+    await _attendance(update, context, ids[0])
+
+
+async def _attendance(update: Update, context: Context, conference_id: int) -> None:
+    tr = context.tr
+    async with use_case(update, context, *TASK_REFUSALS) as case:
+        view = await tasks.record_view(
+            case.session, case.actor, context.runtime.cipher, conference_id, now=case.now
+        )
+    if not case.done:
+        return
+    rows = [[(_attendance_label(a, tr), f"rc:t:{a.invitation_id}")] for a in view.attendance]
+    rows.append([("⬅️ " + tr.gettext("Back"), f"rc:o:{conference_id}")])
+    await answer(update, attendance_text(view, tr), keyboard(rows))
+
+
+async def toggle_attendance(update: Update, context: Context) -> None:
+    ids = await pressed(update, context, "rc")
+    if ids is None:
+        return
+    async with use_case(update, context, *TASK_REFUSALS) as case:
+        conference_id = await tasks.toggle_attendance(
+            case.session, case.actor, ids[0], now=case.now
+        )
+    if case.done:
+        await _attendance(update, context, conference_id)
+
+
+# Typed parts of the record: the summary, a task, the review date.
+
+
+async def _recordable(update: Update, context: Context) -> int | None:
+    """The pressed button's held conference, if the presser may write its record."""
+    ids = await pressed(update, context, "rc")
+    if ids is None:
+        return None
+    async with use_case(update, context, *TASK_REFUSALS) as case:
+        conference_id = await tasks.recordable(case.session, case.actor, ids[0], now=case.now)
+    return conference_id if case.done else None
+
+
+async def ask_summary(update: Update, context: Context) -> str | int:
+    conference_id = await _recordable(update, context)
+    if conference_id is None:
+        return ConversationHandler.END
+    begin_draft(context, conference=conference_id)
+    await answer(
+        update,
+        context.tr.gettext(
+            "Type the summary of the situation in one message (at most {limit} characters). "
+            "It is stored encrypted and appears only in the record document."
+        ).format(limit=tasks.SUMMARY_MAX),
+    )
+    return SUMMARY
+
+
+async def typed_summary(update: Update, context: Context) -> str | int:
+    assert update.message is not None
+    tr = context.tr
+    text = update.message.text or ""
+    conference_id = int(task_draft(context).get("conference", 0))
+    too_long = tr.gettext("That is {length} characters; the summary takes 1 to {limit}.")
+    if not await fits(update, text.strip(), tasks.SUMMARY_MAX, too_long):
+        return SUMMARY
+    async with use_case(update, context, *TASK_REFUSALS) as case:
+        await tasks.set_summary(
+            case.session, case.actor, context.runtime.cipher, conference_id, text, now=case.now
+        )
+    await delete_typed_text(update)
+    if not case.done:  # refused or stale: the runner has said so
+        return ConversationHandler.END
+    await update.message.reply_text(tr.gettext("The summary is saved."))
+    await show_record(update, context, conference_id, below=True)
+    return ConversationHandler.END
+
+
+async def ask_title(update: Update, context: Context) -> str | int:
+    conference_id = await _recordable(update, context)
+    if conference_id is None:
+        return ConversationHandler.END
+    begin_draft(context, conference=conference_id)
+    await answer(
+        update,
+        context.tr.gettext(
+            "What is the task? A short title (at most {limit} characters), without the "
+            "child's name: it is shown in the owner's chat."
+        ).format(limit=tasks.TITLE_MAX),
+        keyboard([[("✖️ " + context.tr.gettext("Cancel"), "rc:x")]]),
+    )
+    return TITLE
+
+
+async def typed_title(update: Update, context: Context) -> str | int:
+    assert update.message is not None
+    tr = context.tr
+    title = " ".join((update.message.text or "").split())
+    too_long = tr.gettext("That is {length} characters; a title takes 1 to {limit}.")
+    if not await fits(update, title, tasks.TITLE_MAX, too_long):
+        return TITLE
+    draft = task_draft(context)
+    draft["title"] = title
+    conference_id = int(draft.get("conference", 0))
+    async with use_case(update, context, *TASK_REFUSALS) as case:
+        choices = await tasks.owner_choices(case.session, case.actor, conference_id, now=case.now)
+    if not case.done:
+        return ConversationHandler.END
+    text, markup = _owner_screen(choices, 0, draft, tr)
+    await update.message.reply_text(text, reply_markup=markup)
+    return OWNER
+
+
+def _owner_screen(
+    choices: list[tasks.OwnerChoice], page: int, draft: dict[str, Any], tr: Translator
+) -> tuple[str, InlineKeyboardMarkup]:
+    """A page of the people a task can go to. Before the party is chosen: "Who owns it?", with
+    the child and a guardian on every page; after it: who follows it up."""
+    shown = paginate(choices, page, PEOPLE_PAGE)
+
+    def person(choice: tasks.OwnerChoice) -> tuple[str, str]:
+        return f"{choice.name} ({choice.institution})", f"rc:w:{choice.member_id}"
+
+    if "party" in draft:
+        text = tr.gettext("Who follows it up and gets the reminders?")
+        return text, paged_keyboard(shown, person, "rc:w")
+    parties = [
+        ("🧒 " + tr.gettext("The child"), "rc:w:c"),
+        ("👪 " + tr.gettext("A guardian"), "rc:w:g"),
+    ]
+    extra = [parties, [("✖️ " + tr.gettext("Cancel"), "rc:x")]]
+    return tr.gettext("Who owns it?"), paged_keyboard(shown, person, "rc:w", extra)
+
+
+async def chose_owner(update: Update, context: Context) -> str | int:
+    query = update.callback_query
+    assert query is not None
+    tr = context.tr
+    parts = parse_callback(query.data, "rc") or []
+    draft = task_draft(context)
+    page = 0
+    if len(parts) == 3 and parts[1] == "p" and "title" in draft:
+        # Another page: a garbled number changes nothing, and the dialog goes on.
+        found = parse_number(parts[2], digits=4)
+        if found is None:
+            await no_longer_active(update, context)
+            return OWNER
+        page = found
+    elif "title" not in draft or len(parts) != 2:
+        await no_longer_active(update, context)
+        return ConversationHandler.END
+    if len(parts) == 3 or parts[1] in ("c", "g"):
+        if len(parts) == 2:
+            party = TaskParty.CHILD if parts[1] == "c" else TaskParty.GUARDIAN
+            draft["party"] = party.value
+        conference_id = int(draft["conference"])
+        async with use_case(update, context, *TASK_REFUSALS) as case:
+            choices = await tasks.owner_choices(
+                case.session, case.actor, conference_id, now=case.now
+            )
+        if not case.done:
+            return ConversationHandler.END
+        await answer(update, *_owner_screen(choices, page, draft, tr))
+        return OWNER
+    member_id = parse_id(parts[1])
+    if member_id is None:
+        await no_longer_active(update, context)
+        return ConversationHandler.END
+    draft["owner"] = member_id
+    draft.setdefault("party", TaskParty.MEMBER.value)
+    rows = [
+        [
+            (tr.gettext("1 week"), "rc:d:7"),
+            (tr.gettext("2 weeks"), "rc:d:14"),
+            (tr.gettext("1 month"), "rc:d:30"),
+        ],
+        [("📅 " + tr.gettext("A date…"), "rc:d:x")],
+    ]
+    await answer(update, tr.gettext("By when?"), keyboard(rows))
+    return DUE
+
+
+async def chose_due(update: Update, context: Context) -> str | int:
+    query = update.callback_query
+    assert query is not None
+    parts = parse_callback(query.data, "rc") or []
+    if len(parts) != 2 or "owner" not in task_draft(context):
+        await no_longer_active(update, context)
+        return ConversationHandler.END
+    if parts[1] == "x":
+        await answer(update, context.tr.gettext("Type the due date, e.g. 15.3.2027."))
+        return DUE
+    days = parse_number(parts[1], digits=3)
+    if days is None or days not in QUICK_DUE:
+        await no_longer_active(update, context)
+        return ConversationHandler.END
+    conference_id = int(task_draft(context)["conference"])
+    async with context.runtime.database.reading() as session:
+        due_on = await tasks.quick_due(
+            session, conference_id, days, now=context.runtime.clock.now()
+        )
+    return await _add_task(update, context, due_on)
+
+
+async def typed_due(update: Update, context: Context) -> str | int:
+    assert update.message is not None
+    day = parse_day(update.message.text or "", _today(context))
+    if day is None or day < _today(context):
+        await update.message.reply_text(
+            context.tr.gettext("That is not a date from today on. Type it like 15.3.2027, please.")
+        )
+        return DUE
+    try:
+        if "task" in task_draft(context):
+            return await _move(update, context, int(task_draft(context)["task"]), day)
+        return await _add_task(update, context, day)
+    except tasks.DueOutOfRange as refused:
+        # Nothing was saved and the draft is kept: the same question, another date.
+        await update.message.reply_text(_out_of_range_text(day, refused, context.tr))
+        return DUE
+
+
+def _out_of_range_text(day: date, refused: tasks.DueOutOfRange, tr: Translator) -> str:
+    if day < refused.earliest:  # the district's day began after the check above
+        return tr.gettext("That is not a date from today on. Type it like 15.3.2027, please.")
+    return tr.gettext(
+        "That is too far ahead: a task is due by {date} at the latest. Type an earlier date, "
+        "please."
+    ).format(date=tr.date(refused.latest))
+
+
+async def _add_task(update: Update, context: Context, due_on: date) -> str | int:
+    draft = dict(task_draft(context))
+    conference_id = int(draft["conference"])
+    async with use_case(update, context, *TASK_REFUSALS) as case:
+        await tasks.add_task(
+            case.session,
+            case.actor,
+            context.runtime.cipher,
+            conference_id,
+            title=str(draft["title"]),
+            owner_id=int(draft["owner"]),
+            due_on=due_on,
+            party=TaskParty(draft.get("party", TaskParty.MEMBER.value)),
+            now=case.now,
+        )
+    task_draft(context).clear()
+    if case.done:
+        # Only now: a refusal must be the pressed button's answer (a second one is not shown).
+        if update.callback_query is not None:
+            await acknowledge(update.callback_query)
+        await show_record(update, context, conference_id, below=True)
+    return ConversationHandler.END
+
+
+async def cancel_draft(update: Update, context: Context) -> str | int:
+    conference_id = int(task_draft(context).get("conference", 0))
+    task_draft(context).clear()
+    if conference_id:
+        await show_record(update, context, conference_id)
+    return ConversationHandler.END
+
+
+async def ask_review(update: Update, context: Context) -> str | int:
+    conference_id = await _recordable(update, context)
+    if conference_id is None:
+        return ConversationHandler.END
+    begin_draft(context, conference=conference_id)
+    await answer(
+        update,
+        context.tr.gettext(
+            "Type the date and time of the review conference, e.g. 15.3.2027 10:00. Everyone "
+            "invited last time gets the invitation."
+        ),
+    )
+    return REVIEW
+
+
+async def typed_review(update: Update, context: Context) -> str | int:
+    assert update.message is not None
+    tr = context.tr
+    moment = parse_moment(update.message.text or "", _today(context), tr.zone)
+    if moment is None:
+        await update.message.reply_text(
+            tr.gettext("Please type a date and a time, like 15.3.2027 10:00.")
+        )
+        return REVIEW
+    conference_id = int(task_draft(context).get("conference", 0))
+    async with use_case(update, context, *TASK_REFUSALS) as case:
+        result = await conferences.fix_review(
+            case.session, case.actor, conference_id, moment, now=case.now
+        )
+    if not case.done:
+        return ConversationHandler.END
+    if isinstance(result, Passed):
+        await update.message.reply_text(tr.gettext("That time has passed. Type a later one."))
+        return REVIEW
+    if isinstance(result, TooFar):
+        await update.message.reply_text(
+            tr.ngettext(
+                "That is too far ahead: the review conference meets within {n} month, by {date} "
+                "at the latest. Type an earlier date, please.",
+                "That is too far ahead: the review conference meets within {n} months, by {date} "
+                "at the latest. Type an earlier date, please.",
+                result.months,
+            ).format(n=result.months, date=tr.date(result.latest))
+        )
+        return REVIEW
+    if isinstance(result, Collision):
+        await update.message.reply_text(
+            tr.gettext("That clashes with {code} at {when}. Type another time.").format(
+                code=result.other_code, when=tr.datetime(result.other_starts_at)
+            )
+        )
+        return REVIEW
+    task_draft(context).clear()
+    await update.message.reply_text(
+        tr.gettext(
+            "The review conference {code} is set: {when}, {place}. Invitations go out now."
+        ).format(
+            code=result.case_code,
+            when=tr.datetime(result.starts_at),
+            place=esc(result.place),
+        )
+    )
+    # The live attendance message, as after a poll's Confirm: answers, New date, Cancel.
+    board = await update.message.reply_text(
+        board_text(result.board, tr), reply_markup=board_markup(result.board, tr)
+    )
+    async with context.runtime.database.transaction() as session:
+        await conferences.set_board(session, result.conference_id, board.chat_id, board.message_id)
+    await show_record(update, context, conference_id, below=True)
+    return ConversationHandler.END
+
+
+# A task's due date typed from the coordinator's edit screen.
+
+
+async def ask_due_date(update: Update, context: Context) -> str | int:
+    ids = await pressed(update, context, "tk")
+    if ids is None:
+        return ConversationHandler.END
+    async with use_case(update, context, *TASK_REFUSALS) as case:
+        await tasks.movable_task(case.session, case.actor, ids[0], now=case.now)
+    if not case.done:
+        return ConversationHandler.END
+    begin_draft(context, task=ids[0])
+    await answer(update, context.tr.gettext("Type the due date, e.g. 15.3.2027."))
+    return DUE
+
+
+async def _move(update: Update, context: Context, task_id: int, due_on: date) -> str | int:
+    """A typed due date for a task: the edit screen again, below the typed date."""
+    async with use_case(update, context, *TASK_REFUSALS) as case:
+        await tasks.move_due(case.session, case.actor, task_id, due_on, now=case.now)
+    task_draft(context).clear()
+    if case.done:
+        await edit_screen(update, context, task_id, below=True)
+    return ConversationHandler.END
+
+
+# Finishing and the document.
+
+
+async def finish(update: Update, context: Context) -> None:
+    ids = await pressed(update, context, "rc")
+    if ids is None:
+        return
+    async with use_case(update, context, *TASK_REFUSALS) as case:
+        await tasks.finish_record(case.session, case.actor, ids[0], now=case.now)
+    if not case.done:
+        return
+    await show_record(update, context, ids[0])
+    await _document(update, context, ids[0], with_name=False)
+
+
+async def send_document(update: Update, context: Context) -> None:
+    ids = await pressed(update, context, "rc")
+    query = update.callback_query
+    if ids is None or query is None:
+        return
+    # Answered once the document is out: a refusal must be the button's answer, not a second
+    # answer Telegram no longer shows.
+    if await _document(update, context, ids[0], with_name=(query.data or "").startswith("rc:c:")):
+        await acknowledge(query)
+
+
+async def _document(
+    update: Update, context: Context, conference_id: int, *, with_name: bool
+) -> bool:
+    """The record document to the presser, if they may have it (else the refusal is said)."""
+    async with use_case(update, context, *TASK_REFUSALS) as case:
+        record = await tasks.record_document(
+            case.session,
+            case.actor,
+            context.runtime.cipher,
+            conference_id,
+            with_name=with_name,
+            now=case.now,
+        )
+    if not case.done or update.effective_chat is None:
+        return False
+    file = InputFile(record_docx(record, context.tr), filename=record_filename(record))
+    await context.bot.send_document(
+        update.effective_chat.id,
+        file,
+        caption=context.tr.gettext(
+            "The record of {code}: only you have it; edit and print it."
+        ).format(code=record.code),
+        protect_content=True,
+    )
+    return True
+
+
+# Wiring.
+
+
+def handlers() -> HandlerList:
+    record = Dialog("record")
+    text = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
+    return [
+        ConversationHandler[Context](
+            entry_points=[
+                CallbackQueryHandler(record.entry(ask_summary), pattern=r"^rc:s:\d+$"),
+                CallbackQueryHandler(record.entry(ask_title), pattern=r"^rc:n:\d+$"),
+                CallbackQueryHandler(record.entry(ask_review), pattern=r"^rc:v:\d+$"),
+                CallbackQueryHandler(record.entry(ask_due_date), pattern=r"^tk:y:\d+$"),
+            ],
+            states={
+                SUMMARY: [MessageHandler(text, record.step(typed_summary))],
+                TITLE: [MessageHandler(text, record.step(typed_title))],
+                OWNER: [CallbackQueryHandler(record.step(chose_owner), pattern=r"^rc:w:")],
+                DUE: [
+                    CallbackQueryHandler(record.step(chose_due), pattern=r"^rc:d:"),
+                    MessageHandler(text, record.step(typed_due)),
+                ],
+                REVIEW: [MessageHandler(text, record.step(typed_review))],
+            },
+            fallbacks=[
+                CallbackQueryHandler(record.step(cancel_draft), pattern=r"^rc:x$"),
+                CommandHandler("cancel", record.step(cancel_draft)),
+                ends_on_other_commands(),
+            ],
+            allow_reentry=True,
+            name="record",
+            persistent=True,
+        ),
+    ]
+
+
+def command_handlers() -> HandlerList:
+    return [
+        CallbackQueryHandler(consuming(open_record), pattern=r"^rc:o:\d+$"),
+        CallbackQueryHandler(consuming(show_attendance), pattern=r"^rc:a:\d+$"),
+        CallbackQueryHandler(consuming(toggle_attendance), pattern=r"^rc:t:\d+$"),
+        CallbackQueryHandler(consuming(finish), pattern=r"^rc:e:\d+$"),
+        CallbackQueryHandler(consuming(send_document), pattern=r"^rc:[rc]:\d+$"),
+    ]

@@ -1,0 +1,223 @@
+"""What the record dialog, the task dialogs and closing a case share: their refusals, the ids
+of a pressed button, the draft of a typed step, and the two screens they come back to (the
+record, a task's edit screen)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram import InlineKeyboardMarkup, Update
+from telegram.error import TelegramError
+
+from bot.core.i18n import N_, Translator
+from bot.core.models import TaskStatus
+from bot.services import tasks
+from bot.services.conferences import PollClosed
+from bot.services.errors import PermissionDenied
+from handlers.common import (
+    Context,
+    answer,
+    callback_ids,
+    esc,
+    keyboard,
+    no_longer_active,
+    parse_callback,
+)
+from handlers.task_texts import (
+    capitalised,
+    due_text,
+    notes_button,
+    owner_text,
+    short,
+    task_line,
+)
+from handlers.usecase import refusal, use_case
+
+logger = logging.getLogger(__name__)
+
+# Not the presser's, a conference not held yet, or a task or record that has moved on.
+TASK_REFUSALS = (
+    refusal(PermissionDenied, say=N_("This is not yours to change.")),
+    refusal(tasks.NotHeldYet, say=N_("The case conference has not taken place yet.")),
+    refusal(tasks.TaskError, PollClosed),
+)
+DRAFT = "task_draft"  # the task being added, in the dialog's (encrypted) user data
+EDITABLE = 12  # task buttons on the record screen (a plan rarely has more)
+
+
+async def pressed(
+    update: Update, context: Context, namespace: str, count: int = 1
+) -> list[int] | None:
+    """The ids after the action in a button's data (`rc:o:12` → [12]); data that does not read
+    so is answered as a stale button."""
+    query = update.callback_query
+    parts = parse_callback(query.data if query else None, namespace)
+    ids = callback_ids(update, f"{namespace}:{parts[0]}", count) if parts else None
+    if ids is None:
+        await no_longer_active(update, context)
+    return ids
+
+
+# Typed steps: the summary, a task, a due date, the review, a note.
+
+
+def task_draft(context: Context) -> dict[str, Any]:
+    data = context.user_data
+    assert data is not None
+    found: dict[str, Any] = data.setdefault(DRAFT, {})
+    return found
+
+
+def begin_draft(context: Context, **values: int) -> None:
+    """A typed step starts afresh: what an earlier, abandoned one left is forgotten."""
+    found = task_draft(context)
+    found.clear()
+    found.update(values)
+
+
+async def fits(update: Update, text: str, limit: int, too_long: str) -> bool:
+    """1 to `limit` characters, or the person is told how long it was (`too_long` says what
+    takes how many) and asked again."""
+    if text and len(text) <= limit:
+        return True
+    assert update.message is not None
+    await update.message.reply_text(too_long.format(length=len(text), limit=limit))
+    return False
+
+
+async def delete_typed_text(update: Update) -> None:
+    """A summary or a note may hold personal data: it does not stay in the chat."""
+    if update.message is not None:
+        try:
+            await update.message.delete()
+        except TelegramError as error:
+            logger.info("could not delete a typed summary: %s", type(error).__name__)
+
+
+async def _show(
+    update: Update, context: Context, text: str, markup: InlineKeyboardMarkup, *, below: bool
+) -> None:
+    """A screen in place of the pressed message, or `below` it as a new message."""
+    if below and update.effective_chat is not None:
+        await context.bot.send_message(update.effective_chat.id, text, reply_markup=markup)
+    else:
+        await answer(update, text, markup)
+
+
+# The record: one screen, edited in place.
+
+
+def record_text(view: tasks.RecordView, tr: Translator) -> str:
+    _ = tr.gettext
+    came = sum(1 for a in view.attendance if a.attended)
+    lines = [
+        "📝 "
+        + _("Record of the case conference {code}, {when}").format(
+            code=view.case_code, when=tr.datetime(view.starts_at)
+        ),
+        "",
+        _("Attendance: {came} of {all} came.").format(came=came, all=len(view.attendance)),
+        _("Summary: written.") if view.summary else _("Summary: not written yet."),
+        tr.ngettext("Plan: {count} task.", "Plan: {count} tasks.", len(view.tasks)).format(
+            count=len(view.tasks)
+        ),
+    ]
+    lines += ["   • " + task_line(item, tr, owner=True) for item in view.tasks]
+    if view.review_at is not None:
+        lines.append(_("Review conference: {when}.").format(when=tr.datetime(view.review_at)))
+    elif view.review_id is not None:
+        lines.append(_("Review conference: a poll for its date is running."))
+    elif view.review_by is not None:
+        lines.append(_("Review conference: by {date}.").format(date=tr.day(view.review_by)))
+    if view.recorded_at is not None:
+        lines.append("✅ " + _("Finished; the owners have their tasks."))
+    return "\n".join(lines)
+
+
+def record_markup(view: tasks.RecordView, tr: Translator) -> InlineKeyboardMarkup:
+    _ = tr.gettext
+    conf = view.conference_id
+    rows = [
+        [("👥 " + _("Attendance"), f"rc:a:{conf}"), ("✏️ " + _("Summary"), f"rc:s:{conf}")],
+        [("➕ " + _("Add a task"), f"rc:n:{conf}")],
+    ]
+    editable = [item for item in view.tasks if item.status is TaskStatus.OPEN][:EDITABLE]
+    rows += [[("✏️ " + short(item.title), f"tk:e:{item.id}")] for item in editable]
+    if view.recorded_at is None:
+        rows.append([("✅ " + _("Finish: send the tasks and the record"), f"rc:e:{conf}")])
+    else:
+        rows.append([("📄 " + _("The record document"), f"rc:r:{conf}")])
+        rows.append([("📄 " + _("The record with the child's name"), f"rc:c:{conf}")])
+        if view.review_id is None:
+            rows.append(
+                [
+                    ("📅 " + _("Review: start the poll"), f"cf:n:{view.case_id}"),
+                    ("🗓 " + _("Review: fix the date"), f"rc:v:{conf}"),
+                ]
+            )
+    return keyboard(rows)
+
+
+async def show_record(
+    update: Update, context: Context, conference_id: int, *, below: bool = False
+) -> None:
+    """The record screen in place of the pressed message, or `below` it as a new message."""
+    async with use_case(update, context, *TASK_REFUSALS) as case:
+        view = await tasks.record_view(
+            case.session, case.actor, context.runtime.cipher, conference_id, now=case.now
+        )
+    if not case.done:
+        return
+    tr = context.tr
+    await _show(update, context, record_text(view, tr), record_markup(view, tr), below=below)
+
+
+# The coordinator's screen of a task: the due date, the owner, or cancelling it.
+
+
+def edit_text(item: tasks.TaskItem, notes: int, tr: Translator) -> str:
+    lines = [
+        "✏️ "
+        + tr.gettext("Case {code}: «{title}»").format(code=item.case_code, title=esc(item.title)),
+        tr.gettext("Owner: {owner}").format(owner=esc(owner_text(item, tr))),
+        capitalised(due_text(item, tr)),
+    ]
+    if notes:
+        note = tr.ngettext("The owner wrote {count} note.", "The owner wrote {count} notes.", notes)
+        lines.append(note.format(count=notes))
+    return "\n".join(lines)
+
+
+def edit_markup(item: tasks.TaskItem, notes: int, tr: Translator) -> InlineKeyboardMarkup:
+    _ = tr.gettext
+    return keyboard(
+        ([[notes_button(item.id, tr)]] if notes else [])
+        + [
+            [
+                (_("Due in 1 week"), f"tk:u:{item.id}:7"),
+                (_("in 2 weeks"), f"tk:u:{item.id}:14"),
+                (_("in 1 month"), f"tk:u:{item.id}:30"),
+            ],
+            [("📅 " + _("Another due date…"), f"tk:y:{item.id}")],
+            [("👤 " + _("Another owner"), f"tk:o:{item.id}")],
+            [("🗑 " + _("Cancel the task"), f"tk:c:{item.id}")],
+            [("⬅️ " + _("Back to the record"), f"rc:o:{item.conference_id}")],
+        ]
+    )
+
+
+async def edit_screen(
+    update: Update, context: Context, task_id: int, *, below: bool = False
+) -> None:
+    """The task's edit screen in place of the pressed message, or `below` as a new message."""
+    async with use_case(update, context, *TASK_REFUSALS) as case:
+        item, notes = await tasks.coordinator_task(
+            case.session, case.actor, context.runtime.cipher, task_id, now=case.now
+        )
+    if not case.done:
+        return
+    tr = context.tr
+    await _show(
+        update, context, edit_text(item, notes, tr), edit_markup(item, notes, tr), below=below
+    )
