@@ -25,25 +25,24 @@ from bot.core.calendar_reader import read_busy
 from bot.core.i18n import Translator
 from bot.core.models import ConferenceStatus, InvitationKind, Rsvp
 from bot.core.outbox import Kind, Notification, Outgoing
-from bot.services import conferences, members
-from bot.services.conferences import (
+from bot.services import decisions, members, planning, polls
+from bot.services.board import (
     AlreadyPlanned,
     Board,
-    Collision,
     ConferenceError,
-    Defaults,
-    NoCandidates,
+    Invitee,
     NotInPoll,
-    Passed,
-    Plan,
     PollClosed,
-    PollView,
-    Scheduled,
-    Started,
+    Recipient,
     Target,
+    coordinator_of,
+    recipient_of,
 )
+from bot.services.decisions import Collision, Passed, Scheduled
 from bot.services.errors import PermissionDenied
 from bot.services.members import Actor
+from bot.services.planning import Defaults, NoCandidates, Plan, Started
+from bot.services.polls import PollView
 from bot.transport.telegram.http import AiohttpRequest, TooBig
 from handlers.common import (
     Context,
@@ -85,7 +84,7 @@ def defaults_of(context: Context) -> Defaults:
     return Defaults.of(context.runtime.settings)
 
 
-def invitee_name(invitee: conferences.Invitee, tr: Translator) -> str:
+def invitee_name(invitee: Invitee, tr: Translator) -> str:
     if invitee.kind is InvitationKind.INSTITUTION:
         return esc(invitee.name)
     return tr.gettext("Guardian {n}").format(n=invitee.number)
@@ -114,7 +113,7 @@ async def plan_conference(update: Update, context: Context) -> str | int:
     runtime = context.runtime
     try:
         async with runtime.database.transaction() as session:
-            plan = await conferences.new_plan(
+            plan = await planning.new_plan(
                 session,
                 context.require_actor(),
                 runtime.cipher,
@@ -142,7 +141,7 @@ async def plan_conference(update: Update, context: Context) -> str | int:
 async def _show_plan(update: Update, context: Context, plan: Plan, *, new_message: bool) -> None:
     runtime = context.runtime
     async with runtime.database.transaction() as session:
-        view = await conferences.plan_view(
+        view = await planning.plan_view(
             session,
             context.require_actor(),
             plan,
@@ -235,12 +234,12 @@ async def adjust_plan(update: Update, context: Context) -> str | int:
         case ["r", raw] if (institution := parse_id(raw)) in plan.invited:
             assert institution is not None
             plan.invited[institution] = not plan.invited[institution]
-        case ["g", "link" | "offline" as kind] if len(plan.guardians) < conferences.MAX_GUARDIANS:
+        case ["g", "link" | "offline" as kind] if len(plan.guardians) < planning.MAX_GUARDIANS:
             plan.guardians.append(kind)
         case ["g", "x"] if plan.guardians:
             plan.guardians.pop()
         case ["d"]:
-            durations = conferences.DURATIONS
+            durations = planning.DURATIONS
             index = durations.index(plan.minutes) if plan.minutes in durations else 0
             plan.minutes = durations[(index + 1) % len(durations)]
         case ["w"]:
@@ -254,7 +253,7 @@ async def adjust_plan(update: Update, context: Context) -> str | int:
             await context.bot.send_message(
                 context.require_actor().chat_id,
                 context.tr.gettext("Type the place (at most {limit} characters).").format(
-                    limit=conferences.MAX_PLACE
+                    limit=planning.MAX_PLACE
                 ),
             )
             return PLACE
@@ -275,7 +274,7 @@ async def adjust_plan(update: Update, context: Context) -> str | int:
 async def _required_by_default(context: Context, institution_id: int) -> bool:
     runtime = context.runtime
     async with runtime.database.transaction() as session:
-        return await conferences.required_by_default(session, institution_id)
+        return await planning.required_by_default(session, institution_id)
 
 
 async def typed_place(update: Update, context: Context) -> str | int:
@@ -284,12 +283,12 @@ async def typed_place(update: Update, context: Context) -> str | int:
     if plan is None or message is None:
         return ConversationHandler.END
     text = (message.text or "").strip()
-    if not text or len(text) > conferences.MAX_PLACE:
+    if not text or len(text) > planning.MAX_PLACE:
         await answer(
             update,
             context.tr.gettext(
                 "Please type the place as text of at most {limit} characters."
-            ).format(limit=conferences.MAX_PLACE),
+            ).format(limit=planning.MAX_PLACE),
         )
         return PLACE
     plan.place = text
@@ -304,7 +303,7 @@ async def _send_poll(update: Update, context: Context, plan: Plan) -> str | int:
     _ = context.tr.gettext
     try:
         async with runtime.database.transaction() as session:
-            started = await conferences.start_poll(
+            started = await planning.start_poll(
                 session, actor, plan, now=runtime.clock.now(), defaults=defaults_of(context)
             )
     except PermissionDenied:
@@ -368,14 +367,14 @@ async def _deliver(context: Context, started: Started) -> None:
         )
     await _tell_unreachable(context, started.conference_id, missed, everyone=True)
     async with runtime.database.transaction() as session:
-        board = await conferences.board(
+        board = await decisions.board(
             session, actor, started.conference_id, now=runtime.clock.now()
         )
     message = await context.bot.send_message(
         actor.chat_id, board_text(board, tr), reply_markup=board_markup(board, tr)
     )
     async with runtime.database.transaction() as session:
-        await conferences.set_board(session, board.conference_id, actor.chat_id, message.message_id)
+        await decisions.set_board(session, board.conference_id, actor.chat_id, message.message_id)
 
 
 async def _tell_unreachable(
@@ -388,8 +387,8 @@ async def _tell_unreachable(
     Whether the bot already knew of a block or learnt it from this send makes no difference.
     """
     async with context.runtime.database.transaction() as session:
-        coordinator = await conferences.coordinator_of(session, conference_id)
-        empty = await conferences.unreachable_institutions(session, conference_id)
+        coordinator = await coordinator_of(session, conference_id)
+        empty = await planning.unreachable_institutions(session, conference_id)
     failed = {target.invitation_id for target in missed}
     institutions = [name for id_, name in empty.items() if everyone or id_ in failed]
     people = [target.recipient.name for target in missed if target.invitation_id not in empty]
@@ -422,7 +421,7 @@ async def send_polls(context: Context, targets: Sequence[Target]) -> list[Target
     for target in targets:
         tr = runtime.translator(target.recipient.locale)
         async with runtime.database.transaction() as session:
-            view = await conferences.poll_of(session, target, now=runtime.clock.now())
+            view = await polls.poll_of(session, target, now=runtime.clock.now())
         text = poll_text(view, tr)
         try:
             message = await context.bot.send_message(
@@ -440,7 +439,7 @@ async def send_polls(context: Context, targets: Sequence[Target]) -> list[Target
             missed.append(target)
             continue
         async with runtime.database.transaction() as session:
-            await conferences.record_message(
+            await polls.record_message(
                 session, target.invitation_id, target.recipient, message.message_id
             )
     return missed
@@ -523,7 +522,7 @@ async def tap_time(update: Update, context: Context) -> None:
     view = await _carry_out(
         update,
         context,
-        lambda session, actor, now: conferences.toggle(session, actor, ids[0], ids[1], now=now),
+        lambda session, actor, now: polls.toggle(session, actor, ids[0], ids[1], now=now),
     )
     if view is None:
         return
@@ -538,9 +537,7 @@ async def send_answer(update: Update, context: Context) -> None:
     done = await _carry_out(
         update,
         context,
-        lambda session, actor, now: conferences.send_answer(
-            session, actor, ids[0], ids[1], now=now
-        ),
+        lambda session, actor, now: polls.send_answer(session, actor, ids[0], ids[1], now=now),
     )
     if done is None:
         return
@@ -700,7 +697,7 @@ async def refresh_board(context: Context, board: Board) -> None:
     async with lock:
         # Read again under the lock: the newest state is the one drawn.
         async with context.runtime.database.transaction() as session:
-            board = await conferences.fresh_board(session, board.conference_id)
+            board = await decisions.fresh_board(session, board.conference_id)
         assert board.chat_id is not None and board.message_id is not None
         try:
             await context.bot.edit_message_text(
@@ -721,7 +718,7 @@ async def refresh_board(context: Context, board: Board) -> None:
 async def offer(context: Context, board: Board, *, all_answered: bool) -> None:
     """The coordinator is offered the best time in one tap, or the ways out when none suits."""
     async with context.runtime.database.transaction() as session:
-        chat_id = (await conferences.coordinator_of(session, board.conference_id)).chat_id
+        chat_id = (await coordinator_of(session, board.conference_id)).chat_id
     tr = context.runtime.translator(board.locale)
     await send_safely(
         context, chat_id, offer_text(board, tr, all_answered=all_answered), offer_markup(board, tr)
@@ -761,7 +758,7 @@ def offer_markup(board: Board, tr: Translator) -> InlineKeyboardMarkup:
         rows.append([(_("Choose another time"), f"cf:a:{conference}")])
     else:
         rows.append([(_("Choose a time anyway"), f"cf:a:{conference}")])
-        blocking: dict[int, conferences.Invitee] = {}
+        blocking: dict[int, Invitee] = {}
         for invitees in board.outcome.blockers.values():
             for invitee in invitees:
                 blocking[invitee.id] = invitee
@@ -785,7 +782,7 @@ async def decide_now(update: Update, context: Context) -> None:
         return
     try:
         async with context.runtime.database.transaction() as session:
-            board = await conferences.board_to_decide(
+            board = await decisions.board_to_decide(
                 session, context.require_actor(), ids[0], now=context.runtime.clock.now()
             )
     except PermissionDenied:
@@ -836,7 +833,7 @@ async def confirm_time(update: Update, context: Context) -> None:
     result = await _carry_out(
         update,
         context,
-        lambda session, actor, now: conferences.confirm(session, actor, ids[0], ids[1], now=now),
+        lambda session, actor, now: decisions.confirm(session, actor, ids[0], ids[1], now=now),
     )
     if result is None:
         return
@@ -887,7 +884,7 @@ async def make_optional(update: Update, context: Context) -> None:
     board = await _carry_out(
         update,
         context,
-        lambda session, actor, now: conferences.make_optional(session, actor, ids[0], now=now),
+        lambda session, actor, now: decisions.make_optional(session, actor, ids[0], now=now),
     )
     if board is None:
         return
@@ -906,7 +903,7 @@ async def poll_next_window(update: Update, context: Context) -> None:
     started = await _carry_out(
         update,
         context,
-        lambda session, actor, now: conferences.next_window(
+        lambda session, actor, now: decisions.next_window(
             session, actor, ids[0], now=now, defaults=defaults_of(context)
         ),
     )
@@ -939,7 +936,7 @@ async def enter_offline(update: Update, context: Context) -> None:
     view = await _carry_out(
         update,
         context,
-        lambda session, actor, now: conferences.poll(session, actor, ids[0], now=now),
+        lambda session, actor, now: polls.poll(session, actor, ids[0], now=now),
     )
     if view is None:
         return
@@ -951,16 +948,14 @@ async def enter_offline(update: Update, context: Context) -> None:
         reply_markup=poll_markup(view, context.tr),
     )
     async with context.runtime.database.transaction() as session:
-        await conferences.record_message(
-            session, view.invitation.id, _me(context), message.message_id
-        )
+        await polls.record_message(session, view.invitation.id, _me(context), message.message_id)
 
 
 async def _board_or_refuse(update: Update, context: Context, conference_id: int) -> Board | None:
     return await _carry_out(
         update,
         context,
-        lambda session, actor, now: conferences.board(session, actor, conference_id, now=now),
+        lambda session, actor, now: decisions.board(session, actor, conference_id, now=now),
     )
 
 
@@ -983,7 +978,7 @@ async def show_board(update: Update, context: Context) -> None:
     if board.status is ConferenceStatus.POLLING and board.coordinator_id == actor.member_id:
         # The live board moves to this message; a colleague's look is a copy.
         async with context.runtime.database.transaction() as session:
-            await conferences.set_board(
+            await decisions.set_board(
                 session, board.conference_id, actor.chat_id, message.message_id
             )
 
@@ -991,9 +986,9 @@ async def show_board(update: Update, context: Context) -> None:
 # Shared answers.
 
 
-def _me(context: Context) -> conferences.Recipient:
+def _me(context: Context) -> Recipient:
     actor = context.require_actor()
-    return conferences.Recipient(actor.member_id, actor.chat_id, actor.locale, actor.display_name)
+    return Recipient(actor.member_id, actor.chat_id, actor.locale, actor.display_name)
 
 
 async def _refuse(update: Update, context: Context) -> None:
@@ -1057,8 +1052,8 @@ async def calendar_file(update: Update, context: Context) -> None:
         return
     intervals = read.intervals
     async with runtime.database.transaction() as session:
-        await conferences.save_busy(session, actor, intervals, now=now, until=until)
-        redraw = await conferences.mark_busy_in_polls(session, actor, intervals, now=now)
+        await polls.save_busy(session, actor, intervals, now=now, until=until)
+        redraw = await polls.mark_busy_in_polls(session, actor, intervals, now=now)
     text = tr.ngettext(
         "I read {n} busy time from your calendar, up to {until}.",
         "I read {n} busy times from your calendar, up to {until}.",
@@ -1114,9 +1109,7 @@ def _too_big(tr: Translator) -> str:
 async def forget_busy(update: Update, context: Context) -> None:
     runtime = context.runtime
     async with runtime.database.transaction() as session:
-        forgot = await conferences.forget_busy(
-            session, context.require_actor(), now=runtime.clock.now()
-        )
+        forgot = await polls.forget_busy(session, context.require_actor(), now=runtime.clock.now())
     _ = context.tr.gettext
     await answer(
         update,
@@ -1130,9 +1123,7 @@ async def forget_busy(update: Update, context: Context) -> None:
 async def send_open_polls(context: Context) -> None:
     runtime = context.runtime
     async with runtime.database.transaction() as session:
-        targets = await conferences.open_polls(
-            session, context.require_actor(), now=runtime.clock.now()
-        )
+        targets = await polls.open_polls(session, context.require_actor(), now=runtime.clock.now())
     await send_polls(context, targets)
 
 
@@ -1194,7 +1185,7 @@ def command_handlers() -> HandlerList:
 async def sweep_polls(context: Context) -> None:
     runtime = context.runtime
     async with runtime.database.transaction() as session:
-        work = await conferences.due_polls(session, now=runtime.clock.now())
+        work = await polls.due_polls(session, now=runtime.clock.now())
     for board in work.offers:
         await offer(context, board, all_answered=False)  # sent safely: one failure stops none
         await refresh_board(context, board)
@@ -1207,7 +1198,7 @@ async def render_poll_nudge(context: Context, row: Notification) -> Outgoing | N
     runtime = context.runtime
     payload = row.payload
     async with runtime.database.transaction() as session:
-        target = await conferences.nudge_target(
+        target = await polls.nudge_target(
             session,
             int(payload["invitation"]),
             row.member_id,
@@ -1216,7 +1207,7 @@ async def render_poll_nudge(context: Context, row: Notification) -> Outgoing | N
         )
         if target is None:
             return None
-        view = await conferences.poll_of(session, target, now=runtime.clock.now())
+        view = await polls.poll_of(session, target, now=runtime.clock.now())
     tr = runtime.translator(target.recipient.locale)
     text = (
         tr.gettext("Reminder: your answer is still missing. The poll closes {deadline}.").format(
@@ -1228,7 +1219,7 @@ async def render_poll_nudge(context: Context, row: Notification) -> Outgoing | N
 
     async def replace_old(message: Message) -> None:
         async with runtime.database.transaction() as session:
-            await conferences.record_message(
+            await polls.record_message(
                 session, target.invitation_id, target.recipient, message.message_id
             )
         if view.message_id is not None:  # one live poll message per person
@@ -1240,10 +1231,10 @@ async def render_poll_nudge(context: Context, row: Notification) -> Outgoing | N
 
 async def _nudge_missed(context: Context, row: Notification) -> None:
     async with context.runtime.database.transaction() as session:
-        recipient = await conferences.recipient_of(session, row.member_id)
+        recipient = await recipient_of(session, row.member_id)
     missed = [Target(int(row.payload["invitation"]), recipient)]
     await _tell_unreachable(context, int(row.payload["conference"]), missed, everyone=False)
 
 
 def outbox_kinds() -> dict[str, Kind]:
-    return {conferences.POLL_NUDGE: Kind(render_poll_nudge, _nudge_missed)}
+    return {polls.POLL_NUDGE: Kind(render_poll_nudge, _nudge_missed)}

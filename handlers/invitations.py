@@ -21,11 +21,13 @@ from bot.core import outbox
 from bot.core.i18n import Translator
 from bot.core.models import InvitationKind, Rsvp
 from bot.core.outbox import Kind, Notification, Outgoing
-from bot.services import conferences, invitations
-from bot.services.conferences import PollClosed, Scheduled
+from bot.services import decisions, invitations, replies
+from bot.services.board import PollClosed, coordinator_of
+from bot.services.decisions import Scheduled
 from bot.services.errors import PermissionDenied
-from bot.services.invitations import Attendee, InviteView, NotYours, StaleInvitation
+from bot.services.invitations import Attendee, InviteView, StaleInvitation
 from bot.services.members import Actor
+from bot.services.replies import NotYours
 from handlers.common import (
     Context,
     Dialog,
@@ -299,14 +301,14 @@ async def render_rsvp_nudge(context: Context, row: Notification) -> Outgoing | N
 async def render_flag(context: Context, row: Notification) -> Outgoing | None:
     runtime = context.runtime
     async with runtime.database.transaction() as session:
-        flag = await invitations.flag_view(
+        flag = await replies.flag_view(
             session,
             runtime.cipher,
             int(row.payload["conference"]),
             int(row.payload["invitation"]),
             str(row.payload["what"]),
         )
-        locale = (await conferences.coordinator_of(session, int(row.payload["conference"]))).locale
+        locale = (await coordinator_of(session, int(row.payload["conference"]))).locale
     if flag is None or not flag.current:
         return None
     tr = runtime.translator(locale)
@@ -418,7 +420,7 @@ async def answer_invitation(update: Update, context: Context) -> str | int:
     done = await _carry_out(
         update,
         context,
-        lambda session, actor, now: invitations.answer(
+        lambda session, actor, now: replies.answer(
             session, actor, invitation_id, sequence, rsvp, now=now
         ),
     )
@@ -440,13 +442,13 @@ async def answer_invitation(update: Update, context: Context) -> str | int:
         tr.gettext(
             "You have declined. If you like, type a short reason for the coordinator "
             "(at most {limit} characters); only they will read it."
-        ).format(limit=invitations.REASON_MAX),
+        ).format(limit=replies.REASON_MAX),
         reply_markup=keyboard([[(tr.gettext("No reason"), "ir:skip")]]),
     )
     return REASON
 
 
-async def _redraw_copies(update: Update, context: Context, done: invitations.Answered) -> None:
+async def _redraw_copies(update: Update, context: Context, done: replies.Answered) -> None:
     """Every copy of the invitation shows the answer; the pressed one too when the outbox never
     noted where it went (the process died right after sending it, or Telegram's answer to the
     send was lost)."""
@@ -495,11 +497,11 @@ async def typed_reason(update: Update, context: Context) -> str | int:
             tr.gettext("Please type the reason as text, or tap No reason.")
         )
         return REASON
-    if len(text) > invitations.REASON_MAX:
+    if len(text) > replies.REASON_MAX:
         await update.message.reply_text(
             tr.gettext(
                 "That is {length} characters, but at most {limit} fit here. Please shorten it."
-            ).format(length=len(text), limit=invitations.REASON_MAX)
+            ).format(length=len(text), limit=replies.REASON_MAX)
         )
         return REASON
     invitation_id, sequence = waiting
@@ -507,7 +509,7 @@ async def typed_reason(update: Update, context: Context) -> str | int:
     done = await _carry_out(
         update,
         context,
-        lambda session, actor, now: invitations.give_reason(
+        lambda session, actor, now: replies.give_reason(
             session, actor, invitation_id, sequence, text, cipher=runtime.cipher, now=now
         ),
     )
@@ -538,7 +540,7 @@ async def choose_colleague(update: Update, context: Context) -> None:
     people = await _carry_out(
         update,
         context,
-        lambda session, actor, now: invitations.colleagues(
+        lambda session, actor, now: replies.colleagues(
             session, actor, invitation_id, sequence, now=now
         ),
     )
@@ -557,9 +559,9 @@ async def choose_colleague(update: Update, context: Context) -> None:
 
 
 def _colleagues_markup(
-    people: list[invitations.Colleague], page: int, invitation_id: int, sequence: int
+    people: list[replies.Colleague], page: int, invitation_id: int, sequence: int
 ) -> InlineKeyboardMarkup:
-    def person(colleague: invitations.Colleague) -> tuple[str, str]:
+    def person(colleague: replies.Colleague) -> tuple[str, str]:
         return colleague.name, f"ih:{invitation_id}:{sequence}:{colleague.member_id}"
 
     shown = paginate(people, page, COLLEAGUES_PAGE)
@@ -582,7 +584,7 @@ async def colleagues_page(update: Update, context: Context) -> None:
     people = await _carry_out(
         update,
         context,
-        lambda session, actor, now: invitations.colleagues(
+        lambda session, actor, now: replies.colleagues(
             session, actor, invitation_id, sequence, now=now
         ),
     )
@@ -607,7 +609,7 @@ async def hand_over(update: Update, context: Context) -> None:
     done = await _carry_out(
         update,
         context,
-        lambda session, actor, now: invitations.hand_over(
+        lambda session, actor, now: replies.hand_over(
             session, actor, invitation_id, sequence, colleague, now=now
         ),
     )
@@ -623,7 +625,7 @@ async def hand_over(update: Update, context: Context) -> None:
         ).format(code=view.case_code, name=esc(name)),
     )
     async with context.runtime.database.transaction() as session:
-        board = await conferences.fresh_board(session, view.conference_id)
+        board = await decisions.fresh_board(session, view.conference_id)
     await refresh_board(context, board)
 
 
@@ -639,7 +641,7 @@ async def offer_new_dates(update: Update, context: Context) -> None:
     times = await _carry_out(
         update,
         context,
-        lambda session, actor, now: conferences.new_times(
+        lambda session, actor, now: decisions.new_times(
             session, actor, ids[0], now=now, defaults=defaults
         ),
     )
@@ -674,7 +676,7 @@ async def set_new_date(update: Update, context: Context) -> None:
     result = await _carry_out(
         update,
         context,
-        lambda session, actor, now: invitations.reschedule(
+        lambda session, actor, now: decisions.reschedule(
             session, actor, ids[0], starts_at, now=now
         ),
     )

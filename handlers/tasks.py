@@ -29,8 +29,9 @@ from bot.core.i18n import Translator
 from bot.core.models import InvitationKind, TaskParty, TaskStatus
 from bot.core.outbox import Kind, Notification, Outgoing
 from bot.core.record import owner_label, record_docx, record_filename
-from bot.services import conferences, invitations, leavers, tasks
-from bot.services.conferences import Collision, Passed, PollClosed, TooFar
+from bot.services import decisions, invitations, leavers, tasks
+from bot.services.board import PollClosed
+from bot.services.decisions import Collision, Passed, TooFar
 from bot.services.errors import PermissionDenied
 from bot.services.members import Actor
 from handlers.common import (
@@ -630,7 +631,7 @@ async def typed_review(update: Update, context: Context) -> str | int:
     result = await _run(
         update,
         context,
-        lambda session, actor, now: conferences.fix_review(
+        lambda session, actor, now: decisions.fix_review(
             session, actor, conference_id, moment, now=now
         ),
     )
@@ -672,7 +673,7 @@ async def typed_review(update: Update, context: Context) -> str | int:
         board_text(result.board, tr), reply_markup=board_markup(result.board, tr)
     )
     async with context.runtime.database.transaction() as session:
-        await conferences.set_board(session, result.conference_id, board.chat_id, board.message_id)
+        await decisions.set_board(session, result.conference_id, board.chat_id, board.message_id)
     await _show_record(update, context, conference_id, below=True)
     return ConversationHandler.END
 
