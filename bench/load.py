@@ -64,8 +64,8 @@ from bot.core.models import (
 )
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from bot.sandbox.models import BotMessage, CallbackAnswer
-from bot.services import conferences, members
-from bot.services.conferences import Defaults, Plan, Started
+from bot.services import decisions, members, planning
+from bot.services.planning import Defaults, Plan, Started
 
 BOT_TOKEN = "7000000002:SANDBOX-token-for-the-load-bench"
 ECHO_TOKEN = "7000000003:SANDBOX-token-for-the-echo-floor"
@@ -210,7 +210,7 @@ async def _conferences(database: Database, team: int, schools: list[int], *, now
             plan = Plan(
                 case_id=case.id, invited=dict.fromkeys(schools, True), window=defaults.window
             )
-            started = await conferences.start_poll(session, actor, plan, now=now, defaults=defaults)
+            started = await planning.start_poll(session, actor, plan, now=now, defaults=defaults)
             if not isinstance(started, Started):
                 raise BenchError(f"no time for team {team + 1}'s conference")
             if kind == "set":
@@ -221,7 +221,7 @@ async def _conferences(database: Database, team: int, schools: list[int], *, now
                     .limit(1)
                 )
                 assert slot is not None
-                await conferences.confirm(session, actor, started.conference_id, slot, now=now)
+                await decisions.confirm(session, actor, started.conference_id, slot, now=now)
 
 
 async def stored_codes(url: str) -> set[str]:

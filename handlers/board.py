@@ -9,9 +9,11 @@ from telegram.ext import CallbackQueryHandler
 
 from bot.core.i18n import N_
 from bot.core.models import ConferenceStatus
-from bot.services import conferences
-from bot.services.conferences import Defaults, NoCandidates, Scheduled
+from bot.services import decisions, polls
+from bot.services.board import Recipient
+from bot.services.decisions import Scheduled
 from bot.services.errors import PermissionDenied
+from bot.services.planning import Defaults, NoCandidates
 from handlers.board_text import (
     NumberedBoard,
     board_markup,
@@ -54,7 +56,7 @@ async def show_board(update: Update, context: Context) -> None:
         await no_longer_active(update, context)
         return
     async with use_case(update, context, *POLL_REFUSALS) as case:
-        board = await conferences.board(case.session, case.actor, ids[0], now=case.now)
+        board = await decisions.board(case.session, case.actor, ids[0], now=case.now)
     if not case.done:
         return
     assert update.callback_query is not None
@@ -67,7 +69,7 @@ async def show_board(update: Update, context: Context) -> None:
     if board.status is ConferenceStatus.POLLING and board.coordinator_id == actor.member_id:
         # The live board moves to this message; a colleague's look is a copy.
         async with context.runtime.database.transaction() as session:
-            await conferences.set_board(
+            await decisions.set_board(
                 session, board.conference_id, actor.chat_id, message.message_id
             )
 
@@ -78,7 +80,7 @@ async def decide_now(update: Update, context: Context) -> None:
         await no_longer_active(update, context)
         return
     async with use_case(update, context, ONLY_THE_COORDINATOR) as case:
-        board = await conferences.board_to_decide(case.session, case.actor, ids[0], now=case.now)
+        board = await decisions.board_to_decide(case.session, case.actor, ids[0], now=case.now)
     if not case.done:
         return
     assert update.callback_query is not None
@@ -96,7 +98,7 @@ async def choose_time(update: Update, context: Context) -> None:
         await no_longer_active(update, context)
         return
     async with use_case(update, context, *POLL_REFUSALS) as case:
-        board = await conferences.board(case.session, case.actor, ids[0], now=case.now)
+        board = await decisions.board(case.session, case.actor, ids[0], now=case.now)
     if not case.done:
         return
     tr = context.tr
@@ -122,7 +124,7 @@ async def confirm_time(update: Update, context: Context) -> None:
         return
     tr = context.tr
     async with use_case(update, context, *POLL_REFUSALS) as case:
-        result = await conferences.confirm(case.session, case.actor, ids[0], ids[1], now=case.now)
+        result = await decisions.confirm(case.session, case.actor, ids[0], ids[1], now=case.now)
         live = numbered(result.board) if isinstance(result, Scheduled) else None
     if not case.done:
         return
@@ -152,7 +154,7 @@ async def make_optional(update: Update, context: Context) -> None:
         await no_longer_active(update, context)
         return
     async with use_case(update, context, *POLL_REFUSALS) as case:
-        board = await conferences.make_optional(case.session, case.actor, ids[0], now=case.now)
+        board = await decisions.make_optional(case.session, case.actor, ids[0], now=case.now)
         live = numbered(board)
     if not case.done:
         return
@@ -169,7 +171,7 @@ async def poll_next_window(update: Update, context: Context) -> None:
         return
     tr = context.tr
     async with use_case(update, context, *POLL_REFUSALS) as case:
-        started = await conferences.next_window(
+        started = await decisions.next_window(
             case.session,
             case.actor,
             ids[0],
@@ -203,7 +205,7 @@ async def enter_offline(update: Update, context: Context) -> None:
         await no_longer_active(update, context)
         return
     async with use_case(update, context, *POLL_REFUSALS) as case:
-        view = await conferences.poll(case.session, case.actor, ids[0], now=case.now)
+        view = await polls.poll(case.session, case.actor, ids[0], now=case.now)
     if not case.done:
         return
     assert update.callback_query is not None
@@ -214,9 +216,9 @@ async def enter_offline(update: Update, context: Context) -> None:
         poll_text(view, context.tr),
         reply_markup=poll_markup(view, context.tr),
     )
-    me = conferences.Recipient(actor.member_id, actor.chat_id, actor.locale, actor.display_name)
+    me = Recipient(actor.member_id, actor.chat_id, actor.locale, actor.display_name)
     async with context.runtime.database.transaction() as session:
-        await conferences.record_message(session, view.invitation.id, me, message.message_id)
+        await polls.record_message(session, view.invitation.id, me, message.message_id)
 
 
 def handlers() -> HandlerList:

@@ -15,8 +15,8 @@ from telegram.error import BadRequest, TelegramError
 
 from bot.core.i18n import Translator
 from bot.core.models import ConferenceStatus, InvitationKind, Rsvp
-from bot.services import conferences
-from bot.services.conferences import Board, Collision, Passed, Scheduled
+from bot.services.board import Board, Invitee, coordinator_of
+from bot.services.decisions import Collision, Passed, Scheduled
 from handlers.common import Context, esc, keyboard, say_below
 from handlers.errors import send_safely
 
@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 RSVP_MARKS = {Rsvp.ACCEPTED: "✅", Rsvp.TENTATIVE: "🤔", Rsvp.DECLINED: "❌", Rsvp.PENDING: "⏳"}
 
 
-def invitee_name(invitee: conferences.Invitee, tr: Translator) -> str:
+def invitee_name(invitee: Invitee, tr: Translator) -> str:
     if invitee.kind is InvitationKind.INSTITUTION:
         return esc(invitee.name)
     return tr.gettext("Guardian {n}").format(n=invitee.number)
@@ -219,7 +219,7 @@ async def refresh_board(context: Context, numbered_board: NumberedBoard) -> None
 async def offer(context: Context, board: Board, *, all_answered: bool) -> None:
     """The coordinator is offered the best time in one tap, or the ways out when none suits."""
     async with context.runtime.database.transaction() as session:
-        chat_id = (await conferences.coordinator_of(session, board.conference_id)).chat_id
+        chat_id = (await coordinator_of(session, board.conference_id)).chat_id
     tr = context.runtime.translator(board.locale)
     await send_safely(
         context, chat_id, offer_text(board, tr, all_answered=all_answered), offer_markup(board, tr)
@@ -259,7 +259,7 @@ def offer_markup(board: Board, tr: Translator) -> InlineKeyboardMarkup:
         rows.append([(_("Choose another time"), f"cf:a:{conference}")])
     else:
         rows.append([(_("Choose a time anyway"), f"cf:a:{conference}")])
-        blocking: dict[int, conferences.Invitee] = {}
+        blocking: dict[int, Invitee] = {}
         for invitees in board.outcome.blockers.values():
             for invitee in invitees:
                 blocking[invitee.id] = invitee

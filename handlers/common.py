@@ -33,7 +33,7 @@ from telegram.warnings import PTBUserWarning
 
 from bot.core.i18n import Translator, pick_locale
 from bot.core.runtime import Runtime
-from bot.services.conferences import recipient_of
+from bot.services.board import recipient_of
 from bot.services.members import Actor
 
 Data = dict[str, Any]

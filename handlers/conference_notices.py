@@ -17,8 +17,8 @@ from telegram.error import TelegramError
 
 from bot.core.models import Rsvp
 from bot.core.outbox import Notification
-from bot.services import conferences, invitations
-from bot.services.conferences import Target
+from bot.services import invitations, polls, replies
+from bot.services.board import Target, coordinator_of, recipient_of
 from bot.services.invitations import InviteView
 from bot.transport.telegram.delivery import Kind, Outgoing
 from handlers.board_text import invitee_name, numbered, offer, refresh_board
@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 def outbox_kinds() -> dict[str, Kind]:
     return {
-        conferences.POLL_NUDGE: Kind(render_poll_nudge, _nudge_missed),
+        polls.POLL_NUDGE: Kind(render_poll_nudge, _nudge_missed),
         invitations.INVITE: Kind(render_invite, tell_undelivered),
         invitations.CANCEL: Kind(render_cancel),
         invitations.REMINDER: Kind(render_reminder, tell_undelivered),
@@ -47,7 +47,7 @@ def outbox_kinds() -> dict[str, Kind]:
 async def sweep_polls(context: Context) -> None:
     runtime = context.runtime
     async with runtime.database.transaction() as session:
-        work = await conferences.due_polls(session, now=runtime.clock.now())
+        work = await polls.due_polls(session, now=runtime.clock.now())
         offers = [numbered(board) for board in work.offers]
     for live in offers:
         await offer(context, live.board, all_answered=False)  # sent safely: one failure stops none
@@ -61,7 +61,7 @@ async def render_poll_nudge(context: Context, row: Notification) -> Outgoing | N
     runtime = context.runtime
     payload = row.payload
     async with runtime.database.transaction() as session:
-        target = await conferences.nudge_target(
+        target = await polls.nudge_target(
             session,
             int(payload["invitation"]),
             row.member_id,
@@ -70,7 +70,7 @@ async def render_poll_nudge(context: Context, row: Notification) -> Outgoing | N
         )
         if target is None:
             return None
-        view = await conferences.poll_of(session, target, now=runtime.clock.now())
+        view = await polls.poll_of(session, target, now=runtime.clock.now())
     tr = runtime.translator(target.recipient.locale)
     text = (
         tr.gettext("Reminder: your answer is still missing. The poll closes {deadline}.").format(
@@ -82,7 +82,7 @@ async def render_poll_nudge(context: Context, row: Notification) -> Outgoing | N
 
     async def replace_old(message: Message) -> None:
         async with runtime.database.transaction() as session:
-            await conferences.record_message(
+            await polls.record_message(
                 session, target.invitation_id, target.recipient, message.message_id
             )
         if view.message_id is not None:  # one live poll message per person
@@ -94,7 +94,7 @@ async def render_poll_nudge(context: Context, row: Notification) -> Outgoing | N
 
 async def _nudge_missed(context: Context, row: Notification) -> None:
     async with context.runtime.database.transaction() as session:
-        recipient = await conferences.recipient_of(session, row.member_id)
+        recipient = await recipient_of(session, row.member_id)
     missed = [Target(int(row.payload["invitation"]), recipient)]
     await tell_unreachable(context, int(row.payload["conference"]), missed, everyone=False)
 
@@ -193,14 +193,14 @@ async def render_rsvp_nudge(context: Context, row: Notification) -> Outgoing | N
 async def render_flag(context: Context, row: Notification) -> Outgoing | None:
     runtime = context.runtime
     async with runtime.database.transaction() as session:
-        flag = await invitations.flag_view(
+        flag = await replies.flag_view(
             session,
             runtime.cipher,
             int(row.payload["conference"]),
             int(row.payload["invitation"]),
             str(row.payload["what"]),
         )
-        locale = (await conferences.coordinator_of(session, int(row.payload["conference"]))).locale
+        locale = (await coordinator_of(session, int(row.payload["conference"]))).locale
     if flag is None or not flag.current:
         return None
     tr = runtime.translator(locale)

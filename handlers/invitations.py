@@ -17,10 +17,13 @@ from telegram.ext import CallbackQueryHandler, ConversationHandler, MessageHandl
 
 from bot.core.i18n import N_
 from bot.core.models import Rsvp
-from bot.services import conferences, invitations
-from bot.services.conferences import Defaults, PollClosed, Scheduled
+from bot.services import decisions, invitations, replies
+from bot.services.board import PollClosed
+from bot.services.decisions import Scheduled
 from bot.services.errors import PermissionDenied
-from bot.services.invitations import InviteView, NotYours, StaleInvitation
+from bot.services.invitations import InviteView, StaleInvitation
+from bot.services.planning import Defaults
+from bot.services.replies import NotYours
 from handlers.board_text import numbered, refresh_board, time_refused
 from handlers.common import (
     Context,
@@ -103,7 +106,7 @@ async def answer_invitation(update: Update, context: Context) -> str | int:
     invitation_id, sequence, code = ids
     rsvp = ANSWERS[code]
     async with use_case(update, context, *REFUSALS) as case:
-        done = await invitations.answer(
+        done = await replies.answer(
             case.session, case.actor, invitation_id, sequence, rsvp, now=case.now
         )
         live = numbered(done.board)
@@ -125,13 +128,13 @@ async def answer_invitation(update: Update, context: Context) -> str | int:
         tr.gettext(
             "You have declined. If you like, type a short reason for the coordinator "
             "(at most {limit} characters); only they will read it."
-        ).format(limit=invitations.REASON_MAX),
+        ).format(limit=replies.REASON_MAX),
         reply_markup=keyboard([[(tr.gettext("No reason"), "ir:skip")]]),
     )
     return REASON
 
 
-async def _redraw_copies(update: Update, context: Context, done: invitations.Answered) -> None:
+async def _redraw_copies(update: Update, context: Context, done: replies.Answered) -> None:
     """Every copy of the invitation shows the answer; the pressed one too when the outbox never
     noted where it went (the process died right after sending it, or Telegram's answer to the
     send was lost)."""
@@ -180,16 +183,16 @@ async def typed_reason(update: Update, context: Context) -> str | int:
             tr.gettext("Please type the reason as text, or tap No reason.")
         )
         return REASON
-    if len(text) > invitations.REASON_MAX:
+    if len(text) > replies.REASON_MAX:
         await update.message.reply_text(
             tr.gettext(
                 "That is {length} characters, but at most {limit} fit here. Please shorten it."
-            ).format(length=len(text), limit=invitations.REASON_MAX)
+            ).format(length=len(text), limit=replies.REASON_MAX)
         )
         return REASON
     invitation_id, sequence = waiting
     async with use_case(update, context, *REFUSALS) as case:
-        await invitations.give_reason(
+        await replies.give_reason(
             case.session,
             case.actor,
             invitation_id,
@@ -223,7 +226,7 @@ async def choose_colleague(update: Update, context: Context) -> None:
         return
     invitation_id, sequence, _code = ids
     async with use_case(update, context, *REFUSALS) as case:
-        people = await invitations.colleagues(
+        people = await replies.colleagues(
             case.session, case.actor, invitation_id, sequence, now=case.now
         )
     if not case.done:
@@ -241,9 +244,9 @@ async def choose_colleague(update: Update, context: Context) -> None:
 
 
 def _colleagues_markup(
-    people: list[invitations.Colleague], page: int, invitation_id: int, sequence: int
+    people: list[replies.Colleague], page: int, invitation_id: int, sequence: int
 ) -> InlineKeyboardMarkup:
-    def person(colleague: invitations.Colleague) -> tuple[str, str]:
+    def person(colleague: replies.Colleague) -> tuple[str, str]:
         return colleague.name, f"ih:{invitation_id}:{sequence}:{colleague.member_id}"
 
     shown = paginate(people, page, COLLEAGUES_PAGE)
@@ -264,7 +267,7 @@ async def colleagues_page(update: Update, context: Context) -> None:
         await no_longer_active(update, context)
         return
     async with use_case(update, context, *REFUSALS) as case:
-        people = await invitations.colleagues(
+        people = await replies.colleagues(
             case.session, case.actor, invitation_id, sequence, now=case.now
         )
     if not case.done:
@@ -287,10 +290,10 @@ async def hand_over(update: Update, context: Context) -> None:
         return
     invitation_id, sequence, _member = ids
     async with use_case(update, context, *REFUSALS) as case:
-        view, name = await invitations.hand_over(
+        view, name = await replies.hand_over(
             case.session, case.actor, invitation_id, sequence, colleague, now=case.now
         )
-        live = numbered(await conferences.fresh_board(case.session, view.conference_id))
+        live = numbered(await decisions.fresh_board(case.session, view.conference_id))
     if not case.done:
         return
     tr = context.tr
@@ -313,7 +316,7 @@ async def offer_new_dates(update: Update, context: Context) -> None:
         await no_longer_active(update, context)
         return
     async with use_case(update, context, *REFUSALS) as case:
-        times = await conferences.new_times(
+        times = await decisions.new_times(
             case.session,
             case.actor,
             ids[0],
@@ -349,7 +352,7 @@ async def set_new_date(update: Update, context: Context) -> None:
         return
     starts_at = datetime.fromtimestamp(ids[1], tz=UTC)
     async with use_case(update, context, *REFUSALS) as case:
-        result = await invitations.reschedule(
+        result = await decisions.reschedule(
             case.session, case.actor, ids[0], starts_at, now=case.now
         )
         live = numbered(result.board) if isinstance(result, Scheduled) else None

@@ -12,8 +12,9 @@ from telegram.ext import (
 )
 
 from bot.core.i18n import Translator
-from bot.services import conferences
-from bot.services.conferences import AlreadyPlanned, ConferenceError, Defaults, NoCandidates, Plan
+from bot.services import planning
+from bot.services.board import AlreadyPlanned, ConferenceError
+from bot.services.planning import Defaults, NoCandidates, Plan
 from handlers.common import (
     Context,
     Dialog,
@@ -76,7 +77,7 @@ async def plan_conference(update: Update, context: Context) -> str | int:
         return ConversationHandler.END
     already = refused_by(AlreadyPlanned, answer=_planned_already_below)
     async with use_case(update, context, NOT_YOURS, already) as case:
-        plan = await conferences.new_plan(
+        plan = await planning.new_plan(
             case.session,
             case.actor,
             context.runtime.cipher,
@@ -94,7 +95,7 @@ async def plan_conference(update: Update, context: Context) -> str | int:
 async def _show_plan(update: Update, context: Context, plan: Plan, *, new_message: bool) -> None:
     runtime = context.runtime
     async with runtime.database.transaction() as session:
-        view = await conferences.plan_view(
+        view = await planning.plan_view(
             session,
             context.require_actor(),
             plan,
@@ -187,12 +188,12 @@ async def adjust_plan(update: Update, context: Context) -> str | int:
         case ["r", raw] if (institution := parse_id(raw)) in plan.invited:
             assert institution is not None
             plan.invited[institution] = not plan.invited[institution]
-        case ["g", "link" | "offline" as kind] if len(plan.guardians) < conferences.MAX_GUARDIANS:
+        case ["g", "link" | "offline" as kind] if len(plan.guardians) < planning.MAX_GUARDIANS:
             plan.guardians.append(kind)
         case ["g", "x"] if plan.guardians:
             plan.guardians.pop()
         case ["d"]:
-            durations = conferences.DURATIONS
+            durations = planning.DURATIONS
             index = durations.index(plan.minutes) if plan.minutes in durations else 0
             plan.minutes = durations[(index + 1) % len(durations)]
         case ["w"]:
@@ -206,7 +207,7 @@ async def adjust_plan(update: Update, context: Context) -> str | int:
             await context.bot.send_message(
                 context.require_actor().chat_id,
                 context.tr.gettext("Type the place (at most {limit} characters).").format(
-                    limit=conferences.MAX_PLACE
+                    limit=planning.MAX_PLACE
                 ),
             )
             return PLACE
@@ -227,7 +228,7 @@ async def adjust_plan(update: Update, context: Context) -> str | int:
 async def _required_by_default(context: Context, institution_id: int) -> bool:
     runtime = context.runtime
     async with runtime.database.transaction() as session:
-        return await conferences.required_by_default(session, institution_id)
+        return await planning.required_by_default(session, institution_id)
 
 
 async def typed_place(update: Update, context: Context) -> str | int:
@@ -236,12 +237,12 @@ async def typed_place(update: Update, context: Context) -> str | int:
     if plan is None or message is None:
         return ConversationHandler.END
     text = (message.text or "").strip()
-    if not text or len(text) > conferences.MAX_PLACE:
+    if not text or len(text) > planning.MAX_PLACE:
         await answer(
             update,
             context.tr.gettext(
                 "Please type the place as text of at most {limit} characters."
-            ).format(limit=conferences.MAX_PLACE),
+            ).format(limit=planning.MAX_PLACE),
         )
         return PLACE
     plan.place = text
@@ -255,7 +256,7 @@ async def _send_poll(update: Update, context: Context, plan: Plan) -> str | int:
     already = refused_by(AlreadyPlanned, answer=_planned_already_instead)
     try:
         async with use_case(update, context, NOT_YOURS, already) as case:
-            started = await conferences.start_poll(
+            started = await planning.start_poll(
                 case.session, case.actor, plan, now=case.now, defaults=_defaults(context)
             )
     except ConferenceError:  # nobody invited: refused, and the plan stays open to fix it

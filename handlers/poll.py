@@ -14,8 +14,8 @@ from telegram.ext import CallbackQueryHandler, MessageHandler, filters
 
 from bot.core.calendar_reader import read_busy
 from bot.core.i18n import Translator
-from bot.services import conferences
-from bot.services.conferences import PollView
+from bot.services import polls
+from bot.services.polls import PollView
 from bot.transport.telegram.http import AiohttpRequest, TooBig
 from handlers.board_text import numbered, offer, refresh_board
 from handlers.common import (
@@ -45,7 +45,7 @@ async def tap_time(update: Update, context: Context) -> None:
         await no_longer_active(update, context)
         return
     async with use_case(update, context, *POLL_REFUSALS) as case:
-        view = await conferences.toggle(case.session, case.actor, ids[0], ids[1], now=case.now)
+        view = await polls.toggle(case.session, case.actor, ids[0], ids[1], now=case.now)
     if not case.done:
         return
     await answer(update, poll_text(view, context.tr), poll_markup(view, context.tr))
@@ -57,7 +57,7 @@ async def send_answer(update: Update, context: Context) -> None:
         await no_longer_active(update, context)
         return
     async with use_case(update, context, *POLL_REFUSALS) as case:
-        done = await conferences.send_answer(case.session, case.actor, ids[0], ids[1], now=case.now)
+        done = await polls.send_answer(case.session, case.actor, ids[0], ids[1], now=case.now)
         live = numbered(done.board)
     if not case.done:
         return
@@ -139,8 +139,8 @@ async def calendar_file(update: Update, context: Context) -> None:
         return
     intervals = read.intervals
     async with runtime.database.transaction() as session:
-        await conferences.save_busy(session, actor, intervals, now=now, until=until)
-        redraw = await conferences.mark_busy_in_polls(session, actor, intervals, now=now)
+        await polls.save_busy(session, actor, intervals, now=now, until=until)
+        redraw = await polls.mark_busy_in_polls(session, actor, intervals, now=now)
     text = tr.ngettext(
         "I read {n} busy time from your calendar, up to {until}.",
         "I read {n} busy times from your calendar, up to {until}.",
@@ -195,7 +195,7 @@ def _too_big(tr: Translator) -> str:
 
 async def forget_busy(update: Update, context: Context) -> None:
     async with use_case(update, context) as case:
-        forgot = await conferences.forget_busy(case.session, case.actor, now=case.now)
+        forgot = await polls.forget_busy(case.session, case.actor, now=case.now)
     _ = context.tr.gettext
     await answer(
         update,

@@ -12,9 +12,11 @@ from telegram.error import Forbidden, TelegramError
 
 from bot.core.i18n import N_, Translator
 from bot.core.models import InvitationKind
-from bot.services import conferences, members
-from bot.services.conferences import NotInPoll, PollClosed, PollView, Started, Target
+from bot.services import decisions, members, planning, polls
+from bot.services.board import NotInPoll, PollClosed, Target, coordinator_of
 from bot.services.errors import PermissionDenied
+from bot.services.planning import Started
+from bot.services.polls import PollView
 from handlers.board_text import board_markup, board_text
 from handlers.common import Context, esc, keyboard
 from handlers.notify import notify
@@ -104,14 +106,14 @@ async def deliver(context: Context, started: Started) -> None:
         )
     await tell_unreachable(context, started.conference_id, missed, everyone=True)
     async with runtime.database.transaction() as session:
-        board = await conferences.board(
+        board = await decisions.board(
             session, actor, started.conference_id, now=runtime.clock.now()
         )
     message = await context.bot.send_message(
         actor.chat_id, board_text(board, tr), reply_markup=board_markup(board, tr)
     )
     async with runtime.database.transaction() as session:
-        await conferences.set_board(session, board.conference_id, actor.chat_id, message.message_id)
+        await decisions.set_board(session, board.conference_id, actor.chat_id, message.message_id)
 
 
 async def tell_unreachable(
@@ -124,8 +126,8 @@ async def tell_unreachable(
     Whether the bot already knew of a block or learnt it from this send makes no difference.
     """
     async with context.runtime.database.transaction() as session:
-        coordinator = await conferences.coordinator_of(session, conference_id)
-        empty = await conferences.unreachable_institutions(session, conference_id)
+        coordinator = await coordinator_of(session, conference_id)
+        empty = await planning.unreachable_institutions(session, conference_id)
     failed = {target.invitation_id for target in missed}
     institutions = [name for id_, name in empty.items() if everyone or id_ in failed]
     people = [target.recipient.name for target in missed if target.invitation_id not in empty]
@@ -158,7 +160,7 @@ async def send_polls(context: Context, targets: Sequence[Target]) -> list[Target
     for target in targets:
         tr = runtime.translator(target.recipient.locale)
         async with runtime.database.transaction() as session:
-            view = await conferences.poll_of(session, target, now=runtime.clock.now())
+            view = await polls.poll_of(session, target, now=runtime.clock.now())
         text = poll_text(view, tr)
         try:
             message = await context.bot.send_message(
@@ -176,7 +178,7 @@ async def send_polls(context: Context, targets: Sequence[Target]) -> list[Target
             missed.append(target)
             continue
         async with runtime.database.transaction() as session:
-            await conferences.record_message(
+            await polls.record_message(
                 session, target.invitation_id, target.recipient, message.message_id
             )
     return missed
@@ -187,7 +189,5 @@ async def send_open_polls(context: Context) -> None:
     gets the polls waiting for them."""
     runtime = context.runtime
     async with runtime.database.transaction() as session:
-        targets = await conferences.open_polls(
-            session, context.require_actor(), now=runtime.clock.now()
-        )
+        targets = await polls.open_polls(session, context.require_actor(), now=runtime.clock.now())
     await send_polls(context, targets)

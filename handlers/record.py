@@ -25,8 +25,8 @@ from telegram.ext import (
 from bot.core.i18n import Translator
 from bot.core.models import InvitationKind, TaskParty
 from bot.core.record import record_docx, record_filename
-from bot.services import conferences, tasks
-from bot.services.conferences import Collision, Passed, TooFar
+from bot.services import decisions, tasks
+from bot.services.decisions import Collision, Passed, TooFar
 from handlers.board_text import board_markup, board_text
 from handlers.common import (
     Context,
@@ -415,7 +415,7 @@ async def typed_review(update: Update, context: Context) -> str | int:
         return REVIEW
     conference_id = int(task_draft(context).get("conference", 0))
     async with use_case(update, context, *TASK_REFUSALS) as case:
-        result = await conferences.fix_review(
+        result = await decisions.fix_review(
             case.session, case.actor, conference_id, moment, now=case.now
         )
     if not case.done:
@@ -456,7 +456,7 @@ async def typed_review(update: Update, context: Context) -> str | int:
         board_text(result.board, tr), reply_markup=board_markup(result.board, tr)
     )
     async with context.runtime.database.transaction() as session:
-        await conferences.set_board(session, result.conference_id, board.chat_id, board.message_id)
+        await decisions.set_board(session, result.conference_id, board.chat_id, board.message_id)
     await show_record(update, context, conference_id, below=True)
     return ConversationHandler.END
 

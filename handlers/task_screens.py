@@ -13,7 +13,7 @@ from telegram.error import TelegramError
 from bot.core.i18n import N_, Translator
 from bot.core.models import TaskStatus
 from bot.services import tasks
-from bot.services.conferences import PollClosed
+from bot.services.board import PollClosed
 from bot.services.errors import PermissionDenied
 from handlers.common import (
     Context,

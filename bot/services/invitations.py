@@ -1,12 +1,12 @@
-"""Calendar invitations, the answers to them, new dates, cancellation and reminders.
+"""Calendar invitations: what the outbox sends about a conference that has its time.
 
-When a conference gets its time, every participant is invited through the outbox (`bot.core.outbox`,
-planned in the same transaction, so a crash between deciding and sending loses nothing): a
-message with an `.ics` REQUEST and Accept / Tentative / Decline / Send a colleague. One UID per
-conference; SEQUENCE goes up with every new time and with a cancellation. An answer re-plans the
-member's reminders (2 days and 2 hours before, for those who come); an unanswered invitation is
-nudged once after a working day (`scheduling.policy`). A decline, and a required invitee who
-cannot come, are flagged to the coordinator at once.
+When a conference gets its time (`bot.services.decisions`), every participant is invited
+through the outbox (`bot.core.outbox`, planned in the same transaction, so a crash between
+deciding and sending loses nothing): a message with an `.ics` REQUEST and Accept / Tentative /
+Decline / Send a colleague. One UID per conference; SEQUENCE goes up with every new time and
+with a cancellation. A reply (`bot.services.replies`) re-plans the member's reminders (2 days
+and 2 hours before, for those who come); an unanswered invitation is nudged once after a
+working day (`scheduling.policy`). What a message shows is made when it is sent.
 """
 
 from __future__ import annotations
@@ -37,22 +37,14 @@ from bot.core.models import (
     Rsvp,
 )
 from bot.services import audit
-from bot.services.conferences import (
+from bot.services.board import (
     ACTIVE,
     Board,
-    Collision,
     ConferenceError,
-    Invitee,
-    Passed,
-    Scheduled,
-    _answerers,
-    _board,
-    _clash,
-    _invitee_views,
-    _own_conference,
-    _refused,
+    answerers,
+    board_of,
     district_calendar,
-    scheduled,
+    own_conference,
 )
 from bot.services.members import Actor
 from scheduling import policy
@@ -64,16 +56,11 @@ RSVP_NUDGE = "conference.rsvp_nudge"
 ENDED = "conference.ended"  # to the coordinator: it is over, record the outcome
 FLAG = "conference.flag"  # to the coordinator: a decline, with its reason if one is given
 
-REASON_MAX = 300
 PLACEHOLDER_DOMAIN = "roundtable.invalid"  # RFC 2606: never delivers anywhere
 
 
 class StaleInvitation(ConferenceError):
     """The invitation was for an earlier time, or the conference is no longer scheduled."""
-
-
-class NotYours(ConferenceError):
-    """Someone else answers for this invitation now (it was handed to a colleague)."""
 
 
 @dataclass(frozen=True)
@@ -118,21 +105,7 @@ class InviteView:
     reader_email: str | None
 
 
-@dataclass(frozen=True)
-class Answered:
-    view: InviteView
-    messages: list[tuple[int, int, str]]  # chat, message, locale of every copy to redraw
-    board: Board
-    flagged: bool
-
-
-@dataclass(frozen=True)
-class Colleague:
-    member_id: int
-    name: str
-
-
-# Planning, in the transaction that sets, moves or cancels the time.
+# Planning, in the transaction that sets, moves or cancels the time, or takes a reply.
 
 
 def _subject(conference_id: int) -> str:
@@ -166,11 +139,11 @@ async def invite_everyone(session: AsyncSession, conference: Conference, *, now:
         invitation.rsvp_by_id = invitation.rsvp_at = invitation.delegate_id = None
         invitation.decline_reason = None
         for member in await _invitees(session, invitation, conference):
-            await _plan_invite(
+            await plan_invite(
                 session, conference, invitation.id, member, now=now, previous=previous
             )
     coordinator = await session.get_one(Member, conference.coordinator_id)
-    await _plan_invite(session, conference, None, coordinator, now=now, previous=previous)
+    await plan_invite(session, conference, None, coordinator, now=now, previous=previous)
     ends = conference.starts_at + timedelta(minutes=conference.duration_minutes)
     ended = policy.Moment("ended", ends, ends + timedelta(days=30))
     await outbox.plan(
@@ -208,7 +181,7 @@ def _planned(
     )
 
 
-async def _plan_invite(
+async def plan_invite(
     session: AsyncSession,
     conference: Conference,
     invitation_id: int | None,
@@ -252,7 +225,7 @@ async def _plan_invite(
     await outbox.plan(session, items, now=now)
 
 
-async def _plan_reminders(
+async def plan_reminders(
     session: AsyncSession,
     conference: Conference,
     invitation_id: int,
@@ -260,6 +233,7 @@ async def _plan_reminders(
     *,
     now: datetime,
 ) -> None:
+    """The reminders of a member who comes (`scheduling.policy`), for the current time."""
     assert conference.starts_at is not None
     await outbox.plan(
         session,
@@ -287,54 +261,7 @@ async def _invitees(
         delegate = await session.get_one(Member, invitation.delegate_id)
         if delegate.active and delegate.reachable:
             return [delegate]
-    return [m for m in await _answerers(session, invitation, conference) if m.reachable]
-
-
-# Answers.
-
-
-async def answer(
-    session: AsyncSession,
-    actor: Actor,
-    invitation_id: int,
-    sequence: int,
-    rsvp: Rsvp,
-    *,
-    now: datetime,
-) -> Answered:
-    """Accept, tentative or decline, for the actor's institution (or themselves)."""
-    invitation, conference = await _answerable(session, actor, invitation_id, sequence, now=now)
-    member = await session.get_one(Member, actor.member_id)
-    before = invitation.rsvp
-    invitation.rsvp = rsvp
-    invitation.rsvp_by_id = actor.member_id
-    invitation.rsvp_at = now
-    invitation.delegate_id = actor.member_id
-    if rsvp is not Rsvp.DECLINED:
-        invitation.decline_reason = None
-    # Nobody needs nudging about this invitation any more; the reminders follow the answer.
-    await _cancel_follow_ups(session, conference, invitation.id, now=now)
-    if rsvp in (Rsvp.ACCEPTED, Rsvp.TENTATIVE):
-        await _plan_reminders(session, conference, invitation.id, member, now=now)
-        await _revive_reminders(session, conference, invitation.id, member.id)
-    flagged = rsvp is Rsvp.DECLINED and before is not Rsvp.DECLINED
-    if flagged:
-        await _plan_flag(session, conference, invitation, "declined", now=now)
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="invitation.answered",
-        subject_type="invitation",
-        subject_id=invitation.id,
-        answer=rsvp.value,
-    )
-    return Answered(
-        view=await _view(session, conference, invitation, actor.member_id, now=now),
-        messages=await _messages(session, invitation.id, conference.sequence),
-        board=await _board(session, conference),
-        flagged=flagged,
-    )
+    return [m for m in await answerers(session, invitation, conference) if m.reachable]
 
 
 def _invitation_prefix(conference: Conference, invitation_id: int) -> str:
@@ -342,7 +269,7 @@ def _invitation_prefix(conference: Conference, invitation_id: int) -> str:
     return f"{_prefix(conference)}i{invitation_id}:"
 
 
-async def _cancel_follow_ups(
+async def cancel_follow_ups(
     session: AsyncSession, conference: Conference, invitation_id: int, *, now: datetime
 ) -> None:
     """The invitation's pending reminders and RSVP nudges, whoever they were for."""
@@ -354,7 +281,7 @@ async def _cancel_follow_ups(
     )
 
 
-async def _revive_reminders(
+async def revive_reminders(
     session: AsyncSession, conference: Conference, invitation_id: int, member_id: int
 ) -> None:
     """Accept, decline, accept again: the reminders cancelled by the decline come back (their
@@ -373,7 +300,7 @@ async def _revive_reminders(
     )
 
 
-async def _plan_flag(
+async def plan_flag(
     session: AsyncSession,
     conference: Conference,
     invitation: Invitation,
@@ -381,6 +308,7 @@ async def _plan_flag(
     *,
     now: datetime,
 ) -> None:
+    """A flag to the coordinator about an invitation (`what`: "declined" or "reason")."""
     coordinator = await session.get_one(Member, conference.coordinator_id)
     await outbox.plan(
         session,
@@ -405,86 +333,6 @@ async def _plan_flag(
     )
 
 
-async def give_reason(
-    session: AsyncSession,
-    actor: Actor,
-    invitation_id: int,
-    sequence: int,
-    reason: str,
-    *,
-    cipher: Cipher,
-    now: datetime,
-) -> bool:
-    """The optional reason for a decline: stored encrypted, shown to the coordinator only."""
-    invitation, conference = await _answerable(session, actor, invitation_id, sequence, now=now)
-    if invitation.rsvp is not Rsvp.DECLINED:
-        raise StaleInvitation("not declined")
-    invitation.decline_reason = cipher.encrypt_json(reason[:REASON_MAX])
-    await _plan_flag(session, conference, invitation, "reason", now=now)
-    return True
-
-
-def reason_of(invitation: Invitation, cipher: Cipher) -> str | None:
-    if invitation.decline_reason is None:
-        return None
-    return str(cipher.decrypt_json(invitation.decline_reason))
-
-
-async def colleagues(
-    session: AsyncSession, actor: Actor, invitation_id: int, sequence: int, *, now: datetime
-) -> list[Colleague]:
-    """The members of the actor's institution the invitation can be handed to."""
-    invitation, conference = await _answerable(session, actor, invitation_id, sequence, now=now)
-    return await _colleagues(session, actor, invitation, conference)
-
-
-async def _colleagues(
-    session: AsyncSession, actor: Actor, invitation: Invitation, conference: Conference
-) -> list[Colleague]:
-    if invitation.kind is not InvitationKind.INSTITUTION:
-        return []
-    people = await _answerers(session, invitation, conference)
-    return [Colleague(m.id, m.display_name) for m in people if m.id != actor.member_id]
-
-
-async def hand_over(
-    session: AsyncSession,
-    actor: Actor,
-    invitation_id: int,
-    sequence: int,
-    colleague_id: int,
-    *,
-    now: datetime,
-) -> tuple[InviteView, str]:
-    """The invitation goes to a colleague, who answers for it from now on."""
-    invitation, conference = await _answerable(session, actor, invitation_id, sequence, now=now)
-    allowed = {c.member_id for c in await _colleagues(session, actor, invitation, conference)}
-    if colleague_id not in allowed:
-        raise _refused(
-            actor, "invitation.hand_over", invitation_id, now=now, subject_type="invitation"
-        )
-    colleague = await session.get_one(Member, colleague_id)
-    invitation.delegate_id = colleague.id
-    invitation.rsvp = Rsvp.PENDING
-    invitation.rsvp_by_id = None
-    invitation.rsvp_at = None
-    await _cancel_follow_ups(session, conference, invitation.id, now=now)
-    await _plan_invite(
-        session, conference, invitation.id, colleague, now=now, again=f"h{int(now.timestamp())}"
-    )
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="invitation.handed_over",
-        subject_type="invitation",
-        subject_id=invitation.id,
-        to=colleague.id,
-    )
-    view = await _view(session, conference, invitation, actor.member_id, now=now)
-    return view, colleague.display_name
-
-
 async def reinvite(
     session: AsyncSession,
     conference: Conference,
@@ -496,45 +344,9 @@ async def reinvite(
     """An invitation back with its institution (its answer already reset, e.g. by a leaver's
     hand-over): its pending follow-ups go, and whoever may answer for it now is invited again,
     with a fresh key (`again`) as they may have been invited to this time before."""
-    await _cancel_follow_ups(session, conference, invitation.id, now=now)
+    await cancel_follow_ups(session, conference, invitation.id, now=now)
     for member in await _invitees(session, invitation, conference):
-        await _plan_invite(session, conference, invitation.id, member, now=now, again=again)
-
-
-async def _answerable(
-    session: AsyncSession, actor: Actor, invitation_id: int, sequence: int, *, now: datetime
-) -> tuple[Invitation, Conference]:
-    invitation = await session.get(Invitation, invitation_id)
-    if invitation is None:
-        raise _refused(
-            actor, "invitation.answer", invitation_id, now=now, subject_type="invitation"
-        )
-    conference = await session.get_one(Conference, invitation.conference_id, with_for_update=True)
-    people = {m.id for m in await _answerers(session, invitation, conference)}
-    if actor.member_id not in people:
-        raise _refused(
-            actor, "invitation.answer", invitation_id, now=now, subject_type="invitation"
-        )
-    if conference.status is not ConferenceStatus.SCHEDULED or conference.sequence != sequence:
-        raise StaleInvitation("an earlier time")
-    if conference.starts_at is not None and conference.starts_at <= now:
-        raise StaleInvitation("over")
-    if invitation.delegate_id is not None and invitation.delegate_id != actor.member_id:
-        delegate = await session.get_one(Member, invitation.delegate_id)
-        if delegate.active:
-            raise NotYours(delegate.display_name)
-    return invitation, conference
-
-
-async def _messages(
-    session: AsyncSession, invitation_id: int, sequence: int
-) -> list[tuple[int, int, str]]:
-    rows = await session.execute(
-        select(InviteMessage.chat_id, InviteMessage.message_id, Member.locale)
-        .join(Member, InviteMessage.member_id == Member.id)
-        .where(InviteMessage.invitation_id == invitation_id, InviteMessage.sequence == sequence)
-    )
-    return [(chat, message, locale) for chat, message, locale in rows]
+        await plan_invite(session, conference, invitation.id, member, now=now, again=again)
 
 
 async def record_message(
@@ -580,12 +392,12 @@ async def invite_view(
         invitation = await session.get(Invitation, invitation_id)
         if invitation is None:
             return None
-    return await _view(
+    return await view_of(
         session, conference, invitation, member_id, now=now, previous=previous, everyone=attendees
     )
 
 
-async def _view(
+async def view_of(
     session: AsyncSession,
     conference: Conference,
     invitation: Invitation | None,
@@ -595,6 +407,8 @@ async def _view(
     previous: datetime | None = None,
     everyone: bool = True,
 ) -> InviteView:
+    """An invitation (None: the coordinator's own copy) as `member_id` reads it; without
+    `everyone`, the other attendees are left out."""
     district = await session.get_one(District, conference.district_id)
     case = await session.get_one(Case, conference.case_id)
     coordinator = await session.get_one(Member, conference.coordinator_id)
@@ -628,7 +442,7 @@ async def _view(
     rsvp_by = None
     if invitation is not None:
         if invitation.kind is InvitationKind.INSTITUTION:
-            people = await _answerers(session, invitation, conference)
+            people = await answerers(session, invitation, conference)
             may_hand_over = len(people) > 1
         if invitation.rsvp_by_id is not None:
             rsvp_by = (await session.get_one(Member, invitation.rsvp_by_id)).display_name
@@ -691,46 +505,37 @@ async def _attendee(session: AsyncSession, invitation: Invitation) -> Attendee:
     )
 
 
-# The coordinator: a new date, a new poll, a cancellation; what a flag says.
+def reason_of(invitation: Invitation, cipher: Cipher) -> str | None:
+    if invitation.decline_reason is None:
+        return None
+    return str(cipher.decrypt_json(invitation.decline_reason))
 
 
-async def reschedule(
-    session: AsyncSession, actor: Actor, conference_id: int, starts_at: datetime, *, now: datetime
-) -> Scheduled | Collision | Passed:
-    """A new time chosen directly: an updated invitation (same UID, SEQUENCE + 1) to all."""
-    conference = await _own_conference(session, actor, conference_id, now=now)
-    await session.refresh(conference, with_for_update=True)
-    if conference.status is not ConferenceStatus.SCHEDULED:
-        raise StaleInvitation("not scheduled")
-    if starts_at <= now:
-        return Passed(starts_at)
-    clash = await _clash(session, conference, starts_at)
-    if clash is not None:
-        return clash
-    before = conference.starts_at
-    conference.starts_at = starts_at
-    conference.decided_at = now
-    await invite_everyone(session, conference, now=now)
+@dataclass(frozen=True)
+class Undelivered:
+    coordinator_chat_id: int
+    coordinator_locale: str
+    case_code: str
+    name: str
+
+
+async def undelivered(session: AsyncSession, conference_id: int, member_id: int) -> Undelivered:
+    """Who could not be reached about which conference, for its coordinator."""
+    conference = await session.get_one(Conference, conference_id)
     case = await session.get_one(Case, conference.case_id)
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="conference.rescheduled",
-        subject_type="conference",
-        subject_id=conference.id,
-        case=case.code,
-        starts_at=starts_at.isoformat(),
-        previous=before.isoformat() if before else None,
-    )
-    return await scheduled(session, conference)
+    coordinator = await session.get_one(Member, conference.coordinator_id)
+    member = await session.get_one(Member, member_id)
+    return Undelivered(coordinator.chat_id, coordinator.locale, case.code, member.display_name)
+
+
+# The coordinator cancels.
 
 
 async def cancellable(
     session: AsyncSession, actor: Actor, conference_id: int, *, now: datetime
 ) -> int:
     """An active conference the actor may cancel (before asking to confirm); audited refusal."""
-    conference = await _own_conference(session, actor, conference_id, now=now)
+    conference = await own_conference(session, actor, conference_id, now=now)
     _require_active(conference)
     return conference.id
 
@@ -744,7 +549,7 @@ async def cancel_conference(
     session: AsyncSession, actor: Actor, conference_id: int, *, now: datetime
 ) -> Board:
     """Cancelled: everyone invited gets a CANCEL (SEQUENCE + 1); nothing pending is sent."""
-    conference = await _own_conference(session, actor, conference_id, now=now)
+    conference = await own_conference(session, actor, conference_id, now=now)
     await session.refresh(conference, with_for_update=True)
     _require_active(conference)
     invited = conference.invited_starts_at is not None
@@ -790,52 +595,4 @@ async def cancel_conference(
         subject_id=conference.id,
         case=case.code,
     )
-    return await _board(session, conference)
-
-
-@dataclass(frozen=True)
-class Flag:
-    case_code: str
-    conference_id: int
-    starts_at: datetime | None
-    invitee: Invitee  # rsvp_by: who declined
-    what: str  # "declined" or "reason"
-    reason: str | None
-    current: bool  # still the answer (not changed since)
-
-
-async def flag_view(
-    session: AsyncSession, cipher: Cipher, conference_id: int, invitation_id: int, what: str
-) -> Flag | None:
-    conference = await session.get(Conference, conference_id)
-    invitation = await session.get(Invitation, invitation_id)
-    if conference is None or invitation is None:
-        return None
-    case = await session.get_one(Case, conference.case_id)
-    return Flag(
-        case_code=case.code,
-        conference_id=conference.id,
-        starts_at=conference.starts_at,
-        invitee=(await _invitee_views(session, [invitation]))[0],
-        what=what,
-        reason=reason_of(invitation, cipher),
-        current=conference.status is ConferenceStatus.SCHEDULED
-        and invitation.rsvp is Rsvp.DECLINED,
-    )
-
-
-@dataclass(frozen=True)
-class Undelivered:
-    coordinator_chat_id: int
-    coordinator_locale: str
-    case_code: str
-    name: str
-
-
-async def undelivered(session: AsyncSession, conference_id: int, member_id: int) -> Undelivered:
-    """Who could not be reached about which conference, for its coordinator."""
-    conference = await session.get_one(Conference, conference_id)
-    case = await session.get_one(Case, conference.case_id)
-    coordinator = await session.get_one(Member, conference.coordinator_id)
-    member = await session.get_one(Member, member_id)
-    return Undelivered(coordinator.chat_id, coordinator.locale, case.code, member.display_name)
+    return await board_of(session, conference)

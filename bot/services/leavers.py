@@ -27,7 +27,7 @@ from bot.core.models import (
     TaskStatus,
 )
 from bot.services import invitations
-from bot.services.conferences import _answerers
+from bot.services.board import answerers
 
 HANDOVER = "member.handover"  # to a coordinator: what a leaver held, with a button per task
 
@@ -191,7 +191,7 @@ async def handover_view(
     )
     for invitation, conference, code, institution in rows:
         assert conference.starts_at is not None
-        colleagues = await _answerers(session, invitation, conference)
+        colleagues = await answerers(session, invitation, conference)
         held_invitations.append(
             HeldInvitation(
                 invitation.id,

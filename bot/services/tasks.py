@@ -40,14 +40,9 @@ from bot.core.models import (
 )
 from bot.core.record import AttendanceLine, RecordDocument, TaskLine
 from bot.services import audit
-from bot.services.conferences import (
-    ACTIVE,
-    Recipient,
-    _own_conference,
-    _refused,
-    district_calendar,
-    recipient_of,
-)
+from bot.services.board import ACTIVE, Recipient, district_calendar, recipient_of
+from bot.services.board import own_conference as _own_conference
+from bot.services.board import refused as _refused
 from bot.services.errors import ServiceError
 from bot.services.invitations import cancel_conference
 from bot.services.members import Actor

@@ -21,10 +21,11 @@ from bot.core.models import (
     Role,
     SlotAnswer,
 )
-from bot.services import conferences, members
-from bot.services.conferences import Defaults, Plan, PollClosed, Started
+from bot.services import decisions, members, planning, polls
+from bot.services.board import PollClosed, district_calendar
 from bot.services.errors import PermissionDenied
 from bot.services.members import Actor
+from bot.services.planning import Defaults, Plan, Started
 from tests.bot.sql import statements
 from tests.bot.test_members import _join
 
@@ -52,7 +53,7 @@ async def _start(
     """A poll for a new case of the coordinator."""
     case_id = await _case(database, clock, coordinator)
     async with database.transaction() as session:
-        started = await conferences.start_poll(
+        started = await planning.start_poll(
             session,
             coordinator,
             Plan(case_id=case_id, invited=invited, place="OSPOD Cheb"),
@@ -123,10 +124,10 @@ async def test_only_the_invited_institution_answers_and_nobody_after_the_deadlin
     for intruder in (stranger, other_coordinator):
         with pytest.raises(PermissionDenied):
             async with database.transaction() as session:
-                await conferences.toggle(session, intruder, invitation, slot.id, now=clock.now())
+                await polls.toggle(session, intruder, invitation, slot.id, now=clock.now())
     with pytest.raises(PermissionDenied):
         async with database.transaction() as session:
-            await conferences.confirm(
+            await decisions.confirm(
                 session, other_coordinator, started.conference_id, slot.id, now=clock.now()
             )
     async with database.transaction() as session:
@@ -138,16 +139,16 @@ async def test_only_the_invited_institution_answers_and_nobody_after_the_deadlin
     assert refused == ["conference.answer.refused"] * 2 + ["conference.manage.refused"]
 
     async with database.transaction() as session:
-        view = await conferences.toggle(session, teacher, invitation, slot.id, now=clock.now())
+        view = await polls.toggle(session, teacher, invitation, slot.id, now=clock.now())
     assert view.votes[slot.id].value == "yes"
     async with database.transaction() as session:
-        conference = await conferences.board(
+        conference = await decisions.board(
             session, coordinator, started.conference_id, now=clock.now()
         )
     clock.set(conference.deadline)
     with pytest.raises(PollClosed):
         async with database.transaction() as session:
-            await conferences.send_answer(session, teacher, invitation, 1, now=clock.now())
+            await polls.send_answer(session, teacher, invitation, 1, now=clock.now())
 
 
 async def test_institution_hours_narrow_the_district_hours(
@@ -166,7 +167,7 @@ async def test_institution_hours_narrow_the_district_hours(
         {teacher.institution_id: True},
     )
     for slot in await _slots(database, started.conference_id):
-        local = slot.starts_at.astimezone(conferences.district_calendar(district).zone)
+        local = slot.starts_at.astimezone(district_calendar(district).zone)
         assert time(12, 0) <= local.time() and local + timedelta(minutes=90) <= local.replace(
             hour=17, minute=0
         )
@@ -178,7 +179,7 @@ async def test_a_plan_starts_from_the_district_place_and_the_referral_concerns(
     coordinator = await _join(database, clock, Role.COORDINATOR, 1, institution="OSPOD Cheb")
     case_id = await _case(database, clock, coordinator)
     async with database.transaction() as session:
-        plan = await conferences.new_plan(
+        plan = await planning.new_plan(
             session, coordinator, cipher, case_id, now=clock.now(), defaults=DEFAULTS
         )
     assert plan.place == "OSPOD Cheb"  # no district place set: the coordinator's institution
@@ -187,7 +188,7 @@ async def test_a_plan_starts_from_the_district_place_and_the_referral_concerns(
         await members.configure_district(
             session, "Cheb", place="MěÚ Cheb, zasedačka 2", now=clock.now()
         )
-        plan = await conferences.new_plan(
+        plan = await planning.new_plan(
             session, coordinator, cipher, case_id, now=clock.now(), defaults=DEFAULTS
         )
     assert plan.place == "MěÚ Cheb, zasedačka 2"
@@ -206,14 +207,12 @@ async def test_a_time_already_past_cannot_be_confirmed(
     first = (await _slots(database, started.conference_id))[0]
     clock.set(first.starts_at + timedelta(minutes=1))
     async with database.transaction() as session:
-        result = await conferences.confirm(
+        result = await decisions.confirm(
             session, coordinator, started.conference_id, first.id, now=clock.now()
         )
-    assert result == conferences.Passed(first.starts_at)
+    assert result == decisions.Passed(first.starts_at)
     async with database.transaction() as session:
-        board = await conferences.board(
-            session, coordinator, started.conference_id, now=clock.now()
-        )
+        board = await decisions.board(session, coordinator, started.conference_id, now=clock.now())
     assert board.status.value == "polling"
 
 
@@ -235,9 +234,9 @@ async def test_answers_sent_at_the_same_moment_are_all_taken_and_offer_once(
     school = next(t.invitation_id for t in started.targets if t.recipient.member_id == 2)
     police = next(t.invitation_id for t in started.targets if t.recipient.member_id == 4)
 
-    async def send(actor: Actor, invitation: int) -> conferences.Answered:
+    async def send(actor: Actor, invitation: int) -> polls.Answered:
         async with database.transaction() as session:
-            return await conferences.send_answer(session, actor, invitation, 1, now=clock.now())
+            return await polls.send_answer(session, actor, invitation, 1, now=clock.now())
 
     results = await asyncio.gather(
         send(teacher, school), send(colleague, school), send(officer, police)
@@ -268,12 +267,12 @@ async def test_the_board_and_a_tap_cost_the_same_queries_for_two_or_six_institut
         for person in invited:  # everyone has answered: the board names who did
             invitation = by_institution[person.member_id].invitation_id
             async with database.transaction() as session:
-                await conferences.toggle(session, person, invitation, slot.id, now=clock.now())
+                await polls.toggle(session, person, invitation, slot.id, now=clock.now())
             async with database.transaction() as session:
-                await conferences.send_answer(session, person, invitation, 1, now=clock.now())
+                await polls.send_answer(session, person, invitation, 1, now=clock.now())
         with statements(database) as board_queries:
             async with database.transaction() as session:
-                board = await conferences.board(
+                board = await decisions.board(
                     session, coordinator, started.conference_id, now=clock.now()
                 )
         assert [invitee.answered_by for invitee in board.invitees] == [
@@ -282,7 +281,7 @@ async def test_the_board_and_a_tap_cost_the_same_queries_for_two_or_six_institut
         invitation = by_institution[invited[0].member_id].invitation_id
         with statements(database) as tap_queries:
             async with database.transaction() as session:
-                await conferences.toggle(session, invited[0], invitation, slot.id, now=clock.now())
+                await polls.toggle(session, invited[0], invitation, slot.id, now=clock.now())
         costs.append((len(board_queries), len(tap_queries)))
     print("statements for the board and a tap, 2 and 6 institutions:", costs)
     assert costs[0] == costs[1], costs

@@ -56,10 +56,22 @@ from bot.core.models import (
     UserData,
     conversation_key,
 )
-from bot.services import conferences, invitations, members, privacy, referrals, tasks
-from bot.services.conferences import Defaults, Plan, Scheduled, Started
+from bot.services import (
+    decisions,
+    invitations,
+    members,
+    planning,
+    polls,
+    privacy,
+    referrals,
+    replies,
+    tasks,
+)
+from bot.services.board import Target
+from bot.services.decisions import Scheduled
 from bot.services.errors import PermissionDenied
 from bot.services.members import Actor
+from bot.services.planning import Defaults, Plan, Started
 from tests.bot.test_keys import stored
 from tests.bot.test_members import _join
 from tests.conftest import TEST_KEY
@@ -231,7 +243,7 @@ async def _case_through_its_life(
             place=f"Family home {marker}",
             guardians=["link"] * len(guardians),
         )
-        started = await conferences.start_poll(
+        started = await planning.start_poll(
             session, coordinator, plan, now=clock.now(), defaults=Defaults()
         )
     assert isinstance(started, Started)
@@ -239,11 +251,9 @@ async def _case_through_its_life(
     for guardian, link in zip(guardians, started.links, strict=True):
         targets += await _guardian_joins(database, clock, guardian, link.code)
     async with database.transaction() as session:
-        await conferences.set_board(session, started.conference_id, 1, 900)
+        await decisions.set_board(session, started.conference_id, 1, 900)
         for number, target in enumerate(targets, start=1000):
-            await conferences.record_message(
-                session, target.invitation_id, target.recipient, number
-            )
+            await polls.record_message(session, target.invitation_id, target.recipient, number)
     async with database.transaction() as session:
         slot = await session.scalar(
             select(ConferenceSlot)
@@ -251,7 +261,7 @@ async def _case_through_its_life(
             .order_by(ConferenceSlot.starts_at)
         )
         assert slot is not None
-        scheduled = await conferences.confirm(
+        scheduled = await decisions.confirm(
             session, coordinator, started.conference_id, slot.id, now=clock.now()
         )
     assert isinstance(scheduled, Scheduled)
@@ -268,7 +278,7 @@ async def _case_through_its_life(
                 chat_id=target.recipient.chat_id,
                 message_id=number,
             )
-        await invitations.answer(
+        await replies.answer(
             session,
             team.teacher,
             invitation_of[team.teacher.member_id],
@@ -276,7 +286,7 @@ async def _case_through_its_life(
             Rsvp.ACCEPTED,
             now=clock.now(),
         )
-        await invitations.answer(
+        await replies.answer(
             session,
             team.officer,
             invitation_of[team.officer.member_id],
@@ -284,7 +294,7 @@ async def _case_through_its_life(
             Rsvp.DECLINED,
             now=clock.now(),
         )
-        await invitations.give_reason(
+        await replies.give_reason(
             session,
             team.officer,
             invitation_of[team.officer.member_id],
@@ -333,7 +343,7 @@ async def _case_through_its_life(
 
 async def _guardian_joins(
     database: Database, clock: FakeClock, guardian: Guardian, code: str
-) -> list[conferences.Target]:
+) -> list[Target]:
     """The guardian opens the link: registered, and the poll reaches their chat."""
     async with database.transaction() as session:
         joined = await members.redeem_invite(
@@ -348,7 +358,7 @@ async def _guardian_joins(
         )
         assert isinstance(joined, members.Joined)
         assert joined.actor.is_guardian
-        return await conferences.open_polls(session, joined.actor, now=clock.now())
+        return await polls.open_polls(session, joined.actor, now=clock.now())
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from bot.core.models import (
 from bot.core.runtime import Runtime
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from bot.sandbox.models import BotMessage
-from bot.services import conferences, members
+from bot.services import decisions, members
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_conferences import answer_poll, open_case, slot_buttons, until
 
@@ -369,11 +369,11 @@ async def test_a_restart_between_planning_and_sending_and_a_blocked_participant(
         actor = await members.find_actor(session, 1)
         assert actor is not None
         conference = (await session.scalars(select(Conference))).one()
-        slots = await conferences.fresh_board(session, conference.id)
-        done = await conferences.confirm(
+        slots = await decisions.fresh_board(session, conference.id)
+        done = await decisions.confirm(
             session, actor, conference.id, slots.slots[0].id, now=clock.now()
         )
-        assert isinstance(done, conferences.Scheduled)
+        assert isinstance(done, decisions.Scheduled)
     async with runtime.database.transaction() as session:
         claimed = await session.scalar(
             select(OutboxRow.id).where(OutboxRow.kind == "conference.invite").limit(1)

@@ -43,7 +43,7 @@ from bot.core.models import (
     TaskStatus,
 )
 from bot.sandbox import Person
-from bot.services import conferences, members, tasks
+from bot.services import decisions, members, planning, tasks
 from bot.transport.telegram import delivery
 from handlers.invitations import REASON
 from handlers.record import DUE, OWNER, REVIEW, SUMMARY, TITLE
@@ -216,7 +216,7 @@ class MeetingDriver(Driver):
     async def scheduled(self, coordinator: Person, number: int) -> int:
         """A case whose conference is set, as the coordinator's dialogs leave it."""
         runtime = self.bot.runtime
-        defaults = conferences.Defaults.of(runtime.settings)
+        defaults = planning.Defaults.of(runtime.settings)
         now = runtime.clock.now()
         async with runtime.database.transaction() as session:
             actor = await members.find_actor(session, coordinator.user_id)
@@ -230,20 +230,20 @@ class MeetingDriver(Driver):
             )
             session.add(case)
             await session.flush()
-            plan = await conferences.new_plan(
+            plan = await planning.new_plan(
                 session, actor, runtime.cipher, case.id, now=now, defaults=defaults
             )
             invited = await session.scalars(
                 select(Institution.id).where(Institution.name.in_(("Policie Cheb", "PPP Cheb")))
             )
             plan.invited = dict.fromkeys(invited, True)
-            started = await conferences.start_poll(session, actor, plan, now=now, defaults=defaults)
-            assert isinstance(started, conferences.Started)
-            board = await conferences.board(session, actor, started.conference_id, now=now)
-            done = await conferences.confirm(
+            started = await planning.start_poll(session, actor, plan, now=now, defaults=defaults)
+            assert isinstance(started, planning.Started)
+            board = await decisions.board(session, actor, started.conference_id, now=now)
+            done = await decisions.confirm(
                 session, actor, started.conference_id, board.slots[0].id, now=now
             )
-            assert isinstance(done, conferences.Scheduled)
+            assert isinstance(done, decisions.Scheduled)
             return started.conference_id
 
     async def perform_one(self, action: Single | Later) -> None:  # type: ignore[override]

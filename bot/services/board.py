@@ -1,0 +1,387 @@
+"""The shared read model of a case conference, and who may act on it.
+
+What every stage of a conference (planning, the poll, the decision, the calendar invitations)
+reads the same way: the coordinator's board with its invitees and candidate times, who answers
+for an invitation and how to reach them, the district's working calendar, and the permission
+checks, whose refusals are audited. The errors that several stages raise are here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core.db import preload
+from bot.core.models import (
+    Case,
+    CaseStatus,
+    Conference,
+    ConferenceSlot,
+    ConferenceStatus,
+    District,
+    Institution,
+    Invitation,
+    InvitationKind,
+    Member,
+    Role,
+    Rsvp,
+    SlotAnswer,
+)
+from bot.services import audit
+from bot.services.errors import PermissionDenied, ServiceError
+from bot.services.members import Actor
+from scheduling.calendar import WorkingCalendar
+from scheduling.finder import Best, NoCommonSlot, Vote, Voter, best_slot
+
+ACTIVE = (ConferenceStatus.POLLING, ConferenceStatus.SCHEDULED)  # one at a time per case
+
+
+class ConferenceError(ServiceError):
+    """A conference request that cannot be carried out as asked."""
+
+
+class PollClosed(ConferenceError):
+    """The poll is over (decided, replaced or past its deadline): answers are no longer taken."""
+
+
+class NotInPoll(ConferenceError):
+    """A time from an earlier round of the poll (a stale button)."""
+
+
+class AlreadyPlanned(ConferenceError):
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Recipient:
+    member_id: int
+    chat_id: int
+    locale: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A poll message to send: who gets it, for which invitation."""
+
+    invitation_id: int
+    recipient: Recipient
+
+
+@dataclass(frozen=True)
+class Slot:
+    id: int
+    starts_at: datetime
+
+
+@dataclass(frozen=True)
+class Invitee:
+    id: int
+    kind: InvitationKind
+    name: str  # the institution's name; guardians are numbered instead
+    number: int
+    required: bool
+    answered_by: str | None
+    answered_at: datetime | None
+    reachable: bool
+    rsvp: Rsvp = Rsvp.PENDING  # the answer to the calendar invitation
+    rsvp_by: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The finder's verdict, in slots and invitees."""
+
+    best: Slot | None
+    yes: int = 0
+    if_need_be: tuple[Invitee, ...] = ()
+    blockers: dict[int, tuple[Invitee, ...]] = field(default_factory=dict)  # slot id -> who
+
+
+@dataclass(frozen=True)
+class Board:
+    """The coordinator's live view of a poll."""
+
+    conference_id: int
+    case_code: str
+    status: ConferenceStatus
+    deadline: datetime
+    starts_at: datetime | None
+    invitees: list[Invitee]
+    slots: list[Slot]
+    outcome: Outcome
+    chat_id: int | None
+    message_id: int | None
+    locale: str
+    round: int
+    coordinator_id: int
+
+
+# The working calendar of a district.
+
+
+@lru_cache(maxsize=64)
+def _calendar(zone: str, starts: time, ends: time) -> WorkingCalendar:
+    return WorkingCalendar(zone=ZoneInfo(zone), day_starts=starts, day_ends=ends)
+
+
+def district_calendar(district: District) -> WorkingCalendar:
+    """The district's working days and hours, in its zone (one object per zone and hours)."""
+    return _calendar(district.timezone, district.day_starts, district.day_ends)
+
+
+# Who may act: permission checks, with an audited refusal.
+
+
+async def own_case(session: AsyncSession, actor: Actor, case_id: int, *, now: datetime) -> Case:
+    """An open case of the actor's district, for its coordinators to plan a conference for."""
+    case = await session.get(Case, case_id)
+    if (
+        case is None
+        or actor.role is not Role.COORDINATOR
+        or case.district_id != actor.district_id
+        or case.status is not CaseStatus.OPEN
+    ):
+        raise refused(actor, "conference.plan", case_id, now=now, subject_type="case")
+    return case
+
+
+async def own_conference(
+    session: AsyncSession, actor: Actor, conference_id: int, *, now: datetime
+) -> Conference:
+    """A conference of the actor's district, for its coordinators."""
+    conference = await session.get(Conference, conference_id)
+    if (
+        conference is None
+        or actor.role is not Role.COORDINATOR
+        or conference.district_id != actor.district_id
+    ):
+        raise refused(actor, "conference.manage", conference_id, now=now)
+    return conference
+
+
+async def no_active_conference(session: AsyncSession, case: Case) -> None:
+    """A case has one conference at a time: none may be polling or scheduled already."""
+    active = await session.scalar(
+        select(Conference.id)
+        .where(Conference.case_id == case.id, Conference.status.in_(ACTIVE))
+        .limit(1)
+    )
+    if active is not None:
+        raise AlreadyPlanned(case.code)
+
+
+def refused(
+    actor: Actor,
+    action: str,
+    subject_id: int,
+    *,
+    now: datetime,
+    subject_type: str = "conference",
+) -> PermissionDenied:
+    """The audited refusal of a conference action (or of one on a case or an invitation)."""
+    return audit.refusal(
+        action, at=now, actor_id=actor.member_id, subject_type=subject_type, subject_id=subject_id
+    )
+
+
+# Who answers for an invitation, and how to reach them.
+
+
+async def answerers(
+    session: AsyncSession, invitation: Invitation, conference: Conference
+) -> list[Member]:
+    """Who may answer for an invitation: the institution's active members (not the
+    coordinator), the guardian who joined by the link; an offline guardian has none."""
+    if invitation.kind is InvitationKind.INSTITUTION:
+        query = (
+            select(Member)
+            .where(
+                Member.institution_id == invitation.institution_id,
+                Member.active.is_(True),
+                Member.id != conference.coordinator_id,
+            )
+            .order_by(Member.id)
+        )
+        return list(await session.scalars(query))
+    if invitation.kind is InvitationKind.GUARDIAN and invitation.member_id is not None:
+        member = await session.get_one(Member, invitation.member_id)
+        return [member] if member.active else []
+    return []
+
+
+async def recipient_of(session: AsyncSession, member_id: int) -> Recipient:
+    return as_recipient(await session.get_one(Member, member_id))
+
+
+def as_recipient(member: Member) -> Recipient:
+    """Where and in which language a member gets a message."""
+    return Recipient(member.id, member.chat_id, member.locale, member.display_name)
+
+
+async def coordinator_of(session: AsyncSession, conference_id: int) -> Recipient:
+    conference = await session.get_one(Conference, conference_id)
+    return as_recipient(await session.get_one(Member, conference.coordinator_id))
+
+
+async def poll_targets(session: AsyncSession, conference_id: int) -> list[Target]:
+    """Every reachable member who answers for an invitation."""
+    conference = await session.get_one(Conference, conference_id)
+    invitations = await session.scalars(
+        select(Invitation).where(Invitation.conference_id == conference_id).order_by(Invitation.id)
+    )
+    targets: list[Target] = []
+    for invitation in invitations:
+        people = await answerers(session, invitation, conference)
+        targets += [
+            Target(invitation.id, as_recipient(person)) for person in people if person.reachable
+        ]
+    return targets
+
+
+# The coordinator's board: the invitees, the times of the current round, the best one.
+
+
+async def board_of(session: AsyncSession, conference: Conference) -> Board:
+    """The board as it is now (whoever calls has checked that the reader may see it)."""
+    case = await session.get_one(Case, conference.case_id)
+    coordinator = await session.get_one(Member, conference.coordinator_id)
+    rows = list(
+        await session.scalars(
+            select(Invitation)
+            .where(Invitation.conference_id == conference.id)
+            .order_by(Invitation.id)
+        )
+    )
+    invitees = await invitee_views(session, rows)
+    slots = await current_slots(session, conference)
+    return Board(
+        conference_id=conference.id,
+        case_code=case.code,
+        status=conference.status,
+        deadline=conference.deadline,
+        starts_at=conference.starts_at,
+        invitees=invitees,
+        slots=slots,
+        outcome=await _outcome(session, invitees, slots),
+        chat_id=conference.board_chat_id,
+        message_id=conference.board_message_id,
+        locale=coordinator.locale,
+        round=conference.round,
+        coordinator_id=coordinator.id,
+    )
+
+
+async def _outcome(session: AsyncSession, invitees: list[Invitee], slots: list[Slot]) -> Outcome:
+    by_id = {invitee.id: invitee for invitee in invitees}
+    index = {slot.id: position for position, slot in enumerate(slots)}
+    votes: dict[tuple[int, int], Vote] = {}
+    if by_id:
+        rows = await session.execute(
+            select(SlotAnswer.invitation_id, SlotAnswer.slot_id, SlotAnswer.vote).where(
+                SlotAnswer.invitation_id.in_(by_id)
+            )
+        )
+        for invitation_id, slot_id, vote in rows:
+            if slot_id in index:
+                votes[(invitation_id, index[slot_id])] = Vote(vote)
+    voters = [Voter(invitee.id, invitee.required) for invitee in invitees]
+    verdict = best_slot(len(slots), voters, votes)
+    if isinstance(verdict, Best):
+        return Outcome(
+            best=slots[verdict.slot],
+            yes=verdict.yes,
+            if_need_be=tuple(by_id[key] for key in verdict.if_need_be),
+        )
+    assert isinstance(verdict, NoCommonSlot)
+    return Outcome(
+        best=None,
+        blockers={
+            slots[position].id: tuple(by_id[key] for key in keys)
+            for position, keys in verdict.blockers.items()
+        },
+    )
+
+
+async def current_slots(session: AsyncSession, conference: Conference) -> list[Slot]:
+    """The times of the poll's current round, in time order."""
+    rows = await session.scalars(
+        select(ConferenceSlot)
+        .where(
+            ConferenceSlot.conference_id == conference.id,
+            ConferenceSlot.round == conference.round,
+        )
+        .order_by(ConferenceSlot.starts_at)
+    )
+    return [Slot(row.id, row.starts_at) for row in rows]
+
+
+async def invitee_views(session: AsyncSession, invitations: Sequence[Invitation]) -> list[Invitee]:
+    """The invitations as the coordinator's board and the polls show them, in three queries
+    for any number of them."""
+    institution_ids = {row.institution_id for row in invitations if row.institution_id}
+    await preload(session, Institution, institution_ids)
+    await preload(
+        session,
+        Member,
+        [row.member_id for row in invitations if row.kind is InvitationKind.GUARDIAN]
+        + [row.answered_by_id for row in invitations]
+        + [row.rsvp_by_id for row in invitations],
+    )
+    reachable = await _reachable_institutions(session, institution_ids)
+    return [await _invitee(session, row, reachable) for row in invitations]
+
+
+async def _reachable_institutions(session: AsyncSession, ids: Iterable[int]) -> set[int]:
+    """Those of the institutions with an active member the bot can write to."""
+    wanted = set(ids)
+    if not wanted:
+        return set()
+    rows = await session.scalars(
+        select(Member.institution_id)
+        .where(
+            Member.institution_id.in_(wanted),
+            Member.active.is_(True),
+            Member.reachable.is_(True),
+        )
+        .distinct()
+    )
+    return set(rows)
+
+
+async def _invitee(session: AsyncSession, invitation: Invitation, reachable: set[int]) -> Invitee:
+    # The rows were preloaded by invitee_views: these gets find them without a query.
+    name = ""
+    can_reach = True
+    if invitation.institution_id is not None:
+        name = (await session.get_one(Institution, invitation.institution_id)).name
+        can_reach = invitation.institution_id in reachable
+    elif invitation.kind is InvitationKind.GUARDIAN and invitation.member_id is not None:
+        member = await session.get_one(Member, invitation.member_id)
+        can_reach = member.active and member.reachable
+    answered_by = None
+    if invitation.answered_by_id is not None:
+        answered_by = (await session.get_one(Member, invitation.answered_by_id)).display_name
+    rsvp_by = None
+    if invitation.rsvp_by_id is not None:
+        rsvp_by = (await session.get_one(Member, invitation.rsvp_by_id)).display_name
+    return Invitee(
+        id=invitation.id,
+        kind=invitation.kind,
+        name=name,
+        number=invitation.number,
+        required=invitation.required,
+        answered_by=answered_by,
+        answered_at=invitation.answered_at,
+        reachable=can_reach,
+        rsvp=invitation.rsvp,
+        rsvp_by=rsvp_by,
+    )

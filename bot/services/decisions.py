@@ -1,0 +1,454 @@
+"""The coordinator's decision: the live board, fixing the time, and a new one when needed.
+
+The board shows the answers and the best time (`scheduling.finder`). The coordinator confirms
+it or another candidate, lets an invitee who blocks every time take part as optional, polls
+the next window, or chooses a new time directly; a review conference is set at a date the table
+agreed on. A time is checked against the coordinator's and the room's other conferences; once
+set, `bot.services.invitations` invites everyone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core import outbox
+from bot.core.models import (
+    Case,
+    Conference,
+    ConferenceSlot,
+    ConferenceStatus,
+    District,
+    Institution,
+    Invitation,
+    InvitationKind,
+    PollMessage,
+)
+from bot.services import audit
+from bot.services.board import (
+    Board,
+    NotInPoll,
+    PollClosed,
+    board_of,
+    district_calendar,
+    no_active_conference,
+    own_case,
+    own_conference,
+    poll_targets,
+    refused,
+)
+from bot.services.invitations import StaleInvitation, invite_everyone
+from bot.services.members import Actor
+from bot.services.planning import (
+    Defaults,
+    NoCandidates,
+    Started,
+    candidate_times,
+    earliest_start,
+    guardian_links,
+    set_deadline,
+)
+from scheduling import policy
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    conference_id: int
+    case_code: str
+    starts_at: datetime
+    minutes: int
+    place: str
+    board: Board
+
+
+@dataclass(frozen=True)
+class Collision:
+    """The chosen time now clashes with another conference of the coordinator or the room."""
+
+    other_code: str
+    other_starts_at: datetime
+
+
+@dataclass(frozen=True)
+class Passed:
+    """The chosen time is already past (an old offer tapped late)."""
+
+    starts_at: datetime
+
+
+@dataclass(frozen=True)
+class TooFar:
+    """A typed review date beyond policy.latest_review (a typo in the year, "31.12.9999")."""
+
+    latest: date
+    months: int = policy.REVIEW_AHEAD_MONTHS
+
+
+# The board.
+
+
+async def board(session: AsyncSession, actor: Actor, conference_id: int, *, now: datetime) -> Board:
+    conference = await own_conference(session, actor, conference_id, now=now)
+    return await board_of(session, conference)
+
+
+async def board_to_decide(
+    session: AsyncSession, actor: Actor, conference_id: int, *, now: datetime
+) -> Board:
+    """The board, for closing the poll early ("Decide now"): the offer that follows goes to the
+    conference's coordinator, so only they may; a colleague's press is an audited refusal."""
+    conference = await own_conference(session, actor, conference_id, now=now)
+    if conference.coordinator_id != actor.member_id:
+        raise refused(actor, "conference.decide", conference_id, now=now)
+    return await board_of(session, conference)
+
+
+async def fresh_board(session: AsyncSession, conference_id: int) -> Board:
+    """The board as it is now (for redrawing; the caller already passed the permission check)."""
+    return await board_of(session, await session.get_one(Conference, conference_id))
+
+
+async def set_board(
+    session: AsyncSession, conference_id: int, chat_id: int, message_id: int
+) -> None:
+    await session.execute(
+        update(Conference)
+        .where(Conference.id == conference_id)
+        .values(board_chat_id=chat_id, board_message_id=message_id)
+    )
+
+
+# A time from the poll.
+
+
+async def confirm(
+    session: AsyncSession, actor: Actor, conference_id: int, slot_id: int, *, now: datetime
+) -> Scheduled | Collision | Passed:
+    """Fix the conference at one of its candidate times (the best, or one chosen anyway)."""
+    conference = await own_conference(session, actor, conference_id, now=now)
+    if conference.status is not ConferenceStatus.POLLING:
+        raise PollClosed("already decided")
+    slot = await session.get(ConferenceSlot, slot_id)
+    if slot is None or slot.conference_id != conference.id or slot.round != conference.round:
+        raise NotInPoll("the time is not in this poll any more")
+    if slot.starts_at <= now:
+        return Passed(slot.starts_at)
+    clash = await _clash(session, conference, slot.starts_at)
+    if clash is not None:
+        return clash
+    done = await session.execute(
+        update(Conference)
+        .where(Conference.id == conference.id, Conference.status == ConferenceStatus.POLLING)
+        .values(status=ConferenceStatus.SCHEDULED, starts_at=slot.starts_at, decided_at=now)
+    )
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        raise PollClosed("already decided")
+    await session.refresh(conference)
+    # Invitations go out through the outbox, planned in this transaction: nothing is lost.
+    await invite_everyone(session, conference, now=now)
+    case = await session.get_one(Case, conference.case_id)
+    await audit.record(
+        session,
+        at=now,
+        actor_id=actor.member_id,
+        action="conference.scheduled",
+        subject_type="conference",
+        subject_id=conference.id,
+        case=case.code,
+        starts_at=slot.starts_at.isoformat(),
+    )
+    return await scheduled(session, conference)
+
+
+async def scheduled(session: AsyncSession, conference: Conference) -> Scheduled:
+    """A conference that has its time, as the coordinator is told of it."""
+    case = await session.get_one(Case, conference.case_id)
+    assert conference.starts_at is not None
+    return Scheduled(
+        conference.id,
+        case.code,
+        conference.starts_at,
+        conference.duration_minutes,
+        conference.place,
+        await board_of(session, conference),
+    )
+
+
+async def _clash(
+    session: AsyncSession, conference: Conference, starts_at: datetime
+) -> Collision | None:
+    start = int(starts_at.timestamp())
+    end = start + conference.duration_minutes * 60
+    rows = await session.execute(
+        select(Conference, Case.code)
+        .join(Case, Conference.case_id == Case.id)
+        .where(
+            Conference.district_id == conference.district_id,
+            Conference.id != conference.id,
+            Conference.status == ConferenceStatus.SCHEDULED,
+            or_(
+                Conference.coordinator_id == conference.coordinator_id,
+                Conference.place == conference.place,
+            ),
+        )
+    )
+    for other, code in rows:
+        assert other.starts_at is not None
+        other_start = int(other.starts_at.timestamp())
+        other_end = other_start + other.duration_minutes * 60
+        if other_start < end and start < other_end:
+            return Collision(code, other.starts_at)
+    return None
+
+
+async def make_optional(
+    session: AsyncSession, actor: Actor, invitation_id: int, *, now: datetime
+) -> Board:
+    """A required invitee who blocks every time may take part as optional instead."""
+    invitation = await session.get(Invitation, invitation_id)
+    if invitation is None:
+        raise refused(actor, "conference.make_optional", invitation_id, now=now)
+    conference = await own_conference(session, actor, invitation.conference_id, now=now)
+    if conference.status is not ConferenceStatus.POLLING:
+        raise PollClosed("already decided")
+    invitation.required = False
+    await audit.record(
+        session,
+        at=now,
+        actor_id=actor.member_id,
+        action="conference.made_optional",
+        subject_type="conference",
+        subject_id=conference.id,
+        invitation=invitation.id,
+    )
+    await session.flush()
+    return await board_of(session, conference)
+
+
+async def next_window(
+    session: AsyncSession, actor: Actor, conference_id: int, *, now: datetime, defaults: Defaults
+) -> Started | NoCandidates:
+    """A new poll over the working days after the old window; answers start afresh. For a
+    scheduled conference (a new date is needed), the window starts from today; participants
+    keep the old time in their calendars until the new one is set."""
+    conference = await own_conference(session, actor, conference_id, now=now)
+    await session.refresh(conference, with_for_update=True)
+    if conference.status not in (ConferenceStatus.POLLING, ConferenceStatus.SCHEDULED):
+        raise PollClosed("already decided")
+    repoll = conference.status is ConferenceStatus.SCHEDULED
+    district = await session.get_one(District, conference.district_id)
+    calendar = district_calendar(district)
+    length = len(calendar.working_days(conference.window_first, conference.window_last))
+    today = calendar.local(now).date()
+    if not repoll:
+        today = max(conference.window_last, today)
+    first, last = calendar.planning_window(today, 1, max(length, 1))
+    earliest = calendar.local(earliest_start(calendar, now, defaults)).date()
+    if first < earliest:
+        first, last = calendar.planning_window(earliest, 0, max(length, 1))
+    invitations, institutions = await _invited(session, conference)
+    before = (conference.window_first, conference.window_last, conference.deadline)
+    conference.window_first, conference.window_last = first, last
+    conference.deadline = calendar.add_working_days(now, defaults.deadline)
+    starts = await candidate_times(
+        session, district, conference, institutions, invitations, now=now, defaults=defaults
+    )
+    if not starts:
+        conference.window_first, conference.window_last, conference.deadline = before
+        return NoCandidates(first, last)
+    await session.execute(
+        delete(PollMessage).where(PollMessage.invitation_id.in_([i.id for i in invitations]))
+    )
+    for invitation in invitations:
+        invitation.answered_by_id = None
+        invitation.answered_at = None
+    conference.round += 1
+    if repoll:
+        conference.status = ConferenceStatus.POLLING
+        conference.starts_at = None
+        conference.decided_at = conference.offered_at = conference.nudged_at = None
+        # The reminders and nudges of the old time are moot.
+        await outbox.cancel(session, subject=f"conference:{conference.id}", now=now)
+    session.add_all(
+        ConferenceSlot(conference_id=conference.id, starts_at=s, round=conference.round)
+        for s in starts
+    )
+    set_deadline(conference, district, now, defaults)
+    await session.flush()
+    # Guardians who have not joined yet get new links (the old ones end with the old round).
+    links = await guardian_links(
+        session,
+        actor,
+        district,
+        conference,
+        [i for i in invitations if i.kind is InvitationKind.GUARDIAN and i.member_id is None],
+        now=now,
+    )
+    case = await session.get_one(Case, conference.case_id)
+    await audit.record(
+        session,
+        at=now,
+        actor_id=actor.member_id,
+        action="conference.next_window",
+        subject_type="conference",
+        subject_id=conference.id,
+        case=case.code,
+        round=conference.round,
+    )
+    targets = await poll_targets(session, conference.id)
+    return Started(conference.id, case.code, targets, links)
+
+
+async def _invited(
+    session: AsyncSession, conference: Conference
+) -> tuple[list[Invitation], list[Institution]]:
+    """A conference's invitations and the institutions among them."""
+    invitations = list(
+        await session.scalars(select(Invitation).where(Invitation.conference_id == conference.id))
+    )
+    institutions = list(
+        await session.scalars(
+            select(Institution).where(
+                Institution.id.in_([i.institution_id for i in invitations if i.institution_id])
+            )
+        )
+    )
+    return invitations, institutions
+
+
+# A time chosen directly: a new date for a scheduled conference, a review conference.
+
+
+async def new_times(
+    session: AsyncSession, actor: Actor, conference_id: int, *, now: datetime, defaults: Defaults
+) -> list[datetime]:
+    """Free times for a new date chosen directly (no poll): the window of a new plan, at the
+    earliest a working day from now, clear of everyone's known busy times and bookings."""
+    conference = await own_conference(session, actor, conference_id, now=now)
+    if conference.status is not ConferenceStatus.SCHEDULED:
+        raise PollClosed("not scheduled")
+    district = await session.get_one(District, conference.district_id)
+    calendar = district_calendar(district)
+    invitations, institutions = await _invited(session, conference)
+    kept = (conference.window_first, conference.window_last, conference.deadline)
+    first, last = calendar.planning_window(
+        calendar.local(now).date(), defaults.starts_after, defaults.window
+    )
+    # Candidates start a working day after the "deadline": here, a working day from now.
+    conference.window_first, conference.window_last, conference.deadline = first, last, now
+    try:
+        starts = await candidate_times(
+            session, district, conference, institutions, invitations, now=now, defaults=defaults
+        )
+    finally:
+        conference.window_first, conference.window_last, conference.deadline = kept
+    return [start for start in starts if start != conference.starts_at]
+
+
+async def reschedule(
+    session: AsyncSession, actor: Actor, conference_id: int, starts_at: datetime, *, now: datetime
+) -> Scheduled | Collision | Passed:
+    """A new time chosen directly: an updated invitation (same UID, SEQUENCE + 1) to all."""
+    conference = await own_conference(session, actor, conference_id, now=now)
+    await session.refresh(conference, with_for_update=True)
+    if conference.status is not ConferenceStatus.SCHEDULED:
+        raise StaleInvitation("not scheduled")
+    if starts_at <= now:
+        return Passed(starts_at)
+    clash = await _clash(session, conference, starts_at)
+    if clash is not None:
+        return clash
+    before = conference.starts_at
+    conference.starts_at = starts_at
+    conference.decided_at = now
+    await invite_everyone(session, conference, now=now)
+    case = await session.get_one(Case, conference.case_id)
+    await audit.record(
+        session,
+        at=now,
+        actor_id=actor.member_id,
+        action="conference.rescheduled",
+        subject_type="conference",
+        subject_id=conference.id,
+        case=case.code,
+        starts_at=starts_at.isoformat(),
+        previous=before.isoformat() if before else None,
+    )
+    return await scheduled(session, conference)
+
+
+async def fix_review(
+    session: AsyncSession, actor: Actor, held_id: int, starts_at: datetime, *, now: datetime
+) -> Scheduled | Collision | Passed | TooFar:
+    """The review conference at a date the table agreed on (typed in the district's zone): the
+    same invitees, no poll."""
+    held = await own_conference(session, actor, held_id, now=now)
+    case = await own_case(session, actor, held.case_id, now=now)
+    await session.refresh(case, with_for_update=True)
+    await no_active_conference(session, case)
+    if held.status is not ConferenceStatus.HELD:
+        raise PollClosed("not held")
+    district = await session.get_one(District, held.district_id)
+    # Days compared as typed, before any conversion: 31.12.9999 23:00 does not fit in UTC's
+    # calendar everywhere, and the end time and reminders add to it.
+    latest = policy.latest_review(now.astimezone(ZoneInfo(district.timezone)).date())
+    if starts_at.date() > latest:
+        return TooFar(latest)
+    if starts_at <= now:
+        return Passed(starts_at)
+    local = starts_at.date()
+    conference = Conference(
+        case_id=case.id,
+        district_id=held.district_id,
+        coordinator_id=actor.member_id,
+        status=ConferenceStatus.SCHEDULED,
+        duration_minutes=held.duration_minutes,
+        place=held.place,
+        window_first=local,
+        window_last=local,
+        deadline=now,
+        nudge_at=now,
+        nudged_at=now,
+        offered_at=now,
+        starts_at=starts_at,
+        decided_at=now,
+        created_at=now,
+        round=1,
+        review_of_id=held.id,
+    )
+    clash = await _clash(session, conference, starts_at)
+    if clash is not None:
+        return clash
+    session.add(conference)
+    await session.flush()
+    for old in await session.scalars(
+        select(Invitation).where(Invitation.conference_id == held.id).order_by(Invitation.id)
+    ):
+        session.add(
+            Invitation(
+                conference_id=conference.id,
+                kind=old.kind,
+                institution_id=old.institution_id,
+                member_id=old.member_id,
+                number=old.number,
+                required=old.required,
+            )
+        )
+    await session.flush()
+    await invite_everyone(session, conference, now=now)
+    await audit.record(
+        session,
+        at=now,
+        actor_id=actor.member_id,
+        action="conference.scheduled",
+        subject_type="conference",
+        subject_id=conference.id,
+        case=case.code,
+        starts_at=starts_at.isoformat(),
+        review_of=held.id,
+    )
+    return await scheduled(session, conference)

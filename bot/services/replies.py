@@ -1,0 +1,253 @@
+"""Replies to a calendar invitation: accept, tentative or decline, a reason, a colleague.
+
+Anyone who may answer for an invitation replies for it; their reminders follow the reply
+(`bot.services.invitations`). A decline is flagged to the coordinator at once, with its reason
+if one is given (stored encrypted, shown to the coordinator only). An institution's invitation
+can be handed to a colleague, who answers for it from then on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core.crypto import Cipher
+from bot.core.models import (
+    Case,
+    Conference,
+    ConferenceStatus,
+    Invitation,
+    InvitationKind,
+    InviteMessage,
+    Member,
+    Rsvp,
+)
+from bot.services import audit
+from bot.services.board import (
+    Board,
+    ConferenceError,
+    Invitee,
+    answerers,
+    board_of,
+    invitee_views,
+    refused,
+)
+from bot.services.invitations import (
+    InviteView,
+    StaleInvitation,
+    cancel_follow_ups,
+    plan_flag,
+    plan_invite,
+    plan_reminders,
+    reason_of,
+    revive_reminders,
+    view_of,
+)
+from bot.services.members import Actor
+
+REASON_MAX = 300
+
+
+class NotYours(ConferenceError):
+    """Someone else answers for this invitation now (it was handed to a colleague)."""
+
+
+@dataclass(frozen=True)
+class Answered:
+    view: InviteView
+    messages: list[tuple[int, int, str]]  # chat, message, locale of every copy to redraw
+    board: Board
+    flagged: bool
+
+
+@dataclass(frozen=True)
+class Colleague:
+    member_id: int
+    name: str
+
+
+async def answer(
+    session: AsyncSession,
+    actor: Actor,
+    invitation_id: int,
+    sequence: int,
+    rsvp: Rsvp,
+    *,
+    now: datetime,
+) -> Answered:
+    """Accept, tentative or decline, for the actor's institution (or themselves)."""
+    invitation, conference = await _answerable(session, actor, invitation_id, sequence, now=now)
+    member = await session.get_one(Member, actor.member_id)
+    before = invitation.rsvp
+    invitation.rsvp = rsvp
+    invitation.rsvp_by_id = actor.member_id
+    invitation.rsvp_at = now
+    invitation.delegate_id = actor.member_id
+    if rsvp is not Rsvp.DECLINED:
+        invitation.decline_reason = None
+    # Nobody needs nudging about this invitation any more; the reminders follow the answer.
+    await cancel_follow_ups(session, conference, invitation.id, now=now)
+    if rsvp in (Rsvp.ACCEPTED, Rsvp.TENTATIVE):
+        await plan_reminders(session, conference, invitation.id, member, now=now)
+        await revive_reminders(session, conference, invitation.id, member.id)
+    flagged = rsvp is Rsvp.DECLINED and before is not Rsvp.DECLINED
+    if flagged:
+        await plan_flag(session, conference, invitation, "declined", now=now)
+    await audit.record(
+        session,
+        at=now,
+        actor_id=actor.member_id,
+        action="invitation.answered",
+        subject_type="invitation",
+        subject_id=invitation.id,
+        answer=rsvp.value,
+    )
+    return Answered(
+        view=await view_of(session, conference, invitation, actor.member_id, now=now),
+        messages=await _messages(session, invitation.id, conference.sequence),
+        board=await board_of(session, conference),
+        flagged=flagged,
+    )
+
+
+async def give_reason(
+    session: AsyncSession,
+    actor: Actor,
+    invitation_id: int,
+    sequence: int,
+    reason: str,
+    *,
+    cipher: Cipher,
+    now: datetime,
+) -> bool:
+    """The optional reason for a decline: stored encrypted, shown to the coordinator only."""
+    invitation, conference = await _answerable(session, actor, invitation_id, sequence, now=now)
+    if invitation.rsvp is not Rsvp.DECLINED:
+        raise StaleInvitation("not declined")
+    invitation.decline_reason = cipher.encrypt_json(reason[:REASON_MAX])
+    await plan_flag(session, conference, invitation, "reason", now=now)
+    return True
+
+
+async def colleagues(
+    session: AsyncSession, actor: Actor, invitation_id: int, sequence: int, *, now: datetime
+) -> list[Colleague]:
+    """The members of the actor's institution the invitation can be handed to."""
+    invitation, conference = await _answerable(session, actor, invitation_id, sequence, now=now)
+    return await _colleagues(session, actor, invitation, conference)
+
+
+async def _colleagues(
+    session: AsyncSession, actor: Actor, invitation: Invitation, conference: Conference
+) -> list[Colleague]:
+    if invitation.kind is not InvitationKind.INSTITUTION:
+        return []
+    people = await answerers(session, invitation, conference)
+    return [Colleague(m.id, m.display_name) for m in people if m.id != actor.member_id]
+
+
+async def hand_over(
+    session: AsyncSession,
+    actor: Actor,
+    invitation_id: int,
+    sequence: int,
+    colleague_id: int,
+    *,
+    now: datetime,
+) -> tuple[InviteView, str]:
+    """The invitation goes to a colleague, who answers for it from now on."""
+    invitation, conference = await _answerable(session, actor, invitation_id, sequence, now=now)
+    allowed = {c.member_id for c in await _colleagues(session, actor, invitation, conference)}
+    if colleague_id not in allowed:
+        raise refused(
+            actor, "invitation.hand_over", invitation_id, now=now, subject_type="invitation"
+        )
+    colleague = await session.get_one(Member, colleague_id)
+    invitation.delegate_id = colleague.id
+    invitation.rsvp = Rsvp.PENDING
+    invitation.rsvp_by_id = None
+    invitation.rsvp_at = None
+    await cancel_follow_ups(session, conference, invitation.id, now=now)
+    await plan_invite(
+        session, conference, invitation.id, colleague, now=now, again=f"h{int(now.timestamp())}"
+    )
+    await audit.record(
+        session,
+        at=now,
+        actor_id=actor.member_id,
+        action="invitation.handed_over",
+        subject_type="invitation",
+        subject_id=invitation.id,
+        to=colleague.id,
+    )
+    view = await view_of(session, conference, invitation, actor.member_id, now=now)
+    return view, colleague.display_name
+
+
+async def _answerable(
+    session: AsyncSession, actor: Actor, invitation_id: int, sequence: int, *, now: datetime
+) -> tuple[Invitation, Conference]:
+    invitation = await session.get(Invitation, invitation_id)
+    if invitation is None:
+        raise refused(actor, "invitation.answer", invitation_id, now=now, subject_type="invitation")
+    conference = await session.get_one(Conference, invitation.conference_id, with_for_update=True)
+    people = {m.id for m in await answerers(session, invitation, conference)}
+    if actor.member_id not in people:
+        raise refused(actor, "invitation.answer", invitation_id, now=now, subject_type="invitation")
+    if conference.status is not ConferenceStatus.SCHEDULED or conference.sequence != sequence:
+        raise StaleInvitation("an earlier time")
+    if conference.starts_at is not None and conference.starts_at <= now:
+        raise StaleInvitation("over")
+    if invitation.delegate_id is not None and invitation.delegate_id != actor.member_id:
+        delegate = await session.get_one(Member, invitation.delegate_id)
+        if delegate.active:
+            raise NotYours(delegate.display_name)
+    return invitation, conference
+
+
+async def _messages(
+    session: AsyncSession, invitation_id: int, sequence: int
+) -> list[tuple[int, int, str]]:
+    rows = await session.execute(
+        select(InviteMessage.chat_id, InviteMessage.message_id, Member.locale)
+        .join(Member, InviteMessage.member_id == Member.id)
+        .where(InviteMessage.invitation_id == invitation_id, InviteMessage.sequence == sequence)
+    )
+    return [(chat, message, locale) for chat, message, locale in rows]
+
+
+# What the coordinator is told of a decline.
+
+
+@dataclass(frozen=True)
+class Flag:
+    case_code: str
+    conference_id: int
+    starts_at: datetime | None
+    invitee: Invitee  # rsvp_by: who declined
+    what: str  # "declined" or "reason"
+    reason: str | None
+    current: bool  # still the answer (not changed since)
+
+
+async def flag_view(
+    session: AsyncSession, cipher: Cipher, conference_id: int, invitation_id: int, what: str
+) -> Flag | None:
+    conference = await session.get(Conference, conference_id)
+    invitation = await session.get(Invitation, invitation_id)
+    if conference is None or invitation is None:
+        return None
+    case = await session.get_one(Case, conference.case_id)
+    return Flag(
+        case_code=case.code,
+        conference_id=conference.id,
+        starts_at=conference.starts_at,
+        invitee=(await invitee_views(session, [invitation]))[0],
+        what=what,
+        reason=reason_of(invitation, cipher),
+        current=conference.status is ConferenceStatus.SCHEDULED
+        and invitation.rsvp is Rsvp.DECLINED,
+    )
