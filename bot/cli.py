@@ -32,7 +32,7 @@ from bot.core.db import Database
 from bot.core.models import InstitutionKind, Role
 from bot.core.runtime import Runtime
 from bot.logs import REDACTED, configure_logging
-from bot.services import members, privacy
+from bot.services import leavers, members, privacy
 from bot.services.errors import ServiceError
 from bot.transport.telegram import standby
 
@@ -355,7 +355,7 @@ def _members_deactivate(settings: Settings, args: argparse.Namespace) -> None:
         database = await open_database(settings)
         try:
             async with database.transaction() as session:
-                return await members.deactivate_member(
+                return await leavers.deactivate_member(
                     session, None, args.member_id, now=SystemClock().now()
                 )
         finally:

@@ -56,7 +56,7 @@ from bot.core.models import (
     UserData,
     conversation_key,
 )
-from bot.services import conferences, invitations, members, privacy, referrals, tasks
+from bot.services import conferences, invitations, leavers, members, privacy, referrals, tasks
 from bot.services.conferences import Defaults, Plan, Scheduled, Started
 from bot.services.errors import PermissionDenied
 from bot.services.members import Actor
@@ -896,7 +896,7 @@ def _guardian_cases(url: str) -> tuple[Lived, Lived]:
             await members.turned_away(
                 session, MARIE.telegram_user_id, "inv:rsvp", now=old_clock.now()
             )
-            await members.deactivate_member(session, None, petr.member_id, now=old_clock.now())
+            await leavers.deactivate_member(session, None, petr.member_id, now=old_clock.now())
         recent_clock = FakeClock(_monday_morning(NOW - timedelta(days=90)))
         recent = await _case_through_its_life(
             database,

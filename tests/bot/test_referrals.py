@@ -11,7 +11,7 @@ from bot.core.clock import FakeClock
 from bot.core.crypto import Cipher
 from bot.core.db import Database
 from bot.core.models import Referral, Role
-from bot.services import members, referrals
+from bot.services import leavers, referrals
 from bot.services.members import Actor
 from bot.services.referrals import Draft, Rejected
 from tests.bot.sql import statements
@@ -104,7 +104,7 @@ async def test_a_leavers_unfinished_draft_is_deleted_with_them(
     teacher = await _join(database, clock, Role.REFERRER, 2)
     await _draft_at(database, clock, cipher, teacher, "name")
     async with database.transaction() as session:
-        await members.deactivate_member(session, admin, teacher.member_id, now=clock.now())
+        await leavers.deactivate_member(session, admin, teacher.member_id, now=clock.now())
     async with database.transaction() as session:
         assert await session.scalar(select(Referral)) is None
 

@@ -35,7 +35,7 @@ from bot.core.models import (
     Role,
 )
 from bot.sandbox import Person
-from bot.services import members, referrals
+from bot.services import leavers, referrals
 from handlers.referral import REPLY, RESUME
 from handlers.triage import TYPING
 from tests.e2e.conftest import RunningBot
@@ -209,7 +209,7 @@ class ReferralDriver(Driver):
                     )
                 )
                 assert leaver is not None
-                await members.deactivate_member(session, None, leaver, now=runtime.clock.now())
+                await leavers.deactivate_member(session, None, leaver, now=runtime.clock.now())
         coordinator = await join(
             self.bot,
             10_000 + 2 * number,
