@@ -17,7 +17,7 @@ from datetime import datetime
 from bot.core import outbox
 from bot.core.i18n import Translator
 from bot.core.outbox import Kind, Notification, Outgoing
-from bot.services import referrals, tasks
+from bot.services import overview, referrals
 from handlers.common import Context, keyboard, recipient_tr
 from handlers.conference import sweep_polls
 from handlers.referral import (
@@ -78,7 +78,7 @@ async def sweep_digests(context: Context) -> None:
     """Each coordinator's Monday digest, planned ahead in the outbox (once per week)."""
     runtime = context.runtime
     async with runtime.database.transaction() as session:
-        await tasks.plan_digests(session, now=runtime.clock.now())
+        await overview.plan_digests(session, now=runtime.clock.now())
 
 
 async def render_draft_reminder(context: Context, row: Notification) -> Outgoing | None:

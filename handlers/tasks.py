@@ -29,7 +29,16 @@ from bot.core.i18n import Translator
 from bot.core.models import InvitationKind, TaskParty, TaskStatus
 from bot.core.outbox import Kind, Notification, Outgoing
 from bot.core.record import owner_label, record_docx, record_filename
-from bot.services import conferences, invitations, leavers, tasks
+from bot.services import (
+    cases,
+    conferences,
+    invitations,
+    leavers,
+    overview,
+    records,
+    task_edits,
+    tasks,
+)
 from bot.services.conferences import Collision, Passed, PollClosed, TooFar
 from bot.services.errors import PermissionDenied
 from bot.services.members import Actor
@@ -96,7 +105,7 @@ async def _run(
             result = await work(session, context.require_actor(), runtime.clock.now())
     except PermissionDenied:
         await alert(update, tr.gettext("This is not yours to change."))
-    except tasks.NotHeldYet:
+    except records.NotHeldYet:
         await alert(update, tr.gettext("The case conference has not taken place yet."))
     except (tasks.TaskError, PollClosed):
         await no_longer_active(update, context)
@@ -187,7 +196,7 @@ def _today(context: Context) -> date:
 # The record: one screen, edited in place.
 
 
-def record_text(view: tasks.RecordView, tr: Translator) -> str:
+def record_text(view: records.RecordView, tr: Translator) -> str:
     _ = tr.gettext
     came = sum(1 for a in view.attendance if a.attended)
     lines = [
@@ -214,7 +223,7 @@ def record_text(view: tasks.RecordView, tr: Translator) -> str:
     return "\n".join(lines)
 
 
-def record_markup(view: tasks.RecordView, tr: Translator) -> InlineKeyboardMarkup:
+def record_markup(view: records.RecordView, tr: Translator) -> InlineKeyboardMarkup:
     _ = tr.gettext
     conf = view.conference_id
     rows = [
@@ -246,7 +255,7 @@ async def _show_record(
     view = await _run(
         update,
         context,
-        lambda session, actor, now: tasks.record_view(
+        lambda session, actor, now: records.record_view(
             session, actor, runtime.cipher, conference_id, now=now
         ),
     )
@@ -266,14 +275,14 @@ async def open_record(update: Update, context: Context) -> None:
     await _show_record(update, context, ids[0])
 
 
-def attendance_text(view: tasks.RecordView, tr: Translator) -> str:
+def attendance_text(view: records.RecordView, tr: Translator) -> str:
     return tr.gettext(
         "👥 Attendance at {code}: one tap per participant changes came → a colleague came "
         "instead → did not come."
     ).format(code=view.case_code)
 
 
-def _attendance_label(item: tasks.Attendance, tr: Translator) -> str:
+def _attendance_label(item: records.Attendance, tr: Translator) -> str:
     name = item.label
     if item.kind is not InvitationKind.INSTITUTION:
         name = tr.gettext("Guardian {number}").format(number=item.number)
@@ -298,7 +307,7 @@ async def _attendance(update: Update, context: Context, conference_id: int) -> N
     view = await _run(
         update,
         context,
-        lambda session, actor, now: tasks.record_view(
+        lambda session, actor, now: records.record_view(
             session, actor, runtime.cipher, conference_id, now=now
         ),
     )
@@ -316,7 +325,7 @@ async def toggle_attendance(update: Update, context: Context) -> None:
     conference_id = await _run(
         update,
         context,
-        lambda session, actor, now: tasks.toggle_attendance(session, actor, ids[0], now=now),
+        lambda session, actor, now: records.toggle_attendance(session, actor, ids[0], now=now),
     )
     if conference_id is not None:
         await _attendance(update, context, conference_id)
@@ -357,7 +366,7 @@ async def _recordable(update: Update, context: Context) -> int | None:
     return await _run(
         update,
         context,
-        lambda session, actor, now: tasks.recordable(session, actor, ids[0], now=now),
+        lambda session, actor, now: records.recordable(session, actor, ids[0], now=now),
     )
 
 
@@ -371,7 +380,7 @@ async def ask_summary(update: Update, context: Context) -> str | int:
         context.tr.gettext(
             "Type the summary of the situation in one message (at most {limit} characters). "
             "It is stored encrypted and appears only in the record document."
-        ).format(limit=tasks.SUMMARY_MAX),
+        ).format(limit=records.SUMMARY_MAX),
     )
     return SUMMARY
 
@@ -382,13 +391,13 @@ async def typed_summary(update: Update, context: Context) -> str | int:
     text = update.message.text or ""
     conference_id = int(_draft(context).get("conference", 0))
     refusal = tr.gettext("That is {length} characters; the summary takes 1 to {limit}.")
-    if not await _fits(update, text.strip(), tasks.SUMMARY_MAX, refusal):
+    if not await _fits(update, text.strip(), records.SUMMARY_MAX, refusal):
         return SUMMARY
     runtime = context.runtime
     done = await _run(
         update,
         context,
-        lambda session, actor, now: tasks.set_summary(
+        lambda session, actor, now: records.set_summary(
             session, actor, runtime.cipher, conference_id, text, now=now
         ),
     )
@@ -419,7 +428,7 @@ async def ask_title(update: Update, context: Context) -> str | int:
         context.tr.gettext(
             "What is the task? A short title (at most {limit} characters), without the "
             "child's name: it is shown in the owner's chat."
-        ).format(limit=tasks.TITLE_MAX),
+        ).format(limit=records.TITLE_MAX),
         keyboard([[("✖️ " + context.tr.gettext("Cancel"), "rc:x")]]),
     )
     return TITLE
@@ -430,7 +439,7 @@ async def typed_title(update: Update, context: Context) -> str | int:
     tr = context.tr
     title = " ".join((update.message.text or "").split())
     refusal = tr.gettext("That is {length} characters; a title takes 1 to {limit}.")
-    if not await _fits(update, title, tasks.TITLE_MAX, refusal):
+    if not await _fits(update, title, records.TITLE_MAX, refusal):
         return TITLE
     draft = _draft(context)
     draft["title"] = title
@@ -438,7 +447,7 @@ async def typed_title(update: Update, context: Context) -> str | int:
     choices = await _run(
         update,
         context,
-        lambda session, actor, now: tasks.owner_choices(session, actor, conference_id, now=now),
+        lambda session, actor, now: records.owner_choices(session, actor, conference_id, now=now),
     )
     if choices is None:
         return ConversationHandler.END
@@ -448,13 +457,13 @@ async def typed_title(update: Update, context: Context) -> str | int:
 
 
 def _owner_screen(
-    choices: list[tasks.OwnerChoice], page: int, draft: dict[str, Any], tr: Translator
+    choices: list[records.OwnerChoice], page: int, draft: dict[str, Any], tr: Translator
 ) -> tuple[str, InlineKeyboardMarkup]:
     """A page of the people a task can go to. Before the party is chosen: "Who owns it?", with
     the child and a guardian on every page; after it: who follows it up."""
     shown = paginate(choices, page, PEOPLE_PAGE)
 
-    def person(choice: tasks.OwnerChoice) -> tuple[str, str]:
+    def person(choice: records.OwnerChoice) -> tuple[str, str]:
         return f"{choice.name} ({choice.institution})", f"rc:w:{choice.member_id}"
 
     if "party" in draft:
@@ -493,7 +502,9 @@ async def chose_owner(update: Update, context: Context) -> str | int:
         choices = await _run(
             update,
             context,
-            lambda session, actor, now: tasks.owner_choices(session, actor, conference_id, now=now),
+            lambda session, actor, now: records.owner_choices(
+                session, actor, conference_id, now=now
+            ),
         )
         if choices is None:
             return ConversationHandler.END
@@ -533,7 +544,7 @@ async def chose_due(update: Update, context: Context) -> str | int:
         return ConversationHandler.END
     conference_id = int(_draft(context)["conference"])
     async with context.runtime.database.transaction() as session:
-        due_on = await tasks.quick_due(
+        due_on = await task_edits.quick_due(
             session, conference_id, days, now=context.runtime.clock.now()
         )
     return await _add_task(update, context, due_on)
@@ -573,7 +584,7 @@ async def _add_task(update: Update, context: Context, due_on: date) -> str | int
     added = await _run(
         update,
         context,
-        lambda session, actor, now: tasks.add_task(
+        lambda session, actor, now: records.add_task(
             session,
             actor,
             runtime.cipher,
@@ -687,7 +698,7 @@ async def finish(update: Update, context: Context) -> None:
     told = await _run(
         update,
         context,
-        lambda session, actor, now: tasks.finish_record(session, actor, ids[0], now=now),
+        lambda session, actor, now: records.finish_record(session, actor, ids[0], now=now),
     )
     if told is None:
         return
@@ -714,7 +725,7 @@ async def _document(
     record = await _run(
         update,
         context,
-        lambda session, actor, now: tasks.record_document(
+        lambda session, actor, now: records.record_document(
             session, actor, runtime.cipher, conference_id, with_name=with_name, now=now
         ),
     )
@@ -778,7 +789,7 @@ async def _edit_screen(
     found = await _run(
         update,
         context,
-        lambda session, actor, now: tasks.coordinator_task(
+        lambda session, actor, now: task_edits.coordinator_task(
             session, actor, cipher, task_id, now=now
         ),
     )
@@ -802,7 +813,7 @@ async def read_notes(update: Update, context: Context) -> None:
     found = await _run(
         update,
         context,
-        lambda session, actor, now: tasks.read_notes(session, actor, cipher, ids[0], now=now),
+        lambda session, actor, now: task_edits.read_notes(session, actor, cipher, ids[0], now=now),
     )
     if found is None:
         return
@@ -836,7 +847,7 @@ async def move_quick(update: Update, context: Context) -> None:
     moved = await _run(
         update,
         context,
-        lambda session, actor, now: tasks.move_due_in(session, actor, task_id, days, now=now),
+        lambda session, actor, now: task_edits.move_due_in(session, actor, task_id, days, now=now),
     )
     if moved is not None:
         await _edit_screen(update, context, task_id)
@@ -847,7 +858,7 @@ async def ask_due_date(update: Update, context: Context) -> str | int:
     if ids is None or not await _run(
         update,
         context,
-        lambda session, actor, now: tasks.movable_task(session, actor, ids[0], now=now),
+        lambda session, actor, now: task_edits.movable_task(session, actor, ids[0], now=now),
     ):
         return ConversationHandler.END
     _begin(context, task=ids[0])
@@ -860,7 +871,7 @@ async def _move(update: Update, context: Context, task_id: int, due_on: date) ->
     moved = await _run(
         update,
         context,
-        lambda session, actor, now: tasks.move_due(session, actor, task_id, due_on, now=now),
+        lambda session, actor, now: task_edits.move_due(session, actor, task_id, due_on, now=now),
     )
     _draft(context).clear()
     if moved is not None:
@@ -873,7 +884,7 @@ async def ask_cancel_task(update: Update, context: Context) -> None:
     if ids is None or not await _run(
         update,
         context,
-        lambda session, actor, now: tasks.cancellable_task(session, actor, ids[0], now=now),
+        lambda session, actor, now: task_edits.cancellable_task(session, actor, ids[0], now=now),
     ):
         return
     tr = context.tr
@@ -896,7 +907,7 @@ async def confirm_cancel_task(update: Update, context: Context) -> None:
     conference_id = await _run(
         update,
         context,
-        lambda session, actor, now: tasks.cancel_task(session, actor, ids[0], now=now),
+        lambda session, actor, now: task_edits.cancel_task(session, actor, ids[0], now=now),
     )
     if conference_id is not None:
         await _show_record(update, context, conference_id)
@@ -1103,7 +1114,7 @@ async def decide(update: Update, context: Context) -> None:
     owner = await _run(
         update,
         context,
-        lambda session, actor, now: tasks.decide_more_time(
+        lambda session, actor, now: task_edits.decide_more_time(
             session, actor, task_id, asked, approve, now=now
         ),
     )
@@ -1125,7 +1136,7 @@ async def remind_again(update: Update, context: Context) -> None:
     done = await _run(
         update,
         context,
-        lambda session, actor, now: tasks.remind_again(session, actor, ids[0], now=now),
+        lambda session, actor, now: task_edits.remind_again(session, actor, ids[0], now=now),
     )
     if done is not None and update.callback_query is not None:
         await acknowledge(update.callback_query, context.tr.gettext("Reminded again."))
@@ -1150,12 +1161,12 @@ async def reassign_choices(update: Update, context: Context) -> None:
     choices = await _run(
         update,
         context,
-        lambda session, actor, now: tasks.reassign_choices(session, actor, task_id, now=now),
+        lambda session, actor, now: task_edits.reassign_choices(session, actor, task_id, now=now),
     )
     if choices is None:
         return
 
-    def person(choice: tasks.OwnerChoice) -> tuple[str, str]:
+    def person(choice: records.OwnerChoice) -> tuple[str, str]:
         return f"{choice.name} ({choice.institution})", f"tk:w:{task_id}:{choice.member_id}"
 
     markup = paged_keyboard(paginate(choices, page, PEOPLE_PAGE), person, f"tk:o:{task_id}")
@@ -1169,7 +1180,7 @@ async def reassign(update: Update, context: Context) -> None:
     done = await _run(
         update,
         context,
-        lambda session, actor, now: tasks.reassign(session, actor, ids[0], ids[1], now=now),
+        lambda session, actor, now: task_edits.reassign(session, actor, ids[0], ids[1], now=now),
     )
     if done is not None:
         await answer(update, context.tr.gettext("The task has a new owner, who is told now."))
@@ -1216,7 +1227,7 @@ async def agenda(update: Update, context: Context) -> None:
     tr = context.tr
     try:
         async with runtime.database.transaction() as session:
-            items = await tasks.agenda(session, context.require_actor(), now=runtime.clock.now())
+            items = await overview.agenda(session, context.require_actor(), now=runtime.clock.now())
     except PermissionDenied:
         await answer(update, tr.gettext("Only coordinators have an agenda."))
         return
@@ -1233,14 +1244,14 @@ async def agenda(update: Update, context: Context) -> None:
 # Closing a case.
 
 
-OUTCOMES = {"f": tasks.Outcome.FULFILLED, "h": tasks.Outcome.HANDED_OVER, "o": tasks.Outcome.OTHER}
+OUTCOMES = {"f": cases.Outcome.FULFILLED, "h": cases.Outcome.HANDED_OVER, "o": cases.Outcome.OTHER}
 
 
-def outcome_label(outcome: tasks.Outcome, tr: Translator) -> str:
+def outcome_label(outcome: cases.Outcome, tr: Translator) -> str:
     return {
-        tasks.Outcome.FULFILLED: tr.gettext("Plan fulfilled"),
-        tasks.Outcome.HANDED_OVER: tr.gettext("Handed to another authority"),
-        tasks.Outcome.OTHER: tr.gettext("Other"),
+        cases.Outcome.FULFILLED: tr.gettext("Plan fulfilled"),
+        cases.Outcome.HANDED_OVER: tr.gettext("Handed to another authority"),
+        cases.Outcome.OTHER: tr.gettext("Other"),
     }[outcome]
 
 
@@ -1249,7 +1260,7 @@ async def ask_close(update: Update, context: Context) -> None:
     if ids is None or not await _run(
         update,
         context,
-        lambda session, actor, now: tasks.closable_case(session, actor, ids[0], now=now),
+        lambda session, actor, now: cases.closable_case(session, actor, ids[0], now=now),
     ):
         return
     tr = context.tr
@@ -1283,7 +1294,7 @@ async def close_case(update: Update, context: Context) -> None:
     code = await _run(
         update,
         context,
-        lambda session, actor, now: tasks.close_case(session, actor, case_id, outcome, now=now),
+        lambda session, actor, now: cases.close_case(session, actor, case_id, outcome, now=now),
     )
     if code is not None:
         await answer(
@@ -1300,7 +1311,7 @@ async def close_case(update: Update, context: Context) -> None:
 async def render_ended(context: Context, row: Notification) -> Outgoing | None:
     conference_id = int(row.payload["conference"])
     async with context.runtime.database.transaction() as session:
-        code = await tasks.still_to_record(session, conference_id, row.payload.get("sequence"))
+        code = await records.still_to_record(session, conference_id, row.payload.get("sequence"))
     if code is None:
         return None
     tr = await recipient_tr(context, row.member_id)
@@ -1406,7 +1417,7 @@ async def render_done(context: Context, row: Notification) -> Outgoing | None:
     if item is None or item.status is not TaskStatus.DONE:
         return None
     async with context.runtime.database.transaction() as session:
-        notes = await tasks.note_count(session, item.id)
+        notes = await task_edits.note_count(session, item.id)
     tr = await recipient_tr(context, row.member_id)
     return Outgoing(
         "✅ "
@@ -1455,31 +1466,35 @@ async def render_released(context: Context, row: Notification) -> Outgoing | Non
 async def render_digest(context: Context, row: Notification) -> Outgoing | None:
     runtime = context.runtime
     async with runtime.database.transaction() as session:
-        digest = await tasks.digest(session, runtime.cipher, row.member_id, now=runtime.clock.now())
+        digest = await overview.digest(
+            session, runtime.cipher, row.member_id, now=runtime.clock.now()
+        )
     if digest is None:
         return None
     tr = await recipient_tr(context, row.member_id)
     return Outgoing(*digest_message(digest, tr))
 
 
-def digest_message(digest: tasks.Digest, tr: Translator) -> tuple[str, InlineKeyboardMarkup | None]:
+def digest_message(
+    digest: overview.Digest, tr: Translator
+) -> tuple[str, InlineKeyboardMarkup | None]:
     _ = tr.gettext
     head = "🗓 " + _("Your week")
     if not digest:
         return "\n".join([head, _("Nothing is waiting for you this week.")]), None
 
     def section(
-        title: str, items: list[tasks.DigestItem], render: Callable[[tasks.DigestItem], str]
+        title: str, items: list[overview.DigestItem], render: Callable[[overview.DigestItem], str]
     ) -> tuple[str, list[str]]:
         return title.format(count=len(items)), ["• " + render(item) for item in items]
 
-    def task(item: tasks.DigestItem) -> str:
+    def task(item: overview.DigestItem) -> str:
         return f"{item.code} «{esc(item.title)}»"
 
-    def when(item: tasks.DigestItem) -> str:
+    def when(item: overview.DigestItem) -> str:
         return f"{item.code}, {tr.datetime(item.when)}" if item.when else item.code
 
-    def poll(item: tasks.DigestItem) -> str:
+    def poll(item: overview.DigestItem) -> str:
         if item.when is None:
             return item.code
         return _("{code}, answers until {when}").format(code=item.code, when=tr.datetime(item.when))
@@ -1592,7 +1607,7 @@ def outbox_kinds() -> dict[str, Kind]:
         tasks.CHANGED: Kind(render_changed),
         tasks.CANCELLED: Kind(render_cancelled),
         tasks.RELEASED: Kind(render_released),
-        tasks.DIGEST: Kind(render_digest),
+        overview.DIGEST: Kind(render_digest),
     }
 
 

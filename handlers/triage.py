@@ -17,7 +17,8 @@ from telegram.ext import (
 
 from bot.core.i18n import N_, Translator
 from bot.core.models import ConferenceStatus, Consent, NoteKind, ReferralStatus
-from bot.services import referrals, tasks
+from bot.services import referrals
+from bot.services.cases import case_steps
 from bot.services.errors import PermissionDenied
 from bot.services.referrals import AlreadyDecided, Details, Rejected
 from handlers.common import (
@@ -440,9 +441,7 @@ async def show_cases(update: Update, context: Context, page: int = 0) -> None:
             cases = await referrals.open_cases(
                 session, context.require_actor(), now=runtime.clock.now()
             )
-            steps = await tasks.case_steps(
-                session, [case.id for case in cases], now=runtime.clock.now()
-            )
+            steps = await case_steps(session, [case.id for case in cases], now=runtime.clock.now())
     except PermissionDenied:
         await answer(update, _("Only coordinators see the district's cases."))
         return

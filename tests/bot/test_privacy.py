@@ -56,7 +56,17 @@ from bot.core.models import (
     UserData,
     conversation_key,
 )
-from bot.services import conferences, invitations, leavers, members, privacy, referrals, tasks
+from bot.services import (
+    cases,
+    conferences,
+    invitations,
+    leavers,
+    members,
+    privacy,
+    records,
+    referrals,
+    tasks,
+)
 from bot.services.conferences import Defaults, Plan, Scheduled, Started
 from bot.services.errors import PermissionDenied
 from bot.services.members import Actor
@@ -297,7 +307,7 @@ async def _case_through_its_life(
     clock.set(scheduled.starts_at + timedelta(hours=2))
     conference_id = started.conference_id
     async with database.transaction() as session:
-        await tasks.set_summary(
+        await records.set_summary(
             session,
             coordinator,
             CIPHER,
@@ -305,7 +315,7 @@ async def _case_through_its_life(
             f"The mother asked for help {marker}.",
             now=clock.now(),
         )
-        task_id = await tasks.add_task(
+        task_id = await records.add_task(
             session,
             coordinator,
             CIPHER,
@@ -315,7 +325,7 @@ async def _case_through_its_life(
             due_on=clock.now().date() + timedelta(days=14),
             now=clock.now(),
         )
-        await tasks.finish_record(session, coordinator, conference_id, now=clock.now())
+        await records.finish_record(session, coordinator, conference_id, now=clock.now())
     async with database.transaction() as session:
         await tasks.add_note(
             session, team.teacher, CIPHER, task_id, f"Talked on Monday {marker}", now=clock.now()
@@ -325,8 +335,8 @@ async def _case_through_its_life(
         clock.advance(timedelta(days=7))
         closed_at = clock.now()
         async with database.transaction() as session:
-            await tasks.close_case(
-                session, coordinator, case.id, tasks.Outcome.FULFILLED, now=closed_at
+            await cases.close_case(
+                session, coordinator, case.id, cases.Outcome.FULFILLED, now=closed_at
             )
     return Lived(case.code, case.id, referral_id, conference_id, task_id, closed_at)
 

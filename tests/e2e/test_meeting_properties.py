@@ -44,7 +44,7 @@ from bot.core.models import (
     TaskStatus,
 )
 from bot.sandbox import Person
-from bot.services import conferences, members, tasks
+from bot.services import conferences, members, records
 from handlers.invitations import REASON
 from handlers.tasks import DONE_NOTE, DUE, NOTE, OWNER, REVIEW, SUMMARY, TITLE
 from tests.e2e.conftest import RunningBot
@@ -198,7 +198,7 @@ class MeetingDriver(Driver):
             for who, title in (("police", "Visit the family"), ("ppp", "Assess <b>reading</b>")):
                 owner = await members.find_actor(session, people[who].user_id)
                 assert owner is not None
-                await tasks.add_task(
+                await records.add_task(
                     session,
                     actor,
                     runtime.cipher,
@@ -208,7 +208,7 @@ class MeetingDriver(Driver):
                     due_on=(now + timedelta(days=14)).date(),
                     now=now,
                 )
-            await tasks.finish_record(session, actor, self.conference_id, now=now)
+            await records.finish_record(session, actor, self.conference_id, now=now)
         outbox.wake(self.bot.application)
         await self.bot.settle()
 
