@@ -25,9 +25,10 @@ from telegram.ext import (
 
 from bot.core.i18n import N_, Translator
 from bot.core.models import Consent, ReferralStatus, Urgency
-from bot.services import referrals
+from bot.services import drafting, referrals
+from bot.services.drafting import Draft
 from bot.services.errors import PermissionDenied
-from bot.services.referrals import Draft, Rejected
+from bot.services.referrals import Rejected
 from handlers.common import (
     Context,
     Dialog,
@@ -124,8 +125,8 @@ def guardians_text(informed: bool | None, consent: Consent | None, tr: Translato
 
 
 def categories_text(categories: tuple[str, ...], other: str | None, tr: Translator) -> str:
-    names = [tr.gettext(CATEGORY_NAMES[c]) for c in categories if c != referrals.OTHER]
-    if referrals.OTHER in categories:
+    names = [tr.gettext(CATEGORY_NAMES[c]) for c in categories if c != drafting.OTHER]
+    if drafting.OTHER in categories:
         names.append(f"{tr.gettext('other')}: {esc(other or '')}")
     return ", ".join(names)
 
@@ -145,8 +146,8 @@ async def start_refer(update: Update, context: Context) -> str | int:
     runtime = context.runtime
     try:
         async with runtime.database.transaction() as session:
-            referrals.require_referrer(actor, now=runtime.clock.now())
-            draft = await referrals.find_draft(session, actor, runtime.cipher)
+            drafting.require_referrer(actor, now=runtime.clock.now())
+            draft = await drafting.find_draft(session, actor, runtime.cipher)
     except PermissionDenied:
         await answer(
             update,
@@ -176,7 +177,7 @@ async def _fresh(update: Update, context: Context) -> str:
     runtime = context.runtime
     actor = context.require_actor()
     async with runtime.database.transaction() as session:
-        draft, discarded = await referrals.start_draft(
+        draft, discarded = await drafting.start_draft(
             session, actor, runtime.cipher, now=runtime.clock.now()
         )
     intro = context.tr.gettext(
@@ -194,7 +195,7 @@ async def resume(update: Update, context: Context) -> str | int:
     context.user_data.pop(REPLY_TO, None)  # type: ignore[union-attr]
     runtime = context.runtime
     async with runtime.database.transaction() as session:
-        draft = await referrals.find_draft(session, context.require_actor(), runtime.cipher)
+        draft = await drafting.find_draft(session, context.require_actor(), runtime.cipher)
     if draft is None:
         return await _draft_gone(update, context)
     return await show_step(update, context, draft)
@@ -208,7 +209,7 @@ async def where_you_are(update: Update, context: Context, before: str) -> bool:
         return False
     runtime = context.runtime
     async with runtime.database.transaction() as session:
-        draft = await referrals.find_draft(session, context.require_actor(), runtime.cipher)
+        draft = await drafting.find_draft(session, context.require_actor(), runtime.cipher)
     if draft is None:
         return False
     await show_step(update, context, draft, before=before)
@@ -229,17 +230,17 @@ async def typed(update: Update, context: Context) -> str | int | None:
     try:
         async with runtime.database.transaction() as session:
             # Whatever the referrer sends here may name the child: it is deleted after sending.
-            await referrals.note_message(
+            await drafting.note_message(
                 session, actor, message.message_id, _unix(message.date), now=now
             )
             if message.text is None:
                 result: Draft | Rejected = Rejected("not_text")
             else:
-                result = await referrals.set_text(
+                result = await drafting.set_text(
                     session, actor, runtime.cipher, message.text, now=now
                 )
-            draft = await referrals.find_draft(session, actor, runtime.cipher)
-    except referrals.NoDraft:
+            draft = await drafting.find_draft(session, actor, runtime.cipher)
+    except drafting.NoDraft:
         return await _draft_gone(update, context)
     if draft is None:
         return await _draft_gone(update, context)
@@ -269,22 +270,22 @@ async def pressed(update: Update, context: Context) -> str | int | None:
             return await resume(update, context)
         case ["fresh"]:
             return await _fresh(update, context)
-        case ["go" | "edit" as how, step] if step in referrals.STEPS:
+        case ["go" | "edit" as how, step] if step in drafting.STEPS:
             try:
                 async with runtime.database.transaction() as session:
-                    draft = await referrals.go_to(
+                    draft = await drafting.go_to(
                         session, actor, runtime.cipher, step, now=now, edit=how == "edit"
                     )
-            except referrals.NoDraft:
+            except drafting.NoDraft:
                 return await _draft_gone(update, context)
             return await show_step(update, context, draft)
-        case [step, value] if step in referrals.STEPS:
+        case [step, value] if step in drafting.STEPS:
             try:
                 async with runtime.database.transaction() as session:
-                    result = await referrals.set_choice(
+                    result = await drafting.set_choice(
                         session, actor, runtime.cipher, step, value, now=now
                     )
-            except referrals.NoDraft:
+            except drafting.NoDraft:
                 return await _draft_gone(update, context)
             if result is None:
                 await no_longer_active(update, context)
@@ -307,8 +308,8 @@ async def send(update: Update, context: Context) -> str | int:
     actor = context.require_actor()
     try:
         async with runtime.database.transaction() as session:
-            result = await referrals.submit(session, actor, runtime.cipher, now=runtime.clock.now())
-    except referrals.NoDraft:
+            result = await drafting.submit(session, actor, runtime.cipher, now=runtime.clock.now())
+    except drafting.NoDraft:
         return await _draft_gone(update, context)
     if isinstance(result, Draft):  # something is missing: ask for it
         return await show_step(update, context, result)
@@ -322,7 +323,7 @@ async def send(update: Update, context: Context) -> str | int:
     )
     reached = await alert_coordinators(context, result)
     async with runtime.database.transaction() as session:
-        await referrals.followed_up(
+        await drafting.followed_up(
             session, result.referral_id, now=runtime.clock.now(), remaining=retry
         )
     lines = [
@@ -342,7 +343,7 @@ async def send(update: Update, context: Context) -> str | int:
     return ConversationHandler.END
 
 
-async def alert_coordinators(context: Context, result: referrals.Submitted) -> int:
+async def alert_coordinators(context: Context, result: drafting.Submitted) -> int:
     """Tell the district's coordinators: code, urgency, institution; nothing about the child."""
     return await notify(
         context,
@@ -354,7 +355,7 @@ async def alert_coordinators(context: Context, result: referrals.Submitted) -> i
     )
 
 
-def _new_referral_text(result: referrals.Submitted, tr: Translator) -> str:
+def _new_referral_text(result: drafting.Submitted, tr: Translator) -> str:
     _ = tr.gettext
     lines = [
         _("New referral {code} from {institution}.").format(
@@ -375,7 +376,7 @@ async def cancel(update: Update, context: Context) -> int:
     runtime = context.runtime
     actor = context.require_actor()
     async with runtime.database.transaction() as session:
-        refs = await referrals.discard_draft(session, actor)
+        refs = await drafting.discard_draft(session, actor)
     if refs is None:
         return await _draft_gone(update, context)
     lines = [context.tr.gettext("Cancelled. Nothing was sent, and the draft is deleted.")]
@@ -436,7 +437,7 @@ async def show_step(
         text = _summary(draft, tr)
     else:
         text = _(PROMPTS[step]).format(
-            limit=tr.number(referrals.LIMITS.get(step, 0)),
+            limit=tr.number(drafting.LIMITS.get(step, 0)),
         )
         rows = await _step_rows(context, draft)
         first = step == "danger" and not draft.back_to_summary
@@ -451,7 +452,7 @@ async def show_step(
     if protect and shown is not None:
         runtime = context.runtime
         async with runtime.database.transaction() as session:
-            await referrals.note_message(
+            await drafting.note_message(
                 session,
                 context.require_actor(),
                 shown.message_id,
@@ -473,7 +474,7 @@ async def _step_rows(context: Context, draft: Draft) -> list[list[tuple[str, str
             return [[(_("Change school"), "ref:go:school")]]
         case "school":
             async with context.runtime.database.transaction() as session:
-                schools = await referrals.schools(session, context.require_actor())
+                schools = await drafting.schools(session, context.require_actor())
             rows = [[(name, f"ref:school:{school_id}")] for school_id, name in schools[:20]]
             return [*rows, [(_("Another school (type its name)"), "ref:go:school_name")]]
         case "concerns":
@@ -505,9 +506,9 @@ def _emergency_text(tr: Translator) -> str:
 
 def _concern_rows(draft: Draft, tr: Translator) -> list[list[tuple[str, str]]]:
     buttons = []
-    for category in (*referrals.CATEGORIES, referrals.OTHER):
+    for category in (*drafting.CATEGORIES, drafting.OTHER):
         label = tr.gettext(CATEGORY_NAMES[category])
-        if category == referrals.OTHER and category not in draft.categories:
+        if category == drafting.OTHER and category not in draft.categories:
             label += "…"
         mark = "✅ " if category in draft.categories else ""
         buttons.append((mark + label, f"ref:concerns:{category}"))
@@ -570,7 +571,7 @@ def rejection_text(rejected: Rejected, step: str, tr: Translator) -> str:
             return _("Please type the year of birth as four digits, from {low} to {high}.").format(
                 low=params["low"], high=params["high"]
             )
-        case "not_text" if step in (*referrals.TEXT_STEPS, REPLY):
+        case "not_text" if step in (*drafting.TEXT_STEPS, REPLY):
             return _(
                 "Please type your answer as text. I cannot use photos, voice messages, stickers "
                 "or files here."
@@ -601,14 +602,14 @@ class Deletion:
 
     @property
     def failed_theirs(self) -> int:
-        return sum(1 for ref in self.failed if not referrals.from_bot(ref))
+        return sum(1 for ref in self.failed if not drafting.from_bot(ref))
 
 
 async def delete_from_chat(context: Context, chat_id: int, refs: list[list[int]]) -> Deletion:
     """Delete the listed messages ([id, unix time, from bot]) that Telegram still lets a bot
     delete (48 hours)."""
-    deletable = referrals.deletable(refs, context.runtime.clock.now())
-    too_old = sum(1 for ref in refs if ref not in deletable and not referrals.from_bot(ref))
+    deletable = drafting.deletable(refs, context.runtime.clock.now())
+    too_old = sum(1 for ref in refs if ref not in deletable and not drafting.from_bot(ref))
     deleted = 0
     failed: list[list[int]] = []
     for start in range(0, len(deletable), 100):
@@ -619,7 +620,7 @@ async def delete_from_chat(context: Context, chat_id: int, refs: list[list[int]]
             logger.warning("could not delete messages from a chat: %s", type(error).__name__)
             failed += batch
             continue
-        deleted += sum(1 for ref in batch if not referrals.from_bot(ref))
+        deleted += sum(1 for ref in batch if not drafting.from_bot(ref))
     return Deletion(deleted, too_old, failed)
 
 
@@ -744,7 +745,7 @@ async def reply_typed(update: Update, context: Context) -> str | int:
             result = await referrals.answer(
                 session, actor, runtime.cipher, referral_id, message.text, now=runtime.clock.now()
             )
-            draft = await referrals.find_draft(session, actor, runtime.cipher)
+            draft = await drafting.find_draft(session, actor, runtime.cipher)
     except PermissionDenied:
         await answer(update, tr.gettext("You are not allowed to do that."))
         return ConversationHandler.END
@@ -821,7 +822,7 @@ def handlers() -> HandlerList:
     # Every button of the dialog is an entry point: the draft and its step are in the database,
     # so a press on the draft's message brings the person back into it from any other dialog.
     typed_here: HandlerList = [MessageHandler(incoming, dialog.step(typed))]
-    states: dict[object, HandlerList] = {step: typed_here for step in (*referrals.STEPS, RESUME)}
+    states: dict[object, HandlerList] = {step: typed_here for step in (*drafting.STEPS, RESUME)}
     states[REPLY] = [MessageHandler(incoming, dialog.step(reply_typed))]
     return [
         ConversationHandler[Context](

@@ -18,7 +18,7 @@ from telegram.ext import (
 from bot.core.i18n import N_, Translator
 from bot.core.models import ConferenceStatus, Consent, NoteKind, ReferralStatus
 from bot.services import referrals
-from bot.services.cases import case_steps
+from bot.services.cases import case_steps, open_cases
 from bot.services.errors import PermissionDenied
 from bot.services.referrals import AlreadyDecided, Details, Rejected
 from handlers.common import (
@@ -438,9 +438,7 @@ async def show_cases(update: Update, context: Context, page: int = 0) -> None:
     _ = tr.gettext
     try:
         async with runtime.database.transaction() as session:
-            cases = await referrals.open_cases(
-                session, context.require_actor(), now=runtime.clock.now()
-            )
+            cases = await open_cases(session, context.require_actor(), now=runtime.clock.now())
             steps = await case_steps(session, [case.id for case in cases], now=runtime.clock.now())
     except PermissionDenied:
         await answer(update, _("Only coordinators see the district's cases."))

@@ -1,5 +1,5 @@
-"""The case: the next steps of each open case, and closing one (with its open tasks and its
-active conference)."""
+"""The case: its code (and the referrals'), opening it for an accepted referral, the open cases
+and the next step in each, and closing one (with its open tasks and its active conference)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,19 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core.db import insert_if_absent
 from bot.core.models import (
     Case,
     CaseStatus,
+    CodeSequence,
     Conference,
     ConferenceStatus,
     District,
+    Member,
+    Referral,
     Role,
     Task,
     TaskStatus,
@@ -36,6 +40,14 @@ class Outcome(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class OpenCase:
+    id: int
+    code: str
+    opened_at: datetime
+    manager: str
+
+
+@dataclass(frozen=True)
 class CaseStep:
     """What comes next in a case, for /cases."""
 
@@ -45,6 +57,65 @@ class CaseStep:
     overdue_tasks: int
     review_by: date | None
     recorded_id: int | None = None  # the last held conference whose record is finished
+
+
+async def next_code(
+    session: AsyncSession, prefix: str, now: datetime, *, district_id: int | None = None
+) -> str:
+    """The next code like R-2026-0017: numbered per prefix and year (the district's local year),
+    without gaps or races (the row update serialises concurrent callers)."""
+    zone = "Europe/Prague"
+    if district_id is not None:
+        zone = (await session.get_one(District, district_id)).timezone
+    key = f"{prefix}-{now.astimezone(ZoneInfo(zone)).year}"
+    await insert_if_absent(session, CodeSequence, {"prefix": key, "last": 0}, ["prefix"])
+    number = await session.scalar(
+        update(CodeSequence)
+        .where(CodeSequence.prefix == key)
+        .values(last=CodeSequence.last + 1)
+        .returning(CodeSequence.last)
+    )
+    return f"{key}-{number:04d}"
+
+
+async def open_case(
+    session: AsyncSession, actor: Actor, referral: Referral, *, now: datetime
+) -> Case:
+    """The case of an accepted referral; the coordinator who accepted it manages it."""
+    case = Case(
+        code=await next_code(session, "PK", now, district_id=referral.district_id),
+        district_id=referral.district_id,
+        referral_id=referral.id,
+        manager_id=actor.member_id,
+        status=CaseStatus.OPEN,
+        opened_at=now,
+    )
+    session.add(case)
+    await session.flush()
+    await audit.record(
+        session,
+        at=now,
+        actor_id=actor.member_id,
+        action="case.opened",
+        subject_type="case",
+        subject_id=case.id,
+        code=case.code,
+        referral=referral.code,
+    )
+    return case
+
+
+async def open_cases(session: AsyncSession, actor: Actor, *, now: datetime) -> list[OpenCase]:
+    """The district's open cases, oldest first, with their managers: for coordinators only."""
+    if actor.role is not Role.COORDINATOR:
+        raise audit.refusal("case.list", at=now, actor_id=actor.member_id, subject_type="referral")
+    rows = await session.execute(
+        select(Case, Member.display_name)
+        .join(Member, Case.manager_id == Member.id)
+        .where(Case.district_id == actor.district_id, Case.status == CaseStatus.OPEN)
+        .order_by(Case.opened_at, Case.id)
+    )
+    return [OpenCase(case.id, case.code, case.opened_at, name) for case, name in rows]
 
 
 async def case_steps(

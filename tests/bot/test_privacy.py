@@ -59,6 +59,7 @@ from bot.core.models import (
 from bot.services import (
     cases,
     conferences,
+    drafting,
     invitations,
     leavers,
     members,
@@ -191,19 +192,19 @@ async def _referral(
     """The teacher reports a concern; the coordinator asks, the teacher answers."""
     teacher, now = team.teacher, clock.now()
     async with database.transaction() as session:
-        await referrals.start_draft(session, teacher, CIPHER, now=now)
-        await referrals.set_choice(session, teacher, CIPHER, "danger", "no", now=now)
+        await drafting.start_draft(session, teacher, CIPHER, now=now)
+        await drafting.set_choice(session, teacher, CIPHER, "danger", "no", now=now)
         for text in (child, str(now.year - 10), f"4.B {marker}"):
-            await referrals.set_text(session, teacher, CIPHER, text, now=now)
-        await referrals.set_choice(session, teacher, CIPHER, "concerns", "truancy", now=now)
-        await referrals.set_choice(session, teacher, CIPHER, "concerns", "done", now=now)
+            await drafting.set_text(session, teacher, CIPHER, text, now=now)
+        await drafting.set_choice(session, teacher, CIPHER, "concerns", "truancy", now=now)
+        await drafting.set_choice(session, teacher, CIPHER, "concerns", "done", now=now)
         description = f"Misses school since September {marker}; the mother works nights."
-        await referrals.set_text(session, teacher, CIPHER, description, now=now)
-        await referrals.set_choice(session, teacher, CIPHER, "tried", "skip", now=now)
-        await referrals.set_choice(session, teacher, CIPHER, "guardians", "agree", now=now)
-        await referrals.set_choice(session, teacher, CIPHER, "urgency", "routine", now=now)
-        sent = await referrals.submit(session, teacher, CIPHER, now=now)
-    assert isinstance(sent, referrals.Submitted)
+        await drafting.set_text(session, teacher, CIPHER, description, now=now)
+        await drafting.set_choice(session, teacher, CIPHER, "tried", "skip", now=now)
+        await drafting.set_choice(session, teacher, CIPHER, "guardians", "agree", now=now)
+        await drafting.set_choice(session, teacher, CIPHER, "urgency", "routine", now=now)
+        sent = await drafting.submit(session, teacher, CIPHER, now=now)
+    assert isinstance(sent, drafting.Submitted)
     async with database.transaction() as session:
         await referrals.ask(
             session, team.coordinator, CIPHER, sent.referral_id, f"Since when? {marker}", now=now
