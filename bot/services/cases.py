@@ -1,5 +1,6 @@
-"""The case: its code (and the referrals'), opening it for an accepted referral, the open cases
-and the next step in each, and closing one (with its open tasks and its active conference)."""
+"""The case: its code (and the referrals'), opening it for an accepted referral, finding it by
+its code, the open cases and the next step in each, and closing one (with its open tasks and
+its active conference)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from bot.core.models import (
 )
 from bot.services import audit
 from bot.services.conferences import ACTIVE, _refused
+from bot.services.errors import NotFound
 from bot.services.invitations import cancel_conference
 from bot.services.members import Actor
 from bot.services.tasks import TaskError, cancel
@@ -102,6 +104,14 @@ async def open_case(
         code=case.code,
         referral=referral.code,
     )
+    return case
+
+
+async def find_case(session: AsyncSession, code: str) -> Case:
+    """A case by its code (in any letter case); an unknown code is NotFound."""
+    case = await session.scalar(select(Case).where(Case.code == code.strip().upper()))
+    if case is None:
+        raise NotFound(f"no case with the code {code.strip()}")
     return case
 
 

@@ -66,6 +66,7 @@ from bot.services import (
     privacy,
     records,
     referrals,
+    retention,
     tasks,
 )
 from bot.services.conferences import Defaults, Plan, Scheduled, Started
@@ -1008,9 +1009,9 @@ def test_purge_anonymises_the_guardians_whose_last_case_it_is(
     assert MARIE.name not in roundtable("audit").out
 
     # Once the recent case is past retention too, Petr goes with it.
-    async def later(database: Database) -> list[privacy.PastRetention]:
+    async def later(database: Database) -> list[retention.PastRetention]:
         async with database.transaction() as session:
-            return await privacy.purge(
+            return await retention.purge(
                 session,
                 CIPHER,
                 privacy.Operator("dpo"),
@@ -1205,17 +1206,17 @@ def test_every_encrypted_column_of_a_case_is_wiped() -> None:
     encrypted = {(model.__tablename__, column) for model, _, column in ENCRYPTED_COLUMNS}
     wiped = {
         (model.__tablename__, column)
-        for model, values in privacy.wiped(CIPHER).items()
+        for model, values in retention.wiped(CIPHER).items()
         for column in values
     }
     assert encrypted - per_person <= wiped
 
 
 def test_the_cutoff_is_the_same_day_years_ago() -> None:
-    assert privacy.retention_cutoff(datetime(2031, 3, 1, 9, tzinfo=UTC), 5) == datetime(
+    assert retention.retention_cutoff(datetime(2031, 3, 1, 9, tzinfo=UTC), 5) == datetime(
         2026, 3, 1, 9, tzinfo=UTC
     )
-    assert privacy.retention_cutoff(datetime(2028, 2, 29, tzinfo=UTC), 5) == datetime(
+    assert retention.retention_cutoff(datetime(2028, 2, 29, tzinfo=UTC), 5) == datetime(
         2023, 2, 28, tzinfo=UTC
     )
 
