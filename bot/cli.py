@@ -32,7 +32,7 @@ from bot.core.db import Database
 from bot.core.models import InstitutionKind, Role
 from bot.core.runtime import Runtime
 from bot.logs import REDACTED, configure_logging
-from bot.services import members, privacy
+from bot.services import leavers, members, privacy, retention
 from bot.services.errors import ServiceError
 from bot.transport.telegram import standby
 
@@ -355,7 +355,7 @@ def _members_deactivate(settings: Settings, args: argparse.Namespace) -> None:
         database = await open_database(settings)
         try:
             async with database.transaction() as session:
-                return await members.deactivate_member(
+                return await leavers.deactivate_member(
                     session, None, args.member_id, now=SystemClock().now()
                 )
         finally:
@@ -522,14 +522,14 @@ def _purge(settings: Settings, args: argparse.Namespace) -> None:
     # A dry run decrypts and writes nothing, so it needs no key.
     cipher = None if args.dry_run else load_cipher(settings)
 
-    async def go() -> list[privacy.PastRetention]:
+    async def go() -> list[retention.PastRetention]:
         database = await open_database(settings)
         try:
             if cipher is None:
                 async with database.reading() as session:
-                    return await privacy.purgeable(session, now=now, years=years)
+                    return await retention.purgeable(session, now=now, years=years)
             async with database.transaction() as session:
-                return await privacy.purge(session, cipher, _operator(), now=now, years=years)
+                return await retention.purge(session, cipher, _operator(), now=now, years=years)
         finally:
             await database.dispose()
 
@@ -539,7 +539,7 @@ def _purge(settings: Settings, args: argparse.Namespace) -> None:
     cases = sum(item.ended == "closed" for item in found)
     what = (
         f"{cases} case(s) closed and {len(found) - cases} referral(s) declined before "
-        f"{privacy.retention_cutoff(now, years):%Y-%m-%d} (retention {years} years)"
+        f"{retention.retention_cutoff(now, years):%Y-%m-%d} (retention {years} years)"
     )
     if cipher is None:
         print(f"Would purge {what}; nothing was changed.")

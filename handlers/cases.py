@@ -8,7 +8,7 @@ from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot.core.i18n import N_, Translator
 from bot.core.models import ConferenceStatus
-from bot.services import referrals, tasks
+from bot.services import cases, overview
 from bot.services.errors import PermissionDenied
 from handlers.common import (
     Context,
@@ -26,7 +26,7 @@ from handlers.task_screens import TASK_REFUSALS, pressed
 from handlers.usecase import refusal, refused_by, use_case
 
 PAGE_SIZE = 8
-OUTCOMES = {"f": tasks.Outcome.FULFILLED, "h": tasks.Outcome.HANDED_OVER, "o": tasks.Outcome.OTHER}
+OUTCOMES = {"f": cases.Outcome.FULFILLED, "h": cases.Outcome.HANDED_OVER, "o": cases.Outcome.OTHER}
 
 
 # /cases and /agenda
@@ -42,15 +42,15 @@ async def show_cases(update: Update, context: Context, page: int = 0) -> None:
     async with use_case(
         update, context, refused_by(PermissionDenied, answer=_not_a_coordinator)
     ) as run:
-        cases = await referrals.open_cases(run.session, run.actor, now=run.now)
-        steps = await tasks.case_steps(run.session, [case.id for case in cases], now=run.now)
+        open_cases = await cases.open_cases(run.session, run.actor, now=run.now)
+        steps = await cases.case_steps(run.session, [case.id for case in open_cases], now=run.now)
     if not run.done:
         return
-    if not cases:
+    if not open_cases:
         await answer(update, _("There are no open cases."))
         return
-    shown = paginate(cases, page, PAGE_SIZE)
-    lines = [_("Open cases ({count}):").format(count=len(cases))]
+    shown = paginate(open_cases, page, PAGE_SIZE)
+    lines = [_("Open cases ({count}):").format(count=len(open_cases))]
     rows: list[list[tuple[str, str]]] = []
     for case in shown.items:
         lines.append(
@@ -118,7 +118,7 @@ async def agenda(update: Update, context: Context) -> None:
     async with use_case(
         update, context, refusal(PermissionDenied, say=N_("Only coordinators have an agenda."))
     ) as run:
-        items = await tasks.agenda(run.session, run.actor, now=run.now)
+        items = await overview.agenda(run.session, run.actor, now=run.now)
     if not run.done:
         return
     if not items:
@@ -134,11 +134,11 @@ async def agenda(update: Update, context: Context) -> None:
 # Closing a case.
 
 
-def outcome_label(outcome: tasks.Outcome, tr: Translator) -> str:
+def outcome_label(outcome: cases.Outcome, tr: Translator) -> str:
     return {
-        tasks.Outcome.FULFILLED: tr.gettext("Plan fulfilled"),
-        tasks.Outcome.HANDED_OVER: tr.gettext("Handed to another authority"),
-        tasks.Outcome.OTHER: tr.gettext("Other"),
+        cases.Outcome.FULFILLED: tr.gettext("Plan fulfilled"),
+        cases.Outcome.HANDED_OVER: tr.gettext("Handed to another authority"),
+        cases.Outcome.OTHER: tr.gettext("Other"),
     }[outcome]
 
 
@@ -147,7 +147,7 @@ async def ask_close(update: Update, context: Context) -> None:
     if ids is None:
         return
     async with use_case(update, context, *TASK_REFUSALS) as run:
-        await tasks.closable_case(run.session, run.actor, ids[0], now=run.now)
+        await cases.closable_case(run.session, run.actor, ids[0], now=run.now)
     if not run.done:
         return
     tr = context.tr
@@ -179,7 +179,7 @@ async def close_case(update: Update, context: Context) -> None:
         return
     outcome = OUTCOMES[parts[0]]
     async with use_case(update, context, *TASK_REFUSALS) as run:
-        code = await tasks.close_case(run.session, run.actor, case_id, outcome, now=run.now)
+        code = await cases.close_case(run.session, run.actor, case_id, outcome, now=run.now)
     if run.done:
         await answer(
             update,

@@ -6,7 +6,7 @@ from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot.core.i18n import Translator
-from bot.services import members
+from bot.services import leavers, members
 from bot.services.errors import PermissionDenied
 from bot.transport.telegram import delivery
 from handlers.common import (
@@ -92,7 +92,7 @@ async def _confirm(update: Update, context: Context, member_id: int) -> None:
     runtime = context.runtime
     try:
         async with runtime.database.transaction() as session:
-            view = await members.to_deactivate(
+            view = await leavers.to_deactivate(
                 session, context.require_actor(), member_id, now=runtime.clock.now()
             )
     except PermissionDenied:
@@ -113,7 +113,7 @@ async def _deactivate(update: Update, context: Context, member_id: int) -> None:
     runtime = context.runtime
     try:
         async with runtime.database.transaction() as session:
-            view = await members.deactivate_member(
+            view = await leavers.deactivate_member(
                 session, context.require_actor(), member_id, now=runtime.clock.now()
             )
     except PermissionDenied:

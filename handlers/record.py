@@ -25,7 +25,7 @@ from telegram.ext import (
 from bot.core.i18n import Translator
 from bot.core.models import InvitationKind, TaskParty
 from bot.core.record import record_docx, record_filename
-from bot.services import decisions, tasks
+from bot.services import decisions, records, task_edits, tasks
 from bot.services.decisions import Collision, Passed, TooFar
 from handlers.board_text import board_markup, board_text
 from handlers.common import (
@@ -105,14 +105,14 @@ async def open_record(update: Update, context: Context) -> None:
     await show_record(update, context, ids[0])
 
 
-def attendance_text(view: tasks.RecordView, tr: Translator) -> str:
+def attendance_text(view: records.RecordView, tr: Translator) -> str:
     return tr.gettext(
         "👥 Attendance at {code}: one tap per participant changes came → a colleague came "
         "instead → did not come."
     ).format(code=view.case_code)
 
 
-def _attendance_label(item: tasks.Attendance, tr: Translator) -> str:
+def _attendance_label(item: records.Attendance, tr: Translator) -> str:
     name = item.label
     if item.kind is not InvitationKind.INSTITUTION:
         name = tr.gettext("Guardian {number}").format(number=item.number)
@@ -134,7 +134,7 @@ async def show_attendance(update: Update, context: Context) -> None:
 async def _attendance(update: Update, context: Context, conference_id: int) -> None:
     tr = context.tr
     async with use_case(update, context, *TASK_REFUSALS) as case:
-        view = await tasks.record_view(
+        view = await records.record_view(
             case.session, case.actor, context.runtime.cipher, conference_id, now=case.now
         )
     if not case.done:
@@ -149,7 +149,7 @@ async def toggle_attendance(update: Update, context: Context) -> None:
     if ids is None:
         return
     async with use_case(update, context, *TASK_REFUSALS) as case:
-        conference_id = await tasks.toggle_attendance(
+        conference_id = await records.toggle_attendance(
             case.session, case.actor, ids[0], now=case.now
         )
     if case.done:
@@ -165,7 +165,7 @@ async def _recordable(update: Update, context: Context) -> int | None:
     if ids is None:
         return None
     async with use_case(update, context, *TASK_REFUSALS) as case:
-        conference_id = await tasks.recordable(case.session, case.actor, ids[0], now=case.now)
+        conference_id = await records.recordable(case.session, case.actor, ids[0], now=case.now)
     return conference_id if case.done else None
 
 
@@ -179,7 +179,7 @@ async def ask_summary(update: Update, context: Context) -> str | int:
         context.tr.gettext(
             "Type the summary of the situation in one message (at most {limit} characters). "
             "It is stored encrypted and appears only in the record document."
-        ).format(limit=tasks.SUMMARY_MAX),
+        ).format(limit=records.SUMMARY_MAX),
     )
     return SUMMARY
 
@@ -190,10 +190,10 @@ async def typed_summary(update: Update, context: Context) -> str | int:
     text = update.message.text or ""
     conference_id = int(task_draft(context).get("conference", 0))
     too_long = tr.gettext("That is {length} characters; the summary takes 1 to {limit}.")
-    if not await fits(update, text.strip(), tasks.SUMMARY_MAX, too_long):
+    if not await fits(update, text.strip(), records.SUMMARY_MAX, too_long):
         return SUMMARY
     async with use_case(update, context, *TASK_REFUSALS) as case:
-        await tasks.set_summary(
+        await records.set_summary(
             case.session, case.actor, context.runtime.cipher, conference_id, text, now=case.now
         )
     await delete_typed_text(update)
@@ -214,7 +214,7 @@ async def ask_title(update: Update, context: Context) -> str | int:
         context.tr.gettext(
             "What is the task? A short title (at most {limit} characters), without the "
             "child's name: it is shown in the owner's chat."
-        ).format(limit=tasks.TITLE_MAX),
+        ).format(limit=records.TITLE_MAX),
         keyboard([[("✖️ " + context.tr.gettext("Cancel"), "rc:x")]]),
     )
     return TITLE
@@ -225,13 +225,13 @@ async def typed_title(update: Update, context: Context) -> str | int:
     tr = context.tr
     title = " ".join((update.message.text or "").split())
     too_long = tr.gettext("That is {length} characters; a title takes 1 to {limit}.")
-    if not await fits(update, title, tasks.TITLE_MAX, too_long):
+    if not await fits(update, title, records.TITLE_MAX, too_long):
         return TITLE
     draft = task_draft(context)
     draft["title"] = title
     conference_id = int(draft.get("conference", 0))
     async with use_case(update, context, *TASK_REFUSALS) as case:
-        choices = await tasks.owner_choices(case.session, case.actor, conference_id, now=case.now)
+        choices = await records.owner_choices(case.session, case.actor, conference_id, now=case.now)
     if not case.done:
         return ConversationHandler.END
     text, markup = _owner_screen(choices, 0, draft, tr)
@@ -240,13 +240,13 @@ async def typed_title(update: Update, context: Context) -> str | int:
 
 
 def _owner_screen(
-    choices: list[tasks.OwnerChoice], page: int, draft: dict[str, Any], tr: Translator
+    choices: list[records.OwnerChoice], page: int, draft: dict[str, Any], tr: Translator
 ) -> tuple[str, InlineKeyboardMarkup]:
     """A page of the people a task can go to. Before the party is chosen: "Who owns it?", with
     the child and a guardian on every page; after it: who follows it up."""
     shown = paginate(choices, page, PEOPLE_PAGE)
 
-    def person(choice: tasks.OwnerChoice) -> tuple[str, str]:
+    def person(choice: records.OwnerChoice) -> tuple[str, str]:
         return f"{choice.name} ({choice.institution})", f"rc:w:{choice.member_id}"
 
     if "party" in draft:
@@ -283,7 +283,7 @@ async def chose_owner(update: Update, context: Context) -> str | int:
             draft["party"] = party.value
         conference_id = int(draft["conference"])
         async with use_case(update, context, *TASK_REFUSALS) as case:
-            choices = await tasks.owner_choices(
+            choices = await records.owner_choices(
                 case.session, case.actor, conference_id, now=case.now
             )
         if not case.done:
@@ -324,7 +324,7 @@ async def chose_due(update: Update, context: Context) -> str | int:
         return ConversationHandler.END
     conference_id = int(task_draft(context)["conference"])
     async with context.runtime.database.reading() as session:
-        due_on = await tasks.quick_due(
+        due_on = await task_edits.quick_due(
             session, conference_id, days, now=context.runtime.clock.now()
         )
     return await _add_task(update, context, due_on)
@@ -361,7 +361,7 @@ async def _add_task(update: Update, context: Context, due_on: date) -> str | int
     draft = dict(task_draft(context))
     conference_id = int(draft["conference"])
     async with use_case(update, context, *TASK_REFUSALS) as case:
-        await tasks.add_task(
+        await records.add_task(
             case.session,
             case.actor,
             context.runtime.cipher,
@@ -469,7 +469,7 @@ async def ask_due_date(update: Update, context: Context) -> str | int:
     if ids is None:
         return ConversationHandler.END
     async with use_case(update, context, *TASK_REFUSALS) as case:
-        await tasks.movable_task(case.session, case.actor, ids[0], now=case.now)
+        await task_edits.movable_task(case.session, case.actor, ids[0], now=case.now)
     if not case.done:
         return ConversationHandler.END
     begin_draft(context, task=ids[0])
@@ -480,7 +480,7 @@ async def ask_due_date(update: Update, context: Context) -> str | int:
 async def _move(update: Update, context: Context, task_id: int, due_on: date) -> str | int:
     """A typed due date for a task: the edit screen again, below the typed date."""
     async with use_case(update, context, *TASK_REFUSALS) as case:
-        await tasks.move_due(case.session, case.actor, task_id, due_on, now=case.now)
+        await task_edits.move_due(case.session, case.actor, task_id, due_on, now=case.now)
     task_draft(context).clear()
     if case.done:
         await edit_screen(update, context, task_id, below=True)
@@ -495,7 +495,7 @@ async def finish(update: Update, context: Context) -> None:
     if ids is None:
         return
     async with use_case(update, context, *TASK_REFUSALS) as case:
-        await tasks.finish_record(case.session, case.actor, ids[0], now=case.now)
+        await records.finish_record(case.session, case.actor, ids[0], now=case.now)
     if not case.done:
         return
     await show_record(update, context, ids[0])
@@ -518,7 +518,7 @@ async def _document(
 ) -> bool:
     """The record document to the presser, if they may have it (else the refusal is said)."""
     async with use_case(update, context, *TASK_REFUSALS) as case:
-        record = await tasks.record_document(
+        record = await records.record_document(
             case.session,
             case.actor,
             context.runtime.cipher,

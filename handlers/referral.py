@@ -22,9 +22,10 @@ from telegram.ext import (
 
 from bot.core.i18n import N_
 from bot.core.models import ReferralStatus
-from bot.services import referrals
+from bot.services import drafting, referrals
+from bot.services.drafting import Draft
 from bot.services.errors import PermissionDenied
-from bot.services.referrals import Draft, Rejected
+from bot.services.referrals import Rejected
 from handlers.common import (
     Context,
     Dialog,
@@ -54,7 +55,7 @@ GONE = N_(
     "There is no referral in progress: it was sent, cancelled, or deleted after 14 days "
     "without changes. /refer starts a new one."
 )
-DRAFT_GONE = refusal(referrals.NoDraft, say=GONE)
+DRAFT_GONE = refusal(drafting.NoDraft, say=GONE)
 
 STATUS_NAMES = {
     ReferralStatus.DRAFT: N_("unfinished draft"),
@@ -85,8 +86,8 @@ async def start_refer(update: Update, context: Context) -> str | int:
     async with use_case(
         update, context, refused_by(PermissionDenied, answer=_not_a_referrer)
     ) as run:
-        referrals.require_referrer(run.actor, now=run.now)
-        draft = await referrals.find_draft(run.session, run.actor, context.runtime.cipher)
+        drafting.require_referrer(run.actor, now=run.now)
+        draft = await drafting.find_draft(run.session, run.actor, context.runtime.cipher)
     if not run.done:
         return ConversationHandler.END
     if draft is None:
@@ -107,7 +108,7 @@ async def start_refer(update: Update, context: Context) -> str | int:
 
 async def _fresh(update: Update, context: Context) -> str:
     async with use_case(update, context) as run:
-        draft, discarded = await referrals.start_draft(
+        draft, discarded = await drafting.start_draft(
             run.session, run.actor, context.runtime.cipher, now=run.now
         )
     intro = context.tr.gettext(
@@ -123,7 +124,7 @@ async def _fresh(update: Update, context: Context) -> str:
 async def _current_draft(context: Context) -> Draft | None:
     runtime = context.runtime
     async with runtime.database.reading() as session:
-        return await referrals.find_draft(session, context.require_actor(), runtime.cipher)
+        return await drafting.find_draft(session, context.require_actor(), runtime.cipher)
 
 
 async def resume(update: Update, context: Context) -> str | int:
@@ -159,20 +160,20 @@ async def typed(update: Update, context: Context) -> str | int | None:
     cipher = context.runtime.cipher
     async with use_case(update, context, DRAFT_GONE) as run:
         # Whatever the referrer sends here may name the child: it is deleted after sending.
-        await referrals.note_message(
+        await drafting.note_message(
             run.session, run.actor, message.message_id, unix(message.date), now=run.now
         )
         if message.text is None:
             result: Draft | Rejected = Rejected("not_text")
         else:
-            result = await referrals.set_text(
+            result = await drafting.set_text(
                 run.session, run.actor, cipher, message.text, now=run.now
             )
         # Refused, the answer leaves the draft at its step, which is asked again.
         draft = (
             result
             if isinstance(result, Draft)
-            else await referrals.find_draft(run.session, run.actor, cipher)
+            else await drafting.find_draft(run.session, run.actor, cipher)
         )
     if not run.done:
         return ConversationHandler.END
@@ -202,17 +203,17 @@ async def pressed(update: Update, context: Context) -> str | int | None:
             return await resume(update, context)
         case ["fresh"]:
             return await _fresh(update, context)
-        case ["go" | "edit" as how, step] if step in referrals.STEPS:
+        case ["go" | "edit" as how, step] if step in drafting.STEPS:
             async with use_case(update, context, DRAFT_GONE) as run:
-                draft = await referrals.go_to(
+                draft = await drafting.go_to(
                     run.session, run.actor, cipher, step, now=run.now, edit=how == "edit"
                 )
             if not run.done:
                 return ConversationHandler.END
             return await show_step(update, context, draft)
-        case [step, value] if step in referrals.STEPS:
+        case [step, value] if step in drafting.STEPS:
             async with use_case(update, context, DRAFT_GONE) as run:
-                result = await referrals.set_choice(
+                result = await drafting.set_choice(
                     run.session, run.actor, cipher, step, value, now=run.now
                 )
             if not run.done:
@@ -236,7 +237,7 @@ async def pressed(update: Update, context: Context) -> str | int | None:
 async def send(update: Update, context: Context) -> str | int:
     runtime = context.runtime
     async with use_case(update, context, DRAFT_GONE) as run:
-        result = await referrals.submit(run.session, run.actor, runtime.cipher, now=run.now)
+        result = await drafting.submit(run.session, run.actor, runtime.cipher, now=run.now)
     if not run.done:
         return ConversationHandler.END
     if isinstance(result, Draft):  # something is missing: ask for it
@@ -250,7 +251,7 @@ async def send(update: Update, context: Context) -> str | int:
     deleted, retry = await delete_messages(context, chat_id, result.message_refs, retried=True)
     reached = await alert_coordinators(context, result)
     async with runtime.database.transaction() as session:
-        await referrals.followed_up(
+        await drafting.followed_up(
             session, result.referral_id, now=runtime.clock.now(), remaining=retry
         )
     lines = [
@@ -270,7 +271,7 @@ async def send(update: Update, context: Context) -> str | int:
     return ConversationHandler.END
 
 
-async def alert_coordinators(context: Context, result: referrals.Submitted) -> int:
+async def alert_coordinators(context: Context, result: drafting.Submitted) -> int:
     """Tell the district's coordinators: code, urgency, institution; nothing about the child."""
     return await notify(
         context,
@@ -288,7 +289,7 @@ async def cancel(update: Update, context: Context) -> int:
         await answer(update, context.tr.gettext("Cancelled. No answer was sent."))
         return ConversationHandler.END
     async with use_case(update, context) as run:
-        refs = await referrals.discard_draft(run.session, run.actor)
+        refs = await drafting.discard_draft(run.session, run.actor)
     if refs is None:
         return await _draft_gone(update, context)
     lines = [context.tr.gettext("Cancelled. Nothing was sent, and the draft is deleted.")]
@@ -365,7 +366,7 @@ async def reply_typed(update: Update, context: Context) -> str | int:
         result = await referrals.answer(
             run.session, run.actor, cipher, referral_id, message.text, now=run.now
         )
-        draft = await referrals.find_draft(run.session, run.actor, cipher)
+        draft = await drafting.find_draft(run.session, run.actor, cipher)
     if not run.done:
         return ConversationHandler.END
     if isinstance(result, Rejected):
@@ -429,7 +430,7 @@ def handlers() -> HandlerList:
     # Every button of the dialog is an entry point: the draft and its step are in the database,
     # so a press on the draft's message brings the person back into it from any other dialog.
     typed_here: HandlerList = [MessageHandler(incoming, dialog.step(typed))]
-    states: dict[object, HandlerList] = {step: typed_here for step in (*referrals.STEPS, RESUME)}
+    states: dict[object, HandlerList] = {step: typed_here for step in (*drafting.STEPS, RESUME)}
     states[REPLY] = [MessageHandler(incoming, dialog.step(reply_typed))]
     return [
         ConversationHandler[Context](

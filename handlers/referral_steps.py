@@ -9,8 +9,8 @@ from telegram import Update
 
 from bot.core.i18n import N_, Translator
 from bot.core.models import Urgency
-from bot.services import referrals
-from bot.services.referrals import Draft
+from bot.services import drafting
+from bot.services.drafting import Draft
 from handlers.common import Context, answer, esc, keyboard
 from handlers.referral_texts import CATEGORY_NAMES, categories_text, guardians_text, urgency_text
 from handlers.usecase import use_case
@@ -91,7 +91,7 @@ async def show_step(
         text = _summary(draft, tr)
     else:
         text = _(PROMPTS[step]).format(
-            limit=tr.number(referrals.LIMITS.get(step, 0)),
+            limit=tr.number(drafting.LIMITS.get(step, 0)),
         )
         rows = await _step_rows(context, draft)
         first = step == "danger" and not draft.back_to_summary
@@ -105,7 +105,7 @@ async def show_step(
     shown = await answer(update, text, keyboard(rows), protect=protect)
     if protect and shown is not None:
         async with use_case(update, context) as run:
-            await referrals.note_message(
+            await drafting.note_message(
                 run.session,
                 run.actor,
                 shown.message_id,
@@ -127,7 +127,7 @@ async def _step_rows(context: Context, draft: Draft) -> list[list[tuple[str, str
             return [[(_("Change school"), "ref:go:school")]]
         case "school":
             async with context.runtime.database.reading() as session:
-                schools = await referrals.schools(session, context.require_actor())
+                schools = await drafting.schools(session, context.require_actor())
             rows = [[(name, f"ref:school:{school_id}")] for school_id, name in schools[:20]]
             return [*rows, [(_("Another school (type its name)"), "ref:go:school_name")]]
         case "concerns":
@@ -143,9 +143,9 @@ async def _step_rows(context: Context, draft: Draft) -> list[list[tuple[str, str
 
 def _concern_rows(draft: Draft, tr: Translator) -> list[list[tuple[str, str]]]:
     buttons = []
-    for category in (*referrals.CATEGORIES, referrals.OTHER):
+    for category in (*drafting.CATEGORIES, drafting.OTHER):
         label = tr.gettext(CATEGORY_NAMES[category])
-        if category == referrals.OTHER and category not in draft.categories:
+        if category == drafting.OTHER and category not in draft.categories:
             label += "…"
         mark = "✅ " if category in draft.categories else ""
         buttons.append((mark + label, f"ref:concerns:{category}"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from bot.core.i18n import N_, Translator
 from bot.core.models import Consent, Urgency
-from bot.services import referrals
+from bot.services import drafting
 from bot.services.referrals import Rejected
 from handlers.common import esc
 
@@ -53,8 +53,8 @@ def guardians_text(informed: bool | None, consent: Consent | None, tr: Translato
 
 
 def categories_text(categories: tuple[str, ...], other: str | None, tr: Translator) -> str:
-    names = [tr.gettext(CATEGORY_NAMES[c]) for c in categories if c != referrals.OTHER]
-    if referrals.OTHER in categories:
+    names = [tr.gettext(CATEGORY_NAMES[c]) for c in categories if c != drafting.OTHER]
+    if drafting.OTHER in categories:
         names.append(f"{tr.gettext('other')}: {esc(other or '')}")
     return ", ".join(names)
 
@@ -95,7 +95,7 @@ def rejection_text(rejected: Rejected, step: str, tr: Translator) -> str:
             return _("Please type the year of birth as four digits, from {low} to {high}.").format(
                 low=params["low"], high=params["high"]
             )
-        case "not_text" if step in (*referrals.TEXT_STEPS, REPLY):
+        case "not_text" if step in (*drafting.TEXT_STEPS, REPLY):
             return _(
                 "Please type your answer as text. I cannot use photos, voice messages, stickers "
                 "or files here."
@@ -105,7 +105,7 @@ def rejection_text(rejected: Rejected, step: str, tr: Translator) -> str:
     return _("Please type your answer.")
 
 
-def new_referral_text(result: referrals.Submitted, tr: Translator) -> str:
+def new_referral_text(result: drafting.Submitted, tr: Translator) -> str:
     _ = tr.gettext
     lines = [
         _("New referral {code} from {institution}.").format(

@@ -1,7 +1,7 @@
 """The periodic sweep: reminders and nudges that have come due, sent.
 
 A JobQueue job every `sweep_seconds` asks the services what has come due by the injected clock
-(`referrals.due_work`: the rules are there and in `scheduling.policy`) and sends it: a referrer
+(`referral_sweep.due_work`: the rules are there and in `scheduling.policy`) and sends it: a referrer
 is reminded once of a draft left for a day, told when a draft untouched for 14 days is deleted;
 the coordinators are nudged once per working day about referrals waiting more than a working
 day; and a sent referral whose alert or message deletion was cut short (a crash, Telegram
@@ -16,7 +16,7 @@ from datetime import datetime
 
 from bot.core.i18n import Translator
 from bot.core.outbox import Notification
-from bot.services import referrals, tasks
+from bot.services import drafting, overview, referral_sweep
 from bot.transport.telegram import delivery
 from bot.transport.telegram.delivery import Kind, Outgoing
 from handlers.common import Context, keyboard, recipient_tr
@@ -49,7 +49,7 @@ async def sweep_referrals(context: Context) -> None:
     runtime = context.runtime
     now = runtime.clock.now()
     async with runtime.database.transaction() as session:
-        due = await referrals.due_work(session, now=now, calendar=runtime.calendar)
+        due = await referral_sweep.due_work(session, now=now, calendar=runtime.calendar)
     for follow_up in due.follow_ups:
         done = await delete_from_chat(
             context, follow_up.referrer.chat_id, follow_up.submitted.message_refs
@@ -58,7 +58,7 @@ async def sweep_referrals(context: Context) -> None:
             await alert_coordinators(context, follow_up.submitted)
         if done.failed:  # Telegram still refuses: next time
             async with runtime.database.transaction() as session:
-                await referrals.followed_up(
+                await drafting.followed_up(
                     session,
                     follow_up.submitted.referral_id,
                     now=runtime.clock.now(),
@@ -78,12 +78,12 @@ async def sweep_digests(context: Context) -> None:
     """Each coordinator's Monday digest, planned ahead in the outbox (once per week)."""
     runtime = context.runtime
     async with runtime.database.transaction() as session:
-        await tasks.plan_digests(session, now=runtime.clock.now())
+        await overview.plan_digests(session, now=runtime.clock.now())
 
 
 async def render_draft_reminder(context: Context, row: Notification) -> Outgoing | None:
     async with context.runtime.database.reading() as session:
-        if not await referrals.has_draft(session, row.member_id):
+        if not await drafting.has_draft(session, row.member_id):
             return None  # sent or cancelled meanwhile
     tr = await recipient_tr(context, row.member_id)
     started = datetime.fromisoformat(str(row.payload["started_at"]))
@@ -107,7 +107,7 @@ async def render_draft_expired(context: Context, row: Notification) -> Outgoing 
 async def render_triage_nudge(context: Context, row: Notification) -> Outgoing | None:
     ids = [int(i) for i in row.payload["referrals"]]
     async with context.runtime.database.reading() as session:
-        items = await referrals.still_waiting(session, ids)
+        items = await referral_sweep.still_waiting(session, ids)
     if not items:
         return None  # all decided meanwhile
     tr = await recipient_tr(context, row.member_id)
@@ -117,9 +117,9 @@ async def render_triage_nudge(context: Context, row: Notification) -> Outgoing |
 
 def outbox_kinds() -> dict[str, Kind]:
     return {
-        referrals.DRAFT_REMINDER: Kind(render_draft_reminder),
-        referrals.DRAFT_EXPIRED: Kind(render_draft_expired),
-        referrals.TRIAGE_NUDGE: Kind(render_triage_nudge),
+        referral_sweep.DRAFT_REMINDER: Kind(render_draft_reminder),
+        referral_sweep.DRAFT_EXPIRED: Kind(render_draft_expired),
+        referral_sweep.TRIAGE_NUDGE: Kind(render_triage_nudge),
     }
 
 
@@ -137,7 +137,7 @@ def _expired_text(started: datetime, tr: Translator) -> str:
     ).format(date=tr.date(started))
 
 
-def _nudge_text(items: list[referrals.Waiting], tr: Translator) -> str:
+def _nudge_text(items: list[referral_sweep.Waiting], tr: Translator) -> str:
     lines = [
         tr.ngettext(
             "This referral has waited more than a working day for a decision:",

@@ -12,7 +12,7 @@ from telegram import InlineKeyboardMarkup
 from bot.core.i18n import Translator
 from bot.core.models import TaskParty, TaskStatus
 from bot.core.outbox import Notification
-from bot.services import invitations, leavers, tasks
+from bot.services import invitations, leavers, overview, records, task_edits, tasks
 from bot.transport.telegram.delivery import Kind, Outgoing
 from handlers.common import MAX_TEXT, Context, clip, esc, keyboard, recipient_tr
 from handlers.task_texts import (
@@ -29,7 +29,7 @@ from handlers.task_texts import (
 async def render_ended(context: Context, row: Notification) -> Outgoing | None:
     conference_id = int(row.payload["conference"])
     async with context.runtime.database.reading() as session:
-        code = await tasks.still_to_record(session, conference_id, row.payload.get("sequence"))
+        code = await records.still_to_record(session, conference_id, row.payload.get("sequence"))
     if code is None:
         return None
     tr = await recipient_tr(context, row.member_id)
@@ -143,7 +143,7 @@ async def render_done(context: Context, row: Notification) -> Outgoing | None:
     if item is None or item.status is not TaskStatus.DONE:
         return None
     async with context.runtime.database.reading() as session:
-        notes = await tasks.note_count(session, item.id)
+        notes = await task_edits.note_count(session, item.id)
     tr = await recipient_tr(context, row.member_id)
     return Outgoing(
         "✅ "
@@ -192,31 +192,35 @@ async def render_released(context: Context, row: Notification) -> Outgoing | Non
 async def render_digest(context: Context, row: Notification) -> Outgoing | None:
     runtime = context.runtime
     async with runtime.database.reading() as session:
-        digest = await tasks.digest(session, runtime.cipher, row.member_id, now=runtime.clock.now())
+        digest = await overview.digest(
+            session, runtime.cipher, row.member_id, now=runtime.clock.now()
+        )
     if digest is None:
         return None
     tr = await recipient_tr(context, row.member_id)
     return Outgoing(*digest_message(digest, tr))
 
 
-def digest_message(digest: tasks.Digest, tr: Translator) -> tuple[str, InlineKeyboardMarkup | None]:
+def digest_message(
+    digest: overview.Digest, tr: Translator
+) -> tuple[str, InlineKeyboardMarkup | None]:
     _ = tr.gettext
     head = "🗓 " + _("Your week")
     if not digest:
         return "\n".join([head, _("Nothing is waiting for you this week.")]), None
 
     def section(
-        title: str, items: list[tasks.DigestItem], render: Callable[[tasks.DigestItem], str]
+        title: str, items: list[overview.DigestItem], render: Callable[[overview.DigestItem], str]
     ) -> tuple[str, list[str]]:
         return title.format(count=len(items)), ["• " + render(item) for item in items]
 
-    def task(item: tasks.DigestItem) -> str:
+    def task(item: overview.DigestItem) -> str:
         return f"{item.code} «{esc(item.title)}»"
 
-    def when(item: tasks.DigestItem) -> str:
+    def when(item: overview.DigestItem) -> str:
         return f"{item.code}, {tr.datetime(item.when)}" if item.when else item.code
 
-    def poll(item: tasks.DigestItem) -> str:
+    def poll(item: overview.DigestItem) -> str:
         if item.when is None:
             return item.code
         return _("{code}, answers until {when}").format(code=item.code, when=tr.datetime(item.when))
@@ -329,5 +333,5 @@ def outbox_kinds() -> dict[str, Kind]:
         tasks.CHANGED: Kind(render_changed),
         tasks.CANCELLED: Kind(render_cancelled),
         tasks.RELEASED: Kind(render_released),
-        tasks.DIGEST: Kind(render_digest),
+        overview.DIGEST: Kind(render_digest),
     }

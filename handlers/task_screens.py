@@ -12,7 +12,7 @@ from telegram.error import TelegramError
 
 from bot.core.i18n import N_, Translator
 from bot.core.models import TaskStatus
-from bot.services import tasks
+from bot.services import records, task_edits, tasks
 from bot.services.board import PollClosed
 from bot.services.errors import PermissionDenied
 from handlers.common import (
@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 # Not the presser's, a conference not held yet, or a task or record that has moved on.
 TASK_REFUSALS = (
     refusal(PermissionDenied, say=N_("This is not yours to change.")),
-    refusal(tasks.NotHeldYet, say=N_("The case conference has not taken place yet.")),
+    refusal(records.NotHeldYet, say=N_("The case conference has not taken place yet.")),
     refusal(tasks.TaskError, PollClosed),
 )
 DRAFT = "task_draft"  # the task being added, in the dialog's (encrypted) user data
@@ -108,7 +108,7 @@ async def _show(
 # The record: one screen, edited in place.
 
 
-def record_text(view: tasks.RecordView, tr: Translator) -> str:
+def record_text(view: records.RecordView, tr: Translator) -> str:
     _ = tr.gettext
     came = sum(1 for a in view.attendance if a.attended)
     lines = [
@@ -135,7 +135,7 @@ def record_text(view: tasks.RecordView, tr: Translator) -> str:
     return "\n".join(lines)
 
 
-def record_markup(view: tasks.RecordView, tr: Translator) -> InlineKeyboardMarkup:
+def record_markup(view: records.RecordView, tr: Translator) -> InlineKeyboardMarkup:
     _ = tr.gettext
     conf = view.conference_id
     rows = [
@@ -164,7 +164,7 @@ async def show_record(
 ) -> None:
     """The record screen in place of the pressed message, or `below` it as a new message."""
     async with use_case(update, context, *TASK_REFUSALS) as case:
-        view = await tasks.record_view(
+        view = await records.record_view(
             case.session, case.actor, context.runtime.cipher, conference_id, now=case.now
         )
     if not case.done:
@@ -212,7 +212,7 @@ async def edit_screen(
 ) -> None:
     """The task's edit screen in place of the pressed message, or `below` as a new message."""
     async with use_case(update, context, *TASK_REFUSALS) as case:
-        item, notes = await tasks.coordinator_task(
+        item, notes = await task_edits.coordinator_task(
             case.session, case.actor, context.runtime.cipher, task_id, now=case.now
         )
     if not case.done:

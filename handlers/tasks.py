@@ -20,7 +20,7 @@ from telegram.ext import (
 )
 
 from bot.core.i18n import Translator
-from bot.services import tasks
+from bot.services import records, task_edits, tasks
 from handlers.common import (
     Context,
     Dialog,
@@ -259,7 +259,7 @@ async def read_notes(update: Update, context: Context) -> None:
     if ids is None or query is None or update.effective_chat is None:
         return
     async with use_case(update, context, *TASK_REFUSALS) as case:
-        item, notes = await tasks.read_notes(
+        item, notes = await task_edits.read_notes(
             case.session, case.actor, context.runtime.cipher, ids[0], now=case.now
         )
     if not case.done:
@@ -285,7 +285,7 @@ async def move_quick(update: Update, context: Context) -> None:
         await no_longer_active(update, context)
         return
     async with use_case(update, context, *TASK_REFUSALS) as case:
-        await tasks.move_due_in(case.session, case.actor, task_id, days, now=case.now)
+        await task_edits.move_due_in(case.session, case.actor, task_id, days, now=case.now)
     if case.done:
         await edit_screen(update, context, task_id)
 
@@ -295,7 +295,7 @@ async def ask_cancel_task(update: Update, context: Context) -> None:
     if ids is None:
         return
     async with use_case(update, context, *TASK_REFUSALS) as case:
-        await tasks.cancellable_task(case.session, case.actor, ids[0], now=case.now)
+        await task_edits.cancellable_task(case.session, case.actor, ids[0], now=case.now)
     if not case.done:
         return
     tr = context.tr
@@ -316,7 +316,7 @@ async def confirm_cancel_task(update: Update, context: Context) -> None:
     if ids is None:
         return
     async with use_case(update, context, *TASK_REFUSALS) as case:
-        conference_id = await tasks.cancel_task(case.session, case.actor, ids[0], now=case.now)
+        conference_id = await task_edits.cancel_task(case.session, case.actor, ids[0], now=case.now)
     if case.done:
         await show_record(update, context, conference_id)
 
@@ -333,7 +333,7 @@ async def decide(update: Update, context: Context) -> None:
         return
     approve = parts[0] == "g"
     async with use_case(update, context, *TASK_REFUSALS) as case:
-        owner = await tasks.decide_more_time(
+        owner = await task_edits.decide_more_time(
             case.session, case.actor, task_id, asked, approve, now=case.now
         )
     if not case.done:
@@ -352,7 +352,7 @@ async def remind_again(update: Update, context: Context) -> None:
     if ids is None:
         return
     async with use_case(update, context, *TASK_REFUSALS) as case:
-        await tasks.remind_again(case.session, case.actor, ids[0], now=case.now)
+        await task_edits.remind_again(case.session, case.actor, ids[0], now=case.now)
     if case.done and update.callback_query is not None:
         await acknowledge(update.callback_query, context.tr.gettext("Reminded again."))
 
@@ -374,11 +374,11 @@ async def reassign_choices(update: Update, context: Context) -> None:
         await no_longer_active(update, context)
         return
     async with use_case(update, context, *TASK_REFUSALS) as case:
-        choices = await tasks.reassign_choices(case.session, case.actor, task_id, now=case.now)
+        choices = await task_edits.reassign_choices(case.session, case.actor, task_id, now=case.now)
     if not case.done:
         return
 
-    def person(choice: tasks.OwnerChoice) -> tuple[str, str]:
+    def person(choice: records.OwnerChoice) -> tuple[str, str]:
         return f"{choice.name} ({choice.institution})", f"tk:w:{task_id}:{choice.member_id}"
 
     markup = paged_keyboard(paginate(choices, page, PEOPLE_PAGE), person, f"tk:o:{task_id}")
@@ -390,7 +390,7 @@ async def reassign(update: Update, context: Context) -> None:
     if ids is None:
         return
     async with use_case(update, context, *TASK_REFUSALS) as case:
-        await tasks.reassign(case.session, case.actor, ids[0], ids[1], now=case.now)
+        await task_edits.reassign(case.session, case.actor, ids[0], ids[1], now=case.now)
     if case.done:
         await answer(update, context.tr.gettext("The task has a new owner, who is told now."))
 

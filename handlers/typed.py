@@ -12,7 +12,7 @@ from telegram import Message
 from telegram.error import TelegramError
 
 from bot.core.i18n import Translator
-from bot.services import referrals
+from bot.services import drafting
 from handlers.common import Context
 
 logger = logging.getLogger(__name__)
@@ -36,14 +36,14 @@ class Deletion:
 
     @property
     def failed_theirs(self) -> int:
-        return sum(1 for ref in self.failed if not referrals.from_bot(ref))
+        return sum(1 for ref in self.failed if not drafting.from_bot(ref))
 
 
 async def delete_from_chat(context: Context, chat_id: int, refs: list[list[int]]) -> Deletion:
     """Delete the listed messages ([id, unix time, from bot]) that Telegram still lets a bot
     delete (48 hours)."""
-    deletable = referrals.deletable(refs, context.runtime.clock.now())
-    too_old = sum(1 for ref in refs if ref not in deletable and not referrals.from_bot(ref))
+    deletable = drafting.deletable(refs, context.runtime.clock.now())
+    too_old = sum(1 for ref in refs if ref not in deletable and not drafting.from_bot(ref))
     deleted = 0
     failed: list[list[int]] = []
     for start in range(0, len(deletable), 100):
@@ -54,7 +54,7 @@ async def delete_from_chat(context: Context, chat_id: int, refs: list[list[int]]
             logger.warning("could not delete messages from a chat: %s", type(error).__name__)
             failed += batch
             continue
-        deleted += sum(1 for ref in batch if not referrals.from_bot(ref))
+        deleted += sum(1 for ref in batch if not drafting.from_bot(ref))
     return Deletion(deleted, too_old, failed)
 
 

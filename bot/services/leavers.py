@@ -1,6 +1,6 @@
-"""A leaver's hand-over: when a member is deactivated, nothing more goes to them, and the
-coordinators learn what they held (open tasks, invitations they answered or were handed) so
-that someone else takes it over."""
+"""A leaver: deactivating a member (by an admin, or the operator) and the hand-over: nothing
+more goes to them, and the coordinators learn what they held (open tasks, invitations they
+answered or were handed) so that someone else takes it over."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import outbox
@@ -20,14 +20,19 @@ from bot.core.models import (
     Institution,
     Invitation,
     InvitationKind,
+    InviteCode,
     Member,
+    Referral,
+    ReferralStatus,
     Role,
     Rsvp,
     Task,
     TaskStatus,
 )
-from bot.services import invitations
+from bot.services import audit, invitations, members
 from bot.services.board import answerers
+from bot.services.errors import NotFound
+from bot.services.members import Actor, MemberView
 
 HANDOVER = "member.handover"  # to a coordinator: what a leaver held, with a button per task
 
@@ -54,6 +59,90 @@ class Handover:
     leaver: str
     tasks: list[HeldTask]
     invitations: list[HeldInvitation]
+
+
+async def deactivate_member(
+    session: AsyncSession, actor: Actor | None, member_id: int, *, now: datetime
+) -> MemberView:
+    """An admin (or the CLI, actor=None) takes a leaver out: the bot then treats them as unknown."""
+    if actor is not None:
+        member, institution = await _deactivatable(session, actor, member_id, now=now)
+    else:
+        row = (await session.execute(_member_query(member_id))).first()
+        if row is None:
+            raise NotFound(f"no member with id {member_id}")
+        member, institution = row
+    if member.active:
+        member.active = False
+        member.deactivated_at = now
+        await _forget_leaver(session, member, now=now)
+        await audit.record(
+            session,
+            at=now,
+            actor_id=None if actor is None else actor.member_id,
+            action="member.deactivated",
+            subject_type="member",
+            subject_id=member.id,
+            via="bot" if actor else "cli",
+        )
+    return members.member_view(member, institution)
+
+
+async def to_deactivate(
+    session: AsyncSession, actor: Actor, member_id: int, *, now: datetime
+) -> MemberView:
+    """The member an admin is about to deactivate (to confirm it): one of their district's
+    staff, not themselves; any other (a guardian too) is refused, audited."""
+    return members.member_view(*await _deactivatable(session, actor, member_id, now=now))
+
+
+def _member_query(member_id: int) -> Select[Member, Institution]:
+    return (
+        select(Member, Institution)
+        .join(Institution, Member.institution_id == Institution.id)
+        .where(Member.id == member_id)
+    )
+
+
+async def _deactivatable(
+    session: AsyncSession, actor: Actor, member_id: int, *, now: datetime
+) -> tuple[Member, Institution]:
+    members.require_admin(actor, now=now, action="member.deactivate", subject=member_id)
+    query = _member_query(member_id).where(
+        Institution.district_id == actor.district_id, members.STAFF
+    )
+    row = (await session.execute(query)).first()
+    if row is None or row[0].id == actor.member_id:
+        # Another district's member, a guardian, themselves, or no such member: a forged button.
+        raise audit.refusal(
+            "member.deactivate",
+            at=now,
+            actor_id=actor.member_id,
+            subject_type="member",
+            subject_id=member_id,
+        )
+    return row[0], row[1]
+
+
+async def _forget_leaver(session: AsyncSession, member: Member, *, now: datetime) -> None:
+    """A leaver's unused invite links stop working, their unfinished drafts are deleted, and
+    what they held is handed over."""
+    await hand_over(session, member, now=now)
+    await session.execute(
+        update(InviteCode)
+        .where(
+            InviteCode.created_by_id == member.id,
+            InviteCode.used_at.is_(None),
+            InviteCode.expires_at > now,
+        )
+        .values(expires_at=now)
+    )
+    await session.execute(
+        delete(Referral).where(
+            Referral.referrer_id == member.id, Referral.status == ReferralStatus.DRAFT
+        )
+    )
+    await members.forget_dialog_state(session, member)
 
 
 async def hand_over(session: AsyncSession, leaver: Member, *, now: datetime) -> None:

@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.db import insert_if_absent
@@ -22,8 +22,6 @@ from bot.core.models import (
     InviteCode,
     JoinAttempt,
     Member,
-    Referral,
-    ReferralStatus,
     Role,
     UserData,
     conversation_key,
@@ -113,7 +111,7 @@ class MemberView:
 # Admins manage staff, not families: a guardian's name next to "Guardians" would tell an admin
 # that the family has a child-protection case. Only the case's coordinator (and the operator's
 # CLI) sees guardians; to an admin they are not there at all.
-_STAFF = Institution.kind != InstitutionKind.GUARDIANS
+STAFF = Institution.kind != InstitutionKind.GUARDIANS
 
 
 def hash_code(code: str) -> str:
@@ -216,7 +214,7 @@ async def institutions_of(session: AsyncSession, district_id: int) -> list[Insti
     return list(
         await session.scalars(
             select(Institution)
-            .where(Institution.district_id == district_id, _STAFF)
+            .where(Institution.district_id == district_id, STAFF)
             .order_by(Institution.name)
         )
     )
@@ -391,96 +389,12 @@ async def list_members(
     districts for the CLI (actor=None): the operator answers data-protection requests."""
     query = select(Member, Institution).join(Institution, Member.institution_id == Institution.id)
     if actor is not None:
-        _require_admin(actor, now=now, action="members.list")
-        query = query.where(Institution.district_id == actor.district_id, _STAFF)
+        require_admin(actor, now=now, action="members.list")
+        query = query.where(Institution.district_id == actor.district_id, STAFF)
     rows = await session.execute(
         query.order_by(Member.active.desc(), func.lower(Member.display_name), Member.id)
     )
-    return [_view(member, institution) for member, institution in rows]
-
-
-async def deactivate_member(
-    session: AsyncSession, actor: Actor | None, member_id: int, *, now: datetime
-) -> MemberView:
-    """An admin (or the CLI, actor=None) takes a leaver out: the bot then treats them as unknown."""
-    if actor is not None:
-        member, institution = await _deactivatable(session, actor, member_id, now=now)
-    else:
-        row = (await session.execute(_member_query(member_id))).first()
-        if row is None:
-            raise NotFound(f"no member with id {member_id}")
-        member, institution = row
-    if member.active:
-        member.active = False
-        member.deactivated_at = now
-        await _forget_leaver(session, member, now=now)
-        await audit.record(
-            session,
-            at=now,
-            actor_id=None if actor is None else actor.member_id,
-            action="member.deactivated",
-            subject_type="member",
-            subject_id=member.id,
-            via="bot" if actor else "cli",
-        )
-    return _view(member, institution)
-
-
-async def to_deactivate(
-    session: AsyncSession, actor: Actor, member_id: int, *, now: datetime
-) -> MemberView:
-    """The member an admin is about to deactivate (to confirm it): one of their district's
-    staff, not themselves; any other (a guardian too) is refused, audited."""
-    return _view(*await _deactivatable(session, actor, member_id, now=now))
-
-
-def _member_query(member_id: int) -> Select[Member, Institution]:
-    return (
-        select(Member, Institution)
-        .join(Institution, Member.institution_id == Institution.id)
-        .where(Member.id == member_id)
-    )
-
-
-async def _deactivatable(
-    session: AsyncSession, actor: Actor, member_id: int, *, now: datetime
-) -> tuple[Member, Institution]:
-    _require_admin(actor, now=now, action="member.deactivate", subject=member_id)
-    query = _member_query(member_id).where(Institution.district_id == actor.district_id, _STAFF)
-    row = (await session.execute(query)).first()
-    if row is None or row[0].id == actor.member_id:
-        # Another district's member, a guardian, themselves, or no such member: a forged button.
-        raise audit.refusal(
-            "member.deactivate",
-            at=now,
-            actor_id=actor.member_id,
-            subject_type="member",
-            subject_id=member_id,
-        )
-    return row[0], row[1]
-
-
-async def _forget_leaver(session: AsyncSession, member: Member, *, now: datetime) -> None:
-    """A leaver's unused invite links stop working, their unfinished drafts are deleted, and
-    what they held is handed over (bot.services.leavers)."""
-    from bot.services import leavers  # noqa: PLC0415 - it imports this module (a cycle)
-
-    await leavers.hand_over(session, member, now=now)
-    await session.execute(
-        update(InviteCode)
-        .where(
-            InviteCode.created_by_id == member.id,
-            InviteCode.used_at.is_(None),
-            InviteCode.expires_at > now,
-        )
-        .values(expires_at=now)
-    )
-    await session.execute(
-        delete(Referral).where(
-            Referral.referrer_id == member.id, Referral.status == ReferralStatus.DRAFT
-        )
-    )
-    await forget_dialog_state(session, member)
+    return [member_view(member, institution) for member, institution in rows]
 
 
 async def forget_dialog_state(session: AsyncSession, member: Member) -> None:
@@ -537,7 +451,7 @@ async def mark_reachable(session: AsyncSession, actor: Actor) -> Actor:
     return replace(actor, reachable=True)
 
 
-def _require_admin(actor: Actor, *, now: datetime, action: str, subject: object = None) -> None:
+def require_admin(actor: Actor, *, now: datetime, action: str, subject: object = None) -> None:
     if actor.is_admin:
         return
     raise audit.refusal(
@@ -545,7 +459,7 @@ def _require_admin(actor: Actor, *, now: datetime, action: str, subject: object 
     )
 
 
-def _view(member: Member, institution: Institution) -> MemberView:
+def member_view(member: Member, institution: Institution) -> MemberView:
     return MemberView(
         member_id=member.id,
         telegram_user_id=member.telegram_user_id,
@@ -564,7 +478,7 @@ async def create_institution(
 ) -> Institution:
     """An admin registers an institution of their district (an existing name is reused, but
     never the guardians' register: typing its name is no way into it)."""
-    _require_admin(actor, now=now, action="institution.create")
+    require_admin(actor, now=now, action="institution.create")
     district = await session.get_one(District, actor.district_id)
     institution = await ensure_institution(session, district, name, kind, now=now)
     if institution.kind is InstitutionKind.GUARDIANS:

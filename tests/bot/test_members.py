@@ -13,7 +13,7 @@ from bot.core.clock import FakeClock
 from bot.core.crypto import Cipher
 from bot.core.db import Database
 from bot.core.models import AuditEntry, InstitutionKind, Member, Role
-from bot.services import members
+from bot.services import leavers, members
 from bot.services.errors import NotFound, PermissionDenied
 from bot.transport.telegram.persistence import DatabasePersistence
 
@@ -146,7 +146,7 @@ async def test_a_deactivated_member_is_a_stranger_until_invited_again(
     admin = await _join(database, clock, Role.ADMIN, 1, institution="Town hall")
     teacher = await _join(database, clock, Role.REFERRER, 2)
     async with database.transaction() as session:
-        view = await members.deactivate_member(session, admin, teacher.member_id, now=clock.now())
+        view = await leavers.deactivate_member(session, admin, teacher.member_id, now=clock.now())
         assert not view.active
         assert await members.find_actor(session, 2) is None
         listed = await members.list_members(session, admin, now=clock.now())
@@ -169,13 +169,13 @@ async def test_only_admins_deactivate_and_not_themselves(
     coordinator = await _join(database, clock, Role.COORDINATOR, 2)
     async with database.transaction() as session:
         with pytest.raises(PermissionDenied):
-            await members.deactivate_member(session, coordinator, admin.member_id, now=clock.now())
+            await leavers.deactivate_member(session, coordinator, admin.member_id, now=clock.now())
     async with database.transaction() as session:
         with pytest.raises(PermissionDenied):
-            await members.deactivate_member(session, admin, admin.member_id, now=clock.now())
+            await leavers.deactivate_member(session, admin, admin.member_id, now=clock.now())
     async with database.transaction() as session:  # no such member (a forged button): refused
         with pytest.raises(PermissionDenied):
-            await members.deactivate_member(session, admin, 9999, now=clock.now())
+            await leavers.deactivate_member(session, admin, 9999, now=clock.now())
 
 
 async def test_several_districts_need_a_name(database: Database, clock: FakeClock) -> None:
@@ -198,7 +198,7 @@ async def test_a_leavers_unused_invites_and_drafts_go_with_them(
     await persistence.update_user_data(2, {"invite": {"new_name": "half typed"}})
     await persistence.update_conversation("invite", (2, 2), "new_name")
     async with database.transaction() as session:
-        await members.deactivate_member(session, admin, coordinator.member_id, now=clock.now())
+        await leavers.deactivate_member(session, admin, coordinator.member_id, now=clock.now())
     assert await _redeem(database, clock, pending.code, 3) == members.CodeRefused("expired")
     assert await persistence.get_user_data() == {}
     assert await persistence.get_conversations("invite") == {}

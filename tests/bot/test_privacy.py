@@ -57,14 +57,19 @@ from bot.core.models import (
     conversation_key,
 )
 from bot.services import (
+    cases,
     decisions,
+    drafting,
     invitations,
+    leavers,
     members,
     planning,
     polls,
     privacy,
+    records,
     referrals,
     replies,
+    retention,
     tasks,
 )
 from bot.services.board import Target
@@ -193,19 +198,19 @@ async def _referral(
     """The teacher reports a concern; the coordinator asks, the teacher answers."""
     teacher, now = team.teacher, clock.now()
     async with database.transaction() as session:
-        await referrals.start_draft(session, teacher, CIPHER, now=now)
-        await referrals.set_choice(session, teacher, CIPHER, "danger", "no", now=now)
+        await drafting.start_draft(session, teacher, CIPHER, now=now)
+        await drafting.set_choice(session, teacher, CIPHER, "danger", "no", now=now)
         for text in (child, str(now.year - 10), f"4.B {marker}"):
-            await referrals.set_text(session, teacher, CIPHER, text, now=now)
-        await referrals.set_choice(session, teacher, CIPHER, "concerns", "truancy", now=now)
-        await referrals.set_choice(session, teacher, CIPHER, "concerns", "done", now=now)
+            await drafting.set_text(session, teacher, CIPHER, text, now=now)
+        await drafting.set_choice(session, teacher, CIPHER, "concerns", "truancy", now=now)
+        await drafting.set_choice(session, teacher, CIPHER, "concerns", "done", now=now)
         description = f"Misses school since September {marker}; the mother works nights."
-        await referrals.set_text(session, teacher, CIPHER, description, now=now)
-        await referrals.set_choice(session, teacher, CIPHER, "tried", "skip", now=now)
-        await referrals.set_choice(session, teacher, CIPHER, "guardians", "agree", now=now)
-        await referrals.set_choice(session, teacher, CIPHER, "urgency", "routine", now=now)
-        sent = await referrals.submit(session, teacher, CIPHER, now=now)
-    assert isinstance(sent, referrals.Submitted)
+        await drafting.set_text(session, teacher, CIPHER, description, now=now)
+        await drafting.set_choice(session, teacher, CIPHER, "tried", "skip", now=now)
+        await drafting.set_choice(session, teacher, CIPHER, "guardians", "agree", now=now)
+        await drafting.set_choice(session, teacher, CIPHER, "urgency", "routine", now=now)
+        sent = await drafting.submit(session, teacher, CIPHER, now=now)
+    assert isinstance(sent, drafting.Submitted)
     async with database.transaction() as session:
         await referrals.ask(
             session, team.coordinator, CIPHER, sent.referral_id, f"Since when? {marker}", now=now
@@ -307,7 +312,7 @@ async def _case_through_its_life(
     clock.set(scheduled.starts_at + timedelta(hours=2))
     conference_id = started.conference_id
     async with database.transaction() as session:
-        await tasks.set_summary(
+        await records.set_summary(
             session,
             coordinator,
             CIPHER,
@@ -315,7 +320,7 @@ async def _case_through_its_life(
             f"The mother asked for help {marker}.",
             now=clock.now(),
         )
-        task_id = await tasks.add_task(
+        task_id = await records.add_task(
             session,
             coordinator,
             CIPHER,
@@ -325,7 +330,7 @@ async def _case_through_its_life(
             due_on=clock.now().date() + timedelta(days=14),
             now=clock.now(),
         )
-        await tasks.finish_record(session, coordinator, conference_id, now=clock.now())
+        await records.finish_record(session, coordinator, conference_id, now=clock.now())
     async with database.transaction() as session:
         await tasks.add_note(
             session, team.teacher, CIPHER, task_id, f"Talked on Monday {marker}", now=clock.now()
@@ -335,8 +340,8 @@ async def _case_through_its_life(
         clock.advance(timedelta(days=7))
         closed_at = clock.now()
         async with database.transaction() as session:
-            await tasks.close_case(
-                session, coordinator, case.id, tasks.Outcome.FULFILLED, now=closed_at
+            await cases.close_case(
+                session, coordinator, case.id, cases.Outcome.FULFILLED, now=closed_at
             )
     return Lived(case.code, case.id, referral_id, conference_id, task_id, closed_at)
 
@@ -906,7 +911,7 @@ def _guardian_cases(url: str) -> tuple[Lived, Lived]:
             await members.turned_away(
                 session, MARIE.telegram_user_id, "inv:rsvp", now=old_clock.now()
             )
-            await members.deactivate_member(session, None, petr.member_id, now=old_clock.now())
+            await leavers.deactivate_member(session, None, petr.member_id, now=old_clock.now())
         recent_clock = FakeClock(_monday_morning(NOW - timedelta(days=90)))
         recent = await _case_through_its_life(
             database,
@@ -1007,9 +1012,9 @@ def test_purge_anonymises_the_guardians_whose_last_case_it_is(
     assert MARIE.name not in roundtable("audit").out
 
     # Once the recent case is past retention too, Petr goes with it.
-    async def later(database: Database) -> list[privacy.PastRetention]:
+    async def later(database: Database) -> list[retention.PastRetention]:
         async with database.transaction() as session:
-            return await privacy.purge(
+            return await retention.purge(
                 session,
                 CIPHER,
                 privacy.Operator("dpo"),
@@ -1204,17 +1209,17 @@ def test_every_encrypted_column_of_a_case_is_wiped() -> None:
     encrypted = {(model.__tablename__, column) for model, _, column in ENCRYPTED_COLUMNS}
     wiped = {
         (model.__tablename__, column)
-        for model, values in privacy.wiped(CIPHER).items()
+        for model, values in retention.wiped(CIPHER).items()
         for column in values
     }
     assert encrypted - per_person <= wiped
 
 
 def test_the_cutoff_is_the_same_day_years_ago() -> None:
-    assert privacy.retention_cutoff(datetime(2031, 3, 1, 9, tzinfo=UTC), 5) == datetime(
+    assert retention.retention_cutoff(datetime(2031, 3, 1, 9, tzinfo=UTC), 5) == datetime(
         2026, 3, 1, 9, tzinfo=UTC
     )
-    assert privacy.retention_cutoff(datetime(2028, 2, 29, tzinfo=UTC), 5) == datetime(
+    assert retention.retention_cutoff(datetime(2028, 2, 29, tzinfo=UTC), 5) == datetime(
         2023, 2, 28, tzinfo=UTC
     )
 

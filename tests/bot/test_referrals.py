@@ -11,9 +11,10 @@ from bot.core.clock import FakeClock
 from bot.core.crypto import Cipher
 from bot.core.db import Database
 from bot.core.models import Referral, Role
-from bot.services import members, referrals
+from bot.services import cases, drafting, leavers
+from bot.services.drafting import Draft
 from bot.services.members import Actor
-from bot.services.referrals import Draft, Rejected
+from bot.services.referrals import Rejected
 from tests.bot.sql import statements
 from tests.bot.test_members import _join
 
@@ -22,8 +23,8 @@ async def _draft_at(
     database: Database, clock: FakeClock, cipher: Cipher, actor: Actor, step: str
 ) -> Draft:
     async with database.transaction() as session:
-        await referrals.start_draft(session, actor, cipher, now=clock.now())
-        return await referrals.go_to(session, actor, cipher, step, now=clock.now())
+        await drafting.start_draft(session, actor, cipher, now=clock.now())
+        return await drafting.go_to(session, actor, cipher, step, now=clock.now())
 
 
 async def test_codes_count_per_prefix_and_year_without_duplicates_under_concurrency(
@@ -33,7 +34,7 @@ async def test_codes_count_per_prefix_and_year_without_duplicates_under_concurre
 
     async def one(prefix: str, moment: datetime) -> str:
         async with database.transaction() as session:
-            return await referrals.next_code(session, prefix, moment)
+            return await cases.next_code(session, prefix, moment)
 
     codes = await asyncio.gather(*(one("R", now) for _ in range(20)))
     assert sorted(codes) == [f"R-2026-{n:04d}" for n in range(1, 21)]
@@ -50,10 +51,10 @@ async def test_the_year_of_birth_must_be_a_school_age(
     for typed in ("2006", "2005", "2023", "2024", "２０１５", " 2015 "):
         async with database.transaction() as session:
             results.append(
-                await referrals.set_text(session, teacher, cipher, typed, now=clock.now())
+                await drafting.set_text(session, teacher, cipher, typed, now=clock.now())
             )
             if isinstance(results[-1], Draft):
-                await referrals.go_to(session, teacher, cipher, "year", now=clock.now())
+                await drafting.go_to(session, teacher, cipher, "year", now=clock.now())
     kinds = [r.reason if isinstance(r, Rejected) else r.birth_year for r in results]
     assert kinds == [2006, "year", 2023, "year", 2015, 2015]  # full-width digits are digits
 
@@ -64,10 +65,10 @@ async def test_a_button_of_another_step_changes_nothing(
     teacher = await _join(database, clock, Role.REFERRER, 1)
     await _draft_at(database, clock, cipher, teacher, "name")
     async with database.transaction() as session:
-        stale = await referrals.set_choice(
+        stale = await drafting.set_choice(
             session, teacher, cipher, "urgency", "urgent", now=clock.now()
         )
-        forged = await referrals.set_choice(
+        forged = await drafting.set_choice(
             session, teacher, cipher, "name", "anything", now=clock.now()
         )
         row = await session.scalar(select(Referral))
@@ -81,7 +82,7 @@ async def test_sending_an_incomplete_draft_asks_for_what_is_missing(
     teacher = await _join(database, clock, Role.REFERRER, 1)
     await _draft_at(database, clock, cipher, teacher, "danger")
     async with database.transaction() as session:
-        result = await referrals.submit(session, teacher, cipher, now=clock.now())
+        result = await drafting.submit(session, teacher, cipher, now=clock.now())
     assert isinstance(result, Draft) and result.step == "danger" and result.back_to_summary
 
 
@@ -94,7 +95,7 @@ async def test_a_participant_cannot_start_a_referral_and_only_one_draft_exists(
     async with database.transaction() as session:
         drafts = list(await session.scalars(select(Referral)))
     assert len(drafts) == 1
-    assert not referrals.can_refer(await _join(database, clock, Role.PARTICIPANT, 2))
+    assert not drafting.can_refer(await _join(database, clock, Role.PARTICIPANT, 2))
 
 
 async def test_a_leavers_unfinished_draft_is_deleted_with_them(
@@ -104,7 +105,7 @@ async def test_a_leavers_unfinished_draft_is_deleted_with_them(
     teacher = await _join(database, clock, Role.REFERRER, 2)
     await _draft_at(database, clock, cipher, teacher, "name")
     async with database.transaction() as session:
-        await members.deactivate_member(session, admin, teacher.member_id, now=clock.now())
+        await leavers.deactivate_member(session, admin, teacher.member_id, now=clock.now())
     async with database.transaction() as session:
         assert await session.scalar(select(Referral)) is None
 
@@ -118,14 +119,14 @@ async def test_a_typed_answer_reads_the_draft_once(
     await _draft_at(database, clock, cipher, teacher, "name")
     with statements(database) as seen:
         async with database.transaction() as session:
-            await referrals.note_message(session, teacher, 41, 1_790_000_000, now=clock.now())
-            await referrals.set_text(session, teacher, cipher, "Jan Vzorový", now=clock.now())
-            draft = await referrals.find_draft(session, teacher, cipher)
+            await drafting.note_message(session, teacher, 41, 1_790_000_000, now=clock.now())
+            await drafting.set_text(session, teacher, cipher, "Jan Vzorový", now=clock.now())
+            draft = await drafting.find_draft(session, teacher, cipher)
     assert draft is not None and draft.step == "year" and draft.name == "Jan Vzorový"
     assert (
         sum(1 for sql in seen if sql.lstrip().startswith("SELECT") and "FROM referrals" in sql) == 1
     )
     async with database.transaction() as session:
-        gone = await referrals.discard_draft(session, teacher)
+        gone = await drafting.discard_draft(session, teacher)
         assert gone == [[41, 1_790_000_000, 0]]
-        assert await referrals.find_draft(session, teacher, cipher) is None
+        assert await drafting.find_draft(session, teacher, cipher) is None

@@ -39,7 +39,7 @@ from telegram import Update
 from bot.core.models import InstitutionKind, Member, Role
 from bot.sandbox import BotMessage, FloodLimits, Person
 from bot.sandbox.models import CallbackAnswer
-from bot.services import members
+from bot.services import leavers
 from bot.transport.telegram.processor import OrderedUpdateProcessor
 from handlers.common import ACTIVE_DIALOG, Context
 from tests.e2e.conftest import RunningBot
@@ -406,7 +406,7 @@ class Driver:
                     select(Member.id).where(Member.telegram_user_id == person.user_id)
                 )
                 assert leaver is not None
-                await members.deactivate_member(session, None, leaver, now=now)
+                await leavers.deactivate_member(session, None, leaver, now=now)
         people = {}
         for offset, (who, (name, role, institution, kind)) in enumerate(cast.items()):
             people[who] = await join(

@@ -19,7 +19,7 @@ from bot.core.models import Member, Role
 from bot.core.runtime import Runtime
 from bot.logs import configure_logging
 from bot.sandbox import BotApiSandbox, Person
-from bot.services import members, referrals
+from bot.services import drafting, members
 from bot.transport.telegram import processor as processor_module
 from tests.e2e.conftest import TOKEN, RunningBot
 from tests.e2e.test_joining import TURNED_AWAY
@@ -200,7 +200,7 @@ async def test_an_update_that_answered_before_the_database_went_away_is_not_done
         await teacher.next_message()
     await teacher.send_text("/refer")
     assert "You have an unfinished referral" in ((await teacher.next_message()).text or "")
-    real = referrals.note_message
+    real = drafting.note_message
     failed: list[int] = []
 
     async def away(*args: Any, from_bot: bool = False, **kwargs: Any) -> None:
@@ -209,7 +209,7 @@ async def test_an_update_that_answered_before_the_database_went_away_is_not_done
             raise ConnectionRefusedError(111, "Connect call failed")
         await real(*args, from_bot=from_bot, **kwargs)
 
-    monkeypatch.setattr(referrals, "note_message", away)
+    monkeypatch.setattr(drafting, "note_message", away)
     await teacher.press("Continue")
     assert "What is going on?" in ((await teacher.next_message()).text or "")
     sorry = (await teacher.next_message()).text or ""
@@ -235,7 +235,7 @@ async def _year_of_birth_stored(bot: RunningBot) -> tuple[int | None, str | None
     async with bot.runtime.database.transaction() as session:
         actor = await members.find_actor(session, 1)
         assert actor is not None
-        draft = await referrals.find_draft(session, actor, bot.runtime.cipher)
+        draft = await drafting.find_draft(session, actor, bot.runtime.cipher)
     assert draft is not None
     return draft.birth_year, draft.class_name, draft.step
 
@@ -249,7 +249,7 @@ async def test_an_update_whose_commit_was_made_but_its_answer_lost_is_not_done_t
     Not done again, it must not be left unanswered either: the teacher hears it was saved, and
     the question they are at now."""
     teacher = await _at_the_year_of_birth(bot)
-    real = referrals.set_text
+    real = drafting.set_text
     lost: list[int] = []
 
     def answer_lost(_session: Session) -> None:
@@ -261,7 +261,7 @@ async def test_an_update_whose_commit_was_made_but_its_answer_lost_is_not_done_t
         event.listen(session.sync_session, "after_commit", answer_lost)
         return await real(session, *args, **kwargs)
 
-    monkeypatch.setattr(referrals, "set_text", set_text)
+    monkeypatch.setattr(drafting, "set_text", set_text)
     await teacher.send_text("2015")
     shown = (await teacher.next_message()).text or ""  # told where they are, not left waiting
     assert shown.startswith("Your last step was saved, but my answer to it got lost")

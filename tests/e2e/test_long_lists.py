@@ -29,7 +29,7 @@ from bot.core.models import (
 )
 from bot.sandbox import FloodLimits, Person
 from bot.sandbox.models import BotMessage
-from bot.services import tasks
+from bot.services import overview
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import scheduled, team
@@ -295,7 +295,7 @@ async def test_a_digest_of_many_long_overdue_tasks_reaches_every_coordinator(
         assert f"… and {40 - shown} more" in body
     async with bot.runtime.database.transaction() as session:
         outcomes = list(
-            await session.scalars(select(OutboxRow.status).where(OutboxRow.kind == tasks.DIGEST))
+            await session.scalars(select(OutboxRow.status).where(OutboxRow.kind == overview.DIGEST))
         )
     assert [s for s in outcomes if s is not OutboxStatus.PENDING] == [OutboxStatus.SENT] * 3
 

@@ -43,7 +43,7 @@ from bot.core.models import (
     TaskStatus,
 )
 from bot.sandbox import Person
-from bot.services import decisions, members, planning, tasks
+from bot.services import decisions, members, planning, records
 from bot.transport.telegram import delivery
 from handlers.invitations import REASON
 from handlers.record import DUE, OWNER, REVIEW, SUMMARY, TITLE
@@ -199,7 +199,7 @@ class MeetingDriver(Driver):
             for who, title in (("police", "Visit the family"), ("ppp", "Assess <b>reading</b>")):
                 owner = await members.find_actor(session, people[who].user_id)
                 assert owner is not None
-                await tasks.add_task(
+                await records.add_task(
                     session,
                     actor,
                     runtime.cipher,
@@ -209,7 +209,7 @@ class MeetingDriver(Driver):
                     due_on=(now + timedelta(days=14)).date(),
                     now=now,
                 )
-            await tasks.finish_record(session, actor, self.conference_id, now=now)
+            await records.finish_record(session, actor, self.conference_id, now=now)
         delivery.wake(self.bot.application)
         await self.bot.settle()
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from bot.core import outbox
 from bot.core.clock import FakeClock
 from bot.core.models import InstitutionKind, Member, OutboxRow, OutboxStatus, Role
-from bot.services.referrals import DRAFT_EXPIRED
+from bot.services.referral_sweep import DRAFT_EXPIRED
 from bot.transport.telegram import delivery
 from tests.e2e.conftest import RunningBot
 

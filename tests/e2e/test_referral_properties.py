@@ -35,7 +35,7 @@ from bot.core.models import (
     Role,
 )
 from bot.sandbox import Person
-from bot.services import members, referrals
+from bot.services import drafting, leavers
 from handlers.referral import RESUME
 from handlers.referral_texts import REPLY
 from handlers.triage import TYPING
@@ -103,12 +103,12 @@ VALUES = (
     "routine",
     "week",
     "urgent",
-    *referrals.CATEGORIES,
-    referrals.OTHER,
+    *drafting.CATEGORIES,
+    drafting.OTHER,
     "1",
     "",
 )
-STEP_NAMES = (*referrals.STEPS, "sent", "bogus", "")
+STEP_NAMES = (*drafting.STEPS, "sent", "bogus", "")
 FIXED_DATA = (
     "ref:send",
     "ref:x",
@@ -210,7 +210,7 @@ class ReferralDriver(Driver):
                     )
                 )
                 assert leaver is not None
-                await members.deactivate_member(session, None, leaver, now=runtime.clock.now())
+                await leavers.deactivate_member(session, None, leaver, now=runtime.clock.now())
         coordinator = await join(
             self.bot,
             10_000 + 2 * number,
@@ -267,7 +267,7 @@ class ReferralDriver(Driver):
             case "concerns":
                 if chosen and variant % 3:
                     return Data(who, "ref:concerns:done")
-                categories = (*referrals.CATEGORIES, referrals.OTHER)
+                categories = (*drafting.CATEGORIES, drafting.OTHER)
                 return Data(who, f"ref:concerns:{categories[variant % len(categories)]}")
             case "other":
                 return Text(who, "Sleeps in class")
@@ -351,7 +351,7 @@ class ReferralDriver(Driver):
         """A /refer dialog at a step is at the step its draft is at (the database leads)."""
         for person in self.people.values():
             state = await self.dialog_state(person, "refer")
-            if state not in referrals.STEPS:
+            if state not in drafting.STEPS:
                 continue
             row = await self.draft_of(person)
             step = None if row is None else row.step

@@ -36,7 +36,7 @@ from bot.core.models import Member, OutboxRow, OutboxStatus, Referral, ReferralS
 from bot.core.runtime import Runtime
 from bot.sandbox import BotApiSandbox, Person
 from bot.sandbox.models import BotMessage
-from bot.services.referrals import DRAFT_EXPIRED
+from bot.services.referral_sweep import DRAFT_EXPIRED
 from bot.transport.telegram import delivery
 from handlers.common import Context
 from tests.conftest import POSTGRES_URL, TEST_KEY

@@ -10,8 +10,8 @@ import pytest
 from bot.core.config import LOCALES
 from bot.core.i18n import Translator
 from bot.core.models import Consent, Urgency
-from bot.services import referrals
-from bot.services.referrals import Draft
+from bot.services import drafting
+from bot.services.drafting import Draft
 from handlers.referral_steps import _summary
 
 TELEGRAM_LIMIT = 4096
@@ -28,14 +28,14 @@ def test_the_fullest_summary_fits_one_message(locale: str) -> None:
         urgency=Urgency.URGENT,
         guardians_informed=True,
         guardians_consent=Consent.NOT_ASKED,
-        name="Ž" * referrals.MAX_NAME,
+        name="Ž" * drafting.MAX_NAME,
         birth_year=2015,
-        class_name="Ž" * referrals.MAX_CLASS,
-        school="Ž" * referrals.MAX_SCHOOL,
-        categories=(*referrals.CATEGORIES, referrals.OTHER),
-        other="<" * referrals.MAX_OTHER,  # escaped: each becomes &lt; but counts as one
-        description="Ž" * referrals.MAX_DESCRIPTION,
-        tried="Ž" * referrals.MAX_TRIED,
+        class_name="Ž" * drafting.MAX_CLASS,
+        school="Ž" * drafting.MAX_SCHOOL,
+        categories=(*drafting.CATEGORIES, drafting.OTHER),
+        other="<" * drafting.MAX_OTHER,  # escaped: each becomes &lt; but counts as one
+        description="Ž" * drafting.MAX_DESCRIPTION,
+        tried="Ž" * drafting.MAX_TRIED,
         created_at=now,
         updated_at=now,
     )

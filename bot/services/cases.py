@@ -1,0 +1,228 @@
+"""The case: its code (and the referrals'), opening it for an accepted referral, finding it by
+its code, the open cases and the next step in each, and closing one (with its open tasks and
+its active conference)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core.db import insert_if_absent
+from bot.core.models import (
+    Case,
+    CaseStatus,
+    CodeSequence,
+    Conference,
+    ConferenceStatus,
+    District,
+    Member,
+    Referral,
+    Role,
+    Task,
+    TaskStatus,
+)
+from bot.services import audit
+from bot.services.board import ACTIVE, refused
+from bot.services.errors import NotFound
+from bot.services.invitations import cancel_conference
+from bot.services.members import Actor
+from bot.services.tasks import TaskError, cancel
+
+
+class Outcome(enum.StrEnum):
+    FULFILLED = "fulfilled"
+    HANDED_OVER = "handed_over"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class OpenCase:
+    id: int
+    code: str
+    opened_at: datetime
+    manager: str
+
+
+@dataclass(frozen=True)
+class CaseStep:
+    """What comes next in a case, for /cases."""
+
+    conference: Conference | None  # the active one, or the last held one
+    to_record: bool  # held, the record not finished
+    open_tasks: int
+    overdue_tasks: int
+    review_by: date | None
+    recorded_id: int | None = None  # the last held conference whose record is finished
+
+
+async def next_code(
+    session: AsyncSession, prefix: str, now: datetime, *, district_id: int | None = None
+) -> str:
+    """The next code like R-2026-0017: numbered per prefix and year (the district's local year),
+    without gaps or races (the row update serialises concurrent callers)."""
+    zone = "Europe/Prague"
+    if district_id is not None:
+        zone = (await session.get_one(District, district_id)).timezone
+    key = f"{prefix}-{now.astimezone(ZoneInfo(zone)).year}"
+    await insert_if_absent(session, CodeSequence, {"prefix": key, "last": 0}, ["prefix"])
+    number = await session.scalar(
+        update(CodeSequence)
+        .where(CodeSequence.prefix == key)
+        .values(last=CodeSequence.last + 1)
+        .returning(CodeSequence.last)
+    )
+    return f"{key}-{number:04d}"
+
+
+async def open_case(
+    session: AsyncSession, actor: Actor, referral: Referral, *, now: datetime
+) -> Case:
+    """The case of an accepted referral; the coordinator who accepted it manages it."""
+    case = Case(
+        code=await next_code(session, "PK", now, district_id=referral.district_id),
+        district_id=referral.district_id,
+        referral_id=referral.id,
+        manager_id=actor.member_id,
+        status=CaseStatus.OPEN,
+        opened_at=now,
+    )
+    session.add(case)
+    await session.flush()
+    await audit.record(
+        session,
+        at=now,
+        actor_id=actor.member_id,
+        action="case.opened",
+        subject_type="case",
+        subject_id=case.id,
+        code=case.code,
+        referral=referral.code,
+    )
+    return case
+
+
+async def find_case(session: AsyncSession, code: str) -> Case:
+    """A case by its code (in any letter case); an unknown code is NotFound."""
+    case = await session.scalar(select(Case).where(Case.code == code.strip().upper()))
+    if case is None:
+        raise NotFound(f"no case with the code {code.strip()}")
+    return case
+
+
+async def open_cases(session: AsyncSession, actor: Actor, *, now: datetime) -> list[OpenCase]:
+    """The district's open cases, oldest first, with their managers: for coordinators only."""
+    if actor.role is not Role.COORDINATOR:
+        raise audit.refusal("case.list", at=now, actor_id=actor.member_id, subject_type="referral")
+    rows = await session.execute(
+        select(Case, Member.display_name)
+        .join(Member, Case.manager_id == Member.id)
+        .where(Case.district_id == actor.district_id, Case.status == CaseStatus.OPEN)
+        .order_by(Case.opened_at, Case.id)
+    )
+    return [OpenCase(case.id, case.code, case.opened_at, name) for case, name in rows]
+
+
+async def case_steps(
+    session: AsyncSession, case_ids: Sequence[int], *, now: datetime
+) -> dict[int, CaseStep]:
+    if not case_ids:
+        return {}
+    conferences = list(
+        await session.scalars(
+            select(Conference)
+            .where(
+                Conference.case_id.in_(case_ids), Conference.status != ConferenceStatus.CANCELLED
+            )
+            .order_by(Conference.created_at, Conference.id)
+        )
+    )
+    tasks = list(
+        await session.execute(
+            select(Task.case_id, Task.due_on, District.timezone)
+            .join(Case, Task.case_id == Case.id)
+            .join(District, Case.district_id == District.id)
+            .where(Task.case_id.in_(case_ids), Task.status == TaskStatus.OPEN)
+        )
+    )
+    steps: dict[int, CaseStep] = {}
+    for case_id in case_ids:
+        mine = [c for c in conferences if c.case_id == case_id]
+        active = [c for c in mine if c.status in ACTIVE]
+        held = [c for c in mine if c.status is ConferenceStatus.HELD]
+        due_scheduled = [
+            c
+            for c in active
+            if c.status is ConferenceStatus.SCHEDULED and c.starts_at and c.starts_at <= now
+        ]
+        latest = due_scheduled or active or held
+        current = latest[-1] if latest else None
+        to_record = bool(due_scheduled) or any(c.recorded_at is None for c in held)
+        open_due = [(due, zone) for cid, due, zone in tasks if cid == case_id]
+        overdue = sum(1 for due, zone in open_due if due < now.astimezone(ZoneInfo(zone)).date())
+        steps[case_id] = CaseStep(
+            current,
+            to_record,
+            len(open_due),
+            overdue,
+            held[-1].review_by if held and not active else None,
+            next((c.id for c in reversed(held) if c.recorded_at is not None), None),
+        )
+    return steps
+
+
+async def closable_case(session: AsyncSession, actor: Actor, case_id: int, *, now: datetime) -> str:
+    """The code of an open case of the actor's district (before asking for the outcome);
+    anyone else is refused, audited."""
+    return (await _closable(session, actor, case_id, now=now)).code
+
+
+async def _closable(session: AsyncSession, actor: Actor, case_id: int, *, now: datetime) -> Case:
+    case = await session.get(Case, case_id)
+    if case is None or actor.role is not Role.COORDINATOR or case.district_id != actor.district_id:
+        raise refused(actor, "case.close", case_id, now=now, subject_type="case")
+    await session.refresh(case, with_for_update=True)
+    if case.status is not CaseStatus.OPEN:
+        raise TaskError("closed")
+    return case
+
+
+async def close_case(
+    session: AsyncSession, actor: Actor, case_id: int, outcome: Outcome, *, now: datetime
+) -> str:
+    """Closed with an outcome: open tasks cancelled, every pending notification of the case
+    cancelled, an active conference cancelled (participants get the calendar CANCEL)."""
+    case = await _closable(session, actor, case_id, now=now)
+    for conference_id in list(
+        await session.scalars(
+            select(Conference.id).where(
+                Conference.case_id == case.id, Conference.status.in_(ACTIVE)
+            )
+        )
+    ):
+        await cancel_conference(session, actor, conference_id, now=now)
+    for task in list(
+        await session.scalars(
+            select(Task).where(Task.case_id == case.id, Task.status == TaskStatus.OPEN)
+        )
+    ):
+        await cancel(session, task, now=now)
+    case.status = CaseStatus.CLOSED
+    case.closed_at = now
+    case.outcome = outcome.value
+    await audit.record(
+        session,
+        at=now,
+        actor_id=actor.member_id,
+        action="case.closed",
+        subject_type="case",
+        subject_id=case.id,
+        case=case.code,
+        outcome=outcome.value,
+    )
+    return case.code
