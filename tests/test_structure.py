@@ -1,0 +1,120 @@
+"""The house rules of the code's structure, checked on every run of the suite.
+
+- The layers and the directions between them are import-linter contracts (pyproject.toml,
+  `[tool.importlinter]`): the wiring over the dialogs over the transport over the services over
+  the core over the pure time logic; the core, the services and the time logic import nothing of
+  Telegram; no cycles between services; the stand-in is independent of the bot.
+- No module imports another module's `_private` name.
+- No module of the application is much over 600 lines.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("bot", "handlers", "scheduling")
+MAX_LINES = 650  # "about 600"
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def _modules() -> list[Path]:
+    return sorted(
+        path
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+        if "migrations" not in path.parts
+    )
+
+
+def _lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
+    """lint-imports on the packages under `tree`, with the contracts of its pyproject.toml."""
+    environment = {**os.environ, "PYTHONPATH": str(tree)}
+    return subprocess.run(  # noqa: S603 - our own tool, no shell
+        [str(LINT_IMPORTS), "--no-cache"],
+        cwd=tree,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_the_import_contracts_are_kept() -> None:
+    result = _lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+def test_a_service_importing_a_dialog_breaks_the_contracts(tmp_path: Path) -> None:
+    """The contracts can fail: a copy of the tree with one import against the layers."""
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, tmp_path / package)
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    audit = tmp_path / "bot" / "services" / "audit.py"
+    audit.write_text(audit.read_text() + "\nfrom handlers import common  # against the layers\n")
+    result = _lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert "bot.services.audit -> handlers.common" in result.stdout
+
+
+def _imported_privates(path: Path) -> list[str]:
+    """`from project.module import _name` and `module._name` where module is a project module
+    imported here."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: list[str] = []
+    project_aliases: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module.split(".")[0] not in PACKAGES:
+                continue
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.append(f"{node.module}.{alias.name}")
+                if (ROOT / node.module.replace(".", "/") / f"{alias.name}.py").exists():
+                    project_aliases.add(alias.asname or alias.name)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] in PACKAGES and alias.asname:
+                    project_aliases.add(alias.asname)
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in project_aliases
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
+            found.append(f"{node.value.id}.{node.attr}")
+    return found
+
+
+def test_no_module_uses_another_modules_private_names() -> None:
+    offences = {
+        str(path.relative_to(ROOT)): names for path in _modules() if (names := _imported_privates(path))
+    }
+    assert offences == {}
+
+
+def test_the_private_name_check_sees_both_forms(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "from bot.services.members import _secret\n"
+        "from bot.services import members\n"
+        "members._hidden()\n"
+    )
+    assert _imported_privates(sample) == ["bot.services.members._secret", "members._hidden"]
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda path: str(path.relative_to(ROOT)))
+def test_no_module_is_much_over_600_lines(path: Path) -> None:
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_LINES, f"{lines} lines: split it by what its parts are about"
