@@ -211,7 +211,6 @@ async def seed(url: str, key: str, options: Options, *, now: datetime) -> Tracke
                         kind=task_service.NUDGE,
                         subject=f"task:{task.id}",
                         member_id=owner.id,
-                        chat_id=owner.chat_id,
                         due_at=now + timedelta(seconds=rng.uniform(0, options.remind_over)),
                         payload={"task": task.id, "version": 1},
                     )

@@ -170,7 +170,6 @@ async def seed(url: str, *, now: datetime) -> None:
                         kind=REMINDER,
                         subject=f"conference:{conference.id}",
                         member_id=member,
-                        chat_id=FIRST_CHAT + number,
                         due_at=now,
                         expires_at=starts_at,
                         payload={

@@ -30,7 +30,7 @@ from handlers.common import (
     parse_id,
     parse_number,
 )
-from handlers.start import ROLE_NAMES
+from handlers.menus import ROLE_NAMES
 
 PICK_INSTITUTION, NEW_NAME, NEW_KIND, PICK_ROLE = "institution", "new_name", "new_kind", "role"
 PAGE_SIZE = 8

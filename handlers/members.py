@@ -21,8 +21,7 @@ from handlers.common import (
     parse_id,
     parse_number,
 )
-from handlers.menus import clear_member_menu
-from handlers.start import ROLE_NAMES
+from handlers.menus import ROLE_NAMES, clear_member_menu
 
 PAGE_SIZE = 10
 

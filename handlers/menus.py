@@ -1,4 +1,5 @@
-"""Command menus: what each role sees behind the "/" button, set per chat in its language."""
+"""The roles as people see them: each role's name, and the command menu each role sees behind the
+"/" button, set per chat in its language."""
 
 from __future__ import annotations
 
@@ -13,6 +14,13 @@ from bot.core.i18n import N_, Translator
 from bot.core.models import Role
 
 logger = logging.getLogger(__name__)
+
+ROLE_NAMES = {
+    Role.ADMIN: N_("administrator"),
+    Role.COORDINATOR: N_("coordinator"),
+    Role.REFERRER: N_("referrer"),
+    Role.PARTICIPANT: N_("participant"),
+}
 
 COMMON = (("help", N_("What I can do for you")), ("language", N_("Change the language")))
 BY_ROLE: dict[Role, tuple[tuple[str, str], ...]] = {

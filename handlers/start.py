@@ -31,17 +31,11 @@ from handlers.common import (
     no_longer_active,
     parse_callback,
 )
-from handlers.menus import BY_ROLE, COMMON, set_member_menu
+from handlers.menus import BY_ROLE, COMMON, ROLE_NAMES, set_member_menu
 from handlers.poll_messages import send_open_polls
 
 CHOOSING_LANGUAGE = "choosing_language"
 
-ROLE_NAMES = {
-    Role.ADMIN: N_("administrator"),
-    Role.COORDINATOR: N_("coordinator"),
-    Role.REFERRER: N_("referrer"),
-    Role.PARTICIPANT: N_("participant"),
-}
 ROLE_PURPOSE = {
     Role.ADMIN: N_(
         "As an administrator you register institutions and people and take leavers out."

@@ -37,7 +37,7 @@ def _modules() -> list[Path]:
 def _lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
     """lint-imports on the packages under `tree`, with the contracts of its pyproject.toml."""
     environment = {**os.environ, "PYTHONPATH": str(tree)}
-    return subprocess.run(  # noqa: S603 - our own tool, no shell
+    return subprocess.run(
         [str(LINT_IMPORTS), "--no-cache"],
         cwd=tree,
         env=environment,
@@ -99,7 +99,9 @@ def _imported_privates(path: Path) -> list[str]:
 
 def test_no_module_uses_another_modules_private_names() -> None:
     offences = {
-        str(path.relative_to(ROOT)): names for path in _modules() if (names := _imported_privates(path))
+        str(path.relative_to(ROOT)): names
+        for path in _modules()
+        if (names := _imported_privates(path))
     }
     assert offences == {}
 

@@ -28,7 +28,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.db import insert_if_absent
-from bot.core.models import OutboxRow, OutboxStatus
+from bot.core.models import Member, OutboxRow, OutboxStatus
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,7 @@ class Planned:
     key: str
     kind: str
     subject: str
-    member_id: int
-    chat_id: int
+    member_id: int  # the recipient; how to reach them is the channel's business
     due_at: datetime
     expires_at: datetime | None = None
     payload: Mapping[str, Any] = field(default_factory=dict)
@@ -72,9 +71,17 @@ def planned(session: AsyncSession) -> bool:
 
 
 async def plan(session: AsyncSession, items: Iterable[Planned], *, now: datetime) -> None:
-    """Add rows; a key planned before (sent, cancelled or pending) is left as it is."""
+    """Add rows; a key planned before (sent, cancelled or pending) is left as it is. Each row
+    keeps the recipient's chat as it is now (a leaver's rows are skipped when sent)."""
+    items = list(items)
+    if not items:
+        return
+    session.info[PLANNED] = True
+    recipients = await session.execute(
+        select(Member.id, Member.chat_id).where(Member.id.in_({item.member_id for item in items}))
+    )
+    chats = {member_id: chat_id for member_id, chat_id in recipients}
     for item in items:
-        session.info[PLANNED] = True
         await insert_if_absent(
             session,
             OutboxRow,
@@ -83,7 +90,7 @@ async def plan(session: AsyncSession, items: Iterable[Planned], *, now: datetime
                 "kind": item.kind,
                 "subject": item.subject,
                 "member_id": item.member_id,
-                "chat_id": item.chat_id,
+                "chat_id": chats[item.member_id],
                 "payload": dict(item.payload),
                 "due_at": item.due_at,
                 "expires_at": item.expires_at,

@@ -169,7 +169,6 @@ def _planned(
         kind=kind,
         subject=_subject(conference.id),
         member_id=member.id,
-        chat_id=member.chat_id,
         due_at=moment.due,
         expires_at=moment.expires,
         payload={
@@ -319,7 +318,6 @@ async def plan_flag(
                 kind=FLAG,
                 subject=_subject(conference.id),
                 member_id=coordinator.id,
-                chat_id=coordinator.chat_id,
                 due_at=now,
                 payload={
                     "conference": conference.id,
@@ -560,8 +558,8 @@ async def cancel_conference(
         conference.sequence += 1
         if conference.starts_at is None:
             conference.starts_at = conference.invited_starts_at
-        people = await session.execute(
-            select(OutboxRow.member_id, OutboxRow.chat_id)
+        people = await session.scalars(
+            select(OutboxRow.member_id)
             .where(
                 OutboxRow.subject == _subject(conference.id),
                 OutboxRow.kind == INVITE,
@@ -577,11 +575,10 @@ async def cancel_conference(
                     kind=CANCEL,
                     subject=_subject(conference.id),
                     member_id=member_id,
-                    chat_id=chat_id,
                     due_at=now,
                     payload={"conference": conference.id},
                 )
-                for member_id, chat_id in people
+                for member_id in people
             ],
             now=now,
         )

@@ -173,7 +173,6 @@ async def hand_over(session: AsyncSession, leaver: Member, *, now: datetime) -> 
     stamp = int(now.timestamp())
     items = []
     for coordinator_id, (task_ids, invitation_ids) in told.items():
-        coordinator = await session.get_one(Member, coordinator_id)
         parts: list[tuple[str, list[int], list[int]]] = [
             (f"t{task_id}", [task_id], []) for task_id in task_ids
         ]
@@ -186,7 +185,6 @@ async def hand_over(session: AsyncSession, leaver: Member, *, now: datetime) -> 
                     kind=HANDOVER,
                     subject=f"member:{leaver.id}",
                     member_id=coordinator_id,
-                    chat_id=coordinator.chat_id,
                     due_at=now,
                     expires_at=now + timedelta(days=30),
                     payload={

@@ -207,7 +207,6 @@ async def plan_digests(session: AsyncSession, *, now: datetime) -> None:
                 kind=DIGEST,
                 subject=f"member:{member.id}",
                 member_id=member.id,
-                chat_id=member.chat_id,
                 due_at=moment.due,
                 expires_at=moment.expires,
                 payload={"week": moment.name},

@@ -397,7 +397,6 @@ async def due_polls(session: AsyncSession, *, now: datetime) -> PollWork:
                     kind=POLL_NUDGE,
                     subject=f"conference:{conference.id}",
                     member_id=target.recipient.member_id,
-                    chat_id=target.recipient.chat_id,
                     due_at=now,
                     expires_at=conference.deadline,
                     payload={

@@ -75,7 +75,6 @@ def _planned(due: DueWork, now: datetime, calendar: WorkingCalendar) -> list[out
                     kind=kind,
                     subject=f"member:{member}",
                     member_id=member,
-                    chat_id=item.referrer.chat_id,
                     due_at=now,
                     expires_at=expires,
                     payload={"started_at": item.started_at.isoformat()}
@@ -91,7 +90,6 @@ def _planned(due: DueWork, now: datetime, calendar: WorkingCalendar) -> list[out
                     kind=TRIAGE_NUDGE,
                     subject=f"member:{recipient.member_id}",
                     member_id=recipient.member_id,
-                    chat_id=recipient.chat_id,
                     due_at=now,
                     expires_at=policy.triage_nudge_expires(now, calendar),
                     payload={"referrals": [item.id for item in items]},

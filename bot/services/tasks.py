@@ -128,7 +128,6 @@ def planned(
         kind=kind,
         subject=_subject(task.id),
         member_id=member.id,
-        chat_id=member.chat_id,
         due_at=moment.due,
         expires_at=moment.expires,
         payload={"task": task.id, "version": task.version, **extra},

@@ -43,7 +43,6 @@ def _row(member_id: int, key: str, clock: FakeClock, **kw: object) -> outbox.Pla
         "kind": "test",
         "subject": "conference:1",
         "member_id": member_id,
-        "chat_id": 77,
         "due_at": clock.now(),
     }
     values.update(kw)

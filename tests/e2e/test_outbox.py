@@ -32,7 +32,6 @@ async def _plan(bot: RunningBot, name: str, key: str, **kw: object) -> int:
             "kind": DRAFT_EXPIRED,
             "subject": f"member:{member.id}",
             "member_id": member.id,
-            "chat_id": member.chat_id,
             "due_at": now,
             "payload": {"started_at": (now - timedelta(days=14)).isoformat()},
         }

@@ -251,7 +251,6 @@ async def plan_notices(
                     kind=DRAFT_EXPIRED,
                     subject=f"member:{ids[person.chat_id]}",
                     member_id=ids[person.chat_id],
-                    chat_id=person.chat_id,
                     due_at=now,
                     payload={"started_at": (now - timedelta(days=14)).isoformat()},
                 )
