@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -120,3 +122,16 @@ def test_the_private_name_check_sees_both_forms(tmp_path: Path) -> None:
 def test_no_module_is_much_over_600_lines(path: Path) -> None:
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"{lines} lines: split it by what its parts are about"
+
+
+def test_every_dialog_is_in_the_dialogs_contract() -> None:
+    """A new dialog (a module of handlers/ exposing its handlers) is held to the contract too."""
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        contracts = tomllib.load(file)["tool"]["importlinter"]["contracts"]
+    (dialogs,) = [contract for contract in contracts if contract["id"] == "dialogs"]
+    exposing = {
+        f"handlers.{path.stem}"
+        for path in (ROOT / "handlers").glob("*.py")
+        if re.search(r"^def (command_|general_)?handlers\(", path.read_text(), re.M)
+    }
+    assert set(dialogs["modules"]) == exposing
