@@ -10,7 +10,6 @@ from telegram.ext import (
     CommandHandler,
     ConversationHandler,
     MessageHandler,
-    filters,
 )
 
 from bot.core.i18n import N_, Translator
@@ -18,11 +17,12 @@ from bot.core.models import InstitutionKind, Role
 from bot.services import members
 from bot.services.errors import PermissionDenied, ServiceError
 from handlers.common import (
+    TYPED,
+    TYPED_TEXT,
     Context,
     Dialog,
     HandlerList,
     answer,
-    ends_on_other_commands,
     esc,
     keyboard,
     paginate,
@@ -216,26 +216,21 @@ def _draft(context: Context) -> dict[str, Any]:
 
 def handlers() -> HandlerList:
     buttons = r"^inv:"
-    typed = filters.UpdateType.MESSAGE & ~filters.COMMAND
     dialog = Dialog("invite")
     return [
-        ConversationHandler[Context](
+        dialog.conversation(
             entry_points=[CommandHandler("invite", dialog.entry(start_invite))],
             states={
                 PICK_INSTITUTION: [
                     CallbackQueryHandler(dialog.step(institution_button), pattern=buttons)
                 ],
-                NEW_NAME: [MessageHandler(typed & filters.TEXT, dialog.step(new_name))],
+                NEW_NAME: [MessageHandler(TYPED_TEXT, dialog.step(new_name))],
                 NEW_KIND: [CallbackQueryHandler(dialog.step(kind_button), pattern=buttons)],
                 PICK_ROLE: [CallbackQueryHandler(dialog.step(role_button), pattern=buttons)],
             },
             fallbacks=[
                 CommandHandler("cancel", dialog.step(cancel)),
-                MessageHandler(typed, dialog.step(type_or_press)),
-                ends_on_other_commands(),
+                MessageHandler(TYPED, dialog.step(type_or_press)),
             ],
-            allow_reentry=True,
-            name="invite",
-            persistent=True,
         )
     ]

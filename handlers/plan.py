@@ -8,7 +8,6 @@ from telegram.ext import (
     CallbackQueryHandler,
     ConversationHandler,
     MessageHandler,
-    filters,
 )
 
 from bot.core.i18n import Translator
@@ -16,13 +15,13 @@ from bot.services import planning
 from bot.services.board import AlreadyPlanned, ConferenceError
 from bot.services.planning import Defaults, NoCandidates, Plan
 from handlers.common import (
+    TYPED,
     Context,
     Dialog,
     HandlerList,
     acknowledge,
     alert,
     answer,
-    ends_on_other_commands,
     esc,
     keyboard,
     no_longer_active,
@@ -289,20 +288,14 @@ async def _send_poll(update: Update, context: Context, plan: Plan) -> str | int:
 def handlers() -> HandlerList:
     dialog = Dialog("plan")
     return [
-        ConversationHandler[Context](
+        dialog.conversation(
             entry_points=[CallbackQueryHandler(dialog.entry(plan_conference), pattern=r"^cf:n:")],
             states={
                 PLANNING: [CallbackQueryHandler(dialog.step(adjust_plan), pattern=r"^pl:")],
                 PLACE: [
-                    MessageHandler(
-                        filters.UpdateType.MESSAGE & ~filters.COMMAND, dialog.step(typed_place)
-                    ),
+                    MessageHandler(TYPED, dialog.step(typed_place)),
                     CallbackQueryHandler(dialog.step(adjust_plan), pattern=r"^pl:"),
                 ],
             },
-            fallbacks=[ends_on_other_commands()],
-            allow_reentry=True,
-            name="plan",
-            persistent=True,
         )
     ]

@@ -19,7 +19,6 @@ from telegram.ext import (
     CommandHandler,
     ConversationHandler,
     MessageHandler,
-    filters,
 )
 
 from bot.core.i18n import Translator
@@ -29,13 +28,13 @@ from bot.services import decisions, records, task_edits, tasks
 from bot.services.decisions import Collision, Passed, TooFar
 from handlers.board_text import board_markup, board_text
 from handlers.common import (
+    TYPED_TEXT,
     Context,
     Dialog,
     HandlerList,
     acknowledge,
     answer,
     consuming,
-    ends_on_other_commands,
     esc,
     keyboard,
     no_longer_active,
@@ -545,9 +544,8 @@ async def _document(
 
 def handlers() -> HandlerList:
     record = Dialog("record")
-    text = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
     return [
-        ConversationHandler[Context](
+        record.conversation(
             entry_points=[
                 CallbackQueryHandler(record.entry(ask_summary), pattern=r"^rc:s:\d+$"),
                 CallbackQueryHandler(record.entry(ask_title), pattern=r"^rc:n:\d+$"),
@@ -555,23 +553,19 @@ def handlers() -> HandlerList:
                 CallbackQueryHandler(record.entry(ask_due_date), pattern=r"^tk:y:\d+$"),
             ],
             states={
-                SUMMARY: [MessageHandler(text, record.step(typed_summary))],
-                TITLE: [MessageHandler(text, record.step(typed_title))],
+                SUMMARY: [MessageHandler(TYPED_TEXT, record.step(typed_summary))],
+                TITLE: [MessageHandler(TYPED_TEXT, record.step(typed_title))],
                 OWNER: [CallbackQueryHandler(record.step(chose_owner), pattern=r"^rc:w:")],
                 DUE: [
                     CallbackQueryHandler(record.step(chose_due), pattern=r"^rc:d:"),
-                    MessageHandler(text, record.step(typed_due)),
+                    MessageHandler(TYPED_TEXT, record.step(typed_due)),
                 ],
-                REVIEW: [MessageHandler(text, record.step(typed_review))],
+                REVIEW: [MessageHandler(TYPED_TEXT, record.step(typed_review))],
             },
             fallbacks=[
                 CallbackQueryHandler(record.step(cancel_draft), pattern=r"^rc:x$"),
                 CommandHandler("cancel", record.step(cancel_draft)),
-                ends_on_other_commands(),
             ],
-            allow_reentry=True,
-            name="record",
-            persistent=True,
         ),
     ]
 

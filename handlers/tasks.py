@@ -16,12 +16,12 @@ from telegram.ext import (
     CommandHandler,
     ConversationHandler,
     MessageHandler,
-    filters,
 )
 
 from bot.core.i18n import Translator
 from bot.services import records, task_edits, tasks
 from handlers.common import (
+    TYPED_TEXT,
     Context,
     Dialog,
     HandlerList,
@@ -29,7 +29,6 @@ from handlers.common import (
     answer,
     chunks,
     consuming,
-    ends_on_other_commands,
     esc,
     keyboard,
     no_longer_active,
@@ -400,24 +399,19 @@ async def reassign(update: Update, context: Context) -> None:
 
 def handlers() -> HandlerList:
     task = Dialog("task")
-    text = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
     return [
-        ConversationHandler[Context](
+        task.conversation(
             entry_points=[
                 CallbackQueryHandler(task.entry(ask_done_note), pattern=r"^tk:d:\d+$"),
                 CallbackQueryHandler(task.entry(ask_note), pattern=r"^tk:n:\d+$"),
             ],
             states={
                 DONE_NOTE: [
-                    MessageHandler(text, task.step(typed_done_note)),
+                    MessageHandler(TYPED_TEXT, task.step(typed_done_note)),
                     CallbackQueryHandler(task.step(done_without_note), pattern=r"^tk:k:\d+$"),
                 ],
-                NOTE: [MessageHandler(text, task.step(typed_note))],
+                NOTE: [MessageHandler(TYPED_TEXT, task.step(typed_note))],
             },
-            fallbacks=[ends_on_other_commands()],
-            allow_reentry=True,
-            name="task",
-            persistent=True,
         ),
     ]
 
