@@ -246,7 +246,7 @@ async def pressed_ids(
 
 async def recipient_tr(context: Context, member_id: int) -> Translator:
     """The translator for a notification's recipient, in the language they chose."""
-    async with context.runtime.database.transaction() as session:
+    async with context.runtime.database.reading() as session:
         recipient = await recipient_of(session, member_id)
     return context.runtime.translator(recipient.locale)
 

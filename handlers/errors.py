@@ -115,7 +115,7 @@ async def _translator_of(update: Update, context: Context) -> Translator:
     user = update.effective_user
     if user is not None:
         try:
-            async with context.runtime.database.transaction() as session:
+            async with context.runtime.database.reading() as session:
                 context.actor = await members.find_actor(session, user.id)
         except Exception:  # the database may be what failed; the client language will do
             logger.warning("could not look up the language for an error report")
@@ -182,7 +182,7 @@ async def _alert_admins(
     known, e.g. for a stranger's update)."""
     runtime = context.runtime
     try:
-        async with runtime.database.transaction() as session:
+        async with runtime.database.reading() as session:
             admins = await members.admin_locales(session, district_id)
     except Exception:
         logger.exception("could not look up admins for error %s", error_id)

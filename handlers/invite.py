@@ -31,6 +31,7 @@ from handlers.common import (
     parse_number,
 )
 from handlers.menus import ROLE_NAMES
+from handlers.usecase import refusal, refused_by, use_case
 
 PICK_INSTITUTION, NEW_NAME, NEW_KIND, PICK_ROLE = "institution", "new_name", "new_kind", "role"
 PAGE_SIZE = 8
@@ -50,25 +51,33 @@ KIND_NAMES = {
 }
 
 
+async def _refused(update: Update, context: Context, _error: Exception) -> None:
+    context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
+    await answer(update, context.tr.gettext("You are not allowed to do that."))
+
+
+# Creating an institution or an invite: refused (and the draft dropped) to anyone who may not.
+NOT_ALLOWED = refused_by(ServiceError, answer=_refused)
+NOT_AN_INVITER = refusal(
+    PermissionDenied,
+    say=N_("Only administrators and coordinators can create invite links."),
+    as_answer=True,
+)
+
+
 async def start_invite(update: Update, context: Context) -> str | int:
     context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
-    try:
-        return await _show_institutions(update, context, page=0)
-    except PermissionDenied:
-        await answer(
-            update,
-            context.tr.gettext("Only administrators and coordinators can create invite links."),
-        )
+    return await _show_institutions(update, context, page=0)
+
+
+async def _show_institutions(update: Update, context: Context, *, page: int) -> str | int:
+    async with use_case(update, context, NOT_AN_INVITER) as case:
+        members.require_inviter(case.actor, now=case.now)
+        institutions = await members.institutions_of(case.session, case.actor.district_id)
+    if not case.done:
         return ConversationHandler.END
-
-
-async def _show_institutions(update: Update, context: Context, *, page: int) -> str:
-    actor = context.require_actor()
+    actor = case.actor
     _ = context.tr.gettext
-    runtime = context.runtime
-    async with runtime.database.transaction() as session:
-        members.require_inviter(actor, now=runtime.clock.now())
-        institutions = await members.institutions_of(session, actor.district_id)
     shown = paginate(institutions, page, PAGE_SIZE)
     rows = [[(institution.name, f"inv:i:{institution.id}")] for institution in shown.items]
     if nav := shown.nav_row("inv"):
@@ -126,14 +135,12 @@ async def kind_button(update: Update, context: Context) -> str | int:
     kinds = {kind.value: kind for kind in InstitutionKind}
     if len(parts) != 2 or parts[0] != "k" or parts[1] not in kinds or not name:
         return await cancel(update, context)
-    runtime = context.runtime
-    try:
-        async with runtime.database.transaction() as session:
-            institution = await members.create_institution(
-                session, context.require_actor(), name, kinds[parts[1]], now=runtime.clock.now()
-            )
-    except ServiceError:
-        return await _refused(update, context)
+    async with use_case(update, context, NOT_ALLOWED) as case:
+        institution = await members.create_institution(
+            case.session, case.actor, name, kinds[parts[1]], now=case.now
+        )
+    if not case.done:
+        return ConversationHandler.END
     _draft(context)["institution_id"] = institution.id
     return await _show_roles(update, context)
 
@@ -159,19 +166,17 @@ async def role_button(update: Update, context: Context) -> str | int:
     institution_id = _draft(context).get("institution_id")
     if len(parts) != 2 or parts[0] != "r" or parts[1] not in roles or institution_id is None:
         return await cancel(update, context)
-    runtime = context.runtime
-    try:
-        async with runtime.database.transaction() as session:
-            invite = await members.create_invite(
-                session,
-                institution_id=institution_id,
-                role=roles[parts[1]],
-                creator=context.require_actor(),
-                now=runtime.clock.now(),
-                ttl=runtime.settings.invite_ttl,
-            )
-    except ServiceError:
-        return await _refused(update, context)
+    async with use_case(update, context, NOT_ALLOWED) as case:
+        invite = await members.create_invite(
+            case.session,
+            institution_id=institution_id,
+            role=roles[parts[1]],
+            creator=case.actor,
+            now=case.now,
+            ttl=context.runtime.settings.invite_ttl,
+        )
+    if not case.done:
+        return ConversationHandler.END
     context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
     await answer(update, invite_text(invite, context.bot.username, context.tr))
     return ConversationHandler.END
@@ -190,12 +195,6 @@ def invite_text(invite: members.IssuedInvite, bot_username: str, tr: Translator)
             _("Send it to that person only, privately."),
         ]
     )
-
-
-async def _refused(update: Update, context: Context) -> int:
-    context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
-    await answer(update, context.tr.gettext("You are not allowed to do that."))
-    return ConversationHandler.END
 
 
 async def cancel(update: Update, context: Context) -> int:

@@ -26,7 +26,7 @@ from bot.core.models import InvitationKind, TaskParty
 from bot.core.record import record_docx, record_filename
 from bot.services import decisions, records, task_edits, tasks
 from bot.services.decisions import Collision, Passed, TooFar
-from handlers.board_text import board_markup, board_text
+from handlers.board_text import send_board
 from handlers.common import (
     TYPED_TEXT,
     Context,
@@ -158,21 +158,22 @@ async def toggle_attendance(update: Update, context: Context) -> None:
 # Typed parts of the record: the summary, a task, the review date.
 
 
-async def _recordable(update: Update, context: Context) -> int | None:
-    """The pressed button's held conference, if the presser may write its record."""
+async def _begin_typed(update: Update, context: Context) -> bool:
+    """A typed part of the pressed button's held conference begins, if the presser may write
+    its record."""
     ids = await pressed(update, context, "rc")
     if ids is None:
-        return None
+        return False
     async with use_case(update, context, *TASK_REFUSALS) as case:
         conference_id = await records.recordable(case.session, case.actor, ids[0], now=case.now)
-    return conference_id if case.done else None
+    if case.done:
+        begin_draft(context, conference=conference_id)
+    return case.done
 
 
 async def ask_summary(update: Update, context: Context) -> str | int:
-    conference_id = await _recordable(update, context)
-    if conference_id is None:
+    if not await _begin_typed(update, context):
         return ConversationHandler.END
-    begin_draft(context, conference=conference_id)
     await answer(
         update,
         context.tr.gettext(
@@ -204,10 +205,8 @@ async def typed_summary(update: Update, context: Context) -> str | int:
 
 
 async def ask_title(update: Update, context: Context) -> str | int:
-    conference_id = await _recordable(update, context)
-    if conference_id is None:
+    if not await _begin_typed(update, context):
         return ConversationHandler.END
-    begin_draft(context, conference=conference_id)
     await answer(
         update,
         context.tr.gettext(
@@ -389,10 +388,8 @@ async def cancel_draft(update: Update, context: Context) -> str | int:
 
 
 async def ask_review(update: Update, context: Context) -> str | int:
-    conference_id = await _recordable(update, context)
-    if conference_id is None:
+    if not await _begin_typed(update, context):
         return ConversationHandler.END
-    begin_draft(context, conference=conference_id)
     await answer(
         update,
         context.tr.gettext(
@@ -451,11 +448,7 @@ async def typed_review(update: Update, context: Context) -> str | int:
         )
     )
     # The live attendance message, as after a poll's Confirm: answers, New date, Cancel.
-    board = await update.message.reply_text(
-        board_text(result.board, tr), reply_markup=board_markup(result.board, tr)
-    )
-    async with context.runtime.database.transaction() as session:
-        await decisions.set_board(session, result.conference_id, board.chat_id, board.message_id)
+    await send_board(context, update.message.chat_id, result.board)
     await show_record(update, context, conference_id, below=True)
     return ConversationHandler.END
 

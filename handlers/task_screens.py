@@ -18,11 +18,11 @@ from bot.services.errors import PermissionDenied
 from handlers.common import (
     Context,
     answer,
-    callback_ids,
     esc,
     keyboard,
     no_longer_active,
     parse_callback,
+    pressed_ids,
 )
 from handlers.task_texts import (
     capitalised,
@@ -49,14 +49,14 @@ EDITABLE = 12  # task buttons on the record screen (a plan rarely has more)
 async def pressed(
     update: Update, context: Context, namespace: str, count: int = 1
 ) -> list[int] | None:
-    """The ids after the action in a button's data (`rc:o:12` → [12]); data that does not read
-    so is answered as a stale button."""
+    """The ids after the action in a button's data, whichever action it names (`rc:o:12` →
+    [12]); data that does not read so is answered as a stale button."""
     query = update.callback_query
     parts = parse_callback(query.data if query else None, namespace)
-    ids = callback_ids(update, f"{namespace}:{parts[0]}", count) if parts else None
-    if ids is None:
+    if not parts:
         await no_longer_active(update, context)
-    return ids
+        return None
+    return await pressed_ids(update, context, f"{namespace}:{parts[0]}", count)
 
 
 # Typed steps: the summary, a task, a due date, the review, a note.

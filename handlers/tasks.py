@@ -185,14 +185,24 @@ async def ask_more_time(update: Update, context: Context) -> None:
     )
 
 
-async def more_time(update: Update, context: Context) -> None:
+async def _quick_due(update: Update, context: Context) -> tuple[int, int] | None:
+    """The pressed button's task and days ("tk:x:<task>:<days>", "tk:u:…"), if the days are
+    one of the quick choices; anything else is answered as a stale button."""
     ids = await pressed(update, context, "tk", 2)
     if ids is None:
-        return
+        return None
     task_id, days = ids
     if days not in QUICK_DUE:
         await no_longer_active(update, context)
+        return None
+    return task_id, days
+
+
+async def more_time(update: Update, context: Context) -> None:
+    quick = await _quick_due(update, context)
+    if quick is None:
         return
+    task_id, days = quick
     async with use_case(update, context, *TASK_REFUSALS) as case:
         asked = await tasks.ask_more_time(
             case.session, case.actor, task_id, timedelta(days=days), now=case.now
@@ -276,13 +286,10 @@ async def read_notes(update: Update, context: Context) -> None:
 
 
 async def move_quick(update: Update, context: Context) -> None:
-    ids = await pressed(update, context, "tk", 2)
-    if ids is None:
+    quick = await _quick_due(update, context)
+    if quick is None:
         return
-    task_id, days = ids
-    if days not in QUICK_DUE:
-        await no_longer_active(update, context)
-        return
+    task_id, days = quick
     async with use_case(update, context, *TASK_REFUSALS) as case:
         await task_edits.move_due_in(case.session, case.actor, task_id, days, now=case.now)
     if case.done:
