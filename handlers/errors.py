@@ -49,7 +49,7 @@ async def _handle(update: object, context: Context) -> None:
         update.effective_chat.id if isinstance(update, Update) and update.effective_chat else None
     )
     if isinstance(error, Forbidden) and chat_id is not None:
-        await _mark_unreachable(context, chat_id)
+        await mark_unreachable(context, chat_id)
         return
     error_id = secrets.token_hex(4)
     update_id = update.update_id if isinstance(update, Update) else None
@@ -200,7 +200,8 @@ async def _alert_admins(
         await send_safely(context, chat_id, text)
 
 
-async def _mark_unreachable(context: Context, chat_id: int) -> None:
+async def mark_unreachable(context: Context, chat_id: int) -> None:
+    """Telegram answered Forbidden: the person blocked the bot (or is gone); noted."""
     runtime = context.runtime
     async with runtime.database.transaction() as session:
         await members.mark_unreachable(session, chat_id, now=runtime.clock.now())
@@ -220,7 +221,7 @@ async def send_safely(
             chat_id, text, reply_markup=markup, protect_content=protect or None
         )
     except Forbidden:
-        await _mark_unreachable(context, chat_id)
+        await mark_unreachable(context, chat_id)
         return False
     except TelegramError as error:
         logger.warning("could not send to a chat: %s", type(error).__name__)

@@ -12,13 +12,14 @@ from telegram.error import Forbidden, TelegramError
 
 from bot.core.i18n import N_, Translator
 from bot.core.models import InvitationKind
-from bot.services import decisions, members, planning, polls
+from bot.services import decisions, planning, polls
 from bot.services.board import NotInPoll, PollClosed, Target, coordinator_of
 from bot.services.errors import PermissionDenied
 from bot.services.planning import Started
 from bot.services.polls import PollView
 from handlers.board_text import send_board
 from handlers.common import Context, esc, keyboard
+from handlers.errors import mark_unreachable
 from handlers.notify import notify
 from handlers.usecase import refusal
 from scheduling.finder import Vote
@@ -161,10 +162,7 @@ async def send_polls(context: Context, targets: Sequence[Target]) -> list[Target
                 target.recipient.chat_id, text, reply_markup=poll_markup(view, tr)
             )
         except Forbidden:
-            async with runtime.database.transaction() as session:
-                await members.mark_unreachable(
-                    session, target.recipient.chat_id, now=runtime.clock.now()
-                )
+            await mark_unreachable(context, target.recipient.chat_id)
             missed.append(target)
             continue
         except TelegramError as error:

@@ -38,8 +38,6 @@ from handlers.common import (
     esc,
     keyboard,
     no_longer_active,
-    paged_keyboard,
-    paginate,
     parse_callback,
     parse_id,
     parse_number,
@@ -50,11 +48,12 @@ from handlers.task_screens import (
     delete_typed_text,
     edit_screen,
     fits,
+    people_keyboard,
     pressed,
     show_record,
     task_draft,
 )
-from handlers.task_texts import PEOPLE_PAGE, QUICK_DUE
+from handlers.task_texts import QUICK_DUE
 from handlers.usecase import use_case
 
 SUMMARY, TITLE, OWNER, DUE, REVIEW = ("summary", "title", "owner", "due", "review")
@@ -242,20 +241,15 @@ def _owner_screen(
 ) -> tuple[str, InlineKeyboardMarkup]:
     """A page of the people a task can go to. Before the party is chosen: "Who owns it?", with
     the child and a guardian on every page; after it: who follows it up."""
-    shown = paginate(choices, page, PEOPLE_PAGE)
-
-    def person(choice: records.OwnerChoice) -> tuple[str, str]:
-        return f"{choice.name} ({choice.institution})", f"rc:w:{choice.member_id}"
-
     if "party" in draft:
         text = tr.gettext("Who follows it up and gets the reminders?")
-        return text, paged_keyboard(shown, person, "rc:w")
+        return text, people_keyboard(choices, page, "rc:w", "rc:w")
     parties = [
         ("🧒 " + tr.gettext("The child"), "rc:w:c"),
         ("👪 " + tr.gettext("A guardian"), "rc:w:g"),
     ]
     extra = [parties, [("✖️ " + tr.gettext("Cancel"), "rc:x")]]
-    return tr.gettext("Who owns it?"), paged_keyboard(shown, person, "rc:w", extra)
+    return tr.gettext("Who owns it?"), people_keyboard(choices, page, "rc:w", "rc:w", extra)
 
 
 async def chose_owner(update: Update, context: Context) -> str | int:

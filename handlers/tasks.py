@@ -19,7 +19,7 @@ from telegram.ext import (
 )
 
 from bot.core.i18n import Translator
-from bot.services import records, task_edits, tasks
+from bot.services import task_edits, tasks
 from handlers.common import (
     TYPED_TEXT,
     Context,
@@ -44,12 +44,12 @@ from handlers.task_screens import (
     delete_typed_text,
     edit_screen,
     fits,
+    people_keyboard,
     pressed,
     show_record,
     task_draft,
 )
 from handlers.task_texts import (
-    PEOPLE_PAGE,
     QUICK_DUE,
     from_compact,
     owner_buttons,
@@ -383,11 +383,7 @@ async def reassign_choices(update: Update, context: Context) -> None:
         choices = await task_edits.reassign_choices(case.session, case.actor, task_id, now=case.now)
     if not case.done:
         return
-
-    def person(choice: records.OwnerChoice) -> tuple[str, str]:
-        return f"{choice.name} ({choice.institution})", f"tk:w:{task_id}:{choice.member_id}"
-
-    markup = paged_keyboard(paginate(choices, page, PEOPLE_PAGE), person, f"tk:o:{task_id}")
+    markup = people_keyboard(choices, page, f"tk:w:{task_id}", f"tk:o:{task_id}")
     await answer(update, context.tr.gettext("Who takes the task over?"), markup)
 
 
