@@ -11,12 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from telegram import Update
-from telegram.ext import (
-    CallbackQueryHandler,
-    CommandHandler,
-    ConversationHandler,
-    MessageHandler,
-)
+from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
 
 from bot.core.i18n import Translator
 from bot.services import task_edits, tasks
@@ -49,14 +44,7 @@ from handlers.task_screens import (
     show_record,
     task_draft,
 )
-from handlers.task_texts import (
-    QUICK_DUE,
-    from_compact,
-    owner_buttons,
-    short,
-    task_line,
-    task_text,
-)
+from handlers.task_texts import QUICK_DUE, from_compact, owner_buttons, short, task_line, task_text
 from handlers.usecase import use_case
 
 DONE_NOTE, NOTE = ("done_note", "note")
