@@ -153,8 +153,8 @@ async def toggle_attendance(update: Update, context: Context) -> None:
 
 
 async def _begin_typed(update: Update, context: Context) -> bool:
-    """A typed part of the pressed button's held conference begins, if the presser may write
-    its record."""
+    """A typed part of the record (the summary, a task, the review) begins for the pressed
+    button's held conference, if the presser may write its record; False if not (said)."""
     ids = await pressed(update, context, "rc")
     if ids is None:
         return False
