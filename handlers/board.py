@@ -16,13 +16,12 @@ from bot.services.errors import PermissionDenied
 from bot.services.planning import Defaults, NoCandidates
 from handlers.board_text import (
     NumberedBoard,
-    board_markup,
-    board_text,
     numbered,
     offer,
     offer_markup,
     offer_text,
     refresh_board,
+    send_board,
     time_refused,
 )
 from handlers.common import (
@@ -31,11 +30,11 @@ from handlers.common import (
     acknowledge,
     alert,
     answer,
-    callback_ids,
     consuming,
     esc,
     keyboard,
-    no_longer_active,
+    pressed_ids,
+    say_below,
 )
 from handlers.poll_messages import POLL_REFUSALS, deliver, poll_markup, poll_text
 from handlers.usecase import refusal, use_case
@@ -51,9 +50,8 @@ async def _closed(update: Update, context: Context) -> None:
 
 async def show_board(update: Update, context: Context) -> None:
     """The board again, as a new live message (from /cases)."""
-    ids = callback_ids(update, "cf:b", 1)
+    ids = await pressed_ids(update, context, "cf:b")
     if ids is None:
-        await no_longer_active(update, context)
         return
     async with use_case(update, context, *POLL_REFUSALS) as case:
         board = await decisions.board(case.session, case.actor, ids[0], now=case.now)
@@ -61,23 +59,15 @@ async def show_board(update: Update, context: Context) -> None:
         return
     assert update.callback_query is not None
     await acknowledge(update.callback_query)
-    tr = context.tr
     actor = case.actor
-    message = await context.bot.send_message(
-        actor.chat_id, board_text(board, tr), reply_markup=board_markup(board, tr)
-    )
-    if board.status is ConferenceStatus.POLLING and board.coordinator_id == actor.member_id:
-        # The live board moves to this message; a colleague's look is a copy.
-        async with context.runtime.database.transaction() as session:
-            await decisions.set_board(
-                session, board.conference_id, actor.chat_id, message.message_id
-            )
+    # The live board moves to this message; a colleague's look is a copy.
+    live = board.status is ConferenceStatus.POLLING and board.coordinator_id == actor.member_id
+    await send_board(context, actor.chat_id, board, live=live)
 
 
 async def decide_now(update: Update, context: Context) -> None:
-    ids = callback_ids(update, "cf:o", 1)
+    ids = await pressed_ids(update, context, "cf:o")
     if ids is None:
-        await no_longer_active(update, context)
         return
     async with use_case(update, context, ONLY_THE_COORDINATOR) as case:
         board = await decisions.board_to_decide(case.session, case.actor, ids[0], now=case.now)
@@ -93,9 +83,8 @@ async def decide_now(update: Update, context: Context) -> None:
 
 async def choose_time(update: Update, context: Context) -> None:
     """Every candidate time as a button, to force one."""
-    ids = callback_ids(update, "cf:a", 1)
+    ids = await pressed_ids(update, context, "cf:a")
     if ids is None:
-        await no_longer_active(update, context)
         return
     async with use_case(update, context, *POLL_REFUSALS) as case:
         board = await decisions.board(case.session, case.actor, ids[0], now=case.now)
@@ -118,9 +107,8 @@ async def choose_time(update: Update, context: Context) -> None:
 
 
 async def confirm_time(update: Update, context: Context) -> None:
-    ids = callback_ids(update, "cf:c", 2)
+    ids = await pressed_ids(update, context, "cf:c", 2)
     if ids is None:
-        await no_longer_active(update, context)
         return
     tr = context.tr
     async with use_case(update, context, *POLL_REFUSALS) as case:
@@ -149,9 +137,8 @@ async def _scheduled(
 
 
 async def make_optional(update: Update, context: Context) -> None:
-    ids = callback_ids(update, "cf:m", 1)
+    ids = await pressed_ids(update, context, "cf:m")
     if ids is None:
-        await no_longer_active(update, context)
         return
     async with use_case(update, context, *POLL_REFUSALS) as case:
         board = await decisions.make_optional(case.session, case.actor, ids[0], now=case.now)
@@ -165,9 +152,8 @@ async def make_optional(update: Update, context: Context) -> None:
 
 
 async def poll_next_window(update: Update, context: Context) -> None:
-    ids = callback_ids(update, "cf:w", 1)
+    ids = await pressed_ids(update, context, "cf:w")
     if ids is None:
-        await no_longer_active(update, context)
         return
     tr = context.tr
     async with use_case(update, context, *POLL_REFUSALS) as case:
@@ -200,23 +186,20 @@ async def poll_next_window(update: Update, context: Context) -> None:
 
 async def enter_offline(update: Update, context: Context) -> None:
     """The coordinator answers for a guardian without Telegram: the poll comes to them."""
-    ids = callback_ids(update, "pe", 1)
+    ids = await pressed_ids(update, context, "pe")
     if ids is None:
-        await no_longer_active(update, context)
         return
     async with use_case(update, context, *POLL_REFUSALS) as case:
         view = await polls.poll(case.session, case.actor, ids[0], now=case.now)
     if not case.done:
         return
-    assert update.callback_query is not None
-    await acknowledge(update.callback_query)
-    actor = case.actor
-    message = await context.bot.send_message(
-        actor.chat_id,
-        poll_text(view, context.tr),
-        reply_markup=poll_markup(view, context.tr),
+    message = await say_below(
+        update, context, poll_text(view, context.tr), poll_markup(view, context.tr)
     )
-    me = Recipient(actor.member_id, actor.chat_id, actor.locale, actor.display_name)
+    if message is None:
+        return
+    actor = case.actor
+    me = Recipient(actor.member_id, message.chat_id, actor.locale, actor.display_name)
     async with context.runtime.database.transaction() as session:
         await polls.record_message(session, view.invitation.id, me, message.message_id)
 

@@ -1,6 +1,6 @@
 """The coordinator's board, shared by every dialog that changes a conference: its text and
 buttons (the poll's answers, then the attendance), the offer of the best time, and the live
-board message kept up to date with the board each use case returned."""
+board message: sent, then kept up to date with the board each use case returned."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from telegram.error import BadRequest, TelegramError
 
 from bot.core.i18n import Translator
 from bot.core.models import ConferenceStatus, InvitationKind, Rsvp
+from bot.services import decisions
 from bot.services.board import Board, Invitee, coordinator_of
 from bot.services.decisions import Collision, Passed, Scheduled
 from handlers.common import Context, esc, keyboard, say_below
@@ -213,12 +214,24 @@ async def refresh_board(context: Context, numbered_board: NumberedBoard) -> None
             logger.warning("could not update a poll board: %s", type(error).__name__)
 
 
+async def send_board(context: Context, chat_id: int, board: Board, *, live: bool = True) -> None:
+    """The board as a new message in the chat, in the language of the person talking; `live`,
+    it is the message refresh_board keeps up to date from now on."""
+    tr = context.tr
+    message = await context.bot.send_message(
+        chat_id, board_text(board, tr), reply_markup=board_markup(board, tr)
+    )
+    if live:
+        async with context.runtime.database.transaction() as session:
+            await decisions.set_board(session, board.conference_id, chat_id, message.message_id)
+
+
 # The offer of the best time, and a chosen time refused.
 
 
 async def offer(context: Context, board: Board, *, all_answered: bool) -> None:
     """The coordinator is offered the best time in one tap, or the ways out when none suits."""
-    async with context.runtime.database.transaction() as session:
+    async with context.runtime.database.reading() as session:
         chat_id = (await coordinator_of(session, board.conference_id)).chat_id
     tr = context.runtime.translator(board.locale)
     await send_safely(

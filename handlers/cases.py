@@ -23,7 +23,7 @@ from handlers.common import (
     parse_id,
 )
 from handlers.task_screens import TASK_REFUSALS, pressed
-from handlers.usecase import refusal, refused_by, use_case
+from handlers.usecase import refusal, use_case
 
 PAGE_SIZE = 8
 OUTCOMES = {"f": cases.Outcome.FULFILLED, "h": cases.Outcome.HANDED_OVER, "o": cases.Outcome.OTHER}
@@ -32,16 +32,13 @@ OUTCOMES = {"f": cases.Outcome.FULFILLED, "h": cases.Outcome.HANDED_OVER, "o": c
 # /cases and /agenda
 
 
-async def _not_a_coordinator(update: Update, context: Context, _error: Exception) -> None:
-    await answer(update, context.tr.gettext("Only coordinators see the district's cases."))
-
-
 async def show_cases(update: Update, context: Context, page: int = 0) -> None:
     tr = context.tr
     _ = tr.gettext
-    async with use_case(
-        update, context, refused_by(PermissionDenied, answer=_not_a_coordinator)
-    ) as run:
+    not_a_coordinator = refusal(
+        PermissionDenied, say=N_("Only coordinators see the district's cases."), as_answer=True
+    )
+    async with use_case(update, context, not_a_coordinator) as run:
         open_cases = await cases.open_cases(run.session, run.actor, now=run.now)
         steps = await cases.case_steps(run.session, [case.id for case in open_cases], now=run.now)
     if not run.done:

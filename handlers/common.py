@@ -233,9 +233,20 @@ def callback_ids(update: Update, prefix: str, count: int) -> list[int] | None:
     return [value for value in ids if value is not None]
 
 
+async def pressed_ids(
+    update: Update, context: Context, prefix: str, count: int = 1
+) -> list[int] | None:
+    """The `count` ids after "prefix:" in the pressed button's data, as callback_ids reads them;
+    data that does not read so is answered as a stale button."""
+    ids = callback_ids(update, prefix, count)
+    if ids is None:
+        await no_longer_active(update, context)
+    return ids
+
+
 async def recipient_tr(context: Context, member_id: int) -> Translator:
     """The translator for a notification's recipient, in the language they chose."""
-    async with context.runtime.database.transaction() as session:
+    async with context.runtime.database.reading() as session:
         recipient = await recipient_of(session, member_id)
     return context.runtime.translator(recipient.locale)
 
@@ -289,12 +300,15 @@ async def alert(update: Update, text: str) -> None:
         await answer(update, text)
 
 
-async def say_below(update: Update, context: Context, text: str) -> None:
+async def say_below(
+    update: Update, context: Context, text: str, markup: InlineKeyboardMarkup | None = None
+) -> Message | None:
     """A new message (what is above stays as it is), after acknowledging a press."""
     if update.callback_query is not None:
         await acknowledge(update.callback_query)
-    if update.effective_chat is not None:
-        await context.bot.send_message(update.effective_chat.id, text)
+    if update.effective_chat is None:
+        return None
+    return await context.bot.send_message(update.effective_chat.id, text, reply_markup=markup)
 
 
 async def no_longer_active(update: Update, context: Context) -> None:
@@ -376,6 +390,12 @@ def ends_on_other_commands() -> BaseHandler[Update, Context, Any]:
     return MessageHandler(filters.COMMAND, _leave)
 
 
+# What a dialog's step takes as typed: a new message (an edit of an old one is no answer) that is
+# not a command; TYPED_TEXT only text.
+TYPED = filters.UpdateType.MESSAGE & ~filters.COMMAND
+TYPED_TEXT = TYPED & filters.TEXT
+
+
 ACTIVE_DIALOG = "dialog"
 
 
@@ -431,3 +451,20 @@ class Dialog:
             return await inner(update, context)
 
         return stepped
+
+    def conversation(
+        self,
+        entry_points: HandlerList,
+        states: dict[object, HandlerList],
+        fallbacks: HandlerList | None = None,
+    ) -> ConversationHandler[Context]:
+        """The dialog's ConversationHandler, under the dialog's name: kept across restarts,
+        entered afresh from any step, and ended by a command none of its steps takes."""
+        return ConversationHandler[Context](
+            entry_points=entry_points,
+            states=states,
+            fallbacks=[*(fallbacks or []), ends_on_other_commands()],
+            allow_reentry=True,
+            name=self.name,
+            persistent=True,
+        )

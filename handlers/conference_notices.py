@@ -93,7 +93,7 @@ async def render_poll_nudge(context: Context, row: Notification) -> Outgoing | N
 
 
 async def _nudge_missed(context: Context, row: Notification) -> None:
-    async with context.runtime.database.transaction() as session:
+    async with context.runtime.database.reading() as session:
         recipient = await recipient_of(session, row.member_id)
     missed = [Target(int(row.payload["invitation"]), recipient)]
     await tell_unreachable(context, int(row.payload["conference"]), missed, everyone=False)
@@ -108,7 +108,7 @@ async def _view_for(
     """The invitation as it is now, or None when the row is for an earlier time."""
     payload = row.payload
     previous = payload.get("previous")
-    async with context.runtime.database.transaction() as session:
+    async with context.runtime.database.reading() as session:
         view = await invitations.invite_view(
             session,
             int(payload["conference"]),
@@ -151,7 +151,7 @@ async def render_invite(context: Context, row: Notification) -> Outgoing | None:
 
 
 async def render_cancel(context: Context, row: Notification) -> Outgoing | None:
-    async with context.runtime.database.transaction() as session:
+    async with context.runtime.database.reading() as session:
         view = await invitations.invite_view(
             session,
             int(row.payload["conference"]),
@@ -192,7 +192,7 @@ async def render_rsvp_nudge(context: Context, row: Notification) -> Outgoing | N
 
 async def render_flag(context: Context, row: Notification) -> Outgoing | None:
     runtime = context.runtime
-    async with runtime.database.transaction() as session:
+    async with runtime.database.reading() as session:
         flag = await replies.flag_view(
             session,
             runtime.cipher,
@@ -235,7 +235,7 @@ async def render_flag(context: Context, row: Notification) -> Outgoing | None:
 
 async def tell_undelivered(context: Context, row: Notification) -> None:
     """A participant blocked the bot: the coordinator learns who missed what, once."""
-    async with context.runtime.database.transaction() as session:
+    async with context.runtime.database.reading() as session:
         gone = await invitations.undelivered(session, int(row.payload["conference"]), row.member_id)
     if gone.coordinator_chat_id == row.chat_id:
         return

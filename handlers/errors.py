@@ -49,7 +49,7 @@ async def _handle(update: object, context: Context) -> None:
         update.effective_chat.id if isinstance(update, Update) and update.effective_chat else None
     )
     if isinstance(error, Forbidden) and chat_id is not None:
-        await _mark_unreachable(context, chat_id)
+        await mark_unreachable(context, chat_id)
         return
     error_id = secrets.token_hex(4)
     update_id = update.update_id if isinstance(update, Update) else None
@@ -115,7 +115,7 @@ async def _translator_of(update: Update, context: Context) -> Translator:
     user = update.effective_user
     if user is not None:
         try:
-            async with context.runtime.database.transaction() as session:
+            async with context.runtime.database.reading() as session:
                 context.actor = await members.find_actor(session, user.id)
         except Exception:  # the database may be what failed; the client language will do
             logger.warning("could not look up the language for an error report")
@@ -182,7 +182,7 @@ async def _alert_admins(
     known, e.g. for a stranger's update)."""
     runtime = context.runtime
     try:
-        async with runtime.database.transaction() as session:
+        async with runtime.database.reading() as session:
             admins = await members.admin_locales(session, district_id)
     except Exception:
         logger.exception("could not look up admins for error %s", error_id)
@@ -200,7 +200,8 @@ async def _alert_admins(
         await send_safely(context, chat_id, text)
 
 
-async def _mark_unreachable(context: Context, chat_id: int) -> None:
+async def mark_unreachable(context: Context, chat_id: int) -> None:
+    """Telegram answered Forbidden: the person blocked the bot (or is gone); noted."""
     runtime = context.runtime
     async with runtime.database.transaction() as session:
         await members.mark_unreachable(session, chat_id, now=runtime.clock.now())
@@ -220,7 +221,7 @@ async def send_safely(
             chat_id, text, reply_markup=markup, protect_content=protect or None
         )
     except Forbidden:
-        await _mark_unreachable(context, chat_id)
+        await mark_unreachable(context, chat_id)
         return False
     except TelegramError as error:
         logger.warning("could not send to a chat: %s", type(error).__name__)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import CallbackQueryHandler, ConversationHandler, MessageHandler, filters
+from telegram.ext import CallbackQueryHandler, ConversationHandler, MessageHandler
 
 from bot.core.i18n import N_
 from bot.core.models import Rsvp
@@ -26,15 +26,14 @@ from bot.services.planning import Defaults
 from bot.services.replies import NotYours
 from handlers.board_text import numbered, refresh_board, time_refused
 from handlers.common import (
+    TYPED_TEXT,
     Context,
     Dialog,
     HandlerList,
     acknowledge,
     alert,
     answer,
-    callback_ids,
     consuming,
-    ends_on_other_commands,
     esc,
     keyboard,
     no_longer_active,
@@ -43,6 +42,7 @@ from handlers.common import (
     parse_callback,
     parse_id,
     parse_number,
+    pressed_ids,
     say_below,
 )
 from handlers.invitation_text import invite_markup, invite_text, rsvp_label
@@ -311,9 +311,8 @@ async def hand_over(update: Update, context: Context) -> None:
 
 
 async def offer_new_dates(update: Update, context: Context) -> None:
-    ids = callback_ids(update, "ca:n", 1)
+    ids = await pressed_ids(update, context, "ca:n")
     if ids is None:
-        await no_longer_active(update, context)
         return
     async with use_case(update, context, *REFUSALS) as case:
         times = await decisions.new_times(
@@ -333,22 +332,20 @@ async def offer_new_dates(update: Update, context: Context) -> None:
         return
     rows = [[(tr.slot(start), f"ca:t:{ids[0]}:{int(start.timestamp())}")] for start in times]
     rows.append([("📅 " + tr.gettext("New poll instead"), f"cf:w:{ids[0]}")])
-    assert update.callback_query is not None
-    await acknowledge(update.callback_query)
-    await context.bot.send_message(
-        context.require_actor().chat_id,
+    await say_below(
+        update,
+        context,
         tr.gettext(
             "Times when everyone invited is free as far as I know. Everyone gets the new time "
             "and answers again."
         ),
-        reply_markup=keyboard(rows),
+        keyboard(rows),
     )
 
 
 async def set_new_date(update: Update, context: Context) -> None:
-    ids = callback_ids(update, "ca:t", 2)
+    ids = await pressed_ids(update, context, "ca:t", 2)
     if ids is None:
-        await no_longer_active(update, context)
         return
     starts_at = datetime.fromtimestamp(ids[1], tz=UTC)
     async with use_case(update, context, *REFUSALS) as case:
@@ -374,21 +371,19 @@ async def set_new_date(update: Update, context: Context) -> None:
 
 
 async def ask_cancel(update: Update, context: Context) -> None:
-    ids = callback_ids(update, "ca:x", 1)
+    ids = await pressed_ids(update, context, "ca:x")
     if ids is None:
-        await no_longer_active(update, context)
         return
     async with use_case(update, context, *REFUSALS) as case:
         await invitations.cancellable(case.session, case.actor, ids[0], now=case.now)
     if not case.done:
         return
     tr = context.tr
-    assert update.callback_query is not None
-    await acknowledge(update.callback_query)
-    await context.bot.send_message(
-        context.require_actor().chat_id,
+    await say_below(
+        update,
+        context,
         tr.gettext("Cancel the conference? Everyone invited is told and their calendars updated."),
-        reply_markup=keyboard(
+        keyboard(
             [
                 [("❌ " + tr.gettext("Yes, cancel it"), f"ca:y:{ids[0]}")],
                 [(tr.gettext("No, keep it"), "ca:k")],
@@ -402,9 +397,8 @@ async def keep(update: Update, context: Context) -> None:
 
 
 async def do_cancel(update: Update, context: Context) -> None:
-    ids = callback_ids(update, "ca:y", 1)
+    ids = await pressed_ids(update, context, "ca:y")
     if ids is None:
-        await no_longer_active(update, context)
         return
     async with use_case(update, context, *REFUSALS) as case:
         board = await invitations.cancel_conference(case.session, case.actor, ids[0], now=case.now)
@@ -421,23 +415,16 @@ async def do_cancel(update: Update, context: Context) -> None:
 def handlers() -> HandlerList:
     dialog = Dialog("decline")
     return [
-        ConversationHandler[Context](
+        dialog.conversation(
             entry_points=[
                 CallbackQueryHandler(dialog.entry(answer_invitation), pattern=r"^iv:\d+:\d+:[atd]$")
             ],
             states={
                 REASON: [
-                    MessageHandler(
-                        filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND,
-                        dialog.step(typed_reason),
-                    ),
+                    MessageHandler(TYPED_TEXT, dialog.step(typed_reason)),
                     CallbackQueryHandler(dialog.step(skip_reason), pattern=r"^ir:skip$"),
                 ],
             },
-            fallbacks=[ends_on_other_commands()],
-            allow_reentry=True,
-            name="decline",
-            persistent=True,
         )
     ]
 

@@ -5,24 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from telegram import Update
-from telegram.ext import (
-    CallbackQueryHandler,
-    CommandHandler,
-    ConversationHandler,
-    MessageHandler,
-    filters,
-)
+from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
 
 from bot.core.i18n import N_, Translator
 from bot.core.models import InstitutionKind, Role
 from bot.services import members
 from bot.services.errors import PermissionDenied, ServiceError
 from handlers.common import (
+    TYPED,
+    TYPED_TEXT,
     Context,
     Dialog,
     HandlerList,
     answer,
-    ends_on_other_commands,
     esc,
     keyboard,
     paginate,
@@ -31,6 +26,7 @@ from handlers.common import (
     parse_number,
 )
 from handlers.menus import ROLE_NAMES
+from handlers.usecase import refusal, refused_by, use_case
 
 PICK_INSTITUTION, NEW_NAME, NEW_KIND, PICK_ROLE = "institution", "new_name", "new_kind", "role"
 PAGE_SIZE = 8
@@ -50,25 +46,33 @@ KIND_NAMES = {
 }
 
 
+async def _refused(update: Update, context: Context, _error: Exception) -> None:
+    context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
+    await answer(update, context.tr.gettext("You are not allowed to do that."))
+
+
+# Creating an institution or an invite: refused (and the draft dropped) to anyone who may not.
+NOT_ALLOWED = refused_by(ServiceError, answer=_refused)
+NOT_AN_INVITER = refusal(
+    PermissionDenied,
+    say=N_("Only administrators and coordinators can create invite links."),
+    as_answer=True,
+)
+
+
 async def start_invite(update: Update, context: Context) -> str | int:
     context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
-    try:
-        return await _show_institutions(update, context, page=0)
-    except PermissionDenied:
-        await answer(
-            update,
-            context.tr.gettext("Only administrators and coordinators can create invite links."),
-        )
+    return await _show_institutions(update, context, page=0)
+
+
+async def _show_institutions(update: Update, context: Context, *, page: int) -> str | int:
+    async with use_case(update, context, NOT_AN_INVITER) as case:
+        members.require_inviter(case.actor, now=case.now)
+        institutions = await members.institutions_of(case.session, case.actor.district_id)
+    if not case.done:
         return ConversationHandler.END
-
-
-async def _show_institutions(update: Update, context: Context, *, page: int) -> str:
-    actor = context.require_actor()
+    actor = case.actor
     _ = context.tr.gettext
-    runtime = context.runtime
-    async with runtime.database.transaction() as session:
-        members.require_inviter(actor, now=runtime.clock.now())
-        institutions = await members.institutions_of(session, actor.district_id)
     shown = paginate(institutions, page, PAGE_SIZE)
     rows = [[(institution.name, f"inv:i:{institution.id}")] for institution in shown.items]
     if nav := shown.nav_row("inv"):
@@ -126,14 +130,12 @@ async def kind_button(update: Update, context: Context) -> str | int:
     kinds = {kind.value: kind for kind in InstitutionKind}
     if len(parts) != 2 or parts[0] != "k" or parts[1] not in kinds or not name:
         return await cancel(update, context)
-    runtime = context.runtime
-    try:
-        async with runtime.database.transaction() as session:
-            institution = await members.create_institution(
-                session, context.require_actor(), name, kinds[parts[1]], now=runtime.clock.now()
-            )
-    except ServiceError:
-        return await _refused(update, context)
+    async with use_case(update, context, NOT_ALLOWED) as case:
+        institution = await members.create_institution(
+            case.session, case.actor, name, kinds[parts[1]], now=case.now
+        )
+    if not case.done:
+        return ConversationHandler.END
     _draft(context)["institution_id"] = institution.id
     return await _show_roles(update, context)
 
@@ -159,19 +161,17 @@ async def role_button(update: Update, context: Context) -> str | int:
     institution_id = _draft(context).get("institution_id")
     if len(parts) != 2 or parts[0] != "r" or parts[1] not in roles or institution_id is None:
         return await cancel(update, context)
-    runtime = context.runtime
-    try:
-        async with runtime.database.transaction() as session:
-            invite = await members.create_invite(
-                session,
-                institution_id=institution_id,
-                role=roles[parts[1]],
-                creator=context.require_actor(),
-                now=runtime.clock.now(),
-                ttl=runtime.settings.invite_ttl,
-            )
-    except ServiceError:
-        return await _refused(update, context)
+    async with use_case(update, context, NOT_ALLOWED) as case:
+        invite = await members.create_invite(
+            case.session,
+            institution_id=institution_id,
+            role=roles[parts[1]],
+            creator=case.actor,
+            now=case.now,
+            ttl=context.runtime.settings.invite_ttl,
+        )
+    if not case.done:
+        return ConversationHandler.END
     context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
     await answer(update, invite_text(invite, context.bot.username, context.tr))
     return ConversationHandler.END
@@ -192,12 +192,6 @@ def invite_text(invite: members.IssuedInvite, bot_username: str, tr: Translator)
     )
 
 
-async def _refused(update: Update, context: Context) -> int:
-    context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
-    await answer(update, context.tr.gettext("You are not allowed to do that."))
-    return ConversationHandler.END
-
-
 async def cancel(update: Update, context: Context) -> int:
     context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
     await answer(update, context.tr.gettext("Cancelled. No invite link was created."))
@@ -216,26 +210,21 @@ def _draft(context: Context) -> dict[str, Any]:
 
 def handlers() -> HandlerList:
     buttons = r"^inv:"
-    typed = filters.UpdateType.MESSAGE & ~filters.COMMAND
     dialog = Dialog("invite")
     return [
-        ConversationHandler[Context](
+        dialog.conversation(
             entry_points=[CommandHandler("invite", dialog.entry(start_invite))],
             states={
                 PICK_INSTITUTION: [
                     CallbackQueryHandler(dialog.step(institution_button), pattern=buttons)
                 ],
-                NEW_NAME: [MessageHandler(typed & filters.TEXT, dialog.step(new_name))],
+                NEW_NAME: [MessageHandler(TYPED_TEXT, dialog.step(new_name))],
                 NEW_KIND: [CallbackQueryHandler(dialog.step(kind_button), pattern=buttons)],
                 PICK_ROLE: [CallbackQueryHandler(dialog.step(role_button), pattern=buttons)],
             },
             fallbacks=[
                 CommandHandler("cancel", dialog.step(cancel)),
-                MessageHandler(typed, dialog.step(type_or_press)),
-                ends_on_other_commands(),
+                MessageHandler(TYPED, dialog.step(type_or_press)),
             ],
-            allow_reentry=True,
-            name="invite",
-            persistent=True,
         )
     ]

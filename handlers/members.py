@@ -5,10 +5,9 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
-from bot.core.i18n import Translator
+from bot.core.i18n import N_, Translator
 from bot.services import leavers, members
 from bot.services.errors import PermissionDenied
-from bot.transport.telegram import delivery
 from handlers.common import (
     Context,
     HandlerList,
@@ -22,28 +21,21 @@ from handlers.common import (
     parse_number,
 )
 from handlers.menus import ROLE_NAMES, clear_member_menu
+from handlers.usecase import refusal, use_case
 
 PAGE_SIZE = 10
-
-
-async def _everyone(update: Update, context: Context) -> list[members.MemberView] | None:
-    """The admin's district's members, or None after telling a non-admin no."""
-    runtime = context.runtime
-    try:
-        async with runtime.database.transaction() as session:
-            return await members.list_members(
-                session, context.require_actor(), now=runtime.clock.now()
-            )
-    except PermissionDenied:
-        await answer(update, context.tr.gettext("Only administrators can manage members."))
-        return None
+NOT_AN_ADMIN = refusal(
+    PermissionDenied, say=N_("Only administrators can manage members."), as_answer=True
+)
+NOT_ALLOWED = refusal(PermissionDenied, say=N_("You are not allowed to do that."), as_answer=True)
 
 
 async def list_members(update: Update, context: Context, page: int = 0) -> None:
-    everyone = await _everyone(update, context)
-    if everyone is None:
+    async with use_case(update, context, NOT_AN_ADMIN) as case:
+        everyone = await members.list_members(case.session, case.actor, now=case.now)
+    if not case.done:
         return
-    actor = context.require_actor()
+    actor = case.actor
     shown = paginate(everyone, page, PAGE_SIZE)
     tr = context.tr
     _ = tr.gettext
@@ -87,16 +79,11 @@ async def members_button(update: Update, context: Context) -> None:
 
 
 async def _confirm(update: Update, context: Context, member_id: int) -> None:
-    _ = context.tr.gettext
-    runtime = context.runtime
-    try:
-        async with runtime.database.transaction() as session:
-            view = await leavers.to_deactivate(
-                session, context.require_actor(), member_id, now=runtime.clock.now()
-            )
-    except PermissionDenied:
-        await answer(update, _("You are not allowed to do that."))
+    async with use_case(update, context, NOT_ALLOWED) as case:
+        view = await leavers.to_deactivate(case.session, case.actor, member_id, now=case.now)
+    if not case.done:
         return
+    _ = context.tr.gettext
     if not view.active:
         await list_members(update, context)
         return
@@ -108,17 +95,12 @@ async def _confirm(update: Update, context: Context, member_id: int) -> None:
 
 
 async def _deactivate(update: Update, context: Context, member_id: int) -> None:
-    _ = context.tr.gettext
-    runtime = context.runtime
-    try:
-        async with runtime.database.transaction() as session:
-            view = await leavers.deactivate_member(
-                session, context.require_actor(), member_id, now=runtime.clock.now()
-            )
-    except PermissionDenied:
-        await answer(update, _("You are not allowed to do that."))
+    # The coordinators' hand-over notices are planned with it, and the runner wakes the outbox.
+    async with use_case(update, context, NOT_ALLOWED) as case:
+        view = await leavers.deactivate_member(case.session, case.actor, member_id, now=case.now)
+    if not case.done:
         return
-    delivery.wake(context.application)  # the coordinators' hand-over notices, planned with it
+    _ = context.tr.gettext
     await clear_member_menu(context.bot, view.chat_id)
     text = _("{name} has been deactivated.").format(name=esc(view.display_name))
     await answer(update, text, keyboard([[(_("Back to the list"), "mem:p:0")]]))

@@ -4,30 +4,25 @@ who is invited, the length, the window and the place, then the poll sent to ever
 from __future__ import annotations
 
 from telegram import Update
-from telegram.ext import (
-    CallbackQueryHandler,
-    ConversationHandler,
-    MessageHandler,
-    filters,
-)
+from telegram.ext import CallbackQueryHandler, ConversationHandler, MessageHandler
 
 from bot.core.i18n import Translator
 from bot.services import planning
 from bot.services.board import AlreadyPlanned, ConferenceError
 from bot.services.planning import Defaults, NoCandidates, Plan
 from handlers.common import (
+    TYPED,
     Context,
     Dialog,
     HandlerList,
-    acknowledge,
     alert,
     answer,
-    ends_on_other_commands,
     esc,
     keyboard,
     no_longer_active,
     parse_callback,
     parse_id,
+    pressed_ids,
     say_below,
 )
 from handlers.poll_messages import NOT_YOURS, deliver
@@ -69,11 +64,8 @@ async def _planned_already_instead(update: Update, context: Context, planned: Ex
 
 async def plan_conference(update: Update, context: Context) -> str | int:
     """ "Plan a conference" on a case: a plan with every default, one screen to adjust it."""
-    query = update.callback_query
-    parts = parse_callback(query.data if query else None, "cf") or []
-    case_id = parse_id(parts[1]) if len(parts) == 2 else None
-    if case_id is None:
-        await no_longer_active(update, context)
+    ids = await pressed_ids(update, context, "cf:n")
+    if ids is None:
         return ConversationHandler.END
     already = refused_by(AlreadyPlanned, answer=_planned_already_below)
     async with use_case(update, context, NOT_YOURS, already) as case:
@@ -81,27 +73,28 @@ async def plan_conference(update: Update, context: Context) -> str | int:
             case.session,
             case.actor,
             context.runtime.cipher,
-            case_id,
+            ids[0],
             now=case.now,
             defaults=_defaults(context),
         )
     if not case.done:
         return ConversationHandler.END
     _keep(context, plan)
-    await _show_plan(update, context, plan, new_message=True)
-    return PLANNING
+    return await _show_plan(update, context, plan, new_message=True)
 
 
-async def _show_plan(update: Update, context: Context, plan: Plan, *, new_message: bool) -> None:
-    runtime = context.runtime
-    async with runtime.database.transaction() as session:
+async def _show_plan(
+    update: Update, context: Context, plan: Plan, *, new_message: bool
+) -> str | int:
+    """The plan's screen, and the dialog goes on; it ends if the case can no longer be planned
+    (closed meanwhile)."""
+    async with use_case(update, context, NOT_YOURS) as case:
         view = await planning.plan_view(
-            session,
-            context.require_actor(),
-            plan,
-            now=runtime.clock.now(),
-            defaults=_defaults(context),
+            case.session, case.actor, plan, now=case.now, defaults=_defaults(context)
         )
+    if not case.done:
+        return ConversationHandler.END
+    settings = context.runtime.settings
     tr = context.tr
     _ = tr.gettext
     links = plan.guardians.count("link")
@@ -126,7 +119,7 @@ async def _show_plan(update: Update, context: Context, plan: Plan, *, new_messag
             first=tr.day(view.first_day), last=tr.day(view.last_day)
         ),
         _("Answers within {days} working days; I offer up to {slots} times.").format(
-            days=runtime.settings.poll_deadline_days, slots=runtime.settings.poll_slots
+            days=settings.poll_deadline_days, slots=settings.poll_slots
         ),
     ]
     rows: list[list[tuple[str, str]]] = []
@@ -161,14 +154,11 @@ async def _show_plan(update: Update, context: Context, plan: Plan, *, new_messag
         [("▶ " + _("Send the poll"), f"pl:{plan.case_id}:s"), (_("Cancel"), f"pl:{plan.case_id}:x")]
     )
     text = "\n".join(lines)
-    if new_message or update.callback_query is None:
-        if update.callback_query is not None:
-            await acknowledge(update.callback_query)
-        await context.bot.send_message(
-            context.require_actor().chat_id, text, reply_markup=keyboard(rows)
-        )
+    if new_message:
+        await say_below(update, context, text, keyboard(rows))
     else:
         await answer(update, text, keyboard(rows))
+    return PLANNING
 
 
 async def adjust_plan(update: Update, context: Context) -> str | int:
@@ -202,10 +192,9 @@ async def adjust_plan(update: Update, context: Context) -> str | int:
             )
             plan.starts_after = WINDOW_STARTS[(index + 1) % len(WINDOW_STARTS)]
         case ["p"]:
-            assert query is not None
-            await acknowledge(query)
-            await context.bot.send_message(
-                context.require_actor().chat_id,
+            await say_below(
+                update,
+                context,
                 context.tr.gettext("Type the place (at most {limit} characters).").format(
                     limit=planning.MAX_PLACE
                 ),
@@ -221,13 +210,11 @@ async def adjust_plan(update: Update, context: Context) -> str | int:
             await no_longer_active(update, context)
             return PLANNING
     _keep(context, plan)
-    await _show_plan(update, context, plan, new_message=False)
-    return PLANNING
+    return await _show_plan(update, context, plan, new_message=False)
 
 
 async def _required_by_default(context: Context, institution_id: int) -> bool:
-    runtime = context.runtime
-    async with runtime.database.transaction() as session:
+    async with context.runtime.database.reading() as session:
         return await planning.required_by_default(session, institution_id)
 
 
@@ -247,8 +234,7 @@ async def typed_place(update: Update, context: Context) -> str | int:
         return PLACE
     plan.place = text
     _keep(context, plan)
-    await _show_plan(update, context, plan, new_message=True)
-    return PLANNING
+    return await _show_plan(update, context, plan, new_message=True)
 
 
 async def _send_poll(update: Update, context: Context, plan: Plan) -> str | int:
@@ -265,10 +251,9 @@ async def _send_poll(update: Update, context: Context, plan: Plan) -> str | int:
     if not case.done:
         return ConversationHandler.END
     if isinstance(started, NoCandidates):
-        assert update.callback_query is not None
-        await acknowledge(update.callback_query)
-        await context.bot.send_message(
-            case.actor.chat_id,
+        await say_below(
+            update,
+            context,
             _(
                 "No time between {first} and {last} is free for you, the room and the invited. "
                 "Tap 📅 Later to look further ahead, or change the length."
@@ -289,20 +274,14 @@ async def _send_poll(update: Update, context: Context, plan: Plan) -> str | int:
 def handlers() -> HandlerList:
     dialog = Dialog("plan")
     return [
-        ConversationHandler[Context](
+        dialog.conversation(
             entry_points=[CallbackQueryHandler(dialog.entry(plan_conference), pattern=r"^cf:n:")],
             states={
                 PLANNING: [CallbackQueryHandler(dialog.step(adjust_plan), pattern=r"^pl:")],
                 PLACE: [
-                    MessageHandler(
-                        filters.UpdateType.MESSAGE & ~filters.COMMAND, dialog.step(typed_place)
-                    ),
+                    MessageHandler(TYPED, dialog.step(typed_place)),
                     CallbackQueryHandler(dialog.step(adjust_plan), pattern=r"^pl:"),
                 ],
             },
-            fallbacks=[ends_on_other_commands()],
-            allow_reentry=True,
-            name="plan",
-            persistent=True,
         )
     ]

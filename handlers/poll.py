@@ -23,12 +23,11 @@ from handlers.common import (
     HandlerList,
     acknowledge,
     answer,
-    callback_ids,
     consuming,
     edit,
     esc,
     keyboard,
-    no_longer_active,
+    pressed_ids,
 )
 from handlers.poll_messages import POLL_REFUSALS, poll_markup, poll_text
 from handlers.usecase import use_case
@@ -40,9 +39,8 @@ BUSY_HORIZON = timedelta(days=120)
 
 
 async def tap_time(update: Update, context: Context) -> None:
-    ids = callback_ids(update, "pv", 2)
+    ids = await pressed_ids(update, context, "pv", 2)
     if ids is None:
-        await no_longer_active(update, context)
         return
     async with use_case(update, context, *POLL_REFUSALS) as case:
         view = await polls.toggle(case.session, case.actor, ids[0], ids[1], now=case.now)
@@ -52,9 +50,8 @@ async def tap_time(update: Update, context: Context) -> None:
 
 
 async def send_answer(update: Update, context: Context) -> None:
-    ids = callback_ids(update, "ps", 2)
+    ids = await pressed_ids(update, context, "ps", 2)
     if ids is None:
-        await no_longer_active(update, context)
         return
     async with use_case(update, context, *POLL_REFUSALS) as case:
         done = await polls.send_answer(case.session, case.actor, ids[0], ids[1], now=case.now)
@@ -138,9 +135,9 @@ async def calendar_file(update: Update, context: Context) -> None:
         await answer(update, text)
         return
     intervals = read.intervals
-    async with runtime.database.transaction() as session:
-        await polls.save_busy(session, actor, intervals, now=now, until=until)
-        redraw = await polls.mark_busy_in_polls(session, actor, intervals, now=now)
+    async with use_case(update, context) as case:
+        await polls.save_busy(case.session, case.actor, intervals, now=now, until=until)
+        redraw = await polls.mark_busy_in_polls(case.session, case.actor, intervals, now=now)
     text = tr.ngettext(
         "I read {n} busy time from your calendar, up to {until}.",
         "I read {n} busy times from your calendar, up to {until}.",

@@ -12,13 +12,14 @@ from telegram.error import Forbidden, TelegramError
 
 from bot.core.i18n import N_, Translator
 from bot.core.models import InvitationKind
-from bot.services import decisions, members, planning, polls
+from bot.services import decisions, planning, polls
 from bot.services.board import NotInPoll, PollClosed, Target, coordinator_of
 from bot.services.errors import PermissionDenied
 from bot.services.planning import Started
 from bot.services.polls import PollView
-from handlers.board_text import board_markup, board_text
+from handlers.board_text import send_board
 from handlers.common import Context, esc, keyboard
+from handlers.errors import mark_unreachable
 from handlers.notify import notify
 from handlers.usecase import refusal
 from scheduling.finder import Vote
@@ -105,15 +106,9 @@ async def deliver(context: Context, started: Started) -> None:
             ),
         )
     await tell_unreachable(context, started.conference_id, missed, everyone=True)
-    async with runtime.database.transaction() as session:
-        board = await decisions.board(
-            session, actor, started.conference_id, now=runtime.clock.now()
-        )
-    message = await context.bot.send_message(
-        actor.chat_id, board_text(board, tr), reply_markup=board_markup(board, tr)
-    )
-    async with runtime.database.transaction() as session:
-        await decisions.set_board(session, board.conference_id, actor.chat_id, message.message_id)
+    async with runtime.database.reading() as session:  # the poll's start checked the actor
+        board = await decisions.fresh_board(session, started.conference_id)
+    await send_board(context, actor.chat_id, board)
 
 
 async def tell_unreachable(
@@ -125,7 +120,7 @@ async def tell_unreachable(
     the conference (``everyone``, when the poll starts) or those a failed send just emptied.
     Whether the bot already knew of a block or learnt it from this send makes no difference.
     """
-    async with context.runtime.database.transaction() as session:
+    async with context.runtime.database.reading() as session:
         coordinator = await coordinator_of(session, conference_id)
         empty = await planning.unreachable_institutions(session, conference_id)
     failed = {target.invitation_id for target in missed}
@@ -167,10 +162,7 @@ async def send_polls(context: Context, targets: Sequence[Target]) -> list[Target
                 target.recipient.chat_id, text, reply_markup=poll_markup(view, tr)
             )
         except Forbidden:
-            async with runtime.database.transaction() as session:
-                await members.mark_unreachable(
-                    session, target.recipient.chat_id, now=runtime.clock.now()
-                )
+            await mark_unreachable(context, target.recipient.chat_id)
             missed.append(target)
             continue
         except TelegramError as error:
@@ -188,6 +180,6 @@ async def send_open_polls(context: Context) -> None:
     """A person who just joined (a guardian by link, a new member of an invited institution)
     gets the polls waiting for them."""
     runtime = context.runtime
-    async with runtime.database.transaction() as session:
+    async with runtime.database.reading() as session:
         targets = await polls.open_polls(session, context.require_actor(), now=runtime.clock.now())
     await send_polls(context, targets)

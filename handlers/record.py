@@ -14,33 +14,25 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from telegram import InlineKeyboardMarkup, InputFile, Update
-from telegram.ext import (
-    CallbackQueryHandler,
-    CommandHandler,
-    ConversationHandler,
-    MessageHandler,
-    filters,
-)
+from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
 
 from bot.core.i18n import Translator
 from bot.core.models import InvitationKind, TaskParty
 from bot.core.record import record_docx, record_filename
 from bot.services import decisions, records, task_edits, tasks
 from bot.services.decisions import Collision, Passed, TooFar
-from handlers.board_text import board_markup, board_text
+from handlers.board_text import send_board
 from handlers.common import (
+    TYPED_TEXT,
     Context,
     Dialog,
     HandlerList,
     acknowledge,
     answer,
     consuming,
-    ends_on_other_commands,
     esc,
     keyboard,
     no_longer_active,
-    paged_keyboard,
-    paginate,
     parse_callback,
     parse_id,
     parse_number,
@@ -51,11 +43,12 @@ from handlers.task_screens import (
     delete_typed_text,
     edit_screen,
     fits,
+    people_keyboard,
     pressed,
     show_record,
     task_draft,
 )
-from handlers.task_texts import PEOPLE_PAGE, QUICK_DUE
+from handlers.task_texts import QUICK_DUE
 from handlers.usecase import use_case
 
 SUMMARY, TITLE, OWNER, DUE, REVIEW = ("summary", "title", "owner", "due", "review")
@@ -159,21 +152,22 @@ async def toggle_attendance(update: Update, context: Context) -> None:
 # Typed parts of the record: the summary, a task, the review date.
 
 
-async def _recordable(update: Update, context: Context) -> int | None:
-    """The pressed button's held conference, if the presser may write its record."""
+async def _begin_typed(update: Update, context: Context) -> bool:
+    """A typed part of the record (the summary, a task, the review) begins for the pressed
+    button's held conference, if the presser may write its record; False if not (said)."""
     ids = await pressed(update, context, "rc")
     if ids is None:
-        return None
+        return False
     async with use_case(update, context, *TASK_REFUSALS) as case:
         conference_id = await records.recordable(case.session, case.actor, ids[0], now=case.now)
-    return conference_id if case.done else None
+    if case.done:
+        begin_draft(context, conference=conference_id)
+    return case.done
 
 
 async def ask_summary(update: Update, context: Context) -> str | int:
-    conference_id = await _recordable(update, context)
-    if conference_id is None:
+    if not await _begin_typed(update, context):
         return ConversationHandler.END
-    begin_draft(context, conference=conference_id)
     await answer(
         update,
         context.tr.gettext(
@@ -205,10 +199,8 @@ async def typed_summary(update: Update, context: Context) -> str | int:
 
 
 async def ask_title(update: Update, context: Context) -> str | int:
-    conference_id = await _recordable(update, context)
-    if conference_id is None:
+    if not await _begin_typed(update, context):
         return ConversationHandler.END
-    begin_draft(context, conference=conference_id)
     await answer(
         update,
         context.tr.gettext(
@@ -244,20 +236,15 @@ def _owner_screen(
 ) -> tuple[str, InlineKeyboardMarkup]:
     """A page of the people a task can go to. Before the party is chosen: "Who owns it?", with
     the child and a guardian on every page; after it: who follows it up."""
-    shown = paginate(choices, page, PEOPLE_PAGE)
-
-    def person(choice: records.OwnerChoice) -> tuple[str, str]:
-        return f"{choice.name} ({choice.institution})", f"rc:w:{choice.member_id}"
-
     if "party" in draft:
         text = tr.gettext("Who follows it up and gets the reminders?")
-        return text, paged_keyboard(shown, person, "rc:w")
+        return text, people_keyboard(choices, page, "rc:w", "rc:w")
     parties = [
         ("🧒 " + tr.gettext("The child"), "rc:w:c"),
         ("👪 " + tr.gettext("A guardian"), "rc:w:g"),
     ]
     extra = [parties, [("✖️ " + tr.gettext("Cancel"), "rc:x")]]
-    return tr.gettext("Who owns it?"), paged_keyboard(shown, person, "rc:w", extra)
+    return tr.gettext("Who owns it?"), people_keyboard(choices, page, "rc:w", "rc:w", extra)
 
 
 async def chose_owner(update: Update, context: Context) -> str | int:
@@ -390,10 +377,8 @@ async def cancel_draft(update: Update, context: Context) -> str | int:
 
 
 async def ask_review(update: Update, context: Context) -> str | int:
-    conference_id = await _recordable(update, context)
-    if conference_id is None:
+    if not await _begin_typed(update, context):
         return ConversationHandler.END
-    begin_draft(context, conference=conference_id)
     await answer(
         update,
         context.tr.gettext(
@@ -452,11 +437,7 @@ async def typed_review(update: Update, context: Context) -> str | int:
         )
     )
     # The live attendance message, as after a poll's Confirm: answers, New date, Cancel.
-    board = await update.message.reply_text(
-        board_text(result.board, tr), reply_markup=board_markup(result.board, tr)
-    )
-    async with context.runtime.database.transaction() as session:
-        await decisions.set_board(session, result.conference_id, board.chat_id, board.message_id)
+    await send_board(context, update.message.chat_id, result.board)
     await show_record(update, context, conference_id, below=True)
     return ConversationHandler.END
 
@@ -545,9 +526,8 @@ async def _document(
 
 def handlers() -> HandlerList:
     record = Dialog("record")
-    text = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
     return [
-        ConversationHandler[Context](
+        record.conversation(
             entry_points=[
                 CallbackQueryHandler(record.entry(ask_summary), pattern=r"^rc:s:\d+$"),
                 CallbackQueryHandler(record.entry(ask_title), pattern=r"^rc:n:\d+$"),
@@ -555,23 +535,19 @@ def handlers() -> HandlerList:
                 CallbackQueryHandler(record.entry(ask_due_date), pattern=r"^tk:y:\d+$"),
             ],
             states={
-                SUMMARY: [MessageHandler(text, record.step(typed_summary))],
-                TITLE: [MessageHandler(text, record.step(typed_title))],
+                SUMMARY: [MessageHandler(TYPED_TEXT, record.step(typed_summary))],
+                TITLE: [MessageHandler(TYPED_TEXT, record.step(typed_title))],
                 OWNER: [CallbackQueryHandler(record.step(chose_owner), pattern=r"^rc:w:")],
                 DUE: [
                     CallbackQueryHandler(record.step(chose_due), pattern=r"^rc:d:"),
-                    MessageHandler(text, record.step(typed_due)),
+                    MessageHandler(TYPED_TEXT, record.step(typed_due)),
                 ],
-                REVIEW: [MessageHandler(text, record.step(typed_review))],
+                REVIEW: [MessageHandler(TYPED_TEXT, record.step(typed_review))],
             },
             fallbacks=[
                 CallbackQueryHandler(record.step(cancel_draft), pattern=r"^rc:x$"),
                 CommandHandler("cancel", record.step(cancel_draft)),
-                ends_on_other_commands(),
             ],
-            allow_reentry=True,
-            name="record",
-            persistent=True,
         ),
     ]
 

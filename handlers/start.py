@@ -20,12 +20,12 @@ from bot.core.i18n import LANGUAGE_NAMES, N_, Translator, pick_locale
 from bot.core.models import Role
 from bot.services import members
 from handlers.common import (
+    TYPED,
     Context,
     Dialog,
     HandlerList,
     answer,
     consuming,
-    ends_on_other_commands,
     esc,
     keyboard,
     no_longer_active,
@@ -209,7 +209,7 @@ def join_handlers() -> HandlerList:
     """The join and language dialog: its own handler group, first after the guard."""
     dialog = Dialog("join")
     return [
-        ConversationHandler[Context](
+        dialog.conversation(
             entry_points=[
                 CommandHandler("start", dialog.entry(start)),
                 CommandHandler("language", dialog.entry(ask_language)),
@@ -217,16 +217,9 @@ def join_handlers() -> HandlerList:
             states={
                 CHOOSING_LANGUAGE: [
                     CallbackQueryHandler(dialog.step(language_chosen), pattern=r"^lang:"),
-                    MessageHandler(
-                        filters.UpdateType.MESSAGE & ~filters.COMMAND,
-                        dialog.step(remind_language),
-                    ),
+                    MessageHandler(TYPED, dialog.step(remind_language)),
                 ]
             },
-            fallbacks=[ends_on_other_commands()],
-            allow_reentry=True,
-            name="join",
-            persistent=True,
         )
     ]
 

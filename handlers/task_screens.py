@@ -1,10 +1,11 @@
 """What the record dialog, the task dialogs and closing a case share: their refusals, the ids
-of a pressed button, the draft of a typed step, and the two screens they come back to (the
-record, a task's edit screen)."""
+of a pressed button, the draft of a typed step, the people a task can go to, and the two screens
+they come back to (the record, a task's edit screen)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from telegram import InlineKeyboardMarkup, Update
@@ -18,11 +19,13 @@ from bot.services.errors import PermissionDenied
 from handlers.common import (
     Context,
     answer,
-    callback_ids,
     esc,
     keyboard,
     no_longer_active,
+    paged_keyboard,
+    paginate,
     parse_callback,
+    pressed_ids,
 )
 from handlers.task_texts import (
     capitalised,
@@ -44,19 +47,20 @@ TASK_REFUSALS = (
 )
 DRAFT = "task_draft"  # the task being added, in the dialog's (encrypted) user data
 EDITABLE = 12  # task buttons on the record screen (a plan rarely has more)
+PEOPLE_PAGE = 8  # people to choose from on one page, with ◀ ▶ below them
 
 
 async def pressed(
     update: Update, context: Context, namespace: str, count: int = 1
 ) -> list[int] | None:
-    """The ids after the action in a button's data (`rc:o:12` → [12]); data that does not read
-    so is answered as a stale button."""
+    """The ids after the action in a button's data, whichever action it names (`rc:o:12` →
+    [12]); data that does not read so is answered as a stale button."""
     query = update.callback_query
     parts = parse_callback(query.data if query else None, namespace)
-    ids = callback_ids(update, f"{namespace}:{parts[0]}", count) if parts else None
-    if ids is None:
+    if not parts:
         await no_longer_active(update, context)
-    return ids
+        return None
+    return await pressed_ids(update, context, f"{namespace}:{parts[0]}", count)
 
 
 # Typed steps: the summary, a task, a due date, the review, a note.
@@ -103,6 +107,23 @@ async def _show(
         await context.bot.send_message(update.effective_chat.id, text, reply_markup=markup)
     else:
         await answer(update, text, markup)
+
+
+def people_keyboard(
+    choices: list[records.OwnerChoice],
+    page: int,
+    chosen: str,
+    namespace: str,
+    extra: Sequence[Sequence[tuple[str, str]]] = (),
+) -> InlineKeyboardMarkup:
+    """A page of the people a task can go to (its owner, or who takes it over), each as "name
+    (institution)" with the data "<chosen>:<member id>"; the pages' buttons are "<namespace>:p:N"
+    and the `extra` rows stay on every page."""
+
+    def person(choice: records.OwnerChoice) -> tuple[str, str]:
+        return f"{choice.name} ({choice.institution})", f"{chosen}:{choice.member_id}"
+
+    return paged_keyboard(paginate(choices, page, PEOPLE_PAGE), person, namespace, extra)
 
 
 # The record: one screen, edited in place.

@@ -15,7 +15,6 @@ from bot.services import tasks
 from handlers.common import esc, keyboard
 
 QUICK_DUE = (7, 14, 30)
-PEOPLE_PAGE = 8  # people to choose from on one page, with ◀ ▶ below them
 
 
 def short(title: str, limit: int = 30) -> str:

@@ -11,17 +11,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from telegram import Update
-from telegram.ext import (
-    CallbackQueryHandler,
-    CommandHandler,
-    ConversationHandler,
-    MessageHandler,
-    filters,
-)
+from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
 
 from bot.core.i18n import Translator
-from bot.services import records, task_edits, tasks
+from bot.services import task_edits, tasks
 from handlers.common import (
+    TYPED_TEXT,
     Context,
     Dialog,
     HandlerList,
@@ -29,7 +24,6 @@ from handlers.common import (
     answer,
     chunks,
     consuming,
-    ends_on_other_commands,
     esc,
     keyboard,
     no_longer_active,
@@ -45,19 +39,12 @@ from handlers.task_screens import (
     delete_typed_text,
     edit_screen,
     fits,
+    people_keyboard,
     pressed,
     show_record,
     task_draft,
 )
-from handlers.task_texts import (
-    PEOPLE_PAGE,
-    QUICK_DUE,
-    from_compact,
-    owner_buttons,
-    short,
-    task_line,
-    task_text,
-)
+from handlers.task_texts import QUICK_DUE, from_compact, owner_buttons, short, task_line, task_text
 from handlers.usecase import use_case
 
 DONE_NOTE, NOTE = ("done_note", "note")
@@ -186,14 +173,24 @@ async def ask_more_time(update: Update, context: Context) -> None:
     )
 
 
-async def more_time(update: Update, context: Context) -> None:
+async def _quick_due(update: Update, context: Context) -> tuple[int, int] | None:
+    """The pressed button's task and days ("tk:x:<task>:<days>", "tk:u:…"), if the days are
+    one of the quick choices; anything else is answered as a stale button."""
     ids = await pressed(update, context, "tk", 2)
     if ids is None:
-        return
+        return None
     task_id, days = ids
     if days not in QUICK_DUE:
         await no_longer_active(update, context)
+        return None
+    return task_id, days
+
+
+async def more_time(update: Update, context: Context) -> None:
+    quick = await _quick_due(update, context)
+    if quick is None:
         return
+    task_id, days = quick
     async with use_case(update, context, *TASK_REFUSALS) as case:
         asked = await tasks.ask_more_time(
             case.session, case.actor, task_id, timedelta(days=days), now=case.now
@@ -277,13 +274,10 @@ async def read_notes(update: Update, context: Context) -> None:
 
 
 async def move_quick(update: Update, context: Context) -> None:
-    ids = await pressed(update, context, "tk", 2)
-    if ids is None:
+    quick = await _quick_due(update, context)
+    if quick is None:
         return
-    task_id, days = ids
-    if days not in QUICK_DUE:
-        await no_longer_active(update, context)
-        return
+    task_id, days = quick
     async with use_case(update, context, *TASK_REFUSALS) as case:
         await task_edits.move_due_in(case.session, case.actor, task_id, days, now=case.now)
     if case.done:
@@ -377,11 +371,7 @@ async def reassign_choices(update: Update, context: Context) -> None:
         choices = await task_edits.reassign_choices(case.session, case.actor, task_id, now=case.now)
     if not case.done:
         return
-
-    def person(choice: records.OwnerChoice) -> tuple[str, str]:
-        return f"{choice.name} ({choice.institution})", f"tk:w:{task_id}:{choice.member_id}"
-
-    markup = paged_keyboard(paginate(choices, page, PEOPLE_PAGE), person, f"tk:o:{task_id}")
+    markup = people_keyboard(choices, page, f"tk:w:{task_id}", f"tk:o:{task_id}")
     await answer(update, context.tr.gettext("Who takes the task over?"), markup)
 
 
@@ -400,24 +390,19 @@ async def reassign(update: Update, context: Context) -> None:
 
 def handlers() -> HandlerList:
     task = Dialog("task")
-    text = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
     return [
-        ConversationHandler[Context](
+        task.conversation(
             entry_points=[
                 CallbackQueryHandler(task.entry(ask_done_note), pattern=r"^tk:d:\d+$"),
                 CallbackQueryHandler(task.entry(ask_note), pattern=r"^tk:n:\d+$"),
             ],
             states={
                 DONE_NOTE: [
-                    MessageHandler(text, task.step(typed_done_note)),
+                    MessageHandler(TYPED_TEXT, task.step(typed_done_note)),
                     CallbackQueryHandler(task.step(done_without_note), pattern=r"^tk:k:\d+$"),
                 ],
-                NOTE: [MessageHandler(text, task.step(typed_note))],
+                NOTE: [MessageHandler(TYPED_TEXT, task.step(typed_note))],
             },
-            fallbacks=[ends_on_other_commands()],
-            allow_reentry=True,
-            name="task",
-            persistent=True,
         ),
     ]
 

@@ -27,7 +27,7 @@ from telegram import Update
 from bot.core import outbox
 from bot.services.members import Actor
 from bot.transport.telegram import delivery
-from handlers.common import Context, alert, no_longer_active
+from handlers.common import Context, alert, answer, no_longer_active
 
 Answer = Callable[[Update, Context, Exception], Awaitable[None]]
 
@@ -40,17 +40,20 @@ class Refusal:
     answer: Answer
 
 
-def refusal(*errors: type[Exception], say: str | None = None) -> Refusal:
+def refusal(*errors: type[Exception], say: str | None = None, as_answer: bool = False) -> Refusal:
     """Refused with a pop-up saying `say` (marked with N_ for translation), or, without it, as
-    a button that is no longer active."""
+    a button that is no longer active; `as_answer`, `say` is the answer itself (in place of the
+    pressed message, or a reply)."""
 
-    async def answer(update: Update, context: Context, _error: Exception) -> None:
+    async def refused(update: Update, context: Context, _error: Exception) -> None:
         if say is None:
             await no_longer_active(update, context)
+        elif as_answer:
+            await answer(update, context.tr.gettext(say))
         else:
             await alert(update, context.tr.gettext(say))
 
-    return Refusal(errors, answer)
+    return Refusal(errors, refused)
 
 
 def refused_by(*errors: type[Exception], answer: Answer) -> Refusal:
