@@ -44,6 +44,7 @@ from handlers import (
     poll,
     record,
     referral,
+    referral_notices,
     start,
     task_notices,
     tasks,
@@ -52,7 +53,6 @@ from handlers import (
 from handlers.common import RUNTIME_KEY, Context, Data
 from handlers.errors import answer_lost, on_error
 from handlers.menus import set_stranger_menus
-from handlers.sweep import outbox_kinds as referral_kinds
 from handlers.sweep import sweep
 
 logger = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ def build_application(runtime: Runtime) -> RoundTableApp:
         runtime,
         {
             **conference_notices.outbox_kinds(),
-            **referral_kinds(),
+            **referral_notices.outbox_kinds(),
             **task_notices.outbox_kinds(),
         },
         _outbox_bot(runtime, defaults),

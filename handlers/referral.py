@@ -40,9 +40,8 @@ from handlers.common import (
     parse_callback,
     parse_id,
 )
-from handlers.notify import notify
 from handlers.referral_steps import cancel_button, show_step
-from handlers.referral_texts import REPLY, emergency_text, new_referral_text, rejection_text
+from handlers.referral_texts import REPLY, emergency_text, rejection_text
 from handlers.typed import delete_messages, unix
 from handlers.usecase import refusal, refused_by, use_case
 
@@ -235,6 +234,8 @@ async def pressed(update: Update, context: Context) -> str | int | None:
 
 
 async def send(update: Update, context: Context) -> str | int:
+    """Send the draft; the coordinators' alert was planned with it and goes out from the
+    outbox (handlers.referral_notices)."""
     runtime = context.runtime
     async with use_case(update, context, DRAFT_GONE) as run:
         result = await drafting.submit(run.session, run.actor, runtime.cipher, now=run.now)
@@ -249,18 +250,15 @@ async def send(update: Update, context: Context) -> str | int:
     # The summary (the bot's message with the child's details) goes with the referrer's own.
     chat_id = run.actor.chat_id
     deleted, retry = await delete_messages(context, chat_id, result.message_refs, retried=True)
-    reached = await alert_coordinators(context, result)
     async with runtime.database.transaction() as session:
-        await drafting.followed_up(
-            session, result.referral_id, now=runtime.clock.now(), remaining=retry
-        )
+        await drafting.followed_up(session, result.referral_id, remaining=retry)
     lines = [
         _("Sent. Your referral code is {code}.").format(code=result.code),
         _(
             "The coordinators have been told. I will let you know when its status changes; "
             "/myreferrals shows the status of your referrals."
         )
-        if reached
+        if result.alerted
         else _(
             "No coordinator could be reached right now. Your referral is saved and waits "
             "in their queue."
@@ -269,18 +267,6 @@ async def send(update: Update, context: Context) -> str | int:
     ]
     await context.bot.send_message(chat_id, "\n\n".join(line for line in lines if line))
     return ConversationHandler.END
-
-
-async def alert_coordinators(context: Context, result: drafting.Submitted) -> int:
-    """Tell the district's coordinators: code, urgency, institution; nothing about the child."""
-    return await notify(
-        context,
-        result.coordinators,
-        lambda tr: new_referral_text(result, tr),
-        lambda tr: keyboard(
-            [[(tr.gettext("Open {code}").format(code=result.code), f"rf:o:{result.referral_id}")]]
-        ),
-    )
 
 
 async def cancel(update: Update, context: Context) -> int:
@@ -385,16 +371,6 @@ async def reply_typed(update: Update, context: Context) -> str | int:
     if draft is not None:
         lines.append(tr.gettext("Your unfinished referral is kept: /refer continues it."))
     await answer(update, "\n\n".join(line for line in lines if line))
-    await notify(
-        context,
-        result.coordinators,
-        lambda tr: tr.gettext("The referrer answered the question about {code}.").format(
-            code=result.code
-        ),
-        lambda tr: keyboard(
-            [[(tr.gettext("Open {code}").format(code=result.code), f"rf:o:{result.referral_id}")]]
-        ),
-    )
     return ConversationHandler.END
 
 

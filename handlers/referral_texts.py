@@ -1,7 +1,7 @@
 """How a referral reads wherever it is shown: the names of its concerns and urgencies, the
-guardians' answer, why a typed answer was refused, the emergency numbers, and the coordinators'
-alert of a new referral. Shared by the referrer's dialog (handlers.referral), the coordinators'
-(handlers.triage) and the sweep."""
+guardians' answer, why a typed answer was refused, the emergency numbers. Shared by the
+referrer's dialog (handlers.referral), the coordinators' (handlers.triage) and the referral
+notifications (handlers.referral_notices)."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def urgency_text(urgency: Urgency, tr: Translator) -> str:
     return tr.gettext(URGENCY_NAMES[urgency])
 
 
-# Typed answers refused, the emergency numbers, the coordinators' alert.
+# Typed answers refused, the emergency numbers.
 
 
 def emergency_text(tr: Translator) -> str:
@@ -103,16 +103,3 @@ def rejection_text(rejected: Rejected, step: str, tr: Translator) -> str:
         case "not_text" | "buttons":
             return _("Please answer with one of the buttons.")
     return _("Please type your answer.")
-
-
-def new_referral_text(result: drafting.Submitted, tr: Translator) -> str:
-    _ = tr.gettext
-    lines = [
-        _("New referral {code} from {institution}.").format(
-            code=result.code, institution=esc(result.institution_name)
-        ),
-        _("Urgency: {urgency}").format(urgency=urgency_text(result.urgency, tr)),
-    ]
-    if result.danger:
-        lines.append(_("⚠️ The referrer reports that the child may be in danger right now."))
-    return "\n".join(lines)

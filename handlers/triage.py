@@ -1,5 +1,6 @@
 """The coordinators' side of referrals: open one, accept, decline, ask the referrer;
-/referrals (the queue)."""
+/referrals (the queue). Whom a decision or a question is told to is planned by the service and
+sent by the outbox (handlers.referral_notices)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,6 @@ from handlers.common import (
     parse_id,
     say_below,
 )
-from handlers.notify import notify
 from handlers.referral_texts import (
     categories_text,
     guardians_text,
@@ -45,6 +45,7 @@ from handlers.referral_texts import (
     urgency_text,
 )
 from handlers.typed import delete_typed
+from handlers.usecase import refused_by, use_case
 
 TYPING = "typing"
 TRIAGE = "triage"
@@ -73,6 +74,22 @@ def _referral_id(update: Update) -> int | None:
 
 async def _not_allowed(update: Update, context: Context) -> None:
     await alert(update, context.tr.gettext("You are not allowed to see this referral."))
+
+
+async def _refused(update: Update, context: Context, _error: Exception) -> None:
+    await _not_allowed(update, context)
+
+
+async def _decided_first(update: Update, context: Context, error: Exception) -> None:
+    assert isinstance(error, AlreadyDecided)
+    await _decided_already(update, context, error)
+
+
+# Not a coordinator of the referral's district, or another coordinator decided first.
+DECISION_REFUSALS = (
+    refused_by(PermissionDenied, answer=_refused),
+    refused_by(AlreadyDecided, answer=_decided_first),
+)
 
 
 # Opening a referral.
@@ -184,42 +201,20 @@ async def accept(update: Update, context: Context) -> None:
     if referral_id is None:
         await no_longer_active(update, context)
         return
-    runtime = context.runtime
-    actor = context.require_actor()
-    try:
-        async with runtime.database.transaction() as session:
-            decision = await referrals.accept(session, actor, referral_id, now=runtime.clock.now())
-    except PermissionDenied:
-        await _not_allowed(update, context)
-        return
-    except AlreadyDecided as already:
-        await _decided_already(update, context, already)
+    async with use_case(update, context, *DECISION_REFUSALS) as run:
+        decision = await referrals.accept(run.session, run.actor, referral_id, now=run.now)
+    if not run.done:
         return
     await _drop_buttons(update)
     if update.callback_query is not None:
         await acknowledge(update.callback_query)
     await context.bot.send_message(
-        actor.chat_id,
+        run.actor.chat_id,
         context.tr.gettext(
             "You accepted {code}. Case {case} is open, and you are its case manager."
         ).format(code=decision.code, case=decision.case_code),
         reply_markup=keyboard(
             [[("📅 " + context.tr.gettext("Plan a conference"), f"cf:n:{decision.case_id}")]]
-        ),
-    )
-    await notify(
-        context,
-        [decision.referrer],
-        lambda tr: tr.gettext(
-            "Your referral {code} was accepted. The coordinators are opening a case and will "
-            "prepare a case conference."
-        ).format(code=decision.code),
-    )
-    await notify(
-        context,
-        [c for c in decision.coordinators if c.member_id != actor.member_id],
-        lambda tr: tr.gettext("{code} was accepted by {name}: case {case}.").format(
-            code=decision.code, name=esc(actor.display_name), case=decision.case_code
         ),
     )
 
@@ -274,26 +269,17 @@ async def typed(update: Update, context: Context) -> str | int:
     if message.text is None:
         await answer(update, tr.gettext("Please type your answer as text."))
         return TYPING
-    runtime = context.runtime
-    actor = context.require_actor()
-    now = runtime.clock.now()
-    try:
-        async with runtime.database.transaction() as session:
-            if task["action"] == "decline":
-                result: (
-                    referrals.Decision | referrals.Question | Rejected
-                ) = await referrals.decline(
-                    session, actor, runtime.cipher, task["id"], message.text, now=now
-                )
-            else:
-                result = await referrals.ask(
-                    session, actor, runtime.cipher, task["id"], message.text, now=now
-                )
-    except PermissionDenied:
-        await _not_allowed(update, context)
-        return _done(context)
-    except AlreadyDecided as already:
-        await _decided_already(update, context, already)
+    cipher = context.runtime.cipher
+    async with use_case(update, context, *DECISION_REFUSALS) as run:
+        if task["action"] == "decline":
+            result: referrals.Decision | referrals.Question | Rejected = await referrals.decline(
+                run.session, run.actor, cipher, task["id"], message.text, now=run.now
+            )
+        else:
+            result = await referrals.ask(
+                run.session, run.actor, cipher, task["id"], message.text, now=run.now
+            )
+    if not run.done:
         return _done(context)
     if isinstance(result, Rejected):
         await answer(update, rejection_text(result, TYPING, tr))
@@ -301,55 +287,14 @@ async def typed(update: Update, context: Context) -> str | int:
     # Stored: the typed text may name the child, so it does not stay in the coordinator's chat.
     undeleted = await delete_typed(context, message)
     if isinstance(result, referrals.Decision):
-        await _declined(update, context, result, message.text.strip(), undeleted)
+        done = tr.gettext("You declined {code}. The referrer has been told the reason.")
     else:
-        await _asked(update, context, result, undeleted)
+        done = tr.gettext(
+            "Your question about {code} was sent to the referrer. The referral waits for the "
+            "answer."
+        )
+    await answer(update, " ".join(filter(None, [done.format(code=result.code), undeleted])))
     return _done(context)
-
-
-async def _declined(
-    update: Update, context: Context, decision: referrals.Decision, reason: str, undeleted: str
-) -> None:
-    actor = context.require_actor()
-    done = context.tr.gettext("You declined {code}. The referrer has been told the reason.")
-    await answer(update, " ".join(filter(None, [done.format(code=decision.code), undeleted])))
-    await notify(
-        context,
-        [decision.referrer],
-        lambda tr: (
-            tr.gettext("Your referral {code} was declined. The reason:").format(code=decision.code)
-            + "\n\n"
-            + esc(reason)
-        ),
-        protect=True,
-    )
-    await notify(
-        context,
-        [c for c in decision.coordinators if c.member_id != actor.member_id],
-        lambda tr: tr.gettext("{code} was declined by {name}.").format(
-            code=decision.code, name=esc(actor.display_name)
-        ),
-    )
-
-
-async def _asked(
-    update: Update, context: Context, question: referrals.Question, undeleted: str
-) -> None:
-    sent = context.tr.gettext(
-        "Your question about {code} was sent to the referrer. The referral waits for the answer."
-    ).format(code=question.code)
-    await answer(update, " ".join(filter(None, [sent, undeleted])))
-    await notify(
-        context,
-        [question.referrer],
-        lambda tr: (
-            tr.gettext("A coordinator asks about your referral {code}:").format(code=question.code)
-            + "\n\n"
-            + esc(question.text)
-        ),
-        lambda tr: keyboard([[(tr.gettext("Answer"), f"rf:r:{question.referral_id}")]]),
-        protect=True,
-    )
 
 
 def _done(context: Context) -> int:

@@ -57,8 +57,8 @@ FOLLOW_UP_AFTER = timedelta(minutes=1)
 
 
 def follow_up_due(submitted_at: datetime, now: datetime) -> bool:
-    """A sent referral whose alert or message deletion has not been confirmed a minute later
-    (the process died, or Telegram kept failing) is finished by the sweep."""
+    """A sent referral whose message deletion has not been confirmed a minute later (the process
+    died, or Telegram kept failing) is finished by the sweep."""
     return now - submitted_at >= FOLLOW_UP_AFTER
 
 

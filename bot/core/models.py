@@ -298,7 +298,8 @@ class Referral(Base):
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), default=None)
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     nudged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
-    # When the coordinators were told of the sent referral (the sweep retries until then).
+    # When the coordinators' alert was planned in the outbox (with the sending, in one
+    # transaction: the outbox sends it).
     alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     # When `roundtable purge` anonymised it (with its case, or declined, after the retention
     # period); the bot shows nothing of it from then on.

@@ -28,12 +28,13 @@ from bot.services import audit
 from bot.services.cases import next_code
 from bot.services.members import Actor
 from bot.services.referrals import (
-    Recipient,
+    ALERT,
     ReferralError,
     Rejected,
     audit_referral,
     coordinators,
     open_sealed,
+    tell,
 )
 
 # The Czech school risk-behaviour list (MŠMT), in its usual order; "other" comes with a text.
@@ -152,11 +153,8 @@ class Draft:
 class Submitted:
     referral_id: int
     code: str
-    urgency: Urgency
-    danger: bool
-    institution_name: str
     message_refs: list[list[int]]
-    coordinators: list[Recipient]
+    alerted: int  # how many coordinators the alert goes to (the active ones the bot can reach)
 
 
 # The dialog.
@@ -375,8 +373,9 @@ async def set_choice(
 async def submit(
     session: AsyncSession, actor: Actor, cipher: Cipher, *, now: datetime
 ) -> Submitted | Draft:
-    """Send the draft to the district's coordinators. An incomplete draft is returned as it is,
-    moved to its first unanswered step."""
+    """Send the draft to the district's coordinators: their alert is planned in the outbox with
+    the referral itself. An incomplete draft is returned as it is, moved to its first
+    unanswered step."""
     row = await _require_draft(session, actor)
     draft = _draft(row, cipher)
     missing = draft.first_missing()
@@ -390,6 +389,7 @@ async def submit(
     row.step = "sent"
     row.submitted_at = now
     row.updated_at = now
+    row.alerted_at = now
     # The messages stay listed until they are deleted (followed_up), so that a crash
     # between this commit and the deletion leaves the sweep something to finish.
     refs = list(row.message_refs)
@@ -402,30 +402,20 @@ async def submit(
         urgency=row.urgency.value,
         danger=row.danger,
     )
-    return Submitted(
-        referral_id=row.id,
-        code=row.code,
-        urgency=row.urgency,
-        danger=row.danger,
-        institution_name=actor.institution_name,
-        message_refs=refs,
-        coordinators=await coordinators(session, actor.district_id),
-    )
+    alerted = [c.member_id for c in await coordinators(session, actor.district_id)]
+    await tell(session, ALERT, row.id, alerted, now=now)
+    return Submitted(row.id, row.code, refs, len(alerted))
 
 
 async def followed_up(
-    session: AsyncSession,
-    referral_id: int,
-    *,
-    now: datetime,
-    remaining: list[list[int]] | None = None,
+    session: AsyncSession, referral_id: int, *, remaining: list[list[int]] | None = None
 ) -> None:
-    """The coordinators were told and the referrer's messages deleted, but for `remaining`,
-    which the sweep tries again (while Telegram still allows it)."""
+    """The referrer's messages were deleted, but for `remaining`, which the sweep tries again
+    (while Telegram still allows it)."""
     await session.execute(
         update(Referral)
         .where(Referral.id == referral_id)
-        .values(alerted_at=now, message_refs=remaining or [])
+        .values(message_refs=remaining or [])
         .execution_options(synchronize_session=False)
     )
 

@@ -1,19 +1,20 @@
 """Referral work the periodic sweep finds due: drafts to remind the referrer of or to expire,
 referrals that have waited too long for a decision (a nudge to the coordinators), and sent
-referrals whose alert or message deletion was not confirmed (the follow-ups)."""
+referrals whose messages were not confirmed deleted from the referrer's chat (the follow-ups).
+A sent referral's alert needs no sweep: it is planned in the outbox with the referral."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import outbox
-from bot.core.models import Institution, Member, Referral, ReferralStatus, Urgency
+from bot.core.models import Member, Referral, ReferralStatus, Urgency
 from bot.services import audit
-from bot.services.drafting import DELETABLE_FOR_SECONDS, Submitted
+from bot.services.drafting import DELETABLE_FOR_SECONDS
 from bot.services.referrals import Recipient, as_recipient, coordinators
 from scheduling import policy
 from scheduling.calendar import WorkingCalendar
@@ -38,11 +39,11 @@ class Waiting:
 
 @dataclass(frozen=True)
 class FollowUp:
-    """A sent referral whose alert or message deletion was not confirmed."""
+    """A sent referral whose messages were not confirmed deleted from the referrer's chat."""
 
-    submitted: Submitted
+    referral_id: int
     referrer: Recipient
-    alert: bool
+    message_refs: list[list[int]]
 
 
 @dataclass(frozen=True)
@@ -218,39 +219,20 @@ async def _waiting_to_nudge(
 
 
 async def _follow_ups(session: AsyncSession, *, now: datetime) -> list[FollowUp]:
-    """Sent referrals not alerted yet, or with messages still to delete (within the 48 hours
-    Telegram allows), a minute after sending; marked done (the sweep re-lists what fails)."""
-    deletable_since = now - timedelta(seconds=DELETABLE_FOR_SECONDS)
+    """Sent referrals with messages still to delete (within the 48 hours Telegram allows), a
+    minute after sending; marked done (the sweep re-lists what fails)."""
     rows = await session.execute(
-        select(Referral, Member, Institution.name)
+        select(Referral, Member)
         .join(Member, Referral.referrer_id == Member.id)
-        .join(Institution, Referral.institution_id == Institution.id)
         .where(
             Referral.status != ReferralStatus.DRAFT,
             Referral.submitted_at <= now - policy.FOLLOW_UP_AFTER,
-            or_(Referral.alerted_at.is_(None), Referral.submitted_at >= deletable_since),
+            Referral.submitted_at >= now - timedelta(seconds=DELETABLE_FOR_SECONDS),
         )
     )
     found = []
-    for row, member, institution_name in rows:
-        if row.alerted_at is not None and not row.message_refs:
-            continue
-        assert row.code and row.urgency
-        found.append(
-            FollowUp(
-                Submitted(
-                    referral_id=row.id,
-                    code=row.code,
-                    urgency=row.urgency,
-                    danger=bool(row.danger),
-                    institution_name=institution_name,
-                    message_refs=list(row.message_refs),
-                    coordinators=await coordinators(session, row.district_id),
-                ),
-                referrer=as_recipient(member),
-                alert=row.alerted_at is None and row.status is ReferralStatus.SUBMITTED,
-            )
-        )
-        row.alerted_at = row.alerted_at or now
-        row.message_refs = []
+    for row, member in rows:
+        if row.message_refs:
+            found.append(FollowUp(row.id, as_recipient(member), list(row.message_refs)))
+            row.message_refs = []
     return found

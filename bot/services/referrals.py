@@ -5,10 +5,16 @@ draft is bot.services.drafting, the sweep's reminders and nudges bot.services.re
 The child's details live in one encrypted JSON document per referral (`Referral.sealed`); the
 plain columns hold only what the queue and the notifications need. Every function takes the
 session of the caller's transaction; permission checks are here, not in the handlers.
+
+Whom a referral's events are told to is planned here too (`tell`), in the event's transaction:
+one outbox row per recipient, with ids only (a typed reason or question stays encrypted in its
+note), so a crash after the commit loses no notification; bot.services.referral_notices reads
+what each shows when the outbox sends it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,6 +22,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core import outbox
 from bot.core.crypto import Cipher
 from bot.core.models import (
     Case,
@@ -35,6 +42,15 @@ from bot.services.members import Actor
 
 MAX_NOTE = 2000
 OPEN_STATUSES = (ReferralStatus.SUBMITTED, ReferralStatus.NEEDS_INFO)
+
+# The outbox's kinds of referral notifications.
+ALERT = "referral.alert"  # a new referral, to the district's coordinators
+ACCEPTED = "referral.accepted"  # to the referrer
+ACCEPTED_BY = "referral.accepted_by"  # to the other coordinators
+DECLINED = "referral.declined"  # to the referrer, with the reason
+DECLINED_BY = "referral.declined_by"  # to the other coordinators
+QUESTION = "referral.question"  # a coordinator's question, to the referrer
+ANSWERED = "referral.answered"  # the referrer's answer, to the coordinators
 
 
 class ReferralError(ServiceError):
@@ -110,24 +126,17 @@ class Decision:
     code: str
     status: ReferralStatus
     case_code: str | None
-    referrer: Recipient
-    coordinators: list[Recipient]
     case_id: int | None = None
 
 
 @dataclass(frozen=True)
 class Question:
     code: str
-    referral_id: int
-    text: str
-    referrer: Recipient
 
 
 @dataclass(frozen=True)
 class Answered:
     code: str
-    referral_id: int
-    coordinators: list[Recipient]
 
 
 @dataclass(frozen=True)
@@ -216,7 +225,9 @@ async def accept(
     """Open a case; the coordinator who accepts becomes its case manager."""
     row = await _decide(session, actor, referral_id, ReferralStatus.ACCEPTED, now=now)
     case = await cases.open_case(session, actor, row, now=now)
-    return await _decision(session, row, case.code, case.id)
+    await _tell_decision(session, row, actor, ACCEPTED, ACCEPTED_BY, now=now)
+    assert row.code is not None
+    return Decision(row.code, row.status, case.code, case.id)
 
 
 async def decline(
@@ -232,8 +243,12 @@ async def decline(
     if isinstance(cleaned, Rejected):
         return cleaned
     row = await _decide(session, actor, referral_id, ReferralStatus.DECLINED, now=now)
-    _add_note(session, row, actor, NoteKind.DECLINE_REASON, cleaned, cipher=cipher, now=now)
-    return await _decision(session, row, None)
+    note = await _add_note(
+        session, row, actor, NoteKind.DECLINE_REASON, cleaned, cipher=cipher, now=now
+    )
+    await _tell_decision(session, row, actor, DECLINED, DECLINED_BY, now=now, reason=note)
+    assert row.code is not None
+    return Decision(row.code, row.status, None)
 
 
 async def ask(
@@ -251,11 +266,11 @@ async def ask(
         return cleaned
     row = await _decidable(session, actor, referral_id, action="referral.ask", now=now)
     await _transition(session, row, OPEN_STATUSES, ReferralStatus.NEEDS_INFO)
-    _add_note(session, row, actor, NoteKind.QUESTION, cleaned, cipher=cipher, now=now)
+    note = await _add_note(session, row, actor, NoteKind.QUESTION, cleaned, cipher=cipher, now=now)
     await audit_referral(session, row, actor, "referral.asked", now=now)
-    referrer = await session.get_one(Member, row.referrer_id)
+    await tell(session, QUESTION, row.id, [row.referrer_id], now=now, note=note)
     assert row.code is not None
-    return Question(row.code, row.id, cleaned, as_recipient(referrer))
+    return Question(row.code)
 
 
 async def answer(
@@ -280,11 +295,13 @@ async def answer(
         await _transition(session, row, (ReferralStatus.NEEDS_INFO,), ReferralStatus.SUBMITTED)
     except AlreadyDecided:
         raise NotWaitingForAnswer(row.code or "") from None
-    row.nudged_at = now  # the coordinators were just told; the next nudge is a day away
-    _add_note(session, row, actor, NoteKind.ANSWER, cleaned, cipher=cipher, now=now)
+    row.nudged_at = now  # the coordinators are told now; the next nudge is a day away
+    note = await _add_note(session, row, actor, NoteKind.ANSWER, cleaned, cipher=cipher, now=now)
     await audit_referral(session, row, actor, "referral.answered", now=now)
+    told = [c.member_id for c in await coordinators(session, row.district_id)]
+    await tell(session, ANSWERED, row.id, told, now=now, note=note)
     assert row.code is not None
-    return Answered(row.code, row.id, await coordinators(session, row.district_id))
+    return Answered(row.code)
 
 
 async def awaiting_decision(
@@ -432,19 +449,52 @@ async def _already(session: AsyncSession, row: Referral) -> AlreadyDecided:
     return AlreadyDecided(row.code or "", row.status, by)
 
 
-async def _decision(
-    session: AsyncSession, row: Referral, case_code: str | None, case_id: int | None = None
-) -> Decision:
-    referrer = await session.get_one(Member, row.referrer_id)
-    assert row.code is not None
-    return Decision(
-        code=row.code,
-        status=row.status,
-        case_code=case_code,
-        referrer=as_recipient(referrer),
-        coordinators=await coordinators(session, row.district_id),
-        case_id=case_id,
+async def tell(
+    session: AsyncSession,
+    kind: str,
+    referral_id: int,
+    members: Iterable[int],
+    *,
+    now: datetime,
+    note: int | None = None,
+) -> None:
+    """Plan a notification of `kind` about the referral for each member, due at once. `note`
+    is the question, answer or reason it is about: each of those is an event of its own."""
+    event = kind.removeprefix("referral.") + ("" if note is None else f":n{note}")
+    payload = {"referral": referral_id} | ({} if note is None else {"note": note})
+    await outbox.plan(
+        session,
+        [
+            outbox.Planned(
+                key=f"referral:{referral_id}:{event}:m{member}",
+                kind=kind,
+                subject=f"referral:{referral_id}",
+                member_id=member,
+                due_at=now,
+                payload=payload,
+            )
+            for member in members
+        ],
+        now=now,
     )
+
+
+async def _tell_decision(
+    session: AsyncSession,
+    row: Referral,
+    actor: Actor,
+    to_referrer: str,
+    to_others: str,
+    *,
+    now: datetime,
+    reason: int | None = None,
+) -> None:
+    """The referrer hears of the decision (with the reason's note, if any), and so do the
+    district's other coordinators."""
+    await tell(session, to_referrer, row.id, [row.referrer_id], now=now, note=reason)
+    found = await coordinators(session, row.district_id)
+    others = [c.member_id for c in found if c.member_id != actor.member_id]
+    await tell(session, to_others, row.id, others, now=now)
 
 
 async def audit_referral(
@@ -478,7 +528,7 @@ def _note_text(text: str) -> str | Rejected:
     return cleaned
 
 
-def _add_note(
+async def _add_note(
     session: AsyncSession,
     row: Referral,
     actor: Actor,
@@ -487,16 +537,18 @@ def _add_note(
     *,
     cipher: Cipher,
     now: datetime,
-) -> None:
-    session.add(
-        ReferralNote(
-            referral_id=row.id,
-            author_id=actor.member_id,
-            kind=kind,
-            at=now,
-            body=cipher.encrypt_json(text),
-        )
+) -> int:
+    """Store the typed text, encrypted; returns the note's id (for the notification)."""
+    note = ReferralNote(
+        referral_id=row.id,
+        author_id=actor.member_id,
+        kind=kind,
+        at=now,
+        body=cipher.encrypt_json(text),
     )
+    session.add(note)
+    await session.flush()
+    return note.id
 
 
 async def _notes(session: AsyncSession, referral_id: int, cipher: Cipher) -> list[Note]:

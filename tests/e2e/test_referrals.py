@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -10,8 +11,22 @@ import pytest
 from sqlalchemy import select, text
 
 from bot.core.clock import FakeClock
-from bot.core.models import AuditEntry, Base, Case, InstitutionKind, Referral, ReferralStatus, Role
+from bot.core.models import (
+    AuditEntry,
+    Base,
+    Case,
+    InstitutionKind,
+    Member,
+    OutboxRow,
+    OutboxStatus,
+    Referral,
+    ReferralStatus,
+    Role,
+)
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
+from bot.services.referrals import ALERT, DECLINED, QUESTION
+from bot.transport.telegram import delivery
+from handlers import referral as referral_dialog
 from tests.e2e.conftest import RunningBot
 
 CHILD = "Kryštof Dvořák"
@@ -891,22 +906,86 @@ async def test_cancelling_or_starting_over_also_deletes_the_bots_messages_with_t
     assert ticked == []  # the ticked concerns went with Done (an edit of a protected message)
 
 
-async def test_a_sent_referral_whose_alert_was_cut_short_is_finished_by_the_sweep(
-    bot: RunningBot, sandbox: BotApiSandbox, clock: FakeClock
+async def test_a_crash_right_after_send_loses_no_alert_and_the_sweep_sends_none_again(
+    bot: RunningBot, sandbox: BotApiSandbox, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The coordinators' alert is an outbox row committed with the sent referral. The handler
+    dying right after the commit, the outbox not running either (as when the process is killed
+    there), loses nothing: the outbox's next run sends the alert, once; a minute later the sweep
+    deletes the referrer's messages and alerts no one again."""
     coordinator, teacher = await team(bot)
-    code = await send_one(teacher, coordinator)
+    await teacher.send_text("/refer")
+    await fill_in(teacher)
+    dispatcher = bot.application.bot_data[delivery.DISPATCHER_KEY]
+
+    async def paused(context: object) -> delivery.Counts:
+        return delivery.Counts()
+
+    async def died(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the process died here")
+
+    monkeypatch.setattr(dispatcher, "run", paused)
+    monkeypatch.setattr(referral_dialog, "delete_messages", died)
+    await teacher.press("Send")
+    assert (await text_of(teacher)).startswith("Sorry, something went wrong on our side.")
     async with bot.runtime.database.transaction() as session:
         referral = await session.scalar(select(Referral))
-        assert referral is not None
-        referral.alerted_at = None  # as if the process had died before the alert
-    await bot.sweep()  # too early: the sending handler may still be at work
+        rows = list(await session.scalars(select(OutboxRow).where(OutboxRow.kind == ALERT)))
+        hana = await session.scalar(select(Member).where(Member.display_name == "Hana"))
+    assert referral is not None and referral.status is ReferralStatus.SUBMITTED
+    assert hana is not None
+    assert not any("New referral" in (m.text or "") for m in coordinator.messages.values())
+    assert [(row.key, row.status, row.created_at, row.payload) for row in rows] == [
+        (
+            f"referral:{referral.id}:alert:m{hana.id}",
+            OutboxStatus.PENDING,
+            referral.submitted_at,
+            {"referral": referral.id},
+        )
+    ]
+
+    monkeypatch.undo()
+    await bot.sweep()  # the outbox runs again (no follow-up is due yet)
+    alert = await coordinator.next_message()
+    assert alert.text == f"New referral {referral.code} from ZŠ Hradební.\nUrgency: routine"
     clock.advance(timedelta(minutes=1))
     await bot.sweep()
-    assert (await text_of(coordinator)).startswith(f"New referral {code} from ZŠ Hradební.")
+    typed = [m for m in teacher.messages.values() if not m.from_bot and m.text == CHILD]
+    assert typed and typed[0].deleted
     await bot.sweep()
     await coordinator.send_text("/referrals")  # the next message: no second alert before it
     assert (await text_of(coordinator)).startswith("Referrals waiting for a decision (1)")
+
+
+async def test_a_question_and_a_decline_reason_are_told_from_the_database_never_the_outbox(
+    bot: RunningBot, sandbox: BotApiSandbox
+) -> None:
+    """What a coordinator types is stored encrypted as a note of the referral; the outbox's rows
+    that tell the referrer hold its id, and the text is read when the row is sent."""
+    coordinator, teacher = await team(bot)
+    code = await send_one(teacher, coordinator)
+    await coordinator.press(f"Open {code}")
+    await coordinator.next_message()
+    await coordinator.press("Ask the referrer")
+    await coordinator.next_message()
+    question = "Is Kryštof (9) the boy whose father was arrested?"
+    await coordinator.send_text(question)
+    await coordinator.next_message()
+    assert (await text_of(teacher)).endswith(question)
+    await coordinator.press("Decline")
+    await coordinator.next_message()
+    reason = "Kryštof (9) is already in care of OSPOD Sokolov."
+    await coordinator.send_text(reason)
+    await coordinator.next_message()
+    assert (await text_of(teacher)).endswith(reason)
+    async with bot.runtime.database.transaction() as session:
+        rows = list(await session.scalars(select(OutboxRow)))
+    assert {QUESTION, DECLINED} <= {row.kind for row in rows}
+    for row in rows:
+        payload = json.dumps(row.payload, ensure_ascii=False)
+        assert reason not in payload and question not in payload and "Kryštof" not in payload
+        if row.subject.startswith("referral:"):
+            assert all(isinstance(value, int) for value in row.payload.values()), row.payload
 
 
 async def test_messages_telegram_would_not_delete_at_once_are_deleted_by_the_sweep(
