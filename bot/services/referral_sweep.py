@@ -15,7 +15,7 @@ from bot.core import outbox
 from bot.core.models import Member, Referral, ReferralStatus, Urgency
 from bot.services import audit
 from bot.services.drafting import DELETABLE_FOR_SECONDS
-from bot.services.referrals import Recipient, as_recipient, coordinators
+from bot.services.referrals import ALERT, Recipient, as_recipient, coordinators, tell
 from scheduling import policy
 from scheduling.calendar import WorkingCalendar
 
@@ -109,7 +109,25 @@ async def due_work(session: AsyncSession, *, now: datetime, calendar: WorkingCal
         follow_ups=await _follow_ups(session, now=now),
     )
     await outbox.plan(session, _planned(due, now, calendar), now=now)
+    await _alert_unalerted(session, now=now)
     return due
+
+
+async def _alert_unalerted(session: AsyncSession, *, now: datetime) -> None:
+    """A referral sent by a version that alerted the coordinators directly, whose process died
+    before it could: its alert is planned now, once. (A referral sent since has its alert
+    planned in the same transaction, so none is ever found here again.)"""
+    rows = await session.scalars(
+        select(Referral).where(
+            Referral.status == ReferralStatus.SUBMITTED,
+            Referral.alerted_at.is_(None),
+            Referral.submitted_at <= now - policy.FOLLOW_UP_AFTER,
+        )
+    )
+    for row in rows:
+        alerted = [c.member_id for c in await coordinators(session, row.district_id)]
+        await tell(session, ALERT, row.id, alerted, now=now)
+        row.alerted_at = now
 
 
 async def still_waiting(session: AsyncSession, referral_ids: list[int]) -> list[Waiting]:

@@ -8,7 +8,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
 
 from bot.core.clock import FakeClock
 from bot.core.models import (
@@ -1008,3 +1008,24 @@ async def test_messages_telegram_would_not_delete_at_once_are_deleted_by_the_swe
     assert teacher.messages[typed[0].message_id].deleted
     summaries = [m for m in teacher.messages.values() if m.from_bot and CHILD in (m.text or "")]
     assert summaries and all(m.deleted for m in summaries)
+
+
+async def test_a_referral_sent_before_alerts_went_through_the_outbox_is_alerted_once(
+    bot: RunningBot, sandbox: BotApiSandbox, clock: FakeClock
+) -> None:
+    """A referral an older version sent, whose process died before its direct alert (no alert
+    row, alerted_at empty): the sweep plans the alert, once."""
+    coordinator, teacher = await team(bot)
+    code = await send_one(teacher, coordinator)
+    async with bot.runtime.database.transaction() as session:
+        referral = await session.scalar(select(Referral))
+        assert referral is not None
+        referral.alerted_at = None  # as the older version left it
+        await session.execute(delete(OutboxRow).where(OutboxRow.kind == ALERT))
+    await bot.sweep()  # too early: the sending handler of that version may still be at work
+    clock.advance(timedelta(minutes=1))
+    await bot.sweep()
+    assert (await text_of(coordinator)).startswith(f"New referral {code} from ZŠ Hradební.")
+    await bot.sweep()
+    await coordinator.send_text("/referrals")  # the next message: no second alert before it
+    assert (await text_of(coordinator)).startswith("Referrals waiting for a decision (1)")
