@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.models import AuditEntry
+from bot.core.models import AuditEntry, Case, Conference, Institution, Invitation, Task
 from bot.services.errors import PermissionDenied
+
+
+class Acting(Protocol):
+    """Whoever acts through the bot (the services' Actor): their member id is written."""
+
+    @property
+    def member_id(self) -> int: ...
+
+
+# The rows a member acts on, and what each is called as the subject of an entry.
+Subject = Case | Conference | Institution | Invitation | Task
+SUBJECT_TYPES: dict[type[Subject], str] = {
+    Case: "case",
+    Conference: "conference",
+    Institution: "institution",
+    Invitation: "invitation",
+    Task: "task",
+}
 
 
 def entry(
@@ -54,6 +72,28 @@ async def record(
     )
 
 
+async def acted(
+    session: AsyncSession,
+    actor: Acting,
+    action: str,
+    subject: Subject,
+    /,
+    *,
+    at: datetime,
+    **details: Any,
+) -> None:
+    """`record` for the common case: what a member did through the bot, and to which row."""
+    await record(
+        session,
+        at=at,
+        actor_id=actor.member_id,
+        action=action,
+        subject_type=SUBJECT_TYPES[type(subject)],
+        subject_id=subject.id,
+        **details,
+    )
+
+
 def refusal(
     action: str,
     *,
@@ -75,4 +115,25 @@ def refusal(
             subject_id=subject_id,
             **details,
         ),
+    )
+
+
+def refused(
+    actor: Acting,
+    action: str,
+    subject_type: str,
+    subject_id: object = None,
+    /,
+    *,
+    at: datetime,
+    **details: Any,
+) -> PermissionDenied:
+    """`refusal` for the common case: a member may not do `action` to the subject."""
+    return refusal(
+        action,
+        at=at,
+        actor_id=actor.member_id,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        **details,
     )

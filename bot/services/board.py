@@ -34,7 +34,7 @@ from bot.core.models import (
     SlotAnswer,
 )
 from bot.services import audit
-from bot.services.errors import PermissionDenied, ServiceError
+from bot.services.errors import ServiceError
 from bot.services.members import Actor
 from scheduling.calendar import WorkingCalendar
 from scheduling.finder import Best, NoCommonSlot, Vote, Voter, best_slot
@@ -150,7 +150,7 @@ async def own_case(session: AsyncSession, actor: Actor, case_id: int, *, now: da
         or case.district_id != actor.district_id
         or case.status is not CaseStatus.OPEN
     ):
-        raise refused(actor, "conference.plan", case_id, now=now, subject_type="case")
+        raise audit.refused(actor, "conference.plan", "case", case_id, at=now)
     return case
 
 
@@ -164,7 +164,7 @@ async def own_conference(
         or actor.role is not Role.COORDINATOR
         or conference.district_id != actor.district_id
     ):
-        raise refused(actor, "conference.manage", conference_id, now=now)
+        raise audit.refused(actor, "conference.manage", "conference", conference_id, at=now)
     return conference
 
 
@@ -177,20 +177,6 @@ async def no_active_conference(session: AsyncSession, case: Case) -> None:
     )
     if active is not None:
         raise AlreadyPlanned(case.code)
-
-
-def refused(
-    actor: Actor,
-    action: str,
-    subject_id: int,
-    *,
-    now: datetime,
-    subject_type: str = "conference",
-) -> PermissionDenied:
-    """The audited refusal of a conference action (or of one on a case or an invitation)."""
-    return audit.refusal(
-        action, at=now, actor_id=actor.member_id, subject_type=subject_type, subject_id=subject_id
-    )
 
 
 # Who answers for an invitation, and how to reach them.

@@ -39,7 +39,6 @@ from bot.services.board import (
     own_case,
     own_conference,
     poll_targets,
-    refused,
 )
 from bot.services.invitations import StaleInvitation, invite_everyone
 from bot.services.members import Actor
@@ -103,7 +102,7 @@ async def board_to_decide(
     conference's coordinator, so only they may; a colleague's press is an audited refusal."""
     conference = await own_conference(session, actor, conference_id, now=now)
     if conference.coordinator_id != actor.member_id:
-        raise refused(actor, "conference.decide", conference_id, now=now)
+        raise audit.refused(actor, "conference.decide", "conference", conference_id, at=now)
     return await board_of(session, conference)
 
 
@@ -151,13 +150,12 @@ async def confirm(
     # Invitations go out through the outbox, planned in this transaction: nothing is lost.
     await invite_everyone(session, conference, now=now)
     case = await session.get_one(Case, conference.case_id)
-    await audit.record(
+    await audit.acted(
         session,
+        actor,
+        "conference.scheduled",
+        conference,
         at=now,
-        actor_id=actor.member_id,
-        action="conference.scheduled",
-        subject_type="conference",
-        subject_id=conference.id,
         case=case.code,
         starts_at=slot.starts_at.isoformat(),
     )
@@ -211,19 +209,13 @@ async def make_optional(
     """A required invitee who blocks every time may take part as optional instead."""
     invitation = await session.get(Invitation, invitation_id)
     if invitation is None:
-        raise refused(actor, "conference.make_optional", invitation_id, now=now)
+        raise audit.refused(actor, "conference.make_optional", "conference", invitation_id, at=now)
     conference = await own_conference(session, actor, invitation.conference_id, now=now)
     if conference.status is not ConferenceStatus.POLLING:
         raise PollClosed("already decided")
     invitation.required = False
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="conference.made_optional",
-        subject_type="conference",
-        subject_id=conference.id,
-        invitation=invitation.id,
+    await audit.acted(
+        session, actor, "conference.made_optional", conference, at=now, invitation=invitation.id
     )
     await session.flush()
     return await board_of(session, conference)
@@ -289,13 +281,12 @@ async def next_window(
         now=now,
     )
     case = await session.get_one(Case, conference.case_id)
-    await audit.record(
+    await audit.acted(
         session,
+        actor,
+        "conference.next_window",
+        conference,
         at=now,
-        actor_id=actor.member_id,
-        action="conference.next_window",
-        subject_type="conference",
-        subject_id=conference.id,
         case=case.code,
         round=conference.round,
     )
@@ -367,13 +358,12 @@ async def reschedule(
     conference.decided_at = now
     await invite_everyone(session, conference, now=now)
     case = await session.get_one(Case, conference.case_id)
-    await audit.record(
+    await audit.acted(
         session,
+        actor,
+        "conference.rescheduled",
+        conference,
         at=now,
-        actor_id=actor.member_id,
-        action="conference.rescheduled",
-        subject_type="conference",
-        subject_id=conference.id,
         case=case.code,
         starts_at=starts_at.isoformat(),
         previous=before.isoformat() if before else None,
@@ -440,13 +430,12 @@ async def fix_review(
         )
     await session.flush()
     await invite_everyone(session, conference, now=now)
-    await audit.record(
+    await audit.acted(
         session,
+        actor,
+        "conference.scheduled",
+        conference,
         at=now,
-        actor_id=actor.member_id,
-        action="conference.scheduled",
-        subject_type="conference",
-        subject_id=conference.id,
         case=case.code,
         starts_at=starts_at.isoformat(),
         review_of=held.id,

@@ -583,13 +583,5 @@ async def cancel_conference(
             now=now,
         )
     case = await session.get_one(Case, conference.case_id)
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="conference.cancelled",
-        subject_type="conference",
-        subject_id=conference.id,
-        case=case.code,
-    )
+    await audit.acted(session, actor, "conference.cancelled", conference, at=now, case=case.code)
     return await board_of(session, conference)

@@ -114,13 +114,7 @@ async def _deactivatable(
     row = (await session.execute(query)).first()
     if row is None or row[0].id == actor.member_id:
         # Another district's member, a guardian, themselves, or no such member: a forged button.
-        raise audit.refusal(
-            "member.deactivate",
-            at=now,
-            actor_id=actor.member_id,
-            subject_type="member",
-            subject_id=member_id,
-        )
+        raise audit.refused(actor, "member.deactivate", "member", member_id, at=now)
     return row[0], row[1]
 
 

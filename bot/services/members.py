@@ -205,7 +205,7 @@ def _clean_name(name: str) -> str:
 def require_inviter(actor: Actor, *, now: datetime) -> None:
     """Only admins and coordinators hand out invite links; anyone else's attempt is audited."""
     if not actor.can_invite:
-        raise audit.refusal("invite", at=now, actor_id=actor.member_id, subject_type="member")
+        raise audit.refused(actor, "invite", "member", at=now)
 
 
 async def institutions_of(session: AsyncSession, district_id: int) -> list[Institution]:
@@ -238,13 +238,8 @@ async def create_invite(
         or institution.district_id != creator.district_id
         or institution.kind is InstitutionKind.GUARDIANS  # only a conference's link leads there
     ):
-        raise audit.refusal(
-            "invite",
-            at=now,
-            actor_id=creator.member_id,
-            subject_type="institution",
-            subject_id=institution_id,
-            role=role.value,
+        raise audit.refused(
+            creator, "invite", "institution", institution_id, at=now, role=role.value
         )
     code = secrets.token_urlsafe(CODE_BYTES)
     invite = InviteCode(
@@ -454,9 +449,7 @@ async def mark_reachable(session: AsyncSession, actor: Actor) -> Actor:
 def require_admin(actor: Actor, *, now: datetime, action: str, subject: object = None) -> None:
     if actor.is_admin:
         return
-    raise audit.refusal(
-        action, at=now, actor_id=actor.member_id, subject_type="member", subject_id=subject
-    )
+    raise audit.refused(actor, action, "member", subject, at=now)
 
 
 def member_view(member: Member, institution: Institution) -> MemberView:
@@ -482,21 +475,9 @@ async def create_institution(
     district = await session.get_one(District, actor.district_id)
     institution = await ensure_institution(session, district, name, kind, now=now)
     if institution.kind is InstitutionKind.GUARDIANS:
-        raise audit.refusal(
-            "institution.create",
-            at=now,
-            actor_id=actor.member_id,
-            subject_type="institution",
-            subject_id=institution.id,
-        )
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="institution.created",
-        subject_type="institution",
-        subject_id=institution.id,
-        kind=institution.kind.value,
+        raise audit.refused(actor, "institution.create", "institution", institution.id, at=now)
+    await audit.acted(
+        session, actor, "institution.created", institution, at=now, kind=institution.kind.value
     )
     return institution
 

@@ -77,13 +77,7 @@ async def agenda(
 ) -> list[AgendaItem]:
     """The coordinator's conferences from today for the next weeks."""
     if actor.role is not Role.COORDINATOR:
-        raise audit.refusal(
-            "agenda",
-            at=now,
-            actor_id=actor.member_id,
-            subject_type="member",
-            subject_id=actor.member_id,
-        )
+        raise audit.refused(actor, "agenda", "member", actor.member_id, at=now)
     district = await session.get_one(District, actor.district_id)
     start = datetime.combine(today_in(district, now), datetime.min.time(), tzinfo=zone_of(district))
     rows = await session.execute(

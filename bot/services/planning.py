@@ -406,13 +406,12 @@ async def start_poll(
     )
     await session.flush()
     links = await guardian_links(session, actor, district, conference, invitations, now=now)
-    await audit.record(
+    await audit.acted(
         session,
+        actor,
+        "conference.poll_started",
+        conference,
         at=now,
-        actor_id=actor.member_id,
-        action="conference.poll_started",
-        subject_type="conference",
-        subject_id=conference.id,
         case=case.code,
         invited=sorted(invited),
         guardians=len(plan.guardians),

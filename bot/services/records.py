@@ -30,7 +30,7 @@ from bot.core.models import (
 )
 from bot.core.record import AttendanceLine, RecordDocument, TaskLine
 from bot.services import audit
-from bot.services.board import own_conference, refused
+from bot.services.board import own_conference
 from bot.services.members import Actor
 from bot.services.tasks import (
     TaskError,
@@ -239,7 +239,7 @@ async def toggle_attendance(
     """One tap per participant: came → (a colleague came instead) → did not come → came."""
     invitation = await session.get(Invitation, invitation_id)
     if invitation is None:
-        raise refused(actor, "record.attendance", invitation_id, now=now, subject_type="invitation")
+        raise audit.refused(actor, "record.attendance", "invitation", invitation_id, at=now)
     conference = await _held(session, actor, invitation.conference_id, now=now)
     expected = _expected(invitation)
     people: list[int | None] = [expected] if expected else []
@@ -280,14 +280,7 @@ async def set_summary(
 ) -> int:
     conference = await _held(session, actor, conference_id, now=now)
     conference.summary = cipher.encrypt(clean_text(text, SUMMARY_MAX, one_line=False).encode())
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="record.summary",
-        subject_type="conference",
-        subject_id=conference.id,
-    )
+    await audit.acted(session, actor, "record.summary", conference, at=now)
     return conference.id
 
 
@@ -336,7 +329,7 @@ async def add_task(
     if owner_id not in {
         c.member_id for c in await owner_choices(session, actor, conference.id, now=now)
     }:
-        raise refused(actor, "task.add", owner_id, now=now, subject_type="member")
+        raise audit.refused(actor, "task.add", "member", owner_id, at=now)
     district = await session.get_one(District, conference.district_id)
     check_due(due_on, today_in(district, now))
     task = Task(
@@ -352,15 +345,8 @@ async def add_task(
     )
     session.add(task)
     await session.flush()
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="task.added",
-        subject_type="task",
-        subject_id=task.id,
-        owner=owner_id,
-        due=due_on.isoformat(),
+    await audit.acted(
+        session, actor, "task.added", task, at=now, owner=owner_id, due=due_on.isoformat()
     )
     if conference.recorded_at is not None:
         await issue(session, task, district, now=now)
@@ -393,15 +379,7 @@ async def finish_record(
     for task in tasks:
         await issue(session, task, district, now=now)
     if first:
-        await audit.record(
-            session,
-            at=now,
-            actor_id=actor.member_id,
-            action="record.finished",
-            subject_type="conference",
-            subject_id=conference.id,
-            tasks=len(tasks),
-        )
+        await audit.acted(session, actor, "record.finished", conference, at=now, tasks=len(tasks))
     return len({task.owner_id for task in tasks})
 
 
@@ -424,14 +402,8 @@ async def record_document(
         referral = await session.get(Referral, case.referral_id) if case.referral_id else None
         if referral is not None:
             child = str(cipher.decrypt_json(referral.sealed).get("name") or "") or None
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="record.document",
-        subject_type="conference",
-        subject_id=conference.id,
-        child_name=child is not None,
+    await audit.acted(
+        session, actor, "record.document", conference, at=now, child_name=child is not None
     )
     return RecordDocument(
         code=view.case_code,

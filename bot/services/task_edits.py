@@ -14,7 +14,7 @@ from bot.core import outbox
 from bot.core.crypto import Cipher
 from bot.core.models import Conference, District, Member, TaskNote
 from bot.services import audit
-from bot.services.board import Recipient, district_calendar, recipient_of, refused
+from bot.services.board import Recipient, district_calendar, recipient_of
 from bot.services.members import Actor
 from bot.services.records import OwnerChoice, owner_choices
 from bot.services.tasks import (
@@ -60,13 +60,12 @@ async def decide_more_time(
         task, f"decided-{asked.isoformat()}", DECIDED, owner, at_once(now), approved=approve
     )
     await outbox.plan(session, [told], now=now)
-    await audit.record(
+    await audit.acted(
         session,
+        actor,
+        "task.more_time_given" if approve else "task.more_time_refused",
+        task,
         at=now,
-        actor_id=actor.member_id,
-        action="task.more_time_given" if approve else "task.more_time_refused",
-        subject_type="task",
-        subject_id=task.id,
         due=asked.isoformat(),
     )
     return await recipient_of(session, owner.id)
@@ -99,7 +98,7 @@ async def reassign(
     task = await allowed_task(session, actor, task_id, "task.reassign", now=now, owner=False)
     choices = await owner_choices(session, actor, task.conference_id, now=now)
     if owner_id not in {c.member_id for c in choices}:
-        raise refused(actor, "task.reassign", owner_id, now=now, subject_type="member")
+        raise audit.refused(actor, "task.reassign", "member", owner_id, at=now)
     previous = task.owner_id
     if owner_id == previous:
         return task.id
@@ -113,15 +112,8 @@ async def reassign(
             [planned(task, f"released-{previous}", RELEASED, before, at_once(now))],
             now=now,
         )
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="task.reassigned",
-        subject_type="task",
-        subject_id=task.id,
-        owner=owner_id,
-        previous=previous,
+    await audit.acted(
+        session, actor, "task.reassigned", task, at=now, owner=owner_id, previous=previous
     )
     return task.id
 
@@ -162,15 +154,7 @@ async def read_notes(
         NoteLine(name, note.created_at, note.kind, cipher.decrypt(note.body).decode())
         for note, name in rows
     ]
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="task.notes_read",
-        subject_type="task",
-        subject_id=task.id,
-        notes=len(notes),
-    )
+    await audit.acted(session, actor, "task.notes_read", task, at=now, notes=len(notes))
     item = await task_item(session, cipher, task.id, now=now)
     assert item is not None
     return item, notes
@@ -215,13 +199,12 @@ async def move_due(
     if task.issued_at is not None:
         owner = await session.get_one(Member, task.owner_id)
         await outbox.plan(session, [planned(task, "moved", CHANGED, owner, at_once(now))], now=now)
-    await audit.record(
+    await audit.acted(
         session,
+        actor,
+        "task.moved",
+        task,
         at=now,
-        actor_id=actor.member_id,
-        action="task.moved",
-        subject_type="task",
-        subject_id=task.id,
         due=due_on.isoformat(),
         previous=previous.isoformat(),
     )
@@ -241,12 +224,5 @@ async def cancel_task(session: AsyncSession, actor: Actor, task_id: int, *, now:
     """The coordinator cancels a task of the plan; its owner is told. Returns its conference."""
     task = await allowed_task(session, actor, task_id, "task.cancel", now=now, owner=False)
     await cancel(session, task, now=now)
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="task.cancelled",
-        subject_type="task",
-        subject_id=task.id,
-    )
+    await audit.acted(session, actor, "task.cancelled", task, at=now)
     return task.conference_id

@@ -30,7 +30,7 @@ from bot.core.models import (
     TaskStatus,
 )
 from bot.services import audit
-from bot.services.board import district_calendar, refused
+from bot.services.board import district_calendar
 from bot.services.errors import ServiceError
 from bot.services.members import Actor
 from scheduling import policy
@@ -270,7 +270,7 @@ async def allowed_task(
         else:
             allowed = actor.role is Role.COORDINATOR and case.district_id == actor.district_id
     if task is None or not allowed:
-        raise refused(actor, action, task_id, now=now, subject_type="task")
+        raise audit.refused(actor, action, "task", task_id, at=now)
     await session.refresh(task, with_for_update=True)
     if open_only and task.status is not TaskStatus.OPEN:
         raise TaskError(task.status.value)
@@ -322,14 +322,7 @@ async def complete(
     task.asked_due_on = None
     await outbox.cancel(session, subject=_subject(task.id), now=now)
     await _to_coordinator(session, task, DONE, "done", now=now)
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="task.done",
-        subject_type="task",
-        subject_id=task.id,
-    )
+    await audit.acted(session, actor, "task.done", task, at=now)
     return task.id
 
 
@@ -338,14 +331,7 @@ async def add_note(
 ) -> int:
     task = await allowed_task(session, actor, task_id, "task.note", now=now, owner=True)
     await _note(session, cipher, task, actor, kind="note", text=text, now=now)
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="task.note",
-        subject_type="task",
-        subject_id=task.id,
-    )
+    await audit.acted(session, actor, "task.note", task, at=now)
     return task.id
 
 
@@ -362,15 +348,7 @@ async def ask_more_time(
     new_due = policy.working_due(task.due_on + more, district_calendar(district))
     task.asked_due_on = new_due
     await _to_coordinator(session, task, MORE_TIME, f"ask-{new_due.isoformat()}", now=now)
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="task.more_time_asked",
-        subject_type="task",
-        subject_id=task.id,
-        due=new_due.isoformat(),
-    )
+    await audit.acted(session, actor, "task.more_time_asked", task, at=now, due=new_due.isoformat())
     return new_due
 
 
