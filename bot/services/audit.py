@@ -7,7 +7,17 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.models import AuditEntry, Case, Conference, Institution, Invitation, Task
+from bot.core.models import (
+    AuditEntry,
+    Case,
+    Conference,
+    District,
+    Institution,
+    Invitation,
+    InviteCode,
+    Member,
+    Task,
+)
 from bot.services.errors import PermissionDenied
 
 
@@ -18,13 +28,16 @@ class Acting(Protocol):
     def member_id(self) -> int: ...
 
 
-# The rows a member acts on, and what each is called as the subject of an entry.
-Subject = Case | Conference | Institution | Invitation | Task
+# The rows an entry is about, and what each is called as its subject.
+Subject = Case | Conference | District | Institution | Invitation | InviteCode | Member | Task
 SUBJECT_TYPES: dict[type[Subject], str] = {
     Case: "case",
     Conference: "conference",
+    District: "district",
     Institution: "institution",
     Invitation: "invitation",
+    InviteCode: "invite",
+    Member: "member",
     Task: "task",
 }
 
@@ -74,7 +87,7 @@ async def record(
 
 async def acted(
     session: AsyncSession,
-    actor: Acting,
+    actor: Acting | None,
     action: str,
     subject: Subject,
     /,
@@ -82,11 +95,12 @@ async def acted(
     at: datetime,
     **details: Any,
 ) -> None:
-    """`record` for the common case: what a member did through the bot, and to which row."""
+    """`record` for the common case: what a member did through the bot (None: the operator at
+    the command line, or the bot on its own), and to which row."""
     await record(
         session,
         at=at,
-        actor_id=actor.member_id,
+        actor_id=None if actor is None else actor.member_id,
         action=action,
         subject_type=SUBJECT_TYPES[type(subject)],
         subject_id=subject.id,

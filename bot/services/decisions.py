@@ -134,11 +134,9 @@ async def confirm(
     slot = await session.get(ConferenceSlot, slot_id)
     if slot is None or slot.conference_id != conference.id or slot.round != conference.round:
         raise NotInPoll("the time is not in this poll any more")
-    if slot.starts_at <= now:
-        return Passed(slot.starts_at)
-    clash = await _clash(session, conference, slot.starts_at)
-    if clash is not None:
-        return clash
+    late = await _too_late(session, conference, slot.starts_at, now=now)
+    if late is not None:
+        return late
     done = await session.execute(
         update(Conference)
         .where(Conference.id == conference.id, Conference.status == ConferenceStatus.POLLING)
@@ -147,17 +145,26 @@ async def confirm(
     if done.rowcount != 1:  # type: ignore[attr-defined]
         raise PollClosed("already decided")
     await session.refresh(conference)
-    # Invitations go out through the outbox, planned in this transaction: nothing is lost.
+    return await _invite_at_time(session, actor, conference, "conference.scheduled", now=now)
+
+
+async def _invite_at_time(
+    session: AsyncSession,
+    actor: Actor,
+    conference: Conference,
+    action: str,
+    *,
+    now: datetime,
+    **details: object,
+) -> Scheduled:
+    """A conference that has its time: everyone invited, the time audited, the coordinator told.
+    Invitations go out through the outbox, planned in this transaction: nothing is lost."""
+    assert conference.starts_at is not None
     await invite_everyone(session, conference, now=now)
     case = await session.get_one(Case, conference.case_id)
+    starts_at = conference.starts_at.isoformat()
     await audit.acted(
-        session,
-        actor,
-        "conference.scheduled",
-        conference,
-        at=now,
-        case=case.code,
-        starts_at=slot.starts_at.isoformat(),
+        session, actor, action, conference, at=now, case=case.code, starts_at=starts_at, **details
     )
     return await scheduled(session, conference)
 
@@ -174,6 +181,15 @@ async def scheduled(session: AsyncSession, conference: Conference) -> Scheduled:
         conference.place,
         await board_of(session, conference),
     )
+
+
+async def _too_late(
+    session: AsyncSession, conference: Conference, starts_at: datetime, *, now: datetime
+) -> Passed | Collision | None:
+    """Why the conference cannot be at `starts_at` any more, if it cannot."""
+    if starts_at <= now:
+        return Passed(starts_at)
+    return await _clash(session, conference, starts_at)
 
 
 async def _clash(
@@ -348,27 +364,16 @@ async def reschedule(
     await session.refresh(conference, with_for_update=True)
     if conference.status is not ConferenceStatus.SCHEDULED:
         raise StaleInvitation("not scheduled")
-    if starts_at <= now:
-        return Passed(starts_at)
-    clash = await _clash(session, conference, starts_at)
-    if clash is not None:
-        return clash
+    late = await _too_late(session, conference, starts_at, now=now)
+    if late is not None:
+        return late
     before = conference.starts_at
     conference.starts_at = starts_at
     conference.decided_at = now
-    await invite_everyone(session, conference, now=now)
-    case = await session.get_one(Case, conference.case_id)
-    await audit.acted(
-        session,
-        actor,
-        "conference.rescheduled",
-        conference,
-        at=now,
-        case=case.code,
-        starts_at=starts_at.isoformat(),
-        previous=before.isoformat() if before else None,
+    previous = before.isoformat() if before else None
+    return await _invite_at_time(
+        session, actor, conference, "conference.rescheduled", now=now, previous=previous
     )
-    return await scheduled(session, conference)
 
 
 async def fix_review(
@@ -388,8 +393,6 @@ async def fix_review(
     latest = policy.latest_review(now.astimezone(ZoneInfo(district.timezone)).date())
     if starts_at.date() > latest:
         return TooFar(latest)
-    if starts_at <= now:
-        return Passed(starts_at)
     local = starts_at.date()
     conference = Conference(
         case_id=case.id,
@@ -410,9 +413,9 @@ async def fix_review(
         round=1,
         review_of_id=held.id,
     )
-    clash = await _clash(session, conference, starts_at)
-    if clash is not None:
-        return clash
+    late = await _too_late(session, conference, starts_at, now=now)
+    if late is not None:
+        return late
     session.add(conference)
     await session.flush()
     for old in await session.scalars(
@@ -429,15 +432,6 @@ async def fix_review(
             )
         )
     await session.flush()
-    await invite_everyone(session, conference, now=now)
-    await audit.acted(
-        session,
-        actor,
-        "conference.scheduled",
-        conference,
-        at=now,
-        case=case.code,
-        starts_at=starts_at.isoformat(),
-        review_of=held.id,
+    return await _invite_at_time(
+        session, actor, conference, "conference.scheduled", now=now, review_of=held.id
     )
-    return await scheduled(session, conference)

@@ -76,15 +76,8 @@ async def deactivate_member(
         member.active = False
         member.deactivated_at = now
         await _forget_leaver(session, member, now=now)
-        await audit.record(
-            session,
-            at=now,
-            actor_id=None if actor is None else actor.member_id,
-            action="member.deactivated",
-            subject_type="member",
-            subject_id=member.id,
-            via="bot" if actor else "cli",
-        )
+        via = "bot" if actor else "cli"
+        await audit.acted(session, actor, "member.deactivated", member, at=now, via=via)
     return members.member_view(member, institution)
 
 

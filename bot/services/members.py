@@ -252,13 +252,12 @@ async def create_invite(
     )
     session.add(invite)
     await session.flush()
-    await audit.record(
+    await audit.acted(
         session,
+        creator,
+        "invite.created",
+        invite,
         at=now,
-        actor_id=None if creator is None else creator.member_id,
-        action="invite.created",
-        subject_type="invite",
-        subject_id=invite.id,
         institution_id=institution.id,
         role=role.value,
         via="bot" if creator else "cli",
@@ -347,19 +346,19 @@ async def redeem_invite(
             .where(Invitation.id == invite.invitation_id)
             .values(member_id=member.id)
         )
-    await audit.record(
+    institution = await session.get_one(Institution, invite.institution_id)
+    joined = _actor(member, institution)
+    await audit.acted(
         session,
+        joined,
+        "member.joined",
+        member,
         at=now,
-        actor_id=member.id,
-        action="member.joined",
-        subject_type="member",
-        subject_id=member.id,
         invite_id=invite.id,
         role=invite.role.value,
         institution_id=invite.institution_id,
     )
-    institution = await session.get_one(Institution, invite.institution_id)
-    return Joined(_actor(member, institution))
+    return Joined(joined)
 
 
 def _refusal(invite: InviteCode | None, now: datetime) -> str | None:
@@ -523,14 +522,8 @@ async def configure_district(
             district.mailbox = _mailbox(mailbox)
         if hours is not None:
             district.day_starts, district.day_ends = hours
-    await audit.record(
-        session,
-        at=now,
-        actor_id=None,
-        action="district.configured",
-        subject_type="district",
-        subject_id=district.id,
-        institution=institution,
+    await audit.acted(
+        session, None, "district.configured", district, at=now, institution=institution
     )
     await session.flush()
     rows = await session.scalars(
