@@ -7,17 +7,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.models import (
-    AuditEntry,
-    Case,
-    Conference,
-    District,
-    Institution,
-    Invitation,
-    InviteCode,
-    Member,
-    Task,
-)
+from bot.core import models
 from bot.services.errors import PermissionDenied
 
 
@@ -29,16 +19,25 @@ class Acting(Protocol):
 
 
 # The rows an entry is about, and what each is called as its subject.
-Subject = Case | Conference | District | Institution | Invitation | InviteCode | Member | Task
+Subject = (
+    models.Case
+    | models.Conference
+    | models.District
+    | models.Institution
+    | models.Invitation
+    | models.InviteCode
+    | models.Member
+    | models.Task
+)
 SUBJECT_TYPES: dict[type[Subject], str] = {
-    Case: "case",
-    Conference: "conference",
-    District: "district",
-    Institution: "institution",
-    Invitation: "invitation",
-    InviteCode: "invite",
-    Member: "member",
-    Task: "task",
+    models.Case: "case",
+    models.Conference: "conference",
+    models.District: "district",
+    models.Institution: "institution",
+    models.Invitation: "invitation",
+    models.InviteCode: "invite",
+    models.Member: "member",
+    models.Task: "task",
 }
 
 
@@ -50,9 +49,9 @@ def entry(
     subject_type: str,
     subject_id: object = None,
     **details: Any,
-) -> AuditEntry:
+) -> models.AuditEntry:
     """One audit entry. Details are identifiers and codes only, never a child's data."""
-    return AuditEntry(
+    return models.AuditEntry(
         at=at,
         actor_id=actor_id,
         action=action,

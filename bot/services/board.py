@@ -179,7 +179,18 @@ async def no_active_conference(session: AsyncSession, case: Case) -> None:
         raise AlreadyPlanned(case.code)
 
 
-# Who answers for an invitation, and how to reach them.
+# The invitations, who answers for one, and how to reach them.
+
+
+async def invitations_of(session: AsyncSession, conference_id: int) -> list[Invitation]:
+    """A conference's invitations, in the order they were made."""
+    return list(
+        await session.scalars(
+            select(Invitation)
+            .where(Invitation.conference_id == conference_id)
+            .order_by(Invitation.id)
+        )
+    )
 
 
 async def answerers(
@@ -221,11 +232,8 @@ async def coordinator_of(session: AsyncSession, conference_id: int) -> Recipient
 async def poll_targets(session: AsyncSession, conference_id: int) -> list[Target]:
     """Every reachable member who answers for an invitation."""
     conference = await session.get_one(Conference, conference_id)
-    invitations = await session.scalars(
-        select(Invitation).where(Invitation.conference_id == conference_id).order_by(Invitation.id)
-    )
     targets: list[Target] = []
-    for invitation in invitations:
+    for invitation in await invitations_of(session, conference_id):
         people = await answerers(session, invitation, conference)
         targets += [
             Target(invitation.id, as_recipient(person)) for person in people if person.reachable
@@ -240,14 +248,7 @@ async def board_of(session: AsyncSession, conference: Conference) -> Board:
     """The board as it is now (whoever calls has checked that the reader may see it)."""
     case = await session.get_one(Case, conference.case_id)
     coordinator = await session.get_one(Member, conference.coordinator_id)
-    rows = list(
-        await session.scalars(
-            select(Invitation)
-            .where(Invitation.conference_id == conference.id)
-            .order_by(Invitation.id)
-        )
-    )
-    invitees = await invitee_views(session, rows)
+    invitees = await invitee_views(session, await invitations_of(session, conference.id))
     slots = await current_slots(session, conference)
     return Board(
         conference_id=conference.id,

@@ -35,6 +35,7 @@ from bot.services.board import (
     PollClosed,
     board_of,
     district_calendar,
+    invitations_of,
     no_active_conference,
     own_case,
     own_conference,
@@ -314,9 +315,7 @@ async def _invited(
     session: AsyncSession, conference: Conference
 ) -> tuple[list[Invitation], list[Institution]]:
     """A conference's invitations and the institutions among them."""
-    invitations = list(
-        await session.scalars(select(Invitation).where(Invitation.conference_id == conference.id))
-    )
+    invitations = await invitations_of(session, conference.id)
     institutions = list(
         await session.scalars(
             select(Institution).where(
@@ -418,9 +417,7 @@ async def fix_review(
         return late
     session.add(conference)
     await session.flush()
-    for old in await session.scalars(
-        select(Invitation).where(Invitation.conference_id == held.id).order_by(Invitation.id)
-    ):
+    for old in await invitations_of(session, held.id):
         session.add(
             Invitation(
                 conference_id=conference.id,

@@ -44,6 +44,7 @@ from bot.services.board import (
     answerers,
     board_of,
     district_calendar,
+    invitations_of,
     own_conference,
 )
 from bot.services.members import Actor
@@ -127,14 +128,7 @@ async def invite_everyone(session: AsyncSession, conference: Conference, *, now:
     assert conference.starts_at is not None
     conference.invited_starts_at = conference.starts_at
     await outbox.cancel(session, subject=_subject(conference.id), now=now)
-    invitations = list(
-        await session.scalars(
-            select(Invitation)
-            .where(Invitation.conference_id == conference.id)
-            .order_by(Invitation.id)
-        )
-    )
-    for invitation in invitations:
+    for invitation in await invitations_of(session, conference.id):
         invitation.rsvp = Rsvp.PENDING
         invitation.rsvp_by_id = invitation.rsvp_at = invitation.delegate_id = None
         invitation.decline_reason = None
@@ -414,13 +408,7 @@ async def view_of(
     starts_at = conference.starts_at or conference.invited_starts_at
     assert starts_at is not None and conference.uid is not None
     if everyone:
-        rows = list(
-            await session.scalars(
-                select(Invitation)
-                .where(Invitation.conference_id == conference.id)
-                .order_by(Invitation.id)
-            )
-        )
+        rows = await invitations_of(session, conference.id)
     else:
         rows = [invitation] if invitation is not None else []
     await preload(session, Institution, [row.institution_id for row in rows])

@@ -118,6 +118,29 @@ def hash_code(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
 
+def new_code(
+    institution_id: int,
+    role: Role,
+    *,
+    created_by_id: int | None,
+    now: datetime,
+    expires_at: datetime,
+    invitation_id: int | None = None,
+) -> tuple[str, InviteCode]:
+    """A one-time code for joining, and its row: only the code's hash is stored."""
+    code = secrets.token_urlsafe(CODE_BYTES)
+    invite = InviteCode(
+        code_hash=hash_code(code),
+        institution_id=institution_id,
+        role=role,
+        created_by_id=created_by_id,
+        created_at=now,
+        expires_at=expires_at,
+        invitation_id=invitation_id,
+    )
+    return code, invite
+
+
 def _actor(member: Member, institution: Institution) -> Actor:
     return Actor(
         member_id=member.id,
@@ -241,13 +264,11 @@ async def create_invite(
         raise audit.refused(
             creator, "invite", "institution", institution_id, at=now, role=role.value
         )
-    code = secrets.token_urlsafe(CODE_BYTES)
-    invite = InviteCode(
-        code_hash=hash_code(code),
-        institution_id=institution.id,
-        role=role,
+    code, invite = new_code(
+        institution.id,
+        role,
         created_by_id=None if creator is None else creator.member_id,
-        created_at=now,
+        now=now,
         expires_at=now + ttl,
     )
     session.add(invite)

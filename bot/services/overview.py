@@ -3,6 +3,7 @@ and the Monday digest of what waits in their district."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -138,20 +139,6 @@ async def digest(
         for c, code in conferences
         if c.status is ConferenceStatus.POLLING
     ]
-    this_week = [
-        DigestItem(c.id, code, c.starts_at)
-        for c, code in conferences
-        if c.status is ConferenceStatus.SCHEDULED
-        and c.starts_at
-        and bounds[0] <= c.starts_at < bounds[1]
-    ]
-    next_week = [
-        DigestItem(c.id, code, c.starts_at)
-        for c, code in conferences
-        if c.status is ConferenceStatus.SCHEDULED
-        and c.starts_at
-        and bounds[1] <= c.starts_at < bounds[2]
-    ]
     to_record = [
         DigestItem(c.id, code, c.starts_at)
         for c, code in conferences
@@ -172,8 +159,8 @@ async def digest(
     return Digest(
         referrals,
         polls,
-        this_week,
-        next_week,
+        _scheduled(conferences, bounds[0], bounds[1]),
+        _scheduled(conferences, bounds[1], bounds[2]),
         [DigestItem(t.id, t.case_code, None, t.title) for t in tasks if t.overdue],
         [
             DigestItem(t.id, t.case_code, None, t.title)
@@ -182,6 +169,17 @@ async def digest(
         ],
         to_record,
     )
+
+
+def _scheduled(
+    conferences: Iterable[tuple[Conference, str]], start: datetime, end: datetime
+) -> list[DigestItem]:
+    """The conferences set for a time from `start` to before `end` (a week of the digest)."""
+    return [
+        DigestItem(c.id, code, c.starts_at)
+        for c, code in conferences
+        if c.status is ConferenceStatus.SCHEDULED and c.starts_at and start <= c.starts_at < end
+    ]
 
 
 async def plan_digests(session: AsyncSession, *, now: datetime) -> None:

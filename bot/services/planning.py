@@ -9,7 +9,6 @@ invitees' busy times; a guardian invited by link gets a one-time join code.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -31,7 +30,6 @@ from bot.core.models import (
     InstitutionKind,
     Invitation,
     InvitationKind,
-    InviteCode,
     Member,
     Referral,
     Role,
@@ -42,11 +40,12 @@ from bot.services.board import (
     Target,
     answerers,
     district_calendar,
+    invitations_of,
     no_active_conference,
     own_case,
     poll_targets,
 )
-from bot.services.members import Actor, ensure_institution, hash_code
+from bot.services.members import Actor, ensure_institution, new_code
 from scheduling.calendar import WorkingCalendar, WorkingHours
 from scheduling.slots import InviteeBusy, SlotRequest, candidates
 
@@ -260,11 +259,7 @@ async def _as_review(
 ) -> None:
     """A review conference starts from the last one: the same table, length and place, and a
     window that ends by the review date (three months after) rather than in three weeks."""
-    invitations = list(
-        await session.scalars(
-            select(Invitation).where(Invitation.conference_id == held.id).order_by(Invitation.id)
-        )
-    )
+    invitations = await invitations_of(session, held.id)
     plan.invited = {
         i.institution_id: i.required
         for i in invitations
@@ -553,18 +548,15 @@ async def guardian_links(
             register = await ensure_institution(
                 session, district, GUARDIANS_INSTITUTION, InstitutionKind.GUARDIANS, now=now
             )
-        code = secrets.token_urlsafe(16)
-        session.add(
-            InviteCode(
-                code_hash=hash_code(code),
-                institution_id=register.id,
-                role=Role.PARTICIPANT,
-                created_by_id=actor.member_id,
-                created_at=now,
-                expires_at=conference.deadline,
-                invitation_id=invitation.id,
-            )
+        code, invite = new_code(
+            register.id,
+            Role.PARTICIPANT,
+            created_by_id=actor.member_id,
+            now=now,
+            expires_at=conference.deadline,
+            invitation_id=invitation.id,
         )
+        session.add(invite)
         links.append(GuardianLink(invitation.number, code, conference.deadline))
     return links
 

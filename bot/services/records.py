@@ -30,7 +30,7 @@ from bot.core.models import (
 )
 from bot.core.record import AttendanceLine, RecordDocument, TaskLine
 from bot.services import audit
-from bot.services.board import own_conference
+from bot.services.board import answerers, invitations_of, own_conference
 from bot.services.members import Actor
 from bot.services.tasks import (
     TaskError,
@@ -114,9 +114,7 @@ async def _held(
 
 async def _prefill_attendance(session: AsyncSession, conference: Conference) -> None:
     """Who came, as far as the answers tell: accepted and tentative came, the others did not."""
-    for invitation in await session.scalars(
-        select(Invitation).where(Invitation.conference_id == conference.id)
-    ):
+    for invitation in await invitations_of(session, conference.id):
         if invitation.attended is None:
             invitation.attended = invitation.rsvp in (Rsvp.ACCEPTED, Rsvp.TENTATIVE) or (
                 invitation.kind is InvitationKind.OFFLINE
@@ -244,19 +242,9 @@ async def toggle_attendance(
     expected = _expected(invitation)
     people: list[int | None] = [expected] if expected else []
     if invitation.kind is InvitationKind.INSTITUTION:
-        people += [
-            m
-            for m in await session.scalars(
-                select(Member.id)
-                .where(
-                    Member.institution_id == invitation.institution_id,
-                    Member.active.is_(True),
-                    Member.id != conference.coordinator_id,
-                )
-                .order_by(Member.id)
-            )
-            if m != expected
-        ]
+        # Whoever may answer for the invitation may have come in the expected one's place.
+        others = await answerers(session, invitation, conference)
+        people += [m.id for m in others if m.id != expected]
     if not people:
         people = [None]
     states: list[tuple[bool, int | None]] = [(True, p) for p in people] + [(False, expected)]
@@ -289,9 +277,7 @@ async def owner_choices(
 ) -> list[OwnerChoice]:
     """Members of the participating institutions (those who came first), and the coordinator."""
     conference = await _held(session, actor, conference_id, now=now)
-    invitations = list(
-        await session.scalars(select(Invitation).where(Invitation.conference_id == conference.id))
-    )
+    invitations = await invitations_of(session, conference.id)
     came = {i.attendee_id for i in invitations if i.attended and i.attendee_id}
     institution_ids = [i.institution_id for i in invitations if i.institution_id]
     guardian_ids = [i.member_id for i in invitations if i.member_id]
