@@ -29,7 +29,6 @@ from bot.core.models import (
     Invitation,
     InvitationKind,
     Member,
-    Role,
     Rsvp,
     SlotAnswer,
 )
@@ -146,8 +145,7 @@ async def own_case(session: AsyncSession, actor: Actor, case_id: int, *, now: da
     case = await session.get(Case, case_id)
     if (
         case is None
-        or actor.role is not Role.COORDINATOR
-        or case.district_id != actor.district_id
+        or not actor.coordinates(case.district_id)
         or case.status is not CaseStatus.OPEN
     ):
         raise audit.refused(actor, "conference.plan", "case", case_id, at=now)
@@ -159,11 +157,7 @@ async def own_conference(
 ) -> Conference:
     """A conference of the actor's district, for its coordinators."""
     conference = await session.get(Conference, conference_id)
-    if (
-        conference is None
-        or actor.role is not Role.COORDINATOR
-        or conference.district_id != actor.district_id
-    ):
+    if conference is None or not actor.coordinates(conference.district_id):
         raise audit.refused(actor, "conference.manage", "conference", conference_id, at=now)
     return conference
 

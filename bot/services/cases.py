@@ -177,7 +177,7 @@ async def closable_case(session: AsyncSession, actor: Actor, case_id: int, *, no
 
 async def _closable(session: AsyncSession, actor: Actor, case_id: int, *, now: datetime) -> Case:
     case = await session.get(Case, case_id)
-    if case is None or actor.role is not Role.COORDINATOR or case.district_id != actor.district_id:
+    if case is None or not actor.coordinates(case.district_id):
         raise audit.refused(actor, "case.close", "case", case_id, at=now)
     await session.refresh(case, with_for_update=True)
     if case.status is not CaseStatus.OPEN:

@@ -63,6 +63,10 @@ class Actor:
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
 
+    def coordinates(self, district_id: int) -> bool:
+        """Whether they are a coordinator of this district (its cases are theirs to run)."""
+        return self.role is Role.COORDINATOR and self.district_id == district_id
+
 
 @dataclass(frozen=True)
 class IssuedInvite:

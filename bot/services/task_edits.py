@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import outbox
 from bot.core.crypto import Cipher
-from bot.core.models import Conference, District, Member, TaskNote
+from bot.core.models import Member, TaskNote
 from bot.services import audit
 from bot.services.board import Recipient, district_calendar, recipient_of
 from bot.services.members import Actor
@@ -28,6 +28,7 @@ from bot.services.tasks import (
     at_once,
     cancel,
     check_due,
+    district_of,
     planned,
     replan,
     task_item,
@@ -174,8 +175,7 @@ async def cancellable_task(
 
 async def quick_due(session: AsyncSession, conference_id: int, days: int, *, now: datetime) -> date:
     """A quick pick ("in 1 week") as a due date: from the district's today, on a working day."""
-    conference = await session.get_one(Conference, conference_id)
-    district = await session.get_one(District, conference.district_id)
+    district = await district_of(session, conference_id)
     return policy.working_due(
         today_in(district, now) + timedelta(days=days), district_calendar(district)
     )
@@ -187,8 +187,7 @@ async def move_due(
     """The coordinator moves the due date; the owner is told and nudged for the new one.
     Returns the task's conference."""
     task = await allowed_task(session, actor, task_id, "task.move", now=now, owner=False)
-    conference = await session.get_one(Conference, task.conference_id)
-    district = await session.get_one(District, conference.district_id)
+    district = await district_of(session, task.conference_id)
     check_due(due_on, today_in(district, now))
     if due_on == task.due_on:
         return task.conference_id

@@ -23,7 +23,6 @@ from bot.core.models import (
     Conference,
     District,
     Member,
-    Role,
     Task,
     TaskNote,
     TaskParty,
@@ -97,6 +96,12 @@ def check_due(due_on: date, today: date) -> None:
         raise DueOutOfRange(today, latest)
 
 
+async def district_of(session: AsyncSession, conference_id: int) -> District:
+    """The district of a task's conference: its dates follow that district's calendar."""
+    conference = await session.get_one(Conference, conference_id)
+    return await session.get_one(District, conference.district_id)
+
+
 def _subject(task_id: int) -> str:
     return f"task:{task_id}"
 
@@ -167,8 +172,7 @@ async def replan(session: AsyncSession, task: Task, *, now: datetime, assigned: 
     task.version += 1
     if task.issued_at is None:
         return
-    conference = await session.get_one(Conference, task.conference_id)
-    district = await session.get_one(District, conference.district_id)
+    district = await district_of(session, task.conference_id)
     await _plan_task(session, task, district, now=now, assigned=assigned)
 
 
@@ -265,10 +269,7 @@ async def allowed_task(
     allowed = False
     if task is not None:
         case = await session.get_one(Case, task.case_id)
-        if owner:
-            allowed = task.owner_id == actor.member_id
-        else:
-            allowed = actor.role is Role.COORDINATOR and case.district_id == actor.district_id
+        allowed = task.owner_id == actor.member_id if owner else actor.coordinates(case.district_id)
     if task is None or not allowed:
         raise audit.refused(actor, action, "task", task_id, at=now)
     await session.refresh(task, with_for_update=True)
@@ -343,8 +344,7 @@ async def ask_more_time(
     task = await allowed_task(session, actor, task_id, "task.more_time", now=now, owner=True)
     if more <= timedelta(0):
         raise ValueError("not later")
-    conference = await session.get_one(Conference, task.conference_id)
-    district = await session.get_one(District, conference.district_id)
+    district = await district_of(session, task.conference_id)
     new_due = policy.working_due(task.due_on + more, district_calendar(district))
     task.asked_due_on = new_due
     await _to_coordinator(session, task, MORE_TIME, f"ask-{new_due.isoformat()}", now=now)
