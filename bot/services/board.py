@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import date, datetime, time
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -135,6 +135,15 @@ def _calendar(zone: str, starts: time, ends: time) -> WorkingCalendar:
 def district_calendar(district: District) -> WorkingCalendar:
     """The district's working days and hours, in its zone (one object per zone and hours)."""
     return _calendar(district.timezone, district.day_starts, district.day_ends)
+
+
+def zone_of(district: District) -> ZoneInfo:
+    return ZoneInfo(district.timezone)
+
+
+def today_in(district: District, now: datetime) -> date:
+    """The district's date at `now`."""
+    return now.astimezone(zone_of(district)).date()
 
 
 # Who may act: permission checks, with an audited refusal.

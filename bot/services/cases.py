@@ -32,7 +32,7 @@ from bot.services.board import ACTIVE
 from bot.services.errors import NotFound
 from bot.services.invitations import cancel_conference
 from bot.services.members import Actor
-from bot.services.tasks import TaskError, cancel
+from bot.services.tasks import TaskError, cancel, overdue
 
 
 class Outcome(enum.StrEnum):
@@ -157,12 +157,12 @@ async def case_steps(
         current = latest[-1] if latest else None
         to_record = bool(due_scheduled) or any(c.recorded_at is None for c in held)
         open_due = [(due, zone) for cid, due, zone in tasks if cid == case_id]
-        overdue = sum(1 for due, zone in open_due if due < now.astimezone(ZoneInfo(zone)).date())
+        late = sum(1 for due, zone in open_due if overdue(due, zone, now))
         steps[case_id] = CaseStep(
             current,
             to_record,
             len(open_due),
-            overdue,
+            late,
             held[-1].review_by if held and not active else None,
             next((c.id for c in reversed(held) if c.recorded_at is not None), None),
         )

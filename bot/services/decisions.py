@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,6 +39,7 @@ from bot.services.board import (
     own_case,
     own_conference,
     poll_targets,
+    today_in,
 )
 from bot.services.invitations import StaleInvitation, invite_everyone
 from bot.services.members import Actor
@@ -389,7 +389,7 @@ async def fix_review(
     district = await session.get_one(District, held.district_id)
     # Days compared as typed, before any conversion: 31.12.9999 23:00 does not fit in UTC's
     # calendar everywhere, and the end time and reminders add to it.
-    latest = policy.latest_review(now.astimezone(ZoneInfo(district.timezone)).date())
+    latest = policy.latest_review(today_in(district, now))
     if starts_at.date() > latest:
         return TooFar(latest)
     local = starts_at.date()

@@ -26,9 +26,9 @@ from bot.core.models import (
     TaskStatus,
 )
 from bot.services import audit
-from bot.services.board import ACTIVE
+from bot.services.board import ACTIVE, today_in, zone_of
 from bot.services.members import Actor
-from bot.services.tasks import task_items, today_in, zone_of
+from bot.services.tasks import task_items
 from scheduling import policy
 
 DIGEST = "digest.weekly"

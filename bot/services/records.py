@@ -30,7 +30,7 @@ from bot.core.models import (
 )
 from bot.core.record import AttendanceLine, RecordDocument, TaskLine
 from bot.services import audit
-from bot.services.board import answerers, invitations_of, own_conference
+from bot.services.board import answerers, invitations_of, own_conference, today_in, zone_of
 from bot.services.members import Actor
 from bot.services.tasks import (
     TaskError,
@@ -39,8 +39,6 @@ from bot.services.tasks import (
     clean_text,
     issue,
     task_items,
-    today_in,
-    zone_of,
 )
 from scheduling import policy
 

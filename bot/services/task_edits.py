@@ -14,7 +14,7 @@ from bot.core import outbox
 from bot.core.crypto import Cipher
 from bot.core.models import Member, TaskNote
 from bot.services import audit
-from bot.services.board import Recipient, district_calendar, recipient_of
+from bot.services.board import Recipient, district_calendar, recipient_of, today_in
 from bot.services.members import Actor
 from bot.services.records import OwnerChoice, owner_choices
 from bot.services.tasks import (
@@ -32,7 +32,6 @@ from bot.services.tasks import (
     planned,
     replan,
     task_item,
-    today_in,
 )
 from scheduling import policy
 

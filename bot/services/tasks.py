@@ -29,7 +29,7 @@ from bot.core.models import (
     TaskStatus,
 )
 from bot.services import audit
-from bot.services.board import district_calendar
+from bot.services.board import district_calendar, zone_of
 from bot.services.errors import ServiceError
 from bot.services.members import Actor
 from scheduling import policy
@@ -80,12 +80,9 @@ class TaskItem:
 # Helpers.
 
 
-def zone_of(district: District) -> ZoneInfo:
-    return ZoneInfo(district.timezone)
-
-
-def today_in(district: District, now: datetime) -> date:
-    return now.astimezone(zone_of(district)).date()
+def overdue(due_on: date, timezone: str, now: datetime) -> bool:
+    """Past its due day, as the day goes in the task's district (`timezone`)."""
+    return due_on < now.astimezone(ZoneInfo(timezone)).date()
 
 
 def check_due(due_on: date, today: date) -> None:
@@ -215,7 +212,7 @@ async def task_items(
             task.party,
             task.due_on,
             task.status,
-            task.status is TaskStatus.OPEN and task.due_on < now.astimezone(ZoneInfo(zone)).date(),
+            task.status is TaskStatus.OPEN and overdue(task.due_on, zone, now),
             task.asked_due_on,
         )
         for task, code, owner, zone in rows
