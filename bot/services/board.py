@@ -124,6 +124,12 @@ class Board:
     coordinator_id: int
 
 
+def conference_subject(conference_id: int) -> str:
+    """What the outbox files a conference's notifications under (to cancel them together):
+    invitations, reminders, nudges of the poll."""
+    return f"conference:{conference_id}"
+
+
 # The working calendar of a district.
 
 

@@ -33,6 +33,7 @@ from bot.services.board import (
     NotInPoll,
     PollClosed,
     board_of,
+    conference_subject,
     district_calendar,
     invitations_of,
     no_active_conference,
@@ -281,7 +282,7 @@ async def next_window(
         conference.starts_at = None
         conference.decided_at = conference.offered_at = conference.nudged_at = None
         # The reminders and nudges of the old time are moot.
-        await outbox.cancel(session, subject=f"conference:{conference.id}", now=now)
+        await outbox.cancel(session, subject=conference_subject(conference.id), now=now)
     session.add_all(
         ConferenceSlot(conference_id=conference.id, starts_at=s, round=conference.round)
         for s in starts

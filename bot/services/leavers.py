@@ -25,7 +25,6 @@ from bot.core.models import (
     Referral,
     ReferralStatus,
     Role,
-    Rsvp,
     Task,
     TaskStatus,
 )
@@ -148,9 +147,6 @@ async def hand_over(session: AsyncSession, leaver: Member, *, now: datetime) -> 
         for coordinator_id in await _coordinators(session, conference, leaver):
             told[coordinator_id][0].append(task.id)
     for invitation, conference in await _live_invitations(session, leaver, now=now):
-        invitation.rsvp = Rsvp.PENDING
-        invitation.rsvp_by_id = invitation.rsvp_at = invitation.delegate_id = None
-        invitation.decline_reason = None
         await invitations.reinvite(session, conference, invitation, now=now, again=f"l{leaver.id}")
         for coordinator_id in await _coordinators(session, conference, leaver):
             told[coordinator_id][1].append(invitation.id)

@@ -40,6 +40,7 @@ from bot.services.board import (
     answerers,
     as_recipient,
     board_of,
+    conference_subject,
     current_slots,
     invitee_views,
     poll_targets,
@@ -383,7 +384,7 @@ async def due_polls(session: AsyncSession, *, now: datetime) -> PollWork:
                         f"i{target.invitation_id}:m{target.recipient.member_id}"
                     ),
                     kind=POLL_NUDGE,
-                    subject=f"conference:{conference.id}",
+                    subject=conference_subject(conference.id),
                     member_id=target.recipient.member_id,
                     due_at=now,
                     expires_at=conference.deadline,

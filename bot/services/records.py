@@ -30,7 +30,14 @@ from bot.core.models import (
 )
 from bot.core.record import AttendanceLine, RecordDocument, TaskLine
 from bot.services import audit
-from bot.services.board import answerers, invitations_of, own_conference, today_in, zone_of
+from bot.services.board import (
+    answerers,
+    conference_subject,
+    invitations_of,
+    own_conference,
+    today_in,
+    zone_of,
+)
 from bot.services.members import Actor
 from bot.services.tasks import (
     TaskError,
@@ -104,7 +111,7 @@ async def _held(
         )
         await session.refresh(conference)
         await _prefill_attendance(session, conference)
-        await outbox.cancel(session, subject=f"conference:{conference.id}", now=now)
+        await outbox.cancel(session, subject=conference_subject(conference.id), now=now)
     if conference.status is not ConferenceStatus.HELD:
         raise NotHeldYet(conference.status.value)
     return conference
