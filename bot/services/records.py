@@ -303,6 +303,22 @@ async def owner_choices(
     return sorted(choices, key=lambda c: (c.member_id not in came, c.name))
 
 
+async def check_owner(
+    session: AsyncSession,
+    actor: Actor,
+    conference_id: int,
+    owner_id: int,
+    action: str,
+    *,
+    now: datetime,
+) -> None:
+    """A task's owner is one of the conference's owner choices; anyone else is a forged
+    button, refused (audited)."""
+    choices = await owner_choices(session, actor, conference_id, now=now)
+    if owner_id not in {c.member_id for c in choices}:
+        raise audit.refused(actor, action, "member", owner_id, at=now)
+
+
 async def add_task(
     session: AsyncSession,
     actor: Actor,
@@ -317,10 +333,7 @@ async def add_task(
 ) -> int:
     """A task of the plan. Its owner is told once the record is finished (at once if it is)."""
     conference = await _held(session, actor, conference_id, now=now)
-    if owner_id not in {
-        c.member_id for c in await owner_choices(session, actor, conference.id, now=now)
-    }:
-        raise audit.refused(actor, "task.add", "member", owner_id, at=now)
+    await check_owner(session, actor, conference.id, owner_id, "task.add", now=now)
     district = await session.get_one(District, conference.district_id)
     check_due(due_on, today_in(district, now))
     task = Task(

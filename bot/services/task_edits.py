@@ -16,7 +16,7 @@ from bot.core.models import Member, TaskNote
 from bot.services import audit
 from bot.services.board import Recipient, district_calendar, recipient_of, today_in
 from bot.services.members import Actor
-from bot.services.records import OwnerChoice, owner_choices
+from bot.services.records import OwnerChoice, check_owner, owner_choices
 from bot.services.tasks import (
     CHANGED,
     DECIDED,
@@ -32,6 +32,7 @@ from bot.services.tasks import (
     planned,
     replan,
     task_item,
+    tell_owner,
 )
 from scheduling import policy
 
@@ -96,9 +97,7 @@ async def reassign(
     session: AsyncSession, actor: Actor, task_id: int, owner_id: int, *, now: datetime
 ) -> int:
     task = await allowed_task(session, actor, task_id, "task.reassign", now=now, owner=False)
-    choices = await owner_choices(session, actor, task.conference_id, now=now)
-    if owner_id not in {c.member_id for c in choices}:
-        raise audit.refused(actor, "task.reassign", "member", owner_id, at=now)
+    await check_owner(session, actor, task.conference_id, owner_id, "task.reassign", now=now)
     previous = task.owner_id
     if owner_id == previous:
         return task.id
@@ -194,9 +193,7 @@ async def move_due(
     task.due_on = due_on
     task.asked_due_on = None
     await replan(session, task, now=now, assigned=False)
-    if task.issued_at is not None:
-        owner = await session.get_one(Member, task.owner_id)
-        await outbox.plan(session, [planned(task, "moved", CHANGED, owner, at_once(now))], now=now)
+    await tell_owner(session, task, CHANGED, "moved", now=now)
     await audit.acted(
         session,
         actor,

@@ -179,11 +179,17 @@ async def cancel(session: AsyncSession, task: Task, *, now: datetime) -> None:
     task.done_at = now
     task.asked_due_on = None
     await outbox.cancel(session, subject=_subject(task.id), now=now)
+    await tell_owner(session, task, CANCELLED, "cancelled", now=now)
+
+
+async def tell_owner(
+    session: AsyncSession, task: Task, kind: str, key: str, *, now: datetime
+) -> None:
+    """The owner is told of a change at once, if the task was given out (if not, they hear of
+    it as it is when the record is finished)."""
     if task.issued_at is not None:
         owner = await session.get_one(Member, task.owner_id)
-        await outbox.plan(
-            session, [planned(task, "cancelled", CANCELLED, owner, at_once(now))], now=now
-        )
+        await outbox.plan(session, [planned(task, key, kind, owner, at_once(now))], now=now)
 
 
 # Tasks as people see them, and what their owners do.
