@@ -49,8 +49,8 @@ from bot.services.planning import (
     NoCandidates,
     Started,
     candidate_times,
-    earliest_start,
     guardian_links,
+    poll_window,
     set_deadline,
 )
 from scheduling import policy
@@ -256,10 +256,7 @@ async def next_window(
     today = calendar.local(now).date()
     if not repoll:
         today = max(conference.window_last, today)
-    first, last = calendar.planning_window(today, 1, max(length, 1))
-    earliest = calendar.local(earliest_start(calendar, now, defaults)).date()
-    if first < earliest:
-        first, last = calendar.planning_window(earliest, 0, max(length, 1))
+    first, last = poll_window(calendar, today, 1, max(length, 1), now=now, defaults=defaults)
     invitations, institutions = await _invited(session, conference)
     before = (conference.window_first, conference.window_last, conference.deadline)
     conference.window_first, conference.window_last = first, last

@@ -295,23 +295,31 @@ async def plan_view(
 
 
 def _window(district: District, plan: Plan, now: datetime, defaults: Defaults) -> tuple[date, date]:
-    """The plan's window, but from the first working day after the poll closes at the
-    earliest: the issue's defaults (window from day 2, answers until day 3) would otherwise
-    offer times before the answers are in."""
     calendar = district_calendar(district)
-    first, last = calendar.planning_window(
-        calendar.local(now).date(), plan.starts_after, plan.window
-    )
-    earliest = calendar.local(earliest_start(calendar, now, defaults)).date()
+    today = calendar.local(now).date()
+    return poll_window(calendar, today, plan.starts_after, plan.window, now=now, defaults=defaults)
+
+
+def poll_window(
+    calendar: WorkingCalendar,
+    day: date,
+    after: int,
+    length: int,
+    *,
+    now: datetime,
+    defaults: Defaults,
+) -> tuple[date, date]:
+    """`length` working days from `after` working days after `day`, but from the first working
+    day after the poll closes at the earliest: the issue's defaults (window from day 2, answers
+    until day 3) would otherwise offer times before the answers are in. A conference comes at
+    the earliest a working day after its poll closes, so that nobody learns of a date that is
+    already today."""
+    first, last = calendar.planning_window(day, after, length)
+    closes = calendar.add_working_days(now, defaults.deadline)
+    earliest = calendar.local(calendar.add_working_days(closes, 1)).date()
     if first < earliest:
-        first, last = calendar.planning_window(earliest, 0, plan.window)
+        first, last = calendar.planning_window(earliest, 0, length)
     return first, last
-
-
-def earliest_start(calendar: WorkingCalendar, now: datetime, defaults: Defaults) -> datetime:
-    """A conference comes at the earliest a working day after its poll closes, so that nobody
-    learns of a date that is already today."""
-    return calendar.add_working_days(calendar.add_working_days(now, defaults.deadline), 1)
 
 
 async def _choices(session: AsyncSession, actor: Actor) -> list[Choice]:
