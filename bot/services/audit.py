@@ -3,12 +3,42 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.models import AuditEntry
+from bot.core import models
 from bot.services.errors import PermissionDenied
+
+
+class Acting(Protocol):
+    """Whoever acts through the bot (the services' Actor): their member id is written."""
+
+    @property
+    def member_id(self) -> int: ...
+
+
+# The rows an entry is about, and what each is called as its subject.
+Subject = (
+    models.Case
+    | models.Conference
+    | models.District
+    | models.Institution
+    | models.Invitation
+    | models.InviteCode
+    | models.Member
+    | models.Task
+)
+SUBJECT_TYPES: dict[type[Subject], str] = {
+    models.Case: "case",
+    models.Conference: "conference",
+    models.District: "district",
+    models.Institution: "institution",
+    models.Invitation: "invitation",
+    models.InviteCode: "invite",
+    models.Member: "member",
+    models.Task: "task",
+}
 
 
 def entry(
@@ -19,9 +49,9 @@ def entry(
     subject_type: str,
     subject_id: object = None,
     **details: Any,
-) -> AuditEntry:
+) -> models.AuditEntry:
     """One audit entry. Details are identifiers and codes only, never a child's data."""
-    return AuditEntry(
+    return models.AuditEntry(
         at=at,
         actor_id=actor_id,
         action=action,
@@ -54,6 +84,29 @@ async def record(
     )
 
 
+async def acted(
+    session: AsyncSession,
+    actor: Acting | None,
+    action: str,
+    subject: Subject,
+    /,
+    *,
+    at: datetime,
+    **details: Any,
+) -> None:
+    """`record` for the common case: what a member did through the bot (None: the operator at
+    the command line, or the bot on its own), and to which row."""
+    await record(
+        session,
+        at=at,
+        actor_id=None if actor is None else actor.member_id,
+        action=action,
+        subject_type=SUBJECT_TYPES[type(subject)],
+        subject_id=subject.id,
+        **details,
+    )
+
+
 def refusal(
     action: str,
     *,
@@ -75,4 +128,25 @@ def refusal(
             subject_id=subject_id,
             **details,
         ),
+    )
+
+
+def refused(
+    actor: Acting,
+    action: str,
+    subject_type: str,
+    subject_id: object = None,
+    /,
+    *,
+    at: datetime,
+    **details: Any,
+) -> PermissionDenied:
+    """`refusal` for the common case: a member may not do `action` to the subject."""
+    return refusal(
+        action,
+        at=at,
+        actor_id=actor.member_id,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        **details,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import date, datetime, time
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -29,12 +29,11 @@ from bot.core.models import (
     Invitation,
     InvitationKind,
     Member,
-    Role,
     Rsvp,
     SlotAnswer,
 )
 from bot.services import audit
-from bot.services.errors import PermissionDenied, ServiceError
+from bot.services.errors import ServiceError
 from bot.services.members import Actor
 from scheduling.calendar import WorkingCalendar
 from scheduling.finder import Best, NoCommonSlot, Vote, Voter, best_slot
@@ -125,6 +124,12 @@ class Board:
     coordinator_id: int
 
 
+def conference_subject(conference_id: int) -> str:
+    """What the outbox files a conference's notifications under (to cancel them together):
+    invitations, reminders, nudges of the poll."""
+    return f"conference:{conference_id}"
+
+
 # The working calendar of a district.
 
 
@@ -138,6 +143,15 @@ def district_calendar(district: District) -> WorkingCalendar:
     return _calendar(district.timezone, district.day_starts, district.day_ends)
 
 
+def zone_of(district: District) -> ZoneInfo:
+    return ZoneInfo(district.timezone)
+
+
+def today_in(district: District, now: datetime) -> date:
+    """The district's date at `now`."""
+    return now.astimezone(zone_of(district)).date()
+
+
 # Who may act: permission checks, with an audited refusal.
 
 
@@ -146,11 +160,10 @@ async def own_case(session: AsyncSession, actor: Actor, case_id: int, *, now: da
     case = await session.get(Case, case_id)
     if (
         case is None
-        or actor.role is not Role.COORDINATOR
-        or case.district_id != actor.district_id
+        or not actor.coordinates(case.district_id)
         or case.status is not CaseStatus.OPEN
     ):
-        raise refused(actor, "conference.plan", case_id, now=now, subject_type="case")
+        raise audit.refused(actor, "conference.plan", "case", case_id, at=now)
     return case
 
 
@@ -159,12 +172,8 @@ async def own_conference(
 ) -> Conference:
     """A conference of the actor's district, for its coordinators."""
     conference = await session.get(Conference, conference_id)
-    if (
-        conference is None
-        or actor.role is not Role.COORDINATOR
-        or conference.district_id != actor.district_id
-    ):
-        raise refused(actor, "conference.manage", conference_id, now=now)
+    if conference is None or not actor.coordinates(conference.district_id):
+        raise audit.refused(actor, "conference.manage", "conference", conference_id, at=now)
     return conference
 
 
@@ -179,21 +188,18 @@ async def no_active_conference(session: AsyncSession, case: Case) -> None:
         raise AlreadyPlanned(case.code)
 
 
-def refused(
-    actor: Actor,
-    action: str,
-    subject_id: int,
-    *,
-    now: datetime,
-    subject_type: str = "conference",
-) -> PermissionDenied:
-    """The audited refusal of a conference action (or of one on a case or an invitation)."""
-    return audit.refusal(
-        action, at=now, actor_id=actor.member_id, subject_type=subject_type, subject_id=subject_id
+# The invitations, who answers for one, and how to reach them.
+
+
+async def invitations_of(session: AsyncSession, conference_id: int) -> list[Invitation]:
+    """A conference's invitations, in the order they were made."""
+    return list(
+        await session.scalars(
+            select(Invitation)
+            .where(Invitation.conference_id == conference_id)
+            .order_by(Invitation.id)
+        )
     )
-
-
-# Who answers for an invitation, and how to reach them.
 
 
 async def answerers(
@@ -235,11 +241,8 @@ async def coordinator_of(session: AsyncSession, conference_id: int) -> Recipient
 async def poll_targets(session: AsyncSession, conference_id: int) -> list[Target]:
     """Every reachable member who answers for an invitation."""
     conference = await session.get_one(Conference, conference_id)
-    invitations = await session.scalars(
-        select(Invitation).where(Invitation.conference_id == conference_id).order_by(Invitation.id)
-    )
     targets: list[Target] = []
-    for invitation in invitations:
+    for invitation in await invitations_of(session, conference_id):
         people = await answerers(session, invitation, conference)
         targets += [
             Target(invitation.id, as_recipient(person)) for person in people if person.reachable
@@ -254,14 +257,7 @@ async def board_of(session: AsyncSession, conference: Conference) -> Board:
     """The board as it is now (whoever calls has checked that the reader may see it)."""
     case = await session.get_one(Case, conference.case_id)
     coordinator = await session.get_one(Member, conference.coordinator_id)
-    rows = list(
-        await session.scalars(
-            select(Invitation)
-            .where(Invitation.conference_id == conference.id)
-            .order_by(Invitation.id)
-        )
-    )
-    invitees = await invitee_views(session, rows)
+    invitees = await invitee_views(session, await invitations_of(session, conference.id))
     slots = await current_slots(session, conference)
     return Board(
         conference_id=conference.id,

@@ -28,11 +28,11 @@ from bot.core.models import (
     TaskStatus,
 )
 from bot.services import audit
-from bot.services.board import ACTIVE, refused
+from bot.services.board import ACTIVE
 from bot.services.errors import NotFound
 from bot.services.invitations import cancel_conference
 from bot.services.members import Actor
-from bot.services.tasks import TaskError, cancel
+from bot.services.tasks import TaskError, cancel, overdue
 
 
 class Outcome(enum.StrEnum):
@@ -94,15 +94,8 @@ async def open_case(
     )
     session.add(case)
     await session.flush()
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="case.opened",
-        subject_type="case",
-        subject_id=case.id,
-        code=case.code,
-        referral=referral.code,
+    await audit.acted(
+        session, actor, "case.opened", case, at=now, code=case.code, referral=referral.code
     )
     return case
 
@@ -118,7 +111,7 @@ async def find_case(session: AsyncSession, code: str) -> Case:
 async def open_cases(session: AsyncSession, actor: Actor, *, now: datetime) -> list[OpenCase]:
     """The district's open cases, oldest first, with their managers: for coordinators only."""
     if actor.role is not Role.COORDINATOR:
-        raise audit.refusal("case.list", at=now, actor_id=actor.member_id, subject_type="referral")
+        raise audit.refused(actor, "case.list", "referral", at=now)
     rows = await session.execute(
         select(Case, Member.display_name)
         .join(Member, Case.manager_id == Member.id)
@@ -164,12 +157,12 @@ async def case_steps(
         current = latest[-1] if latest else None
         to_record = bool(due_scheduled) or any(c.recorded_at is None for c in held)
         open_due = [(due, zone) for cid, due, zone in tasks if cid == case_id]
-        overdue = sum(1 for due, zone in open_due if due < now.astimezone(ZoneInfo(zone)).date())
+        late = sum(1 for due, zone in open_due if overdue(due, zone, now))
         steps[case_id] = CaseStep(
             current,
             to_record,
             len(open_due),
-            overdue,
+            late,
             held[-1].review_by if held and not active else None,
             next((c.id for c in reversed(held) if c.recorded_at is not None), None),
         )
@@ -184,8 +177,8 @@ async def closable_case(session: AsyncSession, actor: Actor, case_id: int, *, no
 
 async def _closable(session: AsyncSession, actor: Actor, case_id: int, *, now: datetime) -> Case:
     case = await session.get(Case, case_id)
-    if case is None or actor.role is not Role.COORDINATOR or case.district_id != actor.district_id:
-        raise refused(actor, "case.close", case_id, now=now, subject_type="case")
+    if case is None or not actor.coordinates(case.district_id):
+        raise audit.refused(actor, "case.close", "case", case_id, at=now)
     await session.refresh(case, with_for_update=True)
     if case.status is not CaseStatus.OPEN:
         raise TaskError("closed")
@@ -215,14 +208,7 @@ async def close_case(
     case.status = CaseStatus.CLOSED
     case.closed_at = now
     case.outcome = outcome.value
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="case.closed",
-        subject_type="case",
-        subject_id=case.id,
-        case=case.code,
-        outcome=outcome.value,
+    await audit.acted(
+        session, actor, "case.closed", case, at=now, case=case.code, outcome=outcome.value
     )
     return case.code

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,12 +33,14 @@ from bot.services.board import (
     NotInPoll,
     PollClosed,
     board_of,
+    conference_subject,
     district_calendar,
+    invitations_of,
     no_active_conference,
     own_case,
     own_conference,
     poll_targets,
-    refused,
+    today_in,
 )
 from bot.services.invitations import StaleInvitation, invite_everyone
 from bot.services.members import Actor
@@ -48,8 +49,8 @@ from bot.services.planning import (
     NoCandidates,
     Started,
     candidate_times,
-    earliest_start,
     guardian_links,
+    poll_window,
     set_deadline,
 )
 from scheduling import policy
@@ -103,7 +104,7 @@ async def board_to_decide(
     conference's coordinator, so only they may; a colleague's press is an audited refusal."""
     conference = await own_conference(session, actor, conference_id, now=now)
     if conference.coordinator_id != actor.member_id:
-        raise refused(actor, "conference.decide", conference_id, now=now)
+        raise audit.refused(actor, "conference.decide", "conference", conference_id, at=now)
     return await board_of(session, conference)
 
 
@@ -135,11 +136,9 @@ async def confirm(
     slot = await session.get(ConferenceSlot, slot_id)
     if slot is None or slot.conference_id != conference.id or slot.round != conference.round:
         raise NotInPoll("the time is not in this poll any more")
-    if slot.starts_at <= now:
-        return Passed(slot.starts_at)
-    clash = await _clash(session, conference, slot.starts_at)
-    if clash is not None:
-        return clash
+    late = await _too_late(session, conference, slot.starts_at, now=now)
+    if late is not None:
+        return late
     done = await session.execute(
         update(Conference)
         .where(Conference.id == conference.id, Conference.status == ConferenceStatus.POLLING)
@@ -148,18 +147,26 @@ async def confirm(
     if done.rowcount != 1:  # type: ignore[attr-defined]
         raise PollClosed("already decided")
     await session.refresh(conference)
-    # Invitations go out through the outbox, planned in this transaction: nothing is lost.
+    return await _invite_at_time(session, actor, conference, "conference.scheduled", now=now)
+
+
+async def _invite_at_time(
+    session: AsyncSession,
+    actor: Actor,
+    conference: Conference,
+    action: str,
+    *,
+    now: datetime,
+    **details: object,
+) -> Scheduled:
+    """A conference that has its time: everyone invited, the time audited, the coordinator told.
+    Invitations go out through the outbox, planned in this transaction: nothing is lost."""
+    assert conference.starts_at is not None
     await invite_everyone(session, conference, now=now)
     case = await session.get_one(Case, conference.case_id)
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="conference.scheduled",
-        subject_type="conference",
-        subject_id=conference.id,
-        case=case.code,
-        starts_at=slot.starts_at.isoformat(),
+    starts_at = conference.starts_at.isoformat()
+    await audit.acted(
+        session, actor, action, conference, at=now, case=case.code, starts_at=starts_at, **details
     )
     return await scheduled(session, conference)
 
@@ -176,6 +183,15 @@ async def scheduled(session: AsyncSession, conference: Conference) -> Scheduled:
         conference.place,
         await board_of(session, conference),
     )
+
+
+async def _too_late(
+    session: AsyncSession, conference: Conference, starts_at: datetime, *, now: datetime
+) -> Passed | Collision | None:
+    """Why the conference cannot be at `starts_at` any more, if it cannot."""
+    if starts_at <= now:
+        return Passed(starts_at)
+    return await _clash(session, conference, starts_at)
 
 
 async def _clash(
@@ -211,19 +227,13 @@ async def make_optional(
     """A required invitee who blocks every time may take part as optional instead."""
     invitation = await session.get(Invitation, invitation_id)
     if invitation is None:
-        raise refused(actor, "conference.make_optional", invitation_id, now=now)
+        raise audit.refused(actor, "conference.make_optional", "conference", invitation_id, at=now)
     conference = await own_conference(session, actor, invitation.conference_id, now=now)
     if conference.status is not ConferenceStatus.POLLING:
         raise PollClosed("already decided")
     invitation.required = False
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="conference.made_optional",
-        subject_type="conference",
-        subject_id=conference.id,
-        invitation=invitation.id,
+    await audit.acted(
+        session, actor, "conference.made_optional", conference, at=now, invitation=invitation.id
     )
     await session.flush()
     return await board_of(session, conference)
@@ -246,10 +256,7 @@ async def next_window(
     today = calendar.local(now).date()
     if not repoll:
         today = max(conference.window_last, today)
-    first, last = calendar.planning_window(today, 1, max(length, 1))
-    earliest = calendar.local(earliest_start(calendar, now, defaults)).date()
-    if first < earliest:
-        first, last = calendar.planning_window(earliest, 0, max(length, 1))
+    first, last = poll_window(calendar, today, 1, max(length, 1), now=now, defaults=defaults)
     invitations, institutions = await _invited(session, conference)
     before = (conference.window_first, conference.window_last, conference.deadline)
     conference.window_first, conference.window_last = first, last
@@ -272,7 +279,7 @@ async def next_window(
         conference.starts_at = None
         conference.decided_at = conference.offered_at = conference.nudged_at = None
         # The reminders and nudges of the old time are moot.
-        await outbox.cancel(session, subject=f"conference:{conference.id}", now=now)
+        await outbox.cancel(session, subject=conference_subject(conference.id), now=now)
     session.add_all(
         ConferenceSlot(conference_id=conference.id, starts_at=s, round=conference.round)
         for s in starts
@@ -289,13 +296,12 @@ async def next_window(
         now=now,
     )
     case = await session.get_one(Case, conference.case_id)
-    await audit.record(
+    await audit.acted(
         session,
+        actor,
+        "conference.next_window",
+        conference,
         at=now,
-        actor_id=actor.member_id,
-        action="conference.next_window",
-        subject_type="conference",
-        subject_id=conference.id,
         case=case.code,
         round=conference.round,
     )
@@ -307,9 +313,7 @@ async def _invited(
     session: AsyncSession, conference: Conference
 ) -> tuple[list[Invitation], list[Institution]]:
     """A conference's invitations and the institutions among them."""
-    invitations = list(
-        await session.scalars(select(Invitation).where(Invitation.conference_id == conference.id))
-    )
+    invitations = await invitations_of(session, conference.id)
     institutions = list(
         await session.scalars(
             select(Institution).where(
@@ -357,28 +361,16 @@ async def reschedule(
     await session.refresh(conference, with_for_update=True)
     if conference.status is not ConferenceStatus.SCHEDULED:
         raise StaleInvitation("not scheduled")
-    if starts_at <= now:
-        return Passed(starts_at)
-    clash = await _clash(session, conference, starts_at)
-    if clash is not None:
-        return clash
+    late = await _too_late(session, conference, starts_at, now=now)
+    if late is not None:
+        return late
     before = conference.starts_at
     conference.starts_at = starts_at
     conference.decided_at = now
-    await invite_everyone(session, conference, now=now)
-    case = await session.get_one(Case, conference.case_id)
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="conference.rescheduled",
-        subject_type="conference",
-        subject_id=conference.id,
-        case=case.code,
-        starts_at=starts_at.isoformat(),
-        previous=before.isoformat() if before else None,
+    previous = before.isoformat() if before else None
+    return await _invite_at_time(
+        session, actor, conference, "conference.rescheduled", now=now, previous=previous
     )
-    return await scheduled(session, conference)
 
 
 async def fix_review(
@@ -395,11 +387,9 @@ async def fix_review(
     district = await session.get_one(District, held.district_id)
     # Days compared as typed, before any conversion: 31.12.9999 23:00 does not fit in UTC's
     # calendar everywhere, and the end time and reminders add to it.
-    latest = policy.latest_review(now.astimezone(ZoneInfo(district.timezone)).date())
+    latest = policy.latest_review(today_in(district, now))
     if starts_at.date() > latest:
         return TooFar(latest)
-    if starts_at <= now:
-        return Passed(starts_at)
     local = starts_at.date()
     conference = Conference(
         case_id=case.id,
@@ -420,14 +410,12 @@ async def fix_review(
         round=1,
         review_of_id=held.id,
     )
-    clash = await _clash(session, conference, starts_at)
-    if clash is not None:
-        return clash
+    late = await _too_late(session, conference, starts_at, now=now)
+    if late is not None:
+        return late
     session.add(conference)
     await session.flush()
-    for old in await session.scalars(
-        select(Invitation).where(Invitation.conference_id == held.id).order_by(Invitation.id)
-    ):
+    for old in await invitations_of(session, held.id):
         session.add(
             Invitation(
                 conference_id=conference.id,
@@ -439,16 +427,6 @@ async def fix_review(
             )
         )
     await session.flush()
-    await invite_everyone(session, conference, now=now)
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="conference.scheduled",
-        subject_type="conference",
-        subject_id=conference.id,
-        case=case.code,
-        starts_at=starts_at.isoformat(),
-        review_of=held.id,
+    return await _invite_at_time(
+        session, actor, conference, "conference.scheduled", now=now, review_of=held.id
     )
-    return await scheduled(session, conference)

@@ -43,7 +43,9 @@ from bot.services.board import (
     ConferenceError,
     answerers,
     board_of,
+    conference_subject,
     district_calendar,
+    invitations_of,
     own_conference,
 )
 from bot.services.members import Actor
@@ -108,10 +110,6 @@ class InviteView:
 # Planning, in the transaction that sets, moves or cancels the time, or takes a reply.
 
 
-def _subject(conference_id: int) -> str:
-    return f"conference:{conference_id}"
-
-
 def _prefix(conference: Conference) -> str:
     return f"conference:{conference.id}:s{conference.sequence}:"
 
@@ -126,18 +124,9 @@ async def invite_everyone(session: AsyncSession, conference: Conference, *, now:
         conference.sequence += 1
     assert conference.starts_at is not None
     conference.invited_starts_at = conference.starts_at
-    await outbox.cancel(session, subject=_subject(conference.id), now=now)
-    invitations = list(
-        await session.scalars(
-            select(Invitation)
-            .where(Invitation.conference_id == conference.id)
-            .order_by(Invitation.id)
-        )
-    )
-    for invitation in invitations:
-        invitation.rsvp = Rsvp.PENDING
-        invitation.rsvp_by_id = invitation.rsvp_at = invitation.delegate_id = None
-        invitation.decline_reason = None
+    await outbox.cancel(session, subject=conference_subject(conference.id), now=now)
+    for invitation in await invitations_of(session, conference.id):
+        _reset_answer(invitation)
         for member in await _invitees(session, invitation, conference):
             await plan_invite(
                 session, conference, invitation.id, member, now=now, previous=previous
@@ -151,6 +140,13 @@ async def invite_everyone(session: AsyncSession, conference: Conference, *, now:
         [_planned(conference, None, coordinator, kind=ENDED, key="ended", moment=ended)],
         now=now,
     )
+
+
+def _reset_answer(invitation: Invitation) -> None:
+    """Nobody has answered the invitation yet, and it is handed to nobody."""
+    invitation.rsvp = Rsvp.PENDING
+    invitation.rsvp_by_id = invitation.rsvp_at = invitation.delegate_id = None
+    invitation.decline_reason = None
 
 
 def _planned(
@@ -167,7 +163,7 @@ def _planned(
     return outbox.Planned(
         key=f"{_prefix(conference)}{key}:m{member.id}",
         kind=kind,
-        subject=_subject(conference.id),
+        subject=conference_subject(conference.id),
         member_id=member.id,
         due_at=moment.due,
         expires_at=moment.expires,
@@ -316,7 +312,7 @@ async def plan_flag(
                 # Every decline is flagged, also a second one: a fresh key each time.
                 key=f"{_prefix(conference)}flag:i{invitation.id}:{what}:{uuid.uuid4().hex}",
                 kind=FLAG,
-                subject=_subject(conference.id),
+                subject=conference_subject(conference.id),
                 member_id=coordinator.id,
                 due_at=now,
                 payload={
@@ -339,9 +335,10 @@ async def reinvite(
     now: datetime,
     again: str,
 ) -> None:
-    """An invitation back with its institution (its answer already reset, e.g. by a leaver's
-    hand-over): its pending follow-ups go, and whoever may answer for it now is invited again,
-    with a fresh key (`again`) as they may have been invited to this time before."""
+    """An invitation back with its institution (a leaver's hand-over): its answer is reset, its
+    pending follow-ups go, and whoever may answer for it now is invited again, with a fresh key
+    (`again`) as they may have been invited to this time before."""
+    _reset_answer(invitation)
     await cancel_follow_ups(session, conference, invitation.id, now=now)
     for member in await _invitees(session, invitation, conference):
         await plan_invite(session, conference, invitation.id, member, now=now, again=again)
@@ -414,13 +411,7 @@ async def view_of(
     starts_at = conference.starts_at or conference.invited_starts_at
     assert starts_at is not None and conference.uid is not None
     if everyone:
-        rows = list(
-            await session.scalars(
-                select(Invitation)
-                .where(Invitation.conference_id == conference.id)
-                .order_by(Invitation.id)
-            )
-        )
+        rows = await invitations_of(session, conference.id)
     else:
         rows = [invitation] if invitation is not None else []
     await preload(session, Institution, [row.institution_id for row in rows])
@@ -553,7 +544,7 @@ async def cancel_conference(
     invited = conference.invited_starts_at is not None
     conference.status = ConferenceStatus.CANCELLED
     conference.cancelled_at = now
-    await outbox.cancel(session, subject=_subject(conference.id), now=now)
+    await outbox.cancel(session, subject=conference_subject(conference.id), now=now)
     if invited:
         conference.sequence += 1
         if conference.starts_at is None:
@@ -561,7 +552,7 @@ async def cancel_conference(
         people = await session.scalars(
             select(OutboxRow.member_id)
             .where(
-                OutboxRow.subject == _subject(conference.id),
+                OutboxRow.subject == conference_subject(conference.id),
                 OutboxRow.kind == INVITE,
                 OutboxRow.status.in_([OutboxStatus.SENT, OutboxStatus.SENDING]),
             )
@@ -573,7 +564,7 @@ async def cancel_conference(
                 outbox.Planned(
                     key=f"{_prefix(conference)}cancel:m{member_id}",
                     kind=CANCEL,
-                    subject=_subject(conference.id),
+                    subject=conference_subject(conference.id),
                     member_id=member_id,
                     due_at=now,
                     payload={"conference": conference.id},
@@ -583,13 +574,5 @@ async def cancel_conference(
             now=now,
         )
     case = await session.get_one(Case, conference.case_id)
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="conference.cancelled",
-        subject_type="conference",
-        subject_id=conference.id,
-        case=case.code,
-    )
+    await audit.acted(session, actor, "conference.cancelled", conference, at=now, case=case.code)
     return await board_of(session, conference)

@@ -25,7 +25,6 @@ from bot.core.models import (
     Referral,
     ReferralStatus,
     Role,
-    Rsvp,
     Task,
     TaskStatus,
 )
@@ -76,15 +75,8 @@ async def deactivate_member(
         member.active = False
         member.deactivated_at = now
         await _forget_leaver(session, member, now=now)
-        await audit.record(
-            session,
-            at=now,
-            actor_id=None if actor is None else actor.member_id,
-            action="member.deactivated",
-            subject_type="member",
-            subject_id=member.id,
-            via="bot" if actor else "cli",
-        )
+        via = "bot" if actor else "cli"
+        await audit.acted(session, actor, "member.deactivated", member, at=now, via=via)
     return members.member_view(member, institution)
 
 
@@ -114,13 +106,7 @@ async def _deactivatable(
     row = (await session.execute(query)).first()
     if row is None or row[0].id == actor.member_id:
         # Another district's member, a guardian, themselves, or no such member: a forged button.
-        raise audit.refusal(
-            "member.deactivate",
-            at=now,
-            actor_id=actor.member_id,
-            subject_type="member",
-            subject_id=member_id,
-        )
+        raise audit.refused(actor, "member.deactivate", "member", member_id, at=now)
     return row[0], row[1]
 
 
@@ -161,9 +147,6 @@ async def hand_over(session: AsyncSession, leaver: Member, *, now: datetime) -> 
         for coordinator_id in await _coordinators(session, conference, leaver):
             told[coordinator_id][0].append(task.id)
     for invitation, conference in await _live_invitations(session, leaver, now=now):
-        invitation.rsvp = Rsvp.PENDING
-        invitation.rsvp_by_id = invitation.rsvp_at = invitation.delegate_id = None
-        invitation.decline_reason = None
         await invitations.reinvite(session, conference, invitation, now=now, again=f"l{leaver.id}")
         for coordinator_id in await _coordinators(session, conference, leaver):
             told[coordinator_id][1].append(invitation.id)

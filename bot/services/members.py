@@ -63,6 +63,10 @@ class Actor:
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
 
+    def coordinates(self, district_id: int) -> bool:
+        """Whether they are a coordinator of this district (its cases are theirs to run)."""
+        return self.role is Role.COORDINATOR and self.district_id == district_id
+
 
 @dataclass(frozen=True)
 class IssuedInvite:
@@ -116,6 +120,29 @@ STAFF = Institution.kind != InstitutionKind.GUARDIANS
 
 def hash_code(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
+
+
+def new_code(
+    institution_id: int,
+    role: Role,
+    *,
+    created_by_id: int | None,
+    now: datetime,
+    expires_at: datetime,
+    invitation_id: int | None = None,
+) -> tuple[str, InviteCode]:
+    """A one-time code for joining, and its row: only the code's hash is stored."""
+    code = secrets.token_urlsafe(CODE_BYTES)
+    invite = InviteCode(
+        code_hash=hash_code(code),
+        institution_id=institution_id,
+        role=role,
+        created_by_id=created_by_id,
+        created_at=now,
+        expires_at=expires_at,
+        invitation_id=invitation_id,
+    )
+    return code, invite
 
 
 def _actor(member: Member, institution: Institution) -> Actor:
@@ -205,7 +232,7 @@ def _clean_name(name: str) -> str:
 def require_inviter(actor: Actor, *, now: datetime) -> None:
     """Only admins and coordinators hand out invite links; anyone else's attempt is audited."""
     if not actor.can_invite:
-        raise audit.refusal("invite", at=now, actor_id=actor.member_id, subject_type="member")
+        raise audit.refused(actor, "invite", "member", at=now)
 
 
 async def institutions_of(session: AsyncSession, district_id: int) -> list[Institution]:
@@ -238,32 +265,24 @@ async def create_invite(
         or institution.district_id != creator.district_id
         or institution.kind is InstitutionKind.GUARDIANS  # only a conference's link leads there
     ):
-        raise audit.refusal(
-            "invite",
-            at=now,
-            actor_id=creator.member_id,
-            subject_type="institution",
-            subject_id=institution_id,
-            role=role.value,
+        raise audit.refused(
+            creator, "invite", "institution", institution_id, at=now, role=role.value
         )
-    code = secrets.token_urlsafe(CODE_BYTES)
-    invite = InviteCode(
-        code_hash=hash_code(code),
-        institution_id=institution.id,
-        role=role,
+    code, invite = new_code(
+        institution.id,
+        role,
         created_by_id=None if creator is None else creator.member_id,
-        created_at=now,
+        now=now,
         expires_at=now + ttl,
     )
     session.add(invite)
     await session.flush()
-    await audit.record(
+    await audit.acted(
         session,
+        creator,
+        "invite.created",
+        invite,
         at=now,
-        actor_id=None if creator is None else creator.member_id,
-        action="invite.created",
-        subject_type="invite",
-        subject_id=invite.id,
         institution_id=institution.id,
         role=role.value,
         via="bot" if creator else "cli",
@@ -352,19 +371,19 @@ async def redeem_invite(
             .where(Invitation.id == invite.invitation_id)
             .values(member_id=member.id)
         )
-    await audit.record(
+    institution = await session.get_one(Institution, invite.institution_id)
+    joined = _actor(member, institution)
+    await audit.acted(
         session,
+        joined,
+        "member.joined",
+        member,
         at=now,
-        actor_id=member.id,
-        action="member.joined",
-        subject_type="member",
-        subject_id=member.id,
         invite_id=invite.id,
         role=invite.role.value,
         institution_id=invite.institution_id,
     )
-    institution = await session.get_one(Institution, invite.institution_id)
-    return Joined(_actor(member, institution))
+    return Joined(joined)
 
 
 def _refusal(invite: InviteCode | None, now: datetime) -> str | None:
@@ -454,9 +473,7 @@ async def mark_reachable(session: AsyncSession, actor: Actor) -> Actor:
 def require_admin(actor: Actor, *, now: datetime, action: str, subject: object = None) -> None:
     if actor.is_admin:
         return
-    raise audit.refusal(
-        action, at=now, actor_id=actor.member_id, subject_type="member", subject_id=subject
-    )
+    raise audit.refused(actor, action, "member", subject, at=now)
 
 
 def member_view(member: Member, institution: Institution) -> MemberView:
@@ -482,21 +499,9 @@ async def create_institution(
     district = await session.get_one(District, actor.district_id)
     institution = await ensure_institution(session, district, name, kind, now=now)
     if institution.kind is InstitutionKind.GUARDIANS:
-        raise audit.refusal(
-            "institution.create",
-            at=now,
-            actor_id=actor.member_id,
-            subject_type="institution",
-            subject_id=institution.id,
-        )
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="institution.created",
-        subject_type="institution",
-        subject_id=institution.id,
-        kind=institution.kind.value,
+        raise audit.refused(actor, "institution.create", "institution", institution.id, at=now)
+    await audit.acted(
+        session, actor, "institution.created", institution, at=now, kind=institution.kind.value
     )
     return institution
 
@@ -542,14 +547,8 @@ async def configure_district(
             district.mailbox = _mailbox(mailbox)
         if hours is not None:
             district.day_starts, district.day_ends = hours
-    await audit.record(
-        session,
-        at=now,
-        actor_id=None,
-        action="district.configured",
-        subject_type="district",
-        subject_id=district.id,
-        institution=institution,
+    await audit.acted(
+        session, None, "district.configured", district, at=now, institution=institution
     )
     await session.flush()
     rows = await session.scalars(

@@ -3,6 +3,7 @@ and the Monday digest of what waits in their district."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -25,9 +26,9 @@ from bot.core.models import (
     TaskStatus,
 )
 from bot.services import audit
-from bot.services.board import ACTIVE
+from bot.services.board import ACTIVE, today_in, zone_of
 from bot.services.members import Actor
-from bot.services.tasks import task_items, today_in, zone_of
+from bot.services.tasks import task_items
 from scheduling import policy
 
 DIGEST = "digest.weekly"
@@ -77,13 +78,7 @@ async def agenda(
 ) -> list[AgendaItem]:
     """The coordinator's conferences from today for the next weeks."""
     if actor.role is not Role.COORDINATOR:
-        raise audit.refusal(
-            "agenda",
-            at=now,
-            actor_id=actor.member_id,
-            subject_type="member",
-            subject_id=actor.member_id,
-        )
+        raise audit.refused(actor, "agenda", "member", actor.member_id, at=now)
     district = await session.get_one(District, actor.district_id)
     start = datetime.combine(today_in(district, now), datetime.min.time(), tzinfo=zone_of(district))
     rows = await session.execute(
@@ -144,20 +139,6 @@ async def digest(
         for c, code in conferences
         if c.status is ConferenceStatus.POLLING
     ]
-    this_week = [
-        DigestItem(c.id, code, c.starts_at)
-        for c, code in conferences
-        if c.status is ConferenceStatus.SCHEDULED
-        and c.starts_at
-        and bounds[0] <= c.starts_at < bounds[1]
-    ]
-    next_week = [
-        DigestItem(c.id, code, c.starts_at)
-        for c, code in conferences
-        if c.status is ConferenceStatus.SCHEDULED
-        and c.starts_at
-        and bounds[1] <= c.starts_at < bounds[2]
-    ]
     to_record = [
         DigestItem(c.id, code, c.starts_at)
         for c, code in conferences
@@ -178,8 +159,8 @@ async def digest(
     return Digest(
         referrals,
         polls,
-        this_week,
-        next_week,
+        _scheduled(conferences, bounds[0], bounds[1]),
+        _scheduled(conferences, bounds[1], bounds[2]),
         [DigestItem(t.id, t.case_code, None, t.title) for t in tasks if t.overdue],
         [
             DigestItem(t.id, t.case_code, None, t.title)
@@ -188,6 +169,17 @@ async def digest(
         ],
         to_record,
     )
+
+
+def _scheduled(
+    conferences: Iterable[tuple[Conference, str]], start: datetime, end: datetime
+) -> list[DigestItem]:
+    """The conferences set for a time from `start` to before `end` (a week of the digest)."""
+    return [
+        DigestItem(c.id, code, c.starts_at)
+        for c, code in conferences
+        if c.status is ConferenceStatus.SCHEDULED and c.starts_at and start <= c.starts_at < end
+    ]
 
 
 async def plan_digests(session: AsyncSession, *, now: datetime) -> None:

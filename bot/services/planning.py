@@ -9,7 +9,6 @@ invitees' busy times; a guardian invited by link gets a one-time join code.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -31,7 +30,6 @@ from bot.core.models import (
     InstitutionKind,
     Invitation,
     InvitationKind,
-    InviteCode,
     Member,
     Referral,
     Role,
@@ -42,11 +40,12 @@ from bot.services.board import (
     Target,
     answerers,
     district_calendar,
+    invitations_of,
     no_active_conference,
     own_case,
     poll_targets,
 )
-from bot.services.members import Actor, ensure_institution, hash_code
+from bot.services.members import Actor, ensure_institution, new_code
 from scheduling.calendar import WorkingCalendar, WorkingHours
 from scheduling.slots import InviteeBusy, SlotRequest, candidates
 
@@ -260,11 +259,7 @@ async def _as_review(
 ) -> None:
     """A review conference starts from the last one: the same table, length and place, and a
     window that ends by the review date (three months after) rather than in three weeks."""
-    invitations = list(
-        await session.scalars(
-            select(Invitation).where(Invitation.conference_id == held.id).order_by(Invitation.id)
-        )
-    )
+    invitations = await invitations_of(session, held.id)
     plan.invited = {
         i.institution_id: i.required
         for i in invitations
@@ -300,23 +295,31 @@ async def plan_view(
 
 
 def _window(district: District, plan: Plan, now: datetime, defaults: Defaults) -> tuple[date, date]:
-    """The plan's window, but from the first working day after the poll closes at the
-    earliest: the issue's defaults (window from day 2, answers until day 3) would otherwise
-    offer times before the answers are in."""
     calendar = district_calendar(district)
-    first, last = calendar.planning_window(
-        calendar.local(now).date(), plan.starts_after, plan.window
-    )
-    earliest = calendar.local(earliest_start(calendar, now, defaults)).date()
+    today = calendar.local(now).date()
+    return poll_window(calendar, today, plan.starts_after, plan.window, now=now, defaults=defaults)
+
+
+def poll_window(
+    calendar: WorkingCalendar,
+    day: date,
+    after: int,
+    length: int,
+    *,
+    now: datetime,
+    defaults: Defaults,
+) -> tuple[date, date]:
+    """`length` working days from `after` working days after `day`, but from the first working
+    day after the poll closes at the earliest: the issue's defaults (window from day 2, answers
+    until day 3) would otherwise offer times before the answers are in. A conference comes at
+    the earliest a working day after its poll closes, so that nobody learns of a date that is
+    already today."""
+    first, last = calendar.planning_window(day, after, length)
+    closes = calendar.add_working_days(now, defaults.deadline)
+    earliest = calendar.local(calendar.add_working_days(closes, 1)).date()
     if first < earliest:
-        first, last = calendar.planning_window(earliest, 0, plan.window)
+        first, last = calendar.planning_window(earliest, 0, length)
     return first, last
-
-
-def earliest_start(calendar: WorkingCalendar, now: datetime, defaults: Defaults) -> datetime:
-    """A conference comes at the earliest a working day after its poll closes, so that nobody
-    learns of a date that is already today."""
-    return calendar.add_working_days(calendar.add_working_days(now, defaults.deadline), 1)
 
 
 async def _choices(session: AsyncSession, actor: Actor) -> list[Choice]:
@@ -406,13 +409,12 @@ async def start_poll(
     )
     await session.flush()
     links = await guardian_links(session, actor, district, conference, invitations, now=now)
-    await audit.record(
+    await audit.acted(
         session,
+        actor,
+        "conference.poll_started",
+        conference,
         at=now,
-        actor_id=actor.member_id,
-        action="conference.poll_started",
-        subject_type="conference",
-        subject_id=conference.id,
         case=case.code,
         invited=sorted(invited),
         guardians=len(plan.guardians),
@@ -554,18 +556,15 @@ async def guardian_links(
             register = await ensure_institution(
                 session, district, GUARDIANS_INSTITUTION, InstitutionKind.GUARDIANS, now=now
             )
-        code = secrets.token_urlsafe(16)
-        session.add(
-            InviteCode(
-                code_hash=hash_code(code),
-                institution_id=register.id,
-                role=Role.PARTICIPANT,
-                created_by_id=actor.member_id,
-                created_at=now,
-                expires_at=conference.deadline,
-                invitation_id=invitation.id,
-            )
+        code, invite = new_code(
+            register.id,
+            Role.PARTICIPANT,
+            created_by_id=actor.member_id,
+            now=now,
+            expires_at=conference.deadline,
+            invitation_id=invitation.id,
         )
+        session.add(invite)
         links.append(GuardianLink(invitation.number, code, conference.deadline))
     return links
 

@@ -40,6 +40,7 @@ from bot.services.board import (
     answerers,
     as_recipient,
     board_of,
+    conference_subject,
     current_slots,
     invitee_views,
     poll_targets,
@@ -151,14 +152,8 @@ async def send_answer(
     invitation.answered_at = now
     message.pending = {}
     await session.flush()
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="conference.answered",
-        subject_type="conference",
-        subject_id=conference.id,
-        invitation=invitation.id,
+    await audit.acted(
+        session, actor, "conference.answered", conference, at=now, invitation=invitation.id
     )
     view = await _poll_view(session, invitation, conference, message, now=now)
     others = []
@@ -185,13 +180,7 @@ async def _answerable(
         None if invitation is None else await session.get(Conference, invitation.conference_id)
     )
     if invitation is None or conference is None or not _may_answer(actor, invitation, conference):
-        raise audit.refusal(
-            "conference.answer",
-            at=now,
-            actor_id=actor.member_id,
-            subject_type="invitation",
-            subject_id=invitation_id,
-        )
+        raise audit.refused(actor, "conference.answer", "invitation", invitation_id, at=now)
     return invitation, conference
 
 
@@ -395,7 +384,7 @@ async def due_polls(session: AsyncSession, *, now: datetime) -> PollWork:
                         f"i{target.invitation_id}:m{target.recipient.member_id}"
                     ),
                     kind=POLL_NUDGE,
-                    subject=f"conference:{conference.id}",
+                    subject=conference_subject(conference.id),
                     member_id=target.recipient.member_id,
                     due_at=now,
                     expires_at=conference.deadline,

@@ -256,15 +256,8 @@ async def export_case(
     explicit request, so it is audited (`case.exported`, naming the operator, also in the
     export)."""
     case = await find_case(session, code)
-    await audit.record(
-        session,
-        at=now,
-        actor_id=None,
-        action="case.exported",
-        subject_type="case",
-        subject_id=case.id,
-        case=case.code,
-        **operator.details(),
+    await audit.acted(
+        session, None, "case.exported", case, at=now, case=case.code, **operator.details()
     )
     person = _People(session)
     district = await session.get_one(District, case.district_id)

@@ -30,7 +30,14 @@ from bot.core.models import (
 )
 from bot.core.record import AttendanceLine, RecordDocument, TaskLine
 from bot.services import audit
-from bot.services.board import own_conference, refused
+from bot.services.board import (
+    answerers,
+    conference_subject,
+    invitations_of,
+    own_conference,
+    today_in,
+    zone_of,
+)
 from bot.services.members import Actor
 from bot.services.tasks import (
     TaskError,
@@ -39,8 +46,6 @@ from bot.services.tasks import (
     clean_text,
     issue,
     task_items,
-    today_in,
-    zone_of,
 )
 from scheduling import policy
 
@@ -106,7 +111,7 @@ async def _held(
         )
         await session.refresh(conference)
         await _prefill_attendance(session, conference)
-        await outbox.cancel(session, subject=f"conference:{conference.id}", now=now)
+        await outbox.cancel(session, subject=conference_subject(conference.id), now=now)
     if conference.status is not ConferenceStatus.HELD:
         raise NotHeldYet(conference.status.value)
     return conference
@@ -114,9 +119,7 @@ async def _held(
 
 async def _prefill_attendance(session: AsyncSession, conference: Conference) -> None:
     """Who came, as far as the answers tell: accepted and tentative came, the others did not."""
-    for invitation in await session.scalars(
-        select(Invitation).where(Invitation.conference_id == conference.id)
-    ):
+    for invitation in await invitations_of(session, conference.id):
         if invitation.attended is None:
             invitation.attended = invitation.rsvp in (Rsvp.ACCEPTED, Rsvp.TENTATIVE) or (
                 invitation.kind is InvitationKind.OFFLINE
@@ -239,24 +242,14 @@ async def toggle_attendance(
     """One tap per participant: came → (a colleague came instead) → did not come → came."""
     invitation = await session.get(Invitation, invitation_id)
     if invitation is None:
-        raise refused(actor, "record.attendance", invitation_id, now=now, subject_type="invitation")
+        raise audit.refused(actor, "record.attendance", "invitation", invitation_id, at=now)
     conference = await _held(session, actor, invitation.conference_id, now=now)
     expected = _expected(invitation)
     people: list[int | None] = [expected] if expected else []
     if invitation.kind is InvitationKind.INSTITUTION:
-        people += [
-            m
-            for m in await session.scalars(
-                select(Member.id)
-                .where(
-                    Member.institution_id == invitation.institution_id,
-                    Member.active.is_(True),
-                    Member.id != conference.coordinator_id,
-                )
-                .order_by(Member.id)
-            )
-            if m != expected
-        ]
+        # Whoever may answer for the invitation may have come in the expected one's place.
+        others = await answerers(session, invitation, conference)
+        people += [m.id for m in others if m.id != expected]
     if not people:
         people = [None]
     states: list[tuple[bool, int | None]] = [(True, p) for p in people] + [(False, expected)]
@@ -280,14 +273,7 @@ async def set_summary(
 ) -> int:
     conference = await _held(session, actor, conference_id, now=now)
     conference.summary = cipher.encrypt(clean_text(text, SUMMARY_MAX, one_line=False).encode())
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="record.summary",
-        subject_type="conference",
-        subject_id=conference.id,
-    )
+    await audit.acted(session, actor, "record.summary", conference, at=now)
     return conference.id
 
 
@@ -296,9 +282,7 @@ async def owner_choices(
 ) -> list[OwnerChoice]:
     """Members of the participating institutions (those who came first), and the coordinator."""
     conference = await _held(session, actor, conference_id, now=now)
-    invitations = list(
-        await session.scalars(select(Invitation).where(Invitation.conference_id == conference.id))
-    )
+    invitations = await invitations_of(session, conference.id)
     came = {i.attendee_id for i in invitations if i.attended and i.attendee_id}
     institution_ids = [i.institution_id for i in invitations if i.institution_id]
     guardian_ids = [i.member_id for i in invitations if i.member_id]
@@ -319,6 +303,22 @@ async def owner_choices(
     return sorted(choices, key=lambda c: (c.member_id not in came, c.name))
 
 
+async def check_owner(
+    session: AsyncSession,
+    actor: Actor,
+    conference_id: int,
+    owner_id: int,
+    action: str,
+    *,
+    now: datetime,
+) -> None:
+    """A task's owner is one of the conference's owner choices; anyone else is a forged
+    button, refused (audited)."""
+    choices = await owner_choices(session, actor, conference_id, now=now)
+    if owner_id not in {c.member_id for c in choices}:
+        raise audit.refused(actor, action, "member", owner_id, at=now)
+
+
 async def add_task(
     session: AsyncSession,
     actor: Actor,
@@ -333,10 +333,7 @@ async def add_task(
 ) -> int:
     """A task of the plan. Its owner is told once the record is finished (at once if it is)."""
     conference = await _held(session, actor, conference_id, now=now)
-    if owner_id not in {
-        c.member_id for c in await owner_choices(session, actor, conference.id, now=now)
-    }:
-        raise refused(actor, "task.add", owner_id, now=now, subject_type="member")
+    await check_owner(session, actor, conference.id, owner_id, "task.add", now=now)
     district = await session.get_one(District, conference.district_id)
     check_due(due_on, today_in(district, now))
     task = Task(
@@ -352,15 +349,8 @@ async def add_task(
     )
     session.add(task)
     await session.flush()
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="task.added",
-        subject_type="task",
-        subject_id=task.id,
-        owner=owner_id,
-        due=due_on.isoformat(),
+    await audit.acted(
+        session, actor, "task.added", task, at=now, owner=owner_id, due=due_on.isoformat()
     )
     if conference.recorded_at is not None:
         await issue(session, task, district, now=now)
@@ -393,15 +383,7 @@ async def finish_record(
     for task in tasks:
         await issue(session, task, district, now=now)
     if first:
-        await audit.record(
-            session,
-            at=now,
-            actor_id=actor.member_id,
-            action="record.finished",
-            subject_type="conference",
-            subject_id=conference.id,
-            tasks=len(tasks),
-        )
+        await audit.acted(session, actor, "record.finished", conference, at=now, tasks=len(tasks))
     return len({task.owner_id for task in tasks})
 
 
@@ -424,14 +406,8 @@ async def record_document(
         referral = await session.get(Referral, case.referral_id) if case.referral_id else None
         if referral is not None:
             child = str(cipher.decrypt_json(referral.sealed).get("name") or "") or None
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="record.document",
-        subject_type="conference",
-        subject_id=conference.id,
-        child_name=child is not None,
+    await audit.acted(
+        session, actor, "record.document", conference, at=now, child_name=child is not None
     )
     return RecordDocument(
         code=view.case_code,

@@ -33,7 +33,6 @@ from bot.services.board import (
     answerers,
     board_of,
     invitee_views,
-    refused,
 )
 from bot.services.invitations import (
     InviteView,
@@ -96,15 +95,7 @@ async def answer(
     flagged = rsvp is Rsvp.DECLINED and before is not Rsvp.DECLINED
     if flagged:
         await plan_flag(session, conference, invitation, "declined", now=now)
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="invitation.answered",
-        subject_type="invitation",
-        subject_id=invitation.id,
-        answer=rsvp.value,
-    )
+    await audit.acted(session, actor, "invitation.answered", invitation, at=now, answer=rsvp.value)
     return Answered(
         view=await view_of(session, conference, invitation, actor.member_id, now=now),
         messages=await _messages(session, invitation.id, conference.sequence),
@@ -162,9 +153,7 @@ async def hand_over(
     invitation, conference = await _answerable(session, actor, invitation_id, sequence, now=now)
     allowed = {c.member_id for c in await _colleagues(session, actor, invitation, conference)}
     if colleague_id not in allowed:
-        raise refused(
-            actor, "invitation.hand_over", invitation_id, now=now, subject_type="invitation"
-        )
+        raise audit.refused(actor, "invitation.hand_over", "invitation", invitation_id, at=now)
     colleague = await session.get_one(Member, colleague_id)
     invitation.delegate_id = colleague.id
     invitation.rsvp = Rsvp.PENDING
@@ -174,15 +163,7 @@ async def hand_over(
     await plan_invite(
         session, conference, invitation.id, colleague, now=now, again=f"h{int(now.timestamp())}"
     )
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="invitation.handed_over",
-        subject_type="invitation",
-        subject_id=invitation.id,
-        to=colleague.id,
-    )
+    await audit.acted(session, actor, "invitation.handed_over", invitation, at=now, to=colleague.id)
     view = await view_of(session, conference, invitation, actor.member_id, now=now)
     return view, colleague.display_name
 
@@ -192,11 +173,11 @@ async def _answerable(
 ) -> tuple[Invitation, Conference]:
     invitation = await session.get(Invitation, invitation_id)
     if invitation is None:
-        raise refused(actor, "invitation.answer", invitation_id, now=now, subject_type="invitation")
+        raise audit.refused(actor, "invitation.answer", "invitation", invitation_id, at=now)
     conference = await session.get_one(Conference, invitation.conference_id, with_for_update=True)
     people = {m.id for m in await answerers(session, invitation, conference)}
     if actor.member_id not in people:
-        raise refused(actor, "invitation.answer", invitation_id, now=now, subject_type="invitation")
+        raise audit.refused(actor, "invitation.answer", "invitation", invitation_id, at=now)
     if conference.status is not ConferenceStatus.SCHEDULED or conference.sequence != sequence:
         raise StaleInvitation("an earlier time")
     if conference.starts_at is not None and conference.starts_at <= now:

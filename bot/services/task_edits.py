@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import outbox
 from bot.core.crypto import Cipher
-from bot.core.models import Conference, District, Member, TaskNote
+from bot.core.models import Member, TaskNote
 from bot.services import audit
-from bot.services.board import Recipient, district_calendar, recipient_of, refused
+from bot.services.board import Recipient, district_calendar, recipient_of, today_in
 from bot.services.members import Actor
-from bot.services.records import OwnerChoice, owner_choices
+from bot.services.records import OwnerChoice, check_owner, owner_choices
 from bot.services.tasks import (
     CHANGED,
     DECIDED,
@@ -28,10 +28,11 @@ from bot.services.tasks import (
     at_once,
     cancel,
     check_due,
+    district_of,
     planned,
     replan,
     task_item,
-    today_in,
+    tell_owner,
 )
 from scheduling import policy
 
@@ -60,13 +61,12 @@ async def decide_more_time(
         task, f"decided-{asked.isoformat()}", DECIDED, owner, at_once(now), approved=approve
     )
     await outbox.plan(session, [told], now=now)
-    await audit.record(
+    await audit.acted(
         session,
+        actor,
+        "task.more_time_given" if approve else "task.more_time_refused",
+        task,
         at=now,
-        actor_id=actor.member_id,
-        action="task.more_time_given" if approve else "task.more_time_refused",
-        subject_type="task",
-        subject_id=task.id,
         due=asked.isoformat(),
     )
     return await recipient_of(session, owner.id)
@@ -97,9 +97,7 @@ async def reassign(
     session: AsyncSession, actor: Actor, task_id: int, owner_id: int, *, now: datetime
 ) -> int:
     task = await allowed_task(session, actor, task_id, "task.reassign", now=now, owner=False)
-    choices = await owner_choices(session, actor, task.conference_id, now=now)
-    if owner_id not in {c.member_id for c in choices}:
-        raise refused(actor, "task.reassign", owner_id, now=now, subject_type="member")
+    await check_owner(session, actor, task.conference_id, owner_id, "task.reassign", now=now)
     previous = task.owner_id
     if owner_id == previous:
         return task.id
@@ -113,15 +111,8 @@ async def reassign(
             [planned(task, f"released-{previous}", RELEASED, before, at_once(now))],
             now=now,
         )
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="task.reassigned",
-        subject_type="task",
-        subject_id=task.id,
-        owner=owner_id,
-        previous=previous,
+    await audit.acted(
+        session, actor, "task.reassigned", task, at=now, owner=owner_id, previous=previous
     )
     return task.id
 
@@ -162,15 +153,7 @@ async def read_notes(
         NoteLine(name, note.created_at, note.kind, cipher.decrypt(note.body).decode())
         for note, name in rows
     ]
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="task.notes_read",
-        subject_type="task",
-        subject_id=task.id,
-        notes=len(notes),
-    )
+    await audit.acted(session, actor, "task.notes_read", task, at=now, notes=len(notes))
     item = await task_item(session, cipher, task.id, now=now)
     assert item is not None
     return item, notes
@@ -190,8 +173,7 @@ async def cancellable_task(
 
 async def quick_due(session: AsyncSession, conference_id: int, days: int, *, now: datetime) -> date:
     """A quick pick ("in 1 week") as a due date: from the district's today, on a working day."""
-    conference = await session.get_one(Conference, conference_id)
-    district = await session.get_one(District, conference.district_id)
+    district = await district_of(session, conference_id)
     return policy.working_due(
         today_in(district, now) + timedelta(days=days), district_calendar(district)
     )
@@ -203,8 +185,7 @@ async def move_due(
     """The coordinator moves the due date; the owner is told and nudged for the new one.
     Returns the task's conference."""
     task = await allowed_task(session, actor, task_id, "task.move", now=now, owner=False)
-    conference = await session.get_one(Conference, task.conference_id)
-    district = await session.get_one(District, conference.district_id)
+    district = await district_of(session, task.conference_id)
     check_due(due_on, today_in(district, now))
     if due_on == task.due_on:
         return task.conference_id
@@ -212,16 +193,13 @@ async def move_due(
     task.due_on = due_on
     task.asked_due_on = None
     await replan(session, task, now=now, assigned=False)
-    if task.issued_at is not None:
-        owner = await session.get_one(Member, task.owner_id)
-        await outbox.plan(session, [planned(task, "moved", CHANGED, owner, at_once(now))], now=now)
-    await audit.record(
+    await tell_owner(session, task, CHANGED, "moved", now=now)
+    await audit.acted(
         session,
+        actor,
+        "task.moved",
+        task,
         at=now,
-        actor_id=actor.member_id,
-        action="task.moved",
-        subject_type="task",
-        subject_id=task.id,
         due=due_on.isoformat(),
         previous=previous.isoformat(),
     )
@@ -241,12 +219,5 @@ async def cancel_task(session: AsyncSession, actor: Actor, task_id: int, *, now:
     """The coordinator cancels a task of the plan; its owner is told. Returns its conference."""
     task = await allowed_task(session, actor, task_id, "task.cancel", now=now, owner=False)
     await cancel(session, task, now=now)
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="task.cancelled",
-        subject_type="task",
-        subject_id=task.id,
-    )
+    await audit.acted(session, actor, "task.cancelled", task, at=now)
     return task.conference_id

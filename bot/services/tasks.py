@@ -23,14 +23,13 @@ from bot.core.models import (
     Conference,
     District,
     Member,
-    Role,
     Task,
     TaskNote,
     TaskParty,
     TaskStatus,
 )
 from bot.services import audit
-from bot.services.board import district_calendar, refused
+from bot.services.board import district_calendar, zone_of
 from bot.services.errors import ServiceError
 from bot.services.members import Actor
 from scheduling import policy
@@ -81,12 +80,9 @@ class TaskItem:
 # Helpers.
 
 
-def zone_of(district: District) -> ZoneInfo:
-    return ZoneInfo(district.timezone)
-
-
-def today_in(district: District, now: datetime) -> date:
-    return now.astimezone(zone_of(district)).date()
+def overdue(due_on: date, timezone: str, now: datetime) -> bool:
+    """Past its due day, as the day goes in the task's district (`timezone`)."""
+    return due_on < now.astimezone(ZoneInfo(timezone)).date()
 
 
 def check_due(due_on: date, today: date) -> None:
@@ -95,6 +91,12 @@ def check_due(due_on: date, today: date) -> None:
     latest = policy.latest_due(today)
     if not today <= due_on <= latest:
         raise DueOutOfRange(today, latest)
+
+
+async def district_of(session: AsyncSession, conference_id: int) -> District:
+    """The district of a task's conference: its dates follow that district's calendar."""
+    conference = await session.get_one(Conference, conference_id)
+    return await session.get_one(District, conference.district_id)
 
 
 def _subject(task_id: int) -> str:
@@ -167,8 +169,7 @@ async def replan(session: AsyncSession, task: Task, *, now: datetime, assigned: 
     task.version += 1
     if task.issued_at is None:
         return
-    conference = await session.get_one(Conference, task.conference_id)
-    district = await session.get_one(District, conference.district_id)
+    district = await district_of(session, task.conference_id)
     await _plan_task(session, task, district, now=now, assigned=assigned)
 
 
@@ -178,11 +179,17 @@ async def cancel(session: AsyncSession, task: Task, *, now: datetime) -> None:
     task.done_at = now
     task.asked_due_on = None
     await outbox.cancel(session, subject=_subject(task.id), now=now)
+    await tell_owner(session, task, CANCELLED, "cancelled", now=now)
+
+
+async def tell_owner(
+    session: AsyncSession, task: Task, kind: str, key: str, *, now: datetime
+) -> None:
+    """The owner is told of a change at once, if the task was given out (if not, they hear of
+    it as it is when the record is finished)."""
     if task.issued_at is not None:
         owner = await session.get_one(Member, task.owner_id)
-        await outbox.plan(
-            session, [planned(task, "cancelled", CANCELLED, owner, at_once(now))], now=now
-        )
+        await outbox.plan(session, [planned(task, key, kind, owner, at_once(now))], now=now)
 
 
 # Tasks as people see them, and what their owners do.
@@ -211,7 +218,7 @@ async def task_items(
             task.party,
             task.due_on,
             task.status,
-            task.status is TaskStatus.OPEN and task.due_on < now.astimezone(ZoneInfo(zone)).date(),
+            task.status is TaskStatus.OPEN and overdue(task.due_on, zone, now),
             task.asked_due_on,
         )
         for task, code, owner, zone in rows
@@ -265,12 +272,9 @@ async def allowed_task(
     allowed = False
     if task is not None:
         case = await session.get_one(Case, task.case_id)
-        if owner:
-            allowed = task.owner_id == actor.member_id
-        else:
-            allowed = actor.role is Role.COORDINATOR and case.district_id == actor.district_id
+        allowed = task.owner_id == actor.member_id if owner else actor.coordinates(case.district_id)
     if task is None or not allowed:
-        raise refused(actor, action, task_id, now=now, subject_type="task")
+        raise audit.refused(actor, action, "task", task_id, at=now)
     await session.refresh(task, with_for_update=True)
     if open_only and task.status is not TaskStatus.OPEN:
         raise TaskError(task.status.value)
@@ -322,14 +326,7 @@ async def complete(
     task.asked_due_on = None
     await outbox.cancel(session, subject=_subject(task.id), now=now)
     await _to_coordinator(session, task, DONE, "done", now=now)
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="task.done",
-        subject_type="task",
-        subject_id=task.id,
-    )
+    await audit.acted(session, actor, "task.done", task, at=now)
     return task.id
 
 
@@ -338,14 +335,7 @@ async def add_note(
 ) -> int:
     task = await allowed_task(session, actor, task_id, "task.note", now=now, owner=True)
     await _note(session, cipher, task, actor, kind="note", text=text, now=now)
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="task.note",
-        subject_type="task",
-        subject_id=task.id,
-    )
+    await audit.acted(session, actor, "task.note", task, at=now)
     return task.id
 
 
@@ -357,20 +347,11 @@ async def ask_more_time(
     task = await allowed_task(session, actor, task_id, "task.more_time", now=now, owner=True)
     if more <= timedelta(0):
         raise ValueError("not later")
-    conference = await session.get_one(Conference, task.conference_id)
-    district = await session.get_one(District, conference.district_id)
+    district = await district_of(session, task.conference_id)
     new_due = policy.working_due(task.due_on + more, district_calendar(district))
     task.asked_due_on = new_due
     await _to_coordinator(session, task, MORE_TIME, f"ask-{new_due.isoformat()}", now=now)
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="task.more_time_asked",
-        subject_type="task",
-        subject_id=task.id,
-        due=new_due.isoformat(),
-    )
+    await audit.acted(session, actor, "task.more_time_asked", task, at=now, due=new_due.isoformat())
     return new_due
 
 
