@@ -10,9 +10,10 @@ from telegram.ext import CallbackQueryHandler
 from bot.core.i18n import N_
 from bot.core.models import ConferenceStatus
 from bot.services import decisions, polls
-from bot.services.board import Recipient
+from bot.services.board import Board, Recipient
 from bot.services.decisions import Scheduled
 from bot.services.errors import PermissionDenied
+from bot.services.members import Actor
 from bot.services.planning import Defaults, NoCandidates
 from handlers.board_text import (
     NumberedBoard,
@@ -48,18 +49,29 @@ async def _closed(update: Update, context: Context) -> None:
     await alert(update, context.tr.gettext("This poll is over; answers are no longer taken."))
 
 
-async def show_board(update: Update, context: Context) -> None:
-    """The board again, as a new live message (from /cases)."""
-    ids = await pressed_ids(update, context, "cf:b")
+async def _pressed_board(
+    update: Update, context: Context, prefix: str
+) -> tuple[Board, Actor] | None:
+    """The board of the pressed button's conference as the one who pressed may see it, and
+    who that is; None when the button was stale or the look refused (already answered)."""
+    ids = await pressed_ids(update, context, prefix)
     if ids is None:
-        return
+        return None
     async with use_case(update, context, *POLL_REFUSALS) as case:
         board = await decisions.board(case.session, case.actor, ids[0], now=case.now)
     if not case.done:
+        return None
+    return board, case.actor
+
+
+async def show_board(update: Update, context: Context) -> None:
+    """The board again, as a new live message (from /cases)."""
+    seen = await _pressed_board(update, context, "cf:b")
+    if seen is None:
         return
+    board, actor = seen
     assert update.callback_query is not None
     await acknowledge(update.callback_query)
-    actor = case.actor
     # The live board moves to this message; a colleague's look is a copy.
     live = board.status is ConferenceStatus.POLLING and board.coordinator_id == actor.member_id
     await send_board(context, actor.chat_id, board, live=live)
@@ -83,13 +95,10 @@ async def decide_now(update: Update, context: Context) -> None:
 
 async def choose_time(update: Update, context: Context) -> None:
     """Every candidate time as a button, to force one."""
-    ids = await pressed_ids(update, context, "cf:a")
-    if ids is None:
+    seen = await _pressed_board(update, context, "cf:a")
+    if seen is None:
         return
-    async with use_case(update, context, *POLL_REFUSALS) as case:
-        board = await decisions.board(case.session, case.actor, ids[0], now=case.now)
-    if not case.done:
-        return
+    board = seen[0]
     tr = context.tr
     if board.status is not ConferenceStatus.POLLING:
         await _closed(update, context)
