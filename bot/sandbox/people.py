@@ -153,34 +153,25 @@ class Person:
 
     async def send_photo(self) -> int:
         stored = self._store(_PHOTO_BYTES, "photo")
-        size = {"width": 90, "height": 90, "file_size": stored.size}
-        photo = [{"file_id": stored.file_id, "file_unique_id": stored.file_unique_id, **size}]
+        photo = [_media(stored, width=90, height=90)]
         return await self._send(extra={"photo": photo})
 
     async def send_voice(self) -> int:
         stored = self._store(_VOICE_BYTES, "voice")
-        voice = {
-            "file_id": stored.file_id,
-            "file_unique_id": stored.file_unique_id,
-            "duration": 1,
-            "mime_type": "audio/ogg",
-            "file_size": stored.size,
-        }
+        voice = _media(stored, duration=1, mime_type="audio/ogg")
         return await self._send(extra={"voice": voice})
 
     async def send_sticker(self) -> int:
         stored = self._store(_STICKER_BYTES, "sticker")
-        sticker = {
-            "file_id": stored.file_id,
-            "file_unique_id": stored.file_unique_id,
-            "type": "regular",
-            "width": 512,
-            "height": 512,
-            "is_animated": False,
-            "is_video": False,
-            "emoji": "👍",
-            "file_size": stored.size,
-        }
+        sticker = _media(
+            stored,
+            type="regular",
+            width=512,
+            height=512,
+            is_animated=False,
+            is_video=False,
+            emoji="👍",
+        )
         return await self._send(extra={"sticker": sticker})
 
     async def press(
@@ -370,3 +361,14 @@ class Person:
 
 def _present(**fields: str | None) -> dict[str, str]:
     return {key: value for key, value in fields.items() if value is not None}
+
+
+def _media(stored: StoredFile, **fields: Any) -> dict[str, Any]:
+    """A photo size, voice note or sticker as Telegram describes one: the file's ids, what is
+    particular to the kind, and its size."""
+    return {
+        "file_id": stored.file_id,
+        "file_unique_id": stored.file_unique_id,
+        **fields,
+        "file_size": stored.size,
+    }

@@ -45,18 +45,10 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
     # Loading, once at start-up.
 
     async def get_user_data(self) -> dict[int, Data]:
-        async with self._database.transaction() as session:
-            rows = await session.execute(select(UserData.user_id, UserData.data))
-            loaded = {user_id: self._cipher.decrypt_json(data) for user_id, data in rows}
-        self._remember("user_id", loaded)
-        return loaded
+        return await self._load(UserData.user_id, UserData.data, "user_id")
 
     async def get_chat_data(self) -> dict[int, Data]:
-        async with self._database.transaction() as session:
-            rows = await session.execute(select(ChatData.chat_id, ChatData.data))
-            loaded = {chat_id: self._cipher.decrypt_json(data) for chat_id, data in rows}
-        self._remember("chat_id", loaded)
-        return loaded
+        return await self._load(ChatData.chat_id, ChatData.data, "chat_id")
 
     async def get_conversations(self, name: str) -> ConversationDict:
         async with self._database.transaction() as session:
@@ -70,9 +62,19 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
             self._written[("conversation", name, key)] = state
         return {tuple(json.loads(key)): state for key, state in states.items()}
 
-    def _remember(self, name: str, loaded: dict[int, Data]) -> None:
-        for identifier, data in loaded.items():
-            self._written[(name, identifier)] = json.dumps(data, sort_keys=True) if data else None
+    async def _load(
+        self,
+        identifier: InstrumentedAttribute[int],
+        encrypted: InstrumentedAttribute[bytes],
+        name: str,
+    ) -> dict[int, Data]:
+        """The user or chat data by user or chat id, remembered as what the database holds."""
+        async with self._database.transaction() as session:
+            rows = await session.execute(select(identifier, encrypted))
+            loaded = {key: self._cipher.decrypt_json(data) for key, data in rows}
+        for key, data in loaded.items():
+            self._written[(name, key)] = json.dumps(data, sort_keys=True) if data else None
+        return loaded
 
     async def get_bot_data(self) -> Data:
         return {}
