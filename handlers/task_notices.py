@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from telegram import InlineKeyboardMarkup
 
-from bot.core.i18n import Translator
+from bot.core.i18n import N_, Translator
 from bot.core.models import TaskParty, TaskStatus
 from bot.core.outbox import Notification
 from bot.services import invitations, leavers, overview, records, task_edits, tasks
@@ -73,14 +73,7 @@ async def render_assigned(context: Context, row: Notification) -> Outgoing | Non
 
 
 async def render_nudge(context: Context, row: Notification) -> Outgoing | None:
-    item = await _current(context, row)
-    if item is None:
-        return None
-    tr = await recipient_tr(context, row.member_id)
-    return Outgoing(
-        task_text(item, tr, "⏰ " + tr.gettext("Reminder of your task:")),
-        owner_buttons(item.id, tr),
-    )
+    return await _task_again(context, row, "⏰ ", N_("Reminder of your task:"))
 
 
 async def render_alert(context: Context, row: Notification) -> Outgoing | None:
@@ -155,12 +148,19 @@ async def render_done(context: Context, row: Notification) -> Outgoing | None:
 
 
 async def render_changed(context: Context, row: Notification) -> Outgoing | None:
+    return await _task_again(
+        context, row, "🗓 ", N_("The coordinator moved the due date of your task:")
+    )
+
+
+async def _task_again(context: Context, row: Notification, mark: str, head: str) -> Outgoing | None:
+    """The task as it is now, for its owner under `mark` and the message `head` (marked with
+    N_), with the owner's buttons."""
     item = await _current(context, row)
     if item is None:
         return None
     tr = await recipient_tr(context, row.member_id)
-    head = "🗓 " + tr.gettext("The coordinator moved the due date of your task:")
-    return Outgoing(task_text(item, tr, head), owner_buttons(item.id, tr))
+    return Outgoing(task_text(item, tr, mark + tr.gettext(head)), owner_buttons(item.id, tr))
 
 
 async def render_cancelled(context: Context, row: Notification) -> Outgoing | None:
