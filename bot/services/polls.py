@@ -455,30 +455,30 @@ async def save_busy(
             until=until,
         )
     )
-    await _busy_times_audited(session, actor, "busy_times.imported", now=now, count=len(intervals))
+    await audit.record(
+        session,
+        at=now,
+        actor_id=actor.member_id,
+        action="busy_times.imported",
+        subject_type="member",
+        subject_id=actor.member_id,
+        count=len(intervals),
+    )
 
 
 async def forget_busy(session: AsyncSession, actor: Actor, *, now: datetime) -> bool:
     result = await session.execute(delete(BusyTime).where(BusyTime.member_id == actor.member_id))
     if result.rowcount:  # type: ignore[attr-defined]
-        await _busy_times_audited(session, actor, "busy_times.forgotten", now=now)
+        await audit.record(
+            session,
+            at=now,
+            actor_id=actor.member_id,
+            action="busy_times.forgotten",
+            subject_type="member",
+            subject_id=actor.member_id,
+        )
         return True
     return False
-
-
-async def _busy_times_audited(
-    session: AsyncSession, actor: Actor, action: str, *, now: datetime, **details: object
-) -> None:
-    """A member's busy times are theirs alone: the entry names them as actor and subject."""
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action=action,
-        subject_type="member",
-        subject_id=actor.member_id,
-        **details,
-    )
 
 
 async def mark_busy_in_polls(
