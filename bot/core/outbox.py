@@ -102,6 +102,26 @@ async def plan(session: AsyncSession, items: Iterable[Planned], *, now: datetime
         )
 
 
+async def revive(session: AsyncSession, *, kind: str, member_id: int, prefix: str) -> int:
+    """Bring back a recipient's cancelled rows of a kind whose keys start with `prefix` (their
+    keys are taken, so planning them again would not); returns how many. Like planning, it
+    marks the transaction, so the sender is woken after the commit."""
+    result = await session.execute(
+        update(OutboxRow)
+        .where(
+            OutboxRow.kind == kind,
+            OutboxRow.status == OutboxStatus.CANCELLED,
+            OutboxRow.member_id == member_id,
+            OutboxRow.key.startswith(prefix, autoescape=True),
+        )
+        .values(status=OutboxStatus.PENDING, done_at=None, outcome=None)
+    )
+    revived = int(result.rowcount)  # type: ignore[attr-defined]
+    if revived:
+        session.info[PLANNED] = True
+    return revived
+
+
 async def cancel(
     session: AsyncSession,
     *,

@@ -229,6 +229,8 @@ async def make_optional(
     if invitation is None:
         raise audit.refused(actor, "conference.make_optional", "conference", invitation_id, at=now)
     conference = await own_conference(session, actor, invitation.conference_id, now=now)
+    # Locked as a poll answer locks it: the board returned is drawn after the other's change.
+    await session.refresh(conference, with_for_update=True)
     if conference.status is not ConferenceStatus.POLLING:
         raise PollClosed("already decided")
     invitation.required = False

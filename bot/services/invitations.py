@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import outbox
@@ -279,19 +279,12 @@ async def cancel_follow_ups(
 async def revive_reminders(
     session: AsyncSession, conference: Conference, invitation_id: int, member_id: int
 ) -> None:
-    """Accept, decline, accept again: the reminders cancelled by the decline come back (their
-    keys are taken, so planning them again would not)."""
-    await session.execute(
-        update(OutboxRow)
-        .where(
-            OutboxRow.kind == REMINDER,
-            OutboxRow.status == OutboxStatus.CANCELLED,
-            OutboxRow.member_id == member_id,
-            OutboxRow.key.startswith(
-                _invitation_prefix(conference, invitation_id), autoescape=True
-            ),
-        )
-        .values(status=OutboxStatus.PENDING, done_at=None, outcome=None)
+    """Accept, decline, accept again: the reminders cancelled by the decline come back."""
+    await outbox.revive(
+        session,
+        kind=REMINDER,
+        member_id=member_id,
+        prefix=_invitation_prefix(conference, invitation_id),
     )
 
 

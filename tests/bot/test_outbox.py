@@ -173,3 +173,37 @@ async def test_a_transaction_knows_whether_it_planned_rows(
         assert not outbox.planned(session)
         await outbox.plan(session, [], now=clock.now())
         assert not outbox.planned(session)
+
+
+async def test_revived_rows_are_pending_again_and_wake_the_sender(
+    database: Database, clock: FakeClock
+) -> None:
+    """Accept, decline, accept again: the reminders the decline cancelled come back, and the
+    transaction that brings them back wakes the sender like one that plans."""
+    member_id = await _member(database, clock)
+    now = clock.now()
+    async with database.transaction() as session:
+        await outbox.plan(
+            session,
+            [
+                _row(member_id, "conference:1:s0:remind-2d:i1:m1", clock),
+                _row(member_id, "conference:1:s0:remind-2d:i2:m1", clock),
+            ],
+            now=now,
+        )
+        await outbox.cancel(session, subject="conference:1", now=now)
+    async with database.transaction() as session:
+        revived = await outbox.revive(
+            session, kind="test", member_id=member_id, prefix="conference:1:s0:remind-2d:i1:"
+        )
+        assert revived == 1
+        assert outbox.planned(session)
+    async with database.transaction() as session:
+        assert not await outbox.revive(
+            session, kind="test", member_id=member_id, prefix="conference:1:s0:remind-2d:i1:"
+        )
+        assert not outbox.planned(session)
+    assert await _statuses(database) == {
+        "conference:1:s0:remind-2d:i1:m1": OutboxStatus.PENDING,
+        "conference:1:s0:remind-2d:i2:m1": OutboxStatus.CANCELLED,
+    }
