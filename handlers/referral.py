@@ -156,30 +156,20 @@ async def typed(update: Update, context: Context) -> str | int | None:
     message = update.effective_message
     if message is None:
         return None
-    cipher = context.runtime.cipher
     async with use_case(update, context, DRAFT_GONE) as run:
-        # Whatever the referrer sends here may name the child: it is deleted after sending.
-        await drafting.note_message(
-            run.session, run.actor, message.message_id, unix(message.date), now=run.now
-        )
-        if message.text is None:
-            result: Draft | Rejected = Rejected("not_text")
-        else:
-            result = await drafting.set_text(
-                run.session, run.actor, cipher, message.text, now=run.now
-            )
-        # Refused, the answer leaves the draft at its step, which is asked again.
-        draft = (
-            result
-            if isinstance(result, Draft)
-            else await drafting.find_draft(run.session, run.actor, cipher)
+        draft, rejected = await drafting.typed_step(
+            run.session,
+            run.actor,
+            context.runtime.cipher,
+            message.text,
+            message_id=message.message_id,
+            sent_at=unix(message.date),
+            now=run.now,
         )
     if not run.done:
         return ConversationHandler.END
-    if draft is None:
-        return await _draft_gone(update, context)
-    if isinstance(result, Rejected):
-        before = rejection_text(result, draft.step, context.tr)
+    if rejected is not None:  # the draft is left at its step, which is asked again
+        before = rejection_text(rejected, draft.step, context.tr)
         return await show_step(update, context, draft, before=before)
     return await show_step(update, context, draft)
 
@@ -352,7 +342,6 @@ async def reply_typed(update: Update, context: Context) -> str | int:
         result = await referrals.answer(
             run.session, run.actor, cipher, referral_id, message.text, now=run.now
         )
-        draft = await drafting.find_draft(run.session, run.actor, cipher)
     if not run.done:
         return ConversationHandler.END
     if isinstance(result, Rejected):
@@ -368,7 +357,7 @@ async def reply_typed(update: Update, context: Context) -> str | int:
         ),
         deleted,
     ]
-    if draft is not None:
+    if result.draft_kept:
         lines.append(tr.gettext("Your unfinished referral is kept: /refer continues it."))
     await answer(update, "\n\n".join(line for line in lines if line))
     return ConversationHandler.END

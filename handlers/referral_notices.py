@@ -12,7 +12,7 @@ from telegram import InlineKeyboardMarkup
 from bot.core.i18n import Translator
 from bot.core.models import ReferralStatus
 from bot.core.outbox import Notification
-from bot.services import drafting, referral_notices, referral_sweep, referrals
+from bot.services import referral_notices, referral_sweep, referrals
 from bot.services.referral_notices import Notice
 from bot.transport.telegram.delivery import Kind, Outgoing
 from handlers.common import Context, esc, keyboard, recipient_tr
@@ -141,7 +141,7 @@ def _open_button(notice: Notice, tr: Translator) -> InlineKeyboardMarkup:
 
 async def render_draft_reminder(context: Context, row: Notification) -> Outgoing | None:
     async with context.runtime.database.reading() as session:
-        if not await drafting.has_draft(session, row.member_id):
+        if not await referrals.has_draft(session, row.member_id):
             return None  # sent or cancelled meanwhile
     tr = await recipient_tr(context, row.member_id)
     started = datetime.fromisoformat(str(row.payload["started_at"]))
