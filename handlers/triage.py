@@ -209,16 +209,13 @@ async def accept(update: Update, context: Context) -> None:
     if not run.done:
         return
     await _drop_buttons(update)
-    if update.callback_query is not None:
-        await acknowledge(update.callback_query)
-    await context.bot.send_message(
-        run.actor.chat_id,
+    await say_below(
+        update,
+        context,
         context.tr.gettext(
             "You accepted {code}. Case {case} is open, and you are its case manager."
         ).format(code=decision.code, case=decision.case_code),
-        reply_markup=keyboard(
-            [[("📅 " + context.tr.gettext("Plan a conference"), f"cf:n:{decision.case_id}")]]
-        ),
+        keyboard([[("📅 " + context.tr.gettext("Plan a conference"), f"cf:n:{decision.case_id}")]]),
     )
 
 

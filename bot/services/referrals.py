@@ -188,12 +188,11 @@ async def view(
     if row.purged_at is not None:
         # Anonymised after the retention period (with its case, or declined): nothing is left.
         raise audit.refused(actor, "referral.view", "referral", referral_id, at=now)
-    case = await session.scalar(select(Case).where(Case.referral_id == row.id))
+    opened = await case_code(session, row.id)
     await audit_referral(session, row, actor, "referral.viewed", now=now)
     sealed = open_sealed(row, cipher)
     referrer = await session.get_one(Member, row.referrer_id)
     institution = await session.get_one(Institution, row.institution_id)
-    case_code = None if case is None else case.code
     assert row.code and row.submitted_at and row.urgency and row.guardians_consent is not None
     return Details(
         id=row.id,
@@ -215,7 +214,7 @@ async def view(
         description=sealed["description"],
         tried=sealed.get("tried", ""),
         notes=await _notes(session, row.id, cipher),
-        case_code=case_code,
+        case_code=opened,
         can_decide=actor.role is Role.COORDINATOR and row.status in OPEN_STATUSES,
     )
 
@@ -446,10 +445,22 @@ async def _transition(
 
 
 async def _already(session: AsyncSession, row: Referral) -> AlreadyDecided:
-    by = None
-    if row.decided_by_id is not None:
-        by = (await session.get_one(Member, row.decided_by_id)).display_name
-    return AlreadyDecided(row.code or "", row.status, by)
+    return AlreadyDecided(row.code or "", row.status, await decided_by(session, row))
+
+
+async def decided_by(session: AsyncSession, row: Referral) -> str | None:
+    """The name of the coordinator who accepted or declined the referral."""
+    if row.decided_by_id is None:
+        return None
+    return (await session.get_one(Member, row.decided_by_id)).display_name
+
+
+async def case_code(session: AsyncSession, referral_id: int) -> str | None:
+    """The code of the case opened when the referral was accepted."""
+    code: str | None = await session.scalar(
+        select(Case.code).where(Case.referral_id == referral_id)
+    )
+    return code
 
 
 async def tell(
