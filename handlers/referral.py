@@ -17,7 +17,6 @@ from telegram.ext import (
     CommandHandler,
     ConversationHandler,
     MessageHandler,
-    filters,
 )
 
 from bot.core.i18n import N_
@@ -27,6 +26,7 @@ from bot.services.drafting import Draft
 from bot.services.errors import PermissionDenied
 from bot.services.referrals import Rejected
 from handlers.common import (
+    TYPED,
     Context,
     Dialog,
     HandlerList,
@@ -34,16 +34,16 @@ from handlers.common import (
     alert,
     answer,
     consuming,
-    ends_on_other_commands,
     keyboard,
     no_longer_active,
     parse_callback,
-    parse_id,
+    pressed_ids,
+    say_below,
 )
 from handlers.referral_steps import cancel_button, show_step
 from handlers.referral_texts import REPLY, emergency_text, rejection_text
 from handlers.typed import delete_messages, unix
-from handlers.usecase import refusal, refused_by, use_case
+from handlers.usecase import refusal, use_case
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,14 @@ GONE = N_(
     "without changes. /refer starts a new one."
 )
 DRAFT_GONE = refusal(drafting.NoDraft, say=GONE)
+NOT_A_REFERRER = refusal(
+    PermissionDenied,
+    say=N_(
+        "Concerns are reported by referrers: school and counselling staff. If you "
+        "need to report one, ask your coordinator for a referrer's invite."
+    ),
+    as_answer=True,
+)
 
 STATUS_NAMES = {
     ReferralStatus.DRAFT: N_("unfinished draft"),
@@ -68,23 +76,11 @@ STATUS_NAMES = {
 # Entering.
 
 
-async def _not_a_referrer(update: Update, context: Context, _error: Exception) -> None:
-    await answer(
-        update,
-        context.tr.gettext(
-            "Concerns are reported by referrers: school and counselling staff. If you "
-            "need to report one, ask your coordinator for a referrer's invite."
-        ),
-    )
-
-
 async def start_refer(update: Update, context: Context) -> str | int:
     """/refer and the home message's "Report a concern" button."""
     context.user_data.pop(REPLY_TO, None)  # type: ignore[union-attr]
     tr = context.tr
-    async with use_case(
-        update, context, refused_by(PermissionDenied, answer=_not_a_referrer)
-    ) as run:
+    async with use_case(update, context, NOT_A_REFERRER) as run:
         drafting.require_referrer(run.actor, now=run.now)
         draft = await drafting.find_draft(run.session, run.actor, context.runtime.cipher)
     if not run.done:
@@ -156,30 +152,20 @@ async def typed(update: Update, context: Context) -> str | int | None:
     message = update.effective_message
     if message is None:
         return None
-    cipher = context.runtime.cipher
     async with use_case(update, context, DRAFT_GONE) as run:
-        # Whatever the referrer sends here may name the child: it is deleted after sending.
-        await drafting.note_message(
-            run.session, run.actor, message.message_id, unix(message.date), now=run.now
-        )
-        if message.text is None:
-            result: Draft | Rejected = Rejected("not_text")
-        else:
-            result = await drafting.set_text(
-                run.session, run.actor, cipher, message.text, now=run.now
-            )
-        # Refused, the answer leaves the draft at its step, which is asked again.
-        draft = (
-            result
-            if isinstance(result, Draft)
-            else await drafting.find_draft(run.session, run.actor, cipher)
+        draft, rejected = await drafting.typed_step(
+            run.session,
+            run.actor,
+            context.runtime.cipher,
+            message.text,
+            message_id=message.message_id,
+            sent_at=unix(message.date),
+            now=run.now,
         )
     if not run.done:
         return ConversationHandler.END
-    if draft is None:
-        return await _draft_gone(update, context)
-    if isinstance(result, Rejected):
-        before = rejection_text(result, draft.step, context.tr)
+    if rejected is not None:  # the draft is left at its step, which is asked again
+        before = rejection_text(rejected, draft.step, context.tr)
         return await show_step(update, context, draft, before=before)
     return await show_step(update, context, draft)
 
@@ -292,48 +278,36 @@ async def _draft_gone(update: Update, context: Context) -> int:
 # Answering a coordinator's question.
 
 
-async def _not_allowed(update: Update, context: Context, _error: Exception) -> None:
-    await answer(update, context.tr.gettext("You are not allowed to do that."))
-
-
-async def _answered_already(update: Update, context: Context, _error: Exception) -> None:
-    await answer(
-        update,
-        context.tr.gettext(
-            "That question has already been answered, or the referral has been decided."
-        ),
-    )
-
-
 # Not the referrer's referral, or no question waiting for an answer any more.
 REPLY_REFUSALS = (
-    refused_by(PermissionDenied, answer=_not_allowed),
-    refused_by(referrals.NotWaitingForAnswer, answer=_answered_already),
+    refusal(PermissionDenied, say=N_("You are not allowed to do that."), as_answer=True),
+    refusal(
+        referrals.NotWaitingForAnswer,
+        say=N_("That question has already been answered, or the referral has been decided."),
+        as_answer=True,
+    ),
 )
 
 
 async def start_reply(update: Update, context: Context) -> str | int | None:
-    query = update.callback_query
-    parts = parse_callback(query.data if query else None, "rf") or []
-    referral_id = parse_id(parts[1]) if len(parts) == 2 else None
-    if referral_id is None:
-        await no_longer_active(update, context)
+    pressed = await pressed_ids(update, context, "rf:r")
+    if pressed is None:
         return None  # stale or refused: whatever dialog they were in goes on
+    [referral_id] = pressed
     tr = context.tr
     async with use_case(update, context, *REPLY_REFUSALS) as run:
         code = await referrals.question_for(run.session, run.actor, referral_id, now=run.now)
     if not run.done:
         return None  # stale or refused: whatever dialog they were in goes on
     context.user_data[REPLY_TO] = referral_id  # type: ignore[index]
-    assert query is not None
-    await acknowledge(query)
-    await context.bot.send_message(
-        run.actor.chat_id,
+    await say_below(
+        update,
+        context,
         tr.gettext(
             "Type your answer about {code}. Once it is stored, I delete your message from this "
             "chat."
         ).format(code=code),
-        reply_markup=keyboard([[(tr.gettext("Cancel"), "ref:rx")]]),
+        keyboard([[(tr.gettext("Cancel"), "ref:rx")]]),
     )
     return REPLY
 
@@ -352,7 +326,6 @@ async def reply_typed(update: Update, context: Context) -> str | int:
         result = await referrals.answer(
             run.session, run.actor, cipher, referral_id, message.text, now=run.now
         )
-        draft = await drafting.find_draft(run.session, run.actor, cipher)
     if not run.done:
         return ConversationHandler.END
     if isinstance(result, Rejected):
@@ -368,7 +341,7 @@ async def reply_typed(update: Update, context: Context) -> str | int:
         ),
         deleted,
     ]
-    if draft is not None:
+    if result.draft_kept:
         lines.append(tr.gettext("Your unfinished referral is kept: /refer continues it."))
     await answer(update, "\n\n".join(line for line in lines if line))
     return ConversationHandler.END
@@ -402,27 +375,20 @@ async def my_referrals(update: Update, context: Context) -> None:
 
 def handlers() -> HandlerList:
     dialog = Dialog(DIALOG)
-    incoming = filters.UpdateType.MESSAGE & ~filters.COMMAND
     # Every button of the dialog is an entry point: the draft and its step are in the database,
     # so a press on the draft's message brings the person back into it from any other dialog.
-    typed_here: HandlerList = [MessageHandler(incoming, dialog.step(typed))]
+    typed_here: HandlerList = [MessageHandler(TYPED, dialog.step(typed))]
     states: dict[object, HandlerList] = {step: typed_here for step in (*drafting.STEPS, RESUME)}
-    states[REPLY] = [MessageHandler(incoming, dialog.step(reply_typed))]
+    states[REPLY] = [MessageHandler(TYPED, dialog.step(reply_typed))]
     return [
-        ConversationHandler[Context](
+        dialog.conversation(
             entry_points=[
                 CommandHandler("refer", dialog.entry(start_refer)),
                 CallbackQueryHandler(dialog.entry(pressed), pattern=r"^ref:"),
                 CallbackQueryHandler(dialog.entry(start_reply), pattern=r"^rf:r:"),
             ],
             states=states,
-            fallbacks=[
-                CommandHandler("cancel", dialog.step(cancel)),
-                ends_on_other_commands(),
-            ],
-            allow_reentry=True,
-            name="refer",
-            persistent=True,
+            fallbacks=[CommandHandler("cancel", dialog.step(cancel))],
         )
     ]
 

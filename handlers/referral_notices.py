@@ -5,6 +5,7 @@ nudge. Each is read when it is sent; one that no longer applies is not sent."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from telegram import InlineKeyboardMarkup
@@ -12,7 +13,7 @@ from telegram import InlineKeyboardMarkup
 from bot.core.i18n import Translator
 from bot.core.models import ReferralStatus
 from bot.core.outbox import Notification
-from bot.services import drafting, referral_notices, referral_sweep, referrals
+from bot.services import referral_notices, referral_sweep, referrals
 from bot.services.referral_notices import Notice
 from bot.transport.telegram.delivery import Kind, Outgoing
 from handlers.common import Context, esc, keyboard, recipient_tr
@@ -25,32 +26,37 @@ NUDGE_LIST_LIMIT = 20
 # The triage's notifications.
 
 
-async def _notice(context: Context, row: Notification) -> Notice | None:
-    runtime = context.runtime
-    note = row.payload.get("note")
-    async with runtime.database.reading() as session:
-        return await referral_notices.notice(
-            session,
-            runtime.cipher,
-            int(row.payload["referral"]),
-            None if note is None else int(note),
-        )
+def _about_referral(
+    show: Callable[[Notice, Translator], Outgoing],
+    *,
+    moot: Callable[[Notice], bool] | None = None,
+) -> Kind:
+    """A notification about a referral, as `show` draws it from what is true at send time;
+    not sent once the referral is gone or anonymised, or when it is `moot` by then."""
+
+    async def render(context: Context, row: Notification) -> Outgoing | None:
+        runtime = context.runtime
+        note = row.payload.get("note")
+        async with runtime.database.reading() as session:
+            notice = await referral_notices.notice(
+                session,
+                runtime.cipher,
+                int(row.payload["referral"]),
+                None if note is None else int(note),
+            )
+        if notice is None or (moot is not None and moot(notice)):
+            return None
+        return show(notice, await recipient_tr(context, row.member_id))
+
+    return Kind(render)
 
 
-async def render_alert(context: Context, row: Notification) -> Outgoing | None:
-    """Code, urgency, institution; nothing about the child. Moot once the referral is decided."""
-    notice = await _notice(context, row)
-    if notice is None or not notice.waiting:
-        return None
-    tr = await recipient_tr(context, row.member_id)
+def _alert(notice: Notice, tr: Translator) -> Outgoing:
+    """Code, urgency, institution; nothing about the child."""
     return Outgoing(new_referral_text(notice, tr), _open_button(notice, tr))
 
 
-async def render_accepted(context: Context, row: Notification) -> Outgoing | None:
-    notice = await _notice(context, row)
-    if notice is None:
-        return None
-    tr = await recipient_tr(context, row.member_id)
+def _accepted(notice: Notice, tr: Translator) -> Outgoing:
     return Outgoing(
         tr.gettext(
             "Your referral {code} was accepted. The coordinators are opening a case and will "
@@ -59,11 +65,7 @@ async def render_accepted(context: Context, row: Notification) -> Outgoing | Non
     )
 
 
-async def render_accepted_by(context: Context, row: Notification) -> Outgoing | None:
-    notice = await _notice(context, row)
-    if notice is None:
-        return None
-    tr = await recipient_tr(context, row.member_id)
+def _accepted_by(notice: Notice, tr: Translator) -> Outgoing:
     return Outgoing(
         tr.gettext("{code} was accepted by {name}: case {case}.").format(
             code=notice.code, name=esc(notice.decided_by or ""), case=notice.case_code
@@ -71,21 +73,13 @@ async def render_accepted_by(context: Context, row: Notification) -> Outgoing | 
     )
 
 
-async def render_declined(context: Context, row: Notification) -> Outgoing | None:
+def _declined(notice: Notice, tr: Translator) -> Outgoing:
     """The reason, as the coordinator typed it: protected, like everything about the child."""
-    notice = await _notice(context, row)
-    if notice is None:
-        return None
-    tr = await recipient_tr(context, row.member_id)
     head = tr.gettext("Your referral {code} was declined. The reason:").format(code=notice.code)
     return Outgoing(f"{head}\n\n{esc(notice.note or '')}", protect=True)
 
 
-async def render_declined_by(context: Context, row: Notification) -> Outgoing | None:
-    notice = await _notice(context, row)
-    if notice is None:
-        return None
-    tr = await recipient_tr(context, row.member_id)
+def _declined_by(notice: Notice, tr: Translator) -> Outgoing:
     return Outgoing(
         tr.gettext("{code} was declined by {name}.").format(
             code=notice.code, name=esc(notice.decided_by or "")
@@ -93,12 +87,7 @@ async def render_declined_by(context: Context, row: Notification) -> Outgoing | 
     )
 
 
-async def render_question(context: Context, row: Notification) -> Outgoing | None:
-    """Moot once the referral no longer waits for the referrer's answer."""
-    notice = await _notice(context, row)
-    if notice is None or notice.status is not ReferralStatus.NEEDS_INFO:
-        return None
-    tr = await recipient_tr(context, row.member_id)
+def _question(notice: Notice, tr: Translator) -> Outgoing:
     head = tr.gettext("A coordinator asks about your referral {code}:").format(code=notice.code)
     return Outgoing(
         f"{head}\n\n{esc(notice.note or '')}",
@@ -107,11 +96,7 @@ async def render_question(context: Context, row: Notification) -> Outgoing | Non
     )
 
 
-async def render_answered(context: Context, row: Notification) -> Outgoing | None:
-    notice = await _notice(context, row)
-    if notice is None:
-        return None
-    tr = await recipient_tr(context, row.member_id)
+def _answered(notice: Notice, tr: Translator) -> Outgoing:
     return Outgoing(
         tr.gettext("The referrer answered the question about {code}.").format(code=notice.code),
         _open_button(notice, tr),
@@ -141,7 +126,7 @@ def _open_button(notice: Notice, tr: Translator) -> InlineKeyboardMarkup:
 
 async def render_draft_reminder(context: Context, row: Notification) -> Outgoing | None:
     async with context.runtime.database.reading() as session:
-        if not await drafting.has_draft(session, row.member_id):
+        if not await referrals.has_draft(session, row.member_id):
             return None  # sent or cancelled meanwhile
     tr = await recipient_tr(context, row.member_id)
     started = datetime.fromisoformat(str(row.payload["started_at"]))
@@ -204,13 +189,17 @@ def _nudge_text(items: list[referral_sweep.Waiting], tr: Translator) -> str:
 
 def outbox_kinds() -> dict[str, Kind]:
     return {
-        referrals.ALERT: Kind(render_alert),
-        referrals.ACCEPTED: Kind(render_accepted),
-        referrals.ACCEPTED_BY: Kind(render_accepted_by),
-        referrals.DECLINED: Kind(render_declined),
-        referrals.DECLINED_BY: Kind(render_declined_by),
-        referrals.QUESTION: Kind(render_question),
-        referrals.ANSWERED: Kind(render_answered),
+        # The alert is moot once the referral is decided; the question once the referral no
+        # longer waits for the referrer's answer.
+        referrals.ALERT: _about_referral(_alert, moot=lambda notice: not notice.waiting),
+        referrals.ACCEPTED: _about_referral(_accepted),
+        referrals.ACCEPTED_BY: _about_referral(_accepted_by),
+        referrals.DECLINED: _about_referral(_declined),
+        referrals.DECLINED_BY: _about_referral(_declined_by),
+        referrals.QUESTION: _about_referral(
+            _question, moot=lambda notice: notice.status is not ReferralStatus.NEEDS_INFO
+        ),
+        referrals.ANSWERED: _about_referral(_answered),
         referral_sweep.DRAFT_REMINDER: Kind(render_draft_reminder),
         referral_sweep.DRAFT_EXPIRED: Kind(render_draft_expired),
         referral_sweep.TRIAGE_NUDGE: Kind(render_triage_nudge),

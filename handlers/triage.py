@@ -13,7 +13,6 @@ from telegram.ext import (
     CommandHandler,
     ConversationHandler,
     MessageHandler,
-    filters,
 )
 
 from bot.core.i18n import N_, Translator
@@ -22,20 +21,20 @@ from bot.services import referrals
 from bot.services.errors import PermissionDenied
 from bot.services.referrals import AlreadyDecided, Details, Rejected
 from handlers.common import (
+    TYPED,
     Context,
     Dialog,
     HandlerList,
     acknowledge,
-    alert,
     answer,
     consuming,
-    ends_on_other_commands,
     esc,
     keyboard,
     no_longer_active,
     paginate,
     parse_callback,
     parse_id,
+    pressed_ids,
     say_below,
 )
 from handlers.referral_texts import (
@@ -45,7 +44,7 @@ from handlers.referral_texts import (
     urgency_text,
 )
 from handlers.typed import delete_typed
-from handlers.usecase import refused_by, use_case
+from handlers.usecase import refusal, refused_by, use_case
 
 TYPING = "typing"
 TRIAGE = "triage"
@@ -66,29 +65,39 @@ NOTE_NAMES = {
 }
 
 
-def _referral_id(update: Update) -> int | None:
+NOT_ALLOWED = refusal(PermissionDenied, say=N_("You are not allowed to see this referral."))
+
+
+async def _decided_already(update: Update, context: Context, already: Exception) -> None:
+    """Another coordinator decided first: who, and how; the decision buttons go."""
+    assert isinstance(already, AlreadyDecided)
+    tr = context.tr
+    _ = tr.gettext
+    status = _(STATUS_NAMES[already.status])
+    if already.by:
+        text = _("{code} has already been decided by {name}: {status}.").format(
+            code=already.code, name=esc(already.by), status=status
+        )
+    else:
+        text = _("{code} has already been decided: {status}.").format(
+            code=already.code, status=status
+        )
+    await _drop_buttons(update)
+    await say_below(update, context, text)
+
+
+async def _drop_buttons(update: Update) -> None:
+    """The decision buttons under a referral's details go once it is decided."""
     query = update.callback_query
-    parts = parse_callback(query.data if query else None, "rf") or []
-    return parse_id(parts[1]) if len(parts) == 2 else None
-
-
-async def _not_allowed(update: Update, context: Context) -> None:
-    await alert(update, context.tr.gettext("You are not allowed to see this referral."))
-
-
-async def _refused(update: Update, context: Context, _error: Exception) -> None:
-    await _not_allowed(update, context)
-
-
-async def _decided_first(update: Update, context: Context, error: Exception) -> None:
-    assert isinstance(error, AlreadyDecided)
-    await _decided_already(update, context, error)
+    if query is not None:
+        with contextlib.suppress(TelegramError):
+            await query.edit_message_reply_markup(None)
 
 
 # Not a coordinator of the referral's district, or another coordinator decided first.
 DECISION_REFUSALS = (
-    refused_by(PermissionDenied, answer=_refused),
-    refused_by(AlreadyDecided, answer=_decided_first),
+    NOT_ALLOWED,
+    refused_by(AlreadyDecided, answer=_decided_already),
 )
 
 
@@ -97,28 +106,23 @@ DECISION_REFUSALS = (
 
 async def open_referral(update: Update, context: Context) -> None:
     """The details, on request only, protected, and audited."""
-    referral_id = _referral_id(update)
-    query = update.callback_query
-    if referral_id is None or query is None:
-        await no_longer_active(update, context)
+    pressed = await pressed_ids(update, context, "rf:o")
+    if pressed is None:
         return
-    runtime = context.runtime
-    actor = context.require_actor()
-    try:
-        async with runtime.database.transaction() as session:
-            details = await referrals.view(
-                session, actor, runtime.cipher, referral_id, now=runtime.clock.now()
-            )
-    except PermissionDenied:
-        await _not_allowed(update, context)
+    async with use_case(update, context, NOT_ALLOWED) as run:
+        details = await referrals.view(
+            run.session, run.actor, context.runtime.cipher, pressed[0], now=run.now
+        )
+    if not run.done:
         return
-    await acknowledge(query)
+    assert update.callback_query is not None
+    await acknowledge(update.callback_query)
     tr = context.tr
     chunks = _pack(details_sections(details, tr))
     markup = decision_markup(details.id, tr) if details.can_decide else None
     for number, chunk in enumerate(chunks, start=1):
         await context.bot.send_message(
-            actor.chat_id,
+            run.actor.chat_id,
             chunk,
             protect_content=True,
             reply_markup=markup if number == len(chunks) else None,
@@ -197,25 +201,21 @@ def _pack(sections: list[str]) -> list[str]:
 
 
 async def accept(update: Update, context: Context) -> None:
-    referral_id = _referral_id(update)
-    if referral_id is None:
-        await no_longer_active(update, context)
+    pressed = await pressed_ids(update, context, "rf:a")
+    if pressed is None:
         return
     async with use_case(update, context, *DECISION_REFUSALS) as run:
-        decision = await referrals.accept(run.session, run.actor, referral_id, now=run.now)
+        decision = await referrals.accept(run.session, run.actor, pressed[0], now=run.now)
     if not run.done:
         return
     await _drop_buttons(update)
-    if update.callback_query is not None:
-        await acknowledge(update.callback_query)
-    await context.bot.send_message(
-        run.actor.chat_id,
+    await say_below(
+        update,
+        context,
         context.tr.gettext(
             "You accepted {code}. Case {case} is open, and you are its case manager."
         ).format(code=decision.code, case=decision.case_code),
-        reply_markup=keyboard(
-            [[("📅 " + context.tr.gettext("Plan a conference"), f"cf:n:{decision.case_id}")]]
-        ),
+        keyboard([[("📅 " + context.tr.gettext("Plan a conference"), f"cf:n:{decision.case_id}")]]),
     )
 
 
@@ -223,26 +223,16 @@ async def start_typing(update: Update, context: Context) -> str | int:
     """Decline (a reason is required) or Ask the referrer: the coordinator types the text."""
     query = update.callback_query
     parts = parse_callback(query.data if query else None, "rf") or []
-    referral_id = _referral_id(update)
-    if referral_id is None or not parts:
+    referral_id = parse_id(parts[1]) if len(parts) == 2 else None
+    if referral_id is None:
         await no_longer_active(update, context)
         return ConversationHandler.END
     action = "decline" if parts[0] == "d" else "ask"
-    runtime = context.runtime
-    try:
-        async with runtime.database.transaction() as session:
-            code = await referrals.awaiting_decision(
-                session,
-                context.require_actor(),
-                referral_id,
-                action=action,
-                now=runtime.clock.now(),
-            )
-    except PermissionDenied:
-        await _not_allowed(update, context)
-        return ConversationHandler.END
-    except AlreadyDecided as already:
-        await _decided_already(update, context, already)
+    async with use_case(update, context, *DECISION_REFUSALS) as run:
+        code = await referrals.awaiting_decision(
+            run.session, run.actor, referral_id, action=action, now=run.now
+        )
+    if not run.done:
         return ConversationHandler.END
     context.user_data[TRIAGE] = {"id": referral_id, "action": action}  # type: ignore[index]
     _ = context.tr.gettext
@@ -250,13 +240,7 @@ async def start_typing(update: Update, context: Context) -> str | int:
         text = _("Why do you decline {code}? Type the reason; the referrer will read it.")
     else:
         text = _("Type your question for the referrer of {code}.")
-    assert query is not None
-    await acknowledge(query)
-    await context.bot.send_message(
-        context.require_actor().chat_id,
-        text.format(code=code),
-        reply_markup=keyboard([[(_("Cancel"), "rf:x")]]),
-    )
+    await say_below(update, context, text.format(code=code), keyboard([[(_("Cancel"), "rf:x")]]))
     return TYPING
 
 
@@ -307,43 +291,20 @@ async def cancel(update: Update, context: Context) -> int:
     return _done(context)
 
 
-async def _decided_already(update: Update, context: Context, already: AlreadyDecided) -> None:
-    tr = context.tr
-    _ = tr.gettext
-    status = _(STATUS_NAMES[already.status])
-    if already.by:
-        text = _("{code} has already been decided by {name}: {status}.").format(
-            code=already.code, name=esc(already.by), status=status
-        )
-    else:
-        text = _("{code} has already been decided: {status}.").format(
-            code=already.code, status=status
-        )
-    await _drop_buttons(update)
-    await say_below(update, context, text)
-
-
-async def _drop_buttons(update: Update) -> None:
-    """The decision buttons under a referral's details go once it is decided."""
-    query = update.callback_query
-    if query is not None:
-        with contextlib.suppress(TelegramError):
-            await query.edit_message_reply_markup(None)
-
-
 # /referrals
+
+COORDINATORS_ONLY = refusal(
+    PermissionDenied, say=N_("Only coordinators see the referral queue."), as_answer=True
+)
 
 
 async def show_queue(update: Update, context: Context, page: int = 0) -> None:
-    runtime = context.runtime
+    async with use_case(update, context, COORDINATORS_ONLY) as run:
+        items = await referrals.queue(run.session, run.actor, now=run.now)
+    if not run.done:
+        return
     tr = context.tr
     _ = tr.gettext
-    try:
-        async with runtime.database.transaction() as session:
-            items = await referrals.queue(session, context.require_actor(), now=runtime.clock.now())
-    except PermissionDenied:
-        await answer(update, _("Only coordinators see the referral queue."))
-        return
     if not items:
         await answer(update, _("No referrals are waiting for a decision."))
         return
@@ -379,20 +340,15 @@ async def queue_page(update: Update, context: Context) -> None:
 def handlers() -> HandlerList:
     dialog = Dialog("triage")
     return [
-        ConversationHandler[Context](
+        dialog.conversation(
             entry_points=[CallbackQueryHandler(dialog.entry(start_typing), pattern=r"^rf:[dq]:")],
             states={
                 TYPING: [
-                    MessageHandler(
-                        filters.UpdateType.MESSAGE & ~filters.COMMAND, dialog.step(typed)
-                    ),
+                    MessageHandler(TYPED, dialog.step(typed)),
                     CallbackQueryHandler(dialog.step(cancel), pattern=r"^rf:x$"),
                 ]
             },
-            fallbacks=[CommandHandler("cancel", dialog.step(cancel)), ends_on_other_commands()],
-            allow_reentry=True,
-            name="triage",
-            persistent=True,
+            fallbacks=[CommandHandler("cancel", dialog.step(cancel))],
         )
     ]
 

@@ -27,6 +27,7 @@ Subject = (
     | models.Invitation
     | models.InviteCode
     | models.Member
+    | models.Referral
     | models.Task
 )
 SUBJECT_TYPES: dict[type[Subject], str] = {
@@ -37,6 +38,7 @@ SUBJECT_TYPES: dict[type[Subject], str] = {
     models.Invitation: "invitation",
     models.InviteCode: "invite",
     models.Member: "member",
+    models.Referral: "referral",
     models.Task: "task",
 }
 

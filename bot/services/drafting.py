@@ -167,7 +167,7 @@ def can_refer(actor: Actor) -> bool:
 def require_referrer(actor: Actor, *, now: datetime) -> None:
     """Referrers (and coordinators) report concerns; anyone else's attempt is refused, audited."""
     if not can_refer(actor):
-        raise audit.refusal("referral", at=now, actor_id=actor.member_id, subject_type="referral")
+        raise audit.refused(actor, "referral", "referral", at=now)
 
 
 async def find_draft(session: AsyncSession, actor: Actor, cipher: Cipher) -> Draft | None:
@@ -206,17 +206,7 @@ async def discard_draft(session: AsyncSession, actor: Actor) -> list[list[int]] 
         return None
     refs = list(row.message_refs)
     await session.delete(row)
-    session.info.pop(("draft", actor.member_id), None)
     return refs
-
-
-async def has_draft(session: AsyncSession, member_id: int) -> bool:
-    found = await session.scalar(
-        select(Referral.id)
-        .where(Referral.referrer_id == member_id, Referral.status == ReferralStatus.DRAFT)
-        .limit(1)
-    )
-    return found is not None
 
 
 def deletable(refs: list[list[int]], now: datetime) -> list[list[int]]:
@@ -242,9 +232,27 @@ async def note_message(
     draft is sent or cancelled: the referrer's own, or one of the bot's (from_bot=True)."""
     row = await _draft_row(session, actor)
     if row is not None:
-        row.message_refs = [*row.message_refs, [message_id, sent_at, int(from_bot)]]
-        if not from_bot:
-            row.updated_at = now
+        _note(row, message_id, sent_at, now=now, from_bot=from_bot)
+
+
+async def typed_step(
+    session: AsyncSession,
+    actor: Actor,
+    cipher: Cipher,
+    text: str | None,
+    *,
+    message_id: int,
+    sent_at: int,
+    now: datetime,
+) -> tuple[Draft, Rejected | None]:
+    """What the referrer sent at the draft's current step (`text` None: not text, a photo or a
+    voice message, say): the message is noted, since whatever is sent here may name the child,
+    and the text applied. The draft as it now stands, with the rejection if it was refused: the
+    draft is then left at its step, which is asked again."""
+    row = await _require_draft(session, actor)
+    _note(row, message_id, sent_at, now=now, from_bot=False)
+    rejected = Rejected("not_text") if text is None else _apply_text(row, cipher, text, now=now)
+    return _draft(row, cipher), rejected
 
 
 async def go_to(
@@ -278,34 +286,8 @@ async def set_text(
 ) -> Draft | Rejected:
     """The typed answer to the draft's current step."""
     row = await _require_draft(session, actor)
-    row.updated_at = now
-    step = row.step
-    if step not in TEXT_STEPS:
-        return Rejected("buttons")
-    cleaned = text.strip() if step in ("description", "tried") else " ".join(text.split())
-    if not cleaned:
-        return Rejected("empty")
-    sealed = open_sealed(row, cipher)
-    if step == "year":
-        low, high = now.year - SCHOOL_AGES[1], now.year - SCHOOL_AGES[0]
-        if not (cleaned.isdecimal() and len(cleaned) == 4 and low <= int(cleaned) <= high):
-            return Rejected("year", {"low": low, "high": high})
-        sealed["birth_year"] = int(cleaned)
-    elif len(cleaned) > LIMITS[step]:
-        return Rejected("too_long", {"length": len(cleaned), "limit": LIMITS[step]})
-    elif step == "class":
-        sealed["class_name"] = cleaned
-    elif step == "school_name":
-        sealed["school"] = cleaned
-    elif step == "other":
-        sealed["other"] = cleaned
-        if OTHER not in sealed["categories"]:
-            sealed["categories"] = [*sealed["categories"], OTHER]
-    else:
-        sealed[step] = cleaned
-    row.sealed = cipher.encrypt_json(sealed)
-    _advance(row, step, cipher)
-    return _draft(row, cipher)
+    rejected = _apply_text(row, cipher, text, now=now)
+    return _draft(row, cipher) if rejected is None else rejected
 
 
 async def set_choice(
@@ -449,22 +431,50 @@ async def _school(session: AsyncSession, actor: Actor, raw_id: str) -> str | Non
     return institution.name
 
 
+def _note(row: Referral, message_id: int, sent_at: int, *, now: datetime, from_bot: bool) -> None:
+    row.message_refs = [*row.message_refs, [message_id, sent_at, int(from_bot)]]
+    if not from_bot:
+        row.updated_at = now
+
+
+def _apply_text(row: Referral, cipher: Cipher, text: str, *, now: datetime) -> Rejected | None:
+    """The typed answer applied to the draft's current step; the rejection, if it is refused."""
+    row.updated_at = now
+    step = row.step
+    if step not in TEXT_STEPS:
+        return Rejected("buttons")
+    cleaned = text.strip() if step in ("description", "tried") else " ".join(text.split())
+    if not cleaned:
+        return Rejected("empty")
+    sealed = open_sealed(row, cipher)
+    if step == "year":
+        low, high = now.year - SCHOOL_AGES[1], now.year - SCHOOL_AGES[0]
+        if not (cleaned.isdecimal() and len(cleaned) == 4 and low <= int(cleaned) <= high):
+            return Rejected("year", {"low": low, "high": high})
+        sealed["birth_year"] = int(cleaned)
+    elif len(cleaned) > LIMITS[step]:
+        return Rejected("too_long", {"length": len(cleaned), "limit": LIMITS[step]})
+    elif step == "class":
+        sealed["class_name"] = cleaned
+    elif step == "school_name":
+        sealed["school"] = cleaned
+    elif step == "other":
+        sealed["other"] = cleaned
+        if OTHER not in sealed["categories"]:
+            sealed["categories"] = [*sealed["categories"], OTHER]
+    else:
+        sealed[step] = cleaned
+    row.sealed = cipher.encrypt_json(sealed)
+    _advance(row, step, cipher)
+    return None
+
+
 async def _draft_row(session: AsyncSession, actor: Actor) -> Referral | None:
-    # A step of the dialog asks for the draft several times in one transaction: after the first
-    # query the session holds the row, and `get` finds it there without another one.
-    key = ("draft", actor.member_id)
-    known = session.info.get(key)
-    if known is not None:
-        row = await session.get(Referral, known)
-        if row is not None and row.status is ReferralStatus.DRAFT:
-            return row
     result: Referral | None = await session.scalar(
         select(Referral).where(
             Referral.referrer_id == actor.member_id, Referral.status == ReferralStatus.DRAFT
         )
     )
-    if result is not None:
-        session.info[key] = result.id
     return result
 
 

@@ -15,15 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.crypto import Cipher
 from bot.core.models import (
-    Case,
     Institution,
-    Member,
     Referral,
     ReferralNote,
     ReferralStatus,
     Urgency,
 )
-from bot.services.referrals import OPEN_STATUSES
+from bot.services.referrals import OPEN_STATUSES, case_code, decided_by
 
 
 @dataclass(frozen=True)
@@ -62,9 +60,6 @@ async def notice(
         if body is None:
             return None
         note = cipher.decrypt_json(body)
-    decided_by = None
-    if row.decided_by_id is not None:
-        decided_by = (await session.get_one(Member, row.decided_by_id)).display_name
     institution = await session.get_one(Institution, row.institution_id)
     return Notice(
         referral_id=row.id,
@@ -73,7 +68,7 @@ async def notice(
         urgency=row.urgency,
         danger=bool(row.danger),
         institution_name=institution.name,
-        decided_by=decided_by,
-        case_code=await session.scalar(select(Case.code).where(Case.referral_id == row.id)),
+        decided_by=await decided_by(session, row),
+        case_code=await case_code(session, row.id),
         note=note,
     )

@@ -37,7 +37,7 @@ from bot.core.models import (
     Urgency,
 )
 from bot.services import audit, cases
-from bot.services.errors import PermissionDenied, ServiceError
+from bot.services.errors import ServiceError
 from bot.services.members import Actor
 
 MAX_NOTE = 2000
@@ -137,6 +137,7 @@ class Question:
 @dataclass(frozen=True)
 class Answered:
     code: str
+    draft_kept: bool  # the referrer has an unfinished referral of their own, waiting
 
 
 @dataclass(frozen=True)
@@ -183,16 +184,15 @@ async def view(
     audited, and so is a refusal."""
     row = await session.get(Referral, referral_id)
     if row is None or row.status is ReferralStatus.DRAFT or not _may_read(actor, row):
-        raise _refusal(actor, "referral.view", referral_id, now=now)
+        raise audit.refused(actor, "referral.view", "referral", referral_id, at=now)
     if row.purged_at is not None:
         # Anonymised after the retention period (with its case, or declined): nothing is left.
-        raise _refusal(actor, "referral.view", referral_id, now=now)
-    case = await session.scalar(select(Case).where(Case.referral_id == row.id))
+        raise audit.refused(actor, "referral.view", "referral", referral_id, at=now)
+    opened = await case_code(session, row.id)
     await audit_referral(session, row, actor, "referral.viewed", now=now)
     sealed = open_sealed(row, cipher)
     referrer = await session.get_one(Member, row.referrer_id)
     institution = await session.get_one(Institution, row.institution_id)
-    case_code = None if case is None else case.code
     assert row.code and row.submitted_at and row.urgency and row.guardians_consent is not None
     return Details(
         id=row.id,
@@ -214,7 +214,7 @@ async def view(
         description=sealed["description"],
         tried=sealed.get("tried", ""),
         notes=await _notes(session, row.id, cipher),
-        case_code=case_code,
+        case_code=opened,
         can_decide=actor.role is Role.COORDINATOR and row.status in OPEN_STATUSES,
     )
 
@@ -286,11 +286,7 @@ async def answer(
     cleaned = _note_text(text)
     if isinstance(cleaned, Rejected):
         return cleaned
-    row = await session.get(Referral, referral_id)
-    if row is None or row.referrer_id != actor.member_id:
-        raise _refusal(actor, "referral.answer", referral_id, now=now)
-    if row.status is not ReferralStatus.NEEDS_INFO:
-        raise NotWaitingForAnswer(row.code or "")
+    row = await _waiting_for_answer(session, actor, referral_id, now=now)
     try:
         await _transition(session, row, (ReferralStatus.NEEDS_INFO,), ReferralStatus.SUBMITTED)
     except AlreadyDecided:
@@ -301,7 +297,7 @@ async def answer(
     told = [c.member_id for c in await coordinators(session, row.district_id)]
     await tell(session, ANSWERED, row.id, told, now=now, note=note)
     assert row.code is not None
-    return Answered(row.code)
+    return Answered(row.code, await has_draft(session, actor.member_id))
 
 
 async def awaiting_decision(
@@ -318,11 +314,8 @@ async def question_for(
     session: AsyncSession, actor: Actor, referral_id: int, *, now: datetime
 ) -> str:
     """The code of the referrer's own referral that waits for their answer."""
-    row = await session.get(Referral, referral_id)
-    if row is None or row.referrer_id != actor.member_id:
-        raise _refusal(actor, "referral.answer", referral_id, now=now)
-    if row.status is not ReferralStatus.NEEDS_INFO or row.code is None:
-        raise NotWaitingForAnswer(row.code or "")
+    row = await _waiting_for_answer(session, actor, referral_id, now=now)
+    assert row.code is not None
     return row.code
 
 
@@ -361,6 +354,15 @@ async def own_referrals(session: AsyncSession, actor: Actor) -> list[OwnReferral
     return [OwnReferral(row.code, row.status, row.submitted_at or row.updated_at) for row in rows]
 
 
+async def has_draft(session: AsyncSession, member_id: int) -> bool:
+    found = await session.scalar(
+        select(Referral.id)
+        .where(Referral.referrer_id == member_id, Referral.status == ReferralStatus.DRAFT)
+        .limit(1)
+    )
+    return found is not None
+
+
 # Helpers.
 
 
@@ -371,33 +373,33 @@ def open_sealed(row: Referral, cipher: Cipher) -> dict[str, Any]:
 
 
 def _may_read(actor: Actor, row: Referral) -> bool:
-    if row.referrer_id == actor.member_id:
-        return True
-    return actor.role is Role.COORDINATOR and actor.district_id == row.district_id
+    return row.referrer_id == actor.member_id or actor.coordinates(row.district_id)
 
 
-def _refusal(actor: Actor, action: str, referral_id: int, *, now: datetime) -> PermissionDenied:
-    return audit.refusal(
-        action, at=now, actor_id=actor.member_id, subject_type="referral", subject_id=referral_id
-    )
+async def _waiting_for_answer(
+    session: AsyncSession, actor: Actor, referral_id: int, *, now: datetime
+) -> Referral:
+    """The referrer's own referral, waiting for their answer to a question; refusals are
+    audited."""
+    row = await session.get(Referral, referral_id)
+    if row is None or row.referrer_id != actor.member_id:
+        raise audit.refused(actor, "referral.answer", "referral", referral_id, at=now)
+    if row.status is not ReferralStatus.NEEDS_INFO or row.code is None:
+        raise NotWaitingForAnswer(row.code or "")
+    return row
 
 
 def _require_coordinator(actor: Actor, action: str, *, now: datetime) -> None:
     if actor.role is not Role.COORDINATOR:
-        raise audit.refusal(action, at=now, actor_id=actor.member_id, subject_type="referral")
+        raise audit.refused(actor, action, "referral", at=now)
 
 
 async def _decidable(
     session: AsyncSession, actor: Actor, referral_id: int, *, action: str, now: datetime
 ) -> Referral:
     row = await session.get(Referral, referral_id)
-    if (
-        row is None
-        or row.status is ReferralStatus.DRAFT
-        or actor.role is not Role.COORDINATOR
-        or row.district_id != actor.district_id
-    ):
-        raise _refusal(actor, action, referral_id, now=now)
+    if row is None or row.status is ReferralStatus.DRAFT or not actor.coordinates(row.district_id):
+        raise audit.refused(actor, action, "referral", referral_id, at=now)
     if row.status not in OPEN_STATUSES:
         raise await _already(session, row)
     return row
@@ -443,10 +445,22 @@ async def _transition(
 
 
 async def _already(session: AsyncSession, row: Referral) -> AlreadyDecided:
-    by = None
-    if row.decided_by_id is not None:
-        by = (await session.get_one(Member, row.decided_by_id)).display_name
-    return AlreadyDecided(row.code or "", row.status, by)
+    return AlreadyDecided(row.code or "", row.status, await decided_by(session, row))
+
+
+async def decided_by(session: AsyncSession, row: Referral) -> str | None:
+    """The name of the coordinator who accepted or declined the referral."""
+    if row.decided_by_id is None:
+        return None
+    return (await session.get_one(Member, row.decided_by_id)).display_name
+
+
+async def case_code(session: AsyncSession, referral_id: int) -> str | None:
+    """The code of the case opened when the referral was accepted."""
+    code: str | None = await session.scalar(
+        select(Case.code).where(Case.referral_id == referral_id)
+    )
+    return code
 
 
 async def tell(
@@ -507,16 +521,7 @@ async def audit_referral(
     **details: Any,
 ) -> None:
     """An audit entry about a referral, by its code (never its content)."""
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action=action,
-        subject_type="referral",
-        subject_id=row.id,
-        code=row.code,
-        **details,
-    )
+    await audit.acted(session, actor, action, row, at=now, code=row.code, **details)
 
 
 def _note_text(text: str) -> str | Rejected:

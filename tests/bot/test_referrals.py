@@ -119,9 +119,15 @@ async def test_a_typed_answer_reads_the_draft_once(
     await _draft_at(database, clock, cipher, teacher, "name")
     with statements(database) as seen:
         async with database.transaction() as session:
-            await drafting.note_message(session, teacher, 41, 1_790_000_000, now=clock.now())
-            await drafting.set_text(session, teacher, cipher, "Jan Vzorový", now=clock.now())
-            draft = await drafting.find_draft(session, teacher, cipher)
+            draft, _rejected = await drafting.typed_step(
+                session,
+                teacher,
+                cipher,
+                "Jan Vzorový",
+                message_id=41,
+                sent_at=1_790_000_000,
+                now=clock.now(),
+            )
     assert draft is not None and draft.step == "year" and draft.name == "Jan Vzorový"
     assert (
         sum(1 for sql in seen if sql.lstrip().startswith("SELECT") and "FROM referrals" in sql) == 1

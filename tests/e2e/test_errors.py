@@ -249,7 +249,7 @@ async def test_an_update_whose_commit_was_made_but_its_answer_lost_is_not_done_t
     Not done again, it must not be left unanswered either: the teacher hears it was saved, and
     the question they are at now."""
     teacher = await _at_the_year_of_birth(bot)
-    real = drafting.set_text
+    real = drafting.typed_step
     lost: list[int] = []
 
     def answer_lost(_session: Session) -> None:
@@ -261,7 +261,7 @@ async def test_an_update_whose_commit_was_made_but_its_answer_lost_is_not_done_t
         event.listen(session.sync_session, "after_commit", answer_lost)
         return await real(session, *args, **kwargs)
 
-    monkeypatch.setattr(drafting, "set_text", set_text)
+    monkeypatch.setattr(drafting, "typed_step", set_text)
     await teacher.send_text("2015")
     shown = (await teacher.next_message()).text or ""  # told where they are, not left waiting
     assert shown.startswith("Your last step was saved, but my answer to it got lost")
