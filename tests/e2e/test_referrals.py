@@ -78,7 +78,9 @@ async def next_sent(person: Person) -> str:
 
 
 async def fill_in(teacher: Person, *, danger: str = "No") -> int:
-    """The whole dialog with the defaults; returns the taps and messages it took."""
+    """`/refer` and the whole dialog with the defaults; returns the taps and messages it took
+    after `/refer`."""
+    await teacher.send_text("/refer")
     actions = 0
 
     async def tap(label: str) -> str:
@@ -117,7 +119,6 @@ async def test_a_referral_takes_eleven_actions_and_the_coordinator_is_told_only_
     bot: RunningBot, sandbox: BotApiSandbox
 ) -> None:
     coordinator, teacher = await team(bot)
-    await teacher.send_text("/refer")
     actions = await fill_in(teacher)
     summary = teacher.last_bot_message()
     assert summary.protect_content
@@ -332,10 +333,8 @@ async def test_a_stale_button_after_sending_changes_nothing(
     bot: RunningBot, sandbox: BotApiSandbox
 ) -> None:
     _coordinator, teacher = await team(bot)
-    await teacher.send_text("/refer")
     await fill_in(teacher)
-    await teacher.press("Send")
-    await teacher.next_message()
+    await in_turn(teacher, "[Send]")
     for stale in ("ref:urgency:week", "ref:send", "ref:x", "ref:concerns:truancy"):
         answer = await teacher.press_data(stale)
         assert answer.text is not None
@@ -349,7 +348,6 @@ async def test_a_stale_button_after_sending_changes_nothing(
 async def send_one(teacher: Person, coordinator: Person) -> str:
     """The teacher sends a referral with the defaults; returns its code (after the
     coordinator's notification)."""
-    await teacher.send_text("/refer")
     await fill_in(teacher)
     await teacher.press("Send")
     found = CODE.search(await text_of(teacher))
@@ -776,7 +774,6 @@ async def test_danger_from_the_summary_shows_the_numbers_and_keeps_it_urgent(
     bot: RunningBot, sandbox: BotApiSandbox
 ) -> None:
     _coordinator, teacher = await team(bot)
-    await teacher.send_text("/refer")
     await fill_in(teacher)
     await teacher.press("✏️ Danger")
     await teacher.next_message()
@@ -797,7 +794,6 @@ async def test_cancelling_or_starting_over_also_deletes_the_bots_messages_with_t
     bot: RunningBot, sandbox: BotApiSandbox
 ) -> None:
     _coordinator, teacher = await team(bot)
-    await teacher.send_text("/refer")
     await fill_in(teacher)
     with_details = [m for m in teacher.messages.values() if m.from_bot and CHILD in (m.text or "")]
     assert with_details and all(m.protect_content for m in with_details)
@@ -816,7 +812,6 @@ async def test_a_crash_right_after_send_loses_no_alert_and_the_sweep_sends_none_
     there), loses nothing: the outbox's next run sends the alert, once; a minute later the sweep
     deletes the referrer's messages and alerts no one again."""
     coordinator, teacher = await team(bot)
-    await teacher.send_text("/refer")
     await fill_in(teacher)
     dispatcher = bot.application.bot_data[delivery.DISPATCHER_KEY]
 
@@ -891,7 +886,6 @@ async def test_messages_telegram_would_not_delete_at_once_are_deleted_by_the_swe
     bot: RunningBot, sandbox: BotApiSandbox, clock: FakeClock
 ) -> None:
     coordinator, teacher = await team(bot)
-    await teacher.send_text("/refer")
     await fill_in(teacher)
     sandbox.fail_next("deleteMessages", 502)
     await teacher.press("Send")
