@@ -27,7 +27,7 @@ from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from bot.services.referrals import ALERT, DECLINED, QUESTION
 from bot.transport.telegram import delivery
 from handlers import referral as referral_dialog
-from tests.e2e.conftest import RunningBot
+from tests.e2e.conftest import RunningBot, in_turn, text_of
 
 CHILD = "Kryštof Dvořák"
 
@@ -50,23 +50,6 @@ async def team(bot: RunningBot) -> tuple[Person, Person]:
     )
     teacher = await bot.join(2, "Jana", Role.REFERRER)
     return coordinator, teacher
-
-
-async def text_of(person: Person) -> str:
-    return (await person.next_message()).text or ""
-
-
-async def in_turn(person: Person, *answers: str) -> str:
-    """Each answer in turn, waiting for the bot's reply: "[label]" presses a button, anything
-    else is typed. Returns the last reply."""
-    reply = ""
-    for answer in answers:
-        if answer.startswith("[") and answer.endswith("]"):
-            await person.press(answer[1:-1])
-        else:
-            await person.send_text(answer)
-        reply = await text_of(person)
-    return reply
 
 
 async def next_sent(person: Person) -> str:
