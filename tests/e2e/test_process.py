@@ -91,6 +91,15 @@ async def _command(environment: dict[str, str], *args: str) -> str:
     return out
 
 
+async def _invite(
+    environment: dict[str, str], institution: str, kind: str, role: str, *more: str
+) -> str:
+    """`roundtable invite` for a new member of the institution; what it printed."""
+    return await _command(
+        environment, "invite", "--institution", institution, "--kind", kind, "--role", role, *more
+    )
+
+
 @pytest.fixture
 async def start_bot(environment: dict[str, str]) -> AsyncIterator[Start]:
     processes: list[asyncio.subprocess.Process] = []
@@ -118,19 +127,7 @@ async def start_bot(environment: dict[str, str]) -> AsyncIterator[Start]:
 async def test_a_half_finished_language_choice_survives_sigkill_and_a_code_works_once(
     sandbox: BotApiSandbox, environment: dict[str, str], start_bot: Start, database: Database
 ) -> None:
-    printed = json.loads(
-        await _command(
-            environment,
-            "invite",
-            "--institution",
-            "ZŠ Hradební",
-            "--kind",
-            "school",
-            "--role",
-            "referrer",
-            "--json",
-        )
-    )
+    printed = json.loads(await _invite(environment, "ZŠ Hradební", "school", "referrer", "--json"))
     assert set(printed) == {"code", "link", "expires_at"}
     assert printed["link"] == f"https://t.me/roundtable_sandbox_bot?start={printed['code']}"
 
@@ -182,18 +179,7 @@ async def test_a_half_finished_language_choice_survives_sigkill_and_a_code_works
 async def test_the_operator_sets_the_conference_place_and_working_hours(
     environment: dict[str, str],
 ) -> None:
-    await _command(
-        environment,
-        "invite",
-        "--institution",
-        "ZŠ Hradební",
-        "--kind",
-        "school",
-        "--role",
-        "referrer",
-        "--district",
-        "Cheb",
-    )
+    await _invite(environment, "ZŠ Hradební", "school", "referrer", "--district", "Cheb")
     shown = await _command(
         environment,
         "district",
@@ -232,19 +218,7 @@ def flood_limits() -> FloodLimits:
 async def _join(
     environment: dict[str, str], person: Person, institution: str, kind: str, role: str
 ) -> None:
-    printed = json.loads(
-        await _command(
-            environment,
-            "invite",
-            "--institution",
-            institution,
-            "--kind",
-            kind,
-            "--role",
-            role,
-            "--json",
-        )
-    )
+    printed = json.loads(await _invite(environment, institution, kind, role, "--json"))
     await person.send_text(f"/start {printed['code']}")
     await person.next_message(timeout=60)
     await person.press("English")
@@ -305,12 +279,7 @@ async def test_an_update_in_hand_when_the_bot_is_killed_is_answered_after_the_re
     """Telegram hears that an update was handled only once it has been (getUpdates' offset, or
     the webhook POST's 200): one the process was still answering when it died comes again and
     is answered, once."""
-    printed = json.loads(
-        await _command(
-            environment, "invite", "--institution", "ZŠ Hradební", "--kind", "school",
-            "--role", "referrer", "--json",
-        )
-    )  # fmt: skip
+    printed = json.loads(await _invite(environment, "ZŠ Hradební", "school", "referrer", "--json"))
     bot = await start_bot()
     teacher = sandbox.person(101, "Jana", language_code="en")
     await teacher.send_text(f"/start {printed['code']}")
