@@ -346,37 +346,24 @@ class Builder:
         referrer = self.world.members[f"{letter}.{key}"]
         child = f"{town} child {number:03}"
         description = f"{town} description {number:03}"
-        referral = Referral(
-            code=f"R-2026-{1000 + number}",
-            district_id=self.world.institutions[f"{letter}.School"].district_id,
-            referrer_id=referrer.id,
-            institution_id=referrer.institution_id,
-            status=status,
-            step="summary",
-            danger=False,
-            urgency=Urgency.ROUTINE,
-            guardians_informed=True,
-            guardians_consent=Consent.YES,
-            sealed=self.cipher.encrypt_json(
-                {
-                    "name": child,
-                    "birth_year": 2014,
-                    "class_name": "5.A",
-                    "school": f"School {town}",
-                    "categories": ["truancy"],
-                    "other": None,
-                    "description": description,
-                    "tried": "",
-                }
-            ),
-            created_at=self.now - timedelta(days=2),
-            updated_at=self.now - timedelta(days=2),
-            submitted_at=self.now - timedelta(days=2),
-            alerted_at=self.now - timedelta(days=2),
+        referral = await self._sent_referral(
+            letter,
+            referrer,
+            number,
+            status,
+            {
+                "name": child,
+                "birth_year": 2014,
+                "class_name": "5.A",
+                "school": f"School {town}",
+                "categories": ["truancy"],
+                "other": None,
+                "description": description,
+                "tried": "",
+            },
+            sent=self.now - timedelta(days=2),
             nudged_at=self.now,
         )
-        self.session.add(referral)
-        await self.session.flush()
         if status is ReferralStatus.NEEDS_INFO:
             coordinator = self.world.members[f"{letter}.C1"]
             self.session.add(
@@ -398,34 +385,58 @@ class Builder:
             secrets=(referral.code, child, description),
         )
 
+    async def _sent_referral(
+        self,
+        letter: str,
+        referrer: Member,
+        number: int,
+        status: ReferralStatus,
+        details: dict[str, object],
+        *,
+        sent: datetime,
+        decided_at: datetime | None = None,
+        nudged_at: datetime | None = None,
+    ) -> Referral:
+        """A routine referral from the town's school, no danger, the guardians agreeing, sent
+        (and its coordinators alerted) at `sent`."""
+        referral = Referral(
+            code=f"R-2026-{1000 + number}",
+            district_id=self.world.institutions[f"{letter}.School"].district_id,
+            referrer_id=referrer.id,
+            institution_id=referrer.institution_id,
+            status=status,
+            step="summary",
+            danger=False,
+            urgency=Urgency.ROUTINE,
+            guardians_informed=True,
+            guardians_consent=Consent.YES,
+            sealed=self.cipher.encrypt_json(details),
+            created_at=sent,
+            updated_at=sent,
+            submitted_at=sent,
+            decided_at=decided_at,
+            alerted_at=sent,
+            nudged_at=nudged_at,
+        )
+        self.session.add(referral)
+        await self.session.flush()
+        return referral
+
     async def _case(self, letter: str, manager: str) -> tuple[Thing, str]:
         """An open case (from an accepted referral) managed by `manager`."""
         number = self._number()
         town = self._town(letter)
         child = f"{town} child {number:03}"
         referrer = self.world.members[f"{letter}.R1"]
-        referral = Referral(
-            code=f"R-2026-{1000 + number}",
-            district_id=self.world.institutions[f"{letter}.School"].district_id,
-            referrer_id=referrer.id,
-            institution_id=referrer.institution_id,
-            status=ReferralStatus.ACCEPTED,
-            step="summary",
-            danger=False,
-            urgency=Urgency.ROUTINE,
-            guardians_informed=True,
-            guardians_consent=Consent.YES,
-            sealed=self.cipher.encrypt_json(
-                {"name": child, "categories": ["truancy"], "description": "", "tried": ""}
-            ),
-            created_at=self.now - timedelta(days=50),
-            updated_at=self.now - timedelta(days=50),
-            submitted_at=self.now - timedelta(days=50),
+        referral = await self._sent_referral(
+            letter,
+            referrer,
+            number,
+            ReferralStatus.ACCEPTED,
+            {"name": child, "categories": ["truancy"], "description": "", "tried": ""},
+            sent=self.now - timedelta(days=50),
             decided_at=self.now - timedelta(days=49),
-            alerted_at=self.now - timedelta(days=50),
         )
-        self.session.add(referral)
-        await self.session.flush()
         case = Case(
             code=f"PK-2026-{1000 + number}",
             district_id=referral.district_id,
