@@ -272,6 +272,28 @@ class Builder:
     def _earlier(self) -> datetime:
         return self.now - timedelta(days=40) + timedelta(hours=6 * next(self._past))
 
+    def _held(
+        self,
+        kind: str,
+        row_id: int,
+        holder: str,
+        *,
+        chair: str | None = None,
+        secrets: tuple[str, ...] = (),
+        extra: dict[str, Any] | None = None,
+    ) -> Thing:
+        """A thing a person holds: its district and institution are the holder's."""
+        return Thing(
+            kind,
+            row_id,
+            holder.split(".", maxsplit=1)[0],
+            holder,
+            self._institution_of(holder),
+            chair=chair,
+            secrets=secrets,
+            extra=extra or {},
+        )
+
     def _institution_of(self, key: str) -> str:
         letter, local = key.split(".")
         return f"{letter}.{next(i for k, i, _r in PEOPLE if k == local)}"
@@ -331,14 +353,7 @@ class Builder:
 
     def _member_thing(self, key: str) -> Thing:
         member = self.world.members[key]
-        return Thing(
-            "member",
-            member.id,
-            key[0],
-            key,
-            self._institution_of(key),
-            secrets=(member.display_name,),
-        )
+        return self._held("member", member.id, key, secrets=(member.display_name,))
 
     async def _referral(self, letter: str, key: str, status: ReferralStatus) -> Thing:
         number = self._number()
@@ -376,13 +391,8 @@ class Builder:
                 )
             )
         assert referral.code is not None
-        return Thing(
-            "referral",
-            referral.id,
-            letter,
-            f"{letter}.{key}",
-            self._institution_of(f"{letter}.{key}"),
-            secrets=(referral.code, child, description),
+        return self._held(
+            "referral", referral.id, f"{letter}.{key}", secrets=(referral.code, child, description)
         )
 
     async def _sent_referral(
@@ -447,12 +457,10 @@ class Builder:
         )
         self.session.add(case)
         await self.session.flush()
-        thing = Thing(
+        thing = self._held(
             "case",
             case.id,
-            letter,
             f"{letter}.{manager}",
-            self._institution_of(f"{letter}.{manager}"),
             chair=f"{letter}.{manager}",
             secrets=(case.code, child),
             extra={"referral": referral.code},
@@ -584,12 +592,10 @@ class Builder:
         self.session.add(offline)
         await self.session.flush()
         assert first_invitation is not None
-        return Thing(
+        return self._held(
             "conference",
             conference.id,
-            letter,
             f"{letter}.{chair}",
-            self._institution_of(f"{letter}.{chair}"),
             chair=f"{letter}.{chair}",
             secrets=(case.secrets[0], place, child),
             extra={
@@ -636,12 +642,10 @@ class Builder:
         )
         # Someone else who may own a task of that conference: the school's other referrer.
         target = "R2" if owner != "R2" else "R1"
-        return Thing(
+        return self._held(
             "task",
             task.id,
-            letter,
             f"{letter}.{owner}",
-            self._institution_of(f"{letter}.{owner}"),
             chair=home.chair,
             secrets=(title, note),
             extra={
