@@ -53,7 +53,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 
-from bench import load, process
+from bench import load, process, world
 from bench.dbproxy import DatabaseProxy
 from bot.core import outbox
 from bot.core.crypto import Cipher
@@ -61,7 +61,7 @@ from bot.core.db import Database
 from bot.core.models import (
     Conference,
     ConferenceStatus,
-    Institution,
+    District,
     InstitutionKind,
     Invitation,
     Member,
@@ -80,6 +80,7 @@ from bot.sandbox import BotApiSandbox, BotMessage, ChatEvent, FloodLimits, Perso
 from bot.sandbox.faults import Faults
 from bot.services import invitations
 from bot.services import tasks as task_service
+from bot.services.members import ensure_institution
 from scheduling.finder import Vote
 
 TOKEN = "7000000004:SANDBOX-token-for-the-chaos-run"
@@ -162,24 +163,19 @@ async def seed(url: str, key: str, options: Options, *, now: datetime) -> Tracke
                 .limit(1)
             )
             assert conference is not None
-            office = Institution(
-                district_id=conference.district_id,
-                name="PPP Cheb",
-                kind=InstitutionKind.PPP,
-                created_at=now,
+            district = await session.get_one(District, conference.district_id)
+            office = await ensure_institution(
+                session, district, "PPP Cheb", InstitutionKind.PPP, now=now
             )
-            session.add(office)
-            await session.flush()
             for number in range(options.bystanders):
                 session.add(
-                    Member(
-                        telegram_user_id=bystander_id(number),
-                        chat_id=bystander_id(number),
-                        display_name=f"Bystander {number + 1}",
-                        institution_id=office.id,
-                        role=Role.PARTICIPANT,
+                    world.member(
+                        bystander_id(number),
+                        f"Bystander {number + 1}",
+                        office.id,
+                        Role.PARTICIPANT,
                         locale="en",
-                        joined_at=now,
+                        now=now,
                     )
                 )
             await session.flush()

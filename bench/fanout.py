@@ -22,27 +22,23 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
-from bench import process
+from bench import process, world
 from bot.core import migrate, outbox
 from bot.core.crypto import Cipher
 from bot.core.db import Database
 from bot.core.models import (
-    Case,
-    CaseStatus,
     Conference,
     ConferenceStatus,
-    District,
-    Institution,
     InstitutionKind,
     Invitation,
     InvitationKind,
-    Member,
     OutboxRow,
     OutboxStatus,
     Role,
     Rsvp,
 )
 from bot.sandbox import BotApiSandbox, FloodLimits
+from bot.services import members
 from bot.services.invitations import REMINDER
 
 TOKEN = "7000000001:SANDBOX-token-for-the-fanout-bench"
@@ -74,29 +70,18 @@ async def seed(url: str, *, now: datetime) -> None:
         await migrate.upgrade(database)
         starts_at = now + timedelta(days=1, hours=12)
         async with database.transaction() as session:
-            district = District(name="Cheb", created_at=now)
-            session.add(district)
-            await session.flush()
-            office = Institution(
-                district_id=district.id,
-                name="OSPOD Cheb",
-                kind=InstitutionKind.OSPOD,
-                created_at=now,
+            district = await members.ensure_district(session, "Cheb", now=now)
+            office = await members.ensure_institution(
+                session, district, "OSPOD Cheb", InstitutionKind.OSPOD, now=now
             )
-            session.add(office)
-            await session.flush()
-            coordinator = _member(office.id, FIRST_CHAT - 1, "Hana", Role.COORDINATOR, now=now)
+            coordinator = world.member(
+                FIRST_CHAT - 1, "Hana", office.id, Role.COORDINATOR, locale="en", now=now
+            )
             session.add(coordinator)
             await session.flush()
-            case = Case(
-                code="P-2026-0001",
-                district_id=district.id,
-                manager_id=coordinator.id,
-                status=CaseStatus.OPEN,
-                opened_at=now,
+            case = await world.open_case(
+                session, "P-2026-0001", district.id, coordinator.id, now=now
             )
-            session.add(case)
-            await session.flush()
             conference = Conference(
                 case_id=case.id,
                 district_id=district.id,
@@ -118,28 +103,22 @@ async def seed(url: str, *, now: datetime) -> None:
             session.add(conference)
             await session.flush()
             # One institution per invitee, as a conference invites institutions.
-            institutions = list(
-                await session.scalars(
-                    insert(Institution).returning(Institution.id),
-                    [
-                        {
-                            "district_id": district.id,
-                            "name": f"ZŠ {number}",
-                            "kind": InstitutionKind.SCHOOL,
-                            "created_at": now,
-                        }
-                        for number in range(REMINDERS)
-                    ],
-                )
+            institutions = await world.insert_schools(
+                session, district.id, [f"ZŠ {number}" for number in range(REMINDERS)], now=now
             )
-            members = list(
-                await session.scalars(
-                    insert(Member).returning(Member.id),
-                    [
-                        _member_values(institution, FIRST_CHAT + number, now=now)
-                        for number, institution in enumerate(institutions)
-                    ],
-                )
+            invitees = await world.insert_members(
+                session,
+                [
+                    world.member_values(
+                        FIRST_CHAT + number,
+                        f"Member {FIRST_CHAT + number}",
+                        institution,
+                        Role.PARTICIPANT,
+                        locale="en",
+                        now=now,
+                    )
+                    for number, institution in enumerate(institutions)
+                ],
             )
             invitations = list(
                 await session.scalars(
@@ -156,7 +135,7 @@ async def seed(url: str, *, now: datetime) -> None:
                             "delegate_id": member,
                         }
                         for number, (institution, member) in enumerate(
-                            zip(institutions, members, strict=True)
+                            zip(institutions, invitees, strict=True)
                         )
                     ],
                 )
@@ -179,37 +158,13 @@ async def seed(url: str, *, now: datetime) -> None:
                         },
                     )
                     for number, (invitation, member) in enumerate(
-                        zip(invitations, members, strict=True)
+                        zip(invitations, invitees, strict=True)
                     )
                 ],
                 now=now,
             )
     finally:
         await database.dispose()
-
-
-def _member(institution_id: int, chat_id: int, name: str, role: Role, *, now: datetime) -> Member:
-    return Member(
-        telegram_user_id=chat_id,
-        chat_id=chat_id,
-        display_name=name,
-        institution_id=institution_id,
-        role=role,
-        locale="en",
-        joined_at=now,
-    )
-
-
-def _member_values(institution_id: int, chat_id: int, *, now: datetime) -> dict[str, object]:
-    return {
-        "telegram_user_id": chat_id,
-        "chat_id": chat_id,
-        "display_name": f"Member {chat_id}",
-        "institution_id": institution_id,
-        "role": Role.PARTICIPANT,
-        "locale": "en",
-        "joined_at": now,
-    }
 
 
 async def sent_rows(url: str) -> int:

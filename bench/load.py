@@ -44,21 +44,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench import process
+from bench import process, world
 from bot.core import migrate
 from bot.core.crypto import Cipher
 from bot.core.db import Database
 from bot.core.models import (
-    Case,
-    CaseStatus,
     ConferenceSlot,
-    Institution,
     InstitutionKind,
-    Member,
     Referral,
     Role,
 )
@@ -144,42 +140,24 @@ async def seed(url: str, people: int, *, now: datetime, locale: str = "cs") -> N
                 session, district, "OSPOD Cheb", InstitutionKind.OSPOD, now=now
             )
             session.add(
-                Member(
-                    telegram_user_id=COORDINATOR,
-                    chat_id=COORDINATOR,
-                    display_name="Hana",
-                    institution_id=office.id,
-                    role=Role.COORDINATOR,
-                    locale=locale,
-                    joined_at=now,
+                world.member(
+                    COORDINATOR, "Hana", office.id, Role.COORDINATOR, locale=locale, now=now
                 )
             )
-            schools = list(
-                await session.scalars(
-                    insert(Institution).returning(Institution.id),
-                    [
-                        {
-                            "district_id": district.id,
-                            "name": f"ZŠ {number + 1}",
-                            "kind": InstitutionKind.SCHOOL,
-                            "created_at": now,
-                        }
-                        for number in range(people)
-                    ],
-                )
+            schools = await world.insert_schools(
+                session, district.id, [f"ZŠ {number + 1}" for number in range(people)], now=now
             )
-            await session.execute(
-                insert(Member),
+            await world.insert_members(
+                session,
                 [
-                    {
-                        "telegram_user_id": FIRST_PERSON + number,
-                        "chat_id": FIRST_PERSON + number,
-                        "display_name": f"Učitel {number + 1}",
-                        "institution_id": school,
-                        "role": Role.REFERRER,
-                        "locale": locale,
-                        "joined_at": now,
-                    }
+                    world.member_values(
+                        FIRST_PERSON + number,
+                        f"Učitel {number + 1}",
+                        school,
+                        Role.REFERRER,
+                        locale=locale,
+                        now=now,
+                    )
                     for number, school in enumerate(schools)
                 ],
             )
@@ -198,15 +176,9 @@ async def _conferences(database: Database, team: int, schools: list[int], *, now
         async with database.transaction() as session:
             actor = await members.find_actor(session, COORDINATOR)
             assert actor is not None
-            case = Case(
-                code=f"LB-{kind}-{team + 1:04d}",
-                district_id=actor.district_id,
-                manager_id=actor.member_id,
-                status=CaseStatus.OPEN,
-                opened_at=now,
+            case = await world.open_case(
+                session, f"LB-{kind}-{team + 1:04d}", actor.district_id, actor.member_id, now=now
             )
-            session.add(case)
-            await session.flush()
             plan = Plan(
                 case_id=case.id, invited=dict.fromkeys(schools, True), window=defaults.window
             )

@@ -7,9 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 import hypothesis
@@ -61,6 +62,22 @@ POSTGRES_URL = _worker_database(os.environ.get("ROUNDTABLE_TEST_DATABASE_URL"))
 # Monday 23 November 2026, 08:00 in Prague.
 START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 TEST_KEY = b"hUv2G0dbT8JxjVgKq3bt0x1m8yUZBq6hL0oOEnR3U4c="
+
+T = TypeVar("T")
+
+
+def with_database(url: str, work: Callable[[Database], Awaitable[T]]) -> T:
+    """What `work` returns, run on its own connection to the database at `url`, for tests
+    that run the command line (its own event loop) and then look at what it stored."""
+
+    async def go() -> T:
+        database = Database(url)
+        try:
+            return await work(database)
+        finally:
+            await database.dispose()
+
+    return asyncio.run(go())
 
 
 def run_roundtable(

@@ -12,7 +12,7 @@ import asyncio
 import io
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -31,6 +31,7 @@ from telegram.request import BaseRequest, HTTPXRequest, RequestData
 
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from bot.transport.telegram.http import AiohttpRequest
+from tests.sandbox import test_sandbox
 
 TOKEN = "123456:http-test-token"
 ALICE = 1001
@@ -47,14 +48,9 @@ def make(request: pytest.FixtureRequest) -> RequestMaker:
     return maker
 
 
-@asynccontextmanager
-async def running_sandbox(**options: Any) -> AsyncIterator[BotApiSandbox]:
-    box = BotApiSandbox(token=TOKEN, flood=NO_FLOOD, **options)
-    await box.start()
-    try:
-        yield box
-    finally:
-        await box.stop()
+def running_sandbox(**options: Any) -> AbstractAsyncContextManager[BotApiSandbox]:
+    """The stand-in without flood limits, started for the block."""
+    return test_sandbox.running_sandbox(TOKEN, flood=NO_FLOOD, **options)
 
 
 @asynccontextmanager

@@ -3,7 +3,6 @@ on a real database; the cases are built with the services, as the bot builds the
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -13,11 +12,11 @@ import pwd
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from alembic import command
@@ -79,9 +78,8 @@ from bot.services.members import Actor
 from bot.services.planning import Defaults, Plan, Started
 from tests.bot.test_keys import stored
 from tests.bot.test_members import _join
-from tests.conftest import TEST_KEY
+from tests.conftest import TEST_KEY, with_database
 
-T = TypeVar("T")
 CIPHER = Cipher([TEST_KEY])
 NOW = datetime.now(UTC)
 OPERATOR = pwd.getpwuid(os.getuid()).pw_name  # who runs the tests runs the commands
@@ -165,17 +163,6 @@ def roundtable(
         return Ran(code, out, err)
 
     return run
-
-
-def _with_database(url: str, work: Callable[[Database], Awaitable[T]]) -> T:
-    async def go() -> T:
-        database = Database(url)
-        try:
-            return await work(database)
-        finally:
-            await database.dispose()
-
-    return asyncio.run(go())
 
 
 def _monday_morning(moment: datetime) -> datetime:
@@ -399,7 +386,7 @@ def _three_cases(url: str) -> Three:
         )
         return Three(team, old, recent, still_open)
 
-    return _with_database(url, build)
+    return with_database(url, build)
 
 
 def _one_open_case(url: str) -> Lived:
@@ -410,7 +397,7 @@ def _one_open_case(url: str) -> Lived:
             database, clock, team, child="Anička Dvořáková", marker="SAR", close=False
         )
 
-    return _with_database(url, build)
+    return with_database(url, build)
 
 
 def _audit_entries(url: str) -> list[AuditEntry]:
@@ -418,7 +405,7 @@ def _audit_entries(url: str) -> list[AuditEntry]:
         async with database.transaction() as session:
             return list(await session.scalars(select(AuditEntry).order_by(AuditEntry.id)))
 
-    return _with_database(url, read)
+    return with_database(url, read)
 
 
 def _csv(text: str) -> list[dict[str, str]]:
@@ -429,7 +416,7 @@ def _csv(text: str) -> list[dict[str, str]]:
 
 def _decrypted(url: str) -> dict[tuple[str, Any, str], bytes]:
     """Every encrypted value in the database, decrypted, by table, primary key and column."""
-    return {where: CIPHER.decrypt(token) for where, token in _with_database(url, stored).items()}
+    return {where: CIPHER.decrypt(token) for where, token in with_database(url, stored).items()}
 
 
 # roundtable audit
@@ -512,7 +499,7 @@ def test_the_audit_log_of_one_case_and_from_one_day(
     # From midnight UTC of the day on, whatever the district's zone.
     day = (NOW - timedelta(days=70)).date()  # after the recent case, before the open one
     midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    _with_database(database_url, lambda database: _entries_around_midnight(database, midnight))
+    with_database(database_url, lambda database: _entries_around_midnight(database, midnight))
     everything = _csv(roundtable("audit").out)
     since = _csv(roundtable("audit", "--since", day.isoformat()).out)
     assert since[:-1] == [
@@ -610,7 +597,7 @@ SIGPIPED = 128 + signal.SIGPIPE  # how the shell reports a tool that SIGPIPE end
 
 def test_the_audit_log_piped_into_head_ends_quietly(database_url: str, tmp_path: Path) -> None:
     """`roundtable audit | head -3`, with a real pipe: head leaves after three lines."""
-    _with_database(database_url, _many_entries)
+    with_database(database_url, _many_entries)
     audit = _command(database_url, tmp_path, "audit", stdout=subprocess.PIPE)
     assert audit.stdout is not None and audit.stderr is not None
     head = subprocess.Popen(["head", "-3"], stdin=audit.stdout, stdout=subprocess.PIPE)
@@ -700,7 +687,7 @@ def _purged_at(url: str) -> dict[str, datetime]:
             )
             return {code: at for code, at in rows if at is not None}
 
-    return _with_database(url, read)
+    return with_database(url, read)
 
 
 async def _rows_of(database: Database, lived: Lived) -> dict[str, Any]:
@@ -769,8 +756,8 @@ def test_purge_wipes_the_old_closed_case_keeps_its_statistics_and_runs_once(
     assert after[("referrals", three.old.referral_id, "sealed")] == b"{}"
     assert after[("tasks", three.old.task_id, "title")] == b""
 
-    old = _with_database(database_url, lambda database: _rows_of(database, three.old))
-    recent = _with_database(database_url, lambda database: _rows_of(database, three.recent))
+    old = with_database(database_url, lambda database: _rows_of(database, three.old))
+    recent = with_database(database_url, lambda database: _rows_of(database, three.recent))
     # Codes, dates, statuses, answers and attendance stay, for the statistics.
     assert old["case"].code == three.old.code
     assert old["case"].status is CaseStatus.CLOSED
@@ -858,7 +845,7 @@ def _where_found(url: str, *needles: str) -> set[tuple[str, str]]:
                             found.add((table.name, column))
         return found
 
-    return _with_database(url, scan)
+    return with_database(url, scan)
 
 
 def _needles(guardian: Guardian) -> tuple[str, ...]:
@@ -924,7 +911,7 @@ def _guardian_cases(url: str) -> tuple[Lived, Lived]:
         )
         return old, recent
 
-    return _with_database(url, build)
+    return with_database(url, build)
 
 
 def _guardian(url: str, guardian: Guardian | int) -> Member:
@@ -940,7 +927,7 @@ def _guardian(url: str, guardian: Guardian | int) -> Member:
             assert found is not None
             return found
 
-    return _with_database(url, read)
+    return with_database(url, read)
 
 
 def _busy_members(url: str) -> set[int]:
@@ -948,7 +935,7 @@ def _busy_members(url: str) -> set[int]:
         async with database.transaction() as session:
             return set(await session.scalars(select(BusyTime.member_id)))
 
-    return _with_database(url, read)
+    return with_database(url, read)
 
 
 def test_purge_anonymises_the_guardians_whose_last_case_it_is(
@@ -1022,7 +1009,7 @@ def test_purge_anonymises_the_guardians_whose_last_case_it_is(
                 years=5,
             )
 
-    (purged,) = _with_database(database_url, later)
+    (purged,) = with_database(database_url, later)
     assert (purged.code, purged.counts["members"]) == (recent.code, 1)
     assert _where_found(database_url, *_needles(PETR)) == set()
     assert _guardian(database_url, petr.id).display_name == "guardian"
@@ -1050,7 +1037,7 @@ def _declined_referrals(url: str) -> tuple[Team, int, int]:
             declined.append(referral_id)
         return team, declined[0], declined[1]
 
-    return _with_database(url, build)
+    return with_database(url, build)
 
 
 def _referral_row(url: str, referral_id: int) -> Referral:
@@ -1058,7 +1045,7 @@ def _referral_row(url: str, referral_id: int) -> Referral:
         async with database.transaction() as session:
             return await session.get_one(Referral, referral_id)
 
-    return _with_database(url, read)
+    return with_database(url, read)
 
 
 def test_the_operators_member_list_keeps_guardians_marked(
@@ -1126,7 +1113,7 @@ def test_purge_anonymises_a_referral_declined_longer_ago_than_the_retention(
             await referrals.view(session, actor, CIPHER, old_id, now=datetime.now(UTC))
 
     with pytest.raises(PermissionDenied):
-        _with_database(database_url, coordinator_opens)
+        with_database(database_url, coordinator_opens)
 
     again = roundtable("purge")
     assert again.out.startswith("Purged 0 case(s) closed and 0 referral(s) declined before ")
@@ -1172,9 +1159,7 @@ def test_the_migration_marks_the_referrals_of_cases_purged_before_it(tmp_path: P
         async with database.transaction() as session:
             return dict((await session.execute(select(Referral.id, Referral.purged_at))).all())
 
-    purged_at = _with_database(
-        f"sqlite+aiosqlite:///{tmp_path / 'old.sqlite3'}", migrate_with_cases
-    )
+    purged_at = with_database(f"sqlite+aiosqlite:///{tmp_path / 'old.sqlite3'}", migrate_with_cases)
     assert purged_at == {1: datetime(2025, 3, 1, 3, 30, tzinfo=UTC), 2: None}
 
 
@@ -1193,7 +1178,7 @@ def test_a_purged_referral_shows_nothing_and_its_export_holds_nothing_typed(
             )
 
     with pytest.raises(PermissionDenied):
-        _with_database(database_url, coordinator_opens_the_referral)
+        with_database(database_url, coordinator_opens_the_referral)
 
     ran = roundtable("export", "--case", three.old.code)
     assert (ran.code, ran.err) == (0, "")

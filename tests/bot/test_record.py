@@ -60,15 +60,9 @@ def _all_text(document: DocumentObject) -> str:
     for table in document.tables:
         texts.extend(text for row in _rows(table) for text in row)
     properties = document.core_properties
+    texts.extend(_metadata(document))
     texts.extend(
         [
-            properties.title,
-            properties.subject,
-            properties.author,
-            properties.last_modified_by,
-            properties.comments,
-            properties.keywords,
-            properties.category,
             properties.identifier,
             properties.content_status,
             properties.language,
@@ -76,6 +70,21 @@ def _all_text(document: DocumentObject) -> str:
         ]
     )
     return "\n".join(texts)
+
+
+def _metadata(document: DocumentObject) -> list[str]:
+    """The core properties a word processor shows as the document's title, author and the
+    like."""
+    properties = document.core_properties
+    return [
+        properties.title,
+        properties.subject,
+        properties.author,
+        properties.last_modified_by,
+        properties.comments,
+        properties.keywords,
+        properties.category,
+    ]
 
 
 def _table_with_header(document: DocumentObject, first: str) -> Table:
@@ -207,15 +216,7 @@ def test_the_childs_name_is_in_the_text_but_not_the_metadata_when_asked_for() ->
     properties = document.core_properties
     assert properties.title == "PK-2026-0001"
     assert properties.author == "Round Table"
-    metadata = [
-        properties.title,
-        properties.subject,
-        properties.author,
-        properties.last_modified_by,
-        properties.comments,
-        properties.keywords,
-        properties.category,
-    ]
+    metadata = _metadata(document)
     assert not any(CHILD in text for text in metadata)
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         for name in archive.namelist():

@@ -272,6 +272,28 @@ class Builder:
     def _earlier(self) -> datetime:
         return self.now - timedelta(days=40) + timedelta(hours=6 * next(self._past))
 
+    def _held(
+        self,
+        kind: str,
+        row_id: int,
+        holder: str,
+        *,
+        chair: str | None = None,
+        secrets: tuple[str, ...] = (),
+        extra: dict[str, Any] | None = None,
+    ) -> Thing:
+        """A thing a person holds: its district and institution are the holder's."""
+        return Thing(
+            kind,
+            row_id,
+            holder.split(".", maxsplit=1)[0],
+            holder,
+            self._institution_of(holder),
+            chair=chair,
+            secrets=secrets,
+            extra=extra or {},
+        )
+
     def _institution_of(self, key: str) -> str:
         letter, local = key.split(".")
         return f"{letter}.{next(i for k, i, _r in PEOPLE if k == local)}"
@@ -331,14 +353,7 @@ class Builder:
 
     def _member_thing(self, key: str) -> Thing:
         member = self.world.members[key]
-        return Thing(
-            "member",
-            member.id,
-            key[0],
-            key,
-            self._institution_of(key),
-            secrets=(member.display_name,),
-        )
+        return self._held("member", member.id, key, secrets=(member.display_name,))
 
     async def _referral(self, letter: str, key: str, status: ReferralStatus) -> Thing:
         number = self._number()
@@ -346,37 +361,24 @@ class Builder:
         referrer = self.world.members[f"{letter}.{key}"]
         child = f"{town} child {number:03}"
         description = f"{town} description {number:03}"
-        referral = Referral(
-            code=f"R-2026-{1000 + number}",
-            district_id=self.world.institutions[f"{letter}.School"].district_id,
-            referrer_id=referrer.id,
-            institution_id=referrer.institution_id,
-            status=status,
-            step="summary",
-            danger=False,
-            urgency=Urgency.ROUTINE,
-            guardians_informed=True,
-            guardians_consent=Consent.YES,
-            sealed=self.cipher.encrypt_json(
-                {
-                    "name": child,
-                    "birth_year": 2014,
-                    "class_name": "5.A",
-                    "school": f"School {town}",
-                    "categories": ["truancy"],
-                    "other": None,
-                    "description": description,
-                    "tried": "",
-                }
-            ),
-            created_at=self.now - timedelta(days=2),
-            updated_at=self.now - timedelta(days=2),
-            submitted_at=self.now - timedelta(days=2),
-            alerted_at=self.now - timedelta(days=2),
+        referral = await self._sent_referral(
+            letter,
+            referrer,
+            number,
+            status,
+            {
+                "name": child,
+                "birth_year": 2014,
+                "class_name": "5.A",
+                "school": f"School {town}",
+                "categories": ["truancy"],
+                "other": None,
+                "description": description,
+                "tried": "",
+            },
+            sent=self.now - timedelta(days=2),
             nudged_at=self.now,
         )
-        self.session.add(referral)
-        await self.session.flush()
         if status is ReferralStatus.NEEDS_INFO:
             coordinator = self.world.members[f"{letter}.C1"]
             self.session.add(
@@ -389,14 +391,46 @@ class Builder:
                 )
             )
         assert referral.code is not None
-        return Thing(
-            "referral",
-            referral.id,
-            letter,
-            f"{letter}.{key}",
-            self._institution_of(f"{letter}.{key}"),
-            secrets=(referral.code, child, description),
+        return self._held(
+            "referral", referral.id, f"{letter}.{key}", secrets=(referral.code, child, description)
         )
+
+    async def _sent_referral(
+        self,
+        letter: str,
+        referrer: Member,
+        number: int,
+        status: ReferralStatus,
+        details: dict[str, object],
+        *,
+        sent: datetime,
+        decided_at: datetime | None = None,
+        nudged_at: datetime | None = None,
+    ) -> Referral:
+        """A routine referral from the town's school, no danger, the guardians agreeing, sent
+        (and its coordinators alerted) at `sent`."""
+        referral = Referral(
+            code=f"R-2026-{1000 + number}",
+            district_id=self.world.institutions[f"{letter}.School"].district_id,
+            referrer_id=referrer.id,
+            institution_id=referrer.institution_id,
+            status=status,
+            step="summary",
+            danger=False,
+            urgency=Urgency.ROUTINE,
+            guardians_informed=True,
+            guardians_consent=Consent.YES,
+            sealed=self.cipher.encrypt_json(details),
+            created_at=sent,
+            updated_at=sent,
+            submitted_at=sent,
+            decided_at=decided_at,
+            alerted_at=sent,
+            nudged_at=nudged_at,
+        )
+        self.session.add(referral)
+        await self.session.flush()
+        return referral
 
     async def _case(self, letter: str, manager: str) -> tuple[Thing, str]:
         """An open case (from an accepted referral) managed by `manager`."""
@@ -404,28 +438,15 @@ class Builder:
         town = self._town(letter)
         child = f"{town} child {number:03}"
         referrer = self.world.members[f"{letter}.R1"]
-        referral = Referral(
-            code=f"R-2026-{1000 + number}",
-            district_id=self.world.institutions[f"{letter}.School"].district_id,
-            referrer_id=referrer.id,
-            institution_id=referrer.institution_id,
-            status=ReferralStatus.ACCEPTED,
-            step="summary",
-            danger=False,
-            urgency=Urgency.ROUTINE,
-            guardians_informed=True,
-            guardians_consent=Consent.YES,
-            sealed=self.cipher.encrypt_json(
-                {"name": child, "categories": ["truancy"], "description": "", "tried": ""}
-            ),
-            created_at=self.now - timedelta(days=50),
-            updated_at=self.now - timedelta(days=50),
-            submitted_at=self.now - timedelta(days=50),
+        referral = await self._sent_referral(
+            letter,
+            referrer,
+            number,
+            ReferralStatus.ACCEPTED,
+            {"name": child, "categories": ["truancy"], "description": "", "tried": ""},
+            sent=self.now - timedelta(days=50),
             decided_at=self.now - timedelta(days=49),
-            alerted_at=self.now - timedelta(days=50),
         )
-        self.session.add(referral)
-        await self.session.flush()
         case = Case(
             code=f"PK-2026-{1000 + number}",
             district_id=referral.district_id,
@@ -436,12 +457,10 @@ class Builder:
         )
         self.session.add(case)
         await self.session.flush()
-        thing = Thing(
+        thing = self._held(
             "case",
             case.id,
-            letter,
             f"{letter}.{manager}",
-            self._institution_of(f"{letter}.{manager}"),
             chair=f"{letter}.{manager}",
             secrets=(case.code, child),
             extra={"referral": referral.code},
@@ -573,12 +592,10 @@ class Builder:
         self.session.add(offline)
         await self.session.flush()
         assert first_invitation is not None
-        return Thing(
+        return self._held(
             "conference",
             conference.id,
-            letter,
             f"{letter}.{chair}",
-            self._institution_of(f"{letter}.{chair}"),
             chair=f"{letter}.{chair}",
             secrets=(case.secrets[0], place, child),
             extra={
@@ -625,12 +642,10 @@ class Builder:
         )
         # Someone else who may own a task of that conference: the school's other referrer.
         target = "R2" if owner != "R2" else "R1"
-        return Thing(
+        return self._held(
             "task",
             task.id,
-            letter,
             f"{letter}.{owner}",
-            self._institution_of(f"{letter}.{owner}"),
             chair=home.chair,
             secrets=(title, note),
             extra={

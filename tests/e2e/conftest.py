@@ -1,4 +1,5 @@
-"""The real Round Table application over real HTTP against the Bot API stand-in."""
+"""The real Round Table application over real HTTP against the Bot API stand-in, and the steps
+a person takes in it (an answer, then the bot's reply)."""
 
 from __future__ import annotations
 
@@ -140,3 +141,21 @@ async def bot(runtime: Runtime, sandbox: BotApiSandbox) -> AsyncIterator[Running
     yield RunningBot(application, runtime, sandbox)
     stop.set()
     await asyncio.wait_for(task, timeout=30)
+
+
+async def text_of(person: Person) -> str:
+    """The text of the next message the person gets."""
+    return (await person.next_message()).text or ""
+
+
+async def in_turn(person: Person, *answers: str) -> str:
+    """Each answer in turn, waiting for the bot's reply: "[label]" presses a button, anything
+    else is typed. Returns the last reply."""
+    reply = ""
+    for answer in answers:
+        if answer.startswith("[") and answer.endswith("]"):
+            await person.press(answer[1:-1])
+        else:
+            await person.send_text(answer)
+        reply = await text_of(person)
+    return reply

@@ -25,7 +25,7 @@ import asyncio
 import logging
 import os
 from collections import Counter
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -283,6 +283,14 @@ def actions_of(
 
 
 Key = tuple[str, int, str]
+
+
+def action_lists(
+    actions: Callable[[str], st.SearchStrategy[Action]], people: Sequence[str], most: int
+) -> st.SearchStrategy[list[Action]]:
+    """Lists of one to `most` actions, each by one of the people: a person named twice acts
+    twice as often."""
+    return st.lists(st.one_of(*(actions(who) for who in people)), min_size=1, max_size=most)
 
 
 def key_of(update: object) -> Key:

@@ -60,6 +60,7 @@ from tests.e2e.properties import (
     Press,
     Single,
     Text,
+    action_lists,
     actions_of,
     examples,
     flood_limits,  # noqa: F401 - the stand-in without flood limits
@@ -141,16 +142,7 @@ def case_actions(who: str) -> st.SearchStrategy[Action]:
     )
 
 
-ACTIONS = st.lists(
-    st.one_of(
-        case_actions("coordinator"),
-        case_actions("coordinator"),
-        case_actions("police"),
-        case_actions("ppp"),
-    ),
-    min_size=1,
-    max_size=MAX_ACTIONS,
-)
+ACTIONS = action_lists(case_actions, ("coordinator", "coordinator", "police", "ppp"), MAX_ACTIONS)
 
 
 @dataclass

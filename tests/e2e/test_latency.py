@@ -12,8 +12,8 @@ from telegram.ext import Application
 from bot.core.models import Role
 from bot.sandbox import FloodLimits
 from bot.transport.telegram.processor import OrderedUpdateProcessor
-from tests.e2e.conftest import RunningBot
-from tests.e2e.test_referrals import CHILD, team, text_of
+from tests.e2e.conftest import RunningBot, text_of
+from tests.e2e.test_referrals import CHILD, team
 
 
 @pytest.fixture

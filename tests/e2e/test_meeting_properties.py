@@ -57,6 +57,7 @@ from tests.e2e.properties import (
     Press,
     Single,
     Text,
+    action_lists,
     actions_of,
     callback_datas,
     examples,
@@ -142,15 +143,8 @@ def meeting_actions(who: str) -> st.SearchStrategy[Action]:
     )
 
 
-ACTIONS = st.lists(
-    st.one_of(
-        meeting_actions("coordinator"),
-        meeting_actions("coordinator"),
-        meeting_actions("police"),
-        meeting_actions("ppp"),
-    ),
-    min_size=1,
-    max_size=MAX_ACTIONS,
+ACTIONS = action_lists(
+    meeting_actions, ("coordinator", "coordinator", "police", "ppp"), MAX_ACTIONS
 )
 
 

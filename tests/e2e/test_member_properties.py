@@ -40,6 +40,7 @@ from tests.e2e.properties import (
     Press,
     Single,
     Text,
+    action_lists,
     actions_of,
     examples,
     flood_limits,  # noqa: F401 - the stand-in without flood limits
@@ -91,16 +92,8 @@ def member_actions(who: str) -> st.SearchStrategy[Action]:
     )
 
 
-ACTIONS = st.lists(
-    st.one_of(
-        member_actions("admin"),
-        member_actions("admin"),
-        member_actions("coordinator"),
-        member_actions("newcomer"),
-        member_actions("newcomer"),
-    ),
-    min_size=1,
-    max_size=MAX_ACTIONS,
+ACTIONS = action_lists(
+    member_actions, ("admin", "admin", "coordinator", "newcomer", "newcomer"), MAX_ACTIONS
 )
 
 

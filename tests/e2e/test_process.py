@@ -20,7 +20,7 @@ from bot.core.db import Database
 from bot.core.models import Member, Referral, ReferralStatus
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from tests.conftest import TEST_KEY
-from tests.e2e.conftest import TOKEN
+from tests.e2e.conftest import TOKEN, in_turn
 from tests.e2e.test_joining import TURNED_AWAY
 from tests.e2e.test_webhook import SECRET, free_port
 
@@ -69,7 +69,8 @@ def test_a_real_process_is_never_given_a_stand_in_on_the_fake_clock(
         process.bot_environment(on_fake_time, url="sqlite://", directory=tmp_path, key="k")
 
 
-async def _command(environment: dict[str, str], *args: str) -> str:
+async def _run(environment: dict[str, str], *args: str) -> tuple[int | None, str, str]:
+    """`roundtable ARGS...` in its own process: its exit code, what it printed and its errors."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -80,9 +81,23 @@ async def _command(environment: dict[str, str], *args: str) -> str:
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode == 0, err.decode()
-    assert err.decode() == ""  # a command that worked says nothing more (no library's log lines)
-    return out.decode()
+    return process.returncode, out.decode(), err.decode()
+
+
+async def _command(environment: dict[str, str], *args: str) -> str:
+    code, out, err = await _run(environment, *args)
+    assert code == 0, err
+    assert err == ""  # a command that worked says nothing more (no library's log lines)
+    return out
+
+
+async def _invite(
+    environment: dict[str, str], institution: str, kind: str, role: str, *more: str
+) -> str:
+    """`roundtable invite` for a new member of the institution; what it printed."""
+    return await _command(
+        environment, "invite", "--institution", institution, "--kind", kind, "--role", role, *more
+    )
 
 
 @pytest.fixture
@@ -112,19 +127,7 @@ async def start_bot(environment: dict[str, str]) -> AsyncIterator[Start]:
 async def test_a_half_finished_language_choice_survives_sigkill_and_a_code_works_once(
     sandbox: BotApiSandbox, environment: dict[str, str], start_bot: Start, database: Database
 ) -> None:
-    printed = json.loads(
-        await _command(
-            environment,
-            "invite",
-            "--institution",
-            "ZŠ Hradební",
-            "--kind",
-            "school",
-            "--role",
-            "referrer",
-            "--json",
-        )
-    )
+    printed = json.loads(await _invite(environment, "ZŠ Hradební", "school", "referrer", "--json"))
     assert set(printed) == {"code", "link", "expires_at"}
     assert printed["link"] == f"https://t.me/roundtable_sandbox_bot?start={printed['code']}"
 
@@ -176,18 +179,7 @@ async def test_a_half_finished_language_choice_survives_sigkill_and_a_code_works
 async def test_the_operator_sets_the_conference_place_and_working_hours(
     environment: dict[str, str],
 ) -> None:
-    await _command(
-        environment,
-        "invite",
-        "--institution",
-        "ZŠ Hradební",
-        "--kind",
-        "school",
-        "--role",
-        "referrer",
-        "--district",
-        "Cheb",
-    )
+    await _invite(environment, "ZŠ Hradební", "school", "referrer", "--district", "Cheb")
     shown = await _command(
         environment,
         "district",
@@ -207,36 +199,14 @@ async def test_the_operator_sets_the_conference_place_and_working_hours(
         environment, "district", "--institution", "ZŠ Hradební", "--hours", "12:00-15:00"
     )
     assert shown.splitlines()[-1] == "  ZŠ Hradební: 12:00-15:00"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "district",
-        "--mailbox",
-        "not an address",
-        env=environment,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _out, err = await process.communicate()
-    assert process.returncode == 2
-    assert err.decode() == "roundtable: 'not an address' is not an e-mail address\n"
+    code, _out, err = await _run(environment, "district", "--mailbox", "not an address")
+    assert code == 2
+    assert err == "roundtable: 'not an address' is not an e-mail address\n"
     shown = await _command(environment, "district", "--institution", "ZŠ Hradební", "--reset")
     assert "ZŠ Hradební" not in shown
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "district",
-        "--hours",
-        "16:00-08:00",
-        env=environment,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _out, err = await process.communicate()
-    assert process.returncode == 2
-    assert err.decode() == "roundtable: working hours must end after they start\n"
+    code, _out, err = await _run(environment, "district", "--hours", "16:00-08:00")
+    assert code == 2
+    assert err == "roundtable: working hours must end after they start\n"
 
 
 @pytest.fixture
@@ -248,19 +218,7 @@ def flood_limits() -> FloodLimits:
 async def _join(
     environment: dict[str, str], person: Person, institution: str, kind: str, role: str
 ) -> None:
-    printed = json.loads(
-        await _command(
-            environment,
-            "invite",
-            "--institution",
-            institution,
-            "--kind",
-            kind,
-            "--role",
-            role,
-            "--json",
-        )
-    )
+    printed = json.loads(await _invite(environment, institution, kind, role, "--json"))
     await person.send_text(f"/start {printed['code']}")
     await person.next_message(timeout=60)
     await person.press("English")
@@ -275,10 +233,7 @@ async def _referral_begun(
     teacher = sandbox.person(202, "Jana", language_code="en")
     await _join(environment, coordinator, "OSPOD Cheb", "ospod", "coordinator")
     await _join(environment, teacher, "ZŠ Hradební", "school", "referrer")
-    await teacher.send_text("/refer")
-    await teacher.next_message()
-    await teacher.press("No")
-    await teacher.next_message()
+    await in_turn(teacher, "/refer", "[No]")
     return coordinator, teacher
 
 
@@ -287,10 +242,7 @@ async def test_a_referral_dialog_killed_in_the_middle_resumes_where_it_was(
 ) -> None:
     bot = await start_bot()
     coordinator, teacher = await _referral_begun(sandbox, environment)
-    await teacher.send_text("Kryštof Dvořák")
-    await teacher.next_message()
-    await teacher.send_text("2015")
-    assert "Which class" in ((await teacher.next_message()).text or "")
+    assert "Which class" in await in_turn(teacher, "Kryštof Dvořák", "2015")
     # Killed between updates: killed after its answer but before it is done with, "2015" would
     # come again and, its answer not known to have gone out, be answered again.
     await sandbox.wait_until_acknowledged(teacher.last_update_id, timeout=30)
@@ -300,18 +252,11 @@ async def test_a_referral_dialog_killed_in_the_middle_resumes_where_it_was(
     await teacher.send_text("5.B")  # typed while the bot is down
     await start_bot()
     assert "What is going on?" in ((await teacher.next_message(timeout=60)).text or "")
-    await teacher.press("truancy")
-    await teacher.next_message()
-    await teacher.press("Done")
-    await teacher.next_message()
-    await teacher.send_text("He misses Mondays.")
-    await teacher.next_message()
-    await teacher.press("Skip")
-    await teacher.next_message()
-    await teacher.press("Informed, they agree")
-    await teacher.next_message()
-    await teacher.press("Routine")
-    summary = (await teacher.next_message()).text or ""
+    summary = await in_turn(
+        teacher,
+        *("[truancy]", "[Done]", "He misses Mondays.", "[Skip]", "[Informed, they agree]"),
+        "[Routine]",
+    )
     assert "Child: Kryštof Dvořák, born 2015" in summary and "Class: 5.B, ZŠ Hradební" in summary
     await teacher.press("Send")
     sent = (await teacher.next_message()).text or ""
@@ -334,12 +279,7 @@ async def test_an_update_in_hand_when_the_bot_is_killed_is_answered_after_the_re
     """Telegram hears that an update was handled only once it has been (getUpdates' offset, or
     the webhook POST's 200): one the process was still answering when it died comes again and
     is answered, once."""
-    printed = json.loads(
-        await _command(
-            environment, "invite", "--institution", "ZŠ Hradební", "--kind", "school",
-            "--role", "referrer", "--json",
-        )
-    )  # fmt: skip
+    printed = json.loads(await _invite(environment, "ZŠ Hradební", "school", "referrer", "--json"))
     bot = await start_bot()
     teacher = sandbox.person(101, "Jana", language_code="en")
     await teacher.send_text(f"/start {printed['code']}")
@@ -370,13 +310,9 @@ async def test_an_update_handled_but_not_yet_confirmed_is_not_handled_twice(
     never went out, so the teacher is shown where the referral is now."""
     bot = await start_bot()
     _coordinator, teacher = await _referral_begun(sandbox, environment)
-    for answer in ("Kryštof Dvořák", "2015", "5.B"):
-        await teacher.send_text(answer)
-        await teacher.next_message()
-    await teacher.press("truancy")
-    await teacher.next_message()
-    await teacher.press("Done")
-    assert "Describe what is going on" in ((await teacher.next_message()).text or "")
+    assert "Describe what is going on" in await in_turn(
+        teacher, "Kryštof Dvořák", "2015", "5.B", "[truancy]", "[Done]"
+    )
 
     sandbox.hold_next("sendMessage")
     await teacher.send_text("He misses Mondays.")
@@ -392,12 +328,7 @@ async def test_an_update_handled_but_not_yet_confirmed_is_not_handled_twice(
     assert shown.startswith("Your last step was saved, but my answer to it got lost")
     assert "What has the school already tried?" in shown
     await sandbox.wait_until_acknowledged(description, timeout=60)
-    await teacher.press("Skip")
-    await teacher.next_message()
-    await teacher.press("Informed, they agree")
-    await teacher.next_message()
-    await teacher.press("Routine")
-    summary = (await teacher.next_message()).text or ""
+    summary = await in_turn(teacher, "[Skip]", "[Informed, they agree]", "[Routine]")
     assert "What is going on:\nHe misses Mondays.\nAlready tried: –" in summary
     async with database.transaction() as session:
         steps = list(await session.scalars(select(Referral.step)))

@@ -49,6 +49,7 @@ from tests.e2e.properties import (
     Media,
     Single,
     Text,
+    action_lists,
     actions_of,
     callback_datas,
     examples,
@@ -156,13 +157,7 @@ def referral_actions(who: str) -> st.SearchStrategy[Action]:
     )
 
 
-ACTIONS = st.lists(
-    st.one_of(
-        referral_actions("referrer"), referral_actions("referrer"), referral_actions("coordinator")
-    ),
-    min_size=1,
-    max_size=MAX_ACTIONS,
-)
+ACTIONS = action_lists(referral_actions, ("referrer", "referrer", "coordinator"), MAX_ACTIONS)
 
 
 @dataclass

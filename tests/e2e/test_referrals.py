@@ -27,7 +27,7 @@ from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from bot.services.referrals import ALERT, DECLINED, QUESTION
 from bot.transport.telegram import delivery
 from handlers import referral as referral_dialog
-from tests.e2e.conftest import RunningBot
+from tests.e2e.conftest import RunningBot, in_turn, text_of
 
 CHILD = "Kryštof Dvořák"
 
@@ -52,10 +52,6 @@ async def team(bot: RunningBot) -> tuple[Person, Person]:
     return coordinator, teacher
 
 
-async def text_of(person: Person) -> str:
-    return (await person.next_message()).text or ""
-
-
 async def next_sent(person: Person) -> str:
     """The next new message, past edits (such as decision buttons taken off the details)."""
     while True:
@@ -65,7 +61,9 @@ async def next_sent(person: Person) -> str:
 
 
 async def fill_in(teacher: Person, *, danger: str = "No") -> int:
-    """The whole dialog with the defaults; returns the taps and messages it took."""
+    """`/refer` and the whole dialog with the defaults; returns the taps and messages it took
+    after `/refer`."""
+    await teacher.send_text("/refer")
     actions = 0
 
     async def tap(label: str) -> str:
@@ -104,7 +102,6 @@ async def test_a_referral_takes_eleven_actions_and_the_coordinator_is_told_only_
     bot: RunningBot, sandbox: BotApiSandbox
 ) -> None:
     coordinator, teacher = await team(bot)
-    await teacher.send_text("/refer")
     actions = await fill_in(teacher)
     summary = teacher.last_bot_message()
     assert summary.protect_content
@@ -158,14 +155,9 @@ async def test_every_part_can_be_edited_from_the_summary_and_back_goes_one_step_
 ) -> None:
     coordinator, teacher = await team(bot)
     await bot.invite_code(Role.REFERRER, institution="ZŠ Komenského")  # a second school
-    await teacher.send_text("/refer")
-    await teacher.next_message()
-    await teacher.press("No")
-    await teacher.next_message()
-    await teacher.send_text("Wrong Name")
-    await teacher.next_message()
-    await teacher.press("Back")
-    assert "What is the child's name?" in await text_of(teacher)
+    assert "What is the child's name?" in await in_turn(
+        teacher, "/refer", "[No]", "Wrong Name", "[Back]"
+    )
     await teacher.send_text(CHILD)
     await teacher.next_message()
     await fill_rest(teacher)
@@ -178,21 +170,12 @@ async def test_every_part_can_be_edited_from_the_summary_and_back_goes_one_step_
         ("✏️ Tried", "A talk with her mother.", "Already tried: A talk with her mother."),
     ]
     for button, typed, shown in edits:
-        await teacher.press(button)
-        await teacher.next_message()
-        await teacher.send_text(typed)
-        assert shown in await text_of(teacher)
+        assert shown in await in_turn(teacher, f"[{button}]", typed)
 
-    await teacher.press("✏️ School")
-    await teacher.next_message()
-    await teacher.press("ZŠ Komenského")
-    assert "Class: 3.A, ZŠ Komenského" in await text_of(teacher)
-    await teacher.press("✏️ School")
-    await teacher.next_message()
-    await teacher.press("Another school (type its name)")
-    await teacher.next_message()
-    await teacher.send_text("Gymnázium Cheb")
-    assert "Class: 3.A, Gymnázium Cheb" in await text_of(teacher)
+    assert "Class: 3.A, ZŠ Komenského" in await in_turn(teacher, "[✏️ School]", "[ZŠ Komenského]")
+    assert "Class: 3.A, Gymnázium Cheb" in await in_turn(
+        teacher, "[✏️ School]", "[Another school (type its name)]", "Gymnázium Cheb"
+    )
 
     await teacher.press("✏️ Concerns")
     await teacher.next_message()
@@ -200,23 +183,13 @@ async def test_every_part_can_be_edited_from_the_summary_and_back_goes_one_step_
     await teacher.next_message()
     await teacher.press("other…")
     assert "Describe the other concern" in await text_of(teacher)
-    await teacher.send_text("sleeps in class")
-    await teacher.next_message()
-    await teacher.press("Done")
-    assert "Concerns: bullying and cyberbullying, other: sleeps in class" in await text_of(teacher)
+    assert "Concerns: bullying and cyberbullying, other: sleeps in class" in await in_turn(
+        teacher, "sleeps in class", "[Done]"
+    )
 
-    await teacher.press("✏️ Guardians")
-    await teacher.next_message()
-    await teacher.press("Not informed")
-    assert "Guardians: not informed" in await text_of(teacher)
-    await teacher.press("✏️ Urgency")
-    await teacher.next_message()
-    await teacher.press("Within a week")
-    assert "Urgency: within a week" in await text_of(teacher)
-    await teacher.press("✏️ Danger")
-    await teacher.next_message()
-    await teacher.press("Yes, in danger now")
-    summary = await text_of(teacher)
+    assert "Guardians: not informed" in await in_turn(teacher, "[✏️ Guardians]", "[Not informed]")
+    assert "Urgency: within a week" in await in_turn(teacher, "[✏️ Urgency]", "[Within a week]")
+    summary = await in_turn(teacher, "[✏️ Danger]", "[Yes, in danger now]")
     assert "In danger right now: yes" in summary and "Urgency: urgent" in summary
     await teacher.press("✏️ Danger")
     await teacher.next_message()
@@ -242,19 +215,6 @@ async def test_every_part_can_be_edited_from_the_summary_and_back_goes_one_step_
         assert shown in details
 
 
-async def in_turn(person: Person, *answers: str) -> str:
-    """Each answer in turn, waiting for the bot's reply: "[label]" presses a button, anything
-    else is typed. Returns the last reply."""
-    reply = ""
-    for answer in answers:
-        if answer.startswith("[") and answer.endswith("]"):
-            await person.press(answer[1:-1])
-        else:
-            await person.send_text(answer)
-        reply = await text_of(person)
-    return reply
-
-
 async def fill_rest(teacher: Person) -> None:
     """From the year on, with the defaults, up to the summary."""
     await in_turn(
@@ -268,10 +228,7 @@ async def test_a_child_in_danger_gets_the_emergency_numbers_and_an_urgent_alert(
     bot: RunningBot, sandbox: BotApiSandbox
 ) -> None:
     coordinator, teacher = await team(bot)
-    await teacher.send_text("/refer")
-    await teacher.next_message()
-    await teacher.press("Yes, in danger now")
-    emergency = await text_of(teacher)
+    emergency = await in_turn(teacher, "/refer", "[Yes, in danger now]")
     for number in ("158", "155", "112", "116 111"):
         assert number in emergency
     assert "What is the child's name?" in emergency
@@ -300,10 +257,7 @@ async def test_wrong_input_gets_a_clear_answer_and_loses_nothing(
     bot: RunningBot, sandbox: BotApiSandbox
 ) -> None:
     _coordinator, teacher = await team(bot)
-    await teacher.send_text("/refer")
-    await teacher.next_message()
-    await teacher.press("No")
-    await teacher.next_message()
+    await in_turn(teacher, "/refer", "[No]")
     await teacher.send_voice()
     assert "Please type your answer as text" in await text_of(teacher)
     await teacher.send_text(CHILD)
@@ -313,34 +267,21 @@ async def test_wrong_input_gets_a_clear_answer_and_loses_nothing(
         assert "Please type the year of birth as four digits, from 2006 to 2023." in (
             await text_of(teacher)
         )
-    await teacher.send_text("2015")
-    await teacher.next_message()
-    await teacher.send_text("5.B")
-    await teacher.next_message()
-    await teacher.send_text("some text where buttons are")
-    assert "Please answer with one of the buttons." in await text_of(teacher)
+    assert "Please answer with one of the buttons." in await in_turn(
+        teacher, "2015", "5.B", "some text where buttons are"
+    )
     alert = await teacher.press("Done")  # nothing chosen yet
     assert alert.text == "Choose at least one concern." and alert.show_alert
-    await teacher.press("truancy")
-    await teacher.next_message()
-    await teacher.press("Done")
-    await teacher.next_message()
-    await teacher.send_text("x" * 3001)
-    assert "That is 3,001 characters, but at most 3,000 fit here." in await text_of(teacher)
+    assert "That is 3,001 characters, but at most 3,000 fit here." in await in_turn(
+        teacher, "[truancy]", "[Done]", "x" * 3001
+    )
     await teacher.send_photo()
     assert "I cannot use photos, voice messages, stickers or files here." in await text_of(teacher)
     await teacher.send_text("y" * 3000)  # exactly the limit is fine
     assert "What has the school already tried?" in await text_of(teacher)
     await teacher.send_sticker()
     assert "Please type your answer as text." in await text_of(teacher)
-    await teacher.press("Skip")
-    await teacher.next_message()
-    await teacher.press("Informed, not asked yet")
-    await teacher.next_message()
-    await teacher.press("Urgent")
-    await teacher.next_message()
-    await teacher.press("Send")
-    sent = await text_of(teacher)
+    sent = await in_turn(teacher, "[Skip]", "[Informed, not asked yet]", "[Urgent]", "[Send]")
     assert "I deleted your 13 messages with the child's details" in sent
     typed = [m for m in teacher.messages.values() if not m.from_bot and m.text != "/refer"]
     assert all(m.deleted for m in typed if not (m.text or "").startswith("/start"))
@@ -355,27 +296,14 @@ async def test_cancel_deletes_the_draft_and_a_second_refer_offers_to_continue(
     bot: RunningBot, sandbox: BotApiSandbox
 ) -> None:
     _coordinator, teacher = await team(bot)
-    await teacher.send_text("/refer")
-    await teacher.next_message()
-    await teacher.press("No")
-    await teacher.next_message()
-    await teacher.send_text(CHILD)
-    await teacher.next_message()
+    await in_turn(teacher, "/refer", "[No]", CHILD)
     await teacher.send_text("/refer")
     offer = await teacher.next_message()
     assert "You have an unfinished referral" in (offer.text or "")
     await teacher.press("Continue")
     assert "In which year was the child born?" in await text_of(teacher)
-    await teacher.send_text("/refer")
-    await teacher.next_message()
-    await teacher.press("Start over")
-    assert "Is the child in danger right now?" in await text_of(teacher)
-    await teacher.press("No")
-    await teacher.next_message()
-    await teacher.send_text(CHILD)
-    await teacher.next_message()
-    await teacher.send_text("/cancel")
-    cancelled = await text_of(teacher)
+    assert "Is the child in danger right now?" in await in_turn(teacher, "/refer", "[Start over]")
+    cancelled = await in_turn(teacher, "[No]", CHILD, "/cancel")
     assert "Cancelled. Nothing was sent, and the draft is deleted." in cancelled
     assert "I deleted your message with the child's details from this chat." in cancelled
     async with bot.runtime.database.transaction() as session:
@@ -388,10 +316,8 @@ async def test_a_stale_button_after_sending_changes_nothing(
     bot: RunningBot, sandbox: BotApiSandbox
 ) -> None:
     _coordinator, teacher = await team(bot)
-    await teacher.send_text("/refer")
     await fill_in(teacher)
-    await teacher.press("Send")
-    await teacher.next_message()
+    await in_turn(teacher, "[Send]")
     for stale in ("ref:urgency:week", "ref:send", "ref:x", "ref:concerns:truancy"):
         answer = await teacher.press_data(stale)
         assert answer.text is not None
@@ -405,7 +331,6 @@ async def test_a_stale_button_after_sending_changes_nothing(
 async def send_one(teacher: Person, coordinator: Person) -> str:
     """The teacher sends a referral with the defaults; returns its code (after the
     coordinator's notification)."""
-    await teacher.send_text("/refer")
     await fill_in(teacher)
     await teacher.press("Send")
     found = CODE.search(await text_of(teacher))
@@ -492,10 +417,7 @@ async def test_the_coordinators_typed_question_and_reason_leave_her_chat_once_st
     assert (await teacher.next_message()).text == (
         f"A coordinator asks about your referral {code}:\n\n{question}"
     )
-    await teacher.press("Answer")
-    await teacher.next_message()
-    await teacher.send_text("Yes.")
-    await teacher.next_message()
+    await in_turn(teacher, "[Answer]", "Yes.")
     await coordinator.next_message()
     await colleague.next_message()
 
@@ -527,10 +449,7 @@ async def test_the_decline_reason_typed_by_the_deciding_coordinator_is_deleted(
 ) -> None:
     coordinator, teacher = await team(bot)
     code = await send_one(teacher, coordinator)
-    await coordinator.press(f"Open {code}")
-    await coordinator.next_message()
-    await coordinator.press("Decline")
-    await coordinator.next_message()
+    await in_turn(coordinator, f"[Open {code}]", "[Decline]")
     reason = "Kryštof (9) is already in care of OSPOD Sokolov."
     typed = await coordinator.send_text(reason)
     assert (await text_of(coordinator)) == (
@@ -626,24 +545,13 @@ async def test_the_database_holds_the_childs_details_only_encrypted(
 ) -> None:
     coordinator, teacher = await team(bot)
     code = await send_one(teacher, coordinator)
-    await coordinator.press(f"Open {code}")
-    await coordinator.next_message()
-    await coordinator.press("Ask the referrer")
-    await coordinator.next_message()
-    await coordinator.send_text("Which bus does Kryštof take home?")
-    await coordinator.next_message()
+    await in_turn(
+        coordinator, f"[Open {code}]", "[Ask the referrer]", "Which bus does Kryštof take home?"
+    )
     await teacher.next_message()
-    await teacher.press("Answer")
-    await teacher.next_message()
-    await teacher.send_text("Kryštof takes the 7:40 bus.")
-    await teacher.next_message()
+    await in_turn(teacher, "[Answer]", "Kryštof takes the 7:40 bus.")
     # A second, unfinished draft: drafts are encrypted too.
-    await teacher.send_text("/refer")
-    await teacher.next_message()
-    await teacher.press("No")
-    await teacher.next_message()
-    await teacher.send_text("Alžběta Šťastná")
-    await teacher.next_message()
+    await in_turn(teacher, "/refer", "[No]", "Alžběta Šťastná")
 
     dump = await raw_dump(bot)
     for secret in (
@@ -681,12 +589,7 @@ async def test_a_draft_is_remembered_once_after_a_day_and_deleted_after_fourteen
     bot: RunningBot, sandbox: BotApiSandbox, clock: FakeClock
 ) -> None:
     _coordinator, teacher = await team(bot)
-    await teacher.send_text("/refer")
-    await teacher.next_message()
-    await teacher.press("No")
-    await teacher.next_message()
-    await teacher.send_text(CHILD)
-    await teacher.next_message()
+    await in_turn(teacher, "/refer", "[No]", CHILD)
 
     clock.advance(timedelta(hours=23))
     await bot.sweep()
@@ -724,10 +627,7 @@ async def test_an_expired_draft_deletes_the_messages_it_still_may_and_counts_the
     bot: RunningBot, sandbox: BotApiSandbox, clock: FakeClock
 ) -> None:
     _coordinator, teacher = await team(bot)
-    await teacher.send_text("/refer")
-    await teacher.next_message()
-    await teacher.press("No")
-    await teacher.next_message()
+    await in_turn(teacher, "/refer", "[No]")
     old_name = await teacher.send_text(CHILD)
     await teacher.next_message()
     old_photo = await teacher.send_photo()  # a photo of the child, refused but noted
@@ -754,10 +654,7 @@ async def test_an_expired_draft_deletes_the_messages_it_still_may_and_counts_the
 
     # A draft's messages still within the 48 hours (the draft dated back, as after a clock
     # correction) are deleted, and the notice says so.
-    await teacher.send_text("/refer")
-    await teacher.next_message()
-    await teacher.press("No")
-    await teacher.next_message()
+    await in_turn(teacher, "/refer", "[No]")
     fresh_name = await teacher.send_text(CHILD)
     await teacher.next_message()
     async with bot.runtime.database.transaction() as session:
@@ -810,12 +707,7 @@ async def test_the_queue_shows_urgent_first_then_oldest_and_cases_their_next_ste
     coordinator, teacher = await team(bot)
     first = await send_one(teacher, coordinator)  # routine
     clock.advance(timedelta(minutes=5))
-    await teacher.send_text("/refer")
-    await teacher.next_message()
-    await teacher.press("Yes, in danger now")
-    await teacher.next_message()
-    await teacher.send_text(CHILD)
-    await teacher.next_message()
+    await in_turn(teacher, "/refer", "[Yes, in danger now]", CHILD)
     await fill_rest_after_name_in_danger(teacher)
     await teacher.press("Send")
     second = CODE.search(await text_of(teacher))
@@ -851,17 +743,11 @@ async def test_a_coordinator_between_a_decline_and_her_own_draft_types_into_the_
     await coordinator.next_message()
     await coordinator.press("No")
     name_prompt = await coordinator.next_message()
-    await coordinator.press(f"Open {code}")
-    await coordinator.next_message()
-    await coordinator.press("Decline")
-    assert "Why do you decline" in await text_of(coordinator)
+    assert "Why do you decline" in await in_turn(coordinator, f"[Open {code}]", "[Decline]")
     # Back to her draft by its Back button: the decline is left, the draft goes on.
     await coordinator.press("Back", message_id=name_prompt.message_id)
     assert "Is the child in danger right now?" in await text_of(coordinator)
-    await coordinator.press("No")
-    await coordinator.next_message()
-    await coordinator.send_text("Ema Nováková")
-    assert "In which year was the child born?" in await text_of(coordinator)
+    assert "In which year was the child born?" in await in_turn(coordinator, "[No]", "Ema Nováková")
     async with bot.runtime.database.transaction() as session:
         referral = await session.scalar(select(Referral).where(Referral.code == code))
     assert referral is not None and referral.status is ReferralStatus.SUBMITTED
@@ -871,7 +757,6 @@ async def test_danger_from_the_summary_shows_the_numbers_and_keeps_it_urgent(
     bot: RunningBot, sandbox: BotApiSandbox
 ) -> None:
     _coordinator, teacher = await team(bot)
-    await teacher.send_text("/refer")
     await fill_in(teacher)
     await teacher.press("✏️ Danger")
     await teacher.next_message()
@@ -892,14 +777,10 @@ async def test_cancelling_or_starting_over_also_deletes_the_bots_messages_with_t
     bot: RunningBot, sandbox: BotApiSandbox
 ) -> None:
     _coordinator, teacher = await team(bot)
-    await teacher.send_text("/refer")
     await fill_in(teacher)
     with_details = [m for m in teacher.messages.values() if m.from_bot and CHILD in (m.text or "")]
     assert with_details and all(m.protect_content for m in with_details)
-    await teacher.send_text("/refer")
-    await teacher.next_message()
-    await teacher.press("Start over")
-    fresh = await text_of(teacher)
+    fresh = await in_turn(teacher, "/refer", "[Start over]")
     assert "I deleted your 4 messages with the child's details" in fresh
     assert all(teacher.messages[m.message_id].deleted for m in with_details)
     ticked = [m for m in teacher.messages.values() if not m.deleted and "✅" in str(m.buttons())]
@@ -914,7 +795,6 @@ async def test_a_crash_right_after_send_loses_no_alert_and_the_sweep_sends_none_
     there), loses nothing: the outbox's next run sends the alert, once; a minute later the sweep
     deletes the referrer's messages and alerts no one again."""
     coordinator, teacher = await team(bot)
-    await teacher.send_text("/refer")
     await fill_in(teacher)
     dispatcher = bot.application.bot_data[delivery.DISPATCHER_KEY]
 
@@ -964,10 +844,7 @@ async def test_a_question_and_a_decline_reason_are_told_from_the_database_never_
     that tell the referrer hold its id, and the text is read when the row is sent."""
     coordinator, teacher = await team(bot)
     code = await send_one(teacher, coordinator)
-    await coordinator.press(f"Open {code}")
-    await coordinator.next_message()
-    await coordinator.press("Ask the referrer")
-    await coordinator.next_message()
+    await in_turn(coordinator, f"[Open {code}]", "[Ask the referrer]")
     question = "Is Kryštof (9) the boy whose father was arrested?"
     await coordinator.send_text(question)
     await coordinator.next_message()
@@ -992,7 +869,6 @@ async def test_messages_telegram_would_not_delete_at_once_are_deleted_by_the_swe
     bot: RunningBot, sandbox: BotApiSandbox, clock: FakeClock
 ) -> None:
     coordinator, teacher = await team(bot)
-    await teacher.send_text("/refer")
     await fill_in(teacher)
     sandbox.fail_next("deleteMessages", 502)
     await teacher.press("Send")

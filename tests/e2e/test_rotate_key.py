@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import stat
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -17,7 +15,7 @@ from bot.core.crypto import Cipher, InvalidToken
 from bot.core.db import Database
 from bot.core.models import UserData
 from tests.bot.test_keys import NEW_KEY, OTHER_KEY, Plain, seed, stored
-from tests.conftest import START, TEST_KEY, run_roundtable
+from tests.conftest import START, TEST_KEY, run_roundtable, with_database
 
 RESTART = (
     "nothing is re-encrypted yet. Restart the bot so that it reads the new key (it then "
@@ -52,25 +50,11 @@ def _read_keys(path: Path) -> list[bytes]:
 
 
 def _seed(url: str, cipher: Cipher) -> Plain:
-    return _with_database(url, lambda database: seed(database, FakeClock(START), cipher))
+    return with_database(url, lambda database: seed(database, FakeClock(START), cipher))
 
 
 def _stored(url: str) -> dict[tuple[str, Any, str], bytes]:
-    return _with_database(url, stored)
-
-
-T = TypeVar("T")
-
-
-def _with_database(url: str, work: Callable[[Database], Awaitable[T]]) -> T:
-    async def go() -> T:
-        database = Database(url)
-        try:
-            return await work(database)
-        finally:
-            await database.dispose()
-
-    return asyncio.run(go())
+    return with_database(url, stored)
 
 
 def _assert_readable_only_with(url: str, plain: Plain, key: bytes, *others: bytes) -> None:
@@ -125,7 +109,7 @@ def test_with_a_key_file_a_new_key_goes_first_and_retire_drops_the_old_ones(
                 .values(data=Cipher([TEST_KEY]).encrypt(drafted))
             )
 
-    _with_database(database_url, write_meanwhile)
+    with_database(database_url, write_meanwhile)
     plain["user_data", 7_000_000_001, "data"] = drafted
 
     printed = _run(environment, tmp_path, "--retire")
@@ -202,7 +186,7 @@ def test_a_value_no_key_decrypts_stops_it_before_anything_changes(
         async with database.transaction() as session:
             session.add(UserData(user_id=55, data=Cipher([OTHER_KEY]).encrypt(b"{}")))
 
-    _with_database(database_url, foreign_row)
+    with_database(database_url, foreign_row)
     before_file, before_data = key_file.read_bytes(), _stored(database_url)
 
     result = run_roundtable(environment, tmp_path, "rotate-key", *(["--retire"] if retire else []))

@@ -51,8 +51,9 @@ NO_FLOOD = FloodLimits(enabled=False)
 
 
 @asynccontextmanager
-async def running_sandbox(**options: Any) -> AsyncIterator[BotApiSandbox]:
-    box = BotApiSandbox(token=TOKEN, **options)
+async def running_sandbox(token: str = TOKEN, **options: Any) -> AsyncIterator[BotApiSandbox]:
+    """A started stand-in for the block, stopped after it."""
+    box = BotApiSandbox(token=token, **options)
     await box.start()
     try:
         yield box

@@ -1,0 +1,78 @@
+"""The rows the benchmarks' seeds share: members, schools in bulk and a case with no referral.
+
+The seeds write these rows directly, thousands at a time, where the services would take one
+transaction each; what a service offers for a single row (a district, an office) they take
+from `bot.services.members` instead.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core.models import Case, CaseStatus, Institution, InstitutionKind, Member, Role
+
+
+def member_values(
+    chat_id: int, name: str, institution_id: int, role: Role, *, locale: str, now: datetime
+) -> dict[str, object]:
+    """A member who has joined, in a private chat whose id is their Telegram id."""
+    return {
+        "telegram_user_id": chat_id,
+        "chat_id": chat_id,
+        "display_name": name,
+        "institution_id": institution_id,
+        "role": role,
+        "locale": locale,
+        "joined_at": now,
+    }
+
+
+def member(
+    chat_id: int, name: str, institution_id: int, role: Role, *, locale: str, now: datetime
+) -> Member:
+    """One such member, to add to the session."""
+    return Member(**member_values(chat_id, name, institution_id, role, locale=locale, now=now))
+
+
+async def insert_schools(
+    session: AsyncSession, district_id: int, names: list[str], *, now: datetime
+) -> list[int]:
+    """The ids of new schools of the district, one per name, in the names' order."""
+    return list(
+        await session.scalars(
+            insert(Institution).returning(Institution.id),
+            [
+                {
+                    "district_id": district_id,
+                    "name": name,
+                    "kind": InstitutionKind.SCHOOL,
+                    "created_at": now,
+                }
+                for name in names
+            ],
+        )
+    )
+
+
+async def insert_members(session: AsyncSession, rows: list[dict[str, object]]) -> list[int]:
+    """The ids of new members made of `member_values` rows, in the rows' order."""
+    return list(await session.scalars(insert(Member).returning(Member.id), rows))
+
+
+async def open_case(
+    session: AsyncSession, code: str, district_id: int, manager_id: int, *, now: datetime
+) -> Case:
+    """An open case with no referral behind it, managed by the given coordinator."""
+    case = Case(
+        code=code,
+        district_id=district_id,
+        manager_id=manager_id,
+        status=CaseStatus.OPEN,
+        opened_at=now,
+    )
+    session.add(case)
+    await session.flush()
+    return case
