@@ -2,8 +2,8 @@
 nudge; invitations, cancellations, reminders, answer nudges and the coordinator's flags) and, at
 a poll's deadline, the sweep's offer of the best time.
 
-Rules live in `bot.services.conferences` and `bot.services.invitations`; the calendar file is
-built by `scheduling.invites`.
+Rules live in `bot.services.polls`, `bot.services.invitations` and `bot.services.replies`; the
+calendar file is built by `scheduling.invites`.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 the coordinator), handing it over to a colleague; and the coordinator's new date and
 cancellation of a scheduled conference.
 
-Rules live in `bot.services.invitations`; the message and its calendar file are drawn by
-`handlers.invitation_text`, and sent by the outbox (`handlers.conference_notices`).
+Rules live in `bot.services.replies` and `bot.services.decisions`; the message and its calendar
+file are drawn by `handlers.invitation_text`, and sent by the outbox
+(`handlers.conference_notices`).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@
   `[tool.importlinter]`): the wiring over the dialogs over the transport over the services over
   the core over the pure time logic; the core, the services and the time logic import nothing of
   Telegram; no cycles between services; the stand-in is independent of the bot.
+- Importing every module of the core and the services loads no `telegram` module at all.
 - No module imports another module's `_private` name.
 - No module of the application is much over 600 lines.
 """
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("bot", "handlers", "scheduling")
 MAX_LINES = 650  # "about 600"
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+CORE = ("core", "services")  # the folders of bot/ that must not speak Telegram
 
 
 def _modules() -> list[Path]:
@@ -34,6 +36,37 @@ def _modules() -> list[Path]:
         for path in (ROOT / package).rglob("*.py")
         if "migrations" not in path.parts
     )
+
+
+def _name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+# Loads every module it is given, then prints the telegram modules that came with them.
+IMPORT_ALL = """
+import importlib, sys
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+print("\\n".join(sorted(m for m in sys.modules if m.split(".")[0] == "telegram")))
+"""
+
+
+def test_the_core_and_the_services_import_nothing_of_telegram() -> None:
+    """What the contracts check statically, at run time: nothing the core or the services
+    import, however indirectly or late, brings Telegram in. (The migrations are left out:
+    Alembic loads them, and importing their environment runs them.)"""
+    modules = [_name(path) for path in _modules() if path.parts[len(ROOT.parts) + 1] in CORE]
+    assert "bot.core.outbox" in modules and "bot.services.members" in modules
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_ALL, *modules],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # this tree, not an installed one
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.split() == []
 
 
 def _lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:

@@ -36,7 +36,7 @@ from scheduling import policy
 
 NOTE_MAX = 500
 
-# Notification kinds (rendered by handlers.tasks).
+# Notification kinds (rendered by handlers.task_notices).
 ASSIGNED = "task.assigned"
 NUDGE = "task.nudge"
 ALERT = "task.alert"  # to the coordinator: 7 days overdue

@@ -1,4 +1,5 @@
-"""The rules of bot.services.conferences the dialog tests do not reach directly."""
+"""The rules of the conference services (planning, polls, decisions) the dialog tests do not
+reach directly."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The rules of bot.services.referrals that the dialog tests do not reach directly."""
+"""The rules of the referral services (drafting, referrals) that the dialog tests do not reach
+directly."""
 
 from __future__ import annotations
 
