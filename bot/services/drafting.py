@@ -28,13 +28,11 @@ from bot.services import audit
 from bot.services.cases import next_code
 from bot.services.members import Actor
 from bot.services.referrals import (
-    ALERT,
     ReferralError,
     Rejected,
+    alert_coordinators,
     audit_referral,
-    coordinators,
     open_sealed,
-    tell,
 )
 
 # The Czech school risk-behaviour list (MŠMT), in its usual order; "other" comes with a text.
@@ -371,7 +369,6 @@ async def submit(
     row.step = "sent"
     row.submitted_at = now
     row.updated_at = now
-    row.alerted_at = now
     # The messages stay listed until they are deleted (followed_up), so that a crash
     # between this commit and the deletion leaves the sweep something to finish.
     refs = list(row.message_refs)
@@ -384,9 +381,8 @@ async def submit(
         urgency=row.urgency.value,
         danger=row.danger,
     )
-    alerted = [c.member_id for c in await coordinators(session, actor.district_id)]
-    await tell(session, ALERT, row.id, alerted, now=now)
-    return Submitted(row.id, row.code, refs, len(alerted))
+    alerted = await alert_coordinators(session, row, now=now)
+    return Submitted(row.id, row.code, refs, alerted)
 
 
 async def followed_up(

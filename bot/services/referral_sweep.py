@@ -15,7 +15,7 @@ from bot.core import outbox
 from bot.core.models import Member, Referral, ReferralStatus, Urgency
 from bot.services import audit
 from bot.services.drafting import DELETABLE_FOR_SECONDS
-from bot.services.referrals import ALERT, Recipient, as_recipient, coordinators, tell
+from bot.services.referrals import Recipient, alert_coordinators, as_recipient, coordinators
 from scheduling import policy
 from scheduling.calendar import WorkingCalendar
 
@@ -125,9 +125,7 @@ async def _alert_unalerted(session: AsyncSession, *, now: datetime) -> None:
         )
     )
     for row in rows:
-        alerted = [c.member_id for c in await coordinators(session, row.district_id)]
-        await tell(session, ALERT, row.id, alerted, now=now)
-        row.alerted_at = now
+        await alert_coordinators(session, row, now=now)
 
 
 async def still_waiting(session: AsyncSession, referral_ids: list[int]) -> list[Waiting]:

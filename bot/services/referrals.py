@@ -463,6 +463,15 @@ async def case_code(session: AsyncSession, referral_id: int) -> str | None:
     return code
 
 
+async def alert_coordinators(session: AsyncSession, row: Referral, *, now: datetime) -> int:
+    """Plan the new-referral alert to every active coordinator of the referral's district the
+    bot can reach, and note that it is planned; returns how many it goes to."""
+    alerted = [c.member_id for c in await coordinators(session, row.district_id)]
+    await tell(session, ALERT, row.id, alerted, now=now)
+    row.alerted_at = now
+    return len(alerted)
+
+
 async def tell(
     session: AsyncSession,
     kind: str,
