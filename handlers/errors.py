@@ -212,14 +212,10 @@ async def send_safely(
     chat_id: int,
     text: str,
     markup: InlineKeyboardMarkup | None = None,
-    *,
-    protect: bool = False,
 ) -> bool:
     """Send a message that must not fail the caller; a person who blocked the bot is noted."""
     try:
-        await context.bot.send_message(
-            chat_id, text, reply_markup=markup, protect_content=protect or None
-        )
+        await context.bot.send_message(chat_id, text, reply_markup=markup)
     except Forbidden:
         await mark_unreachable(context, chat_id)
         return False

@@ -19,8 +19,7 @@ from bot.services.planning import Started
 from bot.services.polls import PollView
 from handlers.board_text import send_board
 from handlers.common import Context, esc, keyboard
-from handlers.errors import mark_unreachable
-from handlers.notify import notify
+from handlers.errors import mark_unreachable, send_safely
 from handlers.usecase import refusal
 from scheduling.finder import Vote
 
@@ -129,23 +128,21 @@ async def tell_unreachable(
     if not institutions and not people:
         return
 
-    def text(tr: Translator) -> str:
-        lines = []
-        if institutions:
-            lines.append(
-                tr.gettext(
-                    "Nobody could be reached at: {names}. Please invite them another way."
-                ).format(names=", ".join(esc(name) for name in institutions))
+    tr = context.runtime.translator(coordinator.locale)
+    lines = []
+    if institutions:
+        lines.append(
+            tr.gettext(
+                "Nobody could be reached at: {names}. Please invite them another way."
+            ).format(names=", ".join(esc(name) for name in institutions))
+        )
+    if people:
+        lines.append(
+            tr.gettext("The poll could not be delivered to: {names}.").format(
+                names=", ".join(esc(name) for name in people)
             )
-        if people:
-            lines.append(
-                tr.gettext("The poll could not be delivered to: {names}.").format(
-                    names=", ".join(esc(name) for name in people)
-                )
-            )
-        return "\n".join(lines)
-
-    await notify(context, [coordinator], text)
+        )
+    await send_safely(context, coordinator.chat_id, "\n".join(lines))
 
 
 async def send_polls(context: Context, targets: Sequence[Target]) -> list[Target]:

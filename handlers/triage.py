@@ -27,6 +27,7 @@ from handlers.common import (
     HandlerList,
     acknowledge,
     answer,
+    chunks,
     consuming,
     esc,
     keyboard,
@@ -118,14 +119,14 @@ async def open_referral(update: Update, context: Context) -> None:
     assert update.callback_query is not None
     await acknowledge(update.callback_query)
     tr = context.tr
-    chunks = _pack(details_sections(details, tr))
+    texts = chunks(details_sections(details, tr), CHUNK, separator="\n\n")
     markup = decision_markup(details.id, tr) if details.can_decide else None
-    for number, chunk in enumerate(chunks, start=1):
+    for number, chunk in enumerate(texts, start=1):
         await context.bot.send_message(
             run.actor.chat_id,
             chunk,
             protect_content=True,
-            reply_markup=markup if number == len(chunks) else None,
+            reply_markup=markup if number == len(texts) else None,
         )
 
 
@@ -184,17 +185,6 @@ def details_sections(details: Details, tr: Translator) -> list[str]:
             + esc(note.text)
         )
     return sections
-
-
-def _pack(sections: list[str]) -> list[str]:
-    """Sections joined into as few messages as fit Telegram's length limit."""
-    chunks: list[str] = []
-    for section in sections:
-        if chunks and len(chunks[-1]) + 2 + len(section) <= CHUNK:
-            chunks[-1] += "\n\n" + section
-        else:
-            chunks.append(section)
-    return chunks
 
 
 # Deciding.
