@@ -111,7 +111,7 @@ async def find_case(session: AsyncSession, code: str) -> Case:
 async def open_cases(session: AsyncSession, actor: Actor, *, now: datetime) -> list[OpenCase]:
     """The district's open cases, oldest first, with their managers: for coordinators only."""
     if actor.role is not Role.COORDINATOR:
-        raise audit.refused(actor, "case.list", "referral", at=now)
+        raise audit.refused(actor, "case.list", "case", at=now)
     rows = await session.execute(
         select(Case, Member.display_name)
         .join(Member, Case.manager_id == Member.id)

@@ -227,7 +227,7 @@ async def make_optional(
     """A required invitee who blocks every time may take part as optional instead."""
     invitation = await session.get(Invitation, invitation_id)
     if invitation is None:
-        raise audit.refused(actor, "conference.make_optional", "conference", invitation_id, at=now)
+        raise audit.refused(actor, "conference.make_optional", "invitation", invitation_id, at=now)
     conference = await own_conference(session, actor, invitation.conference_id, now=now)
     # Locked as a poll answer locks it: the board returned is drawn after the other's change.
     await session.refresh(conference, with_for_update=True)

@@ -286,3 +286,20 @@ async def test_the_board_and_a_tap_cost_the_same_queries_for_two_or_six_institut
         costs.append((len(board_queries), len(tap_queries)))
     print("statements for the board and a tap, 2 and 6 institutions:", costs)
     assert costs[0] == costs[1], costs
+
+
+async def test_a_refused_make_optional_is_audited_under_the_invitation_it_named(
+    database: Database, clock: FakeClock
+) -> None:
+    """An invitation id is filed as an invitation, never as a conference of the same number:
+    the audit log of a case (and its export) lists only what concerns that case."""
+    coordinator, _teacher = await _team(database, clock)
+    with pytest.raises(PermissionDenied):
+        async with database.transaction() as session:
+            await decisions.make_optional(session, coordinator, 9999, now=clock.now())
+    async with database.transaction() as session:
+        entry = await session.scalar(
+            select(AuditEntry).where(AuditEntry.action.like("conference.make_optional%"))
+        )
+    assert entry is not None
+    assert (entry.subject_type, entry.subject_id) == ("invitation", "9999")
