@@ -103,3 +103,19 @@ def test_a_calendar_organized_by_someone_else_or_without_a_method_is_refused() -
     published = _event().replace(b"METHOD:REQUEST", b"METHOD:PUBLISH")
     with pytest.raises(ValueError, match="METHOD"):
         _mail(published)
+
+
+def test_an_alarm_naming_another_persons_address_is_refused_too() -> None:
+    alarm = (
+        b"BEGIN:VALARM\r\nACTION:EMAIL\r\nTRIGGER:-PT1H\r\nSUMMARY:x\r\nDESCRIPTION:x\r\n"
+        b"ATTENDEE:mailto:rodic@seznam.example.cz\r\nEND:VALARM\r\nEND:VEVENT\r\n"
+    )
+    calendar = _event().replace(b"END:VEVENT\r\n", alarm)
+    with pytest.raises(ForeignAddress):
+        _mail(calendar)
+
+
+def test_a_calendar_without_an_event_is_refused() -> None:
+    empty = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nMETHOD:REQUEST\r\nEND:VCALENDAR\r\n"
+    with pytest.raises(ValueError, match="event"):
+        _mail(empty)

@@ -69,11 +69,15 @@ def _method(calendar: bytes, sender: Mailbox, recipient: Mailbox) -> str:
     method = str(parsed.get("METHOD", "")).upper()
     if method not in METHODS:
         raise ValueError(f"an invitation's calendar has METHOD REQUEST or CANCEL, not {method!r}")
-    allowed = {_bare(sender.address), _bare(recipient.address)}
-    for event in parsed.walk("VEVENT"):
+    events = parsed.walk("VEVENT")
+    if not events:
+        raise ValueError("an invitation's calendar holds an event")
+    for event in events:
         if _bare(str(event.get("ORGANIZER", ""))) != _bare(sender.address):
             raise ValueError("the calendar's ORGANIZER is not the sender's mailbox")
-        attendees = event.get("ATTENDEE", [])
+    allowed = {_bare(sender.address), _bare(recipient.address)}
+    for component in parsed.walk():  # an alarm's ATTENDEE is an address too
+        attendees = component.get("ATTENDEE", [])
         for attendee in attendees if isinstance(attendees, list) else [attendees]:
             address = _bare(str(attendee))
             if address not in allowed and not address.endswith(PLACEHOLDER_TLD):
