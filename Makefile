@@ -59,4 +59,4 @@ upgrade: | $(UV)
 	$(UV) lock --upgrade --python "$$(command -v $(PYTHON))"
 
 clean:
-	rm -rf $(VENV) .uv .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .uv .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache

@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
@@ -77,6 +78,7 @@ async def _run(environment: dict[str, str], *args: str) -> tuple[int | None, str
         "bot.cli",
         *args,
         env=environment,
+        cwd=tempfile.gettempdir(),  # not the repository: no developer's .env is read
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
