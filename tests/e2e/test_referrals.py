@@ -899,6 +899,8 @@ async def test_a_referral_sent_before_alerts_went_through_the_outbox_is_alerted_
         referral.alerted_at = None  # as the older version left it
         await session.execute(delete(OutboxRow).where(OutboxRow.kind == ALERT))
     await bot.sweep()  # too early: the sending handler of that version may still be at work
+    async with bot.runtime.database.reading() as session:
+        assert await session.scalar(select(OutboxRow.id).where(OutboxRow.kind == ALERT)) is None
     clock.advance(timedelta(minutes=1))
     await bot.sweep()
     assert (await text_of(coordinator)).startswith(f"New referral {code} from ZŠ Hradební.")
