@@ -29,7 +29,6 @@ from handlers.common import (
     Context,
     HandlerList,
     acknowledge,
-    alert,
     answer,
     consuming,
     esc,
@@ -37,7 +36,7 @@ from handlers.common import (
     pressed_ids,
     say_below,
 )
-from handlers.poll_messages import POLL_REFUSALS, deliver, poll_markup, poll_text
+from handlers.poll_messages import POLL_CLOSED, POLL_REFUSALS, deliver, poll_markup, poll_text
 from handlers.usecase import refusal, use_case
 
 ONLY_THE_COORDINATOR = refusal(
@@ -45,20 +44,19 @@ ONLY_THE_COORDINATOR = refusal(
 )
 
 
-async def _closed(update: Update, context: Context) -> None:
-    await alert(update, context.tr.gettext("This poll is over; answers are no longer taken."))
-
-
 async def _pressed_board(
-    update: Update, context: Context, prefix: str
+    update: Update, context: Context, prefix: str, *, polling: bool = False
 ) -> tuple[Board, Actor] | None:
     """The board of the pressed button's conference as the one who pressed may see it, and
-    who that is; None when the button was stale or the look refused (already answered)."""
+    who that is (`polling`: only while the poll is open); None when the button was stale or
+    the look refused (already answered)."""
     ids = await pressed_ids(update, context, prefix)
     if ids is None:
         return None
     async with use_case(update, context, *POLL_REFUSALS) as case:
-        board = await decisions.board(case.session, case.actor, ids[0], now=case.now)
+        board = await decisions.board(
+            case.session, case.actor, ids[0], now=case.now, polling=polling
+        )
     if not case.done:
         return None
     return board, case.actor
@@ -81,28 +79,22 @@ async def decide_now(update: Update, context: Context) -> None:
     ids = await pressed_ids(update, context, "cf:o")
     if ids is None:
         return
-    async with use_case(update, context, ONLY_THE_COORDINATOR) as case:
+    async with use_case(update, context, ONLY_THE_COORDINATOR, POLL_CLOSED) as case:
         board = await decisions.board_to_decide(case.session, case.actor, ids[0], now=case.now)
     if not case.done:
         return
     assert update.callback_query is not None
-    if board.status is not ConferenceStatus.POLLING:
-        await _closed(update, context)
-        return
     await acknowledge(update.callback_query)
     await offer(context, board, all_answered=all(i.answered_at for i in board.invitees))
 
 
 async def choose_time(update: Update, context: Context) -> None:
     """Every candidate time as a button, to force one."""
-    seen = await _pressed_board(update, context, "cf:a")
+    seen = await _pressed_board(update, context, "cf:a", polling=True)
     if seen is None:
         return
     board = seen[0]
     tr = context.tr
-    if board.status is not ConferenceStatus.POLLING:
-        await _closed(update, context)
-        return
     rows = []
     for slot in board.slots:
         blockers = board.outcome.blockers.get(slot.id, ())

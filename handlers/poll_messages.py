@@ -29,11 +29,8 @@ MARKS = {Vote.YES: "✅", Vote.IF_NEED_BE: "🤷", Vote.NO: "❌"}
 
 NOT_YOURS = refusal(PermissionDenied, say=N_("This is not yours to change."))
 # A poll's refusals: not the person's to answer, a time no longer in it, a poll that closed.
-POLL_REFUSALS = (
-    NOT_YOURS,
-    refusal(NotInPoll),
-    refusal(PollClosed, say=N_("This poll is over; answers are no longer taken.")),
-)
+POLL_CLOSED = refusal(PollClosed, say=N_("This poll is over; answers are no longer taken."))
+POLL_REFUSALS = (NOT_YOURS, refusal(NotInPoll), POLL_CLOSED)
 
 
 def poll_text(view: PollView, tr: Translator) -> str:

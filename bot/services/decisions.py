@@ -92,9 +92,20 @@ class TooFar:
 # The board.
 
 
-async def board(session: AsyncSession, actor: Actor, conference_id: int, *, now: datetime) -> Board:
+async def board(
+    session: AsyncSession, actor: Actor, conference_id: int, *, now: datetime, polling: bool = False
+) -> Board:
+    """The board as the actor may see it; `polling`: only while the poll is open (choosing a
+    time), else PollClosed."""
     conference = await own_conference(session, actor, conference_id, now=now)
+    if polling:
+        _require_polling(conference)
     return await board_of(session, conference)
+
+
+def _require_polling(conference: Conference) -> None:
+    if conference.status is not ConferenceStatus.POLLING:
+        raise PollClosed("already decided")
 
 
 async def board_to_decide(
@@ -105,6 +116,7 @@ async def board_to_decide(
     conference = await own_conference(session, actor, conference_id, now=now)
     if conference.coordinator_id != actor.member_id:
         raise audit.refused(actor, "conference.decide", "conference", conference_id, at=now)
+    _require_polling(conference)
     return await board_of(session, conference)
 
 

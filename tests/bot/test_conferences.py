@@ -303,3 +303,33 @@ async def test_a_refused_make_optional_is_audited_under_the_invitation_it_named(
         )
     assert entry is not None
     assert (entry.subject_type, entry.subject_id) == ("invitation", "9999")
+
+
+async def test_deciding_or_choosing_a_time_is_refused_once_the_poll_is_over(
+    database: Database, clock: FakeClock
+) -> None:
+    """ "Decide now" and "Choose a time" on a board whose poll was decided meanwhile are refused
+    by the service (the dialog answers "This poll is over"); the board itself can still be read."""
+    coordinator, teacher = await _team(database, clock)
+    started = await _start(database, clock, coordinator, {teacher.institution_id: True})
+    first = (await _slots(database, started.conference_id))[0]
+    async with database.transaction() as session:
+        scheduled = await decisions.confirm(
+            session, coordinator, started.conference_id, first.id, now=clock.now()
+        )
+    assert isinstance(scheduled, decisions.Scheduled)
+    conference_id = started.conference_id
+    for look in (
+        lambda session: decisions.board_to_decide(
+            session, coordinator, conference_id, now=clock.now()
+        ),
+        lambda session: decisions.board(
+            session, coordinator, conference_id, now=clock.now(), polling=True
+        ),
+    ):
+        with pytest.raises(PollClosed):
+            async with database.transaction() as session:
+                await look(session)
+    async with database.reading() as session:
+        board = await decisions.board(session, coordinator, conference_id, now=clock.now())
+    assert board.status.value == "scheduled"
