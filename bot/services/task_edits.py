@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import outbox
 from bot.core.crypto import Cipher
-from bot.core.models import Member, TaskNote
+from bot.core.models import Member, Task, TaskNote
 from bot.services import audit
 from bot.services.board import Recipient, district_calendar, recipient_of, today_in
 from bot.services.members import Actor
@@ -185,6 +185,22 @@ async def move_due(
     """The coordinator moves the due date; the owner is told and nudged for the new one.
     Returns the task's conference."""
     task = await allowed_task(session, actor, task_id, "task.move", now=now, owner=False)
+    return await _move(session, actor, task, due_on, now=now)
+
+
+async def move_due_in(
+    session: AsyncSession, actor: Actor, task_id: int, days: int, *, now: datetime
+) -> int:
+    """A quick pick on the edit screen: due in `days` from today, on a working day."""
+    task = await allowed_task(session, actor, task_id, "task.move", now=now, owner=False)
+    due_on = await quick_due(session, task.conference_id, days, now=now)
+    return await _move(session, actor, task, due_on, now=now)
+
+
+async def _move(
+    session: AsyncSession, actor: Actor, task: Task, due_on: date, *, now: datetime
+) -> int:
+    """Move a task already checked and locked (one check and one lock per press)."""
     district = await district_of(session, task.conference_id)
     check_due(due_on, today_in(district, now))
     if due_on == task.due_on:
@@ -204,15 +220,6 @@ async def move_due(
         previous=previous.isoformat(),
     )
     return task.conference_id
-
-
-async def move_due_in(
-    session: AsyncSession, actor: Actor, task_id: int, days: int, *, now: datetime
-) -> int:
-    """A quick pick on the edit screen: due in `days` from today, on a working day."""
-    task = await allowed_task(session, actor, task_id, "task.move", now=now, owner=False)
-    due_on = await quick_due(session, task.conference_id, days, now=now)
-    return await move_due(session, actor, task_id, due_on, now=now)
 
 
 async def cancel_task(session: AsyncSession, actor: Actor, task_id: int, *, now: datetime) -> int:
