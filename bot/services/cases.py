@@ -23,7 +23,6 @@ from bot.core.models import (
     District,
     Member,
     Referral,
-    Role,
     Task,
     TaskStatus,
 )
@@ -31,7 +30,7 @@ from bot.services import audit
 from bot.services.board import ACTIVE
 from bot.services.errors import NotFound
 from bot.services.invitations import cancel_conference
-from bot.services.members import Actor
+from bot.services.members import Actor, require_coordinator
 from bot.services.tasks import TaskError, cancel, overdue
 
 
@@ -110,8 +109,7 @@ async def find_case(session: AsyncSession, code: str) -> Case:
 
 async def open_cases(session: AsyncSession, actor: Actor, *, now: datetime) -> list[OpenCase]:
     """The district's open cases, oldest first, with their managers: for coordinators only."""
-    if actor.role is not Role.COORDINATOR:
-        raise audit.refused(actor, "case.list", "case", at=now)
+    require_coordinator(actor, now=now, action="case.list", subject_type="case")
     rows = await session.execute(
         select(Case, Member.display_name)
         .join(Member, Case.manager_id == Member.id)

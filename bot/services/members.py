@@ -476,6 +476,14 @@ def require_admin(actor: Actor, *, now: datetime, action: str, subject: object =
     raise audit.refused(actor, action, "member", subject, at=now)
 
 
+def require_coordinator(
+    actor: Actor, *, now: datetime, action: str, subject_type: str, subject: object = None
+) -> None:
+    """Coordinators only: anyone else's attempt is an audited refusal."""
+    if actor.role is not Role.COORDINATOR:
+        raise audit.refused(actor, action, subject_type, subject, at=now)
+
+
 def member_view(member: Member, institution: Institution) -> MemberView:
     return MemberView(
         member_id=member.id,

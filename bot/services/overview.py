@@ -25,9 +25,8 @@ from bot.core.models import (
     Task,
     TaskStatus,
 )
-from bot.services import audit
 from bot.services.board import ACTIVE, today_in, zone_of
-from bot.services.members import Actor
+from bot.services.members import Actor, require_coordinator
 from bot.services.tasks import task_items
 from scheduling import policy
 
@@ -77,8 +76,9 @@ async def agenda(
     session: AsyncSession, actor: Actor, *, now: datetime, weeks: int = 4
 ) -> list[AgendaItem]:
     """The coordinator's conferences from today for the next weeks."""
-    if actor.role is not Role.COORDINATOR:
-        raise audit.refused(actor, "agenda", "member", actor.member_id, at=now)
+    require_coordinator(
+        actor, now=now, action="agenda", subject_type="member", subject=actor.member_id
+    )
     district = await session.get_one(District, actor.district_id)
     start = datetime.combine(today_in(district, now), datetime.min.time(), tzinfo=zone_of(district))
     rows = await session.execute(

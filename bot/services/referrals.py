@@ -38,7 +38,7 @@ from bot.core.models import (
 )
 from bot.services import audit, cases
 from bot.services.errors import ServiceError
-from bot.services.members import Actor
+from bot.services.members import Actor, require_coordinator
 
 MAX_NOTE = 2000
 OPEN_STATUSES = (ReferralStatus.SUBMITTED, ReferralStatus.NEEDS_INFO)
@@ -321,7 +321,7 @@ async def question_for(
 
 async def queue(session: AsyncSession, actor: Actor, *, now: datetime) -> list[QueueItem]:
     """The district's referrals waiting for a decision: urgent first, then oldest first."""
-    _require_coordinator(actor, "referral.queue", now=now)
+    require_coordinator(actor, now=now, action="referral.queue", subject_type="referral")
     rows = await session.execute(
         select(Referral, Institution.name)
         .join(Institution, Referral.institution_id == Institution.id)
@@ -387,11 +387,6 @@ async def _waiting_for_answer(
     if row.status is not ReferralStatus.NEEDS_INFO or row.code is None:
         raise NotWaitingForAnswer(row.code or "")
     return row
-
-
-def _require_coordinator(actor: Actor, action: str, *, now: datetime) -> None:
-    if actor.role is not Role.COORDINATOR:
-        raise audit.refused(actor, action, "referral", at=now)
 
 
 async def _decidable(
