@@ -109,30 +109,6 @@ async def acted(
     )
 
 
-def refusal(
-    action: str,
-    *,
-    at: datetime,
-    actor_id: int,
-    subject_type: str,
-    subject_id: object = None,
-    **details: Any,
-) -> PermissionDenied:
-    """The refusal to raise when an actor may not do `action`; its "<action>.refused" entry is
-    written even though the transaction rolls back."""
-    return PermissionDenied(
-        action,
-        audit=entry(
-            at=at,
-            actor_id=actor_id,
-            action=f"{action}.refused",
-            subject_type=subject_type,
-            subject_id=subject_id,
-            **details,
-        ),
-    )
-
-
 def refused(
     actor: Acting,
     action: str,
@@ -143,12 +119,16 @@ def refused(
     at: datetime,
     **details: Any,
 ) -> PermissionDenied:
-    """`refusal` for the common case: a member may not do `action` to the subject."""
-    return refusal(
+    """The refusal to raise when a member may not do `action` to the subject; its
+    "<action>.refused" entry is written even though the transaction rolls back."""
+    return PermissionDenied(
         action,
-        at=at,
-        actor_id=actor.member_id,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        **details,
+        audit=entry(
+            at=at,
+            actor_id=actor.member_id,
+            action=f"{action}.refused",
+            subject_type=subject_type,
+            subject_id=subject_id,
+            **details,
+        ),
     )
