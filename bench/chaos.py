@@ -1142,8 +1142,10 @@ class Chaos:
             "blocked_rows": len(tracked.blocked_rows),
             "faults": dict(sorted(sandbox.faults.count().items())),
             "resyncs": sum(story.resyncs for story in self.stories.values()),
-            # Updates that failed because the database was away and were handled again later.
-            "waited_for_database": stage.log_count("no database; update"),
+            # Times the bot waited for the database: an update that failed and was handled again
+            # later, or the ledger, the dialog store or the outbox waiting before they went on.
+            "waited_for_database": stage.log_count("no database; update")
+            + stage.log_count("the database is out of reach"),
         }
         named = {v.split(":", 1)[0] for v in violations}
         transcripts = {
