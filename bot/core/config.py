@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Self
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCALES = ("cs", "en", "uk")
@@ -64,6 +72,20 @@ class Settings(BaseSettings):
     standby_retry_seconds: float = Field(default=1.0, gt=0, le=60)
     # Closed cases are anonymised by `roundtable purge` this many years after closing.
     retention_years: int = Field(default=5, ge=1, le=30)
+    # E-mail (bot.transport.mail). Without an SMTP server the bot works as before: nothing is
+    # sent by mail, and guests cannot be invited. smtp:// upgrades with STARTTLS when the server
+    # offers it (?starttls=require: refuse to send otherwise), smtps:// is TLS from the start;
+    # credentials in the URL: smtp://user:password@host:587.
+    smtp_url: SecretStr | None = None
+    # The bot's mailbox: the sender of every mail and the ORGANIZER of the invitations, where
+    # calendars send their answers ("Round Table <konference@mesto.cz>").
+    mail_from: str | None = None
+    # That mailbox, read for the calendars' answers: imaps://user:password@host/INBOX (imap://
+    # upgrades with STARTTLS). Without it, answers come only through the chat.
+    imap_url: SecretStr | None = None
+    imap_seconds: float = Field(default=60, gt=0, le=3600)  # how often it is read
+    mail_per_second: float = Field(default=50.0, gt=0, le=1000)
+    mail_concurrency: int = Field(default=4, ge=1, le=32)  # connections to the SMTP server
     log_level: str = "INFO"
 
     @field_validator("timezone")
@@ -127,6 +149,41 @@ class Settings(BaseSettings):
                 "ROUNDTABLE_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
             )
         return self
+
+    @field_validator("smtp_url", "imap_url")
+    @classmethod
+    def _mail_url(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        schemes = ("smtp", "smtps") if info.field_name == "smtp_url" else ("imap", "imaps")
+        try:
+            parts = urlsplit(value.get_secret_value())
+            parts.port  # noqa: B018 - reading it validates it
+        except ValueError:
+            raise ValueError("is not a valid URL") from None
+        if parts.scheme not in schemes or not parts.hostname:
+            raise ValueError(f"must be a {schemes[0]}:// or {schemes[1]}:// URL")
+        return value
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mailbox(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        _name, address = parseaddr(value)
+        if "@" not in address:
+            raise ValueError("must be an address, e.g. 'Round Table <konference@mesto.cz>'")
+        return value
+
+    @model_validator(mode="after")
+    def _mail_needs_sender(self) -> Self:
+        if self.smtp_url and not self.mail_from:
+            raise ValueError("ROUNDTABLE_MAIL_FROM is required when ROUNDTABLE_SMTP_URL is set")
+        return self
+
+    @property
+    def mail_enabled(self) -> bool:
+        return self.smtp_url is not None and self.mail_from is not None
 
     @property
     def zone(self) -> ZoneInfo:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from typing import Any
 
 from sqlalchemy import (
@@ -12,51 +12,26 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
-    DateTime,
-    Dialect,
-    Enum,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     String,
     Time,
-    TypeDecorator,
     UniqueConstraint,
     text,
     true,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A moment stored as naive UTC and read back as timezone-aware UTC on every backend."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetimes are not stored; pass an aware one")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
+# Re-exported: the base of every table, and the mail tables (bot.core.mail_tables), which are in
+# its metadata once imported here.
+from bot.core.base import Base as Base  # noqa: PLC0414
+from bot.core.base import UTCDateTime as UTCDateTime  # noqa: PLC0414
+from bot.core.base import enum_column as _enum
+from bot.core.mail_tables import EmailConfirmation as EmailConfirmation  # noqa: PLC0414
+from bot.core.mail_tables import InboundMail as InboundMail  # noqa: PLC0414
+from bot.core.mail_tables import MailAddress as MailAddress  # noqa: PLC0414
 
 
 class InstitutionKind(enum.StrEnum):
@@ -79,16 +54,6 @@ class Role(enum.StrEnum):
     COORDINATOR = "coordinator"
     REFERRER = "referrer"
     PARTICIPANT = "participant"
-
-
-def _enum(kind: type[enum.StrEnum]) -> Enum:
-    return Enum(
-        kind,
-        native_enum=False,
-        length=32,
-        values_callable=lambda members: [member.value for member in members],
-        validate_strings=True,
-    )
 
 
 class District(Base):
@@ -118,6 +83,8 @@ class Institution(Base):
     # The institution's own working hours, where they differ from the district's.
     day_starts: Mapped[time | None] = mapped_column(Time(), default=None)
     day_ends: Mapped[time | None] = mapped_column(Time(), default=None)
+    # The institution's contact address, for guests invited by e-mail (set by an admin).
+    email: Mapped[str | None] = mapped_column(String(254), default=None)
 
     district: Mapped[District] = relationship(lazy="raise")
 
@@ -146,6 +113,7 @@ class Member(Base):
     locale: Mapped[str] = mapped_column(String(8))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     reachable: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The member's work e-mail, once confirmed with a code sent to it (EmailConfirmation).
     email: Mapped[str | None] = mapped_column(String(254), default=None)
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime())
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
@@ -424,6 +392,9 @@ class InvitationKind(enum.StrEnum):
     INSTITUTION = "institution"
     GUARDIAN = "guardian"  # invited by a one-time link; answers the poll in Telegram
     OFFLINE = "offline"  # a guardian without Telegram; the coordinator enters the answers
+    # Not on Telegram, invited by e-mail: an institution's contact address, or a named person
+    # (e.g. a paediatrician). The coordinator enters their poll answers; their calendar answers.
+    GUEST = "guest"
 
 
 class Rsvp(enum.StrEnum):
@@ -446,6 +417,10 @@ class Invitation(Base):
     )
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), default=None)
     number: Mapped[int] = mapped_column(Integer, default=0)  # guardians: 1, 2, ...
+    # A guest's address and, for a named person, their name (an institution's guest is named by
+    # its institution).
+    email: Mapped[str | None] = mapped_column(String(254), default=None)
+    guest_name: Mapped[str | None] = mapped_column(String(120), default=None)
     required: Mapped[bool] = mapped_column(Boolean)
     answered_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), default=None)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
@@ -522,18 +497,29 @@ class OutboxStatus(enum.StrEnum):
     FAILED = "failed"  # the person blocked the bot, or Telegram kept refusing
 
 
+class Channel(enum.StrEnum):
+    TELEGRAM = "telegram"  # to a member's chat
+    MAIL = "mail"  # to an e-mail address (a member's confirmed one, or a guest's)
+
+
 class OutboxRow(Base):
     """One notification to one person: a reminder, a nudge, an invitation (bot.core.outbox)."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status_due_at", "status", "due_at"),)
+    __table_args__ = (Index("ix_outbox_status_channel_due_at", "status", "channel", "due_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(160), unique=True)  # planning twice is a no-op
     kind: Mapped[str] = mapped_column(String(32))
     subject: Mapped[str] = mapped_column(String(48), index=True)  # e.g. "conference:12"
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
-    chat_id: Mapped[int] = mapped_column(BigInteger)
+    channel: Mapped[Channel] = mapped_column(
+        _enum(Channel), default=Channel.TELEGRAM, server_default=Channel.TELEGRAM.value
+    )
+    # The recipient: a member (a chat's rows always; a mail's when it is to a member), and for
+    # a mail, the address it goes to.
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    address: Mapped[str | None] = mapped_column(String(254), default=None)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # ids, never names
     due_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
@@ -611,4 +597,5 @@ ENCRYPTED_COLUMNS: tuple[tuple[type[Base], str, str], ...] = (
     (Task, "id", "title"),
     (Task, "id", "party_name"),
     (TaskNote, "id", "body"),
+    (EmailConfirmation, "id", "code"),
 )

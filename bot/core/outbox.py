@@ -22,26 +22,39 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.db import insert_if_absent
-from bot.core.models import Member, OutboxRow, OutboxStatus
+from bot.core.models import Channel, Member, OutboxRow, OutboxStatus
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
 class Planned:
-    """A notification to plan. The payload holds ids only: text is made when it is sent."""
+    """A notification to plan. The payload holds ids only: text is made when it is sent.
+
+    A chat message goes to a member (`member_id`); a mail (`channel=Channel.MAIL`) goes to
+    `address`, for a member (whose confirmed address it is) or for a guest (no member)."""
 
     key: str
     kind: str
     subject: str
-    member_id: int  # the recipient; how to reach them is the channel's business
+    member_id: int | None  # the recipient; how to reach them is the channel's business
     due_at: datetime
     expires_at: datetime | None = None
     payload: Mapping[str, Any] = field(default_factory=dict)
+    channel: Channel = Channel.TELEGRAM
+    address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.channel is Channel.TELEGRAM and self.member_id is None:
+            raise ValueError("a chat message is for a member")
+        if self.channel is Channel.MAIL and not self.address:
+            raise ValueError("a mail needs an address")
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,22 @@ class Notification:
     subject: str
     member_id: int
     chat_id: int
+    payload: Mapping[str, Any]
+    due_at: datetime
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Letter:
+    """A claimed mail row, as the kind's renderer sees it: to `address`, for a member (whose
+    confirmed address it was when planned) or for a guest (`member_id` None)."""
+
+    id: int
+    key: str
+    kind: str
+    subject: str
+    member_id: int | None
+    address: str
     payload: Mapping[str, Any]
     due_at: datetime
     attempts: int
@@ -77,10 +106,11 @@ async def plan(session: AsyncSession, items: Iterable[Planned], *, now: datetime
     if not items:
         return
     session.info[PLANNED] = True
+    members = {item.member_id for item in items if item.channel is Channel.TELEGRAM}
     recipients = await session.execute(
-        select(Member.id, Member.chat_id).where(Member.id.in_({item.member_id for item in items}))
+        select(Member.id, Member.chat_id).where(Member.id.in_(members))
     )
-    chats = {member_id: chat_id for member_id, chat_id in recipients}
+    chats: dict[int | None, int] = {member_id: chat_id for member_id, chat_id in recipients}
     for item in items:
         await insert_if_absent(
             session,
@@ -89,8 +119,10 @@ async def plan(session: AsyncSession, items: Iterable[Planned], *, now: datetime
                 "key": item.key,
                 "kind": item.kind,
                 "subject": item.subject,
+                "channel": item.channel,
                 "member_id": item.member_id,
-                "chat_id": chats[item.member_id],
+                "chat_id": chats[item.member_id] if item.channel is Channel.TELEGRAM else None,
+                "address": item.address,
                 "payload": dict(item.payload),
                 "due_at": item.due_at,
                 "expires_at": item.expires_at,
@@ -149,11 +181,13 @@ async def cancel(
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def next_due(session: AsyncSession) -> datetime | None:
-    """The earliest moment a pending row may be sent."""
+async def next_due(session: AsyncSession, channel: Channel = Channel.TELEGRAM) -> datetime | None:
+    """The earliest moment a pending row of the channel may be sent."""
     moment = func.coalesce(OutboxRow.retry_at, OutboxRow.due_at)
     value = await session.scalar(
-        select(func.min(moment)).where(OutboxRow.status == OutboxStatus.PENDING)
+        select(func.min(moment)).where(
+            OutboxRow.status == OutboxStatus.PENDING, OutboxRow.channel == channel
+        )
     )
     return value
 
@@ -162,11 +196,18 @@ async def next_due(session: AsyncSession) -> datetime | None:
 
 
 async def release(
-    session: AsyncSession, *, now: datetime, lease: timedelta, except_worker: str | None = None
+    session: AsyncSession,
+    *,
+    now: datetime,
+    lease: timedelta,
+    except_worker: str | None = None,
+    channel: Channel = Channel.TELEGRAM,
 ) -> int:
-    """Put back rows claimed by a dead process: every claim but `except_worker`'s when a
-    sender takes over, or claims older than the lease."""
-    query = update(OutboxRow).where(OutboxRow.status == OutboxStatus.SENDING)
+    """Put back the channel's rows claimed by a dead process: every claim but
+    `except_worker`'s when a sender takes over, or claims older than the lease."""
+    query = update(OutboxRow).where(
+        OutboxRow.status == OutboxStatus.SENDING, OutboxRow.channel == channel
+    )
     if except_worker is not None:
         query = query.where(
             or_(OutboxRow.claimed_by != except_worker, OutboxRow.claimed_at < now - lease)
@@ -196,12 +237,59 @@ async def skip_expired(session: AsyncSession, *, now: datetime) -> int:
 async def claim(
     session: AsyncSession, *, now: datetime, worker: str, limit: int
 ) -> list[Notification]:
-    """Take up to `limit` due rows for this worker; another worker never gets the same rows."""
+    """Take up to `limit` due chat rows for this worker; another worker never gets them."""
+    rows = await _claim(session, now=now, worker=worker, limit=limit, channel=Channel.TELEGRAM)
+    return [
+        Notification(
+            id=row.id,
+            key=row.key,
+            kind=row.kind,
+            subject=row.subject,
+            member_id=_known(row.member_id),
+            chat_id=_known(row.chat_id),
+            payload=dict(row.payload),
+            due_at=row.due_at,
+            attempts=row.attempts,
+        )
+        for row in rows
+    ]
+
+
+async def claim_mail(
+    session: AsyncSession, *, now: datetime, worker: str, limit: int
+) -> list[Letter]:
+    """Take up to `limit` due mails for this worker; another worker never gets them."""
+    rows = await _claim(session, now=now, worker=worker, limit=limit, channel=Channel.MAIL)
+    return [
+        Letter(
+            id=row.id,
+            key=row.key,
+            kind=row.kind,
+            subject=row.subject,
+            member_id=row.member_id,
+            address=_known(row.address),
+            payload=dict(row.payload),
+            due_at=row.due_at,
+            attempts=row.attempts,
+        )
+        for row in rows
+    ]
+
+
+def _known(value: _T | None) -> _T:
+    assert value is not None, "a chat row has its member and chat, a mail its address"
+    return value
+
+
+async def _claim(
+    session: AsyncSession, *, now: datetime, worker: str, limit: int, channel: Channel
+) -> list[OutboxRow]:
     ids = list(
         await session.scalars(
             select(OutboxRow.id)
             .where(
                 OutboxRow.status == OutboxStatus.PENDING,
+                OutboxRow.channel == channel,
                 OutboxRow.due_at <= now,
                 or_(OutboxRow.retry_at.is_(None), OutboxRow.retry_at <= now),
             )
@@ -212,29 +300,17 @@ async def claim(
     )
     if not ids:
         return []
-    rows = await session.scalars(
-        update(OutboxRow)
-        .where(OutboxRow.id.in_(ids), OutboxRow.status == OutboxStatus.PENDING)
-        .values(status=OutboxStatus.SENDING, claimed_by=worker, claimed_at=now)
-        .returning(OutboxRow),
-        execution_options={"synchronize_session": False},
-    )
-    claimed = [
-        Notification(
-            id=row.id,
-            key=row.key,
-            kind=row.kind,
-            subject=row.subject,
-            member_id=row.member_id,
-            chat_id=row.chat_id,
-            payload=dict(row.payload),
-            due_at=row.due_at,
-            attempts=row.attempts,
+    rows = list(
+        await session.scalars(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_(ids), OutboxRow.status == OutboxStatus.PENDING)
+            .values(status=OutboxStatus.SENDING, claimed_by=worker, claimed_at=now)
+            .returning(OutboxRow),
+            execution_options={"synchronize_session": False},
         )
-        for row in rows
-    ]
-    claimed.sort(key=lambda item: (item.due_at, item.id))
-    return claimed
+    )
+    rows.sort(key=lambda row: (row.due_at, row.id))
+    return rows
 
 
 async def finish(

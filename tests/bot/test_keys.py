@@ -113,6 +113,7 @@ def test_every_encrypted_column_is_listed() -> None:
         ("tasks", "title"),
         ("tasks", "party_name"),
         ("task_notes", "body"),
+        ("email_confirmations", "code"),
     }
 
 
@@ -131,6 +132,7 @@ async def test_reencryption_moves_every_value_to_the_new_key(
         "conferences": 0,
         "tasks": 0,
         "task_notes": 0,
+        "email_confirmations": 0,
     }
     tokens = await stored(database)
     assert tokens.keys() == plain.keys()
@@ -153,6 +155,7 @@ async def test_an_empty_database_needs_nothing(database: Database) -> None:
         "conferences": 0,
         "tasks": 0,
         "task_notes": 0,
+        "email_confirmations": 0,
     }
 
 

@@ -1190,7 +1190,8 @@ def test_a_purged_referral_shows_nothing_and_its_export_holds_nothing_typed(
 
 
 def test_every_encrypted_column_of_a_case_is_wiped() -> None:
-    per_person = {("user_data", "data"), ("chat_data", "data")}  # dialog drafts, no case's
+    # Dialog drafts and address confirmations: a person's, no case's.
+    per_person = {("user_data", "data"), ("chat_data", "data"), ("email_confirmations", "code")}
     encrypted = {(model.__tablename__, column) for model, _, column in ENCRYPTED_COLUMNS}
     wiped = {
         (model.__tablename__, column)

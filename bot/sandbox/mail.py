@@ -1,0 +1,164 @@
+"""A real SMTP server on 127.0.0.1 (aiosmtpd) that keeps what it is sent: the demo's and the
+tests' mail server. It can refuse an address for good (5xx), refuse for a while (4xx), or drop
+the connection, as a real server sometimes does, and it can ask for a login.
+
+    async with MailServer.running() as server:
+        ...  # send to server.url
+        await server.wait_for(3)
+        for mail in server.mails: mail.message["Subject"], mail.recipients
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+
+@dataclass(frozen=True)
+class Received:
+    """One mail as the server took it: the envelope and the message."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    raw: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        parsed = BytesParser(policy=policy.default).parsebytes(self.raw)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
+@dataclass
+class Behaviour:
+    """What the server answers. Addresses in lower case."""
+
+    refused: dict[str, str] = field(default_factory=dict)  # address -> "550 5.1.1 ..." for good
+    deferred: dict[str, int] = field(default_factory=dict)  # address -> how many more 4xx
+    drop_next: int = 0  # mails whose connection is cut before the server answers DATA
+    login: tuple[str, str] | None = None  # required user and password
+
+
+class _Handler:
+    def __init__(self, server: MailServer) -> None:
+        self.server = server
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        behaviour = self.server.behaviour
+        lower = address.lower()
+        if lower in behaviour.refused:
+            return behaviour.refused[lower]
+        if behaviour.deferred.get(lower, 0) > 0:
+            behaviour.deferred[lower] -= 1
+            return "451 4.3.0 Try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        behaviour = self.server.behaviour
+        if behaviour.drop_next > 0:
+            behaviour.drop_next -= 1
+            transport = server.transport
+            if isinstance(transport, asyncio.Transport):
+                transport.abort()
+            return "421 4.4.2 Connection dropped"
+        content = envelope.original_content or envelope.content
+        assert isinstance(content, bytes)
+        self.server.keep(
+            Received(str(envelope.mail_from), tuple(str(r) for r in envelope.rcpt_tos), content)
+        )
+        return "250 OK"
+
+
+class MailServer:
+    """aiosmtpd's SMTP on 127.0.0.1, on a free port, in the running event loop."""
+
+    def __init__(self) -> None:
+        self.behaviour = Behaviour()
+        self.mails: list[Received] = []
+        self.port = 0
+        self._arrived = asyncio.Condition()
+        self._server: asyncio.base_events.Server | None = None
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def running(cls, port: int = 0) -> AsyncIterator[MailServer]:
+        server = cls()
+        await server.start(port)
+        try:
+            yield server
+        finally:
+            await server.stop()
+
+    @property
+    def url(self) -> str:
+        login = self.behaviour.login
+        credentials = f"{login[0]}:{login[1]}@" if login else ""
+        return f"smtp://{credentials}127.0.0.1:{self.port}"
+
+    async def start(self, port: int = 0) -> None:
+        loop = asyncio.get_running_loop()
+        handler = _Handler(self)
+        self._server = await loop.create_server(
+            lambda: SMTP(
+                handler,
+                hostname="roundtable.test",
+                authenticator=self._authenticate,
+                auth_require_tls=False,
+                auth_required=self.behaviour.login is not None,
+                data_size_limit=10 * 1024 * 1024,
+            ),
+            host="127.0.0.1",
+            port=port,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+            self._server = None
+
+    def keep(self, mail: Received) -> None:
+        self.mails.append(mail)
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._arrived:
+            self._arrived.notify_all()
+
+    async def wait_for(self, count: int, within: float = 30.0) -> list[Received]:
+        """Wait until at least `count` mails have arrived; all of them so far."""
+        async with asyncio.timeout(within), self._arrived:
+            await self._arrived.wait_for(lambda: len(self.mails) >= count)
+        return list(self.mails)
+
+    def to(self, address: str) -> list[Received]:
+        """The mails whose envelope went to `address`."""
+        lower = address.lower()
+        return [m for m in self.mails if lower in (r.lower() for r in m.recipients)]
+
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        login = self.behaviour.login
+        if login is None or not isinstance(data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        given = (data.login.decode(), data.password.decode())
+        return AuthResult(success=given == login, handled=False)
