@@ -19,12 +19,13 @@ from bot.core.models import Rsvp
 from bot.core.outbox import Notification
 from bot.services import invitations, polls, replies
 from bot.services.board import Target, coordinator_of, recipient_of
+from bot.services.calendar_files import calendar_file
 from bot.services.invitations import InviteView
 from bot.transport.telegram.delivery import Kind, Outgoing
 from handlers.board_text import invitee_name, numbered, offer, refresh_board
 from handlers.common import Context, esc, keyboard
 from handlers.errors import send_safely
-from handlers.invitation_text import calendar_file, invite_markup, invite_text
+from handlers.invitation_text import invite_markup, invite_text
 from handlers.poll_messages import poll_markup, poll_text, tell_unreachable
 
 logger = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """A calendar invitation as Telegram shows it, shared by the answers to it and the outbox that
-sends it: its text, its buttons and its calendar file (built by `scheduling.invites`)."""
+sends it: its text and its buttons (its calendar file: bot.services.calendar_files)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,6 @@ from bot.core.i18n import Translator
 from bot.core.models import InvitationKind, Rsvp
 from bot.services.invitations import Attendee, InviteView
 from handlers.common import esc, keyboard
-from scheduling import invites
-
-PARTSTAT = {
-    Rsvp.ACCEPTED: "ACCEPTED",
-    Rsvp.TENTATIVE: "TENTATIVE",
-    Rsvp.DECLINED: "DECLINED",
-    Rsvp.PENDING: "NEEDS-ACTION",
-}
 
 
 def rsvp_label(rsvp: Rsvp, tr: Translator) -> str:
@@ -27,12 +19,6 @@ def rsvp_label(rsvp: Rsvp, tr: Translator) -> str:
         Rsvp.DECLINED: _("declined"),
         Rsvp.PENDING: _("no answer yet"),
     }[rsvp]
-
-
-def attendee_name(attendee: Attendee, tr: Translator) -> str:
-    if attendee.kind is InvitationKind.INSTITUTION:
-        return attendee.name
-    return tr.gettext("Guardian {n}").format(n=attendee.number)
 
 
 def _own(view: InviteView) -> Attendee | None:
@@ -99,55 +85,3 @@ def invite_markup(view: InviteView, tr: Translator) -> InlineKeyboardMarkup | No
     if view.may_hand_over:
         rows.append([("👥 " + _("Send a colleague"), f"{base}:c")])
     return keyboard(rows)
-
-
-def calendar_event(view: InviteView, tr: Translator) -> invites.Event:
-    _ = tr.gettext
-    chair = view.chair
-    attendees = [
-        invites.Attendee(
-            address=chair.address,
-            name=chair.person or "",
-            role="CHAIR",
-            partstat="ACCEPTED",
-        )
-    ]
-    for attendee in view.attendees:
-        name = attendee_name(attendee, tr)
-        if attendee.person:
-            name = f"{name} – {attendee.person}"
-        address = attendee.address
-        if attendee.invitation_id == view.invitation_id and view.reader_email:
-            address = view.reader_email  # so the reader's calendar knows the invitation is theirs
-        attendees.append(
-            invites.Attendee(
-                address=address,
-                name=name,
-                role="REQ-PARTICIPANT" if attendee.required else "OPT-PARTICIPANT",
-                partstat=PARTSTAT[attendee.rsvp],
-            )
-        )
-    return invites.Event(
-        uid=view.uid,
-        sequence=view.sequence,
-        starts_at=view.starts_at,
-        minutes=view.minutes,
-        summary=_("Case conference {code}").format(code=view.case_code),
-        description=_(
-            "Case conference {code}. Answers, changes and reminders come in Round Table (Telegram)."
-        ).format(code=view.case_code),
-        location=view.place,
-        organizer_address=view.organizer_address,
-        organizer_name=view.organizer_name,
-        attendees=tuple(attendees),
-        zone=view.zone,
-        stamp=view.stamp,
-    )
-
-
-def calendar_file(view: InviteView, tr: Translator) -> tuple[str, bytes, str]:
-    event = calendar_event(view, tr)
-    name = f"{view.case_code}.ics"
-    if view.cancelled:
-        return name, invites.cancel(event), invites.FILE_MIME_CANCEL
-    return name, invites.request(event), invites.FILE_MIME_REQUEST

@@ -416,7 +416,7 @@ async def view_of(
         "",
         coordinator.display_name,
         0,
-        coordinator.email or f"coordinator-{coordinator.id}@{PLACEHOLDER_DOMAIN}",
+        f"coordinator-{coordinator.id}@{PLACEHOLDER_DOMAIN}",
         True,
         Rsvp.ACCEPTED,
     )
@@ -463,18 +463,20 @@ def _person_id(invitation: Invitation) -> int | None:
 
 
 async def _attendee(session: AsyncSession, invitation: Invitation) -> Attendee:
-    """An invitee as the calendar file lists it (the reader's own address is the handler's)."""
+    """An invitee as the calendar file lists it (the reader's own address is put in by
+    bot.services.calendar_files)."""
     name = ""
     if invitation.institution_id is not None:
         name = (await session.get_one(Institution, invitation.institution_id)).name
     person_id = _person_id(invitation)
     person = None
-    address = f"invitation-{invitation.id}@{PLACEHOLDER_DOMAIN}"
+    if invitation.kind is InvitationKind.GUEST:
+        name = invitation.guest_name or name
     if person_id is not None:
         member = await session.get_one(Member, person_id)
         person = member.display_name if invitation.kind is InvitationKind.INSTITUTION else None
-        if member.email:
-            address = member.email
+    # Only a placeholder: the reader's own address is put in by bot.services.calendar_files.
+    address = f"invitation-{invitation.id}@{PLACEHOLDER_DOMAIN}"
     return Attendee(
         invitation.id,
         invitation.kind,
