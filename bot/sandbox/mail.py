@@ -14,12 +14,15 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from icalendar import Calendar, Event, vCalAddress
 
 
 @dataclass(frozen=True)
@@ -162,3 +165,99 @@ class MailServer:
             return AuthResult(success=False, handled=False)
         given = (data.login.decode(), data.password.decode())
         return AuthResult(success=given == login, handled=False)
+
+
+class MailPerson:
+    """Someone who is not on Telegram and reads their e-mail: what arrived for their address,
+    as their mail program shows it, and the answer their calendar sends to an invitation
+    (an iTIP REPLY, RFC 5546, sent as iMIP, RFC 6047)."""
+
+    def __init__(self, server: MailServer, address: str, name: str) -> None:
+        self.server = server
+        self.address = address
+        self.name = name
+        self._read = 0
+
+    @property
+    def mails(self) -> list[Received]:
+        return self.server.to(self.address)
+
+    async def next_mail(self, within: float = 30.0) -> Received:
+        """The next mail not yet read (waiting for it)."""
+        async with asyncio.timeout(within):
+            while len(self.mails) <= self._read:
+                await self.server.wait_for(len(self.server.mails) + 1, within)
+        mail = self.mails[self._read]
+        self._read += 1
+        return mail
+
+    def transcript(self) -> str:
+        return "\n\n".join(shown(mail) for mail in self.mails)
+
+    def reply(
+        self, mail: Received, partstat: str, *, comment: str = "", at: datetime | None = None
+    ) -> bytes:
+        """What the calendar sends when its Accept (ACCEPTED), Maybe (TENTATIVE) or Decline
+        (DECLINED) button is pressed on this invitation: the event's UID and SEQUENCE, the
+        organizer, and only this attendee, with the answer."""
+
+        request = Calendar.from_ical(calendar_part(mail.message) or b"")
+        (event,) = request.walk("VEVENT")
+        stamp = at or datetime.now(UTC)
+        answer = Calendar()
+        answer.add("prodid", "-//Round Table stand-in//calendar//EN")
+        answer.add("version", "2.0")
+        answer.add("method", "REPLY")
+        replied = Event()
+        for name in ("UID", "SEQUENCE", "DTSTART", "DTEND", "SUMMARY", "ORGANIZER"):
+            if name in event:
+                replied.add(name, event[name])
+        replied.add("dtstamp", stamp)
+        attendee = vCalAddress(f"mailto:{self.address}")
+        attendee.params["PARTSTAT"] = partstat
+        attendee.params["CN"] = self.name
+        replied.add("attendee", attendee)
+        if comment:
+            replied.add("comment", comment)
+        answer.add_component(replied)
+        organizer = str(event["ORGANIZER"]).removeprefix("mailto:").removeprefix("MAILTO:")
+        message = EmailMessage()
+        message["From"] = f"{self.name} <{self.address}>"
+        message["To"] = organizer
+        words = {"ACCEPTED": "Accepted", "TENTATIVE": "Tentative", "DECLINED": "Declined"}
+        message["Subject"] = f"{words.get(partstat, partstat)}: {event.get('SUMMARY', '')}"
+        message["Date"] = format_datetime(stamp)
+        message["Message-ID"] = make_msgid(domain=self.address.rpartition("@")[2])
+        message.set_content(f"{self.name} {words.get(partstat, partstat).lower()} the invitation.")
+        message.add_alternative(
+            answer.to_ical(), maintype="text", subtype="calendar", params={"method": "REPLY"}
+        )
+        return bytes(message)
+
+
+def calendar_part(message: EmailMessage) -> bytes | None:
+    for part in message.walk():
+        if part.get_content_type() == "text/calendar":
+            payload = part.get_payload(decode=True)
+            return payload if isinstance(payload, bytes) else None
+    return None
+
+
+def shown(mail: Received) -> str:
+    """A mail as a person reads it: who from, the subject, the text, and what the calendar
+    makes of its invitation."""
+    message = mail.message
+    lines = [f"✉ {message['From']} · {message['Subject']}"]
+    body = message.get_body(preferencelist=("plain",))
+    if body is not None:
+        lines.append(str(body.get_content()).strip())
+    calendar = calendar_part(message)
+    if calendar is not None:
+        parsed = Calendar.from_ical(calendar)
+        for event in parsed.walk("VEVENT"):
+            method = str(parsed.get("METHOD", ""))
+            lines.append(
+                f"📅 {method} · {event.get('SUMMARY', '')} · "
+                f"{event.decoded('DTSTART').isoformat()} · SEQUENCE {event.get('SEQUENCE', 0)}"
+            )
+    return "\n".join(lines)
