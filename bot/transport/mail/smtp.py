@@ -34,11 +34,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import aiosmtplib
 from aiosmtplib import (
     SMTPAuthenticationError,
+    SMTPConnectError,
     SMTPDataError,
     SMTPException,
     SMTPNotSupported,
     SMTPRecipientsRefused,
     SMTPResponseException,
+    SMTPTimeoutError,
 )
 
 logger = logging.getLogger(__name__)
@@ -215,14 +217,20 @@ class SmtpSender:
                 reply_of(error),
             )
             raise LoginFailed(f"the SMTP server refused the login: {reply_of(error)}") from None
-        except SMTPNotSupported as error:
-            client.close()
-            logger.error("mail: the SMTP server cannot be used as configured: %s", error)
-            raise Temporary(f"the SMTP server cannot be used as configured: {error}") from None
-        except (SMTPException, OSError, TimeoutError) as error:
+        except (SMTPConnectError, SMTPTimeoutError, OSError, TimeoutError) as error:
             client.close()
             logger.warning("mail: no connection to the SMTP server: %s", type(error).__name__)
             raise Temporary(f"no connection to the SMTP server: {type(error).__name__}") from None
+        except SMTPResponseException as error:
+            client.close()
+            logger.warning("mail: the SMTP server turned the connection down: %s", reply_of(error))
+            raise Temporary(
+                f"the SMTP server turned the connection down: {reply_of(error)}"
+            ) from None
+        except SMTPException as error:  # e.g. STARTTLS required and not offered
+            client.close()
+            logger.error("mail: the SMTP server cannot be used as configured: %s", error)
+            raise Temporary(f"the SMTP server cannot be used as configured: {error}") from None
         self.connects += 1
         return _Connection(client)
 
