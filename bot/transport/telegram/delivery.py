@@ -491,7 +491,10 @@ def _schedule(
         return
     wanted = datetime.now().astimezone() + timedelta(seconds=seconds)
     for pending in job_queue.get_jobs_by_name(job.name):
-        planned = pending.next_t
+        try:
+            planned = pending.next_t
+        except AttributeError:  # planned before the queue started: it runs as it starts
+            return
         if planned is not None and planned <= wanted:
             return  # an earlier wake-up is already planned; it plans the next one itself
         pending.schedule_removal()
