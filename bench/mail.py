@@ -178,7 +178,7 @@ def invitation_renderer(runtime: Runtime, sender: Mailbox) -> RenderMail:
         if found is None:
             return None
         conference, code = found
-        assert conference.starts_at is not None
+        assert conference.starts_at is not None and conference.uid is not None
         others = tuple(
             invites.Attendee(
                 f"invitation-{n}@roundtable.invalid", name, "REQ-PARTICIPANT", "NEEDS-ACTION"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from email.message import EmailMessage
 
@@ -45,7 +46,7 @@ KINDS = {KIND: MailKind(_render)}
 
 
 @pytest.fixture
-async def server() -> object:
+async def server() -> AsyncIterator[MailServer]:
     async with MailServer.running() as running:
         yield running
 
@@ -88,7 +89,9 @@ async def _rows(database: Database) -> dict[str, tuple[OutboxStatus, str | None,
                 OutboxRow.address, OutboxRow.status, OutboxRow.outcome, OutboxRow.attempts
             ).where(OutboxRow.channel == Channel.MAIL)
         )
-        return {address: (status, outcome, attempts) for address, status, outcome, attempts in rows}
+        return {
+            str(address): (status, outcome, attempts) for address, status, outcome, attempts in rows
+        }
 
 
 async def test_each_row_is_one_mail_with_exactly_what_was_rendered(
@@ -99,7 +102,6 @@ async def test_each_row_is_one_mail_with_exactly_what_was_rendered(
     await _plan(world, database, clock, *addresses)
     dispatcher = _dispatcher(_runtime(database, clock, cipher), server.url)
     counts = await dispatcher.run()
-    await dispatcher.close()
 
     assert counts.sent == 12
     assert sorted(mail.recipients for mail in server.mails) == sorted((a,) for a in addresses)
@@ -114,6 +116,7 @@ async def test_each_row_is_one_mail_with_exactly_what_was_rendered(
     assert dispatcher.sender.connects <= 4  # type: ignore[attr-defined]
     # Sending again sends nothing more.
     assert (await dispatcher.run()).sent == 0
+    await dispatcher.close()
     assert len(server.mails) == 12
 
 
