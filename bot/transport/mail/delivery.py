@@ -210,15 +210,13 @@ class MailDispatcher:
         return min(max(seconds, 0.0), self.idle_seconds)
 
     async def _deliver(self, letter: Letter, counts: Counts, *, claimed: datetime) -> None:
-        await self.pacer.wait()
-        if self._stopped:
-            return
         async with self._slots:
             if self._stopped:
                 return
             message = await self._render(letter, counts)
             if message is None:
                 return
+            await self.pacer.wait()  # only mails that go out take a departure
             if self._stopped or not await self._still_ours(letter, claimed):
                 return
             try:
