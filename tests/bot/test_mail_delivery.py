@@ -27,7 +27,7 @@ from bot.core.runtime import Runtime
 from bot.sandbox.mail import MailServer
 from bot.services import mailing
 from bot.transport.mail.delivery import MailDispatcher, MailKind
-from bot.transport.mail.smtp import LoginFailed, Server, SmtpSender
+from bot.transport.mail.smtp import LoginFailed, Refused, Server, SmtpSender
 from tests.bot.mail_world import KIND, World, letter_text, seed_world
 
 FROM = "Round Table <konference@mesto.example.cz>"
@@ -421,3 +421,20 @@ async def test_a_render_that_fails_is_tried_again_and_a_moot_one_is_skipped(
     await dispatcher.run()
     await dispatcher.close()
     assert [mail.recipients for mail in server.mails] == [("flaky@zs.example.cz",)]
+
+
+async def test_an_address_the_server_cannot_take_is_refused_and_the_connection_kept(
+    server: MailServer,
+) -> None:
+    # aiosmtpd, like many servers, offers no SMTPUTF8: a local part with "ř" cannot be sent.
+    sender = SmtpSender(server.url, FROM, connections=1)
+    message = EmailMessage()
+    message["Subject"] = "Pozvánka"
+    message.set_content("Pozvánka na případovou konferenci.")
+    with pytest.raises(Refused) as refused:
+        await sender.send(message, "jiří@zs.example.cz")
+    assert refused.value.reply == "553 5.6.7"
+    await sender.send(message, "jiri@zs.example.cz")
+    await sender.close()
+    assert [mail.recipients for mail in server.mails] == [("jiri@zs.example.cz",)]
+    assert sender.connects == 1
