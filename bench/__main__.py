@@ -2,14 +2,15 @@
 `python -m bench http [--rtt-ms R] [--calls N] [--concurrency C]`,
 `python -m bench load [--people N] [--think S] [--rtt-ms R] [--updates U] [--database-url URL]`,
 `python -m bench chaos [--people N] [--kills K] [--fault-rate R] [--outages O] [--seed S]
-[--database-url URL]`."""
+[--database-url URL]`,
+`python -m bench mail [--mails N] [--per-second R] [--concurrency C]`."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
 
-from bench import chaos, fanout, finder, http, load
+from bench import chaos, fanout, finder, http, load, mail
 
 # Each takes the arguments after its name; finder and fanout take none.
 BENCHES: dict[str, Callable[[list[str]], int]] = {
@@ -18,8 +19,9 @@ BENCHES: dict[str, Callable[[list[str]], int]] = {
     "http": http.main,
     "load": load.main,
     "chaos": chaos.main,
+    "mail": mail.main,
 }
-TAKES_OPTIONS = {"http", "load", "chaos"}
+TAKES_OPTIONS = {"http", "load", "chaos", "mail"}
 
 
 def main(argv: list[str]) -> int:

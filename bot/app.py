@@ -25,6 +25,8 @@ from telegram.ext import (
 )
 
 from bot.core.runtime import Runtime
+from bot.transport.mail.delivery import MailDispatcher, MailKind
+from bot.transport.mail.smtp import SmtpSender
 from bot.transport.telegram import delivery
 from bot.transport.telegram.http import AiohttpRequest
 from bot.transport.telegram.ledger import HandledUpdates
@@ -39,6 +41,7 @@ from handlers import (
     guard,
     invitations,
     invite,
+    mail_notices,
     members,
     plan,
     poll,
@@ -144,14 +147,45 @@ def build_application(runtime: Runtime) -> RoundTableApp:
             **conference_notices.outbox_kinds(),
             **referral_notices.outbox_kinds(),
             **task_notices.outbox_kinds(),
+            **mail_notices.outbox_kinds(),
         },
         _outbox_bot(runtime, defaults),
         per_second=settings.outbox_per_second,
         concurrency=settings.outbox_concurrency,
     )
+    if settings.mail_enabled:
+        application.bot_data[delivery.MAIL_KEY] = _mail_dispatcher(runtime, application)
     # At start: whatever is due, including what a crash left in flight.
     delivery.wake(application)
     return application
+
+
+def mail_kinds(runtime: Runtime) -> dict[str, MailKind]:
+    """The mail rows' renderers, by the outbox kind of their rows: the one place where they are
+    assembled. (The invitations' renderers, bot.transport.mail.notices, are being written.)"""
+    del runtime  # the renderers read what they need through it
+    return {}
+
+
+def _mail_dispatcher(runtime: Runtime, application: RoundTableApp) -> MailDispatcher:
+    """The outbox's mail rows, sent over SMTP (bot.transport.mail.delivery), as a JobQueue job
+    woken with the chat's outbox (delivery.wake); a refused address's chat notice wakes the
+    chat's outbox in turn."""
+    settings = runtime.settings
+    assert settings.smtp_url is not None and settings.mail_from is not None
+    sender = SmtpSender(
+        settings.smtp_url.get_secret_value(),
+        settings.mail_from,
+        connections=settings.mail_concurrency,
+    )
+    return MailDispatcher(
+        runtime,
+        mail_kinds(runtime),
+        sender,
+        concurrency=settings.mail_concurrency,
+        per_second=settings.mail_per_second,
+        on_planned=lambda: delivery.wake(application),
+    )
 
 
 class _NotingRateLimiter(AIORateLimiter):
@@ -275,8 +309,11 @@ async def serve(application: RoundTableApp, stop: asyncio.Event) -> None:
     for bot in (application.bot, dispatcher.bot):
         if not await _reach_telegram(bot, stop):
             return
+    mail: MailDispatcher | None = application.bot_data.get(delivery.MAIL_KEY)
     async with application, dispatcher.bot:
         await dispatcher.take_over()
+        if mail is not None:
+            await mail.take_over()
         await processor.ledger.load()
         await _announce(application)
         if settings.webhook_url and settings.webhook_secret:
@@ -293,6 +330,8 @@ async def serve(application: RoundTableApp, stop: asyncio.Event) -> None:
         await application.start()
         await stop.wait()
         dispatcher.stop()
+        if mail is not None:
+            mail.stop()
         if isinstance(receiver, Poller):
             await receiver.stop()
             await application.stop()
@@ -300,3 +339,5 @@ async def serve(application: RoundTableApp, stop: asyncio.Event) -> None:
             receiver.refuse()
             await application.stop()  # handles what is queued: those POSTs get their 200
             await receiver.stop()
+        if mail is not None:
+            await mail.close()  # the SMTP connections, once a run in progress has ended

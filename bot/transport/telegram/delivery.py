@@ -32,10 +32,10 @@ import time
 import uuid
 import warnings
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Bot, InlineKeyboardMarkup, InputFile, Message
@@ -54,6 +54,8 @@ logger = logging.getLogger(__name__)
 
 DISPATCHER_KEY = "outbox"
 JOB_NAME = "outbox"
+MAIL_KEY = "mail"  # the mail dispatcher, when mail is set up (bot.app)
+MAIL_JOB_NAME = "mail"
 AGAIN_SECONDS = 2.0  # when the database was out of reach, the next look for due rows
 
 
@@ -425,32 +427,75 @@ async def dispatch_job(context: CallbackContext[Any, Any, Any, Any]) -> None:
     """The JobQueue job: send what is due, then sleep until the next row is due. With the
     database out of reach it looks again shortly: a job not planned again would never run."""
     dispatcher: Dispatcher = context.application.bot_data[DISPATCHER_KEY]
+    await _run_job(context, lambda: dispatcher.run(context), dispatcher, _CHAT)
+
+
+class Sending(Protocol):
+    """Another channel's dispatcher (bot.transport.mail.delivery.MailDispatcher) run by the same
+    JobQueue machinery: `run()` sends what is due, `next_wake()` says when to look again."""
+
+    async def run(self) -> object: ...
+
+    async def next_wake(self) -> float: ...
+
+
+async def mail_job(context: CallbackContext[Any, Any, Any, Any]) -> None:
+    """The mail dispatcher's JobQueue job (when mail is set up: bot.app puts it in bot_data
+    under MAIL_KEY), run and planned again as the chat's."""
+    dispatcher: Sending = context.application.bot_data[MAIL_KEY]
+    await _run_job(context, dispatcher.run, dispatcher, _MAIL)
+
+
+async def _run_job(
+    context: CallbackContext[Any, Any, Any, Any],
+    run: Callable[[], Awaitable[object]],
+    dispatcher: Dispatcher | Sending,
+    job: _Job,
+) -> None:
     seconds = AGAIN_SECONDS
     try:
-        await dispatcher.run(context)
+        await run()
         seconds = await dispatcher.next_wake()
     except Exception as error:
         if not unavailable(error):
             raise
-        logger.warning("outbox: the database is out of reach; looking again shortly")
+        logger.warning("%s: the database is out of reach; looking again shortly", job.name)
     finally:
-        _schedule(context.application, seconds)
+        _schedule(context.application, seconds, job)
 
 
 def wake(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    """Run the dispatcher now (after a commit that planned rows due at once)."""
-    _schedule(application, 0.0)
+    """Run the dispatchers now (after a commit that planned rows due at once): the chat's,
+    and the mail's when mail is set up."""
+    _schedule(application, 0.0, _CHAT)
+    _schedule(application, 0.0, _MAIL)
 
 
-def _schedule(application: Application[Any, Any, Any, Any, Any, Any], seconds: float) -> None:
-    """One pending wake-up at a time: the earliest wanted."""
+@dataclass(frozen=True)
+class _Job:
+    key: str  # where bot_data holds the dispatcher
+    name: str
+    callback: Callable[[CallbackContext[Any, Any, Any, Any]], Coroutine[Any, Any, None]]
+
+
+_CHAT = _Job(DISPATCHER_KEY, JOB_NAME, dispatch_job)
+_MAIL = _Job(MAIL_KEY, MAIL_JOB_NAME, mail_job)
+
+
+def _schedule(
+    application: Application[Any, Any, Any, Any, Any, Any], seconds: float, job: _Job = _CHAT
+) -> None:
+    """One pending wake-up at a time per dispatcher: the earliest wanted."""
     job_queue = application.job_queue
-    if job_queue is None or DISPATCHER_KEY not in application.bot_data:
+    if job_queue is None or job.key not in application.bot_data:
         return
     wanted = datetime.now().astimezone() + timedelta(seconds=seconds)
-    for job in job_queue.get_jobs_by_name(JOB_NAME):
-        planned = job.next_t
+    for pending in job_queue.get_jobs_by_name(job.name):
+        try:
+            planned = pending.next_t
+        except AttributeError:  # planned before the queue started: it runs as it starts
+            return
         if planned is not None and planned <= wanted:
             return  # an earlier wake-up is already planned; it plans the next one itself
-        job.schedule_removal()
-    job_queue.run_once(dispatch_job, seconds, name=JOB_NAME)
+        pending.schedule_removal()
+    job_queue.run_once(job.callback, seconds, name=job.name)

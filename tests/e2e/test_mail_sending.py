@@ -1,0 +1,99 @@
+"""The running bot with mail set up: planned mail rows go to the real SMTP server once the
+commit wakes the outbox, and an address the server refuses for good is told to the coordinator
+in the chat, in their language, with the address and the server's code."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from bot.core import outbox
+from bot.core.config import Settings, isolated_settings
+from bot.core.models import Channel
+from bot.core.outbox import Letter
+from bot.sandbox import BotApiSandbox
+from bot.sandbox.mail import MailServer
+from bot.transport.mail.delivery import MailDispatcher, MailKind
+from bot.transport.telegram import delivery
+from tests.bot.mail_world import KIND, letter_text, seed_world
+from tests.e2e.conftest import TOKEN, RunningBot
+
+
+@pytest.fixture
+async def mail_server() -> AsyncIterator[MailServer]:
+    async with MailServer.running() as server:
+        yield server
+
+
+@pytest.fixture
+def settings(
+    database_url: str, sandbox: BotApiSandbox, tmp_path: Path, mail_server: MailServer
+) -> Settings:
+    return isolated_settings(
+        token=SecretStr(TOKEN),
+        database_url=database_url,
+        bot_api_url=sandbox.base_url,
+        bot_file_url=sandbox.base_file_url,
+        data_dir=tmp_path / "data",
+        sweep_seconds=3600,
+        smtp_url=SecretStr(mail_server.url),
+        mail_from="Round Table <konference@mesto.example.cz>",
+    )
+
+
+async def _render(letter: Letter) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "Round Table <konference@mesto.example.cz>"
+    message["To"] = letter.address
+    message["Subject"] = "Pozvánka"
+    message.set_content(letter_text(letter))
+    return message
+
+
+async def test_mail_is_sent_after_the_commit_and_a_refused_address_is_told_to_the_coordinator(
+    bot: RunningBot, mail_server: MailServer
+) -> None:
+    runtime = bot.runtime
+    world = await seed_world(runtime.database, runtime.clock)  # type: ignore[arg-type]
+    coordinator = bot.sandbox.person(501, "Hana", language_code="en")
+    mail: MailDispatcher = bot.application.bot_data[delivery.MAIL_KEY]
+    # The invitations' renderers are another part's; this test's kind stands in for them.
+    mail.kinds = {KIND: MailKind(_render)}
+    mail_server.behaviour.refused["doktor@nemocnice.example.cz"] = "550 5.1.1 No such user"
+    now = runtime.clock.now()
+    async with runtime.database.transaction() as session:
+        await outbox.plan(
+            session,
+            [
+                outbox.Planned(
+                    key=f"invite:{number}",
+                    kind=KIND,
+                    subject=f"conference:{world.conference_id}",
+                    member_id=None,
+                    due_at=now,
+                    channel=Channel.MAIL,
+                    address=address,
+                    payload={"n": number},
+                )
+                for number, address in enumerate(
+                    ["policie@pcr.example.cz", "doktor@nemocnice.example.cz"]
+                )
+            ],
+            now=now,
+        )
+    delivery.wake(bot.application)
+
+    (arrived,) = await mail_server.wait_for(1)
+    assert arrived.recipients == ("policie@pcr.example.cz",)
+    assert arrived.message.get_content().strip() == "Invitation 0 to policie@pcr.example.cz"
+    notice = await coordinator.next_message()
+    assert notice.text == (
+        "✉️ A mail about the case conference PK-2026-0042 could not be delivered: the mail "
+        "server refused the address doktor@nemocnice.example.cz (550 5.1.1). Nothing more is "
+        "sent to it until the address is given again."
+    )
+    assert len(mail_server.mails) == 1
