@@ -57,7 +57,9 @@ def _round_prefix(conference: Conference) -> str:
     return f"conference:{conference.id}:r{conference.round}:"
 
 
-def _payload(conference: Conference, invitation_id: int | None, **extra: object) -> dict[str, object]:
+def _payload(
+    conference: Conference, invitation_id: int | None, **extra: object
+) -> dict[str, object]:
     return {
         "conference": conference.id,
         "invitation": invitation_id,
@@ -377,3 +379,39 @@ async def guest_name(session: AsyncSession, invitation: Invitation) -> str:
     if invitation.institution_id is not None:
         return (await session.get_one(Institution, invitation.institution_id)).name
     return ""
+
+
+@dataclass(frozen=True)
+class MailReader:
+    """Who a mail row is for, as it is now: the name on the To: line and their language (None:
+    a guest, who reads the deployment's default)."""
+
+    name: str
+    locale: str | None
+
+
+async def reader_of(
+    session: AsyncSession,
+    member_id: int | None,
+    invitation_id: int | None,
+    address: str,
+    *,
+    current: bool = True,
+) -> MailReader | None:
+    """The reader of a mail to `address`; with `current`, None once the address is no longer
+    theirs (a member's new address, a guest's address corrected): that mail is moot."""
+    if member_id is not None:
+        member = await session.get(Member, member_id)
+        if member is None or (current and not _same(member.email, address)):
+            return None
+        return MailReader(member.display_name, member.locale)
+    invitation = await session.get(Invitation, invitation_id) if invitation_id else None
+    if invitation is None or invitation.kind is not InvitationKind.GUEST:
+        return None
+    if current and not _same(invitation.email, address):
+        return None
+    return MailReader(await guest_name(session, invitation), None)
+
+
+def _same(mine: str | None, address: str) -> bool:
+    return mine is not None and mine.lower() == address.lower()
