@@ -38,8 +38,6 @@ from bot.services import decisions, invitation_mail, invitations, members, plann
 from bot.services.members import Actor
 from bot.services.planning import Defaults, Plan, Started
 from bot.transport.mail.notices import mail_kinds
-
-__all__ = ["mail_kinds"]
 from tests.bot.test_members import _join
 
 BOT = "konference@mesto.example.cz"

@@ -22,6 +22,7 @@ from bot.services.invitation_mail import (
     MAIL_REMINDER,
     plan_guest_reminders,
 )
+from bot.transport.mail.notices import mail_kinds
 from tests.bot import mail_world as w
 
 
@@ -166,7 +167,7 @@ async def test_a_new_time_cancels_the_old_mails_and_mails_the_next_sequence(
     reminders = [row for row in rows if row.kind == MAIL_REMINDER and row.payload["sequence"] == 1]
     assert len(reminders) == 4
     # A mail claimed for the old time is not sent any more.
-    kinds = w.mail_kinds(runtime)
+    kinds = mail_kinds(runtime)
     assert [await kinds[letter.kind].render(letter) for letter in claimed] == [None, None]
 
 
