@@ -13,7 +13,7 @@ from bot.core.crypto import Cipher
 from bot.core.db import Database
 from bot.core.mail_tables import MailAddress
 from bot.core.models import Channel, Conference, Invitation, OutboxRow, OutboxStatus, Rsvp
-from bot.services import invitations, polls
+from bot.services import decisions, invitations, polls
 from bot.services.invitation_mail import (
     MAIL_CANCEL,
     MAIL_INVITE,
@@ -217,3 +217,43 @@ async def test_nothing_is_mailed_to_a_guest_who_declined_as_a_reminder(
     sent = {letter.address: mail for letter, mail in await w.send_due(runtime)}
     assert sent[w.DOCTOR] is None
     assert sent[w.HOSPITAL] is not None
+
+
+async def test_a_new_round_of_the_poll_mails_the_guests_again_and_the_old_mail_is_moot(
+    database: Database, clock: FakeClock, cipher: Cipher
+) -> None:
+    world = await w.world(database, clock, cipher)
+    runtime = w.runtime(database, clock, cipher)
+    async with database.transaction() as session:  # the first round's mails, not yet sent
+        first = await outbox.claim_mail(session, now=clock.now(), worker="old", limit=5)
+    assert {letter.kind for letter in first} == {MAIL_POLL}
+    async with database.transaction() as session:
+        await decisions.next_window(
+            session, world.coordinator, world.conference_id, now=clock.now(), defaults=w.DEFAULTS
+        )
+    second = [row for row in await w.mail_rows(database, MAIL_POLL) if row.payload["round"] == 2]
+    assert {row.address for row in second} == {w.HOSPITAL, w.DOCTOR}
+    kinds = mail_kinds(runtime)
+    assert [await kinds[letter.kind].render(letter) for letter in first] == [None, None]
+    assert all(mail is not None for _, mail in await w.send_due(runtime))
+
+
+async def test_a_hand_over_mails_the_institutions_members_again_under_a_fresh_key(
+    database: Database, clock: FakeClock, cipher: Cipher
+) -> None:
+    world = await w.world(database, clock, cipher)
+    await w.schedule(database, clock, world)
+    async with database.transaction() as session:
+        conference = await session.get_one(Conference, world.conference_id)
+        school = await session.scalar(
+            select(Invitation).where(
+                Invitation.conference_id == conference.id,
+                Invitation.institution_id == world.teacher.institution_id,
+            )
+        )
+        assert school is not None
+        await invitations.reinvite(session, conference, school, now=clock.now(), again="l9")
+    teacher = [row for row in await w.mail_rows(database, MAIL_INVITE) if row.address == w.TEACHER]
+    assert len(teacher) == 2
+    assert len({row.key for row in teacher}) == 2
+    assert all(row.member_id == world.teacher.member_id for row in teacher)
