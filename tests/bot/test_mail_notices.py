@@ -115,11 +115,13 @@ async def test_the_invitation_lands_in_each_readers_calendar(
     conference = await w.conference(database, world)
     invites = _by_address(sent, MAIL_INVITE)
     assert set(invites) == {w.COORDINATOR, w.TEACHER, w.OFFICER, w.HOSPITAL, w.DOCTOR}
+    assert len({mail["Message-ID"] for mail in invites.values()}) == len(invites)
     for address, mail in invites.items():
         assert mail.get_content_type() == "multipart/alternative"
         assert list(_parts(mail)) == ["text/plain", "text/html", "text/calendar"]
         assert mail["Date"].datetime == clock.now()
         assert mail["Message-ID"].endswith("@mesto.example.cz>")
+        assert mail["Message-ID"].startswith(f"<{clock.now():%Y%m%d%H%M%S}.")
         calendar_part = list(mail.iter_parts())[2]
         assert calendar_part.get_param("method") == "REQUEST"
         parsed, card = _calendar(mail)

@@ -12,11 +12,12 @@ must be the recipient's own address, the organizer's mailbox, or a placeholder o
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 
 from icalendar import Calendar
 
@@ -82,7 +83,10 @@ def _headers(sender: Mailbox, recipient: Mailbox, subject: str, sent_at: datetim
     message["To"] = _address(recipient)
     message["Subject"] = subject
     message["Date"] = format_datetime(sent_at)
-    message["Message-ID"] = make_msgid(domain=sender.address.rpartition("@")[2])
+    # Unique without the machine's clock or name: the injected clock's moment and randomness.
+    stamp = sent_at.astimezone(UTC).strftime("%Y%m%d%H%M%S")
+    domain = sender.address.rpartition("@")[2]
+    message["Message-ID"] = f"<{stamp}.{secrets.token_hex(12)}@{domain}>"
     return message
 
 
