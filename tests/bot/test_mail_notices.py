@@ -27,6 +27,7 @@ from bot.services.invitation_mail import (
     MAIL_REMINDER,
 )
 from tests.bot import mail_world as w
+from tests.scheduling.test_invites import utc_times
 
 PRAGUE = ZoneInfo("Europe/Prague")
 CS = Translator("cs", PRAGUE)
@@ -131,6 +132,12 @@ async def test_the_invitation_lands_in_each_readers_calendar(
         assert int(event["SEQUENCE"]) == 0
         assert event["DTSTART"].params["TZID"] == "Europe/Prague"
         assert event["DTSTART"].dt == conference.starts_at
+        local = conference.starts_at.astimezone(PRAGUE)
+        assert (event["DTSTART"].dt.hour, event["DTSTART"].dt.minute) == (local.hour, local.minute)
+        # Both parsers, by the zone's name and by the file's own VTIMEZONE alone.
+        ends = conference.starts_at + timedelta(minutes=conference.duration_minutes)
+        data = _parts(mail)["text/calendar"].encode()
+        assert set(utc_times(data)) == {(conference.starts_at, ends)}
         assert str(event["ORGANIZER"]) == f"mailto:{w.BOT}"
         assert card.vevent.organizer.value == f"mailto:{w.BOT}"  # type: ignore[attr-defined]
         assert card.vevent.dtstart.value == conference.starts_at  # type: ignore[attr-defined]
