@@ -25,6 +25,7 @@ from telegram.ext import (
 )
 
 from bot.core.runtime import Runtime
+from bot.transport.mail import notices
 from bot.transport.mail.delivery import MailDispatcher, MailKind
 from bot.transport.mail.smtp import SmtpSender
 from bot.transport.telegram import delivery
@@ -162,9 +163,8 @@ def build_application(runtime: Runtime) -> RoundTableApp:
 
 def mail_kinds(runtime: Runtime) -> dict[str, MailKind]:
     """The mail rows' renderers, by the outbox kind of their rows: the one place where they are
-    assembled. (The invitations' renderers, bot.transport.mail.notices, are being written.)"""
-    del runtime  # the renderers read what they need through it
-    return {}
+    assembled."""
+    return {**notices.mail_kinds(runtime)}
 
 
 def _mail_dispatcher(runtime: Runtime, application: RoundTableApp) -> MailDispatcher:

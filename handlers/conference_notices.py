@@ -118,6 +118,7 @@ async def _view_for(
             now=context.runtime.clock.now(),
             previous=datetime.fromisoformat(previous) if previous else None,
             attendees=attendees,
+            mailbox=context.runtime.settings.mail_address,
         )
     if view is None or view.sequence != payload.get("sequence", view.sequence):
         return None
@@ -131,7 +132,7 @@ async def render_invite(context: Context, row: Notification) -> Outgoing | None:
     tr = context.runtime.translator(view.locale)
 
     async def remember(message: Message) -> None:
-        if view.invitation_id is None:
+        if view.invitation_id is None or view.reader_id is None:
             return
         async with context.runtime.database.transaction() as session:
             await invitations.record_message(
@@ -159,6 +160,7 @@ async def render_cancel(context: Context, row: Notification) -> Outgoing | None:
             None,
             row.member_id,
             now=context.runtime.clock.now(),
+            mailbox=context.runtime.settings.mail_address,
         )
     if view is None or not view.cancelled:
         return None

@@ -186,6 +186,11 @@ class Settings(BaseSettings):
         return self.smtp_url is not None and self.mail_from is not None
 
     @property
+    def mail_address(self) -> str | None:
+        """The bot's mailbox (of `mail_from`): the invitations' ORGANIZER, where answers go."""
+        return parseaddr(self.mail_from)[1] if self.mail_from else None
+
+    @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 

@@ -64,9 +64,7 @@ def calendar_event(
         starts_at=view.starts_at,
         minutes=view.minutes,
         summary=_("Case conference {code}").format(code=view.case_code),
-        description=_(
-            "Case conference {code}. Answers, changes and reminders come in Round Table (Telegram)."
-        ).format(code=view.case_code),
+        description=_description(view, tr),
         location=view.place,
         organizer_address=view.organizer_address,
         organizer_name=view.organizer_name,
@@ -74,6 +72,18 @@ def calendar_event(
         zone=view.zone,
         stamp=view.stamp,
     )
+
+
+def _description(view: InviteView, tr: Translator) -> str:
+    _ = tr.gettext
+    if view.reader_id is None:  # a guest, not on Telegram
+        return _(
+            "Case conference {code}. Please answer with your calendar's buttons; changes come "
+            "by e-mail."
+        ).format(code=view.case_code)
+    return _(
+        "Case conference {code}. Answers, changes and reminders come in Round Table (Telegram)."
+    ).format(code=view.case_code)
 
 
 def calendar(view: InviteView, tr: Translator, *, address: str | None = None) -> bytes:

@@ -27,7 +27,7 @@ from bot.core.models import (
     InvitationKind,
     PollMessage,
 )
-from bot.services import audit
+from bot.services import audit, invitation_mail
 from bot.services.board import (
     Board,
     NotInPoll,
@@ -300,6 +300,7 @@ async def next_window(
     )
     set_deadline(conference, district, now, defaults)
     await session.flush()
+    await invitation_mail.plan_poll_mails(session, conference, now=now)
     # Guardians who have not joined yet get new links (the old ones end with the old round).
     links = await guardian_links(
         session,

@@ -6,7 +6,8 @@ deciding and sending loses nothing): a message with an `.ics` REQUEST and Accept
 Decline / Send a colleague. One UID per conference; SEQUENCE goes up with every new time and
 with a cancellation. A reply (`bot.services.replies`) re-plans the member's reminders (2 days
 and 2 hours before, for those who come); an unanswered invitation is nudged once after a
-working day (`scheduling.policy`). What a message shows is made when it is sent.
+working day (`scheduling.policy`). What a message shows is made when it is sent. Mail to
+invitees with an address is planned alongside (`bot.services.invitation_mail`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from bot.core.models import (
     OutboxStatus,
     Rsvp,
 )
-from bot.services import audit
+from bot.services import audit, invitation_mail
 from bot.services.board import (
     ACTIVE,
     Board,
@@ -103,7 +104,7 @@ class InviteView:
     cancelled: bool
     stamp: datetime
     locale: str  # of the reader
-    reader_id: int
+    reader_id: int | None  # None: a guest (not on Telegram), the invitation's own reader
     reader_email: str | None
 
 
@@ -111,7 +112,7 @@ class InviteView:
 
 
 def _prefix(conference: Conference) -> str:
-    return f"conference:{conference.id}:s{conference.sequence}:"
+    return invitation_mail.key_prefix(conference)
 
 
 async def invite_everyone(session: AsyncSession, conference: Conference, *, now: datetime) -> None:
@@ -131,8 +132,14 @@ async def invite_everyone(session: AsyncSession, conference: Conference, *, now:
             await plan_invite(
                 session, conference, invitation.id, member, now=now, previous=previous
             )
+        await invitation_mail.plan_invitation_mails(
+            session, conference, invitation, now=now, previous=previous
+        )
     coordinator = await session.get_one(Member, conference.coordinator_id)
     await plan_invite(session, conference, None, coordinator, now=now, previous=previous)
+    await invitation_mail.plan_chair_mail(
+        session, conference, coordinator, now=now, previous=previous
+    )
     ends = conference.starts_at + timedelta(minutes=conference.duration_minutes)
     ended = policy.Moment("ended", ends, ends + timedelta(days=30))
     await outbox.plan(
@@ -267,11 +274,12 @@ def _invitation_prefix(conference: Conference, invitation_id: int) -> str:
 async def cancel_follow_ups(
     session: AsyncSession, conference: Conference, invitation_id: int, *, now: datetime
 ) -> None:
-    """The invitation's pending reminders and RSVP nudges, whoever they were for."""
+    """The invitation's pending reminders and RSVP nudges, whoever they were for (a guest's
+    reminders by mail too)."""
     await outbox.cancel(
         session,
         prefix=_invitation_prefix(conference, invitation_id),
-        kinds=(REMINDER, RSVP_NUDGE),
+        kinds=(REMINDER, RSVP_NUDGE, invitation_mail.MAIL_REMINDER),
         now=now,
     )
 
@@ -335,6 +343,9 @@ async def reinvite(
     await cancel_follow_ups(session, conference, invitation.id, now=now)
     for member in await _invitees(session, invitation, conference):
         await plan_invite(session, conference, invitation.id, member, now=now, again=again)
+    await invitation_mail.plan_invitation_mails(
+        session, conference, invitation, now=now, again=again
+    )
 
 
 async def record_message(
@@ -364,14 +375,17 @@ async def invite_view(
     session: AsyncSession,
     conference_id: int,
     invitation_id: int | None,
-    member_id: int,
+    member_id: int | None,
     *,
     now: datetime,
     previous: datetime | None = None,
     attendees: bool = True,
+    mailbox: str | None = None,
+    locale: str = "cs",
 ) -> InviteView | None:
     """`attendees=False` for a reminder or a nudge: no calendar file, so no attendee list
-    (which costs a query per invitation)."""
+    (which costs a query per invitation). `member_id` None: a guest's invitation as the guest
+    reads it (in `locale`); `mailbox`: the bot's, the ORGANIZER (else the district's)."""
     conference = await session.get(Conference, conference_id)
     if conference is None:
         return None
@@ -381,7 +395,15 @@ async def invite_view(
         if invitation is None:
             return None
     return await view_of(
-        session, conference, invitation, member_id, now=now, previous=previous, everyone=attendees
+        session,
+        conference,
+        invitation,
+        member_id,
+        now=now,
+        previous=previous,
+        everyone=attendees,
+        mailbox=mailbox,
+        locale=locale,
     )
 
 
@@ -389,18 +411,22 @@ async def view_of(
     session: AsyncSession,
     conference: Conference,
     invitation: Invitation | None,
-    member_id: int,
+    member_id: int | None,
     *,
     now: datetime,
     previous: datetime | None = None,
     everyone: bool = True,
+    mailbox: str | None = None,
+    locale: str = "cs",
 ) -> InviteView:
-    """An invitation (None: the coordinator's own copy) as `member_id` reads it; without
-    `everyone`, the other attendees are left out."""
+    """An invitation (None: the coordinator's own copy) as `member_id` reads it (None: the
+    guest of a guest's invitation); without `everyone`, the other attendees are left out."""
     district = await session.get_one(District, conference.district_id)
     case = await session.get_one(Case, conference.case_id)
     coordinator = await session.get_one(Member, conference.coordinator_id)
-    reader = await session.get_one(Member, member_id)
+    reader = await session.get_one(Member, member_id) if member_id is not None else None
+    if reader is None and (invitation is None or invitation.kind is not InvitationKind.GUEST):
+        raise ValueError("only a guest's invitation is read by no member")
     starts_at = conference.starts_at or conference.invited_starts_at
     assert starts_at is not None and conference.uid is not None
     if everyone:
@@ -439,7 +465,7 @@ async def view_of(
         place=conference.place,
         zone=ZoneInfo(district.timezone),
         organizer_name=district.name,
-        organizer_address=district.mailbox or f"conference@{PLACEHOLDER_DOMAIN}",
+        organizer_address=mailbox or district.mailbox or f"conference@{PLACEHOLDER_DOMAIN}",
         chair=chair,
         attendees=attendees,
         rsvp=invitation.rsvp if invitation else Rsvp.ACCEPTED,
@@ -450,9 +476,9 @@ async def view_of(
         previous_starts_at=previous,
         cancelled=conference.status is ConferenceStatus.CANCELLED,
         stamp=now,
-        locale=reader.locale,
-        reader_id=reader.id,
-        reader_email=reader.email,
+        locale=reader.locale if reader else locale,
+        reader_id=reader.id if reader else None,
+        reader_email=reader.email if reader else invitation.email if invitation else None,
     )
 
 
@@ -568,6 +594,7 @@ async def cancel_conference(
             ],
             now=now,
         )
+        await invitation_mail.plan_cancel_mails(session, conference, now=now)
     case = await session.get_one(Case, conference.case_id)
     await audit.acted(session, actor, "conference.cancelled", conference, at=now, case=case.code)
     return await board_of(session, conference)

@@ -34,7 +34,7 @@ from bot.core.models import (
     Referral,
     Role,
 )
-from bot.services import audit
+from bot.services import audit, invitation_mail
 from bot.services.board import (
     ConferenceError,
     Target,
@@ -409,6 +409,7 @@ async def start_poll(
     )
     await session.flush()
     links = await guardian_links(session, actor, district, conference, invitations, now=now)
+    await invitation_mail.plan_poll_mails(session, conference, now=now)
     await audit.acted(
         session,
         actor,

@@ -28,7 +28,7 @@ from bot.core.models import (
     PollMessage,
     SlotAnswer,
 )
-from bot.services import audit
+from bot.services import audit, invitation_mail
 from bot.services.board import (
     Board,
     Invitee,
@@ -399,6 +399,7 @@ async def due_polls(session: AsyncSession, *, now: datetime) -> PollWork:
             now=now,
         )
         nudged += len(waiting)
+        nudged += await invitation_mail.plan_poll_nudge_mails(session, conference, now=now)
     offers = []
     rows = await session.scalars(
         select(Conference).where(

@@ -28,7 +28,7 @@ from bot.sandbox.mail import MailServer
 from bot.services import mailing
 from bot.transport.mail.delivery import MailDispatcher, MailKind
 from bot.transport.mail.smtp import LoginFailed, Refused, Server, SmtpSender
-from tests.bot.mail_world import KIND, World, letter_text, seed_world
+from tests.bot.mail_seed import KIND, World, letter_text, seed_world
 
 FROM = "Round Table <konference@mesto.example.cz>"
 

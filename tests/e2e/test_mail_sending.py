@@ -19,7 +19,7 @@ from bot.sandbox import BotApiSandbox
 from bot.sandbox.mail import MailServer
 from bot.transport.mail.delivery import MailDispatcher, MailKind
 from bot.transport.telegram import delivery
-from tests.bot.mail_world import KIND, letter_text, seed_world
+from tests.bot.mail_seed import KIND, letter_text, seed_world
 from tests.e2e.conftest import TOKEN, RunningBot
 
 

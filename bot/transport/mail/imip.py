@@ -12,11 +12,12 @@ must be the recipient's own address, the organizer's mailbox, or a placeholder o
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 
 from icalendar import Calendar
 
@@ -47,12 +48,7 @@ def invitation_mail(
     """The iMIP message of `calendar` (an iCalendar object with METHOD REQUEST or CANCEL whose
     ORGANIZER is `sender`) for one recipient."""
     method = _method(calendar, sender, recipient)
-    message = EmailMessage()
-    message["From"] = _address(sender)
-    message["To"] = _address(recipient)
-    message["Subject"] = subject
-    message["Date"] = format_datetime(sent_at)
-    message["Message-ID"] = make_msgid(domain=sender.address.rpartition("@")[2])
+    message = _headers(sender, recipient, subject, sent_at)
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     message.add_alternative(
@@ -61,6 +57,36 @@ def invitation_mail(
         subtype="calendar",
         params={"method": method, "charset": "UTF-8"},
     )
+    return message
+
+
+def notice_mail(
+    *,
+    sender: Mailbox,
+    recipient: Mailbox,
+    subject: str,
+    text: str,
+    html: str,
+    sent_at: datetime,
+) -> EmailMessage:
+    """A mail without a calendar (a reminder, a poll's mail): `multipart/alternative` with the
+    text and the HTML."""
+    message = _headers(sender, recipient, subject, sent_at)
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message
+
+
+def _headers(sender: Mailbox, recipient: Mailbox, subject: str, sent_at: datetime) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = _address(sender)
+    message["To"] = _address(recipient)
+    message["Subject"] = subject
+    message["Date"] = format_datetime(sent_at)
+    # Unique without the machine's clock or name: the injected clock's moment and randomness.
+    stamp = sent_at.astimezone(UTC).strftime("%Y%m%d%H%M%S")
+    domain = sender.address.rpartition("@")[2]
+    message["Message-ID"] = f"<{stamp}.{secrets.token_hex(12)}@{domain}>"
     return message
 
 

@@ -1,0 +1,99 @@
+"""A small world for the mail tests: a district, a coordinator, a case and its scheduled
+conference, and a participant with a confirmed address."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bot.core.clock import FakeClock
+from bot.core.db import Database
+from bot.core.models import (
+    Case,
+    CaseStatus,
+    Conference,
+    ConferenceStatus,
+    InstitutionKind,
+    Member,
+    Role,
+)
+from bot.core.outbox import Letter
+from bot.services import members
+
+KIND = "test.mail"
+
+
+@dataclass(frozen=True)
+class World:
+    conference_id: int
+    coordinator_id: int
+    member_id: int
+    member_address: str
+
+
+def letter_text(letter: Letter) -> str:
+    return f"Invitation {letter.payload.get('n')} to {letter.address}"
+
+
+async def seed_world(database: Database, clock: FakeClock) -> World:
+    now = clock.now()
+    async with database.transaction() as session:
+        district = await members.ensure_district(session, "Cheb", now=now)
+        office = await members.ensure_institution(
+            session, district, "OSPOD Cheb", InstitutionKind.OSPOD, now=now
+        )
+        school = await members.ensure_institution(
+            session, district, "ZŠ Hradební", InstitutionKind.SCHOOL, now=now
+        )
+        coordinator = Member(
+            telegram_user_id=501,
+            chat_id=501,
+            display_name="Hana",
+            institution_id=office.id,
+            role=Role.COORDINATOR,
+            locale="en",
+            joined_at=now,
+        )
+        participant = Member(
+            telegram_user_id=502,
+            chat_id=502,
+            display_name="Petr",
+            institution_id=school.id,
+            role=Role.PARTICIPANT,
+            locale="cs",
+            joined_at=now,
+            email="petr.novak@zs.example.cz",
+        )
+        session.add_all([coordinator, participant])
+        await session.flush()
+        case = Case(
+            code="PK-2026-0042",
+            district_id=district.id,
+            manager_id=coordinator.id,
+            status=CaseStatus.OPEN,
+            opened_at=now,
+        )
+        session.add(case)
+        await session.flush()
+        starts_at = now + timedelta(days=3)
+        conference = Conference(
+            case_id=case.id,
+            district_id=district.id,
+            coordinator_id=coordinator.id,
+            status=ConferenceStatus.SCHEDULED,
+            duration_minutes=90,
+            place="MěÚ Cheb, zasedačka 2",
+            window_first=now.date(),
+            window_last=starts_at.date(),
+            deadline=now,
+            nudge_at=now,
+            starts_at=starts_at,
+            created_at=now,
+            decided_at=now,
+            uid="mail-test@roundtable",
+            sequence=0,
+            invited_starts_at=starts_at,
+        )
+        session.add(conference)
+        await session.flush()
+        return World(conference.id, coordinator.id, participant.id, "petr.novak@zs.example.cz")
