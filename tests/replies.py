@@ -61,7 +61,7 @@ def _encode_marked(text: str) -> str:
             i += 1
             continue
         i += 1
-        if not any(l.lower().startswith("content-transfer-encoding") for l in _header(out)):
+        if not any(h.lower().startswith("content-transfer-encoding") for h in _header(out)):
             out.append("Content-Transfer-Encoding: base64")
         while lines[i] != "":  # the rest of the part's header
             out.append(lines[i])

@@ -299,7 +299,9 @@ def _reply(text: str) -> _Reply:
         raise _Refused("malformed") from error
     if method != "REPLY":
         raise _Refused("not a reply")
-    if len(events) != 1:
+    # icalendar keeps a line it could not parse as an error of its component: not what any
+    # client writes, so not trusted either.
+    if len(events) != 1 or calendar.errors or events[0].errors:
         raise _Refused("malformed")
     event = events[0]
     try:
