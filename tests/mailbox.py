@@ -6,7 +6,9 @@
         assert await mailbox.seen() == {1}      # UIDs flagged \\Seen
         mailbox.stop(); mailbox.start()         # down and back, on the same port and maildir
 
-Plain IMAP (no TLS) with a plain password from a passwd-file; mail is owned by an unprivileged
+Plain IMAP (no TLS) with a plain password from a passwd-file, or with `tls=True` STARTTLS on
+that port and IMAPS on `tls_port`, with a certificate of its own for 127.0.0.1 (`ssl_context`
+trusts it); mail is owned by an unprivileged
 user (Dovecot refuses to give mail access as root): `nobody` when the tests run as root, else
 whoever runs them. `available()` says whether Dovecot is installed (`.ci/run` installs it).
 """
@@ -14,18 +16,25 @@ whoever runs them. `available()` says whether Dovecot is installed (`.ci/run` in
 from __future__ import annotations
 
 import contextlib
+import datetime
+import ipaddress
 import os
 import pwd
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from aioimaplib import aioimaplib
+from aioimaplib import aioimaplib  # type: ignore[import-untyped]
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 USER = "konference"
 PASSWORD = "heslo-pro-testy"
@@ -49,10 +58,46 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=400))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
 class Mailbox:
-    def __init__(self, root: Path, port: int) -> None:
+    def __init__(self, root: Path, port: int, *, tls: bool = False) -> None:
         self.root = root
         self.port = port
+        self.tls = tls
+        self.tls_port = _free_port() if tls else 0
+        self.certificate: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
         binary = dovecot_binary()
         if binary is None:
@@ -64,12 +109,12 @@ class Mailbox:
 
     @classmethod
     @contextlib.contextmanager
-    def running(cls) -> Iterator[Mailbox]:
+    def running(cls, *, tls: bool = False) -> Iterator[Mailbox]:
         # Not pytest's tmp_path: its parents are 0700, and Dovecot's unprivileged processes
         # must reach their sockets and the maildir.
         root = Path(tempfile.mkdtemp(prefix="roundtable-dovecot-"))
         root.chmod(0o755)
-        mailbox = cls(root, _free_port())
+        mailbox = cls(root, _free_port(), tls=tls)
         try:
             mailbox.start()
             yield mailbox
@@ -83,6 +128,15 @@ class Mailbox:
 
     def url_with(self, *, password: str) -> str:
         return f"imap://{USER}:{password}@127.0.0.1:{self.port}/INBOX"
+
+    @property
+    def imaps_url(self) -> str:
+        return f"imaps://{USER}:{PASSWORD}@127.0.0.1:{self.tls_port}/INBOX"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts this server's own certificate (and nothing else)."""
+        assert self.certificate is not None
+        return ssl.create_default_context(cafile=str(self.certificate))
 
     def _write_config(self) -> None:
         root = self.root
@@ -103,6 +157,11 @@ class Mailbox:
             f"{USER}:{{PLAIN}}{PASSWORD}:{mail_user.pw_uid}:{mail_user.pw_gid}::{home}::\n"
         )
         self.log.touch()
+        tls = "ssl = no"
+        if self.tls:
+            cert, key = _certificate(root)
+            self.certificate = cert
+            tls = f"ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}"
         self.config.write_text(
             f"""
 base_dir = {root}/run
@@ -111,7 +170,7 @@ log_path = {self.log}
 info_log_path = {self.log}
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{tls}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = {internal}
@@ -132,7 +191,8 @@ service imap-login {{
     port = {self.port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {self.tls_port}
   }}
 }}
 """

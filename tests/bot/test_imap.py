@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
@@ -178,3 +179,61 @@ def test_the_account_never_shows_its_password() -> None:
     assert (account.tls, account.port, account.folder) == (True, 993, "Odpovedi")
     assert "tajne" not in repr(account)
     assert Account.of("imap://u:p@127.0.0.1").folder == "INBOX"
+
+
+@pytest.fixture
+def secure_mailbox() -> Iterator[Mailbox]:
+    with Mailbox.running(tls=True) as running:
+        yield running
+
+
+async def test_imap_upgrades_with_starttls_and_imaps_is_tls_and_the_certificate_counts(
+    secure_mailbox: Mailbox,
+    database: Database,
+    clock: FakeClock,
+    cipher: Cipher,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = await _world(database, clock)
+    mailbox = secure_mailbox
+
+    def reader(url: str, context: ssl.SSLContext | None) -> MailboxReader:
+        return MailboxReader(
+            url,
+            database,
+            clock=clock,
+            cipher=cipher,
+            organizer=ORGANIZER,
+            timeout=5,
+            ssl_context=context,
+        )
+
+    # A certificate the reader does not trust: nothing is read, nothing sent in the clear.
+    await mailbox.deliver(
+        reply_mail("apple", uid=world.uid, sequence=world.sequence, attendee=TEACHER)
+    )
+    caplog.set_level(logging.WARNING)
+
+    def logins() -> list[str]:
+        text = mailbox.log.read_text()
+        return [line for line in text.splitlines() if "Login: user=<konference>" in line]
+
+    before = len(logins())
+    assert await reader(mailbox.url, None).read() == Round(failed=True)
+    assert await reader(mailbox.imaps_url, None).read() == Round(failed=True)
+    assert "SSLCertVerificationError" in caplog.text and PASSWORD not in caplog.text
+    assert len(logins()) == before  # the password never went
+
+    assert await reader(mailbox.url, mailbox.ssl_context()).read() == Round(applied=1)
+    assert ", TLS," in logins()[-1]  # Dovecot: the login came over the upgraded connection
+    await mailbox.deliver(
+        reply_mail(
+            "thunderbird",
+            uid=world.uid,
+            sequence=world.sequence,
+            attendee=GUEST,
+            partstat="TENTATIVE",
+        )
+    )
+    assert await reader(mailbox.imaps_url, mailbox.ssl_context()).read() == Round(applied=1)
+    assert (await _invitation(database, world.guest)).rsvp is Rsvp.TENTATIVE
