@@ -33,7 +33,6 @@ names the conference only, never an address or anything the mail says.
 from __future__ import annotations
 
 import hashlib
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
@@ -60,8 +59,6 @@ from bot.services import audit
 from bot.services.board import Board, answerers, board_of, invitations_of
 from bot.services.invitations import InviteView, view_of
 from bot.services.replies import REASON_MAX, copies, record_answer
-
-logger = logging.getLogger(__name__)
 
 MAX_BYTES = 1_000_000  # a calendar reply is a few kB; anything near this is not one
 CALENDAR_TYPES = ("text/calendar", "application/ics")
