@@ -20,6 +20,7 @@ from bot.services.calendar_replies import Applied
 from bot.transport.mail.imap import Account, MailboxReader, Round
 from tests import mailbox as dovecot
 from tests.bot.test_calendar_replies import GUEST, TEACHER, _invitation, _world
+from tests.bot.test_outage import _away
 from tests.mailbox import PASSWORD, Mailbox
 from tests.replies import ORGANIZER, reply_mail
 
@@ -237,3 +238,17 @@ async def test_imap_upgrades_with_starttls_and_imaps_is_tls_and_the_certificate_
     )
     assert await reader(mailbox.imaps_url, mailbox.ssl_context()).read() == Round(applied=1)
     assert (await _invitation(database, world.guest)).rsvp is Rsvp.TENTATIVE
+
+
+async def test_a_database_away_for_a_moment_is_waited_for(
+    mailbox: Mailbox, database: Database, clock: FakeClock, cipher: Cipher
+) -> None:
+    world = await _world(database, clock)
+    await mailbox.deliver(
+        reply_mail("sabre", uid=world.uid, sequence=world.sequence, attendee=TEACHER)
+    )
+    failed = _away(database, 2)
+    assert await _reader(mailbox, database, clock, cipher).read() == Round(applied=1)
+    assert len(failed) == 2
+    assert (await _invitation(database, world.school)).rsvp is Rsvp.ACCEPTED
+    assert await mailbox.seen() == {1}
