@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import outbox
 from bot.core.crypto import Cipher
+from bot.core.db import insert_if_absent
 from bot.core.mail_tables import InboundMail
 from bot.core.models import (
     Conference,
@@ -64,6 +65,7 @@ MAX_BYTES = 1_000_000  # a calendar reply is a few kB; anything near this is not
 CALENDAR_TYPES = ("text/calendar", "application/ics")
 ANSWERS = {"ACCEPTED": Rsvp.ACCEPTED, "TENTATIVE": Rsvp.TENTATIVE, "DECLINED": Rsvp.DECLINED}
 IGNORED = "mail.reply_ignored"
+_APPLYING = "applying"  # an InboundMail row of this very transaction
 
 
 @dataclass(frozen=True)
@@ -126,13 +128,17 @@ async def apply(
     mail from it (a copy of what the bot sent) is ignored."""
     size = len(raw) if size is None else size
     key = _key(raw)
-    if await session.get(InboundMail, key) is not None:
+    # Written first: a second reader applying the same mail at this moment waits on the key
+    # until this transaction ends, then finds it taken and changes nothing.
+    await insert_if_absent(
+        session,
+        InboundMail,
+        {"key": key, "received_at": now, "outcome": _APPLYING},
+        ["key"],
+    )
+    row = await session.get_one(InboundMail, key)
+    if row.outcome != _APPLYING:  # seen before: applied or ignored then
         return Ignored("duplicate")
-    # Written first: a second reader applying the same mail at this moment waits on the key,
-    # then fails, and its transaction changes nothing.
-    row = InboundMail(key=key, received_at=now, outcome="applying")
-    session.add(row)
-    await session.flush()
     try:
         outcome: Outcome = await _apply(session, raw, size, now=now, cipher=cipher, own=organizer)
     except _Refused as refused:

@@ -4,6 +4,7 @@ they agree with what was sent, else ignored, audited, and nothing changed."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import pytest
@@ -360,3 +361,18 @@ async def test_a_colleague_of_the_one_who_answered_cannot_answer_by_mail_either(
     )
     assert (await _ignored(database, clock, cipher, theirs)).reason == "unknown address"
     assert (await _invitation(database, world.school)).rsvp is Rsvp.ACCEPTED
+
+
+async def test_two_readers_with_the_same_mail_at_once_apply_it_once(
+    database: Database, clock: FakeClock, cipher: Cipher
+) -> None:
+    world = await _world(database, clock)
+    raw = reply_mail("outlook", uid=world.uid, sequence=world.sequence, attendee=TEACHER)
+    outcomes = await asyncio.gather(*(_apply(database, clock, cipher, raw) for _ in range(3)))
+    assert sorted(type(outcome).__name__ for outcome in outcomes) == [
+        "Applied",
+        "Ignored",
+        "Ignored",
+    ]
+    answered = [a for a, _s, _d in await _actions(database) if a == "invitation.answered"]
+    assert len(answered) == 1
