@@ -12,10 +12,13 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select, update
 
-from bot.app import MAILBOX_JOB
+from bot.app import MAILBOX_JOB, build_application
 from bot.core.clock import FakeClock
 from bot.core.config import Settings, isolated_settings
+from bot.core.crypto import Cipher
+from bot.core.db import Database
 from bot.core.models import Conference, Member
+from bot.core.runtime import Runtime
 from bot.sandbox import BotApiSandbox, FloodLimits
 from bot.services import members
 from tests import mailbox as dovecot
@@ -119,3 +122,15 @@ async def test_answers_from_calendars_show_in_the_chat_like_the_buttons(
     reason = await until(hana, "The reason ZŠ Hradební (Jana) gave for declining")
     assert "School trip that day" in (reason.text or "") and reason.protect_content
     assert await mailbox.seen() == {1, 2}
+
+
+async def test_without_a_mailbox_nothing_reads_one(
+    settings: Settings, database: Database, clock: FakeClock, cipher: Cipher
+) -> None:
+    plain = settings.model_copy(update={"imap_url": None})
+    application = build_application(Runtime(plain, database, clock, cipher))
+    assert application.job_queue is not None
+    assert not application.job_queue.get_jobs_by_name(MAILBOX_JOB)
+    wired = build_application(Runtime(settings, database, clock, cipher))
+    assert wired.job_queue is not None
+    assert len(wired.job_queue.get_jobs_by_name(MAILBOX_JOB)) == 1
