@@ -27,6 +27,7 @@ from telegram.ext import (
 from bot.core.runtime import Runtime
 from bot.transport.mail import notices
 from bot.transport.mail.delivery import MailDispatcher, MailKind
+from bot.transport.mail.imap import MailboxReader
 from bot.transport.mail.smtp import SmtpSender
 from bot.transport.telegram import delivery
 from bot.transport.telegram.http import AiohttpRequest
@@ -43,6 +44,7 @@ from handlers import (
     invitations,
     invite,
     mail_notices,
+    mail_replies,
     members,
     plan,
     poll,
@@ -66,6 +68,7 @@ MAX_CONCURRENT_UPDATES = 64
 # jobs. Not more: an idle pool costs memory, and HTTPXRequest even walked it on every call.
 CONNECTION_POOL = MAX_CONCURRENT_UPDATES + 8
 GUARD_GROUP = -1
+MAILBOX_JOB = "mailbox"
 
 RoundTableApp = Application[Any, Context, Data, Data, Data, Any]
 
@@ -142,6 +145,19 @@ def build_application(runtime: Runtime) -> RoundTableApp:
     job_queue.run_repeating(
         sweep, interval=settings.sweep_seconds, first=settings.sweep_seconds, name="sweep"
     )
+    if settings.imap_url is not None:
+        # The calendars' answers, read from the organizer's mailbox (bot.transport.mail.imap).
+        reader = MailboxReader(
+            settings.imap_url.get_secret_value(),
+            runtime.database,
+            clock=runtime.clock,
+            cipher=runtime.cipher,
+            organizer=settings.mail_from or "",
+            on_applied=mail_replies.after_reply(application),
+        )
+        job_queue.run_repeating(
+            reader.job, interval=settings.imap_seconds, first=1.0, name=MAILBOX_JOB
+        )
     application.bot_data[delivery.DISPATCHER_KEY] = delivery.Dispatcher(
         runtime,
         {

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, time
 from typing import TextIO
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy.exc import DBAPIError
 from telegram import Bot
@@ -192,11 +193,16 @@ def _district(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _secrets(settings: Settings) -> list[str]:
-    return [
+    found = [
         secret.get_secret_value()
         for secret in (settings.token, settings.webhook_secret, settings.encryption_key)
         if secret is not None
     ]
+    if settings.imap_url is not None:  # the mailbox's password, as written and as meant
+        url = settings.imap_url.get_secret_value()
+        password = urlsplit(url).password
+        found += [url] + ([password, unquote(password)] if password else [])
+    return found
 
 
 async def open_database(settings: Settings) -> Database:

@@ -3,12 +3,17 @@ sends it: its text and its buttons (its calendar file: bot.services.calendar_fil
 
 from __future__ import annotations
 
+import logging
+
 from telegram import InlineKeyboardMarkup
+from telegram.error import BadRequest, TelegramError
 
 from bot.core.i18n import Translator
 from bot.core.models import InvitationKind, Rsvp
 from bot.services.invitations import Attendee, InviteView
-from handlers.common import esc, keyboard
+from handlers.common import Context, esc, keyboard
+
+logger = logging.getLogger(__name__)
 
 
 def rsvp_label(rsvp: Rsvp, tr: Translator) -> str:
@@ -85,3 +90,23 @@ def invite_markup(view: InviteView, tr: Translator) -> InlineKeyboardMarkup | No
     if view.may_hand_over:
         rows.append([("👥 " + _("Send a colleague"), f"{base}:c")])
     return keyboard(rows)
+
+
+async def redraw_invitation(
+    context: Context, view: InviteView, chat_id: int, message_id: int, locale: str
+) -> None:
+    """One copy of an invitation shows what is true now (after an answer, in the chat or from a
+    calendar), in its reader's language."""
+    tr = context.runtime.translator(locale)
+    try:
+        await context.bot.edit_message_caption(
+            chat_id=chat_id,
+            message_id=message_id,
+            caption=invite_text(view, tr),
+            reply_markup=invite_markup(view, tr),
+        )
+    except BadRequest as error:
+        if "not modified" not in error.message:
+            logger.warning("could not redraw an invitation: %s", error.message)
+    except TelegramError as error:
+        logger.warning("could not redraw an invitation: %s", type(error).__name__)

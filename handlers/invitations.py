@@ -9,11 +9,9 @@ file are drawn by `handlers.invitation_text`, and sent by the outbox
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 
 from telegram import InlineKeyboardMarkup, Message, Update
-from telegram.error import BadRequest, TelegramError
 from telegram.ext import CallbackQueryHandler, ConversationHandler, MessageHandler
 
 from bot.core.i18n import N_
@@ -22,7 +20,7 @@ from bot.services import decisions, invitations, replies
 from bot.services.board import PollClosed
 from bot.services.decisions import Scheduled
 from bot.services.errors import PermissionDenied
-from bot.services.invitations import InviteView, StaleInvitation
+from bot.services.invitations import StaleInvitation
 from bot.services.planning import Defaults
 from bot.services.replies import NotYours
 from handlers.board_text import numbered, refresh_board, time_refused
@@ -46,11 +44,9 @@ from handlers.common import (
     pressed_ids,
     say_below,
 )
-from handlers.invitation_text import invite_markup, invite_text, rsvp_label
+from handlers.invitation_text import redraw_invitation, rsvp_label
 from handlers.typed import delete_typed
 from handlers.usecase import refusal, refused_by, use_case
-
-logger = logging.getLogger(__name__)
 
 REASON = "reason"
 WAITING_FOR = "decline"  # user_data: the invitation and sequence a reason is for
@@ -140,7 +136,7 @@ async def _redraw_copies(update: Update, context: Context, done: replies.Answere
     noted where it went (the process died right after sending it, or Telegram's answer to the
     send was lost)."""
     for chat_id, message_id, locale in done.messages:
-        await _redraw(context, done.view, chat_id, message_id, locale)
+        await redraw_invitation(context, done.view, chat_id, message_id, locale)
     pressed = update.callback_query.message if update.callback_query else None
     # Only an invitation's own message (it carries the calendar file): a forged button on
     # another message leaves that message as it is.
@@ -151,25 +147,7 @@ async def _redraw_copies(update: Update, context: Context, done: replies.Answere
         not in {(chat_id, message_id) for chat_id, message_id, _locale in done.messages}
     ):
         locale = context.require_actor().locale
-        await _redraw(context, done.view, pressed.chat_id, pressed.message_id, locale)
-
-
-async def _redraw(
-    context: Context, view: InviteView, chat_id: int, message_id: int, locale: str
-) -> None:
-    tr = context.runtime.translator(locale)
-    try:
-        await context.bot.edit_message_caption(
-            chat_id=chat_id,
-            message_id=message_id,
-            caption=invite_text(view, tr),
-            reply_markup=invite_markup(view, tr),
-        )
-    except BadRequest as error:
-        if "not modified" not in error.message:
-            logger.warning("could not redraw an invitation: %s", error.message)
-    except TelegramError as error:
-        logger.warning("could not redraw an invitation: %s", type(error).__name__)
+        await redraw_invitation(context, done.view, pressed.chat_id, pressed.message_id, locale)
 
 
 async def typed_reason(update: Update, context: Context) -> str | int:

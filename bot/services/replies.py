@@ -1,6 +1,7 @@
 """Replies to a calendar invitation: accept, tentative or decline, a reason, a colleague.
 
-Anyone who may answer for an invitation replies for it; their reminders follow the reply
+Anyone who may answer for an invitation replies for it, in the chat or from their calendar
+(`bot.services.calendar_replies`, also a guest's); their reminders follow the reply
 (`bot.services.invitations`). A decline is flagged to the coordinator at once, with its reason
 if one is given (stored encrypted, shown to the coordinator only). An institution's invitation
 can be handed to a colleague, who answers for it from then on.
@@ -25,7 +26,7 @@ from bot.core.models import (
     Member,
     Rsvp,
 )
-from bot.services import audit
+from bot.services import audit, invitation_mail
 from bot.services.board import (
     Board,
     ConferenceError,
@@ -80,28 +81,55 @@ async def answer(
     """Accept, tentative or decline, for the actor's institution (or themselves)."""
     invitation, conference = await _answerable(session, actor, invitation_id, sequence, now=now)
     member = await session.get_one(Member, actor.member_id)
+    flagged = await record_answer(session, conference, invitation, rsvp, member, now=now)
+    await audit.acted(session, actor, "invitation.answered", invitation, at=now, answer=rsvp.value)
+    return Answered(
+        view=await view_of(session, conference, invitation, actor.member_id, now=now),
+        messages=await copies(session, invitation.id, conference.sequence),
+        board=await board_of(session, conference),
+        flagged=flagged,
+    )
+
+
+async def record_answer(
+    session: AsyncSession,
+    conference: Conference,
+    invitation: Invitation,
+    rsvp: Rsvp,
+    member: Member | None,
+    *,
+    now: datetime,
+    reason: str | None = None,
+    cipher: Cipher | None = None,
+) -> bool:
+    """An answer, whoever gave it and by which channel (the chat's button, or a calendar's reply
+    read from the mailbox, `bot.services.calendar_replies`), once the caller has checked that it
+    counts: the answer noted, the invitation's nudges cancelled, the reminders of those who come
+    planned (revived after a decline), a new decline flagged to the coordinator. `member` is who
+    answered, or None for a guest (not on Telegram: reminded by mail). A `reason` given with a
+    decline is kept as `give_reason` keeps it. True when the decline was flagged."""
     before = invitation.rsvp
     invitation.rsvp = rsvp
-    invitation.rsvp_by_id = actor.member_id
+    invitation.rsvp_by_id = member.id if member is not None else None
     invitation.rsvp_at = now
-    invitation.delegate_id = actor.member_id
+    invitation.delegate_id = member.id if member is not None else None
     if rsvp is not Rsvp.DECLINED:
         invitation.decline_reason = None
     # Nobody needs nudging about this invitation any more; the reminders follow the answer.
     await cancel_follow_ups(session, conference, invitation.id, now=now)
     if rsvp in (Rsvp.ACCEPTED, Rsvp.TENTATIVE):
-        await plan_reminders(session, conference, invitation.id, member, now=now)
-        await revive_reminders(session, conference, invitation.id, member.id)
+        if member is not None:
+            await plan_reminders(session, conference, invitation.id, member, now=now)
+            await revive_reminders(session, conference, invitation.id, member.id)
+        else:
+            await invitation_mail.plan_guest_reminders(session, conference, invitation, now=now)
     flagged = rsvp is Rsvp.DECLINED and before is not Rsvp.DECLINED
     if flagged:
         await plan_flag(session, conference, invitation, "declined", now=now)
-    await audit.acted(session, actor, "invitation.answered", invitation, at=now, answer=rsvp.value)
-    return Answered(
-        view=await view_of(session, conference, invitation, actor.member_id, now=now),
-        messages=await _messages(session, invitation.id, conference.sequence),
-        board=await board_of(session, conference),
-        flagged=flagged,
-    )
+    if rsvp is Rsvp.DECLINED and reason:
+        assert cipher is not None, "a reason is stored encrypted"
+        await _keep_reason(session, conference, invitation, reason, cipher=cipher, now=now)
+    return flagged
 
 
 async def give_reason(
@@ -118,9 +146,21 @@ async def give_reason(
     invitation, conference = await _answerable(session, actor, invitation_id, sequence, now=now)
     if invitation.rsvp is not Rsvp.DECLINED:
         raise StaleInvitation("not declined")
+    await _keep_reason(session, conference, invitation, reason, cipher=cipher, now=now)
+    return True
+
+
+async def _keep_reason(
+    session: AsyncSession,
+    conference: Conference,
+    invitation: Invitation,
+    reason: str,
+    *,
+    cipher: Cipher,
+    now: datetime,
+) -> None:
     invitation.decline_reason = cipher.encrypt_json(reason[:REASON_MAX])
     await plan_flag(session, conference, invitation, "reason", now=now)
-    return True
 
 
 async def colleagues(
@@ -189,9 +229,11 @@ async def _answerable(
     return invitation, conference
 
 
-async def _messages(
+async def copies(
     session: AsyncSession, invitation_id: int, sequence: int
 ) -> list[tuple[int, int, str]]:
+    """Where the invitation's messages of this time are: chat, message and the reader's locale
+    (to redraw them all after an answer)."""
     rows = await session.execute(
         select(InviteMessage.chat_id, InviteMessage.message_id, Member.locale)
         .join(Member, InviteMessage.member_id == Member.id)
