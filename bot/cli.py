@@ -198,10 +198,11 @@ def _secrets(settings: Settings) -> list[str]:
         for secret in (settings.token, settings.webhook_secret, settings.encryption_key)
         if secret is not None
     ]
-    if settings.imap_url is not None:  # the mailbox's password, as written and as meant
-        url = settings.imap_url.get_secret_value()
-        password = urlsplit(url).password
-        found += [url] + ([password, unquote(password)] if password else [])
+    for mail_url in (settings.imap_url, settings.smtp_url):
+        if mail_url is not None:  # the mail server's password, as written and as meant
+            url = mail_url.get_secret_value()
+            password = urlsplit(url).password
+            found += [url] + ([password, unquote(password)] if password else [])
     return found
 
 

@@ -7,8 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
-from bot.core.config import SettingsError, load_settings
+from bot import cli
+from bot.core.config import SettingsError, isolated_settings, load_settings
 from bot.core.crypto import Cipher, load_cipher
 from bot.logs import redact_secrets
 from tests.conftest import run_roundtable
@@ -106,3 +108,22 @@ def test_secrets_never_reach_the_log(caplog: pytest.LogCaptureFixture) -> None:
     assert "SECRET-TOKEN" not in caplog.text
     assert "bot[redacted]/getMe" in caplog.text
     assert "RuntimeError: failed for bot[redacted]" in caplog.text
+
+
+def test_the_mail_servers_passwords_never_reach_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    settings = isolated_settings(
+        smtp_url=SecretStr("smtp://bot%40mesto.cz:Tajn%C3%A9-heslo@mail.mesto.cz:587"),
+        mail_from="Round Table <konference@mesto.cz>",
+        imap_url=SecretStr("imaps://bot:imap-Heslo-9@mail.mesto.cz/INBOX"),
+    )
+    logger = logging.getLogger("test.redaction")
+    previous = redact_secrets(cli._secrets(settings))
+    try:
+        with caplog.at_level(logging.INFO):
+            logger.info("login with %s failed", "Tajné-heslo")
+            logger.info("connecting to %s", settings.smtp_url.get_secret_value())  # type: ignore[union-attr]
+            logger.info("reading imaps://bot:imap-Heslo-9@mail.mesto.cz/INBOX")
+    finally:
+        logging.setLogRecordFactory(previous)
+    assert "Tajn" not in caplog.text and "imap-Heslo-9" not in caplog.text
+    assert caplog.text.count("[redacted]") == 3
