@@ -85,7 +85,7 @@ class Slot:
 class Invitee:
     id: int
     kind: InvitationKind
-    name: str  # the institution's name; guardians are numbered instead
+    name: str  # the institution's or the guest's name; guardians are numbered instead
     number: int
     required: bool
     answered_by: str | None
@@ -360,6 +360,10 @@ async def _invitee(session: AsyncSession, invitation: Invitation, reachable: set
     if invitation.institution_id is not None:
         name = (await session.get_one(Institution, invitation.institution_id)).name
         can_reach = invitation.institution_id in reachable
+    if invitation.kind is InvitationKind.GUEST:
+        # By e-mail: named by their institution or their own name, never by the address.
+        name = invitation.guest_name or name
+        can_reach = True
     elif invitation.kind is InvitationKind.GUARDIAN and invitation.member_id is not None:
         member = await session.get_one(Member, invitation.member_id)
         can_reach = member.active and member.reachable
