@@ -48,6 +48,8 @@ GUEST_ADDRESS = "guest_address"
 PLAN = "plan"
 NAMED = "guest"  # user_data: the named guest's name, while their address is typed
 GUEST_PAGE = 10
+CHOICES_PAGE = 20  # institutions on the plan's screen at a time (Telegram shows 100 buttons)
+CHOICE_PAGE = "plan_page"  # user_data: the page of institutions shown
 WINDOW_STARTS = (2, 7, 12)  # working days after today: the default, a week later, two weeks
 
 
@@ -96,6 +98,7 @@ async def plan_conference(update: Update, context: Context) -> str | int:
         )
     if not case.done:
         return ConversationHandler.END
+    context.user_data.pop(CHOICE_PAGE, None)  # type: ignore[union-attr]
     _keep(context, plan)
     return await _show_plan(update, context, plan, new_message=True)
 
@@ -146,7 +149,12 @@ async def _show_plan(
         ),
     ]
     rows: list[list[tuple[str, str]]] = []
-    for choice in view.choices:
+    choices = view.choices
+    nav: list[tuple[str, str]] = []
+    if len(choices) > CHOICES_PAGE:  # a district of many institutions: a page at a time
+        page = paginate(choices, int((context.user_data or {}).get(CHOICE_PAGE, 0)), CHOICES_PAGE)
+        choices, nav = page.items, page.nav_row(f"pl:{plan.case_id}:c")
+    for choice in choices:
         invited = choice.institution_id in plan.invited
         name = f"{'☑' if invited else '☐'} {choice.name}"
         row = [(name, f"pl:{plan.case_id}:i:{choice.institution_id}")]
@@ -159,6 +167,8 @@ async def _show_plan(
                 )
             )
         rows.append(row)
+    if nav:
+        rows.append(nav)
     guardian_row = [
         ("+ " + _("Guardian, link"), f"pl:{plan.case_id}:g:link"),
         ("+ " + _("Guardian, offline"), f"pl:{plan.case_id}:g:offline"),
@@ -255,11 +265,12 @@ async def adjust_plan(update: Update, context: Context) -> str | int:
     return await _show_plan(update, context, plan, new_message=False)
 
 
-GUEST_STEPS = frozenset({"q", "u", "e", "ep", "ei", "en", "b"})
+GUEST_STEPS = frozenset({"q", "u", "e", "ep", "ei", "en", "b", "c"})
 
 
 async def _guest_step(update: Update, context: Context, plan: Plan, parts: list[str]) -> str | int:
-    """The plan's guest buttons: required or not, remove, the picker, add one."""
+    """The plan's guest buttons (required or not, remove, the picker, add one), and the pages
+    of a long list of institutions."""
     match parts:
         case ["q", raw] if (number := parse_number(raw, digits=2)) is not None:
             if number < len(plan.guests):
@@ -286,6 +297,8 @@ async def _guest_step(update: Update, context: Context, plan: Plan, parts: list[
             return GUEST_NAME
         case ["b"]:
             pass
+        case ["c", "p", raw] if (page := parse_number(raw, digits=4)) is not None:
+            context.user_data[CHOICE_PAGE] = page  # type: ignore[index]
         case _:
             await no_longer_active(update, context)
             return PLANNING

@@ -228,15 +228,13 @@ async def remove_guest(
 
 
 async def guest_views(session: AsyncSession, guests: Sequence[Guest]) -> list[GuestView]:
-    names = dict(
-        (
-            await session.execute(
-                select(Institution.id, Institution.name).where(
-                    Institution.id.in_([g.institution_id for g in guests if g.institution_id])
-                )
-            )
-        ).tuples()
-    )
+    wanted = [guest.institution_id for guest in guests if guest.institution_id]
+    names: dict[int, str] = {}
+    if wanted:
+        rows = await session.execute(
+            select(Institution.id, Institution.name).where(Institution.id.in_(wanted))
+        )
+        names = {institution_id: name for institution_id, name in rows}
     return [
         GuestView(
             guest.name or names.get(guest.institution_id or 0, ""),

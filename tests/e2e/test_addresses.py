@@ -13,18 +13,15 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
 import aiosmtplib
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import select
 
 from bot.core.clock import FakeClock
-from bot.core.config import Settings, isolated_settings
 from bot.core.mail_tables import EmailConfirmation, MailAddress
 from bot.core.models import (
     AuditEntry,
@@ -36,48 +33,16 @@ from bot.core.models import (
     Role,
 )
 from bot.core.outbox import Letter
-from bot.sandbox import BotApiSandbox, Person
+from bot.sandbox import Person
 from bot.sandbox.mail import MailServer
 from bot.transport.mail.code_mail import code_kinds
 from tests.conftest import TEST_KEY
 from tests.e2e.conftest import TOKEN, RunningBot, in_turn, text_of
+from tests.e2e.mail_world import SENDER, mail_on, mail_server, settings
 
-SENDER = "Round Table <konference@cheb.example.cz>"
+__all__ = ["mail_on", "mail_server", "settings"]  # the fixtures of a bot with mail
+
 CODE = re.compile(r"^(\d{6})\r?$", re.MULTILINE)
-
-
-@pytest.fixture
-def mail_on() -> bool:
-    """Mail is set up; a test parametrized with False runs without it."""
-    return True
-
-
-@pytest.fixture
-async def mail_server() -> AsyncIterator[MailServer]:
-    async with MailServer.running() as server:
-        yield server
-
-
-@pytest.fixture
-def settings(
-    database_url: str,
-    sandbox: BotApiSandbox,
-    tmp_path: Path,
-    mail_server: MailServer,
-    mail_on: bool,
-) -> Settings:
-    mail: dict[str, object] = {}
-    if mail_on:
-        mail = {"smtp_url": SecretStr(mail_server.url), "mail_from": SENDER}
-    return isolated_settings(
-        token=SecretStr(TOKEN),
-        database_url=database_url,
-        bot_api_url=sandbox.base_url,
-        bot_file_url=sandbox.base_file_url,
-        data_dir=tmp_path / "data",
-        sweep_seconds=3600,
-        **mail,  # type: ignore[arg-type]
-    )
 
 
 async def code_rows(bot: RunningBot) -> list[OutboxRow]:
