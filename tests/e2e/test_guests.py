@@ -4,9 +4,12 @@ confirms the time; the guests are named (never by their address) on every screen
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 
+from bot.core.clock import FakeClock
 from bot.core.models import (
     AuditEntry,
     Conference,
@@ -83,7 +86,9 @@ async def add_named(hana: Person, name: str, address: str) -> str:
     return plan
 
 
-async def test_guests_are_invited_answered_for_and_named_everywhere(bot: RunningBot) -> None:
+async def test_guests_are_invited_answered_for_and_named_everywhere(
+    bot: RunningBot, clock: FakeClock
+) -> None:
     hana, jana, case_id = await the_plan(bot, ("Pediatrie Cheb", PAEDIATRICS), ("Spirála", None))
 
     await hana.press("+ Guest by e-mail")
@@ -161,6 +166,22 @@ async def test_guests_are_invited_answered_for_and_named_everywhere(bot: Running
     attendance = await until(hana, "Set for")
     assert "✉ Pediatrie Cheb" in (attendance.text or "") and "@" not in (attendance.text or "")
 
+    # After the conference: the attendance names the guests, and one tap records who came.
+    async with bot.runtime.database.transaction() as session:
+        starts = (await session.scalars(select(Conference.starts_at))).one()
+    assert starts is not None
+    clock.set(starts + timedelta(minutes=91))
+    await bot.sweep()
+    await until(hana, "The case conference PK-2026-0001 has ended")
+    await hana.press("📝 Record the outcome")
+    await until(hana, "Record of the case conference PK-2026-0001")
+    await hana.press("👥 Attendance")
+    screen = await until(hana, "one tap per participant")
+    assert "❌ ✉ Pediatrie Cheb" in labels(screen) and f"❌ ✉ {EVA}" in labels(screen)
+    await hana.press("❌ ✉ Pediatrie Cheb")
+    screen = await until(hana, "one tap per participant")
+    assert "✅ ✉ Pediatrie Cheb: —" in labels(screen)
+
     # Nobody but the coordinator's plan ever showed an address of a guest.
     for message in jana.messages.values():
         assert "example.org" not in (message.text or message.caption or "")
@@ -175,7 +196,7 @@ async def test_guests_are_invited_answered_for_and_named_everywhere(bot: Running
             )
         )
         actions = list(await session.scalars(select(AuditEntry.action)))
-    assert conference.status is ConferenceStatus.SCHEDULED
+    assert conference.status is ConferenceStatus.HELD
     assert [(g.email, g.guest_name, g.required, g.answered_at is not None) for g in guests] == [
         (PAEDIATRICS, None, False, True),
         ("eva.dvorak@example.org", EVA, True, True),
