@@ -135,10 +135,13 @@ async def typed_code(update: Update, context: Context) -> str | int:
     if message is None:
         return ConversationHandler.END
     _ = context.tr.gettext
+    typed = "".join((message.text or "").split())
+    if not (typed.isdigit() and len(typed) == addresses.CODE_DIGITS):
+        # Not a try: something else was typed (a sticker, a word, the address again).
+        await answer(update, _("Please type the six digits of the code I mailed you."))
+        return CODE
     async with use_case(update, context) as case:
-        result = await addresses.confirm_code(
-            case.session, case.actor, message.text or "", now=case.now
-        )
+        result = await addresses.confirm_code(case.session, case.actor, typed, now=case.now)
     if not case.done:
         return ConversationHandler.END
     match result:
