@@ -1,7 +1,10 @@
-"""Guests at planning, in the services: the refusals, the poll's invitations and the review
-conference that invites the same guests again."""
+"""Guests at planning, in the services: the refusals, the poll's invitations, the review
+conference that invites the same guests again, and their names and addresses purged with the
+case."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -9,8 +12,16 @@ from sqlalchemy import select, update
 from bot.core.clock import FakeClock
 from bot.core.crypto import Cipher
 from bot.core.db import Database
-from bot.core.models import Conference, ConferenceStatus, Institution, Invitation, InvitationKind
-from bot.services import guests, planning
+from bot.core.models import (
+    Case,
+    CaseStatus,
+    Conference,
+    ConferenceStatus,
+    Institution,
+    Invitation,
+    InvitationKind,
+)
+from bot.services import guests, planning, retention
 from bot.services.addresses import InvalidAddress
 from bot.services.guests import (
     AlreadyInvited,
@@ -21,6 +32,7 @@ from bot.services.guests import (
     NoContact,
 )
 from bot.services.planning import Plan, Started
+from bot.services.privacy import Operator
 from tests.bot.test_conferences import DEFAULTS, _case, _team
 
 
@@ -100,3 +112,17 @@ async def test_guests_are_refused_clearly_and_become_guest_invitations(
             session, coordinator, cipher, case_id, now=now, defaults=DEFAULTS
         )
     assert review.guests == plan.guests and review.guardians == []
+
+    # Past retention, the case's guests are forgotten: their names and addresses go.
+    async with database.transaction() as session:
+        await session.execute(
+            update(Case)
+            .where(Case.id == case_id)
+            .values(status=CaseStatus.CLOSED, closed_at=now - timedelta(days=6 * 366))
+        )
+    async with database.transaction() as session:
+        purged = await retention.purge(session, cipher, Operator("test"), now=now, years=5)
+    assert len(purged) == 1
+    async with database.transaction() as session:
+        rows = list(await session.scalars(select(Invitation)))
+    assert len(rows) == 2 and all(r.email is None and r.guest_name is None for r in rows)
