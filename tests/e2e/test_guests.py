@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.core.clock import FakeClock
+from bot.core.mail_tables import MailAddress
 from bot.core.models import (
     AuditEntry,
     Conference,
@@ -160,11 +161,18 @@ async def test_guests_are_invited_answered_for_and_named_everywhere(
         if "Every required invitee has answered the poll for PK-2026-0001" in (message.text or "")
     )
     assert "@" not in (offer.text or "")
+    async with bot.runtime.database.transaction() as session:
+        # The paediatrician's mail server refused the address for good meanwhile.
+        session.add(
+            MailAddress(address=PAEDIATRICS, failing_since=clock.now(), reply="550 5.1.1 unknown")
+        )
     confirm = next(label for label in labels(offer) if label.startswith("✅ Confirm"))
     await hana.press(confirm)
     await until(hana, "The case conference PK-2026-0001 is set for")
     attendance = await until(hana, "Set for")
-    assert "✉ Pediatrie Cheb" in (attendance.text or "") and "@" not in (attendance.text or "")
+    assert "⏳ ☆ ✉ Pediatrie Cheb – nobody can be reached" in (attendance.text or "")
+    assert f"⏳ ★ ✉ {EVA}\n" in (attendance.text or "") + "\n"
+    assert "@" not in (attendance.text or "")
 
     # After the conference: the attendance names the guests, and one tap records who came.
     async with bot.runtime.database.transaction() as session:
