@@ -25,7 +25,7 @@ from bot.services.errors import ServiceError
 from bot.services.members import Actor
 
 MAX_NAME = 120
-MAX_GUESTS = 20
+MAX_GUESTS = 8  # the plan lists each with its address: 8 stay well within a message
 
 
 class GuestError(ServiceError):
