@@ -30,6 +30,7 @@ from bot.services.guests import (
     Guest,
     MailOff,
     NoContact,
+    TooManyGuests,
 )
 from bot.services.planning import Plan, Started
 from bot.services.privacy import Operator
@@ -126,3 +127,21 @@ async def test_guests_are_refused_clearly_and_become_guest_invitations(
     async with database.transaction() as session:
         rows = list(await session.scalars(select(Invitation)))
     assert len(rows) == 2 and all(r.email is None and r.guest_name is None for r in rows)
+
+
+async def test_at_most_eight_guests(database: Database, clock: FakeClock) -> None:
+    coordinator, _teacher = await _team(database, clock)
+    case_id = await _case(database, clock, coordinator)
+    invited: list[Guest] = []
+    async with database.transaction() as session:
+        for number in range(guests.MAX_GUESTS):
+            await guests.add_named_guest(
+                session, coordinator, case_id, invited, name=f"Guest {number}",
+                address=f"guest{number}@example.org", mail_enabled=True, now=clock.now(),
+            )  # fmt: skip
+        with pytest.raises(TooManyGuests):
+            await guests.add_named_guest(
+                session, coordinator, case_id, invited, name="One more",
+                address="more@example.org", mail_enabled=True, now=clock.now(),
+            )  # fmt: skip
+    assert len(invited) == 8
