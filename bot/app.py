@@ -25,7 +25,7 @@ from telegram.ext import (
 )
 
 from bot.core.runtime import Runtime
-from bot.transport.mail import notices
+from bot.transport.mail import code_mail, notices
 from bot.transport.mail.delivery import MailDispatcher, MailKind
 from bot.transport.mail.imap import MailboxReader
 from bot.transport.mail.smtp import SmtpSender
@@ -40,6 +40,8 @@ from handlers import (
     board,
     cases,
     conference_notices,
+    contacts,
+    email,
     guard,
     invitations,
     invite,
@@ -120,6 +122,8 @@ def build_application(runtime: Runtime) -> RoundTableApp:
         start.join_handlers(),
         invite.handlers(),
         members.handlers(),
+        email.handlers(),
+        contacts.handlers(),
         referral.handlers(),
         triage.handlers(),
         plan.handlers(),
@@ -180,7 +184,7 @@ def build_application(runtime: Runtime) -> RoundTableApp:
 def mail_kinds(runtime: Runtime) -> dict[str, MailKind]:
     """The mail rows' renderers, by the outbox kind of their rows: the one place where they are
     assembled."""
-    return {**notices.mail_kinds(runtime)}
+    return {**notices.mail_kinds(runtime), **code_mail.code_kinds(runtime)}
 
 
 def _mail_dispatcher(runtime: Runtime, application: RoundTableApp) -> MailDispatcher:

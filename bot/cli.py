@@ -33,7 +33,7 @@ from bot.core.db import Database
 from bot.core.models import InstitutionKind, Role
 from bot.core.runtime import Runtime
 from bot.logs import REDACTED, configure_logging
-from bot.services import leavers, members, privacy, retention
+from bot.services import addresses, leavers, members, privacy, retention
 from bot.services.errors import ServiceError
 from bot.transport.telegram import standby
 
@@ -117,6 +117,13 @@ def _parser() -> argparse.ArgumentParser:
     district.add_argument(
         "--reset", action="store_true", help="the institution works the district's hours again"
     )
+    district.add_argument(
+        "--email",
+        metavar="ADDRESS",
+        help="the institution's contact e-mail address, for inviting it as a guest by e-mail "
+        "(with --institution; '' removes it)",
+    )
+    district.add_argument("--no-email", action="store_true", help="remove it (same as --email '')")
     district.set_defaults(func=_district)
 
     rotate = commands.add_parser(
@@ -165,6 +172,11 @@ def _hours(text: str) -> tuple[time, time]:
 
 
 def _district(settings: Settings, args: argparse.Namespace) -> None:
+    if args.email is not None or args.no_email:
+        _institution_email(settings, args)
+        if args.hours is None and not args.reset and args.place is None and args.mailbox is None:
+            return
+
     async def go() -> members.DistrictSettings:
         database = await open_database(settings)
         try:
@@ -190,6 +202,32 @@ def _district(settings: Settings, args: argparse.Namespace) -> None:
         print(f"invitations from {shown.mailbox}")
     for name, start, end in shown.overrides:
         print(f"  {name}: {start:%H:%M}-{end:%H:%M}")
+
+
+def _institution_email(settings: Settings, args: argparse.Namespace) -> None:
+    """`--institution NAME --email ADDRESS` (or `--no-email`, or `--email ''`)."""
+    if args.institution is None or (args.no_email and args.email):
+        raise CliError("give --institution NAME with either --email ADDRESS or --no-email")
+
+    async def go() -> addresses.Contact:
+        database = await open_database(settings)
+        try:
+            async with database.transaction() as session:
+                return await addresses.set_contact_by_name(
+                    session,
+                    args.district,
+                    args.institution,
+                    None if args.no_email else args.email,
+                    now=SystemClock().now(),
+                )
+        finally:
+            await database.dispose()
+
+    try:
+        contact = asyncio.run(go())
+    except addresses.InvalidAddress:
+        raise CliError(f"{args.email!r} is not an e-mail address") from None
+    print(f"{contact.name}: contact address {contact.address or 'none'}")
 
 
 def _secrets(settings: Settings) -> list[str]:

@@ -29,6 +29,8 @@ RSVP_MARKS = {Rsvp.ACCEPTED: "✅", Rsvp.TENTATIVE: "🤔", Rsvp.DECLINED: "❌"
 def invitee_name(invitee: Invitee, tr: Translator) -> str:
     if invitee.kind is InvitationKind.INSTITUTION:
         return esc(invitee.name)
+    if invitee.kind is InvitationKind.GUEST:
+        return "✉ " + esc(invitee.name)  # by e-mail, not on Telegram
     return tr.gettext("Guardian {n}").format(n=invitee.number)
 
 
@@ -53,7 +55,7 @@ def board_text(board: Board, tr: Translator) -> str:
                 line = "✅ " + line + " – " + esc(invitee.answered_by)
             else:
                 line = "✅ " + line
-        elif invitee.kind is InvitationKind.OFFLINE:
+        elif invitee.kind in (InvitationKind.OFFLINE, InvitationKind.GUEST):
             line = "✍ " + line + " – " + _("you enter their answers")
         elif invitee.kind is InvitationKind.GUARDIAN and not invitee.reachable:
             line = "⏳ " + line + " – " + _("has not joined yet")
@@ -144,6 +146,11 @@ def board_markup(board: Board, tr: Translator) -> InlineKeyboardMarkup | None:
         [("✍ " + _("Answers of guardian {n}").format(n=invitee.number), f"pe:{invitee.id}")]
         for invitee in board.invitees
         if invitee.kind is InvitationKind.OFFLINE
+    ]
+    rows += [
+        [("✍ " + _("Answers of {name}").format(name=f"✉ {invitee.name}"), f"pe:{invitee.id}")]
+        for invitee in board.invitees
+        if invitee.kind is InvitationKind.GUEST
     ]
     rows.append([("🗓 " + _("Decide now"), f"cf:o:{board.conference_id}")])
     return keyboard(rows)

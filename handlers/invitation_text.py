@@ -50,7 +50,7 @@ def invite_text(view: InviteView, tr: Translator, *, head: str | None = None) ->
     own = _own(view)
     if view.invitation_id is None:
         lines.append(_("You chair it. The participants' answers are on the attendance message."))
-    elif own is not None and own.kind is InvitationKind.INSTITUTION:
+    elif own is not None and own.kind in (InvitationKind.INSTITUTION, InvitationKind.GUEST):
         required = _("required") if own.required else _("optional")
         lines.append(
             _("You are invited for {institution} ({required}).").format(

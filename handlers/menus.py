@@ -22,11 +22,16 @@ ROLE_NAMES = {
     Role.PARTICIPANT: N_("participant"),
 }
 
-COMMON = (("help", N_("What I can do for you")), ("language", N_("Change the language")))
+COMMON = (
+    ("email", N_("Your work e-mail address")),
+    ("help", N_("What I can do for you")),
+    ("language", N_("Change the language")),
+)
 BY_ROLE: dict[Role, tuple[tuple[str, str], ...]] = {
     Role.ADMIN: (
         ("invite", N_("Create a one-time invite link")),
         ("members", N_("List and deactivate members")),
+        ("contacts", N_("The institutions' e-mail addresses")),
     ),
     Role.COORDINATOR: (
         ("referrals", N_("Referrals waiting for a decision")),

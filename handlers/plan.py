@@ -7,8 +7,18 @@ from telegram import Update
 from telegram.ext import CallbackQueryHandler, ConversationHandler, MessageHandler
 
 from bot.core.i18n import Translator
-from bot.services import planning
+from bot.services import addresses, guests, planning
 from bot.services.board import AlreadyPlanned, ConferenceError
+from bot.services.guests import (
+    AlreadyInvited,
+    BadName,
+    DuplicateGuest,
+    GuestChoice,
+    GuestError,
+    MailOff,
+    NoContact,
+    TooManyGuests,
+)
 from bot.services.planning import Defaults, NoCandidates, Plan
 from handlers.common import (
     TYPED,
@@ -20,8 +30,11 @@ from handlers.common import (
     esc,
     keyboard,
     no_longer_active,
+    paged_keyboard,
+    paginate,
     parse_callback,
     parse_id,
+    parse_number,
     pressed_ids,
     say_below,
 )
@@ -30,7 +43,13 @@ from handlers.usecase import refused_by, use_case
 
 PLANNING = "planning"
 PLACE = "place"
+GUEST_NAME = "guest_name"
+GUEST_ADDRESS = "guest_address"
 PLAN = "plan"
+NAMED = "guest"  # user_data: the named guest's name, while their address is typed
+GUEST_PAGE = 10
+CHOICES_PAGE = 20  # institutions on the plan's screen at a time (Telegram shows 100 buttons)
+CHOICE_PAGE = "plan_page"  # user_data: the page of institutions shown
 WINDOW_STARTS = (2, 7, 12)  # working days after today: the default, a week later, two weeks
 
 
@@ -79,6 +98,7 @@ async def plan_conference(update: Update, context: Context) -> str | int:
         )
     if not case.done:
         return ConversationHandler.END
+    context.user_data.pop(CHOICE_PAGE, None)  # type: ignore[union-attr]
     _keep(context, plan)
     return await _show_plan(update, context, plan, new_message=True)
 
@@ -92,6 +112,7 @@ async def _show_plan(
         view = await planning.plan_view(
             case.session, case.actor, plan, now=case.now, defaults=_defaults(context)
         )
+        invited_by_mail = await guests.guest_views(case.session, plan.guests)
     if not case.done:
         return ConversationHandler.END
     settings = context.runtime.settings
@@ -103,7 +124,9 @@ async def _show_plan(
         _("<b>Case conference for {code}</b>").format(code=view.case_code),
         _("Tap an institution to invite it or not, and ★/☆ to make it required or optional."),
         "",
-        _("Invited: {count}").format(count=len(plan.invited) + len(plan.guardians)),
+        _("Invited: {count}").format(
+            count=len(plan.invited) + len(plan.guardians) + len(plan.guests)
+        ),
     ]
     if plan.guardians:
         lines.append(
@@ -111,6 +134,9 @@ async def _show_plan(
                 links=links, offline=offline
             )
         )
+    for guest in invited_by_mail:
+        # The coordinator alone sees a guest's address.
+        lines.append(f"✉ {esc(guest.name)} &lt;{esc(guest.email)}&gt;")
     lines += [
         _("Length: {minutes} min · Place: {place}").format(
             minutes=plan.minutes, place=esc(plan.place)
@@ -123,7 +149,12 @@ async def _show_plan(
         ),
     ]
     rows: list[list[tuple[str, str]]] = []
-    for choice in view.choices:
+    choices = view.choices
+    nav: list[tuple[str, str]] = []
+    if len(choices) > CHOICES_PAGE:  # a district of many institutions: a page at a time
+        page = paginate(choices, int((context.user_data or {}).get(CHOICE_PAGE, 0)), CHOICES_PAGE)
+        choices, nav = page.items, page.nav_row(f"pl:{plan.case_id}:c")
+    for choice in choices:
         invited = choice.institution_id in plan.invited
         name = f"{'☑' if invited else '☐'} {choice.name}"
         row = [(name, f"pl:{plan.case_id}:i:{choice.institution_id}")]
@@ -136,6 +167,8 @@ async def _show_plan(
                 )
             )
         rows.append(row)
+    if nav:
+        rows.append(nav)
     guardian_row = [
         ("+ " + _("Guardian, link"), f"pl:{plan.case_id}:g:link"),
         ("+ " + _("Guardian, offline"), f"pl:{plan.case_id}:g:offline"),
@@ -143,6 +176,15 @@ async def _show_plan(
     if plan.guardians:
         guardian_row.append(("− " + _("Guardian"), f"pl:{plan.case_id}:g:x"))
     rows.append(guardian_row)
+    for index, guest in enumerate(invited_by_mail):
+        mark = "★" if guest.required else "☆"
+        rows.append(
+            [
+                (f"{mark} ✉ {guest.name}", f"pl:{plan.case_id}:q:{index}"),
+                ("✖ " + _("Remove"), f"pl:{plan.case_id}:u:{index}"),
+            ]
+        )
+    rows.append([("+ " + _("Guest by e-mail"), f"pl:{plan.case_id}:e")])
     rows.append(
         [
             ("⏱ " + _("{minutes} min").format(minutes=plan.minutes), f"pl:{plan.case_id}:d"),
@@ -169,8 +211,18 @@ async def adjust_plan(update: Update, context: Context) -> str | int:
         # A button of an earlier plan (another case): it must not change this one.
         await no_longer_active(update, context)
         return ConversationHandler.END if plan is None else PLANNING
+    if parts[1] in GUEST_STEPS:
+        return await _guest_step(update, context, plan, parts[1:])
     match parts[1:]:
         case ["i", raw] if (institution := parse_id(raw)) is not None:
+            if any(guest.institution_id == institution for guest in plan.guests):
+                await alert(
+                    update,
+                    context.tr.gettext(
+                        "It is invited by e-mail. Remove that guest first to invite it here."
+                    ),
+                )
+                return PLANNING
             if institution in plan.invited:
                 del plan.invited[institution]
             else:
@@ -211,6 +263,199 @@ async def adjust_plan(update: Update, context: Context) -> str | int:
             return PLANNING
     _keep(context, plan)
     return await _show_plan(update, context, plan, new_message=False)
+
+
+GUEST_STEPS = frozenset({"q", "u", "e", "ep", "ei", "en", "b", "c"})
+
+
+async def _guest_step(update: Update, context: Context, plan: Plan, parts: list[str]) -> str | int:
+    """The plan's guest buttons (required or not, remove, the picker, add one), and the pages
+    of a long list of institutions."""
+    match parts:
+        case ["q", raw] if (number := parse_number(raw, digits=2)) is not None:
+            if number < len(plan.guests):
+                plan.guests[number].required = not plan.guests[number].required
+        case ["u", raw] if (number := parse_number(raw, digits=2)) is not None:
+            await _remove_guest(update, context, plan, number)
+        case ["e"]:
+            return await _pick_guest(update, context, plan, 0)
+        case ["ep", "p", raw] if (page := parse_number(raw, digits=4)) is not None:
+            return await _pick_guest(update, context, plan, page)
+        case ["ei", raw] if (institution := parse_id(raw)) is not None:
+            if not await _add_institution_guest(update, context, plan, institution):
+                return PLANNING
+        case ["en"]:
+            if (off := _mail_off(context)) is not None:
+                await alert(update, off)
+                return PLANNING
+            await answer(
+                update,
+                context.tr.gettext("Type the guest's name (at most {limit} characters).").format(
+                    limit=guests.MAX_NAME
+                ),
+            )
+            return GUEST_NAME
+        case ["b"]:
+            pass
+        case ["c", "p", raw] if (page := parse_number(raw, digits=4)) is not None:
+            context.user_data[CHOICE_PAGE] = page  # type: ignore[index]
+        case _:
+            await no_longer_active(update, context)
+            return PLANNING
+    _keep(context, plan)
+    return await _show_plan(update, context, plan, new_message=False)
+
+
+def _mail_off(context: Context) -> str | None:
+    if context.runtime.settings.mail_enabled:
+        return None
+    return context.tr.gettext(
+        "Guests cannot be invited by e-mail: this Round Table sends no e-mail yet (ask the "
+        "administrator)."
+    )
+
+
+async def _pick_guest(update: Update, context: Context, plan: Plan, page: int) -> str:
+    """The district's institutions with a contact address, paged, and "Someone else"."""
+    if (off := _mail_off(context)) is not None:
+        await alert(update, off)
+        return PLANNING
+    async with use_case(update, context, NOT_YOURS) as case:
+        choices = await guests.guest_choices(case.session, case.actor, plan.case_id, now=case.now)
+    if not case.done:
+        return PLANNING
+    _ = context.tr.gettext
+    shown = paginate(choices, page, GUEST_PAGE)
+    if choices:
+        text = _(
+            "Invite a guest by e-mail: an institution's contact address (page {page} of {pages}), "
+            "or someone else. They get the invitation by e-mail; you enter their answers to the "
+            "poll."
+        ).format(page=shown.number + 1, pages=shown.count)
+    else:
+        text = _(
+            "No institution has a contact address yet (an administrator sets them with "
+            "/contacts). Invite someone else by their address?"
+        )
+    case_id = plan.case_id
+
+    def button(choice: GuestChoice) -> tuple[str, str]:
+        return ("✉ " + choice.name, f"pl:{case_id}:ei:{choice.institution_id}")
+
+    extra = [
+        [("+ " + _("Someone else"), f"pl:{case_id}:en")],
+        [(_("Back to the plan"), f"pl:{case_id}:b")],
+    ]
+    await answer(update, text, paged_keyboard(shown, button, f"pl:{case_id}:ep", extra))
+    return PLANNING
+
+
+def _guest_refused(context: Context, error: GuestError) -> str:
+    _ = context.tr.gettext
+    match error:
+        case MailOff():
+            return _mail_off(context) or ""
+        case DuplicateGuest():
+            return _("That address is invited already.")
+        case AlreadyInvited():
+            return _("That institution is invited already.")
+        case TooManyGuests():
+            return _("At most {n} guests.").format(n=guests.MAX_GUESTS)
+        case NoContact():
+            return _("That institution has no contact address (any more).")
+    return _("Please type the name as text of at most {limit} characters.").format(
+        limit=guests.MAX_NAME
+    )
+
+
+async def _add_institution_guest(
+    update: Update, context: Context, plan: Plan, institution_id: int
+) -> bool:
+    try:
+        async with use_case(update, context, NOT_YOURS) as case:
+            required = await planning.required_by_default(case.session, institution_id)
+            await guests.add_institution_guest(
+                case.session,
+                case.actor,
+                plan.case_id,
+                plan.guests,
+                invited=plan.invited,
+                institution_id=institution_id,
+                required=required,
+                mail_enabled=context.runtime.settings.mail_enabled,
+                now=case.now,
+            )
+    except GuestError as error:
+        await alert(update, _guest_refused(context, error))
+        return False
+    return case.done
+
+
+async def _remove_guest(update: Update, context: Context, plan: Plan, index: int) -> None:
+    async with use_case(update, context, NOT_YOURS) as case:
+        await guests.remove_guest(
+            case.session, case.actor, plan.case_id, plan.guests, index, now=case.now
+        )
+
+
+async def typed_guest_name(update: Update, context: Context) -> str | int:
+    message = update.effective_message
+    plan = _plan(context)
+    if plan is None or message is None:
+        return ConversationHandler.END
+    _ = context.tr.gettext
+    try:
+        name = guests.check_name(message.text or "")
+    except BadName:
+        await answer(
+            update,
+            _("Please type the name as text of at most {limit} characters.").format(
+                limit=guests.MAX_NAME
+            ),
+        )
+        return GUEST_NAME
+    context.user_data[NAMED] = name  # type: ignore[index]
+    await answer(update, _("Type the e-mail address of {name}.").format(name=esc(name)))
+    return GUEST_ADDRESS
+
+
+async def typed_guest_address(update: Update, context: Context) -> str | int:
+    message = update.effective_message
+    plan = _plan(context)
+    name = (context.user_data or {}).get(NAMED)
+    if plan is None or message is None or not isinstance(name, str):
+        return ConversationHandler.END
+    _ = context.tr.gettext
+    try:
+        async with use_case(update, context, NOT_YOURS) as case:
+            await guests.add_named_guest(
+                case.session,
+                case.actor,
+                plan.case_id,
+                plan.guests,
+                name=name,
+                address=message.text or "",
+                mail_enabled=context.runtime.settings.mail_enabled,
+                now=case.now,
+            )
+    except addresses.InvalidAddress:
+        await answer(
+            update,
+            _(
+                "That is not an e-mail address I can use (at most {limit} characters, like "
+                "name@example.cz). Please type it again."
+            ).format(limit=addresses.MAX_ADDRESS),
+        )
+        return GUEST_ADDRESS
+    except GuestError as error:
+        await answer(update, _guest_refused(context, error))
+        context.user_data.pop(NAMED, None)  # type: ignore[union-attr]
+        return await _show_plan(update, context, plan, new_message=True)
+    if not case.done:
+        return ConversationHandler.END
+    context.user_data.pop(NAMED, None)  # type: ignore[union-attr]
+    _keep(context, plan)
+    return await _show_plan(update, context, plan, new_message=True)
 
 
 async def _required_by_default(context: Context, institution_id: int) -> bool:
@@ -280,6 +525,14 @@ def handlers() -> HandlerList:
                 PLANNING: [CallbackQueryHandler(dialog.step(adjust_plan), pattern=r"^pl:")],
                 PLACE: [
                     MessageHandler(TYPED, dialog.step(typed_place)),
+                    CallbackQueryHandler(dialog.step(adjust_plan), pattern=r"^pl:"),
+                ],
+                GUEST_NAME: [
+                    MessageHandler(TYPED, dialog.step(typed_guest_name)),
+                    CallbackQueryHandler(dialog.step(adjust_plan), pattern=r"^pl:"),
+                ],
+                GUEST_ADDRESS: [
+                    MessageHandler(TYPED, dialog.step(typed_guest_address)),
                     CallbackQueryHandler(dialog.step(adjust_plan), pattern=r"^pl:"),
                 ],
             },

@@ -40,6 +40,10 @@ def poll_text(view: PollView, tr: Translator) -> str:
         who = _("When can {institution} come?").format(institution=esc(invitee.name))
     elif invitee.kind is InvitationKind.GUARDIAN:
         who = _("When can you come?")
+    elif invitee.kind is InvitationKind.GUEST:
+        who = _("Enter the answers of {name} (invited by e-mail).").format(
+            name="✉ " + esc(invitee.name)
+        )
     else:
         who = _("Enter the answers of guardian {n} (without Telegram).").format(n=invitee.number)
     lines = [

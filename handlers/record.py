@@ -107,7 +107,9 @@ def attendance_text(view: records.RecordView, tr: Translator) -> str:
 
 def _attendance_label(item: records.Attendance, tr: Translator) -> str:
     name = item.label
-    if item.kind is not InvitationKind.INSTITUTION:
+    if item.kind is InvitationKind.GUEST:
+        name = "✉ " + item.label
+    elif item.kind is not InvitationKind.INSTITUTION:
         name = tr.gettext("Guardian {number}").format(number=item.number)
     if not item.attended:
         return f"❌ {name}"

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.db import preload
+from bot.core.mail_tables import MailAddress
 from bot.core.models import (
     Case,
     CaseStatus,
@@ -85,7 +86,7 @@ class Slot:
 class Invitee:
     id: int
     kind: InvitationKind
-    name: str  # the institution's name; guardians are numbered instead
+    name: str  # the institution's or the guest's name; guardians are numbered instead
     number: int
     required: bool
     answered_by: str | None
@@ -333,7 +334,19 @@ async def invitee_views(session: AsyncSession, invitations: Sequence[Invitation]
         + [row.rsvp_by_id for row in invitations],
     )
     reachable = await _reachable_institutions(session, institution_ids)
-    return [await _invitee(session, row, reachable) for row in invitations]
+    failing = await _failing_addresses(
+        session, [row.email for row in invitations if row.kind is InvitationKind.GUEST]
+    )
+    return [await _invitee(session, row, reachable, failing) for row in invitations]
+
+
+async def _failing_addresses(session: AsyncSession, addresses: list[str | None]) -> set[str]:
+    """Those of the guests' addresses the mail server refused for good (lower case)."""
+    wanted = {address.lower() for address in addresses if address}
+    if not wanted:
+        return set()
+    rows = await session.scalars(select(MailAddress.address).where(MailAddress.address.in_(wanted)))
+    return set(rows)
 
 
 async def _reachable_institutions(session: AsyncSession, ids: Iterable[int]) -> set[int]:
@@ -353,13 +366,19 @@ async def _reachable_institutions(session: AsyncSession, ids: Iterable[int]) -> 
     return set(rows)
 
 
-async def _invitee(session: AsyncSession, invitation: Invitation, reachable: set[int]) -> Invitee:
+async def _invitee(
+    session: AsyncSession, invitation: Invitation, reachable: set[int], failing: set[str]
+) -> Invitee:
     # The rows were preloaded by invitee_views: these gets find them without a query.
     name = ""
     can_reach = True
     if invitation.institution_id is not None:
         name = (await session.get_one(Institution, invitation.institution_id)).name
         can_reach = invitation.institution_id in reachable
+    if invitation.kind is InvitationKind.GUEST:
+        # By e-mail: named by their institution or their own name, never by the address.
+        name = invitation.guest_name or name
+        can_reach = (invitation.email or "").lower() not in failing
     elif invitation.kind is InvitationKind.GUARDIAN and invitation.member_id is not None:
         member = await session.get_one(Member, invitation.member_id)
         can_reach = member.active and member.reachable

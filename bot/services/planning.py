@@ -45,6 +45,7 @@ from bot.services.board import (
     own_case,
     poll_targets,
 )
+from bot.services.guests import Guest, guest_invitations, guests_of
 from bot.services.members import Actor, ensure_institution, new_code
 from scheduling.calendar import WorkingCalendar, WorkingHours
 from scheduling.slots import InviteeBusy, SlotRequest, candidates
@@ -136,6 +137,7 @@ class Plan:
     place: str = ""
     starts_after: int = 2
     window: int = 15
+    guests: list[Guest] = field(default_factory=list)  # bot.services.guests
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -146,6 +148,7 @@ class Plan:
             "place": self.place,
             "starts_after": self.starts_after,
             "window": self.window,
+            "guests": [guest.to_data() for guest in self.guests],
         }
 
     @classmethod
@@ -158,6 +161,7 @@ class Plan:
             place=str(data["place"]),
             starts_after=int(data["starts_after"]),
             window=int(data["window"]),
+            guests=[Guest.from_data(item) for item in data.get("guests", [])],
         )
 
 
@@ -268,8 +272,9 @@ async def _as_review(
     plan.guardians = [
         "offline" if i.kind is InvitationKind.OFFLINE else "link"
         for i in invitations
-        if i.kind is not InvitationKind.INSTITUTION
+        if i.kind in (InvitationKind.GUARDIAN, InvitationKind.OFFLINE)
     ]
+    plan.guests = guests_of(invitations)
     plan.minutes = held.duration_minutes
     plan.place = held.place
     if held.review_by is not None:
@@ -354,8 +359,12 @@ async def start_poll(
     await session.refresh(case, with_for_update=True)
     await no_active_conference(session, case)
     allowed = {choice.institution_id for choice in await _choices(session, actor)}
-    invited = {key: value for key, value in plan.invited.items() if key in allowed}
-    if not invited and not plan.guardians:
+    # An institution invited by e-mail (a guest) is not invited on Telegram as well.
+    by_mail = {guest.institution_id for guest in plan.guests}
+    invited = {
+        key: value for key, value in plan.invited.items() if key in allowed and key not in by_mail
+    }
+    if not invited and not plan.guardians and not plan.guests:
         raise ConferenceError("nobody invited")
     district = await session.get_one(District, actor.district_id)
     institutions = list(
@@ -393,6 +402,7 @@ async def start_poll(
                 number=number,
             )
         )
+    invitations += guest_invitations(plan.guests)
     set_deadline(conference, district, now, defaults)
     starts = await candidate_times(
         session, district, conference, institutions, invitations, now=now, defaults=defaults
@@ -419,6 +429,7 @@ async def start_poll(
         case=case.code,
         invited=sorted(invited),
         guardians=len(plan.guardians),
+        guests=len(plan.guests),
         slots=len(starts),
     )
     targets = await poll_targets(session, conference.id)

@@ -515,7 +515,8 @@ async def _my_open_invitations(session: AsyncSession, actor: Actor, *, now: date
         .join(Conference, Invitation.conference_id == Conference.id)
         .where(
             PollMessage.member_id == actor.member_id,
-            Invitation.kind != InvitationKind.OFFLINE,  # a guardian's answers, not the actor's
+            # A guardian's or a guest's answers, not the actor's.
+            Invitation.kind.not_in((InvitationKind.OFFLINE, InvitationKind.GUEST)),
             Conference.status == ConferenceStatus.POLLING,
             Conference.deadline > now,
         )

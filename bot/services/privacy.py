@@ -360,6 +360,9 @@ async def _conferences(
                         "kind": invitation.kind.value,
                         "institution": institution,
                         "guardian": invitation.number or None,
+                        # A guest invited by e-mail: a named person's name, and the address.
+                        "guest": invitation.guest_name,
+                        "email": invitation.email,
                         "member": await person(invitation.member_id),
                         "required": invitation.required,
                         "answered_poll_at": _iso(invitation.answered_at),

@@ -60,7 +60,7 @@ class NotHeldYet(TaskError):
 @dataclass(frozen=True)
 class Attendance:
     invitation_id: int
-    label: str  # the institution, or "guardian N" (number > 0, label "")
+    label: str  # the institution or guest, or "guardian N" (number > 0, label "")
     number: int
     kind: InvitationKind
     person: str | None  # who came
@@ -191,7 +191,7 @@ async def _record_view(
         attendance.append(
             Attendance(
                 invitation.id,
-                institutions.get(invitation.institution_id or 0, ""),
+                invitation.guest_name or institutions.get(invitation.institution_id or 0, ""),
                 invitation.number,
                 invitation.kind,
                 person if invitation.attended else None,
@@ -421,7 +421,9 @@ async def record_document(
                 a.person,
                 a.attended,
                 a.instead_of,
-                guardian=a.number if a.kind is not InvitationKind.INSTITUTION else 0,
+                guardian=a.number
+                if a.kind in (InvitationKind.GUARDIAN, InvitationKind.OFFLINE)
+                else 0,
             )
             for a in view.attendance
         ],

@@ -74,7 +74,7 @@ def wiped(cipher: Cipher) -> dict[type[Base], dict[str, Any]]:
             "board_chat_id": None,
             "board_message_id": None,
         },
-        Invitation: {"decline_reason": None},
+        Invitation: {"decline_reason": None, "email": None, "guest_name": None},
         Task: {"title": cipher.encrypt(b""), "party_name": None},
         TaskNote: {"body": cipher.encrypt(b"")},
     }

@@ -62,6 +62,8 @@ from tests.e2e.conftest import RunningBot
 
 ANY_BUTTON = "<any button>"  # the last-resort CallbackQueryHandler, which has no pattern
 STALE = "This button is no longer active."
+NO_MAIL = "This Round Table sends no e-mail yet"  # the matrix's bot has no mail settings
+CONTACTS = "Institutions' contact e-mail addresses ("
 REFUSALS = (
     "This bot is only for members of the case conference team.",
     "You are not allowed to see this referral.",
@@ -70,6 +72,7 @@ REFUSALS = (
     "Only the conference's coordinator can close its poll early.",
     "This is not yours to answer.",
     "Only administrators can manage members.",
+    "Only administrators can set the institutions' e-mail addresses.",
     "Only administrators and coordinators can create invite links.",
     "Only coordinators see the referral queue.",
     "Only coordinators see the district's cases.",
@@ -267,6 +270,8 @@ ROWS: tuple[Row, ...] = (
     Row("/language", "/language", anyone, text("/language"), sees("Which language shall I use?")),
     Row("/invite", "/invite", may_invite, text("/invite"), sees("Whom is the invite for?")),
     Row("/members", "/members", is_admin, text("/members"), sees("Members (")),
+    Row("/email", "/email", anyone, text("/email"), sees(NO_MAIL)),
+    Row("/contacts", "/contacts", is_admin, text("/contacts"), sees(CONTACTS)),
     Row("/refer", "/refer", may_refer, text("/refer"), sees(REFER)),
     Row(
         "/myreferrals",
@@ -316,6 +321,8 @@ ROWS: tuple[Row, ...] = (
         sees(("Your open tasks (", "You have no open tasks.")),
     ),
     Row("mem:p (members page)", r"^mem:", is_admin, text("mem:p:0"), sees("Members (")),
+    Row("em:c (change the e-mail)", r"^em:[cr]$", anyone, text("em:c"), sees(NO_MAIL)),
+    Row("ct:p (contacts page)", r"^ct:", is_admin, text("ct:p:0"), sees(CONTACTS)),
     Row(
         "bt:x (forget busy times)",
         r"^bt:x$",

@@ -81,6 +81,7 @@ async def test_an_invited_teacher_joins_picks_english_and_is_told_what_she_can_d
         "refer",
         "myreferrals",
         "tasks",
+        "email",
         "help",
         "language",
     ]
@@ -167,7 +168,14 @@ async def test_members_change_language_and_get_help(bot: RunningBot) -> None:
     await admin.press("Čeština")
     assert ((await admin.next_message()).text or "").startswith("Budu vám psát česky.")
     menu = bot.sandbox.my_commands(scope={"type": "chat", "chat_id": admin.chat_id})
-    assert [command["command"] for command in menu] == ["invite", "members", "help", "language"]
+    assert [command["command"] for command in menu] == [
+        "invite",
+        "members",
+        "contacts",
+        "email",
+        "help",
+        "language",
+    ]
     assert menu[0]["description"] == "Vytvořit jednorázový odkaz s pozvánkou"
 
 
