@@ -84,6 +84,62 @@ class Round:
     failed: bool = False
 
 
+class Intake:
+    """What becomes of one mail taken from the mailbox: applied as a calendar's answer
+    (bot.services.calendar_replies), then shown in the chat (`on_applied`). The reader takes
+    each mail it fetches through it; the demo, which has no IMAP server, hands it the mail its
+    stand-in calendar sends."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        clock: Clock,
+        cipher: Cipher,
+        organizer: str,
+        on_applied: OnApplied | None = None,
+    ) -> None:
+        self.database = database
+        self.clock = clock
+        self.cipher = cipher
+        self.organizer = organizer
+        self.on_applied = on_applied
+
+    async def take(self, raw: bytes, size: int | None = None) -> calendar_replies.Outcome | None:
+        """Apply one mail in a transaction of its own (waiting out a database that is away for
+        a moment), then let the chat show it; None when it could not be applied now (it is
+        left unread for the next round)."""
+        after: list[Callable[[], Awaitable[None]]] = []
+
+        async def work() -> calendar_replies.Outcome:
+            after.clear()
+            async with self.database.transaction() as session:
+                outcome = await calendar_replies.apply(
+                    session,
+                    raw,
+                    now=self.clock.now(),
+                    cipher=self.cipher,
+                    organizer=self.organizer,
+                    size=size,
+                )
+                if isinstance(outcome, Applied) and self.on_applied is not None:
+                    after.append(self.on_applied(outcome))
+            return outcome
+
+        try:
+            outcome = await self.database.when_available(work)
+        except Exception:
+            # Not the mail's fault (those are ignored outcomes): left unread for the next round.
+            logger.exception("a mail from the mailbox could not be applied")
+            return None
+        for then in after:
+            try:
+                await then()
+            except Exception:
+                logger.exception("redrawing after a reply read from the mailbox failed")
+        return outcome
+
+
 class MailboxReader:
     """Reads the organizer's mailbox, one round at a time (`read`); `job` for a JobQueue."""
 
@@ -100,11 +156,9 @@ class MailboxReader:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.account = Account.of(url)
-        self.database = database
-        self.clock = clock
-        self.cipher = cipher
-        self.organizer = organizer
-        self.on_applied = on_applied
+        self.intake = Intake(
+            database, clock=clock, cipher=cipher, organizer=organizer, on_applied=on_applied
+        )
         self.timeout = timeout
         self.ssl_context = ssl_context
         self._lock = asyncio.Lock()  # one round at a time, also if a round outlasts the interval
@@ -213,7 +267,7 @@ class MailboxReader:
         raw = await self._fetch(client, uid, "BODY.PEEK[]" if whole else "BODY.PEEK[HEADER]")
         if raw is None:
             return None
-        outcome = await self._apply(raw, size)
+        outcome = await self.intake.take(raw, size)
         if outcome is None:
             return None
         response = await client.uid("store", str(uid), "+FLAGS.SILENT", r"(\Seen)")
@@ -241,37 +295,6 @@ class MailboxReader:
                     return bytes(line)
         logger.warning("the mailbox did not give a mail")
         return None
-
-    async def _apply(self, raw: bytes, size: int) -> calendar_replies.Outcome | None:
-        after: list[Callable[[], Awaitable[None]]] = []
-
-        async def work() -> calendar_replies.Outcome:
-            after.clear()
-            async with self.database.transaction() as session:
-                outcome = await calendar_replies.apply(
-                    session,
-                    raw,
-                    now=self.clock.now(),
-                    cipher=self.cipher,
-                    organizer=self.organizer,
-                    size=size,
-                )
-                if isinstance(outcome, Applied) and self.on_applied is not None:
-                    after.append(self.on_applied(outcome))
-            return outcome
-
-        try:
-            outcome = await self.database.when_available(work)
-        except Exception:
-            # Not the mail's fault (those are ignored outcomes): left unread for the next round.
-            logger.exception("a mail from the mailbox could not be applied")
-            return None
-        for then in after:
-            try:
-                await then()
-            except Exception:
-                logger.exception("redrawing after a reply read from the mailbox failed")
-        return outcome
 
 
 async def _close(client: aioimaplib.IMAP4) -> None:
