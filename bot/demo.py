@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import re
 import tempfile
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-from icalendar import Calendar, Event
 from pydantic import SecretStr
 from sqlalchemy import select
 
@@ -26,17 +24,20 @@ from bot.core.db import Database
 from bot.core.migrate import upgrade
 from bot.core.models import Conference, InstitutionKind, Role
 from bot.core.runtime import Runtime
+from bot.demo_steps import PRAGUE, busy_calendar, buttons, local, tap, until
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
+from bot.sandbox.mail import MailPerson, MailServer, calendar_part
 from bot.sandbox.models import BotMessage
-from bot.services import members
+from bot.services import addresses, members
+from bot.transport.mail.imap import Intake
 from bot.transport.telegram import delivery
+from handlers import mail_replies
 
 DEMO_TOKEN = "7000000001:DEMO-sandbox-token"  # noqa: S105 - only the local stand-in knows it
 # Monday 23 November 2026, 08:00 in Cheb.
 DEMO_START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 LINK = re.compile(r"\?start=([A-Za-z0-9_-]+)")
 CODE = re.compile(r"R-\d{4}-\d{4}")
-PRAGUE = ZoneInfo("Europe/Prague")
 # What the coordinator types into the record: no child's name, as the bot asks.
 SUMMARY = (
     "The boy misses school on Mondays; older boys take his snack money. The parents agreed to "
@@ -48,6 +49,10 @@ TASKS = (  # title, the owner's first name (on the coordinator's button), due in
     ("Assessment at the counselling centre", "Olena", 30),
 )
 REVIEW = "15.2.2027 10:00"  # a Monday, not a holiday, within three months of the conference
+# The paediatrician's practice is not on Telegram: invited by e-mail, answering from a calendar.
+MAILBOX = "konference@cheb.example.cz"
+PAEDIATRICS = "Pediatrie Cheb"
+PAEDIATRICS_ADDRESS = "ordinace@pediatrie-cheb.example.cz"
 
 
 class Story:
@@ -59,11 +64,23 @@ class Story:
         runtime: Runtime,
         application: RoundTableApp,
         clock: FakeClock,
+        mail: MailServer,
     ) -> None:
         self.sandbox = sandbox
         self.runtime = runtime
         self.application = application
         self.clock = clock
+        # The paediatrician reads her mail; her calendar's answers reach the bot's mailbox,
+        # which the bot reads as it reads its IMAP mailbox (the demo has no IMAP server: the
+        # mail goes to the reader's intake directly).
+        self.doctor = MailPerson(mail, PAEDIATRICS_ADDRESS, "MUDr. Petra Nováková")
+        self.mailbox = Intake(
+            runtime.database,
+            clock=runtime.clock,
+            cipher=runtime.cipher,
+            organizer=MAILBOX,
+            on_applied=mail_replies.after_reply(application),
+        )
         self.admin = sandbox.person(1001, "Alena", last_name="Dvořáková", language_code="cs")
         self.coordinator = sandbox.person(1002, "Hana", last_name="Králová", language_code="en")
         self.teacher = sandbox.person(1003, "Jana", last_name="Malá", language_code="cs")
@@ -99,6 +116,27 @@ class Story:
                 ttl=self.runtime.settings.invite_ttl,
             )
         return invite.code
+
+    async def paediatrics_contact(self) -> None:
+        """The paediatric practice has no one on Telegram: the operator gives its contact
+        address (`roundtable district --institution "Pediatrie Cheb" --email ...`)."""
+        now = self.runtime.clock.now()
+        async with self.runtime.database.transaction() as session:
+            district = await members.ensure_district(session, "Cheb", now=now)
+            await members.ensure_institution(
+                session, district, PAEDIATRICS, InstitutionKind.DOCTOR, now=now
+            )
+            await addresses.set_contact_by_name(
+                session, "Cheb", PAEDIATRICS, PAEDIATRICS_ADDRESS, now=now
+            )
+
+    async def calendar_answers(self, partstat: str) -> None:
+        """The paediatrician opens the newest invitation and presses her calendar's button."""
+        invitation = await self.doctor.next_mail()
+        while calendar_part(invitation.message) is None:  # a reminder, say: read, no button
+            invitation = await self.doctor.next_mail()
+        await self.mailbox.take(self.doctor.reply(invitation, partstat, at=self.clock.now()))
+        await self.runtime_settle()
 
     async def join(self, person: Person, code: str, language: str) -> None:
         await person.send_text(f"/start {code}")
@@ -171,6 +209,7 @@ class Story:
 
         await self.admin.send_text("/members")
         await self.admin.next_message()
+        await self.paediatrics_contact()
 
         await self.refer_and_triage()
         await self.find_a_date()
@@ -235,30 +274,45 @@ class Story:
         officer, coordinator = self.officer, self.coordinator
         wednesday = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
         await officer.send_document(
-            "kalendar.ics", _busy_calendar(wednesday, wednesday.replace(hour=16)), "text/calendar"
+            "kalendar.ics", busy_calendar(wednesday, wednesday.replace(hour=16)), "text/calendar"
         )
         await officer.next_message()
         await coordinator.press("Plan: PK-2026-0001")
-        await _until(coordinator, "pl:")
+        await until(coordinator, "pl:")
         # Truancy and bullying pre-tick the school and the counselling centre; the police
         # officer knows the family, so the coordinator adds the police as optional.
         await coordinator.press("☐ Policie ČR Cheb")
-        await _until(coordinator, "pl:")
+        await until(coordinator, "pl:")
         await coordinator.press("★ required", message_id=None)
-        await _until(coordinator, "pl:")
+        await until(coordinator, "pl:")
+        # The paediatrician has seen the boy: her practice is invited by e-mail.
+        await coordinator.press("+ Guest by e-mail")
+        await until(coordinator, "pl:")
+        await coordinator.press(f"✉ {PAEDIATRICS}")
+        await until(coordinator, "pl:")
         await coordinator.press("Send the poll")
-        await _until(coordinator, "cf:o:")  # the live board
+        board = await until(coordinator, "cf:o:")  # the live board
+        # The practice's mail lists the times; the coordinator phones and enters its answer.
+        await self.doctor.next_mail()
+        await tap(coordinator, board, "pe:")
+        entered = await until(coordinator, "ps:")
+        for index in (0, 1):
+            current = coordinator.messages[entered.message_id]
+            labels = [text for text, data in buttons(current) if data.startswith("pv:")]
+            await coordinator.press(labels[index], message_id=entered.message_id)
+            await coordinator.next_message()
+        await tap(coordinator, entered, "ps:")
         taps = {self.teacher: (0, 1), self.officer: (0, 2, 2), self.psychologist: (0, 1, 3)}
         for person, times in taps.items():
-            poll = await _until(person, "ps:")
+            poll = await until(person, "ps:")
             for index in times:
                 current = person.messages[poll.message_id]
-                labels = [text for text, data in _buttons(current) if data.startswith("pv:")]
+                labels = [text for text, data in buttons(current) if data.startswith("pv:")]
                 await person.press(labels[index], message_id=poll.message_id)
                 await person.next_message()
-            await _tap(person, poll, "ps:")
-        offer = await _until(coordinator, "cf:c:")
-        await _tap(coordinator, offer, "cf:c:")
+            await tap(person, poll, "ps:")
+        offer = await until(coordinator, "cf:c:")
+        await tap(coordinator, offer, "cf:c:")
 
     async def invitations(self) -> None:
         """Everyone gets the invitation with its calendar file. The school accepts, the
@@ -270,29 +324,32 @@ class Story:
         answers = {self.teacher: "a", self.psychologist: "t", officer: "d"}
         first: dict[Person, int] = {}
         for person, answer in answers.items():
-            invitation = await _until(person, "iv:")
+            invitation = await until(person, "iv:")
             first[person] = invitation.message_id
             await self.runtime_settle()
-            await _tap(person, invitation, rf"iv:.*:{answer}$")
-        await _until(officer, "ir:")  # "type a short reason, if you like"
+            await tap(person, invitation, rf"iv:.*:{answer}$")
+        await self.calendar_answers("ACCEPTED")  # the practice's calendar: Accept
+        await until(officer, "ir:")  # "type a short reason, if you like"
         await officer.send_text("Ten den mám celý den soud.")
-        flag = await _until(coordinator, "ca:n:", text="declined the case")  # flagged
-        await _until(coordinator, None, text="gave for declining")  # and the reason, protected
-        await _tap(coordinator, flag, "ca:n:")
-        times = await _until(coordinator, "ca:t:")
-        await _tap(coordinator, times, "ca:t:")
+        flag = await until(coordinator, "ca:n:", text="declined the case")  # flagged
+        await until(coordinator, None, text="gave for declining")  # and the reason, protected
+        await tap(coordinator, flag, "ca:n:")
+        times = await until(coordinator, "ca:t:")
+        await tap(coordinator, times, "ca:t:")
         for person in answers:
-            invitation = await _until(person, "iv:")
+            invitation = await until(person, "iv:")
             while invitation.message_id == first[person]:  # the old one, redrawn
-                invitation = await _until(person, "iv:")
+                invitation = await until(person, "iv:")
             await self.runtime_settle()
-            await _tap(person, invitation, r"iv:.*:a$")
-        await _until(coordinator, "ca:x:", text="Accepted 3")
+            await tap(person, invitation, r"iv:.*:a$")
+        await self.calendar_answers("ACCEPTED")  # the new time, accepted in her calendar
+        await until(coordinator, "ca:x:", text="Accepted 4")
         starts, _ends = await self.held_conference()
         self.clock.set(starts - timedelta(days=2))
         await self.sweep()
         for person in answers:
-            await _until(person, None, text="⏰")
+            await until(person, None, text="⏰")
+        await self.doctor.next_mail()  # her reminder, by mail
 
     async def record(self) -> dict[Person, BotMessage]:
         """The conference is over: the coordinator is asked for the record, one screen. The
@@ -306,49 +363,50 @@ class Story:
         _starts, ends = await self.held_conference()
         self.clock.set(ends + timedelta(minutes=1))
         await self.sweep()
-        ended = await _until(coordinator, "rc:o:", text="has ended")
-        await _tap(coordinator, ended, "rc:o:")
-        screen = await _until(coordinator, "rc:a:")  # the record screen, in place
-        await _tap(coordinator, screen, "rc:a:")
-        await _until(coordinator, "rc:t:")
-        await _tap(coordinator, screen, "rc:t:", label="PPP Cheb")  # came → did not come
-        await _until(coordinator, "rc:t:")
-        await _tap(coordinator, screen, "rc:o:")  # back
-        await _until(coordinator, "rc:s:")
-        await _tap(coordinator, screen, "rc:s:")
-        await _until(coordinator, None, text="Type the summary")
+        ended = await until(coordinator, "rc:o:", text="has ended")
+        await tap(coordinator, ended, "rc:o:")
+        screen = await until(coordinator, "rc:a:")  # the record screen, in place
+        await tap(coordinator, screen, "rc:a:")
+        await until(coordinator, "rc:t:")
+        await tap(coordinator, screen, "rc:t:", label="PPP Cheb")  # came → did not come
+        await until(coordinator, "rc:t:")
+        await tap(coordinator, screen, "rc:o:")  # back
+        await until(coordinator, "rc:s:")
+        await tap(coordinator, screen, "rc:s:")
+        await until(coordinator, None, text="Type the summary")
         await coordinator.send_text(SUMMARY)
-        screen = await _until(coordinator, "rc:n:")  # "saved", and the screen anew below
+        screen = await until(coordinator, "rc:n:")  # "saved", and the screen anew below
         for title, owner, days in TASKS:
             self.clock.advance(timedelta(minutes=3))
-            await _tap(coordinator, screen, "rc:n:")
-            await _until(coordinator, "rc:x")  # "What is the task?"
+            await tap(coordinator, screen, "rc:n:")
+            await until(coordinator, "rc:x")  # "What is the task?"
             await coordinator.send_text(title)
-            owners = await _until(coordinator, "rc:w:")
-            await _tap(coordinator, owners, "rc:w:", label=owner)
-            await _until(coordinator, "rc:d:")  # "By when?", in place
-            await _tap(coordinator, owners, f"rc:d:{days}$")
-            screen = await _until(coordinator, "rc:n:")
-        await _tap(coordinator, screen, "rc:e:")
-        await _until(coordinator, "rc:v:")  # finished, in place
-        await _until(coordinator, None, text="The record of", document=True)
-        assigned = {person: await _until(person, "tk:d:") for person in self.owners}
+            owners = await until(coordinator, "rc:w:")
+            await tap(coordinator, owners, "rc:w:", label=owner)
+            await until(coordinator, "rc:d:")  # "By when?", in place
+            await tap(coordinator, owners, f"rc:d:{days}$")
+            screen = await until(coordinator, "rc:n:")
+        await tap(coordinator, screen, "rc:e:")
+        await until(coordinator, "rc:v:")  # finished, in place
+        await until(coordinator, None, text="The record of", document=True)
+        assigned = {person: await until(person, "tk:d:") for person in self.owners}
 
-        await _tap(coordinator, screen, "rc:v:")
-        await _until(coordinator, None, text="Type the date and time")
+        await tap(coordinator, screen, "rc:v:")
+        await until(coordinator, None, text="Type the date and time")
         await coordinator.send_text(REVIEW)
-        await _until(coordinator, None, text="You chair it", document=True)
+        await until(coordinator, None, text="You chair it", document=True)
         for person in self.owners:
-            invitation = await _until(person, "iv:")
+            invitation = await until(person, "iv:")
             await self.runtime_settle()
-            await _tap(person, invitation, r"iv:.*:a$")
+            await tap(person, invitation, r"iv:.*:a$")
+        await self.calendar_answers("ACCEPTED")  # the review, in the practice's calendar
         # The record again, now with the review's date: the screen is reached from /cases.
         await coordinator.send_text("/cases")
-        cases = await _until(coordinator, "rc:o:")
-        await _tap(coordinator, cases, "rc:o:")
-        screen = await _until(coordinator, "rc:r:")
-        await _tap(coordinator, screen, "rc:r:")
-        await _until(coordinator, None, text="The record of", document=True)
+        cases = await until(coordinator, "rc:o:")
+        await tap(coordinator, cases, "rc:o:")
+        screen = await until(coordinator, "rc:r:")
+        await tap(coordinator, screen, "rc:r:")
+        await until(coordinator, None, text="The record of", document=True)
         return assigned
 
     async def follow_the_tasks(self, assigned: dict[Person, BotMessage]) -> None:
@@ -363,48 +421,48 @@ class Story:
         (days,) = [days for _title, owner, days in TASKS if owner == officer.first_name]
         due = today + timedelta(days=days)
         monday = today + timedelta(days=7 - today.weekday())
-        self.clock.set(_local(monday, 8))
+        self.clock.set(local(monday, 8))
         await self.sweep()
-        await _until(coordinator, None, text="Your week")  # his task is due this week
-        self.clock.set(_local(due - timedelta(days=3), 9))
+        await until(coordinator, None, text="Your week")  # his task is due this week
+        self.clock.set(local(due - timedelta(days=3), 9))
         await self.sweep()
-        await _until(officer, "tk:d:", text="⏰")
+        await until(officer, "tk:d:", text="⏰")
 
-        self.clock.set(_local(monday + timedelta(days=1), 10))  # Tuesday
+        self.clock.set(local(monday + timedelta(days=1), 10))  # Tuesday
         psychologist = self.psychologist
-        await _tap(psychologist, assigned[psychologist], "tk:m:")
-        more = await _until(psychologist, "tk:x:")
-        await _tap(psychologist, more, r"tk:x:\d+:14$")
-        asked = await _until(coordinator, "tk:g:")
-        await _tap(coordinator, asked, "tk:g:")
-        await _until(psychologist, "tk:d:")  # "more time given", with her buttons again
+        await tap(psychologist, assigned[psychologist], "tk:m:")
+        more = await until(psychologist, "tk:x:")
+        await tap(psychologist, more, r"tk:x:\d+:14$")
+        asked = await until(coordinator, "tk:g:")
+        await tap(coordinator, asked, "tk:g:")
+        await until(psychologist, "tk:d:")  # "more time given", with her buttons again
 
-        self.clock.set(_local(monday + timedelta(days=2), 14))  # Wednesday
+        self.clock.set(local(monday + timedelta(days=2), 14))  # Wednesday
         teacher = self.teacher
-        await _tap(teacher, assigned[teacher], "tk:d:")
-        await _until(teacher, "tk:k:")  # "type a short note, or Done without one"
+        await tap(teacher, assigned[teacher], "tk:d:")
+        await until(teacher, "tk:k:")  # "type a short note, or Done without one"
         await teacher.send_text("Doučování domluveno: úterý a čtvrtek po vyučování, s paní Novou.")
-        done = await _until(coordinator, "tk:l:", text="has done")
-        await _tap(coordinator, done, "tk:l:")  # her note, read on request
-        await _until(coordinator, None, text="Notes on")
+        done = await until(coordinator, "tk:l:", text="has done")
+        await tap(coordinator, done, "tk:l:")  # her note, read on request
+        await until(coordinator, None, text="Notes on")
 
         for offset in (0, 1):
-            self.clock.set(_local(due + timedelta(days=offset), 9))
+            self.clock.set(local(due + timedelta(days=offset), 9))
             await self.sweep()
-            await _until(officer, "tk:d:", text="⏰")
-        self.clock.set(_local(monday + timedelta(days=7), 8))
+            await until(officer, "tk:d:", text="⏰")
+        self.clock.set(local(monday + timedelta(days=7), 8))
         await self.sweep()
-        await _until(coordinator, "tk:e:", text="Your week")  # his task is overdue
-        self.clock.set(_local(due + timedelta(days=7), 9))
+        await until(coordinator, "tk:e:", text="Your week")  # his task is overdue
+        self.clock.set(local(due + timedelta(days=7), 9))
         await self.sweep()
-        overdue = await _until(coordinator, "tk:a:", text="week overdue")
-        await _tap(coordinator, overdue, "tk:a:")  # remind again
-        reminder = await _until(officer, "tk:d:", text="⏰")
+        overdue = await until(coordinator, "tk:a:", text="week overdue")
+        await tap(coordinator, overdue, "tk:a:")  # remind again
+        reminder = await until(officer, "tk:d:", text="⏰")
         self.clock.advance(timedelta(hours=2))
-        await _tap(officer, reminder, "tk:d:")
-        done = await _until(officer, "tk:k:")
-        await _tap(officer, done, "tk:k:")  # done, without a note
-        await _until(coordinator, None, text="has done")
+        await tap(officer, reminder, "tk:d:")
+        done = await until(officer, "tk:k:")
+        await tap(officer, done, "tk:k:")  # done, without a note
+        await until(coordinator, None, text="has done")
 
     async def close(self) -> None:
         """The family moves away and the case is handed over: the coordinator closes it from
@@ -413,13 +471,14 @@ class Story:
         coordinator = self.coordinator
         self.clock.advance(timedelta(hours=3))
         await coordinator.send_text("/cases")
-        cases = await _until(coordinator, "cc:c:")
-        await _tap(coordinator, cases, "cc:c:")
-        outcomes = await _until(coordinator, "cc:h:")
-        await _tap(coordinator, outcomes, "cc:h:")  # handed to another authority
-        await _until(coordinator, None, text="is closed")
+        cases = await until(coordinator, "cc:c:")
+        await tap(coordinator, cases, "cc:c:")
+        outcomes = await until(coordinator, "cc:h:")
+        await tap(coordinator, outcomes, "cc:h:")  # handed to another authority
+        await until(coordinator, None, text="is closed")
         for person in (coordinator, *self.owners):
-            await _until(person, None, text="❌", document=True)
+            await until(person, None, text="❌", document=True)
+        await self.doctor.next_mail()  # the review's CANCEL, which her calendar applies
         self.clock.advance(timedelta(weeks=4))  # past the psychologist's nudges: none come
         await self.sweep()
 
@@ -447,59 +506,7 @@ class Story:
         return starts, starts + timedelta(minutes=conference.duration_minutes)
 
 
-def _local(day: date, hour: int) -> datetime:
-    """A full hour of a day in Cheb."""
-    return datetime.combine(day, time(hour), tzinfo=PRAGUE)
-
-
-async def _until(
-    person: Person, data_prefix: str | None, *, text: str = "", document: bool = False
-) -> BotMessage:
-    """The next message (sent, edited or a document) that shows `text` and has a button whose
-    data starts with `data_prefix`; with `data_prefix` None, one without buttons."""
-    while True:
-        message = await person.next_message()
-        if text not in (message.text or message.caption or ""):
-            continue
-        if document and message.document is None:
-            continue
-        data = [data for _label, data in _buttons(message)]
-        if data_prefix is None and not data:
-            return message
-        if data_prefix is not None and any(d.startswith(data_prefix) for d in data):
-            return message
-
-
-async def _tap(person: Person, message: BotMessage, data: str, *, label: str = "") -> None:
-    """Press the button of `message` (as it is now) whose data matches the pattern `data` and
-    whose label holds `label`: labels differ from language to language, the data does not."""
-    now = person.messages[message.message_id]
-    labels = [t for t, d in _buttons(now) if re.match(data, d) and label in t]
-    if not labels:
-        raise RuntimeError(f"no button {data!r} {label!r} for {person.first_name}")
-    await person.press(labels[0], message_id=message.message_id)
-
-
-def _buttons(message: BotMessage) -> list[tuple[str, str]]:
-    return [(label, data or "") for row in message.buttons() for label, data in row]
-
-
-def _busy_calendar(start: datetime, end: datetime) -> bytes:
-    """An .ics export with one busy event, as Outlook writes it (the title stays private)."""
-    calendar = Calendar()
-    calendar.add("prodid", "-//Round Table demo//EN")
-    calendar.add("version", "2.0")
-    event = Event()
-    event.add("uid", "court-hearing@example.org")
-    event.add("dtstamp", start)
-    event.add("dtstart", start)
-    event.add("dtend", end)
-    event.add("summary", "Soudní jednání")
-    calendar.add_component(event)
-    return bytes(calendar.to_ical())
-
-
-def demo_settings(data_dir: Path, sandbox: BotApiSandbox) -> Settings:
+def demo_settings(data_dir: Path, sandbox: BotApiSandbox, mail: MailServer) -> Settings:
     return isolated_settings(
         token=SecretStr(DEMO_TOKEN),
         data_dir=data_dir,
@@ -507,6 +514,8 @@ def demo_settings(data_dir: Path, sandbox: BotApiSandbox) -> Settings:
         encryption_key_file=data_dir / "demo.key",
         bot_api_url=sandbox.base_url,
         bot_file_url=sandbox.base_file_url,
+        smtp_url=SecretStr(mail.url),
+        mail_from=f"Round Table Cheb <{MAILBOX}>",
     )
 
 
@@ -520,7 +529,9 @@ async def run_demo(out: str | None = None) -> None:
             token=DEMO_TOKEN, clock=clock.timestamp, flood=FloodLimits(chat_burst=100)
         )
         await sandbox.start()
-        settings = demo_settings(data_dir, sandbox)
+        mail = MailServer()  # a real SMTP server on 127.0.0.1: the practice's mail arrives there
+        await mail.start()
+        settings = demo_settings(data_dir, sandbox, mail)
         database = Database(settings.effective_database_url)
         try:
             await upgrade(database)
@@ -531,7 +542,7 @@ async def run_demo(out: str | None = None) -> None:
                 cipher=load_cipher(settings, create=True),
             )
             application = build_application(runtime)
-            story = Story(sandbox, runtime, application, clock)
+            story = Story(sandbox, runtime, application, clock, mail)
             stop = asyncio.Event()
             bot = asyncio.create_task(serve(application, stop))
             try:
@@ -541,6 +552,7 @@ async def run_demo(out: str | None = None) -> None:
                 await bot
         finally:
             await sandbox.stop()
+            await mail.stop()
             await database.dispose()
     _publish(story, out)
 
@@ -549,6 +561,9 @@ def _publish(story: Story, out: str | None) -> None:
     for role, person in story.cast.items():
         print(f"\n===== {person.first_name} ({role}) =====")
         print(person.transcript())
+    doctor = story.doctor
+    print(f"\n===== {doctor.name} ({PAEDIATRICS}, by e-mail) =====")
+    print(doctor.transcript())
     if out is None:
         return
     directory = Path(out)
@@ -559,4 +574,8 @@ def _publish(story: Story, out: str | None) -> None:
             # Invitations, new times, cancellations, records: the same names come again, so
             # each person's documents are numbered in the order they got them.
             (directory / f"{role}-{number}-{name}").write_bytes(content)
+    (directory / "paediatrician.txt").write_text(doctor.transcript() + "\n", encoding="utf-8")
+    for number, mail in enumerate(doctor.mails, start=1):
+        # Each mail as it arrived (RFC 5322): a mail program or a calendar opens it.
+        (directory / f"paediatrician-{number}-mail.eml").write_bytes(mail.raw)
     print(f"\nTranscripts written to {directory}/")

@@ -439,6 +439,8 @@ async def fix_review(
                 member_id=old.member_id,
                 number=old.number,
                 required=old.required,
+                email=old.email,  # a guest's, invited by e-mail again
+                guest_name=old.guest_name,
             )
         )
     await session.flush()

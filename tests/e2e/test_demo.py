@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import datetime
+from email import message_from_bytes, policy
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -63,6 +64,7 @@ def test_the_demo_writes_each_persons_transcript_calendar_files_and_records(
     assert sorted(path.name for path in out.glob("*.txt")) == [
         "admin.txt",
         "coordinator.txt",
+        "paediatrician.txt",
         "police.txt",
         "psychologist.txt",
         "stranger.txt",
@@ -101,6 +103,7 @@ def test_the_demo_writes_each_persons_transcript_calendar_files_and_records(
     for record in (first, final):
         attendance = table(record, "Institution")
         assert [row[:3] for row in attendance] == [
+            ["Pediatrie Cheb", "", "yes"],  # invited by e-mail, accepted in her calendar
             ["ZŠ Hradební", "Jana Malá", "yes"],
             ["Policie ČR Cheb", "Tomáš Beneš", "yes"],
             ["PPP Cheb", "", "no"],  # she did not come after all
@@ -121,6 +124,32 @@ def test_the_demo_writes_each_persons_transcript_calendar_files_and_records(
     (fixed,) = after(final, "Review conference")
     assert fixed.startswith("Feb 15, 2027, 10:00")
 
+    # The paediatric practice, not on Telegram: the poll's times by mail (the coordinator
+    # asked and entered its answer), then each invitation as a calendar event in a mail that
+    # a mail program opens (.eml), a reminder, and the review's cancellation; every answer
+    # given with the calendar's buttons, read back onto the coordinator's board.
+    mails = [
+        message_from_bytes(path.read_bytes(), policy=policy.default)
+        for path in numbered(out, "paediatrician-*-mail.eml")
+    ]
+    assert all(m["To"] == "Pediatrie Cheb <ordinace@pediatrie-cheb.example.cz>" for m in mails)
+    assert all(m["From"] == "Round Table Cheb <konference@cheb.example.cz>" for m in mails)
+    invitations = []
+    for mail in mails:
+        parts = {part.get_content_type(): part for part in mail.walk()}
+        assert "text/plain" in parts and "text/html" in parts
+        if "text/calendar" in parts:
+            calendar = icalendar.Calendar.from_ical(parts["text/calendar"].get_content())
+            (event,) = calendar.walk("VEVENT")
+            invitations.append((str(calendar["METHOD"]), int(str(event["SEQUENCE"]))))
+            real = [str(a) for a in event.get("ATTENDEE") if not str(a).endswith(".invalid")]
+            assert real == ["mailto:ordinace@pediatrie-cheb.example.cz"]
+    assert invitations == [("REQUEST", 0), ("REQUEST", 1), ("REQUEST", 0), ("CANCEL", 1)]
+    paediatrician = (out / "paediatrician.txt").read_text(encoding="utf-8")
+    assert "Hana Králová se vás do 26. 11. 2026 8:00 zeptá" in paediatrician
+    assert "Termín se změnil: nyní 26. 11. 2026 8:00, dříve 27. 11. 2026 8:00." in paediatrician
+    assert not CHILD.search(paediatrician)
+
     psychologist = (out / "psychologist.txt").read_text(encoding="utf-8")
     assert "Ви приєдналися до установи PPP Cheb" in psychologist
     stranger = (out / "stranger.txt").read_text(encoding="utf-8")
@@ -137,13 +166,15 @@ def test_the_demo_writes_each_persons_transcript_calendar_files_and_records(
     assert "R-2026-0001" not in police
     assert "Tomáš Beneš) declined the case conference PK-2026-0001" in coordinator
     assert "Ten den mám celý den soud." in coordinator  # the reason, to the coordinator only
+    assert "Accepted 4 · tentative 0 · declined 0 · no answer 0" in coordinator
+    assert "    ✅ ☆ ✉ Pediatrie Cheb\n" in coordinator.split("Accepted 4")[1]
     assert "⏰ Připomenutí" in teacher
 
     # After the table: the record, and each owner's task in their language.
     assert "The case conference PK-2026-0001 has ended." in coordinator
     tapped = coordinator.split("Hana pressed [✅ PPP Cheb: Olena Koval]\n")[1]
     assert "[❌ PPP Cheb]" in tapped.split("Hana pressed")[0]  # one tap: she did not come
-    assert "Attendance: 2 of 3 came." in coordinator
+    assert "Attendance: 3 of 4 came." in coordinator
     assert "The review conference PK-2026-0001 is set: Feb 15, 2027, 10:00" in coordinator
     assert "Bot: 📌 Úkol pro vás z případové konference:" in teacher
     assert "Bot: 📌 Úkol pro vás z případové konference:" in police
