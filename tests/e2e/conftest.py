@@ -40,6 +40,13 @@ def rtt_ms() -> float:
 
 
 @pytest.fixture
+def imap_url() -> str | None:
+    """The organizer's mailbox a bot with mail reads (tests/e2e/mail_world.py): none, unless a
+    module overrides this with a real Dovecot's."""
+    return None
+
+
+@pytest.fixture
 def stand_in_clock(clock: FakeClock) -> Callable[[], float]:
     """The clock that dates the stand-in's messages: the tests' fake one; a module whose tests
     start real `roundtable` processes overrides it with the real one (see test_process)."""

@@ -9,18 +9,13 @@ with SEQUENCE + 1; a REPLY to the old sequence is ignored; cancelling sends the 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from email.message import EmailMessage
-from pathlib import Path
 
 import icalendar
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import select, update
 
-from bot.app import MAILBOX_JOB
 from bot.core.clock import FakeClock
-from bot.core.config import Settings, isolated_settings
 from bot.core.models import (
     AuditEntry,
     Conference,
@@ -30,21 +25,24 @@ from bot.core.models import (
     Role,
     Rsvp,
 )
-from bot.sandbox import BotApiSandbox, FloodLimits
+from bot.sandbox import FloodLimits
 from bot.sandbox.mail import MailPerson, MailServer, Received, calendar_part
 from bot.services import calendar_replies
 from bot.transport.telegram import delivery
 from tests import mailbox as dovecot
-from tests.e2e.conftest import TOKEN, RunningBot
+from tests.e2e.conftest import RunningBot
+from tests.e2e.mail_world import mail_on, mail_server, mailbox, read_mailbox, settings
 from tests.e2e.test_conferences import answer_poll, open_case, until
 from tests.e2e.test_guests import add_institutions
 from tests.mailbox import Mailbox
+
+__all__ = ["mail_on", "mail_server", "mailbox", "settings"]  # the fixtures of a bot with mail
 
 pytestmark = pytest.mark.skipif(
     not dovecot.available(),
     reason="Dovecot is not installed (Debian's dovecot-imapd; .ci/run installs it as root)",
 )
-ORGANIZER = "konference@cheb.example.cz"
+ORGANIZER = "konference@cheb.example.cz"  # the address of mail_world.SENDER
 PAEDIATRICS = "ordinace@pediatrie.example.cz"
 JANA = "jana.mala@zs-hradebni.example.cz"
 
@@ -55,43 +53,8 @@ def flood_limits() -> FloodLimits:
 
 
 @pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with Mailbox.running() as running:
-        yield running
-
-
-@pytest.fixture
-async def mail_server() -> AsyncIterator[MailServer]:
-    async with MailServer.running() as server:
-        yield server
-
-
-@pytest.fixture
-def settings(
-    database_url: str,
-    sandbox: BotApiSandbox,
-    tmp_path: Path,
-    mailbox: Mailbox,
-    mail_server: MailServer,
-) -> Settings:
-    return isolated_settings(
-        token=SecretStr(TOKEN),
-        database_url=database_url,
-        bot_api_url=sandbox.base_url,
-        bot_file_url=sandbox.base_file_url,
-        data_dir=tmp_path / "data",
-        sweep_seconds=3600,
-        smtp_url=SecretStr(mail_server.url),
-        mail_from=f"Round Table Cheb <{ORGANIZER}>",
-        imap_url=SecretStr(mailbox.url),
-        imap_seconds=3600,  # the test reads the mailbox itself, as the job would
-    )
-
-
-async def _read_mailbox(bot: RunningBot) -> None:
-    jobs = bot.application.job_queue.get_jobs_by_name(MAILBOX_JOB)  # type: ignore[union-attr]
-    await jobs[0].run(bot.application)
-    await bot.settle()
+def imap_url(mailbox: Mailbox) -> str:
+    return mailbox.url
 
 
 async def _mail_settled(bot: RunningBot) -> None:
@@ -198,7 +161,7 @@ async def test_a_guest_is_invited_by_mail_and_answers_from_their_calendar(
     # The guest's calendar accepts: the REPLY lands in the mailbox, the bot reads it and
     # the coordinator's board shows it.
     await mailbox.deliver(doctor.reply(invitation, "ACCEPTED", at=clock.now()))
-    await _read_mailbox(bot)
+    await read_mailbox(bot)
     attendance = await until(hana, "Accepted 1")
     assert "✅" in (attendance.text or "") and "Pediatrie Cheb" in (attendance.text or "")
 
@@ -214,7 +177,7 @@ async def test_a_guest_is_invited_by_mail_and_answers_from_their_calendar(
     assert (method, str(event["UID"]), int(event["SEQUENCE"])) == ("REQUEST", conference.uid, 1)
     # The calendar's late answer to the old time (SEQUENCE 0) is ignored, and audited.
     await mailbox.deliver(doctor.reply(invitation, "DECLINED", at=clock.now()))
-    await _read_mailbox(bot)
+    await read_mailbox(bot)
     assert await _audited_ignored(bot) == ["old sequence"]
     async with bot.runtime.database.transaction() as session:
         guest = (

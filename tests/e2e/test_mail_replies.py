@@ -5,34 +5,33 @@ repeating job does."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import select, update
 
 from bot.app import MAILBOX_JOB, build_application
 from bot.core.clock import FakeClock
-from bot.core.config import Settings, isolated_settings
+from bot.core.config import Settings
 from bot.core.crypto import Cipher
 from bot.core.db import Database
 from bot.core.models import Conference, Member
 from bot.core.runtime import Runtime
-from bot.sandbox import BotApiSandbox, FloodLimits
+from bot.sandbox import FloodLimits
 from bot.services import members
 from tests import mailbox as dovecot
-from tests.e2e.conftest import TOKEN, RunningBot
+from tests.e2e.conftest import RunningBot
+from tests.e2e.mail_world import mail_on, mail_server, mailbox, read_mailbox, settings
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import scheduled, team
 from tests.mailbox import Mailbox
 from tests.replies import reply_mail
 
+__all__ = ["mail_on", "mail_server", "mailbox", "settings"]  # the fixtures of a bot with mail
+
 pytestmark = pytest.mark.skipif(
     not dovecot.available(),
     reason="Dovecot is not installed (Debian's dovecot-imapd; .ci/run installs it as root)",
 )
-ORGANIZER = "konference@cheb.example.cz"
+ORGANIZER = "konference@cheb.example.cz"  # the address of mail_world.SENDER
 
 
 @pytest.fixture
@@ -41,33 +40,8 @@ def flood_limits() -> FloodLimits:
 
 
 @pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with Mailbox.running() as running:
-        yield running
-
-
-@pytest.fixture
-def settings(
-    database_url: str, sandbox: BotApiSandbox, tmp_path: Path, mailbox: Mailbox
-) -> Settings:
-    return isolated_settings(
-        token=SecretStr(TOKEN),
-        database_url=database_url,
-        bot_api_url=sandbox.base_url,
-        bot_file_url=sandbox.base_file_url,
-        data_dir=tmp_path / "data",
-        sweep_seconds=3600,
-        imap_url=SecretStr(mailbox.url),
-        imap_seconds=3600,  # the test reads the mailbox itself, as the job would
-        mail_from=f"Round Table <{ORGANIZER}>",
-    )
-
-
-async def _read_mailbox(bot: RunningBot) -> None:
-    jobs = bot.application.job_queue.get_jobs_by_name(MAILBOX_JOB)  # type: ignore[union-attr]
-    assert len(jobs) == 1
-    await jobs[0].run(bot.application)
-    await bot.settle()
+def imap_url(mailbox: Mailbox) -> str:
+    return mailbox.url
 
 
 async def test_answers_from_calendars_show_in_the_chat_like_the_buttons(
@@ -98,7 +72,7 @@ async def test_answers_from_calendars_show_in_the_chat_like_the_buttons(
             organizer=ORGANIZER,
         )
     )
-    await _read_mailbox(bot)
+    await read_mailbox(bot)
     await until(petr, "Answer: accepted (Petr).")
     await until(pavel, "Answer: accepted (Petr).")
     board = await until(hana, "Accepted 1 · tentative 0 · declined 0 · no answer 1")
@@ -116,7 +90,7 @@ async def test_answers_from_calendars_show_in_the_chat_like_the_buttons(
             organizer=ORGANIZER,
         )
     )
-    await _read_mailbox(bot)
+    await read_mailbox(bot)
     await until(jana, "Answer: declined (Jana).")
     await until(hana, "ZŠ Hradební (Jana) declined the case conference PK-2026-0001")
     reason = await until(hana, "The reason ZŠ Hradební (Jana) gave for declining")

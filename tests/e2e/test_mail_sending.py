@@ -4,50 +4,24 @@ in the chat, in their language, with the address and the server's code."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from email.message import EmailMessage
-from pathlib import Path
-
-import pytest
-from pydantic import SecretStr
 
 from bot.core import outbox
-from bot.core.config import Settings, isolated_settings
 from bot.core.models import Channel
 from bot.core.outbox import Letter
-from bot.sandbox import BotApiSandbox
 from bot.sandbox.mail import MailServer
 from bot.transport.mail.delivery import MailDispatcher, MailKind
 from bot.transport.telegram import delivery
 from tests.bot.mail_seed import KIND, letter_text, seed_world
-from tests.e2e.conftest import TOKEN, RunningBot
+from tests.e2e.conftest import RunningBot
+from tests.e2e.mail_world import SENDER, mail_on, mail_server, settings
 
-
-@pytest.fixture
-async def mail_server() -> AsyncIterator[MailServer]:
-    async with MailServer.running() as server:
-        yield server
-
-
-@pytest.fixture
-def settings(
-    database_url: str, sandbox: BotApiSandbox, tmp_path: Path, mail_server: MailServer
-) -> Settings:
-    return isolated_settings(
-        token=SecretStr(TOKEN),
-        database_url=database_url,
-        bot_api_url=sandbox.base_url,
-        bot_file_url=sandbox.base_file_url,
-        data_dir=tmp_path / "data",
-        sweep_seconds=3600,
-        smtp_url=SecretStr(mail_server.url),
-        mail_from="Round Table <konference@mesto.example.cz>",
-    )
+__all__ = ["mail_on", "mail_server", "settings"]  # the fixtures of a bot with mail
 
 
 async def _render(letter: Letter) -> EmailMessage:
     message = EmailMessage()
-    message["From"] = "Round Table <konference@mesto.example.cz>"
+    message["From"] = SENDER
     message["To"] = letter.address
     message["Subject"] = "Pozvánka"
     message.set_content(letter_text(letter))
