@@ -19,17 +19,17 @@ sends it:
 A claim older than half the lease is renewed just before sending, and the row skipped if
 another dispatcher has taken it (see bot.core.outbox). Rows claimed by a process that died are
 released when the next active process takes over (`take_over`, called only by the process
-holding the active lock, bot.transport.telegram.standby).
+holding the active lock, bot.transport.telegram.standby). The run, the claims and each row's
+bookkeeping are the mail's dispatcher's too (bot.transport.sending.OutboxWorker); here is what
+is Telegram's: its rows, their render, their pacing and Telegram's answers, and the JobQueue
+jobs of both dispatchers.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import math
 import time
-import uuid
 import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -45,10 +45,12 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot.core import outbox
 from bot.core.db import unavailable
-from bot.core.models import OutboxStatus
+from bot.core.models import Channel, OutboxStatus
 from bot.core.outbox import Notification
 from bot.core.runtime import Runtime
 from bot.services import members
+from bot.transport import sending
+from bot.transport.sending import Counts, OutboxWorker
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +86,7 @@ class Kind:
 # Pacing.
 
 
-class Pacer:
+class Pacer(sending.Pacer):
     """Evenly spaced departures overall, and at most one message per `chat_interval` per chat.
 
     Slots are reserved in order under a lock and waited for outside it, so concurrent senders
@@ -96,16 +98,13 @@ class Pacer:
         chat_interval: float,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._gap = 1.0 / per_second
+        super().__init__(per_second, monotonic)
         self._chat_interval = chat_interval
-        self._monotonic = monotonic
-        self._next = 0.0
         self._chat_next: dict[int, float] = {}
         # Departures in the last second: a pause (a garbage collection, say) can bunch sends
         # that were spaced evenly; the window keeps even a bunch under Telegram's limit.
         self._window: deque[float] = deque()
         self._cap = max(1, math.floor(per_second))
-        self._stopped = asyncio.Event()
 
     async def chat(self, chat_id: int) -> None:
         now = self._monotonic()
@@ -117,11 +116,7 @@ class Pacer:
             await self._sleep(at - now)
 
     async def overall(self) -> None:
-        now = self._monotonic()
-        at = max(now, self._next)
-        self._next = at + self._gap
-        if at > now:
-            await self._sleep(at - now)
+        await self.wait()
         while True:
             now = self._monotonic()
             while self._window and self._window[0] <= now - 1.0:
@@ -133,15 +128,6 @@ class Pacer:
             await self._sleep(self._window[0] + 1.0 - now + 0.001)
         self._window.append(now)
 
-    def stop(self) -> None:
-        """Cut every wait short: the dispatcher sends nothing more."""
-        self._stopped.set()
-
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._stopped.wait()
-
     def hold(self, seconds: float) -> None:
         """Telegram said 429: nobody departs before the time it gave."""
         self._next = max(self._next, self._monotonic() + seconds)
@@ -149,20 +135,17 @@ class Pacer:
 
 # The dispatcher.
 
-
-@dataclass
-class Counts:
-    sent: int = 0
-    skipped: int = 0
-    failed: int = 0
-    retried: int = 0
-
-    def __bool__(self) -> bool:
-        return bool(self.sent or self.skipped or self.failed or self.retried)
+JobContext = CallbackContext[Any, Any, Any, Any]
 
 
-class Dispatcher:
+class Dispatcher(OutboxWorker[JobContext, Notification, Outgoing, Message]):
     """Claims due rows and sends them; one run at a time per process."""
+
+    channel = Channel.TELEGRAM
+    name = "outbox"
+    rows = "rows"
+    log = logger
+    pacer: Pacer
 
     def __init__(
         self,
@@ -178,150 +161,60 @@ class Dispatcher:
         max_attempts: int = 8,
         idle_seconds: float = 60.0,
     ) -> None:
-        self.runtime = runtime
+        super().__init__(
+            runtime,
+            Pacer(per_second, chat_interval),
+            concurrency=concurrency,
+            batch=batch,
+            lease=lease,
+            max_attempts=max_attempts,
+            idle_seconds=idle_seconds,
+        )
         self.kinds = kinds
         self.bot = bot  # the outbox's own: its rate limiter must not retry a 429 (bot.app)
-        self.worker = uuid.uuid4().hex
-        self.concurrency = concurrency
-        self.batch = batch
-        self.lease = lease
-        self.max_attempts = max_attempts
-        self.idle_seconds = idle_seconds
-        self.pacer = Pacer(per_second, chat_interval)
-        self._lock = asyncio.Lock()
-        self._again = False
-        self._stopped = False
-        self._slots = asyncio.Semaphore(concurrency)
 
-    async def run(self, context: CallbackContext[Any, Any, Any, Any]) -> Counts:
+    async def run(self, context: JobContext) -> Counts:
         """Send everything due now; when already running, that run goes round once more."""
-        counts = Counts()
-        if self._lock.locked():
-            self._again = True
-            return counts
-        async with self._lock:
-            database = self.runtime.database
-            while not self._stopped:
-                self._again = False
-                now = self.runtime.clock.now()
-                async with database.transaction() as session:
-                    counts.skipped += await outbox.skip_expired(session, now=now)
-                    await outbox.release(session, now=now, lease=self.lease)
-                    batch = await outbox.claim(
-                        session, now=now, worker=self.worker, limit=self.batch
-                    )
-                if batch:
-                    await asyncio.gather(
-                        *(self._deliver(context, row, counts, claimed=now) for row in batch)
-                    )
-                elif not self._again:
-                    break
-        if counts:
-            logger.info(
-                "outbox: %d sent, %d skipped, %d failed, %d to retry",
-                counts.sent,
-                counts.skipped,
-                counts.failed,
-                counts.retried,
-            )
-        return counts
+        return await self._run(context)
 
-    async def take_over(self) -> None:
-        """Put back the rows every other dispatcher had claimed: for the process that has just
-        become the only active one (bot.transport.telegram.standby), whose predecessor died or
-        stopped."""
-        async with self.runtime.database.transaction() as session:
-            released = await outbox.release(
-                session, now=self.runtime.clock.now(), lease=self.lease, except_worker=self.worker
-            )
-        if released:
-            logger.info("outbox: %d rows in flight at a restart are sent again", released)
+    async def _claim(self, session: AsyncSession, *, now: datetime) -> list[Notification]:
+        return await outbox.claim(session, now=now, worker=self.worker, limit=self.batch)
 
-    def stop(self) -> None:
-        """Send nothing more, at once: rows claimed and not sent stay claimed until the next
-        active process takes over. A run in progress ends soon after."""
-        self._stopped = True
-        self.pacer.stop()
-
-    async def settle(self) -> None:
-        """Wait until a run in progress (and any run it was asked to repeat) has finished."""
-        async with self._lock:
-            pass
-
-    async def _deliver(
-        self,
-        context: CallbackContext[Any, Any, Any, Any],
-        row: Notification,
-        counts: Counts,
-        *,
-        claimed: datetime,
-    ) -> None:
+    async def _queue(self, row: Notification) -> None:
         await self.pacer.chat(row.chat_id)
-        if self._stopped:
-            return
-        async with self._slots:
-            outgoing = await self._render(context, row, counts)
-            if outgoing is None:
-                return
-            await self.pacer.overall()
-            if self._stopped or not await self._still_ours(row, claimed):
-                return
+
+    async def _depart(self) -> None:
+        await self.pacer.overall()
+
+    async def _unwanted(self, row: Notification) -> str | None:
+        async with self.runtime.database.transaction() as session:
+            left = await members.has_left(session, row.member_id)
+        return "left" if left else None
+
+    async def _render(self, context: JobContext, row: Notification) -> Outgoing | None:
+        kind = self.kinds.get(row.kind)
+        return await kind.render(context, row) if kind is not None else None
+
+    async def _send(
+        self, context: JobContext, row: Notification, made: Outgoing, counts: Counts
+    ) -> Message | None:
+        try:
+            return await self._message(row.chat_id, made)
+        except TelegramError as error:
+            await self._not_sent(context, row, error, counts)
+            return None
+
+    async def _sent(
+        self, context: JobContext, row: Notification, made: Outgoing, sent: Message
+    ) -> None:
+        if made.after is not None:
             try:
-                message = await self._send(row.chat_id, outgoing)
-            except TelegramError as error:
-                await self._not_sent(context, row, error, counts)
-                return
-            await self._finish(row, OutboxStatus.SENT, "sent")
-            counts.sent += 1
-        if outgoing.after is not None:
-            try:
-                await outgoing.after(message)
+                await made.after(sent)
             except Exception:
                 logger.exception("outbox: the follow-up of a %s failed", row.kind)
 
-    async def _still_ours(self, row: Notification, claimed: datetime) -> bool:
-        """Whether the row may be sent now. A claim in its first half-lease is; an older one
-        (pacing after a 429 can take long) is renewed first, unless another dispatcher has
-        released it as stale meanwhile. Sending takes seconds, never the rest of the lease."""
-        now = self.runtime.clock.now()
-        if now - claimed < self.lease / 2:
-            return True
-        async with self.runtime.database.transaction() as session:
-            if await outbox.renew(session, row.id, worker=self.worker, now=now):
-                return True
-        logger.info("outbox: a %s claimed too long ago is another dispatcher's now", row.kind)
-        return False
-
-    async def _render(
-        self, context: CallbackContext[Any, Any, Any, Any], row: Notification, counts: Counts
-    ) -> Outgoing | None:
-        kind = self.kinds.get(row.kind)
-        try:
-            # A leaver gets nothing more: their rows are cancelled when they are deactivated,
-            # but one planned in a transaction racing with that, or claimed just before it,
-            # is checked here, as late as can be before it goes out.
-            async with self.runtime.database.transaction() as session:
-                left = await members.has_left(session, row.member_id)
-            if left:
-                await self._finish(row, OutboxStatus.SKIPPED, "left")
-                counts.skipped += 1
-                return None
-            outgoing = await kind.render(context, row) if kind is not None else None
-        except Exception:  # a database hiccup, say: later, as for a network error
-            logger.exception("outbox: a %s could not be rendered", row.kind)
-            await self._later(row, counts, "render failed")
-            return None
-        if outgoing is None:
-            await self._finish(row, OutboxStatus.SKIPPED, "moot")
-            counts.skipped += 1
-        return outgoing
-
     async def _not_sent(
-        self,
-        context: CallbackContext[Any, Any, Any, Any],
-        row: Notification,
-        error: TelegramError,
-        counts: Counts,
+        self, context: JobContext, row: Notification, error: TelegramError, counts: Counts
     ) -> None:
         now = self.runtime.clock.now()
         if isinstance(error, RetryAfter):
@@ -359,21 +252,7 @@ class Dispatcher:
             logger.warning("outbox: a %s was not sent: %s", row.kind, type(error).__name__)
             await self._later(row, counts, "gave up")
 
-    async def _later(self, row: Notification, counts: Counts, outcome: str) -> None:
-        """Try again after 5 s, 10 s, ... (at most 30 min); give up after `max_attempts`."""
-        attempts = row.attempts + 1
-        if attempts >= self.max_attempts:
-            await self._finish(row, OutboxStatus.FAILED, outcome)
-            counts.failed += 1
-            return
-        delay = timedelta(seconds=min(5 * 2 ** (attempts - 1), 1800))
-        at = self.runtime.clock.now() + delay
-        await self._record(
-            lambda session: outbox.retry_later(session, row.id, at=at, attempts=attempts)
-        )
-        counts.retried += 1
-
-    async def _send(self, chat_id: int, outgoing: Outgoing) -> Message:
+    async def _message(self, chat_id: int, outgoing: Outgoing) -> Message:
         bot = self.bot
         protect = outgoing.protect or None
         if outgoing.document is None:
@@ -395,32 +274,6 @@ class Dispatcher:
             protect_content=protect,
         )
         return message
-
-    async def _finish(self, row: Notification, status: OutboxStatus, outcome: str) -> None:
-        now = self.runtime.clock.now()
-        await self._record(
-            lambda session: outbox.finish(session, row.id, status, now=now, outcome=outcome)
-        )
-
-    async def _record(self, write: Callable[[AsyncSession], Awaitable[None]]) -> None:
-        """A row's outcome, in a transaction of its own; when the database is out of reach, it
-        is waited for: a message Telegram has must be noted as sent, or it would go out again
-        when the claim runs out."""
-
-        async def record() -> None:
-            async with self.runtime.database.transaction() as session:
-                await write(session)
-
-        await self.runtime.database.when_available(record)
-
-    async def next_wake(self) -> float:
-        """Seconds until the next row is due (by the injected clock), at most `idle_seconds`."""
-        async with self.runtime.database.transaction() as session:
-            due = await outbox.next_due(session)
-        if due is None:
-            return self.idle_seconds
-        seconds = (due - self.runtime.clock.now()).total_seconds()
-        return min(max(seconds, 0.0), self.idle_seconds)
 
 
 async def dispatch_job(context: CallbackContext[Any, Any, Any, Any]) -> None:
