@@ -36,7 +36,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
-from email.message import EmailMessage, Message
+from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses
 
@@ -61,7 +61,14 @@ from bot.services.board import Board, answerers, board_of, invitations_of
 from bot.services.invitations import InviteView, view_of
 from bot.services.replies import REASON_MAX, copies, record_answer
 
-MAX_BYTES = 1_000_000  # a calendar reply is a few kB; anything near this is not one
+MAX_BYTES = 256_000  # a calendar reply is a few kB; anything near this is not one
+# The header block, and a From: header, past which a mail is not a calendar's reply either; and
+# parsed as a plain (compat32) message only: the structured header parser takes minutes over a
+# From: of many thousand addresses, on the event loop.
+HEADER_MAX = 16_384
+FROM_MAX = 1_000
+UID_MAX = 255
+ADDRESS_MAX = 254
 CALENDAR_TYPES = ("text/calendar", "application/ics")
 ANSWERS = {"ACCEPTED": Rsvp.ACCEPTED, "TENTATIVE": Rsvp.TENTATIVE, "DECLINED": Rsvp.DECLINED}
 IGNORED = "mail.reply_ignored"
@@ -175,7 +182,7 @@ def _key(raw: bytes) -> str:
 async def _apply(
     session: AsyncSession, raw: bytes, size: int, *, now: datetime, cipher: Cipher, own: str
 ) -> Outcome:
-    if size > MAX_BYTES:
+    if size > MAX_BYTES or _header_size(raw) > HEADER_MAX:
         raise _Refused("too large")
     message = _parse(raw)
     sender = _sender(message)
@@ -237,20 +244,26 @@ async def _apply(
 # Reading the mail.
 
 
-def _parse(raw: bytes) -> EmailMessage:
+def _header_size(raw: bytes) -> int:
+    """The length of the header block (all of the mail when it has no body)."""
+    ends = [at for at in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if at >= 0]
+    return min(ends) if ends else len(raw)
+
+
+def _parse(raw: bytes) -> Message:
     try:
-        message = BytesParser(policy=policy.default).parsebytes(raw)
+        return BytesParser(policy=policy.compat32).parsebytes(raw)
     except Exception as error:
         raise _Refused("malformed") from error
-    assert isinstance(message, EmailMessage)
-    return message
 
 
-def _sender(message: EmailMessage) -> str | None:
+def _sender(message: Message) -> str | None:
     """The From: address, lower case; None unless there is exactly one."""
     try:
         values = [str(value) for value in message.get_all("From", [])]
     except Exception:
+        return None
+    if sum(len(value) for value in values) > FROM_MAX:
         return None
     found = [address for _name, address in getaddresses(values) if address]
     if len(found) != 1 or "@" not in found[0]:
@@ -262,7 +275,7 @@ def _addresses(value: str) -> set[str]:
     return {address.strip().lower() for _name, address in getaddresses([value]) if address}
 
 
-def _calendar(message: EmailMessage) -> str:
+def _calendar(message: Message) -> str:
     """The text of the first calendar part that is a REPLY (else of the first calendar part)."""
     texts = []
     try:
@@ -318,12 +331,16 @@ def _reply(text: str) -> _Reply:
             comment = " ".join(str(item) for item in comment)
     except Exception as error:
         raise _Refused("malformed") from error
-    if len(attendees) != 1 or not uid:
+    if len(attendees) != 1 or not uid or len(uid) > UID_MAX or _controls(uid):
         raise _Refused("malformed")
     attendee = attendees[0]
     address = str(attendee).strip()
     if address.lower().startswith("mailto:"):
         address = address[len("mailto:") :]
+    if len(address) > ADDRESS_MAX or _controls(address):
+        raise _Refused("malformed")
+    if comment is not None:
+        comment = "".join(c for c in str(comment) if c in "\n\t" or not _controls(c))
     partstat = str(getattr(attendee, "params", {}).get("PARTSTAT", "NEEDS-ACTION"))
     return _Reply(
         uid=uid,
@@ -332,6 +349,11 @@ def _reply(text: str) -> _Reply:
         partstat=partstat.strip().upper(),
         comment=str(comment) if comment is not None else None,
     )
+
+
+def _controls(text: str) -> bool:
+    """Whether the text holds a control character (a NUL, say, which PostgreSQL refuses)."""
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
 
 
 # Whose answer it is.
@@ -343,9 +365,11 @@ async def _whose(
     """The conference's invitation this address answers for, and the member it is of (None: a
     guest's own address)."""
     invitations = await invitations_of(session, conference.id)
-    for invitation in invitations:
-        if invitation.kind is InvitationKind.GUEST and (invitation.email or "").lower() == address:
-            return invitation, None
+    found: list[tuple[Invitation, Member | None]] = [
+        (invitation, None)
+        for invitation in invitations
+        if invitation.kind is InvitationKind.GUEST and (invitation.email or "").lower() == address
+    ]
     people = list(
         await session.scalars(
             select(Member).where(func.lower(Member.email) == address, Member.active.is_(True))
@@ -359,7 +383,11 @@ async def _whose(
             delegate = await session.get(Member, invitation.delegate_id)
             if delegate is not None and delegate.active:
                 allowed &= {delegate.id}
-        for member in people:
-            if member.id in allowed:
-                return invitation, member
-    raise _Refused("unknown address", conference.id)
+        found += [(invitation, member) for member in people if member.id in allowed]
+    if not found:
+        raise _Refused("unknown address", conference.id)
+    if len({invitation.id for invitation, _member in found}) > 1:
+        # One address for two invitations (an office mailbox two members share, say): whose
+        # answer it is cannot be told, so it counts for neither.
+        raise _Refused("ambiguous address", conference.id)
+    return found[0]

@@ -252,6 +252,12 @@ async def test_replies_that_do_not_agree_with_what_was_sent_are_ignored_and_audi
     garbled = mail(shape="sabre").replace(b"ATTENDEE;PARTSTAT=", b'ATTENDEE;PARTSTAT="')
     request = mail(shape="rfc6047").replace(b"METHOD:REPLY", b"METHOD:REQUEST")
     huge = mail(shape="rfc6047") + b"x" * (calendar_replies.MAX_BYTES + 1)
+    # A From: of 40,000 addresses: the structured header parser would take minutes over it.
+    crowd = b"From: " + b"a, " * 40_000 + mail(shape="rfc6047").split(b"\r\n", 1)[1]
+    crowd_in_range = b"X-Note: " + b"a, " * 4_000 + b"\r\n" + mail(shape="rfc6047")
+    # A NUL in the UID or the address, which PostgreSQL refuses to store or compare.
+    nul_uid = mail(shape="rfc6047").replace(world.uid.encode(), world.uid.encode() + b"\x00x")
+    nul_address = mail(shape="rfc6047").replace(b"mailto:", b"mailto:\x00", 1)
     cases = [
         ("old sequence", mail(sequence=world.sequence - 1) if world.sequence else None),
         ("unknown sequence", mail(sequence=world.sequence + 1)),
@@ -268,6 +274,10 @@ async def test_replies_that_do_not_agree_with_what_was_sent_are_ignored_and_audi
         ("too large", huge),
         ("own mail", mail(sender=ORGANIZER)),
         ("no calendar", b"\x00\xff\xfe garbage \r\n\r\n\x80"),
+        ("too large", crowd),
+        ("forged sender", crowd_in_range.replace(b"From: ", b"From: " + b"b, " * 400, 1)),
+        ("malformed", nul_uid),
+        ("malformed", nul_address),
     ]
     expected = []
     for reason, raw in cases:
@@ -390,3 +400,18 @@ async def test_two_readers_with_the_same_mail_at_once_apply_it_once(
     ]
     answered = [a for a, _s, _d in await _actions(database) if a == "invitation.answered"]
     assert len(answered) == 1
+
+
+async def test_an_address_two_invitations_share_answers_for_neither(
+    database: Database, clock: FakeClock, cipher: Cipher
+) -> None:
+    """An office mailbox the teacher confirmed, which is also the guest's: whose answer a reply
+    from it is cannot be told."""
+    world = await _world(database, clock)
+    async with database.transaction() as session:
+        guest = await session.get_one(Invitation, world.guest)
+        guest.email = TEACHER.lower()
+    raw = reply_mail("google", uid=world.uid, sequence=world.sequence, attendee=TEACHER)
+    outcome = await _ignored(database, clock, cipher, raw)
+    assert outcome.reason == "ambiguous address"
+    await _nothing_changed(database, world)
