@@ -34,10 +34,6 @@ async def render_refused(context: Context, row: Notification) -> Outgoing | None
             "server refused the address {address} ({reply}). Nothing more is sent to it until "
             "the address is given again."
         ).format(code=esc(view.case_code), address=address, reply=reply)
-        if view.member_name is not None:
-            text += "\n" + tr.gettext("It is the address of {name}.").format(
-                name=esc(view.member_name)
-            )
     else:
         text = tr.gettext(
             "✉️ A mail could not be delivered: the mail server refused the address {address} "

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.core import outbox
 from bot.core.db import insert_if_absent
 from bot.core.mail_tables import MailAddress
-from bot.core.models import Case, Channel, Conference, Member, OutboxRow
+from bot.core.models import Case, Channel, Conference, OutboxRow
 
 REFUSED = "mail.refused"  # the outbox kind of the chat notice
 _SUBJECT_PREFIX = "conference:"
@@ -91,16 +91,18 @@ async def refused(
     mail_id: int,
 ) -> int | None:
     """Plan the chat notice of a refused address (mail row `mail_id`, already marked failing):
-    to the coordinator of the conference the mail was about, otherwise to the member it was
-    for. Returns the member told, or None when there is nobody to tell. One notice per
-    subject and address for as long as the address keeps failing."""
+    to the member whose address it is, or for a guest's, to the coordinator of the conference
+    the mail was about. Returns the member told, or None when there is nobody to tell. One
+    notice per subject and address for as long as the address keeps failing; under a subject
+    of its own, so that a new time or a cancellation of the conference does not cancel it."""
     conference_id = conference_of(letter_subject)
+    # A member's own address is theirs to put right, and theirs alone to see: they are told.
+    # A guest's (an institution's contact, or a named person's) is the coordinator's to fix.
     recipient = member_id
-    if conference_id is not None:
-        coordinator = await session.scalar(
+    if recipient is None and conference_id is not None:
+        recipient = await session.scalar(
             select(Conference.coordinator_id).where(Conference.id == conference_id)
         )
-        recipient = coordinator if coordinator is not None else member_id
     if recipient is None:
         return None
     since = await session.scalar(
@@ -117,7 +119,7 @@ async def refused(
             outbox.Planned(
                 key=f"{REFUSED}:{letter_subject}:{digest}:{epoch}",
                 kind=REFUSED,
-                subject=letter_subject,
+                subject=f"{REFUSED}:{letter_subject}"[:48],
                 member_id=recipient,
                 due_at=now,
                 expires_at=now + _NOTICE_EXPIRES,
@@ -136,7 +138,6 @@ class RefusalView:
     address: str
     reply: str
     case_code: str | None  # the conference's case, when the mail was about one
-    member_name: str | None  # whose address it is, when a member's
     own: bool  # the notice goes to the person whose address it is
 
 
@@ -160,13 +161,9 @@ async def refusal_view(
             .join(Conference, Conference.case_id == Case.id)
             .where(Conference.id == int(payload["conference"]))
         )
-    name = None
-    if row.member_id is not None:
-        name = await session.scalar(select(Member.display_name).where(Member.id == row.member_id))
     return RefusalView(
         address=row.address,
         reply=reply,
         case_code=code,
-        member_name=name,
         own=row.member_id == recipient_id,
     )

@@ -307,6 +307,15 @@ class OutboxWorker(ABC, Generic[Context, Row, Made, Sent]):
         )
         counts.retried += 1
 
+    async def _again_later(self, row: Row, counts: Counts, seconds: float) -> None:
+        """Try again after `seconds` without using up an attempt: the channel itself is out of
+        reach, which is no fault of the row. It waits until its moment passes (`expires_at`)."""
+        at = self.runtime.clock.now() + timedelta(seconds=seconds)
+        await self._record(
+            lambda session: outbox.retry_later(session, row.id, at=at, attempts=row.attempts)
+        )
+        counts.retried += 1
+
     async def _finish(self, row: Row, status: OutboxStatus, outcome: str) -> None:
         now = self.runtime.clock.now()
         await self._record(

@@ -189,12 +189,13 @@ async def test_a_5xx_fails_the_row_marks_the_address_and_plans_the_coordinators_
     assert [(a.address, a.reply, a.failing_since) for a in failing] == [
         ("gone@nemocnice.example.cz", "550 5.1.1", clock.now())
     ]
-    # One chat notice, to the conference's coordinator, ids only.
+    # One chat notice, to the conference's coordinator, ids only; under a subject of its own
+    # (a new time of the conference, which cancels the conference's rows, leaves it be).
     assert [(n.channel, n.member_id, n.subject, n.payload) for n in notices] == [
         (
             Channel.TELEGRAM,
             world.coordinator_id,
-            f"conference:{world.conference_id}",
+            f"mail.refused:conference:{world.conference_id}",
             {"mail": failed_id, "conference": world.conference_id},
         )
     ]
@@ -205,7 +206,6 @@ async def test_a_5xx_fails_the_row_marks_the_address_and_plans_the_coordinators_
         address="Gone@Nemocnice.example.cz",
         reply="550 5.1.1",
         case_code="PK-2026-0042",
-        member_name=None,
         own=False,
     )
 
@@ -331,7 +331,8 @@ async def test_the_login_comes_from_the_url_and_a_wrong_password_is_a_clear_fail
         await wrong.run()
     await wrong.close()
     assert server.mails == []
-    assert (await _rows(database))["a@zs.example.cz"] == (OutboxStatus.PENDING, None, 1)
+    # Kept, without using up an attempt: a wrong password is a setting to fix, not the mail's.
+    assert (await _rows(database))["a@zs.example.cz"] == (OutboxStatus.PENDING, None, 0)
     assert "refused the login (535" in caplog.text
     assert "ROUNDTABLE_SMTP_URL" in caplog.text
     assert "wrong" not in caplog.text and "a@zs" not in caplog.text
@@ -340,7 +341,7 @@ async def test_the_login_comes_from_the_url_and_a_wrong_password_is_a_clear_fail
 
     right = f"smtp://roundtable%40mesto.example.cz:tajn%C3%A9%3Aheslo%2F1@127.0.0.1:{server.port}"
     assert Server.from_url(right).password == "tajné:heslo/1"
-    clock.advance(timedelta(seconds=5))
+    clock.advance(timedelta(seconds=60))
     dispatcher = _dispatcher(runtime, right)
     await dispatcher.run()
     await dispatcher.close()
@@ -367,7 +368,7 @@ async def test_starttls_required_refuses_a_server_without_it(
         await dispatcher.run()
     await dispatcher.close()
     assert server.mails == []
-    assert (await _rows(database))["a@zs.example.cz"] == (OutboxStatus.PENDING, None, 1)
+    assert (await _rows(database))["a@zs.example.cz"] == (OutboxStatus.PENDING, None, 0)
     assert "cannot be used as configured" in caplog.text
 
 
@@ -438,3 +439,56 @@ async def test_an_address_the_server_cannot_take_is_refused_and_the_connection_k
     await sender.close()
     assert [mail.recipients for mail in server.mails] == [("jiri@zs.example.cz",)]
     assert sender.connects == 1
+
+
+async def test_a_long_outage_or_a_refusal_of_the_sender_loses_nothing_and_marks_nobody(
+    database: Database, clock: FakeClock, cipher: Cipher, server: MailServer
+) -> None:
+    """The server is away for an hour (far longer than a mail's 8 attempts would last), then
+    refuses to relay for us (5.7.1: a setting of the server's): every mail waits, no address is
+    marked failing, and all go once the server takes them."""
+    world = await seed_world(database, clock)
+    await _plan(world, database, clock, "a@zs.example.cz", "b@policie.example.cz")
+    runtime = _runtime(database, clock, cipher)
+    port = server.port
+    await server.stop()
+    for _minute in range(60):
+        dispatcher = _dispatcher(runtime, f"smtp://127.0.0.1:{port}")
+        await dispatcher.run()
+        await dispatcher.close()
+        clock.advance(timedelta(minutes=1))
+    rows = await _rows(database)
+    assert rows["a@zs.example.cz"] == (OutboxStatus.PENDING, None, 0)
+    await server.start(port)
+    server.behaviour.refused["a@zs.example.cz"] = "554 5.7.1 Relay access denied"
+    dispatcher = _dispatcher(runtime, server.url)
+    await dispatcher.run()
+    await dispatcher.close()
+    rows = await _rows(database)
+    assert rows["a@zs.example.cz"] == (OutboxStatus.PENDING, None, 0)
+    async with database.transaction() as session:
+        assert list(await session.scalars(select(MailAddress))) == []
+    del server.behaviour.refused["a@zs.example.cz"]
+    clock.advance(timedelta(minutes=1))
+    dispatcher = _dispatcher(runtime, server.url)
+    await dispatcher.run()
+    await dispatcher.close()
+    assert sorted(r for mail in server.mails for r in mail.recipients) == [
+        "a@zs.example.cz",
+        "b@policie.example.cz",
+    ]
+
+
+async def test_an_address_at_a_czech_domain_goes_to_its_ascii_form(
+    database: Database, clock: FakeClock, cipher: Cipher, server: MailServer
+) -> None:
+    """A server without SMTPUTF8 takes `info@škola.cz` as `info@xn--kola-f6a.cz`, as every
+    mail client sends it; the address is not marked failing."""
+    world = await seed_world(database, clock)
+    await _plan(world, database, clock, "reditel@základní-škola.example.cz")
+    dispatcher = _dispatcher(_runtime(database, clock, cipher), server.url)
+    await dispatcher.run()
+    await dispatcher.close()
+    assert [mail.recipients for mail in server.mails] == [
+        ("reditel@xn--zkladn-kola-k7a5nr1e.example.cz",)
+    ]

@@ -44,10 +44,12 @@ from bot.core.models import Channel, OutboxStatus
 from bot.core.outbox import Letter
 from bot.core.runtime import Runtime
 from bot.services import mailing, members
-from bot.transport.mail.smtp import Refused, Rejected, SendError, domain_of
+from bot.transport.mail.smtp import Refused, Rejected, SendError, Unavailable, domain_of
 from bot.transport.sending import Counts, OutboxWorker, Pacer
 
 logger = logging.getLogger(__name__)
+
+UNAVAILABLE_SECONDS = 60.0  # with the mail server out of reach, the next try of a mail
 
 # A mail row's renderer: the message to send, made at send time from what is true then, in the
 # recipient's language; None when the row is moot (skipped).
@@ -145,6 +147,11 @@ class MailDispatcher(OutboxWorker[None, Letter, EmailMessage, bool]):
             logger.warning("mail: a %s was refused for good: %s", letter.kind, error.reply)
             await self._finish(letter, OutboxStatus.FAILED, "rejected")
             counts.failed += 1
+            return None
+        except Unavailable:
+            # The server, not the mail: it waits (until its moment passes) without using up
+            # its attempts, however long the outage or the wrong password lasts.
+            await self._again_later(letter, counts, UNAVAILABLE_SECONDS)
             return None
         except SendError:
             await self._later(letter, counts, "gave up")

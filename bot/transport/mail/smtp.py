@@ -9,9 +9,14 @@ refuses to send without it, smtps:// is TLS from the first byte; user:password i
 Up to N connections are kept open and reused; one the server has closed (idle too long, a
 restart) is opened again before it is used. A failure is told apart:
 
-- `Temporary`: try again later – a 4xx reply, the connection lost, refused or timed out, the
-  login refused (a setting to fix; the mail must wait for it, not be lost);
-- `Refused`: the server refused the recipient for good (5xx to RCPT): the address fails;
+- `Temporary`: try again later – a 4xx reply, the connection lost or timed out;
+- `Unavailable` (a kind of `Temporary`): the server cannot be used now, whatever the mail – no
+  connection, the login refused, STARTTLS missing, or a refusal of the sender rather than of the
+  recipient (5.7.x: relaying denied, authentication required, the sending host blocked). A
+  setting or an outage to fix: the mail waits for it (its attempts are not used up), nothing is
+  lost and no address is marked;
+- `Refused`: the server refused the recipient's mailbox for good (5xx to RCPT: 5.1.x no such
+  user or domain, 5.2.x but 5.2.2 mailbox full, or a bare 550/551/553): the address fails;
 - `Rejected`: the server refused this message for good (5xx after DATA): the address may be
   fine, the message is not sent.
 
@@ -60,7 +65,11 @@ class Temporary(SendError):
     """Not now; the same mail may go later."""
 
 
-class LoginFailed(Temporary):
+class Unavailable(Temporary):
+    """The server cannot take any mail now (see the module's docstring); no fault of the mail."""
+
+
+class LoginFailed(Unavailable):
     """The server refused the user and password of ROUNDTABLE_SMTP_URL."""
 
 
@@ -116,6 +125,30 @@ def reply_of(error: SMTPResponseException) -> str:
     words = error.message.split()
     enhanced = words[0] if words and _ENHANCED.match(words[0]) else ""
     return f"{error.code} {enhanced}".strip()
+
+
+def mailbox_fault(reply: str) -> bool:
+    """Whether a 5xx reply to RCPT blames the recipient's mailbox (the address is bad) rather
+    than the sender (5.7.x: relaying denied, authentication required, a blocked host; 530), or
+    a passing state (5.2.2: mailbox full)."""
+    code, _, enhanced = reply.partition(" ")
+    if enhanced:
+        if enhanced == "5.2.2":
+            return False
+        return enhanced.startswith(("5.1.", "5.2.", "5.6."))
+    return code in ("550", "551", "553")
+
+
+def ascii_domain(address: str) -> str:
+    """The address with its domain in ASCII (IDNA: `škola.cz` → `xn--kola-f6a.cz`), as the
+    envelope needs it on a server without SMTPUTF8."""
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return address
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return address
 
 
 def domain_of(address: str) -> str:
@@ -220,17 +253,17 @@ class SmtpSender:
         except (SMTPConnectError, SMTPTimeoutError, OSError, TimeoutError) as error:
             client.close()
             logger.warning("mail: no connection to the SMTP server: %s", type(error).__name__)
-            raise Temporary(f"no connection to the SMTP server: {type(error).__name__}") from None
+            raise Unavailable(f"no connection to the SMTP server: {type(error).__name__}") from None
         except SMTPResponseException as error:
             client.close()
             logger.warning("mail: the SMTP server turned the connection down: %s", reply_of(error))
-            raise Temporary(
+            raise Unavailable(
                 f"the SMTP server turned the connection down: {reply_of(error)}"
             ) from None
         except SMTPException as error:  # e.g. STARTTLS required and not offered
             client.close()
             logger.error("mail: the SMTP server cannot be used as configured: %s", error)
-            raise Temporary(f"the SMTP server cannot be used as configured: {error}") from None
+            raise Unavailable(f"the SMTP server cannot be used as configured: {error}") from None
         self.connects += 1
         return _Connection(client)
 
@@ -240,11 +273,18 @@ class SmtpSender:
         where = domain_of(recipient)
         try:
             await connection.client.send_message(
-                message, sender=self.envelope_from, recipients=[recipient]
+                message, sender=self.envelope_from, recipients=[ascii_domain(recipient)]
             )
         except SMTPRecipientsRefused as error:
             refusal = error.recipients[0]
             reply = reply_of(refusal)
+            if refusal.code >= 500 and not mailbox_fault(reply):
+                logger.error(
+                    "mail: the SMTP server refused to send for us (%s): check ROUNDTABLE_SMTP_URL "
+                    "and the server's relay settings; the mail waits",
+                    reply,
+                )
+                raise Unavailable(f"the server refused to send for us: {reply}") from None
             if refusal.code >= 500:
                 logger.warning(
                     "mail: the server refused an address at %s for good: %s", where, reply

@@ -351,4 +351,8 @@ def _schedule(
         if planned is not None and planned <= wanted:
             return  # an earlier wake-up is already planned; it plans the next one itself
         pending.schedule_removal()
-    job_queue.run_once(job.callback, seconds, name=job.name)
+    # However late it runs (a busy event loop, a slow machine): APScheduler's default drops a
+    # one-off job more than a second late, and then nothing would plan the dispatcher's next run.
+    job_queue.run_once(
+        job.callback, seconds, name=job.name, job_kwargs={"misfire_grace_time": None}
+    )
