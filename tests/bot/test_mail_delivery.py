@@ -255,9 +255,11 @@ async def test_a_members_refused_address_outside_a_conference_is_told_to_the_mem
             session,
             [
                 outbox.Planned(
-                    key="email-code:1",
+                    key="invite:1",
                     kind=KIND,
-                    subject=f"member:{world.member_id}",
+                    # About a conference: still the member's own address, told to them alone
+                    # (the coordinator has no business with a participant's private address).
+                    subject=f"conference:{world.conference_id}",
                     member_id=world.member_id,
                     due_at=clock.now(),
                     channel=Channel.MAIL,
