@@ -6,6 +6,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
 
+from bot.core.i18n import N_
 from bot.services import addresses
 from bot.services.addresses import (
     CodeSent,
@@ -13,14 +14,21 @@ from bot.services.addresses import (
     InvalidAddress,
     NoCode,
     SameAddress,
+    TakenAddress,
     TooManyCodes,
     WrongCode,
 )
 from handlers.common import TYPED, Context, Dialog, HandlerList, answer, esc, keyboard, say_below
-from handlers.usecase import use_case
+from handlers.usecase import refusal, use_case
 
 ADDRESS = "address"
 CODE = "code"
+
+TAKEN_TEXT = N_(
+    "Another member of Round Table uses that address already. Please give your own work address."
+)
+# Confirmed by another member while this code was on its way.
+TAKEN = refusal(TakenAddress, say=TAKEN_TEXT, as_answer=True)
 
 
 def mail_off(context: Context) -> str | None:
@@ -104,6 +112,9 @@ async def typed_address(update: Update, context: Context) -> str | int:
     except SameAddress:
         await answer(update, _("That is your address already; nothing changes."))
         return ConversationHandler.END
+    except TakenAddress:
+        await answer(update, _(TAKEN_TEXT))
+        return ADDRESS
     except TooManyCodes as error:
         await answer(
             update,
@@ -140,7 +151,7 @@ async def typed_code(update: Update, context: Context) -> str | int:
         # Not a try: something else was typed (a sticker, a word, the address again).
         await answer(update, _("Please type the six digits of the code I mailed you."))
         return CODE
-    async with use_case(update, context) as case:
+    async with use_case(update, context, TAKEN) as case:
         result = await addresses.confirm_code(case.session, case.actor, typed, now=case.now)
     if not case.done:
         return ConversationHandler.END

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import outbox
@@ -48,6 +48,11 @@ class InvalidAddress(AddressError):
 
 class SameAddress(AddressError):
     """The member's confirmed address already: nothing to confirm."""
+
+
+class TakenAddress(AddressError):
+    """Another active member confirmed this address: a calendar's answer from it could not be
+    told apart (bot.services.calendar_replies), so each member gives their own."""
 
 
 class TooManyCodes(AddressError):
@@ -121,6 +126,20 @@ async def own_address(session: AsyncSession, actor: Actor) -> OwnAddress:
     return OwnAddress(member.email, await mailing.failing(session, member.email))
 
 
+async def _not_taken(session: AsyncSession, member_id: int, address: str) -> None:
+    taken = await session.scalar(
+        select(Member.id)
+        .where(
+            func.lower(Member.email) == address.lower(),
+            Member.active.is_(True),
+            Member.id != member_id,
+        )
+        .limit(1)
+    )
+    if taken is not None:
+        raise TakenAddress(domain_of(address))
+
+
 async def request_code(
     session: AsyncSession, actor: Actor, cipher: Cipher, text: str, *, now: datetime
 ) -> CodeSent:
@@ -129,6 +148,7 @@ async def request_code(
     member = await session.get_one(Member, actor.member_id, with_for_update=True)
     if same(member.email, address):
         raise SameAddress(domain_of(address))
+    await _not_taken(session, member.id, address)
     since = now - timedelta(hours=1)
     recent = list(
         await session.scalars(
@@ -227,6 +247,7 @@ async def confirm_code(
         return WrongCode(MAX_TRIES - pending.attempts)
     pending.confirmed_at = now
     member = await session.get_one(Member, actor.member_id, with_for_update=True)
+    await _not_taken(session, member.id, pending.address)  # confirmed by another meanwhile
     member.email = pending.address
     await mailing.clear(session, pending.address)
     await audit.acted(

@@ -183,6 +183,30 @@ async def test_a_member_confirms_an_address_with_the_code_mailed_to_it(
     assert await text_of(jana) == "You have no e-mail address to remove."
 
 
+async def test_an_address_another_member_uses_is_refused(
+    bot: RunningBot, mail_server: MailServer
+) -> None:
+    """A calendar's answer from an address two members share could not be told apart."""
+    jana = await bot.join(2, "Jana", Role.REFERRER)
+    petr = await bot.join(3, "Petr", Role.PARTICIPANT)
+    taken = (
+        "Another member of Round Table uses that address already. Please give your own work "
+        "address."
+    )
+    # Both ask for a code for the office's mailbox; Jana confirms first.
+    await give_address(jana, "kancelar@skola.example.cz")
+    assert (await give_address(petr, "kancelar@skola.example.cz")).startswith("I have mailed")
+    rows = await code_rows(bot)
+    jana_code, _mail = await mailed_code(bot, mail_server, rows[0])
+    petr_code, _mail = await mailed_code(bot, mail_server, rows[1])
+    assert (await in_turn(jana, jana_code)).startswith("Done:")
+    assert await in_turn(petr, petr_code) == taken
+    assert (await member(bot, 3)).email is None
+    # Asked anew, it is refused at once, and the dialog waits for another address.
+    assert await give_address(petr, "KANCELAR@skola.example.cz") == taken
+    assert (await in_turn(petr, "petr@skola.example.cz")).startswith("I have mailed")
+
+
 async def test_expired_replaced_and_used_up_codes_do_not_work(
     bot: RunningBot, mail_server: MailServer, clock: FakeClock
 ) -> None:
