@@ -182,7 +182,9 @@ async def _conferences(database: Database, team: int, schools: list[int], *, now
             plan = Plan(
                 case_id=case.id, invited=dict.fromkeys(schools, True), window=defaults.window
             )
-            started = await planning.start_poll(session, actor, plan, now=now, defaults=defaults)
+            started = await planning.start_poll(
+                session, actor, plan, now=now, defaults=defaults, mail_enabled=False
+            )
             if not isinstance(started, Started):
                 raise BenchError(f"no time for team {team + 1}'s conference")
             if kind == "set":

@@ -95,6 +95,7 @@ async def plan_conference(update: Update, context: Context) -> str | int:
             ids[0],
             now=case.now,
             defaults=_defaults(context),
+            mail_enabled=context.runtime.settings.mail_enabled,
         )
     if not case.done:
         return ConversationHandler.END
@@ -176,12 +177,14 @@ async def _show_plan(
     if plan.guardians:
         guardian_row.append(("− " + _("Guardian"), f"pl:{plan.case_id}:g:x"))
     rows.append(guardian_row)
-    for index, guest in enumerate(invited_by_mail):
-        mark = "★" if guest.required else "☆"
+    # A guest's buttons name it by its key, not its place: pressed twice, or on an older
+    # plan's message, they cannot act on the guest who moved up into its place.
+    for planned, shown in zip(plan.guests, invited_by_mail, strict=True):
+        mark = "★" if shown.required else "☆"
         rows.append(
             [
-                (f"{mark} ✉ {guest.name}", f"pl:{plan.case_id}:q:{index}"),
-                ("✖ " + _("Remove"), f"pl:{plan.case_id}:u:{index}"),
+                (f"{mark} ✉ {shown.name}", f"pl:{plan.case_id}:q:{planned.key}"),
+                ("✖ " + _("Remove"), f"pl:{plan.case_id}:u:{planned.key}"),
             ]
         )
     rows.append([("+ " + _("Guest by e-mail"), f"pl:{plan.case_id}:e")])
@@ -272,11 +275,11 @@ async def _guest_step(update: Update, context: Context, plan: Plan, parts: list[
     """The plan's guest buttons (required or not, remove, the picker, add one), and the pages
     of a long list of institutions."""
     match parts:
-        case ["q", raw] if (number := parse_number(raw, digits=2)) is not None:
-            if number < len(plan.guests):
-                plan.guests[number].required = not plan.guests[number].required
-        case ["u", raw] if (number := parse_number(raw, digits=2)) is not None:
-            await _remove_guest(update, context, plan, number)
+        case ["q", key] if (guest := guests.guest_by_key(plan.guests, key)) is not None:
+            guest.required = not guest.required
+        case ["u", key] if any(guest.key == key for guest in plan.guests):
+            if not await _remove_guest(update, context, plan, key):
+                return PLANNING
         case ["e"]:
             return await _pick_guest(update, context, plan, 0)
         case ["ep", "p", raw] if (page := parse_number(raw, digits=4)) is not None:
@@ -391,11 +394,13 @@ async def _add_institution_guest(
     return case.done
 
 
-async def _remove_guest(update: Update, context: Context, plan: Plan, index: int) -> None:
+async def _remove_guest(update: Update, context: Context, plan: Plan, key: str) -> bool:
+    """Whether the guest was removed (else the refusal was answered)."""
     async with use_case(update, context, NOT_YOURS) as case:
         await guests.remove_guest(
-            case.session, case.actor, plan.case_id, plan.guests, index, now=case.now
+            case.session, case.actor, plan.case_id, plan.guests, key, now=case.now
         )
+    return case.done
 
 
 async def typed_guest_name(update: Update, context: Context) -> str | int:
@@ -488,7 +493,12 @@ async def _send_poll(update: Update, context: Context, plan: Plan) -> str | int:
     try:
         async with use_case(update, context, NOT_YOURS, already) as case:
             started = await planning.start_poll(
-                case.session, case.actor, plan, now=case.now, defaults=_defaults(context)
+                case.session,
+                case.actor,
+                plan,
+                now=case.now,
+                defaults=_defaults(context),
+                mail_enabled=context.runtime.settings.mail_enabled,
             )
     except ConferenceError:  # nobody invited: refused, and the plan stays open to fix it
         await alert(update, _("Invite at least one institution or guardian."))

@@ -12,7 +12,7 @@ from telegram.error import Forbidden, TelegramError
 
 from bot.core.i18n import N_, Translator
 from bot.core.models import InvitationKind
-from bot.services import decisions, planning, polls
+from bot.services import board, decisions, polls
 from bot.services.board import NotInPoll, PollClosed, Target, coordinator_of
 from bot.services.errors import PermissionDenied
 from bot.services.planning import Started
@@ -122,7 +122,7 @@ async def tell_unreachable(
     """
     async with context.runtime.database.reading() as session:
         coordinator = await coordinator_of(session, conference_id)
-        empty = await planning.unreachable_institutions(session, conference_id)
+        empty = await board.unreachable_institutions(session, conference_id)
     failed = {target.invitation_id for target in missed}
     institutions = [name for id_, name in empty.items() if everyone or id_ in failed]
     people = [target.recipient.name for target in missed if target.invitation_id not in empty]

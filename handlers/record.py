@@ -403,7 +403,12 @@ async def typed_review(update: Update, context: Context) -> str | int:
     conference_id = int(task_draft(context).get("conference", 0))
     async with use_case(update, context, *TASK_REFUSALS) as case:
         result = await decisions.fix_review(
-            case.session, case.actor, conference_id, moment, now=case.now
+            case.session,
+            case.actor,
+            conference_id,
+            moment,
+            now=case.now,
+            mail_enabled=context.runtime.settings.mail_enabled,
         )
     if not case.done:
         return ConversationHandler.END

@@ -400,3 +400,23 @@ async def _invitee(
         rsvp=invitation.rsvp,
         rsvp_by=rsvp_by,
     )
+
+
+async def unreachable_institutions(session: AsyncSession, conference_id: int) -> dict[int, str]:
+    """Invited institutions nobody in which can get a message now: invitation id -> name."""
+    conference = await session.get_one(Conference, conference_id)
+    invitations = await session.scalars(
+        select(Invitation)
+        .where(
+            Invitation.conference_id == conference_id,
+            Invitation.kind == InvitationKind.INSTITUTION,
+        )
+        .order_by(Invitation.id)
+    )
+    names: dict[int, str] = {}
+    for invitation in invitations:
+        people = await answerers(session, invitation, conference)
+        if not any(person.reachable for person in people):
+            institution = await session.get_one(Institution, invitation.institution_id)
+            names[invitation.id] = institution.name
+    return names

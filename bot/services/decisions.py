@@ -27,7 +27,7 @@ from bot.core.models import (
     InvitationKind,
     PollMessage,
 )
-from bot.services import audit, invitation_mail
+from bot.services import audit, guests, invitation_mail
 from bot.services.board import (
     Board,
     NotInPoll,
@@ -389,10 +389,17 @@ async def reschedule(
 
 
 async def fix_review(
-    session: AsyncSession, actor: Actor, held_id: int, starts_at: datetime, *, now: datetime
+    session: AsyncSession,
+    actor: Actor,
+    held_id: int,
+    starts_at: datetime,
+    *,
+    now: datetime,
+    mail_enabled: bool,
 ) -> Scheduled | Collision | Passed | TooFar:
     """The review conference at a date the table agreed on (typed in the district's zone): the
-    same invitees, no poll."""
+    same invitees, no poll; its guests as `guests.current_guests` (none when mail is off, an
+    institution's at its contact address as it is now)."""
     held = await own_conference(session, actor, held_id, now=now)
     case = await own_case(session, actor, held.case_id, now=now)
     await session.refresh(case, with_for_update=True)
@@ -430,7 +437,10 @@ async def fix_review(
         return late
     session.add(conference)
     await session.flush()
-    for old in await invitations_of(session, held.id):
+    invitations = await invitations_of(session, held.id)
+    for old in invitations:
+        if old.kind is InvitationKind.GUEST:
+            continue
         session.add(
             Invitation(
                 conference_id=conference.id,
@@ -439,10 +449,14 @@ async def fix_review(
                 member_id=old.member_id,
                 number=old.number,
                 required=old.required,
-                email=old.email,  # a guest's, invited by e-mail again
-                guest_name=old.guest_name,
             )
         )
+    carried = await guests.current_guests(
+        session, guests.guests_of(invitations), mail_enabled=mail_enabled
+    )
+    for invitation in guests.guest_invitations(carried):
+        invitation.conference_id = conference.id
+        session.add(invitation)
     await session.flush()
     return await _invite_at_time(
         session, actor, conference, "conference.scheduled", now=now, review_of=held.id

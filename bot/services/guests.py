@@ -10,8 +10,9 @@ when it is ticked), a named person optional; the coordinator may change either w
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.models import Institution, InstitutionKind, Invitation, InvitationKind
-from bot.services import addresses, audit
+from bot.services import addresses, audit, mailing
 from bot.services.board import own_case
 from bot.services.errors import ServiceError
 from bot.services.members import Actor
@@ -64,6 +65,15 @@ class Guest:
     name: str = ""  # a named person's; an institution's guest is named by the institution
     institution_id: int | None = None
     required: bool = False
+
+    @property
+    def key(self) -> str:
+        """What the plan's buttons name the guest by, whatever its place in the list: "i" and
+        the institution's id, or "n" and the first 8 hex digits of the SHA-256 of a named
+        person's lower-cased address (never the address itself)."""
+        if self.institution_id is not None:
+            return f"i{self.institution_id}"
+        return "n" + hashlib.sha256(self.email.lower().encode()).hexdigest()[:8]
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -166,6 +176,7 @@ async def add_institution_guest(
     _check_room(guests, institution.email, mail_enabled=mail_enabled)
     guest = Guest(institution.email, "", institution.id, required)
     guests.append(guest)
+    await mailing.clear(session, guest.email)  # given again: mail may go to it again
     await audit.acted(
         session, actor, "conference.guest_added", case, at=now, institution=institution.id
     )
@@ -190,6 +201,7 @@ async def add_named_guest(
     _check_room(guests, email, mail_enabled=mail_enabled)
     guest = Guest(email, clean, None, False)
     guests.append(guest)
+    await mailing.clear(session, email)  # given again: mail may go to it again
     await audit.acted(
         session,
         actor,
@@ -207,15 +219,17 @@ async def remove_guest(
     actor: Actor,
     case_id: int,
     guests: list[Guest],
-    index: int,
+    key: str,
     *,
     now: datetime,
 ) -> Guest | None:
-    """The guest at `index` taken out of the plan; None if there is none there (stale)."""
+    """The guest of this `key` (`Guest.key`) taken out of the plan; None if there is none
+    (a stale button: removed already, or of an older plan)."""
     case = await own_case(session, actor, case_id, now=now)
-    if not 0 <= index < len(guests):
+    guest = guest_by_key(guests, key)
+    if guest is None:
         return None
-    guest = guests.pop(index)
+    guests.remove(guest)
     await audit.acted(
         session,
         actor,
@@ -225,6 +239,11 @@ async def remove_guest(
         institution=guest.institution_id,
     )
     return guest
+
+
+def guest_by_key(guests: Iterable[Guest], key: str) -> Guest | None:
+    """The plan's guest of this `key` (`Guest.key`), or None."""
+    return next((guest for guest in guests if guest.key == key), None)
 
 
 async def guest_views(session: AsyncSession, guests: Sequence[Guest]) -> list[GuestView]:
@@ -268,3 +287,30 @@ def guests_of(invitations: Iterable[Invitation]) -> list[Guest]:
         for i in invitations
         if i.kind is InvitationKind.GUEST and i.email
     ]
+
+
+async def current_guests(
+    session: AsyncSession, guests: Iterable[Guest], *, mail_enabled: bool
+) -> list[Guest]:
+    """The guests as they can be invited now (a review conference's, carried over from the
+    last one, or a plan's when its poll starts): none when this Round Table sends no e-mail;
+    an institution's guest at the institution's contact address as it is now, left out when it
+    has none any more; an address that is another guest's already, left out."""
+    if not mail_enabled:
+        return []
+    guests = list(guests)
+    wanted = [guest.institution_id for guest in guests if guest.institution_id is not None]
+    contacts: dict[int, str | None] = {}
+    if wanted:
+        rows = await session.execute(
+            select(Institution.id, Institution.email).where(Institution.id.in_(wanted))
+        )
+        contacts = {institution_id: email for institution_id, email in rows}
+    current: list[Guest] = []
+    for guest in guests:
+        now_at = guest.email
+        if guest.institution_id is not None:
+            now_at = contacts.get(guest.institution_id) or ""
+        if now_at and not any(addresses.same(now_at, other.email) for other in current):
+            current.append(replace(guest, email=now_at))
+    return current

@@ -38,14 +38,13 @@ from bot.services import audit, invitation_mail
 from bot.services.board import (
     ConferenceError,
     Target,
-    answerers,
     district_calendar,
     invitations_of,
     no_active_conference,
     own_case,
     poll_targets,
 )
-from bot.services.guests import Guest, guest_invitations, guests_of
+from bot.services.guests import Guest, current_guests, guest_invitations, guests_of
 from bot.services.members import Actor, ensure_institution, new_code
 from scheduling.calendar import WorkingCalendar, WorkingHours
 from scheduling.slots import InviteeBusy, SlotRequest, candidates
@@ -214,8 +213,10 @@ async def new_plan(
     *,
     now: datetime,
     defaults: Defaults,
+    mail_enabled: bool,
 ) -> Plan:
-    """A plan with everything defaulted: institutions pre-ticked by the referral's concerns."""
+    """A plan with everything defaulted: institutions pre-ticked by the referral's concerns
+    (a review conference's: the last one's table, its guests as `current_guests`)."""
     case = await own_case(session, actor, case_id, now=now)
     await no_active_conference(session, case)
     choices = await _choices(session, actor)
@@ -246,6 +247,7 @@ async def new_plan(
     held = await _last_held(session, case.id)
     if held is not None:
         await _as_review(session, plan, held, district, now=now)
+        plan.guests = await current_guests(session, plan.guests, mail_enabled=mail_enabled)
     return plan
 
 
@@ -352,19 +354,22 @@ async def start_poll(
     *,
     now: datetime,
     defaults: Defaults,
+    mail_enabled: bool,
 ) -> Started | NoCandidates:
-    """Create the conference and its candidate times; who gets a poll message is returned."""
+    """Create the conference and its candidate times; who gets a poll message is returned.
+    The plan's guests are invited as `current_guests` (none when mail is off)."""
     case = await own_case(session, actor, plan.case_id, now=now)
     # One poll per case even when two coordinators send at once: the case row is locked.
     await session.refresh(case, with_for_update=True)
     await no_active_conference(session, case)
     allowed = {choice.institution_id for choice in await _choices(session, actor)}
     # An institution invited by e-mail (a guest) is not invited on Telegram as well.
-    by_mail = {guest.institution_id for guest in plan.guests}
+    by_mail_now = await current_guests(session, plan.guests, mail_enabled=mail_enabled)
+    by_mail = {guest.institution_id for guest in by_mail_now}
     invited = {
         key: value for key, value in plan.invited.items() if key in allowed and key not in by_mail
     }
-    if not invited and not plan.guardians and not plan.guests:
+    if not invited and not plan.guardians and not by_mail_now:
         raise ConferenceError("nobody invited")
     district = await session.get_one(District, actor.district_id)
     institutions = list(
@@ -402,7 +407,7 @@ async def start_poll(
                 number=number,
             )
         )
-    invitations += guest_invitations(plan.guests)
+    invitations += guest_invitations(by_mail_now)
     set_deadline(conference, district, now, defaults)
     starts = await candidate_times(
         session, district, conference, institutions, invitations, now=now, defaults=defaults
@@ -429,7 +434,7 @@ async def start_poll(
         case=case.code,
         invited=sorted(invited),
         guardians=len(plan.guardians),
-        guests=len(plan.guests),
+        guests=len(by_mail_now),
         slots=len(starts),
     )
     targets = await poll_targets(session, conference.id)
@@ -579,23 +584,3 @@ async def guardian_links(
         session.add(invite)
         links.append(GuardianLink(invitation.number, code, conference.deadline))
     return links
-
-
-async def unreachable_institutions(session: AsyncSession, conference_id: int) -> dict[int, str]:
-    """Invited institutions nobody in which can get a message now: invitation id -> name."""
-    conference = await session.get_one(Conference, conference_id)
-    invitations = await session.scalars(
-        select(Invitation)
-        .where(
-            Invitation.conference_id == conference_id,
-            Invitation.kind == InvitationKind.INSTITUTION,
-        )
-        .order_by(Invitation.id)
-    )
-    names: dict[int, str] = {}
-    for invitation in invitations:
-        people = await answerers(session, invitation, conference)
-        if not any(person.reachable for person in people):
-            institution = await session.get_one(Institution, invitation.institution_id)
-            names[invitation.id] = institution.name
-    return names

@@ -13,12 +13,14 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.crypto import Cipher
+from bot.core.mail_tables import EmailConfirmation
 from bot.core.models import (
     AuditEntry,
     Base,
     BusyTime,
     Case,
     CaseStatus,
+    Channel,
     Conference,
     HandledUpdate,
     Institution,
@@ -28,6 +30,7 @@ from bot.core.models import (
     JoinAttempt,
     Member,
     OutboxRow,
+    OutboxStatus,
     PollMessage,
     Referral,
     ReferralNote,
@@ -36,6 +39,7 @@ from bot.core.models import (
     TaskNote,
 )
 from bot.services import audit, members
+from bot.services.board import conference_subject
 from bot.services.privacy import Operator
 
 
@@ -165,15 +169,18 @@ async def _forget(session: AsyncSession, guardian: Member, *, now: datetime) -> 
     reaches the person: their name becomes GUARDIAN_LABEL, the e-mail goes, and their Telegram
     user and chat id become minus the row's id everywhere, the audit log included (Telegram's
     user ids are positive, so it can never match anyone, and the person joining again is a new
-    member). Their dialog state, busy times and join attempts are deleted."""
+    member). Their dialog state, busy times, join attempts and addresses waiting for their code
+    are deleted; the mails to them keep no address."""
     pseudonym = -guardian.id
     await members.forget_dialog_state(session, guardian)
     for query in (
         delete(HandledUpdate).where(HandledUpdate.chat_id == guardian.chat_id),
         delete(JoinAttempt).where(JoinAttempt.telegram_user_id == guardian.telegram_user_id),
         delete(BusyTime).where(BusyTime.member_id == guardian.id),
+        delete(EmailConfirmation).where(EmailConfirmation.member_id == guardian.id),
     ):
         await session.execute(query)
+    await _unaddress(session, OutboxRow.member_id == guardian.id, now=now)
     for model in (OutboxRow, InviteMessage, PollMessage):
         await session.execute(
             update(model).where(model.member_id == guardian.id).values(chat_id=pseudonym)
@@ -194,6 +201,19 @@ async def _forget(session: AsyncSession, guardian: Member, *, now: datetime) -> 
     guardian.active = False
     guardian.reachable = False
     guardian.deactivated_at = guardian.deactivated_at or now
+
+
+async def _unaddress(session: AsyncSession, rows: Any, *, now: datetime) -> None:
+    """The mail rows among `rows` (a WHERE clause on the outbox) keep no address; one still
+    waiting to go is cancelled (a mail without its address cannot go)."""
+    mail = (OutboxRow.channel == Channel.MAIL) & rows
+    waiting = OutboxRow.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING))
+    await session.execute(
+        update(OutboxRow)
+        .where(mail, waiting)
+        .values(status=OutboxStatus.CANCELLED, done_at=now, outcome="purged")
+    )
+    await session.execute(update(OutboxRow).where(mail).values(address=None))
 
 
 async def _count(session: AsyncSession, where: dict[type[Base], Any]) -> dict[str, int]:
@@ -263,7 +283,8 @@ async def purge(
 ) -> list[PastRetention]:
     """Anonymise every closed case past retention (see `wiped`; the calendar invitations and
     polls sent are deleted, and its guardians anonymised when it was their last case) and
-    every referral declined before the cutoff, mark each purged, with a `case.purged` or
+    every referral declined before the cutoff, mark each purged (the case's mails, to guests and
+    members alike, keep no address), with a `case.purged` or
     `referral.purged` audit entry naming the operator. Nothing is purged twice."""
     purged = []
     values = wiped(cipher)
@@ -274,6 +295,11 @@ async def purge(
         await _wipe(session, _rows_of(case), values)
         for model, condition in _dropped_of(case).items():
             await session.execute(delete(model).where(condition))
+        conferences = await session.scalars(
+            select(Conference.id).where(Conference.case_id == case.id)
+        )
+        subjects = [conference_subject(conference_id) for conference_id in conferences]
+        await _unaddress(session, OutboxRow.subject.in_(subjects), now=now)
         for guardian in await _guardians_to_forget(session, case):
             await _forget(session, guardian, now=now)
         await session.execute(

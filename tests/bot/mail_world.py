@@ -118,6 +118,7 @@ async def world(database: Database, clock: FakeClock, cipher: Cipher) -> World:
             ),
             now=clock.now(),
             defaults=DEFAULTS,
+            mail_enabled=True,
         )
         assert isinstance(started, Started)
         district = await members.ensure_district(session, "Cheb", now=clock.now())

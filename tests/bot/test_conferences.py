@@ -60,6 +60,7 @@ async def _start(
             Plan(case_id=case_id, invited=invited, place="OSPOD Cheb"),
             now=clock.now(),
             defaults=DEFAULTS,
+            mail_enabled=False,
         )
     assert isinstance(started, Started)
     return started
@@ -181,7 +182,13 @@ async def test_a_plan_starts_from_the_district_place_and_the_referral_concerns(
     case_id = await _case(database, clock, coordinator)
     async with database.transaction() as session:
         plan = await planning.new_plan(
-            session, coordinator, cipher, case_id, now=clock.now(), defaults=DEFAULTS
+            session,
+            coordinator,
+            cipher,
+            case_id,
+            now=clock.now(),
+            defaults=DEFAULTS,
+            mail_enabled=False,
         )
     assert plan.place == "OSPOD Cheb"  # no district place set: the coordinator's institution
     assert (plan.minutes, plan.starts_after, plan.window) == (90, 2, 15)
@@ -190,7 +197,13 @@ async def test_a_plan_starts_from_the_district_place_and_the_referral_concerns(
             session, "Cheb", place="MěÚ Cheb, zasedačka 2", now=clock.now()
         )
         plan = await planning.new_plan(
-            session, coordinator, cipher, case_id, now=clock.now(), defaults=DEFAULTS
+            session,
+            coordinator,
+            cipher,
+            case_id,
+            now=clock.now(),
+            defaults=DEFAULTS,
+            mail_enabled=False,
         )
     assert plan.place == "MěÚ Cheb, zasedačka 2"
 

@@ -56,6 +56,7 @@ from bot.core.models import (
     conversation_key,
 )
 from bot.services import (
+    addresses,
     cases,
     decisions,
     drafting,
@@ -236,7 +237,7 @@ async def _case_through_its_life(
             guardians=["link"] * len(guardians),
         )
         started = await planning.start_poll(
-            session, coordinator, plan, now=clock.now(), defaults=Defaults()
+            session, coordinator, plan, now=clock.now(), defaults=Defaults(), mail_enabled=False
         )
     assert isinstance(started, Started)
     targets = list(started.targets)
@@ -875,6 +876,8 @@ def _guardian_cases(url: str) -> tuple[Lived, Lived]:
             marie = await members.find_actor(session, MARIE.telegram_user_id)
             petr = await members.find_actor(session, PETR.telegram_user_id)
             assert marie is not None and petr is not None
+            # Her address came with a code by mail (the code's mail row and its confirmation).
+            await addresses.request_code(session, marie, CIPHER, MARIE_EMAIL, now=old_clock.now())
             await session.execute(
                 update(Member).where(Member.id == marie.member_id).values(email=MARIE_EMAIL)
             )
@@ -944,7 +947,8 @@ def test_purge_anonymises_the_guardians_whose_last_case_it_is(
     old, recent = _guardian_cases(database_url)
     # Before: Marie's name and Telegram id sit in her member row, the calendar invitations
     # and polls sent to her chat, the notifications planned for her, her dialog state, and an
-    # audit entry of a refused button.
+    # audit entry of a refused button; her address in the mail of her code and its
+    # confirmation.
     marie_before = _where_found(database_url, *_needles(MARIE))
     assert marie_before == {
         ("members", "telegram_user_id"),
@@ -954,6 +958,8 @@ def test_purge_anonymises_the_guardians_whose_last_case_it_is(
         ("poll_messages", "chat_id"),
         ("invite_messages", "chat_id"),
         ("outbox", "chat_id"),
+        ("outbox", "address"),
+        ("email_confirmations", "address"),
         ("conversation_states", "key"),
         ("user_data", "user_id"),
         ("chat_data", "chat_id"),

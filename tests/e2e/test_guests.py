@@ -87,10 +87,18 @@ async def add_named(hana: Person, name: str, address: str) -> str:
     return plan
 
 
+def guest_buttons(plan: BotMessage, name: str) -> tuple[str, str]:
+    """The callback data of a guest's ★/☆ and ✖ Remove buttons in the plan."""
+    for row in plan.buttons():
+        if len(row) == 2 and row[0][0].endswith(f"✉ {name}"):
+            return row[0][1], row[1][1]
+    raise AssertionError(f"no buttons of {name} in the plan")
+
+
 async def test_guests_are_invited_answered_for_and_named_everywhere(
     bot: RunningBot, clock: FakeClock
 ) -> None:
-    hana, jana, case_id = await the_plan(bot, ("Pediatrie Cheb", PAEDIATRICS), ("Spirála", None))
+    hana, jana, _case_id = await the_plan(bot, ("Pediatrie Cheb", PAEDIATRICS), ("Spirála", None))
 
     await hana.press("+ Guest by e-mail")
     picker = await hana.next_message()
@@ -128,7 +136,8 @@ async def test_guests_are_invited_answered_for_and_named_everywhere(
     assert f"✉ {EVA} <eva.dvorak@example.org>" in (plan.text or "")
 
     # Removed before the poll, added again, made required.
-    await hana.press_data(f"pl:{case_id}:u:1", message_id=plan.message_id)
+    _required, remove = guest_buttons(plan, EVA)
+    await hana.press_data(remove, message_id=plan.message_id)
     plan = await until(hana, "Case conference for")
     assert "eva.dvorak" not in (plan.text or "") and "Invited: 2" in (plan.text or "")
     await add_named(hana, EVA, "eva.dvorak@example.org")
@@ -211,6 +220,46 @@ async def test_guests_are_invited_answered_for_and_named_everywhere(
     ]
     assert guests[0].institution_id is not None and guests[1].institution_id is None
     assert actions.count("conference.guest_added") == 3
+    assert actions.count("conference.guest_removed") == 1
+
+
+async def test_a_guests_remove_pressed_twice_removes_that_guest_only(bot: RunningBot) -> None:
+    """The guests' buttons name each guest, not its place in the list: a double tap on the
+    first guest's Remove (or its ★ on that old message) cannot reach the guest who moved up."""
+    hana, _jana, _case_id = await the_plan(bot, ("Pediatrie Cheb", PAEDIATRICS))
+    await hana.press("+ Guest by e-mail")
+    await hana.next_message()
+    await hana.press("✉ Pediatrie Cheb")
+    await until(hana, "Case conference for")
+    await add_named(hana, EVA, "eva.dvorak@example.org")
+    plan = hana.last_bot_message()
+    required, remove = guest_buttons(plan, "Pediatrie Cheb")
+    for data in (required, remove, *guest_buttons(plan, EVA)):
+        assert "pediatrie" not in data and "eva" not in data  # never the address
+        assert len(data.encode()) <= 64
+
+    await hana.press_data(remove, message_id=plan.message_id)
+    after = await until(hana, "Case conference for")
+    assert PAEDIATRICS not in (after.text or "")
+    assert "eva.dvorak@example.org" in (after.text or "")
+    # The same button again, on the same old message: stale, Eva stays.
+    again = await hana.press_data(remove, message_id=plan.message_id)
+    assert again.text == "This button is no longer active."
+    star = await hana.press_data(required, message_id=plan.message_id)
+    assert star.text == "This button is no longer active."
+
+    await hana.press("Send the poll")
+    await until(hana, "Poll for the case conference PK-2026-0001")
+    async with bot.runtime.database.transaction() as session:
+        invited = list(
+            await session.execute(
+                select(Invitation.email, Invitation.required).where(
+                    Invitation.kind == InvitationKind.GUEST
+                )
+            )
+        )
+        actions = list(await session.scalars(select(AuditEntry.action)))
+    assert [tuple(row) for row in invited] == [("eva.dvorak@example.org", False)]
     assert actions.count("conference.guest_removed") == 1
 
 

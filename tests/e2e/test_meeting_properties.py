@@ -225,13 +225,21 @@ class MeetingDriver(Driver):
             session.add(case)
             await session.flush()
             plan = await planning.new_plan(
-                session, actor, runtime.cipher, case.id, now=now, defaults=defaults
+                session,
+                actor,
+                runtime.cipher,
+                case.id,
+                now=now,
+                defaults=defaults,
+                mail_enabled=False,
             )
             invited = await session.scalars(
                 select(Institution.id).where(Institution.name.in_(("Policie Cheb", "PPP Cheb")))
             )
             plan.invited = dict.fromkeys(invited, True)
-            started = await planning.start_poll(session, actor, plan, now=now, defaults=defaults)
+            started = await planning.start_poll(
+                session, actor, plan, now=now, defaults=defaults, mail_enabled=False
+            )
             assert isinstance(started, planning.Started)
             board = await decisions.board(session, actor, started.conference_id, now=now)
             done = await decisions.confirm(
