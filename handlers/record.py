@@ -178,7 +178,7 @@ def _pressed_message(update: Update) -> int:
 
 
 async def _drop_screen(update: Update, context: Context, screen: int) -> None:
-    """The screen above a typed answer goes: the one sent below it takes its place, so the
+    """The screen above a typed answer goes: the one sent below it next takes its place, so the
     coordinator's chat holds one screen of the record, not one per step."""
     if not screen or update.effective_chat is None:
         return
@@ -216,8 +216,8 @@ async def typed_summary(update: Update, context: Context) -> str | int:
     await delete_typed_text(update)
     if not case.done:  # refused or stale: the runner has said so
         return ConversationHandler.END
-    await show_record(update, context, conference_id, below=True)
     await _drop_screen(update, context, int(task_draft(context).get("screen", 0)))
+    await show_record(update, context, conference_id, below=True)
     return ConversationHandler.END
 
 
@@ -250,8 +250,8 @@ async def typed_title(update: Update, context: Context) -> str | int:
     if not case.done:
         return ConversationHandler.END
     text, markup = _owner_screen(choices, 0, draft, tr)
-    sent = await update.message.reply_text(text, reply_markup=markup)
     await _drop_screen(update, context, int(draft.get("screen", 0)))
+    sent = await update.message.reply_text(text, reply_markup=markup)
     draft["screen"] = sent.message_id  # the next steps edit this one
     return OWNER
 
@@ -390,9 +390,9 @@ async def _add_task(update: Update, context: Context, due_on: date) -> str | int
         # Only now: a refusal must be the pressed button's answer (a second one is not shown).
         # The record replaces the pressed screen; below a typed date it is sent anew and the
         # screen above the date goes.
-        await show_record(update, context, conference_id, below=typed)
         if typed:
             await _drop_screen(update, context, int(draft.get("screen", 0)))
+        await show_record(update, context, conference_id, below=typed)
     return ConversationHandler.END
 
 
@@ -495,8 +495,8 @@ async def _move(update: Update, context: Context, task_id: int, due_on: date) ->
     screen = int(task_draft(context).get("screen", 0))
     task_draft(context).clear()
     if case.done:
-        await edit_screen(update, context, task_id, below=True)
         await _drop_screen(update, context, screen)
+        await edit_screen(update, context, task_id, below=True)
     return ConversationHandler.END
 
 
