@@ -37,7 +37,7 @@ lint: $(STAMP)
 
 # After changing user-visible strings: refresh the catalogs, then translate the new entries.
 messages: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output \
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -k NP_:1c,2 --no-location --sort-output \
 		--project "Round Table" --width 100 -o locales/messages.pot .
 	for locale in cs en uk; do \
 		$(BIN)/pybabel update -i locales/messages.pot -d locales -l $$locale \

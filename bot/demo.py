@@ -253,7 +253,7 @@ class Story:
         await coordinator.next_message()
 
         await teacher.next_message()  # the question
-        await teacher.press("Odpověď")
+        await teacher.press("Odpovědět")
         await teacher.next_message()
         await teacher.send_text("Ano, sestru v 9.A. Rodiče o tom vědí, přijdou na schůzku.")
         await teacher.next_message()

@@ -135,7 +135,7 @@ def outcome_label(outcome: cases.Outcome, tr: Translator) -> str:
     return {
         cases.Outcome.FULFILLED: tr.gettext("Plan fulfilled"),
         cases.Outcome.HANDED_OVER: tr.gettext("Handed to another authority"),
-        cases.Outcome.OTHER: tr.gettext("Other"),
+        cases.Outcome.OTHER: tr.pgettext("case outcome", "Other"),
     }[outcome]
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
 
-from bot.core.i18n import N_, Translator
+from bot.core.i18n import N_, NP_, Translator
 from bot.core.models import InstitutionKind, Role
 from bot.services import members
 from bot.services.errors import PermissionDenied, ServiceError
@@ -32,17 +32,32 @@ PICK_INSTITUTION, NEW_NAME, NEW_KIND, PICK_ROLE = "institution", "new_name", "ne
 PAGE_SIZE = 8
 DRAFT = "invite"
 
+# "Other" is also a case outcome: the kinds have their own context (a literal, for pybabel).
+KIND = "institution kind"
 KIND_NAMES = {
-    InstitutionKind.POLICE: N_("Police"),
-    InstitutionKind.OSPOD: N_("Child protection (OSPOD)"),
-    InstitutionKind.SOCIAL_DEPARTMENT: N_("Social department"),
-    InstitutionKind.PPP: N_("Counselling centre (PPP)"),
-    InstitutionKind.SCHOOL: N_("School"),
-    InstitutionKind.PMS: N_("Probation and Mediation Service"),
-    InstitutionKind.NGO: N_("NGO"),
-    InstitutionKind.DOCTOR: N_("Doctor"),
-    InstitutionKind.PROSECUTOR: N_("Prosecutor"),
-    InstitutionKind.OTHER: N_("Other"),
+    InstitutionKind.POLICE: NP_("institution kind", "Police"),
+    InstitutionKind.OSPOD: NP_("institution kind", "Child protection (OSPOD)"),
+    InstitutionKind.SOCIAL_DEPARTMENT: NP_("institution kind", "Social department"),
+    InstitutionKind.PPP: NP_("institution kind", "Counselling centre (PPP)"),
+    InstitutionKind.SCHOOL: NP_("institution kind", "School"),
+    InstitutionKind.PMS: NP_("institution kind", "Probation and Mediation Service"),
+    InstitutionKind.NGO: NP_("institution kind", "NGO"),
+    InstitutionKind.DOCTOR: NP_("institution kind", "Doctor"),
+    InstitutionKind.PROSECUTOR: NP_("institution kind", "Prosecutor"),
+    InstitutionKind.OTHER: NP_("institution kind", "Other"),
+}
+
+# What each role may do, one line under the question which role to give.
+ROLE_DUTIES = {
+    Role.ADMIN: N_("registers institutions and people and takes leavers out."),
+    Role.COORDINATOR: N_(
+        "decides on referrals, opens cases, plans case conferences and follows the plan."
+    ),
+    Role.REFERRER: N_("reports a concern about a child and follows what happens to it."),
+    Role.PARTICIPANT: N_(
+        "answers date polls for their institution, gets invitations and reminders, and "
+        "reports on their tasks."
+    ),
 }
 
 
@@ -115,7 +130,10 @@ async def new_name(update: Update, context: Context) -> str:
         )
         return NEW_NAME
     _draft(context)["new_name"] = text
-    rows = [[(_(label), f"inv:k:{kind.value}")] for kind, label in KIND_NAMES.items()]
+    rows = [
+        [(context.tr.pgettext(KIND, label), f"inv:k:{kind.value}")]
+        for kind, label in KIND_NAMES.items()
+    ]
     rows.append([(_("Cancel"), "inv:x")])
     await answer(
         update, _("What kind of institution is {name}?").format(name=esc(text)), keyboard(rows)
@@ -148,7 +166,13 @@ async def _show_roles(update: Update, context: Context) -> str:
         for role in members.INVITABLE_ROLES.get(actor.role, ())
     ]
     rows.append([(_("Back"), "inv:back"), (_("Cancel"), "inv:x")])
-    await answer(update, _("Which role will they have?"), keyboard(rows))
+    # One line each on what the role may do, above its button.
+    duties = [
+        f"• <b>{esc(_(ROLE_NAMES[role]))}</b>: {_(ROLE_DUTIES[role])}"
+        for role in members.INVITABLE_ROLES.get(actor.role, ())
+    ]
+    text = "\n".join([_("Which role will they have?"), "", *duties])
+    await answer(update, text, keyboard(rows))
     return PICK_ROLE
 
 

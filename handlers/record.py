@@ -8,12 +8,14 @@ coordinator's edit screen (`tk:y`): both ask for a date in the same step.
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from telegram import InlineKeyboardMarkup, InputFile, Update
+from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
 
 from bot.core.i18n import Translator
@@ -50,6 +52,8 @@ from handlers.task_screens import (
 )
 from handlers.task_texts import QUICK_DUE
 from handlers.usecase import use_case
+
+logger = logging.getLogger(__name__)
 
 SUMMARY, TITLE, OWNER, DUE, REVIEW = ("summary", "title", "owner", "due", "review")
 
@@ -163,8 +167,25 @@ async def _begin_typed(update: Update, context: Context) -> bool:
     async with use_case(update, context, *TASK_REFUSALS) as case:
         conference_id = await records.recordable(case.session, case.actor, ids[0], now=case.now)
     if case.done:
-        begin_draft(context, conference=conference_id)
+        begin_draft(context, conference=conference_id, screen=_pressed_message(update))
     return case.done
+
+
+def _pressed_message(update: Update) -> int:
+    """The id of the message whose button was pressed: the screen a typed step replaces."""
+    query = update.callback_query
+    return query.message.message_id if query is not None and query.message is not None else 0
+
+
+async def _drop_screen(update: Update, context: Context, screen: int) -> None:
+    """The screen above a typed answer goes: the one sent below it next takes its place, so the
+    coordinator's chat holds one screen of the record, not one per step."""
+    if not screen or update.effective_chat is None:
+        return
+    try:
+        await context.bot.delete_message(update.effective_chat.id, screen)
+    except TelegramError as error:  # too old (48 hours) or gone already: it stays, harmless
+        logger.info("could not delete a replaced screen: %s", type(error).__name__)
 
 
 async def ask_summary(update: Update, context: Context) -> str | int:
@@ -195,7 +216,7 @@ async def typed_summary(update: Update, context: Context) -> str | int:
     await delete_typed_text(update)
     if not case.done:  # refused or stale: the runner has said so
         return ConversationHandler.END
-    await update.message.reply_text(tr.gettext("The summary is saved."))
+    await _drop_screen(update, context, int(task_draft(context).get("screen", 0)))
     await show_record(update, context, conference_id, below=True)
     return ConversationHandler.END
 
@@ -229,7 +250,9 @@ async def typed_title(update: Update, context: Context) -> str | int:
     if not case.done:
         return ConversationHandler.END
     text, markup = _owner_screen(choices, 0, draft, tr)
-    await update.message.reply_text(text, reply_markup=markup)
+    await _drop_screen(update, context, int(draft.get("screen", 0)))
+    sent = await update.message.reply_text(text, reply_markup=markup)
+    draft["screen"] = sent.message_id  # the next steps edit this one
     return OWNER
 
 
@@ -349,6 +372,7 @@ def _out_of_range_text(day: date, refused: tasks.DueOutOfRange, tr: Translator) 
 async def _add_task(update: Update, context: Context, due_on: date) -> str | int:
     draft = dict(task_draft(context))
     conference_id = int(draft["conference"])
+    typed = update.callback_query is None  # a typed date: the record goes below it
     async with use_case(update, context, *TASK_REFUSALS) as case:
         await records.add_task(
             case.session,
@@ -364,9 +388,11 @@ async def _add_task(update: Update, context: Context, due_on: date) -> str | int
     task_draft(context).clear()
     if case.done:
         # Only now: a refusal must be the pressed button's answer (a second one is not shown).
-        if update.callback_query is not None:
-            await acknowledge(update.callback_query)
-        await show_record(update, context, conference_id, below=True)
+        # The record replaces the pressed screen; below a typed date it is sent anew and the
+        # screen above the date goes.
+        if typed:
+            await _drop_screen(update, context, int(draft.get("screen", 0)))
+        await show_record(update, context, conference_id, below=typed)
     return ConversationHandler.END
 
 
@@ -433,7 +459,9 @@ async def typed_review(update: Update, context: Context) -> str | int:
             )
         )
         return REVIEW
+    screen = int(task_draft(context).get("screen", 0))
     task_draft(context).clear()
+    await _drop_screen(update, context, screen)
     await update.message.reply_text(
         tr.gettext(
             "The review conference {code} is set: {when}, {place}. Invitations go out now."
@@ -460,7 +488,7 @@ async def ask_due_date(update: Update, context: Context) -> str | int:
         await task_edits.movable_task(case.session, case.actor, ids[0], now=case.now)
     if not case.done:
         return ConversationHandler.END
-    begin_draft(context, task=ids[0])
+    begin_draft(context, task=ids[0], screen=_pressed_message(update))
     await answer(update, context.tr.gettext("Type the due date, e.g. 15.3.2027."))
     return DUE
 
@@ -469,8 +497,10 @@ async def _move(update: Update, context: Context, task_id: int, due_on: date) ->
     """A typed due date for a task: the edit screen again, below the typed date."""
     async with use_case(update, context, *TASK_REFUSALS) as case:
         await task_edits.move_due(case.session, case.actor, task_id, due_on, now=case.now)
+    screen = int(task_draft(context).get("screen", 0))
     task_draft(context).clear()
     if case.done:
+        await _drop_screen(update, context, screen)
         await edit_screen(update, context, task_id, below=True)
     return ConversationHandler.END
 

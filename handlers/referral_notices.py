@@ -91,7 +91,7 @@ def _question(notice: Notice, tr: Translator) -> Outgoing:
     head = tr.gettext("A coordinator asks about your referral {code}:").format(code=notice.code)
     return Outgoing(
         f"{head}\n\n{esc(notice.note or '')}",
-        keyboard([[(tr.gettext("Answer"), f"rf:r:{notice.referral_id}")]]),
+        keyboard([[(tr.pgettext("button", "Answer"), f"rf:r:{notice.referral_id}")]]),
         protect=True,
     )
 

@@ -149,7 +149,8 @@ def _concern_rows(draft: Draft, tr: Translator) -> list[list[tuple[str, str]]]:
             label += "…"
         mark = "✅ " if category in draft.categories else ""
         buttons.append((mark + label, f"ref:concerns:{category}"))
-    rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+    # One a row, full width: long names are not cut on a phone (the taps stay the same).
+    rows = [[button] for button in buttons]
     rows.append([(tr.gettext("Done"), "ref:concerns:done")])
     return rows
 

@@ -20,6 +20,7 @@ from handlers.task_texts import (
     notes_button,
     owner_buttons,
     owner_text,
+    quoted,
     short,
     task_line,
     task_text,
@@ -215,7 +216,7 @@ def digest_message(
         return title.format(count=len(items)), ["• " + render(item) for item in items]
 
     def task(item: overview.DigestItem) -> str:
-        return f"{item.code} «{esc(item.title)}»"
+        return f"{item.code} {quoted(item.title, tr)}"
 
     def when(item: overview.DigestItem) -> str:
         return f"{item.code}, {tr.datetime(item.when)}" if item.when else item.code

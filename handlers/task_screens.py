@@ -166,7 +166,7 @@ def record_markup(view: records.RecordView, tr: Translator) -> InlineKeyboardMar
     editable = [item for item in view.tasks if item.status is TaskStatus.OPEN][:EDITABLE]
     rows += [[("✏️ " + short(item.title), f"tk:e:{item.id}")] for item in editable]
     if view.recorded_at is None:
-        rows.append([("✅ " + _("Finish: send the tasks and the record"), f"rc:e:{conf}")])
+        rows.append([("✅ " + _("Finish: send the tasks to their owners"), f"rc:e:{conf}")])
     else:
         rows.append([("📄 " + _("The record document"), f"rc:r:{conf}")])
         rows.append([("📄 " + _("The record with the child's name"), f"rc:c:{conf}")])

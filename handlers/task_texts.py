@@ -29,8 +29,13 @@ def due_text(item: tasks.TaskItem, tr: Translator) -> str:
     return tr.gettext("due {date}").format(date=tr.day(item.due_on))
 
 
+def quoted(title: str, tr: Translator) -> str:
+    """A task's title in the quotation marks of the reader's language („…“ in Czech)."""
+    return tr.gettext("«{title}»").format(title=esc(title))
+
+
 def task_line(item: tasks.TaskItem, tr: Translator, *, owner: bool = False) -> str:
-    line = f"{esc(item.case_code)} · «{esc(item.title)}» · {due_text(item, tr)}"
+    line = f"{esc(item.case_code)} · {quoted(item.title, tr)} · {due_text(item, tr)}"
     if owner:
         line += " · " + esc(owner_text(item, tr))
     return line

@@ -15,7 +15,7 @@ from telegram.ext import (
     MessageHandler,
 )
 
-from bot.core.i18n import N_, Translator
+from bot.core.i18n import N_, NP_, Translator
 from bot.core.models import Consent, NoteKind, ReferralStatus
 from bot.services import referrals
 from bot.services.errors import PermissionDenied
@@ -59,10 +59,12 @@ STATUS_NAMES = {
     ReferralStatus.DECLINED: N_("declined"),
     ReferralStatus.DRAFT: N_("unfinished draft"),
 }
+# "Answer" is also a button: a note's kind has its own context.
+NOTE = "referral note"
 NOTE_NAMES = {
-    NoteKind.QUESTION: N_("Question"),
-    NoteKind.ANSWER: N_("Answer"),
-    NoteKind.DECLINE_REASON: N_("Reason for declining"),
+    NoteKind.QUESTION: NP_("referral note", "Question"),
+    NoteKind.ANSWER: NP_("referral note", "Answer"),
+    NoteKind.DECLINE_REASON: NP_("referral note", "Reason for declining"),
 }
 
 
@@ -181,8 +183,8 @@ def details_sections(details: Details, tr: Translator) -> list[str]:
     ]
     for note in details.notes:
         sections.append(
-            f"{_(NOTE_NAMES[note.kind])} – {esc(note.author)}, {tr.datetime(note.at)}:\n"
-            + esc(note.text)
+            f"{tr.pgettext(NOTE, NOTE_NAMES[note.kind])} – {esc(note.author)}, "
+            f"{tr.datetime(note.at)}:\n" + esc(note.text)
         )
     return sections
 

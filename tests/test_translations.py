@@ -17,7 +17,7 @@ from bot.core.config import LOCALES
 from bot.core.i18n import LOCALES_DIR, Translator
 
 ROOT = Path(__file__).resolve().parent.parent
-KEYWORDS = {**DEFAULT_KEYWORDS, "N_": None}
+KEYWORDS = {**DEFAULT_KEYWORDS, "N_": None, "NP_": ((1, "c"), 2)}
 PLACEHOLDER = re.compile(r"\{(\w*)\}")
 
 

@@ -30,6 +30,13 @@ def N_(message: str) -> str:
     return message
 
 
+def NP_(context: str, message: str) -> str:
+    """N_ with a message context: the same words with another meaning ("Other" as an
+    institution kind and as a case outcome) are another catalog entry; translated where shown
+    with Translator.pgettext(context, message)."""
+    return message
+
+
 @cache
 def _translations(locale: str) -> gettext.NullTranslations:
     """The compiled catalog of a locale, built from its .po file in memory: no build step."""
@@ -70,6 +77,10 @@ class Translator:
 
     def ngettext(self, singular: str, plural: str, count: int) -> str:
         return self._catalog.ngettext(singular, plural, count)
+
+    def pgettext(self, context: str, message: str) -> str:
+        """A message whose words mean different things in different places (see NP_)."""
+        return self._catalog.pgettext(context, message)
 
     def datetime(self, moment: dt.datetime) -> str:
         """Date and time as people write them in this locale, in the district's zone."""

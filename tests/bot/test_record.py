@@ -131,8 +131,8 @@ def test_guardians_and_parties_are_named_in_the_coordinators_language() -> None:
     assert attendance[-1][0] == "Zákonný zástupce 1"
     plan = _rows(_table_with_header(document, "Úkol"))
     assert [row[1] for row in plan[2:]] == [
-        "zákonný zástupce, dohlíží Eva Malá",
-        "dítě, dohlíží Petr Novák",
+        "zákonný zástupce; dohlíží: Eva Malá",
+        "dítě; dohlíží: Petr Novák",
     ]
 
 

@@ -155,7 +155,7 @@ def test_the_demo_writes_each_persons_transcript_calendar_files_and_records(
     stranger = (out / "stranger.txt").read_text(encoding="utf-8")
     assert "Tento odkaz s pozvánkou už byl použit." in stranger
     admin = (out / "admin.txt").read_text(encoding="utf-8")
-    assert "Členové (5)" in admin
+    assert "Uživatelé (5)" in admin
     teacher = (out / "teacher.txt").read_text(encoding="utf-8")
     assert "Kód vašeho oznámení je R-2026-0001." in teacher
     assert "Vaše oznámení R-2026-0001 bylo přijato." in teacher
@@ -180,9 +180,9 @@ def test_the_demo_writes_each_persons_transcript_calendar_files_and_records(
     assert "Bot: 📌 Úkol pro vás z případové konference:" in police
     assert "Bot: 📌 Завдання для вас із кейс-конференції:" in psychologist
     # The teacher is done early, with a note; she is never nudged.
-    assert "«Arrange tutoring»" in teacher
+    assert "„Arrange tutoring“" in teacher  # Czech quotes
     assert "Bot: ✅ Označeno jako hotové. Děkujeme!" in teacher
-    assert "Připomínka vašeho úkolu" not in teacher
+    assert "Připomenutí vašeho úkolu" not in teacher
     assert "✅ Jana Malá has done PK-2026-0001 «Arrange tutoring»." in coordinator
     assert (
         "Hana pressed [🗒 Read the notes]\nBot: 🗒 Notes on PK-2026-0001 «Arrange tutoring»:\n"
@@ -196,8 +196,8 @@ def test_the_demo_writes_each_persons_transcript_calendar_files_and_records(
     assert "Строк продовжено: «Assessment at the counselling centre» тепер до" in psychologist
     # The officer lets his slip: nudged 3 days before, on the day, the day after; a week
     # overdue the coordinator is alerted and reminds him again; then he is done.
-    assert police.count("⏰ Připomínka vašeho úkolu:") == 4
-    assert "⚠️ po termínu od" in police
+    assert police.count("⏰ Připomenutí vašeho úkolu:") == 4
+    assert "⚠️ po lhůtě od" in police
     assert "Bot: A task is a week overdue:" in coordinator
     assert "[🔔 Remind again] [👤 Reassign]\nHana pressed [🔔 Remind again]" in coordinator
     assert "Tomáš pressed [✅ Hotovo bez poznámky]" in police

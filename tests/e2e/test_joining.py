@@ -17,8 +17,8 @@ TURNED_AWAY = (
     "Please ask your coordinator for a personal invite link."
 )
 TURNED_AWAY_CS = (
-    "Tento bot slouží jen členům týmu případových konferencí. "
-    "Požádejte prosím svého koordinátora o osobní odkaz s pozvánkou."
+    "Tento bot slouží jen týmu případových konferencí. "
+    "Požádejte prosím o osobní odkaz s pozvánkou toho, kdo vás do týmu zve."
 )
 
 
@@ -63,7 +63,9 @@ async def test_an_invited_teacher_joins_picks_english_and_is_told_what_she_can_d
     teacher = sandbox.person(101, "Jana", last_name="Malá", language_code="cs")
     await teacher.send_text(f"/start {code}")
     welcome = await teacher.next_message()
-    assert welcome.text is not None and welcome.text.startswith("Vítejte v Round Table, Jana Malá!")
+    assert welcome.text is not None and welcome.text.startswith(
+        "Vítejte v Round Table! Jméno: Jana Malá"
+    )
     assert "ZŠ Hradební" in welcome.text
     assert [label for row in welcome.buttons() for label, _ in row] == [
         "Čeština",
@@ -166,7 +168,7 @@ async def test_members_change_language_and_get_help(bot: RunningBot) -> None:
     await admin.send_text("/language")
     await admin.next_message()
     await admin.press("Čeština")
-    assert ((await admin.next_message()).text or "").startswith("Budu vám psát česky.")
+    assert ((await admin.next_message()).text or "").startswith("Budeme vám psát česky.")
     menu = bot.sandbox.my_commands(scope={"type": "chat", "chat_id": admin.chat_id})
     assert [command["command"] for command in menu] == [
         "invite",

@@ -70,7 +70,7 @@ async def test_a_leaver_with_tasks_gets_nothing_more_and_the_coordinator_hands_t
     await add_task(hana, "Check attendance weekly", "Petr (Policie Cheb)", "1 week")
     await add_task(hana, "Call the class teacher", "Petr (Policie Cheb)", "2 weeks")
     recorded_on = clock.now().date()
-    await hana.press("✅ Finish: send the tasks and the record")
+    await hana.press("✅ Finish: send the tasks to their owners")
     await until(hana, "The record of PK-2026-0001")
     await each(petr, "«Check attendance weekly»", "«Call the class teacher»")
     leaver = await _member_id(bot, petr.user_id)

@@ -202,7 +202,7 @@ async def test_eight_long_notes_are_read_in_several_messages_and_audited_once(
     await until(hana, "By when?")
     await hana.press("2 weeks")
     await until(hana, "«Visit the family»")
-    await hana.press("✅ Finish: send the tasks and the record")
+    await hana.press("✅ Finish: send the tasks to their owners")
     assigned = await until(petr, "A task for you")
 
     notes = [(f"Note {n}: " + "the family was visited. " * 25)[:499] + "." for n in range(1, 9)]

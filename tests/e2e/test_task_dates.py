@@ -76,7 +76,7 @@ async def test_far_future_dates_are_refused_and_other_years_show_their_year(
     assert f"«Visit the family» · due {short} · Pavel" in (screen.text or "")
 
     # Finishing works: the owners are told.
-    await hana.press("✅ Finish: send the tasks and the record")
+    await hana.press("✅ Finish: send the tasks to their owners")
     await until(hana, "The record of PK-2026-0001")
     tutoring = await until(petr, "A task for you")
     assert "Mon, Mar 15, 2027" in (tutoring.text or "")

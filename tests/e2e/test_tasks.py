@@ -103,7 +103,6 @@ async def test_the_record_the_tasks_the_digest_the_review_and_closing(
     await hana.press("✏️ Summary")
     await until(hana, "Type the summary")
     await hana.send_text("The boy misses school on Mondays; the family agreed to support.")
-    await until(hana, "The summary is saved.")
     await until(hana, "Summary: written.")
 
     # Three tasks for three owners.
@@ -114,7 +113,7 @@ async def test_the_record_the_tasks_the_digest_the_review_and_closing(
     week, two_weeks = recorded_on + timedelta(days=7), recorded_on + timedelta(days=14)
 
     # Finishing tells every owner and gives the coordinator the record document.
-    await hana.press("✅ Finish: send the tasks and the record")
+    await hana.press("✅ Finish: send the tasks to their owners")
     document = await until(hana, "The record of PK-2026-0001")
     assert document.protect_content
     name, content, _mime = hana.document_of(document)
@@ -318,7 +317,7 @@ async def test_the_plan_changes_and_wrong_input_gets_an_answer(
     await until(hana, "«Join a football club»")
     await add_task(hana, "Visit the family", "Pavel (Policie Cheb)", "1 week")
     await add_task(hana, "Arrange tutoring", "Jana (ZŠ Hradební)", "2 weeks")
-    await hana.press("✅ Finish: send the tasks and the record")
+    await hana.press("✅ Finish: send the tasks to their owners")
     document = await until(hana, "The record of PK-2026-0001")
     record = docx.Document(io.BytesIO(hana.document_of(document)[1]))
     rows = [[c.text for c in row.cells] for t in record.tables for row in t.rows]
