@@ -180,7 +180,9 @@ async def pressed(update: Update, context: Context) -> str | int | None:
     match parts:
         case ["new"]:
             return await start_refer(update, context)
-        case ["x" | "rx"]:
+        case ["x"]:
+            return await confirm_cancel(update, context)
+        case ["xx" | "rx"]:
             return await cancel(update, context)
         case ["send"]:
             return await send(update, context)
@@ -255,8 +257,24 @@ async def send(update: Update, context: Context) -> str | int:
     return ConversationHandler.END
 
 
+async def confirm_cancel(update: Update, context: Context) -> str | int:
+    """The draft's Cancel button asks first: deleting it cannot be undone. Asking twice, or a
+    confirmation pressed after the draft is gone, changes nothing."""
+    draft = await _current_draft(context)
+    if draft is None:
+        return await _draft_gone(update, context)
+    _ = context.tr.gettext
+    await answer(
+        update,
+        _("Delete this draft? Nothing is sent."),
+        keyboard([[(_("Yes, delete"), "ref:xx")], [(_("No, keep it"), "ref:resume")]]),
+    )
+    return draft.step
+
+
 async def cancel(update: Update, context: Context) -> int:
-    """Cancel deletes the draft; while answering a question, it cancels only the answer."""
+    """Cancel confirmed (or /cancel) deletes the draft; while answering a question, it cancels
+    only the answer."""
     if context.user_data.pop(REPLY_TO, None) is not None:  # type: ignore[union-attr]
         await answer(update, context.tr.gettext("Cancelled. No answer was sent."))
         return ConversationHandler.END

@@ -312,6 +312,46 @@ async def test_cancel_deletes_the_draft_and_a_second_refer_offers_to_continue(
     assert "I did not understand that" in await text_of(teacher)
 
 
+async def test_cancel_on_the_summary_sits_below_send_and_asks_before_deleting(
+    bot: RunningBot, sandbox: BotApiSandbox
+) -> None:
+    _coordinator, teacher = await team(bot)
+    await fill_in(teacher)
+    rows = [[label for label, _data in row] for row in teacher.last_bot_message().buttons()]
+    assert rows[-2:] == [["Send"], ["Cancel"]]  # Send alone, Cancel on a row of its own
+
+    await teacher.press("Cancel")
+    asked = await teacher.next_message()
+    assert asked.text == "Delete this draft? Nothing is sent."
+    assert [[label for label, _data in row] for row in asked.buttons()] == [
+        ["Yes, delete"],
+        ["No, keep it"],
+    ]
+    await teacher.press("No, keep it")
+    assert "Please check the referral before sending it" in await text_of(teacher)
+    async with bot.runtime.database.transaction() as session:
+        assert await session.scalar(select(Referral)) is not None
+
+    await teacher.press("Cancel")  # twice: asked twice, nothing deleted
+    first = await teacher.next_message()
+    await teacher.press_data("ref:x", message_id=first.message_id)
+    assert teacher.messages[first.message_id].text == "Delete this draft? Nothing is sent."
+    async with bot.runtime.database.transaction() as session:
+        assert await session.scalar(select(Referral)) is not None
+
+    await teacher.press("Yes, delete", message_id=first.message_id)
+    cancelled = await text_of(teacher)
+    assert "Cancelled. Nothing was sent, and the draft is deleted." in cancelled
+    assert not [m for m in teacher.messages.values() if not m.deleted and CHILD in (m.text or "")]
+    async with bot.runtime.database.transaction() as session:
+        assert await session.scalar(select(Referral)) is None
+    for stale in ("ref:xx", "ref:resume"):  # the confirmation's buttons, pressed late
+        late = await teacher.press_data(stale)
+        assert (late.text or "").startswith("There is no referral in progress")
+    async with bot.runtime.database.transaction() as session:
+        assert await session.scalar(select(Referral)) is None
+
+
 async def test_a_stale_button_after_sending_changes_nothing(
     bot: RunningBot, sandbox: BotApiSandbox
 ) -> None:
