@@ -38,8 +38,8 @@ from bot.transport.telegram.processor import OrderedUpdateProcessor, note_telegr
 from bot.transport.telegram.webhook import WebhookServer
 from handlers import (
     board,
-    cases,
     case_notices,
+    cases,
     conference_notices,
     contacts,
     email,

@@ -277,9 +277,10 @@ async def tell_closed(session: AsyncSession, actor: Actor, case: Case, *, now: d
     wanted.discard(actor.member_id)
     if not wanted:
         return
-    active = set(
-        await session.scalars(select(Member.id).where(Member.id.in_(wanted), Member.active.is_(True)))
+    left = await session.scalars(
+        select(Member.id).where(Member.id.in_(wanted), Member.active.is_(False))
     )
+    active = wanted - set(left)
     await outbox.plan(
         session,
         [
