@@ -38,6 +38,7 @@ from bot.transport.telegram.processor import OrderedUpdateProcessor, note_telegr
 from bot.transport.telegram.webhook import WebhookServer
 from handlers import (
     board,
+    case_notices,
     cases,
     conference_notices,
     contacts,
@@ -166,6 +167,7 @@ def build_application(runtime: Runtime) -> RoundTableApp:
         runtime,
         {
             **conference_notices.outbox_kinds(),
+            **case_notices.outbox_kinds(),
             **referral_notices.outbox_kinds(),
             **task_notices.outbox_kinds(),
             **mail_notices.outbox_kinds(),

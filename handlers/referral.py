@@ -41,7 +41,7 @@ from handlers.common import (
     say_below,
 )
 from handlers.referral_steps import cancel_button, show_step
-from handlers.referral_texts import REPLY, emergency_text, rejection_text
+from handlers.referral_texts import REPLY, emergency_text, rejection_text, show_button
 from handlers.typed import delete_messages, unix
 from handlers.usecase import refusal, use_case
 
@@ -180,7 +180,9 @@ async def pressed(update: Update, context: Context) -> str | int | None:
     match parts:
         case ["new"]:
             return await start_refer(update, context)
-        case ["x" | "rx"]:
+        case ["x"]:
+            return await confirm_cancel(update, context)
+        case ["xx" | "rx"]:
             return await cancel(update, context)
         case ["send"]:
             return await send(update, context)
@@ -251,12 +253,32 @@ async def send(update: Update, context: Context) -> str | int:
         ),
         deleted,
     ]
-    await context.bot.send_message(chat_id, "\n\n".join(line for line in lines if line))
+    await context.bot.send_message(
+        chat_id,
+        "\n\n".join(line for line in lines if line),
+        reply_markup=keyboard([[show_button(result.referral_id, tr)]]),
+    )
     return ConversationHandler.END
 
 
+async def confirm_cancel(update: Update, context: Context) -> str | int:
+    """The draft's Cancel button asks first: deleting it cannot be undone. Asking twice, or a
+    confirmation pressed after the draft is gone, changes nothing."""
+    draft = await _current_draft(context)
+    if draft is None:
+        return await _draft_gone(update, context)
+    _ = context.tr.gettext
+    await answer(
+        update,
+        _("Delete this draft? Nothing is sent."),
+        keyboard([[(_("Yes, delete"), "ref:xx")], [(_("No, keep it"), "ref:resume")]]),
+    )
+    return draft.step
+
+
 async def cancel(update: Update, context: Context) -> int:
-    """Cancel deletes the draft; while answering a question, it cancels only the answer."""
+    """Cancel confirmed (or /cancel) deletes the draft; while answering a question, it cancels
+    only the answer."""
     if context.user_data.pop(REPLY_TO, None) is not None:  # type: ignore[union-attr]
         await answer(update, context.tr.gettext("Cancelled. No answer was sent."))
         return ConversationHandler.END
@@ -343,7 +365,8 @@ async def reply_typed(update: Update, context: Context) -> str | int:
     ]
     if result.draft_kept:
         lines.append(tr.gettext("Your unfinished referral is kept: /refer continues it."))
-    await answer(update, "\n\n".join(line for line in lines if line))
+    markup = keyboard([[show_button(referral_id, tr)]])
+    await answer(update, "\n\n".join(line for line in lines if line), markup)
     return ConversationHandler.END
 
 
@@ -360,6 +383,7 @@ async def my_referrals(update: Update, context: Context) -> None:
         await answer(update, _("You have not reported any concern yet. /refer reports one."))
         return
     lines = [_("Your referrals:")]
+    rows = []
     for item in own[:30]:
         status = _(STATUS_NAMES[item.status])
         if item.code is None:
@@ -368,9 +392,14 @@ async def my_referrals(update: Update, context: Context) -> None:
                     date=tr.date(item.at)
                 )
             )
-        else:
-            lines.append(f"{item.code} · {status} · {tr.date(item.at)}")
-    await answer(update, "\n".join(lines))
+            continue
+        if item.case_code is not None:
+            status = _("{status}: case {case}").format(status=status, case=item.case_code)
+        lines.append(f"{item.code} · {status} · {tr.date(item.at)}")
+        if item.kept:
+            label, data = show_button(item.id, tr)
+            rows.append([(f"{label}: {item.code}", data)])
+    await answer(update, "\n".join(lines), keyboard(rows) if rows else None)
 
 
 def handlers() -> HandlerList:

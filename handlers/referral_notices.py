@@ -17,7 +17,7 @@ from bot.services import referral_notices, referral_sweep, referrals
 from bot.services.referral_notices import Notice
 from bot.transport.telegram.delivery import Kind, Outgoing
 from handlers.common import Context, esc, keyboard, recipient_tr
-from handlers.referral_texts import urgency_text
+from handlers.referral_texts import show_button, urgency_text
 from handlers.typed import delete_from_chat, deletion_text
 
 NUDGE_LIST_LIMIT = 20
@@ -57,11 +57,13 @@ def _alert(notice: Notice, tr: Translator) -> Outgoing:
 
 
 def _accepted(notice: Notice, tr: Translator) -> Outgoing:
+    """Which case it became: from here on the coordinators and the participants name it so."""
     return Outgoing(
         tr.gettext(
-            "Your referral {code} was accepted. The coordinators are opening a case and will "
-            "prepare a case conference."
-        ).format(code=notice.code)
+            "Your referral {code} was accepted: case {case}. The coordinators will prepare a "
+            "case conference."
+        ).format(code=notice.code, case=notice.case_code or "–"),
+        _show(notice, tr),
     )
 
 
@@ -76,7 +78,7 @@ def _accepted_by(notice: Notice, tr: Translator) -> Outgoing:
 def _declined(notice: Notice, tr: Translator) -> Outgoing:
     """The reason, as the coordinator typed it: protected, like everything about the child."""
     head = tr.gettext("Your referral {code} was declined. The reason:").format(code=notice.code)
-    return Outgoing(f"{head}\n\n{esc(notice.note or '')}", protect=True)
+    return Outgoing(f"{head}\n\n{esc(notice.note or '')}", _show(notice, tr), protect=True)
 
 
 def _declined_by(notice: Notice, tr: Translator) -> Outgoing:
@@ -91,7 +93,14 @@ def _question(notice: Notice, tr: Translator) -> Outgoing:
     head = tr.gettext("A coordinator asks about your referral {code}:").format(code=notice.code)
     return Outgoing(
         f"{head}\n\n{esc(notice.note or '')}",
-        keyboard([[(tr.pgettext("button", "Answer"), f"rf:r:{notice.referral_id}")]]),
+        keyboard(
+            [
+                [
+                    (tr.pgettext("button", "Answer"), f"rf:r:{notice.referral_id}"),
+                    show_button(notice.referral_id, tr),
+                ]
+            ]
+        ),
         protect=True,
     )
 
@@ -114,6 +123,10 @@ def new_referral_text(notice: Notice, tr: Translator) -> str:
     if notice.danger:
         lines.append(_("⚠️ The referrer reports that the child may be in danger right now."))
     return "\n".join(lines)
+
+
+def _show(notice: Notice, tr: Translator) -> InlineKeyboardMarkup:
+    return keyboard([[show_button(notice.referral_id, tr)]])
 
 
 def _open_button(notice: Notice, tr: Translator) -> InlineKeyboardMarkup:

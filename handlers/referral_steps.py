@@ -87,7 +87,8 @@ async def show_step(
     if step == "summary":
         rows = _summary_rows(draft, tr)
         rows.append([(_("Back"), f"ref:go:{draft.previous_step()}")])
-        rows.append([(_("Send"), "ref:send"), cancel_button(tr)])
+        rows.append([(_("Send"), "ref:send")])
+        rows.append([cancel_button(tr)])  # a row of its own: never tapped for Send
         text = _summary(draft, tr)
     else:
         text = _(PROMPTS[step]).format(

@@ -103,3 +103,9 @@ def rejection_text(rejected: Rejected, step: str, tr: Translator) -> str:
         case "not_text" | "buttons":
             return _("Please answer with one of the buttons.")
     return _("Please type your answer.")
+
+
+def show_button(referral_id: int, tr: Translator) -> tuple[str, str]:
+    """The referrer's one tap to her own referral's details (protected, audited: the same read
+    as a coordinator's Open), on every message about it."""
+    return ("🔎 " + tr.gettext("Show"), f"rf:o:{referral_id}")

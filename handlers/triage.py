@@ -71,6 +71,18 @@ NOTE_NAMES = {
 NOT_ALLOWED = refusal(PermissionDenied, say=N_("You are not allowed to see this referral."))
 
 
+async def _no_longer_kept(update: Update, context: Context, gone: Exception) -> None:
+    """Show (or Open) on a referral whose details were deleted after the retention period."""
+    assert isinstance(gone, referrals.NoLongerKept)
+    text = context.tr.gettext(
+        "The details of {code} are no longer kept: they were deleted after the retention period."
+    ).format(code=gone.code)
+    await say_below(update, context, text)
+
+
+NO_LONGER_KEPT = refused_by(referrals.NoLongerKept, answer=_no_longer_kept)
+
+
 async def _decided_already(update: Update, context: Context, already: Exception) -> None:
     """Another coordinator decided first: who, and how; the decision buttons go."""
     assert isinstance(already, AlreadyDecided)
@@ -108,11 +120,12 @@ DECISION_REFUSALS = (
 
 
 async def open_referral(update: Update, context: Context) -> None:
-    """The details, on request only, protected, and audited."""
+    """The details, on request only, protected, and audited: a coordinator's Open, and the
+    referrer's Show on every message about her referral."""
     pressed = await pressed_ids(update, context, "rf:o")
     if pressed is None:
         return
-    async with use_case(update, context, NOT_ALLOWED) as run:
+    async with use_case(update, context, NOT_ALLOWED, NO_LONGER_KEPT) as run:
         details = await referrals.view(
             run.session, run.actor, context.runtime.cipher, pressed[0], now=run.now
         )

@@ -13,23 +13,28 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core import outbox
 from bot.core.db import insert_if_absent
 from bot.core.models import (
     Case,
     CaseStatus,
+    Channel,
     CodeSequence,
     Conference,
     ConferenceStatus,
     District,
+    Invitation,
     Member,
+    OutboxRow,
+    OutboxStatus,
     Referral,
     Task,
     TaskStatus,
 )
 from bot.services import audit
-from bot.services.board import ACTIVE
+from bot.services.board import ACTIVE, conference_subject
 from bot.services.errors import NotFound
-from bot.services.invitations import cancel_conference
+from bot.services.invitations import INVITE, cancel_conference
 from bot.services.members import Actor, require_coordinator
 from bot.services.tasks import TaskError, cancel, overdue
 
@@ -38,6 +43,21 @@ class Outcome(enum.StrEnum):
     FULFILLED = "fulfilled"
     HANDED_OVER = "handed_over"
     OTHER = "other"
+
+
+# Told when a case is closed: each participant of its conferences, and the referrer.
+CLOSED = "case.closed"
+CLOSED_REFERRER = "case.closed_referrer"
+
+
+@dataclass(frozen=True)
+class ClosedCase:
+    """What the closing notices say: codes and the outcome, nothing about the child."""
+
+    code: str
+    outcome: Outcome
+    referral_id: int | None
+    referral_code: str | None
 
 
 @dataclass(frozen=True)
@@ -187,8 +207,10 @@ async def close_case(
     session: AsyncSession, actor: Actor, case_id: int, outcome: Outcome, *, now: datetime
 ) -> str:
     """Closed with an outcome: open tasks cancelled, every pending notification of the case
-    cancelled, an active conference cancelled (participants get the calendar CANCEL)."""
+    cancelled, an active conference cancelled (participants get the calendar CANCEL); the
+    participants of its conferences and the referrer are told (`tell_closed`)."""
     case = await _closable(session, actor, case_id, now=now)
+    await tell_closed(session, actor, case, now=now)
     for conference_id in list(
         await session.scalars(
             select(Conference.id).where(
@@ -210,3 +232,86 @@ async def close_case(
         session, actor, "case.closed", case, at=now, case=case.code, outcome=outcome.value
     )
     return case.code
+
+
+# Telling who took part that the case is closed.
+
+
+async def participants(session: AsyncSession, case: Case) -> set[int]:
+    """The members who took part in the case's conferences: each one a calendar invitation was
+    sent to (as a cancellation finds them), and each one recorded as attending."""
+    conference_ids = list(
+        await session.scalars(select(Conference.id).where(Conference.case_id == case.id))
+    )
+    if not conference_ids:
+        return set()
+    invited = await session.scalars(
+        select(OutboxRow.member_id).where(
+            OutboxRow.subject.in_([conference_subject(c) for c in conference_ids]),
+            OutboxRow.kind == INVITE,
+            OutboxRow.channel == Channel.TELEGRAM,
+            OutboxRow.status.in_([OutboxStatus.SENT, OutboxStatus.SENDING]),
+            OutboxRow.member_id.is_not(None),
+        )
+    )
+    attended = await session.scalars(
+        select(Invitation.attendee_id).where(
+            Invitation.conference_id.in_(conference_ids),
+            Invitation.attended.is_(True),
+            Invitation.attendee_id.is_not(None),
+        )
+    )
+    return {m for m in [*invited, *attended] if m is not None}
+
+
+async def tell_closed(session: AsyncSession, actor: Actor, case: Case, *, now: datetime) -> None:
+    """Plan, in the closing transaction, the notice to each participant (not the coordinator
+    closing it, not a leaver) and to the referrer (who, if she took part, gets hers only):
+    each once, whatever is pressed twice."""
+    referrer_id = None
+    if case.referral_id is not None:
+        referrer_id = await session.scalar(
+            select(Referral.referrer_id).where(Referral.id == case.referral_id)
+        )
+    wanted = await participants(session, case) | ({referrer_id} if referrer_id else set())
+    wanted.discard(actor.member_id)
+    if not wanted:
+        return
+    left = await session.scalars(
+        select(Member.id).where(Member.id.in_(wanted), Member.active.is_(False))
+    )
+    active = wanted - set(left)
+    await outbox.plan(
+        session,
+        [
+            outbox.Planned(
+                key=f"case:{case.id}:closed:m{member_id}",
+                kind=CLOSED_REFERRER if member_id == referrer_id else CLOSED,
+                subject=f"case:{case.id}",
+                member_id=member_id,
+                due_at=now,
+                payload={"case": case.id},
+            )
+            for member_id in sorted(active)
+        ],
+        now=now,
+    )
+
+
+async def closed_case(session: AsyncSession, case_id: int) -> ClosedCase | None:
+    """The closed case as its notices show it; None if it is not closed (or already
+    anonymised), when nothing is said."""
+    case = await session.get(Case, case_id)
+    if case is None or case.status is not CaseStatus.CLOSED or case.purged_at is not None:
+        return None
+    referral_code = None
+    if case.referral_id is not None:
+        referral_code = await session.scalar(
+            select(Referral.code).where(Referral.id == case.referral_id)
+        )
+    return ClosedCase(
+        code=case.code,
+        outcome=Outcome(case.outcome or Outcome.OTHER.value),
+        referral_id=case.referral_id,
+        referral_code=referral_code,
+    )

@@ -71,6 +71,14 @@ class NotWaitingForAnswer(ReferralError):
     """An answer to a question nobody is waiting for any more."""
 
 
+class NoLongerKept(ReferralError):
+    """The referral's details were deleted after the retention period (its code is kept)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"{code} is no longer kept")
+        self.code = code
+
+
 @dataclass(frozen=True)
 class Rejected:
     """Input the step cannot take; `reason` names the rule, `params` fill its message."""
@@ -157,6 +165,9 @@ class OwnReferral:
     code: str | None  # None for the draft
     status: ReferralStatus
     at: datetime
+    id: int = 0
+    case_code: str | None = None  # the case it became, once accepted
+    kept: bool = True  # its details are still held (not deleted after the retention period)
 
 
 # The coordinators' triage, and the referrer's answer.
@@ -186,8 +197,9 @@ async def view(
     if row is None or row.status is ReferralStatus.DRAFT or not _may_read(actor, row):
         raise audit.refused(actor, "referral.view", "referral", referral_id, at=now)
     if row.purged_at is not None:
-        # Anonymised after the retention period (with its case, or declined): nothing is left.
-        raise audit.refused(actor, "referral.view", "referral", referral_id, at=now)
+        # Anonymised after the retention period (with its case, or declined): nothing is left
+        # to show, and the one who may read it is told so.
+        raise NoLongerKept(row.code or "")
     opened = await case_code(session, row.id)
     await audit_referral(session, row, actor, "referral.viewed", now=now)
     sealed = open_sealed(row, cipher)
@@ -345,13 +357,25 @@ async def queue(session: AsyncSession, actor: Actor, *, now: datetime) -> list[Q
 
 
 async def own_referrals(session: AsyncSession, actor: Actor) -> list[OwnReferral]:
-    """What a referrer may see of their referrals: code, status and date, newest first."""
-    rows = await session.scalars(
-        select(Referral)
+    """What a referrer may see of their referrals: code, status, date and the case it became,
+    newest first."""
+    rows = await session.execute(
+        select(Referral, Case.code)
+        .outerjoin(Case, Case.referral_id == Referral.id)
         .where(Referral.referrer_id == actor.member_id)
         .order_by(Referral.created_at.desc(), Referral.id.desc())
     )
-    return [OwnReferral(row.code, row.status, row.submitted_at or row.updated_at) for row in rows]
+    return [
+        OwnReferral(
+            row.code,
+            row.status,
+            row.submitted_at or row.updated_at,
+            id=row.id,
+            case_code=case,
+            kept=row.purged_at is None,
+        )
+        for row, case in rows
+    ]
 
 
 async def has_draft(session: AsyncSession, member_id: int) -> bool:

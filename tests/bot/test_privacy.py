@@ -74,7 +74,6 @@ from bot.services import (
 )
 from bot.services.board import Target
 from bot.services.decisions import Scheduled
-from bot.services.errors import PermissionDenied
 from bot.services.members import Actor
 from bot.services.planning import Defaults, Plan, Started
 from tests.bot.test_keys import stored
@@ -1111,14 +1110,14 @@ def test_purge_anonymises_a_referral_declined_longer_ago_than_the_retention(
         )
     ]
 
-    # The coordinator who opens it is refused, not shown an empty referral.
+    # The coordinator who opens it is told it is no longer kept, not shown an empty referral.
     async def coordinator_opens(database: Database) -> None:
         async with database.transaction() as session:
             actor = await members.find_actor(session, team.coordinator.chat_id)
             assert actor is not None
             await referrals.view(session, actor, CIPHER, old_id, now=datetime.now(UTC))
 
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(referrals.NoLongerKept):
         with_database(database_url, coordinator_opens)
 
     again = roundtable("purge")
@@ -1183,7 +1182,7 @@ def test_a_purged_referral_shows_nothing_and_its_export_holds_nothing_typed(
                 session, actor, CIPHER, three.old.referral_id, now=datetime.now(UTC)
             )
 
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(referrals.NoLongerKept):
         with_database(database_url, coordinator_opens_the_referral)
 
     ran = roundtable("export", "--case", three.old.code)

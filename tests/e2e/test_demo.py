@@ -158,7 +158,7 @@ def test_the_demo_writes_each_persons_transcript_calendar_files_and_records(
     assert "Uživatelé (5)" in admin
     teacher = (out / "teacher.txt").read_text(encoding="utf-8")
     assert "Kód vašeho oznámení je R-2026-0001." in teacher
-    assert "Vaše oznámení R-2026-0001 bylo přijato." in teacher
+    assert "Vaše oznámení R-2026-0001 bylo přijato: případ PK-2026-0001." in teacher
     coordinator = (out / "coordinator.txt").read_text(encoding="utf-8")
     assert "Bot: New referral R-2026-0001 from ZŠ Hradební.\n    Urgency: routine\n" in coordinator
     assert "You accepted R-2026-0001. Case PK-2026-0001 is open" in coordinator
@@ -211,6 +211,21 @@ def test_the_demo_writes_each_persons_transcript_calendar_files_and_records(
     assert "The case PK-2026-0001 is closed: Handed to another authority." in coordinator
     assert "Завдання PK-2026-0001 «Assessment at the counselling centre» скасовано" in psychologist
     assert "Нагадування про ваше завдання" not in psychologist
+    # Everyone who took part hears that it is closed and how; the teacher, who reported it, that
+    # her referral's case is closed (each once).
+    closed = "Případ PK-2026-0001 je uzavřen. Výsledek: Předáno jinému orgánu."
+    assert police.count(closed) == 1
+    assert (
+        psychologist.count("Випадок PK-2026-0001 закрито. Результат: Передано іншому органу.") == 1
+    )
+    assert closed not in teacher
+    assert (
+        teacher.count(
+            "Případ PK-2026-0001 vzniklý z vašeho oznámení R-2026-0001 je uzavřen. "
+            "Výsledek: Předáno jinému orgánu."
+        )
+        == 1
+    )
 
     # The child's name is where the teacher typed it and the coordinator triaged the referral,
     # and nowhere after the table.

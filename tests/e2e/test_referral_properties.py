@@ -113,6 +113,7 @@ STEP_NAMES = (*drafting.STEPS, "sent", "bogus", "")
 FIXED_DATA = (
     "ref:send",
     "ref:x",
+    "ref:xx",
     "ref:new",
     "ref:resume",
     "ref:fresh",
@@ -133,7 +134,7 @@ FIXED_DATA = (
     "lang:xx",
 )
 AUDITED = ("referral.asked", "referral.answered", "referral.declined", "referral.accepted")
-LEAVING = ("ref:x", "ref:resume", "ref:fresh")  # not buttons of a step
+LEAVING = ("ref:x", "ref:xx", "ref:resume", "ref:fresh")  # not buttons of a step
 
 
 def callback_data() -> st.SearchStrategy[str]:

@@ -8,7 +8,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, func, select, text
 
 from bot.core.clock import FakeClock
 from bot.core.models import (
@@ -23,7 +23,9 @@ from bot.core.models import (
     ReferralStatus,
     Role,
 )
-from bot.sandbox import BotApiSandbox, FloodLimits, Person
+from bot.sandbox import BotApiSandbox, BotMessage, FloodLimits, Person
+from bot.services import retention
+from bot.services.privacy import Operator
 from bot.services.referrals import ALERT, DECLINED, QUESTION
 from bot.transport.telegram import delivery
 from handlers import referral as referral_dialog
@@ -141,13 +143,13 @@ async def test_a_referral_takes_eleven_actions_and_the_coordinator_is_told_only_
     accepted = await next_sent(coordinator)
     assert re.search(r"You accepted R-2026-0001\. Case PK-2026-0001 is open", accepted)
     told = await text_of(teacher)
-    assert told.startswith(f"Your referral {code} was accepted.")
+    assert told.startswith(f"Your referral {code} was accepted: case PK-2026-0001.")
     async with bot.runtime.database.transaction() as session:
         case = await session.scalar(select(Case))
     assert case is not None and case.code == "PK-2026-0001"
 
     await teacher.send_text("/myreferrals")
-    assert f"{code} · accepted · " in await text_of(teacher)
+    assert f"{code} · accepted: case PK-2026-0001 · " in await text_of(teacher)
 
 
 async def test_every_part_can_be_edited_from_the_summary_and_back_goes_one_step_back(
@@ -310,6 +312,46 @@ async def test_cancel_deletes_the_draft_and_a_second_refer_offers_to_continue(
         assert await session.scalar(select(Referral)) is None
     await teacher.send_text("2015")  # the dialog is over
     assert "I did not understand that" in await text_of(teacher)
+
+
+async def test_cancel_on_the_summary_sits_below_send_and_asks_before_deleting(
+    bot: RunningBot, sandbox: BotApiSandbox
+) -> None:
+    _coordinator, teacher = await team(bot)
+    await fill_in(teacher)
+    rows = [[label for label, _data in row] for row in teacher.last_bot_message().buttons()]
+    assert rows[-2:] == [["Send"], ["Cancel"]]  # Send alone, Cancel on a row of its own
+
+    await teacher.press("Cancel")
+    asked = await teacher.next_message()
+    assert asked.text == "Delete this draft? Nothing is sent."
+    assert [[label for label, _data in row] for row in asked.buttons()] == [
+        ["Yes, delete"],
+        ["No, keep it"],
+    ]
+    await teacher.press("No, keep it")
+    assert "Please check the referral before sending it" in await text_of(teacher)
+    async with bot.runtime.database.transaction() as session:
+        assert await session.scalar(select(Referral)) is not None
+
+    await teacher.press("Cancel")  # twice: asked twice, nothing deleted
+    first = await teacher.next_message()
+    await teacher.press_data("ref:x", message_id=first.message_id)
+    assert teacher.messages[first.message_id].text == "Delete this draft? Nothing is sent."
+    async with bot.runtime.database.transaction() as session:
+        assert await session.scalar(select(Referral)) is not None
+
+    await teacher.press("Yes, delete", message_id=first.message_id)
+    cancelled = await text_of(teacher)
+    assert "Cancelled. Nothing was sent, and the draft is deleted." in cancelled
+    assert not [m for m in teacher.messages.values() if not m.deleted and CHILD in (m.text or "")]
+    async with bot.runtime.database.transaction() as session:
+        assert await session.scalar(select(Referral)) is None
+    for stale in ("ref:xx", "ref:resume"):  # the confirmation's buttons, pressed late
+        late = await teacher.press_data(stale)
+        assert (late.text or "").startswith("There is no referral in progress")
+    async with bot.runtime.database.transaction() as session:
+        assert await session.scalar(select(Referral)) is None
 
 
 async def test_a_stale_button_after_sending_changes_nothing(
@@ -496,7 +538,7 @@ async def test_two_coordinators_deciding_at_once_make_one_decision(
             )
         )
     assert len(cases) == 1 and len(decisions) == 1
-    assert (await text_of(teacher)).startswith(f"Your referral {code} was accepted.")
+    assert (await text_of(teacher)).startswith(f"Your referral {code} was accepted: case PK-")
 
 
 async def test_others_cannot_open_a_referral_and_each_refusal_is_audited(
@@ -907,3 +949,98 @@ async def test_a_referral_sent_before_alerts_went_through_the_outbox_is_alerted_
     await bot.sweep()
     await coordinator.send_text("/referrals")  # the next message: no second alert before it
     assert (await text_of(coordinator)).startswith("Referrals waiting for a decision (1)")
+
+
+async def shows_her_referral(bot: RunningBot, teacher: Person, message: BotMessage) -> str:
+    """Show on `message`: her referral's details, protected, and the read audited."""
+    async with bot.runtime.database.transaction() as session:
+        before = await session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action == "referral.viewed")
+        )
+    await teacher.press("🔎 Show", message_id=message.message_id)
+    details = await teacher.next_message()
+    assert details.protect_content and CHILD in (details.text or ""), details.text
+    assert details.buttons() == []  # nothing to decide for her
+    async with bot.runtime.database.transaction() as session:
+        after = await session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action == "referral.viewed")
+        )
+    assert after == (before or 0) + 1
+    return details.text or ""
+
+
+async def test_every_message_about_her_referral_shows_it_in_one_tap_and_names_its_case(
+    bot: RunningBot, sandbox: BotApiSandbox
+) -> None:
+    coordinator, teacher, _colleague, code = await question_asked(bot)
+    sent = next(m for m in teacher.messages.values() if (m.text or "").startswith("Sent."))
+    assert sent.buttons()[0][0][0] == "🔎 Show"
+    await shows_her_referral(bot, teacher, sent)
+
+    await coordinator.next_message()
+    await coordinator.send_text("Does he have siblings at your school?")
+    await coordinator.next_message()
+    question = await teacher.next_message()
+    assert [label for label, _data in question.buttons()[0]] == ["Answer", "🔎 Show"]
+    shown = await shows_her_referral(bot, teacher, question)
+    assert "Does he have siblings at your school?" in shown
+    await in_turn(teacher, "[Answer]", "Yes, a sister in 2.A.")
+    thanks = teacher.last_bot_message()
+    assert f"Your answer about {code} was sent" in (thanks.text or "")
+    assert "Yes, a sister in 2.A." in await shows_her_referral(bot, teacher, thanks)
+
+    await coordinator.press(f"Open {code}")
+    await coordinator.next_message()
+    await coordinator.press("Accept")
+    accepted = await teacher.next_message()
+    assert accepted.text == (
+        f"Your referral {code} was accepted: case PK-2026-0001. The coordinators will prepare "
+        "a case conference."
+    )
+    assert "accepted · PK-2026-0001" in await shows_her_referral(bot, teacher, accepted)
+    await teacher.send_text("/myreferrals")
+    listed = await teacher.next_message()
+    assert f"{code} · accepted: case PK-2026-0001 · " in (listed.text or "")
+    assert [row[0][0] for row in listed.buttons()] == [f"🔎 Show: {code}"]
+    assert CHILD not in "".join(
+        m.text or "" for m in teacher.messages.values() if m.from_bot and not m.protect_content
+    )
+
+
+async def test_show_after_the_details_are_deleted_says_they_are_no_longer_kept(
+    bot: RunningBot, sandbox: BotApiSandbox, clock: FakeClock
+) -> None:
+    coordinator, teacher = await team(bot)
+    code = await send_one(teacher, coordinator)
+    await coordinator.press(f"Open {code}")
+    await coordinator.next_message()
+    await coordinator.press("Decline")
+    await coordinator.next_message()
+    await coordinator.send_text("The family already works with OSPOD Sokolov.")
+    await coordinator.next_message()
+    declined = await teacher.next_message()
+    assert declined.protect_content and declined.buttons()[0][0][0] == "🔎 Show"
+    await shows_her_referral(bot, teacher, declined)
+
+    async with bot.runtime.database.transaction() as session:
+        purged = await retention.purge(
+            session,
+            bot.runtime.cipher,
+            Operator("test"),
+            now=clock.now() + timedelta(days=6 * 366),
+            years=5,
+        )
+    assert len(purged) == 1
+    await teacher.press("🔎 Show", message_id=declined.message_id)
+    gone = await teacher.next_message()
+    assert gone.text == (
+        f"The details of {code} are no longer kept: they were deleted after the retention period."
+    )
+    assert not gone.protect_content
+    await teacher.send_text("/myreferrals")
+    listed = await teacher.next_message()
+    assert f"{code} · declined · " in (listed.text or "") and listed.buttons() == []
