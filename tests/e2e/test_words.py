@@ -203,4 +203,4 @@ async def test_a_czech_teacher_reads_oznameni_quotes_and_the_concerns_heading(
     await coordinator.next_message()
     await coordinator.send_text("Does he have older siblings?")
     question = await until(teacher, "Dotaz z OSPOD k vašemu oznámení")
-    assert [label for row in question.buttons() for label, _ in row] == ["Odpovědět"]
+    assert [label for row in question.buttons() for label, _ in row] == ["Odpovědět", "🔎 Zobrazit"]
