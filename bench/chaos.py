@@ -700,7 +700,7 @@ class Walker:
             if part not in text:
                 story.summary_wrong.append(part)
 
-    # The poll: three times set as wanted (each tap cycles ✅ → 🤷 → ❌), then Send.
+    # The poll: three times set as wanted (each tap cycles ⬜ → ✅ → 🤷 → ❌), then Send.
 
     async def poll(self) -> None:
         message = self.newest(r"^pv:")

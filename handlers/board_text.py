@@ -111,6 +111,11 @@ def attendance_text(board: Board, tr: Translator) -> str:
 def outcome_text(board: Board, tr: Translator) -> str:
     _ = tr.gettext
     outcome = board.outcome
+    if outcome.best is not None and not any(i.answered_at for i in board.invitees):
+        # Not "(0 yes)": no time is better than another until someone answers.
+        return _("Nobody has answered yet; the first time offered is {when}.").format(
+            when=tr.slot(outcome.best.starts_at)
+        )
     if outcome.best is not None:
         text = _("Best time so far: {when} ({yes} yes)").format(
             when=tr.slot(outcome.best.starts_at), yes=outcome.yes

@@ -33,7 +33,21 @@ def _own(view: InviteView) -> Attendee | None:
 # The message and its calendar file.
 
 
-def invite_text(view: InviteView, tr: Translator, *, head: str | None = None) -> str:
+def said_yes_in_poll(view: InviteView) -> bool:
+    """An invitation, as first sent, already accepted by its reader: their "yes" to the time
+    in the poll counted (nobody answers an invitation before it reaches them)."""
+    return (
+        view.invitation_id is not None
+        and view.rsvp is Rsvp.ACCEPTED
+        and view.reader_id is not None
+        and view.rsvp_by_id == view.reader_id
+    )
+
+
+def invite_text(
+    view: InviteView, tr: Translator, *, head: str | None = None, said_yes: bool = False
+) -> str:
+    """`said_yes`: the first message of an invitation its reader's poll answer accepted."""
     _ = tr.gettext
     lines = [head] if head else []
     lines += [
@@ -41,12 +55,19 @@ def invite_text(view: InviteView, tr: Translator, *, head: str | None = None) ->
         _("{when} · {minutes} min").format(when=tr.datetime(view.starts_at), minutes=view.minutes),
         _("Place: {place}").format(place=esc(view.place)),
     ]
-    if view.previous_starts_at is not None and view.previous_starts_at != view.starts_at:
+    if view.invitation_id is not None:
         lines.append(
-            _("New time: it was {old}. Your answer is needed again.").format(
-                old=tr.datetime(view.previous_starts_at)
+            _("Invited by {name}, {institution}").format(
+                name=esc(view.inviter.name), institution=esc(view.inviter.institution)
             )
         )
+    if view.previous_starts_at is not None and view.previous_starts_at != view.starts_at:
+        changed = _("The time has changed: now {new}, before {old}.").format(
+            new=tr.datetime(view.starts_at), old=tr.datetime(view.previous_starts_at)
+        )
+        if view.invitation_id is not None:
+            changed += " " + _("Your answer is needed again.")
+        lines.append(changed)
     own = _own(view)
     if view.invitation_id is None:
         lines.append(_("You chair it. The participants' answers are on the attendance message."))
@@ -60,7 +81,14 @@ def invite_text(view: InviteView, tr: Translator, *, head: str | None = None) ->
     else:
         lines.append(_("You are invited as a guardian of the child."))
     if view.invitation_id is not None:
-        if view.rsvp is Rsvp.PENDING:
+        if said_yes and view.rsvp is Rsvp.ACCEPTED:
+            lines.append(
+                _(
+                    "You said yes to this time in the poll, so you are marked as coming; you can "
+                    "still change it."
+                )
+            )
+        elif view.rsvp is Rsvp.PENDING:
             lines.append(_("Will you come? The attached file puts it in your calendar."))
         else:
             lines.append(

@@ -13,7 +13,7 @@ from telegram.error import Forbidden, TelegramError
 from bot.core.i18n import N_, Translator
 from bot.core.models import InvitationKind
 from bot.services import board, decisions, polls
-from bot.services.board import NotInPoll, PollClosed, Target, coordinator_of
+from bot.services.board import Inviter, NotInPoll, PollClosed, Target, coordinator_of
 from bot.services.errors import PermissionDenied
 from bot.services.planning import Started
 from bot.services.polls import PollView
@@ -25,7 +25,8 @@ from scheduling.finder import Vote
 
 logger = logging.getLogger(__name__)
 
-MARKS = {Vote.YES: "✅", Vote.IF_NEED_BE: "🤷", Vote.NO: "❌"}
+# A time's mark; None: not marked yet (it counts as no when the answer is sent).
+MARKS: dict[Vote | None, str] = {Vote.YES: "✅", Vote.IF_NEED_BE: "🤷", Vote.NO: "❌", None: "⬜"}
 
 NOT_YOURS = refusal(PermissionDenied, say=N_("This is not yours to change."))
 # A poll's refusals: not the person's to answer, a time no longer in it, a poll that closed.
@@ -46,14 +47,21 @@ def poll_text(view: PollView, tr: Translator) -> str:
         )
     else:
         who = _("Enter the answers of guardian {n} (without Telegram).").format(n=invitee.number)
-    lines = [
-        _("<b>Case conference {code}</b>").format(code=view.case_code),
+    lines = [_("<b>Case conference {code}</b>").format(code=view.case_code)]
+    if invitee.kind in (InvitationKind.INSTITUTION, InvitationKind.GUARDIAN):
+        lines.append(inviter_line(view.inviter, tr))  # the coordinator's own entry needs none
+    lines += [
         _("Length {minutes} min · {place}").format(minutes=view.minutes, place=esc(view.place)),
         "",
         who,
     ]
     if view.open:
-        lines.append(_("Tap a time to change it: ✅ yes → 🤷 if need be → ❌ no. Then Send."))
+        lines.append(
+            _(
+                "Tap a time to mark it: ✅ yes → 🤷 if need be → ❌ no → ⬜ not marked. A time "
+                "left unmarked counts as no. Then Send."
+            )
+        )
         lines.append(_("Answers until {deadline}.").format(deadline=tr.datetime(view.deadline)))
     else:
         lines.append(_("The poll is closed."))
@@ -63,14 +71,23 @@ def poll_text(view: PollView, tr: Translator) -> str:
                 name=esc(invitee.answered_by), when=tr.datetime(invitee.answered_at)
             )
         )
-        if not view.open:  # no buttons any more: the answer as text
-            lines += [
-                f"{MARKS[view.sent.get(slot.id, Vote.NO)]} {tr.slot(slot.starts_at)}"
-                for slot in view.slots
-            ]
+        # What was sent stays on the message, each time with its mark.
+        lines += [
+            f"{MARKS[view.sent.get(slot.id, Vote.NO)]} {tr.slot(slot.starts_at)}"
+            for slot in view.slots
+        ]
+        if view.open:
+            lines.append(_("You can still change it: tap the times and Send again."))
     elif view.open:
         lines.append(_("Nobody has answered yet."))
     return "\n".join(lines)
+
+
+def inviter_line(inviter: Inviter, tr: Translator) -> str:
+    """Who invites: the coordinator and their institution."""
+    return tr.gettext("Invited by {name}, {institution}").format(
+        name=esc(inviter.name), institution=esc(inviter.institution)
+    )
 
 
 def poll_markup(view: PollView, tr: Translator) -> InlineKeyboardMarkup | None:

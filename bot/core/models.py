@@ -473,7 +473,7 @@ class PollMessage(Base):
     chat_id: Mapped[int] = mapped_column(BigInteger)
     message_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     # {slot id: vote} not yet sent; the slots' ids as strings (JSON keys).
-    pending: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    pending: Mapped[dict[str, str | None]] = mapped_column(JSON, default=dict)
 
 
 class BusyTime(Base):

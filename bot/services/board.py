@@ -234,6 +234,20 @@ def as_recipient(member: Member) -> Recipient:
     return Recipient(member.id, member.chat_id, member.locale, member.display_name)
 
 
+@dataclass(frozen=True)
+class Inviter:
+    """Who invites to a conference, as polls and invitations name them."""
+
+    name: str  # the coordinator
+    institution: str  # theirs
+
+
+async def inviter_of(session: AsyncSession, conference: Conference) -> Inviter:
+    coordinator = await session.get_one(Member, conference.coordinator_id)
+    institution = await session.get_one(Institution, coordinator.institution_id)
+    return Inviter(coordinator.display_name, institution.name)
+
+
 async def coordinator_of(session: AsyncSession, conference_id: int) -> Recipient:
     conference = await session.get_one(Conference, conference_id)
     return as_recipient(await session.get_one(Member, conference.coordinator_id))

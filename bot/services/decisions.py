@@ -27,7 +27,7 @@ from bot.core.models import (
     InvitationKind,
     PollMessage,
 )
-from bot.services import audit, guests, invitation_mail
+from bot.services import audit, guests, invitation_mail, replies
 from bot.services.board import (
     Board,
     NotInPoll,
@@ -159,7 +159,9 @@ async def confirm(
     if done.rowcount != 1:  # type: ignore[attr-defined]
         raise PollClosed("already decided")
     await session.refresh(conference)
-    return await _invite_at_time(session, actor, conference, "conference.scheduled", now=now)
+    return await _invite_at_time(
+        session, actor, conference, "conference.scheduled", now=now, said_yes=slot.id
+    )
 
 
 async def _invite_at_time(
@@ -169,12 +171,17 @@ async def _invite_at_time(
     action: str,
     *,
     now: datetime,
+    said_yes: int | None = None,
     **details: object,
 ) -> Scheduled:
     """A conference that has its time: everyone invited, the time audited, the coordinator told.
-    Invitations go out through the outbox, planned in this transaction: nothing is lost."""
+    Invitations go out through the outbox, planned in this transaction: nothing is lost. A time
+    from the poll (`said_yes`: its slot) counts a "yes" to it as accepting the invitation; a new
+    time chosen directly asks everyone (nobody answered for it)."""
     assert conference.starts_at is not None
     await invite_everyone(session, conference, now=now)
+    if said_yes is not None:
+        await replies.accept_poll_yes(session, conference, said_yes, now=now)
     case = await session.get_one(Case, conference.case_id)
     starts_at = conference.starts_at.isoformat()
     await audit.acted(

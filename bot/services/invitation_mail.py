@@ -327,6 +327,7 @@ class PollMail:
     case_code: str
     guest_name: str
     coordinator: str
+    institution: str  # the coordinator's
     district: str
     minutes: int
     place: str
@@ -363,6 +364,7 @@ async def poll_mail(
         case_code=case.code,
         guest_name=await guest_name(session, invitation),
         coordinator=coordinator.display_name,
+        institution=(await session.get_one(Institution, coordinator.institution_id)).name,
         district=district.name,
         minutes=conference.duration_minutes,
         place=conference.place,

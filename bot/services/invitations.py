@@ -42,11 +42,13 @@ from bot.services.board import (
     ACTIVE,
     Board,
     ConferenceError,
+    Inviter,
     answerers,
     board_of,
     conference_subject,
     district_calendar,
     invitations_of,
+    inviter_of,
     own_conference,
 )
 from bot.services.members import Actor
@@ -93,6 +95,7 @@ class InviteView:
     zone: ZoneInfo
     organizer_name: str
     organizer_address: str
+    inviter: Inviter  # the coordinator and their institution
     chair: Attendee
     attendees: tuple[Attendee, ...]
     rsvp: Rsvp
@@ -466,6 +469,7 @@ async def view_of(
         zone=ZoneInfo(district.timezone),
         organizer_name=district.name,
         organizer_address=mailbox or district.mailbox or f"conference@{PLACEHOLDER_DOMAIN}",
+        inviter=await inviter_of(session, conference),
         chair=chair,
         attendees=attendees,
         rsvp=invitation.rsvp if invitation else Rsvp.ACCEPTED,

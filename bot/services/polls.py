@@ -32,6 +32,7 @@ from bot.services import audit, invitation_mail
 from bot.services.board import (
     Board,
     Invitee,
+    Inviter,
     NotInPoll,
     PollClosed,
     Recipient,
@@ -43,12 +44,20 @@ from bot.services.board import (
     conference_subject,
     current_slots,
     invitee_views,
+    inviter_of,
     poll_targets,
 )
 from bot.services.members import Actor
 from scheduling.finder import Vote
 
-CYCLE = {Vote.NO: Vote.YES, Vote.YES: Vote.IF_NEED_BE, Vote.IF_NEED_BE: Vote.NO}
+# A time's mark in the answer being put together: not marked yet (None) → yes → if need be →
+# no → not marked. A time left unmarked counts as no when the answer is sent.
+CYCLE: dict[Vote | None, Vote | None] = {
+    None: Vote.YES,
+    Vote.YES: Vote.IF_NEED_BE,
+    Vote.IF_NEED_BE: Vote.NO,
+    Vote.NO: None,
+}
 
 
 @dataclass(frozen=True)
@@ -60,9 +69,10 @@ class PollView:
     case_code: str
     minutes: int
     place: str
+    inviter: Inviter
     deadline: datetime
     slots: list[Slot]
-    votes: dict[int, Vote]  # slot id -> the answer being put together (pending or sent)
+    votes: dict[int, Vote | None]  # slot id -> the answer being put together; None: unmarked
     sent: dict[int, Vote]  # slot id -> the answer sent for the invitation
     open: bool
     round: int
@@ -104,7 +114,8 @@ async def poll_of(session: AsyncSession, target: Target, *, now: datetime) -> Po
 async def toggle(
     session: AsyncSession, actor: Actor, invitation_id: int, slot_id: int, *, now: datetime
 ) -> PollView:
-    """One tap on a time: no → yes → if need be → no, in the answer being put together."""
+    """One tap on a time: unmarked → yes → if need be → no → unmarked, in the answer being put
+    together."""
     invitation, conference = await _answerable(session, actor, invitation_id, now=now)
     _require_open(conference, now)
     slots = await current_slots(session, conference)
@@ -114,9 +125,8 @@ async def toggle(
     message = await _message(session, invitation, actor)
     sent = await _sent_votes(session, invitation.id)
     votes = _working(sent, message, ids)
-    message.pending = {str(key): value.value for key, value in votes.items()} | {
-        str(slot_id): CYCLE[votes[slot_id]].value
-    }
+    votes[slot_id] = CYCLE[votes[slot_id]]
+    message.pending = _pending(votes)
     return await _poll_view(
         session, invitation, conference, message, now=now, slots=slots, sent=sent
     )
@@ -125,7 +135,8 @@ async def toggle(
 async def send_answer(
     session: AsyncSession, actor: Actor, invitation_id: int, round_: int, *, now: datetime
 ) -> Answered:
-    """The answer put together is the invitation's answer now (it replaces an earlier one).
+    """The answer put together is the invitation's answer now (it replaces an earlier one); a
+    time left unmarked is a no.
 
     The conference's row is locked first: answers to one poll are taken one at a time, so two
     members of an institution sending at once, or the last two required invitees, never miss
@@ -145,7 +156,7 @@ async def send_answer(
         )
     )
     session.add_all(
-        SlotAnswer(invitation_id=invitation.id, slot_id=slot, vote=vote.value)
+        SlotAnswer(invitation_id=invitation.id, slot_id=slot, vote=(vote or Vote.NO).value)
         for slot, vote in votes.items()
     )
     invitation.answered_by_id = actor.member_id
@@ -245,14 +256,24 @@ async def _sent_votes(session: AsyncSession, invitation_id: int) -> dict[int, Vo
 
 async def _working_votes(
     session: AsyncSession, invitation: Invitation, message: PollMessage, slots: Sequence[int]
-) -> dict[int, Vote]:
+) -> dict[int, Vote | None]:
     return _working(await _sent_votes(session, invitation.id), message, slots)
 
 
-def _working(sent: dict[int, Vote], message: PollMessage, slots: Sequence[int]) -> dict[int, Vote]:
-    """The answer being put together: what this member tapped, else what was sent, else no."""
-    pending = {int(key): Vote(value) for key, value in (message.pending or {}).items()}
-    return {slot: pending.get(slot, sent.get(slot, Vote.NO)) for slot in slots}
+def _working(
+    sent: dict[int, Vote], message: PollMessage, slots: Sequence[int]
+) -> dict[int, Vote | None]:
+    """The answer being put together: what this member tapped (also back to unmarked), else
+    what was sent, else unmarked (None)."""
+    pending = {
+        int(key): Vote(value) if value else None for key, value in (message.pending or {}).items()
+    }
+    return {slot: pending[slot] if slot in pending else sent.get(slot) for slot in slots}
+
+
+def _pending(votes: dict[int, Vote | None]) -> dict[str, str | None]:
+    """The answer being put together, as the poll message's row keeps it."""
+    return {str(key): value.value if value else None for key, value in votes.items()}
 
 
 async def _poll_view(
@@ -277,6 +298,7 @@ async def _poll_view(
         case_code=case.code,
         minutes=conference.duration_minutes,
         place=conference.place,
+        inviter=await inviter_of(session, conference),
         deadline=conference.deadline,
         slots=slots,
         votes=_working(sent, message, [slot.id for slot in slots]),
@@ -503,7 +525,7 @@ async def mark_busy_in_polls(
                 votes[slot.id] = Vote.NO
                 changed = True
         if changed:
-            message.pending = {str(key): value.value for key, value in votes.items()}
+            message.pending = _pending(votes)
             views.append(await _poll_view(session, invitation, conference, message, now=now))
     return views
 

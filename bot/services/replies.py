@@ -25,6 +25,7 @@ from bot.core.models import (
     InviteMessage,
     Member,
     Rsvp,
+    SlotAnswer,
 )
 from bot.services import audit, invitation_mail
 from bot.services.board import (
@@ -33,6 +34,7 @@ from bot.services.board import (
     Invitee,
     answerers,
     board_of,
+    invitations_of,
     invitee_views,
 )
 from bot.services.invitations import (
@@ -47,6 +49,7 @@ from bot.services.invitations import (
     view_of,
 )
 from bot.services.members import Actor
+from scheduling.finder import Vote
 
 REASON_MAX = 300
 
@@ -130,6 +133,37 @@ async def record_answer(
         assert cipher is not None, "a reason is stored encrypted"
         await _keep_reason(session, conference, invitation, reason, cipher=cipher, now=now)
     return flagged
+
+
+async def accept_poll_yes(
+    session: AsyncSession, conference: Conference, slot_id: int, *, now: datetime
+) -> int:
+    """The time confirmed from the poll: an invitation whose poll answer for it was yes starts
+    as accepted (as if whoever answered the poll had accepted: their reminders planned, the
+    nudge to answer cancelled), a guest's too (entered by the coordinator: reminded by mail).
+    The invitation still goes and the answer can be changed; the others are asked as before.
+    Called once everyone is invited; returns how many were accepted."""
+    yes = set(
+        await session.scalars(
+            select(SlotAnswer.invitation_id).where(
+                SlotAnswer.slot_id == slot_id, SlotAnswer.vote == Vote.YES.value
+            )
+        )
+    )
+    accepted = 0
+    for invitation in await invitations_of(session, conference.id):
+        if invitation.id not in yes or invitation.answered_at is None:
+            continue
+        member = None  # a guest's or an offline guardian's answer, entered by the coordinator
+        if invitation.kind in (InvitationKind.INSTITUTION, InvitationKind.GUARDIAN):
+            if invitation.answered_by_id is None:
+                continue
+            member = await session.get_one(Member, invitation.answered_by_id)
+            if not member.active:  # left since: the institution is asked as before
+                continue
+        await record_answer(session, conference, invitation, Rsvp.ACCEPTED, member, now=now)
+        accepted += 1
+    return accepted
 
 
 async def give_reason(

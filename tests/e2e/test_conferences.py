@@ -34,7 +34,7 @@ from bot.sandbox.models import BotMessage
 from tests.e2e.conftest import RunningBot
 
 PRAGUE = ZoneInfo("Europe/Prague")
-SLOT = re.compile(r"^(✅|🤷|❌) (.+)$")
+SLOT = re.compile(r"^(✅|🤷|❌|⬜) (.+)$")
 
 
 @pytest.fixture
@@ -103,7 +103,8 @@ def slot_buttons(message: BotMessage) -> list[tuple[str, str]]:
 
 
 async def answer_poll(person: Person, poll: BotMessage, taps: dict[int, int]) -> BotMessage:
-    """Tap the times (index -> number of taps: 1 yes, 2 if need be), then Send."""
+    """Tap the times (index -> number of taps from unmarked: 1 yes, 2 if need be, 3 no; a time
+    not tapped stays unmarked and counts as no), then Send."""
     message_id = poll.message_id
     for index, count in taps.items():
         for _ in range(count):
@@ -217,7 +218,7 @@ async def test_five_institutions_and_a_guardian_find_a_date_in_one_poll(
         assert "Length 90 min · OSPOD Cheb" in (poll.text or "")
     times = [time for _mark, time in slot_buttons(polls["jana"])]
     assert len(times) == 8
-    assert all(mark == "❌" for mark, _t in slot_buttons(polls["jana"]))
+    assert all(mark == "⬜" for mark, _t in slot_buttons(polls["jana"]))  # nothing marked yet
     # The police mornings are out: every time is in the afternoon, spread over the window.
     assert all(time.endswith("PM") for time in times), times
     days = {time.rsplit(" ", 1)[0] for time in times}  # "Tue, Dec 1" (then 1:00\u202fPM)
@@ -263,7 +264,12 @@ async def test_five_institutions_and_a_guardian_find_a_date_in_one_poll(
     assert "If need be: PMS Cheb" in (offer.text or "")
     await hana.press(f"Confirm {times[0]}")
     await until(hana, "The case conference PK-2026-0001 is set for")
-    for person in (jana, petr, olga, marek, nina, guardian):
+    # Who said yes to the time is marked as coming; probation (if need be) and the NGO (no
+    # answer for it) are asked.
+    for person in (jana, petr, olga, guardian):
+        invited = await until(person, "You said yes to this time in the poll")
+        assert "Will you come?" not in (invited.caption or "")
+    for person in (marek, nina):
         invited = await until(person, "Will you come?")  # the invitation (test_invitations)
         assert "· 90 min" in (invited.caption or "") and "Place: OSPOD Cheb" in (
             invited.caption or ""

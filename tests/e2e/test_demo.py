@@ -147,7 +147,7 @@ def test_the_demo_writes_each_persons_transcript_calendar_files_and_records(
     assert invitations == [("REQUEST", 0), ("REQUEST", 1), ("REQUEST", 0), ("CANCEL", 1)]
     paediatrician = (out / "paediatrician.txt").read_text(encoding="utf-8")
     assert "Hana Králová se vás do 26. 11. 2026 8:00 zeptá" in paediatrician
-    assert "Termín se změnil: nyní 26. 11. 2026 8:00, dříve 27. 11. 2026 8:00." in paediatrician
+    assert "Termín se změnil: nově 26. 11. 2026 8:00, původně 27. 11. 2026 8:00." in paediatrician
     assert not CHILD.search(paediatrician)
 
     psychologist = (out / "psychologist.txt").read_text(encoding="utf-8")

@@ -180,7 +180,8 @@ async def test_guests_are_invited_answered_for_and_named_everywhere(
     await until(hana, "The case conference PK-2026-0001 is set for")
     attendance = await until(hana, "Set for")
     assert "⏳ ☆ ✉ Pediatrie Cheb – nobody can be reached" in (attendance.text or "")
-    assert f"⏳ ★ ✉ {EVA}\n" in (attendance.text or "") + "\n"
+    # Eva's yes to the confirmed time, entered by Hana, is her acceptance already.
+    assert f"✅ ★ ✉ {EVA}\n" in (attendance.text or "") + "\n"
     assert "@" not in (attendance.text or "")
 
     # After the conference: the attendance names the guests, and one tap records who came.
@@ -194,7 +195,8 @@ async def test_guests_are_invited_answered_for_and_named_everywhere(
     await until(hana, "Record of the case conference PK-2026-0001")
     await hana.press("👥 Attendance")
     screen = await until(hana, "one tap per participant")
-    assert "❌ ✉ Pediatrie Cheb" in labels(screen) and f"❌ ✉ {EVA}" in labels(screen)
+    # Eva accepted (her yes in the poll): she is taken to have come; the practice is not.
+    assert "❌ ✉ Pediatrie Cheb" in labels(screen) and f"✅ ✉ {EVA}: —" in labels(screen)
     await hana.press("❌ ✉ Pediatrie Cheb")
     screen = await until(hana, "one tap per participant")
     assert "✅ ✉ Pediatrie Cheb: —" in labels(screen)

@@ -85,7 +85,8 @@ async def team(bot: RunningBot) -> dict[str, Person]:
 
 
 async def scheduled(bot: RunningBot, people: dict[str, Person]) -> datetime:
-    """Plan with the defaults, both institutions answer yes to the first time, Hana confirms."""
+    """Plan with the defaults, both institutions answer "if need be" to the first time (a yes
+    would accept the invitation already), Hana confirms."""
     hana, jana, petr = people["hana"], people["jana"], people["petr"]
     await open_case(bot, "Hana", "Jana", ["crime"])
     await hana.send_text("/cases")
@@ -96,8 +97,8 @@ async def scheduled(bot: RunningBot, people: dict[str, Person]) -> datetime:
     school = await until(jana, "When can ZŠ Hradební come?")
     police = await until(petr, "When can Policie Cheb come?")
     first = slot_buttons(school)[0][1]
-    await answer_poll(jana, school, {0: 1})
-    await answer_poll(petr, police, {0: 1})
+    await answer_poll(jana, school, {0: 2})
+    await answer_poll(petr, police, {0: 2})
     await until(hana, "Every required invitee has answered")
     await hana.press(f"Confirm {first}")
     await until(hana, "The case conference PK-2026-0001 is set for")
@@ -293,7 +294,7 @@ async def test_a_colleague_a_new_date_and_a_cancellation(bot: RunningBot, clock:
     assert conference.starts_at is not None and conference.starts_at != starts
     assert bot.runtime.translator("en").datetime(conference.starts_at) in (moved.text or "")
     for person in (jana, petr, pavel):
-        again = await until(person, "New time: it was")
+        again = await until(person, "The time has changed: now")
         assert bot.runtime.translator("en").datetime(starts) in (again.caption or "")
         event = event_of(parsed(person, again)[0])
         assert str(event["UID"]) == str(first_ics["UID"]) and int(str(event["SEQUENCE"])) == 1
@@ -358,7 +359,7 @@ async def test_a_restart_between_planning_and_sending_and_a_blocked_participant(
     await until(hana, "Poll for the case conference")
     for name in ("jana", "petr"):
         poll = await until(people[name], "When can")
-        await answer_poll(people[name], poll, {0: 1})
+        await answer_poll(people[name], poll, {0: 2})
     stop.set()
     await asyncio.wait_for(task, timeout=30)
 

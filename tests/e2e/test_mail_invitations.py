@@ -122,16 +122,17 @@ async def test_a_guest_is_invited_by_mail_and_answers_from_their_calendar(
     board = await until(hana, "Poll for the case conference PK-2026-0001")
     poll_mail = await doctor.next_mail()
     assert "PK-2026-0001" in str(poll_mail.message["Subject"])
+    assert "Svolává: Hana, OSPOD Cheb" in _text(poll_mail)  # who asks (in Czech, a guest's)
     assert calendar_part(poll_mail.message) is None  # the times, as text: no event yet
 
     # Hana enters the paediatrician's answers (as for a guardian without Telegram); the
     # school and the police answer in the chat; the first time is confirmed.
     await hana.press("✍ Answers of ✉ Pediatrie Cheb", message_id=board.message_id)
     entered = await until(hana, "invited by e-mail")
-    await answer_poll(hana, entered, {0: 1})
+    await answer_poll(hana, entered, {0: 1})  # the practice: yes
     for person in (jana, petr):
         poll = await until(person, "When can")
-        await answer_poll(person, poll, {0: 1})
+        await answer_poll(person, poll, {0: 2})  # if need be: asked again by the invitation
     offer = await until(hana, "Every required invitee has answered")
     confirm = next(t for row in offer.buttons() for t, _d in row if "Confirm" in t)
     await hana.press(confirm, message_id=offer.message_id)
@@ -153,13 +154,17 @@ async def test_a_guest_is_invited_by_mail_and_answers_from_their_calendar(
     assert "PK-2026-0001" in _text(invitation) and "@" not in _text(invitation).replace(
         ORGANIZER, ""
     )
+    # The practice's yes to this time counts: the mail says so, and who invites.
+    text = _text(invitation)
+    assert "vaše odpověď „ano“, proto s vaší účastí počítáme; můžete to ještě změnit." in text
+    assert "Svolává: Hana, OSPOD Cheb" in text
     # Jana has a confirmed address: she gets the mail too, beside the chat's invitation.
     await until(jana, "Will you come?")
     _method, hers = _event(await teacher.next_mail())
     assert [a for a in _attendees(hers) if not a.endswith(".invalid")] == [JANA]
 
-    # The guest's calendar accepts: the REPLY lands in the mailbox, the bot reads it and
-    # the coordinator's board shows it.
+    # The guest's calendar accepts (it already counts as accepted): the REPLY lands in the
+    # mailbox, the bot reads it and the coordinator's board shows it.
     await mailbox.deliver(doctor.reply(invitation, "ACCEPTED", at=clock.now()))
     await read_mailbox(bot)
     attendance = await until(hana, "Accepted 1")

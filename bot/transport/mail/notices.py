@@ -128,6 +128,19 @@ class _Notices:
         else:
             subject = _("Invitation: case conference {code}").format(code=view.case_code)
         body = _invitation_body(view, tr)
+        if (
+            view.invitation_id is not None
+            and not moved
+            and view.rsvp is Rsvp.ACCEPTED
+            and view.rsvp_by_id == view.reader_id  # the reader's own (a guest's: None)
+        ):
+            # Accepted before it could be answered: the "yes" to this time in the poll.
+            body.lines.append(
+                _(
+                    "You said yes to this time in the poll, so you are marked as coming; you can "
+                    "still change it."
+                )
+            )
         if view.invitation_id is not None:
             if view.reader_id is None:
                 body.lines.append(_("Please answer with your calendar's buttons."))
@@ -242,6 +255,12 @@ def _invitation_body(view: InviteView, tr: Translator, *, head: str | None = Non
         _("{when} · {minutes} min").format(when=tr.datetime(view.starts_at), minutes=view.minutes),
         _("Place: {place}").format(place=view.place),
     ]
+    if view.invitation_id is not None:
+        lines.append(
+            _("Invited by {name}, {institution}").format(
+                name=view.inviter.name, institution=view.inviter.institution
+            )
+        )
     if view.previous_starts_at is not None and view.previous_starts_at != view.starts_at:
         lines.append(
             _("The time has changed: now {new}, before {old}.").format(
@@ -279,9 +298,12 @@ def _poll_body(poll: PollMail, tr: Translator, *, nudge: bool) -> _Body:
         ).format(code=poll.case_code, minutes=poll.minutes, place=poll.place)
     )
     after = [
+        _("Invited by {name}, {institution}").format(
+            name=poll.coordinator, institution=poll.institution
+        ),
         _("{coordinator} will ask you which of them suit you, before {deadline}.").format(
             coordinator=poll.coordinator, deadline=tr.datetime(poll.deadline)
-        )
+        ),
     ]
     return _Body(
         _("Case conference {code}").format(code=poll.case_code),
