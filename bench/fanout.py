@@ -27,8 +27,6 @@ from bot.core import migrate, outbox
 from bot.core.crypto import Cipher
 from bot.core.db import Database
 from bot.core.models import (
-    Conference,
-    ConferenceStatus,
     InstitutionKind,
     Invitation,
     InvitationKind,
@@ -82,26 +80,15 @@ async def seed(url: str, *, now: datetime) -> None:
             case = await world.open_case(
                 session, "P-2026-0001", district.id, coordinator.id, now=now
             )
-            conference = Conference(
-                case_id=case.id,
-                district_id=district.id,
-                coordinator_id=coordinator.id,
-                status=ConferenceStatus.SCHEDULED,
-                duration_minutes=90,
-                place="MěÚ Cheb, zasedačka 2",
-                window_first=now.date(),
-                window_last=starts_at.date(),
-                deadline=now,
-                nudge_at=now,
+            conference = await world.scheduled_conference(
+                session,
+                case,
                 starts_at=starts_at,
+                uid="fanout-bench@roundtable",
+                now=now,
                 created_at=now - timedelta(days=7),
                 decided_at=now - timedelta(days=1),
-                uid="fanout-bench@roundtable",
-                sequence=0,
-                invited_starts_at=starts_at,
             )
-            session.add(conference)
-            await session.flush()
             # One institution per invitee, as a conference invites institutions.
             institutions = await world.insert_schools(
                 session, district.id, [f"ZŠ {number}" for number in range(REMINDERS)], now=now

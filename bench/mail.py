@@ -43,7 +43,6 @@ from bot.core.models import (
     Case,
     Channel,
     Conference,
-    ConferenceStatus,
     InstitutionKind,
     OutboxRow,
     OutboxStatus,
@@ -102,26 +101,15 @@ async def seed(url: str, *, now: datetime, mails: int) -> None:
             case = await world.open_case(
                 session, "PK-2026-0001", district.id, coordinator.id, now=now
             )
-            conference = Conference(
-                case_id=case.id,
-                district_id=district.id,
-                coordinator_id=coordinator.id,
-                status=ConferenceStatus.SCHEDULED,
-                duration_minutes=90,
-                place="MěÚ Cheb, zasedačka 2",
-                window_first=now.date(),
-                window_last=starts_at.date(),
-                deadline=now,
-                nudge_at=now,
+            conference = await world.scheduled_conference(
+                session,
+                case,
                 starts_at=starts_at,
+                uid="mail-bench@roundtable",
+                now=now,
                 created_at=now - timedelta(days=7),
                 decided_at=now - timedelta(days=1),
-                uid="mail-bench@roundtable",
-                sequence=0,
-                invited_starts_at=starts_at,
             )
-            session.add(conference)
-            await session.flush()
             subject = f"conference:{conference.id}"
             await outbox.plan(
                 session,

@@ -12,7 +12,16 @@ from datetime import datetime
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.models import Case, CaseStatus, Institution, InstitutionKind, Member, Role
+from bot.core.models import (
+    Case,
+    CaseStatus,
+    Conference,
+    ConferenceStatus,
+    Institution,
+    InstitutionKind,
+    Member,
+    Role,
+)
 
 
 def member_values(
@@ -76,3 +85,37 @@ async def open_case(
     session.add(case)
     await session.flush()
     return case
+
+
+async def scheduled_conference(
+    session: AsyncSession,
+    case: Case,
+    *,
+    starts_at: datetime,
+    uid: str,
+    now: datetime,
+    created_at: datetime | None = None,
+    decided_at: datetime | None = None,
+) -> Conference:
+    """The case's conference, set for `starts_at` and invited to it (SEQUENCE 0)."""
+    conference = Conference(
+        case_id=case.id,
+        district_id=case.district_id,
+        coordinator_id=case.manager_id,
+        status=ConferenceStatus.SCHEDULED,
+        duration_minutes=90,
+        place="MěÚ Cheb, zasedačka 2",
+        window_first=now.date(),
+        window_last=starts_at.date(),
+        deadline=now,
+        nudge_at=now,
+        starts_at=starts_at,
+        created_at=created_at or now,
+        decided_at=decided_at or now,
+        uid=uid,
+        sequence=0,
+        invited_starts_at=starts_at,
+    )
+    session.add(conference)
+    await session.flush()
+    return conference

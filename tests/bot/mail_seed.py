@@ -6,13 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from bench import world
 from bot.core.clock import FakeClock
 from bot.core.db import Database
 from bot.core.models import (
-    Case,
-    CaseStatus,
-    Conference,
-    ConferenceStatus,
     InstitutionKind,
     Member,
     Role,
@@ -66,34 +63,8 @@ async def seed_world(database: Database, clock: FakeClock) -> World:
         )
         session.add_all([coordinator, participant])
         await session.flush()
-        case = Case(
-            code="PK-2026-0042",
-            district_id=district.id,
-            manager_id=coordinator.id,
-            status=CaseStatus.OPEN,
-            opened_at=now,
+        case = await world.open_case(session, "PK-2026-0042", district.id, coordinator.id, now=now)
+        conference = await world.scheduled_conference(
+            session, case, starts_at=now + timedelta(days=3), uid="mail-test@roundtable", now=now
         )
-        session.add(case)
-        await session.flush()
-        starts_at = now + timedelta(days=3)
-        conference = Conference(
-            case_id=case.id,
-            district_id=district.id,
-            coordinator_id=coordinator.id,
-            status=ConferenceStatus.SCHEDULED,
-            duration_minutes=90,
-            place="MěÚ Cheb, zasedačka 2",
-            window_first=now.date(),
-            window_last=starts_at.date(),
-            deadline=now,
-            nudge_at=now,
-            starts_at=starts_at,
-            created_at=now,
-            decided_at=now,
-            uid="mail-test@roundtable",
-            sequence=0,
-            invited_starts_at=starts_at,
-        )
-        session.add(conference)
-        await session.flush()
         return World(conference.id, coordinator.id, participant.id, "petr.novak@zs.example.cz")
