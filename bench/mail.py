@@ -67,6 +67,7 @@ STRAGGLER_SECONDS = 1.0
 TIMEOUT_SECONDS = 300.0
 # The chat fan-out's pace (docs/benchmarks.md): mail must be at least as fast.
 CHAT_PER_SECOND = 28.47
+REPOSITORY = Path(__file__).resolve().parents[1]
 ASKED = "NEEDS-ACTION"
 INSTITUTIONS = ("Policie ČR Cheb", "ZŠ Hradební", "Nemocnice Cheb", "Probační služba", "Soud")
 
@@ -265,6 +266,8 @@ async def start_worker(deployment: Deployment) -> asyncio.subprocess.Process:
         "ROUNDTABLE_MAIL_FROM": MAIL_FROM,
         "ROUNDTABLE_MAIL_PER_SECOND": str(deployment.per_second),
         "ROUNDTABLE_MAIL_CONCURRENCY": str(deployment.concurrency),
+        # `bench` is not an installed package: the worker finds it in this checkout.
+        "PYTHONPATH": str(REPOSITORY),
     }
     return await process.start("bench.mail", ["worker"], environment, deployment.directory)
 
