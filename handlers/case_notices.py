@@ -8,7 +8,6 @@ from bot.core.outbox import Notification
 from bot.services import cases
 from bot.services.cases import ClosedCase
 from bot.transport.telegram.delivery import Kind, Outgoing
-from handlers.cases import outcome_label
 from handlers.common import Context, keyboard, recipient_tr
 from handlers.referral_texts import show_button
 
@@ -27,7 +26,7 @@ async def render_closed(context: Context, row: Notification) -> Outgoing | None:
         tr.gettext(
             "The case {code} is closed. Outcome: {outcome}. No more case conferences or tasks "
             "are planned for it."
-        ).format(code=closed.code, outcome=outcome_label(closed.outcome, tr))
+        ).format(code=closed.code, outcome=cases.outcome_label(closed.outcome, tr))
     )
 
 
@@ -42,7 +41,7 @@ async def render_closed_referrer(context: Context, row: Notification) -> Outgoin
     ).format(
         case=closed.code,
         code=closed.referral_code or "–",
-        outcome=outcome_label(closed.outcome, tr),
+        outcome=cases.outcome_label(closed.outcome, tr),
     )
     return Outgoing(text, keyboard([[show_button(closed.referral_id, tr)]]))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
-from bot.core.i18n import N_, Translator
+from bot.core.i18n import N_
 from bot.core.models import ConferenceStatus
 from bot.services import cases, overview
 from bot.services.errors import PermissionDenied
@@ -131,14 +131,6 @@ async def agenda(update: Update, context: Context) -> None:
 # Closing a case.
 
 
-def outcome_label(outcome: cases.Outcome, tr: Translator) -> str:
-    return {
-        cases.Outcome.FULFILLED: tr.gettext("Plan fulfilled"),
-        cases.Outcome.HANDED_OVER: tr.gettext("Handed to another authority"),
-        cases.Outcome.OTHER: tr.pgettext("case outcome", "Other"),
-    }[outcome]
-
-
 async def ask_close(update: Update, context: Context) -> None:
     ids = await pressed(update, context, "cc")
     if ids is None:
@@ -148,7 +140,7 @@ async def ask_close(update: Update, context: Context) -> None:
     if not run.done:
         return
     tr = context.tr
-    rows = [[(outcome_label(o, tr), f"cc:{code}:{ids[0]}")] for code, o in OUTCOMES.items()]
+    rows = [[(cases.outcome_label(o, tr), f"cc:{code}:{ids[0]}")] for code, o in OUTCOMES.items()]
     rows.append([("↩️ " + tr.gettext("Keep it open"), "cc:k:0")])
     await answer(
         update,
@@ -181,7 +173,7 @@ async def close_case(update: Update, context: Context) -> None:
         await answer(
             update,
             tr.gettext("The case {code} is closed: {outcome}.").format(
-                code=code, outcome=outcome_label(outcome, tr)
+                code=code, outcome=cases.outcome_label(outcome, tr)
             ),
         )
 

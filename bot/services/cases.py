@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import outbox
 from bot.core.db import insert_if_absent
+from bot.core.i18n import Translator
 from bot.core.models import (
     Case,
     CaseStatus,
@@ -24,6 +25,7 @@ from bot.core.models import (
     ConferenceStatus,
     District,
     Invitation,
+    InvitationKind,
     Member,
     OutboxRow,
     OutboxStatus,
@@ -31,7 +33,7 @@ from bot.core.models import (
     Task,
     TaskStatus,
 )
-from bot.services import audit
+from bot.services import audit, mailing
 from bot.services.board import ACTIVE, conference_subject
 from bot.services.errors import NotFound
 from bot.services.invitations import INVITE, cancel_conference
@@ -48,6 +50,7 @@ class Outcome(enum.StrEnum):
 # Told when a case is closed: each participant of its conferences, and the referrer.
 CLOSED = "case.closed"
 CLOSED_REFERRER = "case.closed_referrer"
+CLOSED_MAIL = "mail.case_closed"  # to a guest invited by e-mail
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,15 @@ class ClosedCase:
     outcome: Outcome
     referral_id: int | None
     referral_code: str | None
+
+
+def outcome_label(outcome: Outcome, tr: Translator) -> str:
+    """The outcome as the closing notices and the coordinator's buttons name it."""
+    return {
+        Outcome.FULFILLED: tr.gettext("Plan fulfilled"),
+        Outcome.HANDED_OVER: tr.gettext("Handed to another authority"),
+        Outcome.OTHER: tr.pgettext("case outcome", "Other"),
+    }[outcome]
 
 
 @dataclass(frozen=True)
@@ -210,7 +222,6 @@ async def close_case(
     cancelled, an active conference cancelled (participants get the calendar CANCEL); the
     participants of its conferences and the referrer are told (`tell_closed`)."""
     case = await _closable(session, actor, case_id, now=now)
-    await tell_closed(session, actor, case, now=now)
     for conference_id in list(
         await session.scalars(
             select(Conference.id).where(
@@ -219,6 +230,8 @@ async def close_case(
         )
     ):
         await cancel_conference(session, actor, conference_id, now=now)
+    # After the cancellations: a calendar's CANCEL comes before the word that the case closed.
+    await tell_closed(session, actor, case, now=now)
     for task in list(
         await session.scalars(
             select(Task).where(Task.case_id == case.id, Task.status == TaskStatus.OPEN)
@@ -273,6 +286,7 @@ async def tell_closed(session: AsyncSession, actor: Actor, case: Case, *, now: d
         referrer_id = await session.scalar(
             select(Referral.referrer_id).where(Referral.id == case.referral_id)
         )
+    await _tell_guests(session, case, now=now)
     wanted = await participants(session, case) | ({referrer_id} if referrer_id else set())
     wanted.discard(actor.member_id)
     if not wanted:
@@ -293,6 +307,43 @@ async def tell_closed(session: AsyncSession, actor: Actor, case: Case, *, now: d
                 payload={"case": case.id},
             )
             for member_id in sorted(active)
+        ],
+        now=now,
+    )
+
+
+async def _tell_guests(session: AsyncSession, case: Case, *, now: datetime) -> None:
+    """The guests invited by e-mail to the case's conferences (each address once; not one the
+    mail server refused for good) get the closing by mail."""
+    guests = await session.scalars(
+        select(Invitation)
+        .join(Conference, Conference.id == Invitation.conference_id)
+        .where(
+            Conference.case_id == case.id,
+            Invitation.kind == InvitationKind.GUEST,
+            Invitation.email.is_not(None),
+        )
+        .order_by(Invitation.id)
+    )
+    addresses: dict[str, Invitation] = {}
+    for guest in guests:
+        assert guest.email is not None
+        addresses.setdefault(guest.email.lower(), guest)
+    await outbox.plan(
+        session,
+        [
+            outbox.Planned(
+                key=f"case:{case.id}:closed:mail:{guest.id}",
+                kind=CLOSED_MAIL,
+                subject=f"case:{case.id}",
+                member_id=None,
+                due_at=now,
+                payload={"case": case.id, "invitation": guest.id},
+                channel=Channel.MAIL,
+                address=address,
+            )
+            for address, guest in addresses.items()
+            if not await mailing.failing(session, address)
         ],
         now=now,
     )

@@ -13,7 +13,7 @@ from bot.core.crypto import Cipher
 from bot.core.db import Database
 from bot.core.mail_tables import MailAddress
 from bot.core.models import Channel, Conference, Invitation, OutboxRow, OutboxStatus, Rsvp
-from bot.services import decisions, invitations, polls
+from bot.services import cases, decisions, invitations, polls
 from bot.services.invitation_mail import (
     MAIL_CANCEL,
     MAIL_INVITE,
@@ -257,3 +257,41 @@ async def test_a_hand_over_mails_the_institutions_members_again_under_a_fresh_ke
     assert len(teacher) == 2
     assert len({row.key for row in teacher}) == 2
     assert all(row.member_id == world.teacher.member_id for row in teacher)
+
+
+async def test_closing_the_case_tells_each_guest_by_mail_once(
+    database: Database, clock: FakeClock, cipher: Cipher
+) -> None:
+    """The members are told in the chat (tests/e2e/test_closing.py); the guests, who are not on
+    Telegram, by mail: the code and the outcome, once per address, none to one that fails."""
+    world = await w.world(database, clock, cipher)
+    runtime = w.runtime(database, clock, cipher)
+    await w.schedule(database, clock, world)
+    await w.send_due(runtime)
+    async with database.transaction() as session:
+        session.add(MailAddress(address=w.DOCTOR, failing_since=clock.now(), reply="550 5.1.1"))
+    conference = await w.conference(database, world)
+    for _press in range(2):  # pressed twice: closed once
+        async with database.transaction() as session:
+            try:
+                await cases.close_case(
+                    session,
+                    world.coordinator,
+                    conference.case_id,
+                    cases.Outcome.HANDED_OVER,
+                    now=clock.now(),
+                )
+            except Exception:  # the second press: already closed
+                pass
+    sent = await w.send_due(runtime)
+    closed = [(letter, mail) for letter, mail in sent if letter.kind == cases.CLOSED_MAIL]
+    assert [letter.address for letter, _mail in closed] == [w.HOSPITAL]
+    ((_letter, mail),) = closed
+    assert mail is not None
+    assert mail["Subject"] == f"Uzavřeno: případ {world.case_code}"
+    text = mail.get_body(("plain",))
+    assert text is not None
+    assert f"Případ {world.case_code} je uzavřen" in text.get_content()
+    assert "Předáno jinému orgánu" in text.get_content()
+    for secret in w.CHILD:
+        assert secret not in mail.as_string()

@@ -23,7 +23,7 @@ from bot.core.i18n import Translator
 from bot.core.models import InvitationKind, Rsvp
 from bot.core.outbox import Letter
 from bot.core.runtime import Runtime
-from bot.services import invitation_mail, invitations
+from bot.services import cases, invitation_mail, invitations
 from bot.services.calendar_files import attendee_name, calendar
 from bot.services.invitation_mail import MailReader, PollMail
 from bot.services.invitations import InviteView
@@ -41,6 +41,7 @@ def mail_kinds(runtime: Runtime) -> dict[str, MailKind]:
         invitation_mail.MAIL_REMINDER: MailKind(notices.reminder),
         invitation_mail.MAIL_POLL: MailKind(notices.poll),
         invitation_mail.MAIL_POLL_NUDGE: MailKind(notices.poll_nudge),
+        cases.CLOSED_MAIL: MailKind(notices.case_closed),
     }
 
 
@@ -209,6 +210,28 @@ class _Notices:
         tr = self._translator(reader.locale, poll.zone)
         subject = tr.gettext("Date poll: case conference {code}").format(code=poll.case_code)
         return self._notice(letter, reader, subject, _poll_body(poll, tr, nudge=nudge))
+
+    async def case_closed(self, letter: Letter) -> EmailMessage | None:
+        """A guest's word that the case is closed: its code and outcome, nothing more."""
+        payload = letter.payload
+        async with self.runtime.database.reading() as session:
+            reader = await invitation_mail.reader_of(
+                session, None, payload.get("invitation"), letter.address
+            )
+            closed = await cases.closed_case(session, int(payload["case"]))
+        if reader is None or closed is None:
+            return None
+        tr = self._translator(reader.locale, self.runtime.settings.zone)
+        _ = tr.gettext
+        body = _Body(
+            _("The case {code} is closed").format(code=closed.code),
+            [
+                _("Outcome: {outcome}.").format(outcome=cases.outcome_label(closed.outcome, tr)),
+                _("No more case conferences are planned for it. Thank you for taking part."),
+            ],
+        )
+        subject = _("Closed: case {code}").format(code=closed.code)
+        return self._notice(letter, reader, subject, body)
 
 
 class _Body:
