@@ -198,20 +198,21 @@ def per_chat(sandbox: BotApiSandbox) -> list[int]:
 
 @dataclass
 class Span:
-    """When the stand-in's count of sent messages first and last went up, by polling.
+    """When a count (the stand-in's sent messages, the mail server's mails) first and last went
+    up, by polling.
 
     Both ends are seen up to one poll late, so their difference is off by less than a poll."""
 
     first: float | None = None
     last: float | None = None
-    messages: int = 0
+    count: int = 0
 
-    def seen(self, sent: int, at: float) -> None:
-        if sent > self.messages:
+    def seen(self, count: int, at: float) -> None:
+        if count > self.count:
             if self.first is None:
                 self.first = at
             self.last = at
-            self.messages = sent
+            self.count = count
 
     @property
     def seconds(self) -> float:
@@ -236,8 +237,8 @@ async def watch(
         span.seen(sandbox.stats.messages_sent, now)
         polls += 1
         if polls % 50 == 0:
-            progress(f"{span.messages} messages, {sandbox.stats.http_429} answers 429")
-        if span.messages >= until_chats and _reached(sandbox) >= until_chats:
+            progress(f"{span.count} messages, {sandbox.stats.http_429} answers 429")
+        if span.count >= until_chats and _reached(sandbox) >= until_chats:
             return
         if bot.returncode is not None:
             raise BenchError(f"the bot exited with {bot.returncode} before the end")
@@ -323,7 +324,7 @@ async def clean_run(directory: Path) -> Outcome:
             await linger(sandbox, span, STRAGGLER_SECONDS)
         finally:
             await process.stop(bot)
-        progress(f"clean run: {span.messages} messages in {span.seconds:.1f} s")
+        progress(f"clean run: {span.count} messages in {span.seconds:.1f} s")
         # The pace over the 3,000 reminders, from the first delivery to the last.
         return outcome(sandbox, REMINDERS, span.seconds)
     finally:

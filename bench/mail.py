@@ -31,9 +31,10 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bench import process, world
+from bench.fanout import Span, sent_rows
 from bot.core import migrate, outbox
 from bot.core.clock import SystemClock
 from bot.core.config import load_settings
@@ -44,8 +45,6 @@ from bot.core.models import (
     Channel,
     Conference,
     InstitutionKind,
-    OutboxRow,
-    OutboxStatus,
     Role,
 )
 from bot.core.outbox import Letter
@@ -130,20 +129,6 @@ async def seed(url: str, *, now: datetime, mails: int) -> None:
                 ],
                 now=now,
             )
-    finally:
-        await database.dispose()
-
-
-async def sent_rows(url: str) -> int:
-    database = Database(url)
-    try:
-        async with database.transaction() as session:
-            count = await session.scalar(
-                select(func.count())
-                .select_from(OutboxRow)
-                .where(OutboxRow.status == OutboxStatus.SENT)
-            )
-        return int(count or 0)
     finally:
         await database.dispose()
 
@@ -275,28 +260,6 @@ async def start_worker(deployment: Deployment) -> asyncio.subprocess.Process:
 # Watching the server.
 
 
-@dataclass
-class Span:
-    """When the server's count of mails first and last went up, seen by polling."""
-
-    first: float | None = None
-    last: float | None = None
-    mails: int = 0
-
-    def seen(self, count: int, at: float) -> None:
-        if count > self.mails:
-            if self.first is None:
-                self.first = at
-            self.last = at
-            self.mails = count
-
-    @property
-    def seconds(self) -> float:
-        if self.first is None or self.last is None:
-            return 0.0
-        return self.last - self.first
-
-
 def reached(server: MailServer) -> int:
     return len({mail.recipients for mail in server.mails})
 
@@ -364,7 +327,7 @@ async def clean_run(directory: Path, mails: int, per_second: float, concurrency:
             await linger(server, span)
         finally:
             await process.stop(worker)
-        progress(f"clean run: {span.mails} mails in {span.seconds:.1f} s")
+        progress(f"clean run: {span.count} mails in {span.seconds:.1f} s")
         return outcome(server, mails, mails, span.seconds)
 
 
@@ -384,18 +347,18 @@ async def killed_run(directory: Path, mails: int, per_second: float, concurrency
         marked = await sent_rows(deployment.url)
         progress(f"killed after {got} addresses; {marked} rows were marked sent")
         worker = await start_worker(deployment)
-        after = Span(mails=before.mails)
+        after = Span(count=before.count)
         try:
             await watch(server, worker, after, until=mails)
             await linger(server, after)
         finally:
             await process.stop(worker)
         progress(
-            f"killed run: {before.mails} mails in {before.seconds:.1f} s, then "
-            f"{after.mails - before.mails} in {after.seconds:.1f} s after the restart"
+            f"killed run: {before.count} mails in {before.seconds:.1f} s, then "
+            f"{after.count - before.count} in {after.seconds:.1f} s after the restart"
         )
         # The pace while sending (duplicates included), the restart itself left out.
-        result = outcome(server, mails, after.mails, before.seconds + after.seconds)
+        result = outcome(server, mails, after.count, before.seconds + after.seconds)
         return Outcome(result.mails_per_s, result.duplicates, result.lost, got - marked)
 
 
