@@ -78,11 +78,6 @@ def normalised(text: str) -> str:
     return valid.normalized
 
 
-def same(first: str | None, second: str | None) -> bool:
-    """Whether two addresses are the same mailbox, as far as the bot can tell (case aside)."""
-    return first is not None and second is not None and first.lower() == second.lower()
-
-
 def domain_of(address: str) -> str:
     """What an audit entry or a log may say of an address: its domain, never the mailbox."""
     return address.rpartition("@")[2].lower()
@@ -146,7 +141,7 @@ async def request_code(
     """A new code for the address, mailed to it; the member's earlier pending code ends."""
     address = normalised(text)
     member = await session.get_one(Member, actor.member_id, with_for_update=True)
-    if same(member.email, address):
+    if mailing.same(member.email, address):
         raise SameAddress(domain_of(address))
     await _not_taken(session, member.id, address)
     since = now - timedelta(hours=1)

@@ -142,7 +142,7 @@ def _check_room(guests: Sequence[Guest], address: str, *, mail_enabled: bool) ->
         raise MailOff("no mail settings")
     if len(guests) >= MAX_GUESTS:
         raise TooManyGuests(str(MAX_GUESTS))
-    if any(addresses.same(guest.email, address) for guest in guests):
+    if any(mailing.same(guest.email, address) for guest in guests):
         raise DuplicateGuest(addresses.domain_of(address))
 
 
@@ -311,6 +311,6 @@ async def current_guests(
         now_at = guest.email
         if guest.institution_id is not None:
             now_at = contacts.get(guest.institution_id) or ""
-        if now_at and not any(addresses.same(now_at, other.email) for other in current):
+        if now_at and not any(mailing.same(now_at, other.email) for other in current):
             current.append(replace(guest, email=now_at))
     return current

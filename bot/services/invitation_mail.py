@@ -21,7 +21,6 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import outbox
-from bot.core.mail_tables import MailAddress
 from bot.core.models import (
     Case,
     Channel,
@@ -36,6 +35,7 @@ from bot.core.models import (
     OutboxRow,
     OutboxStatus,
 )
+from bot.services import mailing
 from bot.services.board import answerers, conference_subject, invitations_of
 from scheduling import policy
 
@@ -72,8 +72,7 @@ async def usable(session: AsyncSession, address: str | None) -> str | None:
     """The address, if there is one and no server refused it for good."""
     if not address:
         return None
-    failing = await session.get(MailAddress, address.lower())
-    return None if failing is not None else address
+    return None if await mailing.failing(session, address) else address
 
 
 async def _mail_invitees(
@@ -404,16 +403,12 @@ async def reader_of(
     theirs (a member's new address, a guest's address corrected): that mail is moot."""
     if member_id is not None:
         member = await session.get(Member, member_id)
-        if member is None or (current and not _same(member.email, address)):
+        if member is None or (current and not mailing.same(member.email, address)):
             return None
         return MailReader(member.display_name, member.locale)
     invitation = await session.get(Invitation, invitation_id) if invitation_id else None
     if invitation is None or invitation.kind is not InvitationKind.GUEST:
         return None
-    if current and not _same(invitation.email, address):
+    if current and not mailing.same(invitation.email, address):
         return None
     return MailReader(await guest_name(session, invitation), None)
-
-
-def _same(mine: str | None, address: str) -> bool:
-    return mine is not None and mine.lower() == address.lower()

@@ -41,6 +41,11 @@ def normal(address: str) -> str:
     return address.strip().lower()
 
 
+def same(first: str | None, second: str | None) -> bool:
+    """Whether two addresses are the same mailbox, as far as the bot can tell (case aside)."""
+    return first is not None and second is not None and normal(first) == normal(second)
+
+
 async def failing(session: AsyncSession, address: str) -> bool:
     """Whether the server refused this address for good and it was not given again since."""
     found = await session.scalar(

@@ -10,7 +10,7 @@ from html import escape
 
 from bot.core.outbox import Letter
 from bot.core.runtime import Runtime
-from bot.services import addresses
+from bot.services import addresses, mailing
 from bot.transport.mail.delivery import MailKind
 
 
@@ -23,7 +23,7 @@ def code_kinds(runtime: Runtime) -> dict[str, MailKind]:
             found = await addresses.code_mail(
                 session, runtime.cipher, int(letter.payload["confirmation"]), now=now
             )
-        if found is None or not addresses.same(found.address, letter.address):
+        if found is None or not mailing.same(found.address, letter.address):
             return None
         sender = runtime.settings.mail_from
         if sender is None:
