@@ -32,7 +32,7 @@ from bot.transport.telegram import delivery
 from tests import mailbox as dovecot
 from tests.e2e.conftest import RunningBot
 from tests.e2e.mail_world import mail_on, mail_server, mailbox, read_mailbox, settings
-from tests.e2e.test_conferences import answer_poll, open_case, until
+from tests.e2e.test_conferences import answer_poll, open_case, plan_shown, until
 from tests.e2e.test_guests import add_institutions
 from tests.mailbox import Mailbox
 
@@ -110,10 +110,7 @@ async def test_a_guest_is_invited_by_mail_and_answers_from_their_calendar(
     # The plan: the school and the police ticked by the case's concern, the paediatrician
     # added as a guest by e-mail; the poll goes out.
     await open_case(bot, "Hana", "Jana", ["crime", "truancy"])
-    await hana.send_text("/cases")
-    await until(hana, "Next step")
-    await hana.press("Plan: PK-2026-0001")
-    await until(hana, "Case conference for PK-2026-0001")
+    await plan_shown(hana, "PK-2026-0001", listed="Next step")
     await hana.press("+ Guest by e-mail")
     await hana.next_message()
     await hana.press("✉ Pediatrie Cheb")

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from bot.core.clock import FakeClock
 from bot.core.models import AuditEntry, Case, CaseStatus, OutboxRow, OutboxStatus, Task, TaskStatus
 from bot.sandbox import FloodLimits, Person
+from bot.sandbox.models import BotMessage
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import each, scheduled, team
@@ -32,13 +33,18 @@ def at_nine(day: date) -> datetime:
     return datetime.combine(day, time(9, 0), tzinfo=PRAGUE).astimezone(UTC)
 
 
-async def add_task(hana: Person, title: str, owner: str, due: str) -> None:
+async def due_date_asked(hana: Person, title: str, owner: str) -> BotMessage:
+    """The record's "Add a task" with its title and owner, up to the question "By when?"."""
     await hana.press("➕ Add a task")
     await until(hana, "What is the task?")
     await hana.send_text(title)
     await until(hana, "Who owns it?")
     await hana.press(owner)
-    await until(hana, "By when?")
+    return await until(hana, "By when?")
+
+
+async def add_task(hana: Person, title: str, owner: str, due: str) -> None:
+    await due_date_asked(hana, title, owner)
     await hana.press(due)
     await until(hana, f"«{title}»")
 

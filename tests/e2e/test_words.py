@@ -16,6 +16,7 @@ from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import each, scheduled, team
 from tests.e2e.test_referrals import CHILD, CODE, fill_in
 from tests.e2e.test_referrals import team as referral_team
+from tests.e2e.test_tasks import due_date_asked
 
 RECORD = "Record of the case conference PK-2026-0001"
 
@@ -60,12 +61,7 @@ async def test_the_record_stays_one_message_while_tasks_are_added(
 
     # A task with a quick due date: the screen above the typed title goes, the record
     # replaces the "By when?" question in place.
-    await hana.press("➕ Add a task")
-    await until(hana, "What is the task?")
-    await hana.send_text("Check attendance weekly")
-    await until(hana, "Who owns it?")
-    await hana.press("Petr (Policie Cheb)")
-    await until(hana, "By when?")
+    await due_date_asked(hana, "Check attendance weekly", "Petr (Policie Cheb)")
     await hana.press("1 week")
     await until(hana, "Plan: 1 task.")
     await bot.settle()
@@ -73,12 +69,7 @@ async def test_the_record_stays_one_message_while_tasks_are_added(
     assert screens(hana, "What is the task?") == screens(hana, "By when?") == []
 
     # A task with a typed date: the record comes below the date, and nothing above stays.
-    await hana.press("➕ Add a task")
-    await until(hana, "What is the task?")
-    await hana.send_text("Arrange tutoring")
-    await until(hana, "Who owns it?")
-    await hana.press("Jana (ZŠ Hradební)")
-    await until(hana, "By when?")
+    await due_date_asked(hana, "Arrange tutoring", "Jana (ZŠ Hradební)")
     await hana.press("📅 A date…")
     await until(hana, "Type the due date")
     due = (clock.now() + timedelta(days=20)).strftime("%d.%m.%Y")
