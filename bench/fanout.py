@@ -27,7 +27,6 @@ from bot.core import migrate, outbox
 from bot.core.crypto import Cipher
 from bot.core.db import Database
 from bot.core.models import (
-    InstitutionKind,
     Invitation,
     InvitationKind,
     OutboxRow,
@@ -36,7 +35,6 @@ from bot.core.models import (
     Rsvp,
 )
 from bot.sandbox import BotApiSandbox, FloodLimits
-from bot.services import members
 from bot.services.invitations import REMINDER
 
 TOKEN = "7000000001:SANDBOX-token-for-the-fanout-bench"
@@ -68,30 +66,20 @@ async def seed(url: str, *, now: datetime) -> None:
         await migrate.upgrade(database)
         starts_at = now + timedelta(days=1, hours=12)
         async with database.transaction() as session:
-            district = await members.ensure_district(session, "Cheb", now=now)
-            office = await members.ensure_institution(
-                session, district, "OSPOD Cheb", InstitutionKind.OSPOD, now=now
-            )
-            coordinator = world.member(
-                FIRST_CHAT - 1, "Hana", office.id, Role.COORDINATOR, locale="en", now=now
-            )
-            session.add(coordinator)
-            await session.flush()
-            case = await world.open_case(
-                session, "P-2026-0001", district.id, coordinator.id, now=now
-            )
-            conference = await world.scheduled_conference(
+            conference = await world.coordinators_conference(
                 session,
-                case,
-                starts_at=starts_at,
+                chat_id=FIRST_CHAT - 1,
+                name="Hana",
+                locale="en",
+                code="P-2026-0001",
                 uid="fanout-bench@roundtable",
+                starts_at=starts_at,
                 now=now,
-                created_at=now - timedelta(days=7),
-                decided_at=now - timedelta(days=1),
             )
             # One institution per invitee, as a conference invites institutions.
+            schools = [f"ZŠ {number}" for number in range(REMINDERS)]
             institutions = await world.insert_schools(
-                session, district.id, [f"ZŠ {number}" for number in range(REMINDERS)], now=now
+                session, conference.district_id, schools, now=now
             )
             invitees = await world.insert_members(
                 session,

@@ -44,13 +44,10 @@ from bot.core.models import (
     Case,
     Channel,
     Conference,
-    InstitutionKind,
-    Role,
 )
 from bot.core.outbox import Letter
 from bot.core.runtime import Runtime
 from bot.sandbox.mail import MailServer
-from bot.services import members
 from bot.transport.mail.delivery import MailDispatcher, MailKind, RenderMail
 from bot.transport.mail.imip import Mailbox, invitation_mail
 from bot.transport.mail.smtp import SmtpSender
@@ -89,26 +86,15 @@ async def seed(url: str, *, now: datetime, mails: int) -> None:
         await migrate.upgrade(database)
         starts_at = now + timedelta(days=2, hours=3)
         async with database.transaction() as session:
-            district = await members.ensure_district(session, "Cheb", now=now)
-            office = await members.ensure_institution(
-                session, district, "OSPOD Cheb", InstitutionKind.OSPOD, now=now
-            )
-            coordinator = world.member(
-                900_000, "Hana Malá", office.id, Role.COORDINATOR, locale="cs", now=now
-            )
-            session.add(coordinator)
-            await session.flush()
-            case = await world.open_case(
-                session, "PK-2026-0001", district.id, coordinator.id, now=now
-            )
-            conference = await world.scheduled_conference(
+            conference = await world.coordinators_conference(
                 session,
-                case,
-                starts_at=starts_at,
+                chat_id=900_000,
+                name="Hana Malá",
+                locale="cs",
+                code="PK-2026-0001",
                 uid="mail-bench@roundtable",
+                starts_at=starts_at,
                 now=now,
-                created_at=now - timedelta(days=7),
-                decided_at=now - timedelta(days=1),
             )
             subject = f"conference:{conference.id}"
             await outbox.plan(

@@ -1,4 +1,5 @@
-"""The rows the benchmarks' seeds share: members, schools in bulk and a case with no referral.
+"""The rows the benchmarks' seeds share: members, schools in bulk, a case with no referral and
+a coordinator's scheduled conference.
 
 The seeds write these rows directly, thousands at a time, where the services would take one
 transaction each; what a service offers for a single row (a district, an office) they take
@@ -7,7 +8,7 @@ from `bot.services.members` instead.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +23,7 @@ from bot.core.models import (
     Member,
     Role,
 )
+from bot.services import members
 
 
 def member_values(
@@ -119,3 +121,35 @@ async def scheduled_conference(
     session.add(conference)
     await session.flush()
     return conference
+
+
+async def coordinators_conference(
+    session: AsyncSession,
+    *,
+    chat_id: int,
+    name: str,
+    locale: str,
+    code: str,
+    uid: str,
+    starts_at: datetime,
+    now: datetime,
+) -> Conference:
+    """A coordinator at OSPOD Cheb (district Cheb), an open case of theirs with the code `code`,
+    and its conference, planned a week ago, decided yesterday and set for `starts_at`."""
+    district = await members.ensure_district(session, "Cheb", now=now)
+    office = await members.ensure_institution(
+        session, district, "OSPOD Cheb", InstitutionKind.OSPOD, now=now
+    )
+    coordinator = member(chat_id, name, office.id, Role.COORDINATOR, locale=locale, now=now)
+    session.add(coordinator)
+    await session.flush()
+    case = await open_case(session, code, district.id, coordinator.id, now=now)
+    return await scheduled_conference(
+        session,
+        case,
+        starts_at=starts_at,
+        uid=uid,
+        now=now,
+        created_at=now - timedelta(days=7),
+        decided_at=now - timedelta(days=1),
+    )
