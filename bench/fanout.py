@@ -343,21 +343,21 @@ async def killed_run(directory: Path) -> Killed:
         progress(f"killed after {reached} chats; {marked} rows were marked sent")
 
         bot = await start_bot(deployment, sandbox)
-        after = Span(messages=before.messages)
+        after = Span(count=before.count)
         try:
             await watch(sandbox, bot, after, until_chats=REMINDERS, within=TIMEOUT_SECONDS)
             await linger(sandbox, after, STRAGGLER_SECONDS)
         finally:
             await process.stop(bot)
         progress(
-            f"killed run: {before.messages} messages in {before.seconds:.1f} s, then "
-            f"{after.messages - before.messages} in {after.seconds:.1f} s after the restart"
+            f"killed run: {before.count} messages in {before.seconds:.1f} s, then "
+            f"{after.count - before.count} in {after.seconds:.1f} s after the restart"
         )
         # The pace while sending: every message the stand-in took, duplicates included, over
         # the time from first to last delivery before the kill plus the same after the
         # restart; the restart itself (process start, migrations check) is left out.
         return Killed(
-            outcome(sandbox, after.messages, before.seconds + after.seconds),
+            outcome(sandbox, after.count, before.seconds + after.seconds),
             in_flight=reached - marked,
         )
     finally:
