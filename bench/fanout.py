@@ -23,7 +23,7 @@ from pathlib import Path
 from sqlalchemy import func, insert, select
 
 from bench import process, world
-from bot.core import migrate, outbox
+from bot.core import outbox
 from bot.core.crypto import Cipher
 from bot.core.db import Database
 from bot.core.models import (
@@ -55,91 +55,80 @@ class BenchError(Exception):
     """The benchmark could not finish; the message says where it stopped."""
 
 
+HANA = world.Coordinator(FIRST_CHAT - 1, "Hana", "en")
+
+
 # The seed.
 
 
 async def seed(url: str, *, now: datetime) -> None:
     """A fresh database with one conference whose 3,000 accepted invitations each have a
     reminder due now, planned with `outbox.plan` as the services plan them."""
-    database = Database(url)
-    try:
-        await migrate.upgrade(database)
-        starts_at = now + timedelta(days=1, hours=12)
-        async with database.transaction() as session:
-            conference = await world.coordinators_conference(
-                session,
-                chat_id=FIRST_CHAT - 1,
-                name="Hana",
-                locale="en",
-                code="P-2026-0001",
-                uid="fanout-bench@roundtable",
-                starts_at=starts_at,
-                now=now,
-            )
-            # One institution per invitee, as a conference invites institutions.
-            schools = [f"ZŠ {number}" for number in range(REMINDERS)]
-            institutions = await world.insert_schools(
-                session, conference.district_id, schools, now=now
-            )
-            invitees = await world.insert_members(
-                session,
-                [
-                    world.member_values(
-                        FIRST_CHAT + number,
-                        f"Member {FIRST_CHAT + number}",
-                        institution,
-                        Role.PARTICIPANT,
-                        locale="en",
-                        now=now,
-                    )
-                    for number, institution in enumerate(institutions)
-                ],
-            )
-            invitations = list(
-                await session.scalars(
-                    insert(Invitation).returning(Invitation.id),
-                    [
-                        {
-                            "conference_id": conference.id,
-                            "kind": InvitationKind.INSTITUTION,
-                            "institution_id": institution,
-                            "required": number < 5,
-                            "rsvp": Rsvp.ACCEPTED,
-                            "rsvp_by_id": member,
-                            "rsvp_at": now,
-                            "delegate_id": member,
-                        }
-                        for number, (institution, member) in enumerate(
-                            zip(institutions, invitees, strict=True)
-                        )
-                    ],
+    starts_at = now + timedelta(days=1, hours=12)
+    async with world.fresh(url) as session:
+        conference = await world.coordinators_conference(
+            session, HANA, "P-2026-0001", "fanout-bench@roundtable", starts_at=starts_at, now=now
+        )
+        # One institution per invitee, as a conference invites institutions.
+        schools = [f"ZŠ {number}" for number in range(REMINDERS)]
+        institutions = await world.insert_schools(session, conference.district_id, schools, now=now)
+        invitees = await world.insert_members(
+            session,
+            [
+                world.member_values(
+                    FIRST_CHAT + number,
+                    f"Member {FIRST_CHAT + number}",
+                    institution,
+                    Role.PARTICIPANT,
+                    locale="en",
+                    now=now,
                 )
-            )
-            prefix = f"conference:{conference.id}:s0:"
-            await outbox.plan(
-                session,
+                for number, institution in enumerate(institutions)
+            ],
+        )
+        invitations = list(
+            await session.scalars(
+                insert(Invitation).returning(Invitation.id),
                 [
-                    outbox.Planned(
-                        key=f"{prefix}remind-2d:i{invitation}:m{member}",
-                        kind=REMINDER,
-                        subject=f"conference:{conference.id}",
-                        member_id=member,
-                        due_at=now,
-                        expires_at=starts_at,
-                        payload={
-                            "conference": conference.id,
-                            "invitation": invitation,
-                            "sequence": 0,
-                        },
-                    )
-                    for number, (invitation, member) in enumerate(
-                        zip(invitations, invitees, strict=True)
+                    {
+                        "conference_id": conference.id,
+                        "kind": InvitationKind.INSTITUTION,
+                        "institution_id": institution,
+                        "required": number < 5,
+                        "rsvp": Rsvp.ACCEPTED,
+                        "rsvp_by_id": member,
+                        "rsvp_at": now,
+                        "delegate_id": member,
+                    }
+                    for number, (institution, member) in enumerate(
+                        zip(institutions, invitees, strict=True)
                     )
                 ],
-                now=now,
             )
-    finally:
-        await database.dispose()
+        )
+        prefix = f"conference:{conference.id}:s0:"
+        await outbox.plan(
+            session,
+            [
+                outbox.Planned(
+                    key=f"{prefix}remind-2d:i{invitation}:m{member}",
+                    kind=REMINDER,
+                    subject=f"conference:{conference.id}",
+                    member_id=member,
+                    due_at=now,
+                    expires_at=starts_at,
+                    payload={
+                        "conference": conference.id,
+                        "invitation": invitation,
+                        "sequence": 0,
+                    },
+                )
+                for number, (invitation, member) in enumerate(
+                    zip(invitations, invitees, strict=True)
+                )
+            ],
+            now=now,
+        )
 
 
 async def sent_rows(url: str) -> int:

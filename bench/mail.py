@@ -35,7 +35,7 @@ from sqlalchemy import select
 
 from bench import process, world
 from bench.fanout import Span, sent_rows
-from bot.core import migrate, outbox
+from bot.core import outbox
 from bot.core.clock import SystemClock
 from bot.core.config import load_settings
 from bot.core.crypto import Cipher
@@ -76,47 +76,38 @@ def address(number: int) -> str:
     return f"pozvany{number}@instituce{number % 40}.example.cz"
 
 
+HANA = world.Coordinator(900_000, "Hana Malá", "cs")
+
+
 # The seed.
 
 
 async def seed(url: str, *, now: datetime, mails: int) -> None:
     """A fresh database with one scheduled conference and `mails` invitation mails due now."""
-    database = Database(url)
-    try:
-        await migrate.upgrade(database)
-        starts_at = now + timedelta(days=2, hours=3)
-        async with database.transaction() as session:
-            conference = await world.coordinators_conference(
-                session,
-                chat_id=900_000,
-                name="Hana Malá",
-                locale="cs",
-                code="PK-2026-0001",
-                uid="mail-bench@roundtable",
-                starts_at=starts_at,
-                now=now,
-            )
-            subject = f"conference:{conference.id}"
-            await outbox.plan(
-                session,
-                [
-                    outbox.Planned(
-                        key=f"{subject}:s0:mail-invite:g{number}",
-                        kind=KIND,
-                        subject=subject,
-                        member_id=None,
-                        due_at=now,
-                        expires_at=starts_at,
-                        payload={"conference": conference.id, "guest": number},
-                        channel=Channel.MAIL,
-                        address=address(number),
-                    )
-                    for number in range(mails)
-                ],
-                now=now,
-            )
-    finally:
-        await database.dispose()
+    starts_at = now + timedelta(days=2, hours=3)
+    async with world.fresh(url) as session:
+        conference = await world.coordinators_conference(
+            session, HANA, "PK-2026-0001", "mail-bench@roundtable", starts_at=starts_at, now=now
+        )
+        subject = f"conference:{conference.id}"
+        await outbox.plan(
+            session,
+            [
+                outbox.Planned(
+                    key=f"{subject}:s0:mail-invite:g{number}",
+                    kind=KIND,
+                    subject=subject,
+                    member_id=None,
+                    due_at=now,
+                    expires_at=starts_at,
+                    payload={"conference": conference.id, "guest": number},
+                    channel=Channel.MAIL,
+                    address=address(number),
+                )
+                for number in range(mails)
+            ],
+            now=now,
+        )
 
 
 # The sending process.
