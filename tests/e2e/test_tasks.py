@@ -49,6 +49,14 @@ async def add_task(hana: Person, title: str, owner: str, due: str) -> None:
     await until(hana, f"«{title}»")
 
 
+async def summary_written(hana: Person, summary: str) -> None:
+    """The record's summary typed, until the record says it is written."""
+    await hana.press("✏️ Summary")
+    await until(hana, "Type the summary")
+    await hana.send_text(summary)
+    await until(hana, "Summary: written.")
+
+
 async def record_opened(bot: RunningBot, clock: FakeClock, people: dict[str, Person]) -> datetime:
     """Petr accepts the scheduled conference, it ends, and Hana opens its record (1 of 2
     came); the conference's start."""
@@ -106,10 +114,7 @@ async def test_the_record_the_tasks_the_digest_the_review_and_closing(
     await until(hana, "Attendance: 2 of 2 came.")
 
     # The summary is stored encrypted and does not stay in the chat.
-    await hana.press("✏️ Summary")
-    await until(hana, "Type the summary")
-    await hana.send_text("The boy misses school on Mondays; the family agreed to support.")
-    await until(hana, "Summary: written.")
+    await summary_written(hana, "The boy misses school on Mondays; the family agreed to support.")
 
     # Three tasks for three owners.
     await add_task(hana, "Check attendance weekly", "Petr (Policie Cheb)", "1 week")

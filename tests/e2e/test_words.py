@@ -13,10 +13,10 @@ from bot.core.models import InstitutionKind, Role
 from bot.sandbox import FloodLimits, Person
 from tests.e2e.conftest import RunningBot, text_of
 from tests.e2e.test_conferences import until
-from tests.e2e.test_invitations import each, scheduled, team
+from tests.e2e.test_invitations import team
 from tests.e2e.test_referrals import CHILD, CODE, fill_in
 from tests.e2e.test_referrals import team as referral_team
-from tests.e2e.test_tasks import due_date_asked
+from tests.e2e.test_tasks import due_date_asked, record_opened, summary_written
 
 RECORD = "Record of the case conference PK-2026-0001"
 
@@ -41,20 +41,10 @@ async def test_the_record_stays_one_message_while_tasks_are_added(
     """Item 8: every step edits the one record screen, or replaces it below what was typed."""
     people = await team(bot)
     hana, petr = people["hana"], people["petr"]
-    starts = await scheduled(bot, people)
-    invites = await each(petr, "You are invited")
-    await petr.press("✅ Accept", message_id=invites[0].message_id)
-    clock.set(starts + timedelta(minutes=91))
-    await bot.sweep()
-    await until(hana, "has ended")
-    await hana.press("📝 Record the outcome")
-    await until(hana, "Attendance: 1 of 2 came.")
+    await record_opened(bot, clock, people)
 
     # The summary: typed, deleted from the chat, and the record shows it is written.
-    await hana.press("✏️ Summary")
-    await until(hana, "Type the summary")
-    await hana.send_text("The boy misses school on Mondays.")
-    await until(hana, "Summary: written.")
+    await summary_written(hana, "The boy misses school on Mondays.")
     await bot.settle()
     assert len(screens(hana, RECORD)) == 1
     assert screens(hana, "Type the summary") == []
