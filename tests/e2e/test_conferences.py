@@ -61,6 +61,18 @@ async def plan_shown(
     return await until(coordinator, f"Case conference for {code}")
 
 
+async def coordinator_teacher_officer(bot: RunningBot) -> tuple[Person, Person, Person]:
+    """Hana, a coordinator at OSPOD Cheb; Jana, a teacher who refers; Petr at Policie Cheb."""
+    hana = await bot.join(
+        1, "Hana", Role.COORDINATOR, institution="OSPOD Cheb", kind=InstitutionKind.OSPOD
+    )
+    jana = await bot.join(2, "Jana", Role.REFERRER)
+    petr = await bot.join(
+        3, "Petr", Role.PARTICIPANT, institution="Policie Cheb", kind=InstitutionKind.POLICE
+    )
+    return hana, jana, petr
+
+
 async def open_case(bot: RunningBot, coordinator: str, referrer: str, categories: list[str]) -> int:
     """An accepted referral and its case, as the referral dialog and triage leave them."""
     runtime = bot.runtime
@@ -316,13 +328,7 @@ async def test_five_institutions_and_a_guardian_find_a_date_in_one_poll(
 async def test_no_common_time_leads_to_the_next_window_and_blocked_people_are_reported(
     bot: RunningBot, sandbox: BotApiSandbox
 ) -> None:
-    hana = await bot.join(
-        1, "Hana", Role.COORDINATOR, institution="OSPOD Cheb", kind=InstitutionKind.OSPOD
-    )
-    jana = await bot.join(2, "Jana", Role.REFERRER)
-    petr = await bot.join(
-        3, "Petr", Role.PARTICIPANT, institution="Policie Cheb", kind=InstitutionKind.POLICE
-    )
+    hana, jana, petr = await coordinator_teacher_officer(bot)
     nina = await bot.join(
         6, "Nina", Role.PARTICIPANT, institution="Spirála", kind=InstitutionKind.NGO
     )
@@ -376,13 +382,7 @@ async def test_no_common_time_leads_to_the_next_window_and_blocked_people_are_re
 async def test_a_calendar_sent_during_a_poll_marks_its_times_no_and_bad_files_get_answers(
     bot: RunningBot,
 ) -> None:
-    hana = await bot.join(
-        1, "Hana", Role.COORDINATOR, institution="OSPOD Cheb", kind=InstitutionKind.OSPOD
-    )
-    await bot.join(2, "Jana", Role.REFERRER)
-    petr = await bot.join(
-        3, "Petr", Role.PARTICIPANT, institution="Policie Cheb", kind=InstitutionKind.POLICE
-    )
+    hana, _jana, petr = await coordinator_teacher_officer(bot)
     await open_case(bot, "Hana", "Jana", ["crime"])
     await plan_shown(hana)
     await hana.press("Send the poll")

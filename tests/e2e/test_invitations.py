@@ -34,7 +34,14 @@ from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from bot.sandbox.models import BotMessage
 from bot.services import decisions, members
 from tests.e2e.conftest import RunningBot
-from tests.e2e.test_conferences import answer_poll, open_case, plan_shown, slot_buttons, until
+from tests.e2e.test_conferences import (
+    answer_poll,
+    coordinator_teacher_officer,
+    open_case,
+    plan_shown,
+    slot_buttons,
+    until,
+)
 
 PRAGUE = ZoneInfo("Europe/Prague")
 
@@ -71,13 +78,7 @@ def event_of(calendar: icalendar.Calendar) -> icalendar.cal.Component:
 
 
 async def team(bot: RunningBot) -> dict[str, Person]:
-    hana = await bot.join(
-        1, "Hana", Role.COORDINATOR, institution="OSPOD Cheb", kind=InstitutionKind.OSPOD
-    )
-    jana = await bot.join(2, "Jana", Role.REFERRER)
-    petr = await bot.join(
-        3, "Petr", Role.PARTICIPANT, institution="Policie Cheb", kind=InstitutionKind.POLICE
-    )
+    hana, jana, petr = await coordinator_teacher_officer(bot)
     pavel = await bot.join(
         4, "Pavel", Role.PARTICIPANT, institution="Policie Cheb", kind=InstitutionKind.POLICE
     )
