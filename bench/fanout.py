@@ -23,11 +23,10 @@ from pathlib import Path
 from sqlalchemy import func, insert, select
 
 from bench import process, world
-from bot.core import migrate, outbox
+from bot.core import outbox
 from bot.core.crypto import Cipher
 from bot.core.db import Database
 from bot.core.models import (
-    InstitutionKind,
     Invitation,
     InvitationKind,
     OutboxRow,
@@ -36,7 +35,6 @@ from bot.core.models import (
     Rsvp,
 )
 from bot.sandbox import BotApiSandbox, FloodLimits
-from bot.services import members
 from bot.services.invitations import REMINDER
 
 TOKEN = "7000000001:SANDBOX-token-for-the-fanout-bench"
@@ -57,101 +55,80 @@ class BenchError(Exception):
     """The benchmark could not finish; the message says where it stopped."""
 
 
+HANA = world.Coordinator(FIRST_CHAT - 1, "Hana", "en")
+
+
 # The seed.
 
 
 async def seed(url: str, *, now: datetime) -> None:
     """A fresh database with one conference whose 3,000 accepted invitations each have a
     reminder due now, planned with `outbox.plan` as the services plan them."""
-    database = Database(url)
-    try:
-        await migrate.upgrade(database)
-        starts_at = now + timedelta(days=1, hours=12)
-        async with database.transaction() as session:
-            district = await members.ensure_district(session, "Cheb", now=now)
-            office = await members.ensure_institution(
-                session, district, "OSPOD Cheb", InstitutionKind.OSPOD, now=now
-            )
-            coordinator = world.member(
-                FIRST_CHAT - 1, "Hana", office.id, Role.COORDINATOR, locale="en", now=now
-            )
-            session.add(coordinator)
-            await session.flush()
-            case = await world.open_case(
-                session, "P-2026-0001", district.id, coordinator.id, now=now
-            )
-            conference = await world.scheduled_conference(
-                session,
-                case,
-                starts_at=starts_at,
-                uid="fanout-bench@roundtable",
-                now=now,
-                created_at=now - timedelta(days=7),
-                decided_at=now - timedelta(days=1),
-            )
-            # One institution per invitee, as a conference invites institutions.
-            institutions = await world.insert_schools(
-                session, district.id, [f"ZŠ {number}" for number in range(REMINDERS)], now=now
-            )
-            invitees = await world.insert_members(
-                session,
-                [
-                    world.member_values(
-                        FIRST_CHAT + number,
-                        f"Member {FIRST_CHAT + number}",
-                        institution,
-                        Role.PARTICIPANT,
-                        locale="en",
-                        now=now,
-                    )
-                    for number, institution in enumerate(institutions)
-                ],
-            )
-            invitations = list(
-                await session.scalars(
-                    insert(Invitation).returning(Invitation.id),
-                    [
-                        {
-                            "conference_id": conference.id,
-                            "kind": InvitationKind.INSTITUTION,
-                            "institution_id": institution,
-                            "required": number < 5,
-                            "rsvp": Rsvp.ACCEPTED,
-                            "rsvp_by_id": member,
-                            "rsvp_at": now,
-                            "delegate_id": member,
-                        }
-                        for number, (institution, member) in enumerate(
-                            zip(institutions, invitees, strict=True)
-                        )
-                    ],
+    starts_at = now + timedelta(days=1, hours=12)
+    async with world.fresh(url) as session:
+        conference = await world.coordinators_conference(
+            session, HANA, "P-2026-0001", "fanout-bench@roundtable", starts_at=starts_at, now=now
+        )
+        # One institution per invitee, as a conference invites institutions.
+        schools = [f"ZŠ {number}" for number in range(REMINDERS)]
+        institutions = await world.insert_schools(session, conference.district_id, schools, now=now)
+        invitees = await world.insert_members(
+            session,
+            [
+                world.member_values(
+                    FIRST_CHAT + number,
+                    f"Member {FIRST_CHAT + number}",
+                    institution,
+                    Role.PARTICIPANT,
+                    locale="en",
+                    now=now,
                 )
-            )
-            prefix = f"conference:{conference.id}:s0:"
-            await outbox.plan(
-                session,
+                for number, institution in enumerate(institutions)
+            ],
+        )
+        invitations = list(
+            await session.scalars(
+                insert(Invitation).returning(Invitation.id),
                 [
-                    outbox.Planned(
-                        key=f"{prefix}remind-2d:i{invitation}:m{member}",
-                        kind=REMINDER,
-                        subject=f"conference:{conference.id}",
-                        member_id=member,
-                        due_at=now,
-                        expires_at=starts_at,
-                        payload={
-                            "conference": conference.id,
-                            "invitation": invitation,
-                            "sequence": 0,
-                        },
-                    )
-                    for number, (invitation, member) in enumerate(
-                        zip(invitations, invitees, strict=True)
+                    {
+                        "conference_id": conference.id,
+                        "kind": InvitationKind.INSTITUTION,
+                        "institution_id": institution,
+                        "required": number < 5,
+                        "rsvp": Rsvp.ACCEPTED,
+                        "rsvp_by_id": member,
+                        "rsvp_at": now,
+                        "delegate_id": member,
+                    }
+                    for number, (institution, member) in enumerate(
+                        zip(institutions, invitees, strict=True)
                     )
                 ],
-                now=now,
             )
-    finally:
-        await database.dispose()
+        )
+        prefix = f"conference:{conference.id}:s0:"
+        await outbox.plan(
+            session,
+            [
+                outbox.Planned(
+                    key=f"{prefix}remind-2d:i{invitation}:m{member}",
+                    kind=REMINDER,
+                    subject=f"conference:{conference.id}",
+                    member_id=member,
+                    due_at=now,
+                    expires_at=starts_at,
+                    payload={
+                        "conference": conference.id,
+                        "invitation": invitation,
+                        "sequence": 0,
+                    },
+                )
+                for number, (invitation, member) in enumerate(
+                    zip(invitations, invitees, strict=True)
+                )
+            ],
+            now=now,
+        )
 
 
 async def sent_rows(url: str) -> int:
@@ -355,21 +332,21 @@ async def killed_run(directory: Path) -> Killed:
         progress(f"killed after {reached} chats; {marked} rows were marked sent")
 
         bot = await start_bot(deployment, sandbox)
-        after = Span(messages=before.messages)
+        after = Span(count=before.count)
         try:
             await watch(sandbox, bot, after, until_chats=REMINDERS, within=TIMEOUT_SECONDS)
             await linger(sandbox, after, STRAGGLER_SECONDS)
         finally:
             await process.stop(bot)
         progress(
-            f"killed run: {before.messages} messages in {before.seconds:.1f} s, then "
-            f"{after.messages - before.messages} in {after.seconds:.1f} s after the restart"
+            f"killed run: {before.count} messages in {before.seconds:.1f} s, then "
+            f"{after.count - before.count} in {after.seconds:.1f} s after the restart"
         )
         # The pace while sending: every message the stand-in took, duplicates included, over
         # the time from first to last delivery before the kill plus the same after the
         # restart; the restart itself (process start, migrations check) is left out.
         return Killed(
-            outcome(sandbox, after.messages, before.seconds + after.seconds),
+            outcome(sandbox, after.count, before.seconds + after.seconds),
             in_flight=reached - marked,
         )
     finally:

@@ -54,7 +54,6 @@ from bot.core.crypto import Cipher
 from bot.core.db import Database
 from bot.core.models import (
     ConferenceSlot,
-    InstitutionKind,
     Referral,
     Role,
 )
@@ -135,17 +134,10 @@ async def seed(url: str, people: int, *, now: datetime, locale: str = "cs") -> N
     try:
         await migrate.upgrade(database)
         async with database.transaction() as session:
-            district = await members.ensure_district(session, "Cheb", now=now)
-            office = await members.ensure_institution(
-                session, district, "OSPOD Cheb", InstitutionKind.OSPOD, now=now
-            )
-            session.add(
-                world.member(
-                    COORDINATOR, "Hana", office.id, Role.COORDINATOR, locale=locale, now=now
-                )
-            )
+            hana = world.Coordinator(COORDINATOR, "Hana", locale)
+            district_id, _ = await world.coordinator(session, hana, now=now)
             schools = await world.insert_schools(
-                session, district.id, [f"ZŠ {number + 1}" for number in range(people)], now=now
+                session, district_id, [f"ZŠ {number + 1}" for number in range(people)], now=now
             )
             await world.insert_members(
                 session,

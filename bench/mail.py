@@ -35,7 +35,7 @@ from sqlalchemy import select
 
 from bench import process, world
 from bench.fanout import Span, sent_rows
-from bot.core import migrate, outbox
+from bot.core import outbox
 from bot.core.clock import SystemClock
 from bot.core.config import load_settings
 from bot.core.crypto import Cipher
@@ -44,13 +44,10 @@ from bot.core.models import (
     Case,
     Channel,
     Conference,
-    InstitutionKind,
-    Role,
 )
 from bot.core.outbox import Letter
 from bot.core.runtime import Runtime
 from bot.sandbox.mail import MailServer
-from bot.services import members
 from bot.transport.mail.delivery import MailDispatcher, MailKind, RenderMail
 from bot.transport.mail.imip import Mailbox, invitation_mail
 from bot.transport.mail.smtp import SmtpSender
@@ -79,58 +76,38 @@ def address(number: int) -> str:
     return f"pozvany{number}@instituce{number % 40}.example.cz"
 
 
+HANA = world.Coordinator(900_000, "Hana Malá", "cs")
+
+
 # The seed.
 
 
 async def seed(url: str, *, now: datetime, mails: int) -> None:
     """A fresh database with one scheduled conference and `mails` invitation mails due now."""
-    database = Database(url)
-    try:
-        await migrate.upgrade(database)
-        starts_at = now + timedelta(days=2, hours=3)
-        async with database.transaction() as session:
-            district = await members.ensure_district(session, "Cheb", now=now)
-            office = await members.ensure_institution(
-                session, district, "OSPOD Cheb", InstitutionKind.OSPOD, now=now
-            )
-            coordinator = world.member(
-                900_000, "Hana Malá", office.id, Role.COORDINATOR, locale="cs", now=now
-            )
-            session.add(coordinator)
-            await session.flush()
-            case = await world.open_case(
-                session, "PK-2026-0001", district.id, coordinator.id, now=now
-            )
-            conference = await world.scheduled_conference(
-                session,
-                case,
-                starts_at=starts_at,
-                uid="mail-bench@roundtable",
-                now=now,
-                created_at=now - timedelta(days=7),
-                decided_at=now - timedelta(days=1),
-            )
-            subject = f"conference:{conference.id}"
-            await outbox.plan(
-                session,
-                [
-                    outbox.Planned(
-                        key=f"{subject}:s0:mail-invite:g{number}",
-                        kind=KIND,
-                        subject=subject,
-                        member_id=None,
-                        due_at=now,
-                        expires_at=starts_at,
-                        payload={"conference": conference.id, "guest": number},
-                        channel=Channel.MAIL,
-                        address=address(number),
-                    )
-                    for number in range(mails)
-                ],
-                now=now,
-            )
-    finally:
-        await database.dispose()
+    starts_at = now + timedelta(days=2, hours=3)
+    async with world.fresh(url) as session:
+        conference = await world.coordinators_conference(
+            session, HANA, "PK-2026-0001", "mail-bench@roundtable", starts_at=starts_at, now=now
+        )
+        subject = f"conference:{conference.id}"
+        await outbox.plan(
+            session,
+            [
+                outbox.Planned(
+                    key=f"{subject}:s0:mail-invite:g{number}",
+                    kind=KIND,
+                    subject=subject,
+                    member_id=None,
+                    due_at=now,
+                    expires_at=starts_at,
+                    payload={"conference": conference.id, "guest": number},
+                    channel=Channel.MAIL,
+                    address=address(number),
+                )
+                for number in range(mails)
+            ],
+            now=now,
+        )
 
 
 # The sending process.

@@ -1,4 +1,5 @@
-"""The rows the benchmarks' seeds share: members, schools in bulk and a case with no referral.
+"""The rows the benchmarks' seeds share: members, schools in bulk, a case with no referral and
+a coordinator's scheduled conference.
 
 The seeds write these rows directly, thousands at a time, where the services would take one
 transaction each; what a service offers for a single row (a district, an office) they take
@@ -7,11 +8,16 @@ from `bot.services.members` instead.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core import migrate
+from bot.core.db import Database
 from bot.core.models import (
     Case,
     CaseStatus,
@@ -22,6 +28,7 @@ from bot.core.models import (
     Member,
     Role,
 )
+from bot.services import members
 
 
 def member_values(
@@ -119,3 +126,64 @@ async def scheduled_conference(
     session.add(conference)
     await session.flush()
     return conference
+
+
+@dataclass(frozen=True)
+class Coordinator:
+    """Who coordinates a seed's conferences: a coordinator at OSPOD Cheb, district Cheb."""
+
+    chat_id: int
+    name: str
+    locale: str
+
+
+async def coordinator(
+    session: AsyncSession, who: Coordinator, *, now: datetime
+) -> tuple[int, Member]:
+    """The district's id and the coordinator, added (with the district and the office when
+    they are missing) and flushed."""
+    district = await members.ensure_district(session, "Cheb", now=now)
+    office = await members.ensure_institution(
+        session, district, "OSPOD Cheb", InstitutionKind.OSPOD, now=now
+    )
+    person = member(who.chat_id, who.name, office.id, Role.COORDINATOR, locale=who.locale, now=now)
+    session.add(person)
+    await session.flush()
+    return district.id, person
+
+
+async def coordinators_conference(
+    session: AsyncSession,
+    who: Coordinator,
+    code: str,
+    uid: str,
+    *,
+    starts_at: datetime,
+    now: datetime,
+) -> Conference:
+    """An open case of the coordinator with the code `code`, and its conference, planned a
+    week ago, decided yesterday and set for `starts_at`."""
+    district_id, person = await coordinator(session, who, now=now)
+    case = await open_case(session, code, district_id, person.id, now=now)
+    return await scheduled_conference(
+        session,
+        case,
+        starts_at=starts_at,
+        uid=uid,
+        now=now,
+        created_at=now - timedelta(days=7),
+        decided_at=now - timedelta(days=1),
+    )
+
+
+@asynccontextmanager
+async def fresh(url: str) -> AsyncIterator[AsyncSession]:
+    """One transaction of the database at `url`, brought to the newest schema first and closed
+    afterwards."""
+    database = Database(url)
+    try:
+        await migrate.upgrade(database)
+        async with database.transaction() as session:
+            yield session
+    finally:
+        await database.dispose()

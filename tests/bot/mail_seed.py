@@ -42,23 +42,9 @@ async def seed_world(database: Database, clock: FakeClock) -> World:
         school = await members.ensure_institution(
             session, district, "ZŠ Hradební", InstitutionKind.SCHOOL, now=now
         )
-        coordinator = Member(
-            telegram_user_id=501,
-            chat_id=501,
-            display_name="Hana",
-            institution_id=office.id,
-            role=Role.COORDINATOR,
-            locale="en",
-            joined_at=now,
-        )
+        coordinator = world.member(501, "Hana", office.id, Role.COORDINATOR, locale="en", now=now)
         participant = Member(
-            telegram_user_id=502,
-            chat_id=502,
-            display_name="Petr",
-            institution_id=school.id,
-            role=Role.PARTICIPANT,
-            locale="cs",
-            joined_at=now,
+            **world.member_values(502, "Petr", school.id, Role.PARTICIPANT, locale="cs", now=now),
             email="petr.novak@zs.example.cz",
         )
         session.add_all([coordinator, participant])

@@ -8,6 +8,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
+from bench import world
 from bot.core import keys
 from bot.core.clock import FakeClock
 from bot.core.crypto import Cipher, InvalidToken
@@ -16,7 +17,6 @@ from bot.core.models import (
     ENCRYPTED_COLUMNS,
     ChatData,
     InstitutionKind,
-    Member,
     NoteKind,
     Referral,
     ReferralNote,
@@ -42,15 +42,7 @@ async def seed(database: Database, clock: FakeClock, cipher: Cipher, *, rows: in
         school = await members.ensure_institution(
             session, district, "ZŠ Hradební", InstitutionKind.SCHOOL, now=clock.now()
         )
-        member = Member(
-            telegram_user_id=101,
-            chat_id=101,
-            display_name="Jana",
-            institution_id=school.id,
-            role=Role.REFERRER,
-            locale="cs",
-            joined_at=clock.now(),
-        )
+        member = world.member(101, "Jana", school.id, Role.REFERRER, locale="cs", now=clock.now())
         session.add(member)
         await session.flush()
         for number in range(1, rows + 1):

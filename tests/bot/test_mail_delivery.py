@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -61,25 +63,42 @@ def _dispatcher(runtime: Runtime, url: str, **options: object) -> MailDispatcher
     return MailDispatcher(runtime, KINDS, sender, per_second=1000.0, **options)  # type: ignore[arg-type]
 
 
-async def _plan(world: World, database: Database, clock: FakeClock, *addresses: str) -> None:
+def _mail(world: World, clock: FakeClock, key: str, address: str, **changes: Any) -> outbox.Planned:
+    """A mail of the test kind to a guest's `address` about the world's conference, due now;
+    `changes` set other fields."""
+    mail = outbox.Planned(
+        key=key,
+        kind=KIND,
+        subject=f"conference:{world.conference_id}",
+        member_id=None,
+        due_at=clock.now(),
+        channel=Channel.MAIL,
+        address=address,
+    )
+    return replace(mail, **changes)
+
+
+async def _plan_mails(database: Database, clock: FakeClock, *mails: outbox.Planned) -> None:
     async with database.transaction() as session:
-        await outbox.plan(
-            session,
-            [
-                outbox.Planned(
-                    key=f"mail:{number}",
-                    kind=KIND,
-                    subject=f"conference:{world.conference_id}",
-                    member_id=world.member_id if address == world.member_address else None,
-                    due_at=clock.now(),
-                    channel=Channel.MAIL,
-                    address=address,
-                    payload={"conference": world.conference_id, "n": number},
-                )
-                for number, address in enumerate(addresses)
-            ],
-            now=clock.now(),
-        )
+        await outbox.plan(session, list(mails), now=clock.now())
+
+
+async def _plan(world: World, database: Database, clock: FakeClock, *addresses: str) -> None:
+    await _plan_mails(
+        database,
+        clock,
+        *(
+            _mail(
+                world,
+                clock,
+                f"mail:{number}",
+                address,
+                member_id=world.member_id if address == world.member_address else None,
+                payload={"conference": world.conference_id, "n": number},
+            )
+            for number, address in enumerate(addresses)
+        ),
+    )
 
 
 async def _rows(database: Database) -> dict[str, tuple[OutboxStatus, str | None, int]]:
@@ -210,23 +229,8 @@ async def test_a_5xx_fails_the_row_marks_the_address_and_plans_the_coordinators_
     )
 
     # Later rows to that address are skipped without trying, whatever its case.
-    async with database.transaction() as session:
-        await outbox.plan(
-            session,
-            [
-                outbox.Planned(
-                    key="mail:later",
-                    kind=KIND,
-                    subject=f"conference:{world.conference_id}",
-                    member_id=None,
-                    due_at=clock.now(),
-                    channel=Channel.MAIL,
-                    address="gone@nemocnice.example.cz",
-                    payload={"n": 99},
-                )
-            ],
-            now=clock.now(),
-        )
+    later = _mail(world, clock, "mail:later", "gone@nemocnice.example.cz", payload={"n": 99})
+    await _plan_mails(database, clock, later)
     server.behaviour.refused.clear()
     await dispatcher.run()
     assert (await _rows(database))["gone@nemocnice.example.cz"] == (
@@ -250,25 +254,12 @@ async def test_a_members_refused_address_outside_a_conference_is_told_to_the_mem
 ) -> None:
     world = await seed_world(database, clock)
     server.behaviour.refused[world.member_address] = "553 5.1.3 Bad address syntax"
-    async with database.transaction() as session:
-        await outbox.plan(
-            session,
-            [
-                outbox.Planned(
-                    key="invite:1",
-                    kind=KIND,
-                    # About a conference: still the member's own address, told to them alone
-                    # (the coordinator has no business with a participant's private address).
-                    subject=f"conference:{world.conference_id}",
-                    member_id=world.member_id,
-                    due_at=clock.now(),
-                    channel=Channel.MAIL,
-                    address=world.member_address,
-                    payload={"n": 1},
-                )
-            ],
-            now=clock.now(),
-        )
+    # About a conference: still the member's own address, told to them alone (the coordinator
+    # has no business with a participant's private address).
+    invite = _mail(
+        world, clock, "invite:1", world.member_address, member_id=world.member_id, payload={"n": 1}
+    )
+    await _plan_mails(database, clock, invite)
     dispatcher = _dispatcher(_runtime(database, clock, cipher), server.url)
     await dispatcher.run()
     await dispatcher.close()
@@ -286,22 +277,16 @@ async def test_a_leavers_row_and_an_expired_row_are_skipped(
     world = await seed_world(database, clock)
     await _plan(world, database, clock, world.member_address)
     async with database.transaction() as session:
-        await outbox.plan(
-            session,
-            [
-                outbox.Planned(
-                    key="mail:late",
-                    kind=KIND,
-                    subject="conference:1",
-                    member_id=None,
-                    due_at=clock.now() - timedelta(hours=3),
-                    expires_at=clock.now() - timedelta(hours=1),
-                    channel=Channel.MAIL,
-                    address="late@zs.example.cz",
-                )
-            ],
-            now=clock.now(),
+        late = _mail(
+            world,
+            clock,
+            "mail:late",
+            "late@zs.example.cz",
+            subject="conference:1",
+            due_at=clock.now() - timedelta(hours=3),
+            expires_at=clock.now() - timedelta(hours=1),
         )
+        await outbox.plan(session, [late], now=clock.now())
         # Left after the row was planned, without its rows being cancelled (a race).
         member = await session.get(Member, world.member_id)
         assert member is not None

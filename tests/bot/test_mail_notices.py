@@ -5,7 +5,7 @@ icalendar and vobject; and what a copy may not contain (anyone else's address, t
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
@@ -83,14 +83,22 @@ async def _scheduled(
     return world, sent
 
 
+async def _before_start(
+    database: Database, clock: FakeClock, world: w.World, ahead: timedelta
+) -> datetime:
+    """The clock set to `ahead` before the scheduled conference's start; that start."""
+    starts = (await w.conference(database, world)).starts_at
+    assert starts is not None
+    clock.advance(starts - ahead - clock.now())
+    return starts
+
+
 async def test_no_copy_names_anyone_elses_address_nor_the_child(
     database: Database, clock: FakeClock, cipher: Cipher
 ) -> None:
     world, sent = await _scheduled(database, clock, cipher)
     runtime = w.runtime(database, clock, cipher)
-    starts = (await w.conference(database, world)).starts_at
-    assert starts is not None
-    clock.advance(starts - timedelta(hours=2) - clock.now())
+    await _before_start(database, clock, world, timedelta(hours=2))
     sent += await w.send_due(runtime)  # the guests' reminders
     await w.cancel(database, clock, world)
     sent += await w.send_due(runtime)
@@ -296,9 +304,7 @@ async def test_a_guests_reminder_is_text_without_a_calendar(
 ) -> None:
     world, _ = await _scheduled(database, clock, cipher)
     runtime = w.runtime(database, clock, cipher)
-    starts = (await w.conference(database, world)).starts_at
-    assert starts is not None
-    clock.advance(starts - timedelta(days=2) - clock.now())
+    starts = await _before_start(database, clock, world, timedelta(days=2))
     reminders = _by_address(await w.send_due(runtime), MAIL_REMINDER)
     assert set(reminders) == {w.HOSPITAL, w.DOCTOR}
     for mail in reminders.values():

@@ -9,10 +9,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from bench import world
 from bot.core import outbox
 from bot.core.clock import FakeClock
 from bot.core.db import Database
-from bot.core.models import InstitutionKind, Member, OutboxRow, OutboxStatus, Role
+from bot.core.models import InstitutionKind, OutboxRow, OutboxStatus, Role
 from bot.services import members
 
 
@@ -23,15 +24,7 @@ async def _member(database: Database, clock: FakeClock) -> int:
         place = await members.ensure_institution(
             session, district, "Policie Cheb", InstitutionKind.POLICE, now=now
         )
-        member = Member(
-            telegram_user_id=77,
-            chat_id=77,
-            display_name="Petr",
-            institution_id=place.id,
-            role=Role.PARTICIPANT,
-            locale="en",
-            joined_at=now,
-        )
+        member = world.member(77, "Petr", place.id, Role.PARTICIPANT, locale="en", now=now)
         session.add(member)
         await session.flush()
         return member.id

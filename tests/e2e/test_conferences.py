@@ -51,6 +51,28 @@ async def until(person: Person, fragment: str) -> BotMessage:
             return message
 
 
+async def plan_shown(
+    coordinator: Person, code: str = "PK-2026-0001", listed: str = "Open cases"
+) -> BotMessage:
+    """/cases (waiting for `listed` in the list), then the planning screen of the case `code`."""
+    await coordinator.send_text("/cases")
+    await until(coordinator, listed)
+    await coordinator.press(f"Plan: {code}")
+    return await until(coordinator, f"Case conference for {code}")
+
+
+async def coordinator_teacher_officer(bot: RunningBot) -> tuple[Person, Person, Person]:
+    """Hana, a coordinator at OSPOD Cheb; Jana, a teacher who refers; Petr at Policie Cheb."""
+    hana = await bot.join(
+        1, "Hana", Role.COORDINATOR, institution="OSPOD Cheb", kind=InstitutionKind.OSPOD
+    )
+    jana = await bot.join(2, "Jana", Role.REFERRER)
+    petr = await bot.join(
+        3, "Petr", Role.PARTICIPANT, institution="Policie Cheb", kind=InstitutionKind.POLICE
+    )
+    return hana, jana, petr
+
+
 async def open_case(bot: RunningBot, coordinator: str, referrer: str, categories: list[str]) -> int:
     """An accepted referral and its case, as the referral dialog and triage leave them."""
     runtime = bot.runtime
@@ -284,10 +306,7 @@ async def test_five_institutions_and_a_guardian_find_a_date_in_one_poll(
 
     # A second case for the same coordinator: its poll keeps clear of the first conference.
     await open_case(bot, "Hana", "Jana", ["truancy"])
-    await hana.send_text("/cases")
-    await until(hana, "Case conference on")
-    await hana.press("Plan: PK-2026-0002")
-    await until(hana, "Case conference for PK-2026-0002")
+    await plan_shown(hana, "PK-2026-0002", listed="Case conference on")
     await hana.press("Send the poll")
     await until(hana, "Poll for the case conference PK-2026-0002")
     async with bot.runtime.database.transaction() as session:
@@ -309,22 +328,13 @@ async def test_five_institutions_and_a_guardian_find_a_date_in_one_poll(
 async def test_no_common_time_leads_to_the_next_window_and_blocked_people_are_reported(
     bot: RunningBot, sandbox: BotApiSandbox
 ) -> None:
-    hana = await bot.join(
-        1, "Hana", Role.COORDINATOR, institution="OSPOD Cheb", kind=InstitutionKind.OSPOD
-    )
-    jana = await bot.join(2, "Jana", Role.REFERRER)
-    petr = await bot.join(
-        3, "Petr", Role.PARTICIPANT, institution="Policie Cheb", kind=InstitutionKind.POLICE
-    )
+    hana, jana, petr = await coordinator_teacher_officer(bot)
     nina = await bot.join(
         6, "Nina", Role.PARTICIPANT, institution="Spirála", kind=InstitutionKind.NGO
     )
     await nina.block_bot()
     await open_case(bot, "Hana", "Jana", ["crime"])
-    await hana.send_text("/cases")
-    await until(hana, "Open cases")
-    await hana.press("Plan: PK-2026-0001")
-    await until(hana, "Case conference for PK-2026-0001")
+    await plan_shown(hana)
     await hana.press("☐ Spirála")
     await until(hana, "Invited: 3")
     await hana.press("Send the poll")
@@ -372,18 +382,9 @@ async def test_no_common_time_leads_to_the_next_window_and_blocked_people_are_re
 async def test_a_calendar_sent_during_a_poll_marks_its_times_no_and_bad_files_get_answers(
     bot: RunningBot,
 ) -> None:
-    hana = await bot.join(
-        1, "Hana", Role.COORDINATOR, institution="OSPOD Cheb", kind=InstitutionKind.OSPOD
-    )
-    await bot.join(2, "Jana", Role.REFERRER)
-    petr = await bot.join(
-        3, "Petr", Role.PARTICIPANT, institution="Policie Cheb", kind=InstitutionKind.POLICE
-    )
+    hana, _jana, petr = await coordinator_teacher_officer(bot)
     await open_case(bot, "Hana", "Jana", ["crime"])
-    await hana.send_text("/cases")
-    await until(hana, "Open cases")
-    await hana.press("Plan: PK-2026-0001")
-    await until(hana, "Case conference for")
+    await plan_shown(hana)
     await hana.press("Send the poll")
     poll = await until(petr, "When can Policie Cheb come?")
     await answer_poll(petr, poll, {0: 1, 1: 1, 2: 1})

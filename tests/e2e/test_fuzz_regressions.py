@@ -12,6 +12,7 @@ from bot.core.models import Invitation, Rsvp
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import scheduled, team
+from tests.e2e.test_tasks import due_date_asked
 
 
 async def test_a_refusal_pressed_under_a_calendar_file_comes_as_a_new_message(
@@ -97,12 +98,7 @@ async def test_forged_digits_in_a_button_are_a_stale_button_not_an_error(
     await until(hana, "has ended")
     await hana.press("📝 Record the outcome")
     await until(hana, "Attendance:")
-    await hana.press("➕ Add a task")
-    await until(hana, "What is the task?")
-    await hana.send_text("Visit the family")
-    await until(hana, "Who owns it?")
-    await hana.press("Petr (Policie Cheb)")
-    asked = await until(hana, "By when?")
+    asked = await due_date_asked(hana, "Visit the family", "Petr (Policie Cheb)")
     answer = await hana.press_data("rc:d:²", message_id=asked.message_id)
     assert answer.text == "This button is no longer active."
     assert "while handling update" not in caplog.text

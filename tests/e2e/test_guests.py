@@ -25,7 +25,7 @@ from bot.sandbox import FloodLimits, Person
 from bot.sandbox.models import BotMessage
 from tests.e2e.conftest import RunningBot, in_turn
 from tests.e2e.mail_world import mail_on, mail_server, settings
-from tests.e2e.test_conferences import answer_poll, open_case, until
+from tests.e2e.test_conferences import answer_poll, open_case, plan_shown, until
 
 __all__ = ["mail_on", "mail_server", "settings"]  # the fixtures of a bot with mail
 
@@ -69,10 +69,7 @@ async def the_plan(
     jana = await bot.join(2, "Jana", Role.REFERRER)
     await add_institutions(bot, *institutions)
     case_id = await open_case(bot, "Hana", "Jana", ["truancy"])
-    await hana.send_text("/cases")
-    await until(hana, "Next step")
-    await hana.press("Plan: PK-2026-0001")
-    await until(hana, "Case conference for PK-2026-0001")
+    await plan_shown(hana, "PK-2026-0001", listed="Next step")
     return hana, jana, case_id
 
 

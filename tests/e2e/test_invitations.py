@@ -34,7 +34,14 @@ from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from bot.sandbox.models import BotMessage
 from bot.services import decisions, members
 from tests.e2e.conftest import RunningBot
-from tests.e2e.test_conferences import answer_poll, open_case, slot_buttons, until
+from tests.e2e.test_conferences import (
+    answer_poll,
+    coordinator_teacher_officer,
+    open_case,
+    plan_shown,
+    slot_buttons,
+    until,
+)
 
 PRAGUE = ZoneInfo("Europe/Prague")
 
@@ -71,13 +78,7 @@ def event_of(calendar: icalendar.Calendar) -> icalendar.cal.Component:
 
 
 async def team(bot: RunningBot) -> dict[str, Person]:
-    hana = await bot.join(
-        1, "Hana", Role.COORDINATOR, institution="OSPOD Cheb", kind=InstitutionKind.OSPOD
-    )
-    jana = await bot.join(2, "Jana", Role.REFERRER)
-    petr = await bot.join(
-        3, "Petr", Role.PARTICIPANT, institution="Policie Cheb", kind=InstitutionKind.POLICE
-    )
+    hana, jana, petr = await coordinator_teacher_officer(bot)
     pavel = await bot.join(
         4, "Pavel", Role.PARTICIPANT, institution="Policie Cheb", kind=InstitutionKind.POLICE
     )
@@ -89,10 +90,7 @@ async def scheduled(bot: RunningBot, people: dict[str, Person]) -> datetime:
     would accept the invitation already), Hana confirms."""
     hana, jana, petr = people["hana"], people["jana"], people["petr"]
     await open_case(bot, "Hana", "Jana", ["crime"])
-    await hana.send_text("/cases")
-    await until(hana, "Open cases")
-    await hana.press("Plan: PK-2026-0001")
-    await until(hana, "Case conference for PK-2026-0001")
+    await plan_shown(hana)
     await hana.press("Send the poll")
     school = await until(jana, "When can ZŠ Hradební come?")
     police = await until(petr, "When can Policie Cheb come?")
@@ -349,10 +347,7 @@ async def test_a_restart_between_planning_and_sending_and_a_blocked_participant(
     )
     await open_case(first, "Hana", "Jana", ["crime"])
     hana = people["hana"]
-    await hana.send_text("/cases")
-    await until(hana, "Open cases")
-    await hana.press("Plan: PK-2026-0001")
-    await until(hana, "Case conference for PK-2026-0001")
+    await plan_shown(hana)
     await hana.press("☐ Spirála")
     await until(hana, "Invited: 3")
     await hana.press("Send the poll")

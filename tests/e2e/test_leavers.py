@@ -18,7 +18,7 @@ from bot.services import members, tasks
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import each, scheduled, team
-from tests.e2e.test_tasks import add_task, at_nine, record_opened, told
+from tests.e2e.test_tasks import add_task, at_nine, record_opened, summary_written, told
 
 
 @pytest.fixture
@@ -63,10 +63,7 @@ async def test_a_leaver_with_tasks_gets_nothing_more_and_the_coordinator_hands_t
     hana, petr, pavel = people["hana"], people["petr"], people["pavel"]
     admin = await bot.join(9, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
     await record_opened(bot, clock, people)
-    await hana.press("✏️ Summary")
-    await until(hana, "Type the summary")
-    await hana.send_text("The plan was agreed.")
-    await until(hana, "Summary: written.")
+    await summary_written(hana, "The plan was agreed.")
     await add_task(hana, "Check attendance weekly", "Petr (Policie Cheb)", "1 week")
     await add_task(hana, "Call the class teacher", "Petr (Policie Cheb)", "2 weeks")
     recorded_on = clock.now().date()

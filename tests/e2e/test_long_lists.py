@@ -33,6 +33,7 @@ from bot.services import overview
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import scheduled, team
+from tests.e2e.test_tasks import add_task
 
 PRAGUE = ZoneInfo("Europe/Prague")
 LIMIT = 4096
@@ -194,14 +195,7 @@ async def test_eight_long_notes_are_read_in_several_messages_and_audited_once(
 ) -> None:
     people = await held_record(bot, clock)
     hana, petr = people["hana"], people["petr"]
-    await hana.press("➕ Add a task")
-    await until(hana, "What is the task?")
-    await hana.send_text("Visit the family")
-    await until(hana, "Who owns it?")
-    await hana.press("Petr (Policie Cheb)")
-    await until(hana, "By when?")
-    await hana.press("2 weeks")
-    await until(hana, "«Visit the family»")
+    await add_task(hana, "Visit the family", "Petr (Policie Cheb)", "2 weeks")
     await hana.press("✅ Finish: send the tasks to their owners")
     assigned = await until(petr, "A task for you")
 

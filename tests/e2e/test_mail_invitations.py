@@ -19,10 +19,8 @@ from bot.core.clock import FakeClock
 from bot.core.models import (
     AuditEntry,
     Conference,
-    InstitutionKind,
     Invitation,
     Member,
-    Role,
     Rsvp,
 )
 from bot.sandbox import FloodLimits
@@ -32,7 +30,13 @@ from bot.transport.telegram import delivery
 from tests import mailbox as dovecot
 from tests.e2e.conftest import RunningBot
 from tests.e2e.mail_world import mail_on, mail_server, mailbox, read_mailbox, settings
-from tests.e2e.test_conferences import answer_poll, open_case, until
+from tests.e2e.test_conferences import (
+    answer_poll,
+    coordinator_teacher_officer,
+    open_case,
+    plan_shown,
+    until,
+)
 from tests.e2e.test_guests import add_institutions
 from tests.mailbox import Mailbox
 
@@ -92,13 +96,7 @@ async def _audited_ignored(bot: RunningBot) -> list[str]:
 async def test_a_guest_is_invited_by_mail_and_answers_from_their_calendar(
     bot: RunningBot, clock: FakeClock, mailbox: Mailbox, mail_server: MailServer
 ) -> None:
-    hana = await bot.join(
-        1, "Hana", Role.COORDINATOR, institution="OSPOD Cheb", kind=InstitutionKind.OSPOD
-    )
-    jana = await bot.join(2, "Jana", Role.REFERRER)
-    petr = await bot.join(
-        3, "Petr", Role.PARTICIPANT, institution="Policie Cheb", kind=InstitutionKind.POLICE
-    )
+    hana, jana, petr = await coordinator_teacher_officer(bot)
     await add_institutions(bot, ("Pediatrie Cheb", PAEDIATRICS))
     async with bot.runtime.database.transaction() as session:  # what /email confirmed
         await session.execute(
@@ -110,10 +108,7 @@ async def test_a_guest_is_invited_by_mail_and_answers_from_their_calendar(
     # The plan: the school and the police ticked by the case's concern, the paediatrician
     # added as a guest by e-mail; the poll goes out.
     await open_case(bot, "Hana", "Jana", ["crime", "truancy"])
-    await hana.send_text("/cases")
-    await until(hana, "Next step")
-    await hana.press("Plan: PK-2026-0001")
-    await until(hana, "Case conference for PK-2026-0001")
+    await plan_shown(hana, "PK-2026-0001", listed="Next step")
     await hana.press("+ Guest by e-mail")
     await hana.next_message()
     await hana.press("✉ Pediatrie Cheb")

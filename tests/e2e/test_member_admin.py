@@ -11,7 +11,7 @@ from bot.core.models import AuditEntry, InstitutionKind, Member, Role
 from bot.sandbox import Person
 from bot.services import members
 from tests.e2e.conftest import RunningBot
-from tests.e2e.test_conferences import answer_poll, open_case, until
+from tests.e2e.test_conferences import answer_poll, open_case, plan_shown, until
 from tests.e2e.test_joining import TURNED_AWAY_CS
 
 
@@ -140,10 +140,7 @@ async def a_guardian_joins(bot: RunningBot) -> dict[str, Person]:
     }
     hana = people["hana"]
     await open_case(bot, "Hana", "Jana", ["truancy"])
-    await hana.send_text("/cases")
-    await until(hana, "Open cases")
-    await hana.press("Plan: PK-2026-0001")
-    await until(hana, "Case conference for PK-2026-0001")
+    await plan_shown(hana)
     await hana.press("+ Guardian, link")
     await until(hana, "Guardians: 1 by a one-time link")
     await hana.press("Send the poll")

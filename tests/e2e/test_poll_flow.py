@@ -28,7 +28,7 @@ from bot.sandbox import FloodLimits, Person
 from bot.sandbox.models import BotMessage
 from bot.services import members
 from tests.e2e.conftest import RunningBot
-from tests.e2e.test_conferences import answer_poll, open_case, slot_buttons, until
+from tests.e2e.test_conferences import answer_poll, open_case, plan_shown, slot_buttons, until
 
 PLACE = "Městský úřad Cheb, nám. Krále Jiřího z Poděbrad 1/14"
 
@@ -60,10 +60,7 @@ async def team(bot: RunningBot, clock: FakeClock) -> dict[str, Person]:
 async def poll_sent(bot: RunningBot, hana: Person) -> BotMessage:
     """The case planned with the defaults and the poll sent; returns the coordinator's board."""
     await open_case(bot, "Hana", "Jana", ["crime"])
-    await hana.send_text("/cases")
-    await until(hana, "Open cases")
-    await hana.press("Plan: PK-2026-0001")
-    await until(hana, "Case conference for PK-2026-0001")
+    await plan_shown(hana)
     await hana.press("Send the poll")
     return await until(hana, "Poll for the case conference PK-2026-0001")
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from bot.core.models import InstitutionKind, Role
 from bot.sandbox import FloodLimits, Person
 from bot.sandbox.models import BotMessage
 from tests.e2e.conftest import RunningBot
-from tests.e2e.test_conferences import slot_buttons, until
+from tests.e2e.test_conferences import coordinator_teacher_officer, slot_buttons, until
 from tests.e2e.test_referrals import fill_in
 
 
@@ -32,13 +31,7 @@ class Counted:
 
 
 async def test_each_role_needs_no_more_taps_than_before(bot: RunningBot) -> None:
-    hana = await bot.join(
-        1, "Hana", Role.COORDINATOR, institution="OSPOD Cheb", kind=InstitutionKind.OSPOD
-    )
-    jana = await bot.join(2, "Jana", Role.REFERRER)
-    petr = await bot.join(
-        3, "Petr", Role.PARTICIPANT, institution="Policie Cheb", kind=InstitutionKind.POLICE
-    )
+    hana, jana, petr = await coordinator_teacher_officer(bot)
 
     # The teacher: the whole report to its summary, then Send.
     report = await fill_in(jana)

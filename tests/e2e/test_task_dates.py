@@ -14,7 +14,7 @@ from bot.sandbox import FloodLimits, Person
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import team
-from tests.e2e.test_tasks import button, record_opened
+from tests.e2e.test_tasks import button, due_date_asked, record_opened
 
 PRAGUE = ZoneInfo("Europe/Prague")
 ERROR = "Sorry, something went wrong"
@@ -48,12 +48,7 @@ async def test_far_future_dates_are_refused_and_other_years_show_their_year(
     too_far = f"That is too far ahead: a task is due by {two_years} at the latest."
 
     # The record dialog: refused at the same step, then a date in the next year is taken.
-    await hana.press("➕ Add a task")
-    await until(hana, "What is the task?")
-    await hana.send_text("Arrange tutoring")
-    await until(hana, "Who owns it?")
-    await hana.press("Petr (Policie Cheb)")
-    await until(hana, "By when?")
+    await due_date_asked(hana, "Arrange tutoring", "Petr (Policie Cheb)")
     await hana.press("📅 A date…")
     await until(hana, "Type the due date")
     for far in ("31.12.9999", "15.3.2207", "9999-12-31"):
@@ -62,12 +57,7 @@ async def test_far_future_dates_are_refused_and_other_years_show_their_year(
     screen = await until(hana, "«Arrange tutoring»")
     assert "«Arrange tutoring» · due Mon, Mar 15, 2027 ·" in (screen.text or "")
     # A task due this year has no year.
-    await hana.press("➕ Add a task")
-    await until(hana, "What is the task?")
-    await hana.send_text("Visit the family")
-    await until(hana, "Who owns it?")
-    await hana.press("Pavel (Policie Cheb)")
-    await until(hana, "By when?")
+    await due_date_asked(hana, "Visit the family", "Pavel (Policie Cheb)")
     await hana.press("1 week")
     week = today + timedelta(days=7)
     assert week.year == today.year

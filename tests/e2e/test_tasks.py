@@ -16,6 +16,7 @@ from sqlalchemy import select
 from bot.core.clock import FakeClock
 from bot.core.models import AuditEntry, Case, CaseStatus, OutboxRow, OutboxStatus, Task, TaskStatus
 from bot.sandbox import FloodLimits, Person
+from bot.sandbox.models import BotMessage
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import each, scheduled, team
@@ -32,15 +33,28 @@ def at_nine(day: date) -> datetime:
     return datetime.combine(day, time(9, 0), tzinfo=PRAGUE).astimezone(UTC)
 
 
-async def add_task(hana: Person, title: str, owner: str, due: str) -> None:
+async def due_date_asked(hana: Person, title: str, owner: str) -> BotMessage:
+    """The record's "Add a task" with its title and owner, up to the question "By when?"."""
     await hana.press("➕ Add a task")
     await until(hana, "What is the task?")
     await hana.send_text(title)
     await until(hana, "Who owns it?")
     await hana.press(owner)
-    await until(hana, "By when?")
+    return await until(hana, "By when?")
+
+
+async def add_task(hana: Person, title: str, owner: str, due: str) -> None:
+    await due_date_asked(hana, title, owner)
     await hana.press(due)
     await until(hana, f"«{title}»")
+
+
+async def summary_written(hana: Person, summary: str) -> None:
+    """The record's summary typed, until the record says it is written."""
+    await hana.press("✏️ Summary")
+    await until(hana, "Type the summary")
+    await hana.send_text(summary)
+    await until(hana, "Summary: written.")
 
 
 async def record_opened(bot: RunningBot, clock: FakeClock, people: dict[str, Person]) -> datetime:
@@ -100,10 +114,7 @@ async def test_the_record_the_tasks_the_digest_the_review_and_closing(
     await until(hana, "Attendance: 2 of 2 came.")
 
     # The summary is stored encrypted and does not stay in the chat.
-    await hana.press("✏️ Summary")
-    await until(hana, "Type the summary")
-    await hana.send_text("The boy misses school on Mondays; the family agreed to support.")
-    await until(hana, "Summary: written.")
+    await summary_written(hana, "The boy misses school on Mondays; the family agreed to support.")
 
     # Three tasks for three owners.
     await add_task(hana, "Check attendance weekly", "Petr (Policie Cheb)", "1 week")

@@ -13,9 +13,10 @@ from bot.core.models import InstitutionKind, Role
 from bot.sandbox import FloodLimits, Person
 from tests.e2e.conftest import RunningBot, text_of
 from tests.e2e.test_conferences import until
-from tests.e2e.test_invitations import each, scheduled, team
+from tests.e2e.test_invitations import team
 from tests.e2e.test_referrals import CHILD, CODE, fill_in
 from tests.e2e.test_referrals import team as referral_team
+from tests.e2e.test_tasks import due_date_asked, record_opened, summary_written
 
 RECORD = "Record of the case conference PK-2026-0001"
 
@@ -40,32 +41,17 @@ async def test_the_record_stays_one_message_while_tasks_are_added(
     """Item 8: every step edits the one record screen, or replaces it below what was typed."""
     people = await team(bot)
     hana, petr = people["hana"], people["petr"]
-    starts = await scheduled(bot, people)
-    invites = await each(petr, "You are invited")
-    await petr.press("✅ Accept", message_id=invites[0].message_id)
-    clock.set(starts + timedelta(minutes=91))
-    await bot.sweep()
-    await until(hana, "has ended")
-    await hana.press("📝 Record the outcome")
-    await until(hana, "Attendance: 1 of 2 came.")
+    await record_opened(bot, clock, people)
 
     # The summary: typed, deleted from the chat, and the record shows it is written.
-    await hana.press("✏️ Summary")
-    await until(hana, "Type the summary")
-    await hana.send_text("The boy misses school on Mondays.")
-    await until(hana, "Summary: written.")
+    await summary_written(hana, "The boy misses school on Mondays.")
     await bot.settle()
     assert len(screens(hana, RECORD)) == 1
     assert screens(hana, "Type the summary") == []
 
     # A task with a quick due date: the screen above the typed title goes, the record
     # replaces the "By when?" question in place.
-    await hana.press("➕ Add a task")
-    await until(hana, "What is the task?")
-    await hana.send_text("Check attendance weekly")
-    await until(hana, "Who owns it?")
-    await hana.press("Petr (Policie Cheb)")
-    await until(hana, "By when?")
+    await due_date_asked(hana, "Check attendance weekly", "Petr (Policie Cheb)")
     await hana.press("1 week")
     await until(hana, "Plan: 1 task.")
     await bot.settle()
@@ -73,12 +59,7 @@ async def test_the_record_stays_one_message_while_tasks_are_added(
     assert screens(hana, "What is the task?") == screens(hana, "By when?") == []
 
     # A task with a typed date: the record comes below the date, and nothing above stays.
-    await hana.press("➕ Add a task")
-    await until(hana, "What is the task?")
-    await hana.send_text("Arrange tutoring")
-    await until(hana, "Who owns it?")
-    await hana.press("Jana (ZŠ Hradební)")
-    await until(hana, "By when?")
+    await due_date_asked(hana, "Arrange tutoring", "Jana (ZŠ Hradební)")
     await hana.press("📅 A date…")
     await until(hana, "Type the due date")
     due = (clock.now() + timedelta(days=20)).strftime("%d.%m.%Y")
