@@ -35,7 +35,9 @@ def invitee_name(invitee: Invitee, tr: Translator) -> str:
     return tr.gettext("Guardian {n}").format(n=invitee.number)
 
 
-def board_text(board: Board, tr: Translator) -> str:
+def board_text(board: Board, tr: Translator, *, web: bool = False) -> str:
+    """The board's text; `web`: guests answer on the web page themselves (their mail has the
+    link), which the coordinator can still do for them."""
     if board.status is not ConferenceStatus.POLLING:
         return attendance_text(board, tr)
     _ = tr.gettext
@@ -56,6 +58,8 @@ def board_text(board: Board, tr: Translator) -> str:
                 line = "✅ " + line + " – " + esc(invitee.answered_by)
             else:
                 line = "✅ " + line
+        elif invitee.kind is InvitationKind.GUEST and web:
+            line = "⏳ " + line + " – " + _("answers by the link in their mail, or you enter them")
         elif invitee.kind in (InvitationKind.OFFLINE, InvitationKind.GUEST):
             line = "✍ " + line + " – " + _("you enter their answers")
         elif invitee.kind is InvitationKind.GUARDIAN and not invitee.reachable:
@@ -225,7 +229,7 @@ async def refresh_board(context: Context, numbered_board: NumberedBoard) -> None
         tr = context.runtime.translator(board.locale)
         try:
             await context.bot.edit_message_text(
-                board_text(board, tr),
+                board_text(board, tr, web=context.runtime.settings.web_url is not None),
                 chat_id=board.chat_id,
                 message_id=board.message_id,
                 reply_markup=board_markup(board, tr, context.runtime.settings),
@@ -243,7 +247,7 @@ async def send_board(context: Context, chat_id: int, board: Board, *, live: bool
     tr = context.tr
     message = await context.bot.send_message(
         chat_id,
-        board_text(board, tr),
+        board_text(board, tr, web=context.runtime.settings.web_url is not None),
         reply_markup=board_markup(board, tr, context.runtime.settings),
     )
     if live:
