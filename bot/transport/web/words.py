@@ -13,7 +13,8 @@ from bot.services.web_links import REASON_MAX, BadLink, GuestInvitation, GuestPo
 from scheduling.finder import Vote
 
 VOTE_NAMES = {Vote.YES: "yes", Vote.IF_NEED_BE: "maybe", Vote.NO: "no"}
-MARKS = {Vote.YES: "✅", Vote.IF_NEED_BE: "🤷", Vote.NO: "❌"}
+# Drawn by any font (the chat's emoji are not, on every desktop); the words are there too.
+MARKS = {Vote.YES: "✓", Vote.IF_NEED_BE: "(✓)", Vote.NO: "✗"}
 
 Lines = tuple[str, list[str]]
 
@@ -114,9 +115,9 @@ def _facts(
 def _choices(tr: Translator) -> list[tuple[str, str, str]]:
     _ = tr.gettext
     return [
-        ("yes", "✅ " + _("Yes"), "yes"),
-        ("maybe", "🤷 " + _("If need be"), "maybe"),
-        ("no", "❌ " + _("No"), "no"),
+        ("yes", _("Yes"), "yes"),
+        ("maybe", _("If need be"), "maybe"),
+        ("no", _("No"), "no"),
     ]
 
 
