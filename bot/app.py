@@ -36,6 +36,8 @@ from bot.transport.telegram.persistence import DatabasePersistence
 from bot.transport.telegram.polling import Poller, retry_after_seconds
 from bot.transport.telegram.processor import OrderedUpdateProcessor, note_telegram_call
 from bot.transport.telegram.webhook import WebhookServer
+from bot.transport.web.pages import WebPages
+from bot.transport.web.server import WebServer
 from handlers import (
     board,
     case_notices,
@@ -58,6 +60,7 @@ from handlers import (
     task_notices,
     tasks,
     triage,
+    web_answers,
 )
 from handlers.common import RUNTIME_KEY, Context, Data
 from handlers.errors import answer_lost, on_error
@@ -72,6 +75,8 @@ MAX_CONCURRENT_UPDATES = 64
 CONNECTION_POOL = MAX_CONCURRENT_UPDATES + 8
 GUARD_GROUP = -1
 MAILBOX_JOB = "mailbox"
+WEB_KEY = "web_pages"
+WEB_SERVER_KEY = "web_server"  # the page's own server in long-polling mode, once it listens
 
 RoundTableApp = Application[Any, Context, Data, Data, Data, Any]
 
@@ -178,6 +183,9 @@ def build_application(runtime: Runtime) -> RoundTableApp:
     )
     if settings.mail_enabled:
         application.bot_data[delivery.MAIL_KEY] = _mail_dispatcher(runtime, application)
+    if settings.web_url is not None:
+        # The poll's web page (bot.transport.web): served by `serve`.
+        application.bot_data[WEB_KEY] = WebPages(runtime, web_answers.after_answer(application))
     # At start: whatever is due, including what a crash left in flight.
     delivery.wake(application)
     return application
@@ -289,6 +297,7 @@ async def _start_webhook(
     settings = application.bot_data[RUNTIME_KEY].settings
     processor = application.update_processor
     assert isinstance(processor, OrderedUpdateProcessor) and settings.webhook_url
+    pages: WebPages | None = application.bot_data.get(WEB_KEY)
     server = WebhookServer(
         application.bot,
         application.update_queue,
@@ -296,6 +305,7 @@ async def _start_webhook(
         path=urlparse(settings.webhook_url).path,
         listen=settings.webhook_listen,
         port=settings.webhook_port,
+        pages=None if pages is None else pages.add_routes,
     )
     processor.when_done(server.handled)
     await server.start()
@@ -332,6 +342,8 @@ async def serve(application: RoundTableApp, stop: asyncio.Event) -> None:
         if not await _reach_telegram(bot, stop):
             return
     mail: MailDispatcher | None = application.bot_data.get(delivery.MAIL_KEY)
+    pages: WebPages | None = application.bot_data.get(WEB_KEY)
+    web_server: WebServer | None = None
     async with application, dispatcher.bot:
         await dispatcher.take_over()
         if mail is not None:
@@ -349,6 +361,11 @@ async def serve(application: RoundTableApp, stop: asyncio.Event) -> None:
             processor.when_done(receiver.handled)
             await receiver.start()
             logger.info("long polling")
+            if pages is not None:
+                web_server = WebServer(pages, listen=settings.web_listen, port=settings.web_port)
+                await web_server.start()
+                logger.info("the web page on port %s", web_server.port)
+        application.bot_data[WEB_SERVER_KEY] = web_server
         await application.start()
         await stop.wait()
         dispatcher.stop()
@@ -361,5 +378,7 @@ async def serve(application: RoundTableApp, stop: asyncio.Event) -> None:
             receiver.refuse()
             await application.stop()  # handles what is queued: those POSTs get their 200
             await receiver.stop()
+        if web_server is not None:
+            await web_server.stop()
         if mail is not None:
             await mail.close()  # the SMTP connections, once a run in progress has ended

@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from bot.app import RoundTableApp, build_application, serve
+from bot.app import WEB_SERVER_KEY, RoundTableApp, build_application, serve
 from bot.core.clock import FakeClock
 from bot.core.config import Settings, isolated_settings
 from bot.core.crypto import load_cipher
@@ -25,6 +25,7 @@ from bot.core.migrate import upgrade
 from bot.core.models import Conference, InstitutionKind, Role
 from bot.core.runtime import Runtime
 from bot.demo_steps import PRAGUE, busy_calendar, buttons, local, tap, until
+from bot.demo_web import DemoBrowser, link_in, mail_text, web_app_url
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from bot.sandbox.mail import MailPerson, MailServer, calendar_part
 from bot.sandbox.models import BotMessage
@@ -53,6 +54,7 @@ REVIEW = "15.2.2027 10:00"  # a Monday, not a holiday, within three months of th
 MAILBOX = "konference@cheb.example.cz"
 PAEDIATRICS = "Pediatrie Cheb"
 PAEDIATRICS_ADDRESS = "ordinace@pediatrie-cheb.example.cz"
+WEB = "https://kulatystul.cheb.example.cz"  # the poll's web page, behind a reverse proxy
 
 
 class Story:
@@ -87,6 +89,14 @@ class Story:
         self.officer = sandbox.person(1004, "Tomáš", last_name="Beneš", language_code="cs")
         self.psychologist = sandbox.person(1005, "Olena", last_name="Koval", language_code="uk")
         self.stranger = sandbox.person(1006, "Eva", language_code="cs")
+        self._web: DemoBrowser | None = None
+
+    @property
+    def web(self) -> DemoBrowser:
+        """The browser of the doctor and of the Mini App, once the page's server listens."""
+        if self._web is None:
+            self._web = DemoBrowser(WEB, self.application.bot_data[WEB_SERVER_KEY].port)
+        return self._web
 
     @property
     def cast(self) -> dict[str, Person]:
@@ -291,18 +301,19 @@ class Story:
         await coordinator.press(f"✉ {PAEDIATRICS}")
         await until(coordinator, "pl:")
         await coordinator.press("Send the poll")
-        board = await until(coordinator, "cf:o:")  # the live board
-        # The practice's mail lists the times; the coordinator phones and enters its answer.
-        await self.doctor.next_mail()
-        await tap(coordinator, board, "pe:")
-        entered = await until(coordinator, "ps:")
-        for index in (0, 1):
-            current = coordinator.messages[entered.message_id]
-            labels = [text for text, data in buttons(current) if data.startswith("pv:")]
-            await coordinator.press(labels[index], message_id=entered.message_id)
-            await coordinator.next_message()
-        await tap(coordinator, entered, "ps:")
-        taps = {self.teacher: (0, 1), self.officer: (0, 2, 2), self.psychologist: (0, 1, 3)}
+        await until(coordinator, "cf:o:")  # the live board
+        # The practice's mail lists the times with a personal link: the doctor answers on
+        # the page (yes, if need be), and the coordinator's board shows it at once.
+        page = await self.web.open(link_in(mail_text(await self.doctor.next_mail())))
+        await self.web.send(page, {0: "yes", 1: "maybe"}, action="send")
+        await until(coordinator, "cf:o:", text="✅ ☆ ✉ Pediatrie Cheb")
+        # The psychologist answers in the grid, the Mini App of her poll's message.
+        poll = await until(self.psychologist, "ps:")
+        grid = await self.web.mini_app(
+            web_app_url(poll), 1005, "Olena", DEMO_TOKEN, int(self.clock.now().timestamp())
+        )
+        await self.web.send(grid, {0: "yes", 1: "yes", 3: "yes"}, action="send")
+        taps = {self.teacher: (0, 1), self.officer: (0, 2, 2)}
         for person, times in taps.items():
             poll = await until(person, "ps:")
             for index in times:
@@ -518,6 +529,8 @@ def demo_settings(data_dir: Path, sandbox: BotApiSandbox, mail: MailServer) -> S
         bot_file_url=sandbox.base_file_url,
         smtp_url=SecretStr(mail.url),
         mail_from=f"Round Table Cheb <{MAILBOX}>",
+        web_url=WEB,  # the page, on a port of its own (any free one)
+        web_port=0,
     )
 
 
@@ -566,6 +579,9 @@ def _publish(story: Story, out: str | None) -> None:
     doctor = story.doctor
     print(f"\n===== {doctor.name} ({PAEDIATRICS}, by e-mail) =====")
     print(doctor.transcript())
+    pages = "\n\n".join(story.web.pages)
+    print("\n===== The web page, as the doctor and the Mini App saw it =====")
+    print(pages)
     if out is None:
         return
     directory = Path(out)
@@ -577,6 +593,7 @@ def _publish(story: Story, out: str | None) -> None:
             # each person's documents are numbered in the order they got them.
             (directory / f"{role}-{number}-{name}").write_bytes(content)
     (directory / "paediatrician.txt").write_text(doctor.transcript() + "\n", encoding="utf-8")
+    (directory / "web-pages.txt").write_text(pages + "\n", encoding="utf-8")
     for number, mail in enumerate(doctor.mails, start=1):
         # Each mail as it arrived (RFC 5322): a mail program or a calendar opens it.
         (directory / f"paediatrician-{number}-mail.eml").write_bytes(mail.raw)

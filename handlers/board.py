@@ -195,7 +195,10 @@ async def enter_offline(update: Update, context: Context) -> None:
     if not case.done:
         return
     message = await say_below(
-        update, context, poll_text(view, context.tr), poll_markup(view, context.tr)
+        update,
+        context,
+        poll_text(view, context.tr),
+        poll_markup(view, context.tr, context.runtime.settings),
     )
     if message is None:
         return

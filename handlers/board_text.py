@@ -10,9 +10,10 @@ import logging
 import weakref
 from dataclasses import dataclass
 
-from telegram import InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update, WebAppInfo
 from telegram.error import BadRequest, TelegramError
 
+from bot.core.config import Settings
 from bot.core.i18n import Translator
 from bot.core.models import ConferenceStatus, InvitationKind, Rsvp
 from bot.services import decisions
@@ -34,7 +35,9 @@ def invitee_name(invitee: Invitee, tr: Translator) -> str:
     return tr.gettext("Guardian {n}").format(n=invitee.number)
 
 
-def board_text(board: Board, tr: Translator) -> str:
+def board_text(board: Board, tr: Translator, *, web: bool = False) -> str:
+    """The board's text; `web`: guests answer on the web page themselves (their mail has the
+    link), which the coordinator can still do for them."""
     if board.status is not ConferenceStatus.POLLING:
         return attendance_text(board, tr)
     _ = tr.gettext
@@ -50,11 +53,13 @@ def board_text(board: Board, tr: Translator) -> str:
     for invitee in board.invitees:
         mark = "★" if invitee.required else "☆"
         line = f"{mark} {invitee_name(invitee, tr)}"
-        if invitee.answered_by and invitee.answered_at:
-            if invitee.kind is InvitationKind.INSTITUTION:
+        if invitee.answered_at:  # a guest's own answer, on the web page, has no member
+            if invitee.kind is InvitationKind.INSTITUTION and invitee.answered_by:
                 line = "✅ " + line + " – " + esc(invitee.answered_by)
             else:
                 line = "✅ " + line
+        elif invitee.kind is InvitationKind.GUEST and web:
+            line = "⏳ " + line + " – " + _("answers by the link in their mail, or you enter them")
         elif invitee.kind in (InvitationKind.OFFLINE, InvitationKind.GUEST):
             line = "✍ " + line + " – " + _("you enter their answers")
         elif invitee.kind is InvitationKind.GUARDIAN and not invitee.reachable:
@@ -132,7 +137,11 @@ def outcome_text(board: Board, tr: Translator) -> str:
     return "\n".join(lines)
 
 
-def board_markup(board: Board, tr: Translator) -> InlineKeyboardMarkup | None:
+def board_markup(
+    board: Board, tr: Translator, settings: Settings | None = None
+) -> InlineKeyboardMarkup | None:
+    """The board's buttons; while the poll runs, with the web page on (`settings`), also the
+    board as a grid in a Mini App."""
     _ = tr.gettext
     conference = board.conference_id
     if board.status is ConferenceStatus.SCHEDULED:
@@ -158,7 +167,13 @@ def board_markup(board: Board, tr: Translator) -> InlineKeyboardMarkup | None:
         if invitee.kind is InvitationKind.GUEST
     ]
     rows.append([("🗓 " + _("Decide now"), f"cf:o:{board.conference_id}")])
-    return keyboard(rows)
+    markup = keyboard(rows)
+    if settings is None or not settings.mini_app:
+        return markup
+    url = settings.web_address(f"/app/board/{conference}")
+    assert url is not None
+    grid = InlineKeyboardButton("▦ " + _("Everyone's answers as a grid"), web_app=WebAppInfo(url))
+    return InlineKeyboardMarkup([*markup.inline_keyboard, [grid]])
 
 
 # The live board message. Whoever changes a conference redraws it with the board the service
@@ -214,10 +229,10 @@ async def refresh_board(context: Context, numbered_board: NumberedBoard) -> None
         tr = context.runtime.translator(board.locale)
         try:
             await context.bot.edit_message_text(
-                board_text(board, tr),
+                board_text(board, tr, web=context.runtime.settings.web_url is not None),
                 chat_id=board.chat_id,
                 message_id=board.message_id,
-                reply_markup=board_markup(board, tr),
+                reply_markup=board_markup(board, tr, context.runtime.settings),
             )
         except BadRequest as error:
             if "not modified" not in error.message:
@@ -231,7 +246,9 @@ async def send_board(context: Context, chat_id: int, board: Board, *, live: bool
     it is the message refresh_board keeps up to date from now on."""
     tr = context.tr
     message = await context.bot.send_message(
-        chat_id, board_text(board, tr), reply_markup=board_markup(board, tr)
+        chat_id,
+        board_text(board, tr, web=context.runtime.settings.web_url is not None),
+        reply_markup=board_markup(board, tr, context.runtime.settings),
     )
     if live:
         async with context.runtime.database.transaction() as session:

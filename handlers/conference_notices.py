@@ -90,7 +90,7 @@ async def render_poll_nudge(context: Context, row: Notification) -> Outgoing | N
             with contextlib.suppress(TelegramError):
                 await context.bot.delete_message(target.recipient.chat_id, view.message_id)
 
-    return Outgoing(text, poll_markup(view, tr), after=replace_old)
+    return Outgoing(text, poll_markup(view, tr, runtime.settings), after=replace_old)
 
 
 async def _nudge_missed(context: Context, row: Notification) -> None:

@@ -4,7 +4,6 @@ planning avoid."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from datetime import timedelta
 
@@ -15,7 +14,6 @@ from telegram.ext import CallbackQueryHandler, MessageHandler, filters
 from bot.core.calendar_reader import read_busy
 from bot.core.i18n import Translator
 from bot.services import polls
-from bot.services.polls import PollView
 from bot.transport.telegram.http import AiohttpRequest, TooBig
 from handlers.board_text import numbered, offer, refresh_board
 from handlers.common import (
@@ -29,7 +27,7 @@ from handlers.common import (
     keyboard,
     pressed_ids,
 )
-from handlers.poll_messages import POLL_REFUSALS, poll_markup, poll_text
+from handlers.poll_messages import POLL_REFUSALS, poll_markup, poll_text, redraw_poll
 from handlers.usecase import use_case
 from scheduling.busy import MAX_BYTES, BusyImportError
 
@@ -46,7 +44,11 @@ async def tap_time(update: Update, context: Context) -> None:
         view = await polls.toggle(case.session, case.actor, ids[0], ids[1], now=case.now)
     if not case.done:
         return
-    await answer(update, poll_text(view, context.tr), poll_markup(view, context.tr))
+    await answer(
+        update,
+        poll_text(view, context.tr),
+        poll_markup(view, context.tr, context.runtime.settings),
+    )
 
 
 async def send_answer(update: Update, context: Context) -> None:
@@ -61,26 +63,16 @@ async def send_answer(update: Update, context: Context) -> None:
     tr = context.tr
     assert update.callback_query is not None
     await acknowledge(update.callback_query, tr.gettext("Thank you, your answer was sent."))
-    await edit(update.callback_query, poll_text(done.view, tr), poll_markup(done.view, tr))
+    await edit(
+        update.callback_query,
+        poll_text(done.view, tr),
+        poll_markup(done.view, tr, context.runtime.settings),
+    )
     for other in done.others:
-        await _redraw_poll(context, other)
+        await redraw_poll(context, other)
     await refresh_board(context, live)
     if done.offer is not None:
         await offer(context, done.offer, all_answered=True)
-
-
-async def _redraw_poll(context: Context, view: PollView) -> None:
-    """Another member's poll message of the same institution, showing who answered."""
-    if view.message_id is None:
-        return
-    tr = context.runtime.translator(view.locale)
-    with contextlib.suppress(TelegramError):
-        await context.bot.edit_message_text(
-            poll_text(view, tr),
-            chat_id=view.chat_id,
-            message_id=view.message_id,
-            reply_markup=poll_markup(view, tr),
-        )
 
 
 # Calendar files.
@@ -158,7 +150,7 @@ async def calendar_file(update: Update, context: Context) -> None:
             "In your open polls, the times you are busy are now ❌: check them and Send."
         )
     for view in redraw:
-        await _redraw_poll(context, view)
+        await redraw_poll(context, view)
     await answer(update, text, keyboard([[(_("Forget my busy times"), "bt:x")]]))
 
 

@@ -4,12 +4,14 @@ live board to the coordinator, and the coordinator told whom it could not reach.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 
-from telegram import InlineKeyboardMarkup
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
 from telegram.error import Forbidden, TelegramError
 
+from bot.core.config import Settings
 from bot.core.i18n import N_, Translator
 from bot.core.models import InvitationKind
 from bot.services import board, decisions, polls
@@ -65,12 +67,16 @@ def poll_text(view: PollView, tr: Translator) -> str:
         lines.append(_("Answers until {deadline}.").format(deadline=tr.datetime(view.deadline)))
     else:
         lines.append(_("The poll is closed."))
-    if invitee.answered_by and invitee.answered_at:
-        lines.append(
-            _("Answered by {name}, {when}.").format(
+    if invitee.answered_at:
+        if invitee.answered_by:
+            answered = _("Answered by {name}, {when}.").format(
                 name=esc(invitee.answered_by), when=tr.datetime(invitee.answered_at)
             )
-        )
+        else:  # a guest, on the web page
+            answered = _("Answered by the guest on the web page, {when}.").format(
+                when=tr.datetime(invitee.answered_at)
+            )
+        lines.append(answered)
         # What was sent stays on the message, each time with its mark.
         lines += [
             f"{MARKS[view.sent.get(slot.id, Vote.NO)]} {tr.slot(slot.starts_at)}"
@@ -90,7 +96,11 @@ def inviter_line(inviter: Inviter, tr: Translator) -> str:
     )
 
 
-def poll_markup(view: PollView, tr: Translator) -> InlineKeyboardMarkup | None:
+def poll_markup(
+    view: PollView, tr: Translator, settings: Settings | None = None
+) -> InlineKeyboardMarkup | None:
+    """The times to tap and Send; with the web page on (`settings`), also the same poll as a
+    grid in a Mini App."""
     if not view.open:
         return None
     invitation = view.invitation.id
@@ -99,7 +109,27 @@ def poll_markup(view: PollView, tr: Translator) -> InlineKeyboardMarkup | None:
         for slot in view.slots
     ]
     rows.append([("📨 " + tr.gettext("Send"), f"ps:{invitation}:{view.round}")])
-    return keyboard(rows)
+    markup = keyboard(rows)
+    url = settings.web_address(f"/app/poll/{invitation}") if settings is not None else None
+    if url is None or not settings or not settings.mini_app:
+        return markup
+    grid = InlineKeyboardButton("▦ " + tr.gettext("Answer in a grid"), web_app=WebAppInfo(url))
+    return InlineKeyboardMarkup([*markup.inline_keyboard, [grid]])
+
+
+async def redraw_poll(context: Context, view: PollView) -> None:
+    """A poll message in someone's chat (a colleague's of the same institution, the
+    coordinator's for a guest), showing what was sent."""
+    if view.message_id is None:
+        return
+    tr = context.runtime.translator(view.locale)
+    with contextlib.suppress(TelegramError):
+        await context.bot.edit_message_text(
+            poll_text(view, tr),
+            chat_id=view.chat_id,
+            message_id=view.message_id,
+            reply_markup=poll_markup(view, tr, context.runtime.settings),
+        )
 
 
 async def deliver(context: Context, started: Started) -> None:
@@ -174,7 +204,7 @@ async def send_polls(context: Context, targets: Sequence[Target]) -> list[Target
         text = poll_text(view, tr)
         try:
             message = await context.bot.send_message(
-                target.recipient.chat_id, text, reply_markup=poll_markup(view, tr)
+                target.recipient.chat_id, text, reply_markup=poll_markup(view, tr, runtime.settings)
             )
         except Forbidden:
             await mark_unreachable(context, target.recipient.chat_id)

@@ -102,6 +102,11 @@ BREAKS = {
         "bot.core.clock -> bot.services.errors",
     ),
     "telegram-free": ("bot/core/clock.py", "import telegram", "bot.core.clock -> telegram"),
+    "web-page": (
+        "bot/transport/web/limits.py",
+        "import telegram",
+        "bot.transport.web.limits -> telegram",
+    ),
     "pure-time": ("scheduling/policy.py", "import sqlalchemy", "scheduling.policy -> sqlalchemy"),
     "stand-in": (
         "bot/sandbox/errors.py",

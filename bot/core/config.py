@@ -86,6 +86,14 @@ class Settings(BaseSettings):
     imap_seconds: float = Field(default=60, gt=0, le=3600)  # how often it is read
     mail_per_second: float = Field(default=50.0, gt=0, le=1000)
     mail_concurrency: int = Field(default=4, ge=1, le=32)  # connections to the SMTP server
+    # The poll's web page (bot.transport.web): its public address, behind the reverse proxy
+    # (https://konference.mesto.cz/rt). Without it there is no page: guests' mails carry no
+    # link, and the chat offers no Mini App (Telegram opens only https:// addresses in one).
+    web_url: str | None = None
+    # Where the page's server listens in long-polling mode; in webhook mode the webhook's server
+    # serves the page too.
+    web_listen: str = "127.0.0.1"
+    web_port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port (the tests)
     log_level: str = "INFO"
 
     @field_validator("timezone")
@@ -104,7 +112,7 @@ class Settings(BaseSettings):
             raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return value.upper()
 
-    @field_validator("bot_api_url", "bot_file_url", "webhook_url")
+    @field_validator("bot_api_url", "bot_file_url", "webhook_url", "web_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -189,6 +197,17 @@ class Settings(BaseSettings):
     def mail_address(self) -> str | None:
         """The bot's mailbox (of `mail_from`): the invitations' ORGANIZER, where answers go."""
         return parseaddr(self.mail_from)[1] if self.mail_from else None
+
+    def web_address(self, path: str) -> str | None:
+        """The page's public address of `path` ("/p/TOKEN"), or None without a web page."""
+        if self.web_url is None:
+            return None
+        return self.web_url.rstrip("/") + path
+
+    @property
+    def mini_app(self) -> bool:
+        """The chat offers the page as a Mini App: Telegram opens only https:// ones."""
+        return self.web_url is not None and self.web_url.startswith("https://")
 
     @property
     def zone(self) -> ZoneInfo:

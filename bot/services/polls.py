@@ -9,7 +9,7 @@ polls.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -136,51 +136,99 @@ async def send_answer(
     session: AsyncSession, actor: Actor, invitation_id: int, round_: int, *, now: datetime
 ) -> Answered:
     """The answer put together is the invitation's answer now (it replaces an earlier one); a
-    time left unmarked is a no.
-
-    The conference's row is locked first: answers to one poll are taken one at a time, so two
-    members of an institution sending at once, or the last two required invitees, never miss
-    each other (PostgreSQL reads committed rows anew after the lock)."""
+    time left unmarked is a no. One at a time per poll (`lock_round`)."""
     invitation, conference = await _answerable(session, actor, invitation_id, now=now)
+    await lock_round(session, conference, invitation, round_, now=now)
+    slots = await _slot_ids(session, conference)
+    message = await _message(session, invitation, actor)
+    votes = await _working_votes(session, invitation, message, slots)
+    message.pending = {}
+    others, board, offer = await store_answer(
+        session, conference, invitation, votes, answered_by=actor.member_id, now=now
+    )
+    await audit.acted(
+        session, actor, "conference.answered", conference, at=now, invitation=invitation.id
+    )
+    view = await _poll_view(session, invitation, conference, message, now=now)
+    return Answered(view, others, board, offer)
+
+
+async def send_votes(
+    session: AsyncSession,
+    actor: Actor,
+    invitation_id: int,
+    round_: int,
+    votes: Mapping[int, Vote | None],
+    *,
+    now: datetime,
+) -> Answered:
+    """A whole answer at once (the web page's grid): the times not in `votes`, and those left
+    unmarked, are a no; then as `send_answer`."""
+    invitation, conference = await _answerable(session, actor, invitation_id, now=now)
+    _require_open(conference, now)
+    message = await _message(session, invitation, actor)
+    message.pending = _pending(
+        {slot: votes.get(slot) for slot in await _slot_ids(session, conference)}
+    )
+    return await send_answer(session, actor, invitation_id, round_, now=now)
+
+
+async def lock_round(
+    session: AsyncSession,
+    conference: Conference,
+    invitation: Invitation,
+    round_: int,
+    *,
+    now: datetime,
+) -> None:
+    """Before an answer is stored: the conference's row locked, so that answers to one poll are
+    taken one at a time (two members of an institution sending at once, or the last two
+    required invitees, never miss each other: PostgreSQL reads committed rows anew after the
+    lock); refused unless the poll is open and `round_` is its round."""
     await session.refresh(conference, with_for_update=True)
     await session.refresh(invitation)
     _require_open(conference, now)
     if round_ != conference.round:
         raise NotInPoll("a button of an earlier round")
-    slots = await _slot_ids(session, conference)
-    message = await _message(session, invitation, actor)
-    votes = await _working_votes(session, invitation, message, slots)
+
+
+async def store_answer(
+    session: AsyncSession,
+    conference: Conference,
+    invitation: Invitation,
+    votes: Mapping[int, Vote | None],
+    *,
+    answered_by: int | None,
+    now: datetime,
+) -> tuple[list[PollView], Board, Board | None]:
+    """The answer (a time unmarked is a no) is the invitation's now, replacing an earlier one;
+    `answered_by` None: the guest's own, on the web page. Returns the poll messages of the
+    invitation in other chats than the answerer's (to redraw), the board, and the board to
+    offer when every required invitee has answered (once). After `lock_round`."""
     await session.execute(
         delete(SlotAnswer).where(
-            SlotAnswer.invitation_id == invitation.id, SlotAnswer.slot_id.in_(slots)
+            SlotAnswer.invitation_id == invitation.id, SlotAnswer.slot_id.in_(list(votes))
         )
     )
     session.add_all(
         SlotAnswer(invitation_id=invitation.id, slot_id=slot, vote=(vote or Vote.NO).value)
         for slot, vote in votes.items()
     )
-    invitation.answered_by_id = actor.member_id
+    invitation.answered_by_id = answered_by
     invitation.answered_at = now
-    message.pending = {}
     await session.flush()
-    await audit.acted(
-        session, actor, "conference.answered", conference, at=now, invitation=invitation.id
-    )
-    view = await _poll_view(session, invitation, conference, message, now=now)
     others = []
-    rows = await session.scalars(
-        select(PollMessage).where(
-            PollMessage.invitation_id == invitation.id, PollMessage.member_id != actor.member_id
-        )
-    )
-    for row in rows:
+    query = select(PollMessage).where(PollMessage.invitation_id == invitation.id)
+    if answered_by is not None:
+        query = query.where(PollMessage.member_id != answered_by)
+    for row in await session.scalars(query):
         others.append(await _poll_view(session, invitation, conference, row, now=now))
     board = await board_of(session, conference)
     offer = None
     if conference.offered_at is None and await _all_required_answered(session, conference.id):
         conference.offered_at = now
         offer = board
-    return Answered(view, others, board, offer)
+    return others, board, offer
 
 
 async def _answerable(

@@ -38,6 +38,7 @@ from bot.core.models import (
     Task,
     TaskNote,
 )
+from bot.core.web_tables import WebLink
 from bot.services import audit, members
 from bot.services.board import conference_subject
 from bot.services.privacy import Operator
@@ -116,11 +117,13 @@ def _rows_of(case: Case) -> dict[type[Base], Any]:
 
 def _dropped_of(case: Case) -> dict[type[Base], Any]:
     """The case's rows that only pointed into people's chats (the calendar invitations and
-    polls sent, with the answers not yet sent): deleted, not wiped."""
+    polls sent, with the answers not yet sent) or to a guest's page (their personal links):
+    deleted, not wiped."""
     invitations = _invitations_of(Case.id == case.id)
     return {
         InviteMessage: InviteMessage.invitation_id.in_(invitations),
         PollMessage: PollMessage.invitation_id.in_(invitations),
+        WebLink: WebLink.invitation_id.in_(invitations),
     }
 
 

@@ -69,6 +69,7 @@ def test_the_demo_writes_each_persons_transcript_calendar_files_and_records(
         "psychologist.txt",
         "stranger.txt",
         "teacher.txt",
+        "web-pages.txt",
     ]
     # The coordinator's documents, numbered in the order she got them: two invitations, the
     # record, the review's invitation, the record again (with the review's date), the CANCEL.
@@ -124,8 +125,8 @@ def test_the_demo_writes_each_persons_transcript_calendar_files_and_records(
     (fixed,) = after(final, "Review conference")
     assert fixed.startswith("Feb 15, 2027, 10:00")
 
-    # The paediatric practice, not on Telegram: the poll's times by mail (the coordinator
-    # asked and entered its answer), then each invitation as a calendar event in a mail that
+    # The paediatric practice, not on Telegram: the poll's times by mail with a personal link
+    # (the doctor answered on the page), then each invitation as a calendar event in a mail that
     # a mail program opens (.eml), a reminder, and the review's cancellation; every answer
     # given with the calendar's buttons, read back onto the coordinator's board.
     mails = [
@@ -146,12 +147,26 @@ def test_the_demo_writes_each_persons_transcript_calendar_files_and_records(
             assert real == ["mailto:ordinace@pediatrie-cheb.example.cz"]
     assert invitations == [("REQUEST", 0), ("REQUEST", 1), ("REQUEST", 0), ("CANCEL", 1)]
     paediatrician = (out / "paediatrician.txt").read_text(encoding="utf-8")
-    assert "Hana Králová se vás do 26. 11. 2026 8:00 zeptá" in paediatrician
+    assert "Na své osobní stránce prosím do 26. 11. 2026 8:00 označte" in paediatrician
+    assert "https://kulatystul.cheb.example.cz/p/" in paediatrician
     assert "Termín se změnil: nově 26. 11. 2026 8:00, původně 27. 11. 2026 8:00." in paediatrician
     assert not CHILD.search(paediatrician)
 
+    # The doctor's page before and after Send; the psychologist's grid in the Mini App.
+    pages = (out / "web-pages.txt").read_text(encoding="utf-8").split("\n\n")
+    assert [next(line for line in page.splitlines() if "PK-" in line) for page in pages] == [
+        "Případová konference PK-2026-0001",
+        "Případová konference PK-2026-0001",
+        "Кейс-конференція PK-2026-0001",
+        "Кейс-конференція PK-2026-0001",
+    ]
+    assert "Děkujeme, odpověď byla odeslána." in pages[1]
+    assert "pá 27. 11. 8:00\n    (•) Ano" in pages[1]
+    assert "Дякуємо, вашу відповідь надіслано." in pages[3]
+    assert not CHILD.search("".join(pages))
     psychologist = (out / "psychologist.txt").read_text(encoding="utf-8")
     assert "Ви приєдналися до установи PPP Cheb" in psychologist
+    assert "▦ Відповісти в таблиці" in psychologist  # the Mini App's button on her poll
     stranger = (out / "stranger.txt").read_text(encoding="utf-8")
     assert "Tento odkaz s pozvánkou už byl použit." in stranger
     admin = (out / "admin.txt").read_text(encoding="utf-8")

@@ -23,7 +23,8 @@ from bot.core.i18n import Translator
 from bot.core.models import InvitationKind, Rsvp
 from bot.core.outbox import Letter
 from bot.core.runtime import Runtime
-from bot.services import cases, invitation_mail, invitations
+from bot.core.web_tables import LinkPurpose
+from bot.services import cases, invitation_mail, invitations, web_links
 from bot.services.calendar_files import attendee_name, calendar
 from bot.services.invitation_mail import MailReader, PollMail
 from bot.services.invitations import InviteView
@@ -90,6 +91,16 @@ class _Notices:
             return None
         return view, reader
 
+    async def _guest_link(self, invitation_id: object, purpose: LinkPurpose) -> str | None:
+        """A guest's personal link to the web page, made on first need; None without a page."""
+        if self.runtime.settings.web_url is None or not isinstance(invitation_id, int):
+            return None
+        async with self.runtime.database.transaction() as session:
+            token = await web_links.guest_link(
+                session, self.runtime.cipher, invitation_id, purpose, now=self.runtime.clock.now()
+            )
+        return None if token is None else self.runtime.settings.web_address(f"/p/{token}")
+
     def _calendar_mail(
         self, letter: Letter, view: InviteView, reader: MailReader, subject: str, body: _Body
     ) -> EmailMessage:
@@ -143,7 +154,13 @@ class _Notices:
                 )
             )
         if view.invitation_id is not None:
+            link = None
             if view.reader_id is None:
+                link = await self._guest_link(view.invitation_id, LinkPurpose.INVITATION)
+            if link is not None:
+                body.lines.append(_("Please answer with your calendar's buttons or on the page."))
+                body.link = (_("Answer the invitation"), link)
+            elif view.reader_id is None:
                 body.lines.append(_("Please answer with your calendar's buttons."))
             else:
                 body.lines.append(
@@ -182,6 +199,10 @@ class _Notices:
         _ = tr.gettext
         subject = _("Reminder: case conference {code}").format(code=view.case_code)
         body = _invitation_body(view, tr, head=_("Reminder"))
+        if view.reader_id is None:
+            link = await self._guest_link(view.invitation_id, LinkPurpose.INVITATION)
+            if link is not None:
+                body.link = (_("Change your answer"), link)
         return self._notice(letter, reader, subject, body)
 
     async def poll(self, letter: Letter) -> EmailMessage | None:
@@ -209,7 +230,8 @@ class _Notices:
             return None
         tr = self._translator(reader.locale, poll.zone)
         subject = tr.gettext("Date poll: case conference {code}").format(code=poll.case_code)
-        return self._notice(letter, reader, subject, _poll_body(poll, tr, nudge=nudge))
+        link = await self._guest_link(payload.get("invitation"), LinkPurpose.POLL)
+        return self._notice(letter, reader, subject, _poll_body(poll, tr, nudge=nudge, link=link))
 
     async def case_closed(self, letter: Letter) -> EmailMessage | None:
         """A guest's word that the case is closed: its code and outcome, nothing more."""
@@ -245,12 +267,15 @@ class _Body:
         self.lines = lines
         self.items = list(items)
         self.after = list(after)
+        self.link: tuple[str, str] | None = None  # a guest's page: (what it does, its address)
 
     def text(self) -> str:
         parts = [self.title, "", *self.lines]
         if self.items:
             parts += ["", *(f"- {item}" for item in self.items), ""]
         parts += self.after
+        if self.link is not None:
+            parts += ["", f"{self.link[0]}:", self.link[1]]
         return "\n".join(parts).strip() + "\n"
 
     def html(self) -> str:
@@ -266,6 +291,15 @@ class _Body:
             parts += [f"<li>{escape(item)}</li>" for item in self.items]
             parts.append("</ul>")
         parts += [f'<p style="margin:0 0 8px">{escape(line)}</p>' for line in self.after]
+        if self.link is not None:
+            button = (
+                "display:inline-block;padding:12px 20px;background:#0b57d0;color:#ffffff;"
+                "border-radius:8px;font-weight:bold;text-decoration:none"
+            )
+            parts.append(
+                f'<p style="margin:16px 0"><a href="{escape(self.link[1])}" style="{button}">'
+                f"{escape(self.link[0])}</a></p>"
+            )
         parts.append("</body></html>")
         return "\n".join(parts) + "\n"
 
@@ -311,7 +345,7 @@ def _invitation_body(view: InviteView, tr: Translator, *, head: str | None = Non
     return _Body(_("Case conference {code}").format(code=view.case_code), lines)
 
 
-def _poll_body(poll: PollMail, tr: Translator, *, nudge: bool) -> _Body:
+def _poll_body(poll: PollMail, tr: Translator, *, nudge: bool, link: str | None) -> _Body:
     _ = tr.gettext
     lines = [_("Reminder")] if nudge else []
     lines.append(
@@ -324,13 +358,26 @@ def _poll_body(poll: PollMail, tr: Translator, *, nudge: bool) -> _Body:
         _("Invited by {name}, {institution}").format(
             name=poll.coordinator, institution=poll.institution
         ),
-        _("{coordinator} will ask you which of them suit you, before {deadline}.").format(
-            coordinator=poll.coordinator, deadline=tr.datetime(poll.deadline)
-        ),
     ]
-    return _Body(
+    if link is None:
+        after.append(
+            _("{coordinator} will ask you which of them suit you, before {deadline}.").format(
+                coordinator=poll.coordinator, deadline=tr.datetime(poll.deadline)
+            )
+        )
+    else:
+        after.append(
+            _(
+                "Please say which of them suit you on your personal page, before {deadline}. "
+                "The link is yours only: do not forward this mail."
+            ).format(deadline=tr.datetime(poll.deadline))
+        )
+    body = _Body(
         _("Case conference {code}").format(code=poll.case_code),
         lines,
         [tr.datetime(moment) for moment in poll.times],
         after,
     )
+    if link is not None:
+        body.link = (_("Answer the poll"), link)
+    return body

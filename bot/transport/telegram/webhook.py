@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from collections.abc import Callable
 from http import HTTPStatus
 
 from aiohttp import web
@@ -39,6 +40,7 @@ class WebhookServer:
         path: str,
         listen: str,
         port: int,
+        pages: Callable[[web.Application], None] | None = None,
     ) -> None:
         self.bot = bot
         self.queue = queue
@@ -46,6 +48,7 @@ class WebhookServer:
         self._path = "/" + path.lstrip("/")
         self._listen = listen
         self._port = port
+        self._pages = pages  # adds the web page's routes (bot.transport.web), if it is on
         self._in_hand: dict[int, asyncio.Future[bool]] = {}  # queued, not yet done with
         self._accepting = False
         self._runner: web.AppRunner | None = None
@@ -60,6 +63,8 @@ class WebhookServer:
     async def start(self) -> None:
         app = web.Application(client_max_size=_MAX_BODY)
         app.router.add_post(self._path, self._receive)
+        if self._pages is not None:
+            self._pages(app)
         # No access log: the path is a secret. Signals are the CLI's (bot.cli).
         runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=_SHUTDOWN_SECONDS

@@ -1,0 +1,1 @@
+"""The poll's web page, for guests by their personal link and for members as a Mini App."""

@@ -1,0 +1,138 @@
+"""The web page over plain HTTP (no browser needed): what protects it. Requests are limited per
+link and per address; a form from another site, or without its link's key, changes nothing;
+no cookies, nothing cached, no referrer; in webhook mode the webhook's server serves it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from bot.core.clock import FakeClock
+from bot.core.config import Settings, isolated_settings
+from bot.core.models import Invitation, InvitationKind
+from bot.core.runtime import Runtime
+from bot.sandbox import BotApiSandbox, FloodLimits
+from bot.sandbox.mail import MailPerson, MailServer
+from bot.transport.web.limits import PER_LINK
+from tests.e2e.conftest import TOKEN, RunningBot
+from tests.e2e.mail_world import SENDER, mail_server
+from tests.e2e.test_web_page import PAEDIATRICS, PUBLIC, _link, _local, _poll_with_a_guest
+from tests.e2e.test_webhook import serving
+
+__all__ = ["mail_server"]
+
+
+@pytest.fixture
+def flood_limits() -> FloodLimits:
+    return FloodLimits(chat_burst=100)
+
+
+@pytest.fixture
+def settings(
+    database_url: str, sandbox: BotApiSandbox, tmp_path: Path, mail_server: MailServer
+) -> Settings:
+    return isolated_settings(
+        token=SecretStr(TOKEN),
+        database_url=database_url,
+        bot_api_url=sandbox.base_url,
+        bot_file_url=sandbox.base_file_url,
+        data_dir=tmp_path / "data",
+        sweep_seconds=3600,
+        smtp_url=SecretStr(mail_server.url),
+        mail_from=SENDER,
+        web_url=PUBLIC,
+        web_port=0,
+    )
+
+
+async def _guest_link(bot: RunningBot, mail_server: MailServer) -> str:
+    await _poll_with_a_guest(bot)
+    doctor = MailPerson(mail_server, PAEDIATRICS, "Pediatrie Cheb")
+    return await _local(bot, _link(await doctor.next_mail())) + "?lang=en"
+
+
+async def _answered(bot: RunningBot) -> bool:
+    async with bot.runtime.database.reading() as session:
+        guest = await session.scalar(
+            select(Invitation).where(Invitation.kind == InvitationKind.GUEST)
+        )
+    assert guest is not None
+    return guest.answered_at is not None
+
+
+def _form(page: str) -> dict[str, str]:
+    """The hidden fields and the first time's yes, as the page's form would send them."""
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
+    slot = re.search(r'name="(slot-\d+)" value="yes"', page)
+    assert slot is not None
+    return {**fields, slot.group(1): "yes", "action": "send"}
+
+
+async def test_the_page_sets_no_cookie_is_not_cached_and_forms_from_elsewhere_change_nothing(
+    bot: RunningBot, mail_server: MailServer
+) -> None:
+    link = await _guest_link(bot, mail_server)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(link) as response:
+            assert response.status == 200
+            assert "Set-Cookie" not in response.headers
+            assert response.headers["Cache-Control"] == "no-store"
+            assert response.headers["Referrer-Policy"] == "same-origin"
+            assert "frame-ancestors" in response.headers["Content-Security-Policy"]
+            form = _form(await response.text())
+        foreign = {"Origin": "https://evil.example"}
+        async with http.post(link, data=form, headers=foreign, allow_redirects=False) as refused:
+            assert refused.status == 403
+            assert "The answer was not sent" in await refused.text()
+        stale = {**form, "form_key": "not-the-key"}
+        async with http.post(link, data=stale, allow_redirects=False) as refused:
+            assert refused.status == 403
+        assert not await _answered(bot)
+        async with http.post(link, data=form, allow_redirects=False) as sent:
+            assert sent.status == 303
+            assert sent.headers["Location"].endswith("?lang=en&sent=1")
+        assert await _answered(bot)
+
+
+async def test_one_link_asked_too_often_is_slowed_down_and_others_are_not(
+    bot: RunningBot, mail_server: MailServer, clock: FakeClock
+) -> None:
+    link = await _guest_link(bot, mail_server)
+    wrong = link.rsplit("/", 1)[0] + "/made-up-token?lang=en"
+    async with aiohttp.ClientSession() as http:
+        statuses = []
+        for _ in range(PER_LINK + 1):
+            async with http.get(link) as response:
+                statuses.append(response.status)
+        assert statuses == [200] * PER_LINK + [429]
+        async with http.get(link) as response:
+            assert "Please wait a minute" in await response.text()
+        async with http.get(wrong) as response:
+            assert response.status == 404  # another link (here a wrong one) still answers
+        clock.advance(timedelta(minutes=1))
+        async with http.get(link) as response:
+            assert response.status == 200
+
+
+async def test_in_webhook_mode_the_webhooks_server_serves_the_page(
+    runtime: Runtime, sandbox: BotApiSandbox
+) -> None:
+    async with serving(runtime, sandbox) as (running, _stop, _task):
+        for _ in range(500):  # until the bot has told Telegram where it listens
+            if sandbox.webhook_url is not None:
+                break
+            await asyncio.sleep(0.01)
+        address = f"http://127.0.0.1:{running.runtime.settings.webhook_port}"
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{address}/p/made-up-token?lang=en") as response,
+        ):
+            assert response.status == 404
+            assert "This link does not work" in await response.text()
