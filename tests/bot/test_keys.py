@@ -114,6 +114,10 @@ def test_every_encrypted_column_is_listed() -> None:
         ("tasks", "party_name"),
         ("task_notes", "body"),
         ("email_confirmations", "code"),
+        ("conference_methods", "goal"),
+        ("conference_methods", "support"),
+        ("conference_methods", "reason"),
+        ("conference_methods", "child_view"),
     }
 
 
