@@ -137,6 +137,7 @@ async def test_reencryption_moves_every_value_to_the_new_key(
         "tasks": 0,
         "task_notes": 0,
         "email_confirmations": 0,
+        "conference_methods": 0,
     }
     tokens = await stored(database)
     assert tokens.keys() == plain.keys()
@@ -160,6 +161,7 @@ async def test_an_empty_database_needs_nothing(database: Database) -> None:
         "tasks": 0,
         "task_notes": 0,
         "email_confirmations": 0,
+        "conference_methods": 0,
     }
 
 
