@@ -18,9 +18,9 @@ from bot.core.db import Database
 from bot.core.i18n import Translator
 from bot.core.method_record import MethodSection, child_attendance, section_of
 from bot.core.method_tables import ChildPart, ConferenceKind, ConferenceMethod
-from bot.core.models import AuditEntry, Conference, Invitation, Role
+from bot.core.models import AuditEntry, Case, Conference, Invitation, Role
 from bot.core.record import AttendanceLine, RecordDocument, record_docx
-from bot.services import method
+from bot.services import method, privacy
 from bot.services.errors import PermissionDenied
 from bot.services.members import Actor
 from bot.services.method import BadText, MethodClosed
@@ -191,3 +191,30 @@ def test_the_record_has_its_own_headings_and_the_child_on_the_sheet(clock: FakeC
     # Without the method's data (an older caller), the document has none of it.
     plain = docx.Document(io.BytesIO(record_docx(dataclasses.replace(record, method=None), tr)))
     assert "The child's voice" not in [p.text for p in plain.paragraphs]
+
+
+async def test_a_subject_access_export_holds_the_goal_and_the_childs_voice(
+    database: Database, clock: FakeClock, cipher: Cipher
+) -> None:
+    coordinator, _teacher, conference_id = await _planned(database, clock, cipher)
+    async with database.transaction() as session:
+        await method.set_child_part(
+            session, coordinator, conference_id, ChildPart.VIEW, now=clock.now()
+        )
+        await method.set_text(
+            session, coordinator, cipher, conference_id, "view", text="I'm fine", now=clock.now()
+        )
+        case_id = (await session.get_one(Conference, conference_id)).case_id
+        case = await session.get_one(Case, case_id)
+        exported = await privacy.export_case(
+            session, cipher, case.code, privacy.Operator("dpo"), now=clock.now()
+        )
+    assert exported["conferences"][0]["method"] == {
+        "kind": "court",
+        "goal": "The goal",
+        "child_part": "view",
+        "support": None,
+        "reason": None,
+        "child_view": "I'm fine",
+        "child_present": False,
+    }
