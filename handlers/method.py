@@ -16,9 +16,10 @@ from telegram.ext import CallbackQueryHandler, ConversationHandler, MessageHandl
 from bot.core.i18n import N_, Translator
 from bot.core.method_record import part_label
 from bot.core.method_tables import ChildPart
-from bot.services import method
+from bot.services import decisions, method
 from bot.services.errors import PermissionDenied
 from bot.services.method import BadText, MethodClosed, MethodView
+from handlers.board_text import numbered, refresh_board
 from handlers.common import (
     TYPED,
     Context,
@@ -149,6 +150,10 @@ async def pressed(update: Update, context: Context) -> str | int:
             async with use_case(update, context, NOT_YOURS, CLOSED) as case:
                 kind = next_kind(await method.kind_of(case.session, conference))
                 await method.set_kind(case.session, case.actor, conference, kind, now=case.now)
+                # The live board says the kind too.
+                board = numbered(await decisions.fresh_board(case.session, conference))
+            if case.done:
+                await refresh_board(context, board)
         case "p", [key] if key in PARTS:
             async with use_case(update, context, NOT_YOURS, CLOSED) as case:
                 await method.set_child_part(

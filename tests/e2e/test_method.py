@@ -161,6 +161,12 @@ async def test_the_childs_voice_and_the_child_on_the_attendance_sheet_are_in_the
     assert screen.protect_content
     assert "How the child takes part: not recorded yet" in (screen.text or "")
 
+    # The kind changes here too, and the live board says so at once.
+    await hana.press("🏷 Kind", message_id=screen.message_id)
+    board = await until(hana, "Kind: review conference")
+    assert "Set for" in (board.text or "")
+    screen = await method_screen(hana)
+
     # With a support person: who is a typed field; the same button twice changes nothing.
     await hana.press("With a support person")
     await until(hana, "How the child takes part: present with a support person")
@@ -210,7 +216,7 @@ async def test_the_childs_voice_and_the_child_on_the_attendance_sheet_are_in_the
     paragraphs = [p.text for p in record.paragraphs]
     for expected in (
         "Kind and goal of the conference",
-        "Kind: initial conference",
+        "Kind: review conference",
         "Goal: not written",
         "The child's voice",
         "How the child takes part: present with a support person",
