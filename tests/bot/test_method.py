@@ -18,9 +18,9 @@ from bot.core.db import Database
 from bot.core.i18n import Translator
 from bot.core.method_record import MethodSection, child_attendance, section_of
 from bot.core.method_tables import ChildPart, ConferenceKind, ConferenceMethod
-from bot.core.models import AuditEntry, Case, Conference, Invitation, Role
+from bot.core.models import AuditEntry, Case, Conference, ConferenceStatus, Invitation, Role
 from bot.core.record import AttendanceLine, RecordDocument, record_docx
-from bot.services import method, privacy
+from bot.services import method, planning, privacy
 from bot.services.errors import PermissionDenied
 from bot.services.members import Actor
 from bot.services.method import BadText, MethodClosed
@@ -218,3 +218,30 @@ async def test_a_subject_access_export_holds_the_goal_and_the_childs_voice(
         "child_view": "I'm fine",
         "child_present": False,
     }
+
+
+async def test_a_review_is_planned_as_a_review(
+    database: Database, clock: FakeClock, cipher: Cipher
+) -> None:
+    coordinator, teacher = await _team(database, clock)
+    started = await _start(database, clock, coordinator, {teacher.institution_id: True})
+    async with database.transaction() as session:
+        held = await session.get_one(Conference, started.conference_id)
+        held.status = ConferenceStatus.HELD
+        held.starts_at = clock.now()
+        case_id = held.case_id
+    async with database.transaction() as session:
+        plan = await planning.new_plan(
+            session,
+            coordinator,
+            cipher,
+            case_id,
+            now=clock.now(),
+            defaults=planning.Defaults(),
+            mail_enabled=False,
+        )
+    assert (plan.kind, plan.goal) == ("review", "")
+    assert planning.Plan.from_data(plan.to_data()) == plan
+    # A plan kept by an older version (without a kind) reads as an initial one.
+    older = {k: v for k, v in plan.to_data().items() if k not in ("kind", "goal")}
+    assert planning.Plan.from_data(older).kind == "initial"
