@@ -34,7 +34,7 @@ from handlers.common import (
     parse_callback,
     parse_id,
 )
-from handlers.method_texts import GOAL, METHOD, kind_line, next_kind
+from handlers.method_texts import GOAL, METHOD, kind_line, next_kind, too_long
 from handlers.usecase import refusal, use_case
 
 TYPING = "typing"
@@ -183,14 +183,6 @@ async def _ask(update: Update, context: Context, conference_id: int, field: str)
             update.effective_chat.id, context.tr.gettext(PROMPTS[field]).format(limit=limit)
         )
     return TYPING
-
-
-def too_long(tr: Translator, limit: int, count: int) -> str:
-    if not count:
-        return tr.gettext("Please type it as text.")
-    return tr.gettext(
-        "That is {count} characters; at most {limit} fit. Please shorten it and send it again."
-    ).format(count=count, limit=limit)
 
 
 async def typed(update: Update, context: Context) -> str | int:

@@ -33,3 +33,12 @@ def goal_button(conference_id: int, tr: Translator) -> tuple[str, str]:
 def method_button(conference_id: int, tr: Translator) -> tuple[str, str]:
     """The coordinator's way to the kind, the goal and the child's voice."""
     return ("🧒 " + tr.gettext("Goal and the child's voice"), f"{METHOD}:o:{conference_id}")
+
+
+def too_long(tr: Translator, limit: int, count: int) -> str:
+    """A typed text refused: empty (not text at all), or `count` characters over `limit`."""
+    if not count:
+        return tr.gettext("Please type it as text.")
+    return tr.gettext(
+        "That is {count} characters; at most {limit} fit. Please shorten it and send it again."
+    ).format(count=count, limit=limit)

@@ -39,7 +39,7 @@ from handlers.common import (
     pressed_ids,
     say_below,
 )
-from handlers.method_texts import kind_line, next_kind
+from handlers.method_texts import kind_line, next_kind, too_long
 from handlers.poll_messages import NOT_YOURS, deliver
 from handlers.usecase import refused_by, use_case
 
@@ -522,14 +522,6 @@ async def typed_goal(update: Update, context: Context) -> str | int:
     plan.goal = text
     _keep(context, plan)
     return await _show_plan(update, context, plan, new_message=True)
-
-
-def too_long(tr: Translator, limit: int, count: int) -> str:
-    if not count:
-        return tr.gettext("Please type it as text.")
-    return tr.gettext(
-        "That is {count} characters; at most {limit} fit. Please shorten it and send it again."
-    ).format(count=count, limit=limit)
 
 
 async def _send_poll(update: Update, context: Context, plan: Plan) -> str | int:
