@@ -51,6 +51,7 @@ from handlers import (
     mail_notices,
     mail_replies,
     members,
+    method,
     plan,
     poll,
     record,
@@ -133,12 +134,14 @@ def build_application(runtime: Runtime) -> RoundTableApp:
         referral.handlers(),
         triage.handlers(),
         plan.handlers(),
+        method.handlers(),
         invitations.handlers(),
         record.handlers() + tasks.handlers(),
         referral.command_handlers()
         + triage.command_handlers()
         + poll.handlers()
         + board.handlers()
+        + method.command_handlers()
         + invitations.command_handlers()
         + record.command_handlers()
         + tasks.command_handlers()

@@ -49,6 +49,10 @@ TASKS = (  # title, the owner's first name (on the coordinator's button), due in
     ("Talk to the older boys", "Tomáš", 7),
     ("Assessment at the counselling centre", "Olena", 30),
 )
+# The conference's goal (the invitations say only that it is in the bot), and the child's voice.
+GOAL = "Agree how the school and the family end the Monday absences and the taking of his money."
+SUPPORT = "the school's prevention worker, whom he trusts"
+CHILD_VIEW = "I like my class, but I am afraid of the older boys at the break."
 REVIEW = "15.2.2027 10:00"  # a Monday, not a holiday, within three months of the conference
 # The paediatrician's practice is not on Telegram: invited by e-mail, answering from a calendar.
 MAILBOX = "konference@cheb.example.cz"
@@ -300,6 +304,11 @@ class Story:
         await until(coordinator, "pl:")
         await coordinator.press(f"✉ {PAEDIATRICS}")
         await until(coordinator, "pl:")
+        # The goal, typed once; everyone invited reads it in the bot on request.
+        await coordinator.press("🎯 Goal")
+        await until(coordinator, None, text="Type the goal")
+        await coordinator.send_text(GOAL)
+        await until(coordinator, "pl:")
         await coordinator.press("Send the poll")
         await until(coordinator, "cf:o:")  # the live board
         # The practice's mail lists the times with a personal link: the doctor answers on
@@ -364,6 +373,23 @@ class Story:
             await until(person, None, text="⏰")
         await self.doctor.next_mail()  # her reminder, by mail
 
+    async def childs_voice(self, record: BotMessage) -> None:
+        """From the record screen: the boy took part with a support person, and what he said
+        when he was prepared for the conference, each typed once (protected screens)."""
+        coordinator = self.coordinator
+        await tap(coordinator, record, "mt:o:")
+        screen = await until(coordinator, "mt:p:")
+        await tap(coordinator, screen, r"mt:p:\d+:s$")
+        await until(coordinator, "mt:s:")
+        await tap(coordinator, screen, "mt:s:")
+        await until(coordinator, None, text="Type who supports the child")
+        await coordinator.send_text(SUPPORT)
+        screen = await until(coordinator, "mt:v:")
+        await tap(coordinator, screen, "mt:v:")
+        await until(coordinator, None, text="Type the child's view")
+        await coordinator.send_text(CHILD_VIEW)
+        await until(coordinator, "mt:v:")
+
     async def record(self) -> dict[Person, BotMessage]:
         """The conference is over: the coordinator is asked for the record, one screen. The
         psychologist did not come after all (one tap); the summary, typed, does not stay in the
@@ -383,8 +409,11 @@ class Story:
         await until(coordinator, "rc:t:")
         await tap(coordinator, screen, "rc:t:", label="PPP Cheb")  # came → did not come
         await until(coordinator, "rc:t:")
+        await tap(coordinator, screen, "rc:h:")  # the boy came, with the prevention worker
+        await until(coordinator, "rc:t:")
         await tap(coordinator, screen, "rc:o:")  # back
         await until(coordinator, "rc:s:")
+        await self.childs_voice(screen)
         await tap(coordinator, screen, "rc:s:")
         await until(coordinator, None, text="Type the summary")
         await coordinator.send_text(SUMMARY)

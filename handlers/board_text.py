@@ -21,6 +21,7 @@ from bot.services.board import Board, Invitee, coordinator_of
 from bot.services.decisions import Collision, Passed, Scheduled
 from handlers.common import Context, esc, keyboard, say_below
 from handlers.errors import send_safely
+from handlers.method_texts import kind_line, method_button
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def board_text(board: Board, tr: Translator, *, web: bool = False) -> str:
         return attendance_text(board, tr)
     _ = tr.gettext
     lines = [_("<b>Poll for the case conference {code}</b>").format(code=board.case_code)]
+    lines.append(kind_line(board.kind, tr))
     if board.round > 1:
         lines.append(_("Round {n}").format(n=board.round))
     lines.append(_("Answers until {deadline}.").format(deadline=tr.datetime(board.deadline)))
@@ -78,6 +80,7 @@ def attendance_text(board: Board, tr: Translator) -> str:
     """The coordinator's live attendance message: who comes, per institution."""
     _ = tr.gettext
     lines = [_("<b>Case conference {code}</b>").format(code=board.case_code)]
+    lines.append(kind_line(board.kind, tr))
     when = tr.datetime(board.starts_at) if board.starts_at else ""
     if board.status is ConferenceStatus.CANCELLED:
         lines.append(_("Cancelled ({when}).").format(when=when))
@@ -151,6 +154,7 @@ def board_markup(
                     ("🗓 " + _("New date"), f"ca:n:{conference}"),
                     ("📅 " + _("New poll"), f"cf:w:{conference}"),
                 ],
+                [method_button(conference, tr)],
                 [("❌ " + _("Cancel the conference"), f"ca:x:{conference}")],
             ]
         )
@@ -166,6 +170,7 @@ def board_markup(
         for invitee in board.invitees
         if invitee.kind is InvitationKind.GUEST
     ]
+    rows.append([method_button(conference, tr)])
     rows.append([("🗓 " + _("Decide now"), f"cf:o:{board.conference_id}")])
     markup = keyboard(rows)
     if settings is None or not settings.mini_app:

@@ -12,6 +12,7 @@ from bot.core.i18n import Translator
 from bot.core.models import InvitationKind, Rsvp
 from bot.services.invitations import Attendee, InviteView
 from handlers.common import Context, esc, keyboard
+from handlers.method_texts import goal_button, goal_note, kind_line
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ def invite_text(
     lines = [head] if head else []
     lines += [
         "<b>" + _("Case conference {code}").format(code=view.case_code) + "</b>",
+        kind_line(view.method.kind, tr),
         _("{when} · {minutes} min").format(when=tr.datetime(view.starts_at), minutes=view.minutes),
         _("Place: {place}").format(place=esc(view.place)),
     ]
@@ -68,6 +70,8 @@ def invite_text(
         if view.invitation_id is not None:
             changed += " " + _("Your answer is needed again.")
         lines.append(changed)
+    if view.method.has_goal and view.invitation_id is not None:
+        lines.append(goal_note(tr))
     own = _own(view)
     if view.invitation_id is None:
         lines.append(_("You chair it. The participants' answers are on the attendance message."))
@@ -117,6 +121,8 @@ def invite_markup(view: InviteView, tr: Translator) -> InlineKeyboardMarkup | No
     ]
     if view.may_hand_over:
         rows.append([("👥 " + _("Send a colleague"), f"{base}:c")])
+    if view.method.has_goal:
+        rows.append([goal_button(view.conference_id, tr)])
     return keyboard(rows)
 
 

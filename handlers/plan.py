@@ -7,7 +7,8 @@ from telegram import Update
 from telegram.ext import CallbackQueryHandler, ConversationHandler, MessageHandler
 
 from bot.core.i18n import Translator
-from bot.services import addresses, guests, planning
+from bot.core.method_tables import ConferenceKind
+from bot.services import addresses, guests, method, planning
 from bot.services.board import AlreadyPlanned, ConferenceError
 from bot.services.guests import (
     AlreadyInvited,
@@ -38,11 +39,13 @@ from handlers.common import (
     pressed_ids,
     say_below,
 )
+from handlers.method_texts import kind_line, next_kind, too_long
 from handlers.poll_messages import NOT_YOURS, deliver
 from handlers.usecase import refused_by, use_case
 
 PLANNING = "planning"
 PLACE = "place"
+GOAL = "goal"
 GUEST_NAME = "guest_name"
 GUEST_ADDRESS = "guest_address"
 PLAN = "plan"
@@ -148,6 +151,10 @@ async def _show_plan(
         _("Answers within {days} working days; I offer up to {slots} times.").format(
             days=settings.poll_deadline_days, slots=settings.poll_slots
         ),
+        kind_line(ConferenceKind(plan.kind), tr),
+        _("Goal: written ({count} characters).").format(count=len(plan.goal))
+        if plan.goal
+        else _("Goal: not written yet. Invitations say it is in the bot; tap 🎯 Goal to write it."),
     ]
     rows: list[list[tuple[str, str]]] = []
     choices = view.choices
@@ -194,6 +201,9 @@ async def _show_plan(
             ("📅 " + _("Later"), f"pl:{plan.case_id}:w"),
             ("📍 " + _("Place"), f"pl:{plan.case_id}:p"),
         ]
+    )
+    rows.append(
+        [("🏷 " + _("Kind"), f"pl:{plan.case_id}:k"), ("🎯 " + _("Goal"), f"pl:{plan.case_id}:o")]
     )
     rows.append(
         [("▶ " + _("Send the poll"), f"pl:{plan.case_id}:s"), (_("Cancel"), f"pl:{plan.case_id}:x")]
@@ -255,6 +265,19 @@ async def adjust_plan(update: Update, context: Context) -> str | int:
                 ),
             )
             return PLACE
+        case ["k"]:
+            plan.kind = next_kind(ConferenceKind(plan.kind)).value
+        case ["o"]:
+            await say_below(
+                update,
+                context,
+                context.tr.gettext(
+                    "Type the goal of the conference in one message (at most {limit} "
+                    "characters): what the conference should agree on. It is stored encrypted; "
+                    "the invited read it in the bot on request."
+                ).format(limit=method.GOAL_MAX),
+            )
+            return GOAL
         case ["s"]:
             return await _send_poll(update, context, plan)
         case ["x"]:
@@ -487,6 +510,20 @@ async def typed_place(update: Update, context: Context) -> str | int:
     return await _show_plan(update, context, plan, new_message=True)
 
 
+async def typed_goal(update: Update, context: Context) -> str | int:
+    message = update.effective_message
+    plan = _plan(context)
+    if plan is None or message is None:
+        return ConversationHandler.END
+    text = (message.text or "").strip()
+    if not text or len(text) > method.GOAL_MAX:
+        await answer(update, too_long(context.tr, method.GOAL_MAX, len(text)))
+        return GOAL
+    plan.goal = text
+    _keep(context, plan)
+    return await _show_plan(update, context, plan, new_message=True)
+
+
 async def _send_poll(update: Update, context: Context, plan: Plan) -> str | int:
     _ = context.tr.gettext
     already = refused_by(AlreadyPlanned, answer=_planned_already_instead)
@@ -500,6 +537,15 @@ async def _send_poll(update: Update, context: Context, plan: Plan) -> str | int:
                 defaults=_defaults(context),
                 mail_enabled=context.runtime.settings.mail_enabled,
             )
+            if not isinstance(started, NoCandidates):
+                await method.start(
+                    case.session,
+                    context.runtime.cipher,
+                    started.conference_id,
+                    ConferenceKind(plan.kind),
+                    plan.goal,
+                    now=case.now,
+                )
     except ConferenceError:  # nobody invited: refused, and the plan stays open to fix it
         await alert(update, _("Invite at least one institution or guardian."))
         return PLANNING
@@ -535,6 +581,10 @@ def handlers() -> HandlerList:
                 PLANNING: [CallbackQueryHandler(dialog.step(adjust_plan), pattern=r"^pl:")],
                 PLACE: [
                     MessageHandler(TYPED, dialog.step(typed_place)),
+                    CallbackQueryHandler(dialog.step(adjust_plan), pattern=r"^pl:"),
+                ],
+                GOAL: [
+                    MessageHandler(TYPED, dialog.step(typed_goal)),
                     CallbackQueryHandler(dialog.step(adjust_plan), pattern=r"^pl:"),
                 ],
                 GUEST_NAME: [

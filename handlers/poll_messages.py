@@ -22,6 +22,7 @@ from bot.services.polls import PollView
 from handlers.board_text import send_board
 from handlers.common import Context, esc, keyboard
 from handlers.errors import mark_unreachable, send_safely
+from handlers.method_texts import goal_button, goal_note, kind_line
 from handlers.usecase import refusal
 from scheduling.finder import Vote
 
@@ -53,10 +54,15 @@ def poll_text(view: PollView, tr: Translator) -> str:
     if invitee.kind in (InvitationKind.INSTITUTION, InvitationKind.GUARDIAN):
         lines.append(inviter_line(view.inviter, tr))  # the coordinator's own entry needs none
     lines += [
+        kind_line(view.method.kind, tr),
         _("Length {minutes} min · {place}").format(minutes=view.minutes, place=esc(view.place)),
-        "",
-        who,
     ]
+    if view.method.has_goal and invitee.kind in (
+        InvitationKind.INSTITUTION,
+        InvitationKind.GUARDIAN,
+    ):
+        lines.append(goal_note(tr))
+    lines += ["", who]
     if view.open:
         lines.append(
             _(
@@ -109,6 +115,11 @@ def poll_markup(
         for slot in view.slots
     ]
     rows.append([("📨 " + tr.gettext("Send"), f"ps:{invitation}:{view.round}")])
+    if view.method.has_goal and view.invitation.kind in (
+        InvitationKind.INSTITUTION,
+        InvitationKind.GUARDIAN,
+    ):
+        rows.append([goal_button(view.conference_id, tr)])
     markup = keyboard(rows)
     url = settings.web_address(f"/app/poll/{invitation}") if settings is not None else None
     if url is None or not settings or not settings.mini_app:

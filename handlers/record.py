@@ -21,7 +21,7 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandl
 from bot.core.i18n import Translator
 from bot.core.models import InvitationKind, TaskParty
 from bot.core.record import record_docx, record_filename
-from bot.services import decisions, records, task_edits, tasks
+from bot.services import decisions, method, records, task_edits, tasks
 from bot.services.decisions import Collision, Passed, TooFar
 from handlers.board_text import send_board
 from handlers.common import (
@@ -136,9 +136,12 @@ async def _attendance(update: Update, context: Context, conference_id: int) -> N
         view = await records.record_view(
             case.session, case.actor, context.runtime.cipher, conference_id, now=case.now
         )
+        child = await method.child_present(case.session, conference_id)
     if not case.done:
         return
     rows = [[(_attendance_label(a, tr), f"rc:t:{a.invitation_id}")] for a in view.attendance]
+    came = tr.gettext("The child came") if child else tr.gettext("The child did not come")
+    rows.append([(("✅ " if child else "❌ ") + came, f"rc:h:{conference_id}")])
     rows.append([("⬅️ " + tr.gettext("Back"), f"rc:o:{conference_id}")])
     await answer(update, attendance_text(view, tr), keyboard(rows))
 
@@ -153,6 +156,17 @@ async def toggle_attendance(update: Update, context: Context) -> None:
         )
     if case.done:
         await _attendance(update, context, conference_id)
+
+
+async def toggle_child(update: Update, context: Context) -> None:
+    """The child on the attendance sheet: came, or not."""
+    ids = await pressed(update, context, "rc")
+    if ids is None:
+        return
+    async with use_case(update, context, *TASK_REFUSALS) as case:
+        await method.toggle_child_present(case.session, case.actor, ids[0], now=case.now)
+    if case.done:
+        await _attendance(update, context, ids[0])
 
 
 # Typed parts of the record: the summary, a task, the review date.
@@ -594,6 +608,7 @@ def command_handlers() -> HandlerList:
         CallbackQueryHandler(consuming(open_record), pattern=r"^rc:o:\d+$"),
         CallbackQueryHandler(consuming(show_attendance), pattern=r"^rc:a:\d+$"),
         CallbackQueryHandler(consuming(toggle_attendance), pattern=r"^rc:t:\d+$"),
+        CallbackQueryHandler(consuming(toggle_child), pattern=r"^rc:h:\d+$"),
         CallbackQueryHandler(consuming(finish), pattern=r"^rc:e:\d+$"),
         CallbackQueryHandler(consuming(send_document), pattern=r"^rc:[rc]:\d+$"),
     ]

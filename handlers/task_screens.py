@@ -27,6 +27,7 @@ from handlers.common import (
     parse_callback,
     pressed_ids,
 )
+from handlers.method_texts import method_button
 from handlers.task_texts import (
     capitalised,
     due_text,
@@ -163,6 +164,8 @@ def record_markup(view: records.RecordView, tr: Translator) -> InlineKeyboardMar
         [("👥 " + _("Attendance"), f"rc:a:{conf}"), ("✏️ " + _("Summary"), f"rc:s:{conf}")],
         [("➕ " + _("Add a task"), f"rc:n:{conf}")],
     ]
+    if view.recorded_at is None:
+        rows.append([method_button(conf, tr)])
     editable = [item for item in view.tasks if item.status is TaskStatus.OPEN][:EDITABLE]
     rows += [[("✏️ " + short(item.title), f"tk:e:{item.id}")] for item in editable]
     if view.recorded_at is None:

@@ -32,6 +32,8 @@ from bot.core.base import enum_column as _enum
 from bot.core.mail_tables import EmailConfirmation as EmailConfirmation  # noqa: PLC0414
 from bot.core.mail_tables import InboundMail as InboundMail  # noqa: PLC0414
 from bot.core.mail_tables import MailAddress as MailAddress  # noqa: PLC0414
+from bot.core.method_tables import METHOD_ENCRYPTED
+from bot.core.method_tables import ConferenceMethod as ConferenceMethod  # noqa: PLC0414
 from bot.core.web_tables import WebLink as WebLink  # noqa: PLC0414
 
 
@@ -599,4 +601,5 @@ ENCRYPTED_COLUMNS: tuple[tuple[type[Base], str, str], ...] = (
     (Task, "id", "party_name"),
     (TaskNote, "id", "body"),
     (EmailConfirmation, "id", "code"),
+    *METHOD_ENCRYPTED,
 )

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from babel.dates import format_date
 
 from bot.core.i18n import Translator
+from bot.core.method_record import MethodSection, add_method_section, child_attendance
 from bot.core.models import TaskParty
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ class RecordDocument:
     review_by: dt.date | None = None
     review_polling: bool = False  # a poll for the review's date is running
     child_name: str | None = None
+    method: MethodSection | None = None  # the kind, the goal and the child's voice
 
 
 def _clean(text: str) -> str:
@@ -197,12 +199,15 @@ def record_docx(record: RecordDocument, tr: Translator) -> bytes:
     child = _clean(record.child_name or "").strip()
     if child:
         document.add_paragraph(_("Child: {name}").format(name=child))
+    if record.method is not None:
+        add_method_section(document, record.method, tr, _paragraphs)
 
     document.add_heading(_("Attendance"), level=1)
     attendance = [
         (_institution(line, tr), _person(line, tr), _("yes") if line.present else _("no"), "")
         for line in record.attendance
     ]
+    attendance += child_attendance(record.method, child or None, tr)
     header = (_("Institution"), _("Name"), _("Present"), _("Signature"))
     table = _table(document, attendance, header=header)
     for row in table.rows[1:]:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.db import preload
 from bot.core.mail_tables import MailAddress
+from bot.core.method_tables import ConferenceKind, ConferenceMethod
 from bot.core.models import (
     Case,
     CaseStatus,
@@ -123,6 +124,7 @@ class Board:
     locale: str
     round: int
     coordinator_id: int
+    kind: ConferenceKind = ConferenceKind.INITIAL
 
 
 def conference_subject(conference_id: int) -> str:
@@ -288,7 +290,28 @@ async def board_of(session: AsyncSession, conference: Conference) -> Board:
         locale=coordinator.locale,
         round=conference.round,
         coordinator_id=coordinator.id,
+        kind=(await method_of(session, conference.id)).kind,
     )
+
+
+@dataclass(frozen=True)
+class Method:
+    """What every message about a conference says of its kind and goal (the goal itself is read
+    on request: bot.services.method)."""
+
+    kind: ConferenceKind
+    has_goal: bool
+
+
+# A conference planned before conferences had a kind and a goal.
+NO_METHOD = Method(ConferenceKind.INITIAL, has_goal=False)
+
+
+async def method_of(session: AsyncSession, conference_id: int) -> Method:
+    row = await session.get(ConferenceMethod, conference_id)
+    if row is None:
+        return NO_METHOD
+    return Method(row.kind, has_goal=row.goal is not None)
 
 
 async def _outcome(session: AsyncSession, invitees: list[Invitee], slots: list[Slot]) -> Outcome:

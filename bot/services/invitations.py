@@ -40,15 +40,18 @@ from bot.core.models import (
 from bot.services import audit, invitation_mail
 from bot.services.board import (
     ACTIVE,
+    NO_METHOD,
     Board,
     ConferenceError,
     Inviter,
+    Method,
     answerers,
     board_of,
     conference_subject,
     district_calendar,
     invitations_of,
     inviter_of,
+    method_of,
     own_conference,
 )
 from bot.services.members import Actor
@@ -109,6 +112,7 @@ class InviteView:
     locale: str  # of the reader
     reader_id: int | None  # None: a guest (not on Telegram), the invitation's own reader
     reader_email: str | None
+    method: Method = NO_METHOD  # its kind; a goal?
 
 
 # Planning, in the transaction that sets, moves or cancels the time, or takes a reply.
@@ -483,6 +487,7 @@ async def view_of(
         locale=reader.locale if reader else locale,
         reader_id=reader.id if reader else None,
         reader_email=reader.email if reader else invitation.email if invitation else None,
+        method=await method_of(session, conference.id),
     )
 
 

@@ -137,6 +137,8 @@ class Plan:
     starts_after: int = 2
     window: int = 15
     guests: list[Guest] = field(default_factory=list)  # bot.services.guests
+    kind: str = "initial"  # bot.core.method_tables.ConferenceKind (review: for a review)
+    goal: str = ""  # the conference's goal (bot.services.method), stored encrypted at start
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -148,6 +150,8 @@ class Plan:
             "starts_after": self.starts_after,
             "window": self.window,
             "guests": [guest.to_data() for guest in self.guests],
+            "kind": self.kind,
+            "goal": self.goal,
         }
 
     @classmethod
@@ -161,6 +165,8 @@ class Plan:
             starts_after=int(data["starts_after"]),
             window=int(data["window"]),
             guests=[Guest.from_data(item) for item in data.get("guests", [])],
+            kind=str(data.get("kind", "initial")),
+            goal=str(data.get("goal", "")),
         )
 
 
@@ -247,6 +253,7 @@ async def new_plan(
     held = await _last_held(session, case.id)
     if held is not None:
         await _as_review(session, plan, held, district, now=now)
+        plan.kind = "review"
         plan.guests = await current_guests(session, plan.guests, mail_enabled=mail_enabled)
     return plan
 

@@ -30,9 +30,11 @@ from bot.core.models import (
 )
 from bot.services import audit, invitation_mail
 from bot.services.board import (
+    NO_METHOD,
     Board,
     Invitee,
     Inviter,
+    Method,
     NotInPoll,
     PollClosed,
     Recipient,
@@ -45,6 +47,7 @@ from bot.services.board import (
     current_slots,
     invitee_views,
     inviter_of,
+    method_of,
     poll_targets,
 )
 from bot.services.members import Actor
@@ -79,6 +82,7 @@ class PollView:
     chat_id: int
     message_id: int | None
     locale: str  # of the member whose message it is
+    method: Method = NO_METHOD
 
 
 @dataclass(frozen=True)
@@ -356,6 +360,7 @@ async def _poll_view(
         chat_id=message.chat_id,
         message_id=message.message_id,
         locale=(await session.get_one(Member, message.member_id)).locale,
+        method=await method_of(session, conference.id),
     )
 
 

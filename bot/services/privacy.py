@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.crypto import Cipher
+from bot.core.method_record import MethodSection, method_section
 from bot.core.models import (
     AuditEntry,
     Case,
@@ -354,6 +355,7 @@ async def _conferences(
                 "recorded_at": _iso(conference.recorded_at),
                 "summary": _text(cipher, conference.summary),
                 "review_by": _iso(conference.review_by),
+                "method": _method(await method_section(session, cipher, conference.id)),
                 "invitations": [
                     {
                         "id": invitation.id,
@@ -378,6 +380,19 @@ async def _conferences(
             }
         )
     return exported
+
+
+def _method(section: MethodSection) -> dict[str, Any]:
+    """The conference's kind and goal and the child's voice (bot.services.method)."""
+    return {
+        "kind": section.kind.value,
+        "goal": section.goal or None,
+        "child_part": section.child_part.value if section.child_part else None,
+        "support": section.support or None,
+        "reason": section.reason or None,
+        "child_view": section.child_view or None,
+        "child_present": section.child_present,
+    }
 
 
 async def _tasks(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import outbox
 from bot.core.crypto import Cipher
+from bot.core.method_record import method_section
 from bot.core.models import (
     Case,
     CaseStatus,
@@ -433,6 +434,7 @@ async def record_document(
         review_by=None if view.review_at else view.review_by,
         review_polling=view.review_polling,
         child_name=child,
+        method=await method_section(session, cipher, conference.id),
     )
 
 

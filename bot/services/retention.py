@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.crypto import Cipher
 from bot.core.mail_tables import EmailConfirmation
+from bot.core.method_tables import ConferenceMethod
 from bot.core.models import (
     AuditEntry,
     Base,
@@ -82,6 +83,7 @@ def wiped(cipher: Cipher) -> dict[type[Base], dict[str, Any]]:
         Invitation: {"decline_reason": None, "email": None, "guest_name": None},
         Task: {"title": cipher.encrypt(b""), "party_name": None},
         TaskNote: {"body": cipher.encrypt(b"")},
+        ConferenceMethod: {"goal": None, "support": None, "reason": None, "child_view": None},
     }
 
 
@@ -112,6 +114,9 @@ def _rows_of(case: Case) -> dict[type[Base], Any]:
         Invitation: Invitation.id.in_(_invitations_of(Case.id == case.id)),
         Task: Task.case_id == case.id,
         TaskNote: TaskNote.task_id.in_(tasks),
+        ConferenceMethod: ConferenceMethod.conference_id.in_(
+            select(Conference.id).where(Conference.case_id == case.id)
+        ),
     }
 
 

@@ -17,9 +17,11 @@ from bot.core.clock import FakeClock
 from bot.core.crypto import Cipher
 from bot.core.db import Database
 from bot.core.i18n import Translator
+from bot.core.method_record import kind_label
+from bot.core.method_tables import ConferenceKind
 from bot.core.models import Conference, ConferenceSlot, Member
 from bot.core.outbox import Letter
-from bot.services import polls
+from bot.services import method, polls
 from bot.services.invitation_mail import (
     MAIL_CANCEL,
     MAIL_INVITE,
@@ -329,3 +331,37 @@ async def test_an_english_speaking_member_reads_english_and_a_guest_the_default(
         code=world.case_code
     )
     assert invites[w.DOCTOR]["Subject"] != invites[w.TEACHER]["Subject"]
+
+
+async def test_the_invitation_says_the_kind_and_only_where_the_goal_is(
+    database: Database, clock: FakeClock, cipher: Cipher
+) -> None:
+    world = await w.world(database, clock, cipher)
+    polled = await w.conference(database, world)
+    async with database.transaction() as session:
+        await method.start(
+            session, cipher, polled.id, ConferenceKind.COURT, "Secret goal", now=clock.now()
+        )
+    runtime = w.runtime(database, clock, cipher)
+    sent = await w.send_due(runtime)
+    await w.schedule(database, clock, world)
+    sent += await w.send_due(runtime)
+    kind = CS.gettext("Kind: {kind}").format(kind=kind_label(ConferenceKind.COURT, CS))
+    in_the_bot = CS.gettext(
+        "The goal of the conference is in the bot: tap 🎯 Goal of the conference on the "
+        "invitation in Telegram."
+    )
+    kept = CS.gettext(
+        "The goal of the conference is kept in Round Table, not sent by e-mail; {name} "
+        "will tell it to you."
+    ).split("{name}")[0]
+    for address, mail in _by_address(sent, MAIL_INVITE).items():
+        assert "Secret goal" not in _everything(mail)
+        text = _parts(mail)["text/plain"]
+        assert kind in text
+        if address in (w.HOSPITAL, w.DOCTOR):  # guests, not in the bot
+            assert kept in text and in_the_bot not in text
+        elif address == w.COORDINATOR:  # the chair's copy
+            assert kept not in text and in_the_bot not in text
+        else:
+            assert in_the_bot in text and kept not in text

@@ -121,7 +121,7 @@ class Guardian:
 # What purging the old case wipes: rows holding something to wipe, per table.
 WIPED = (
     "referrals 1, referral_notes 2, conferences 1, invitations 1, tasks 1, task_notes 1, "
-    "invite_messages 2, poll_messages 2, web_links 0, members 0"
+    "conference_methods 0, invite_messages 2, poll_messages 2, web_links 0, members 0"
 )
 
 
@@ -804,6 +804,7 @@ def test_purge_wipes_the_old_closed_case_keeps_its_statistics_and_runs_once(
             "invitations": 1,
             "tasks": 1,
             "task_notes": 1,
+            "conference_methods": 0,
             "invite_messages": 2,
             "poll_messages": 2,
             "web_links": 0,
@@ -974,9 +975,9 @@ def test_purge_anonymises_the_guardians_whose_last_case_it_is(
     dry = roundtable("purge", "--dry-run")
     # Marie's only case is the old one; Petr is also a guardian of the recent case: he waits.
     assert dry.out.startswith(f"{old.code}\tclosed ")
-    assert dry.out.splitlines()[0].endswith("invite_messages 4, poll_messages 4, web_links 0, members 1"), (
-        dry.out
-    )
+    assert dry.out.splitlines()[0].endswith(
+        "invite_messages 4, poll_messages 4, web_links 0, members 1"
+    ), dry.out
     assert _where_found(database_url, *_needles(MARIE)) == marie_before  # changed nothing
 
     ran = roundtable("purge")

@@ -78,6 +78,7 @@ REFUSALS = (
     "Only coordinators see the district's cases.",
     "Only coordinators have an agenda.",
     "Concerns are reported by referrers",
+    "Only the participants of this conference can read its goal.",
 )
 # The roles of the matrix and who plays them: district A's people, and B's first coordinator
 # as "the coordinator of another district" (their own district is B; A is the other one).
@@ -159,6 +160,15 @@ def invited(person: Who, thing: Thing | None) -> bool:
     institution answers the poll and the invitation for it (not the chair)."""
     assert thing is not None
     return thing.institution == person.institution and thing.chair != person.key
+
+
+def participant(person: Who, thing: Thing | None) -> bool:
+    """A conference's goal is read by whoever takes part: a member of any institution invited
+    to it (who may answer for that invitation), and the district's coordinators."""
+    assert thing is not None
+    return district_coordinator(person, thing) or any(
+        invited(person, invitation) for invitation in thing.extra["invitations"]
+    )
 
 
 def task_owner(person: Who, thing: Thing | None) -> bool:
@@ -631,6 +641,33 @@ ROWS: tuple[Row, ...] = (
         pool="held",
         protected=True,
         document=True,
+    ),
+    Row(
+        "rc:h (the child came)",
+        r"^rc:h:\d+$",
+        district_coordinator,
+        pressed("rc:h:{id}"),
+        shown("Attendance at {code}"),
+        pool="held",
+    ),
+    # The method: the goal and the child's voice.
+    Row(
+        "mt (the goal and the child's voice)",
+        r"^mt:",
+        district_coordinator,
+        pressed("mt:o:{id}"),
+        shown("Goal and the child's voice: {code}"),
+        pool="poll",
+        protected=True,
+    ),
+    Row(
+        "mg (the goal of the conference)",
+        r"^mg:",
+        participant,
+        pressed("mg:{id}"),
+        shown("Goal of the case conference {code}"),
+        pool="poll",
+        protected=True,
     ),
     # Tasks: their owners.
     Row(

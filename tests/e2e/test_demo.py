@@ -13,6 +13,7 @@ import docx
 import icalendar
 from docx.document import Document
 
+from bot.demo import CHILD_VIEW, GOAL, SUPPORT
 from tests.conftest import run_roundtable
 
 CHILD = re.compile(r"\b(?:Kryštof|Dvořák)\b")  # not the admin, Alena Dvořáková
@@ -108,7 +109,16 @@ def test_the_demo_writes_each_persons_transcript_calendar_files_and_records(
             ["ZŠ Hradební", "Jana Malá", "yes"],
             ["Policie ČR Cheb", "Tomáš Beneš", "yes"],
             ["PPP Cheb", "", "no"],  # she did not come after all
+            ["The child", "", "yes"],  # he came, with a support person; never named
         ]
+        assert after(record, "The child's voice")[:3] == [
+            "How the child takes part: present with a support person",
+            f"Support person: {SUPPORT}",
+            "The child's view in their own words:",
+        ]
+        assert CHILD_VIEW in [p.text for p in record.paragraphs]
+        assert "Kind: initial conference" in [p.text for p in record.paragraphs]
+        assert f"Goal: {GOAL}" in [p.text for p in record.paragraphs]
         assert sorted(row[0] for row in table(record, "Task")) == [
             "Arrange tutoring",
             "Assessment at the counselling centre",
@@ -172,6 +182,10 @@ def test_the_demo_writes_each_persons_transcript_calendar_files_and_records(
     admin = (out / "admin.txt").read_text(encoding="utf-8")
     assert "Uživatelé (5)" in admin
     teacher = (out / "teacher.txt").read_text(encoding="utf-8")
+    # The goal: the poll and the invitation say only that it is in the bot.
+    assert "Cíl konference je v botovi: klepněte na 🎯 Cíl konference." in teacher
+    assert "Druh: úvodní konference" in teacher
+    assert GOAL not in teacher
     assert "Kód vašeho oznámení je R-2026-0001." in teacher
     assert "Vaše oznámení R-2026-0001 bylo přijato: případ PK-2026-0001." in teacher
     coordinator = (out / "coordinator.txt").read_text(encoding="utf-8")

@@ -20,6 +20,7 @@ from html import escape
 from zoneinfo import ZoneInfo
 
 from bot.core.i18n import Translator
+from bot.core.method_record import kind_label
 from bot.core.models import InvitationKind, Rsvp
 from bot.core.outbox import Letter
 from bot.core.runtime import Runtime
@@ -309,9 +310,12 @@ def _invitation_body(view: InviteView, tr: Translator, *, head: str | None = Non
     _ = tr.gettext
     lines = [head] if head else []
     lines += [
+        _("Kind: {kind}").format(kind=kind_label(view.method.kind, tr)),
         _("{when} · {minutes} min").format(when=tr.datetime(view.starts_at), minutes=view.minutes),
         _("Place: {place}").format(place=view.place),
     ]
+    if view.method.has_goal and view.invitation_id is not None:
+        lines.append(goal_by_mail(view, tr))
     if view.invitation_id is not None:
         lines.append(
             _("Invited by {name}, {institution}").format(
@@ -343,6 +347,19 @@ def _invitation_body(view: InviteView, tr: Translator, *, head: str | None = Non
         names = ", ".join(attendee_name(attendee, tr) for attendee in view.attendees)
         lines.append(_("Invited: {names}").format(names=names))
     return _Body(_("Case conference {code}").format(code=view.case_code), lines)
+
+
+def goal_by_mail(view: InviteView, tr: Translator) -> str:
+    """A mail says only where the goal is: in the bot, never in the mail."""
+    if view.reader_id is None:  # a guest, not in the bot
+        return tr.gettext(
+            "The goal of the conference is kept in Round Table, not sent by e-mail; {name} "
+            "will tell it to you."
+        ).format(name=view.inviter.name)
+    return tr.gettext(
+        "The goal of the conference is in the bot: tap 🎯 Goal of the conference on the "
+        "invitation in Telegram."
+    )
 
 
 def _poll_body(poll: PollMail, tr: Translator, *, nudge: bool, link: str | None) -> _Body:
