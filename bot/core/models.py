@@ -601,5 +601,6 @@ ENCRYPTED_COLUMNS: tuple[tuple[type[Base], str, str], ...] = (
     (Task, "id", "party_name"),
     (TaskNote, "id", "body"),
     (EmailConfirmation, "id", "code"),
+    (WebLink, "id", "token"),
     *METHOD_ENCRYPTED,
 )

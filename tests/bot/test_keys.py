@@ -106,6 +106,7 @@ def test_every_encrypted_column_is_listed() -> None:
         ("tasks", "party_name"),
         ("task_notes", "body"),
         ("email_confirmations", "code"),
+        ("web_links", "token"),
         ("conference_methods", "goal"),
         ("conference_methods", "support"),
         ("conference_methods", "reason"),
@@ -129,6 +130,7 @@ async def test_reencryption_moves_every_value_to_the_new_key(
         "tasks": 0,
         "task_notes": 0,
         "email_confirmations": 0,
+        "web_links": 0,
         "conference_methods": 0,
     }
     tokens = await stored(database)
@@ -153,6 +155,7 @@ async def test_an_empty_database_needs_nothing(database: Database) -> None:
         "tasks": 0,
         "task_notes": 0,
         "email_confirmations": 0,
+        "web_links": 0,
         "conference_methods": 0,
     }
 
