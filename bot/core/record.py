@@ -15,7 +15,6 @@ character cannot break the file.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from babel.dates import format_date
 
+from bot.core.circulation_tables import Reply
 from bot.core.i18n import Translator
 from bot.core.models import TaskParty
 
@@ -52,14 +52,6 @@ APP_XML = (
 # (DEL and C1), which no one means to type either.
 _INVALID_XML = re.compile("[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-class Reply(enum.StrEnum):
-    """What an institution answered to the circulated draft."""
-
-    COMMENTED = "commented"
-    NO_COMMENTS = "no_comments"
-    NONE = "none"  # no answer
 
 
 @dataclass(frozen=True)
@@ -200,7 +192,7 @@ def _set_properties(document: DocumentObject, record: RecordDocument, tr: Transl
     package = document.part.package
     for part in package.iter_parts():
         if part.partname == "/docProps/app.xml":
-            part._blob = APP_XML.encode()  # type: ignore[attr-defined]
+            part._blob = APP_XML.encode()
     for rel_id, rel in list(package.rels.items()):
         if rel.reltype.endswith("/thumbnail"):
             package.rels.pop(rel_id)

@@ -148,7 +148,9 @@ def test_the_note_the_signatures_and_the_minute_taker() -> None:
     assert rows[1][:2] == ["Coordinator (key worker)", "Jana Svobodová"]
     assert rows[2][:2] == ["Minute-taker", "Eva Malá"]
     assert all(row[2].startswith("___") and row[3].startswith("___") for row in rows[1:])
-    assert ["Minute-taker", "Eva Malá"] in [[c.text for c in r.cells] for r in document.tables[0].rows]
+    assert ["Minute-taker", "Eva Malá"] in [
+        [c.text for c in r.cells] for r in document.tables[0].rows
+    ]
 
 
 def test_czech_names_stand_in_fields_not_in_sentences() -> None:
