@@ -241,7 +241,8 @@ def _reply_text(line: ReplyLine, tr: Translator) -> str:
         Reply.NO_COMMENTS: _("no comments"),
         Reply.NONE: _("did not answer"),
     }[line.reply]
-    return f"{text} ({_('after the deadline')})" if line.late else text
+    late = _("(after the deadline)")
+    return f"{text} {late}" if line.late else text
 
 
 def _circulation(document: DocumentObject, record: RecordDocument, tr: Translator) -> None:
@@ -276,7 +277,7 @@ def _signatures(document: DocumentObject, record: RecordDocument, tr: Translator
         )
     )
     document.add_heading(_("Signatures"), level=1)
-    line = "_" * 30
+    line = "_" * 15
     rows = [
         (_("Coordinator (key worker)"), _clean(record.coordinator), line, line),
         (_("Minute-taker"), _clean(record.minute_taker or ""), line, line),

@@ -164,3 +164,13 @@ def test_czech_names_stand_in_fields_not_in_sentences() -> None:
     assert "(místo" not in text
     for label in ("Koordinace (klíčová osoba případu)", "Vyhotovení zápisu", "Mlčenlivost"):
         assert label in text, label
+
+
+def test_the_answers_are_in_the_readers_language() -> None:
+    document = _open(record_docx(FINAL, CZECH))
+    table = next(t for t in document.tables if t.rows[0].cells[1].text == "Odpověď")
+    assert [[c.text for c in row.cells] for row in table.rows][1:] == [
+        ["Policie Cheb", "s vyjádřením"],
+        ["ZŠ Cheb", "bez výhrad (po uplynutí lhůty)"],
+        ["Zákonný zástupce 1", "bez odpovědi"],
+    ]
