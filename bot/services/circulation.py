@@ -139,7 +139,7 @@ async def _recipients(
     return [(invitation, people) for invitation, people in found if people]
 
 
-def _deadline(district: District, now: datetime) -> tuple[datetime, datetime]:
+def comment_deadline(district: District, now: datetime) -> tuple[datetime, datetime]:
     """The end of the working day 3 working days from today, and the start of the working day
     before it (the reminder)."""
     calendar = district_calendar(district)
@@ -166,7 +166,7 @@ async def circulate(
     if existing is not None:
         return None
     district = await session.get_one(District, conference.district_id)
-    until, remind = _deadline(district, now)
+    until, remind = comment_deadline(district, now)
     session.add(RecordCirculation(conference_id=conference.id, sent_at=now, comments_until=until))
     items: list[outbox.Planned] = []
     recipients = await _recipients(session, conference)
