@@ -26,6 +26,7 @@ from bot.core.circulation_tables import RecordCirculation, RecordComment, Record
 from bot.core.crypto import Cipher
 from bot.core.models import (
     Case,
+    CaseStatus,
     Conference,
     District,
     Institution,
@@ -454,7 +455,10 @@ async def reminder(
     if reply is None or reply.reply is not Reply.NONE:
         return None
     conference = await session.get_one(Conference, conference_id)
-    return await _code(session, conference), circulation.comments_until
+    case = await session.get_one(Case, conference.case_id)
+    if case.status is not CaseStatus.OPEN:  # closed: no more asking for comments
+        return None
+    return case.code, circulation.comments_until
 
 
 async def round_of(session: AsyncSession, conference_id: int) -> Round | None:
@@ -468,9 +472,12 @@ async def round_of(session: AsyncSession, conference_id: int) -> Round | None:
         )
     )
     conference = await session.get_one(Conference, conference_id)
+    case = await session.get_one(Case, conference.case_id)
+    if case.status is not CaseStatus.OPEN:
+        return None
     return Round(
         conference_id,
-        await _code(session, conference),
+        case.code,
         answers.count(Reply.COMMENTED),
         answers.count(Reply.NO_COMMENTS),
         answers.count(Reply.NONE),

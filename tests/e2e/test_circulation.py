@@ -33,7 +33,8 @@ from bot.sandbox.models import BotMessage
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import each, scheduled, team
-from tests.e2e.test_tasks import button
+from tests.e2e.test_leavers import _deactivate
+from tests.e2e.test_tasks import button, record_opened
 
 COMMENT = "The boy's attendance is 60 %, not 80 %."
 
@@ -238,3 +239,50 @@ def drafts_invitation(draft: BotMessage) -> int:
             if data.startswith("rk:n:"):
                 return int(data.split(":")[2])
     raise AssertionError("no answer buttons")
+
+
+async def test_a_leavers_draft_goes_to_a_colleague_and_a_closed_case_asks_no_more(
+    bot: RunningBot, clock: FakeClock
+) -> None:
+    """Petr came for the police and has left before the record is finished: the draft goes to
+    Pavel, who may answer for the police. Closing the case stops the reminder and the notice
+    of the deadline; a forged or stale button changes nothing."""
+    people = await team(bot)
+    hana, petr, pavel = people["hana"], people["petr"], people["pavel"]
+    admin = await bot.join(9, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
+    await record_opened(bot, clock, people)
+    await _deactivate(admin, "Petr")
+    await hana.press("✅ Finish: send the tasks to their owners")
+    await until(hana, "Draft sent for comments until")
+    await bot.settle()
+    draft = await until(pavel, "The draft record of the case conference PK-2026-0001")
+    assert draft.protect_content
+    assert not [m for m in petr.messages.values() if "draft record" in (m.caption or "")]
+    # A forged id (another invitation, or none) is refused; the real one answers.
+    refused = await pavel.press_data("rk:n:999", message_id=draft.message_id)
+    assert refused.text == "This is not yours to answer."
+    await pavel.press("👍 No comments", message_id=draft.message_id)
+    await until(pavel, "Noted: no comments on the draft record of PK-2026-0001.")
+
+    # The case is closed before the deadline: nobody is reminded, the coordinator is not asked.
+    await hana.send_text("/cases")
+    await until(hana, "Open cases")
+    await hana.press("✖️ Close: PK-2026-0001")
+    await until(hana, "Close the case?")
+    await hana.press("Handed to another authority")
+    await until(hana, "The case PK-2026-0001 is closed")
+    async with bot.runtime.database.transaction() as session:
+        circulation = (await session.scalars(select(RecordCirculation))).one()
+    clock.set(circulation.comments_until + timedelta(hours=1))
+    await bot.sweep()
+    async with bot.runtime.database.transaction() as session:
+        kinds = list(
+            await session.scalars(
+                select(OutboxRow.kind).where(
+                    OutboxRow.kind.in_(("record.remind", "record.closed")),
+                    OutboxRow.status == "sent",
+                )
+            )
+        )
+    assert kinds == []
+    assert not [m for m in hana.messages.values() if "The time for comments" in (m.text or "")]
