@@ -61,6 +61,7 @@ class AttendanceLine:
     present: bool
     instead_of: str | None = None
     guardian: int = 0  # a guardian's number (their name is not kept); 0 for an institution
+    child: bool = False  # the child's own line (how the child took part comes with issue 23a)
 
 
 @dataclass(frozen=True)
@@ -220,6 +221,8 @@ def _person(line: AttendanceLine, tr: Translator) -> str:
 
 
 def _institution(line: AttendanceLine, tr: Translator) -> str:
+    if line.child:
+        return tr.gettext("The child")
     if line.guardian:
         return tr.gettext("Guardian {number}").format(number=line.guardian)
     return _clean(line.institution)

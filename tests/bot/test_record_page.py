@@ -174,3 +174,21 @@ def test_the_answers_are_in_the_readers_language() -> None:
         ["ZŠ Cheb", "bez výhrad (po uplynutí lhůty)"],
         ["Zákonný zástupce 1", "bez odpovědi"],
     ]
+
+
+def test_the_child_and_the_guardians_are_on_the_attendance_sheet() -> None:
+    record = dataclasses.replace(
+        RECORD,
+        attendance=(
+            AttendanceLine("", None, present=True, child=True),
+            AttendanceLine("", None, present=True, guardian=1),
+            AttendanceLine("Policie Cheb", "Petr Novák", present=True),
+        ),
+    )
+    document = _open(record_docx(record, CZECH))
+    table = next(t for t in document.tables if t.rows[0].cells[0].text == "Instituce")
+    assert [[c.text for c in row.cells][:3] for row in table.rows][1:] == [
+        ["Dítě", "", "ano"],
+        ["Zákonný zástupce 1", "", "ano"],
+        ["Policie Cheb", "Petr Novák", "ano"],
+    ]
