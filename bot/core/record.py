@@ -297,6 +297,7 @@ def record_docx(record: RecordDocument, tr: Translator) -> bytes:
     # python-docx (and lxml) are loaded when the first record is made, not with the bot: 6 MB
     # the bot does not hold while nobody writes a record.
     from docx import Document  # noqa: PLC0415
+    from docx.enum.text import WD_ALIGN_PARAGRAPH  # noqa: PLC0415
     from docx.shared import Cm  # noqa: PLC0415
 
     _ = tr.gettext
@@ -305,6 +306,13 @@ def record_docx(record: RecordDocument, tr: Translator) -> bytes:
     _set_properties(document, record, tr)
 
     if record.draft:
+        # On every page, in its header: a page of the draft is never taken for the final.
+        for section in document.sections:
+            mark = section.header.paragraphs[0]
+            mark.text = f"{_('DRAFT')} – {_clean(record.code)}"
+            mark.alignment = WD_ALIGN_PARAGRAPH.RIGHT
+            for run in mark.runs:
+                run.bold = True
         document.add_heading(_("DRAFT"), level=0)
         if record.comments_until is not None:
             document.add_paragraph(

@@ -115,10 +115,12 @@ def test_a_draft_is_marked_and_the_final_is_not() -> None:
     assert paragraphs[0] == "DRAFT"
     assert paragraphs[1].startswith("For comments until Dec 8, 2026")
     assert draft.core_properties.content_status == "Draft"
+    assert [s.header.paragraphs[0].text for s in draft.sections] == ["DRAFT – PK-2026-0001"]
     assert "Comments on the draft" not in paragraphs
     final = _open(record_docx(FINAL, ENGLISH))
     assert "DRAFT" not in [p.text for p in final.paragraphs]
     assert final.core_properties.content_status == ""
+    assert all(not p.text for s in final.sections for p in s.header.paragraphs)
     czech = _open(record_docx(DRAFT, CZECH))
     assert czech.paragraphs[0].text == "NÁVRH"
     assert _open(record_docx(DRAFT, UKRAINIAN)).paragraphs[0].text == "ПРОЄКТ"
