@@ -32,6 +32,7 @@ from bot.core.models import (
     OutboxRow,
     OutboxStatus,
     PollMessage,
+    RecordComment,
     Referral,
     ReferralNote,
     ReferralStatus,
@@ -81,6 +82,7 @@ def wiped(cipher: Cipher) -> dict[type[Base], dict[str, Any]]:
         Invitation: {"decline_reason": None, "email": None, "guest_name": None},
         Task: {"title": cipher.encrypt(b""), "party_name": None},
         TaskNote: {"body": cipher.encrypt(b"")},
+        RecordComment: {"text": cipher.encrypt(b"")},
     }
 
 
@@ -111,6 +113,7 @@ def _rows_of(case: Case) -> dict[type[Base], Any]:
         Invitation: Invitation.id.in_(_invitations_of(Case.id == case.id)),
         Task: Task.case_id == case.id,
         TaskNote: TaskNote.task_id.in_(tasks),
+        RecordComment: RecordComment.invitation_id.in_(_invitations_of(Case.id == case.id)),
     }
 
 

@@ -121,7 +121,7 @@ class Guardian:
 # What purging the old case wipes: rows holding something to wipe, per table.
 WIPED = (
     "referrals 1, referral_notes 2, conferences 1, invitations 1, tasks 1, task_notes 1, "
-    "invite_messages 2, poll_messages 2, members 0"
+    "record_comments 0, invite_messages 2, poll_messages 2, members 0"
 )
 
 
@@ -804,6 +804,7 @@ def test_purge_wipes_the_old_closed_case_keeps_its_statistics_and_runs_once(
             "invitations": 1,
             "tasks": 1,
             "task_notes": 1,
+            "record_comments": 0,
             "invite_messages": 2,
             "poll_messages": 2,
             "members": 0,

@@ -30,6 +30,8 @@ from bot.core.models import (
 )
 from bot.sandbox import FloodLimits, Person
 from bot.sandbox.models import BotMessage
+from bot.services import retention
+from bot.services.privacy import Operator
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import each, scheduled, team
@@ -245,8 +247,9 @@ async def test_a_leavers_draft_goes_to_a_colleague_and_a_closed_case_asks_no_mor
     bot: RunningBot, clock: FakeClock
 ) -> None:
     """Petr came for the police and has left before the record is finished: the draft goes to
-    Pavel, who may answer for the police. Closing the case stops the reminder and the notice
-    of the deadline; a forged or stale button changes nothing."""
+    Pavel, who may answer for the police, and comments. Closing the case stops the reminder and
+    the notice of the deadline; a forged button changes nothing; purging the case years later
+    wipes the comment."""
     people = await team(bot)
     hana, petr, pavel = people["hana"], people["petr"], people["pavel"]
     admin = await bot.join(9, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
@@ -261,8 +264,13 @@ async def test_a_leavers_draft_goes_to_a_colleague_and_a_closed_case_asks_no_mor
     # A forged id (another invitation, or none) is refused; the real one answers.
     refused = await pavel.press_data("rk:n:999", message_id=draft.message_id)
     assert refused.text == "This is not yours to answer."
+    await pavel.press("💬 Comment", message_id=draft.message_id)
+    await until(pavel, "Type your comment")
+    await pavel.send_text(COMMENT)
+    await until(pavel, "went to the coordinator.")
+    # No comments after a comment does not undo it.
     await pavel.press("👍 No comments", message_id=draft.message_id)
-    await until(pavel, "Noted: no comments on the draft record of PK-2026-0001.")
+    await until(pavel, "You have commented on the draft record of PK-2026-0001")
 
     # The case is closed before the deadline: nobody is reminded, the coordinator is not asked.
     await hana.send_text("/cases")
@@ -286,3 +294,16 @@ async def test_a_leavers_draft_goes_to_a_colleague_and_a_closed_case_asks_no_mor
         )
     assert kinds == []
     assert not [m for m in hana.messages.values() if "The time for comments" in (m.text or "")]
+
+    # Years later the closed case is purged: the comment's text goes with the rest.
+    async with bot.runtime.database.transaction() as session:
+        await retention.purge(
+            session,
+            bot.runtime.cipher,
+            Operator("root"),
+            now=clock.now() + timedelta(days=366 * 11),
+            years=10,
+        )
+    async with bot.runtime.database.transaction() as session:
+        stored = (await session.scalars(select(RecordComment))).one()
+    assert bot.runtime.cipher.decrypt(stored.text) == b""
