@@ -30,7 +30,7 @@ from bot.core.models import (
 )
 from bot.sandbox import FloodLimits, Person
 from bot.sandbox.models import BotMessage
-from bot.services import retention
+from bot.services import privacy, retention
 from bot.services.privacy import Operator
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_conferences import until
@@ -295,7 +295,15 @@ async def test_a_leavers_draft_goes_to_a_colleague_and_a_closed_case_asks_no_mor
     assert kinds == []
     assert not [m for m in hana.messages.values() if "The time for comments" in (m.text or "")]
 
-    # Years later the closed case is purged: the comment's text goes with the rest.
+    # The case's export (an explicit, audited request) holds the comment; years later the
+    # closed case is purged, and the comment's text goes with the rest.
+    async with bot.runtime.database.transaction() as session:
+        exported = await privacy.export_case(
+            session, bot.runtime.cipher, "PK-2026-0001", Operator("root"), now=clock.now()
+        )
+    (conference,) = exported["conferences"]
+    comments = [c for i in conference["invitations"] for c in i["record_comments"]]
+    assert [(c["text"], c["late"]) for c in comments] == [(COMMENT, False)]
     async with bot.runtime.database.transaction() as session:
         await retention.purge(
             session,
