@@ -10,7 +10,7 @@ UV := .uv/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint messages bench install upgrade clean
+.PHONY: run test lint messages bench record-pdf install upgrade clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -49,6 +49,12 @@ bench: $(STAMP)
 	$(BIN)/python -m bench finder
 	$(BIN)/python -m bench fanout
 	$(BIN)/python -m bench load
+
+# The record document as LibreOffice lays it out: a sample draft and final record to PDF and one PNG
+# per page in record-pdf/, to look at (A4, margins, tables across pages, the signature lines). Not
+# part of `make test`; needs Debian's libreoffice-writer-nogui and poppler-utils.
+record-pdf: $(STAMP)
+	$(BIN)/python -m bench.record_pdf record-pdf
 
 # A server's install: the locked versions without the development tools.
 install: | $(UV)

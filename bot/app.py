@@ -42,6 +42,8 @@ from handlers import (
     board,
     case_notices,
     cases,
+    circulation,
+    circulation_notices,
     conference_notices,
     contacts,
     email,
@@ -137,6 +139,7 @@ def build_application(runtime: Runtime) -> RoundTableApp:
         method.handlers(),
         invitations.handlers(),
         record.handlers() + tasks.handlers(),
+        circulation.handlers(),
         referral.command_handlers()
         + triage.command_handlers()
         + poll.handlers()
@@ -144,6 +147,7 @@ def build_application(runtime: Runtime) -> RoundTableApp:
         + method.command_handlers()
         + invitations.command_handlers()
         + record.command_handlers()
+        + circulation.command_handlers()
         + tasks.command_handlers()
         + cases.command_handlers(),
         start.general_handlers(),
@@ -178,6 +182,7 @@ def build_application(runtime: Runtime) -> RoundTableApp:
             **case_notices.outbox_kinds(),
             **referral_notices.outbox_kinds(),
             **task_notices.outbox_kinds(),
+            **circulation_notices.outbox_kinds(),
             **mail_notices.outbox_kinds(),
         },
         _outbox_bot(runtime, defaults),

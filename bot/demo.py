@@ -24,7 +24,7 @@ from bot.core.db import Database
 from bot.core.migrate import upgrade
 from bot.core.models import Conference, InstitutionKind, Role
 from bot.core.runtime import Runtime
-from bot.demo_steps import PRAGUE, busy_calendar, buttons, local, tap, until
+from bot.demo_steps import PRAGUE, busy_calendar, buttons, first_of_each, local, tap, until
 from bot.demo_web import DemoBrowser, link_in, mail_text, web_app_url
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from bot.sandbox.mail import MailPerson, MailServer, calendar_part
@@ -53,6 +53,8 @@ TASKS = (  # title, the owner's first name (on the coordinator's button), due in
 GOAL = "Agree how the school and the family end the Monday absences and the taking of his money."
 SUPPORT = "the school's prevention worker, whom he trusts"
 CHILD_VIEW = "I like my class, but I am afraid of the older boys at the break."
+# The police officer's comment on the draft record.
+COMMENT = "Doplňte prosím, že se škola domluví s policií na společné návštěvě rodiny."
 REVIEW = "15.2.2027 10:00"  # a Monday, not a holiday, within three months of the conference
 # The paediatrician's practice is not on Telegram: invited by e-mail, answering from a calendar.
 MAILBOX = "konference@cheb.example.cz"
@@ -393,11 +395,12 @@ class Story:
     async def record(self) -> dict[Person, BotMessage]:
         """The conference is over: the coordinator is asked for the record, one screen. The
         psychologist did not come after all (one tap); the summary, typed, does not stay in the
-        chat; three tasks for three owners; Finish sends each owner their task and gives the
-        coordinator the .docx record, protected. The table agreed on the review, so she fixes
-        its date: everyone invited gets its invitation (a new calendar entry) and accepts, and
-        she takes the record again, now with the review's date. Returns the message each owner
-        got their task in."""
+        chat; three tasks for three owners; Finish sends each owner their task, gives the
+        coordinator the .docx record, protected, and sends its draft for comments to those who
+        came. The table agreed on the review, so she fixes its date: everyone invited gets its
+        invitation (a new calendar entry) and accepts. The teacher has no comments, the officer
+        comments; she reads it and sends the final record, now with the review's date, to all
+        who came. Returns the message each owner got their task in."""
         coordinator = self.coordinator
         _starts, ends = await self.held_conference()
         self.clock.set(ends + timedelta(minutes=1))
@@ -431,7 +434,12 @@ class Story:
         await tap(coordinator, screen, "rc:e:")
         await until(coordinator, "rc:v:")  # finished, in place
         await until(coordinator, None, text="The record of", document=True)
-        assigned = {person: await until(person, "tk:d:") for person in self.owners}
+        assigned, drafts = {}, {}
+        for person in self.owners:  # each their task; those who came also the draft record
+            if person is self.psychologist:  # she did not come
+                assigned[person] = await until(person, "tk:d:")
+            else:
+                assigned[person], drafts[person] = await first_of_each(person, "tk:d:", "rk:n:")
 
         await tap(coordinator, screen, "rc:v:")
         await until(coordinator, None, text="Type the date and time")
@@ -442,14 +450,32 @@ class Story:
             await self.runtime_settle()
             await tap(person, invitation, r"iv:.*:a$")
         await self.calendar_answers("ACCEPTED")  # the review, in the practice's calendar
-        # The record again, now with the review's date: the screen is reached from /cases.
+        await self.comment_round(drafts)
+        return assigned
+
+    async def comment_round(self, drafts: dict[Person, BotMessage]) -> None:
+        """The draft record, for comments: the teacher has none; the officer comments (his
+        typed comment leaves his chat) and the coordinator reads it on request. Then she sends
+        the final record, now with the review's date, from the record's screen on /cases."""
+        await tap(self.teacher, drafts[self.teacher], "rk:n:")
+        await until(self.teacher, None, text="bez výhrad")
+        officer = self.officer
+        await tap(officer, drafts[officer], "rk:c:")
+        await until(officer, None, text="/cancel")  # "type your comment"
+        await officer.send_text(COMMENT)
+        await until(officer, None, text="jsme předali")
+        notice = await until(self.coordinator, "rk:r:")
+        await tap(self.coordinator, notice, "rk:r:")
+        await until(self.coordinator, None, text="Comment on the draft record")
+        coordinator = self.coordinator
         await coordinator.send_text("/cases")
         cases = await until(coordinator, "rc:o:")
         await tap(coordinator, cases, "rc:o:")
-        screen = await until(coordinator, "rc:r:")
-        await tap(coordinator, screen, "rc:r:")
-        await until(coordinator, None, text="The record of", document=True)
-        return assigned
+        screen = await until(coordinator, "rk:f:")
+        await tap(coordinator, screen, "rk:f:")
+        await until(coordinator, None, text="The final record of", document=True)
+        for person in drafts:
+            await until(person, None, document=True)  # the final record, to all who came
 
     async def follow_the_tasks(self, assigned: dict[Person, BotMessage]) -> None:
         """Two weeks of the plan, by the clock. The coordinator's Monday digest; the police

@@ -48,6 +48,18 @@ async def tap(person: Person, message: BotMessage, data: str, *, label: str = ""
     await person.press(labels[0], message_id=message.message_id)
 
 
+async def first_of_each(person: Person, *prefixes: str) -> list[BotMessage]:
+    """The first message with a button of each data prefix, in whatever order they come (the
+    outbox sends a task and the draft record at once)."""
+    found: dict[str, BotMessage] = {}
+    while len(found) < len(prefixes):
+        message = await person.next_message()
+        for prefix in prefixes:
+            if prefix not in found and any(d.startswith(prefix) for _l, d in buttons(message)):
+                found[prefix] = message
+    return [found[prefix] for prefix in prefixes]
+
+
 def buttons(message: BotMessage) -> list[tuple[str, str]]:
     return [(label, data or "") for row in message.buttons() for label, data in row]
 

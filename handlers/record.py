@@ -21,7 +21,7 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandl
 from bot.core.i18n import Translator
 from bot.core.models import InvitationKind, TaskParty
 from bot.core.record import record_docx, record_filename
-from bot.services import decisions, method, records, task_edits, tasks
+from bot.services import circulation, decisions, method, records, task_edits, tasks
 from bot.services.decisions import Collision, Passed, TooFar
 from handlers.board_text import send_board
 from handlers.common import (
@@ -528,6 +528,8 @@ async def finish(update: Update, context: Context) -> None:
         return
     async with use_case(update, context, *TASK_REFUSALS) as case:
         await records.finish_record(case.session, case.actor, ids[0], now=case.now)
+        # The draft goes to the participants for comments (once; see bot.services.circulation).
+        await circulation.circulate(case.session, case.actor, ids[0], now=case.now)
     if not case.done:
         return
     await show_record(update, context, ids[0])

@@ -154,7 +154,31 @@ def record_text(view: records.RecordView, tr: Translator) -> str:
         lines.append(_("Review conference: by {date}.").format(date=tr.day(view.review_by)))
     if view.recorded_at is not None:
         lines.append("✅ " + _("Finished; the owners have their tasks."))
+    lines += _circulation_lines(view.circulated, tr)
     return "\n".join(lines)
+
+
+def _circulation_lines(circulated: records.Circulated | None, tr: Translator) -> list[str]:
+    """Where the draft's comments stand, or when the final record went out."""
+    if circulated is None:
+        return []
+    if circulated.final_at is not None:
+        return [
+            "📄 "
+            + tr.gettext("Final record sent {when}.").format(when=tr.datetime(circulated.final_at))
+        ]
+    return [
+        "📝 "
+        + tr.gettext(
+            "Draft sent for comments until {when}. Commented: {commented}; no comments: "
+            "{none}; no answer: {missing}."
+        ).format(
+            when=tr.datetime(circulated.comments_until),
+            commented=circulated.commented,
+            none=circulated.no_comments,
+            missing=circulated.unanswered,
+        )
+    ]
 
 
 def record_markup(view: records.RecordView, tr: Translator) -> InlineKeyboardMarkup:
@@ -173,6 +197,8 @@ def record_markup(view: records.RecordView, tr: Translator) -> InlineKeyboardMar
     else:
         rows.append([("📄 " + _("The record document"), f"rc:r:{conf}")])
         rows.append([("📄 " + _("The record with the child's name"), f"rc:c:{conf}")])
+        if view.circulated is not None and view.circulated.final_at is None:
+            rows.append([("📤 " + _("Send the final record"), f"rk:f:{conf}")])
         if view.review_id is None:
             rows.append(
                 [

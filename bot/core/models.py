@@ -29,6 +29,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from bot.core.base import Base as Base  # noqa: PLC0414
 from bot.core.base import UTCDateTime as UTCDateTime  # noqa: PLC0414
 from bot.core.base import enum_column as _enum
+from bot.core.circulation_tables import RecordCirculation as RecordCirculation  # noqa: PLC0414
+from bot.core.circulation_tables import RecordComment as RecordComment  # noqa: PLC0414
+from bot.core.circulation_tables import RecordReply as RecordReply  # noqa: PLC0414
 from bot.core.mail_tables import EmailConfirmation as EmailConfirmation  # noqa: PLC0414
 from bot.core.mail_tables import InboundMail as InboundMail  # noqa: PLC0414
 from bot.core.mail_tables import MailAddress as MailAddress  # noqa: PLC0414

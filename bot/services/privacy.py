@@ -29,6 +29,7 @@ from bot.core.models import (
     Institution,
     Invitation,
     Member,
+    RecordComment,
     Referral,
     ReferralNote,
     Task,
@@ -374,6 +375,19 @@ async def _conferences(
                         "decline_reason": reason_of(invitation, cipher),
                         "attended": invitation.attended,
                         "attendee": await person(invitation.attendee_id),
+                        "record_comments": [
+                            {
+                                "by": await person(comment.member_id),
+                                "at": _iso(comment.at),
+                                "late": comment.late,
+                                "text": _text(cipher, comment.text),
+                            }
+                            for comment in await session.scalars(
+                                select(RecordComment)
+                                .where(RecordComment.invitation_id == invitation.id)
+                                .order_by(RecordComment.id)
+                            )
+                        ],
                     }
                     for invitation, institution in invitations.all()
                 ],

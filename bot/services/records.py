@@ -11,6 +11,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import outbox
+from bot.core.circulation_tables import Reply
 from bot.core.crypto import Cipher
 from bot.core.method_record import method_section
 from bot.core.models import (
@@ -23,13 +24,15 @@ from bot.core.models import (
     Invitation,
     InvitationKind,
     Member,
+    RecordCirculation,
+    RecordReply,
     Referral,
     Rsvp,
     Task,
     TaskParty,
     TaskStatus,
 )
-from bot.core.record import AttendanceLine, RecordDocument, TaskLine
+from bot.core.record import AttendanceLine, RecordDocument, ReplyLine, TaskLine
 from bot.services import audit
 from bot.services.board import (
     answerers,
@@ -70,6 +73,17 @@ class Attendance:
 
 
 @dataclass(frozen=True)
+class Circulated:
+    """The draft sent for comments: until when, the answers so far, and the final's moment."""
+
+    comments_until: datetime
+    final_at: datetime | None
+    commented: int
+    no_comments: int
+    unanswered: int
+
+
+@dataclass(frozen=True)
 class RecordView:
     conference_id: int
     case_id: int
@@ -85,6 +99,7 @@ class RecordView:
     review_id: int | None  # the review conference, once there is one
     review_at: datetime | None = None  # its time, once it is set
     review_polling: bool = False  # a poll for its date is running
+    circulated: Circulated | None = None  # once the draft went out for comments
 
 
 @dataclass(frozen=True)
@@ -234,6 +249,25 @@ async def _record_view(
         review_id,
         review_at,
         polling,
+        await _circulated(session, conference.id),
+    )
+
+
+async def _circulated(session: AsyncSession, conference_id: int) -> Circulated | None:
+    circulation = await session.get(RecordCirculation, conference_id)
+    if circulation is None:
+        return None
+    answers = list(
+        await session.scalars(
+            select(RecordReply.reply).where(RecordReply.conference_id == conference_id)
+        )
+    )
+    return Circulated(
+        circulation.comments_until,
+        circulation.final_at,
+        answers.count(Reply.COMMENTED),
+        answers.count(Reply.NO_COMMENTS),
+        answers.count(Reply.NONE),
     )
 
 
@@ -399,8 +433,6 @@ async def record_document(
 ) -> RecordDocument:
     """The record as a document; the child's name only when asked for, and that is audited."""
     conference = await _held(session, actor, conference_id, now=now)
-    view = await _record_view(session, cipher, conference, now=now)
-    coordinator = await session.get_one(Member, conference.coordinator_id)
     child = None
     if with_name:
         case = await session.get_one(Case, conference.case_id)
@@ -410,6 +442,23 @@ async def record_document(
     await audit.acted(
         session, actor, "record.document", conference, at=now, child_name=child is not None
     )
+    return await document_of(session, cipher, conference, child=child, now=now)
+
+
+async def document_of(
+    session: AsyncSession,
+    cipher: Cipher,
+    conference: Conference,
+    *,
+    child: str | None = None,
+    now: datetime,
+) -> RecordDocument:
+    """A held conference's record as a document, for whoever the caller has allowed it to: a
+    draft while it is circulated for comments, the final with the answers once sent."""
+    view = await _record_view(session, cipher, conference, now=now)
+    coordinator = await session.get_one(Member, conference.coordinator_id)
+    district = await session.get_one(District, conference.district_id)
+    circulated = view.circulated
     return RecordDocument(
         code=view.case_code,
         starts_at=view.starts_at,
@@ -422,9 +471,7 @@ async def record_document(
                 a.person,
                 a.attended,
                 a.instead_of,
-                guardian=a.number
-                if a.kind in (InvitationKind.GUARDIAN, InvitationKind.OFFLINE)
-                else 0,
+                guardian=_guardian_number(a.kind, a.number),
             )
             for a in view.attendance
         ],
@@ -435,7 +482,33 @@ async def record_document(
         review_polling=view.review_polling,
         child_name=child,
         method=await method_section(session, cipher, conference.id),
+        district=district.name,
+        draft=circulated is not None and circulated.final_at is None,
+        comments_until=None if circulated is None else circulated.comments_until,
+        replies=None if circulated is None else await _reply_lines(session, view),
     )
+
+
+def _guardian_number(kind: InvitationKind, number: int) -> int:
+    return number if kind in (InvitationKind.GUARDIAN, InvitationKind.OFFLINE) else 0
+
+
+async def _reply_lines(session: AsyncSession, view: RecordView) -> list[ReplyLine]:
+    """Each circulated invitation's answer, in the attendance's order."""
+    rows = await session.execute(
+        select(RecordReply).where(RecordReply.conference_id == view.conference_id)
+    )
+    replies = {reply.invitation_id: reply for reply in rows.scalars()}
+    return [
+        ReplyLine(
+            a.label,
+            replies[a.invitation_id].reply,
+            replies[a.invitation_id].late,
+            guardian=_guardian_number(a.kind, a.number),
+        )
+        for a in view.attendance
+        if a.invitation_id in replies
+    ]
 
 
 async def still_to_record(

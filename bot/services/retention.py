@@ -33,6 +33,7 @@ from bot.core.models import (
     OutboxRow,
     OutboxStatus,
     PollMessage,
+    RecordComment,
     Referral,
     ReferralNote,
     ReferralStatus,
@@ -84,6 +85,7 @@ def wiped(cipher: Cipher) -> dict[type[Base], dict[str, Any]]:
         Task: {"title": cipher.encrypt(b""), "party_name": None},
         TaskNote: {"body": cipher.encrypt(b"")},
         ConferenceMethod: {"goal": None, "support": None, "reason": None, "child_view": None},
+        RecordComment: {"text": cipher.encrypt(b"")},
     }
 
 
@@ -117,6 +119,7 @@ def _rows_of(case: Case) -> dict[type[Base], Any]:
         ConferenceMethod: ConferenceMethod.conference_id.in_(
             select(Conference.id).where(Conference.case_id == case.id)
         ),
+        RecordComment: RecordComment.invitation_id.in_(_invitations_of(Case.id == case.id)),
     }
 
 

@@ -35,6 +35,9 @@ from bot.core.models import (
     InvitationKind,
     Member,
     NoteKind,
+    RecordCirculation,
+    RecordComment,
+    RecordReply,
     Referral,
     ReferralNote,
     ReferralStatus,
@@ -99,6 +102,9 @@ POOLS = {
     "move": "conference",
     "cancel": "conference",
     "held": "conference",
+    "circulated": "conference",
+    "circulated-invitation": "invitation",
+    "comment": "comment",
     "task": "task",
     "task-done": "task",
     "task-grant": "task",
@@ -330,6 +336,11 @@ class Builder:
                     pools[pool].append(conference)
         for conference in await self._conference_set(letter, ConferenceStatus.HELD):
             pools["held"].append(conference)
+        for conference in await self._conference_set(letter, ConferenceStatus.HELD):
+            pools["circulated"].append(conference)
+            invitations, comment = await self._circulated(letter, conference)
+            pools["circulated-invitation"] += invitations
+            pools["comment"].append(comment)
         homes = [await self._conference(letter, key, ConferenceStatus.HELD, {}) for key in CHAIRS]
         for pool in ("task", "task-done", "task-grant", "task-refuse", "task-cancel"):
             for index, key in enumerate(OWNERS):
@@ -609,6 +620,59 @@ class Builder:
                 "starts_at": starts_at,
             },
         )
+
+    async def _circulated(self, letter: str, conference: Thing) -> tuple[list[Thing], Thing]:
+        """The record finished and its draft circulated: each invitation answered by the one
+        who came for it (its holder here), and a comment on the first."""
+        row = await self.session.get_one(Conference, conference.id)
+        row.recorded_at = self.now - timedelta(days=1)
+        self.session.add(
+            RecordCirculation(
+                conference_id=conference.id,
+                sent_at=self.now - timedelta(days=1),
+                comments_until=self.now + timedelta(days=2),
+            )
+        )
+        keys = {member.id: key for key, member in self.world.members.items()}
+        things: list[Thing] = []
+        for item in conference.extra["invitations"]:
+            invitation = await self.session.get_one(Invitation, item.id)
+            self.session.add(RecordReply(invitation_id=invitation.id, conference_id=conference.id))
+            assert invitation.attendee_id is not None
+            things.append(
+                Thing(
+                    "invitation",
+                    invitation.id,
+                    letter,
+                    keys[invitation.attendee_id],
+                    item.institution,
+                    chair=item.chair,
+                    secrets=item.secrets,
+                    extra=dict(item.extra),
+                )
+            )
+        first = things[0]
+        assert first.holder is not None
+        text = f"{self._town(letter)} comment {self._number():03}"
+        comment = RecordComment(
+            invitation_id=first.id,
+            member_id=self.world.members[first.holder].id,
+            at=self.now - timedelta(hours=2),
+            text=self.cipher.encrypt(text.encode()),
+            late=False,
+        )
+        self.session.add(comment)
+        await self.session.flush()
+        found = Thing(
+            "comment",
+            comment.id,
+            letter,
+            first.holder,
+            first.institution,
+            chair=first.chair,
+            secrets=(*first.secrets, text),
+        )
+        return things, found
 
     async def _task(self, letter: str, owner: str, home: Thing, pool: str) -> Thing:
         number = self._number()

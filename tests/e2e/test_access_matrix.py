@@ -47,6 +47,7 @@ from bot.core.models import (
     InviteCode,
     Member,
     PollMessage,
+    RecordComment,
     Referral,
     ReferralNote,
     Role,
@@ -169,6 +170,13 @@ def participant(person: Who, thing: Thing | None) -> bool:
     return district_coordinator(person, thing) or any(
         invited(person, invitation) for invitation in thing.extra["invitations"]
     )
+
+
+def came_for(person: Who, thing: Thing | None) -> bool:
+    """The draft record goes to the one who came for an invitation, who answers it: comments,
+    or has none."""
+    assert thing is not None
+    return thing.holder == person.key
 
 
 def task_owner(person: Who, thing: Thing | None) -> bool:
@@ -669,6 +677,45 @@ ROWS: tuple[Row, ...] = (
         pool="poll",
         protected=True,
     ),
+    # The record circulated for comments.
+    Row(
+        "rk:n (no comments)",
+        r"^rk:n:\d+$",
+        came_for,
+        pressed("rk:n:{id}"),
+        shown(
+            (
+                "Noted: no comments on the draft record of {secret}.",
+                "Noted already: no comments on the draft record of {secret}.",
+            )
+        ),
+        pool="circulated-invitation",
+    ),
+    Row(
+        "rk:c (comment: ask)",
+        r"^rk:c:\d+$",
+        came_for,
+        pressed("rk:c:{id}"),
+        shown("Type your comment on the draft record of {secret}"),
+        pool="circulated-invitation",
+    ),
+    Row(
+        "rk:r (read a comment)",
+        r"^rk:r:\d+$",
+        district_coordinator,
+        pressed("rk:r:{id}"),
+        shown("Comment on the draft record of {secret}"),
+        pool="comment",
+        protected=True,
+    ),
+    Row(
+        "rk:f (send the final record)",
+        r"^rk:f:\d+$",
+        district_coordinator,
+        pressed("rk:f:{id}"),
+        shown(("The final record of {secret} goes to", "The final record of {secret} went out")),
+        pool="circulated",
+    ),
     # Tasks: their owners.
     Row(
         "tk:v (my task)",
@@ -1037,6 +1084,7 @@ MODELS: dict[str, type[Any]] = {
     "invitation": Invitation,
     "task": Task,
     "member": Member,
+    "comment": RecordComment,
 }
 
 

@@ -26,8 +26,9 @@ def numbered(out: Path, pattern: str) -> list[Path]:
 
 
 def table(document: Document, header: str) -> list[list[str]]:
-    """The rows (after the header) of the document's table whose first cell is `header`."""
-    (found,) = [t for t in document.tables if t.rows[0].cells[0].text == header]
+    """The rows (after the header) of the document's first table whose first cell is
+    `header`."""
+    found = next(t for t in document.tables if t.rows[0].cells[0].text == header)
     return [[cell.text for cell in row.cells] for row in found.rows[1:]]
 
 
@@ -129,11 +130,19 @@ def test_the_demo_writes_each_persons_transcript_calendar_files_and_records(
         assert "The boy misses school on Mondays" in text
         assert not CHILD.search(text)
     # Sent when she finished, before the review's date was fixed; then asked for again.
-    assert after(first, "Review conference") == [
+    assert after(first, "Review conference")[0] == (
         "At the latest by Feb 26, 2027; the date is not set yet."
-    ]
-    (fixed,) = after(final, "Review conference")
+    )
+    fixed = after(final, "Review conference")[0]
     assert fixed.startswith("Feb 15, 2027, 10:00")
+    # The first was the draft, circulated for comments; the final says who commented.
+    assert first.paragraphs[0].text == "DRAFT"
+    assert final.paragraphs[0].text != "DRAFT"
+    answers = [t for t in final.tables if t.rows[0].cells[-1].text == "Answer"]
+    assert [[c.text for c in row.cells] for row in answers[0].rows[1:]] == [
+        ["ZŠ Hradební", "no comments"],
+        ["Policie ČR Cheb", "commented"],
+    ]
 
     # The paediatric practice, not on Telegram: the poll's times by mail with a personal link
     # (the doctor answered on the page), then each invitation as a calendar event in a mail that
@@ -198,6 +207,16 @@ def test_the_demo_writes_each_persons_transcript_calendar_files_and_records(
     assert "Accepted 4 · tentative 0 · declined 0 · no answer 0" in coordinator
     assert "    ✅ ☆ ✉ Pediatrie Cheb\n" in coordinator.split("Accepted 4")[1]
     assert "⏰ Připomenutí" in teacher
+    # The draft record, for comments: the teacher has none, the officer comments; the
+    # coordinator reads it on request; the final goes to both.
+    assert "Jana pressed [👍 Bez výhrad]" in teacher
+    assert "Tomáš pressed [💬 Vyjádřit se]" in police
+    assert "Hana pressed [🗒 Read the comment]" in coordinator
+    assert "Doplňte prosím, že se škola domluví" in coordinator
+    for chat in (teacher, police):
+        assert "Návrh zápisu z případové konference PK-2026-0001" in chat
+        assert "Konečný zápis z případové konference PK-2026-0001" in chat
+    assert "Návrh zápisu" not in psychologist  # she did not come
 
     # After the table: the record, and each owner's task in their language.
     assert "The case conference PK-2026-0001 has ended." in coordinator

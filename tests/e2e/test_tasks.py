@@ -133,7 +133,7 @@ async def test_the_record_the_tasks_the_digest_the_review_and_closing(
     cells = [c.text for t in record.tables for row in t.rows for c in row.cells]
     text = "\n".join([p.text for p in record.paragraphs] + cells)
     for expected in (
-        "Pavel (instead of Petr)",
+        "Pavel\nstands in for: Petr",
         "Jana",
         "Check attendance weekly",
         "Visit the family",
