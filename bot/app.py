@@ -41,6 +41,8 @@ from handlers import (
     case_notices,
     cases,
     conference_notices,
+    confidentiality,
+    confidentiality_notices,
     contacts,
     email,
     guard,
@@ -138,7 +140,7 @@ def build_application(runtime: Runtime) -> RoundTableApp:
         + record.command_handlers()
         + tasks.command_handlers()
         + cases.command_handlers(),
-        start.general_handlers(),
+        confidentiality.handlers() + start.general_handlers(),
         # Last: stale buttons and messages no dialog is waiting for.
         start.last_resort_handlers(),
     ]
@@ -171,6 +173,7 @@ def build_application(runtime: Runtime) -> RoundTableApp:
             **referral_notices.outbox_kinds(),
             **task_notices.outbox_kinds(),
             **mail_notices.outbox_kinds(),
+            **confidentiality_notices.outbox_kinds(),
         },
         _outbox_bot(runtime, defaults),
         per_second=settings.outbox_per_second,

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision in bot/core/migrations; tests/bot/test_db.py checks it against Alembic's head.
-HEAD = "0011"
+HEAD = "0014"
 
 
 def alembic_config() -> Config:

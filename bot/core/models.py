@@ -24,11 +24,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-# Re-exported: the base of every table, and the mail tables (bot.core.mail_tables), which are in
-# its metadata once imported here.
+# Re-exported: the base of every table, the mail tables (bot.core.mail_tables) and the table of
+# confidentiality (bot.core.confidentiality_tables), which are in its metadata once imported here.
 from bot.core.base import Base as Base  # noqa: PLC0414
 from bot.core.base import UTCDateTime as UTCDateTime  # noqa: PLC0414
 from bot.core.base import enum_column as _enum
+from bot.core.confidentiality_tables import (
+    ConfidentialityConfirmation as ConfidentialityConfirmation,  # noqa: PLC0414
+)
 from bot.core.mail_tables import EmailConfirmation as EmailConfirmation  # noqa: PLC0414
 from bot.core.mail_tables import InboundMail as InboundMail  # noqa: PLC0414
 from bot.core.mail_tables import MailAddress as MailAddress  # noqa: PLC0414
