@@ -36,7 +36,7 @@ from bot.core.models import (
     Rsvp,
 )
 from bot.sandbox import BotApiSandbox, FloodLimits
-from bot.services import members
+from bot.services import confidentiality, members
 from bot.services.invitations import REMINDER
 
 TOKEN = "7000000001:SANDBOX-token-for-the-fanout-bench"
@@ -77,6 +77,7 @@ async def seed(url: str, *, now: datetime) -> None:
             )
             session.add(coordinator)
             await session.flush()
+            await confidentiality.record_seeded(session, now=now, member_ids=[coordinator.id])
             case = await world.open_case(
                 session, "P-2026-0001", district.id, coordinator.id, now=now
             )

@@ -50,7 +50,7 @@ from bot.core.models import (
 from bot.core.outbox import Letter
 from bot.core.runtime import Runtime
 from bot.sandbox.mail import MailServer
-from bot.services import members
+from bot.services import confidentiality, members
 from bot.transport.mail.delivery import MailDispatcher, MailKind, RenderMail
 from bot.transport.mail.imip import Mailbox, invitation_mail
 from bot.transport.mail.smtp import SmtpSender
@@ -98,6 +98,7 @@ async def seed(url: str, *, now: datetime, mails: int) -> None:
             )
             session.add(coordinator)
             await session.flush()
+            await confidentiality.record_seeded(session, now=now, member_ids=[coordinator.id])
             case = await world.open_case(
                 session, "PK-2026-0001", district.id, coordinator.id, now=now
             )

@@ -22,6 +22,7 @@ from bot.core.models import (
     Member,
     Role,
 )
+from bot.services import confidentiality
 
 
 def member_values(
@@ -67,8 +68,14 @@ async def insert_schools(
 
 
 async def insert_members(session: AsyncSession, rows: list[dict[str, object]]) -> list[int]:
-    """The ids of new members made of `member_values` rows, in the rows' order."""
-    return list(await session.scalars(insert(Member).returning(Member.id), rows))
+    """The ids of new members made of `member_values` rows, in the rows' order; each has
+    confirmed confidentiality, as joining asks them to."""
+    ids = list(await session.scalars(insert(Member).returning(Member.id), rows))
+    for member_id, row in zip(ids, rows, strict=True):
+        joined = row["joined_at"]
+        assert isinstance(joined, datetime)
+        await confidentiality.record_seeded(session, now=joined, member_ids=[member_id])
+    return ids
 
 
 async def open_case(

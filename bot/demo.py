@@ -139,9 +139,14 @@ class Story:
         await self.runtime_settle()
 
     async def join(self, person: Person, code: str, language: str) -> None:
+        """Joining: the language, then confidentiality confirmed with one tap before anything
+        of a case reaches them."""
         await person.send_text(f"/start {code}")
         await person.next_message()
         await person.press(language)
+        await person.next_message()
+        prompt = await until(person, "cn:")
+        await tap(person, prompt, r"cn:\d+$")
         await person.next_message()
 
     async def admin_invites(

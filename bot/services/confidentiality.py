@@ -183,3 +183,24 @@ async def confirm(
     )
     await outbox.unhold(session, member_id=member_id)
     return Confirmed.NOW
+
+
+async def record_seeded(
+    session: AsyncSession, *, now: datetime, member_ids: list[int] | None = None
+) -> None:
+    """The current version confirmed for members a seed put in the database directly (the
+    tests' and benchmarks' worlds), who never saw a prompt: the given ones, or every member
+    without it. Not audited, since nobody tapped; whoever joins through the bot confirms with
+    `confirm`."""
+    if member_ids is None:
+        done = select(ConfidentialityConfirmation.member_id).where(
+            ConfidentialityConfirmation.version == VERSION
+        )
+        member_ids = list(await session.scalars(select(Member.id).where(Member.id.not_in(done))))
+    for member_id in member_ids:
+        await insert_if_absent(
+            session,
+            ConfidentialityConfirmation,
+            {"member_id": member_id, "version": VERSION, "confirmed_at": now},
+            ["member_id", "version"],
+        )
