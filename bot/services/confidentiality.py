@@ -18,10 +18,14 @@ version:
 
 Not held, because they are not about a case someone else tells the member of (`FREE`): what a
 referrer hears about her own referral (its decision, a question about it, her draft's
-reminders, its case closed), the notice of a refused e-mail address, and the prompt itself. A
-referrer writes and sends a referral, and follows it, without confirming: she is its author, she
-tells and does not hear. Everyone is asked right after joining all the same; the coordinators
-confirm as everyone else does (they see everything).
+reminders, its case closed), the notice of a refused e-mail address and the code that confirms
+one, and the prompt itself. Every other kind waits, including kinds added later. A member's
+mail about a case waits as a chat message does; guests invited by e-mail are no members and
+confirm nothing here.
+
+A referrer writes and sends a referral, and follows it, without confirming: she is its author,
+she tells and does not hear. Everyone is asked right after joining all the same; the
+coordinators confirm as everyone else does (they see everything).
 """
 
 from __future__ import annotations

@@ -158,6 +158,7 @@ async def test_a_half_finished_language_choice_survives_sigkill_and_a_code_works
     )
     await teacher.press("English")
     assert ((await teacher.next_message()).text or "").startswith("I will write to you in English.")
+    await confirm_confidentiality(teacher)
 
     second = sandbox.person(102, "Karel", language_code="en")
     await second.send_text(f"/start {printed['code']}")
