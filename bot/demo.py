@@ -175,9 +175,10 @@ class Story:
         """An admin joins and invites a coordinator, a school, the police and a counselling
         centre, each confirming confidentiality as they join (someone uninvited is turned
         away); the school refers a child and the coordinator opens a case; a poll finds the
-        conference's date; the invitations, a decline and a new date; the conference is held and recorded, the review fixed; two weeks of tasks (done
-        early, more time given, one let slip until the coordinator is alerted) and the Monday
-        digests; and the case is closed, which cancels the review."""
+        conference's date; the invitations, a decline and a new date; the conference is held
+        and recorded, the review fixed; two weeks of tasks (done early, more time given, one let
+        slip until the coordinator is alerted) and the Monday digests; and the case is closed,
+        which cancels the review."""
         await self.join(self.admin, await self.first_admin_code(), "Čeština")
         coordinator_code = await self.admin_invites(
             "OSPOD Cheb", "koordinátor", new_kind_label="Sociálně-právní ochrana dětí (OSPOD)"
