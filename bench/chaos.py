@@ -78,7 +78,7 @@ from bot.core.models import (
 )
 from bot.sandbox import BotApiSandbox, BotMessage, ChatEvent, FloodLimits, Person
 from bot.sandbox.faults import Faults
-from bot.services import invitations
+from bot.services import confidentiality, invitations
 from bot.services import tasks as task_service
 from bot.services.members import ensure_institution
 from scheduling.finder import Vote
@@ -179,6 +179,7 @@ async def seed(url: str, key: str, options: Options, *, now: datetime) -> Tracke
                     )
                 )
             await session.flush()
+            await confidentiality.record_seeded(session, now=now)  # as joining asks them to
             owners = list(
                 await session.scalars(
                     select(Member)

@@ -28,7 +28,7 @@ from bot.core.models import (
     Member,
     Role,
 )
-from bot.services import members
+from bot.services import confidentiality, members
 
 
 def member_values(
@@ -74,8 +74,14 @@ async def insert_schools(
 
 
 async def insert_members(session: AsyncSession, rows: list[dict[str, object]]) -> list[int]:
-    """The ids of new members made of `member_values` rows, in the rows' order."""
-    return list(await session.scalars(insert(Member).returning(Member.id), rows))
+    """The ids of new members made of `member_values` rows, in the rows' order; each has
+    confirmed confidentiality, as joining asks them to."""
+    ids = list(await session.scalars(insert(Member).returning(Member.id), rows))
+    for member_id, row in zip(ids, rows, strict=True):
+        joined = row["joined_at"]
+        assert isinstance(joined, datetime)
+        await confidentiality.record_seeded(session, now=joined, member_ids=[member_id])
+    return ids
 
 
 async def open_case(
@@ -149,6 +155,7 @@ async def coordinator(
     person = member(who.chat_id, who.name, office.id, Role.COORDINATOR, locale=who.locale, now=now)
     session.add(person)
     await session.flush()
+    await confidentiality.record_seeded(session, now=now, member_ids=[person.id])
     return district.id, person
 
 

@@ -45,6 +45,8 @@ from handlers import (
     circulation,
     circulation_notices,
     conference_notices,
+    confidentiality,
+    confidentiality_notices,
     contacts,
     email,
     guard,
@@ -150,7 +152,7 @@ def build_application(runtime: Runtime) -> RoundTableApp:
         + circulation.command_handlers()
         + tasks.command_handlers()
         + cases.command_handlers(),
-        start.general_handlers(),
+        confidentiality.handlers() + start.general_handlers(),
         # Last: stale buttons and messages no dialog is waiting for.
         start.last_resort_handlers(),
     ]
@@ -184,6 +186,7 @@ def build_application(runtime: Runtime) -> RoundTableApp:
             **task_notices.outbox_kinds(),
             **circulation_notices.outbox_kinds(),
             **mail_notices.outbox_kinds(),
+            **confidentiality_notices.outbox_kinds(),
         },
         _outbox_bot(runtime, defaults),
         per_second=settings.outbox_per_second,

@@ -14,30 +14,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import SecretStr
-from sqlalchemy import select
 
-from bot.app import WEB_SERVER_KEY, RoundTableApp, build_application, serve
+from bot.app import build_application, serve
 from bot.core.clock import FakeClock
 from bot.core.config import Settings, isolated_settings
 from bot.core.crypto import load_cipher
 from bot.core.db import Database
 from bot.core.migrate import upgrade
-from bot.core.models import Conference, InstitutionKind, Role
 from bot.core.runtime import Runtime
+from bot.demo_cast import LINK, MAILBOX, PAEDIATRICS, WEB, Cast
 from bot.demo_steps import PRAGUE, busy_calendar, buttons, first_of_each, local, tap, until
-from bot.demo_web import DemoBrowser, link_in, mail_text, web_app_url
+from bot.demo_web import link_in, mail_text, web_app_url
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
-from bot.sandbox.mail import MailPerson, MailServer, calendar_part
+from bot.sandbox.mail import MailServer
 from bot.sandbox.models import BotMessage
-from bot.services import addresses, members
-from bot.transport.mail.imap import Intake
-from bot.transport.telegram import delivery
-from handlers import mail_replies
 
 DEMO_TOKEN = "7000000001:DEMO-sandbox-token"  # noqa: S105 - only the local stand-in knows it
 # Monday 23 November 2026, 08:00 in Cheb.
 DEMO_START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
-LINK = re.compile(r"\?start=([A-Za-z0-9_-]+)")
 CODE = re.compile(r"R-\d{4}-\d{4}")
 # What the coordinator types into the record: no child's name, as the bot asks.
 SUMMARY = (
@@ -56,139 +50,19 @@ CHILD_VIEW = "I like my class, but I am afraid of the older boys at the break."
 # The police officer's comment on the draft record.
 COMMENT = "Doplňte prosím, že se škola domluví s policií na společné návštěvě rodiny."
 REVIEW = "15.2.2027 10:00"  # a Monday, not a holiday, within three months of the conference
-# The paediatrician's practice is not on Telegram: invited by e-mail, answering from a calendar.
-MAILBOX = "konference@cheb.example.cz"
-PAEDIATRICS = "Pediatrie Cheb"
-PAEDIATRICS_ADDRESS = "ordinace@pediatrie-cheb.example.cz"
-WEB = "https://kulatystul.cheb.example.cz"  # the poll's web page, behind a reverse proxy
 
 
-class Story:
-    """The cast and the helpers that make them act."""
-
-    def __init__(
-        self,
-        sandbox: BotApiSandbox,
-        runtime: Runtime,
-        application: RoundTableApp,
-        clock: FakeClock,
-        mail: MailServer,
-    ) -> None:
-        self.sandbox = sandbox
-        self.runtime = runtime
-        self.application = application
-        self.clock = clock
-        # The paediatrician reads her mail; her calendar's answers reach the bot's mailbox,
-        # which the bot reads as it reads its IMAP mailbox (the demo has no IMAP server: the
-        # mail goes to the reader's intake directly).
-        self.doctor = MailPerson(mail, PAEDIATRICS_ADDRESS, "MUDr. Petra Nováková")
-        self.mailbox = Intake(
-            runtime.database,
-            clock=runtime.clock,
-            cipher=runtime.cipher,
-            organizer=MAILBOX,
-            on_applied=mail_replies.after_reply(application),
-        )
-        self.admin = sandbox.person(1001, "Alena", last_name="Dvořáková", language_code="cs")
-        self.coordinator = sandbox.person(1002, "Hana", last_name="Králová", language_code="en")
-        self.teacher = sandbox.person(1003, "Jana", last_name="Malá", language_code="cs")
-        self.officer = sandbox.person(1004, "Tomáš", last_name="Beneš", language_code="cs")
-        self.psychologist = sandbox.person(1005, "Olena", last_name="Koval", language_code="uk")
-        self.stranger = sandbox.person(1006, "Eva", language_code="cs")
-        self._web: DemoBrowser | None = None
-
-    @property
-    def web(self) -> DemoBrowser:
-        """The browser of the doctor and of the Mini App, once the page's server listens."""
-        if self._web is None:
-            self._web = DemoBrowser(WEB, self.application.bot_data[WEB_SERVER_KEY].port)
-        return self._web
-
-    @property
-    def cast(self) -> dict[str, Person]:
-        return {
-            "admin": self.admin,
-            "coordinator": self.coordinator,
-            "teacher": self.teacher,
-            "police": self.officer,
-            "psychologist": self.psychologist,
-            "stranger": self.stranger,
-        }
-
-    async def first_admin_code(self) -> str:
-        """What `roundtable invite --institution ... --role admin` does on the server."""
-        now = self.runtime.clock.now()
-        async with self.runtime.database.transaction() as session:
-            district = await members.ensure_district(session, "Cheb", now=now)
-            town = await members.ensure_institution(
-                session, district, "Městský úřad Cheb", InstitutionKind.SOCIAL_DEPARTMENT, now=now
-            )
-            invite = await members.create_invite(
-                session,
-                institution_id=town.id,
-                role=Role.ADMIN,
-                creator=None,
-                now=now,
-                ttl=self.runtime.settings.invite_ttl,
-            )
-        return invite.code
-
-    async def paediatrics_contact(self) -> None:
-        """The paediatric practice has no one on Telegram: the operator gives its contact
-        address (`roundtable district --institution "Pediatrie Cheb" --email ...`)."""
-        now = self.runtime.clock.now()
-        async with self.runtime.database.transaction() as session:
-            district = await members.ensure_district(session, "Cheb", now=now)
-            await members.ensure_institution(
-                session, district, PAEDIATRICS, InstitutionKind.DOCTOR, now=now
-            )
-            await addresses.set_contact_by_name(
-                session, "Cheb", PAEDIATRICS, PAEDIATRICS_ADDRESS, now=now
-            )
-
-    async def calendar_answers(self, partstat: str) -> None:
-        """The paediatrician opens the newest invitation and presses her calendar's button."""
-        invitation = await self.doctor.next_mail()
-        while calendar_part(invitation.message) is None:  # a reminder, say: read, no button
-            invitation = await self.doctor.next_mail()
-        await self.mailbox.take(self.doctor.reply(invitation, partstat, at=self.clock.now()))
-        await self.runtime_settle()
-
-    async def join(self, person: Person, code: str, language: str) -> None:
-        await person.send_text(f"/start {code}")
-        await person.next_message()
-        await person.press(language)
-        await person.next_message()
-
-    async def admin_invites(
-        self, institution: str, role_label: str, *, new_kind_label: str | None = None
-    ) -> str:
-        """The admin (who chose Czech) makes an invite link in the bot and copies its code."""
-        admin = self.admin
-        await admin.send_text("/invite")
-        await admin.next_message()
-        if new_kind_label is None:
-            await admin.press(institution)
-        else:
-            await admin.press("Nová instituce")
-            await admin.next_message()
-            await admin.send_text(institution)
-            await admin.next_message()
-            await admin.press(new_kind_label)
-        await admin.next_message()
-        await admin.press(role_label)
-        found = LINK.search((await admin.next_message()).text or "")
-        if found is None:
-            raise RuntimeError("the bot did not show an invite link")
-        return found.group(1)
+class Story(Cast):
+    """The story: one case from the report to its closing, act by act."""
 
     async def play(self) -> None:
         """An admin joins and invites a coordinator, a school, the police and a counselling
-        centre (someone uninvited is turned away); the school refers a child and the coordinator
-        opens a case; a poll finds the conference's date; the invitations, a decline and a new
-        date; the conference is held and recorded, the review fixed; two weeks of tasks (done
-        early, more time given, one let slip until the coordinator is alerted) and the Monday
-        digests; and the case is closed, which cancels the review."""
+        centre, each confirming confidentiality as they join (someone uninvited is turned
+        away); the school refers a child and the coordinator opens a case; a poll finds the
+        conference's date; the invitations, a decline and a new date; the conference is held
+        and recorded, the review fixed; two weeks of tasks (done early, more time given, one let
+        slip until the coordinator is alerted) and the Monday digests; and the case is closed,
+        which cancels the review."""
         await self.join(self.admin, await self.first_admin_code(), "Čeština")
         coordinator_code = await self.admin_invites(
             "OSPOD Cheb", "koordinátor", new_kind_label="Sociálně-právní ochrana dětí (OSPOD)"
@@ -549,29 +423,6 @@ class Story:
         await self.doctor.next_mail()  # the review's CANCEL, which her calendar applies
         self.clock.advance(timedelta(weeks=4))  # past the psychologist's nudges: none come
         await self.sweep()
-
-    @property
-    def owners(self) -> tuple[Person, ...]:
-        return self.teacher, self.officer, self.psychologist
-
-    async def runtime_settle(self) -> None:
-        """Let the outbox note where each invitation went before anyone answers it."""
-        await self.application.bot_data[delivery.DISPATCHER_KEY].settle()
-
-    async def sweep(self) -> None:
-        jobs = self.application.job_queue.get_jobs_by_name("sweep")  # type: ignore[union-attr]
-        await jobs[0].run(self.application)
-        await self.runtime_settle()
-
-    async def held_conference(self) -> tuple[datetime, datetime]:
-        """When the case's first conference starts and ends."""
-        async with self.runtime.database.transaction() as session:
-            conference = (
-                await session.scalars(select(Conference).order_by(Conference.id).limit(1))
-            ).one()
-        starts = conference.starts_at
-        assert starts is not None
-        return starts, starts + timedelta(minutes=conference.duration_minutes)
 
 
 def demo_settings(data_dir: Path, sandbox: BotApiSandbox, mail: MailServer) -> Settings:

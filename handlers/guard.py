@@ -6,8 +6,11 @@ from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import ApplicationHandlerStop, TypeHandler
 
+from bot.core.models import Role
 from bot.services import members
+from bot.services.members import Actor
 from handlers.common import Context, HandlerList, acknowledge
+from handlers.confidentiality_text import ask_first
 
 
 async def admit(update: Update, context: Context) -> None:
@@ -23,7 +26,11 @@ async def admit(update: Update, context: Context) -> None:
     if actor is not None and not actor.reachable:
         async with database.transaction() as session:
             context.actor = await members.mark_reachable(session, actor)
-    if context.actor is not None or _is_join_attempt(update):
+    if context.actor is not None:
+        if _shows_a_case(update, context.actor) and await ask_first(update, context):
+            raise ApplicationHandlerStop  # confidentiality is confirmed first
+        return
+    if _is_join_attempt(update):
         return
     _forget_in_memory(context, user.id, chat.id if chat else None)
     if (request := _request(update)) is not None:
@@ -51,6 +58,32 @@ def _request(update: Update) -> str | None:
     if text and text.startswith("/"):
         return text.split(maxsplit=1)[0][:64]
     return None
+
+
+# What a member may use before confirming confidentiality (bot.services.confidentiality):
+# joining, help, the language, their e-mail address, their own referrals (a referrer is their
+# author), setting up people and institutions, and the confirmation itself. Everything else may
+# show something of a case, so a command or a button not named here asks for it first.
+FREE_COMMANDS = frozenset(
+    {"start", "help", "language", "email", "refer", "myreferrals", "cancel"}
+    | {"invite", "members", "contacts"}
+)
+FREE_BUTTONS = ("cn:", "lang:", "ref:", "rf:r:", "em:", "inv:", "mem:", "ct:")
+OWN_REFERRAL = "rf:o:"  # a referrer's Show of her own referral; a coordinator's Open of any
+
+
+def _shows_a_case(update: Update, actor: Actor) -> bool:
+    """Whether the update is a command or a button that may show something of a case."""
+    if update.callback_query is not None:
+        data = update.callback_query.data or ""
+        if data.startswith(OWN_REFERRAL):
+            return actor.role is Role.COORDINATOR
+        return not data.startswith(FREE_BUTTONS)
+    text = update.message.text if update.message else None
+    if not text or not text.startswith("/"):
+        return False  # what a dialog already running waits for
+    command = text.split(maxsplit=1)[0][1:].split("@", 1)[0].lower()
+    return command not in FREE_COMMANDS
 
 
 def _is_join_attempt(update: Update) -> bool:

@@ -14,11 +14,12 @@ from telegram.error import Forbidden, TelegramError
 from bot.core.config import Settings
 from bot.core.i18n import N_, Translator
 from bot.core.models import InvitationKind
-from bot.services import board, decisions, polls
+from bot.services import board, confidentiality, decisions, polls
 from bot.services.board import Inviter, NotInPoll, PollClosed, Target, coordinator_of
 from bot.services.errors import PermissionDenied
 from bot.services.planning import Started
 from bot.services.polls import PollView
+from bot.transport.telegram import delivery
 from handlers.board_text import send_board
 from handlers.common import Context, esc, keyboard
 from handlers.errors import mark_unreachable, send_safely
@@ -205,13 +206,21 @@ async def tell_unreachable(
 
 
 async def send_polls(context: Context, targets: Sequence[Target]) -> list[Target]:
-    """One poll message per target; returns the targets the bot could not reach."""
+    """One poll message per target; returns the targets the bot could not reach. Whoever has
+    not confirmed confidentiality gets the prompt instead (through the outbox, once), and the
+    poll once they confirm (`send_open_polls`)."""
     runtime = context.runtime
     missed: list[Target] = []
+    asked = False
     for target in targets:
         tr = runtime.translator(target.recipient.locale)
         async with runtime.database.transaction() as session:
-            view = await polls.poll_of(session, target, now=runtime.clock.now())
+            now = runtime.clock.now()
+            member_id = target.recipient.member_id
+            if await confidentiality.holds(session, member_id, confidentiality.CASE, now=now):
+                asked = True
+                continue
+            view = await polls.poll_of(session, target, now=now)
         text = poll_text(view, tr)
         try:
             message = await context.bot.send_message(
@@ -229,6 +238,8 @@ async def send_polls(context: Context, targets: Sequence[Target]) -> list[Target
             await polls.record_message(
                 session, target.invitation_id, target.recipient, message.message_id
             )
+    if asked:
+        delivery.wake(context.application)
     return missed
 
 

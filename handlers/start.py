@@ -31,6 +31,7 @@ from handlers.common import (
     no_longer_active,
     parse_callback,
 )
+from handlers.confidentiality_text import ask_after_joining
 from handlers.menus import BY_ROLE, COMMON, ROLE_NAMES, set_member_menu
 from handlers.poll_messages import send_open_polls
 
@@ -166,6 +167,7 @@ async def language_chosen(update: Update, context: Context) -> int:
     tr = context.tr
     await set_member_menu(context.bot, actor.chat_id, actor.role, tr)
     await _home(update, context, tr.gettext("I will write to you in English.") + "\n\n")
+    await ask_after_joining(context)  # confidentiality, unless confirmed: before any case
     await send_open_polls(context)  # a poll running for their institution, or a guardian's
     return ConversationHandler.END
 

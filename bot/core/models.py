@@ -24,14 +24,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-# Re-exported: the base of every table, and the mail and web tables (bot.core.mail_tables,
-# bot.core.web_tables), which are in its metadata once imported here.
+# Re-exported: the base of every table, and the tables kept in modules of their own (mail, web
+# links, the method, circulation, confidentiality), which are in its metadata once imported here.
 from bot.core.base import Base as Base  # noqa: PLC0414
 from bot.core.base import UTCDateTime as UTCDateTime  # noqa: PLC0414
 from bot.core.base import enum_column as _enum
 from bot.core.circulation_tables import RecordCirculation as RecordCirculation  # noqa: PLC0414
 from bot.core.circulation_tables import RecordComment as RecordComment  # noqa: PLC0414
 from bot.core.circulation_tables import RecordReply as RecordReply  # noqa: PLC0414
+from bot.core.confidentiality_tables import (
+    ConfidentialityConfirmation as ConfidentialityConfirmation,  # noqa: PLC0414
+)
 from bot.core.mail_tables import EmailConfirmation as EmailConfirmation  # noqa: PLC0414
 from bot.core.mail_tables import InboundMail as InboundMail  # noqa: PLC0414
 from bot.core.mail_tables import MailAddress as MailAddress  # noqa: PLC0414

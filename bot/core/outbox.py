@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.db import insert_if_absent
@@ -154,6 +154,44 @@ async def revive(session: AsyncSession, *, kind: str, member_id: int, prefix: st
     return revived
 
 
+# Held rows: a notification its recipient may not have yet (bot.services.confidentiality) is
+# put aside as skipped with this outcome, and planned again when they may have it.
+HELD = "held"
+
+
+async def hold(session: AsyncSession, row_id: int, *, now: datetime) -> None:
+    """Put a claimed row aside until `unhold` brings it back."""
+    await session.execute(
+        update(OutboxRow)
+        .where(OutboxRow.id == row_id)
+        .values(status=OutboxStatus.SKIPPED, done_at=now, outcome=HELD, claimed_by=None)
+    )
+
+
+async def unhold(session: AsyncSession, *, member_id: int) -> int:
+    """Bring back a recipient's held rows, to be sent as if never held; returns how many. Like
+    planning, it marks the transaction, so the sender is woken after the commit."""
+    result = await session.execute(
+        update(OutboxRow)
+        .where(
+            OutboxRow.member_id == member_id,
+            OutboxRow.status == OutboxStatus.SKIPPED,
+            OutboxRow.outcome == HELD,
+        )
+        .values(
+            status=OutboxStatus.PENDING,
+            done_at=None,
+            outcome=None,
+            claimed_at=None,
+            retry_at=None,
+        )
+    )
+    released = int(result.rowcount)  # type: ignore[attr-defined]
+    if released:
+        session.info[PLANNED] = True
+    return released
+
+
 async def cancel(
     session: AsyncSession,
     *,
@@ -164,9 +202,15 @@ async def cancel(
     member_id: int | None = None,
 ) -> int:
     """Cancel pending rows by subject, key prefix, kinds and recipient (a recipient alone: all
-    of a leaver's rows); returns how many. A row already being sent cannot be called back."""
+    of a leaver's rows); returns how many. A row already being sent cannot be called back; a
+    held one is cancelled as a pending one is."""
     assert (subject, prefix, member_id) != (None, None, None), "cancel needs something to match"
-    query = update(OutboxRow).where(OutboxRow.status == OutboxStatus.PENDING)
+    query = update(OutboxRow).where(
+        or_(
+            OutboxRow.status == OutboxStatus.PENDING,
+            and_(OutboxRow.status == OutboxStatus.SKIPPED, OutboxRow.outcome == HELD),
+        )
+    )
     if subject is not None:
         query = query.where(OutboxRow.subject == subject)
     if prefix is not None:

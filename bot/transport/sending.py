@@ -265,7 +265,8 @@ class OutboxWorker(ABC, Generic[Context, Row, Made, Sent]):
             # claimed just before it, is caught here.
             unwanted = await self._unwanted(row)
             if unwanted is not None:
-                await self._finish(row, OutboxStatus.SKIPPED, unwanted)
+                if unwanted != outbox.HELD:  # a held row was put aside with its reason
+                    await self._finish(row, OutboxStatus.SKIPPED, unwanted)
                 counts.skipped += 1
                 return None
             made = await self._render(context, row)

@@ -15,7 +15,7 @@ from bot.core.models import (
     Role,
 )
 from bot.core.outbox import Letter
-from bot.services import members
+from bot.services import confidentiality, members
 
 KIND = "test.mail"
 
@@ -49,6 +49,7 @@ async def seed_world(database: Database, clock: FakeClock) -> World:
         )
         session.add_all([coordinator, participant])
         await session.flush()
+        await confidentiality.record_seeded(session, now=now)  # as joining asks them to
         case = await world.open_case(session, "PK-2026-0042", district.id, coordinator.id, now=now)
         conference = await world.scheduled_conference(
             session, case, starts_at=now + timedelta(days=3), uid="mail-test@roundtable", now=now

@@ -51,6 +51,7 @@ from bot.core.models import (
 )
 from bot.core.runtime import Runtime
 from bot.sandbox import BotApiSandbox, Person
+from bot.services import confidentiality
 
 DISTRICTS = {"A": "Cheb", "B": "Sokolov"}
 INSTITUTIONS = {
@@ -223,6 +224,8 @@ class Builder:
                 await self._district(letter, town)
             for letter in DISTRICTS:
                 await self._objects(letter)
+            # Everyone has confirmed confidentiality, as joining through the bot asks them to.
+            await confidentiality.record_seeded(session, now=self.now)
         world = self.world
         for member in world.members.values():
             world.people[member.telegram_user_id] = self.sandbox.person(

@@ -20,6 +20,7 @@ from bot.core.db import Database
 from bot.core.models import InstitutionKind, Role
 from bot.core.runtime import Runtime
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
+from bot.sandbox.models import BotMessage
 from bot.services import members
 from bot.transport.telegram import delivery
 
@@ -130,14 +131,28 @@ class RunningBot:
         kind: InstitutionKind = InstitutionKind.SCHOOL,
         language: str = "English",
     ) -> Person:
-        """A person joins with a fresh code and picks a language, as on their phone."""
+        """A person joins with a fresh code, picks a language and confirms confidentiality, as
+        on their phone."""
         person = self.sandbox.person(user_id, name, language_code="cs")
         await person.send_text(f"/start {await self.invite_code(role, institution, kind)}")
         welcome = await person.next_message()
         assert "Round Table" in (welcome.text or "")
         await person.press(language)
         await person.next_message()
+        await confirm_confidentiality(person)
         return person
+
+
+async def confirm_confidentiality(person: Person) -> BotMessage:
+    """The confidentiality prompt that follows joining (the next message with its button), and
+    the one tap on it; returns the answer, which replaces the prompt."""
+    while True:
+        prompt = await person.next_message()
+        data = [data for row in prompt.buttons() for _label, data in row]
+        if data and data[0] and data[0].startswith("cn:"):
+            break
+    await person.press_data(data[0], message_id=prompt.message_id)
+    return await person.next_message()
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ from bot.sandbox.models import CallbackAnswer
 from bot.services import leavers
 from bot.transport.telegram.processor import OrderedUpdateProcessor
 from handlers.common import ACTIVE_DIALOG, Context
-from tests.e2e.conftest import RunningBot
+from tests.e2e.conftest import RunningBot, confirm_confidentiality
 
 ACTION_TIMEOUT = 10.0  # seconds for the bot to finish handling one update
 TELEGRAM_TEXT_LIMIT = 4096  # UTF-16 code units
@@ -658,4 +658,5 @@ async def join(
     await person.next_message()
     await person.press("English")
     await person.next_message()
+    await confirm_confidentiality(person)
     return person

@@ -255,6 +255,7 @@ def b_thing(pool: str) -> Callable[[World], Thing]:
 
 
 HOME = ("Commands:",)
+CONFIRMED = "You have already confirmed it. Thank you."  # everyone has (access_world)
 REFER = ("Is the child in danger right now?", "You have an unfinished referral")
 ROWS: tuple[Row, ...] = (
     # Buttons of dialogs the person is not in (they come first: a later row may open a dialog).
@@ -322,6 +323,7 @@ ROWS: tuple[Row, ...] = (
     ),
     # Buttons about nothing in particular.
     Row("lang", r"^lang:", anyone, text("lang:en"), sees("I will write to you in English.")),
+    Row("cn (confidentiality)", r"^cn:", anyone, text("cn:1"), sees(CONFIRMED)),
     Row("ref:new", r"^ref:", may_refer, text("ref:new"), sees(REFER)),
     Row(
         "rq:p (queue page)",

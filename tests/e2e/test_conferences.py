@@ -31,7 +31,7 @@ from bot.core.models import (
 )
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from bot.sandbox.models import BotMessage
-from tests.e2e.conftest import RunningBot
+from tests.e2e.conftest import RunningBot, confirm_confidentiality
 
 PRAGUE = ZoneInfo("Europe/Prague")
 SLOT = re.compile(r"^(✅|🤷|❌|⬜) (.+)$")
@@ -255,6 +255,7 @@ async def test_five_institutions_and_a_guardian_find_a_date_in_one_poll(
     welcome = await until(guardian, "Round Table")
     assert "Guardians" not in (welcome.text or "")
     await guardian.press("English")
+    await confirm_confidentiality(guardian)  # in the guardians' own words
     guardian_poll = await until(guardian, "When can you come?")
     assert len(slot_buttons(guardian_poll)) == 8
 

@@ -15,7 +15,7 @@ from bot.core.clock import FakeClock
 from bot.core.models import InstitutionKind, Member, OutboxRow, OutboxStatus, Role, Task, TaskStatus
 from bot.sandbox import FloodLimits, Person
 from bot.services import members, tasks
-from tests.e2e.conftest import RunningBot
+from tests.e2e.conftest import RunningBot, confirm_confidentiality
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import each, scheduled, team
 from tests.e2e.test_tasks import add_task, at_nine, record_opened, summary_written, told
@@ -137,6 +137,7 @@ async def test_a_leaver_with_tasks_gets_nothing_more_and_the_coordinator_hands_t
     await until(petr, "Round Table")
     await petr.press("English")
     await petr.next_message()
+    await confirm_confidentiality(petr)  # a new membership confirms anew
     rejoined = await _member_id(bot, petr.user_id)
     assert rejoined != leaver
     await petr.send_text("/tasks")

@@ -29,7 +29,7 @@ from bot.core.models import (
 )
 from bot.sandbox import FloodLimits, Person
 from bot.sandbox.models import BotMessage
-from bot.services import overview
+from bot.services import confidentiality, overview
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import scheduled, team
@@ -67,6 +67,8 @@ async def crowd(
                     joined_at=now,
                 )
             )
+        await session.flush()
+        await confidentiality.record_seeded(session, now=now)  # as joining would ask them to
     names = [f"{institution} {number:03}" for number in range(1, count + 1)]
     return {
         name: bot.sandbox.person(first_user_id + number, name, language_code="en")

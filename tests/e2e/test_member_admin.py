@@ -10,7 +10,7 @@ from sqlalchemy import select
 from bot.core.models import AuditEntry, InstitutionKind, Member, Role
 from bot.sandbox import Person
 from bot.services import members
-from tests.e2e.conftest import RunningBot
+from tests.e2e.conftest import RunningBot, confirm_confidentiality
 from tests.e2e.test_conferences import answer_poll, open_case, plan_shown, until
 from tests.e2e.test_joining import TURNED_AWAY_CS
 
@@ -153,6 +153,7 @@ async def a_guardian_joins(bot: RunningBot) -> dict[str, Person]:
     await guardian.send_text(f"/start {link.group(1)}")
     await until(guardian, "Round Table")
     await guardian.press("English")
+    await confirm_confidentiality(guardian)
     people["guardian"] = guardian
     return people
 

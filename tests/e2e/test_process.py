@@ -21,7 +21,7 @@ from bot.core.db import Database
 from bot.core.models import Member, Referral, ReferralStatus
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from tests.conftest import TEST_KEY
-from tests.e2e.conftest import TOKEN, in_turn
+from tests.e2e.conftest import TOKEN, confirm_confidentiality, in_turn
 from tests.e2e.test_joining import TURNED_AWAY
 from tests.e2e.test_webhook import SECRET, free_port
 
@@ -158,6 +158,7 @@ async def test_a_half_finished_language_choice_survives_sigkill_and_a_code_works
     )
     await teacher.press("English")
     assert ((await teacher.next_message()).text or "").startswith("I will write to you in English.")
+    await confirm_confidentiality(teacher)
 
     second = sandbox.person(102, "Karel", language_code="en")
     await second.send_text(f"/start {printed['code']}")
@@ -225,6 +226,7 @@ async def _join(
     await person.next_message(timeout=60)
     await person.press("English")
     await person.next_message()
+    await confirm_confidentiality(person)
 
 
 async def _referral_begun(

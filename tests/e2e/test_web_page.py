@@ -42,7 +42,7 @@ from bot.sandbox.models import BotMessage, inline_keyboard
 from bot.transport.telegram import delivery
 from bot.transport.web.initdata import sign
 from tests import browser as browsers
-from tests.e2e.conftest import TOKEN, RunningBot
+from tests.e2e.conftest import TOKEN, RunningBot, confirm_confidentiality
 from tests.e2e.mail_world import SENDER, mail_server
 from tests.e2e.test_conferences import answer_poll, open_case, until
 from tests.e2e.test_guests import add_institutions
@@ -416,3 +416,26 @@ async def test_the_coordinator_sees_everyones_answers_as_a_grid_and_nobody_else_
             select(AuditEntry).where(AuditEntry.action == "conference.manage.refused")
         )
         assert len(refused.all()) == 1
+
+
+async def test_a_member_who_has_not_confirmed_confidentiality_sees_nothing_in_the_mini_app(
+    bot: RunningBot, browser: Browser, clock: FakeClock
+) -> None:
+    await _poll_with_a_guest(bot)
+    url = await _local(bot, f"{PUBLIC}/app/poll/{(await _petrs_invitation(bot)).id}")
+    # A second officer of the police joins and has not tapped the confirmation yet.
+    karel = bot.sandbox.person(4, "Karel", language_code="cs")
+    code = await bot.invite_code(Role.PARTICIPANT, "Policie Cheb", InstitutionKind.POLICE)
+    await karel.send_text(f"/start {code}")
+    await karel.next_message()
+    await karel.press("English")
+    await karel.next_message()
+
+    page = await browser.new_page(viewport=browsers.PHONE)
+    await _open_mini_app(page, url, _init_data(4, "Karel", clock))
+    body = await page.inner_text("body")
+    assert "First confirm in the chat that what you learn about a case stays confidential." in body
+    assert "PK-2026" not in await page.content()
+    await confirm_confidentiality(karel)
+    await _open_mini_app(page, url, _init_data(4, "Karel", clock))
+    assert "Case conference PK-2026-0001" in await page.inner_text("h1")

@@ -43,7 +43,7 @@ from bot.core import outbox
 from bot.core.models import Channel, OutboxStatus
 from bot.core.outbox import Letter
 from bot.core.runtime import Runtime
-from bot.services import mailing, members
+from bot.services import confidentiality, mailing, members
 from bot.transport.mail.smtp import Refused, Rejected, SendError, Unavailable, domain_of
 from bot.transport.sending import Counts, OutboxWorker, Pacer
 
@@ -122,13 +122,31 @@ class MailDispatcher(OutboxWorker[None, Letter, EmailMessage, bool]):
     async def _unwanted(self, letter: Letter) -> str | None:
         """A leaver gets nothing more, and an address the server refused for good gets nothing
         until it is given anew."""
-        async with self.runtime.database.reading() as session:
+        async with self.runtime.database.transaction() as session:
             left = letter.member_id is not None and await members.has_left(
                 session, letter.member_id
             )
             refused = not left and await mailing.failing(session, letter.address)
+            # A member's mail about a case waits for their confirmation of confidentiality;
+            # they are asked in the chat (bot.services.confidentiality). Guests confirm nothing.
+            held = (
+                not left
+                and not refused
+                and letter.member_id is not None
+                and await confidentiality.hold(
+                    session,
+                    letter.id,
+                    letter.member_id,
+                    letter.kind,
+                    now=self.runtime.clock.now(),
+                )
+            )
         if left:
             return "left"
+        if held:
+            if self.on_planned is not None:
+                self.on_planned()  # the prompt goes by chat
+            return outbox.HELD
         return "failing address" if refused else None
 
     async def _render(self, context: None, letter: Letter) -> EmailMessage | None:

@@ -48,7 +48,7 @@ from bot.core.db import unavailable
 from bot.core.models import Channel, OutboxStatus
 from bot.core.outbox import Notification
 from bot.core.runtime import Runtime
-from bot.services import members
+from bot.services import confidentiality, members
 from bot.transport import sending
 from bot.transport.sending import Counts, OutboxWorker
 
@@ -188,8 +188,13 @@ class Dispatcher(OutboxWorker[JobContext, Notification, Outgoing, Message]):
 
     async def _unwanted(self, row: Notification) -> str | None:
         async with self.runtime.database.transaction() as session:
-            left = await members.has_left(session, row.member_id)
-        return "left" if left else None
+            if await members.has_left(session, row.member_id):
+                return "left"
+            # Something of a case for a member who has not confirmed confidentiality waits for
+            # it; they are asked (bot.services.confidentiality).
+            now = self.runtime.clock.now()
+            held = await confidentiality.hold(session, row.id, row.member_id, row.kind, now=now)
+        return outbox.HELD if held else None  # the prompt planned with it goes out in this run
 
     async def _render(self, context: JobContext, row: Notification) -> Outgoing | None:
         kind = self.kinds.get(row.kind)

@@ -39,7 +39,7 @@ from bot.core.models import Rsvp
 from bot.core.runtime import Runtime
 from bot.core.web_tables import LinkPurpose
 from bot.services import board as boards
-from bot.services import members, polls, web_links
+from bot.services import confidentiality, members, polls, web_links
 from bot.services.board import Board, PollClosed
 from bot.services.errors import PermissionDenied, ServiceError
 from bot.services.polls import PollView
@@ -316,8 +316,14 @@ class WebPages:
             return self._too_many(tr)
         async with self.runtime.database.reading() as session:
             actor = await members.find_actor(session, user_id)
+            confirmed = actor is not None and await confidentiality.confirmed(
+                session, actor.member_id
+            )
         if actor is None:
             return self._message(tr, HTTPStatus.FORBIDDEN, *words.not_member(tr))
+        if not confirmed:  # nothing of a case before confidentiality is confirmed in the chat
+            tr = self._translator(actor.locale)
+            return self._message(tr, HTTPStatus.FORBIDDEN, *words.confirm_first(tr))
         return actor
 
     async def member_poll(self, request: web.Request) -> web.Response:

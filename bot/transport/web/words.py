@@ -85,6 +85,13 @@ def not_member(tr: Translator) -> Lines:
     return _("This page could not be opened"), [_("Round Table does not know your account.")]
 
 
+def confirm_first(tr: Translator) -> Lines:
+    _ = tr.gettext
+    return _("This page could not be opened"), [
+        _("First confirm in the chat that what you learn about a case stays confidential.")
+    ]
+
+
 def not_yours(tr: Translator) -> Lines:
     _ = tr.gettext
     return _("This page could not be opened"), [_("It is not for you.")]

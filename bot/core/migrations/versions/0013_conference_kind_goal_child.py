@@ -1,7 +1,7 @@
 """the case-conference method: a conference's kind and goal, and the child's voice
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-07 14:40:00.000000
 """
 

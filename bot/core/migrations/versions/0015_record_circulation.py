@@ -2,7 +2,7 @@
 it went to, and the comments (encrypted)
 
 Revision ID: 0015
-Revises: 0011
+Revises: 0014
 Create Date: 2026-12-07 14:40:00.000000
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import bot.core.models
 
 revision: str = "0015"
-down_revision: str | None = "0013"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
