@@ -17,10 +17,10 @@ from telegram.error import TelegramError
 
 from bot.core.models import Rsvp
 from bot.core.outbox import Notification
-from bot.services import invitations, polls, replies
+from bot.services import invitation_views, invitations, polls, replies
 from bot.services.board import Target, coordinator_of, recipient_of
 from bot.services.calendar_files import calendar_file
-from bot.services.invitations import InviteView
+from bot.services.invitation_views import InviteView
 from bot.transport.telegram.delivery import Kind, Outgoing
 from handlers.board_text import invitee_name, numbered, offer, refresh_board
 from handlers.common import Context, esc, keyboard
@@ -110,7 +110,7 @@ async def _view_for(
     payload = row.payload
     previous = payload.get("previous")
     async with context.runtime.database.reading() as session:
-        view = await invitations.invite_view(
+        view = await invitation_views.invite_view(
             session,
             int(payload["conference"]),
             payload.get("invitation"),
@@ -154,7 +154,7 @@ async def render_invite(context: Context, row: Notification) -> Outgoing | None:
 
 async def render_cancel(context: Context, row: Notification) -> Outgoing | None:
     async with context.runtime.database.reading() as session:
-        view = await invitations.invite_view(
+        view = await invitation_views.invite_view(
             session,
             int(row.payload["conference"]),
             None,
@@ -239,7 +239,9 @@ async def render_flag(context: Context, row: Notification) -> Outgoing | None:
 async def tell_undelivered(context: Context, row: Notification) -> None:
     """A participant blocked the bot: the coordinator learns who missed what, once."""
     async with context.runtime.database.reading() as session:
-        gone = await invitations.undelivered(session, int(row.payload["conference"]), row.member_id)
+        gone = await invitation_views.undelivered(
+            session, int(row.payload["conference"]), row.member_id
+        )
     if gone.coordinator_chat_id == row.chat_id:
         return
     tr = context.runtime.translator(gone.coordinator_locale)

@@ -10,7 +10,7 @@ from telegram.error import BadRequest, TelegramError
 
 from bot.core.i18n import Translator
 from bot.core.models import InvitationKind, Rsvp
-from bot.services.invitations import Attendee, InviteView
+from bot.services.invitation_views import Attendee, InviteView
 from handlers.common import Context, esc, keyboard
 from handlers.method_texts import goal_button, goal_note, kind_line
 

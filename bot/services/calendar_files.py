@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bot.core.i18n import Translator
 from bot.core.models import InvitationKind, Rsvp
-from bot.services.invitations import Attendee, InviteView
+from bot.services.invitation_views import Attendee, InviteView
 from scheduling import invites
 
 PARTSTAT = {

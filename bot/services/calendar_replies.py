@@ -58,7 +58,7 @@ from bot.core.models import (
 )
 from bot.services import audit
 from bot.services.board import Board, answerers, board_of, invitations_of
-from bot.services.invitations import InviteView, view_of
+from bot.services.invitation_views import InviteView, view_of
 from bot.services.replies import REASON_MAX, copies, record_answer
 
 MAX_BYTES = 256_000  # a calendar reply is a few kB; anything near this is not one

@@ -37,7 +37,7 @@ from bot.core.models import (
 )
 from bot.services import audit
 from bot.services.cases import find_case
-from bot.services.invitations import reason_of
+from bot.services.invitation_views import reason_of
 
 AUDIT_COLUMNS = (
     "at",

@@ -37,16 +37,14 @@ from bot.services.board import (
     invitations_of,
     invitee_views,
 )
+from bot.services.invitation_views import InviteView, reason_of, view_of
 from bot.services.invitations import (
-    InviteView,
     StaleInvitation,
     cancel_follow_ups,
     plan_flag,
     plan_invite,
     plan_reminders,
-    reason_of,
     revive_reminders,
-    view_of,
 )
 from bot.services.members import Actor
 from scheduling.finder import Vote

@@ -25,7 +25,7 @@ from bot.core.models import (
     Role,
     Rsvp,
 )
-from bot.services import calendar_replies, decisions, invitations
+from bot.services import calendar_replies, decisions, invitation_views, invitations
 from bot.services.board import board_of
 from bot.services.calendar_replies import Applied, Ignored
 from bot.services.invitation_mail import MAIL_REMINDER
@@ -158,7 +158,7 @@ async def test_each_client_s_accept_tentative_and_decline_count_as_the_chat_s_bu
     assert isinstance(declined, Applied) and declined.flagged
     invitation = await _invitation(database, world.school)
     assert invitation.rsvp is Rsvp.DECLINED
-    assert invitations.reason_of(invitation, cipher) == reason
+    assert invitation_views.reason_of(invitation, cipher) == reason
     assert reason.encode() not in (invitation.decline_reason or b"")  # encrypted at rest
     flags = await _pending(database, invitations.FLAG)
     assert sorted(row.payload["what"] for row in flags) == ["declined", "reason"]

@@ -25,10 +25,10 @@ from bot.core.models import InvitationKind, Rsvp
 from bot.core.outbox import Letter
 from bot.core.runtime import Runtime
 from bot.core.web_tables import LinkPurpose
-from bot.services import cases, invitation_mail, invitations, web_links
+from bot.services import cases, invitation_mail, invitation_views, web_links
 from bot.services.calendar_files import attendee_name, calendar
 from bot.services.invitation_mail import MailReader, PollMail
-from bot.services.invitations import InviteView
+from bot.services.invitation_views import InviteView
 from bot.transport.mail.delivery import MailKind
 from bot.transport.mail.imip import Mailbox, notice_mail
 from bot.transport.mail.imip import invitation_mail as imip_mail
@@ -77,7 +77,7 @@ class _Notices:
             )
             if reader is None:
                 return None
-            view = await invitations.invite_view(
+            view = await invitation_views.invite_view(
                 session,
                 int(payload["conference"]),
                 invitation_id,
