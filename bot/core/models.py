@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import json
 from datetime import date, datetime, time
 from typing import Any
 
@@ -20,15 +19,20 @@ from sqlalchemy import (
     Time,
     UniqueConstraint,
     text,
-    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 # Re-exported: the base of every table, and the tables kept in modules of their own (mail, web
-# links, the method, circulation, confidentiality), which are in its metadata once imported here.
+# links, the method, circulation, confidentiality, the chats' state), which are in its metadata
+# once imported here.
 from bot.core.base import Base as Base  # noqa: PLC0414
 from bot.core.base import UTCDateTime as UTCDateTime  # noqa: PLC0414
 from bot.core.base import enum_column as _enum
+from bot.core.chat_tables import ChatData as ChatData  # noqa: PLC0414
+from bot.core.chat_tables import ConversationState as ConversationState  # noqa: PLC0414
+from bot.core.chat_tables import HandledUpdate as HandledUpdate  # noqa: PLC0414
+from bot.core.chat_tables import UserData as UserData  # noqa: PLC0414
+from bot.core.chat_tables import conversation_key as conversation_key  # noqa: PLC0414
 from bot.core.circulation_tables import RecordCirculation as RecordCirculation  # noqa: PLC0414
 from bot.core.circulation_tables import RecordComment as RecordComment  # noqa: PLC0414
 from bot.core.circulation_tables import RecordReply as RecordReply  # noqa: PLC0414
@@ -170,54 +174,6 @@ class AuditEntry(Base):
     subject_type: Mapped[str] = mapped_column(String(32))
     subject_id: Mapped[str | None] = mapped_column(String(64), default=None)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-
-
-def conversation_key(key: tuple[int | str, ...]) -> str:
-    """How a python-telegram-bot conversation key (chat id, user id) is stored."""
-    return json.dumps(list(key))
-
-
-class ConversationState(Base):
-    """python-telegram-bot conversation state, one row per live conversation."""
-
-    __tablename__ = "conversation_states"
-
-    handler: Mapped[str] = mapped_column(String(64), primary_key=True)
-    key: Mapped[str] = mapped_column(String(128), primary_key=True)
-    state: Mapped[Any] = mapped_column(JSON)
-
-
-class UserData(Base):
-    """python-telegram-bot user_data (dialog drafts), encrypted at rest."""
-
-    __tablename__ = "user_data"
-
-    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    data: Mapped[bytes] = mapped_column(LargeBinary)
-
-
-class ChatData(Base):
-    """python-telegram-bot chat_data, encrypted at rest."""
-
-    __tablename__ = "chat_data"
-
-    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    data: Mapped[bytes] = mapped_column(LargeBinary)
-
-
-class HandledUpdate(Base):
-    """The newest Telegram update handled for a chat (updates of a chat are handled in order),
-    written in the same transaction as the update's first change: an update Telegram delivers
-    again after a crash, because it was handled but not yet confirmed, is not handled twice."""
-
-    __tablename__ = "handled_updates"
-
-    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    update_id: Mapped[int] = mapped_column(BigInteger)
-    # Its answer went out (written once the update is done with, bot.transport.telegram.ledger): one
-    # delivered again after a crash whose answer may not have is answered then
-    # (bot.transport.telegram.processor).
-    answered: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class ReferralStatus(enum.StrEnum):
