@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.crypto import Cipher
+from bot.core.method_tables import ConferenceKind
 from bot.core.models import (
     Case,
     Conference,
@@ -42,6 +43,7 @@ from bot.services.board import (
     board_of,
     current_slots,
     inviter_of,
+    method_of,
     zone_of,
 )
 from bot.services.errors import ServiceError
@@ -181,7 +183,7 @@ class GuestPoll:
     """One round of the poll as a guest's page shows it."""
 
     case_code: str
-    review: bool  # a review conference (else the first on the case)
+    kind: ConferenceKind  # initial, review, before a court petition, other
     guest: str
     minutes: int
     place: str
@@ -209,7 +211,7 @@ async def guest_poll(session: AsyncSession, opened: Opened) -> GuestPoll:
     }
     return GuestPoll(
         case_code=(await session.get_one(Case, conference.case_id)).code,
-        review=conference.review_of_id is not None,
+        kind=(await method_of(session, conference.id)).kind,
         guest=await invitation_mail.guest_name(session, invitation),
         minutes=conference.duration_minutes,
         place=conference.place,
@@ -277,7 +279,7 @@ class GuestInvitation:
     """The invitation to the time decided, as a guest's page shows it."""
 
     case_code: str
-    review: bool
+    kind: ConferenceKind
     guest: str
     starts_at: datetime
     minutes: int
@@ -296,7 +298,7 @@ async def guest_invitation(session: AsyncSession, opened: Opened) -> GuestInvita
     assert conference.starts_at is not None  # a link of this purpose opens only then
     return GuestInvitation(
         case_code=(await session.get_one(Case, conference.case_id)).code,
-        review=conference.review_of_id is not None,
+        kind=(await method_of(session, conference.id)).kind,
         guest=await invitation_mail.guest_name(session, invitation),
         starts_at=conference.starts_at,
         minutes=conference.duration_minutes,

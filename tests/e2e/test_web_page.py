@@ -211,6 +211,7 @@ async def test_a_guest_answers_the_poll_on_a_phone_changes_it_and_the_board_foll
     assert await page.title() == "Case conference PK-2026-0001"
     body = await page.inner_text("body")
     assert "For: Pediatrie Cheb" in body and "Invited by Hana, OSPOD Cheb" in body
+    assert "Kind: initial conference" in body
     assert await page.locator("fieldset.slot").count() == 8  # the poll's eight times
     await _accessible(page)
     await _choose(page, ["Yes", "If need be"])  # the other six left unmarked: no

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from bot.core.i18n import Translator
+from bot.core.method_record import kind_label
+from bot.core.method_tables import ConferenceKind
 from bot.core.models import InvitationKind, Rsvp
 from bot.services.board import Board, Invitee, Inviter
 from bot.services.polls import PollView
@@ -106,12 +108,11 @@ def invitee_name(invitee: Invitee, tr: Translator) -> str:
 
 
 def _facts(
-    tr: Translator, *, review: bool, minutes: int, place: str, inviter: Inviter
+    tr: Translator, *, kind: ConferenceKind, minutes: int, place: str, inviter: Inviter
 ) -> list[str]:
     _ = tr.gettext
-    facts = [_("Review conference")] if review else []
     return [
-        *facts,
+        _("Kind: {kind}").format(kind=kind_label(kind, tr)),
         _("Length {minutes} min · {place}").format(minutes=minutes, place=place),
         _("Invited by {name}, {institution}").format(
             name=inviter.name, institution=inviter.institution
@@ -177,9 +178,7 @@ def guest_poll(poll: GuestPoll, tr: Translator, action: str, sent: bool) -> dict
     ]
     facts = [
         _("For: {name}").format(name=poll.guest),
-        *_facts(
-            tr, review=poll.review, minutes=poll.minutes, place=poll.place, inviter=poll.inviter
-        ),
+        *_facts(tr, kind=poll.kind, minutes=poll.minutes, place=poll.place, inviter=poll.inviter),
     ]
     return _poll_values(
         tr,
@@ -220,7 +219,9 @@ def member_poll(
         if view.invitation.kind in (InvitationKind.INSTITUTION, InvitationKind.GUEST)
         else []
     )
-    facts += _facts(tr, review=False, minutes=view.minutes, place=view.place, inviter=view.inviter)
+    facts += _facts(
+        tr, kind=view.method.kind, minutes=view.minutes, place=view.place, inviter=view.inviter
+    )
     return _poll_values(
         tr,
         code=view.case_code,
@@ -252,8 +253,7 @@ def guest_invitation(
             notice = _("Your answer: {answer}. You can change it.")
         notice = notice.format(answer=answers[shown.rsvp])
     facts = [_("For: {name}").format(name=shown.guest)]
-    if shown.review:
-        facts.append(_("Review conference"))
+    facts.append(_("Kind: {kind}").format(kind=kind_label(shown.kind, tr)))
     facts += [
         _("{when} · {minutes} min").format(
             when=tr.datetime(shown.starts_at), minutes=shown.minutes
