@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import outbox
@@ -186,9 +187,8 @@ async def lock_round(
     now: datetime,
 ) -> None:
     """Before an answer is stored: the conference's row locked, so that answers to one poll are
-    taken one at a time (two members of an institution sending at once, or the last two
-    required invitees, never miss each other: PostgreSQL reads committed rows anew after the
-    lock); refused unless the poll is open and `round_` is its round."""
+    taken one at a time (two members sending at once, or the last two required invitees, never
+    miss each other); refused unless the poll is open and `round_` is its round."""
     await session.refresh(conference, with_for_update=True)
     await session.refresh(invitation)
     _require_open(conference, now)
@@ -275,18 +275,21 @@ async def _message(session: AsyncSession, invitation: Invitation, actor: Actor) 
 async def _poll_message(
     session: AsyncSession, invitation_id: int, member_id: int, chat_id: int
 ) -> PollMessage:
-    """The member's poll message row for an invitation, created on first need."""
-    row = await session.scalar(
-        select(PollMessage).where(
-            PollMessage.invitation_id == invitation_id, PollMessage.member_id == member_id
-        )
+    """The member's poll message row for an invitation, created on first need (by whichever
+    of two transactions comes first: the poll sent to the chat, the page opened)."""
+    query = select(PollMessage).where(
+        PollMessage.invitation_id == invitation_id, PollMessage.member_id == member_id
     )
+    row = await session.scalar(query)
     if row is None:
         row = PollMessage(
             invitation_id=invitation_id, member_id=member_id, chat_id=chat_id, pending={}
         )
-        session.add(row)
-        await session.flush()
+        try:
+            async with session.begin_nested():
+                session.add(row)
+        except IntegrityError:  # made meanwhile by the other transaction: that row it is
+            row = (await session.scalars(query)).one()
     return row
 
 

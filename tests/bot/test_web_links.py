@@ -4,6 +4,7 @@ checked, and the request limits."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -15,9 +16,16 @@ from sqlalchemy import select
 from bot.core.clock import FakeClock
 from bot.core.crypto import Cipher
 from bot.core.db import Database
-from bot.core.models import Conference, ConferenceSlot, Invitation, Rsvp, SlotAnswer
+from bot.core.models import (
+    Conference,
+    ConferenceSlot,
+    Invitation,
+    PollMessage,
+    Rsvp,
+    SlotAnswer,
+)
 from bot.core.web_tables import LinkPurpose, WebLink
-from bot.services import web_links
+from bot.services import polls, web_links
 from bot.services.board import NotInPoll
 from bot.services.web_links import BadLink
 from bot.transport.web.initdata import InitDataError, sign, verify
@@ -234,3 +242,31 @@ def test_requests_over_the_limit_are_refused_until_the_minute_has_passed(
     assert limits.allow("t:b", 3, clock.now())  # another key has its own count
     clock.advance(timedelta(seconds=61))
     assert limits.allow("t:a", 3, clock.now())
+
+
+async def test_the_page_and_the_chat_opening_a_members_poll_at_once_make_one_row(
+    database: Database, clock: FakeClock, cipher: Cipher
+) -> None:
+    """The Mini App read the poll while the chat sent it (after a confidentiality tap): both
+    make the member's poll row on first need; on PostgreSQL they raced into a unique key."""
+    seeded = await world(database, clock, cipher)
+    async with database.reading() as session:
+        invitation = (
+            await session.scalars(
+                select(Invitation.id).where(
+                    Invitation.institution_id == seeded.officer.institution_id
+                )
+            )
+        ).one()
+
+    async def opened() -> None:
+        async with database.transaction() as session:
+            view = await polls.poll(session, seeded.officer, invitation, now=clock.now())
+            assert view.invitation.id == invitation
+
+    await asyncio.gather(*(opened() for _ in range(8)))
+    async with database.reading() as session:
+        rows = await session.scalars(
+            select(PollMessage).where(PollMessage.invitation_id == invitation)
+        )
+        assert len(rows.all()) == 1
