@@ -49,7 +49,7 @@ from handlers.task_screens import (
     task_draft,
 )
 from handlers.task_texts import QUICK_DUE
-from handlers.usecase import use_case
+from handlers.usecase import on_pressed, use_case
 from scheduling.typed import parse_day, parse_moment
 
 logger = logging.getLogger(__name__)
@@ -116,26 +116,16 @@ async def _attendance(update: Update, context: Context, conference_id: int) -> N
 
 
 async def toggle_attendance(update: Update, context: Context) -> None:
-    ids = await pressed(update, context, "rc")
-    if ids is None:
-        return
-    async with use_case(update, context, *TASK_REFUSALS) as case:
-        conference_id = await records.toggle_attendance(
-            case.session, case.actor, ids[0], now=case.now
-        )
-    if case.done:
-        await _attendance(update, context, conference_id)
+    done = await on_pressed(update, context, "rc:t", records.toggle_attendance, *TASK_REFUSALS)
+    if done is not None:
+        await _attendance(update, context, done.result)
 
 
 async def toggle_child(update: Update, context: Context) -> None:
     """The child on the attendance sheet: came, or not."""
-    ids = await pressed(update, context, "rc")
-    if ids is None:
-        return
-    async with use_case(update, context, *TASK_REFUSALS) as case:
-        await method.toggle_child_present(case.session, case.actor, ids[0], now=case.now)
-    if case.done:
-        await _attendance(update, context, ids[0])
+    done = await on_pressed(update, context, "rc:h", method.toggle_child_present, *TASK_REFUSALS)
+    if done is not None:
+        await _attendance(update, context, done.id)
 
 
 # Typed parts of the record: the summary, a task, the review date.
@@ -464,14 +454,10 @@ async def typed_review(update: Update, context: Context) -> str | int:
 
 
 async def ask_due_date(update: Update, context: Context) -> str | int:
-    ids = await pressed(update, context, "tk")
-    if ids is None:
+    done = await on_pressed(update, context, "tk:y", task_edits.movable_task, *TASK_REFUSALS)
+    if done is None:
         return ConversationHandler.END
-    async with use_case(update, context, *TASK_REFUSALS) as case:
-        await task_edits.movable_task(case.session, case.actor, ids[0], now=case.now)
-    if not case.done:
-        return ConversationHandler.END
-    begin_draft(context, task=ids[0], screen=_pressed_message(update))
+    begin_draft(context, task=done.id, screen=_pressed_message(update))
     await answer(update, context.tr.gettext("Type the due date, e.g. 15.3.2027."))
     return DUE
 
