@@ -289,18 +289,24 @@ async def prepared(directory: Path) -> Deployment:
     return Deployment(url, directory, Cipher.generate_key().decode())
 
 
+async def to_the_end(deployment: Deployment, sandbox: BotApiSandbox, span: Span) -> None:
+    """A bot that runs until every reminder is out and the stragglers had their time; then it
+    stops."""
+    bot = await start_bot(deployment, sandbox)
+    try:
+        await watch(sandbox, bot, span, until_chats=REMINDERS, within=TIMEOUT_SECONDS)
+        await linger(sandbox, span, STRAGGLER_SECONDS)
+    finally:
+        await process.stop(bot)
+
+
 async def clean_run(directory: Path) -> Outcome:
     deployment = await prepared(directory)
     sandbox = new_sandbox()
     await sandbox.start()
     try:
-        bot = await start_bot(deployment, sandbox)
         span = Span()
-        try:
-            await watch(sandbox, bot, span, until_chats=REMINDERS, within=TIMEOUT_SECONDS)
-            await linger(sandbox, span, STRAGGLER_SECONDS)
-        finally:
-            await process.stop(bot)
+        await to_the_end(deployment, sandbox, span)
         progress(f"clean run: {span.count} messages in {span.seconds:.1f} s")
         # The pace over the 3,000 reminders, from the first delivery to the last.
         return outcome(sandbox, REMINDERS, span.seconds)
@@ -331,13 +337,8 @@ async def killed_run(directory: Path) -> Killed:
         marked = await sent_rows(deployment.url)
         progress(f"killed after {reached} chats; {marked} rows were marked sent")
 
-        bot = await start_bot(deployment, sandbox)
         after = Span(count=before.count)
-        try:
-            await watch(sandbox, bot, after, until_chats=REMINDERS, within=TIMEOUT_SECONDS)
-            await linger(sandbox, after, STRAGGLER_SECONDS)
-        finally:
-            await process.stop(bot)
+        await to_the_end(deployment, sandbox, after)
         progress(
             f"killed run: {before.count} messages in {before.seconds:.1f} s, then "
             f"{after.count - before.count} in {after.seconds:.1f} s after the restart"

@@ -294,16 +294,22 @@ async def prepared(
     return Deployment(url, directory, server.url, per_second, concurrency)
 
 
+async def to_the_end(deployment: Deployment, server: MailServer, span: Span, mails: int) -> None:
+    """A worker that runs until the server has all `mails` and the stragglers had their time;
+    then it stops."""
+    worker = await start_worker(deployment)
+    try:
+        await watch(server, worker, span, until=mails)
+        await linger(server, span)
+    finally:
+        await process.stop(worker)
+
+
 async def clean_run(directory: Path, mails: int, per_second: float, concurrency: int) -> Outcome:
     async with MailServer.running() as server:
         deployment = await prepared(directory, server, mails, per_second, concurrency)
-        worker = await start_worker(deployment)
         span = Span()
-        try:
-            await watch(server, worker, span, until=mails)
-            await linger(server, span)
-        finally:
-            await process.stop(worker)
+        await to_the_end(deployment, server, span, mails)
         progress(f"clean run: {span.count} mails in {span.seconds:.1f} s")
         return outcome(server, mails, mails, span.seconds)
 
@@ -323,13 +329,8 @@ async def killed_run(directory: Path, mails: int, per_second: float, concurrency
         got = reached(server)
         marked = await sent_rows(deployment.url)
         progress(f"killed after {got} addresses; {marked} rows were marked sent")
-        worker = await start_worker(deployment)
         after = Span(count=before.count)
-        try:
-            await watch(server, worker, after, until=mails)
-            await linger(server, after)
-        finally:
-            await process.stop(worker)
+        await to_the_end(deployment, server, after, mails)
         progress(
             f"killed run: {before.count} mails in {before.seconds:.1f} s, then "
             f"{after.count - before.count} in {after.seconds:.1f} s after the restart"

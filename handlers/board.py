@@ -37,7 +37,7 @@ from handlers.common import (
     say_below,
 )
 from handlers.poll_messages import POLL_CLOSED, POLL_REFUSALS, deliver, poll_markup, poll_text
-from handlers.usecase import refusal, use_case
+from handlers.usecase import on_pressed, refusal, use_case
 
 ONLY_THE_COORDINATOR = refusal(
     PermissionDenied, say=N_("Only the conference's coordinator can close its poll early.")
@@ -76,13 +76,12 @@ async def show_board(update: Update, context: Context) -> None:
 
 
 async def decide_now(update: Update, context: Context) -> None:
-    ids = await pressed_ids(update, context, "cf:o")
-    if ids is None:
+    done = await on_pressed(
+        update, context, "cf:o", decisions.board_to_decide, ONLY_THE_COORDINATOR, POLL_CLOSED
+    )
+    if done is None:
         return
-    async with use_case(update, context, ONLY_THE_COORDINATOR, POLL_CLOSED) as case:
-        board = await decisions.board_to_decide(case.session, case.actor, ids[0], now=case.now)
-    if not case.done:
-        return
+    board = done.result
     assert update.callback_query is not None
     await acknowledge(update.callback_query)
     await offer(context, board, all_answered=all(i.answered_at for i in board.invitees))
@@ -187,13 +186,10 @@ async def poll_next_window(update: Update, context: Context) -> None:
 
 async def enter_offline(update: Update, context: Context) -> None:
     """The coordinator answers for a guardian without Telegram: the poll comes to them."""
-    ids = await pressed_ids(update, context, "pe")
-    if ids is None:
+    done = await on_pressed(update, context, "pe", polls.poll, *POLL_REFUSALS)
+    if done is None:
         return
-    async with use_case(update, context, *POLL_REFUSALS) as case:
-        view = await polls.poll(case.session, case.actor, ids[0], now=case.now)
-    if not case.done:
-        return
+    view = done.result
     message = await say_below(
         update,
         context,
@@ -202,7 +198,7 @@ async def enter_offline(update: Update, context: Context) -> None:
     )
     if message is None:
         return
-    actor = case.actor
+    actor = done.actor
     me = Recipient(actor.member_id, message.chat_id, actor.locale, actor.display_name)
     async with context.runtime.database.transaction() as session:
         await polls.record_message(session, view.invitation.id, me, message.message_id)

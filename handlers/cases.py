@@ -22,8 +22,8 @@ from handlers.common import (
     parse_callback,
     parse_id,
 )
-from handlers.task_screens import TASK_REFUSALS, pressed
-from handlers.usecase import refusal, use_case
+from handlers.task_screens import TASK_REFUSALS
+from handlers.usecase import on_pressed, refusal, use_case
 
 PAGE_SIZE = 8
 OUTCOMES = {"f": cases.Outcome.FULFILLED, "h": cases.Outcome.HANDED_OVER, "o": cases.Outcome.OTHER}
@@ -132,15 +132,11 @@ async def agenda(update: Update, context: Context) -> None:
 
 
 async def ask_close(update: Update, context: Context) -> None:
-    ids = await pressed(update, context, "cc")
-    if ids is None:
-        return
-    async with use_case(update, context, *TASK_REFUSALS) as run:
-        await cases.closable_case(run.session, run.actor, ids[0], now=run.now)
-    if not run.done:
+    done = await on_pressed(update, context, "cc:c", cases.closable_case, *TASK_REFUSALS)
+    if done is None:
         return
     tr = context.tr
-    rows = [[(cases.outcome_label(o, tr), f"cc:{code}:{ids[0]}")] for code, o in OUTCOMES.items()]
+    rows = [[(cases.outcome_label(o, tr), f"cc:{code}:{done.id}")] for code, o in OUTCOMES.items()]
     rows.append([("↩️ " + tr.gettext("Keep it open"), "cc:k:0")])
     await answer(
         update,

@@ -10,6 +10,7 @@ from bot.core.i18n import N_
 from bot.services import addresses
 from bot.services.addresses import Contact, InvalidAddress
 from bot.services.errors import PermissionDenied
+from handlers.address_text import unusable_address
 from handlers.common import (
     TYPED,
     Context,
@@ -125,13 +126,7 @@ async def typed_address(update: Update, context: Context) -> str | int:
                 case.session, case.actor, institution, message.text or "", now=case.now
             )
     except InvalidAddress:
-        await answer(
-            update,
-            context.tr.gettext(
-                "That is not an e-mail address I can use (at most {limit} characters, like "
-                "name@example.cz). Please type it again."
-            ).format(limit=addresses.MAX_ADDRESS),
-        )
+        await answer(update, unusable_address(context.tr))
         return TYPING
     if not case.done:
         return ConversationHandler.END

@@ -18,6 +18,7 @@ from bot.services.addresses import (
     TooManyCodes,
     WrongCode,
 )
+from handlers.address_text import unusable_address
 from handlers.common import TYPED, Context, Dialog, HandlerList, answer, esc, keyboard, say_below
 from handlers.usecase import refusal, use_case
 
@@ -101,13 +102,7 @@ async def typed_address(update: Update, context: Context) -> str | int:
                 case.session, case.actor, context.runtime.cipher, text, now=case.now
             )
     except InvalidAddress:
-        await answer(
-            update,
-            _(
-                "That is not an e-mail address I can use (at most {limit} characters, like "
-                "name@example.cz). Please type it again."
-            ).format(limit=addresses.MAX_ADDRESS),
-        )
+        await answer(update, unusable_address(context.tr))
         return ADDRESS
     except SameAddress:
         await answer(update, _("That is your address already; nothing changes."))

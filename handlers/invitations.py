@@ -46,7 +46,7 @@ from handlers.common import (
 )
 from handlers.invitation_text import redraw_invitation, rsvp_label
 from handlers.typed import delete_typed
-from handlers.usecase import refusal, refused_by, use_case
+from handlers.usecase import on_pressed, refusal, refused_by, use_case
 
 REASON = "reason"
 WAITING_FOR = "decline"  # user_data: the invitation and sequence a reason is for
@@ -350,12 +350,8 @@ async def set_new_date(update: Update, context: Context) -> None:
 
 
 async def ask_cancel(update: Update, context: Context) -> None:
-    ids = await pressed_ids(update, context, "ca:x")
-    if ids is None:
-        return
-    async with use_case(update, context, *REFUSALS) as case:
-        await invitations.cancellable(case.session, case.actor, ids[0], now=case.now)
-    if not case.done:
+    done = await on_pressed(update, context, "ca:x", invitations.cancellable, *REFUSALS)
+    if done is None:
         return
     tr = context.tr
     await say_below(
@@ -364,7 +360,7 @@ async def ask_cancel(update: Update, context: Context) -> None:
         tr.gettext("Cancel the conference? Everyone invited is told and their calendars updated."),
         keyboard(
             [
-                [("❌ " + tr.gettext("Yes, cancel it"), f"ca:y:{ids[0]}")],
+                [("❌ " + tr.gettext("Yes, cancel it"), f"ca:y:{done.id}")],
                 [(tr.gettext("No, keep it"), "ca:k")],
             ]
         ),

@@ -21,6 +21,7 @@ from bot.services.guests import (
     TooManyGuests,
 )
 from bot.services.planning import Defaults, NoCandidates, Plan
+from handlers.address_text import unusable_address
 from handlers.common import (
     TYPED,
     Context,
@@ -467,13 +468,7 @@ async def typed_guest_address(update: Update, context: Context) -> str | int:
                 now=case.now,
             )
     except addresses.InvalidAddress:
-        await answer(
-            update,
-            _(
-                "That is not an e-mail address I can use (at most {limit} characters, like "
-                "name@example.cz). Please type it again."
-            ).format(limit=addresses.MAX_ADDRESS),
-        )
+        await answer(update, unusable_address(context.tr))
         return GUEST_ADDRESS
     except GuestError as error:
         await answer(update, _guest_refused(context, error))

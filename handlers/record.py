@@ -49,7 +49,7 @@ from handlers.task_screens import (
     task_draft,
 )
 from handlers.task_texts import QUICK_DUE
-from handlers.usecase import use_case
+from handlers.usecase import on_pressed, use_case
 from scheduling.typed import parse_day, parse_moment
 
 logger = logging.getLogger(__name__)
@@ -116,42 +116,41 @@ async def _attendance(update: Update, context: Context, conference_id: int) -> N
 
 
 async def toggle_attendance(update: Update, context: Context) -> None:
-    ids = await pressed(update, context, "rc")
-    if ids is None:
-        return
-    async with use_case(update, context, *TASK_REFUSALS) as case:
-        conference_id = await records.toggle_attendance(
-            case.session, case.actor, ids[0], now=case.now
-        )
-    if case.done:
-        await _attendance(update, context, conference_id)
+    done = await on_pressed(update, context, "rc:t", records.toggle_attendance, *TASK_REFUSALS)
+    if done is not None:
+        await _attendance(update, context, done.result)
 
 
 async def toggle_child(update: Update, context: Context) -> None:
     """The child on the attendance sheet: came, or not."""
-    ids = await pressed(update, context, "rc")
-    if ids is None:
-        return
-    async with use_case(update, context, *TASK_REFUSALS) as case:
-        await method.toggle_child_present(case.session, case.actor, ids[0], now=case.now)
-    if case.done:
-        await _attendance(update, context, ids[0])
+    done = await on_pressed(update, context, "rc:h", method.toggle_child_present, *TASK_REFUSALS)
+    if done is not None:
+        await _attendance(update, context, done.id)
 
 
 # Typed parts of the record: the summary, a task, the review date.
 
 
-async def _begin_typed(update: Update, context: Context) -> bool:
+async def _ask(
+    update: Update,
+    context: Context,
+    step: str,
+    prompt: str,
+    markup: InlineKeyboardMarkup | None = None,
+) -> str | int:
     """A typed part of the record (the summary, a task, the review) begins for the pressed
-    button's held conference, if the presser may write its record; False if not (said)."""
+    button's held conference, if the presser may write its record: the prompt, and the dialog
+    waits in `step` for the text; if not (said), the dialog ends."""
     ids = await pressed(update, context, "rc")
     if ids is None:
-        return False
+        return ConversationHandler.END
     async with use_case(update, context, *TASK_REFUSALS) as case:
         conference_id = await records.recordable(case.session, case.actor, ids[0], now=case.now)
-    if case.done:
-        begin_draft(context, conference=conference_id, screen=_pressed_message(update))
-    return case.done
+    if not case.done:
+        return ConversationHandler.END
+    begin_draft(context, conference=conference_id, screen=_pressed_message(update))
+    await answer(update, prompt, markup)
+    return step
 
 
 def _pressed_message(update: Update) -> int:
@@ -172,16 +171,11 @@ async def _drop_screen(update: Update, context: Context, screen: int) -> None:
 
 
 async def ask_summary(update: Update, context: Context) -> str | int:
-    if not await _begin_typed(update, context):
-        return ConversationHandler.END
-    await answer(
-        update,
-        context.tr.gettext(
-            "Type the summary of the situation in one message (at most {limit} characters). "
-            "It is stored encrypted and appears only in the record document."
-        ).format(limit=records.SUMMARY_MAX),
-    )
-    return SUMMARY
+    prompt = context.tr.gettext(
+        "Type the summary of the situation in one message (at most {limit} characters). "
+        "It is stored encrypted and appears only in the record document."
+    ).format(limit=records.SUMMARY_MAX)
+    return await _ask(update, context, SUMMARY, prompt)
 
 
 async def typed_summary(update: Update, context: Context) -> str | int:
@@ -205,17 +199,12 @@ async def typed_summary(update: Update, context: Context) -> str | int:
 
 
 async def ask_title(update: Update, context: Context) -> str | int:
-    if not await _begin_typed(update, context):
-        return ConversationHandler.END
-    await answer(
-        update,
-        context.tr.gettext(
-            "What is the task? A short title (at most {limit} characters), without the "
-            "child's name: it is shown in the owner's chat."
-        ).format(limit=records.TITLE_MAX),
-        keyboard([[("✖️ " + context.tr.gettext("Cancel"), "rc:x")]]),
-    )
-    return TITLE
+    prompt = context.tr.gettext(
+        "What is the task? A short title (at most {limit} characters), without the "
+        "child's name: it is shown in the owner's chat."
+    ).format(limit=records.TITLE_MAX)
+    cancel = keyboard([[("✖️ " + context.tr.gettext("Cancel"), "rc:x")]])
+    return await _ask(update, context, TITLE, prompt, cancel)
 
 
 async def typed_title(update: Update, context: Context) -> str | int:
@@ -388,16 +377,11 @@ async def cancel_draft(update: Update, context: Context) -> str | int:
 
 
 async def ask_review(update: Update, context: Context) -> str | int:
-    if not await _begin_typed(update, context):
-        return ConversationHandler.END
-    await answer(
-        update,
-        context.tr.gettext(
-            "Type the date and time of the review conference, e.g. 15.3.2027 10:00. Everyone "
-            "invited last time gets the invitation."
-        ),
+    prompt = context.tr.gettext(
+        "Type the date and time of the review conference, e.g. 15.3.2027 10:00. Everyone "
+        "invited last time gets the invitation."
     )
-    return REVIEW
+    return await _ask(update, context, REVIEW, prompt)
 
 
 async def typed_review(update: Update, context: Context) -> str | int:
@@ -464,14 +448,10 @@ async def typed_review(update: Update, context: Context) -> str | int:
 
 
 async def ask_due_date(update: Update, context: Context) -> str | int:
-    ids = await pressed(update, context, "tk")
-    if ids is None:
+    done = await on_pressed(update, context, "tk:y", task_edits.movable_task, *TASK_REFUSALS)
+    if done is None:
         return ConversationHandler.END
-    async with use_case(update, context, *TASK_REFUSALS) as case:
-        await task_edits.movable_task(case.session, case.actor, ids[0], now=case.now)
-    if not case.done:
-        return ConversationHandler.END
-    begin_draft(context, task=ids[0], screen=_pressed_message(update))
+    begin_draft(context, task=done.id, screen=_pressed_message(update))
     await answer(update, context.tr.gettext("Type the due date, e.g. 15.3.2027."))
     return DUE
 

@@ -37,13 +37,12 @@ from handlers.common import (
     keyboard,
     no_longer_active,
     parse_callback,
-    pressed_ids,
     say_below,
 )
 from handlers.referral_steps import cancel_button, show_step
 from handlers.referral_texts import REPLY, emergency_text, rejection_text, show_button
 from handlers.typed import delete_messages, unix
-from handlers.usecase import refusal, use_case
+from handlers.usecase import on_pressed, refusal, use_case
 
 logger = logging.getLogger(__name__)
 
@@ -312,16 +311,12 @@ REPLY_REFUSALS = (
 
 
 async def start_reply(update: Update, context: Context) -> str | int | None:
-    pressed = await pressed_ids(update, context, "rf:r")
-    if pressed is None:
+    done = await on_pressed(update, context, "rf:r", referrals.question_for, *REPLY_REFUSALS)
+    if done is None:
         return None  # stale or refused: whatever dialog they were in goes on
-    [referral_id] = pressed
     tr = context.tr
-    async with use_case(update, context, *REPLY_REFUSALS) as run:
-        code = await referrals.question_for(run.session, run.actor, referral_id, now=run.now)
-    if not run.done:
-        return None  # stale or refused: whatever dialog they were in goes on
-    context.user_data[REPLY_TO] = referral_id  # type: ignore[index]
+    code = done.result
+    context.user_data[REPLY_TO] = done.id  # type: ignore[index]
     await say_below(
         update,
         context,

@@ -45,7 +45,7 @@ from handlers.task_screens import (
     task_draft,
 )
 from handlers.task_texts import QUICK_DUE, from_compact, owner_buttons, short, task_line, task_text
-from handlers.usecase import use_case
+from handlers.usecase import on_pressed, use_case
 
 DONE_NOTE, NOTE = ("done_note", "note")
 TASKS_PAGE = 10  # /tasks: a page's lines stay far below Telegram's 4,096 characters
@@ -285,12 +285,8 @@ async def move_quick(update: Update, context: Context) -> None:
 
 
 async def ask_cancel_task(update: Update, context: Context) -> None:
-    ids = await pressed(update, context, "tk")
-    if ids is None:
-        return
-    async with use_case(update, context, *TASK_REFUSALS) as case:
-        await task_edits.cancellable_task(case.session, case.actor, ids[0], now=case.now)
-    if not case.done:
+    done = await on_pressed(update, context, "tk:c", task_edits.cancellable_task, *TASK_REFUSALS)
+    if done is None:
         return
     tr = context.tr
     await answer(
@@ -298,21 +294,17 @@ async def ask_cancel_task(update: Update, context: Context) -> None:
         tr.gettext("Cancel this task? Its owner is told it is no longer needed."),
         keyboard(
             [
-                [("🗑 " + tr.gettext("Yes, cancel the task"), f"tk:z:{ids[0]}")],
-                [("↩️ " + tr.gettext("Keep it"), f"tk:e:{ids[0]}")],
+                [("🗑 " + tr.gettext("Yes, cancel the task"), f"tk:z:{done.id}")],
+                [("↩️ " + tr.gettext("Keep it"), f"tk:e:{done.id}")],
             ]
         ),
     )
 
 
 async def confirm_cancel_task(update: Update, context: Context) -> None:
-    ids = await pressed(update, context, "tk")
-    if ids is None:
-        return
-    async with use_case(update, context, *TASK_REFUSALS) as case:
-        conference_id = await task_edits.cancel_task(case.session, case.actor, ids[0], now=case.now)
-    if case.done:
-        await show_record(update, context, conference_id)
+    done = await on_pressed(update, context, "tk:z", task_edits.cancel_task, *TASK_REFUSALS)
+    if done is not None:
+        await show_record(update, context, done.result)
 
 
 async def decide(update: Update, context: Context) -> None:
@@ -342,12 +334,8 @@ async def decide(update: Update, context: Context) -> None:
 
 
 async def remind_again(update: Update, context: Context) -> None:
-    ids = await pressed(update, context, "tk")
-    if ids is None:
-        return
-    async with use_case(update, context, *TASK_REFUSALS) as case:
-        await task_edits.remind_again(case.session, case.actor, ids[0], now=case.now)
-    if case.done and update.callback_query is not None:
+    done = await on_pressed(update, context, "tk:a", task_edits.remind_again, *TASK_REFUSALS)
+    if done is not None and update.callback_query is not None:
         await acknowledge(update.callback_query, context.tr.gettext("Reminded again."))
 
 

@@ -45,7 +45,7 @@ from handlers.referral_texts import (
     urgency_text,
 )
 from handlers.typed import delete_typed
-from handlers.usecase import refusal, refused_by, use_case
+from handlers.usecase import on_pressed, refusal, refused_by, use_case
 
 TYPING = "typing"
 TRIAGE = "triage"
@@ -206,13 +206,10 @@ def details_sections(details: Details, tr: Translator) -> list[str]:
 
 
 async def accept(update: Update, context: Context) -> None:
-    pressed = await pressed_ids(update, context, "rf:a")
-    if pressed is None:
+    done = await on_pressed(update, context, "rf:a", referrals.accept, *DECISION_REFUSALS)
+    if done is None:
         return
-    async with use_case(update, context, *DECISION_REFUSALS) as run:
-        decision = await referrals.accept(run.session, run.actor, pressed[0], now=run.now)
-    if not run.done:
-        return
+    decision = done.result
     await _drop_buttons(update)
     await say_below(
         update,

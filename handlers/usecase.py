@@ -12,6 +12,13 @@ woken after the commit only when the use case planned notifications.
 
 A refusal leaves the block at once, so nothing after the service call in the block runs, and
 `case.done` is False after it.
+
+A button whose data names one row ("prefix:<id>") and runs one service on it is the commonest
+use case; `on_pressed` reads the id, answers a stale button, and runs it:
+
+    done = await on_pressed(update, context, "ca:x", invitations.cancellable, *REFUSALS)
+    if done is None:
+        return
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Generic, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
@@ -27,9 +35,11 @@ from telegram import Update
 from bot.core import outbox
 from bot.services.members import Actor
 from bot.transport.telegram import delivery
-from handlers.common import Context, alert, answer, no_longer_active
+from handlers.common import Context, alert, answer, no_longer_active, pressed_ids
 
 Answer = Callable[[Update, Context, Exception], Awaitable[None]]
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
 @dataclass(frozen=True)
@@ -90,3 +100,36 @@ async def use_case(update: Update, context: Context, *refusals: Refusal) -> Asyn
     case.done = True
     if planned:
         delivery.wake(context.application)
+
+
+class ById(Protocol[T_co]):
+    """A service's use case on one row: `service(session, actor, row_id, now=...)`."""
+
+    def __call__(
+        self, session: AsyncSession, actor: Actor, row_id: int, /, *, now: datetime
+    ) -> Awaitable[T_co]: ...
+
+
+@dataclass(frozen=True)
+class Pressed(Generic[T]):
+    """A pressed button's use case that went through: the row it named, what the service
+    returned, and who pressed it."""
+
+    id: int
+    result: T
+    actor: Actor
+
+
+async def on_pressed(
+    update: Update, context: Context, prefix: str, service: ById[T], *refusals: Refusal
+) -> Pressed[T] | None:
+    """Run `service` as one use case on the row the pressed button names ("prefix:<id>"); None
+    when the button is stale or the service refused (both already answered)."""
+    ids = await pressed_ids(update, context, prefix)
+    if ids is None:
+        return None
+    async with use_case(update, context, *refusals) as case:
+        result = await service(case.session, case.actor, ids[0], now=case.now)
+    if not case.done:
+        return None
+    return Pressed(ids[0], result, case.actor)

@@ -103,41 +103,33 @@ async def plan_invitation_mails(
     suffix = f":{again}" if again else ""
     moment = policy.Moment("invite", now, conference.starts_at)
     extra = {"previous": previous.isoformat() if previous else None}
+    guest = invitation.kind is InvitationKind.GUEST
+    # (the member it goes to, None for the guest; their address)
+    readers: list[tuple[int | None, str | None]] = (
+        [(None, invitation.email)]
+        if guest
+        else [(m.id, m.email) for m in await _mail_invitees(session, invitation, conference)]
+    )
     items = []
-    if invitation.kind is InvitationKind.GUEST:
-        address = await usable(session, invitation.email)
-        if address is None:
-            return
-        items.append(
-            _mail(
-                conference,
-                f"mail:invite:i{invitation.id}{suffix}",
-                kind=MAIL_INVITE,
-                member_id=None,
-                address=address,
-                moment=moment,
-                payload=_payload(conference, invitation.id, **extra),
-            )
-        )
-        await outbox.plan(session, items, now=now)
-        await plan_guest_reminders(session, conference, invitation, now=now)
-        return
-    for member in await _mail_invitees(session, invitation, conference):
-        address = await usable(session, member.email)
+    for member_id, email in readers:
+        address = await usable(session, email)
         if address is None:
             continue
+        reader = "" if member_id is None else f":m{member_id}"
         items.append(
             _mail(
                 conference,
-                f"mail:invite:i{invitation.id}:m{member.id}{suffix}",
+                f"mail:invite:i{invitation.id}{reader}{suffix}",
                 kind=MAIL_INVITE,
-                member_id=member.id,
+                member_id=member_id,
                 address=address,
                 moment=moment,
                 payload=_payload(conference, invitation.id, **extra),
             )
         )
     await outbox.plan(session, items, now=now)
+    if guest and items:
+        await plan_guest_reminders(session, conference, invitation, now=now)
 
 
 async def plan_chair_mail(
