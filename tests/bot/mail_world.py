@@ -17,8 +17,6 @@ from bot.core.config import isolated_settings
 from bot.core.crypto import Cipher
 from bot.core.db import Database
 from bot.core.models import (
-    Case,
-    CaseStatus,
     Channel,
     Conference,
     ConferenceSlot,
@@ -39,6 +37,7 @@ from bot.services.members import Actor
 from bot.services.planning import Defaults, Plan, Started
 from bot.transport.mail.notices import mail_kinds
 from tests.bot.test_members import _join
+from tests.rows import case_from
 
 BOT = "konference@mesto.example.cz"
 MAIL_FROM = f"Kulatý stůl Cheb <{BOT}>"
@@ -98,16 +97,9 @@ async def world(database: Database, clock: FakeClock, cipher: Cipher) -> World:
         )
         session.add(referral)
         await session.flush()
-        case = Case(
-            code="PK-2026-0001",
-            district_id=coordinator.district_id,
-            referral_id=referral.id,
-            manager_id=coordinator.member_id,
-            status=CaseStatus.OPEN,
-            opened_at=clock.now(),
+        case = await case_from(
+            session, referral, "PK-2026-0001", coordinator.member_id, now=clock.now()
         )
-        session.add(case)
-        await session.flush()
         started = await planning.start_poll(
             session,
             coordinator,

@@ -9,13 +9,13 @@ from datetime import time, timedelta
 import pytest
 from sqlalchemy import select
 
+from bench import world
 from bot.core.clock import FakeClock
 from bot.core.crypto import Cipher
 from bot.core.db import Database
 from bot.core.models import (
     AuditEntry,
     Case,
-    CaseStatus,
     ConferenceSlot,
     District,
     Institution,
@@ -36,15 +36,13 @@ DEFAULTS = Defaults()
 async def _case(database: Database, clock: FakeClock, manager: Actor) -> int:
     async with database.transaction() as session:
         count = len((await session.scalars(select(Case))).all())
-        case = Case(
-            code=f"PK-2026-{count + 1:04d}",
-            district_id=manager.district_id,
-            manager_id=manager.member_id,
-            status=CaseStatus.OPEN,
-            opened_at=clock.now(),
+        case = await world.open_case(
+            session,
+            f"PK-2026-{count + 1:04d}",
+            manager.district_id,
+            manager.member_id,
+            now=clock.now(),
         )
-        session.add(case)
-        await session.flush()
         return case.id
 
 

@@ -22,8 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.crypto import Cipher
 from bot.core.models import (
-    Case,
-    CaseStatus,
     Conference,
     ConferenceSlot,
     ConferenceStatus,
@@ -52,6 +50,7 @@ from bot.core.models import (
 from bot.core.runtime import Runtime
 from bot.sandbox import BotApiSandbox, Person
 from bot.services import confidentiality
+from tests.rows import case_from
 
 DISTRICTS = {"A": "Cheb", "B": "Sokolov"}
 INSTITUTIONS = {
@@ -461,16 +460,13 @@ class Builder:
             sent=self.now - timedelta(days=50),
             decided_at=self.now - timedelta(days=49),
         )
-        case = Case(
-            code=f"PK-2026-{1000 + number}",
-            district_id=referral.district_id,
-            referral_id=referral.id,
-            manager_id=self.world.members[f"{letter}.{manager}"].id,
-            status=CaseStatus.OPEN,
-            opened_at=self.now - timedelta(days=49),
+        case = await case_from(
+            self.session,
+            referral,
+            f"PK-2026-{1000 + number}",
+            self.world.members[f"{letter}.{manager}"].id,
+            now=self.now - timedelta(days=49),
         )
-        self.session.add(case)
-        await self.session.flush()
         thing = self._held(
             "case",
             case.id,

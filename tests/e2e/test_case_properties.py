@@ -33,7 +33,6 @@ from sqlalchemy import func, select
 from bot.core.models import (
     AuditEntry,
     Case,
-    CaseStatus,
     Conference,
     ConferenceSlot,
     ConferenceStatus,
@@ -67,6 +66,7 @@ from tests.e2e.properties import (
     garbage_data,
     run_properties,
 )
+from tests.rows import case_from
 
 EXAMPLES = examples(30)
 MAX_ACTIONS = 10
@@ -217,16 +217,9 @@ class CaseDriver(Driver):
                 session.add(row)
                 rows.append(row)
             await session.flush()
-            case = Case(
-                code=f"PK-2026-T{number:03d}",
-                district_id=institution.district_id,
-                referral_id=rows[1].id,
-                manager_id=coordinator.id,
-                status=CaseStatus.OPEN,
-                opened_at=now,
+            case = await case_from(
+                session, rows[1], f"PK-2026-T{number:03d}", coordinator.id, now=now
             )
-            session.add(case)
-            await session.flush()
             return rows[0].id, case.id
 
     async def helpful(self, who: str, variant: int) -> Single:

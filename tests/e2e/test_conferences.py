@@ -15,7 +15,6 @@ from bot.core.models import (
     AuditEntry,
     BusyTime,
     Case,
-    CaseStatus,
     Conference,
     ConferenceSlot,
     ConferenceStatus,
@@ -32,6 +31,7 @@ from bot.core.models import (
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from bot.sandbox.models import BotMessage
 from tests.e2e.conftest import RunningBot, confirm_confidentiality
+from tests.rows import case_from
 
 PRAGUE = ZoneInfo("Europe/Prague")
 SLOT = re.compile(r"^(✅|🤷|❌|⬜) (.+)$")
@@ -100,16 +100,7 @@ async def open_case(bot: RunningBot, coordinator: str, referrer: str, categories
         )
         session.add(referral)
         await session.flush()
-        case = Case(
-            code=f"PK-2026-{count + 1:04d}",
-            district_id=institution.district_id,
-            referral_id=referral.id,
-            manager_id=manager.id,
-            status=CaseStatus.OPEN,
-            opened_at=now,
-        )
-        session.add(case)
-        await session.flush()
+        case = await case_from(session, referral, f"PK-2026-{count + 1:04d}", manager.id, now=now)
         return case.id
 
 
