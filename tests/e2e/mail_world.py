@@ -15,10 +15,10 @@ import pytest
 from pydantic import SecretStr
 
 from bot.app import MAILBOX_JOB
-from bot.core.config import Settings, isolated_settings
+from bot.core.config import Settings
 from bot.sandbox import BotApiSandbox
 from bot.sandbox.mail import MailServer
-from tests.e2e.conftest import TOKEN, RunningBot
+from tests.e2e.conftest import RunningBot, bot_settings
 from tests.mailbox import Mailbox
 
 SENDER = "Round Table <konference@cheb.example.cz>"
@@ -58,15 +58,7 @@ def settings(  # noqa: PLR0917 - pytest passes fixtures by name
     if imap_url is not None:
         # The test reads the mailbox itself, as the repeating job would.
         mail |= {"imap_url": SecretStr(imap_url), "imap_seconds": 3600, "mail_from": SENDER}
-    return isolated_settings(
-        token=SecretStr(TOKEN),
-        database_url=database_url,
-        bot_api_url=sandbox.base_url,
-        bot_file_url=sandbox.base_file_url,
-        data_dir=tmp_path / "data",
-        sweep_seconds=3600,
-        **mail,  # type: ignore[arg-type]
-    )
+    return bot_settings(database_url, sandbox, tmp_path, **mail)
 
 
 async def read_mailbox(bot: RunningBot) -> None:
