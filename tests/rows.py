@@ -10,21 +10,15 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.models import Case, CaseStatus, Referral
+from bench import world
+from bot.core.models import Case, Referral
 
 
 async def case_from(
     session: AsyncSession, referral: Referral, code: str, manager_id: int, *, now: datetime
 ) -> Case:
     """The open case of an accepted referral, in the referral's district, opened at `now`."""
-    case = Case(
-        code=code,
-        district_id=referral.district_id,
-        referral_id=referral.id,
-        manager_id=manager_id,
-        status=CaseStatus.OPEN,
-        opened_at=now,
-    )
-    session.add(case)
+    case = await world.open_case(session, code, referral.district_id, manager_id, now=now)
+    case.referral_id = referral.id
     await session.flush()
     return case
