@@ -18,22 +18,14 @@ from bot.core.models import AuditEntry, Rsvp
 from bot.services import calendar_replies
 from bot.services.calendar_replies import Applied
 from bot.transport.mail.imap import Account, MailboxReader, Round
-from tests import mailbox as dovecot
 from tests.bot.test_calendar_replies import GUEST, TEACHER, _invitation, _world
 from tests.bot.test_outage import _away
-from tests.mailbox import PASSWORD, Mailbox
+from tests.mailbox import PASSWORD, Mailbox, mailbox, needs_dovecot
 from tests.replies import ORGANIZER
 
-pytestmark = pytest.mark.skipif(
-    not dovecot.available(),
-    reason="Dovecot is not installed (Debian's dovecot-imapd; .ci/run installs it as root)",
-)
+__all__ = ["mailbox"]  # the fixture of a real mailbox
 
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with Mailbox.running() as running:
-        yield running
+pytestmark = needs_dovecot
 
 
 def _reader(

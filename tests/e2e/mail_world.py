@@ -1,14 +1,14 @@
 """Fixtures of a bot whose Round Table sends e-mail: a real SMTP server on 127.0.0.1 and the
 settings pointing at it. A test parametrized with `mail_on` False runs without mail settings; a
-module that overrides `imap_url` (with a real Dovecot's, tests/mailbox.py) has the bot read that
-mailbox too, when the test says so (`read_mailbox`).
+module that takes `mailbox_read` (with `mailbox`, a real Dovecot's, tests/mailbox.py) has the bot
+read that mailbox too, when the test says so (`read_mailbox`).
 
     from tests.e2e.mail_world import mail_on, mail_server, settings
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -30,11 +30,11 @@ def mail_on() -> bool:
     return True
 
 
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    """A real IMAP mailbox (Dovecot) on 127.0.0.1, for the bot to read."""
-    with Mailbox.running() as running:
-        yield running
+@pytest.fixture(name="imap_url")
+def mailbox_read(mailbox: Mailbox) -> str:
+    """The bot reads the real mailbox (tests/mailbox.py) when the test says so
+    (`read_mailbox`): a module takes this fixture and `mailbox` by name."""
+    return mailbox.url
 
 
 @pytest.fixture

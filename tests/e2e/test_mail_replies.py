@@ -17,31 +17,23 @@ from bot.core.models import Conference, Member
 from bot.core.runtime import Runtime
 from bot.sandbox import FloodLimits
 from bot.services import members
-from tests import mailbox as dovecot
 from tests.e2e.conftest import RunningBot
-from tests.e2e.mail_world import mail_on, mail_server, mailbox, read_mailbox, settings
+from tests.e2e.mail_world import mail_on, mail_server, mailbox_read, read_mailbox, settings
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import scheduled, team
-from tests.mailbox import Mailbox
+from tests.mailbox import Mailbox, mailbox, needs_dovecot
 from tests.replies import reply_mail
 
-__all__ = ["mail_on", "mail_server", "mailbox", "settings"]  # the fixtures of a bot with mail
+# The fixtures of a bot with mail that reads a real mailbox.
+__all__ = ["mail_on", "mail_server", "mailbox", "mailbox_read", "settings"]
 
-pytestmark = pytest.mark.skipif(
-    not dovecot.available(),
-    reason="Dovecot is not installed (Debian's dovecot-imapd; .ci/run installs it as root)",
-)
+pytestmark = needs_dovecot
 ORGANIZER = "konference@cheb.example.cz"  # the address of mail_world.SENDER
 
 
 @pytest.fixture
 def flood_limits() -> FloodLimits:
     return FloodLimits(chat_burst=100)
-
-
-@pytest.fixture
-def imap_url(mailbox: Mailbox) -> str:
-    return mailbox.url
 
 
 async def test_answers_from_calendars_show_in_the_chat_like_the_buttons(
