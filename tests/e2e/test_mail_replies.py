@@ -52,37 +52,32 @@ async def test_answers_from_calendars_show_in_the_chat_like_the_buttons(
     await bot.settle()
     async with bot.runtime.database.transaction() as session:
         conference = (await session.scalars(select(Conference))).one()
-    assert conference.uid is not None
+    uid = conference.uid
+    assert uid is not None
+
+    async def answered(shape: str, attendee: str, **more: str) -> None:
+        """The attendee's calendar answers into the mailbox, and the bot reads it."""
+        await mailbox.deliver(
+            reply_mail(
+                shape,
+                uid=uid,
+                sequence=conference.sequence,
+                attendee=attendee,
+                organizer=ORGANIZER,
+                **more,
+            )
+        )
+        await read_mailbox(bot)
 
     # Petr's Outlook accepts: his and his colleague's copies say so, and Hana's board.
-    await mailbox.deliver(
-        reply_mail(
-            "outlook",
-            uid=conference.uid,
-            sequence=conference.sequence,
-            attendee="petr@policie.cz",
-            organizer=ORGANIZER,
-        )
-    )
-    await read_mailbox(bot)
+    await answered("outlook", "petr@policie.cz")
     await until(petr, "Answer: accepted (Petr).")
     await until(pavel, "Answer: accepted (Petr).")
     board = await until(hana, "Accepted 1 · tentative 0 · declined 0 · no answer 1")
     assert "✅ ★ Policie Cheb – Petr" in (board.text or "")
 
     # Jana's Google Calendar declines with a note: Hana is flagged with the reason.
-    await mailbox.deliver(
-        reply_mail(
-            "google",
-            uid=conference.uid,
-            sequence=conference.sequence,
-            attendee="jana@zs.cz",
-            partstat="DECLINED",
-            comment="School trip that day",
-            organizer=ORGANIZER,
-        )
-    )
-    await read_mailbox(bot)
+    await answered("google", "jana@zs.cz", partstat="DECLINED", comment="School trip that day")
     await until(jana, "Answer: declined (Jana).")
     await until(hana, "ZŠ Hradební (Jana) declined the case conference PK-2026-0001")
     reason = await until(hana, "The reason ZŠ Hradební (Jana) gave for declining")
