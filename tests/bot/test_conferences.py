@@ -178,32 +178,27 @@ async def test_a_plan_starts_from_the_district_place_and_the_referral_concerns(
 ) -> None:
     coordinator = await _join(database, clock, Role.COORDINATOR, 1, institution="OSPOD Cheb")
     case_id = await _case(database, clock, coordinator)
-    async with database.transaction() as session:
-        plan = await planning.new_plan(
-            session,
-            coordinator,
-            cipher,
-            case_id,
-            now=clock.now(),
-            defaults=DEFAULTS,
-            mail_enabled=False,
-        )
+
+    async def new_plan() -> Plan:
+        async with database.transaction() as session:
+            return await planning.new_plan(
+                session,
+                coordinator,
+                cipher,
+                case_id,
+                now=clock.now(),
+                defaults=DEFAULTS,
+                mail_enabled=False,
+            )
+
+    plan = await new_plan()
     assert plan.place == "OSPOD Cheb"  # no district place set: the coordinator's institution
     assert (plan.minutes, plan.starts_after, plan.window) == (90, 2, 15)
     async with database.transaction() as session:
         await members.configure_district(
             session, "Cheb", place="MěÚ Cheb, zasedačka 2", now=clock.now()
         )
-        plan = await planning.new_plan(
-            session,
-            coordinator,
-            cipher,
-            case_id,
-            now=clock.now(),
-            defaults=DEFAULTS,
-            mail_enabled=False,
-        )
-    assert plan.place == "MěÚ Cheb, zasedačka 2"
+    assert (await new_plan()).place == "MěÚ Cheb, zasedačka 2"
 
 
 async def test_a_time_already_past_cannot_be_confirmed(
