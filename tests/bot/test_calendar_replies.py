@@ -32,7 +32,7 @@ from bot.services.calendar_replies import Applied, Ignored
 from bot.services.invitation_mail import MAIL_REMINDER
 from bot.services.members import Actor
 from bot.services.planning import Defaults
-from tests.bot.test_conferences import _slots, _start, _team
+from tests.bot.test_conferences import _school_poll, _slots, _team
 from tests.bot.test_members import _join
 from tests.replies import ORGANIZER, SHAPES, reply_mail
 
@@ -62,7 +62,7 @@ async def _world(database: Database, clock: FakeClock) -> World:
     async with database.transaction() as session:
         member = await session.get_one(Member, teacher.member_id)
         member.email = TEACHER.lower()
-    started = await _start(database, clock, coordinator, {teacher.institution_id: True})
+    started = await _school_poll(database, clock, coordinator, teacher)
     async with database.transaction() as session:
         guest = Invitation(
             conference_id=started.conference_id,

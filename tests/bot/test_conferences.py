@@ -64,6 +64,13 @@ async def _start(
     return started
 
 
+async def _school_poll(
+    database: Database, clock: FakeClock, coordinator: Actor, teacher: Actor
+) -> Started:
+    """A poll of the coordinator's for a new case, inviting the teacher's school."""
+    return await _start(database, clock, coordinator, {teacher.institution_id: True})
+
+
 async def _team(database: Database, clock: FakeClock) -> tuple[Actor, Actor]:
     """A coordinator at OSPOD and a teacher at the school."""
     coordinator = await _join(database, clock, Role.COORDINATOR, 1, institution="OSPOD Cheb")
@@ -85,18 +92,8 @@ async def test_two_polls_of_one_coordinator_never_offer_overlapping_times(
     database: Database, clock: FakeClock
 ) -> None:
     coordinator, teacher = await _team(database, clock)
-    first = await _start(
-        database,
-        clock,
-        coordinator,
-        {teacher.institution_id: True},
-    )
-    second = await _start(
-        database,
-        clock,
-        coordinator,
-        {teacher.institution_id: True},
-    )
+    first = await _school_poll(database, clock, coordinator, teacher)
+    second = await _school_poll(database, clock, coordinator, teacher)
     taken = await _slots(database, first.conference_id)
     offered = await _slots(database, second.conference_id)
     assert len(taken) == len(offered) == 8
@@ -113,12 +110,7 @@ async def test_only_the_invited_institution_answers_and_nobody_after_the_deadlin
     other_coordinator = await _join(
         database, clock, Role.COORDINATOR, 4, district="Sokolov", institution="OSPOD Sokolov"
     )
-    started = await _start(
-        database,
-        clock,
-        coordinator,
-        {teacher.institution_id: True},
-    )
+    started = await _school_poll(database, clock, coordinator, teacher)
     invitation = started.targets[0].invitation_id
     slot = (await _slots(database, started.conference_id))[0]
     for intruder in (stranger, other_coordinator):
@@ -160,12 +152,7 @@ async def test_institution_hours_narrow_the_district_hours(
         school.day_starts = time(12, 0)  # the school's staff can come in the afternoon only
         district = await session.get_one(District, school.district_id)
         district.day_ends = time(17, 0)
-    started = await _start(
-        database,
-        clock,
-        coordinator,
-        {teacher.institution_id: True},
-    )
+    started = await _school_poll(database, clock, coordinator, teacher)
     for slot in await _slots(database, started.conference_id):
         local = slot.starts_at.astimezone(district_calendar(district).zone)
         assert time(12, 0) <= local.time() and local + timedelta(minutes=90) <= local.replace(
@@ -205,12 +192,7 @@ async def test_a_time_already_past_cannot_be_confirmed(
     database: Database, clock: FakeClock
 ) -> None:
     coordinator, teacher = await _team(database, clock)
-    started = await _start(
-        database,
-        clock,
-        coordinator,
-        {teacher.institution_id: True},
-    )
+    started = await _school_poll(database, clock, coordinator, teacher)
     first = (await _slots(database, started.conference_id))[0]
     clock.set(first.starts_at + timedelta(minutes=1))
     async with database.transaction() as session:
@@ -317,7 +299,7 @@ async def test_deciding_or_choosing_a_time_is_refused_once_the_poll_is_over(
     """ "Decide now" and "Choose a time" on a board whose poll was decided meanwhile are refused
     by the service (the dialog answers "This poll is over"); the board itself can still be read."""
     coordinator, teacher = await _team(database, clock)
-    started = await _start(database, clock, coordinator, {teacher.institution_id: True})
+    started = await _school_poll(database, clock, coordinator, teacher)
     first = (await _slots(database, started.conference_id))[0]
     async with database.transaction() as session:
         scheduled = await decisions.confirm(
