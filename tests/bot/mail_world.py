@@ -198,6 +198,13 @@ async def send_due(runtime: Runtime) -> list[tuple[Letter, EmailMessage | None]]
             done.append((letter, received))
 
 
+async def scheduled(database: Database, clock: FakeClock, cipher: Cipher) -> World:
+    """The world, its conference fixed at the poll's first time."""
+    fixed = await world(database, clock, cipher)
+    await schedule(database, clock, fixed)
+    return fixed
+
+
 async def reschedule(database: Database, clock: FakeClock, world: World) -> None:
     """A new time chosen directly (SEQUENCE + 1)."""
     async with database.transaction() as session:
