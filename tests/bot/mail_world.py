@@ -19,7 +19,6 @@ from bot.core.db import Database
 from bot.core.models import (
     Channel,
     Conference,
-    ConferenceSlot,
     InstitutionKind,
     Invitation,
     InvitationKind,
@@ -36,6 +35,7 @@ from bot.services import decisions, invitation_mail, invitations, members, plann
 from bot.services.members import Actor
 from bot.services.planning import Defaults, Plan, Started
 from bot.transport.mail.notices import mail_kinds
+from tests.bot.test_conferences import _slots
 from tests.bot.test_members import _join
 from tests.rows import case_from
 
@@ -150,16 +150,10 @@ async def world(database: Database, clock: FakeClock, cipher: Cipher) -> World:
 
 async def schedule(database: Database, clock: FakeClock, world: World, index: int = 0) -> None:
     """The coordinator fixes the conference at the poll's `index`-th time."""
+    slot = (await _slots(database, world.conference_id))[index]
     async with database.transaction() as session:
-        slots = list(
-            await session.scalars(
-                select(ConferenceSlot)
-                .where(ConferenceSlot.conference_id == world.conference_id)
-                .order_by(ConferenceSlot.starts_at)
-            )
-        )
         await decisions.confirm(
-            session, world.coordinator, world.conference_id, slots[index].id, now=clock.now()
+            session, world.coordinator, world.conference_id, slot.id, now=clock.now()
         )
 
 
