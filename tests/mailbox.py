@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from aioimaplib import aioimaplib  # type: ignore[import-untyped]
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -271,3 +272,18 @@ service imap-login {{
             return {int(uid) for uid in response.lines[0].split()}
         finally:
             await client.logout()
+
+
+# A test module of a real mailbox: `pytestmark = needs_dovecot`, and the fixture by name
+# (`from tests.mailbox import mailbox`).
+needs_dovecot = pytest.mark.skipif(
+    not available(),
+    reason="Dovecot is not installed (Debian's dovecot-imapd; .ci/run installs it as root)",
+)
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    """A real IMAP mailbox (Dovecot) on 127.0.0.1, for the bot to read."""
+    with Mailbox.running() as running:
+        yield running

@@ -17,11 +17,8 @@ from bot.core.config import isolated_settings
 from bot.core.crypto import Cipher
 from bot.core.db import Database
 from bot.core.models import (
-    Case,
-    CaseStatus,
     Channel,
     Conference,
-    ConferenceSlot,
     InstitutionKind,
     Invitation,
     InvitationKind,
@@ -38,7 +35,9 @@ from bot.services import decisions, invitation_mail, invitations, members, plann
 from bot.services.members import Actor
 from bot.services.planning import Defaults, Plan, Started
 from bot.transport.mail.notices import mail_kinds
+from tests.bot.test_conferences import _slots
 from tests.bot.test_members import _join
+from tests.rows import case_from
 
 BOT = "konference@mesto.example.cz"
 MAIL_FROM = f"Kulatý stůl Cheb <{BOT}>"
@@ -98,16 +97,9 @@ async def world(database: Database, clock: FakeClock, cipher: Cipher) -> World:
         )
         session.add(referral)
         await session.flush()
-        case = Case(
-            code="PK-2026-0001",
-            district_id=coordinator.district_id,
-            referral_id=referral.id,
-            manager_id=coordinator.member_id,
-            status=CaseStatus.OPEN,
-            opened_at=clock.now(),
+        case = await case_from(
+            session, referral, "PK-2026-0001", coordinator.member_id, now=clock.now()
         )
-        session.add(case)
-        await session.flush()
         started = await planning.start_poll(
             session,
             coordinator,
@@ -158,16 +150,10 @@ async def world(database: Database, clock: FakeClock, cipher: Cipher) -> World:
 
 async def schedule(database: Database, clock: FakeClock, world: World, index: int = 0) -> None:
     """The coordinator fixes the conference at the poll's `index`-th time."""
+    slot = (await _slots(database, world.conference_id))[index]
     async with database.transaction() as session:
-        slots = list(
-            await session.scalars(
-                select(ConferenceSlot)
-                .where(ConferenceSlot.conference_id == world.conference_id)
-                .order_by(ConferenceSlot.starts_at)
-            )
-        )
         await decisions.confirm(
-            session, world.coordinator, world.conference_id, slots[index].id, now=clock.now()
+            session, world.coordinator, world.conference_id, slot.id, now=clock.now()
         )
 
 
@@ -204,6 +190,13 @@ async def send_due(runtime: Runtime) -> list[tuple[Letter, EmailMessage | None]]
                     session, letter.id, status, now=runtime.clock.now(), outcome="test"
                 )
             done.append((letter, received))
+
+
+async def scheduled(database: Database, clock: FakeClock, cipher: Cipher) -> World:
+    """The world, its conference fixed at the poll's first time."""
+    fixed = await world(database, clock, cipher)
+    await schedule(database, clock, fixed)
+    return fixed
 
 
 async def reschedule(database: Database, clock: FakeClock, world: World) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -31,7 +32,7 @@ from bot.services.calendar_replies import Applied, Ignored
 from bot.services.invitation_mail import MAIL_REMINDER
 from bot.services.members import Actor
 from bot.services.planning import Defaults
-from tests.bot.test_conferences import _slots, _start, _team
+from tests.bot.test_conferences import _school_poll, _slots, _team
 from tests.bot.test_members import _join
 from tests.replies import ORGANIZER, SHAPES, reply_mail
 
@@ -49,6 +50,11 @@ class World:
     teacher_id: int
     coordinator: Actor
 
+    def reply(self, shape: str, attendee: str, **more: Any) -> bytes:
+        """The reply `shape` (tests/replies.py) sends for `attendee` to this conference as
+        it is now (its UID and SEQUENCE)."""
+        return reply_mail(shape, uid=self.uid, sequence=self.sequence, attendee=attendee, **more)
+
 
 async def _world(database: Database, clock: FakeClock) -> World:
     """A scheduled conference: the school (whose teacher confirmed an address) and a guest."""
@@ -56,7 +62,7 @@ async def _world(database: Database, clock: FakeClock) -> World:
     async with database.transaction() as session:
         member = await session.get_one(Member, teacher.member_id)
         member.email = TEACHER.lower()
-    started = await _start(database, clock, coordinator, {teacher.institution_id: True})
+    started = await _school_poll(database, clock, coordinator, teacher)
     async with database.transaction() as session:
         guest = Invitation(
             conference_id=started.conference_id,
@@ -130,14 +136,8 @@ async def test_each_client_s_accept_tentative_and_decline_count_as_the_chat_s_bu
     world = await _world(database, clock)
 
     def mail(partstat: str, comment: str | None = None) -> bytes:
-        return reply_mail(
-            shape,
-            uid=world.uid,
-            sequence=world.sequence,
-            attendee=TEACHER,  # as the teacher's calendar writes it; the bot keeps lower case
-            partstat=partstat,
-            comment=comment,
-        )
+        # TEACHER as the teacher's calendar writes it; the bot keeps lower case.
+        return world.reply(shape, TEACHER, partstat=partstat, comment=comment)
 
     accepted = await _apply(database, clock, cipher, mail("ACCEPTED"))
     assert isinstance(accepted, Applied)
@@ -178,7 +178,7 @@ async def test_a_guest_not_on_telegram_answers_from_their_calendar(
     database: Database, clock: FakeClock, cipher: Cipher, shape: str
 ) -> None:
     world = await _world(database, clock)
-    raw = reply_mail(shape, uid=world.uid, sequence=world.sequence, attendee=GUEST)
+    raw = world.reply(shape, GUEST)
     outcome = await _apply(database, clock, cipher, raw)
     assert isinstance(outcome, Applied)
     assert outcome.member_id is None and outcome.view is None and outcome.messages == []
@@ -187,14 +187,7 @@ async def test_a_guest_not_on_telegram_answers_from_their_calendar(
     invitation = await _invitation(database, world.guest)
     assert invitation.rsvp is Rsvp.ACCEPTED and invitation.rsvp_by_id is None
     # A guest's decline with a reason reaches the coordinator as a member's does.
-    declined = reply_mail(
-        shape,
-        uid=world.uid,
-        sequence=world.sequence,
-        attendee=GUEST,
-        partstat="DECLINED",
-        comment="Ordinace je ten den zavřená",
-    )
+    declined = world.reply(shape, GUEST, partstat="DECLINED", comment="Ordinace je ten den zavřená")
     outcome = await _apply(database, clock, cipher, declined)
     assert isinstance(outcome, Applied) and outcome.flagged
     flags = await _pending(database, invitations.FLAG)
@@ -202,13 +195,7 @@ async def test_a_guest_not_on_telegram_answers_from_their_calendar(
     # Mailed reminders (2 days and 2 hours before) go with the decline, and come back with an
     # acceptance after it.
     assert [r for r in await _pending(database, MAIL_REMINDER) if r.address == GUEST] == []
-    again = reply_mail(
-        shape,
-        uid=world.uid,
-        sequence=world.sequence,
-        attendee=GUEST,
-        message_id=f"<again-{shape}@example.cz>",
-    )
+    again = world.reply(shape, GUEST, message_id=f"<again-{shape}@example.cz>")
     assert isinstance(await _apply(database, clock, cipher, again), Applied)
     reminders = [r for r in await _pending(database, MAIL_REMINDER) if r.address == GUEST]
     assert sorted(r.key.rsplit("-", 1)[1] for r in reminders) == ["2d", "2h"]
@@ -307,7 +294,7 @@ async def test_an_answer_to_an_earlier_time_or_a_cancelled_conference_changes_no
     database: Database, clock: FakeClock, cipher: Cipher
 ) -> None:
     world = await _world(database, clock)
-    old = reply_mail("outlook", uid=world.uid, sequence=world.sequence, attendee=TEACHER)
+    old = world.reply("outlook", TEACHER)
     async with database.transaction() as session:
         coordinator = world.coordinator
         times = await decisions.new_times(
@@ -342,13 +329,7 @@ async def test_the_same_mail_twice_is_applied_once(
     database: Database, clock: FakeClock, cipher: Cipher
 ) -> None:
     world = await _world(database, clock)
-    raw = reply_mail(
-        "thunderbird",
-        uid=world.uid,
-        sequence=world.sequence,
-        attendee=TEACHER,
-        partstat="DECLINED",
-    )
+    raw = world.reply("thunderbird", TEACHER, partstat="DECLINED")
     first = await _apply(database, clock, cipher, raw)
     assert isinstance(first, Applied) and first.flagged
     # The teacher accepts in the chat meanwhile; the same mail read again changes nothing.
@@ -374,15 +355,9 @@ async def test_a_colleague_of_the_one_who_answered_cannot_answer_by_mail_either(
         member = await session.get_one(Member, colleague.member_id)
         assert member.institution_id == institution
         member.email = "kolega@zs-cheb.cz"
-    mine = reply_mail("google", uid=world.uid, sequence=world.sequence, attendee=TEACHER)
+    mine = world.reply("google", TEACHER)
     assert isinstance(await _apply(database, clock, cipher, mine), Applied)
-    theirs = reply_mail(
-        "google",
-        uid=world.uid,
-        sequence=world.sequence,
-        attendee="kolega@zs-cheb.cz",
-        partstat="DECLINED",
-    )
+    theirs = world.reply("google", "kolega@zs-cheb.cz", partstat="DECLINED")
     assert (await _ignored(database, clock, cipher, theirs)).reason == "unknown address"
     assert (await _invitation(database, world.school)).rsvp is Rsvp.ACCEPTED
 
@@ -391,7 +366,7 @@ async def test_two_readers_with_the_same_mail_at_once_apply_it_once(
     database: Database, clock: FakeClock, cipher: Cipher
 ) -> None:
     world = await _world(database, clock)
-    raw = reply_mail("outlook", uid=world.uid, sequence=world.sequence, attendee=TEACHER)
+    raw = world.reply("outlook", TEACHER)
     outcomes = await asyncio.gather(*(_apply(database, clock, cipher, raw) for _ in range(3)))
     assert sorted(type(outcome).__name__ for outcome in outcomes) == [
         "Applied",
@@ -411,7 +386,7 @@ async def test_an_address_two_invitations_share_answers_for_neither(
     async with database.transaction() as session:
         guest = await session.get_one(Invitation, world.guest)
         guest.email = TEACHER.lower()
-    raw = reply_mail("google", uid=world.uid, sequence=world.sequence, attendee=TEACHER)
+    raw = world.reply("google", TEACHER)
     outcome = await _ignored(database, clock, cipher, raw)
     assert outcome.reason == "ambiguous address"
     await _nothing_changed(database, world)

@@ -9,13 +9,13 @@ from datetime import time, timedelta
 import pytest
 from sqlalchemy import select
 
+from bench import world
 from bot.core.clock import FakeClock
 from bot.core.crypto import Cipher
 from bot.core.db import Database
 from bot.core.models import (
     AuditEntry,
     Case,
-    CaseStatus,
     ConferenceSlot,
     District,
     Institution,
@@ -36,15 +36,13 @@ DEFAULTS = Defaults()
 async def _case(database: Database, clock: FakeClock, manager: Actor) -> int:
     async with database.transaction() as session:
         count = len((await session.scalars(select(Case))).all())
-        case = Case(
-            code=f"PK-2026-{count + 1:04d}",
-            district_id=manager.district_id,
-            manager_id=manager.member_id,
-            status=CaseStatus.OPEN,
-            opened_at=clock.now(),
+        case = await world.open_case(
+            session,
+            f"PK-2026-{count + 1:04d}",
+            manager.district_id,
+            manager.member_id,
+            now=clock.now(),
         )
-        session.add(case)
-        await session.flush()
         return case.id
 
 
@@ -64,6 +62,13 @@ async def _start(
         )
     assert isinstance(started, Started)
     return started
+
+
+async def _school_poll(
+    database: Database, clock: FakeClock, coordinator: Actor, teacher: Actor
+) -> Started:
+    """A poll of the coordinator's for a new case, inviting the teacher's school."""
+    return await _start(database, clock, coordinator, {teacher.institution_id: True})
 
 
 async def _team(database: Database, clock: FakeClock) -> tuple[Actor, Actor]:
@@ -87,18 +92,8 @@ async def test_two_polls_of_one_coordinator_never_offer_overlapping_times(
     database: Database, clock: FakeClock
 ) -> None:
     coordinator, teacher = await _team(database, clock)
-    first = await _start(
-        database,
-        clock,
-        coordinator,
-        {teacher.institution_id: True},
-    )
-    second = await _start(
-        database,
-        clock,
-        coordinator,
-        {teacher.institution_id: True},
-    )
+    first = await _school_poll(database, clock, coordinator, teacher)
+    second = await _school_poll(database, clock, coordinator, teacher)
     taken = await _slots(database, first.conference_id)
     offered = await _slots(database, second.conference_id)
     assert len(taken) == len(offered) == 8
@@ -115,12 +110,7 @@ async def test_only_the_invited_institution_answers_and_nobody_after_the_deadlin
     other_coordinator = await _join(
         database, clock, Role.COORDINATOR, 4, district="Sokolov", institution="OSPOD Sokolov"
     )
-    started = await _start(
-        database,
-        clock,
-        coordinator,
-        {teacher.institution_id: True},
-    )
+    started = await _school_poll(database, clock, coordinator, teacher)
     invitation = started.targets[0].invitation_id
     slot = (await _slots(database, started.conference_id))[0]
     for intruder in (stranger, other_coordinator):
@@ -162,12 +152,7 @@ async def test_institution_hours_narrow_the_district_hours(
         school.day_starts = time(12, 0)  # the school's staff can come in the afternoon only
         district = await session.get_one(District, school.district_id)
         district.day_ends = time(17, 0)
-    started = await _start(
-        database,
-        clock,
-        coordinator,
-        {teacher.institution_id: True},
-    )
+    started = await _school_poll(database, clock, coordinator, teacher)
     for slot in await _slots(database, started.conference_id):
         local = slot.starts_at.astimezone(district_calendar(district).zone)
         assert time(12, 0) <= local.time() and local + timedelta(minutes=90) <= local.replace(
@@ -180,44 +165,34 @@ async def test_a_plan_starts_from_the_district_place_and_the_referral_concerns(
 ) -> None:
     coordinator = await _join(database, clock, Role.COORDINATOR, 1, institution="OSPOD Cheb")
     case_id = await _case(database, clock, coordinator)
-    async with database.transaction() as session:
-        plan = await planning.new_plan(
-            session,
-            coordinator,
-            cipher,
-            case_id,
-            now=clock.now(),
-            defaults=DEFAULTS,
-            mail_enabled=False,
-        )
+
+    async def new_plan() -> Plan:
+        async with database.transaction() as session:
+            return await planning.new_plan(
+                session,
+                coordinator,
+                cipher,
+                case_id,
+                now=clock.now(),
+                defaults=DEFAULTS,
+                mail_enabled=False,
+            )
+
+    plan = await new_plan()
     assert plan.place == "OSPOD Cheb"  # no district place set: the coordinator's institution
     assert (plan.minutes, plan.starts_after, plan.window) == (90, 2, 15)
     async with database.transaction() as session:
         await members.configure_district(
             session, "Cheb", place="MěÚ Cheb, zasedačka 2", now=clock.now()
         )
-        plan = await planning.new_plan(
-            session,
-            coordinator,
-            cipher,
-            case_id,
-            now=clock.now(),
-            defaults=DEFAULTS,
-            mail_enabled=False,
-        )
-    assert plan.place == "MěÚ Cheb, zasedačka 2"
+    assert (await new_plan()).place == "MěÚ Cheb, zasedačka 2"
 
 
 async def test_a_time_already_past_cannot_be_confirmed(
     database: Database, clock: FakeClock
 ) -> None:
     coordinator, teacher = await _team(database, clock)
-    started = await _start(
-        database,
-        clock,
-        coordinator,
-        {teacher.institution_id: True},
-    )
+    started = await _school_poll(database, clock, coordinator, teacher)
     first = (await _slots(database, started.conference_id))[0]
     clock.set(first.starts_at + timedelta(minutes=1))
     async with database.transaction() as session:
@@ -324,7 +299,7 @@ async def test_deciding_or_choosing_a_time_is_refused_once_the_poll_is_over(
     """ "Decide now" and "Choose a time" on a board whose poll was decided meanwhile are refused
     by the service (the dialog answers "This poll is over"); the board itself can still be read."""
     coordinator, teacher = await _team(database, clock)
-    started = await _start(database, clock, coordinator, {teacher.institution_id: True})
+    started = await _school_poll(database, clock, coordinator, teacher)
     first = (await _slots(database, started.conference_id))[0]
     async with database.transaction() as session:
         scheduled = await decisions.confirm(

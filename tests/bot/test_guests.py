@@ -49,9 +49,8 @@ async def test_guests_are_refused_clearly_and_become_guest_invitations(
     coordinator, teacher = await _team(database, clock)
     case_id = await _case(database, clock, coordinator)
     now = clock.now()
-    async with database.transaction() as session:
-        school = await session.get_one(Institution, teacher.institution_id)
-        school.email = "skola@example.cz"
+    school_id = teacher.institution_id
+    await _set_contact(database, school_id, "skola@example.cz")
     plan = Plan(case_id=case_id, invited={}, place="OSPOD Cheb")
     async with database.transaction() as session:
         args = (session, coordinator, case_id, plan.guests)
@@ -59,12 +58,12 @@ async def test_guests_are_refused_clearly_and_become_guest_invitations(
         assert [choice.name for choice in choices] == ["ZŠ Hradební"]
         with pytest.raises(MailOff):
             await guests.add_institution_guest(
-                *args, invited={}, institution_id=school.id, required=True,
+                *args, invited={}, institution_id=school_id, required=True,
                 mail_enabled=False, now=now,
             )  # fmt: skip
         with pytest.raises(AlreadyInvited):
             await guests.add_institution_guest(
-                *args, invited={school.id: True}, institution_id=school.id, required=True,
+                *args, invited={school_id: True}, institution_id=school_id, required=True,
                 mail_enabled=True, now=now,
             )  # fmt: skip
         with pytest.raises(NoContact):  # the coordinator's own institution chairs it
@@ -73,7 +72,7 @@ async def test_guests_are_refused_clearly_and_become_guest_invitations(
                 mail_enabled=True, now=now,
             )  # fmt: skip
         await guests.add_institution_guest(
-            *args, invited={}, institution_id=school.id, required=True, mail_enabled=True, now=now
+            *args, invited={}, institution_id=school_id, required=True, mail_enabled=True, now=now
         )
         with pytest.raises(DuplicateGuest):
             await guests.add_named_guest(
@@ -91,7 +90,7 @@ async def test_guests_are_refused_clearly_and_become_guest_invitations(
             *args, name="  Eva   Dvořák ", address="eva@example.org", mail_enabled=True, now=now
         )
     assert plan.guests == [
-        Guest("skola@example.cz", "", school.id, True),
+        Guest("skola@example.cz", "", school_id, True),
         Guest("eva@example.org", "Eva Dvořák", None, False),
     ]
     assert Plan.from_data(plan.to_data()) == plan  # kept with the dialog's state
@@ -105,7 +104,7 @@ async def test_guests_are_refused_clearly_and_become_guest_invitations(
     async with database.transaction() as session:
         rows = list(await session.scalars(select(Invitation).order_by(Invitation.id)))
     assert [(r.kind, r.email, r.guest_name, r.institution_id, r.required) for r in rows] == [
-        (InvitationKind.GUEST, "skola@example.cz", None, school.id, True),
+        (InvitationKind.GUEST, "skola@example.cz", None, school_id, True),
         (InvitationKind.GUEST, "eva@example.org", "Eva Dvořák", None, False),
     ]
 
@@ -175,16 +174,16 @@ async def test_a_guest_given_again_is_mailed_again_though_its_address_failed(
     coordinator, teacher = await _team(database, clock)
     case_id = await _case(database, clock, coordinator)
     now = clock.now()
+    school_id = teacher.institution_id
+    await _set_contact(database, school_id, "skola@example.cz")
     async with database.transaction() as session:
-        school = await session.get_one(Institution, teacher.institution_id)
-        school.email = "skola@example.cz"
         for address in ("skola@example.cz", "eva@example.org"):
             session.add(MailAddress(address=address, failing_since=now, reply="550 5.1.1"))
     plan = Plan(case_id=case_id, invited={}, place="OSPOD Cheb")
     async with database.transaction() as session:
         args = (session, coordinator, case_id, plan.guests)
         await guests.add_institution_guest(
-            *args, invited={}, institution_id=school.id, required=True, mail_enabled=True, now=now
+            *args, invited={}, institution_id=school_id, required=True, mail_enabled=True, now=now
         )
         await guests.add_named_guest(
             *args, name="Eva", address="Eva@Example.org", mail_enabled=True, now=now

@@ -18,22 +18,14 @@ from bot.core.models import AuditEntry, Rsvp
 from bot.services import calendar_replies
 from bot.services.calendar_replies import Applied
 from bot.transport.mail.imap import Account, MailboxReader, Round
-from tests import mailbox as dovecot
 from tests.bot.test_calendar_replies import GUEST, TEACHER, _invitation, _world
 from tests.bot.test_outage import _away
-from tests.mailbox import PASSWORD, Mailbox
-from tests.replies import ORGANIZER, reply_mail
+from tests.mailbox import PASSWORD, Mailbox, mailbox, needs_dovecot
+from tests.replies import ORGANIZER
 
-pytestmark = pytest.mark.skipif(
-    not dovecot.available(),
-    reason="Dovecot is not installed (Debian's dovecot-imapd; .ci/run installs it as root)",
-)
+__all__ = ["mailbox"]  # the fixture of a real mailbox
 
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with Mailbox.running() as running:
-        yield running
+pytestmark = needs_dovecot
 
 
 def _reader(
@@ -80,18 +72,9 @@ async def test_delivered_replies_are_applied_once_also_by_a_new_reader(
 ) -> None:
     world = await _world(database, clock)
     await mailbox.deliver(
-        reply_mail("outlook", uid=world.uid, sequence=world.sequence, attendee=TEACHER),
-        reply_mail(
-            "google",
-            uid=world.uid,
-            sequence=world.sequence,
-            attendee=GUEST,
-            partstat="DECLINED",
-            comment="Ordinace je zavřená",
-        ),
-        reply_mail(  # not anyone invited
-            "apple", uid=world.uid, sequence=world.sequence, attendee="cizi@example.com"
-        ),
+        world.reply("outlook", TEACHER),
+        world.reply("google", GUEST, partstat="DECLINED", comment="Ordinace je zavřená"),
+        world.reply("apple", "cizi@example.com"),  # not anyone invited
     )
     seen: list[Applied] = []
     first = await _reader(mailbox, database, clock, cipher, seen=seen).read()
@@ -104,13 +87,7 @@ async def test_delivered_replies_are_applied_once_also_by_a_new_reader(
 
     # A mail the bot applied but could not flag (a crash between the commit and the flag):
     # delivered again unread, a new reader after a restart applies nothing twice.
-    again = reply_mail(
-        "outlook",
-        uid=world.uid,
-        sequence=world.sequence,
-        attendee=TEACHER,
-        message_id="crash@client.example",
-    )
+    again = world.reply("outlook", TEACHER, message_id="crash@client.example")
     await mailbox.deliver(again)
     assert (await _reader(mailbox, database, clock, cipher).read()).applied == 1
     await mailbox.deliver(again)
@@ -124,7 +101,7 @@ async def test_a_mail_already_read_is_not_fetched_again(
     mailbox: Mailbox, database: Database, clock: FakeClock, cipher: Cipher
 ) -> None:
     world = await _world(database, clock)
-    raw = reply_mail("thunderbird", uid=world.uid, sequence=world.sequence, attendee=TEACHER)
+    raw = world.reply("thunderbird", TEACHER)
     await mailbox.deliver(raw, flags=r"(\Seen)")
     assert await _reader(mailbox, database, clock, cipher).read() == Round()
     assert (await _invitation(database, world.school)).rsvp is Rsvp.PENDING
@@ -136,7 +113,7 @@ async def test_a_huge_mail_is_ignored_without_being_downloaded(
     mailbox: Mailbox, database: Database, clock: FakeClock, cipher: Cipher
 ) -> None:
     world = await _world(database, clock)
-    raw = reply_mail("sabre", uid=world.uid, sequence=world.sequence, attendee=TEACHER)
+    raw = world.reply("sabre", TEACHER)
     huge = raw.replace(b"One has accepted.", b"x" * (calendar_replies.MAX_BYTES + 10))
     await mailbox.deliver(huge)
     assert await _reader(mailbox, database, clock, cipher).read() == Round(ignored=1)
@@ -154,9 +131,7 @@ async def test_a_wrong_password_or_a_server_that_is_down_is_logged_and_tried_aga
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     world = await _world(database, clock)
-    await mailbox.deliver(
-        reply_mail("rfc6047", uid=world.uid, sequence=world.sequence, attendee=TEACHER)
-    )
+    await mailbox.deliver(world.reply("rfc6047", TEACHER))
     caplog.set_level(logging.INFO)
     wrong = _reader(mailbox, database, clock, cipher, url=mailbox.url_with(password="spatne"))
     assert await wrong.read() == Round(failed=True)
@@ -210,9 +185,7 @@ async def test_imap_upgrades_with_starttls_and_imaps_is_tls_and_the_certificate_
         )
 
     # A certificate the reader does not trust: nothing is read, nothing sent in the clear.
-    await mailbox.deliver(
-        reply_mail("apple", uid=world.uid, sequence=world.sequence, attendee=TEACHER)
-    )
+    await mailbox.deliver(world.reply("apple", TEACHER))
     caplog.set_level(logging.WARNING)
 
     def logins() -> list[str]:
@@ -227,15 +200,7 @@ async def test_imap_upgrades_with_starttls_and_imaps_is_tls_and_the_certificate_
 
     assert await reader(mailbox.url, mailbox.ssl_context()).read() == Round(applied=1)
     assert ", TLS," in logins()[-1]  # Dovecot: the login came over the upgraded connection
-    await mailbox.deliver(
-        reply_mail(
-            "thunderbird",
-            uid=world.uid,
-            sequence=world.sequence,
-            attendee=GUEST,
-            partstat="TENTATIVE",
-        )
-    )
+    await mailbox.deliver(world.reply("thunderbird", GUEST, partstat="TENTATIVE"))
     assert await reader(mailbox.imaps_url, mailbox.ssl_context()).read() == Round(applied=1)
     assert (await _invitation(database, world.guest)).rsvp is Rsvp.TENTATIVE
 
@@ -244,9 +209,7 @@ async def test_a_database_away_for_a_moment_is_waited_for(
     mailbox: Mailbox, database: Database, clock: FakeClock, cipher: Cipher
 ) -> None:
     world = await _world(database, clock)
-    await mailbox.deliver(
-        reply_mail("sabre", uid=world.uid, sequence=world.sequence, attendee=TEACHER)
-    )
+    await mailbox.deliver(world.reply("sabre", TEACHER))
     failed = _away(database, 2)
     assert await _reader(mailbox, database, clock, cipher).read() == Round(applied=1)
     assert len(failed) == 2

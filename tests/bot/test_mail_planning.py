@@ -96,8 +96,7 @@ async def test_the_invitation_is_mailed_to_every_invitee_with_a_working_address(
 async def test_guests_are_reminded_two_days_and_two_hours_before(
     database: Database, clock: FakeClock, cipher: Cipher
 ) -> None:
-    world = await w.world(database, clock, cipher)
-    await w.schedule(database, clock, world)
+    world = await w.scheduled(database, clock, cipher)
     starts = (await w.conference(database, world)).starts_at
     assert starts is not None
     reminders = await w.mail_rows(database, MAIL_REMINDER)
@@ -112,8 +111,7 @@ async def test_guests_are_reminded_two_days_and_two_hours_before(
 async def test_a_guests_decline_cancels_their_reminders_and_accepting_again_brings_them_back(
     database: Database, clock: FakeClock, cipher: Cipher
 ) -> None:
-    world = await w.world(database, clock, cipher)
-    await w.schedule(database, clock, world)
+    world = await w.scheduled(database, clock, cipher)
     async with database.transaction() as session:
         conference = await session.get_one(Conference, world.conference_id)
         await invitations.cancel_follow_ups(session, conference, world.doctor, now=clock.now())
@@ -143,9 +141,8 @@ async def test_a_guests_decline_cancels_their_reminders_and_accepting_again_brin
 async def test_a_new_time_cancels_the_old_mails_and_mails_the_next_sequence(
     database: Database, clock: FakeClock, cipher: Cipher
 ) -> None:
-    world = await w.world(database, clock, cipher)
+    world = await w.scheduled(database, clock, cipher)
     runtime = w.runtime(database, clock, cipher)
-    await w.schedule(database, clock, world)
     async with database.transaction() as session:  # in flight at the new time
         claimed = await outbox.claim_mail(session, now=clock.now(), worker="old", limit=2)
     assert {letter.kind for letter in claimed} == {MAIL_INVITE}
@@ -205,9 +202,8 @@ async def test_a_cancellation_is_mailed_only_to_those_who_were_mailed_the_invita
 async def test_nothing_is_mailed_to_a_guest_who_declined_as_a_reminder(
     database: Database, clock: FakeClock, cipher: Cipher
 ) -> None:
-    world = await w.world(database, clock, cipher)
+    world = await w.scheduled(database, clock, cipher)
     runtime = w.runtime(database, clock, cipher)
-    await w.schedule(database, clock, world)
     await w.send_due(runtime)
     async with database.transaction() as session:
         await session.execute(
@@ -243,8 +239,7 @@ async def test_a_new_round_of_the_poll_mails_the_guests_again_and_the_old_mail_i
 async def test_a_hand_over_mails_the_institutions_members_again_under_a_fresh_key(
     database: Database, clock: FakeClock, cipher: Cipher
 ) -> None:
-    world = await w.world(database, clock, cipher)
-    await w.schedule(database, clock, world)
+    world = await w.scheduled(database, clock, cipher)
     async with database.transaction() as session:
         conference = await session.get_one(Conference, world.conference_id)
         school = await session.scalar(
@@ -266,9 +261,8 @@ async def test_closing_the_case_tells_each_guest_by_mail_once(
 ) -> None:
     """The members are told in the chat (tests/e2e/test_closing.py); the guests, who are not on
     Telegram, by mail: the code and the outcome, once per address, none to one that fails."""
-    world = await w.world(database, clock, cipher)
+    world = await w.scheduled(database, clock, cipher)
     runtime = w.runtime(database, clock, cipher)
-    await w.schedule(database, clock, world)
     await w.send_due(runtime)
     async with database.transaction() as session:
         session.add(MailAddress(address=w.DOCTOR, failing_since=clock.now(), reply="550 5.1.1"))

@@ -37,7 +37,6 @@ from bot.core.models import (
     CaseStatus,
     ChatData,
     Conference,
-    ConferenceSlot,
     ConferenceStatus,
     ConversationState,
     HandledUpdate,
@@ -76,6 +75,7 @@ from bot.services.board import Target
 from bot.services.decisions import Scheduled
 from bot.services.members import Actor
 from bot.services.planning import Defaults, Plan, Started
+from tests.bot.test_conferences import _slots
 from tests.bot.test_keys import stored
 from tests.bot.test_members import _join
 from tests.conftest import TEST_KEY, with_database
@@ -247,13 +247,8 @@ async def _case_through_its_life(
         await decisions.set_board(session, started.conference_id, 1, 900)
         for number, target in enumerate(targets, start=1000):
             await polls.record_message(session, target.invitation_id, target.recipient, number)
+    slot = (await _slots(database, started.conference_id))[0]
     async with database.transaction() as session:
-        slot = await session.scalar(
-            select(ConferenceSlot)
-            .where(ConferenceSlot.conference_id == started.conference_id)
-            .order_by(ConferenceSlot.starts_at)
-        )
-        assert slot is not None
         scheduled = await decisions.confirm(
             session, coordinator, started.conference_id, slot.id, now=clock.now()
         )

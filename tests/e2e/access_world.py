@@ -22,8 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.crypto import Cipher
 from bot.core.models import (
-    Case,
-    CaseStatus,
     Conference,
     ConferenceSlot,
     ConferenceStatus,
@@ -47,11 +45,11 @@ from bot.core.models import (
     Task,
     TaskNote,
     TaskStatus,
-    Urgency,
 )
 from bot.core.runtime import Runtime
 from bot.sandbox import BotApiSandbox, Person
 from bot.services import confidentiality
+from tests.rows import case_from, sent_referral
 
 DISTRICTS = {"A": "Cheb", "B": "Sokolov"}
 INSTITUTIONS = {
@@ -423,28 +421,19 @@ class Builder:
     ) -> Referral:
         """A routine referral from the town's school, no danger, the guardians agreeing, sent
         (and its coordinators alerted) at `sent`."""
-        referral = Referral(
-            code=f"R-2026-{1000 + number}",
-            district_id=self.world.institutions[f"{letter}.School"].district_id,
-            referrer_id=referrer.id,
-            institution_id=referrer.institution_id,
-            status=status,
-            step="summary",
-            danger=False,
-            urgency=Urgency.ROUTINE,
+        return await sent_referral(
+            self.session,
+            f"R-2026-{1000 + number}",
+            self.world.institutions[f"{letter}.School"].district_id,
+            referrer,
+            status,
+            self.cipher.encrypt_json(details),
+            sent=sent,
             guardians_informed=True,
             guardians_consent=Consent.YES,
-            sealed=self.cipher.encrypt_json(details),
-            created_at=sent,
-            updated_at=sent,
-            submitted_at=sent,
             decided_at=decided_at,
-            alerted_at=sent,
             nudged_at=nudged_at,
         )
-        self.session.add(referral)
-        await self.session.flush()
-        return referral
 
     async def _case(self, letter: str, manager: str) -> tuple[Thing, str]:
         """An open case (from an accepted referral) managed by `manager`."""
@@ -461,16 +450,13 @@ class Builder:
             sent=self.now - timedelta(days=50),
             decided_at=self.now - timedelta(days=49),
         )
-        case = Case(
-            code=f"PK-2026-{1000 + number}",
-            district_id=referral.district_id,
-            referral_id=referral.id,
-            manager_id=self.world.members[f"{letter}.{manager}"].id,
-            status=CaseStatus.OPEN,
-            opened_at=self.now - timedelta(days=49),
+        case = await case_from(
+            self.session,
+            referral,
+            f"PK-2026-{1000 + number}",
+            self.world.members[f"{letter}.{manager}"].id,
+            now=self.now - timedelta(days=49),
         )
-        self.session.add(case)
-        await self.session.flush()
         thing = self._held(
             "case",
             case.id,

@@ -65,8 +65,11 @@ async def sandbox(
     assert server.unimplemented == [], "the bot called Bot API methods the stand-in lacks"
 
 
-@pytest.fixture
-def settings(database_url: str, sandbox: BotApiSandbox, tmp_path: Path) -> Settings:
+def bot_settings(
+    database_url: str, sandbox: BotApiSandbox, tmp_path: Path, **more: object
+) -> Settings:
+    """The settings of a bot talking to the stand-in, its data in the test's folder; `more`
+    adds settings (mail, ...)."""
     return isolated_settings(
         token=SecretStr(TOKEN),
         database_url=database_url,
@@ -74,7 +77,13 @@ def settings(database_url: str, sandbox: BotApiSandbox, tmp_path: Path) -> Setti
         bot_file_url=sandbox.base_file_url,
         data_dir=tmp_path / "data",
         sweep_seconds=3600,  # tests run the sweep themselves after moving the clock
+        **more,
     )
+
+
+@pytest.fixture
+def settings(database_url: str, sandbox: BotApiSandbox, tmp_path: Path) -> Settings:
+    return bot_settings(database_url, sandbox, tmp_path)
 
 
 @pytest.fixture

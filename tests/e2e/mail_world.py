@@ -1,24 +1,24 @@
 """Fixtures of a bot whose Round Table sends e-mail: a real SMTP server on 127.0.0.1 and the
 settings pointing at it. A test parametrized with `mail_on` False runs without mail settings; a
-module that overrides `imap_url` (with a real Dovecot's, tests/mailbox.py) has the bot read that
-mailbox too, when the test says so (`read_mailbox`).
+module that takes `mailbox_read` (with `mailbox`, a real Dovecot's, tests/mailbox.py) has the bot
+read that mailbox too, when the test says so (`read_mailbox`).
 
     from tests.e2e.mail_world import mail_on, mail_server, settings
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
 from bot.app import MAILBOX_JOB
-from bot.core.config import Settings, isolated_settings
+from bot.core.config import Settings
 from bot.sandbox import BotApiSandbox
 from bot.sandbox.mail import MailServer
-from tests.e2e.conftest import TOKEN, RunningBot
+from tests.e2e.conftest import RunningBot, bot_settings
 from tests.mailbox import Mailbox
 
 SENDER = "Round Table <konference@cheb.example.cz>"
@@ -30,11 +30,11 @@ def mail_on() -> bool:
     return True
 
 
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    """A real IMAP mailbox (Dovecot) on 127.0.0.1, for the bot to read."""
-    with Mailbox.running() as running:
-        yield running
+@pytest.fixture(name="imap_url")
+def mailbox_read(mailbox: Mailbox) -> str:
+    """The bot reads the real mailbox (tests/mailbox.py) when the test says so
+    (`read_mailbox`): a module takes this fixture and `mailbox` by name."""
+    return mailbox.url
 
 
 @pytest.fixture
@@ -58,15 +58,7 @@ def settings(  # noqa: PLR0917 - pytest passes fixtures by name
     if imap_url is not None:
         # The test reads the mailbox itself, as the repeating job would.
         mail |= {"imap_url": SecretStr(imap_url), "imap_seconds": 3600, "mail_from": SENDER}
-    return isolated_settings(
-        token=SecretStr(TOKEN),
-        database_url=database_url,
-        bot_api_url=sandbox.base_url,
-        bot_file_url=sandbox.base_file_url,
-        data_dir=tmp_path / "data",
-        sweep_seconds=3600,
-        **mail,  # type: ignore[arg-type]
-    )
+    return bot_settings(database_url, sandbox, tmp_path, **mail)
 
 
 async def read_mailbox(bot: RunningBot) -> None:

@@ -33,7 +33,6 @@ from sqlalchemy import func, select
 from bot.core.models import (
     AuditEntry,
     Case,
-    CaseStatus,
     Conference,
     ConferenceSlot,
     ConferenceStatus,
@@ -44,7 +43,6 @@ from bot.core.models import (
     Referral,
     ReferralStatus,
     SlotAnswer,
-    Urgency,
 )
 from bot.sandbox import Person
 from bot.sandbox.models import CallbackAnswer
@@ -67,6 +65,7 @@ from tests.e2e.properties import (
     garbage_data,
     run_properties,
 )
+from tests.rows import case_from, sent_referral
 
 EXAMPLES = examples(30)
 MAX_ACTIONS = 10
@@ -188,14 +187,13 @@ class CaseDriver(Driver):
             institution = await session.get_one(Institution, referrer.institution_id)
             rows = []
             for status, code in ((ReferralStatus.SUBMITTED, "A"), (ReferralStatus.ACCEPTED, "B")):
-                row = Referral(
-                    code=f"R-2026-{code}{number:03d}",
-                    district_id=institution.district_id,
-                    referrer_id=referrer.id,
-                    institution_id=institution.id,
-                    status=status,
-                    step="summary",
-                    sealed=runtime.cipher.encrypt_json(
+                row = await sent_referral(
+                    session,
+                    f"R-2026-{code}{number:03d}",
+                    institution.district_id,
+                    referrer,
+                    status,
+                    runtime.cipher.encrypt_json(
                         {
                             "name": "Test Child",
                             "birth_year": 2014,
@@ -205,28 +203,14 @@ class CaseDriver(Driver):
                             "categories": ["truancy"],
                         }
                     ),
-                    created_at=now,
-                    updated_at=now,
-                    submitted_at=now,
-                    urgency=Urgency.ROUTINE,
-                    danger=False,
+                    sent=now,
                     guardians_informed=True,
                     guardians_consent=Consent.YES,
-                    alerted_at=now,
                 )
-                session.add(row)
                 rows.append(row)
-            await session.flush()
-            case = Case(
-                code=f"PK-2026-T{number:03d}",
-                district_id=institution.district_id,
-                referral_id=rows[1].id,
-                manager_id=coordinator.id,
-                status=CaseStatus.OPEN,
-                opened_at=now,
+            case = await case_from(
+                session, rows[1], f"PK-2026-T{number:03d}", coordinator.id, now=now
             )
-            session.add(case)
-            await session.flush()
             return rows[0].id, case.id
 
     async def helpful(self, who: str, variant: int) -> Single:

@@ -15,7 +15,6 @@ from bot.core.models import (
     AuditEntry,
     BusyTime,
     Case,
-    CaseStatus,
     Conference,
     ConferenceSlot,
     ConferenceStatus,
@@ -23,15 +22,14 @@ from bot.core.models import (
     InstitutionKind,
     Invitation,
     Member,
-    Referral,
     ReferralStatus,
     Role,
     SlotAnswer,
-    Urgency,
 )
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from bot.sandbox.models import BotMessage
 from tests.e2e.conftest import RunningBot, confirm_confidentiality
+from tests.rows import case_from, sent_referral
 
 PRAGUE = ZoneInfo("Europe/Prague")
 SLOT = re.compile(r"^(✅|🤷|❌|⬜) (.+)$")
@@ -83,33 +81,16 @@ async def open_case(bot: RunningBot, coordinator: str, referrer: str, categories
         assert manager is not None and teacher is not None
         institution = await session.get_one(Institution, teacher.institution_id)
         count = len((await session.scalars(select(Case))).all())
-        referral = Referral(
-            code=f"R-2026-{count + 1:04d}",
-            district_id=institution.district_id,
-            referrer_id=teacher.id,
-            institution_id=institution.id,
-            status=ReferralStatus.ACCEPTED,
-            step="summary",
-            sealed=runtime.cipher.encrypt_json({"categories": categories, "name": "Child"}),
-            created_at=now,
-            updated_at=now,
-            submitted_at=now,
-            urgency=Urgency.ROUTINE,
-            danger=False,
-            alerted_at=now,
+        referral = await sent_referral(
+            session,
+            f"R-2026-{count + 1:04d}",
+            institution.district_id,
+            teacher,
+            ReferralStatus.ACCEPTED,
+            runtime.cipher.encrypt_json({"categories": categories, "name": "Child"}),
+            sent=now,
         )
-        session.add(referral)
-        await session.flush()
-        case = Case(
-            code=f"PK-2026-{count + 1:04d}",
-            district_id=institution.district_id,
-            referral_id=referral.id,
-            manager_id=manager.id,
-            status=CaseStatus.OPEN,
-            opened_at=now,
-        )
-        session.add(case)
-        await session.flush()
+        case = await case_from(session, referral, f"PK-2026-{count + 1:04d}", manager.id, now=now)
         return case.id
 
 

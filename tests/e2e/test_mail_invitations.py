@@ -27,9 +27,8 @@ from bot.sandbox import FloodLimits
 from bot.sandbox.mail import MailPerson, MailServer, Received, calendar_part
 from bot.services import calendar_replies
 from bot.transport.telegram import delivery
-from tests import mailbox as dovecot
 from tests.e2e.conftest import RunningBot
-from tests.e2e.mail_world import mail_on, mail_server, mailbox, read_mailbox, settings
+from tests.e2e.mail_world import mail_on, mail_server, mailbox_read, read_mailbox, settings
 from tests.e2e.test_conferences import (
     answer_poll,
     coordinator_teacher_officer,
@@ -38,14 +37,12 @@ from tests.e2e.test_conferences import (
     until,
 )
 from tests.e2e.test_guests import add_institutions
-from tests.mailbox import Mailbox
+from tests.mailbox import Mailbox, mailbox, needs_dovecot
 
-__all__ = ["mail_on", "mail_server", "mailbox", "settings"]  # the fixtures of a bot with mail
+# The fixtures of a bot with mail that reads a real mailbox.
+__all__ = ["mail_on", "mail_server", "mailbox", "mailbox_read", "settings"]
 
-pytestmark = pytest.mark.skipif(
-    not dovecot.available(),
-    reason="Dovecot is not installed (Debian's dovecot-imapd; .ci/run installs it as root)",
-)
+pytestmark = needs_dovecot
 ORGANIZER = "konference@cheb.example.cz"  # the address of mail_world.SENDER
 PAEDIATRICS = "ordinace@pediatrie.example.cz"
 JANA = "jana.mala@zs-hradebni.example.cz"
@@ -54,11 +51,6 @@ JANA = "jana.mala@zs-hradebni.example.cz"
 @pytest.fixture
 def flood_limits() -> FloodLimits:
     return FloodLimits(chat_burst=100)
-
-
-@pytest.fixture
-def imap_url(mailbox: Mailbox) -> str:
-    return mailbox.url
 
 
 async def _mail_settled(bot: RunningBot) -> None:

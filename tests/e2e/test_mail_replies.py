@@ -17,31 +17,23 @@ from bot.core.models import Conference, Member
 from bot.core.runtime import Runtime
 from bot.sandbox import FloodLimits
 from bot.services import members
-from tests import mailbox as dovecot
 from tests.e2e.conftest import RunningBot
-from tests.e2e.mail_world import mail_on, mail_server, mailbox, read_mailbox, settings
+from tests.e2e.mail_world import mail_on, mail_server, mailbox_read, read_mailbox, settings
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import scheduled, team
-from tests.mailbox import Mailbox
+from tests.mailbox import Mailbox, mailbox, needs_dovecot
 from tests.replies import reply_mail
 
-__all__ = ["mail_on", "mail_server", "mailbox", "settings"]  # the fixtures of a bot with mail
+# The fixtures of a bot with mail that reads a real mailbox.
+__all__ = ["mail_on", "mail_server", "mailbox", "mailbox_read", "settings"]
 
-pytestmark = pytest.mark.skipif(
-    not dovecot.available(),
-    reason="Dovecot is not installed (Debian's dovecot-imapd; .ci/run installs it as root)",
-)
+pytestmark = needs_dovecot
 ORGANIZER = "konference@cheb.example.cz"  # the address of mail_world.SENDER
 
 
 @pytest.fixture
 def flood_limits() -> FloodLimits:
     return FloodLimits(chat_burst=100)
-
-
-@pytest.fixture
-def imap_url(mailbox: Mailbox) -> str:
-    return mailbox.url
 
 
 async def test_answers_from_calendars_show_in_the_chat_like_the_buttons(
@@ -60,37 +52,32 @@ async def test_answers_from_calendars_show_in_the_chat_like_the_buttons(
     await bot.settle()
     async with bot.runtime.database.transaction() as session:
         conference = (await session.scalars(select(Conference))).one()
-    assert conference.uid is not None
+    uid = conference.uid
+    assert uid is not None
+
+    async def answered(shape: str, attendee: str, **more: str) -> None:
+        """The attendee's calendar answers into the mailbox, and the bot reads it."""
+        await mailbox.deliver(
+            reply_mail(
+                shape,
+                uid=uid,
+                sequence=conference.sequence,
+                attendee=attendee,
+                organizer=ORGANIZER,
+                **more,
+            )
+        )
+        await read_mailbox(bot)
 
     # Petr's Outlook accepts: his and his colleague's copies say so, and Hana's board.
-    await mailbox.deliver(
-        reply_mail(
-            "outlook",
-            uid=conference.uid,
-            sequence=conference.sequence,
-            attendee="petr@policie.cz",
-            organizer=ORGANIZER,
-        )
-    )
-    await read_mailbox(bot)
+    await answered("outlook", "petr@policie.cz")
     await until(petr, "Answer: accepted (Petr).")
     await until(pavel, "Answer: accepted (Petr).")
     board = await until(hana, "Accepted 1 · tentative 0 · declined 0 · no answer 1")
     assert "✅ ★ Policie Cheb – Petr" in (board.text or "")
 
     # Jana's Google Calendar declines with a note: Hana is flagged with the reason.
-    await mailbox.deliver(
-        reply_mail(
-            "google",
-            uid=conference.uid,
-            sequence=conference.sequence,
-            attendee="jana@zs.cz",
-            partstat="DECLINED",
-            comment="School trip that day",
-            organizer=ORGANIZER,
-        )
-    )
-    await read_mailbox(bot)
+    await answered("google", "jana@zs.cz", partstat="DECLINED", comment="School trip that day")
     await until(jana, "Answer: declined (Jana).")
     await until(hana, "ZŠ Hradební (Jana) declined the case conference PK-2026-0001")
     reason = await until(hana, "The reason ZŠ Hradební (Jana) gave for declining")

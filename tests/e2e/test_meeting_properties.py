@@ -29,9 +29,9 @@ from datetime import timedelta
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from bench import world
 from bot.core.models import (
     Case,
-    CaseStatus,
     Conference,
     ConferenceStatus,
     Institution,
@@ -215,15 +215,9 @@ class MeetingDriver(Driver):
         async with runtime.database.transaction() as session:
             actor = await members.find_actor(session, coordinator.user_id)
             assert actor is not None
-            case = Case(
-                code=f"PK-2026-M{number:03d}",
-                district_id=actor.district_id,
-                manager_id=actor.member_id,
-                status=CaseStatus.OPEN,
-                opened_at=now,
+            case = await world.open_case(
+                session, f"PK-2026-M{number:03d}", actor.district_id, actor.member_id, now=now
             )
-            session.add(case)
-            await session.flush()
             plan = await planning.new_plan(
                 session,
                 actor,

@@ -16,9 +16,17 @@ from sqlalchemy import select
 from bot.core import outbox
 from bot.core.clock import FakeClock
 from bot.core.models import InstitutionKind, Member, OutboxRow, OutboxStatus, Role
+from bot.sandbox import Person
 from bot.services.referral_sweep import DRAFT_EXPIRED
 from bot.transport.telegram import delivery
 from tests.e2e.conftest import RunningBot
+
+
+async def _petr(bot: RunningBot) -> Person:
+    """Petr of Policie Cheb, to whom the tests' rows go."""
+    return await bot.join(
+        3, "Petr", Role.PARTICIPANT, institution="Policie Cheb", kind=InstitutionKind.POLICE
+    )
 
 
 async def _plan(bot: RunningBot, name: str, key: str, **kw: object) -> int:
@@ -55,9 +63,7 @@ def _told(person: object) -> int:
 async def test_a_server_error_is_retried_with_backoff_and_sent_once(
     bot: RunningBot, clock: FakeClock
 ) -> None:
-    petr = await bot.join(
-        3, "Petr", Role.PARTICIPANT, institution="Policie Cheb", kind=InstitutionKind.POLICE
-    )
+    petr = await _petr(bot)
     await _plan(bot, "Petr", "retry")
     bot.sandbox.fail_next("sendMessage", 502)
     await bot.sweep()
@@ -81,9 +87,7 @@ async def test_a_server_error_is_retried_with_backoff_and_sent_once(
 async def test_a_flood_wait_puts_the_row_back_and_holds_up_no_one_else(
     bot: RunningBot, clock: FakeClock
 ) -> None:
-    petr = await bot.join(
-        3, "Petr", Role.PARTICIPANT, institution="Policie Cheb", kind=InstitutionKind.POLICE
-    )
+    petr = await _petr(bot)
     await _plan(bot, "Petr", "flood")
     bot.sandbox.fail_next("sendMessage", 429, retry_after=40)
     # Not retried by the rate limiter in place (that would wait 40 s per try): the row goes
@@ -121,9 +125,7 @@ async def test_a_person_who_blocked_the_bot_is_marked_unreachable(
 async def test_after_downtime_a_late_row_is_sent_only_while_it_makes_sense(
     bot: RunningBot, clock: FakeClock
 ) -> None:
-    petr = await bot.join(
-        3, "Petr", Role.PARTICIPANT, institution="Policie Cheb", kind=InstitutionKind.POLICE
-    )
+    petr = await _petr(bot)
     now = clock.now()
     # "Tomorrow at 9" planned for yesterday evening: still worth sending this morning.
     await _plan(
@@ -146,9 +148,7 @@ async def test_the_database_away_while_the_outbox_works_loses_and_doubles_nothin
     """The database goes away (a PostgreSQL restart) while the outbox looks for due rows, then
     again right after a message went out: it looks again shortly, and notes the message as
     sent once it can, instead of stopping for good or sending it again."""
-    petr = await bot.join(
-        3, "Petr", Role.PARTICIPANT, institution="Policie Cheb", kind=InstitutionKind.POLICE
-    )
+    petr = await _petr(bot)
     failures = {"claim": 1, "next_due": 1, "finish": 1}
 
     def away_once(name: str, real: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:

@@ -14,7 +14,7 @@ from bot.sandbox import FloodLimits, Person
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import team
-from tests.e2e.test_tasks import button, due_date_asked, record_opened
+from tests.e2e.test_tasks import due_date_asked, from_the_record, press_shown, record_opened
 
 PRAGUE = ZoneInfo("Europe/Prague")
 ERROR = "Sorry, something went wrong"
@@ -73,11 +73,7 @@ async def test_far_future_dates_are_refused_and_other_years_show_their_year(
     await until(pavel, "A task for you")
 
     # The coordinator's new due date: refused, then taken, at the same step.
-    await hana.send_text("/cases")
-    await until(hana, "Open cases")
-    await hana.press("📝 Record: PK-2026-0001")
-    await button(hana, "✏️ Arrange tutoring")
-    await hana.press("✏️ Arrange tutoring")
+    await from_the_record(hana, "✏️ Arrange tutoring")
     await until(hana, "Owner: Petr")
     await hana.press("📅 Another due date…")
     await until(hana, "Type the due date")
@@ -89,8 +85,7 @@ async def test_far_future_dates_are_refused_and_other_years_show_their_year(
 
     # The review conference: six months at most, said with the latest date.
     await hana.press("⬅️ Back to the record")
-    await button(hana, "🗓 Review: fix the date")
-    await hana.press("🗓 Review: fix the date")
+    await press_shown(hana, "🗓 Review: fix the date")
     await until(hana, "Type the date and time of the review conference")
     month = today.month + 6
     six_months = medium(date(today.year + (month - 1) // 12, (month - 1) % 12 + 1, today.day))

@@ -82,6 +82,20 @@ async def button(person: Person, fragment: str) -> None:
             return
 
 
+async def press_shown(person: Person, label: str) -> None:
+    """Wait for the message with the button `label`, then press it."""
+    await button(person, label)
+    await person.press(label)
+
+
+async def from_the_record(hana: Person, label: str) -> None:
+    """Hana opens the record of PK-2026-0001 from /cases and presses `label` on it."""
+    await hana.send_text("/cases")
+    await until(hana, "Open cases")
+    await hana.press("📝 Record: PK-2026-0001")
+    await press_shown(hana, label)
+
+
 def told(person: Person, fragment: str) -> int:
     return sum(fragment in (m.text or m.caption or "") for m in person.messages.values())
 
@@ -346,11 +360,7 @@ async def test_the_plan_changes_and_wrong_input_gets_an_answer(
     assert forged.text == "This is not yours to change."
 
     # The coordinator moves the visit to a typed date; Pavel is told and nudged for it.
-    await hana.send_text("/cases")
-    await until(hana, "Open cases")
-    await hana.press("📝 Record: PK-2026-0001")
-    await button(hana, "✏️ Visit the family")
-    await hana.press("✏️ Visit the family")
+    await from_the_record(hana, "✏️ Visit the family")
     await until(hana, "Owner: Pavel")
     await hana.press("📅 Another due date…")
     await until(hana, "Type the due date")
@@ -362,8 +372,7 @@ async def test_the_plan_changes_and_wrong_input_gets_an_answer(
 
     # Tutoring goes to Petr: he gets it, Jana is told she need not do it; her old button is dead.
     await hana.press("⬅️ Back to the record")
-    await button(hana, "✏️ Arrange tutoring")
-    await hana.press("✏️ Arrange tutoring")
+    await press_shown(hana, "✏️ Arrange tutoring")
     await until(hana, "Owner: Jana")
     await hana.press("👤 Another owner")
     await until(hana, "Who takes the task over?")
@@ -376,11 +385,7 @@ async def test_the_plan_changes_and_wrong_input_gets_an_answer(
     assert stale.text == "This is not yours to change."
 
     # The child's task is cancelled; Petr is told.
-    await hana.send_text("/cases")
-    await until(hana, "Open cases")
-    await hana.press("📝 Record: PK-2026-0001")
-    await button(hana, "✏️ Join a football club")
-    await hana.press("✏️ Join a football club")
+    await from_the_record(hana, "✏️ Join a football club")
     await until(hana, "Owner: the child")
     await hana.press("🗑 Cancel the task")
     await until(hana, "Cancel this task?")
@@ -399,11 +404,7 @@ async def test_the_plan_changes_and_wrong_input_gets_an_answer(
     await until(pavel, "No more time: «Visit the family» stays due Wed, Jan 20, 2027.")
 
     # The review's date, typed: wrong, past, then right; everyone invited last time is invited.
-    await hana.send_text("/cases")
-    await until(hana, "Open cases")
-    await hana.press("📝 Record: PK-2026-0001")
-    await button(hana, "🗓 Review: fix the date")
-    await hana.press("🗓 Review: fix the date")
+    await from_the_record(hana, "🗓 Review: fix the date")
     await until(hana, "Type the date and time of the review conference")
     await hana.send_text("soon")
     await until(hana, "Please type a date and a time, like 15.3.2027 10:00.")

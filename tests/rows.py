@@ -1,0 +1,60 @@
+"""Rows the tests write straight into the database, as the services would leave them.
+
+A case with no referral behind it is `bench.world.open_case` (the benchmarks' seeds write the
+same row); a sent referral and the case opened from one, as triage leaves it, are here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bench import world
+from bot.core.models import Case, Member, Referral, ReferralStatus, Urgency
+
+
+async def sent_referral(  # noqa: PLR0917 - a row's columns
+    session: AsyncSession,
+    code: str,
+    district_id: int,
+    referrer: Member,
+    status: ReferralStatus,
+    sealed: bytes,
+    *,
+    sent: datetime,
+    **more: Any,
+) -> Referral:
+    """A routine referral (no danger) from the referrer's institution, at the summary step,
+    sent and its coordinators alerted at `sent`; `more` sets other columns (the guardians'
+    consent, the decision)."""
+    referral = Referral(
+        code=code,
+        district_id=district_id,
+        referrer_id=referrer.id,
+        institution_id=referrer.institution_id,
+        status=status,
+        step="summary",
+        danger=False,
+        urgency=Urgency.ROUTINE,
+        sealed=sealed,
+        created_at=sent,
+        updated_at=sent,
+        submitted_at=sent,
+        alerted_at=sent,
+        **more,
+    )
+    session.add(referral)
+    await session.flush()
+    return referral
+
+
+async def case_from(
+    session: AsyncSession, referral: Referral, code: str, manager_id: int, *, now: datetime
+) -> Case:
+    """The open case of an accepted referral, in the referral's district, opened at `now`."""
+    case = await world.open_case(session, code, referral.district_id, manager_id, now=now)
+    case.referral_id = referral.id
+    await session.flush()
+    return case
