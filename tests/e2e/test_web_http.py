@@ -20,10 +20,17 @@ from bot.core.models import Invitation, InvitationKind
 from bot.core.runtime import Runtime
 from bot.sandbox import BotApiSandbox, FloodLimits
 from bot.sandbox.mail import MailPerson, MailServer
-from bot.transport.web.limits import PER_LINK
+from bot.transport.web.limits import PER_ADDRESS, PER_LINK
 from tests.e2e.conftest import TOKEN, RunningBot
 from tests.e2e.mail_world import SENDER, mail_server
-from tests.e2e.test_web_page import PAEDIATRICS, PUBLIC, _link, _local, _poll_with_a_guest
+from tests.e2e.test_web_page import (
+    PAEDIATRICS,
+    PUBLIC,
+    _init_data,
+    _link,
+    _local,
+    _poll_with_a_guest,
+)
 from tests.e2e.test_webhook import serving
 
 __all__ = ["mail_server"]
@@ -136,3 +143,25 @@ async def test_in_webhook_mode_the_webhooks_server_serves_the_page(
         ):
             assert response.status == 404
             assert "This link does not work" in await response.text()
+
+
+async def test_forged_mini_app_requests_from_one_address_are_slowed_down_too(
+    bot: RunningBot, mail_server: MailServer, clock: FakeClock
+) -> None:
+    """The limit per address holds before Telegram's signature is even looked at: a flood of
+    made-up launch data is not checked (nor logged) without end."""
+    await _guest_link(bot, mail_server)
+    page = await _local(bot, f"{PUBLIC}/app/board/1?lang=en")
+    forged = {"init_data": _init_data(1, "Hana", clock, token="7000000001:someone-elses")}
+    async with aiohttp.ClientSession() as http:
+        statuses = []
+        for _ in range(PER_ADDRESS + 1):
+            async with http.post(page, data=forged) as response:
+                statuses.append(response.status)
+        assert statuses == [403] * PER_ADDRESS + [429]
+        async with http.post(page, data=forged) as response:
+            assert "Please wait a minute" in await response.text()
+        clock.advance(timedelta(minutes=1))
+        async with http.post(page, data=forged) as response:
+            assert response.status == 403
+            assert "could not confirm that it was opened from Telegram" in await response.text()

@@ -128,10 +128,12 @@ class WebPages:
             return forwarded.split(",")[-1].strip()
         return remote
 
-    def _allowed(self, request: web.Request, key: str) -> bool:
+    def _allowed(self, request: web.Request, key: str | None) -> bool:
+        """Counts the request for its address and for `key` (a link, a Mini App user; None:
+        not known yet), refused when either is over its limit."""
         now = self._now()
         return self.limits.allow("a:" + self._address(request), PER_ADDRESS, now) and (
-            self.limits.allow(key, PER_LINK, now)
+            key is None or self.limits.allow(key, PER_LINK, now)
         )
 
     def _same_site(self, request: web.Request) -> bool:
@@ -299,6 +301,8 @@ class WebPages:
         tr = self._translator(self._locale(request))
         if not self._same_site(request) or form is None:
             return self._message(tr, HTTPStatus.FORBIDDEN, *words.refused_form(tr))
+        if not self._allowed(request, None):  # before the signature: forgeries count too
+            return self._too_many(tr)
         token = self.runtime.settings.token
         try:
             if token is None:
@@ -312,7 +316,7 @@ class WebPages:
         except InitDataError as error:
             logger.info("a Mini App request refused: initData %s", error.reason)
             return self._message(tr, HTTPStatus.FORBIDDEN, *words.not_telegram(tr, error.reason))
-        if not self._allowed(request, f"u:{user_id}"):
+        if not self.limits.allow(f"u:{user_id}", PER_LINK, self._now()):
             return self._too_many(tr)
         async with self.runtime.database.reading() as session:
             actor = await members.find_actor(session, user_id)
