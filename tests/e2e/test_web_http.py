@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from bot.core.clock import FakeClock
 from bot.core.config import Settings, isolated_settings
-from bot.core.models import Invitation, InvitationKind
+from bot.core.models import Conference, Institution, Invitation, InvitationKind
 from bot.core.runtime import Runtime
 from bot.sandbox import BotApiSandbox, FloodLimits
 from bot.sandbox.mail import MailPerson, MailServer
@@ -165,3 +165,28 @@ async def test_forged_mini_app_requests_from_one_address_are_slowed_down_too(
         async with http.post(page, data=forged) as response:
             assert response.status == 403
             assert "could not confirm that it was opened from Telegram" in await response.text()
+
+
+async def test_a_closed_poll_in_the_mini_app_says_so_and_offers_no_send(
+    bot: RunningBot, mail_server: MailServer, clock: FakeClock
+) -> None:
+    await _guest_link(bot, mail_server)
+    async with bot.runtime.database.reading() as session:
+        conference = (await session.scalars(select(Conference))).one()
+        police = await session.scalar(
+            select(Invitation)
+            .join(Institution, Invitation.institution_id == Institution.id)
+            .where(Institution.name == "Policie Cheb")
+        )
+    assert police is not None
+    page = await _local(bot, f"{PUBLIC}/app/poll/{police.id}?lang=en")
+    async with aiohttp.ClientSession() as http:
+        async with http.post(page, data={"init_data": _init_data(3, "Petr", clock)}) as open_:
+            assert open_.status == 200
+            assert 'value="send"' in await open_.text()
+        clock.set(conference.deadline + timedelta(minutes=1))
+        async with http.post(page, data={"init_data": _init_data(3, "Petr", clock)}) as closed:
+            assert closed.status == 200
+            text = await closed.text()
+    assert "The poll is closed." in text
+    assert 'value="send"' not in text and "<form" not in text  # nothing to send
