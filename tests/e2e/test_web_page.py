@@ -483,3 +483,4 @@ async def test_on_a_phone_a_board_of_forty_invitees_keeps_each_rows_time_in_sigh
             [wrap["x"] + 8, row["y"] + row["height"] / 2],
         )
         assert seen == await rows.nth(index).locator("th").inner_text()
+    await _accessible(page)  # the grid that scrolls is reached and scrolled by keyboard too
