@@ -20,6 +20,7 @@ from bot.core.models import Conference, Institution, Invitation, InvitationKind
 from bot.core.runtime import Runtime
 from bot.sandbox import BotApiSandbox, FloodLimits
 from bot.sandbox.mail import MailPerson, MailServer
+from bot.services import invitations, members
 from bot.transport.web.limits import PER_ADDRESS, PER_LINK
 from tests.e2e.conftest import TOKEN, RunningBot
 from tests.e2e.mail_world import SENDER, mail_server
@@ -190,3 +191,20 @@ async def test_a_closed_poll_in_the_mini_app_says_so_and_offers_no_send(
             text = await closed.text()
     assert "The poll is closed." in text
     assert 'value="send"' not in text and "<form" not in text  # nothing to send
+
+
+async def test_the_link_of_a_cancelled_conference_says_it_was_cancelled(
+    bot: RunningBot, mail_server: MailServer, clock: FakeClock
+) -> None:
+    """Not "a newer mail has a link that works": a poll cancelled sends the guest no mail."""
+    link = await _guest_link(bot, mail_server)
+    async with bot.runtime.database.transaction() as session:
+        hana = await members.find_actor(session, 1)
+        assert hana is not None
+        conference = (await session.scalars(select(Conference))).one()
+        await invitations.cancel_conference(session, hana, conference.id, now=clock.now())
+    async with aiohttp.ClientSession() as http, http.get(link) as response:
+        assert response.status == 410
+        text = await response.text()
+    assert "This case conference was cancelled" in text
+    assert "newest mail" not in text and "PK-2026" not in text

@@ -34,6 +34,11 @@ def bad_link(tr: Translator, error: BadLink) -> Lines:
             _("It was valid until {when}.").format(when=tr.datetime(error.until)),
             _("If you still need to answer, write to whoever invited you."),
         ]
+    if error.reason == "cancelled":
+        return _("This case conference was cancelled"), [
+            _("There is nothing to answer any more."),
+            _("If you have a question, write to whoever invited you."),
+        ]
     if error.reason == "used":
         return _("This link is no longer valid"), [
             _(
