@@ -16,11 +16,11 @@ from sqlalchemy import select
 
 from bot.core.clock import FakeClock
 from bot.core.config import Settings, isolated_settings
-from bot.core.models import Conference, Institution, Invitation, InvitationKind
+from bot.core.models import AuditEntry, Conference, Institution, Invitation, InvitationKind
 from bot.core.runtime import Runtime
 from bot.sandbox import BotApiSandbox, FloodLimits
 from bot.sandbox.mail import MailPerson, MailServer
-from bot.services import invitations, members
+from bot.services import invitations, leavers, members
 from bot.transport.web.limits import PER_ADDRESS, PER_LINK
 from tests.e2e.conftest import TOKEN, RunningBot
 from tests.e2e.mail_world import SENDER, mail_server
@@ -208,3 +208,34 @@ async def test_the_link_of_a_cancelled_conference_says_it_was_cancelled(
         text = await response.text()
     assert "This case conference was cancelled" in text
     assert "newest mail" not in text and "PK-2026" not in text
+
+
+async def test_a_leaver_in_the_mini_app_sees_nothing_and_the_refusal_is_audited(
+    bot: RunningBot, mail_server: MailServer, clock: FakeClock
+) -> None:
+    """As a leaver's button in the chat (`access.refused`, with the member)."""
+    await _guest_link(bot, mail_server)
+    async with bot.runtime.database.transaction() as session:
+        petr = await members.find_actor(session, 3)
+        assert petr is not None
+        await leavers.deactivate_member(session, None, petr.member_id, now=clock.now())
+        police = await session.scalar(
+            select(Invitation)
+            .join(Institution, Invitation.institution_id == Institution.id)
+            .where(Institution.name == "Policie Cheb")
+        )
+    assert police is not None
+    page = await _local(bot, f"{PUBLIC}/app/poll/{police.id}?lang=en")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(page, data={"init_data": _init_data(3, "Petr", clock)}) as response,
+    ):
+        assert response.status == 403
+        text = await response.text()
+    assert "Round Table does not know your account." in text and "PK-2026" not in text
+    async with bot.runtime.database.reading() as session:
+        refused = (
+            await session.scalars(select(AuditEntry).where(AuditEntry.action == "access.refused"))
+        ).all()
+    assert [(entry.actor_id, entry.subject_id) for entry in refused] == [(petr.member_id, "3")]
+    assert refused[0].details["request"] == f"/app/poll/{police.id}"

@@ -323,7 +323,9 @@ class WebPages:
             confirmed = actor is not None and await confidentiality.confirmed(
                 session, actor.member_id
             )
-        if actor is None:
+        if actor is None:  # a stranger or a leaver: audited, as their button in the chat
+            async with self.runtime.database.transaction() as session:
+                await members.turned_away(session, user_id, request.path[:64], now=self._now())
             return self._message(tr, HTTPStatus.FORBIDDEN, *words.not_member(tr))
         if not confirmed:  # nothing of a case before confidentiality is confirmed in the chat
             tr = self._translator(actor.locale)
