@@ -239,3 +239,20 @@ async def test_a_leaver_in_the_mini_app_sees_nothing_and_the_refusal_is_audited(
         ).all()
     assert [(entry.actor_id, entry.subject_id) for entry in refused] == [(petr.member_id, "3")]
     assert refused[0].details["request"] == f"/app/poll/{police.id}"
+
+
+async def test_the_page_speaks_the_first_of_the_browsers_languages_it_has(
+    bot: RunningBot, mail_server: MailServer
+) -> None:
+    """A German browser that also reads English gets English, not the deployment's Czech."""
+    link = (await _guest_link(bot, mail_server)).removesuffix("?lang=en")
+    async with aiohttp.ClientSession() as http:
+        for accepted, expected in (
+            ("de-DE,de;q=0.9,en-GB;q=0.8,en;q=0.7", "en"),
+            ("de, uk;q=0.5, en;q=0.9", "en"),  # by weight, not by place
+            ("fr", "cs"),  # none of them: the deployment's
+            ("uk-UA", "uk"),
+        ):
+            async with http.get(link, headers={"Accept-Language": accepted}) as response:
+                assert response.status == 200
+                assert f'<html lang="{expected}">' in await response.text(), accepted

@@ -114,10 +114,10 @@ class WebPages:
         asked = request.query.get("lang")
         if asked in LOCALES:
             return asked
-        for part in request.headers.get("Accept-Language", "").split(","):
-            tag = part.split(";")[0].strip()
-            if tag and tag != "*":
-                return pick_locale(tag, self.runtime.settings.default_locale)
+        # The browser's languages by weight: the first of them the page has.
+        for tag in _accepted(request.headers.get("Accept-Language", "")):
+            if (found := pick_locale(tag, "")) in LOCALES:
+                return found
         return self.runtime.settings.default_locale
 
     def _address(self, request: web.Request) -> str:
@@ -399,6 +399,22 @@ class WebPages:
 
 class _StaleForm(Exception):
     """A form without its link's key (another site's, or an old page's), or without an answer."""
+
+
+def _accepted(header: str) -> list[str]:
+    """The language tags of an Accept-Language header, the most wanted first."""
+    weighted: list[tuple[float, str]] = []
+    for part in header.split(",")[:20]:
+        tag, _, params = part.partition(";")
+        weight = 1.0
+        if params.strip().startswith("q="):
+            try:
+                weight = float(params.strip()[2:])
+            except ValueError:
+                continue
+        if tag.strip() and tag.strip() != "*" and weight > 0:
+            weighted.append((weight, tag.strip()))
+    return [tag for _, tag in sorted(weighted, key=lambda pair: -pair[0])]
 
 
 def _number(value: str | None) -> int:
