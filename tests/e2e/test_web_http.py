@@ -256,3 +256,22 @@ async def test_the_page_speaks_the_first_of_the_browsers_languages_it_has(
             async with http.get(link, headers={"Accept-Language": accepted}) as response:
                 assert response.status == 200
                 assert f'<html lang="{expected}">' in await response.text(), accepted
+
+
+async def test_one_ipv6_network_counts_as_one_address(
+    bot: RunningBot, mail_server: MailServer, clock: FakeClock
+) -> None:
+    """Every home on IPv6 has a /64 of its own: a new address out of it for each request is
+    still the same address for the limit (the proxy on this host forwards the client's)."""
+    link = await _guest_link(bot, mail_server)
+    pages = link.rsplit("/", 1)[0]
+    async with aiohttp.ClientSession() as http:
+        statuses = []
+        for number in range(PER_ADDRESS + 1):  # made-up links, each from a new address
+            client = {"X-Forwarded-For": f"2001:db8:1:2::{number + 1:x}"}
+            async with http.get(f"{pages}/made-up-{number}", headers=client) as response:
+                statuses.append(response.status)
+        assert statuses == [404] * PER_ADDRESS + [429]
+        other = {"X-Forwarded-For": "2001:db8:1:3::1"}  # another home
+        async with http.get(f"{pages}/made-up", headers=other) as response:
+            assert response.status == 404

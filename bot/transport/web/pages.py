@@ -19,6 +19,7 @@ nothing of the child: the case by its code.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
@@ -121,12 +122,19 @@ class WebPages:
         return self.runtime.settings.default_locale
 
     def _address(self, request: web.Request) -> str:
-        """The client's address; behind a reverse proxy on this host, the one it forwards."""
+        """The client's address; behind a reverse proxy on this host, the one it forwards. An
+        IPv6 one by its /64: each home and each server has a whole /64 to pick from."""
         remote = request.remote or ""
         forwarded = request.headers.get("X-Forwarded-For")
         if forwarded and remote in ("127.0.0.1", "::1"):
-            return forwarded.split(",")[-1].strip()
-        return remote
+            remote = forwarded.split(",")[-1].strip()
+        try:
+            address = ipaddress.ip_address(remote)
+        except ValueError:
+            return remote
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+            return str(ipaddress.IPv6Network((address, 64), strict=False))
+        return str(address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else address)
 
     def _allowed(self, request: web.Request, key: str | None) -> bool:
         """Counts the request for its address and for `key` (a link, a Mini App user; None:
