@@ -5,6 +5,7 @@ no cookies, nothing cached, no referrer; in webhook mode the webhook's server se
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -275,3 +276,28 @@ async def test_one_ipv6_network_counts_as_one_address(
         other = {"X-Forwarded-For": "2001:db8:1:3::1"}  # another home
         async with http.get(f"{pages}/made-up", headers=other) as response:
             assert response.status == 404
+
+
+async def test_a_mini_app_page_of_an_earlier_round_sends_the_member_back_to_the_chat(
+    bot: RunningBot, mail_server: MailServer, clock: FakeClock
+) -> None:
+    """A member has no link to open anew: the refusal says where the newest poll is."""
+    await _guest_link(bot, mail_server)
+    async with bot.runtime.database.reading() as session:
+        police = await session.scalar(
+            select(Invitation)
+            .join(Institution, Invitation.institution_id == Institution.id)
+            .where(Institution.name == "Policie Cheb")
+        )
+    assert police is not None
+    page = await _local(bot, f"{PUBLIC}/app/poll/{police.id}?lang=en")
+    init_data = _init_data(3, "Petr", clock)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(page, data={"init_data": init_data}) as opened:
+            form = {key: html.unescape(value) for key, value in _form(await opened.text()).items()}
+        stale = {**form, "round": str(int(form["round"]) - 1)}  # as a page of the round before
+        async with http.post(page, data=stale) as refused:
+            assert refused.status == 409
+            text = await refused.text()
+    assert "The answer was not sent" in text
+    assert "link" not in text and "open it again from the chat" in text

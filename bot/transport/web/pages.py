@@ -374,7 +374,8 @@ class WebPages:
         except PermissionDenied:  # its audit entry is kept (bot.core.db)
             return self._message(tr, HTTPStatus.FORBIDDEN, *words.not_yours(tr))
         except (PollClosed, boards.NotInPoll):
-            return self._message(tr, HTTPStatus.CONFLICT, *words.poll_changed(tr))
+            changed = words.poll_changed(tr, member=True)
+            return self._message(tr, HTTPStatus.CONFLICT, *changed)
         if sent:
             await after()
         action = self.prefix + request.path

@@ -61,8 +61,16 @@ def refused_form(tr: Translator) -> Lines:
     ]
 
 
-def poll_changed(tr: Translator) -> Lines:
+def poll_changed(tr: Translator, *, member: bool = False) -> Lines:
+    """`member`: in the Mini App, whose poll is in the chat (a guest's is in the newest mail)."""
     _ = tr.gettext
+    if member:
+        return _("The answer was not sent"), [
+            _(
+                "The poll has closed or its times have changed. Close this page and open it "
+                "again from the chat."
+            )
+        ]
     return _("The answer was not sent"), [
         _("The poll has closed or its times have changed. Open the newest link and look again.")
     ]
