@@ -301,3 +301,14 @@ async def test_a_mini_app_page_of_an_earlier_round_sends_the_member_back_to_the_
             text = await refused.text()
     assert "The answer was not sent" in text
     assert "link" not in text and "open it again from the chat" in text
+
+
+async def test_an_absurd_number_in_a_mini_app_address_is_not_found_not_an_error(
+    bot: RunningBot, mail_server: MailServer, clock: FakeClock
+) -> None:
+    await _guest_link(bot, mail_server)
+    async with aiohttp.ClientSession() as http:
+        for path in ("/app/poll/99999999999999999999", "/app/board/99999999999999999999"):
+            page = await _local(bot, f"{PUBLIC}{path}?lang=en")
+            async with http.post(page, data={"init_data": _init_data(1, "Hana", clock)}) as got:
+                assert got.status == 404, path  # no such invitation or conference

@@ -98,10 +98,10 @@ class WebPages:
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/p/{token}", self.guest_page)
         app.router.add_post("/p/{token}", self.guest_answer)
-        app.router.add_get("/app/poll/{invitation:\\d+}", self.boot)
-        app.router.add_post("/app/poll/{invitation:\\d+}", self.member_poll)
-        app.router.add_get("/app/board/{conference:\\d+}", self.boot)
-        app.router.add_post("/app/board/{conference:\\d+}", self.coordinator_board)
+        app.router.add_get("/app/poll/{invitation:\\d{1,9}}", self.boot)
+        app.router.add_post("/app/poll/{invitation:\\d{1,9}}", self.member_poll)
+        app.router.add_get("/app/board/{conference:\\d{1,9}}", self.boot)
+        app.router.add_post("/app/board/{conference:\\d{1,9}}", self.coordinator_board)
 
     # Shared.
 
