@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -312,3 +313,32 @@ async def test_an_absurd_number_in_a_mini_app_address_is_not_found_not_an_error(
             page = await _local(bot, f"{PUBLIC}{path}?lang=en")
             async with http.post(page, data={"init_data": _init_data(1, "Hana", clock)}) as got:
                 assert got.status == 404, path  # no such invitation or conference
+
+
+async def test_in_webhook_mode_a_form_sent_in_chunks_is_read_no_further_than_the_pages_limit(
+    runtime: Runtime, sandbox: BotApiSandbox
+) -> None:
+    """The webhook's server takes bodies of up to 1 MB (updates); the page's forms are 16 kB
+    at most, also when the body comes without its length (chunked)."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"form_key=x&reason="
+        for _ in range(64):
+            yield b"x" * 1024
+
+    async with serving(runtime, sandbox) as (running, _stop, _task):
+        for _ in range(500):  # until the bot has told Telegram where it listens
+            if sandbox.webhook_url is not None:
+                break
+            await asyncio.sleep(0.01)
+        address = f"http://127.0.0.1:{running.runtime.settings.webhook_port}"
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{address}/p/made-up-token?lang=en",
+                data=chunks(),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            ) as response,
+        ):
+            assert response.status == 403  # not read through to look the link up (404)
+            assert "The answer was not sent" in await response.text()

@@ -193,9 +193,9 @@ class WebPages:
     async def _form(self, request: web.Request) -> dict[str, str] | None:
         if request.content_length is not None and request.content_length > MAX_FORM:
             return None
-        try:
-            form = await request.post()
-        except ValueError:
+        try:  # the page's own limit also on the webhook's server, and for a chunked body
+            form = await request.clone(client_max_size=MAX_FORM).post()
+        except (ValueError, web.HTTPRequestEntityTooLarge):
             return None
         return {key: value for key, value in form.items() if isinstance(value, str)}
 
