@@ -31,6 +31,7 @@ from bot.core.models import (
     District,
     Invitation,
     InvitationKind,
+    Member,
     Rsvp,
     SlotAnswer,
 )
@@ -194,6 +195,7 @@ class GuestPoll:
     slots: list[Slot]
     sent: dict[int, Vote]  # slot id -> the answer given for the invitation
     answered_at: datetime | None
+    answered_by: str | None  # the coordinator who entered it in the chat; None: the guest
     round: int
     form_key: str
     zone: ZoneInfo  # the district's
@@ -222,6 +224,11 @@ async def guest_poll(session: AsyncSession, opened: Opened) -> GuestPoll:
         slots=await current_slots(session, conference),
         sent=sent,
         answered_at=invitation.answered_at,
+        answered_by=(
+            None
+            if invitation.answered_by_id is None
+            else (await session.get_one(Member, invitation.answered_by_id)).display_name
+        ),
         round=conference.round,
         form_key=opened.link.form_key,
         zone=await _zone(session, conference),

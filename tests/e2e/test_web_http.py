@@ -26,6 +26,7 @@ from bot.services import invitations, leavers, members
 from bot.transport.web.limits import PER_ADDRESS, PER_LINK
 from tests.e2e.conftest import TOKEN, RunningBot
 from tests.e2e.mail_world import SENDER, mail_server
+from tests.e2e.test_conferences import answer_poll, until
 from tests.e2e.test_web_page import (
     PAEDIATRICS,
     PUBLIC,
@@ -342,3 +343,21 @@ async def test_in_webhook_mode_a_form_sent_in_chunks_is_read_no_further_than_the
         ):
             assert response.status == 403  # not read through to look the link up (404)
             assert "The answer was not sent" in await response.text()
+
+
+async def test_answers_the_coordinator_entered_for_a_guest_say_who_entered_them(
+    bot: RunningBot, mail_server: MailServer
+) -> None:
+    """The guest did not send them: the page does not thank them for it."""
+    hana, _petr, board = await _poll_with_a_guest(bot)
+    doctor = MailPerson(mail_server, PAEDIATRICS, "Pediatrie Cheb")
+    link = await _local(bot, _link(await doctor.next_mail())) + "?lang=en"
+    await hana.press("✍ Answers of ✉ Pediatrie Cheb", message_id=board.message_id)
+    await answer_poll(hana, await until(hana, "invited by e-mail"), {0: 1})
+    await until(hana, "Answered 1 of 3")
+    async with aiohttp.ClientSession() as http, http.get(link) as response:
+        text = await response.text()
+    assert "Answered by Hana" in text and "Thank you" not in text
+    assert re.search(r'name="slot-\d+" value="yes" checked', text)  # what she entered
+    async with aiohttp.ClientSession() as http, http.post(link, data=_form(text)) as sent:
+        assert "Thank you, your answer was sent." in await sent.text()

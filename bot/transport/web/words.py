@@ -177,7 +177,11 @@ def _poll_values(
 def guest_poll(poll: GuestPoll, tr: Translator, action: str, sent: bool) -> dict[str, Any]:
     _ = tr.gettext
     notice = None
-    if sent or poll.answered_at is not None:
+    if poll.answered_at is not None and poll.answered_by is not None and not sent:
+        notice = _("Answered by {name}, {when}.").format(  # entered for the guest in the chat
+            name=poll.answered_by, when=tr.datetime(poll.answered_at)
+        )
+    elif sent or poll.answered_at is not None:
         notice = _("Thank you, your answer was sent. You can change it until {deadline}.").format(
             deadline=tr.datetime(poll.deadline)
         )
