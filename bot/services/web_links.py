@@ -31,6 +31,7 @@ from bot.core.models import (
     District,
     Invitation,
     InvitationKind,
+    Member,
     Rsvp,
     SlotAnswer,
 )
@@ -56,8 +57,8 @@ REASON_MAX = replies.REASON_MAX
 
 
 class BadLink(ServiceError):
-    """A link that does not open: `reason` is "unknown", "expired" or "used" (a newer round or
-    time, the poll decided or the conference cancelled)."""
+    """A link that does not open: `reason` is "unknown", "expired", "cancelled" (the
+    conference) or "used" (a newer round or time, the poll decided)."""
 
     def __init__(self, reason: str, *, until: datetime | None = None) -> None:
         super().__init__(reason)
@@ -166,6 +167,8 @@ async def open_link(session: AsyncSession, token: str, *, now: datetime) -> Open
     if invitation is None or invitation.kind is not InvitationKind.GUEST:
         raise BadLink("unknown")
     conference = await session.get_one(Conference, invitation.conference_id)
+    if conference.cancelled_at is not None:  # no newer link will come
+        raise BadLink("cancelled")
     if _current_round(conference, link.purpose) != link.round:
         raise BadLink("used")
     return Opened(link, invitation, conference)
@@ -192,6 +195,7 @@ class GuestPoll:
     slots: list[Slot]
     sent: dict[int, Vote]  # slot id -> the answer given for the invitation
     answered_at: datetime | None
+    answered_by: str | None  # the coordinator who entered it in the chat; None: the guest
     round: int
     form_key: str
     zone: ZoneInfo  # the district's
@@ -220,6 +224,11 @@ async def guest_poll(session: AsyncSession, opened: Opened) -> GuestPoll:
         slots=await current_slots(session, conference),
         sent=sent,
         answered_at=invitation.answered_at,
+        answered_by=(
+            None
+            if invitation.answered_by_id is None
+            else (await session.get_one(Member, invitation.answered_by_id)).display_name
+        ),
         round=conference.round,
         form_key=opened.link.form_key,
         zone=await _zone(session, conference),
@@ -327,6 +336,8 @@ async def answer_invitation(
         raise BadLink("unknown")
     conference, invitation = opened.conference, opened.invitation
     await session.refresh(conference, with_for_update=True)
+    if conference.cancelled_at is not None:  # in the meantime
+        raise BadLink("cancelled")
     if conference.sequence != sequence or _current_round(conference, opened.link.purpose) is None:
         raise BadLink("used")
     reason = (reason or "").strip()[:REASON_MAX] or None

@@ -270,3 +270,18 @@ async def test_the_page_and_the_chat_opening_a_members_poll_at_once_make_one_row
             select(PollMessage).where(PollMessage.invitation_id == invitation)
         )
         assert len(rows.all()) == 1
+
+
+def test_the_counts_of_a_flood_are_let_go_once_its_minute_has_passed(clock: FakeClock) -> None:
+    """Made-up links by the thousand are kept only while they count: a minute later, the
+    next request lets them all go (the memory of a flood is not held until a restart)."""
+    limits = RateLimits()
+    for number in range(5000):
+        limits.allow(f"t:made-up-{number}", 30, clock.now())
+    assert len(limits) == 5000
+    clock.advance(timedelta(seconds=61))
+    assert limits.allow("t:a", 30, clock.now())
+    assert len(limits) == 1
+    clock.advance(timedelta(seconds=30))
+    assert limits.allow("t:b", 30, clock.now())
+    assert len(limits) == 2  # "t:a" still counts

@@ -440,3 +440,47 @@ async def test_a_member_who_has_not_confirmed_confidentiality_sees_nothing_in_th
     await confirm_confidentiality(karel)
     await _open_mini_app(page, url, _init_data(4, "Karel", clock))
     assert "Case conference PK-2026-0001" in await page.inner_text("h1")
+
+
+async def test_on_a_phone_a_board_of_forty_invitees_keeps_each_rows_time_in_sight(
+    bot: RunningBot, browser: Browser, clock: FakeClock
+) -> None:
+    """Forty invitees are forty columns: scrolled sideways on a phone, each row still says
+    which time it is."""
+    hana, _petr, board = await _poll_with_a_guest(bot)
+    async with bot.runtime.database.transaction() as session:
+        conference = (await session.scalars(select(Conference))).one()
+        for number in range(37):  # 3 invited in the chat, 37 more: forty
+            institution = Institution(
+                district_id=conference.district_id,
+                name=f"ZŠ a MŠ Cheb, Hradební {number + 1}",
+                kind=InstitutionKind.SCHOOL,
+                created_at=clock.now(),
+            )
+            session.add(institution)
+            await session.flush()
+            session.add(
+                Invitation(
+                    conference_id=conference.id,
+                    kind=InvitationKind.INSTITUTION,
+                    institution_id=institution.id,
+                    required=False,
+                )
+            )
+    url = await _local(bot, _web_app_url(hana.messages[board.message_id], "as a grid"))
+    page = await browser.new_page(viewport=browsers.PHONE)
+    await _open_mini_app(page, url, _init_data(1, "Hana", clock))
+    assert await page.locator("thead th").count() == 41
+    rows = page.locator("tbody tr")
+    await page.locator(".table-wrap").evaluate("wrap => { wrap.scrollLeft = wrap.scrollWidth; }")
+    wrap = await page.locator(".table-wrap").bounding_box()
+    assert wrap is not None
+    for index in (0, await rows.count() - 1):
+        row = await rows.nth(index).bounding_box()
+        assert row is not None
+        seen = await page.evaluate(
+            "([x, y]) => document.elementFromPoint(x, y).closest('th, td').innerText",
+            [wrap["x"] + 8, row["y"] + row["height"] / 2],
+        )
+        assert seen == await rows.nth(index).locator("th").inner_text()
+    await _accessible(page)  # the grid that scrolls is reached and scrolled by keyboard too

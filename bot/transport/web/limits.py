@@ -1,6 +1,7 @@
 """How often one link, one Mini App user or one address may ask for the page: a sliding window
 per key, on the bot's clock (the tests move it). Kept in memory: a restart forgets the counts,
-which only ever lets someone in earlier."""
+which only ever lets someone in earlier; a key whose requests no longer count is let go within
+a minute, so a flood of made-up links leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -16,9 +17,14 @@ _MAX_KEYS = 50_000  # past this, the oldest keys are forgotten (a flood of made-
 class RateLimits:
     def __init__(self) -> None:
         self._seen: dict[str, deque[datetime]] = {}
+        self._swept: datetime | None = None
+
+    def __len__(self) -> int:
+        return len(self._seen)
 
     def allow(self, key: str, limit: int, now: datetime) -> bool:
         """Counts one request under `key`; False when it is over `limit` within the window."""
+        self._sweep(now)
         times = self._seen.pop(key, None)
         if times is None:
             times = deque()
@@ -31,3 +37,13 @@ class RateLimits:
             return False
         times.append(now)
         return True
+
+    def _sweep(self, now: datetime) -> None:
+        """Once a window: the keys none of whose requests count any more are let go."""
+        if self._swept is not None and now - self._swept < WINDOW:
+            return
+        self._swept = now
+        for key in [
+            key for key, times in self._seen.items() if not times or times[-1] <= now - WINDOW
+        ]:
+            del self._seen[key]

@@ -19,6 +19,7 @@ nothing of the child: the case by its code.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
@@ -97,10 +98,10 @@ class WebPages:
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/p/{token}", self.guest_page)
         app.router.add_post("/p/{token}", self.guest_answer)
-        app.router.add_get("/app/poll/{invitation:\\d+}", self.boot)
-        app.router.add_post("/app/poll/{invitation:\\d+}", self.member_poll)
-        app.router.add_get("/app/board/{conference:\\d+}", self.boot)
-        app.router.add_post("/app/board/{conference:\\d+}", self.coordinator_board)
+        app.router.add_get("/app/poll/{invitation:\\d{1,9}}", self.boot)
+        app.router.add_post("/app/poll/{invitation:\\d{1,9}}", self.member_poll)
+        app.router.add_get("/app/board/{conference:\\d{1,9}}", self.boot)
+        app.router.add_post("/app/board/{conference:\\d{1,9}}", self.coordinator_board)
 
     # Shared.
 
@@ -114,24 +115,33 @@ class WebPages:
         asked = request.query.get("lang")
         if asked in LOCALES:
             return asked
-        for part in request.headers.get("Accept-Language", "").split(","):
-            tag = part.split(";")[0].strip()
-            if tag and tag != "*":
-                return pick_locale(tag, self.runtime.settings.default_locale)
+        # The browser's languages by weight: the first of them the page has.
+        for tag in _accepted(request.headers.get("Accept-Language", "")):
+            if (found := pick_locale(tag, "")) in LOCALES:
+                return found
         return self.runtime.settings.default_locale
 
     def _address(self, request: web.Request) -> str:
-        """The client's address; behind a reverse proxy on this host, the one it forwards."""
+        """The client's address; behind a reverse proxy on this host, the one it forwards. An
+        IPv6 one by its /64: each home and each server has a whole /64 to pick from."""
         remote = request.remote or ""
         forwarded = request.headers.get("X-Forwarded-For")
         if forwarded and remote in ("127.0.0.1", "::1"):
-            return forwarded.split(",")[-1].strip()
-        return remote
+            remote = forwarded.split(",")[-1].strip()
+        try:
+            address = ipaddress.ip_address(remote)
+        except ValueError:
+            return remote
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+            return str(ipaddress.IPv6Network((address, 64), strict=False))
+        return str(address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else address)
 
-    def _allowed(self, request: web.Request, key: str) -> bool:
+    def _allowed(self, request: web.Request, key: str | None) -> bool:
+        """Counts the request for its address and for `key` (a link, a Mini App user; None:
+        not known yet), refused when either is over its limit."""
         now = self._now()
         return self.limits.allow("a:" + self._address(request), PER_ADDRESS, now) and (
-            self.limits.allow(key, PER_LINK, now)
+            key is None or self.limits.allow(key, PER_LINK, now)
         )
 
     def _same_site(self, request: web.Request) -> bool:
@@ -183,9 +193,9 @@ class WebPages:
     async def _form(self, request: web.Request) -> dict[str, str] | None:
         if request.content_length is not None and request.content_length > MAX_FORM:
             return None
-        try:
-            form = await request.post()
-        except ValueError:
+        try:  # the page's own limit also on the webhook's server, and for a chunked body
+            form = await request.clone(client_max_size=MAX_FORM).post()
+        except (ValueError, web.HTTPRequestEntityTooLarge):
             return None
         return {key: value for key, value in form.items() if isinstance(value, str)}
 
@@ -299,6 +309,8 @@ class WebPages:
         tr = self._translator(self._locale(request))
         if not self._same_site(request) or form is None:
             return self._message(tr, HTTPStatus.FORBIDDEN, *words.refused_form(tr))
+        if not self._allowed(request, None):  # before the signature: forgeries count too
+            return self._too_many(tr)
         token = self.runtime.settings.token
         try:
             if token is None:
@@ -312,14 +324,16 @@ class WebPages:
         except InitDataError as error:
             logger.info("a Mini App request refused: initData %s", error.reason)
             return self._message(tr, HTTPStatus.FORBIDDEN, *words.not_telegram(tr, error.reason))
-        if not self._allowed(request, f"u:{user_id}"):
+        if not self.limits.allow(f"u:{user_id}", PER_LINK, self._now()):
             return self._too_many(tr)
         async with self.runtime.database.reading() as session:
             actor = await members.find_actor(session, user_id)
             confirmed = actor is not None and await confidentiality.confirmed(
                 session, actor.member_id
             )
-        if actor is None:
+        if actor is None:  # a stranger or a leaver: audited, as their button in the chat
+            async with self.runtime.database.transaction() as session:
+                await members.turned_away(session, user_id, request.path[:64], now=self._now())
             return self._message(tr, HTTPStatus.FORBIDDEN, *words.not_member(tr))
         if not confirmed:  # nothing of a case before confidentiality is confirmed in the chat
             tr = self._translator(actor.locale)
@@ -360,7 +374,8 @@ class WebPages:
         except PermissionDenied:  # its audit entry is kept (bot.core.db)
             return self._message(tr, HTTPStatus.FORBIDDEN, *words.not_yours(tr))
         except (PollClosed, boards.NotInPoll):
-            return self._message(tr, HTTPStatus.CONFLICT, *words.poll_changed(tr))
+            changed = words.poll_changed(tr, member=True)
+            return self._message(tr, HTTPStatus.CONFLICT, *changed)
         if sent:
             await after()
         action = self.prefix + request.path
@@ -393,6 +408,22 @@ class WebPages:
 
 class _StaleForm(Exception):
     """A form without its link's key (another site's, or an old page's), or without an answer."""
+
+
+def _accepted(header: str) -> list[str]:
+    """The language tags of an Accept-Language header, the most wanted first."""
+    weighted: list[tuple[float, str]] = []
+    for part in header.split(",")[:20]:
+        tag, _, params = part.partition(";")
+        weight = 1.0
+        if params.strip().startswith("q="):
+            try:
+                weight = float(params.strip()[2:])
+            except ValueError:
+                continue
+        if tag.strip() and tag.strip() != "*" and weight > 0:
+            weighted.append((weight, tag.strip()))
+    return [tag for _, tag in sorted(weighted, key=lambda pair: -pair[0])]
 
 
 def _number(value: str | None) -> int:

@@ -34,6 +34,11 @@ def bad_link(tr: Translator, error: BadLink) -> Lines:
             _("It was valid until {when}.").format(when=tr.datetime(error.until)),
             _("If you still need to answer, write to whoever invited you."),
         ]
+    if error.reason == "cancelled":
+        return _("This case conference was cancelled"), [
+            _("There is nothing to answer any more."),
+            _("If you have a question, write to whoever invited you."),
+        ]
     if error.reason == "used":
         return _("This link is no longer valid"), [
             _(
@@ -56,8 +61,16 @@ def refused_form(tr: Translator) -> Lines:
     ]
 
 
-def poll_changed(tr: Translator) -> Lines:
+def poll_changed(tr: Translator, *, member: bool = False) -> Lines:
+    """`member`: in the Mini App, whose poll is in the chat (a guest's is in the newest mail)."""
     _ = tr.gettext
+    if member:
+        return _("The answer was not sent"), [
+            _(
+                "The poll has closed or its times have changed. Close this page and open it "
+                "again from the chat."
+            )
+        ]
     return _("The answer was not sent"), [
         _("The poll has closed or its times have changed. Open the newest link and look again.")
     ]
@@ -164,7 +177,11 @@ def _poll_values(
 def guest_poll(poll: GuestPoll, tr: Translator, action: str, sent: bool) -> dict[str, Any]:
     _ = tr.gettext
     notice = None
-    if sent or poll.answered_at is not None:
+    if poll.answered_at is not None and poll.answered_by is not None and not sent:
+        notice = _("Answered by {name}, {when}.").format(  # entered for the guest in the chat
+            name=poll.answered_by, when=tr.datetime(poll.answered_at)
+        )
+    elif sent or poll.answered_at is not None:
         notice = _("Thank you, your answer was sent. You can change it until {deadline}.").format(
             deadline=tr.datetime(poll.deadline)
         )
