@@ -96,8 +96,17 @@ async def test_the_page_sets_no_cookie_is_not_cached_and_forms_from_elsewhere_ch
             assert "Set-Cookie" not in response.headers
             assert response.headers["Cache-Control"] == "no-store"
             assert response.headers["Referrer-Policy"] == "same-origin"
-            assert "frame-ancestors" in response.headers["Content-Security-Policy"]
+            # A guest's page is framed by nobody; a Mini App's, and its refusals, by Telegram's
+            # web client only.
+            assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
             form = _form(await response.text())
+        mini_app = link.split("/p/")[0] + "/app/poll/1"
+        async with http.get(mini_app) as boot, http.post(mini_app, data={}) as refused:
+            for response in (boot, refused):
+                assert (
+                    "frame-ancestors https://web.telegram.org"
+                    in (response.headers["Content-Security-Policy"])
+                )
         foreign = {"Origin": "https://evil.example"}
         async with http.post(link, data=form, headers=foreign, allow_redirects=False) as refused:
             assert refused.status == 403
@@ -109,6 +118,7 @@ async def test_the_page_sets_no_cookie_is_not_cached_and_forms_from_elsewhere_ch
         async with http.post(link, data=form, allow_redirects=False) as sent:
             assert sent.status == 303
             assert sent.headers["Location"].endswith("?lang=en&sent=1")
+            assert sent.headers["Cache-Control"] == "no-store"
         assert await _answered(bot)
 
 

@@ -98,10 +98,12 @@ class WebPages:
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/p/{token}", self.guest_page)
         app.router.add_post("/p/{token}", self.guest_answer)
-        app.router.add_get("/app/poll/{invitation:\\d{1,9}}", self.boot)
-        app.router.add_post("/app/poll/{invitation:\\d{1,9}}", self.member_poll)
-        app.router.add_get("/app/board/{conference:\\d{1,9}}", self.boot)
-        app.router.add_post("/app/board/{conference:\\d{1,9}}", self.coordinator_board)
+        app.router.add_get("/app/poll/{invitation:\\d{1,9}}", _in_telegram(self.boot))
+        app.router.add_post("/app/poll/{invitation:\\d{1,9}}", _in_telegram(self.member_poll))
+        app.router.add_get("/app/board/{conference:\\d{1,9}}", _in_telegram(self.boot))
+        app.router.add_post(
+            "/app/board/{conference:\\d{1,9}}", _in_telegram(self.coordinator_board)
+        )
 
     # Shared.
 
@@ -164,7 +166,6 @@ class WebPages:
             **page.values,
         }
         body = self.templates.get_template(page.template).render(values)
-        frames = "https://web.telegram.org" if page.template != "message.html" else "'none'"
         return web.Response(
             status=page.status,
             text=body,
@@ -172,7 +173,7 @@ class WebPages:
             headers={
                 "Content-Security-Policy": (
                     f"default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; "
-                    f"form-action 'self'; base-uri 'none'; frame-ancestors {frames}"
+                    f"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
                 ),
                 "Referrer-Policy": "same-origin",  # the link never leaves in a Referer
                 "Cache-Control": "no-store",
@@ -285,7 +286,10 @@ class WebPages:
         except (PollClosed, boards.NotInPoll):
             return self._message(tr, HTTPStatus.CONFLICT, *words.poll_changed(tr))
         await after()
-        raise web.HTTPSeeOther(f"{self.prefix}/p/{token}?lang={tr.locale}&sent=1")
+        raise web.HTTPSeeOther(
+            f"{self.prefix}/p/{token}?lang={tr.locale}&sent=1",
+            headers={"Cache-Control": "no-store", "Referrer-Policy": "same-origin"},
+        )
 
     # The Mini App.
 
@@ -404,6 +408,26 @@ class WebPages:
         tr = self._translator(actor.locale, zone)
         values = words.board_page(board, answers, tr)
         return self._render(_Page(HTTPStatus.OK, "board.html", values), tr)
+
+
+TELEGRAM_WEB = "https://web.telegram.org"  # Telegram's web client shows a Mini App in a frame
+
+
+def _in_telegram(
+    handler: Callable[[web.Request], Awaitable[web.Response]],
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A Mini App's page (and its refusals) may be framed by Telegram's web client; a guest's
+    page by nobody."""
+
+    async def framed(request: web.Request) -> web.Response:
+        response = await handler(request)
+        policy = response.headers.get("Content-Security-Policy", "")
+        response.headers["Content-Security-Policy"] = policy.replace(
+            "frame-ancestors 'none'", f"frame-ancestors {TELEGRAM_WEB}"
+        )
+        return response
+
+    return framed
 
 
 class _StaleForm(Exception):
