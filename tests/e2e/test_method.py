@@ -86,6 +86,9 @@ async def test_the_kind_and_goal_from_the_plan_to_the_invitation_and_the_goal_re
     screen = await until(hana, "Case conference for PK-2026-0001")
     assert f"Goal: written ({len(GOAL)} characters)." in (screen.text or "")
     assert GOAL not in (screen.text or "")
+    # What was typed may name the child: it goes from the chat once it is kept.
+    typed = [m for m in hana.messages.values() if m.text == GOAL]
+    assert typed and all(m.deleted for m in typed)
     await hana.press("Send the poll")
 
     # The poll says the kind, and only that the goal is in the bot.
