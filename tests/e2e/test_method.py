@@ -238,7 +238,24 @@ async def test_the_childs_voice_and_the_child_on_the_attendance_sheet_are_in_the
     ]
     assert ["The child", "Child", "yes", ""] in named_rows
 
-    # The record is finished: the stale screen's buttons change nothing any more.
+    # The draft is out for comments: a comment may correct the child's view, so it still
+    # changes, from the record's screen, and the final record has it.
+    await hana.press_data(f"rc:o:{_conference.id}")
+    record_screen = await until(hana, "Draft sent for comments until")
+    await hana.press("🧒 Goal and the child's voice", message_id=record_screen.message_id)
+    screen = await method_screen(hana)
+    await hana.press("✍ The child's view", message_id=screen.message_id)
+    await until(hana, "Type the child's view")
+    await hana.send_text("I want to stay at my school and see my dad on Saturdays.")
+    assert "on Saturdays" in ((await method_screen(hana)).text or "")
+    await hana.press_data(f"rc:o:{_conference.id}")
+    await until(hana, "Draft sent for comments until")
+    await hana.press("📤 Send the final record")
+    final = await until(hana, "The final record of PK-2026-0001: only you have it.")
+    paragraphs = [p.text for p in docx.Document(io.BytesIO(hana.document_of(final)[1])).paragraphs]
+    assert "I want to stay at my school and see my dad on Saturdays." in paragraphs
+
+    # The record is final: the stale screen's buttons change nothing any more.
     answer = await hana.press("Not taking part", message_id=screen.message_id)
     assert answer.text is not None and "can no longer change" in answer.text
     _conference, method = await the_conference(bot)
