@@ -15,12 +15,22 @@ from sqlalchemy import select
 
 from bot.core.clock import FakeClock
 from bot.core.method_tables import ChildPart, ConferenceKind, ConferenceMethod
-from bot.core.models import AuditEntry, Conference, InstitutionKind, Role
+from bot.core.models import (
+    AuditEntry,
+    Conference,
+    Institution,
+    InstitutionKind,
+    Invitation,
+    InvitationKind,
+    Role,
+    Rsvp,
+)
 from bot.sandbox import FloodLimits, Person
 from bot.sandbox.models import BotMessage
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_conferences import answer_poll, open_case, slot_buttons, until
 from tests.e2e.test_invitations import each, scheduled, team
+from tests.e2e.test_tasks import record_opened
 
 GOAL = "Agree who supports the boy at school and at home before the court petition."
 COURT = "Kind: conference before a court petition (§ 14(2)(b) of Act 359/1999)"
@@ -260,3 +270,54 @@ async def test_the_childs_voice_and_the_child_on_the_attendance_sheet_are_in_the
     assert answer.text is not None and "can no longer change" in answer.text
     _conference, method = await the_conference(bot)
     assert method is not None and method.child_part is ChildPart.SUPPORTED
+
+
+async def test_the_attendance_of_150_institutions_is_paged_with_the_child_on_every_page(
+    bot: RunningBot, clock: FakeClock
+) -> None:
+    """150 institutions were invited: one button each would be more than the 100 a message may
+    carry, so the attendance screen shows 20 a page (◀ ▶), with the child's row and Back on
+    every page; a tap, on the child too, keeps the page it was made on."""
+    people = await team(bot)
+    hana = people["hana"]
+    await record_opened(bot, clock, people)
+    async with bot.runtime.database.transaction() as session:
+        conference = (await session.scalars(select(Conference))).one()
+        district = conference.district_id
+        for number in range(1, 151):
+            institution = Institution(
+                district_id=district,
+                name=f"ZŠ Cheb {number:03}",
+                kind=InstitutionKind.SCHOOL,
+                created_at=clock.now(),
+            )
+            session.add(institution)
+            await session.flush()
+            session.add(
+                Invitation(
+                    conference_id=conference.id,
+                    kind=InvitationKind.INSTITUTION,
+                    institution_id=institution.id,
+                    required=False,
+                    rsvp=Rsvp.ACCEPTED,
+                )
+            )
+    await hana.press("👥 Attendance")
+    screen = await until(hana, "one tap per participant")
+    assert len(labels(screen)) <= 100
+    assert "▶" in labels(screen) and "❌ The child did not come" in labels(screen)
+    for _ in range(3):
+        await hana.press("▶", message_id=screen.message_id)
+        screen = await until(hana, "one tap per participant")
+    page = labels(screen)
+    assert "❌ ZŠ Cheb 059" in page and "❌ ZŠ Cheb 058" not in page  # the 4th page
+    assert "◀" in page and "⬅️ Back" in page
+    await hana.press("❌ ZŠ Cheb 070", message_id=screen.message_id)
+    screen = await until(hana, "one tap per participant")
+    assert "❌ ZŠ Cheb 059" in labels(screen)  # the same page
+    assert "✅ ZŠ Cheb 070: —" in labels(screen)
+    await hana.press("❌ The child did not come", message_id=screen.message_id)
+    screen = await until(hana, "one tap per participant")
+    assert "✅ The child came" in labels(screen) and "❌ ZŠ Cheb 059" in labels(screen)
+    _conference, method = await the_conference(bot)
+    assert method is not None and method.child_present
