@@ -98,12 +98,12 @@ def _attendance_label(item: records.Attendance, tr: Translator) -> str:
 
 
 async def _paged(update: Update, context: Context, action: str) -> tuple[int, int] | None:
-    """The conference and the page of an attendance button ("rc:a:12", "rc:h:12:p:3")."""
+    """The conference and the page of an attendance button ("rc:a:12", "rc:h:12:p:3:y")."""
     query = update.callback_query
     match parse_callback(query.data if query else None, "rc"):
         case [a, raw] if a == action and (conference := parse_id(raw)) is not None:
             return conference, 0
-        case [a, raw, "p", n] if a == action and (conference := parse_id(raw)) is not None:
+        case [a, raw, "p", n, *_] if a == action and (conference := parse_id(raw)) is not None:
             if (page := parse_number(n, digits=4)) is not None:
                 return conference, page
     await no_longer_active(update, context)
@@ -133,8 +133,10 @@ async def _attendance(
         page = ids.index(shown) // ATTENDANCE_PAGE
     listed = paginate(view.attendance, page, ATTENDANCE_PAGE)
     came = tr.gettext("The child came") if child else tr.gettext("The child did not come")
+    sets = "n" if child else "y"
     extra = [
-        [(("✅ " if child else "❌ ") + came, f"rc:h:{conference_id}:p:{listed.number}")],
+        # The state it sets ("y": came), so that a double tap does not undo the first.
+        [(("✅ " if child else "❌ ") + came, f"rc:h:{conference_id}:p:{listed.number}:{sets}")],
         [("⬅️ " + tr.gettext("Back"), f"rc:o:{conference_id}")],
     ]
     markup = paged_keyboard(
@@ -162,8 +164,12 @@ async def toggle_child(update: Update, context: Context) -> None:
     """The child on the attendance sheet: came, or not."""
     if (found := await _paged(update, context, "h")) is None:
         return
+    data = update.callback_query.data if update.callback_query else ""
+    present = {"y": True, "n": False}.get((data or "").rsplit(":", 1)[-1])
     async with use_case(update, context, *TASK_REFUSALS) as case:
-        await method.toggle_child_present(case.session, case.actor, found[0], now=case.now)
+        await method.toggle_child_present(
+            case.session, case.actor, found[0], now=case.now, present=present
+        )
     if case.done:
         await _attendance(update, context, found[0], page=found[1])
 
@@ -609,7 +615,7 @@ def command_handlers() -> HandlerList:
         CallbackQueryHandler(consuming(open_record), pattern=r"^rc:o:\d+$"),
         CallbackQueryHandler(consuming(show_attendance), pattern=r"^rc:a:\d+(:p:\d+)?$"),
         CallbackQueryHandler(consuming(toggle_attendance), pattern=r"^rc:t:\d+$"),
-        CallbackQueryHandler(consuming(toggle_child), pattern=r"^rc:h:\d+(:p:\d+)?$"),
+        CallbackQueryHandler(consuming(toggle_child), pattern=r"^rc:h:\d+(:p:\d+(:[yn])?)?$"),
         CallbackQueryHandler(consuming(finish), pattern=r"^rc:e:\d+$"),
         CallbackQueryHandler(consuming(send_document), pattern=r"^rc:[rc]:\d+$"),
     ]

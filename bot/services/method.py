@@ -204,18 +204,26 @@ async def changeable(
 
 
 async def toggle_child_present(
-    session: AsyncSession, actor: Actor, conference_id: int, *, now: datetime
+    session: AsyncSession,
+    actor: Actor,
+    conference_id: int,
+    *,
+    now: datetime,
+    present: bool | None = None,
 ) -> bool:
-    """On the attendance sheet of a held conference: the child came, or not. Returns whether
-    they now are marked present."""
+    """On the attendance sheet of a held conference: the child came, or not (`present`; None
+    turns it over). The same button twice (a double tap) changes nothing the second time.
+    Returns whether they now are marked present."""
     await records.recordable(session, actor, conference_id, now=now)
     conference = await session.get_one(Conference, conference_id)
     row = await _row(session, conference, now=now)
-    row.child_present = not row.child_present
-    row.updated_at = now
-    await audit.acted(
-        session, actor, "record.child_present", conference, at=now, present=row.child_present
-    )
+    wanted = not row.child_present if present is None else present
+    if row.child_present is not wanted:
+        row.child_present = wanted
+        row.updated_at = now
+        await audit.acted(
+            session, actor, "record.child_present", conference, at=now, present=wanted
+        )
     return row.child_present
 
 

@@ -654,7 +654,7 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         "rc:h (the child came)",
-        r"^rc:h:\d+(:p:\d+)?$",
+        r"^rc:h:\d+(:p:\d+(:[yn])?)?$",
         district_coordinator,
         pressed("rc:h:{id}"),
         shown("Attendance at {code}"),

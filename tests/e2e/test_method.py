@@ -277,7 +277,8 @@ async def test_the_attendance_of_150_institutions_is_paged_with_the_child_on_eve
 ) -> None:
     """150 institutions were invited: one button each would be more than the 100 a message may
     carry, so the attendance screen shows 20 a page (◀ ▶), with the child's row and Back on
-    every page; a tap, on the child too, keeps the page it was made on."""
+    every page; a tap, on the child too, keeps the page it was made on, and a double tap on the
+    child's row does not undo the first."""
     people = await team(bot)
     hana = people["hana"]
     await record_opened(bot, clock, people)
@@ -316,8 +317,13 @@ async def test_the_attendance_of_150_institutions_is_paged_with_the_child_on_eve
     screen = await until(hana, "one tap per participant")
     assert "❌ ZŠ Cheb 059" in labels(screen)  # the same page
     assert "✅ ZŠ Cheb 070: —" in labels(screen)
-    await hana.press("❌ The child did not come", message_id=screen.message_id)
+    # A double tap on the child's row: the second press, with the data of the message as it
+    # was, does not undo the first.
+    child = next(data for row in screen.buttons() for text, data in row if "The child" in text)
+    await hana.press_data(child, message_id=screen.message_id)
     screen = await until(hana, "one tap per participant")
     assert "✅ The child came" in labels(screen) and "❌ ZŠ Cheb 059" in labels(screen)
+    await hana.press_data(child, message_id=screen.message_id)
     _conference, method = await the_conference(bot)
     assert method is not None and method.child_present
+    assert len(await audit(bot, "record.child_present")) == 1
