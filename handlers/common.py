@@ -144,6 +144,7 @@ def paged_keyboard(
 # Telegram's limits on what one message carries, counted after entity parsing: the raw HTML
 # is never shorter, so measuring it is safe.
 MAX_TEXT = 4096
+MAX_CAPTION = 1024  # a document's caption
 _OPEN_TAG_AT_END = re.compile(r"<[^>]*$")
 _OPEN_ENTITY_AT_END = re.compile(r"&[#\w]*$")
 _TAG = re.compile(r"<(/?)([a-zA-Z][\w-]*)[^>]*>")

@@ -25,7 +25,12 @@ from bot.transport.telegram.delivery import Kind, Outgoing
 from handlers.board_text import invitee_name, numbered, offer, refresh_board
 from handlers.common import Context, esc, keyboard
 from handlers.errors import send_safely
-from handlers.invitation_text import invite_markup, invite_text, said_yes_in_poll
+from handlers.invitation_text import (
+    invite_caption,
+    invite_markup,
+    invite_text,
+    said_yes_in_poll,
+)
 from handlers.poll_messages import poll_markup, poll_text, tell_unreachable
 
 logger = logging.getLogger(__name__)
@@ -145,7 +150,7 @@ async def render_invite(context: Context, row: Notification) -> Outgoing | None:
             )
 
     return Outgoing(
-        invite_text(view, tr, said_yes=said_yes_in_poll(view)),
+        invite_caption(view, tr, said_yes=said_yes_in_poll(view)),
         invite_markup(view, tr),
         document=calendar_file(view, tr),
         after=remember,

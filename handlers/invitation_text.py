@@ -4,6 +4,7 @@ sends it: its text and its buttons (its calendar file: bot.services.calendar_fil
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from telegram import InlineKeyboardMarkup
 from telegram.error import BadRequest, TelegramError
@@ -11,7 +12,7 @@ from telegram.error import BadRequest, TelegramError
 from bot.core.i18n import Translator
 from bot.core.models import InvitationKind, Rsvp
 from bot.services.invitation_views import Attendee, InviteView
-from handlers.common import Context, esc, keyboard
+from handlers.common import MAX_CAPTION, Context, clip, esc, keyboard
 from handlers.method_texts import goal_button, goal_note, kind_line
 
 logger = logging.getLogger(__name__)
@@ -103,6 +104,18 @@ def invite_text(
     return "\n".join(lines)
 
 
+def invite_caption(view: InviteView, tr: Translator, *, said_yes: bool = False) -> str:
+    """The invitation as its calendar file's caption, within Telegram's 1,024 characters: a
+    place, names and the conference's kind and goal lines at their longest do not fit, so an
+    overlong place is shortened first, then the whole is cut (with "…"), never refused."""
+    text = invite_text(view, tr, said_yes=said_yes)
+    over = len(text) - MAX_CAPTION  # the raw HTML: never shorter than what Telegram counts
+    if over > 0 and view.place:
+        place = view.place[: max(len(view.place) - over - 1, 0)].rstrip() + "…"
+        text = invite_text(replace(view, place=place), tr, said_yes=said_yes)
+    return clip(text, MAX_CAPTION)
+
+
 def invite_markup(view: InviteView, tr: Translator) -> InlineKeyboardMarkup | None:
     if view.invitation_id is None or view.cancelled:
         return None
@@ -136,7 +149,7 @@ async def redraw_invitation(
         await context.bot.edit_message_caption(
             chat_id=chat_id,
             message_id=message_id,
-            caption=invite_text(view, tr),
+            caption=invite_caption(view, tr),
             reply_markup=invite_markup(view, tr),
         )
     except BadRequest as error:

@@ -3,7 +3,10 @@ who is invited, the length, the window and the place, then the poll sent to ever
 
 from __future__ import annotations
 
+import contextlib
+
 from telegram import Update
+from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, ConversationHandler, MessageHandler
 
 from bot.core.i18n import Translator
@@ -516,6 +519,8 @@ async def typed_goal(update: Update, context: Context) -> str | int:
         return GOAL
     plan.goal = text
     _keep(context, plan)
+    with contextlib.suppress(TelegramError):  # it may name the child: it goes from the chat
+        await message.delete()
     return await _show_plan(update, context, plan, new_message=True)
 
 

@@ -33,6 +33,8 @@ from handlers.common import (
     esc,
     keyboard,
     no_longer_active,
+    paged_keyboard,
+    paginate,
     parse_callback,
     parse_id,
     parse_number,
@@ -71,6 +73,9 @@ async def open_record(update: Update, context: Context) -> None:
     await show_record(update, context, ids[0])
 
 
+ATTENDANCE_PAGE = 20  # invitations a page of the attendance screen holds (150 institutions...)
+
+
 def attendance_text(view: records.RecordView, tr: Translator) -> str:
     return tr.gettext(
         "👥 Attendance at {code}: one tap per participant changes came → a colleague came "
@@ -92,14 +97,29 @@ def _attendance_label(item: records.Attendance, tr: Translator) -> str:
     return f"✅ {name}: {who}"
 
 
+async def _paged(update: Update, context: Context, action: str) -> tuple[int, int] | None:
+    """The conference and the page of an attendance button ("rc:a:12", "rc:h:12:p:3:y")."""
+    query = update.callback_query
+    match parse_callback(query.data if query else None, "rc"):
+        case [a, raw] if a == action and (conference := parse_id(raw)) is not None:
+            return conference, 0
+        case [a, raw, "p", n, *_] if a == action and (conference := parse_id(raw)) is not None:
+            if (page := parse_number(n, digits=4)) is not None:
+                return conference, page
+    await no_longer_active(update, context)
+    return None
+
+
 async def show_attendance(update: Update, context: Context) -> None:
-    ids = await pressed(update, context, "rc")
-    if ids is None:
-        return
-    await _attendance(update, context, ids[0])
+    if (found := await _paged(update, context, "a")) is not None:
+        await _attendance(update, context, found[0], page=found[1])
 
 
-async def _attendance(update: Update, context: Context, conference_id: int) -> None:
+async def _attendance(
+    update: Update, context: Context, conference_id: int, *, page: int = 0, shown: int = 0
+) -> None:
+    """The attendance screen, ATTENDANCE_PAGE invitations a page (the page of the invitation
+    `shown`, if given); the child's row and Back on every page."""
     tr = context.tr
     async with use_case(update, context, *TASK_REFUSALS) as case:
         view = await records.record_view(
@@ -108,24 +128,50 @@ async def _attendance(update: Update, context: Context, conference_id: int) -> N
         child = await method.child_present(case.session, conference_id)
     if not case.done:
         return
-    rows = [[(_attendance_label(a, tr), f"rc:t:{a.invitation_id}")] for a in view.attendance]
+    ids = [a.invitation_id for a in view.attendance]
+    if shown in ids:
+        page = ids.index(shown) // ATTENDANCE_PAGE
+    listed = paginate(view.attendance, page, ATTENDANCE_PAGE)
     came = tr.gettext("The child came") if child else tr.gettext("The child did not come")
-    rows.append([(("✅ " if child else "❌ ") + came, f"rc:h:{conference_id}")])
-    rows.append([("⬅️ " + tr.gettext("Back"), f"rc:o:{conference_id}")])
-    await answer(update, attendance_text(view, tr), keyboard(rows))
+    sets = "n" if child else "y"
+    extra = [
+        # The state it sets ("y": came), so that a double tap does not undo the first.
+        [(("✅ " if child else "❌ ") + came, f"rc:h:{conference_id}:p:{listed.number}:{sets}")],
+        [("⬅️ " + tr.gettext("Back"), f"rc:o:{conference_id}")],
+    ]
+    markup = paged_keyboard(
+        listed,
+        lambda a: (_attendance_label(a, tr), f"rc:t:{a.invitation_id}"),
+        f"rc:a:{conference_id}",
+        extra,
+    )
+    await answer(update, attendance_text(view, tr), markup)
 
 
 async def toggle_attendance(update: Update, context: Context) -> None:
-    done = await on_pressed(update, context, "rc:t", records.toggle_attendance, *TASK_REFUSALS)
-    if done is not None:
-        await _attendance(update, context, done.result)
+    ids = await pressed(update, context, "rc")
+    if ids is None:
+        return
+    async with use_case(update, context, *TASK_REFUSALS) as case:
+        conference_id = await records.toggle_attendance(
+            case.session, case.actor, ids[0], now=case.now
+        )
+    if case.done:
+        await _attendance(update, context, conference_id, shown=ids[0])
 
 
 async def toggle_child(update: Update, context: Context) -> None:
     """The child on the attendance sheet: came, or not."""
-    done = await on_pressed(update, context, "rc:h", method.toggle_child_present, *TASK_REFUSALS)
-    if done is not None:
-        await _attendance(update, context, done.id)
+    if (found := await _paged(update, context, "h")) is None:
+        return
+    data = update.callback_query.data if update.callback_query else ""
+    present = {"y": True, "n": False}.get((data or "").rsplit(":", 1)[-1])
+    async with use_case(update, context, *TASK_REFUSALS) as case:
+        await method.toggle_child_present(
+            case.session, case.actor, found[0], now=case.now, present=present
+        )
+    if case.done:
+        await _attendance(update, context, found[0], page=found[1])
 
 
 # Typed parts of the record: the summary, a task, the review date.
@@ -557,9 +603,9 @@ def handlers() -> HandlerList:
 def command_handlers() -> HandlerList:
     return [
         CallbackQueryHandler(consuming(open_record), pattern=r"^rc:o:\d+$"),
-        CallbackQueryHandler(consuming(show_attendance), pattern=r"^rc:a:\d+$"),
+        CallbackQueryHandler(consuming(show_attendance), pattern=r"^rc:a:\d+(:p:\d+)?$"),
         CallbackQueryHandler(consuming(toggle_attendance), pattern=r"^rc:t:\d+$"),
-        CallbackQueryHandler(consuming(toggle_child), pattern=r"^rc:h:\d+$"),
+        CallbackQueryHandler(consuming(toggle_child), pattern=r"^rc:h:\d+(:p:\d+(:[yn])?)?$"),
         CallbackQueryHandler(consuming(finish), pattern=r"^rc:e:\d+$"),
         CallbackQueryHandler(consuming(send_document), pattern=r"^rc:[rc]:\d+$"),
     ]

@@ -188,8 +188,9 @@ def record_markup(view: records.RecordView, tr: Translator) -> InlineKeyboardMar
         [("👥 " + _("Attendance"), f"rc:a:{conf}"), ("✏️ " + _("Summary"), f"rc:s:{conf}")],
         [("➕ " + _("Add a task"), f"rc:n:{conf}")],
     ]
-    if view.recorded_at is None:
-        rows.append([method_button(conf, tr)])
+    circulated = view.circulated
+    if view.recorded_at is None or (circulated is not None and circulated.final_at is None):
+        rows.append([method_button(conf, tr)])  # until the record is final
     editable = [item for item in view.tasks if item.status is TaskStatus.OPEN][:EDITABLE]
     rows += [[("✏️ " + short(item.title), f"tk:e:{item.id}")] for item in editable]
     if view.recorded_at is None:

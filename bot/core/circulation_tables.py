@@ -58,3 +58,7 @@ class RecordComment(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     text: Mapped[bytes] = mapped_column(LargeBinary)  # encrypted
     late: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# The encrypted column (in bot.core.models.ENCRYPTED_COLUMNS, for key rotation).
+CIRCULATION_ENCRYPTED: tuple[tuple[type[Base], str, str], ...] = ((RecordComment, "id", "text"),)

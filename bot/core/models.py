@@ -33,6 +33,7 @@ from bot.core.chat_tables import ConversationState as ConversationState  # noqa:
 from bot.core.chat_tables import HandledUpdate as HandledUpdate  # noqa: PLC0414
 from bot.core.chat_tables import UserData as UserData  # noqa: PLC0414
 from bot.core.chat_tables import conversation_key as conversation_key  # noqa: PLC0414
+from bot.core.circulation_tables import CIRCULATION_ENCRYPTED
 from bot.core.circulation_tables import RecordCirculation as RecordCirculation  # noqa: PLC0414
 from bot.core.circulation_tables import RecordComment as RecordComment  # noqa: PLC0414
 from bot.core.circulation_tables import RecordReply as RecordReply  # noqa: PLC0414
@@ -565,4 +566,5 @@ ENCRYPTED_COLUMNS: tuple[tuple[type[Base], str, str], ...] = (
     (EmailConfirmation, "id", "code"),
     (WebLink, "id", "token"),
     *METHOD_ENCRYPTED,
+    *CIRCULATION_ENCRYPTED,
 )

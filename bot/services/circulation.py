@@ -2,7 +2,8 @@
 
 When the coordinator finishes the record, its draft goes to every institution (and guardian)
 that took part: to the person who came for it, or, if they no longer use the bot, to whoever may
-answer for the invitation (its institution's other members, the guardian who joined). Offline
+answer for the invitation (its institution's other members, the guardian who joined); one who
+leaves while the round is open hands the draft on to them the same way. Offline
 guardians and guests by e-mail have no chat: the coordinator hands them the record on paper.
 Each recipient gets the draft as a protected document (each sending audited) with a deadline for
 comments (3 working days of the district's calendar, at the end of the working day), a reminder
@@ -173,24 +174,7 @@ async def circulate(
     recipients = await _recipients(session, conference)
     for invitation, people in recipients:
         session.add(RecordReply(invitation_id=invitation.id, conference_id=conference.id))
-        payload = {"conference": conference.id, "invitation": invitation.id}
-        for person in people:
-            key = f"record:{conference.id}:{person.id}"
-            items.append(
-                _row(f"{key}:draft", DRAFT, conference, person.id, due=now, payload=payload)
-            )
-            if remind > now:
-                items.append(
-                    _row(
-                        f"{key}:remind",
-                        REMIND,
-                        conference,
-                        person.id,
-                        due=remind,
-                        payload=payload,
-                        expires=until,
-                    )
-                )
+        items += _draft_rows(conference, invitation, people, until, remind, now=now)
     closed = outbox.Planned(
         key=f"record:{conference.id}:closed",
         kind=CLOSED,
@@ -211,6 +195,64 @@ async def circulate(
         people=sum(len(people) for _i, people in recipients),
     )
     return Started(until, sum(len(people) for _i, people in recipients))
+
+
+def _draft_rows(
+    conference: Conference,
+    invitation: Invitation,
+    people: list[Member],
+    until: datetime,
+    remind: datetime,
+    *,
+    now: datetime,
+) -> list[outbox.Planned]:
+    """The draft for each of the people, and its reminder if that is still ahead; a key
+    planned before (the draft they have had) is left as it is."""
+    items: list[outbox.Planned] = []
+    payload = {"conference": conference.id, "invitation": invitation.id}
+    for person in people:
+        key = f"record:{conference.id}:{person.id}"
+        items.append(_row(f"{key}:draft", DRAFT, conference, person.id, due=now, payload=payload))
+        if remind > now:
+            items.append(
+                _row(
+                    f"{key}:remind",
+                    REMIND,
+                    conference,
+                    person.id,
+                    due=remind,
+                    payload=payload,
+                    expires=until,
+                )
+            )
+    return items
+
+
+async def hand_over(session: AsyncSession, leaver: Member, *, now: datetime) -> None:
+    """A leaver (deactivated in this transaction) held the draft of a round still open for
+    their institution: the draft, with its buttons and its reminder, goes to whoever answers
+    for the invitation now, so the institution can still comment or say it has none."""
+    rows = await session.execute(
+        select(Invitation, Conference, RecordCirculation)
+        .join(Conference, Invitation.conference_id == Conference.id)
+        .join(RecordCirculation, RecordCirculation.conference_id == Conference.id)
+        .join(RecordReply, RecordReply.invitation_id == Invitation.id)
+        .join(Case, Conference.case_id == Case.id)
+        .where(
+            Invitation.kind == InvitationKind.INSTITUTION,
+            Invitation.institution_id == leaver.institution_id,
+            RecordCirculation.final_at.is_(None),
+            Case.status == CaseStatus.OPEN,
+        )
+        .order_by(Invitation.id)
+    )
+    items: list[outbox.Planned] = []
+    for invitation, conference, circulation in rows:
+        district = await session.get_one(District, conference.district_id)
+        until, remind = comment_deadline(district, circulation.sent_at)
+        people = await people_of(session, invitation, conference)
+        items += _draft_rows(conference, invitation, people, until, remind, now=now)
+    await outbox.plan(session, items, now=now)
 
 
 def _row(

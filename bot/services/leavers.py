@@ -28,7 +28,7 @@ from bot.core.models import (
     Task,
     TaskStatus,
 )
-from bot.services import audit, invitations, members
+from bot.services import audit, circulation, invitations, members
 from bot.services.board import answerers
 from bot.services.errors import NotFound
 from bot.services.members import Actor, MemberView
@@ -136,6 +136,7 @@ async def hand_over(session: AsyncSession, leaver: Member, *, now: datetime) -> 
     invitation they answered or were handed goes back to their institution (answer reset, the
     colleagues invited to answer); each coordinator concerned is told what the leaver held."""
     await outbox.cancel(session, subject=None, member_id=leaver.id, now=now)
+    await circulation.hand_over(session, leaver, now=now)  # a draft record awaiting comments
     told: dict[int, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
     open_tasks = await session.scalars(
         select(Task)

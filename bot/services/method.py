@@ -3,7 +3,8 @@ court petition, other) and its goal, and the child's voice (how the child takes 
 view in their own words).
 
 The coordinator picks the kind and writes the goal when planning, and may change both, and
-record the child's voice, until the record is finished. The goal is stored encrypted;
+record the child's voice, until the record is final (finished, or, when its draft went out for
+comments, until the final one is sent). The goal is stored encrypted;
 invitations only say that it is in the bot, and a participant (a member who may answer for one
 of the conference's invitations) reads it on request: every reading is audited, and so is every
 refusal.
@@ -16,6 +17,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core.circulation_tables import RecordCirculation
 from bot.core.crypto import Cipher
 from bot.core.method_record import MethodSection, section_of
 from bot.core.method_tables import ChildPart, ConferenceKind, ConferenceMethod
@@ -117,8 +119,15 @@ async def _row(session: AsyncSession, conference: Conference, *, now: datetime) 
     return row
 
 
-def _open(conference: Conference) -> bool:
-    return conference.recorded_at is None and conference.status is not ConferenceStatus.CANCELLED
+async def _open(session: AsyncSession, conference: Conference) -> bool:
+    """Changeable until the record is final: before it is finished, and while its draft is out
+    for comments (the coordinator may edit the record before sending the final one)."""
+    if conference.status is ConferenceStatus.CANCELLED:
+        return False
+    if conference.recorded_at is None:
+        return True
+    circulation = await session.get(RecordCirculation, conference.id)
+    return circulation is not None and circulation.final_at is None
 
 
 async def method_view(
@@ -130,14 +139,16 @@ async def method_view(
     row = await _row(session, conference, now=now)
     case = await session.get_one(Case, conference.case_id)
     await audit.acted(session, actor, "conference.method_viewed", conference, at=now)
-    return MethodView(conference.id, case.code, section_of(row, cipher), _open(conference))
+    return MethodView(
+        conference.id, case.code, section_of(row, cipher), await _open(session, conference)
+    )
 
 
 async def _changeable(
     session: AsyncSession, actor: Actor, conference_id: int, *, now: datetime
 ) -> tuple[Conference, ConferenceMethod]:
     conference = await own_conference(session, actor, conference_id, now=now)
-    if not _open(conference):
+    if not await _open(session, conference):
         raise MethodClosed(str(conference_id))
     return conference, await _row(session, conference, now=now)
 
@@ -193,18 +204,26 @@ async def changeable(
 
 
 async def toggle_child_present(
-    session: AsyncSession, actor: Actor, conference_id: int, *, now: datetime
+    session: AsyncSession,
+    actor: Actor,
+    conference_id: int,
+    *,
+    now: datetime,
+    present: bool | None = None,
 ) -> bool:
-    """On the attendance sheet of a held conference: the child came, or not. Returns whether
-    they now are marked present."""
+    """On the attendance sheet of a held conference: the child came, or not (`present`; None
+    turns it over). The same button twice (a double tap) changes nothing the second time.
+    Returns whether they now are marked present."""
     await records.recordable(session, actor, conference_id, now=now)
     conference = await session.get_one(Conference, conference_id)
     row = await _row(session, conference, now=now)
-    row.child_present = not row.child_present
-    row.updated_at = now
-    await audit.acted(
-        session, actor, "record.child_present", conference, at=now, present=row.child_present
-    )
+    wanted = not row.child_present if present is None else present
+    if row.child_present is not wanted:
+        row.child_present = wanted
+        row.updated_at = now
+        await audit.acted(
+            session, actor, "record.child_present", conference, at=now, present=wanted
+        )
     return row.child_present
 
 

@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import select
+from sqlalchemy import LargeBinary, select
 
 from bench import world
 from bot.core import keys
+from bot.core.base import Base
 from bot.core.clock import FakeClock
 from bot.core.crypto import Cipher, InvalidToken
 from bot.core.db import Database
@@ -43,6 +44,7 @@ NOTHING = dict.fromkeys(
         "email_confirmations",
         "web_links",
         "conference_methods",
+        "record_comments",
     ),
     0,
 )
@@ -128,7 +130,20 @@ def test_every_encrypted_column_is_listed() -> None:
         ("conference_methods", "support"),
         ("conference_methods", "reason"),
         ("conference_methods", "child_view"),
+        ("record_comments", "text"),
     }
+
+
+def test_every_binary_column_is_an_encrypted_one() -> None:
+    """Every column of bytes holds ciphertext, so rotating the key must reach it: a comment on a
+    circulated record left under the old key could no longer be read once that key is gone."""
+    binary = {
+        (table.name, column.name)
+        for table in Base.metadata.sorted_tables
+        for column in table.columns
+        if isinstance(column.type, LargeBinary)
+    }
+    assert binary == {(model.__tablename__, column) for model, _, column in ENCRYPTED_COLUMNS}
 
 
 @pytest.mark.parametrize("batch_size", [keys.BATCH_SIZE, 2])

@@ -585,7 +585,7 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         "rc:a (attendance)",
-        r"^rc:a:\d+$",
+        r"^rc:a:\d+(:p:\d+)?$",
         district_coordinator,
         pressed("rc:a:{id}"),
         shown("Attendance at {code}"),
@@ -654,7 +654,7 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         "rc:h (the child came)",
-        r"^rc:h:\d+$",
+        r"^rc:h:\d+(:p:\d+(:[yn])?)?$",
         district_coordinator,
         pressed("rc:h:{id}"),
         shown("Attendance at {code}"),

@@ -315,3 +315,40 @@ async def test_a_leavers_draft_goes_to_a_colleague_and_a_closed_case_asks_no_mor
     async with bot.runtime.database.transaction() as session:
         stored = (await session.scalars(select(RecordComment))).one()
     assert bot.runtime.cipher.decrypt(stored.text) == b""
+
+
+async def test_a_leaver_mid_round_hands_the_draft_to_a_colleague(
+    bot: RunningBot, clock: FakeClock
+) -> None:
+    """Petr came for the police and has the draft, but leaves before answering it: Pavel, who
+    answers for the police now, gets the draft with its buttons and the reminder, and the
+    police can still say they have no comments."""
+    people = await team(bot)
+    hana, petr, pavel = people["hana"], people["petr"], people["pavel"]
+    admin = await bot.join(9, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
+    await record_opened(bot, clock, people)
+    await hana.press("✅ Finish: send the tasks to their owners")
+    await until(hana, "Draft sent for comments until")
+    await bot.settle()
+    await until(petr, "The draft record of the case conference PK-2026-0001")
+    assert not [m for m in pavel.messages.values() if "draft record" in (m.caption or "")]
+
+    await _deactivate(admin, "Petr")
+    await bot.settle()
+    draft = await until(pavel, "The draft record of the case conference PK-2026-0001")
+    assert draft.protect_content
+    async with bot.runtime.database.transaction() as session:
+        remind_at = await session.scalar(
+            select(OutboxRow.due_at).where(OutboxRow.kind == "record.remind").limit(1)
+        )
+    assert remind_at is not None
+    clock.set(remind_at + timedelta(minutes=1))
+    await bot.sweep()
+    await until(pavel, "Reminder: comments on the draft record of PK-2026-0001")
+    await pavel.press("👍 No comments", message_id=draft.message_id)
+    await until(pavel, "Noted: no comments on the draft record of PK-2026-0001.")
+    async with bot.runtime.database.transaction() as session:
+        conference = (await session.scalars(select(Conference))).one()
+    await hana.press_data(f"rc:o:{conference.id}")
+    screen = await until(hana, "Draft sent for comments")
+    assert "Commented: 0; no comments: 1; no answer: 0." in (screen.text or "")

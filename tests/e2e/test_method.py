@@ -15,12 +15,22 @@ from sqlalchemy import select
 
 from bot.core.clock import FakeClock
 from bot.core.method_tables import ChildPart, ConferenceKind, ConferenceMethod
-from bot.core.models import AuditEntry, Conference, InstitutionKind, Role
+from bot.core.models import (
+    AuditEntry,
+    Conference,
+    Institution,
+    InstitutionKind,
+    Invitation,
+    InvitationKind,
+    Role,
+    Rsvp,
+)
 from bot.sandbox import FloodLimits, Person
 from bot.sandbox.models import BotMessage
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_conferences import answer_poll, open_case, slot_buttons, until
 from tests.e2e.test_invitations import each, scheduled, team
+from tests.e2e.test_tasks import record_opened
 
 GOAL = "Agree who supports the boy at school and at home before the court petition."
 COURT = "Kind: conference before a court petition (§ 14(2)(b) of Act 359/1999)"
@@ -86,6 +96,9 @@ async def test_the_kind_and_goal_from_the_plan_to_the_invitation_and_the_goal_re
     screen = await until(hana, "Case conference for PK-2026-0001")
     assert f"Goal: written ({len(GOAL)} characters)." in (screen.text or "")
     assert GOAL not in (screen.text or "")
+    # What was typed may name the child: it goes from the chat once it is kept.
+    typed = [m for m in hana.messages.values() if m.text == GOAL]
+    assert typed and all(m.deleted for m in typed)
     await hana.press("Send the poll")
 
     # The poll says the kind, and only that the goal is in the bot.
@@ -235,8 +248,82 @@ async def test_the_childs_voice_and_the_child_on_the_attendance_sheet_are_in_the
     ]
     assert ["The child", "Child", "yes", ""] in named_rows
 
-    # The record is finished: the stale screen's buttons change nothing any more.
+    # The draft is out for comments: a comment may correct the child's view, so it still
+    # changes, from the record's screen, and the final record has it.
+    await hana.press_data(f"rc:o:{_conference.id}")
+    record_screen = await until(hana, "Draft sent for comments until")
+    await hana.press("🧒 Goal and the child's voice", message_id=record_screen.message_id)
+    screen = await method_screen(hana)
+    await hana.press("✍ The child's view", message_id=screen.message_id)
+    await until(hana, "Type the child's view")
+    await hana.send_text("I want to stay at my school and see my dad on Saturdays.")
+    assert "on Saturdays" in ((await method_screen(hana)).text or "")
+    await hana.press_data(f"rc:o:{_conference.id}")
+    await until(hana, "Draft sent for comments until")
+    await hana.press("📤 Send the final record")
+    final = await until(hana, "The final record of PK-2026-0001: only you have it.")
+    paragraphs = [p.text for p in docx.Document(io.BytesIO(hana.document_of(final)[1])).paragraphs]
+    assert "I want to stay at my school and see my dad on Saturdays." in paragraphs
+
+    # The record is final: the stale screen's buttons change nothing any more.
     answer = await hana.press("Not taking part", message_id=screen.message_id)
     assert answer.text is not None and "can no longer change" in answer.text
     _conference, method = await the_conference(bot)
     assert method is not None and method.child_part is ChildPart.SUPPORTED
+
+
+async def test_the_attendance_of_150_institutions_is_paged_with_the_child_on_every_page(
+    bot: RunningBot, clock: FakeClock
+) -> None:
+    """150 institutions were invited: one button each would be more than the 100 a message may
+    carry, so the attendance screen shows 20 a page (◀ ▶), with the child's row and Back on
+    every page; a tap, on the child too, keeps the page it was made on, and a double tap on the
+    child's row does not undo the first."""
+    people = await team(bot)
+    hana = people["hana"]
+    await record_opened(bot, clock, people)
+    async with bot.runtime.database.transaction() as session:
+        conference = (await session.scalars(select(Conference))).one()
+        district = conference.district_id
+        for number in range(1, 151):
+            institution = Institution(
+                district_id=district,
+                name=f"ZŠ Cheb {number:03}",
+                kind=InstitutionKind.SCHOOL,
+                created_at=clock.now(),
+            )
+            session.add(institution)
+            await session.flush()
+            session.add(
+                Invitation(
+                    conference_id=conference.id,
+                    kind=InvitationKind.INSTITUTION,
+                    institution_id=institution.id,
+                    required=False,
+                    rsvp=Rsvp.ACCEPTED,
+                )
+            )
+    await hana.press("👥 Attendance")
+    screen = await until(hana, "one tap per participant")
+    assert len(labels(screen)) <= 100
+    assert "▶" in labels(screen) and "❌ The child did not come" in labels(screen)
+    for _ in range(3):
+        await hana.press("▶", message_id=screen.message_id)
+        screen = await until(hana, "one tap per participant")
+    page = labels(screen)
+    assert "❌ ZŠ Cheb 059" in page and "❌ ZŠ Cheb 058" not in page  # the 4th page
+    assert "◀" in page and "⬅️ Back" in page
+    await hana.press("❌ ZŠ Cheb 070", message_id=screen.message_id)
+    screen = await until(hana, "one tap per participant")
+    assert "❌ ZŠ Cheb 059" in labels(screen)  # the same page
+    assert "✅ ZŠ Cheb 070: —" in labels(screen)
+    # A double tap on the child's row: the second press, with the data of the message as it
+    # was, does not undo the first.
+    child = next(data for row in screen.buttons() for text, data in row if "The child" in text)
+    await hana.press_data(child, message_id=screen.message_id)
+    screen = await until(hana, "one tap per participant")
+    assert "✅ The child came" in labels(screen) and "❌ ZŠ Cheb 059" in labels(screen)
+    await hana.press_data(child, message_id=screen.message_id)
+    _conference, method = await the_conference(bot)
+    assert method is not None and method.child_present
+    assert len(await audit(bot, "record.child_present")) == 1

@@ -121,7 +121,7 @@ def test_with_a_key_file_a_new_key_goes_first_and_retire_drops_the_old_ones(
         "Re-encrypted with the newest key: "
         "referrals 3, referral_notes 3, user_data 3, chat_data 3, invitations 0, "
         "conferences 0, tasks 0, task_notes 0, email_confirmations 0, web_links 0, "
-        "conference_methods 0.",
+        "conference_methods 0, record_comments 0.",
         f"Dropped 1 old key(s): {key_file} holds one key now.",
     ]
     _assert_no_key_in(printed, *keys)
@@ -162,7 +162,7 @@ def test_with_the_environment_the_first_key_is_used_and_the_others_can_go(
         "Re-encrypted with the first key of ROUNDTABLE_ENCRYPTION_KEY: "
         "referrals 3, referral_notes 3, user_data 3, chat_data 3, invitations 0, "
         "conferences 0, tasks 0, task_notes 0, email_confirmations 0, web_links 0, "
-        "conference_methods 0."
+        "conference_methods 0, record_comments 0."
     )
     assert "The other 1 key(s) can now be removed from ROUNDTABLE_ENCRYPTION_KEY" in printed
     _assert_no_key_in(printed, NEW_KEY, TEST_KEY)
