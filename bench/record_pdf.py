@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo
 
 from bot.core.circulation_tables import Reply
 from bot.core.i18n import Translator
+from bot.core.method_record import MethodSection
+from bot.core.method_tables import ChildPart, ConferenceKind
 from bot.core.models import TaskParty
 from bot.core.record import AttendanceLine, RecordDocument, ReplyLine, TaskLine, record_docx
 
@@ -63,6 +65,14 @@ def sample() -> RecordDocument:
         review_by=date(2027, 3, 3),
         district="Cheb",
         minute_taker="Eva Malá",
+        method=MethodSection(
+            kind=ConferenceKind.INITIAL,
+            goal="Domluvit, jak škola a rodina ukončí pondělní absence a jak chlapce ochránit.",
+            child_part=ChildPart.SUPPORTED,
+            support="školní metodik prevence, kterému důvěřuje",
+            child_view="Ve třídě se mi líbí, ale o přestávkách se bojím starších kluků.",
+            child_present=True,
+        ),
         replies=(
             ReplyLine("Policie ČR, obvodní oddělení Cheb", Reply.COMMENTED),
             ReplyLine("ZŠ Hradební", Reply.NO_COMMENTS),

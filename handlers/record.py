@@ -17,10 +17,11 @@ from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
 
 from bot.core.i18n import Translator
-from bot.core.models import InvitationKind, TaskParty
+from bot.core.models import TaskParty
 from bot.core.record import record_docx, record_filename
 from bot.services import circulation, decisions, method, records, task_edits, tasks
 from bot.services.decisions import Collision, Passed, TooFar
+from handlers.attendance_screen import attendance_markup, attendance_text
 from handlers.board_text import send_board
 from handlers.common import (
     TYPED_TEXT,
@@ -33,8 +34,6 @@ from handlers.common import (
     esc,
     keyboard,
     no_longer_active,
-    paged_keyboard,
-    paginate,
     parse_callback,
     parse_id,
     parse_number,
@@ -73,30 +72,6 @@ async def open_record(update: Update, context: Context) -> None:
     await show_record(update, context, ids[0])
 
 
-ATTENDANCE_PAGE = 20  # invitations a page of the attendance screen holds (150 institutions...)
-
-
-def attendance_text(view: records.RecordView, tr: Translator) -> str:
-    return tr.gettext(
-        "👥 Attendance at {code}: one tap per participant changes came → a colleague came "
-        "instead → did not come."
-    ).format(code=view.case_code)
-
-
-def _attendance_label(item: records.Attendance, tr: Translator) -> str:
-    name = item.label
-    if item.kind is InvitationKind.GUEST:
-        name = "✉ " + item.label
-    elif item.kind is not InvitationKind.INSTITUTION:
-        name = tr.gettext("Guardian {number}").format(number=item.number)
-    if not item.attended:
-        return f"❌ {name}"
-    who = item.person or "—"
-    if item.instead_of:
-        who = tr.gettext("{name} instead of {other}").format(name=who, other=item.instead_of)
-    return f"✅ {name}: {who}"
-
-
 async def _paged(update: Update, context: Context, action: str) -> tuple[int, int] | None:
     """The conference and the page of an attendance button ("rc:a:12", "rc:h:12:p:3:y")."""
     query = update.callback_query
@@ -118,8 +93,8 @@ async def show_attendance(update: Update, context: Context) -> None:
 async def _attendance(
     update: Update, context: Context, conference_id: int, *, page: int = 0, shown: int = 0
 ) -> None:
-    """The attendance screen, ATTENDANCE_PAGE invitations a page (the page of the invitation
-    `shown`, if given); the child's row and Back on every page."""
+    """The attendance screen (handlers.attendance_screen) at `page`, or at the page of the
+    invitation `shown`."""
     tr = context.tr
     async with use_case(update, context, *TASK_REFUSALS) as case:
         view = await records.record_view(
@@ -128,24 +103,11 @@ async def _attendance(
         child = await method.child_present(case.session, conference_id)
     if not case.done:
         return
-    ids = [a.invitation_id for a in view.attendance]
-    if shown in ids:
-        page = ids.index(shown) // ATTENDANCE_PAGE
-    listed = paginate(view.attendance, page, ATTENDANCE_PAGE)
-    came = tr.gettext("The child came") if child else tr.gettext("The child did not come")
-    sets = "n" if child else "y"
-    extra = [
-        # The state it sets ("y": came), so that a double tap does not undo the first.
-        [(("✅ " if child else "❌ ") + came, f"rc:h:{conference_id}:p:{listed.number}:{sets}")],
-        [("⬅️ " + tr.gettext("Back"), f"rc:o:{conference_id}")],
-    ]
-    markup = paged_keyboard(
-        listed,
-        lambda a: (_attendance_label(a, tr), f"rc:t:{a.invitation_id}"),
-        f"rc:a:{conference_id}",
-        extra,
+    await answer(
+        update,
+        attendance_text(view, tr),
+        attendance_markup(view, tr, child=child, page=page, shown=shown),
     )
-    await answer(update, attendance_text(view, tr), markup)
 
 
 async def toggle_attendance(update: Update, context: Context) -> None:
