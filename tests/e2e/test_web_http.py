@@ -13,19 +13,18 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import select
 
 from bot.core.clock import FakeClock
-from bot.core.config import Settings, isolated_settings
+from bot.core.config import Settings
 from bot.core.models import AuditEntry, Conference, Institution, Invitation, InvitationKind
 from bot.core.runtime import Runtime
 from bot.sandbox import BotApiSandbox, FloodLimits
 from bot.sandbox.mail import MailPerson, MailServer
 from bot.services import invitations, leavers, members
 from bot.transport.web.limits import PER_ADDRESS, PER_LINK
-from tests.e2e.conftest import TOKEN, RunningBot
-from tests.e2e.mail_world import SENDER, mail_server
+from tests.e2e.conftest import RunningBot
+from tests.e2e.mail_world import mail_server
 from tests.e2e.test_conferences import answer_poll, until
 from tests.e2e.test_web_page import (
     PAEDIATRICS,
@@ -34,6 +33,7 @@ from tests.e2e.test_web_page import (
     _link,
     _local,
     _poll_with_a_guest,
+    web_settings,
 )
 from tests.e2e.test_webhook import serving
 
@@ -49,18 +49,7 @@ def flood_limits() -> FloodLimits:
 def settings(
     database_url: str, sandbox: BotApiSandbox, tmp_path: Path, mail_server: MailServer
 ) -> Settings:
-    return isolated_settings(
-        token=SecretStr(TOKEN),
-        database_url=database_url,
-        bot_api_url=sandbox.base_url,
-        bot_file_url=sandbox.base_file_url,
-        data_dir=tmp_path / "data",
-        sweep_seconds=3600,
-        smtp_url=SecretStr(mail_server.url),
-        mail_from=SENDER,
-        web_url=PUBLIC,
-        web_port=0,
-    )
+    return web_settings(database_url, sandbox, tmp_path, mail_server, PUBLIC)
 
 
 async def _guest_link(bot: RunningBot, mail_server: MailServer) -> str:

@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from bot.app import WEB_SERVER_KEY
 from bot.core.clock import FakeClock
-from bot.core.config import Settings, isolated_settings
+from bot.core.config import Settings
 from bot.core.models import (
     AuditEntry,
     Conference,
@@ -42,7 +42,7 @@ from bot.sandbox.models import BotMessage, inline_keyboard
 from bot.transport.telegram import delivery
 from bot.transport.web.initdata import sign
 from tests import browser as browsers
-from tests.e2e.conftest import TOKEN, RunningBot, confirm_confidentiality
+from tests.e2e.conftest import TOKEN, RunningBot, bot_settings, confirm_confidentiality
 from tests.e2e.mail_world import SENDER, mail_server
 from tests.e2e.test_conferences import answer_poll, open_case, until
 from tests.e2e.test_guests import add_institutions
@@ -62,22 +62,30 @@ def flood_limits() -> FloodLimits:
     return FloodLimits(chat_burst=100)
 
 
+def web_settings(
+    database_url: str,
+    sandbox: BotApiSandbox,
+    tmp_path: Path,
+    mail_server: MailServer,
+    web_url: str = PUBLIC,
+) -> Settings:
+    """A bot with mail (to a real SMTP server) and the web page at `web_url`, on a free port."""
+    return bot_settings(
+        database_url,
+        sandbox,
+        tmp_path,
+        smtp_url=SecretStr(mail_server.url),
+        mail_from=SENDER,
+        web_url=web_url,
+        web_port=0,  # any free port
+    )
+
+
 @pytest.fixture
 def settings(
     database_url: str, sandbox: BotApiSandbox, tmp_path: Path, mail_server: MailServer
 ) -> Settings:
-    return isolated_settings(
-        token=SecretStr(TOKEN),
-        database_url=database_url,
-        bot_api_url=sandbox.base_url,
-        bot_file_url=sandbox.base_file_url,
-        data_dir=tmp_path / "data",
-        sweep_seconds=3600,
-        smtp_url=SecretStr(mail_server.url),
-        mail_from=SENDER,
-        web_url=PUBLIC,
-        web_port=0,  # any free port
-    )
+    return web_settings(database_url, sandbox, tmp_path, mail_server)
 
 
 @pytest.fixture

@@ -7,16 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
-from bot.core.config import Settings, isolated_settings
+from bot.core.config import Settings
 from bot.sandbox import BotApiSandbox, FloodLimits
 from bot.sandbox.mail import MailPerson, MailServer
 from bot.sandbox.models import inline_keyboard
-from tests.e2e.conftest import TOKEN, RunningBot
-from tests.e2e.mail_world import SENDER, mail_server
+from tests.e2e.conftest import RunningBot
+from tests.e2e.mail_world import mail_server
 from tests.e2e.test_conferences import answer_poll, until
-from tests.e2e.test_web_page import PAEDIATRICS, _poll_with_a_guest, _text
+from tests.e2e.test_web_page import PAEDIATRICS, _poll_with_a_guest, _text, web_settings
 
 __all__ = ["mail_server"]
 
@@ -32,18 +31,7 @@ def flood_limits() -> FloodLimits:
 def settings(
     database_url: str, sandbox: BotApiSandbox, tmp_path: Path, mail_server: MailServer
 ) -> Settings:
-    return isolated_settings(
-        token=SecretStr(TOKEN),
-        database_url=database_url,
-        bot_api_url=sandbox.base_url,
-        bot_file_url=sandbox.base_file_url,
-        data_dir=tmp_path / "data",
-        sweep_seconds=3600,
-        smtp_url=SecretStr(mail_server.url),
-        mail_from=SENDER,
-        web_url=PLAIN,
-        web_port=0,
-    )
+    return web_settings(database_url, sandbox, tmp_path, mail_server, PLAIN)
 
 
 async def test_without_https_the_chat_offers_no_mini_app_and_the_guest_still_gets_a_link(
