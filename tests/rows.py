@@ -6,13 +6,25 @@ same row); a sent referral and the case opened from one, as triage leaves it, ar
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench import world
-from bot.core.models import Case, Member, Referral, ReferralStatus, Urgency
+from bot.core.models import (
+    Case,
+    Conference,
+    Institution,
+    InstitutionKind,
+    Invitation,
+    InvitationKind,
+    Member,
+    Referral,
+    ReferralStatus,
+    Urgency,
+)
 
 
 async def sent_referral(  # noqa: PLR0917 - a row's columns
@@ -58,3 +70,33 @@ async def case_from(
     case.referral_id = referral.id
     await session.flush()
     return case
+
+
+async def invited_schools(
+    session: AsyncSession,
+    conference: Conference,
+    names: Sequence[str],
+    *,
+    now: datetime,
+    **more: Any,
+) -> None:
+    """Schools of the conference's district, each invited to it as optional (a conference of
+    many institutions, as the long lists' tests need); `more` sets the invitations' columns."""
+    for name in names:
+        school = Institution(
+            district_id=conference.district_id,
+            name=name,
+            kind=InstitutionKind.SCHOOL,
+            created_at=now,
+        )
+        session.add(school)
+        await session.flush()
+        session.add(
+            Invitation(
+                conference_id=conference.id,
+                kind=InvitationKind.INSTITUTION,
+                institution_id=school.id,
+                required=False,
+                **more,
+            )
+        )

@@ -18,10 +18,7 @@ from bot.core.method_tables import ChildPart, ConferenceKind, ConferenceMethod
 from bot.core.models import (
     AuditEntry,
     Conference,
-    Institution,
     InstitutionKind,
-    Invitation,
-    InvitationKind,
     Role,
     Rsvp,
 )
@@ -31,6 +28,7 @@ from tests.e2e.conftest import RunningBot
 from tests.e2e.test_conferences import answer_poll, open_case, slot_buttons, until
 from tests.e2e.test_invitations import each, scheduled, team
 from tests.e2e.test_tasks import record_opened
+from tests.rows import invited_schools
 
 GOAL = "Agree who supports the boy at school and at home before the court petition."
 COURT = "Kind: conference before a court petition (§ 14(2)(b) of Act 359/1999)"
@@ -284,25 +282,8 @@ async def test_the_attendance_of_150_institutions_is_paged_with_the_child_on_eve
     await record_opened(bot, clock, people)
     async with bot.runtime.database.transaction() as session:
         conference = (await session.scalars(select(Conference))).one()
-        district = conference.district_id
-        for number in range(1, 151):
-            institution = Institution(
-                district_id=district,
-                name=f"ZŠ Cheb {number:03}",
-                kind=InstitutionKind.SCHOOL,
-                created_at=clock.now(),
-            )
-            session.add(institution)
-            await session.flush()
-            session.add(
-                Invitation(
-                    conference_id=conference.id,
-                    kind=InvitationKind.INSTITUTION,
-                    institution_id=institution.id,
-                    required=False,
-                    rsvp=Rsvp.ACCEPTED,
-                )
-            )
+        names = [f"ZŠ Cheb {number:03}" for number in range(1, 151)]
+        await invited_schools(session, conference, names, now=clock.now(), rsvp=Rsvp.ACCEPTED)
     await hana.press("👥 Attendance")
     screen = await until(hana, "one tap per participant")
     assert len(labels(screen)) <= 100

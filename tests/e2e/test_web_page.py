@@ -46,6 +46,7 @@ from tests.e2e.conftest import TOKEN, RunningBot, bot_settings, confirm_confiden
 from tests.e2e.mail_world import SENDER, mail_server
 from tests.e2e.test_conferences import answer_poll, open_case, until
 from tests.e2e.test_guests import add_institutions
+from tests.rows import invited_schools
 
 __all__ = ["mail_server"]
 
@@ -458,23 +459,8 @@ async def test_on_a_phone_a_board_of_forty_invitees_keeps_each_rows_time_in_sigh
     hana, _petr, board = await _poll_with_a_guest(bot)
     async with bot.runtime.database.transaction() as session:
         conference = (await session.scalars(select(Conference))).one()
-        for number in range(37):  # 3 invited in the chat, 37 more: forty
-            institution = Institution(
-                district_id=conference.district_id,
-                name=f"ZŠ a MŠ Cheb, Hradební {number + 1}",
-                kind=InstitutionKind.SCHOOL,
-                created_at=clock.now(),
-            )
-            session.add(institution)
-            await session.flush()
-            session.add(
-                Invitation(
-                    conference_id=conference.id,
-                    kind=InvitationKind.INSTITUTION,
-                    institution_id=institution.id,
-                    required=False,
-                )
-            )
+        names = [f"ZŠ a MŠ Cheb, Hradební {number + 1}" for number in range(37)]
+        await invited_schools(session, conference, names, now=clock.now())  # 40 with the 3
     url = await _local(bot, _web_app_url(hana.messages[board.message_id], "as a grid"))
     page = await browser.new_page(viewport=browsers.PHONE)
     await _open_mini_app(page, url, _init_data(1, "Hana", clock))
