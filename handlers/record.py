@@ -484,9 +484,7 @@ async def finish(update: Update, context: Context) -> None:
     if ids is None:
         return
     async with use_case(update, context, *TASK_REFUSALS) as case:
-        await records.finish_record(case.session, case.actor, ids[0], now=case.now)
-        # The draft goes to the participants for comments (once; see bot.services.circulation).
-        await circulation.circulate(case.session, case.actor, ids[0], now=case.now)
+        await circulation.finish(case.session, case.actor, ids[0], now=case.now)
     if not case.done:
         return
     await show_record(update, context, ids[0])

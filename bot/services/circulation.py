@@ -39,7 +39,7 @@ from bot.core.record import RecordDocument
 from bot.services import audit
 from bot.services.board import answerers, district_calendar, own_conference, today_in
 from bot.services.members import Actor
-from bot.services.records import document_of
+from bot.services.records import document_of, finish_record
 from bot.services.tasks import TaskError, clean_text
 
 DRAFT = "record.draft"
@@ -155,6 +155,13 @@ def comment_deadline(district: District, now: datetime) -> tuple[datetime, datet
 
 
 # The coordinator: circulating, and sending the final record.
+
+
+async def finish(session: AsyncSession, actor: Actor, conference_id: int, *, now: datetime) -> None:
+    """Finish: the record is done (each task to its owner, `records.finish_record`) and its
+    draft goes to the participants for comments (once)."""
+    await finish_record(session, actor, conference_id, now=now)
+    await circulate(session, actor, conference_id, now=now)
 
 
 async def circulate(
