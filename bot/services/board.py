@@ -125,6 +125,8 @@ class Board:
     round: int
     coordinator_id: int
     kind: ConferenceKind = ConferenceKind.INITIAL
+    # Every invitee's answer to each time of the round: (invitation id, slot id) -> vote.
+    answers: dict[tuple[int, int], Vote] = field(default_factory=dict)
 
 
 def conference_subject(conference_id: int) -> str:
@@ -276,6 +278,7 @@ async def board_of(session: AsyncSession, conference: Conference) -> Board:
     coordinator = await session.get_one(Member, conference.coordinator_id)
     invitees = await invitee_views(session, await invitations_of(session, conference.id))
     slots = await current_slots(session, conference)
+    answers = await _answers(session, invitees, slots)
     return Board(
         conference_id=conference.id,
         case_code=case.code,
@@ -284,13 +287,14 @@ async def board_of(session: AsyncSession, conference: Conference) -> Board:
         starts_at=conference.starts_at,
         invitees=invitees,
         slots=slots,
-        outcome=await _outcome(session, invitees, slots),
+        outcome=_outcome(invitees, slots, answers),
         chat_id=conference.board_chat_id,
         message_id=conference.board_message_id,
         locale=coordinator.locale,
         round=conference.round,
         coordinator_id=coordinator.id,
         kind=(await method_of(session, conference.id)).kind,
+        answers=answers,
     )
 
 
@@ -314,19 +318,27 @@ async def method_of(session: AsyncSession, conference_id: int) -> Method:
     return Method(row.kind, has_goal=row.goal is not None)
 
 
-async def _outcome(session: AsyncSession, invitees: list[Invitee], slots: list[Slot]) -> Outcome:
+async def _answers(
+    session: AsyncSession, invitees: list[Invitee], slots: list[Slot]
+) -> dict[tuple[int, int], Vote]:
+    """The invitees' answers to the round's times: (invitation id, slot id) -> vote."""
+    wanted = {slot.id for slot in slots}
+    if not invitees or not wanted:
+        return {}
+    rows = await session.execute(
+        select(SlotAnswer.invitation_id, SlotAnswer.slot_id, SlotAnswer.vote).where(
+            SlotAnswer.invitation_id.in_([invitee.id for invitee in invitees])
+        )
+    )
+    return {(invitation, slot): Vote(vote) for invitation, slot, vote in rows if slot in wanted}
+
+
+def _outcome(
+    invitees: list[Invitee], slots: list[Slot], answers: dict[tuple[int, int], Vote]
+) -> Outcome:
     by_id = {invitee.id: invitee for invitee in invitees}
     index = {slot.id: position for position, slot in enumerate(slots)}
-    votes: dict[tuple[int, int], Vote] = {}
-    if by_id:
-        rows = await session.execute(
-            select(SlotAnswer.invitation_id, SlotAnswer.slot_id, SlotAnswer.vote).where(
-                SlotAnswer.invitation_id.in_(by_id)
-            )
-        )
-        for invitation_id, slot_id, vote in rows:
-            if slot_id in index:
-                votes[(invitation_id, index[slot_id])] = Vote(vote)
+    votes = {(invitation, index[slot]): vote for (invitation, slot), vote in answers.items()}
     voters = [Voter(invitee.id, invitee.required) for invitee in invitees]
     verdict = best_slot(len(slots), voters, votes)
     if isinstance(verdict, Best):

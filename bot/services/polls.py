@@ -128,7 +128,7 @@ async def toggle(
     if slot_id not in ids:
         raise NotInPoll("the time is not in this poll any more")
     message = await _message(session, invitation, actor)
-    sent = await _sent_votes(session, invitation.id)
+    sent = await sent_votes(session, invitation.id)
     votes = _working(sent, message, ids)
     votes[slot_id] = CYCLE[votes[slot_id]]
     message.pending = _pending(votes)
@@ -302,7 +302,7 @@ async def record_message(
     row.message_id = message_id
 
 
-async def _sent_votes(session: AsyncSession, invitation_id: int) -> dict[int, Vote]:
+async def sent_votes(session: AsyncSession, invitation_id: int) -> dict[int, Vote]:
     rows = await session.execute(
         select(SlotAnswer.slot_id, SlotAnswer.vote).where(SlotAnswer.invitation_id == invitation_id)
     )
@@ -312,7 +312,7 @@ async def _sent_votes(session: AsyncSession, invitation_id: int) -> dict[int, Vo
 async def _working_votes(
     session: AsyncSession, invitation: Invitation, message: PollMessage, slots: Sequence[int]
 ) -> dict[int, Vote | None]:
-    return _working(await _sent_votes(session, invitation.id), message, slots)
+    return _working(await sent_votes(session, invitation.id), message, slots)
 
 
 def _working(
@@ -346,7 +346,7 @@ async def _poll_view(
     if slots is None:
         slots = await current_slots(session, conference)
     if sent is None:
-        sent = await _sent_votes(session, invitation.id)
+        sent = await sent_votes(session, invitation.id)
     return PollView(
         conference_id=conference.id,
         invitation=(await invitee_views(session, [invitation]))[0],

@@ -33,7 +33,6 @@ from bot.core.models import (
     InvitationKind,
     Member,
     Rsvp,
-    SlotAnswer,
 )
 from bot.core.web_tables import LinkPurpose, WebLink
 from bot.services import audit, invitation_mail, polls, replies
@@ -205,14 +204,7 @@ async def guest_poll(session: AsyncSession, opened: Opened) -> GuestPoll:
     if opened.link.purpose is not LinkPurpose.POLL:
         raise BadLink("unknown")
     conference, invitation = opened.conference, opened.invitation
-    sent = {
-        slot: Vote(vote)
-        for slot, vote in await session.execute(
-            select(SlotAnswer.slot_id, SlotAnswer.vote).where(
-                SlotAnswer.invitation_id == invitation.id
-            )
-        )
-    }
+    sent = await polls.sent_votes(session, invitation.id)
     return GuestPoll(
         case_code=(await session.get_one(Case, conference.case_id)).code,
         kind=(await method_of(session, conference.id)).kind,
@@ -364,20 +356,6 @@ async def answer_invitation(
 
 
 # The coordinator's board as a page.
-
-
-async def answers_of(session: AsyncSession, board: Board) -> dict[tuple[int, int], Vote]:
-    """Every invitee's answer to every time of the board's round: (invitation, slot) -> vote."""
-    slots = [slot.id for slot in board.slots]
-    invitations = [invitee.id for invitee in board.invitees]
-    if not slots or not invitations:
-        return {}
-    rows = await session.execute(
-        select(SlotAnswer.invitation_id, SlotAnswer.slot_id, SlotAnswer.vote).where(
-            SlotAnswer.invitation_id.in_(invitations), SlotAnswer.slot_id.in_(slots)
-        )
-    )
-    return {(invitation, slot): Vote(vote) for invitation, slot, vote in rows}
 
 
 async def zone_of_conference(session: AsyncSession, conference: Conference) -> ZoneInfo:

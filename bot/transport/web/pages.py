@@ -399,14 +399,13 @@ class WebPages:
                     session, actor, int(request.match_info["conference"]), now=now
                 )
                 board = await boards.board_of(session, conference)
-                answers = await web_links.answers_of(session, board)
                 zone = await web_links.zone_of_conference(session, conference)
         except PermissionDenied:  # its audit entry is kept (bot.core.db)
             return self._message(tr, HTTPStatus.FORBIDDEN, *words.not_yours(tr))
         except ServiceError:
             return self._message(tr, HTTPStatus.NOT_FOUND, *words.not_yours(tr))
         tr = self._translator(actor.locale, zone)
-        values = words.board_page(board, answers, tr)
+        values = words.board_page(board, tr)
         return self._render(_Page(HTTPStatus.OK, "board.html", values), tr)
 
 

@@ -299,16 +299,14 @@ def guest_invitation(
     }
 
 
-def board_page(
-    board: Board, answers: dict[tuple[int, int], Vote], tr: Translator
-) -> dict[str, Any]:
+def board_page(board: Board, tr: Translator) -> dict[str, Any]:
     _ = tr.gettext
     best = board.outcome.best
     rows = []
     for slot in board.slots:
         cells = []
         for invitee in board.invitees:
-            vote = answers.get((invitee.id, slot.id))
+            vote = board.answers.get((invitee.id, slot.id))
             if invitee.answered_at is None or vote is None:
                 cells.append({"css": "", "mark": "·", "text": _("no answer yet")})
             else:
