@@ -175,13 +175,12 @@ async def circulate(
     for invitation, people in recipients:
         session.add(RecordReply(invitation_id=invitation.id, conference_id=conference.id))
         items += _draft_rows(conference, invitation, people, until, remind, now=now)
-    closed = outbox.Planned(
-        key=f"record:{conference.id}:closed",
-        kind=CLOSED,
-        subject=subject(conference.id),
-        member_id=conference.coordinator_id,
-        due_at=until,
-        expires_at=until + KEEP,
+    closed = _row(
+        f"record:{conference.id}:closed",
+        CLOSED,
+        conference,
+        conference.coordinator_id,
+        due=until,
         payload={"conference": conference.id},
     )
     await outbox.plan(session, [*items, closed], now=now)
@@ -427,21 +426,15 @@ async def add_comment(
     if not final and reply.reply is not Reply.COMMENTED:
         reply.reply, reply.member_id, reply.answered_at = Reply.COMMENTED, actor.member_id, now
         reply.late = late
-    await outbox.plan(
-        session,
-        [
-            outbox.Planned(
-                key=f"record:{conference.id}:comment:{comment.id}",
-                kind=COMMENT,
-                subject=subject(conference.id),
-                member_id=conference.coordinator_id,
-                due_at=now,
-                expires_at=now + KEEP,
-                payload={"comment": comment.id},
-            )
-        ],
-        now=now,
+    notice = _row(
+        f"record:{conference.id}:comment:{comment.id}",
+        COMMENT,
+        conference,
+        conference.coordinator_id,
+        due=now,
+        payload={"comment": comment.id},
     )
+    await outbox.plan(session, [notice], now=now)
     invitation = await session.get_one(Invitation, invitation_id)
     await audit.acted(
         session, actor, "record.commented", invitation, at=now, comment=comment.id, late=late
