@@ -36,7 +36,7 @@ from bot.core.models import (
     Member,
 )
 from bot.core.record import RecordDocument
-from bot.services import audit
+from bot.services import audit, records
 from bot.services.board import answerers, district_calendar, own_conference, today_in
 from bot.services.members import Actor
 from bot.services.records import document_of
@@ -498,22 +498,13 @@ async def reminder(
 
 async def round_of(session: AsyncSession, conference_id: int) -> Round | None:
     """Where the comments stand, unless the final record has gone out."""
-    circulation = await session.get(RecordCirculation, conference_id)
-    if circulation is None or circulation.final_at is not None:
+    answers = await records.circulated(session, conference_id)
+    if answers is None or answers.final_at is not None:
         return None
-    answers = list(
-        await session.scalars(
-            select(RecordReply.reply).where(RecordReply.conference_id == conference_id)
-        )
-    )
     conference = await session.get_one(Conference, conference_id)
     case = await session.get_one(Case, conference.case_id)
     if case.status is not CaseStatus.OPEN:
         return None
     return Round(
-        conference_id,
-        case.code,
-        answers.count(Reply.COMMENTED),
-        answers.count(Reply.NO_COMMENTS),
-        answers.count(Reply.NONE),
+        conference_id, case.code, answers.commented, answers.no_comments, answers.unanswered
     )
