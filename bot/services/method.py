@@ -21,7 +21,7 @@ from bot.core.circulation_tables import RecordCirculation
 from bot.core.crypto import Cipher
 from bot.core.method_record import MethodSection, section_of
 from bot.core.method_tables import ChildPart, ConferenceKind, ConferenceMethod
-from bot.core.models import Case, Conference, ConferenceStatus, InvitationKind
+from bot.core.models import Case, Conference, ConferenceStatus
 from bot.services import audit, records
 from bot.services.board import answerers, invitations_of, own_conference
 from bot.services.errors import ServiceError
@@ -244,11 +244,8 @@ async def _participates(session: AsyncSession, actor: Actor, conference: Confere
     if actor.coordinates(conference.district_id):
         return True
     for invitation in await invitations_of(session, conference.id):
-        if invitation.kind not in (InvitationKind.INSTITUTION, InvitationKind.GUARDIAN):
-            continue
-        if actor.member_id in {
-            person.id for person in await answerers(session, invitation, conference)
-        }:
+        people = await answerers(session, invitation, conference)  # none for other kinds
+        if any(person.id == actor.member_id for person in people):
             return True
     return False
 
