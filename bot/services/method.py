@@ -26,6 +26,7 @@ from bot.services import audit, records
 from bot.services.board import answerers, invitations_of, own_conference
 from bot.services.errors import ServiceError
 from bot.services.members import Actor
+from bot.services.tasks import clean_text
 
 GOAL_MAX = 500
 SUPPORT_MAX = 120
@@ -76,10 +77,10 @@ def default_kind(*, review: bool) -> ConferenceKind:
 
 def check_text(text: str, limit: int) -> str:
     """The typed text, trimmed; refused if empty or over the limit (BadText)."""
-    value = text.strip()
-    if not value or len(value) > limit:
-        raise BadText(limit)
-    return value
+    try:
+        return clean_text(text, limit, one_line=False)
+    except ValueError:
+        raise BadText(limit) from None
 
 
 async def start(
