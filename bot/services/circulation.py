@@ -164,8 +164,7 @@ async def circulate(
     conference = await own_conference(session, actor, conference_id, now=now)
     if conference.recorded_at is None:
         return None
-    existing = await session.get(RecordCirculation, conference.id)
-    if existing is not None:
+    if await session.get(RecordCirculation, conference.id) is not None:
         return None
     district = await session.get_one(District, conference.district_id)
     until, remind = comment_deadline(district, now)
@@ -184,6 +183,7 @@ async def circulate(
         payload={"conference": conference.id},
     )
     await outbox.plan(session, [*items, closed], now=now)
+    count = sum(len(people) for _i, people in recipients)
     await audit.acted(
         session,
         actor,
@@ -191,9 +191,9 @@ async def circulate(
         conference,
         at=now,
         invitations=len(recipients),
-        people=sum(len(people) for _i, people in recipients),
+        people=count,
     )
-    return Started(until, sum(len(people) for _i, people in recipients))
+    return Started(until, count)
 
 
 def _draft_rows(
