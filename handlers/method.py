@@ -7,10 +7,7 @@ and every reading is audited by the service."""
 
 from __future__ import annotations
 
-import contextlib
-
 from telegram import InlineKeyboardMarkup, Update
-from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, ConversationHandler, MessageHandler
 
 from bot.core.i18n import N_, Translator
@@ -35,6 +32,7 @@ from handlers.common import (
     parse_id,
 )
 from handlers.method_texts import GOAL, METHOD, kind_line, next_kind, too_long
+from handlers.task_screens import delete_typed_text
 from handlers.usecase import refusal, use_case
 
 TYPING = "typing"
@@ -209,10 +207,7 @@ async def typed(update: Update, context: Context) -> str | int:
     context.user_data.pop(EDITING, None)  # type: ignore[union-attr]
     if not case.done:
         return ConversationHandler.END
-    if message.chat is not None:
-        # What was typed goes from the chat once it is stored (encrypted).
-        with contextlib.suppress(TelegramError):  # gone already: nothing to delete
-            await message.delete()
+    await delete_typed_text(update)  # what was typed goes once it is stored (encrypted)
     await _screen(update, context, conference, below=True)
     return ConversationHandler.END
 

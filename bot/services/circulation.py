@@ -36,7 +36,7 @@ from bot.core.models import (
     Member,
 )
 from bot.core.record import RecordDocument
-from bot.services import audit
+from bot.services import audit, records
 from bot.services.board import answerers, district_calendar, own_conference, today_in
 from bot.services.members import Actor
 from bot.services.records import document_of, finish_record
@@ -171,8 +171,7 @@ async def circulate(
     conference = await own_conference(session, actor, conference_id, now=now)
     if conference.recorded_at is None:
         return None
-    existing = await session.get(RecordCirculation, conference.id)
-    if existing is not None:
+    if await session.get(RecordCirculation, conference.id) is not None:
         return None
     district = await session.get_one(District, conference.district_id)
     until, remind = comment_deadline(district, now)
@@ -182,16 +181,16 @@ async def circulate(
     for invitation, people in recipients:
         session.add(RecordReply(invitation_id=invitation.id, conference_id=conference.id))
         items += _draft_rows(conference, invitation, people, until, remind, now=now)
-    closed = outbox.Planned(
-        key=f"record:{conference.id}:closed",
-        kind=CLOSED,
-        subject=subject(conference.id),
-        member_id=conference.coordinator_id,
-        due_at=until,
-        expires_at=until + KEEP,
+    closed = _row(
+        f"record:{conference.id}:closed",
+        CLOSED,
+        conference,
+        conference.coordinator_id,
+        due=until,
         payload={"conference": conference.id},
     )
     await outbox.plan(session, [*items, closed], now=now)
+    count = sum(len(people) for _i, people in recipients)
     await audit.acted(
         session,
         actor,
@@ -199,9 +198,9 @@ async def circulate(
         conference,
         at=now,
         invitations=len(recipients),
-        people=sum(len(people) for _i, people in recipients),
+        people=count,
     )
-    return Started(until, sum(len(people) for _i, people in recipients))
+    return Started(until, count)
 
 
 def _draft_rows(
@@ -434,21 +433,15 @@ async def add_comment(
     if not final and reply.reply is not Reply.COMMENTED:
         reply.reply, reply.member_id, reply.answered_at = Reply.COMMENTED, actor.member_id, now
         reply.late = late
-    await outbox.plan(
-        session,
-        [
-            outbox.Planned(
-                key=f"record:{conference.id}:comment:{comment.id}",
-                kind=COMMENT,
-                subject=subject(conference.id),
-                member_id=conference.coordinator_id,
-                due_at=now,
-                expires_at=now + KEEP,
-                payload={"comment": comment.id},
-            )
-        ],
-        now=now,
+    notice = _row(
+        f"record:{conference.id}:comment:{comment.id}",
+        COMMENT,
+        conference,
+        conference.coordinator_id,
+        due=now,
+        payload={"comment": comment.id},
     )
+    await outbox.plan(session, [notice], now=now)
     invitation = await session.get_one(Invitation, invitation_id)
     await audit.acted(
         session, actor, "record.commented", invitation, at=now, comment=comment.id, late=late
@@ -512,22 +505,13 @@ async def reminder(
 
 async def round_of(session: AsyncSession, conference_id: int) -> Round | None:
     """Where the comments stand, unless the final record has gone out."""
-    circulation = await session.get(RecordCirculation, conference_id)
-    if circulation is None or circulation.final_at is not None:
+    answers = await records.circulated(session, conference_id)
+    if answers is None or answers.final_at is not None:
         return None
-    answers = list(
-        await session.scalars(
-            select(RecordReply.reply).where(RecordReply.conference_id == conference_id)
-        )
-    )
     conference = await session.get_one(Conference, conference_id)
     case = await session.get_one(Case, conference.case_id)
     if case.status is not CaseStatus.OPEN:
         return None
     return Round(
-        conference_id,
-        case.code,
-        answers.count(Reply.COMMENTED),
-        answers.count(Reply.NO_COMMENTS),
-        answers.count(Reply.NONE),
+        conference_id, case.code, answers.commented, answers.no_comments, answers.unanswered
     )

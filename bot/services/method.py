@@ -21,11 +21,12 @@ from bot.core.circulation_tables import RecordCirculation
 from bot.core.crypto import Cipher
 from bot.core.method_record import MethodSection, section_of
 from bot.core.method_tables import ChildPart, ConferenceKind, ConferenceMethod
-from bot.core.models import Case, Conference, ConferenceStatus, InvitationKind
+from bot.core.models import Case, Conference, ConferenceStatus
 from bot.services import audit, records
 from bot.services.board import answerers, invitations_of, own_conference
 from bot.services.errors import ServiceError
 from bot.services.members import Actor
+from bot.services.tasks import clean_text
 
 GOAL_MAX = 500
 SUPPORT_MAX = 120
@@ -76,10 +77,10 @@ def default_kind(*, review: bool) -> ConferenceKind:
 
 def check_text(text: str, limit: int) -> str:
     """The typed text, trimmed; refused if empty or over the limit (BadText)."""
-    value = text.strip()
-    if not value or len(value) > limit:
-        raise BadText(limit)
-    return value
+    try:
+        return clean_text(text, limit, one_line=False)
+    except ValueError:
+        raise BadText(limit) from None
 
 
 async def start(
@@ -244,11 +245,8 @@ async def _participates(session: AsyncSession, actor: Actor, conference: Confere
     if actor.coordinates(conference.district_id):
         return True
     for invitation in await invitations_of(session, conference.id):
-        if invitation.kind not in (InvitationKind.INSTITUTION, InvitationKind.GUARDIAN):
-            continue
-        if actor.member_id in {
-            person.id for person in await answerers(session, invitation, conference)
-        }:
+        people = await answerers(session, invitation, conference)  # none for other kinds
+        if any(person.id == actor.member_id for person in people):
             return True
     return False
 

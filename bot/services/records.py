@@ -249,11 +249,12 @@ async def _record_view(
         review_id,
         review_at,
         polling,
-        await _circulated(session, conference.id),
+        await circulated(session, conference.id),
     )
 
 
-async def _circulated(session: AsyncSession, conference_id: int) -> Circulated | None:
+async def circulated(session: AsyncSession, conference_id: int) -> Circulated | None:
+    """The draft's round for comments and its answers so far; None before it went out."""
     circulation = await session.get(RecordCirculation, conference_id)
     if circulation is None:
         return None
