@@ -311,10 +311,15 @@ class Method:
 NO_METHOD = Method(ConferenceKind.INITIAL, has_goal=False)
 
 
+def default_kind(conference: Conference) -> ConferenceKind:
+    """A conference's kind until the coordinator picks one: a review's is review."""
+    return ConferenceKind.REVIEW if conference.review_of_id is not None else ConferenceKind.INITIAL
+
+
 async def method_of(session: AsyncSession, conference_id: int) -> Method:
     row = await session.get(ConferenceMethod, conference_id)
-    if row is None:
-        return NO_METHOD
+    if row is None:  # planned before conferences had a kind and a goal
+        return Method(default_kind(await session.get_one(Conference, conference_id)), False)
     return Method(row.kind, has_goal=row.goal is not None)
 
 

@@ -23,7 +23,13 @@ from bot.core.method_record import MethodSection, section_of
 from bot.core.method_tables import ChildPart, ConferenceKind, ConferenceMethod
 from bot.core.models import Case, Conference, ConferenceStatus
 from bot.services import audit, records
-from bot.services.board import answerers, invitations_of, own_conference
+from bot.services.board import (
+    answerers,
+    default_kind,
+    invitations_of,
+    method_of,
+    own_conference,
+)
 from bot.services.errors import ServiceError
 from bot.services.members import Actor
 from bot.services.tasks import clean_text
@@ -71,10 +77,6 @@ class GoalView:
     goal: str  # "" if the coordinator has not written it yet
 
 
-def default_kind(*, review: bool) -> ConferenceKind:
-    return ConferenceKind.REVIEW if review else ConferenceKind.INITIAL
-
-
 def check_text(text: str, limit: int) -> str:
     """The typed text, trimmed; refused if empty or over the limit (BadText)."""
     try:
@@ -111,7 +113,7 @@ async def _row(session: AsyncSession, conference: Conference, *, now: datetime) 
     if row is None:
         row = ConferenceMethod(
             conference_id=conference.id,
-            kind=default_kind(review=conference.review_of_id is not None),
+            kind=default_kind(conference),
             child_present=False,
             updated_at=now,
         )
@@ -235,8 +237,7 @@ async def child_present(session: AsyncSession, conference_id: int) -> bool:
 
 
 async def kind_of(session: AsyncSession, conference_id: int) -> ConferenceKind:
-    row = await session.get(ConferenceMethod, conference_id)
-    return row.kind if row is not None else ConferenceKind.INITIAL
+    return (await method_of(session, conference_id)).kind
 
 
 async def _participates(session: AsyncSession, actor: Actor, conference: Conference) -> bool:

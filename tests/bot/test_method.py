@@ -141,6 +141,9 @@ async def test_a_conference_planned_before_kinds_is_initial_or_a_review(
         conference = await session.get_one(Conference, started.conference_id)
         conference.review_of_id = conference.id  # as a review names what it reviews
     async with database.transaction() as session:
+        # Before its row is made, as after: the Kind button steps on from review.
+        assert await method.kind_of(session, started.conference_id) is ConferenceKind.REVIEW
+    async with database.transaction() as session:
         view = await method.method_view(
             session, coordinator, cipher, started.conference_id, now=clock.now()
         )
