@@ -304,7 +304,7 @@ async def _guest_step(update: Update, context: Context, plan: Plan, parts: list[
     match parts:
         case ["q", key] if (guest := guests.guest_by_key(plan.guests, key)) is not None:
             guest.required = not guest.required
-        case ["u", key] if any(guest.key == key for guest in plan.guests):
+        case ["u", key] if guests.guest_by_key(plan.guests, key) is not None:
             if not await _remove_guest(update, context, plan, key):
                 return PLANNING
         case ["e"]:
