@@ -304,7 +304,7 @@ async def _guest_step(update: Update, context: Context, plan: Plan, parts: list[
     match parts:
         case ["q", key] if (guest := guests.guest_by_key(plan.guests, key)) is not None:
             guest.required = not guest.required
-        case ["u", key] if any(guest.key == key for guest in plan.guests):
+        case ["u", key] if guests.guest_by_key(plan.guests, key) is not None:
             if not await _remove_guest(update, context, plan, key):
                 return PLANNING
         case ["e"]:
@@ -435,19 +435,15 @@ async def typed_guest_name(update: Update, context: Context) -> str | int:
     plan = _plan(context)
     if plan is None or message is None:
         return ConversationHandler.END
-    _ = context.tr.gettext
     try:
         name = guests.check_name(message.text or "")
-    except BadName:
-        await answer(
-            update,
-            _("Please type the name as text of at most {limit} characters.").format(
-                limit=guests.MAX_NAME
-            ),
-        )
+    except BadName as error:
+        await answer(update, _guest_refused(context, error))
         return GUEST_NAME
     context.user_data[NAMED] = name  # type: ignore[index]
-    await answer(update, _("Type the e-mail address of {name}.").format(name=esc(name)))
+    await answer(
+        update, context.tr.gettext("Type the e-mail address of {name}.").format(name=esc(name))
+    )
     return GUEST_ADDRESS
 
 

@@ -309,6 +309,10 @@ class Contact:
     name: str
     address: str | None
 
+    @classmethod
+    def of(cls, institution: Institution) -> Contact:
+        return cls(institution.id, institution.name, institution.email)
+
 
 async def contacts(session: AsyncSession, actor: Actor, *, now: datetime) -> list[Contact]:
     """The district's institutions (not the guardians' register) with their contact address,
@@ -322,14 +326,14 @@ async def contacts(session: AsyncSession, actor: Actor, *, now: datetime) -> lis
         )
         .order_by(Institution.name, Institution.id)
     )
-    return [Contact(row.id, row.name, row.email) for row in rows]
+    return [Contact.of(row) for row in rows]
 
 
 async def contact(
     session: AsyncSession, actor: Actor, institution_id: int, *, now: datetime
 ) -> Contact:
     institution = await _admins_institution(session, actor, institution_id, now=now)
-    return Contact(institution.id, institution.name, institution.email)
+    return Contact.of(institution)
 
 
 async def _admins_institution(
@@ -357,7 +361,7 @@ async def set_contact(
     """An admin sets (validated) or removes (None) an institution's contact address."""
     institution = await _admins_institution(session, actor, institution_id, now=now)
     await _set(session, actor, institution, None if text is None else normalised(text), now=now)
-    return Contact(institution.id, institution.name, institution.email)
+    return Contact.of(institution)
 
 
 async def set_contact_by_name(
@@ -381,7 +385,7 @@ async def set_contact_by_name(
         raise NotFound(f"no institution named {institution_name!r} in {district.name}")
     address = normalised(text) if text is not None and text.strip() else None
     await _set(session, None, institution, address, now=now)
-    return Contact(institution.id, institution.name, institution.email)
+    return Contact.of(institution)
 
 
 async def _set(

@@ -56,7 +56,7 @@ from bot.core.models import (
     Member,
     Rsvp,
 )
-from bot.services import audit
+from bot.services import audit, mailing
 from bot.services.board import Board, answerers, board_of, invitations_of
 from bot.services.invitation_views import InviteView, view_of
 from bot.services.replies import REASON_MAX, copies, record_answer
@@ -268,11 +268,11 @@ def _sender(message: Message) -> str | None:
     found = [address for _name, address in getaddresses(values) if address]
     if len(found) != 1 or "@" not in found[0]:
         return None
-    return found[0].strip().lower()
+    return mailing.normal(found[0])
 
 
 def _addresses(value: str) -> set[str]:
-    return {address.strip().lower() for _name, address in getaddresses([value]) if address}
+    return {mailing.normal(address) for _name, address in getaddresses([value]) if address}
 
 
 def _calendar(message: Message) -> str:
@@ -345,7 +345,7 @@ def _reply(text: str) -> _Reply:
     return _Reply(
         uid=uid,
         sequence=sequence,
-        attendee=address.strip().lower(),
+        attendee=mailing.normal(address),
         partstat=partstat.strip().upper(),
         comment=str(comment) if comment is not None else None,
     )
@@ -368,7 +368,7 @@ async def _whose(
     found: list[tuple[Invitation, Member | None]] = [
         (invitation, None)
         for invitation in invitations
-        if invitation.kind is InvitationKind.GUEST and (invitation.email or "").lower() == address
+        if invitation.kind is InvitationKind.GUEST and mailing.same(invitation.email, address)
     ]
     people = list(
         await session.scalars(

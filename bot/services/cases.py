@@ -328,7 +328,7 @@ async def _tell_guests(session: AsyncSession, case: Case, *, now: datetime) -> N
     addresses: dict[str, Invitation] = {}
     for guest in guests:
         assert guest.email is not None
-        addresses.setdefault(guest.email.lower(), guest)
+        addresses.setdefault(mailing.normal(guest.email), guest)
     await outbox.plan(
         session,
         [

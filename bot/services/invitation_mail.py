@@ -253,10 +253,10 @@ async def plan_cancel_mails(
     )
     items: dict[str, outbox.Planned] = {}
     for address, member_id, payload in rows:
-        if not address or address.lower() in items:
+        if not address or (mailbox := mailing.normal(address)) in items:
             continue
-        digest = hashlib.sha256(address.lower().encode()).hexdigest()[:16]
-        items[address.lower()] = _mail(
+        digest = hashlib.sha256(mailbox.encode()).hexdigest()[:16]
+        items[mailbox] = _mail(
             conference,
             f"mail:cancel:{digest}",
             kind=MAIL_CANCEL,

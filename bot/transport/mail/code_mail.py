@@ -5,13 +5,14 @@ send time; moot once the code is no longer waiting (confirmed, replaced, expired
 from __future__ import annotations
 
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
 from html import escape
 
 from bot.core.outbox import Letter
 from bot.core.runtime import Runtime
 from bot.services import addresses, mailing
 from bot.transport.mail.delivery import MailKind
+from bot.transport.mail.imip import Mailbox, notice_mail
+from bot.transport.mail.notices import sender_of
 
 
 def code_kinds(runtime: Runtime) -> dict[str, MailKind]:
@@ -25,8 +26,7 @@ def code_kinds(runtime: Runtime) -> dict[str, MailKind]:
             )
         if found is None or not mailing.same(found.address, letter.address):
             return None
-        sender = runtime.settings.mail_from
-        if sender is None:
+        if runtime.settings.mail_from is None:
             return None
         tr = runtime.translator(found.locale)
         _ = tr.gettext
@@ -47,15 +47,15 @@ def code_kinds(runtime: Runtime) -> dict[str, MailKind]:
             for line in lines
             if line
         )
-        message = EmailMessage()
-        message["From"] = sender
-        message["To"] = found.address
-        message["Subject"] = _("Round Table: your confirmation code")
-        message["Date"] = format_datetime(now)
-        message["Message-ID"] = make_msgid(domain=parseaddr(sender)[1].rpartition("@")[2])
+        message = notice_mail(
+            sender=sender_of(runtime.settings.mail_from),
+            recipient=Mailbox(found.address),
+            subject=_("Round Table: your confirmation code"),
+            text="\n".join(lines) + "\n",
+            html=f"<!DOCTYPE html><html><body>{html}</body></html>",
+            sent_at=now,
+        )
         message["Auto-Submitted"] = "auto-generated"
-        message.set_content("\n".join(lines) + "\n")
-        message.add_alternative(f"<!DOCTYPE html><html><body>{html}</body></html>", subtype="html")
         return message
 
     return {addresses.CODE_KIND: MailKind(render=render)}

@@ -123,31 +123,22 @@ class MailDispatcher(OutboxWorker[None, Letter, EmailMessage, bool]):
         """A leaver gets nothing more, and an address the server refused for good gets nothing
         until it is given anew."""
         async with self.runtime.database.transaction() as session:
-            left = letter.member_id is not None and await members.has_left(
-                session, letter.member_id
-            )
-            refused = not left and await mailing.failing(session, letter.address)
+            member = letter.member_id
+            if member is not None and await members.has_left(session, member):
+                return "left"
+            if await mailing.failing(session, letter.address):
+                return "failing address"
             # A member's mail about a case waits for their confirmation of confidentiality;
             # they are asked in the chat (bot.services.confidentiality). Guests confirm nothing.
-            held = (
-                not left
-                and not refused
-                and letter.member_id is not None
-                and await confidentiality.hold(
-                    session,
-                    letter.id,
-                    letter.member_id,
-                    letter.kind,
-                    now=self.runtime.clock.now(),
-                )
+            now = self.runtime.clock.now()
+            held = member is not None and await confidentiality.hold(
+                session, letter.id, member, letter.kind, now=now
             )
-        if left:
-            return "left"
-        if held:
-            if self.on_planned is not None:
-                self.on_planned()  # the prompt goes by chat
-            return outbox.HELD
-        return "failing address" if refused else None
+        if not held:
+            return None
+        if self.on_planned is not None:
+            self.on_planned()  # the prompt goes by chat
+        return outbox.HELD
 
     async def _render(self, context: None, letter: Letter) -> EmailMessage | None:
         kind = self.kinds.get(letter.kind)
