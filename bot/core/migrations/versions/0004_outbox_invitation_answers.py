@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import bot.core.models
+from bot.core.migrations.shapes import create_table, drop_table, enum, id_column, moment
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -19,75 +20,48 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    create_table(
         "outbox",
-        sa.Column("id", sa.Integer(), nullable=False),
+        id_column(),
         sa.Column("key", sa.String(length=160), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("subject", sa.String(length=48), nullable=False),
         sa.Column("member_id", sa.Integer(), nullable=False),
         sa.Column("chat_id", sa.BigInteger(), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
-        sa.Column("due_at", bot.core.models.UTCDateTime(), nullable=False),
-        sa.Column("expires_at", bot.core.models.UTCDateTime(), nullable=True),
+        moment("due_at"),
+        moment("expires_at", nullable=True),
         sa.Column(
             "status",
-            sa.Enum(
-                "pending",
-                "sending",
-                "sent",
-                "skipped",
-                "cancelled",
-                "failed",
-                name="outboxstatus",
-                native_enum=False,
-                length=32,
-            ),
+            enum("outboxstatus", "pending", "sending", "sent", "skipped", "cancelled", "failed"),
             nullable=False,
         ),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("retry_at", bot.core.models.UTCDateTime(), nullable=True),
+        moment("retry_at", nullable=True),
         sa.Column("claimed_by", sa.String(length=36), nullable=True),
-        sa.Column("claimed_at", bot.core.models.UTCDateTime(), nullable=True),
-        sa.Column("done_at", bot.core.models.UTCDateTime(), nullable=True),
+        moment("claimed_at", nullable=True),
+        moment("done_at", nullable=True),
         sa.Column("outcome", sa.String(length=32), nullable=True),
-        sa.Column("created_at", bot.core.models.UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["member_id"], ["members.id"], name=op.f("fk_outbox_member_id_members")
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
-        sa.UniqueConstraint("key", name=op.f("uq_outbox_key")),
+        moment("created_at"),
+        foreign_keys={"member_id": "members"},
+        unique=[["key"]],
     )
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_outbox_member_id"), ["member_id"], unique=False)
         batch_op.create_index("ix_outbox_status_due_at", ["status", "due_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_outbox_subject"), ["subject"], unique=False)
 
-    op.create_table(
+    create_table(
         "invite_messages",
-        sa.Column("id", sa.Integer(), nullable=False),
+        id_column(),
         sa.Column("invitation_id", sa.Integer(), nullable=False),
         sa.Column("member_id", sa.Integer(), nullable=False),
         sa.Column("sequence", sa.Integer(), nullable=False),
         sa.Column("chat_id", sa.BigInteger(), nullable=False),
         sa.Column("message_id", sa.BigInteger(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["invitation_id"],
-            ["invitations.id"],
-            name=op.f("fk_invite_messages_invitation_id_invitations"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["member_id"], ["members.id"], name=op.f("fk_invite_messages_member_id_members")
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_invite_messages")),
+        foreign_keys={"invitation_id": "invitations", "member_id": "members"},
+        indexes=["invitation_id", "member_id"],
     )
-    with op.batch_alter_table("invite_messages", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_invite_messages_invitation_id"), ["invitation_id"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_invite_messages_member_id"), ["member_id"], unique=False
-        )
 
     with op.batch_alter_table("conferences", schema=None) as batch_op:
         batch_op.add_column(sa.Column("uid", sa.String(length=64), nullable=True))
@@ -105,15 +79,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column(
                 "rsvp",
-                sa.Enum(
-                    "pending",
-                    "accepted",
-                    "tentative",
-                    "declined",
-                    name="rsvp",
-                    native_enum=False,
-                    length=32,
-                ),
+                enum("rsvp", "pending", "accepted", "tentative", "declined"),
                 nullable=False,
                 server_default="pending",
             )
@@ -154,11 +120,7 @@ def downgrade() -> None:
         batch_op.drop_column("sequence")
         batch_op.drop_column("uid")
 
-    with op.batch_alter_table("invite_messages", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_invite_messages_member_id"))
-        batch_op.drop_index(batch_op.f("ix_invite_messages_invitation_id"))
-
-    op.drop_table("invite_messages")
+    drop_table("invite_messages", indexes=["invitation_id", "member_id"])
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_outbox_subject"))
         batch_op.drop_index("ix_outbox_status_due_at")
