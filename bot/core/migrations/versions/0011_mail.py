@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.core.models
+from bot.core.migrations.shapes import create_table, drop_table, enum, id_column, moment
 
 revision: str = "0011"
 down_revision: str | None = "0010"
@@ -30,7 +30,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column(
                 "channel",
-                sa.Enum("telegram", "mail", name="channel", native_enum=False, length=32),
+                enum("channel", "telegram", "mail"),
                 server_default="telegram",
                 nullable=False,
             )
@@ -42,50 +42,40 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_outbox_status_channel_due_at", ["status", "channel", "due_at"], unique=False
         )
-    op.create_table(
+    create_table(
         "mail_addresses",
         sa.Column("address", sa.String(length=254), nullable=False),
-        sa.Column("failing_since", bot.core.models.UTCDateTime(), nullable=False),
+        moment("failing_since"),
         sa.Column("reply", sa.String(length=200), nullable=False),
-        sa.PrimaryKeyConstraint("address", name=op.f("pk_mail_addresses")),
+        primary_key=["address"],
     )
-    op.create_table(
+    create_table(
         "email_confirmations",
-        sa.Column("id", sa.Integer(), nullable=False),
+        id_column(),
         sa.Column("member_id", sa.Integer(), nullable=False),
         sa.Column("address", sa.String(length=254), nullable=False),
         sa.Column("code_hash", sa.String(length=64), nullable=False),
         sa.Column("code", sa.LargeBinary(), nullable=False),
-        sa.Column("created_at", bot.core.models.UTCDateTime(), nullable=False),
-        sa.Column("expires_at", bot.core.models.UTCDateTime(), nullable=False),
+        moment("created_at"),
+        moment("expires_at"),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("confirmed_at", bot.core.models.UTCDateTime(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["member_id"],
-            ["members.id"],
-            name=op.f("fk_email_confirmations_member_id_members"),
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_email_confirmations")),
+        moment("confirmed_at", nullable=True),
+        foreign_keys={"member_id": "members"},
+        indexes=["member_id"],
     )
-    with op.batch_alter_table("email_confirmations", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_email_confirmations_member_id"), ["member_id"], unique=False
-        )
-    op.create_table(
+    create_table(
         "inbound_mails",
         sa.Column("key", sa.String(length=64), nullable=False),
-        sa.Column("received_at", bot.core.models.UTCDateTime(), nullable=False),
+        moment("received_at"),
         sa.Column("outcome", sa.String(length=32), nullable=False),
-        sa.PrimaryKeyConstraint("key", name=op.f("pk_inbound_mails")),
+        primary_key=["key"],
     )
 
 
 def downgrade() -> None:
-    op.drop_table("inbound_mails")
-    with op.batch_alter_table("email_confirmations", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_email_confirmations_member_id"))
-    op.drop_table("email_confirmations")
-    op.drop_table("mail_addresses")
+    drop_table("inbound_mails")
+    drop_table("email_confirmations", indexes=["member_id"])
+    drop_table("mail_addresses")
     op.execute("DELETE FROM outbox WHERE channel = 'mail'")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_status_channel_due_at")
