@@ -58,6 +58,42 @@ def drop_table(name: str, *, indexes: Sequence[str] = ()) -> None:
     op.drop_table(name)
 
 
+def add_columns(
+    table: str,
+    *columns: sa.Column[Any],
+    foreign_keys: Mapping[str, str] | None = None,
+    unique: Sequence[Sequence[str]] = (),
+) -> None:
+    """Add columns to a table (one batch: on SQLite at most one rebuild), then the foreign keys
+    and unique constraints on them, named as create_table names them."""
+    with op.batch_alter_table(table, schema=None) as batch_op:
+        for column in columns:
+            batch_op.add_column(column)
+        for name, target in (foreign_keys or {}).items():
+            batch_op.create_foreign_key(
+                batch_op.f(f"fk_{table}_{name}_{target}"), target, [name], ["id"]
+            )
+        for each in unique:
+            batch_op.create_unique_constraint(batch_op.f(f"uq_{table}_{each[0]}"), list(each))
+
+
+def drop_columns(
+    table: str,
+    *names: str,
+    foreign_keys: Mapping[str, str] | None = None,
+    unique: Sequence[Sequence[str]] = (),
+) -> None:
+    """Undo add_columns, given the same: the unique constraints, the foreign keys and the
+    columns, each dropped in reverse."""
+    with op.batch_alter_table(table, schema=None) as batch_op:
+        for each in reversed(unique):
+            batch_op.drop_constraint(batch_op.f(f"uq_{table}_{each[0]}"), type_="unique")
+        for name, target in reversed(list((foreign_keys or {}).items())):
+            batch_op.drop_constraint(batch_op.f(f"fk_{table}_{name}_{target}"), type_="foreignkey")
+        for name in reversed(names):
+            batch_op.drop_column(name)
+
+
 def id_column() -> sa.Column[int]:
     """The integer primary key every table with rows of their own has."""
     return sa.Column("id", sa.Integer(), nullable=False)

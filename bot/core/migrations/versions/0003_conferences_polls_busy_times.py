@@ -8,9 +8,16 @@ Create Date: 2026-11-23 20:40:48.450312
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 
-from bot.core.migrations.shapes import create_table, drop_table, enum, id_column, moment
+from bot.core.migrations.shapes import (
+    add_columns,
+    create_table,
+    drop_columns,
+    drop_table,
+    enum,
+    id_column,
+    moment,
+)
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -110,45 +117,28 @@ def upgrade() -> None:
         foreign_keys={"invitation_id": "invitations", "slot_id": "conference_slots"},
         primary_key=["invitation_id", "slot_id"],
     )
-    with op.batch_alter_table("districts", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("place", sa.String(length=200), nullable=True))
-        batch_op.add_column(
-            sa.Column("day_starts", sa.Time(), nullable=False, server_default="08:00:00")
-        )
-        batch_op.add_column(
-            sa.Column("day_ends", sa.Time(), nullable=False, server_default="16:00:00")
-        )
-
-    with op.batch_alter_table("institutions", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("day_starts", sa.Time(), nullable=True))
-        batch_op.add_column(sa.Column("day_ends", sa.Time(), nullable=True))
-
-    with op.batch_alter_table("invite_codes", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("invitation_id", sa.Integer(), nullable=True))
-        batch_op.create_foreign_key(
-            batch_op.f("fk_invite_codes_invitation_id_invitations"),
-            "invitations",
-            ["invitation_id"],
-            ["id"],
-        )
+    add_columns(
+        "districts",
+        sa.Column("place", sa.String(length=200), nullable=True),
+        sa.Column("day_starts", sa.Time(), nullable=False, server_default="08:00:00"),
+        sa.Column("day_ends", sa.Time(), nullable=False, server_default="16:00:00"),
+    )
+    add_columns(
+        "institutions",
+        sa.Column("day_starts", sa.Time(), nullable=True),
+        sa.Column("day_ends", sa.Time(), nullable=True),
+    )
+    add_columns(
+        "invite_codes",
+        sa.Column("invitation_id", sa.Integer(), nullable=True),
+        foreign_keys={"invitation_id": "invitations"},
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("invite_codes", schema=None) as batch_op:
-        batch_op.drop_constraint(
-            batch_op.f("fk_invite_codes_invitation_id_invitations"), type_="foreignkey"
-        )
-        batch_op.drop_column("invitation_id")
-
-    with op.batch_alter_table("institutions", schema=None) as batch_op:
-        batch_op.drop_column("day_ends")
-        batch_op.drop_column("day_starts")
-
-    with op.batch_alter_table("districts", schema=None) as batch_op:
-        batch_op.drop_column("day_ends")
-        batch_op.drop_column("day_starts")
-        batch_op.drop_column("place")
-
+    drop_columns("invite_codes", "invitation_id", foreign_keys={"invitation_id": "invitations"})
+    drop_columns("institutions", "day_starts", "day_ends")
+    drop_columns("districts", "place", "day_starts", "day_ends")
     drop_table("slot_answers")
     drop_table("poll_messages", indexes=["invitation_id", "member_id"])
     drop_table("invitations", indexes=["conference_id", "institution_id"])

@@ -10,13 +10,23 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.core.models
-from bot.core.migrations.shapes import create_table, drop_table, enum, id_column, moment
+from bot.core.migrations.shapes import (
+    add_columns,
+    create_table,
+    drop_columns,
+    drop_table,
+    enum,
+    id_column,
+    moment,
+)
 
 revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# Who answered an invitation, and whom it was handed on to.
+INVITATION_ANSWER_KEYS = {"rsvp_by_id": "members", "delegate_id": "members"}
 
 
 def upgrade() -> None:
@@ -63,63 +73,45 @@ def upgrade() -> None:
         indexes=["invitation_id", "member_id"],
     )
 
-    with op.batch_alter_table("conferences", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("uid", sa.String(length=64), nullable=True))
-        batch_op.add_column(sa.Column("sequence", sa.Integer(), nullable=False, server_default="0"))
-        batch_op.add_column(
-            sa.Column("invited_starts_at", bot.core.models.UTCDateTime(), nullable=True)
-        )
-        batch_op.add_column(sa.Column("cancelled_at", bot.core.models.UTCDateTime(), nullable=True))
-        batch_op.create_unique_constraint(batch_op.f("uq_conferences_uid"), ["uid"])
-
-    with op.batch_alter_table("districts", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("mailbox", sa.String(length=254), nullable=True))
-
-    with op.batch_alter_table("invitations", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column(
-                "rsvp",
-                enum("rsvp", "pending", "accepted", "tentative", "declined"),
-                nullable=False,
-                server_default="pending",
-            )
-        )
-        batch_op.add_column(sa.Column("rsvp_by_id", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("rsvp_at", bot.core.models.UTCDateTime(), nullable=True))
-        batch_op.add_column(sa.Column("delegate_id", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("decline_reason", sa.LargeBinary(), nullable=True))
-        batch_op.create_foreign_key(
-            batch_op.f("fk_invitations_rsvp_by_id_members"), "members", ["rsvp_by_id"], ["id"]
-        )
-        batch_op.create_foreign_key(
-            batch_op.f("fk_invitations_delegate_id_members"), "members", ["delegate_id"], ["id"]
-        )
+    add_columns(
+        "conferences",
+        sa.Column("uid", sa.String(length=64), nullable=True),
+        sa.Column("sequence", sa.Integer(), nullable=False, server_default="0"),
+        moment("invited_starts_at", nullable=True),
+        moment("cancelled_at", nullable=True),
+        unique=[["uid"]],
+    )
+    add_columns("districts", sa.Column("mailbox", sa.String(length=254), nullable=True))
+    add_columns(
+        "invitations",
+        sa.Column(
+            "rsvp",
+            enum("rsvp", "pending", "accepted", "tentative", "declined"),
+            nullable=False,
+            server_default="pending",
+        ),
+        sa.Column("rsvp_by_id", sa.Integer(), nullable=True),
+        moment("rsvp_at", nullable=True),
+        sa.Column("delegate_id", sa.Integer(), nullable=True),
+        sa.Column("decline_reason", sa.LargeBinary(), nullable=True),
+        foreign_keys=INVITATION_ANSWER_KEYS,
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("invitations", schema=None) as batch_op:
-        batch_op.drop_constraint(
-            batch_op.f("fk_invitations_delegate_id_members"), type_="foreignkey"
-        )
-        batch_op.drop_constraint(
-            batch_op.f("fk_invitations_rsvp_by_id_members"), type_="foreignkey"
-        )
-        batch_op.drop_column("decline_reason")
-        batch_op.drop_column("delegate_id")
-        batch_op.drop_column("rsvp_at")
-        batch_op.drop_column("rsvp_by_id")
-        batch_op.drop_column("rsvp")
-
-    with op.batch_alter_table("districts", schema=None) as batch_op:
-        batch_op.drop_column("mailbox")
-
-    with op.batch_alter_table("conferences", schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f("uq_conferences_uid"), type_="unique")
-        batch_op.drop_column("cancelled_at")
-        batch_op.drop_column("invited_starts_at")
-        batch_op.drop_column("sequence")
-        batch_op.drop_column("uid")
-
+    drop_columns(
+        "invitations",
+        "rsvp",
+        "rsvp_by_id",
+        "rsvp_at",
+        "delegate_id",
+        "decline_reason",
+        foreign_keys=INVITATION_ANSWER_KEYS,
+    )
+    drop_columns("districts", "mailbox")
+    drop_columns(
+        "conferences", "uid", "sequence", "invited_starts_at", "cancelled_at", unique=[["uid"]]
+    )
     drop_table("invite_messages", indexes=["invitation_id", "member_id"])
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_outbox_subject"))
