@@ -11,7 +11,15 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from bot.core.migrations.shapes import create_table, drop_table, enum, id_column, moment
+from bot.core.migrations.shapes import (
+    add_columns,
+    create_table,
+    drop_columns,
+    drop_table,
+    enum,
+    id_column,
+    moment,
+)
 
 revision: str = "0011"
 down_revision: str | None = "0010"
@@ -20,11 +28,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("institutions", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("email", sa.String(length=254), nullable=True))
-    with op.batch_alter_table("invitations", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("email", sa.String(length=254), nullable=True))
-        batch_op.add_column(sa.Column("guest_name", sa.String(length=120), nullable=True))
+    add_columns("institutions", sa.Column("email", sa.String(length=254), nullable=True))
+    add_columns(
+        "invitations",
+        sa.Column("email", sa.String(length=254), nullable=True),
+        sa.Column("guest_name", sa.String(length=120), nullable=True),
+    )
     # On SQLite this rebuilds the table: bot.core.migrate turns foreign keys off meanwhile.
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.add_column(
@@ -84,8 +93,5 @@ def downgrade() -> None:
         batch_op.alter_column("member_id", existing_type=sa.Integer(), nullable=False)
         batch_op.drop_column("address")
         batch_op.drop_column("channel")
-    with op.batch_alter_table("invitations", schema=None) as batch_op:
-        batch_op.drop_column("guest_name")
-        batch_op.drop_column("email")
-    with op.batch_alter_table("institutions", schema=None) as batch_op:
-        batch_op.drop_column("email")
+    drop_columns("invitations", "email", "guest_name")
+    drop_columns("institutions", "email")
