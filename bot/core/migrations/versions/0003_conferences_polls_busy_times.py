@@ -9,15 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from bot.core.migrations.shapes import (
-    add_columns,
-    create_table,
-    drop_columns,
-    drop_table,
-    enum,
-    id_column,
-    moment,
-)
+from bot.core.migrations import shapes
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -26,37 +18,37 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    create_table(
+    shapes.create_table(
         "busy_times",
         sa.Column("member_id", sa.Integer(), nullable=False),
         sa.Column("intervals", sa.JSON(), nullable=False),
-        moment("imported_at"),
-        moment("until"),
+        shapes.moment("imported_at"),
+        shapes.moment("until"),
         foreign_keys={"member_id": "members"},
         primary_key=["member_id"],
     )
-    create_table(
+    shapes.create_table(
         "conferences",
-        id_column(),
+        shapes.id_column(),
         sa.Column("case_id", sa.Integer(), nullable=False),
         sa.Column("district_id", sa.Integer(), nullable=False),
         sa.Column("coordinator_id", sa.Integer(), nullable=False),
         sa.Column(
             "status",
-            enum("conferencestatus", "polling", "scheduled", "held", "cancelled"),
+            shapes.enum("conferencestatus", "polling", "scheduled", "held", "cancelled"),
             nullable=False,
         ),
         sa.Column("duration_minutes", sa.Integer(), nullable=False),
         sa.Column("place", sa.String(length=200), nullable=False),
         sa.Column("window_first", sa.Date(), nullable=False),
         sa.Column("window_last", sa.Date(), nullable=False),
-        moment("deadline"),
-        moment("nudge_at"),
-        moment("starts_at", nullable=True),
-        moment("created_at"),
-        moment("decided_at", nullable=True),
-        moment("nudged_at", nullable=True),
-        moment("offered_at", nullable=True),
+        shapes.moment("deadline"),
+        shapes.moment("nudge_at"),
+        shapes.moment("starts_at", nullable=True),
+        shapes.moment("created_at"),
+        shapes.moment("decided_at", nullable=True),
+        shapes.moment("nudged_at", nullable=True),
+        shapes.moment("offered_at", nullable=True),
         sa.Column("board_chat_id", sa.BigInteger(), nullable=True),
         sa.Column("board_message_id", sa.BigInteger(), nullable=True),
         sa.Column("round", sa.Integer(), nullable=False),
@@ -67,28 +59,30 @@ def upgrade() -> None:
         },
         indexes=["case_id", "coordinator_id", "district_id", "status"],
     )
-    create_table(
+    shapes.create_table(
         "conference_slots",
-        id_column(),
+        shapes.id_column(),
         sa.Column("conference_id", sa.Integer(), nullable=False),
-        moment("starts_at"),
+        shapes.moment("starts_at"),
         sa.Column("round", sa.Integer(), nullable=False),
         foreign_keys={"conference_id": "conferences"},
         indexes=["conference_id"],
     )
-    create_table(
+    shapes.create_table(
         "invitations",
-        id_column(),
+        shapes.id_column(),
         sa.Column("conference_id", sa.Integer(), nullable=False),
         sa.Column(
-            "kind", enum("invitationkind", "institution", "guardian", "offline"), nullable=False
+            "kind",
+            shapes.enum("invitationkind", "institution", "guardian", "offline"),
+            nullable=False,
         ),
         sa.Column("institution_id", sa.Integer(), nullable=True),
         sa.Column("member_id", sa.Integer(), nullable=True),
         sa.Column("number", sa.Integer(), nullable=False),
         sa.Column("required", sa.Boolean(), nullable=False),
         sa.Column("answered_by_id", sa.Integer(), nullable=True),
-        moment("answered_at", nullable=True),
+        shapes.moment("answered_at", nullable=True),
         foreign_keys={
             "answered_by_id": "members",
             "conference_id": "conferences",
@@ -97,9 +91,9 @@ def upgrade() -> None:
         },
         indexes=["conference_id", "institution_id"],
     )
-    create_table(
+    shapes.create_table(
         "poll_messages",
-        id_column(),
+        shapes.id_column(),
         sa.Column("invitation_id", sa.Integer(), nullable=False),
         sa.Column("member_id", sa.Integer(), nullable=False),
         sa.Column("chat_id", sa.BigInteger(), nullable=False),
@@ -109,7 +103,7 @@ def upgrade() -> None:
         unique=[["invitation_id", "member_id"]],
         indexes=["invitation_id", "member_id"],
     )
-    create_table(
+    shapes.create_table(
         "slot_answers",
         sa.Column("invitation_id", sa.Integer(), nullable=False),
         sa.Column("slot_id", sa.Integer(), nullable=False),
@@ -117,18 +111,18 @@ def upgrade() -> None:
         foreign_keys={"invitation_id": "invitations", "slot_id": "conference_slots"},
         primary_key=["invitation_id", "slot_id"],
     )
-    add_columns(
+    shapes.add_columns(
         "districts",
         sa.Column("place", sa.String(length=200), nullable=True),
         sa.Column("day_starts", sa.Time(), nullable=False, server_default="08:00:00"),
         sa.Column("day_ends", sa.Time(), nullable=False, server_default="16:00:00"),
     )
-    add_columns(
+    shapes.add_columns(
         "institutions",
         sa.Column("day_starts", sa.Time(), nullable=True),
         sa.Column("day_ends", sa.Time(), nullable=True),
     )
-    add_columns(
+    shapes.add_columns(
         "invite_codes",
         sa.Column("invitation_id", sa.Integer(), nullable=True),
         foreign_keys={"invitation_id": "invitations"},
@@ -136,12 +130,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    drop_columns("invite_codes", "invitation_id", foreign_keys={"invitation_id": "invitations"})
-    drop_columns("institutions", "day_starts", "day_ends")
-    drop_columns("districts", "place", "day_starts", "day_ends")
-    drop_table("slot_answers")
-    drop_table("poll_messages", indexes=["invitation_id", "member_id"])
-    drop_table("invitations", indexes=["conference_id", "institution_id"])
-    drop_table("conference_slots", indexes=["conference_id"])
-    drop_table("conferences", indexes=["case_id", "coordinator_id", "district_id", "status"])
-    drop_table("busy_times")
+    shapes.drop_columns(
+        "invite_codes", "invitation_id", foreign_keys={"invitation_id": "invitations"}
+    )
+    shapes.drop_columns("institutions", "day_starts", "day_ends")
+    shapes.drop_columns("districts", "place", "day_starts", "day_ends")
+    shapes.drop_table("slot_answers")
+    shapes.drop_table("poll_messages", indexes=["invitation_id", "member_id"])
+    shapes.drop_table("invitations", indexes=["conference_id", "institution_id"])
+    shapes.drop_table("conference_slots", indexes=["conference_id"])
+    shapes.drop_table("conferences", indexes=["case_id", "coordinator_id", "district_id", "status"])
+    shapes.drop_table("busy_times")

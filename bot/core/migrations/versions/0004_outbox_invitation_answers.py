@@ -10,15 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from bot.core.migrations.shapes import (
-    add_columns,
-    create_table,
-    drop_columns,
-    drop_table,
-    enum,
-    id_column,
-    moment,
-)
+from bot.core.migrations import shapes
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -30,29 +22,31 @@ INVITATION_ANSWER_KEYS = {"rsvp_by_id": "members", "delegate_id": "members"}
 
 
 def upgrade() -> None:
-    create_table(
+    shapes.create_table(
         "outbox",
-        id_column(),
+        shapes.id_column(),
         sa.Column("key", sa.String(length=160), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("subject", sa.String(length=48), nullable=False),
         sa.Column("member_id", sa.Integer(), nullable=False),
         sa.Column("chat_id", sa.BigInteger(), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
-        moment("due_at"),
-        moment("expires_at", nullable=True),
+        shapes.moment("due_at"),
+        shapes.moment("expires_at", nullable=True),
         sa.Column(
             "status",
-            enum("outboxstatus", "pending", "sending", "sent", "skipped", "cancelled", "failed"),
+            shapes.enum(
+                "outboxstatus", "pending", "sending", "sent", "skipped", "cancelled", "failed"
+            ),
             nullable=False,
         ),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        moment("retry_at", nullable=True),
+        shapes.moment("retry_at", nullable=True),
         sa.Column("claimed_by", sa.String(length=36), nullable=True),
-        moment("claimed_at", nullable=True),
-        moment("done_at", nullable=True),
+        shapes.moment("claimed_at", nullable=True),
+        shapes.moment("done_at", nullable=True),
         sa.Column("outcome", sa.String(length=32), nullable=True),
-        moment("created_at"),
+        shapes.moment("created_at"),
         foreign_keys={"member_id": "members"},
         unique=[["key"]],
     )
@@ -61,9 +55,9 @@ def upgrade() -> None:
         batch_op.create_index("ix_outbox_status_due_at", ["status", "due_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_outbox_subject"), ["subject"], unique=False)
 
-    create_table(
+    shapes.create_table(
         "invite_messages",
-        id_column(),
+        shapes.id_column(),
         sa.Column("invitation_id", sa.Integer(), nullable=False),
         sa.Column("member_id", sa.Integer(), nullable=False),
         sa.Column("sequence", sa.Integer(), nullable=False),
@@ -73,25 +67,25 @@ def upgrade() -> None:
         indexes=["invitation_id", "member_id"],
     )
 
-    add_columns(
+    shapes.add_columns(
         "conferences",
         sa.Column("uid", sa.String(length=64), nullable=True),
         sa.Column("sequence", sa.Integer(), nullable=False, server_default="0"),
-        moment("invited_starts_at", nullable=True),
-        moment("cancelled_at", nullable=True),
+        shapes.moment("invited_starts_at", nullable=True),
+        shapes.moment("cancelled_at", nullable=True),
         unique=[["uid"]],
     )
-    add_columns("districts", sa.Column("mailbox", sa.String(length=254), nullable=True))
-    add_columns(
+    shapes.add_columns("districts", sa.Column("mailbox", sa.String(length=254), nullable=True))
+    shapes.add_columns(
         "invitations",
         sa.Column(
             "rsvp",
-            enum("rsvp", "pending", "accepted", "tentative", "declined"),
+            shapes.enum("rsvp", "pending", "accepted", "tentative", "declined"),
             nullable=False,
             server_default="pending",
         ),
         sa.Column("rsvp_by_id", sa.Integer(), nullable=True),
-        moment("rsvp_at", nullable=True),
+        shapes.moment("rsvp_at", nullable=True),
         sa.Column("delegate_id", sa.Integer(), nullable=True),
         sa.Column("decline_reason", sa.LargeBinary(), nullable=True),
         foreign_keys=INVITATION_ANSWER_KEYS,
@@ -99,7 +93,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    drop_columns(
+    shapes.drop_columns(
         "invitations",
         "rsvp",
         "rsvp_by_id",
@@ -108,11 +102,11 @@ def downgrade() -> None:
         "decline_reason",
         foreign_keys=INVITATION_ANSWER_KEYS,
     )
-    drop_columns("districts", "mailbox")
-    drop_columns(
+    shapes.drop_columns("districts", "mailbox")
+    shapes.drop_columns(
         "conferences", "uid", "sequence", "invited_starts_at", "cancelled_at", unique=[["uid"]]
     )
-    drop_table("invite_messages", indexes=["invitation_id", "member_id"])
+    shapes.drop_table("invite_messages", indexes=["invitation_id", "member_id"])
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_outbox_subject"))
         batch_op.drop_index("ix_outbox_status_due_at")

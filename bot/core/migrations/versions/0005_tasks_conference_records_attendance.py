@@ -9,15 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from bot.core.migrations.shapes import (
-    add_columns,
-    create_table,
-    drop_columns,
-    drop_table,
-    enum,
-    id_column,
-    moment,
-)
+from bot.core.migrations import shapes
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -26,46 +18,46 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    create_table(
+    shapes.create_table(
         "tasks",
-        id_column(),
+        shapes.id_column(),
         sa.Column("case_id", sa.Integer(), nullable=False),
         sa.Column("conference_id", sa.Integer(), nullable=False),
         sa.Column("title", sa.LargeBinary(), nullable=False),
-        sa.Column("party", enum("taskparty", "member", "child", "guardian"), nullable=False),
+        sa.Column("party", shapes.enum("taskparty", "member", "child", "guardian"), nullable=False),
         sa.Column("party_name", sa.LargeBinary(), nullable=True),
         sa.Column("owner_id", sa.Integer(), nullable=False),
         sa.Column("due_on", sa.Date(), nullable=False),
-        sa.Column("status", enum("taskstatus", "open", "done", "cancelled"), nullable=False),
+        sa.Column("status", shapes.enum("taskstatus", "open", "done", "cancelled"), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        moment("created_at"),
-        moment("issued_at", nullable=True),
-        moment("done_at", nullable=True),
+        shapes.moment("created_at"),
+        shapes.moment("issued_at", nullable=True),
+        shapes.moment("done_at", nullable=True),
         sa.Column("asked_due_on", sa.Date(), nullable=True),
         foreign_keys={"case_id": "cases", "conference_id": "conferences", "owner_id": "members"},
         indexes=["case_id", "conference_id", "owner_id", "status"],
     )
-    create_table(
+    shapes.create_table(
         "task_notes",
-        id_column(),
+        shapes.id_column(),
         sa.Column("task_id", sa.Integer(), nullable=False),
         sa.Column("member_id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("body", sa.LargeBinary(), nullable=False),
-        moment("created_at"),
+        shapes.moment("created_at"),
         foreign_keys={"member_id": "members", "task_id": "tasks"},
         indexes=["task_id"],
     )
 
-    add_columns(
+    shapes.add_columns(
         "conferences",
         sa.Column("summary", sa.LargeBinary(), nullable=True),
-        moment("recorded_at", nullable=True),
+        shapes.moment("recorded_at", nullable=True),
         sa.Column("review_by", sa.Date(), nullable=True),
         sa.Column("review_of_id", sa.Integer(), nullable=True),
         foreign_keys={"review_of_id": "conferences"},
     )
-    add_columns(
+    shapes.add_columns(
         "invitations",
         sa.Column("attended", sa.Boolean(), nullable=True),
         sa.Column("attendee_id", sa.Integer(), nullable=True),
@@ -74,8 +66,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    drop_columns("invitations", "attended", "attendee_id", foreign_keys={"attendee_id": "members"})
-    drop_columns(
+    shapes.drop_columns(
+        "invitations", "attended", "attendee_id", foreign_keys={"attendee_id": "members"}
+    )
+    shapes.drop_columns(
         "conferences",
         "summary",
         "recorded_at",
@@ -83,5 +77,5 @@ def downgrade() -> None:
         "review_of_id",
         foreign_keys={"review_of_id": "conferences"},
     )
-    drop_table("task_notes", indexes=["task_id"])
-    drop_table("tasks", indexes=["case_id", "conference_id", "owner_id", "status"])
+    shapes.drop_table("task_notes", indexes=["task_id"])
+    shapes.drop_table("tasks", indexes=["case_id", "conference_id", "owner_id", "status"])

@@ -7,7 +7,7 @@ Create Date: 2026-11-24 02:01:14.051065
 
 from collections.abc import Sequence
 
-from bot.core.migrations.shapes import add_columns, drop_columns, moment
+from bot.core.migrations import shapes
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -16,8 +16,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    add_columns("cases", moment("purged_at", nullable=True))
+    shapes.add_columns("cases", shapes.moment("purged_at", nullable=True))
 
 
 def downgrade() -> None:
-    drop_columns("cases", "purged_at")
+    shapes.drop_columns("cases", "purged_at")

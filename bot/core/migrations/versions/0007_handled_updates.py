@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from bot.core.migrations.shapes import create_table, drop_table
+from bot.core.migrations import shapes
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -18,7 +18,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    create_table(
+    shapes.create_table(
         "handled_updates",
         sa.Column("chat_id", sa.BigInteger(), nullable=False),
         sa.Column("update_id", sa.BigInteger(), nullable=False),
@@ -27,4 +27,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    drop_table("handled_updates")
+    shapes.drop_table("handled_updates")

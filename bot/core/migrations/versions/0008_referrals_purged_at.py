@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from bot.core.migrations.shapes import add_columns, drop_columns, moment
+from bot.core.migrations import shapes
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -18,7 +18,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    add_columns("referrals", moment("purged_at", nullable=True))
+    shapes.add_columns("referrals", shapes.moment("purged_at", nullable=True))
     # The referrals of cases purged before this column: purged with their case.
     op.execute(
         "UPDATE referrals SET purged_at = "
@@ -28,4 +28,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    drop_columns("referrals", "purged_at")
+    shapes.drop_columns("referrals", "purged_at")

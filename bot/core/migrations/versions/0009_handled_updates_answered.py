@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from bot.core.migrations.shapes import add_columns, drop_columns
+from bot.core.migrations import shapes
 
 revision: str = "0009"
 down_revision: str | None = "0008"
@@ -18,11 +18,11 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    add_columns(
+    shapes.add_columns(
         "handled_updates",
         sa.Column("answered", sa.Boolean(), server_default=sa.true(), nullable=False),
     )
 
 
 def downgrade() -> None:
-    drop_columns("handled_updates", "answered")
+    shapes.drop_columns("handled_updates", "answered")

@@ -11,15 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from bot.core.migrations.shapes import (
-    add_columns,
-    create_table,
-    drop_columns,
-    drop_table,
-    enum,
-    id_column,
-    moment,
-)
+from bot.core.migrations import shapes
 
 revision: str = "0011"
 down_revision: str | None = "0010"
@@ -28,8 +20,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    add_columns("institutions", sa.Column("email", sa.String(length=254), nullable=True))
-    add_columns(
+    shapes.add_columns("institutions", sa.Column("email", sa.String(length=254), nullable=True))
+    shapes.add_columns(
         "invitations",
         sa.Column("email", sa.String(length=254), nullable=True),
         sa.Column("guest_name", sa.String(length=120), nullable=True),
@@ -39,7 +31,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column(
                 "channel",
-                enum("channel", "telegram", "mail"),
+                shapes.enum("channel", "telegram", "mail"),
                 server_default="telegram",
                 nullable=False,
             )
@@ -51,40 +43,40 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_outbox_status_channel_due_at", ["status", "channel", "due_at"], unique=False
         )
-    create_table(
+    shapes.create_table(
         "mail_addresses",
         sa.Column("address", sa.String(length=254), nullable=False),
-        moment("failing_since"),
+        shapes.moment("failing_since"),
         sa.Column("reply", sa.String(length=200), nullable=False),
         primary_key=["address"],
     )
-    create_table(
+    shapes.create_table(
         "email_confirmations",
-        id_column(),
+        shapes.id_column(),
         sa.Column("member_id", sa.Integer(), nullable=False),
         sa.Column("address", sa.String(length=254), nullable=False),
         sa.Column("code_hash", sa.String(length=64), nullable=False),
         sa.Column("code", sa.LargeBinary(), nullable=False),
-        moment("created_at"),
-        moment("expires_at"),
+        shapes.moment("created_at"),
+        shapes.moment("expires_at"),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        moment("confirmed_at", nullable=True),
+        shapes.moment("confirmed_at", nullable=True),
         foreign_keys={"member_id": "members"},
         indexes=["member_id"],
     )
-    create_table(
+    shapes.create_table(
         "inbound_mails",
         sa.Column("key", sa.String(length=64), nullable=False),
-        moment("received_at"),
+        shapes.moment("received_at"),
         sa.Column("outcome", sa.String(length=32), nullable=False),
         primary_key=["key"],
     )
 
 
 def downgrade() -> None:
-    drop_table("inbound_mails")
-    drop_table("email_confirmations", indexes=["member_id"])
-    drop_table("mail_addresses")
+    shapes.drop_table("inbound_mails")
+    shapes.drop_table("email_confirmations", indexes=["member_id"])
+    shapes.drop_table("mail_addresses")
     op.execute("DELETE FROM outbox WHERE channel = 'mail'")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_status_channel_due_at")
@@ -93,5 +85,5 @@ def downgrade() -> None:
         batch_op.alter_column("member_id", existing_type=sa.Integer(), nullable=False)
         batch_op.drop_column("address")
         batch_op.drop_column("channel")
-    drop_columns("invitations", "email", "guest_name")
-    drop_columns("institutions", "email")
+    shapes.drop_columns("invitations", "email", "guest_name")
+    shapes.drop_columns("institutions", "email")

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from bot.core.migrations.shapes import create_table, drop_table, enum, id_column, moment
+from bot.core.migrations import shapes
 
 revision: str = "0012"
 down_revision: str | None = "0011"
@@ -18,17 +18,17 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    create_table(
+    shapes.create_table(
         "web_links",
-        id_column(),
+        shapes.id_column(),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("token", sa.LargeBinary(), nullable=False),
         sa.Column("form_key", sa.String(length=64), nullable=False),
         sa.Column("invitation_id", sa.Integer(), nullable=False),
-        sa.Column("purpose", enum("linkpurpose", "poll", "invitation"), nullable=False),
+        sa.Column("purpose", shapes.enum("linkpurpose", "poll", "invitation"), nullable=False),
         sa.Column("round", sa.Integer(), nullable=False),
-        moment("created_at"),
-        moment("expires_at"),
+        shapes.moment("created_at"),
+        shapes.moment("expires_at"),
         foreign_keys={"invitation_id": "invitations"},
         unique=[["token_hash"], ["invitation_id", "purpose", "round"]],
         indexes=["invitation_id"],
@@ -36,4 +36,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    drop_table("web_links", indexes=["invitation_id"])
+    shapes.drop_table("web_links", indexes=["invitation_id"])

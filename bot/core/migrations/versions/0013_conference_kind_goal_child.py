@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from bot.core.migrations.shapes import create_table, drop_table, enum, moment
+from bot.core.migrations import shapes
 
 revision: str = "0013"
 down_revision: str | None = "0012"
@@ -18,27 +18,29 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    create_table(
+    shapes.create_table(
         "conference_methods",
         sa.Column("conference_id", sa.Integer(), nullable=False),
         sa.Column(
-            "kind", enum("conferencekind", "initial", "review", "court", "other"), nullable=False
+            "kind",
+            shapes.enum("conferencekind", "initial", "review", "court", "other"),
+            nullable=False,
         ),
         sa.Column("goal", sa.LargeBinary(), nullable=True),
         sa.Column(
             "child_part",
-            enum("childpart", "present", "supported", "view", "absent"),
+            shapes.enum("childpart", "present", "supported", "view", "absent"),
             nullable=True,
         ),
         sa.Column("support", sa.LargeBinary(), nullable=True),
         sa.Column("reason", sa.LargeBinary(), nullable=True),
         sa.Column("child_view", sa.LargeBinary(), nullable=True),
         sa.Column("child_present", sa.Boolean(), nullable=False),
-        moment("updated_at"),
+        shapes.moment("updated_at"),
         foreign_keys={"conference_id": "conferences"},
         primary_key=["conference_id"],
     )
 
 
 def downgrade() -> None:
-    drop_table("conference_methods")
+    shapes.drop_table("conference_methods")

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from bot.core.migrations.shapes import create_table, drop_table, moment
+from bot.core.migrations import shapes
 
 revision: str = "0014"
 down_revision: str | None = "0013"
@@ -18,15 +18,15 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    create_table(
+    shapes.create_table(
         "confidentiality_confirmations",
         sa.Column("member_id", sa.Integer(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        moment("confirmed_at"),
+        shapes.moment("confirmed_at"),
         foreign_keys={"member_id": "members"},
         primary_key=["member_id", "version"],
     )
 
 
 def downgrade() -> None:
-    drop_table("confidentiality_confirmations")
+    shapes.drop_table("confidentiality_confirmations")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from bot.core.migrations.shapes import create_table, drop_table, enum, id_column, moment
+from bot.core.migrations import shapes
 
 revision: str = "0015"
 down_revision: str | None = "0014"
@@ -19,33 +19,35 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    create_table(
+    shapes.create_table(
         "record_circulations",
         sa.Column("conference_id", sa.Integer(), nullable=False),
-        moment("sent_at"),
-        moment("comments_until"),
-        moment("final_at", nullable=True),
+        shapes.moment("sent_at"),
+        shapes.moment("comments_until"),
+        shapes.moment("final_at", nullable=True),
         foreign_keys={"conference_id": "conferences"},
         primary_key=["conference_id"],
     )
-    create_table(
+    shapes.create_table(
         "record_comments",
-        id_column(),
+        shapes.id_column(),
         sa.Column("invitation_id", sa.Integer(), nullable=False),
         sa.Column("member_id", sa.Integer(), nullable=False),
-        moment("at"),
+        shapes.moment("at"),
         sa.Column("text", sa.LargeBinary(), nullable=False),
         sa.Column("late", sa.Boolean(), nullable=False),
         foreign_keys={"invitation_id": "invitations", "member_id": "members"},
         indexes=["invitation_id"],
     )
-    create_table(
+    shapes.create_table(
         "record_replies",
         sa.Column("invitation_id", sa.Integer(), nullable=False),
         sa.Column("conference_id", sa.Integer(), nullable=False),
-        sa.Column("reply", enum("reply", "commented", "no_comments", "none"), nullable=False),
+        sa.Column(
+            "reply", shapes.enum("reply", "commented", "no_comments", "none"), nullable=False
+        ),
         sa.Column("member_id", sa.Integer(), nullable=True),
-        moment("answered_at", nullable=True),
+        shapes.moment("answered_at", nullable=True),
         sa.Column("late", sa.Boolean(), nullable=False),
         foreign_keys={
             "conference_id": "conferences",
@@ -58,6 +60,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    drop_table("record_replies", indexes=["conference_id"])
-    drop_table("record_comments", indexes=["invitation_id"])
-    drop_table("record_circulations")
+    shapes.drop_table("record_replies", indexes=["conference_id"])
+    shapes.drop_table("record_comments", indexes=["invitation_id"])
+    shapes.drop_table("record_circulations")
