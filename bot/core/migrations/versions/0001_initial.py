@@ -17,13 +17,19 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def upgrade() -> None:
+def create_data_table(name: str, key: str) -> None:
+    """A table of the dialogs' persistence (bot.transport.telegram.persistence): one blob of data
+    per Telegram chat or user."""
     shapes.create_table(
-        "chat_data",
-        sa.Column("chat_id", sa.BigInteger(), nullable=False),
+        name,
+        sa.Column(key, sa.BigInteger(), nullable=False),
         sa.Column("data", sa.LargeBinary(), nullable=False),
-        primary_key=["chat_id"],
+        primary_key=[key],
     )
+
+
+def upgrade() -> None:
+    create_data_table("chat_data", "chat_id")
     shapes.create_table(
         "conversation_states",
         sa.Column("handler", sa.String(length=64), nullable=False),
@@ -46,12 +52,7 @@ def upgrade() -> None:
         shapes.moment("attempted_at"),
         indexes=["telegram_user_id"],
     )
-    shapes.create_table(
-        "user_data",
-        sa.Column("user_id", sa.BigInteger(), nullable=False),
-        sa.Column("data", sa.LargeBinary(), nullable=False),
-        primary_key=["user_id"],
-    )
+    create_data_table("user_data", "user_id")
     shapes.create_table(
         "institutions",
         shapes.id_column(),
