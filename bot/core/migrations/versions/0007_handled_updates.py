@@ -8,7 +8,8 @@ Create Date: 2026-11-25 09:00:00.000000
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
+
+from bot.core.migrations import shapes
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -17,13 +18,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    shapes.create_table(
         "handled_updates",
         sa.Column("chat_id", sa.BigInteger(), nullable=False),
         sa.Column("update_id", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("chat_id", name=op.f("pk_handled_updates")),
+        primary_key=["chat_id"],
     )
 
 
 def downgrade() -> None:
-    op.drop_table("handled_updates")
+    shapes.drop_table("handled_updates")

@@ -7,10 +7,9 @@ Create Date: 2026-11-24 06:26:27.835235
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from alembic import op
 
-import bot.core.models
+from bot.core.migrations import shapes
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -19,8 +18,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("referrals", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("purged_at", bot.core.models.UTCDateTime(), nullable=True))
+    shapes.add_columns("referrals", shapes.moment("purged_at", nullable=True))
     # The referrals of cases purged before this column: purged with their case.
     op.execute(
         "UPDATE referrals SET purged_at = "
@@ -30,5 +28,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("referrals", schema=None) as batch_op:
-        batch_op.drop_column("purged_at")
+    shapes.drop_columns("referrals", "purged_at")

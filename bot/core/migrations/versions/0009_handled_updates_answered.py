@@ -8,7 +8,8 @@ Create Date: 2026-11-24 06:30:16.333749
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
+
+from bot.core.migrations import shapes
 
 revision: str = "0009"
 down_revision: str | None = "0008"
@@ -17,12 +18,11 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("handled_updates", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("answered", sa.Boolean(), server_default=sa.true(), nullable=False)
-        )
+    shapes.add_columns(
+        "handled_updates",
+        sa.Column("answered", sa.Boolean(), server_default=sa.true(), nullable=False),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("handled_updates", schema=None) as batch_op:
-        batch_op.drop_column("answered")
+    shapes.drop_columns("handled_updates", "answered")

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.core.models
+from bot.core.migrations import shapes
 
 revision: str = "0011"
 down_revision: str | None = "0010"
@@ -20,17 +20,18 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("institutions", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("email", sa.String(length=254), nullable=True))
-    with op.batch_alter_table("invitations", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("email", sa.String(length=254), nullable=True))
-        batch_op.add_column(sa.Column("guest_name", sa.String(length=120), nullable=True))
+    shapes.add_columns("institutions", sa.Column("email", sa.String(length=254), nullable=True))
+    shapes.add_columns(
+        "invitations",
+        sa.Column("email", sa.String(length=254), nullable=True),
+        sa.Column("guest_name", sa.String(length=120), nullable=True),
+    )
     # On SQLite this rebuilds the table: bot.core.migrate turns foreign keys off meanwhile.
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column(
                 "channel",
-                sa.Enum("telegram", "mail", name="channel", native_enum=False, length=32),
+                shapes.enum("channel", "telegram", "mail"),
                 server_default="telegram",
                 nullable=False,
             )
@@ -42,50 +43,40 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_outbox_status_channel_due_at", ["status", "channel", "due_at"], unique=False
         )
-    op.create_table(
+    shapes.create_table(
         "mail_addresses",
         sa.Column("address", sa.String(length=254), nullable=False),
-        sa.Column("failing_since", bot.core.models.UTCDateTime(), nullable=False),
+        shapes.moment("failing_since"),
         sa.Column("reply", sa.String(length=200), nullable=False),
-        sa.PrimaryKeyConstraint("address", name=op.f("pk_mail_addresses")),
+        primary_key=["address"],
     )
-    op.create_table(
+    shapes.create_table(
         "email_confirmations",
-        sa.Column("id", sa.Integer(), nullable=False),
+        shapes.id_column(),
         sa.Column("member_id", sa.Integer(), nullable=False),
         sa.Column("address", sa.String(length=254), nullable=False),
         sa.Column("code_hash", sa.String(length=64), nullable=False),
         sa.Column("code", sa.LargeBinary(), nullable=False),
-        sa.Column("created_at", bot.core.models.UTCDateTime(), nullable=False),
-        sa.Column("expires_at", bot.core.models.UTCDateTime(), nullable=False),
+        shapes.moment("created_at"),
+        shapes.moment("expires_at"),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("confirmed_at", bot.core.models.UTCDateTime(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["member_id"],
-            ["members.id"],
-            name=op.f("fk_email_confirmations_member_id_members"),
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_email_confirmations")),
+        shapes.moment("confirmed_at", nullable=True),
+        foreign_keys={"member_id": "members"},
+        indexes=["member_id"],
     )
-    with op.batch_alter_table("email_confirmations", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_email_confirmations_member_id"), ["member_id"], unique=False
-        )
-    op.create_table(
+    shapes.create_table(
         "inbound_mails",
         sa.Column("key", sa.String(length=64), nullable=False),
-        sa.Column("received_at", bot.core.models.UTCDateTime(), nullable=False),
+        shapes.moment("received_at"),
         sa.Column("outcome", sa.String(length=32), nullable=False),
-        sa.PrimaryKeyConstraint("key", name=op.f("pk_inbound_mails")),
+        primary_key=["key"],
     )
 
 
 def downgrade() -> None:
-    op.drop_table("inbound_mails")
-    with op.batch_alter_table("email_confirmations", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_email_confirmations_member_id"))
-    op.drop_table("email_confirmations")
-    op.drop_table("mail_addresses")
+    shapes.drop_table("inbound_mails")
+    shapes.drop_table("email_confirmations", indexes=["member_id"])
+    shapes.drop_table("mail_addresses")
     op.execute("DELETE FROM outbox WHERE channel = 'mail'")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_status_channel_due_at")
@@ -94,8 +85,5 @@ def downgrade() -> None:
         batch_op.alter_column("member_id", existing_type=sa.Integer(), nullable=False)
         batch_op.drop_column("address")
         batch_op.drop_column("channel")
-    with op.batch_alter_table("invitations", schema=None) as batch_op:
-        batch_op.drop_column("guest_name")
-        batch_op.drop_column("email")
-    with op.batch_alter_table("institutions", schema=None) as batch_op:
-        batch_op.drop_column("email")
+    shapes.drop_columns("invitations", "email", "guest_name")
+    shapes.drop_columns("institutions", "email")

@@ -8,9 +8,8 @@ Create Date: 2026-12-07 14:40:00.000000
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 
-import bot.core.models
+from bot.core.migrations import shapes
 
 revision: str = "0013"
 down_revision: str | None = "0012"
@@ -19,49 +18,29 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    shapes.create_table(
         "conference_methods",
         sa.Column("conference_id", sa.Integer(), nullable=False),
         sa.Column(
             "kind",
-            sa.Enum(
-                "initial",
-                "review",
-                "court",
-                "other",
-                name="conferencekind",
-                native_enum=False,
-                length=32,
-            ),
+            shapes.enum("conferencekind", "initial", "review", "court", "other"),
             nullable=False,
         ),
         sa.Column("goal", sa.LargeBinary(), nullable=True),
         sa.Column(
             "child_part",
-            sa.Enum(
-                "present",
-                "supported",
-                "view",
-                "absent",
-                name="childpart",
-                native_enum=False,
-                length=32,
-            ),
+            shapes.enum("childpart", "present", "supported", "view", "absent"),
             nullable=True,
         ),
         sa.Column("support", sa.LargeBinary(), nullable=True),
         sa.Column("reason", sa.LargeBinary(), nullable=True),
         sa.Column("child_view", sa.LargeBinary(), nullable=True),
         sa.Column("child_present", sa.Boolean(), nullable=False),
-        sa.Column("updated_at", bot.core.models.UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["conference_id"],
-            ["conferences.id"],
-            name=op.f("fk_conference_methods_conference_id_conferences"),
-        ),
-        sa.PrimaryKeyConstraint("conference_id", name=op.f("pk_conference_methods")),
+        shapes.moment("updated_at"),
+        foreign_keys={"conference_id": "conferences"},
+        primary_key=["conference_id"],
     )
 
 
 def downgrade() -> None:
-    op.drop_table("conference_methods")
+    shapes.drop_table("conference_methods")
