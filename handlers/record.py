@@ -12,13 +12,12 @@ import logging
 from datetime import date
 from typing import Any
 
-from telegram import InlineKeyboardMarkup, InputFile, Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
 
 from bot.core.i18n import Translator
 from bot.core.models import TaskParty
-from bot.core.record import record_docx, record_filename
 from bot.services import circulation, decisions, method, records, task_edits, tasks
 from bot.services.decisions import Collision, Passed, TooFar
 from handlers.attendance_screen import attendance_markup, attendance_text
@@ -46,6 +45,7 @@ from handlers.task_screens import (
     fits,
     people_keyboard,
     pressed,
+    send_record,
     show_record,
     task_draft,
 )
@@ -517,15 +517,8 @@ async def _document(
         )
     if not case.done or update.effective_chat is None:
         return False
-    file = InputFile(record_docx(record, context.tr), filename=record_filename(record))
-    await context.bot.send_document(
-        update.effective_chat.id,
-        file,
-        caption=context.tr.gettext(
-            "The record of {code}: only you have it; edit and print it."
-        ).format(code=record.code),
-        protect_content=True,
-    )
+    caption = context.tr.gettext("The record of {code}: only you have it; edit and print it.")
+    await send_record(context, update.effective_chat.id, record, caption.format(code=record.code))
     return True
 
 
