@@ -111,15 +111,9 @@ async def _attendance(
 
 
 async def toggle_attendance(update: Update, context: Context) -> None:
-    ids = await pressed(update, context, "rc")
-    if ids is None:
-        return
-    async with use_case(update, context, *TASK_REFUSALS) as case:
-        conference_id = await records.toggle_attendance(
-            case.session, case.actor, ids[0], now=case.now
-        )
-    if case.done:
-        await _attendance(update, context, conference_id, shown=ids[0])
+    done = await on_pressed(update, context, "rc:t", records.toggle_attendance, *TASK_REFUSALS)
+    if done is not None:
+        await _attendance(update, context, done.result, shown=done.id)
 
 
 async def toggle_child(update: Update, context: Context) -> None:
@@ -480,15 +474,11 @@ async def _move(update: Update, context: Context, task_id: int, due_on: date) ->
 
 
 async def finish(update: Update, context: Context) -> None:
-    ids = await pressed(update, context, "rc")
-    if ids is None:
+    done = await on_pressed(update, context, "rc:e", circulation.finish, *TASK_REFUSALS)
+    if done is None:
         return
-    async with use_case(update, context, *TASK_REFUSALS) as case:
-        await circulation.finish(case.session, case.actor, ids[0], now=case.now)
-    if not case.done:
-        return
-    await show_record(update, context, ids[0])
-    await _document(update, context, ids[0], with_name=False)
+    await show_record(update, context, done.id)
+    await _document(update, context, done.id, with_name=False)
 
 
 async def send_document(update: Update, context: Context) -> None:
