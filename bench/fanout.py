@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
-from bench import process, world
+from bench import BenchError, process, world
 from bot.core import outbox
 from bot.core.crypto import Cipher
 from bot.core.db import Database
@@ -49,10 +49,6 @@ KILL_AFTER = REMINDERS // 2
 # The targets the figures are checked against (reported on stderr, not in the JSON line).
 MIN_PER_SECOND = 28.0
 MAX_IN_FLIGHT = 10
-
-
-class BenchError(Exception):
-    """The benchmark could not finish; the message says where it stopped."""
 
 
 HANA = world.Coordinator(FIRST_CHAT - 1, "Hana", "en")

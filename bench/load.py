@@ -48,7 +48,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench import process, world
+from bench import BenchError, process, world
 from bot.core import migrate
 from bot.core.crypto import Cipher
 from bot.core.db import Database
@@ -97,10 +97,6 @@ MAX_P99_MS = 150.0
 MAX_CPU_MS = 6.0
 MAX_IDLE_MB = 80.0
 MAX_PEAK_MB = 120.0
-
-
-class BenchError(Exception):
-    """The benchmark could not finish; the message says where it stopped."""
 
 
 @dataclass(frozen=True)

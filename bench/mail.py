@@ -33,7 +33,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from bench import process, world
+from bench import BenchError, process, world
 from bench.fanout import Span, sent_rows
 from bot.core import outbox
 from bot.core.clock import SystemClock
@@ -66,10 +66,6 @@ CHAT_PER_SECOND = 28.47
 REPOSITORY = Path(__file__).resolve().parents[1]
 ASKED = "NEEDS-ACTION"
 INSTITUTIONS = ("Policie ČR Cheb", "ZŠ Hradební", "Nemocnice Cheb", "Probační služba", "Soud")
-
-
-class BenchError(Exception):
-    """The benchmark could not finish; the message says where it stopped."""
 
 
 def address(number: int) -> str:

@@ -4,6 +4,8 @@ window, and a guardian's answers entered for them."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from telegram import Update
 from telegram.ext import CallbackQueryHandler
 
@@ -18,6 +20,7 @@ from bot.services.planning import Defaults, NoCandidates
 from handlers.board_text import (
     NumberedBoard,
     numbered,
+    numbering,
     offer,
     offer_markup,
     offer_text,
@@ -137,14 +140,13 @@ async def _scheduled(
 
 
 async def make_optional(update: Update, context: Context) -> None:
-    ids = await pressed_ids(update, context, "cf:m")
-    if ids is None:
+    done = await on_pressed(
+        update, context, "cf:m", numbering(decisions.make_optional), *POLL_REFUSALS
+    )
+    if done is None:
         return
-    async with use_case(update, context, *POLL_REFUSALS) as case:
-        board = await decisions.make_optional(case.session, case.actor, ids[0], now=case.now)
-        live = numbered(board)
-    if not case.done:
-        return
+    live = done.result
+    board = live.board
     tr = context.tr
     answered = all(invitee.answered_at for invitee in board.invitees if invitee.required)
     await answer(update, offer_text(board, tr, all_answered=answered), offer_markup(board, tr))
@@ -152,20 +154,12 @@ async def make_optional(update: Update, context: Context) -> None:
 
 
 async def poll_next_window(update: Update, context: Context) -> None:
-    ids = await pressed_ids(update, context, "cf:w")
-    if ids is None:
+    next_window = partial(decisions.next_window, defaults=Defaults.of(context.runtime.settings))
+    done = await on_pressed(update, context, "cf:w", next_window, *POLL_REFUSALS)
+    if done is None:
         return
+    started = done.result
     tr = context.tr
-    async with use_case(update, context, *POLL_REFUSALS) as case:
-        started = await decisions.next_window(
-            case.session,
-            case.actor,
-            ids[0],
-            now=case.now,
-            defaults=Defaults.of(context.runtime.settings),
-        )
-    if not case.done:
-        return
     if isinstance(started, NoCandidates):
         await answer(
             update,

@@ -4,12 +4,11 @@ deleted from the chat) and No comments under the draft; the coordinator reading 
 
 from __future__ import annotations
 
-from telegram import InputFile, Update
+from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
 
 from bot.core.circulation_tables import Reply
 from bot.core.i18n import N_, Translator
-from bot.core.record import record_docx, record_filename
 from bot.services import circulation, records
 from bot.services.circulation import Answered
 from bot.services.errors import PermissionDenied
@@ -25,8 +24,8 @@ from handlers.common import (
     esc,
     pressed_ids,
 )
-from handlers.task_screens import TASK_REFUSALS, delete_typed_text, fits
-from handlers.usecase import refusal, use_case
+from handlers.task_screens import TASK_REFUSALS, delete_typed_text, fits, send_record
+from handlers.usecase import on_pressed, refusal, use_case
 
 COMMENT = "comment"
 DRAFT = "record_comment"  # the invitation being commented on, in the dialog's user data
@@ -62,25 +61,18 @@ def _answered_text(result: Answered, tr: Translator) -> str:
 
 
 async def no_comments(update: Update, context: Context) -> None:
-    ids = await pressed_ids(update, context, "rk:n")
-    if ids is None:
-        return
-    async with use_case(update, context, *REFUSALS) as case:
-        result = await circulation.no_comments(case.session, case.actor, ids[0], now=case.now)
-    if case.done:
-        await _say(update, context, _answered_text(result, context.tr))
+    done = await on_pressed(update, context, "rk:n", circulation.no_comments, *REFUSALS)
+    if done is not None:
+        await _say(update, context, _answered_text(done.result, context.tr))
 
 
 async def ask_comment(update: Update, context: Context) -> str | int:
-    ids = await pressed_ids(update, context, "rk:c")
-    if ids is None:
+    done = await on_pressed(update, context, "rk:c", circulation.commentable, *REFUSALS)
+    if done is None:
         return ConversationHandler.END
-    async with use_case(update, context, *REFUSALS) as case:
-        code = await circulation.commentable(case.session, case.actor, ids[0], now=case.now)
-    if not case.done:
-        return ConversationHandler.END
+    code = done.result
     assert context.user_data is not None
-    context.user_data[DRAFT] = {"invitation": ids[0]}
+    context.user_data[DRAFT] = {"invitation": done.id}
     await _say(
         update,
         context,
@@ -171,15 +163,8 @@ async def send_final(update: Update, context: Context) -> None:
         final.recipients,
     ).format(code=final.code, count=final.recipients)
     await _say(update, context, text)
-    file = InputFile(record_docx(record, tr), filename=record_filename(record))
-    await context.bot.send_document(
-        update.effective_chat.id,
-        file,
-        caption=tr.gettext("The final record of {code}: only you have it.").format(
-            code=record.code
-        ),
-        protect_content=True,
-    )
+    caption = tr.gettext("The final record of {code}: only you have it.")
+    await send_record(context, update.effective_chat.id, record, caption.format(code=record.code))
 
 
 # Wiring.

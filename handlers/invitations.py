@@ -10,6 +10,7 @@ file are drawn by `handlers.invitation_text`, and sent by the outbox
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 
 from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.ext import CallbackQueryHandler, ConversationHandler, MessageHandler
@@ -23,7 +24,7 @@ from bot.services.errors import PermissionDenied
 from bot.services.invitations import StaleInvitation
 from bot.services.planning import Defaults
 from bot.services.replies import NotYours
-from handlers.board_text import numbered, refresh_board, time_refused
+from handlers.board_text import numbered, numbering, refresh_board, time_refused
 from handlers.common import (
     TYPED_TEXT,
     Context,
@@ -290,27 +291,19 @@ async def hand_over(update: Update, context: Context) -> None:
 
 
 async def offer_new_dates(update: Update, context: Context) -> None:
-    ids = await pressed_ids(update, context, "ca:n")
-    if ids is None:
+    new_times = partial(decisions.new_times, defaults=Defaults.of(context.runtime.settings))
+    done = await on_pressed(update, context, "ca:n", new_times, *REFUSALS)
+    if done is None:
         return
-    async with use_case(update, context, *REFUSALS) as case:
-        times = await decisions.new_times(
-            case.session,
-            case.actor,
-            ids[0],
-            now=case.now,
-            defaults=Defaults.of(context.runtime.settings),
-        )
-    if not case.done:
-        return
+    times = done.result
     tr = context.tr
     if not times:
         await say_below(
             update, context, tr.gettext("No free time in the next weeks. Try a new poll.")
         )
         return
-    rows = [[(tr.slot(start), f"ca:t:{ids[0]}:{int(start.timestamp())}")] for start in times]
-    rows.append([("📅 " + tr.gettext("New poll instead"), f"cf:w:{ids[0]}")])
+    rows = [[(tr.slot(start), f"ca:t:{done.id}:{int(start.timestamp())}")] for start in times]
+    rows.append([("📅 " + tr.gettext("New poll instead"), f"cf:w:{done.id}")])
     await say_below(
         update,
         context,
@@ -372,17 +365,16 @@ async def keep(update: Update, context: Context) -> None:
 
 
 async def do_cancel(update: Update, context: Context) -> None:
-    ids = await pressed_ids(update, context, "ca:y")
-    if ids is None:
+    cancel = numbering(invitations.cancel_conference)
+    done = await on_pressed(update, context, "ca:y", cancel, *REFUSALS)
+    if done is None:
         return
-    async with use_case(update, context, *REFUSALS) as case:
-        board = await invitations.cancel_conference(case.session, case.actor, ids[0], now=case.now)
-        live = numbered(board)
-    if not case.done:
-        return
+    live = done.result
     await answer(
         update,
-        context.tr.gettext("The case conference {code} is cancelled.").format(code=board.case_code),
+        context.tr.gettext("The case conference {code} is cancelled.").format(
+            code=live.board.case_code
+        ),
     )
     await refresh_board(context, live)
 

@@ -12,13 +12,12 @@ import logging
 from datetime import date
 from typing import Any
 
-from telegram import InlineKeyboardMarkup, InputFile, Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
 
 from bot.core.i18n import Translator
 from bot.core.models import TaskParty
-from bot.core.record import record_docx, record_filename
 from bot.services import circulation, decisions, method, records, task_edits, tasks
 from bot.services.decisions import Collision, Passed, TooFar
 from handlers.attendance_screen import attendance_markup, attendance_text
@@ -46,6 +45,7 @@ from handlers.task_screens import (
     fits,
     people_keyboard,
     pressed,
+    send_record,
     show_record,
     task_draft,
 )
@@ -111,15 +111,9 @@ async def _attendance(
 
 
 async def toggle_attendance(update: Update, context: Context) -> None:
-    ids = await pressed(update, context, "rc")
-    if ids is None:
-        return
-    async with use_case(update, context, *TASK_REFUSALS) as case:
-        conference_id = await records.toggle_attendance(
-            case.session, case.actor, ids[0], now=case.now
-        )
-    if case.done:
-        await _attendance(update, context, conference_id, shown=ids[0])
+    done = await on_pressed(update, context, "rc:t", records.toggle_attendance, *TASK_REFUSALS)
+    if done is not None:
+        await _attendance(update, context, done.result, shown=done.id)
 
 
 async def toggle_child(update: Update, context: Context) -> None:
@@ -480,15 +474,11 @@ async def _move(update: Update, context: Context, task_id: int, due_on: date) ->
 
 
 async def finish(update: Update, context: Context) -> None:
-    ids = await pressed(update, context, "rc")
-    if ids is None:
+    done = await on_pressed(update, context, "rc:e", circulation.finish, *TASK_REFUSALS)
+    if done is None:
         return
-    async with use_case(update, context, *TASK_REFUSALS) as case:
-        await circulation.finish(case.session, case.actor, ids[0], now=case.now)
-    if not case.done:
-        return
-    await show_record(update, context, ids[0])
-    await _document(update, context, ids[0], with_name=False)
+    await show_record(update, context, done.id)
+    await _document(update, context, done.id, with_name=False)
 
 
 async def send_document(update: Update, context: Context) -> None:
@@ -517,15 +507,8 @@ async def _document(
         )
     if not case.done or update.effective_chat is None:
         return False
-    file = InputFile(record_docx(record, context.tr), filename=record_filename(record))
-    await context.bot.send_document(
-        update.effective_chat.id,
-        file,
-        caption=context.tr.gettext(
-            "The record of {code}: only you have it; edit and print it."
-        ).format(code=record.code),
-        protect_content=True,
-    )
+    caption = context.tr.gettext("The record of {code}: only you have it; edit and print it.")
+    await send_record(context, update.effective_chat.id, record, caption.format(code=record.code))
     return True
 
 

@@ -1,6 +1,6 @@
 """What the record dialog, the task dialogs and closing a case share: their refusals, the ids
-of a pressed button, the draft of a typed step, the people a task can go to, and the two screens
-they come back to (the record, a task's edit screen)."""
+of a pressed button, the draft of a typed step, the people a task can go to, the two screens
+they come back to (the record, a task's edit screen), and the record document sent to the chat."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from telegram import InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardMarkup, InputFile, Update
 from telegram.error import TelegramError
 
 from bot.core.i18n import N_, Translator
 from bot.core.models import TaskStatus
+from bot.core.record import RecordDocument, record_docx, record_filename
 from bot.services import records, task_edits, tasks
 from bot.services.board import PollClosed
 from bot.services.errors import PermissionDenied
@@ -222,6 +223,13 @@ async def show_record(
         return
     tr = context.tr
     await _show(update, context, record_text(view, tr), record_markup(view, tr), below=below)
+
+
+async def send_record(context: Context, chat_id: int, record: RecordDocument, caption: str) -> None:
+    """The record document to the chat, in the presser's language, protected: only they have
+    it; `caption` says which record it is."""
+    file = InputFile(record_docx(record, context.tr), filename=record_filename(record))
+    await context.bot.send_document(chat_id, file, caption=caption, protect_content=True)
 
 
 # The coordinator's screen of a task: the due date, the owner, or cancelling it.

@@ -35,7 +35,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import ClassVar, Generic, Protocol, TypeVar
+from typing import ClassVar, Generic, Protocol, TypedDict, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -100,6 +100,17 @@ Made = TypeVar("Made")  # what a row is rendered to: a chat message, a mail
 Sent = TypeVar("Sent")  # what the channel answers once it has it
 
 
+class Leasing(TypedDict, total=False):
+    """How a worker takes its rows, where not as OutboxWorker's defaults: `batch` rows claimed
+    at a time, each for `lease`, tried at most `max_attempts` times; `idle_seconds` between
+    looks while nothing wakes it."""
+
+    batch: int
+    lease: timedelta
+    max_attempts: int
+    idle_seconds: float
+
+
 class OutboxWorker(ABC, Generic[Context, Row, Made, Sent]):
     """Claims the channel's due rows and sends them; one run at a time per process."""
 
@@ -115,10 +126,10 @@ class OutboxWorker(ABC, Generic[Context, Row, Made, Sent]):
         pacer: Pacer,
         *,
         concurrency: int,
-        batch: int,
-        lease: timedelta,
-        max_attempts: int,
-        idle_seconds: float,
+        batch: int = 100,
+        lease: timedelta = timedelta(minutes=5),
+        max_attempts: int = 8,
+        idle_seconds: float = 60.0,
     ) -> None:
         self.runtime = runtime
         self.worker = uuid.uuid4().hex

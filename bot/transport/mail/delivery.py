@@ -33,9 +33,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.message import EmailMessage
-from typing import Protocol
+from typing import Protocol, Unpack
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,7 +45,7 @@ from bot.core.outbox import Letter
 from bot.core.runtime import Runtime
 from bot.services import confidentiality, mailing, members
 from bot.transport.mail.smtp import Refused, Rejected, SendError, Unavailable, domain_of
-from bot.transport.sending import Counts, OutboxWorker, Pacer
+from bot.transport.sending import Counts, Leasing, OutboxWorker, Pacer
 
 logger = logging.getLogger(__name__)
 
@@ -86,21 +86,10 @@ class MailDispatcher(OutboxWorker[None, Letter, EmailMessage, bool]):
         *,
         concurrency: int = 4,
         per_second: float = 50.0,
-        batch: int = 100,
-        lease: timedelta = timedelta(minutes=5),
-        max_attempts: int = 8,
-        idle_seconds: float = 60.0,
         on_planned: Callable[[], None] | None = None,
+        **leasing: Unpack[Leasing],
     ) -> None:
-        super().__init__(
-            runtime,
-            Pacer(per_second),
-            concurrency=concurrency,
-            batch=batch,
-            lease=lease,
-            max_attempts=max_attempts,
-            idle_seconds=idle_seconds,
-        )
+        super().__init__(runtime, Pacer(per_second), concurrency=concurrency, **leasing)
         self.kinds = kinds
         self.sender = sender
         # Called after a refusal planned a chat notice: the wiring wakes the chat's outbox.

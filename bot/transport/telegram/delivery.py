@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, Unpack
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Bot, InlineKeyboardMarkup, InputFile, Message
@@ -50,7 +50,7 @@ from bot.core.outbox import Notification
 from bot.core.runtime import Runtime
 from bot.services import confidentiality, members
 from bot.transport import sending
-from bot.transport.sending import Counts, OutboxWorker
+from bot.transport.sending import Counts, Leasing, OutboxWorker
 
 logger = logging.getLogger(__name__)
 
@@ -156,19 +156,10 @@ class Dispatcher(OutboxWorker[JobContext, Notification, Outgoing, Message]):
         concurrency: int = 8,
         per_second: float = 29.0,
         chat_interval: float = 1.0,
-        batch: int = 100,
-        lease: timedelta = timedelta(minutes=5),
-        max_attempts: int = 8,
-        idle_seconds: float = 60.0,
+        **leasing: Unpack[Leasing],
     ) -> None:
         super().__init__(
-            runtime,
-            Pacer(per_second, chat_interval),
-            concurrency=concurrency,
-            batch=batch,
-            lease=lease,
-            max_attempts=max_attempts,
-            idle_seconds=idle_seconds,
+            runtime, Pacer(per_second, chat_interval), concurrency=concurrency, **leasing
         )
         self.kinds = kinds
         self.bot = bot  # the outbox's own: its rate limiter must not retry a 429 (bot.app)
