@@ -11,7 +11,6 @@ import io
 from datetime import timedelta
 
 import docx
-import pytest
 from sqlalchemy import select
 
 from bot.core.clock import FakeClock
@@ -28,22 +27,18 @@ from bot.core.models import (
     Role,
     Rsvp,
 )
-from bot.sandbox import FloodLimits, Person
+from bot.sandbox import Person
 from bot.sandbox.models import BotMessage
 from bot.services import privacy, retention
 from bot.services.privacy import Operator
 from tests.e2e.conftest import RunningBot
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import each, scheduled, team
 from tests.e2e.test_leavers import _deactivate
 from tests.e2e.test_tasks import button, record_opened
 
 COMMENT = "The boy's attendance is 60 %, not 80 %."
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 def text_of(person: Person, message: BotMessage) -> str:

@@ -3,13 +3,13 @@ and how, the referrer that her referral's case is closed; each once, leavers not
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import select
 
 from bot.core.models import OutboxRow, Role
-from bot.sandbox import FloodLimits, Person
+from bot.sandbox import Person
 from bot.services import cases
 from tests.e2e.conftest import RunningBot
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import each, scheduled, team
 from tests.e2e.test_leavers import _deactivate
@@ -19,11 +19,6 @@ REFERRER = (
     "The case PK-2026-0001 of your referral R-2026-0001 is closed. Outcome: Handed to another "
     "authority. Thank you for reporting it."
 )
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 def told(person: Person, fragment: str) -> int:

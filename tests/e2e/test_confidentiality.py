@@ -23,20 +23,16 @@ from bot.core.models import (
     OutboxStatus,
     Role,
 )
-from bot.sandbox import BotApiSandbox, FloodLimits, Person
+from bot.sandbox import BotApiSandbox, Person
 from bot.sandbox.models import BotMessage
 from bot.services import confidentiality, polls
 from tests.e2e.conftest import RunningBot
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import open_case, until
 from tests.e2e.test_poll_flow import poll_sent
 
 PROMPT = "What you hear and read here about a case"
 CONFIRM = "✅ I confirm confidentiality"
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 def prompts(person: Person) -> list[BotMessage]:

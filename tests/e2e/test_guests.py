@@ -21,22 +21,17 @@ from bot.core.models import (
     InvitationKind,
     Role,
 )
-from bot.sandbox import FloodLimits, Person
+from bot.sandbox import Person
 from bot.sandbox.models import BotMessage
 from tests.e2e.conftest import RunningBot, in_turn
 from tests.e2e.mail_world import mail_on, mail_server, settings
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import answer_poll, open_case, plan_shown, until
 
 __all__ = ["mail_on", "mail_server", "settings"]  # the fixtures of a bot with mail
 
 PAEDIATRICS = "ordinace@pediatrie.example.cz"
 EVA = "Mgr. Eva <Dvořák>"
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    """Polls are answered at machine speed here (see test_referrals)."""
-    return FloodLimits(chat_burst=100)
 
 
 async def add_institutions(bot: RunningBot, *names_and_addresses: tuple[str, str | None]) -> None:

@@ -11,7 +11,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import icalendar
-import pytest
 import vobject  # type: ignore[import-untyped]
 from sqlalchemy import delete, select, update
 
@@ -30,10 +29,11 @@ from bot.core.models import (
     Rsvp,
 )
 from bot.core.runtime import Runtime
-from bot.sandbox import BotApiSandbox, FloodLimits, Person
+from bot.sandbox import BotApiSandbox, Person
 from bot.sandbox.models import BotMessage
 from bot.services import decisions, members
 from tests.e2e.conftest import RunningBot
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import (
     answer_poll,
     coordinator_teacher_officer,
@@ -44,11 +44,6 @@ from tests.e2e.test_conferences import (
 )
 
 PRAGUE = ZoneInfo("Europe/Prague")
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 def parsed(person: Person, message: BotMessage) -> tuple[icalendar.Calendar, Any, str]:

@@ -7,23 +7,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select
 
 from bot.core import outbox
 from bot.core.clock import FakeClock
 from bot.core.models import InstitutionKind, Member, OutboxRow, OutboxStatus, Role, Task, TaskStatus
-from bot.sandbox import FloodLimits, Person
+from bot.sandbox import Person
 from bot.services import members, tasks
 from tests.e2e.conftest import RunningBot, confirm_confidentiality
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import each, scheduled, team
 from tests.e2e.test_tasks import add_task, at_nine, record_opened, summary_written, told
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 async def _rows(bot: RunningBot, member_id: int) -> dict[OutboxStatus, int]:

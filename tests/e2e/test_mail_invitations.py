@@ -12,7 +12,6 @@ from __future__ import annotations
 from email.message import EmailMessage
 
 import icalendar
-import pytest
 from sqlalchemy import select, update
 
 from bot.core.clock import FakeClock
@@ -23,12 +22,12 @@ from bot.core.models import (
     Member,
     Rsvp,
 )
-from bot.sandbox import FloodLimits
 from bot.sandbox.mail import MailPerson, MailServer, Received, calendar_part
 from bot.services import calendar_replies
 from bot.transport.telegram import delivery
 from tests.e2e.conftest import RunningBot
 from tests.e2e.mail_world import mail_on, mail_server, mailbox_read, read_mailbox, settings
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import (
     answer_poll,
     coordinator_teacher_officer,
@@ -46,11 +45,6 @@ pytestmark = needs_dovecot
 ORGANIZER = "konference@cheb.example.cz"  # the address of mail_world.SENDER
 PAEDIATRICS = "ordinace@pediatrie.example.cz"
 JANA = "jana.mala@zs-hradebni.example.cz"
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 async def _mail_settled(bot: RunningBot) -> None:

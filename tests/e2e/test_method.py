@@ -10,7 +10,6 @@ import io
 from datetime import timedelta
 
 import docx
-import pytest
 from sqlalchemy import select
 
 from bot.core.clock import FakeClock
@@ -22,9 +21,10 @@ from bot.core.models import (
     Role,
     Rsvp,
 )
-from bot.sandbox import FloodLimits, Person
+from bot.sandbox import Person
 from bot.sandbox.models import BotMessage
 from tests.e2e.conftest import RunningBot
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import answer_poll, open_case, slot_buttons, until
 from tests.e2e.test_invitations import each, scheduled, team
 from tests.e2e.test_tasks import record_opened
@@ -34,11 +34,6 @@ GOAL = "Agree who supports the boy at school and at home before the court petiti
 COURT = "Kind: conference before a court petition (§ 14(2)(b) of Act 359/1999)"
 GOAL_NOTE = "The goal of the conference is in the bot: tap 🎯 Goal of the conference."
 GOAL_BUTTON = "🎯 Goal of the conference"
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 def labels(message: BotMessage) -> list[str]:

@@ -23,23 +23,16 @@ from bot.core.models import (
     ReferralStatus,
     Role,
 )
-from bot.sandbox import BotApiSandbox, BotMessage, FloodLimits, Person
+from bot.sandbox import BotApiSandbox, BotMessage, Person
 from bot.services import retention
 from bot.services.privacy import Operator
 from bot.services.referrals import ALERT, DECLINED, QUESTION
 from bot.transport.telegram import delivery
 from handlers import referral as referral_dialog
 from tests.e2e.conftest import RunningBot, in_turn, text_of
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 
 CHILD = "Kryštof Dvořák"
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    """A person answers at human speed, a test at machine speed: a dialog of a dozen answers
-    would otherwise wait out Telegram's per-chat limit (one message a second after a burst of
-    ten) and make the suite slow. The limits themselves are tested in test_joining."""
-    return FloodLimits(chat_burst=100)
 
 
 DESCRIPTION = "Since October he misses Mondays and says older boys take his money."

@@ -10,23 +10,18 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import docx
-import pytest
 from sqlalchemy import select
 
 from bot.core.clock import FakeClock
 from bot.core.models import AuditEntry, Case, CaseStatus, OutboxRow, OutboxStatus, Task, TaskStatus
-from bot.sandbox import FloodLimits, Person
+from bot.sandbox import Person
 from bot.sandbox.models import BotMessage
 from tests.e2e.conftest import RunningBot
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import each, scheduled, team
 
 PRAGUE = ZoneInfo("Europe/Prague")
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 def at_nine(day: date) -> datetime:

@@ -36,7 +36,7 @@ from bot.core.models import (
     Role,
     Rsvp,
 )
-from bot.sandbox import BotApiSandbox, FloodLimits, Person
+from bot.sandbox import BotApiSandbox, Person
 from bot.sandbox.mail import MailPerson, MailServer, Received
 from bot.sandbox.models import BotMessage, inline_keyboard
 from bot.transport.telegram import delivery
@@ -44,6 +44,7 @@ from bot.transport.web.initdata import sign
 from tests import browser as browsers
 from tests.e2e.conftest import TOKEN, RunningBot, bot_settings, confirm_confidentiality
 from tests.e2e.mail_world import SENDER, mail_server
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import answer_poll, open_case, until
 from tests.e2e.test_guests import add_institutions
 from tests.rows import invited_schools
@@ -56,11 +57,6 @@ PUBLIC = "https://roundtable.test"
 PAEDIATRICS = "ordinace@pediatrie.example.cz"
 # Where the screenshots go when asked for (ROUNDTABLE_SCREENSHOTS=docs/images).
 SCREENSHOTS = os.environ.get("ROUNDTABLE_SCREENSHOTS")
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 def web_settings(

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from bot.core.clock import FakeClock
 from bot.core.models import InstitutionKind, Role
-from bot.sandbox import FloodLimits, Person
+from bot.sandbox import Person
 from tests.e2e.conftest import RunningBot, text_of
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import team
 from tests.e2e.test_referrals import CHILD, CODE, fill_in
@@ -19,11 +18,6 @@ from tests.e2e.test_referrals import team as referral_team
 from tests.e2e.test_tasks import due_date_asked, record_opened, summary_written
 
 RECORD = "Record of the case conference PK-2026-0001"
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 def screens(person: Person, fragment: str) -> list[str]:
