@@ -35,8 +35,8 @@ from tests.e2e.conftest import RunningBot
 from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import each, scheduled, team
-from tests.e2e.test_leavers import _deactivate
-from tests.e2e.test_tasks import button, record_opened
+from tests.e2e.test_leavers import _deactivate, town_admin
+from tests.e2e.test_tasks import button, record_asked, record_opened
 
 COMMENT = "The boy's attendance is 60 %, not 80 %."
 
@@ -51,6 +51,18 @@ def rows_of(person: Person, message: BotMessage, header: str) -> list[list[str]]
     record = docx.Document(io.BytesIO(person.document_of(message)[1]))
     table = next(t for t in record.tables if t.rows[0].cells[-1].text == header)
     return [[c.text for c in row.cells] for row in table.rows]
+
+
+async def reminders_due(bot: RunningBot, clock: FakeClock) -> None:
+    """The clock a minute past the comments reminder's time (the working day before the
+    deadline), and the sweep run."""
+    async with bot.runtime.database.transaction() as session:
+        remind_at = await session.scalar(
+            select(OutboxRow.due_at).where(OutboxRow.kind == "record.remind").limit(1)
+        )
+    assert remind_at is not None
+    clock.set(remind_at + timedelta(minutes=1))
+    await bot.sweep()
 
 
 async def a_third_institution_came(bot: RunningBot, lucie: Person) -> None:
@@ -88,11 +100,7 @@ async def test_the_comment_round_with_a_late_and_a_missing_reply_and_the_final_t
     jana_invite = await until(jana, "You are invited")
     await jana.press("✅ Accept", message_id=jana_invite.message_id)
     await a_third_institution_came(bot, lucie)
-    clock.set(starts + timedelta(minutes=91))
-    await bot.sweep()
-    await until(hana, "has ended")
-    await hana.press("📝 Record the outcome")
-    await until(hana, "Attendance: 3 of 3 came.")
+    await record_asked(bot, clock, hana, starts, "Attendance: 3 of 3 came.")
     await hana.press("✏️ Summary")
     await until(hana, "Type the summary")
     await hana.send_text("The boy misses school on Mondays.")
@@ -136,13 +144,7 @@ async def test_the_comment_round_with_a_late_and_a_missing_reply_and_the_final_t
     await until(jana, "Noted already")
 
     # The working day before the deadline: those who have not answered are reminded.
-    async with bot.runtime.database.transaction() as session:
-        remind_at = await session.scalar(
-            select(OutboxRow.due_at).where(OutboxRow.kind == "record.remind").limit(1)
-        )
-    assert remind_at is not None
-    clock.set(remind_at + timedelta(minutes=1))
-    await bot.sweep()
+    await reminders_due(bot, clock)
     reminder = await until(petr, "Reminder: comments on the draft record of PK-2026-0001")
     await until(lucie, "Reminder: comments on the draft record of PK-2026-0001")
     assert not [m for m in jana.messages.values() if "Reminder: comments" in (m.text or "")]
@@ -247,7 +249,7 @@ async def test_a_leavers_draft_goes_to_a_colleague_and_a_closed_case_asks_no_mor
     wipes the comment."""
     people = await team(bot)
     hana, petr, pavel = people["hana"], people["petr"], people["pavel"]
-    admin = await bot.join(9, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
+    admin = await town_admin(bot)
     await record_opened(bot, clock, people)
     await _deactivate(admin, "Petr")
     await hana.press("✅ Finish: send the tasks to their owners")
@@ -320,7 +322,7 @@ async def test_a_leaver_mid_round_hands_the_draft_to_a_colleague(
     police can still say they have no comments."""
     people = await team(bot)
     hana, petr, pavel = people["hana"], people["petr"], people["pavel"]
-    admin = await bot.join(9, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
+    admin = await town_admin(bot)
     await record_opened(bot, clock, people)
     await hana.press("✅ Finish: send the tasks to their owners")
     await until(hana, "Draft sent for comments until")
@@ -332,13 +334,7 @@ async def test_a_leaver_mid_round_hands_the_draft_to_a_colleague(
     await bot.settle()
     draft = await until(pavel, "The draft record of the case conference PK-2026-0001")
     assert draft.protect_content
-    async with bot.runtime.database.transaction() as session:
-        remind_at = await session.scalar(
-            select(OutboxRow.due_at).where(OutboxRow.kind == "record.remind").limit(1)
-        )
-    assert remind_at is not None
-    clock.set(remind_at + timedelta(minutes=1))
-    await bot.sweep()
+    await reminders_due(bot, clock)
     await until(pavel, "Reminder: comments on the draft record of PK-2026-0001")
     await pavel.press("👍 No comments", message_id=draft.message_id)
     await until(pavel, "Noted: no comments on the draft record of PK-2026-0001.")

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot.core.models import OutboxRow, Role
+from bot.core.models import OutboxRow
 from bot.sandbox import Person
 from bot.services import cases
 from tests.e2e.conftest import RunningBot
 from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import each, scheduled, team
-from tests.e2e.test_leavers import _deactivate
+from tests.e2e.test_leavers import _deactivate, town_admin
 
 CLOSED = "The case PK-2026-0001 is closed. Outcome: Handed to another authority."
 REFERRER = (
@@ -30,7 +30,7 @@ async def test_closing_tells_the_participants_and_the_referrer_the_outcome_once(
 ) -> None:
     people = await team(bot)
     hana, jana, petr, pavel = people["hana"], people["jana"], people["petr"], people["pavel"]
-    admin = await bot.join(9, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
+    admin = await town_admin(bot)
     await scheduled(bot, people)
     await each(petr, "You are invited")
     await each(pavel, "You are invited")

@@ -4,8 +4,6 @@ confirms the time; the guests are named (never by their address) on every screen
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from sqlalchemy import select
 
@@ -27,6 +25,7 @@ from tests.e2e.conftest import RunningBot, in_turn
 from tests.e2e.mail_world import mail_on, mail_server, settings
 from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import answer_poll, open_case, plan_shown, until
+from tests.e2e.test_tasks import record_asked
 
 __all__ = ["mail_on", "mail_server", "settings"]  # the fixtures of a bot with mail
 
@@ -180,11 +179,14 @@ async def test_guests_are_invited_answered_for_and_named_everywhere(
     async with bot.runtime.database.transaction() as session:
         starts = (await session.scalars(select(Conference.starts_at))).one()
     assert starts is not None
-    clock.set(starts + timedelta(minutes=91))
-    await bot.sweep()
-    await until(hana, "The case conference PK-2026-0001 has ended")
-    await hana.press("📝 Record the outcome")
-    await until(hana, "Record of the case conference PK-2026-0001")
+    await record_asked(
+        bot,
+        clock,
+        hana,
+        starts,
+        "Record of the case conference PK-2026-0001",
+        ended="The case conference PK-2026-0001 has ended",
+    )
     await hana.press("👥 Attendance")
     screen = await until(hana, "one tap per participant")
     # Eva accepted (her yes in the poll): she is taken to have come; the practice is not.

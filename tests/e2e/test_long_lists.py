@@ -33,7 +33,7 @@ from tests.e2e.conftest import RunningBot
 from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import scheduled, team
-from tests.e2e.test_tasks import add_task
+from tests.e2e.test_tasks import add_task, record_asked
 
 PRAGUE = ZoneInfo("Europe/Prague")
 LIMIT = 4096
@@ -99,12 +99,9 @@ async def held_record(bot: RunningBot, clock: FakeClock) -> dict[str, Person]:
     for name in ("jana", "petr", "pavel"):
         await until(people[name], "Will you come?")
     await bot.settle()
-    clock.set(starts + timedelta(minutes=91))
-    await bot.sweep()
-    hana = people["hana"]
-    await until(hana, "has ended")
-    await hana.press("📝 Record the outcome")
-    await until(hana, "Record of the case conference PK-2026-0001")
+    await record_asked(
+        bot, clock, people["hana"], starts, "Record of the case conference PK-2026-0001"
+    )
     return people
 
 

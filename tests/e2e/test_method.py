@@ -7,7 +7,6 @@ with the child on the attendance sheet, all in the record document."""
 from __future__ import annotations
 
 import io
-from datetime import timedelta
 
 import docx
 from sqlalchemy import select
@@ -27,7 +26,7 @@ from tests.e2e.conftest import RunningBot
 from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import answer_poll, open_case, slot_buttons, until
 from tests.e2e.test_invitations import each, scheduled, team
-from tests.e2e.test_tasks import record_opened
+from tests.e2e.test_tasks import record_asked, record_opened
 from tests.rows import invited_schools
 
 GOAL = "Agree who supports the boy at school and at home before the court petition."
@@ -202,11 +201,7 @@ async def test_the_childs_voice_and_the_child_on_the_attendance_sheet_are_in_the
     assert method.child_view is not None and b"my school" not in method.child_view
 
     # The conference is held: the child came, marked on the attendance sheet.
-    clock.set(starts + timedelta(minutes=91))
-    await bot.sweep()
-    await until(hana, "has ended")
-    await hana.press("📝 Record the outcome")
-    await until(hana, "Record of the case conference PK-2026-0001")
+    await record_asked(bot, clock, hana, starts, "Record of the case conference PK-2026-0001")
     await hana.press("👥 Attendance")
     await until(hana, "one tap per participant")
     await hana.press("❌ The child did not come")

@@ -59,12 +59,26 @@ async def record_opened(bot: RunningBot, clock: FakeClock, people: dict[str, Per
     starts = await scheduled(bot, people)
     invites = await each(petr, "You are invited")
     await petr.press("✅ Accept", message_id=invites[0].message_id)
+    await record_asked(bot, clock, hana, starts, "Attendance: 1 of 2 came.")
+    return starts
+
+
+async def record_asked(  # noqa: PLR0917 - the conference's and the screen's
+    bot: RunningBot,
+    clock: FakeClock,
+    hana: Person,
+    starts: datetime,
+    shown: str,
+    ended: str = "has ended",
+) -> BotMessage:
+    """The conference that began at `starts` is over (the clock past its 90 minutes, the sweep
+    run): Hana is told it `ended` and opens the record from the notice; returns the record's
+    screen, which shows `shown`."""
     clock.set(starts + timedelta(minutes=91))
     await bot.sweep()
-    await until(hana, "has ended")
+    await until(hana, ended)
     await hana.press("📝 Record the outcome")
-    await until(hana, "Attendance: 1 of 2 came.")
-    return starts
+    return await until(hana, shown)
 
 
 async def button(person: Person, fragment: str) -> None:
@@ -105,11 +119,14 @@ async def test_the_record_the_tasks_the_digest_the_review_and_closing(
     await petr.press("✅ Accept", message_id=invites[0].message_id)
 
     # The conference has taken place: the coordinator is asked for the record.
-    clock.set(starts + timedelta(minutes=91))
-    await bot.sweep()
-    await until(hana, "The case conference PK-2026-0001 has ended")
-    await hana.press("📝 Record the outcome")
-    screen = await until(hana, "Record of the case conference PK-2026-0001")
+    screen = await record_asked(
+        bot,
+        clock,
+        hana,
+        starts,
+        "Record of the case conference PK-2026-0001",
+        ended="The case conference PK-2026-0001 has ended",
+    )
     assert "Attendance: 1 of 2 came." in (screen.text or "")  # Petr accepted, Jana did not
 
     # Attendance, one tap per participant: Pavel came instead of Petr; Jana came after all.
