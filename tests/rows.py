@@ -7,12 +7,14 @@ same row); a sent referral and the case opened from one, as triage leaves it, ar
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench import world
+from bot.core import outbox
 from bot.core.models import (
     Case,
     Conference,
@@ -25,6 +27,7 @@ from bot.core.models import (
     ReferralStatus,
     Urgency,
 )
+from bot.services.referral_sweep import DRAFT_EXPIRED
 
 
 async def sent_referral(  # noqa: PLR0917 - a row's columns
@@ -100,3 +103,17 @@ async def invited_schools(
                 **more,
             )
         )
+
+
+def draft_expired_notice(key: str, member_id: int, now: datetime, **changes: Any) -> outbox.Planned:
+    """The member's notice that their referral draft, started 14 days before, was deleted, due
+    `now` (a row planned by the sweep, or by another process); `changes` set other fields."""
+    notice = outbox.Planned(
+        key=key,
+        kind=DRAFT_EXPIRED,
+        subject=f"member:{member_id}",
+        member_id=member_id,
+        due_at=now,
+        payload={"started_at": (now - timedelta(days=14)).isoformat()},
+    )
+    return replace(notice, **changes)

@@ -3,13 +3,16 @@ conference, and a participant with a confirmed address."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
 
 from bench import world
+from bot.core import outbox
 from bot.core.clock import FakeClock
 from bot.core.db import Database
 from bot.core.models import (
+    Channel,
     InstitutionKind,
     Member,
     Role,
@@ -26,6 +29,23 @@ class World:
     coordinator_id: int
     member_id: int
     member_address: str
+
+
+def mail_row(
+    world: World, key: str, address: str, due_at: datetime, **changes: Any
+) -> outbox.Planned:
+    """A mail of the test kind to a guest's `address` about the world's conference, due at
+    `due_at`; `changes` set other fields."""
+    row = outbox.Planned(
+        key=key,
+        kind=KIND,
+        subject=f"conference:{world.conference_id}",
+        member_id=None,
+        due_at=due_at,
+        channel=Channel.MAIL,
+        address=address,
+    )
+    return replace(row, **changes)
 
 
 def letter_text(letter: Letter) -> str:

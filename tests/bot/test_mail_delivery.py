@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -30,7 +29,7 @@ from bot.sandbox.mail import MailServer
 from bot.services import mailing
 from bot.transport.mail.delivery import MailDispatcher, MailKind
 from bot.transport.mail.smtp import LoginFailed, Refused, Server, SmtpSender
-from tests.bot.mail_seed import KIND, World, letter_text, seed_world
+from tests.bot.mail_seed import KIND, World, letter_text, mail_row, seed_world
 
 FROM = "Round Table <konference@mesto.example.cz>"
 
@@ -66,16 +65,7 @@ def _dispatcher(runtime: Runtime, url: str, **options: object) -> MailDispatcher
 def _mail(world: World, clock: FakeClock, key: str, address: str, **changes: Any) -> outbox.Planned:
     """A mail of the test kind to a guest's `address` about the world's conference, due now;
     `changes` set other fields."""
-    mail = outbox.Planned(
-        key=key,
-        kind=KIND,
-        subject=f"conference:{world.conference_id}",
-        member_id=None,
-        due_at=clock.now(),
-        channel=Channel.MAIL,
-        address=address,
-    )
-    return replace(mail, **changes)
+    return mail_row(world, key, address, clock.now(), **changes)
 
 
 async def _plan_mails(database: Database, clock: FakeClock, *mails: outbox.Planned) -> None:
