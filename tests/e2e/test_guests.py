@@ -78,6 +78,17 @@ async def add_named(hana: Person, name: str, address: str) -> str:
     return plan
 
 
+async def paediatrics_polled(hana: Person) -> BotMessage:
+    """From the plan: Pediatrie Cheb (added with its address) invited as a guest by e-mail, and
+    the poll sent; returns the poll's board."""
+    await hana.press("+ Guest by e-mail")
+    await hana.next_message()
+    await hana.press("✉ Pediatrie Cheb")
+    await until(hana, "Case conference for PK-2026-0001")
+    await hana.press("Send the poll")
+    return await until(hana, "Poll for the case conference PK-2026-0001")
+
+
 def guest_buttons(plan: BotMessage, name: str) -> tuple[str, str]:
     """The callback data of a guest's ★/☆ and ✖ Remove buttons in the plan."""
     for row in plan.buttons():

@@ -80,6 +80,20 @@ async def team(bot: RunningBot) -> dict[str, Person]:
     return {"hana": hana, "jana": jana, "petr": petr, "pavel": pavel}
 
 
+async def first_time_confirmed(
+    people: dict[str, Person], school: BotMessage, police: BotMessage
+) -> None:
+    """Both institutions answer "if need be" to the first time of their polls (a yes would
+    accept the invitation already), and Hana confirms that time."""
+    hana, jana, petr = people["hana"], people["jana"], people["petr"]
+    first = slot_buttons(school)[0][1]
+    await answer_poll(jana, school, {0: 2})
+    await answer_poll(petr, police, {0: 2})
+    await until(hana, "Every required invitee has answered")
+    await hana.press(f"Confirm {first}")
+    await until(hana, "The case conference PK-2026-0001 is set for")
+
+
 async def scheduled(bot: RunningBot, people: dict[str, Person]) -> datetime:
     """Plan with the defaults, both institutions answer "if need be" to the first time (a yes
     would accept the invitation already), Hana confirms."""
@@ -89,12 +103,7 @@ async def scheduled(bot: RunningBot, people: dict[str, Person]) -> datetime:
     await hana.press("Send the poll")
     school = await until(jana, "When can ZŠ Hradební come?")
     police = await until(petr, "When can Policie Cheb come?")
-    first = slot_buttons(school)[0][1]
-    await answer_poll(jana, school, {0: 2})
-    await answer_poll(petr, police, {0: 2})
-    await until(hana, "Every required invitee has answered")
-    await hana.press(f"Confirm {first}")
-    await until(hana, "The case conference PK-2026-0001 is set for")
+    await first_time_confirmed(people, school, police)
     async with bot.runtime.database.transaction() as session:
         conference = (await session.scalars(select(Conference))).one()
     assert conference.starts_at is not None

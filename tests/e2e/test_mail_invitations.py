@@ -35,7 +35,7 @@ from tests.e2e.test_conferences import (
     plan_shown,
     until,
 )
-from tests.e2e.test_guests import add_institutions
+from tests.e2e.test_guests import add_institutions, paediatrics_polled
 from tests.mailbox import Mailbox, mailbox, needs_dovecot
 
 # The fixtures of a bot with mail that reads a real mailbox.
@@ -95,12 +95,7 @@ async def test_a_guest_is_invited_by_mail_and_answers_from_their_calendar(
     # added as a guest by e-mail; the poll goes out.
     await open_case(bot, "Hana", "Jana", ["crime", "truancy"])
     await plan_shown(hana, "PK-2026-0001", listed="Next step")
-    await hana.press("+ Guest by e-mail")
-    await hana.next_message()
-    await hana.press("✉ Pediatrie Cheb")
-    await until(hana, "Case conference for PK-2026-0001")
-    await hana.press("Send the poll")
-    board = await until(hana, "Poll for the case conference PK-2026-0001")
+    board = await paediatrics_polled(hana)
     poll_mail = await doctor.next_mail()
     assert "PK-2026-0001" in str(poll_mail.message["Subject"])
     assert "Svolává: Hana, OSPOD Cheb" in _text(poll_mail)  # who asks (in Czech, a guest's)

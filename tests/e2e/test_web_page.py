@@ -45,8 +45,8 @@ from tests import browser as browsers
 from tests.e2e.conftest import TOKEN, RunningBot, bot_settings, confirm_confidentiality
 from tests.e2e.mail_world import SENDER, mail_server
 from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
-from tests.e2e.test_conferences import answer_poll, open_case, until
-from tests.e2e.test_guests import add_institutions
+from tests.e2e.test_conferences import answer_poll, open_case, plan_shown, until
+from tests.e2e.test_guests import add_institutions, paediatrics_polled
 from tests.rows import invited_schools
 
 __all__ = ["mail_server"]
@@ -162,17 +162,8 @@ async def _poll_with_a_guest(bot: RunningBot) -> tuple[Person, Person, BotMessag
     )
     await add_institutions(bot, ("Pediatrie Cheb", PAEDIATRICS))
     await open_case(bot, "Hana", "Jana", ["crime"])
-    await hana.send_text("/cases")
-    await until(hana, "Next step")
-    await hana.press("Plan: PK-2026-0001")
-    await until(hana, "Case conference for PK-2026-0001")
-    await hana.press("+ Guest by e-mail")
-    await hana.next_message()
-    await hana.press("✉ Pediatrie Cheb")
-    await until(hana, "Case conference for PK-2026-0001")
-    await hana.press("Send the poll")
-    board = await until(hana, "Poll for the case conference PK-2026-0001")
-    return hana, petr, board
+    await plan_shown(hana, listed="Next step")
+    return hana, petr, await paediatrics_polled(hana)
 
 
 async def _school_answers(bot: RunningBot, taps: dict[int, int]) -> None:
