@@ -4,12 +4,12 @@ conference, and a participant with a confirmed address."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from bench import world
 from bot.core import outbox
-from bot.core.clock import FakeClock
+from bot.core.clock import Clock, FakeClock
 from bot.core.db import Database
 from bot.core.models import (
     Channel,
@@ -31,21 +31,19 @@ class World:
     member_address: str
 
 
-def mail_row(
-    world: World, key: str, address: str, due_at: datetime, **changes: Any
-) -> outbox.Planned:
-    """A mail of the test kind to a guest's `address` about the world's conference, due at
-    `due_at`; `changes` set other fields."""
-    row = outbox.Planned(
+def mail_row(world: World, clock: Clock, key: str, address: str, **changes: Any) -> outbox.Planned:
+    """A mail of the test kind to a guest's `address` about the world's conference, due now;
+    `changes` set other fields."""
+    mail = outbox.Planned(
         key=key,
         kind=KIND,
         subject=f"conference:{world.conference_id}",
         member_id=None,
-        due_at=due_at,
+        due_at=clock.now(),
         channel=Channel.MAIL,
         address=address,
     )
-    return replace(row, **changes)
+    return replace(mail, **changes)
 
 
 def letter_text(letter: Letter) -> str:

@@ -48,7 +48,7 @@ async def test_mail_is_sent_after_the_commit_and_a_refused_address_is_told_to_th
         await outbox.plan(
             session,
             [
-                mail_row(world, f"invite:{number}", address, now, payload={"n": number})
+                mail_row(world, runtime.clock, f"invite:{number}", address, payload={"n": number})
                 for number, address in enumerate(
                     ["policie@pcr.example.cz", "doktor@nemocnice.example.cz"]
                 )
