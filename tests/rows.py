@@ -94,15 +94,18 @@ async def invited_schools(
         )
         session.add(school)
         await session.flush()
-        session.add(
-            Invitation(
-                conference_id=conference.id,
-                kind=InvitationKind.INSTITUTION,
-                institution_id=school.id,
-                required=False,
-                **more,
-            )
-        )
+        session.add(optional_invitation(conference, school.id, **more))
+
+
+def optional_invitation(conference: Conference, institution_id: int, **more: Any) -> Invitation:
+    """The institution's invitation to the conference, as optional; `more` sets its columns."""
+    return Invitation(
+        conference_id=conference.id,
+        kind=InvitationKind.INSTITUTION,
+        institution_id=institution_id,
+        required=False,
+        **more,
+    )
 
 
 def draft_expired_notice(key: str, member_id: int, now: datetime, **changes: Any) -> outbox.Planned:

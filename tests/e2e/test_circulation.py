@@ -18,8 +18,6 @@ from bot.core.models import (
     AuditEntry,
     Conference,
     InstitutionKind,
-    Invitation,
-    InvitationKind,
     Member,
     OutboxRow,
     RecordCirculation,
@@ -35,8 +33,9 @@ from tests.e2e.conftest import RunningBot
 from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import each, scheduled, team
-from tests.e2e.test_leavers import _deactivate, town_admin
+from tests.e2e.test_leavers import _deactivate, team_and_admin
 from tests.e2e.test_tasks import button, record_asked, record_opened
+from tests.rows import optional_invitation
 
 COMMENT = "The boy's attendance is 60 %, not 80 %."
 
@@ -73,11 +72,9 @@ async def a_third_institution_came(bot: RunningBot, lucie: Person) -> None:
         member = await session.scalar(select(Member).where(Member.display_name == "Lucie"))
         assert member is not None
         session.add(
-            Invitation(
-                conference_id=conference.id,
-                kind=InvitationKind.INSTITUTION,
-                institution_id=member.institution_id,
-                required=False,
+            optional_invitation(
+                conference,
+                member.institution_id,
                 rsvp=Rsvp.ACCEPTED,
                 rsvp_by_id=member.id,
                 attended=True,
@@ -247,9 +244,8 @@ async def test_a_leavers_draft_goes_to_a_colleague_and_a_closed_case_asks_no_mor
     Pavel, who may answer for the police, and comments. Closing the case stops the reminder and
     the notice of the deadline; a forged button changes nothing; purging the case years later
     wipes the comment."""
-    people = await team(bot)
+    people, admin = await team_and_admin(bot)
     hana, petr, pavel = people["hana"], people["petr"], people["pavel"]
-    admin = await town_admin(bot)
     await record_opened(bot, clock, people)
     await _deactivate(admin, "Petr")
     await hana.press("✅ Finish: send the tasks to their owners")
@@ -320,9 +316,8 @@ async def test_a_leaver_mid_round_hands_the_draft_to_a_colleague(
     """Petr came for the police and has the draft, but leaves before answering it: Pavel, who
     answers for the police now, gets the draft with its buttons and the reminder, and the
     police can still say they have no comments."""
-    people = await team(bot)
+    people, admin = await team_and_admin(bot)
     hana, petr, pavel = people["hana"], people["petr"], people["pavel"]
-    admin = await town_admin(bot)
     await record_opened(bot, clock, people)
     await hana.press("✅ Finish: send the tasks to their owners")
     await until(hana, "Draft sent for comments until")

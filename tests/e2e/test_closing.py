@@ -11,8 +11,8 @@ from bot.services import cases
 from tests.e2e.conftest import RunningBot
 from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import until
-from tests.e2e.test_invitations import each, scheduled, team
-from tests.e2e.test_leavers import _deactivate, town_admin
+from tests.e2e.test_invitations import each, scheduled
+from tests.e2e.test_leavers import _deactivate, team_and_admin
 
 CLOSED = "The case PK-2026-0001 is closed. Outcome: Handed to another authority."
 REFERRER = (
@@ -28,9 +28,8 @@ def told(person: Person, fragment: str) -> int:
 async def test_closing_tells_the_participants_and_the_referrer_the_outcome_once(
     bot: RunningBot,
 ) -> None:
-    people = await team(bot)
+    people, admin = await team_and_admin(bot)
     hana, jana, petr, pavel = people["hana"], people["jana"], people["petr"], people["pavel"]
-    admin = await town_admin(bot)
     await scheduled(bot, people)
     await each(petr, "You are invited")
     await each(pavel, "You are invited")

@@ -42,9 +42,11 @@ async def _member_id(bot: RunningBot, telegram_user_id: int) -> int:
     return found
 
 
-async def town_admin(bot: RunningBot) -> Person:
-    """Alena joins: the administrator at the town hall, who takes leavers out (`_deactivate`)."""
-    return await bot.join(9, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
+async def team_and_admin(bot: RunningBot) -> tuple[dict[str, Person], Person]:
+    """The team joins (test_invitations.team), then Alena: the administrator at the town hall,
+    who takes leavers out (`_deactivate`)."""
+    people = await team(bot)
+    return people, await bot.join(9, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
 
 
 async def _deactivate(admin: Person, name: str) -> None:
@@ -59,9 +61,8 @@ async def _deactivate(admin: Person, name: str) -> None:
 async def test_a_leaver_with_tasks_gets_nothing_more_and_the_coordinator_hands_them_on(
     bot: RunningBot, clock: FakeClock
 ) -> None:
-    people = await team(bot)
+    people, admin = await team_and_admin(bot)
     hana, petr, pavel = people["hana"], people["petr"], people["pavel"]
-    admin = await town_admin(bot)
     await record_opened(bot, clock, people)
     await summary_written(hana, "The plan was agreed.")
     await add_task(hana, "Check attendance weekly", "Petr (Policie Cheb)", "1 week")
@@ -163,9 +164,8 @@ async def test_a_leaver_with_tasks_gets_nothing_more_and_the_coordinator_hands_t
 async def test_a_leaver_invited_to_a_conference_is_not_reminded_and_colleagues_are_asked(
     bot: RunningBot, clock: FakeClock
 ) -> None:
-    people = await team(bot)
+    people, admin = await team_and_admin(bot)
     hana, petr, pavel = people["hana"], people["petr"], people["pavel"]
-    admin = await town_admin(bot)
     starts = await scheduled(bot, people)
     invites = await each(petr, "You are invited")
     await petr.press("✅ Accept", message_id=invites[0].message_id)
