@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench import world
 from bot.core import outbox
+from bot.core.clock import FakeClock
+from bot.core.db import Database
 from bot.core.models import (
     Case,
     Conference,
@@ -25,8 +27,10 @@ from bot.core.models import (
     Member,
     Referral,
     ReferralStatus,
+    Role,
     Urgency,
 )
+from bot.services import members
 from bot.services.referral_sweep import DRAFT_EXPIRED
 
 
@@ -120,3 +124,18 @@ def draft_expired_notice(key: str, member_id: int, now: datetime, **changes: Any
         payload={"started_at": (now - timedelta(days=14)).isoformat()},
     )
     return replace(notice, **changes)
+
+
+async def participant_id(
+    database: Database, clock: FakeClock, kind: InstitutionKind = InstitutionKind.POLICE
+) -> int:
+    """Petr (Telegram and chat id 77), a participant of Policie Cheb (an institution of `kind`)
+    in the district without a name, reading English, joined now: his member id."""
+    now = clock.now()
+    async with database.transaction() as session:
+        district = await members.ensure_district(session, None, now=now)
+        place = await members.ensure_institution(session, district, "Policie Cheb", kind, now=now)
+        member = world.member(77, "Petr", place.id, Role.PARTICIPANT, locale="en", now=now)
+        session.add(member)
+        await session.flush()
+        return member.id

@@ -266,22 +266,10 @@ async def _case_through_its_life(
                 chat_id=target.recipient.chat_id,
                 message_id=number,
             )
-        await replies.answer(
-            session,
-            team.teacher,
-            invitation_of[team.teacher.member_id],
-            sequence,
-            Rsvp.ACCEPTED,
-            now=clock.now(),
-        )
-        await replies.answer(
-            session,
-            team.officer,
-            invitation_of[team.officer.member_id],
-            sequence,
-            Rsvp.DECLINED,
-            now=clock.now(),
-        )
+        for member, rsvp in ((team.teacher, Rsvp.ACCEPTED), (team.officer, Rsvp.DECLINED)):
+            await replies.answer(
+                session, member, invitation_of[member.member_id], sequence, rsvp, now=clock.now()
+            )
         await replies.give_reason(
             session,
             team.officer,
