@@ -190,14 +190,7 @@ async def test_guests_are_invited_answered_for_and_named_everywhere(
     async with bot.runtime.database.transaction() as session:
         starts = (await session.scalars(select(Conference.starts_at))).one()
     assert starts is not None
-    await record_asked(
-        bot,
-        clock,
-        hana,
-        starts,
-        "Record of the case conference PK-2026-0001",
-        ended="The case conference PK-2026-0001 has ended",
-    )
+    await record_asked(bot, clock, hana, starts, ended="The case conference PK-2026-0001 has ended")
     await hana.press("👥 Attendance")
     screen = await until(hana, "one tap per participant")
     # Eva accepted (her yes in the poll): she is taken to have come; the practice is not.

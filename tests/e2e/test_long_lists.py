@@ -99,9 +99,7 @@ async def held_record(bot: RunningBot, clock: FakeClock) -> dict[str, Person]:
     for name in ("jana", "petr", "pavel"):
         await until(people[name], "Will you come?")
     await bot.settle()
-    await record_asked(
-        bot, clock, people["hana"], starts, "Record of the case conference PK-2026-0001"
-    )
+    await record_asked(bot, clock, people["hana"], starts)
     return people
 
 

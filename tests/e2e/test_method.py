@@ -193,7 +193,7 @@ async def test_the_childs_voice_and_the_child_on_the_attendance_sheet_are_in_the
     assert method.child_view is not None and b"my school" not in method.child_view
 
     # The conference is held: the child came, marked on the attendance sheet.
-    await record_asked(bot, clock, hana, starts, "Record of the case conference PK-2026-0001")
+    await record_asked(bot, clock, hana, starts)
     await hana.press("👥 Attendance")
     await until(hana, "one tap per participant")
     await hana.press("❌ The child did not come")

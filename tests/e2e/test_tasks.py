@@ -68,7 +68,7 @@ async def record_asked(  # noqa: PLR0917 - the conference's and the screen's
     clock: FakeClock,
     hana: Person,
     starts: datetime,
-    shown: str,
+    shown: str = "Record of the case conference PK-2026-0001",
     ended: str = "has ended",
 ) -> BotMessage:
     """The conference that began at `starts` is over (the clock past its 90 minutes, the sweep
@@ -120,12 +120,7 @@ async def test_the_record_the_tasks_the_digest_the_review_and_closing(
 
     # The conference has taken place: the coordinator is asked for the record.
     screen = await record_asked(
-        bot,
-        clock,
-        hana,
-        starts,
-        "Record of the case conference PK-2026-0001",
-        ended="The case conference PK-2026-0001 has ended",
+        bot, clock, hana, starts, ended="The case conference PK-2026-0001 has ended"
     )
     assert "Attendance: 1 of 2 came." in (screen.text or "")  # Petr accepted, Jana did not
 

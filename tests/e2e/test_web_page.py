@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 import pytest
 from playwright.async_api import Browser, Page
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from bot.app import WEB_SERVER_KEY
 from bot.core.clock import FakeClock
@@ -182,13 +182,16 @@ async def _invitation(bot: RunningBot, invitation_id: int) -> Invitation:
         return await session.get_one(Invitation, invitation_id)
 
 
-async def _guest_invitation(bot: RunningBot) -> Invitation:
+async def _found(bot: RunningBot, query: Select[tuple[Invitation]]) -> Invitation:
+    """The invitation the query finds (there is one)."""
     async with bot.runtime.database.reading() as session:
-        found = await session.scalar(
-            select(Invitation).where(Invitation.kind == InvitationKind.GUEST)
-        )
+        found = await session.scalar(query)
     assert found is not None
     return found
+
+
+async def _guest_invitation(bot: RunningBot) -> Invitation:
+    return await _found(bot, select(Invitation).where(Invitation.kind == InvitationKind.GUEST))
 
 
 async def test_a_guest_answers_the_poll_on_a_phone_changes_it_and_the_board_follows(
@@ -374,14 +377,12 @@ async def test_a_member_answers_in_the_mini_app_and_forged_or_old_launch_data_is
 
 
 async def _petrs_invitation(bot: RunningBot) -> Invitation:
-    async with bot.runtime.database.reading() as session:
-        found = await session.scalar(
-            select(Invitation)
-            .join(Institution, Invitation.institution_id == Institution.id)
-            .where(Institution.name == "Policie Cheb")
-        )
-    assert found is not None
-    return found
+    return await _found(
+        bot,
+        select(Invitation)
+        .join(Institution, Invitation.institution_id == Institution.id)
+        .where(Institution.name == "Policie Cheb"),
+    )
 
 
 async def test_the_coordinator_sees_everyones_answers_as_a_grid_and_nobody_else_does(
