@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import select
 
 from bot.core.clock import FakeClock
-from bot.core.mail_tables import MailAddress
 from bot.core.models import (
     AuditEntry,
     Conference,
@@ -24,6 +23,7 @@ from bot.sandbox.models import BotMessage
 from tests.e2e.conftest import RunningBot, in_turn
 from tests.e2e.mail_world import mail_on, mail_server, settings
 from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
+from tests.e2e.test_addresses import failing
 from tests.e2e.test_conferences import answer_poll, open_case, plan_shown, until
 from tests.e2e.test_tasks import record_asked
 
@@ -172,11 +172,8 @@ async def test_guests_are_invited_answered_for_and_named_everywhere(
         if "Every required invitee has answered the poll for PK-2026-0001" in (message.text or "")
     )
     assert "@" not in (offer.text or "")
-    async with bot.runtime.database.transaction() as session:
-        # The paediatrician's mail server refused the address for good meanwhile.
-        session.add(
-            MailAddress(address=PAEDIATRICS, failing_since=clock.now(), reply="550 5.1.1 unknown")
-        )
+    # The paediatrician's mail server refused the address for good meanwhile.
+    await failing(bot, PAEDIATRICS, "550 5.1.1 unknown")
     confirm = next(label for label in labels(offer) if label.startswith("✅ Confirm"))
     await hana.press(confirm)
     await until(hana, "The case conference PK-2026-0001 is set for")
