@@ -34,7 +34,7 @@ from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine spee
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import each, scheduled, team
 from tests.e2e.test_leavers import _deactivate, team_and_admin
-from tests.e2e.test_tasks import button, record_asked, record_opened
+from tests.e2e.test_tasks import button, case_closed, record_asked, record_opened
 from tests.rows import optional_invitation
 
 COMMENT = "The boy's attendance is 60 %, not 80 %."
@@ -266,12 +266,7 @@ async def test_a_leavers_draft_goes_to_a_colleague_and_a_closed_case_asks_no_mor
     await until(pavel, "You have commented on the draft record of PK-2026-0001")
 
     # The case is closed before the deadline: nobody is reminded, the coordinator is not asked.
-    await hana.send_text("/cases")
-    await until(hana, "Open cases")
-    await hana.press("✖️ Close: PK-2026-0001")
-    await until(hana, "Close the case?")
-    await hana.press("Handed to another authority")
-    await until(hana, "The case PK-2026-0001 is closed")
+    await case_closed(hana, "The case PK-2026-0001 is closed")
     async with bot.runtime.database.transaction() as session:
         circulation = (await session.scalars(select(RecordCirculation))).one()
     clock.set(circulation.comments_until + timedelta(hours=1))

@@ -105,6 +105,19 @@ async def from_the_record(hana: Person, label: str) -> None:
     await press_shown(hana, label)
 
 
+async def case_closed(
+    hana: Person, closed: str = "The case PK-2026-0001 is closed: Handed to another authority."
+) -> None:
+    """Hana closes PK-2026-0001 from /cases, as handed to another authority, until she is told
+    it is `closed`."""
+    await hana.send_text("/cases")
+    await until(hana, "Open cases")
+    await hana.press("✖️ Close: PK-2026-0001")
+    await until(hana, "Close the case?")
+    await hana.press("Handed to another authority")
+    await until(hana, closed)
+
+
 def told(person: Person, fragment: str) -> int:
     return sum(fragment in (m.text or m.caption or "") for m in person.messages.values())
 
@@ -427,12 +440,7 @@ async def test_the_plan_changes_and_wrong_input_gets_an_answer(
     await until(jana, "You are invited")
 
     # Closed: the owners' buttons are dead, and the review is cancelled in their calendars.
-    await hana.send_text("/cases")
-    await until(hana, "Open cases")
-    await hana.press("✖️ Close: PK-2026-0001")
-    await until(hana, "Close the case?")
-    await hana.press("Handed to another authority")
-    await until(hana, "The case PK-2026-0001 is closed: Handed to another authority.")
+    await case_closed(hana)
     await until(pavel, "«Visit the family» is cancelled")
     stale = await pavel.press("✅ Done", message_id=visit.message_id)
     assert stale.text == "This button is no longer active."
