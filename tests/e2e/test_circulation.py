@@ -34,7 +34,13 @@ from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine spee
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import each, scheduled, team
 from tests.e2e.test_leavers import _deactivate, team_and_admin
-from tests.e2e.test_tasks import button, case_closed, record_asked, record_opened
+from tests.e2e.test_tasks import (
+    button,
+    case_closed,
+    record_asked,
+    record_opened,
+    summary_written,
+)
 from tests.rows import optional_invitation
 
 COMMENT = "The boy's attendance is 60 %, not 80 %."
@@ -98,10 +104,7 @@ async def test_the_comment_round_with_a_late_and_a_missing_reply_and_the_final_t
     await jana.press("✅ Accept", message_id=jana_invite.message_id)
     await a_third_institution_came(bot, lucie)
     await record_asked(bot, clock, hana, starts, "Attendance: 3 of 3 came.")
-    await hana.press("✏️ Summary")
-    await until(hana, "Type the summary")
-    await hana.send_text("The boy misses school on Mondays.")
-    await until(hana, "Summary: written.")
+    await summary_written(hana, "The boy misses school on Mondays.")
 
     # Finishing: the coordinator's copy is the draft, and the draft goes to the three who came.
     await hana.press("✅ Finish: send the tasks to their owners")
