@@ -7,12 +7,16 @@ same row); a sent referral and the case opened from one, as triage leaves it, ar
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench import world
+from bot.core import outbox
+from bot.core.clock import FakeClock
+from bot.core.db import Database
 from bot.core.models import (
     Case,
     Conference,
@@ -23,8 +27,11 @@ from bot.core.models import (
     Member,
     Referral,
     ReferralStatus,
+    Role,
     Urgency,
 )
+from bot.services import members
+from bot.services.referral_sweep import DRAFT_EXPIRED
 
 
 async def sent_referral(  # noqa: PLR0917 - a row's columns
@@ -91,12 +98,44 @@ async def invited_schools(
         )
         session.add(school)
         await session.flush()
-        session.add(
-            Invitation(
-                conference_id=conference.id,
-                kind=InvitationKind.INSTITUTION,
-                institution_id=school.id,
-                required=False,
-                **more,
-            )
-        )
+        session.add(optional_invitation(conference, school.id, **more))
+
+
+def optional_invitation(conference: Conference, institution_id: int, **more: Any) -> Invitation:
+    """The institution's invitation to the conference, as optional; `more` sets its columns."""
+    return Invitation(
+        conference_id=conference.id,
+        kind=InvitationKind.INSTITUTION,
+        institution_id=institution_id,
+        required=False,
+        **more,
+    )
+
+
+def draft_expired_notice(key: str, member_id: int, now: datetime, **changes: Any) -> outbox.Planned:
+    """The member's notice that their referral draft, started 14 days before, was deleted, due
+    `now` (a row planned by the sweep, or by another process); `changes` set other fields."""
+    notice = outbox.Planned(
+        key=key,
+        kind=DRAFT_EXPIRED,
+        subject=f"member:{member_id}",
+        member_id=member_id,
+        due_at=now,
+        payload={"started_at": (now - timedelta(days=14)).isoformat()},
+    )
+    return replace(notice, **changes)
+
+
+async def participant_id(
+    database: Database, clock: FakeClock, kind: InstitutionKind = InstitutionKind.POLICE
+) -> int:
+    """Petr (Telegram and chat id 77), a participant of Policie Cheb (an institution of `kind`)
+    in the district without a name, reading English, joined now: his member id."""
+    now = clock.now()
+    async with database.transaction() as session:
+        district = await members.ensure_district(session, None, now=now)
+        place = await members.ensure_institution(session, district, "Policie Cheb", kind, now=now)
+        member = world.member(77, "Petr", place.id, Role.PARTICIPANT, locale="en", now=now)
+        session.add(member)
+        await session.flush()
+        return member.id

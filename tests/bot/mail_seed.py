@@ -3,13 +3,16 @@ conference, and a participant with a confirmed address."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Any
 
 from bench import world
-from bot.core.clock import FakeClock
+from bot.core import outbox
+from bot.core.clock import Clock, FakeClock
 from bot.core.db import Database
 from bot.core.models import (
+    Channel,
     InstitutionKind,
     Member,
     Role,
@@ -26,6 +29,21 @@ class World:
     coordinator_id: int
     member_id: int
     member_address: str
+
+
+def mail_row(world: World, clock: Clock, key: str, address: str, **changes: Any) -> outbox.Planned:
+    """A mail of the test kind to a guest's `address` about the world's conference, due now;
+    `changes` set other fields."""
+    mail = outbox.Planned(
+        key=key,
+        kind=KIND,
+        subject=f"conference:{world.conference_id}",
+        member_id=None,
+        due_at=clock.now(),
+        channel=Channel.MAIL,
+        address=address,
+    )
+    return replace(mail, **changes)
 
 
 def letter_text(letter: Letter) -> str:

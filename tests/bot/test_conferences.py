@@ -77,6 +77,12 @@ async def _team(database: Database, clock: FakeClock) -> tuple[Actor, Actor]:
     return coordinator, await _join(database, clock, Role.REFERRER, 2)
 
 
+async def _team_polled(database: Database, clock: FakeClock) -> tuple[Actor, Actor, Started]:
+    """The team (`_team`) and the coordinator's poll inviting the teacher's school."""
+    coordinator, teacher = await _team(database, clock)
+    return coordinator, teacher, await _school_poll(database, clock, coordinator, teacher)
+
+
 async def _slots(database: Database, conference_id: int) -> list[ConferenceSlot]:
     async with database.transaction() as session:
         return list(
@@ -91,8 +97,7 @@ async def _slots(database: Database, conference_id: int) -> list[ConferenceSlot]
 async def test_two_polls_of_one_coordinator_never_offer_overlapping_times(
     database: Database, clock: FakeClock
 ) -> None:
-    coordinator, teacher = await _team(database, clock)
-    first = await _school_poll(database, clock, coordinator, teacher)
+    coordinator, teacher, first = await _team_polled(database, clock)
     second = await _school_poll(database, clock, coordinator, teacher)
     taken = await _slots(database, first.conference_id)
     offered = await _slots(database, second.conference_id)
@@ -191,8 +196,7 @@ async def test_a_plan_starts_from_the_district_place_and_the_referral_concerns(
 async def test_a_time_already_past_cannot_be_confirmed(
     database: Database, clock: FakeClock
 ) -> None:
-    coordinator, teacher = await _team(database, clock)
-    started = await _school_poll(database, clock, coordinator, teacher)
+    coordinator, _teacher, started = await _team_polled(database, clock)
     first = (await _slots(database, started.conference_id))[0]
     clock.set(first.starts_at + timedelta(minutes=1))
     async with database.transaction() as session:
@@ -298,8 +302,7 @@ async def test_deciding_or_choosing_a_time_is_refused_once_the_poll_is_over(
 ) -> None:
     """ "Decide now" and "Choose a time" on a board whose poll was decided meanwhile are refused
     by the service (the dialog answers "This poll is over"); the board itself can still be read."""
-    coordinator, teacher = await _team(database, clock)
-    started = await _school_poll(database, clock, coordinator, teacher)
+    coordinator, _teacher, started = await _team_polled(database, clock)
     first = (await _slots(database, started.conference_id))[0]
     async with database.transaction() as session:
         scheduled = await decisions.confirm(

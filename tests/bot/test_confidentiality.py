@@ -17,34 +17,12 @@ from bot.core.models import (
     AuditEntry,
     ConfidentialityConfirmation,
     InstitutionKind,
-    Member,
     OutboxRow,
     OutboxStatus,
-    Role,
 )
-from bot.services import confidentiality, members, referrals
+from bot.services import confidentiality, referrals
 from bot.services.confidentiality import Confirmed
-
-
-async def _member(
-    database: Database, clock: FakeClock, kind: InstitutionKind = InstitutionKind.POLICE
-) -> int:
-    now = clock.now()
-    async with database.transaction() as session:
-        district = await members.ensure_district(session, None, now=now)
-        place = await members.ensure_institution(session, district, "Policie Cheb", kind, now=now)
-        member = Member(
-            telegram_user_id=77,
-            chat_id=77,
-            display_name="Petr",
-            institution_id=place.id,
-            role=Role.PARTICIPANT,
-            locale="en",
-            joined_at=now,
-        )
-        session.add(member)
-        await session.flush()
-        return member.id
+from tests.rows import participant_id
 
 
 async def _rows(database: Database) -> dict[str, tuple[str, OutboxStatus, str | None]]:
@@ -58,7 +36,7 @@ async def _rows(database: Database) -> dict[str, tuple[str, OutboxStatus, str | 
 async def test_a_confirmation_is_stored_and_audited_with_its_version_once(
     database: Database, clock: FakeClock
 ) -> None:
-    member_id = await _member(database, clock)
+    member_id = await participant_id(database, clock)
     async with database.transaction() as session:
         assert not await confidentiality.confirmed(session, member_id)
         assert await confidentiality.prompt_for(session, member_id) == confidentiality.Prompt(
@@ -88,7 +66,7 @@ async def test_a_confirmation_is_stored_and_audited_with_its_version_once(
 
 
 async def test_a_guardian_gets_the_guardian_wording(database: Database, clock: FakeClock) -> None:
-    member_id = await _member(database, clock, InstitutionKind.GUARDIANS)
+    member_id = await participant_id(database, clock, InstitutionKind.GUARDIANS)
     async with database.transaction() as session:
         prompt = await confidentiality.prompt_for(session, member_id)
         assert prompt is not None and prompt.guardian
@@ -103,7 +81,7 @@ async def test_a_guardian_gets_the_guardian_wording(database: Database, clock: F
 async def test_a_new_version_asks_again_and_an_old_button_confirms_nothing(
     database: Database, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    member_id = await _member(database, clock)
+    member_id = await participant_id(database, clock)
     async with database.transaction() as session:
         await confidentiality.confirm(session, member_id, 1, now=clock.now())
     monkeypatch.setattr(confidentiality, "VERSION", 2)
@@ -129,7 +107,7 @@ async def test_a_new_version_asks_again_and_an_old_button_confirms_nothing(
 async def test_a_case_notification_waits_for_the_confirmation_and_the_prompt_goes_once(
     database: Database, clock: FakeClock
 ) -> None:
-    member_id = await _member(database, clock)
+    member_id = await participant_id(database, clock)
     now = clock.now()
     async with database.transaction() as session:
         await outbox.plan(
@@ -167,7 +145,7 @@ async def test_a_case_notification_waits_for_the_confirmation_and_the_prompt_goe
 async def test_seeded_members_are_recorded_without_an_audit_entry(
     database: Database, clock: FakeClock
 ) -> None:
-    member_id = await _member(database, clock)
+    member_id = await participant_id(database, clock)
     async with database.transaction() as session:
         await confidentiality.record_seeded(session, now=clock.now())
         await confidentiality.record_seeded(session, now=clock.now())

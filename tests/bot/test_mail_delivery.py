@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import timedelta
 from email.message import EmailMessage
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -30,7 +28,7 @@ from bot.sandbox.mail import MailServer
 from bot.services import mailing
 from bot.transport.mail.delivery import MailDispatcher, MailKind
 from bot.transport.mail.smtp import LoginFailed, Refused, Server, SmtpSender
-from tests.bot.mail_seed import KIND, World, letter_text, seed_world
+from tests.bot.mail_seed import KIND, World, letter_text, mail_row, seed_world
 
 FROM = "Round Table <konference@mesto.example.cz>"
 
@@ -63,21 +61,6 @@ def _dispatcher(runtime: Runtime, url: str, **options: object) -> MailDispatcher
     return MailDispatcher(runtime, KINDS, sender, per_second=1000.0, **options)  # type: ignore[arg-type]
 
 
-def _mail(world: World, clock: FakeClock, key: str, address: str, **changes: Any) -> outbox.Planned:
-    """A mail of the test kind to a guest's `address` about the world's conference, due now;
-    `changes` set other fields."""
-    mail = outbox.Planned(
-        key=key,
-        kind=KIND,
-        subject=f"conference:{world.conference_id}",
-        member_id=None,
-        due_at=clock.now(),
-        channel=Channel.MAIL,
-        address=address,
-    )
-    return replace(mail, **changes)
-
-
 async def _plan_mails(database: Database, clock: FakeClock, *mails: outbox.Planned) -> None:
     async with database.transaction() as session:
         await outbox.plan(session, list(mails), now=clock.now())
@@ -88,7 +71,7 @@ async def _plan(world: World, database: Database, clock: FakeClock, *addresses: 
         database,
         clock,
         *(
-            _mail(
+            mail_row(
                 world,
                 clock,
                 f"mail:{number}",
@@ -229,7 +212,7 @@ async def test_a_5xx_fails_the_row_marks_the_address_and_plans_the_coordinators_
     )
 
     # Later rows to that address are skipped without trying, whatever its case.
-    later = _mail(world, clock, "mail:later", "gone@nemocnice.example.cz", payload={"n": 99})
+    later = mail_row(world, clock, "mail:later", "gone@nemocnice.example.cz", payload={"n": 99})
     await _plan_mails(database, clock, later)
     server.behaviour.refused.clear()
     await dispatcher.run()
@@ -256,7 +239,7 @@ async def test_a_members_refused_address_outside_a_conference_is_told_to_the_mem
     server.behaviour.refused[world.member_address] = "553 5.1.3 Bad address syntax"
     # About a conference: still the member's own address, told to them alone (the coordinator
     # has no business with a participant's private address).
-    invite = _mail(
+    invite = mail_row(
         world, clock, "invite:1", world.member_address, member_id=world.member_id, payload={"n": 1}
     )
     await _plan_mails(database, clock, invite)
@@ -277,7 +260,7 @@ async def test_a_leavers_row_and_an_expired_row_are_skipped(
     world = await seed_world(database, clock)
     await _plan(world, database, clock, world.member_address)
     async with database.transaction() as session:
-        late = _mail(
+        late = mail_row(
             world,
             clock,
             "mail:late",

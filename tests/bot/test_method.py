@@ -24,7 +24,7 @@ from bot.services import method, planning, privacy
 from bot.services.errors import PermissionDenied
 from bot.services.members import Actor
 from bot.services.method import BadText, MethodClosed
-from tests.bot.test_conferences import _start, _team
+from tests.bot.test_conferences import _team_polled
 from tests.bot.test_members import _join
 
 
@@ -32,8 +32,7 @@ async def _planned(
     database: Database, clock: FakeClock, cipher: Cipher
 ) -> tuple[Actor, Actor, int]:
     """A coordinator's poll with the teacher's school invited, its kind and goal set."""
-    coordinator, teacher = await _team(database, clock)
-    started = await _start(database, clock, coordinator, {teacher.institution_id: True})
+    coordinator, teacher, started = await _team_polled(database, clock)
     async with database.transaction() as session:
         await method.start(
             session,
@@ -134,8 +133,7 @@ async def test_typed_fields_have_limits_and_nothing_changes_after_the_record(
 async def test_a_conference_planned_before_kinds_is_initial_or_a_review(
     database: Database, clock: FakeClock, cipher: Cipher
 ) -> None:
-    coordinator, teacher = await _team(database, clock)
-    started = await _start(database, clock, coordinator, {teacher.institution_id: True})
+    coordinator, _teacher, started = await _team_polled(database, clock)
     async with database.transaction() as session:
         assert await method.kind_of(session, started.conference_id) is ConferenceKind.INITIAL
         conference = await session.get_one(Conference, started.conference_id)
@@ -226,8 +224,7 @@ async def test_a_subject_access_export_holds_the_goal_and_the_childs_voice(
 async def test_a_review_is_planned_as_a_review(
     database: Database, clock: FakeClock, cipher: Cipher
 ) -> None:
-    coordinator, teacher = await _team(database, clock)
-    started = await _start(database, clock, coordinator, {teacher.institution_id: True})
+    coordinator, _teacher, started = await _team_polled(database, clock)
     async with database.transaction() as session:
         held = await session.get_one(Conference, started.conference_id)
         held.status = ConferenceStatus.HELD

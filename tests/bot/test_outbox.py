@@ -9,25 +9,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bench import world
 from bot.core import outbox
 from bot.core.clock import FakeClock
 from bot.core.db import Database
-from bot.core.models import InstitutionKind, OutboxRow, OutboxStatus, Role
-from bot.services import members
-
-
-async def _member(database: Database, clock: FakeClock) -> int:
-    now = clock.now()
-    async with database.transaction() as session:
-        district = await members.ensure_district(session, None, now=now)
-        place = await members.ensure_institution(
-            session, district, "Policie Cheb", InstitutionKind.POLICE, now=now
-        )
-        member = world.member(77, "Petr", place.id, Role.PARTICIPANT, locale="en", now=now)
-        session.add(member)
-        await session.flush()
-        return member.id
+from bot.core.models import OutboxRow, OutboxStatus
+from tests.rows import participant_id
 
 
 def _row(member_id: int, key: str, clock: FakeClock, **kw: object) -> outbox.Planned:
@@ -51,7 +37,7 @@ async def _statuses(database: Database) -> dict[str, OutboxStatus]:
 async def test_planning_twice_is_one_row_and_cancel_takes_only_what_it_names(
     database: Database, clock: FakeClock
 ) -> None:
-    member = await _member(database, clock)
+    member = await participant_id(database, clock)
     now = clock.now()
     for _ in range(2):
         async with database.transaction() as session:
@@ -86,7 +72,7 @@ async def test_planning_twice_is_one_row_and_cancel_takes_only_what_it_names(
 async def test_two_dispatchers_claiming_at_once_never_get_the_same_row(
     database: Database, clock: FakeClock
 ) -> None:
-    member = await _member(database, clock)
+    member = await participant_id(database, clock)
     async with database.transaction() as session:
         await outbox.plan(
             session, [_row(member, f"k{n}", clock) for n in range(120)], now=clock.now()
@@ -114,7 +100,7 @@ async def test_two_dispatchers_claiming_at_once_never_get_the_same_row(
 async def test_late_rows_are_skipped_and_a_dead_process_claims_come_back(
     database: Database, clock: FakeClock
 ) -> None:
-    member = await _member(database, clock)
+    member = await participant_id(database, clock)
     now = clock.now()
     async with database.transaction() as session:
         await outbox.plan(
@@ -157,7 +143,7 @@ async def test_a_transaction_knows_whether_it_planned_rows(
     database: Database, clock: FakeClock
 ) -> None:
     """What the dialogs' use-case runner asks before waking the dispatcher."""
-    member_id = await _member(database, clock)
+    member_id = await participant_id(database, clock)
     async with database.transaction() as session:
         assert not outbox.planned(session)
         await outbox.plan(session, [_row(member_id, "k1", clock)], now=clock.now())
@@ -173,7 +159,7 @@ async def test_revived_rows_are_pending_again_and_wake_the_sender(
 ) -> None:
     """Accept, decline, accept again: the reminders the decline cancelled come back, and the
     transaction that brings them back wakes the sender like one that plans."""
-    member_id = await _member(database, clock)
+    member_id = await participant_id(database, clock)
     now = clock.now()
     async with database.transaction() as session:
         await outbox.plan(

@@ -266,22 +266,10 @@ async def _case_through_its_life(
                 chat_id=target.recipient.chat_id,
                 message_id=number,
             )
-        await replies.answer(
-            session,
-            team.teacher,
-            invitation_of[team.teacher.member_id],
-            sequence,
-            Rsvp.ACCEPTED,
-            now=clock.now(),
-        )
-        await replies.answer(
-            session,
-            team.officer,
-            invitation_of[team.officer.member_id],
-            sequence,
-            Rsvp.DECLINED,
-            now=clock.now(),
-        )
+        for member, rsvp in ((team.teacher, Rsvp.ACCEPTED), (team.officer, Rsvp.DECLINED)):
+            await replies.answer(
+                session, member, invitation_of[member.member_id], sequence, rsvp, now=clock.now()
+            )
         await replies.give_reason(
             session,
             team.officer,
@@ -364,22 +352,20 @@ def _three_cases(url: str) -> Three:
         old = await _case_through_its_life(
             database, old_clock, team, child="Anička Stará", marker="OLD", close=True
         )
-        recent = await _case_through_its_life(
-            database,
-            FakeClock(_monday_morning(NOW - timedelta(days=90))),
-            team,
-            child="Bohouš Nový",
-            marker="RECENT",
-            close=True,
-        )
-        still_open = await _case_through_its_life(
-            database,
-            FakeClock(_monday_morning(NOW - timedelta(days=60))),
-            team,
-            child="Cyril Otevřený",
-            marker="OPEN",
-            close=False,
-        )
+        recent, still_open = [
+            await _case_through_its_life(
+                database,
+                FakeClock(_monday_morning(NOW - timedelta(days=days_ago))),
+                team,
+                child=child,
+                marker=marker,
+                close=close,
+            )
+            for days_ago, child, marker, close in (
+                (90, "Bohouš Nový", "RECENT", True),
+                (60, "Cyril Otevřený", "OPEN", False),
+            )
+        ]
         return Three(team, old, recent, still_open)
 
     return with_database(url, build)

@@ -28,6 +28,13 @@ async def _draft_at(
         return await drafting.go_to(session, actor, cipher, step, now=clock.now())
 
 
+async def _teacher_at(database: Database, clock: FakeClock, cipher: Cipher, step: str) -> Actor:
+    """A teacher who refers (the first member) with a draft at `step`."""
+    teacher = await _join(database, clock, Role.REFERRER, 1)
+    await _draft_at(database, clock, cipher, teacher, step)
+    return teacher
+
+
 async def test_codes_count_per_prefix_and_year_without_duplicates_under_concurrency(
     database: Database,
 ) -> None:
@@ -46,8 +53,7 @@ async def test_codes_count_per_prefix_and_year_without_duplicates_under_concurre
 async def test_the_year_of_birth_must_be_a_school_age(
     database: Database, clock: FakeClock, cipher: Cipher
 ) -> None:
-    teacher = await _join(database, clock, Role.REFERRER, 1)
-    await _draft_at(database, clock, cipher, teacher, "year")
+    teacher = await _teacher_at(database, clock, cipher, "year")
     results = []
     for typed in ("2006", "2005", "2023", "2024", "２０１５", " 2015 "):
         async with database.transaction() as session:
@@ -63,8 +69,7 @@ async def test_the_year_of_birth_must_be_a_school_age(
 async def test_a_button_of_another_step_changes_nothing(
     database: Database, clock: FakeClock, cipher: Cipher
 ) -> None:
-    teacher = await _join(database, clock, Role.REFERRER, 1)
-    await _draft_at(database, clock, cipher, teacher, "name")
+    teacher = await _teacher_at(database, clock, cipher, "name")
     async with database.transaction() as session:
         stale = await drafting.set_choice(
             session, teacher, cipher, "urgency", "urgent", now=clock.now()
@@ -80,8 +85,7 @@ async def test_a_button_of_another_step_changes_nothing(
 async def test_sending_an_incomplete_draft_asks_for_what_is_missing(
     database: Database, clock: FakeClock, cipher: Cipher
 ) -> None:
-    teacher = await _join(database, clock, Role.REFERRER, 1)
-    await _draft_at(database, clock, cipher, teacher, "danger")
+    teacher = await _teacher_at(database, clock, cipher, "danger")
     async with database.transaction() as session:
         result = await drafting.submit(session, teacher, cipher, now=clock.now())
     assert isinstance(result, Draft) and result.step == "danger" and result.back_to_summary
@@ -116,8 +120,7 @@ async def test_a_typed_answer_reads_the_draft_once(
 ) -> None:
     """The dialog's step notes the message, takes the text and shows the draft: one query
     for the draft, however many times the step asks for it."""
-    teacher = await _join(database, clock, Role.REFERRER, 1)
-    await _draft_at(database, clock, cipher, teacher, "name")
+    teacher = await _teacher_at(database, clock, cipher, "name")
     with statements(database) as seen:
         async with database.transaction() as session:
             draft, _rejected = await drafting.typed_step(

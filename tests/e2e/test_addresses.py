@@ -101,6 +101,14 @@ async def member(bot: RunningBot, user_id: int) -> Member:
         return found
 
 
+async def failing(bot: RunningBot, address: str, reply: str) -> None:
+    """The address marked failing now, with the mail server's reply (as a refusal leaves it)."""
+    async with bot.runtime.database.transaction() as session:
+        session.add(
+            MailAddress(address=address, failing_since=bot.runtime.clock.now(), reply=reply)
+        )
+
+
 async def actions(bot: RunningBot) -> list[str]:
     async with bot.runtime.database.transaction() as session:
         return list(await session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
@@ -110,15 +118,8 @@ async def test_a_member_confirms_an_address_with_the_code_mailed_to_it(
     bot: RunningBot, mail_server: MailServer
 ) -> None:
     jana = await bot.join(2, "Jana", Role.REFERRER)
-    async with bot.runtime.database.transaction() as session:
-        # The address failed once (a full mailbox taken for a missing one): giving it clears it.
-        session.add(
-            MailAddress(
-                address="jana.novak@skola.example.cz",
-                failing_since=bot.runtime.clock.now(),
-                reply="550 5.1.1 no such user",
-            )
-        )
+    # The address failed once (a full mailbox taken for a missing one): giving it clears it.
+    await failing(bot, "jana.novak@skola.example.cz", "550 5.1.1 no such user")
     await jana.send_text("/email")
     assert await text_of(jana) == (
         "You have not given a work e-mail address. Invitations come only here."
@@ -297,13 +298,7 @@ async def test_an_admin_sets_and_removes_an_institutions_contact_address(
                 created_at=bot.runtime.clock.now(),
             )
         )
-        session.add(
-            MailAddress(
-                address="ordinace@pediatrie.example.cz",
-                failing_since=bot.runtime.clock.now(),
-                reply="550 5.2.1 mailbox disabled",
-            )
-        )
+    await failing(bot, "ordinace@pediatrie.example.cz", "550 5.2.1 mailbox disabled")
     await admin.send_text("/contacts")
     listing = await admin.next_message()
     assert (listing.text or "").startswith(

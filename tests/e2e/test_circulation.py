@@ -11,7 +11,6 @@ import io
 from datetime import timedelta
 
 import docx
-import pytest
 from sqlalchemy import select
 
 from bot.core.clock import FakeClock
@@ -19,8 +18,6 @@ from bot.core.models import (
     AuditEntry,
     Conference,
     InstitutionKind,
-    Invitation,
-    InvitationKind,
     Member,
     OutboxRow,
     RecordCirculation,
@@ -28,22 +25,25 @@ from bot.core.models import (
     Role,
     Rsvp,
 )
-from bot.sandbox import FloodLimits, Person
+from bot.sandbox import Person
 from bot.sandbox.models import BotMessage
 from bot.services import privacy, retention
 from bot.services.privacy import Operator
 from tests.e2e.conftest import RunningBot
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import each, scheduled, team
-from tests.e2e.test_leavers import _deactivate
-from tests.e2e.test_tasks import button, record_opened
+from tests.e2e.test_leavers import _deactivate, team_and_admin
+from tests.e2e.test_tasks import (
+    button,
+    case_closed,
+    record_asked,
+    record_opened,
+    summary_written,
+)
+from tests.rows import optional_invitation
 
 COMMENT = "The boy's attendance is 60 %, not 80 %."
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 def text_of(person: Person, message: BotMessage) -> str:
@@ -58,6 +58,18 @@ def rows_of(person: Person, message: BotMessage, header: str) -> list[list[str]]
     return [[c.text for c in row.cells] for row in table.rows]
 
 
+async def reminders_due(bot: RunningBot, clock: FakeClock) -> None:
+    """The clock a minute past the comments reminder's time (the working day before the
+    deadline), and the sweep run."""
+    async with bot.runtime.database.transaction() as session:
+        remind_at = await session.scalar(
+            select(OutboxRow.due_at).where(OutboxRow.kind == "record.remind").limit(1)
+        )
+    assert remind_at is not None
+    clock.set(remind_at + timedelta(minutes=1))
+    await bot.sweep()
+
+
 async def a_third_institution_came(bot: RunningBot, lucie: Person) -> None:
     """PPP Cheb was invited too and Lucie came (as the plan dialog and the attendance leave
     it; those are tested elsewhere)."""
@@ -66,11 +78,9 @@ async def a_third_institution_came(bot: RunningBot, lucie: Person) -> None:
         member = await session.scalar(select(Member).where(Member.display_name == "Lucie"))
         assert member is not None
         session.add(
-            Invitation(
-                conference_id=conference.id,
-                kind=InvitationKind.INSTITUTION,
-                institution_id=member.institution_id,
-                required=False,
+            optional_invitation(
+                conference,
+                member.institution_id,
                 rsvp=Rsvp.ACCEPTED,
                 rsvp_by_id=member.id,
                 attended=True,
@@ -93,15 +103,8 @@ async def test_the_comment_round_with_a_late_and_a_missing_reply_and_the_final_t
     jana_invite = await until(jana, "You are invited")
     await jana.press("✅ Accept", message_id=jana_invite.message_id)
     await a_third_institution_came(bot, lucie)
-    clock.set(starts + timedelta(minutes=91))
-    await bot.sweep()
-    await until(hana, "has ended")
-    await hana.press("📝 Record the outcome")
-    await until(hana, "Attendance: 3 of 3 came.")
-    await hana.press("✏️ Summary")
-    await until(hana, "Type the summary")
-    await hana.send_text("The boy misses school on Mondays.")
-    await until(hana, "Summary: written.")
+    await record_asked(bot, clock, hana, starts, "Attendance: 3 of 3 came.")
+    await summary_written(hana, "The boy misses school on Mondays.")
 
     # Finishing: the coordinator's copy is the draft, and the draft goes to the three who came.
     await hana.press("✅ Finish: send the tasks to their owners")
@@ -141,13 +144,7 @@ async def test_the_comment_round_with_a_late_and_a_missing_reply_and_the_final_t
     await until(jana, "Noted already")
 
     # The working day before the deadline: those who have not answered are reminded.
-    async with bot.runtime.database.transaction() as session:
-        remind_at = await session.scalar(
-            select(OutboxRow.due_at).where(OutboxRow.kind == "record.remind").limit(1)
-        )
-    assert remind_at is not None
-    clock.set(remind_at + timedelta(minutes=1))
-    await bot.sweep()
+    await reminders_due(bot, clock)
     reminder = await until(petr, "Reminder: comments on the draft record of PK-2026-0001")
     await until(lucie, "Reminder: comments on the draft record of PK-2026-0001")
     assert not [m for m in jana.messages.values() if "Reminder: comments" in (m.text or "")]
@@ -250,9 +247,8 @@ async def test_a_leavers_draft_goes_to_a_colleague_and_a_closed_case_asks_no_mor
     Pavel, who may answer for the police, and comments. Closing the case stops the reminder and
     the notice of the deadline; a forged button changes nothing; purging the case years later
     wipes the comment."""
-    people = await team(bot)
+    people, admin = await team_and_admin(bot)
     hana, petr, pavel = people["hana"], people["petr"], people["pavel"]
-    admin = await bot.join(9, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
     await record_opened(bot, clock, people)
     await _deactivate(admin, "Petr")
     await hana.press("✅ Finish: send the tasks to their owners")
@@ -273,12 +269,7 @@ async def test_a_leavers_draft_goes_to_a_colleague_and_a_closed_case_asks_no_mor
     await until(pavel, "You have commented on the draft record of PK-2026-0001")
 
     # The case is closed before the deadline: nobody is reminded, the coordinator is not asked.
-    await hana.send_text("/cases")
-    await until(hana, "Open cases")
-    await hana.press("✖️ Close: PK-2026-0001")
-    await until(hana, "Close the case?")
-    await hana.press("Handed to another authority")
-    await until(hana, "The case PK-2026-0001 is closed")
+    await case_closed(hana, "The case PK-2026-0001 is closed")
     async with bot.runtime.database.transaction() as session:
         circulation = (await session.scalars(select(RecordCirculation))).one()
     clock.set(circulation.comments_until + timedelta(hours=1))
@@ -323,9 +314,8 @@ async def test_a_leaver_mid_round_hands_the_draft_to_a_colleague(
     """Petr came for the police and has the draft, but leaves before answering it: Pavel, who
     answers for the police now, gets the draft with its buttons and the reminder, and the
     police can still say they have no comments."""
-    people = await team(bot)
+    people, admin = await team_and_admin(bot)
     hana, petr, pavel = people["hana"], people["petr"], people["pavel"]
-    admin = await bot.join(9, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
     await record_opened(bot, clock, people)
     await hana.press("✅ Finish: send the tasks to their owners")
     await until(hana, "Draft sent for comments until")
@@ -337,13 +327,7 @@ async def test_a_leaver_mid_round_hands_the_draft_to_a_colleague(
     await bot.settle()
     draft = await until(pavel, "The draft record of the case conference PK-2026-0001")
     assert draft.protect_content
-    async with bot.runtime.database.transaction() as session:
-        remind_at = await session.scalar(
-            select(OutboxRow.due_at).where(OutboxRow.kind == "record.remind").limit(1)
-        )
-    assert remind_at is not None
-    clock.set(remind_at + timedelta(minutes=1))
-    await bot.sweep()
+    await reminders_due(bot, clock)
     await until(pavel, "Reminder: comments on the draft record of PK-2026-0001")
     await pavel.press("👍 No comments", message_id=draft.message_id)
     await until(pavel, "Noted: no comments on the draft record of PK-2026-0001.")

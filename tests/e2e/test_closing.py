@@ -3,27 +3,22 @@ and how, the referrer that her referral's case is closed; each once, leavers not
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import select
 
-from bot.core.models import OutboxRow, Role
-from bot.sandbox import FloodLimits, Person
+from bot.core.models import OutboxRow
+from bot.sandbox import Person
 from bot.services import cases
 from tests.e2e.conftest import RunningBot
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import until
-from tests.e2e.test_invitations import each, scheduled, team
-from tests.e2e.test_leavers import _deactivate
+from tests.e2e.test_invitations import each, scheduled
+from tests.e2e.test_leavers import _deactivate, team_and_admin
 
 CLOSED = "The case PK-2026-0001 is closed. Outcome: Handed to another authority."
 REFERRER = (
     "The case PK-2026-0001 of your referral R-2026-0001 is closed. Outcome: Handed to another "
     "authority. Thank you for reporting it."
 )
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 def told(person: Person, fragment: str) -> int:
@@ -33,9 +28,8 @@ def told(person: Person, fragment: str) -> int:
 async def test_closing_tells_the_participants_and_the_referrer_the_outcome_once(
     bot: RunningBot,
 ) -> None:
-    people = await team(bot)
+    people, admin = await team_and_admin(bot)
     hana, jana, petr, pavel = people["hana"], people["jana"], people["petr"], people["pavel"]
-    admin = await bot.join(9, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
     await scheduled(bot, people)
     await each(petr, "You are invited")
     await each(pavel, "You are invited")

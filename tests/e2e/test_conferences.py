@@ -7,7 +7,6 @@ import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
 from sqlalchemy import select
 
 from bot.core.clock import FakeClock
@@ -26,19 +25,14 @@ from bot.core.models import (
     Role,
     SlotAnswer,
 )
-from bot.sandbox import BotApiSandbox, FloodLimits, Person
+from bot.sandbox import BotApiSandbox, Person
 from bot.sandbox.models import BotMessage
 from tests.e2e.conftest import RunningBot, confirm_confidentiality
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.rows import case_from, sent_referral
 
 PRAGUE = ZoneInfo("Europe/Prague")
 SLOT = re.compile(r"^(✅|🤷|❌|⬜) (.+)$")
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    """Polls are answered at machine speed here (see test_referrals)."""
-    return FloodLimits(chat_burst=100)
 
 
 async def until(person: Person, fragment: str) -> BotMessage:

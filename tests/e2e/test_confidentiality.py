@@ -23,20 +23,16 @@ from bot.core.models import (
     OutboxStatus,
     Role,
 )
-from bot.sandbox import BotApiSandbox, FloodLimits, Person
+from bot.sandbox import BotApiSandbox, Person
 from bot.sandbox.models import BotMessage
 from bot.services import confidentiality, polls
 from tests.e2e.conftest import RunningBot
-from tests.e2e.test_conferences import open_case, until
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
+from tests.e2e.test_conferences import open_case, plan_shown, until
 from tests.e2e.test_poll_flow import poll_sent
 
 PROMPT = "What you hear and read here about a case"
 CONFIRM = "✅ I confirm confidentiality"
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 def prompts(person: Person) -> list[BotMessage]:
@@ -201,10 +197,7 @@ async def test_a_guardian_gets_the_guardians_wording_and_then_the_poll(
     )
     await bot.join(2, "Jana", Role.REFERRER)
     await open_case(bot, "Hana", "Jana", ["truancy"])
-    await hana.send_text("/cases")
-    await until(hana, "Open cases")
-    await hana.press("Plan: PK-2026-0001")
-    await until(hana, "Case conference for PK-2026-0001")
+    await plan_shown(hana)
     await hana.press("+ Guardian, link")
     await until(hana, "Guardians: 1 by a one-time link")
     await hana.press("Send the poll")

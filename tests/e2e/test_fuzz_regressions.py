@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from sqlalchemy import select
 
@@ -12,7 +10,7 @@ from bot.core.models import Invitation, Rsvp
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import scheduled, team
-from tests.e2e.test_tasks import due_date_asked
+from tests.e2e.test_tasks import due_date_asked, record_asked
 
 
 async def test_a_refusal_pressed_under_a_calendar_file_comes_as_a_new_message(
@@ -93,11 +91,7 @@ async def test_forged_digits_in_a_button_are_a_stale_button_not_an_error(
     for forged in ("ih:1:²:1", "ih:1:٣:1", "iv:1:²:a"):
         answer = await petr.press_data(forged, message_id=invitation.message_id)
         assert answer.text == "This button is no longer active."
-    clock.set(starts + timedelta(minutes=91))
-    await bot.sweep()
-    await until(hana, "has ended")
-    await hana.press("📝 Record the outcome")
-    await until(hana, "Attendance:")
+    await record_asked(bot, clock, hana, starts, "Attendance:")
     asked = await due_date_asked(hana, "Visit the family", "Petr (Policie Cheb)")
     answer = await hana.press_data("rc:d:²", message_id=asked.message_id)
     assert answer.text == "This button is no longer active."

@@ -4,13 +4,10 @@ confirms the time; the guests are named (never by their address) on every screen
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from sqlalchemy import select
 
 from bot.core.clock import FakeClock
-from bot.core.mail_tables import MailAddress
 from bot.core.models import (
     AuditEntry,
     Conference,
@@ -21,22 +18,19 @@ from bot.core.models import (
     InvitationKind,
     Role,
 )
-from bot.sandbox import FloodLimits, Person
+from bot.sandbox import Person
 from bot.sandbox.models import BotMessage
 from tests.e2e.conftest import RunningBot, in_turn
 from tests.e2e.mail_world import mail_on, mail_server, settings
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
+from tests.e2e.test_addresses import failing
 from tests.e2e.test_conferences import answer_poll, open_case, plan_shown, until
+from tests.e2e.test_tasks import record_asked
 
 __all__ = ["mail_on", "mail_server", "settings"]  # the fixtures of a bot with mail
 
 PAEDIATRICS = "ordinace@pediatrie.example.cz"
 EVA = "Mgr. Eva <Dvořák>"
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    """Polls are answered at machine speed here (see test_referrals)."""
-    return FloodLimits(chat_burst=100)
 
 
 async def add_institutions(bot: RunningBot, *names_and_addresses: tuple[str, str | None]) -> None:
@@ -82,6 +76,17 @@ async def add_named(hana: Person, name: str, address: str) -> str:
     plan = await in_turn(hana, address)
     assert plan.startswith("Case conference for"), plan
     return plan
+
+
+async def paediatrics_polled(hana: Person) -> BotMessage:
+    """From the plan: Pediatrie Cheb (added with its address) invited as a guest by e-mail, and
+    the poll sent; returns the poll's board."""
+    await hana.press("+ Guest by e-mail")
+    await hana.next_message()
+    await hana.press("✉ Pediatrie Cheb")
+    await until(hana, "Case conference for PK-2026-0001")
+    await hana.press("Send the poll")
+    return await until(hana, "Poll for the case conference PK-2026-0001")
 
 
 def guest_buttons(plan: BotMessage, name: str) -> tuple[str, str]:
@@ -167,11 +172,8 @@ async def test_guests_are_invited_answered_for_and_named_everywhere(
         if "Every required invitee has answered the poll for PK-2026-0001" in (message.text or "")
     )
     assert "@" not in (offer.text or "")
-    async with bot.runtime.database.transaction() as session:
-        # The paediatrician's mail server refused the address for good meanwhile.
-        session.add(
-            MailAddress(address=PAEDIATRICS, failing_since=clock.now(), reply="550 5.1.1 unknown")
-        )
+    # The paediatrician's mail server refused the address for good meanwhile.
+    await failing(bot, PAEDIATRICS, "550 5.1.1 unknown")
     confirm = next(label for label in labels(offer) if label.startswith("✅ Confirm"))
     await hana.press(confirm)
     await until(hana, "The case conference PK-2026-0001 is set for")
@@ -185,11 +187,7 @@ async def test_guests_are_invited_answered_for_and_named_everywhere(
     async with bot.runtime.database.transaction() as session:
         starts = (await session.scalars(select(Conference.starts_at))).one()
     assert starts is not None
-    clock.set(starts + timedelta(minutes=91))
-    await bot.sweep()
-    await until(hana, "The case conference PK-2026-0001 has ended")
-    await hana.press("📝 Record the outcome")
-    await until(hana, "Record of the case conference PK-2026-0001")
+    await record_asked(bot, clock, hana, starts, ended="The case conference PK-2026-0001 has ended")
     await hana.press("👥 Attendance")
     screen = await until(hana, "one tap per participant")
     # Eva accepted (her yes in the poll): she is taken to have come; the practice is not.

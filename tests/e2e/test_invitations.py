@@ -11,7 +11,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import icalendar
-import pytest
 import vobject  # type: ignore[import-untyped]
 from sqlalchemy import delete, select, update
 
@@ -30,10 +29,11 @@ from bot.core.models import (
     Rsvp,
 )
 from bot.core.runtime import Runtime
-from bot.sandbox import BotApiSandbox, FloodLimits, Person
+from bot.sandbox import BotApiSandbox, Person
 from bot.sandbox.models import BotMessage
 from bot.services import decisions, members
 from tests.e2e.conftest import RunningBot
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import (
     answer_poll,
     coordinator_teacher_officer,
@@ -44,11 +44,6 @@ from tests.e2e.test_conferences import (
 )
 
 PRAGUE = ZoneInfo("Europe/Prague")
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 def parsed(person: Person, message: BotMessage) -> tuple[icalendar.Calendar, Any, str]:
@@ -85,6 +80,20 @@ async def team(bot: RunningBot) -> dict[str, Person]:
     return {"hana": hana, "jana": jana, "petr": petr, "pavel": pavel}
 
 
+async def first_time_confirmed(
+    people: dict[str, Person], school: BotMessage, police: BotMessage
+) -> None:
+    """Both institutions answer "if need be" to the first time of their polls (a yes would
+    accept the invitation already), and Hana confirms that time."""
+    hana, jana, petr = people["hana"], people["jana"], people["petr"]
+    first = slot_buttons(school)[0][1]
+    await answer_poll(jana, school, {0: 2})
+    await answer_poll(petr, police, {0: 2})
+    await until(hana, "Every required invitee has answered")
+    await hana.press(f"Confirm {first}")
+    await until(hana, "The case conference PK-2026-0001 is set for")
+
+
 async def scheduled(bot: RunningBot, people: dict[str, Person]) -> datetime:
     """Plan with the defaults, both institutions answer "if need be" to the first time (a yes
     would accept the invitation already), Hana confirms."""
@@ -94,12 +103,7 @@ async def scheduled(bot: RunningBot, people: dict[str, Person]) -> datetime:
     await hana.press("Send the poll")
     school = await until(jana, "When can ZŠ Hradební come?")
     police = await until(petr, "When can Policie Cheb come?")
-    first = slot_buttons(school)[0][1]
-    await answer_poll(jana, school, {0: 2})
-    await answer_poll(petr, police, {0: 2})
-    await until(hana, "Every required invitee has answered")
-    await hana.press(f"Confirm {first}")
-    await until(hana, "The case conference PK-2026-0001 is set for")
+    await first_time_confirmed(people, school, police)
     async with bot.runtime.database.transaction() as session:
         conference = (await session.scalars(select(Conference))).one()
     assert conference.starts_at is not None

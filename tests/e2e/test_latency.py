@@ -10,20 +10,15 @@ import pytest
 from telegram.ext import Application
 
 from bot.core.models import Role
-from bot.sandbox import FloodLimits
 from bot.transport.telegram.processor import OrderedUpdateProcessor
 from tests.e2e.conftest import RunningBot, text_of
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_referrals import CHILD, team
 
 
 @pytest.fixture
 def rtt_ms() -> float:
     return 30.0
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 def processor(application: Application) -> OrderedUpdateProcessor:  # type: ignore[type-arg]

@@ -7,23 +7,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select
 
 from bot.core import outbox
 from bot.core.clock import FakeClock
 from bot.core.models import InstitutionKind, Member, OutboxRow, OutboxStatus, Role, Task, TaskStatus
-from bot.sandbox import FloodLimits, Person
+from bot.sandbox import Person
 from bot.services import members, tasks
 from tests.e2e.conftest import RunningBot, confirm_confidentiality
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import each, scheduled, team
 from tests.e2e.test_tasks import add_task, at_nine, record_opened, summary_written, told
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 async def _rows(bot: RunningBot, member_id: int) -> dict[OutboxStatus, int]:
@@ -47,6 +42,13 @@ async def _member_id(bot: RunningBot, telegram_user_id: int) -> int:
     return found
 
 
+async def team_and_admin(bot: RunningBot) -> tuple[dict[str, Person], Person]:
+    """The team joins (test_invitations.team), then Alena: the administrator at the town hall,
+    who takes leavers out (`_deactivate`)."""
+    people = await team(bot)
+    return people, await bot.join(9, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
+
+
 async def _deactivate(admin: Person, name: str) -> None:
     await admin.send_text("/members")
     await until(admin, "Members (")
@@ -59,9 +61,8 @@ async def _deactivate(admin: Person, name: str) -> None:
 async def test_a_leaver_with_tasks_gets_nothing_more_and_the_coordinator_hands_them_on(
     bot: RunningBot, clock: FakeClock
 ) -> None:
-    people = await team(bot)
+    people, admin = await team_and_admin(bot)
     hana, petr, pavel = people["hana"], people["petr"], people["pavel"]
-    admin = await bot.join(9, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
     await record_opened(bot, clock, people)
     await summary_written(hana, "The plan was agreed.")
     await add_task(hana, "Check attendance weekly", "Petr (Policie Cheb)", "1 week")
@@ -163,9 +164,8 @@ async def test_a_leaver_with_tasks_gets_nothing_more_and_the_coordinator_hands_t
 async def test_a_leaver_invited_to_a_conference_is_not_reminded_and_colleagues_are_asked(
     bot: RunningBot, clock: FakeClock
 ) -> None:
-    people = await team(bot)
+    people, admin = await team_and_admin(bot)
     hana, petr, pavel = people["hana"], people["petr"], people["pavel"]
-    admin = await bot.join(9, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
     starts = await scheduled(bot, people)
     invites = await each(petr, "You are invited")
     await petr.press("✅ Accept", message_id=invites[0].message_id)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
 from sqlalchemy import func, select
 
 from bot.core.clock import FakeClock
@@ -27,21 +26,17 @@ from bot.core.models import (
     TaskParty,
     TaskStatus,
 )
-from bot.sandbox import FloodLimits, Person
+from bot.sandbox import Person
 from bot.sandbox.models import BotMessage
 from bot.services import confidentiality, overview
 from tests.e2e.conftest import RunningBot
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import scheduled, team
-from tests.e2e.test_tasks import add_task
+from tests.e2e.test_tasks import add_task, record_asked
 
 PRAGUE = ZoneInfo("Europe/Prague")
 LIMIT = 4096
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 async def crowd(
@@ -104,12 +99,7 @@ async def held_record(bot: RunningBot, clock: FakeClock) -> dict[str, Person]:
     for name in ("jana", "petr", "pavel"):
         await until(people[name], "Will you come?")
     await bot.settle()
-    clock.set(starts + timedelta(minutes=91))
-    await bot.sweep()
-    hana = people["hana"]
-    await until(hana, "has ended")
-    await hana.press("📝 Record the outcome")
-    await until(hana, "Record of the case conference PK-2026-0001")
+    await record_asked(bot, clock, people["hana"], starts)
     return people
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from email.message import EmailMessage
 
 import icalendar
-import pytest
 from sqlalchemy import select, update
 
 from bot.core.clock import FakeClock
@@ -23,12 +22,12 @@ from bot.core.models import (
     Member,
     Rsvp,
 )
-from bot.sandbox import FloodLimits
 from bot.sandbox.mail import MailPerson, MailServer, Received, calendar_part
 from bot.services import calendar_replies
 from bot.transport.telegram import delivery
 from tests.e2e.conftest import RunningBot
 from tests.e2e.mail_world import mail_on, mail_server, mailbox_read, read_mailbox, settings
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import (
     answer_poll,
     coordinator_teacher_officer,
@@ -36,7 +35,7 @@ from tests.e2e.test_conferences import (
     plan_shown,
     until,
 )
-from tests.e2e.test_guests import add_institutions
+from tests.e2e.test_guests import add_institutions, paediatrics_polled
 from tests.mailbox import Mailbox, mailbox, needs_dovecot
 
 # The fixtures of a bot with mail that reads a real mailbox.
@@ -46,11 +45,6 @@ pytestmark = needs_dovecot
 ORGANIZER = "konference@cheb.example.cz"  # the address of mail_world.SENDER
 PAEDIATRICS = "ordinace@pediatrie.example.cz"
 JANA = "jana.mala@zs-hradebni.example.cz"
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 async def _mail_settled(bot: RunningBot) -> None:
@@ -101,12 +95,7 @@ async def test_a_guest_is_invited_by_mail_and_answers_from_their_calendar(
     # added as a guest by e-mail; the poll goes out.
     await open_case(bot, "Hana", "Jana", ["crime", "truancy"])
     await plan_shown(hana, "PK-2026-0001", listed="Next step")
-    await hana.press("+ Guest by e-mail")
-    await hana.next_message()
-    await hana.press("✉ Pediatrie Cheb")
-    await until(hana, "Case conference for PK-2026-0001")
-    await hana.press("Send the poll")
-    board = await until(hana, "Poll for the case conference PK-2026-0001")
+    board = await paediatrics_polled(hana)
     poll_mail = await doctor.next_mail()
     assert "PK-2026-0001" in str(poll_mail.message["Subject"])
     assert "Svolává: Hana, OSPOD Cheb" in _text(poll_mail)  # who asks (in Czech, a guest's)

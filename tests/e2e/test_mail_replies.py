@@ -5,7 +5,6 @@ repeating job does."""
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import select, update
 
 from bot.app import MAILBOX_JOB, build_application
@@ -15,10 +14,10 @@ from bot.core.crypto import Cipher
 from bot.core.db import Database
 from bot.core.models import Conference, Member
 from bot.core.runtime import Runtime
-from bot.sandbox import FloodLimits
 from bot.services import members
 from tests.e2e.conftest import RunningBot
 from tests.e2e.mail_world import mail_on, mail_server, mailbox_read, read_mailbox, settings
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import scheduled, team
 from tests.mailbox import Mailbox, mailbox, needs_dovecot
@@ -29,11 +28,6 @@ __all__ = ["mail_on", "mail_server", "mailbox", "mailbox_read", "settings"]
 
 pytestmark = needs_dovecot
 ORGANIZER = "konference@cheb.example.cz"  # the address of mail_world.SENDER
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 async def test_answers_from_calendars_show_in_the_chat_like_the_buttons(

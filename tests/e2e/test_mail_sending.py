@@ -12,13 +12,12 @@ from bot.core.clock import FakeClock
 from bot.core.config import Settings
 from bot.core.crypto import Cipher
 from bot.core.db import Database
-from bot.core.models import Channel
 from bot.core.outbox import Letter
 from bot.core.runtime import Runtime
 from bot.sandbox.mail import MailServer
 from bot.transport.mail.delivery import MailDispatcher, MailKind
 from bot.transport.telegram import delivery
-from tests.bot.mail_seed import KIND, letter_text, seed_world
+from tests.bot.mail_seed import KIND, letter_text, mail_row, seed_world
 from tests.e2e.conftest import RunningBot
 from tests.e2e.mail_world import SENDER, mail_on, mail_server, settings
 
@@ -49,16 +48,7 @@ async def test_mail_is_sent_after_the_commit_and_a_refused_address_is_told_to_th
         await outbox.plan(
             session,
             [
-                outbox.Planned(
-                    key=f"invite:{number}",
-                    kind=KIND,
-                    subject=f"conference:{world.conference_id}",
-                    member_id=None,
-                    due_at=now,
-                    channel=Channel.MAIL,
-                    address=address,
-                    payload={"n": number},
-                )
+                mail_row(world, runtime.clock, f"invite:{number}", address, payload={"n": number})
                 for number, address in enumerate(
                     ["policie@pcr.example.cz", "doktor@nemocnice.example.cz"]
                 )

@@ -8,18 +8,23 @@ import re
 from sqlalchemy import select
 
 from bot.core.models import AuditEntry, InstitutionKind, Member, Role
-from bot.sandbox import Person
+from bot.sandbox import BotMessage, Person
 from bot.services import members
 from tests.e2e.conftest import RunningBot, confirm_confidentiality
 from tests.e2e.test_conferences import answer_poll, open_case, plan_shown, until
 from tests.e2e.test_joining import TURNED_AWAY_CS
 
 
+async def members_list(person: Person) -> BotMessage:
+    """What /members answers the person."""
+    await person.send_text("/members")
+    return await person.next_message()
+
+
 async def test_an_admin_deactivates_a_leaver_who_is_then_a_stranger(bot: RunningBot) -> None:
     admin = await bot.join(1, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
     teacher = await bot.join(2, "Jana <b>", Role.REFERRER)
-    await admin.send_text("/members")
-    listing = await admin.next_message()
+    listing = await members_list(admin)
     assert listing.text == (
         "Members (2), page 1 of 1:\n"
         "• Alena, Městský úřad Cheb, administrator\n"
@@ -50,8 +55,7 @@ async def test_a_coordinator_cannot_list_or_deactivate_even_with_forged_buttons(
 ) -> None:
     await bot.join(1, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
     coordinator = await bot.join(2, "Hana", Role.COORDINATOR, institution="OSPOD Cheb")
-    await coordinator.send_text("/members")
-    assert (await coordinator.next_message()).text == "Only administrators can manage members."
+    assert (await members_list(coordinator)).text == "Only administrators can manage members."
     await coordinator.press_data("mem:do:1", message_id=coordinator.last_bot_message().message_id)
     assert (await coordinator.next_message()).text == "You are not allowed to do that."
     async with bot.runtime.database.transaction() as session:
@@ -83,8 +87,7 @@ async def test_a_long_member_list_pages_and_a_stale_page_button_shows_the_last_p
                 attempts_per_hour=5,
             )
         assert isinstance(joined, members.Joined)
-    await admin.send_text("/members")
-    first = await admin.next_message()
+    first = await members_list(admin)
     assert (first.text or "").startswith("Members (13), page 1 of 2:")
     assert (first.text or "").count("\n•") == 10
     assert first.buttons()[-1] == [("▶", "mem:p:1")]
@@ -101,8 +104,7 @@ async def test_a_long_member_list_pages_and_a_stale_page_button_shows_the_last_p
 
 async def test_a_late_press_on_a_deleted_message_gets_a_new_message(bot: RunningBot) -> None:
     admin = await bot.join(1, "Alena", Role.ADMIN, institution="Městský úřad Cheb")
-    await admin.send_text("/members")
-    listing = await admin.next_message()
+    listing = await members_list(admin)
     person = {"id": 1, "is_bot": False, "first_name": "Alena"}
     # A press Telegram delivered late (its query can no longer be answered) on a message that
     # is gone (it can no longer be edited): the answer comes as a new message, not an error.
@@ -169,8 +171,7 @@ async def test_a_guardian_is_not_in_the_admins_list_nor_theirs_to_deactivate(
     assert petra is not None and petra.active
 
     # Admins manage staff: the family is neither listed nor counted.
-    await admin.send_text("/members")
-    listing = await admin.next_message()
+    listing = await members_list(admin)
     assert listing.text == (
         "Members (3), page 1 of 1:\n"
         "• Alena, Městský úřad Cheb, administrator\n"
@@ -181,8 +182,7 @@ async def test_a_guardian_is_not_in_the_admins_list_nor_theirs_to_deactivate(
 
     # Forged buttons for the guardian are refused like any member outside the admin's reach.
     for data in (f"mem:ask:{petra.id}", f"mem:do:{petra.id}"):
-        await admin.send_text("/members")
-        shown = await admin.next_message()
+        shown = await members_list(admin)
         await admin.press_data(data, message_id=shown.message_id)
         assert (await admin.next_message()).text == "You are not allowed to do that."
     async with bot.runtime.database.transaction() as session:

@@ -7,10 +7,8 @@ with the child on the attendance sheet, all in the record document."""
 from __future__ import annotations
 
 import io
-from datetime import timedelta
 
 import docx
-import pytest
 from sqlalchemy import select
 
 from bot.core.clock import FakeClock
@@ -22,23 +20,19 @@ from bot.core.models import (
     Role,
     Rsvp,
 )
-from bot.sandbox import FloodLimits, Person
+from bot.sandbox import Person
 from bot.sandbox.models import BotMessage
 from tests.e2e.conftest import RunningBot
-from tests.e2e.test_conferences import answer_poll, open_case, slot_buttons, until
-from tests.e2e.test_invitations import each, scheduled, team
-from tests.e2e.test_tasks import record_opened
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
+from tests.e2e.test_conferences import open_case, plan_shown, until
+from tests.e2e.test_invitations import each, first_time_confirmed, scheduled, team
+from tests.e2e.test_tasks import record_asked, record_opened
 from tests.rows import invited_schools
 
 GOAL = "Agree who supports the boy at school and at home before the court petition."
 COURT = "Kind: conference before a court petition (§ 14(2)(b) of Act 359/1999)"
 GOAL_NOTE = "The goal of the conference is in the bot: tap 🎯 Goal of the conference."
 GOAL_BUTTON = "🎯 Goal of the conference"
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 def labels(message: BotMessage) -> list[str]:
@@ -70,10 +64,7 @@ async def test_the_kind_and_goal_from_the_plan_to_the_invitation_and_the_goal_re
         5, "Olga", Role.PARTICIPANT, institution="PPP Cheb", kind=InstitutionKind.PPP
     )
     await open_case(bot, "Hana", "Jana", ["crime"])
-    await hana.send_text("/cases")
-    await until(hana, "Open cases")
-    await hana.press("Plan: PK-2026-0001")
-    screen = await until(hana, "Case conference for PK-2026-0001")
+    screen = await plan_shown(hana)
     assert "Kind: initial conference" in (screen.text or "")
     assert "Goal: not written yet." in (screen.text or "")
 
@@ -136,12 +127,7 @@ async def test_the_kind_and_goal_from_the_plan_to_the_invitation_and_the_goal_re
 
     # The invitation says the kind and that the goal is in the bot, with the same button.
     police = await until(petr, "When can Policie Cheb come?")
-    first = slot_buttons(poll)[0][1]
-    await answer_poll(jana, poll, {0: 2})
-    await answer_poll(petr, police, {0: 2})
-    await until(hana, "Every required invitee has answered")
-    await hana.press(f"Confirm {first}")
-    await until(hana, "The case conference PK-2026-0001 is set for")
+    await first_time_confirmed(people, poll, police)
     invitation = (await each(petr, "You are invited"))[0]
     caption = invitation.caption or ""
     assert COURT in caption and GOAL_NOTE in caption and GOAL not in caption
@@ -207,11 +193,7 @@ async def test_the_childs_voice_and_the_child_on_the_attendance_sheet_are_in_the
     assert method.child_view is not None and b"my school" not in method.child_view
 
     # The conference is held: the child came, marked on the attendance sheet.
-    clock.set(starts + timedelta(minutes=91))
-    await bot.sweep()
-    await until(hana, "has ended")
-    await hana.press("📝 Record the outcome")
-    await until(hana, "Record of the case conference PK-2026-0001")
+    await record_asked(bot, clock, hana, starts)
     await hana.press("👥 Attendance")
     await until(hana, "one tap per participant")
     await hana.press("❌ The child did not come")

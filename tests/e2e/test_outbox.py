@@ -17,9 +17,9 @@ from bot.core import outbox
 from bot.core.clock import FakeClock
 from bot.core.models import InstitutionKind, Member, OutboxRow, OutboxStatus, Role
 from bot.sandbox import Person
-from bot.services.referral_sweep import DRAFT_EXPIRED
 from bot.transport.telegram import delivery
 from tests.e2e.conftest import RunningBot
+from tests.rows import draft_expired_notice
 
 
 async def _petr(bot: RunningBot) -> Person:
@@ -29,22 +29,13 @@ async def _petr(bot: RunningBot) -> Person:
     )
 
 
-async def _plan(bot: RunningBot, name: str, key: str, **kw: object) -> int:
+async def _plan(bot: RunningBot, name: str, key: str, **kw: Any) -> int:
     runtime = bot.runtime
     now = runtime.clock.now()
     async with runtime.database.transaction() as session:
         member = await session.scalar(select(Member).where(Member.display_name == name))
         assert member is not None
-        values: dict[str, object] = {
-            "key": key,
-            "kind": DRAFT_EXPIRED,
-            "subject": f"member:{member.id}",
-            "member_id": member.id,
-            "due_at": now,
-            "payload": {"started_at": (now - timedelta(days=14)).isoformat()},
-        }
-        values.update(kw)
-        await outbox.plan(session, [outbox.Planned(**values)], now=now)  # type: ignore[arg-type]
+        await outbox.plan(session, [draft_expired_notice(key, member.id, now, **kw)], now=now)
         return member.id
 
 

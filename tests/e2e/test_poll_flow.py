@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 
 from bot.core.clock import FakeClock
@@ -24,18 +23,14 @@ from bot.core.models import (
     Rsvp,
     SlotAnswer,
 )
-from bot.sandbox import FloodLimits, Person
+from bot.sandbox import Person
 from bot.sandbox.models import BotMessage
 from bot.services import members
 from tests.e2e.conftest import RunningBot
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import answer_poll, open_case, plan_shown, slot_buttons, until
 
 PLACE = "Městský úřad Cheb, nám. Krále Jiřího z Poděbrad 1/14"
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 async def team(bot: RunningBot, clock: FakeClock) -> dict[str, Person]:

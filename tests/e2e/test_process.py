@@ -19,9 +19,10 @@ from bench import process
 from bot.core.clock import FakeClock
 from bot.core.db import Database
 from bot.core.models import Member, Referral, ReferralStatus
-from bot.sandbox import BotApiSandbox, FloodLimits, Person
+from bot.sandbox import BotApiSandbox, Person
 from tests.conftest import TEST_KEY
 from tests.e2e.conftest import TOKEN, confirm_confidentiality, in_turn
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_joining import TURNED_AWAY
 from tests.e2e.test_webhook import SECRET, free_port
 
@@ -210,12 +211,6 @@ async def test_the_operator_sets_the_conference_place_and_working_hours(
     code, _out, err = await _run(environment, "district", "--hours", "16:00-08:00")
     assert code == 2
     assert err == "roundtable: working hours must end after they start\n"
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    """People answer at human speed; these tests at machine speed (see test_referrals)."""
-    return FloodLimits(chat_burst=100)
 
 
 async def _join(

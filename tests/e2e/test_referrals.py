@@ -23,27 +23,27 @@ from bot.core.models import (
     ReferralStatus,
     Role,
 )
-from bot.sandbox import BotApiSandbox, BotMessage, FloodLimits, Person
+from bot.sandbox import BotApiSandbox, BotMessage, Person
 from bot.services import retention
 from bot.services.privacy import Operator
 from bot.services.referrals import ALERT, DECLINED, QUESTION
 from bot.transport.telegram import delivery
 from handlers import referral as referral_dialog
 from tests.e2e.conftest import RunningBot, in_turn, text_of
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 
 CHILD = "Kryštof Dvořák"
 
 
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    """A person answers at human speed, a test at machine speed: a dialog of a dozen answers
-    would otherwise wait out Telegram's per-chat limit (one message a second after a burst of
-    ten) and make the suite slow. The limits themselves are tested in test_joining."""
-    return FloodLimits(chat_burst=100)
-
-
 DESCRIPTION = "Since October he misses Mondays and says older boys take his money."
 CODE = re.compile(r"R-2026-\d{4}")
+
+
+async def protected(person: Person) -> BotMessage:
+    """The person's next message, which must be protected from forwarding and saving."""
+    message = await person.next_message()
+    assert message.protect_content
+    return message
 
 
 async def team(bot: RunningBot) -> tuple[Person, Person]:
@@ -127,8 +127,7 @@ async def test_a_referral_takes_eleven_actions_and_the_coordinator_is_told_only_
     assert notice.buttons() == [[(f"Open {code}", notice.buttons()[0][0][1])]]
 
     await coordinator.press(f"Open {code}")
-    details = await coordinator.next_message()
-    assert details.protect_content
+    details = await protected(coordinator)
     assert CHILD in (details.text or "") and "born 2015" in (details.text or "")
     assert DESCRIPTION in (details.text or "")
     async with bot.runtime.database.transaction() as session:
@@ -404,8 +403,7 @@ async def test_a_coordinator_asks_the_teacher_answers_and_another_declines_with_
     await coordinator.send_text("Does he have siblings at your school?")
     assert "was sent to the referrer" in await text_of(coordinator)
 
-    question = await teacher.next_message()
-    assert question.protect_content
+    question = await protected(teacher)
     assert question.text == (
         f"A coordinator asks about your referral {code}:\n\nDoes he have siblings at your school?"
     )
@@ -430,8 +428,7 @@ async def test_a_coordinator_asks_the_teacher_answers_and_another_declines_with_
     assert "Please type your answer." in await text_of(colleague)
     await colleague.send_text("The family already works with OSPOD Sokolov.")
     assert "You declined" in await text_of(colleague)
-    declined = await teacher.next_message()
-    assert declined.protect_content
+    declined = await protected(teacher)
     assert declined.text == (
         f"Your referral {code} was declined. The reason:\n\n"
         "The family already works with OSPOD Sokolov."

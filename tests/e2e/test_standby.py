@@ -36,11 +36,11 @@ from bot.core.models import Member, OutboxRow, OutboxStatus, Referral, ReferralS
 from bot.core.runtime import Runtime
 from bot.sandbox import BotApiSandbox, Person
 from bot.sandbox.models import BotMessage
-from bot.services.referral_sweep import DRAFT_EXPIRED
 from bot.transport.telegram import delivery
 from handlers.common import Context
 from tests.conftest import POSTGRES_URL, TEST_KEY
 from tests.e2e.conftest import RunningBot
+from tests.rows import draft_expired_notice
 
 WALKERS = 16  # teachers going through the referral dialog while the active process is killed
 IDLE = 8  # teachers who only receive notifications
@@ -246,13 +246,8 @@ async def plan_notices(
         await outbox.plan(
             session,
             [
-                outbox.Planned(
-                    key=f"{prefix}:{person.chat_id}:{number}",
-                    kind=DRAFT_EXPIRED,
-                    subject=f"member:{ids[person.chat_id]}",
-                    member_id=ids[person.chat_id],
-                    due_at=now,
-                    payload={"started_at": (now - timedelta(days=14)).isoformat()},
+                draft_expired_notice(
+                    f"{prefix}:{person.chat_id}:{number}", ids[person.chat_id], now
                 )
                 for person in people
                 for number in range(each)

@@ -4,18 +4,12 @@ to an accepted invitation 5, a coordinator from the referral to a confirmed date
 
 from __future__ import annotations
 
-import pytest
-
-from bot.sandbox import FloodLimits, Person
+from bot.sandbox import Person
 from bot.sandbox.models import BotMessage
 from tests.e2e.conftest import RunningBot
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import coordinator_teacher_officer, slot_buttons, until
 from tests.e2e.test_referrals import fill_in
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 class Counted:

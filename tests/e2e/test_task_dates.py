@@ -7,22 +7,16 @@ from __future__ import annotations
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from bot.core.clock import FakeClock
-from bot.sandbox import FloodLimits, Person
+from bot.sandbox import Person
 from tests.e2e.conftest import RunningBot
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import team
 from tests.e2e.test_tasks import due_date_asked, from_the_record, press_shown, record_opened
 
 PRAGUE = ZoneInfo("Europe/Prague")
 ERROR = "Sorry, something went wrong"
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 def medium(day: date) -> str:

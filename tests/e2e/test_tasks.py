@@ -10,23 +10,18 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import docx
-import pytest
 from sqlalchemy import select
 
 from bot.core.clock import FakeClock
 from bot.core.models import AuditEntry, Case, CaseStatus, OutboxRow, OutboxStatus, Task, TaskStatus
-from bot.sandbox import FloodLimits, Person
+from bot.sandbox import Person
 from bot.sandbox.models import BotMessage
 from tests.e2e.conftest import RunningBot
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import each, scheduled, team
 
 PRAGUE = ZoneInfo("Europe/Prague")
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 def at_nine(day: date) -> datetime:
@@ -64,12 +59,26 @@ async def record_opened(bot: RunningBot, clock: FakeClock, people: dict[str, Per
     starts = await scheduled(bot, people)
     invites = await each(petr, "You are invited")
     await petr.press("✅ Accept", message_id=invites[0].message_id)
+    await record_asked(bot, clock, hana, starts, "Attendance: 1 of 2 came.")
+    return starts
+
+
+async def record_asked(  # noqa: PLR0917 - the conference's and the screen's
+    bot: RunningBot,
+    clock: FakeClock,
+    hana: Person,
+    starts: datetime,
+    shown: str = "Record of the case conference PK-2026-0001",
+    ended: str = "has ended",
+) -> BotMessage:
+    """The conference that began at `starts` is over (the clock past its 90 minutes, the sweep
+    run): Hana is told it `ended` and opens the record from the notice; returns the record's
+    screen, which shows `shown`."""
     clock.set(starts + timedelta(minutes=91))
     await bot.sweep()
-    await until(hana, "has ended")
+    await until(hana, ended)
     await hana.press("📝 Record the outcome")
-    await until(hana, "Attendance: 1 of 2 came.")
-    return starts
+    return await until(hana, shown)
 
 
 async def button(person: Person, fragment: str) -> None:
@@ -96,6 +105,19 @@ async def from_the_record(hana: Person, label: str) -> None:
     await press_shown(hana, label)
 
 
+async def case_closed(
+    hana: Person, closed: str = "The case PK-2026-0001 is closed: Handed to another authority."
+) -> None:
+    """Hana closes PK-2026-0001 from /cases, as handed to another authority, until she is told
+    it is `closed`."""
+    await hana.send_text("/cases")
+    await until(hana, "Open cases")
+    await hana.press("✖️ Close: PK-2026-0001")
+    await until(hana, "Close the case?")
+    await hana.press("Handed to another authority")
+    await until(hana, closed)
+
+
 def told(person: Person, fragment: str) -> int:
     return sum(fragment in (m.text or m.caption or "") for m in person.messages.values())
 
@@ -110,11 +132,9 @@ async def test_the_record_the_tasks_the_digest_the_review_and_closing(
     await petr.press("✅ Accept", message_id=invites[0].message_id)
 
     # The conference has taken place: the coordinator is asked for the record.
-    clock.set(starts + timedelta(minutes=91))
-    await bot.sweep()
-    await until(hana, "The case conference PK-2026-0001 has ended")
-    await hana.press("📝 Record the outcome")
-    screen = await until(hana, "Record of the case conference PK-2026-0001")
+    screen = await record_asked(
+        bot, clock, hana, starts, ended="The case conference PK-2026-0001 has ended"
+    )
     assert "Attendance: 1 of 2 came." in (screen.text or "")  # Petr accepted, Jana did not
 
     # Attendance, one tap per participant: Pavel came instead of Petr; Jana came after all.
@@ -420,12 +440,7 @@ async def test_the_plan_changes_and_wrong_input_gets_an_answer(
     await until(jana, "You are invited")
 
     # Closed: the owners' buttons are dead, and the review is cancelled in their calendars.
-    await hana.send_text("/cases")
-    await until(hana, "Open cases")
-    await hana.press("✖️ Close: PK-2026-0001")
-    await until(hana, "Close the case?")
-    await hana.press("Handed to another authority")
-    await until(hana, "The case PK-2026-0001 is closed: Handed to another authority.")
+    await case_closed(hana)
     await until(pavel, "«Visit the family» is cancelled")
     stale = await pavel.press("✅ Done", message_id=visit.message_id)
     assert stale.text == "This button is no longer active."

@@ -8,48 +8,49 @@ import asyncio
 import html
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
-from pathlib import Path
 
 import aiohttp
-import pytest
 from sqlalchemy import select
 
 from bot.core.clock import FakeClock
-from bot.core.config import Settings
-from bot.core.models import AuditEntry, Conference, Institution, Invitation, InvitationKind
+from bot.core.models import AuditEntry, Conference
 from bot.core.runtime import Runtime
-from bot.sandbox import BotApiSandbox, FloodLimits
+from bot.sandbox import BotApiSandbox
 from bot.sandbox.mail import MailPerson, MailServer
 from bot.services import invitations, leavers, members
 from bot.transport.web.limits import PER_ADDRESS, PER_LINK
 from tests.e2e.conftest import RunningBot
 from tests.e2e.mail_world import mail_server
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import answer_poll, until
 from tests.e2e.test_web_page import (
     PAEDIATRICS,
     PUBLIC,
+    _guest_invitation,
     _init_data,
     _link,
     _local,
+    _petrs_invitation,
     _poll_with_a_guest,
-    web_settings,
+    settings,
 )
 from tests.e2e.test_webhook import serving
 
-__all__ = ["mail_server"]
+__all__ = ["mail_server", "settings"]  # the fixtures: a bot with mail and the web page
 
 
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
-
-
-@pytest.fixture
-def settings(
-    database_url: str, sandbox: BotApiSandbox, tmp_path: Path, mail_server: MailServer
-) -> Settings:
-    return web_settings(database_url, sandbox, tmp_path, mail_server, PUBLIC)
+@asynccontextmanager
+async def webhook_server(runtime: Runtime, sandbox: BotApiSandbox) -> AsyncIterator[str]:
+    """The bot in webhook mode, once it has told Telegram where it listens: the address of the
+    webhook's server."""
+    async with serving(runtime, sandbox) as (running, _stop, _task):
+        for _ in range(500):  # until the bot has told Telegram where it listens
+            if sandbox.webhook_url is not None:
+                break
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{running.runtime.settings.webhook_port}"
 
 
 async def _guest_link(bot: RunningBot, mail_server: MailServer) -> str:
@@ -59,12 +60,7 @@ async def _guest_link(bot: RunningBot, mail_server: MailServer) -> str:
 
 
 async def _answered(bot: RunningBot) -> bool:
-    async with bot.runtime.database.reading() as session:
-        guest = await session.scalar(
-            select(Invitation).where(Invitation.kind == InvitationKind.GUEST)
-        )
-    assert guest is not None
-    return guest.answered_at is not None
+    return (await _guest_invitation(bot)).answered_at is not None
 
 
 def _form(page: str) -> dict[str, str]:
@@ -134,18 +130,13 @@ async def test_one_link_asked_too_often_is_slowed_down_and_others_are_not(
 async def test_in_webhook_mode_the_webhooks_server_serves_the_page(
     runtime: Runtime, sandbox: BotApiSandbox
 ) -> None:
-    async with serving(runtime, sandbox) as (running, _stop, _task):
-        for _ in range(500):  # until the bot has told Telegram where it listens
-            if sandbox.webhook_url is not None:
-                break
-            await asyncio.sleep(0.01)
-        address = f"http://127.0.0.1:{running.runtime.settings.webhook_port}"
-        async with (
-            aiohttp.ClientSession() as http,
-            http.get(f"{address}/p/made-up-token?lang=en") as response,
-        ):
-            assert response.status == 404
-            assert "This link does not work" in await response.text()
+    async with (
+        webhook_server(runtime, sandbox) as address,
+        aiohttp.ClientSession() as http,
+        http.get(f"{address}/p/made-up-token?lang=en") as response,
+    ):
+        assert response.status == 404
+        assert "This link does not work" in await response.text()
 
 
 async def test_forged_mini_app_requests_from_one_address_are_slowed_down_too(
@@ -176,12 +167,7 @@ async def test_a_closed_poll_in_the_mini_app_says_so_and_offers_no_send(
     await _guest_link(bot, mail_server)
     async with bot.runtime.database.reading() as session:
         conference = (await session.scalars(select(Conference))).one()
-        police = await session.scalar(
-            select(Invitation)
-            .join(Institution, Invitation.institution_id == Institution.id)
-            .where(Institution.name == "Policie Cheb")
-        )
-    assert police is not None
+    police = await _petrs_invitation(bot)
     page = await _local(bot, f"{PUBLIC}/app/poll/{police.id}?lang=en")
     async with aiohttp.ClientSession() as http:
         async with http.post(page, data={"init_data": _init_data(3, "Petr", clock)}) as open_:
@@ -221,12 +207,7 @@ async def test_a_leaver_in_the_mini_app_sees_nothing_and_the_refusal_is_audited(
         petr = await members.find_actor(session, 3)
         assert petr is not None
         await leavers.deactivate_member(session, None, petr.member_id, now=clock.now())
-        police = await session.scalar(
-            select(Invitation)
-            .join(Institution, Invitation.institution_id == Institution.id)
-            .where(Institution.name == "Policie Cheb")
-        )
-    assert police is not None
+    police = await _petrs_invitation(bot)
     page = await _local(bot, f"{PUBLIC}/app/poll/{police.id}?lang=en")
     async with (
         aiohttp.ClientSession() as http,
@@ -284,13 +265,7 @@ async def test_a_mini_app_page_of_an_earlier_round_sends_the_member_back_to_the_
 ) -> None:
     """A member has no link to open anew: the refusal says where the newest poll is."""
     await _guest_link(bot, mail_server)
-    async with bot.runtime.database.reading() as session:
-        police = await session.scalar(
-            select(Invitation)
-            .join(Institution, Invitation.institution_id == Institution.id)
-            .where(Institution.name == "Policie Cheb")
-        )
-    assert police is not None
+    police = await _petrs_invitation(bot)
     page = await _local(bot, f"{PUBLIC}/app/poll/{police.id}?lang=en")
     init_data = _init_data(3, "Petr", clock)
     async with aiohttp.ClientSession() as http:
@@ -326,22 +301,17 @@ async def test_in_webhook_mode_a_form_sent_in_chunks_is_read_no_further_than_the
         for _ in range(64):
             yield b"x" * 1024
 
-    async with serving(runtime, sandbox) as (running, _stop, _task):
-        for _ in range(500):  # until the bot has told Telegram where it listens
-            if sandbox.webhook_url is not None:
-                break
-            await asyncio.sleep(0.01)
-        address = f"http://127.0.0.1:{running.runtime.settings.webhook_port}"
-        async with (
-            aiohttp.ClientSession() as http,
-            http.post(
-                f"{address}/p/made-up-token?lang=en",
-                data=chunks(),
-                headers={"Content-Type": "application/x-www-form-urlencoded"},
-            ) as response,
-        ):
-            assert response.status == 403  # not read through to look the link up (404)
-            assert "The answer was not sent" in await response.text()
+    async with (
+        webhook_server(runtime, sandbox) as address,
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{address}/p/made-up-token?lang=en",
+            data=chunks(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        ) as response,
+    ):
+        assert response.status == 403  # not read through to look the link up (404)
+        assert "The answer was not sent" in await response.text()
 
 
 async def test_answers_the_coordinator_entered_for_a_guest_say_who_entered_them(

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 import pytest
 from playwright.async_api import Browser, Page
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from bot.app import WEB_SERVER_KEY
 from bot.core.clock import FakeClock
@@ -36,7 +36,7 @@ from bot.core.models import (
     Role,
     Rsvp,
 )
-from bot.sandbox import BotApiSandbox, FloodLimits, Person
+from bot.sandbox import BotApiSandbox, Person
 from bot.sandbox.mail import MailPerson, MailServer, Received
 from bot.sandbox.models import BotMessage, inline_keyboard
 from bot.transport.telegram import delivery
@@ -44,8 +44,9 @@ from bot.transport.web.initdata import sign
 from tests import browser as browsers
 from tests.e2e.conftest import TOKEN, RunningBot, bot_settings, confirm_confidentiality
 from tests.e2e.mail_world import SENDER, mail_server
-from tests.e2e.test_conferences import answer_poll, open_case, until
-from tests.e2e.test_guests import add_institutions
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
+from tests.e2e.test_conferences import answer_poll, open_case, plan_shown, until
+from tests.e2e.test_guests import add_institutions, paediatrics_polled
 from tests.rows import invited_schools
 
 __all__ = ["mail_server"]
@@ -56,11 +57,6 @@ PUBLIC = "https://roundtable.test"
 PAEDIATRICS = "ordinace@pediatrie.example.cz"
 # Where the screenshots go when asked for (ROUNDTABLE_SCREENSHOTS=docs/images).
 SCREENSHOTS = os.environ.get("ROUNDTABLE_SCREENSHOTS")
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 def web_settings(
@@ -166,17 +162,8 @@ async def _poll_with_a_guest(bot: RunningBot) -> tuple[Person, Person, BotMessag
     )
     await add_institutions(bot, ("Pediatrie Cheb", PAEDIATRICS))
     await open_case(bot, "Hana", "Jana", ["crime"])
-    await hana.send_text("/cases")
-    await until(hana, "Next step")
-    await hana.press("Plan: PK-2026-0001")
-    await until(hana, "Case conference for PK-2026-0001")
-    await hana.press("+ Guest by e-mail")
-    await hana.next_message()
-    await hana.press("✉ Pediatrie Cheb")
-    await until(hana, "Case conference for PK-2026-0001")
-    await hana.press("Send the poll")
-    board = await until(hana, "Poll for the case conference PK-2026-0001")
-    return hana, petr, board
+    await plan_shown(hana, listed="Next step")
+    return hana, petr, await paediatrics_polled(hana)
 
 
 async def _school_answers(bot: RunningBot, taps: dict[int, int]) -> None:
@@ -195,13 +182,16 @@ async def _invitation(bot: RunningBot, invitation_id: int) -> Invitation:
         return await session.get_one(Invitation, invitation_id)
 
 
-async def _guest_invitation(bot: RunningBot) -> Invitation:
+async def _found(bot: RunningBot, query: Select[tuple[Invitation]]) -> Invitation:
+    """The invitation the query finds (there is one)."""
     async with bot.runtime.database.reading() as session:
-        found = await session.scalar(
-            select(Invitation).where(Invitation.kind == InvitationKind.GUEST)
-        )
+        found = await session.scalar(query)
     assert found is not None
     return found
+
+
+async def _guest_invitation(bot: RunningBot) -> Invitation:
+    return await _found(bot, select(Invitation).where(Invitation.kind == InvitationKind.GUEST))
 
 
 async def test_a_guest_answers_the_poll_on_a_phone_changes_it_and_the_board_follows(
@@ -387,14 +377,12 @@ async def test_a_member_answers_in_the_mini_app_and_forged_or_old_launch_data_is
 
 
 async def _petrs_invitation(bot: RunningBot) -> Invitation:
-    async with bot.runtime.database.reading() as session:
-        found = await session.scalar(
-            select(Invitation)
-            .join(Institution, Invitation.institution_id == Institution.id)
-            .where(Institution.name == "Policie Cheb")
-        )
-    assert found is not None
-    return found
+    return await _found(
+        bot,
+        select(Invitation)
+        .join(Institution, Invitation.institution_id == Institution.id)
+        .where(Institution.name == "Policie Cheb"),
+    )
 
 
 async def test_the_coordinator_sees_everyones_answers_as_a_grid_and_nobody_else_does(

@@ -9,22 +9,18 @@ from pathlib import Path
 import pytest
 
 from bot.core.config import Settings
-from bot.sandbox import BotApiSandbox, FloodLimits
+from bot.sandbox import BotApiSandbox
 from bot.sandbox.mail import MailPerson, MailServer
 from bot.sandbox.models import inline_keyboard
 from tests.e2e.conftest import RunningBot
 from tests.e2e.mail_world import mail_server
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import answer_poll, until
 from tests.e2e.test_web_page import PAEDIATRICS, _poll_with_a_guest, _text, web_settings
 
 __all__ = ["mail_server"]
 
 PLAIN = "http://roundtable.test"
-
-
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
 
 
 @pytest.fixture

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from bot.core.clock import FakeClock
 from bot.core.models import InstitutionKind, Role
-from bot.sandbox import FloodLimits, Person
+from bot.sandbox import Person
 from tests.e2e.conftest import RunningBot, text_of
+from tests.e2e.speed import flood_limits  # noqa: F401 - answers at machine speed
 from tests.e2e.test_conferences import until
 from tests.e2e.test_invitations import team
 from tests.e2e.test_referrals import CHILD, CODE, fill_in
@@ -21,11 +20,6 @@ from tests.e2e.test_tasks import due_date_asked, record_opened, summary_written
 RECORD = "Record of the case conference PK-2026-0001"
 
 
-@pytest.fixture
-def flood_limits() -> FloodLimits:
-    return FloodLimits(chat_burst=100)
-
-
 def screens(person: Person, fragment: str) -> list[str]:
     """The messages still in the chat that show `fragment`."""
     return [
@@ -33,6 +27,17 @@ def screens(person: Person, fragment: str) -> list[str]:
         for m in person.messages.values()
         if not m.deleted and fragment in (m.text or "")
     ]
+
+
+async def class_typed(teacher: Person, no: str) -> None:
+    """/refer, the child not in danger (the button `no`), then the child's name, year of birth
+    and class typed, each after the bot's question; the concerns are asked next."""
+    await teacher.send_text("/refer")
+    await text_of(teacher)
+    await teacher.press(no)
+    for typed in (CHILD, "2015", "5.B"):
+        await text_of(teacher)
+        await teacher.send_text(typed)
 
 
 async def test_the_record_stays_one_message_while_tasks_are_added(
@@ -124,15 +129,7 @@ async def test_the_concerns_are_full_width_and_the_referral_takes_as_many_taps(
     """Item 9: each concern on its own row, so a long name is not cut on a phone; the
     referral still takes eleven actions after /refer (tapping a concern is still one tap)."""
     _coordinator, teacher = await referral_team(bot)
-    await teacher.send_text("/refer")
-    await text_of(teacher)
-    await teacher.press("No")
-    await text_of(teacher)
-    await teacher.send_text(CHILD)
-    await text_of(teacher)
-    await teacher.send_text("2015")
-    await text_of(teacher)
-    await teacher.send_text("5.B")
+    await class_typed(teacher, "No")
     concerns = await teacher.next_message()
     rows = concerns.buttons()
     concern_rows = [row for row in rows if row[0][1].startswith("ref:concerns:")]
@@ -155,12 +152,7 @@ async def test_a_czech_teacher_reads_oznameni_quotes_and_the_concerns_heading(
         1, "Hana", Role.COORDINATOR, institution="OSPOD Cheb", kind=InstitutionKind.OSPOD
     )
     teacher = await bot.join(2, "Jana", Role.REFERRER, language="Čeština")
-    await teacher.send_text("/refer")
-    await text_of(teacher)
-    await teacher.press("Ne")
-    for typed in (CHILD, "2015", "5.B"):
-        await text_of(teacher)
-        await teacher.send_text(typed)
+    await class_typed(teacher, "Ne")
     await text_of(teacher)
     await teacher.press("záškoláctví")
     await text_of(teacher)
