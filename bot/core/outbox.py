@@ -57,6 +57,36 @@ class Planned:
             raise ValueError("a mail needs an address")
 
 
+def member_subject(member_id: int) -> str:
+    """The subject of a row about a member (their prompt or digest, a leaver's hand-over)."""
+    return f"member:{member_id}"
+
+
+def about_member(
+    member_id: int,
+    key: str,
+    kind: str,
+    *,
+    due_at: datetime,
+    expires_at: datetime | None = None,
+    payload: Mapping[str, Any] | None = None,
+    channel: Channel = Channel.TELEGRAM,
+    address: str | None = None,
+) -> Planned:
+    """A row to a member about themself: its subject is the member."""
+    return Planned(
+        key=key,
+        kind=kind,
+        subject=member_subject(member_id),
+        member_id=member_id,
+        due_at=due_at,
+        expires_at=expires_at,
+        payload={} if payload is None else payload,
+        channel=channel,
+        address=address,
+    )
+
+
 @dataclass(frozen=True)
 class Notification:
     """A claimed row, as the kind's renderer sees it."""

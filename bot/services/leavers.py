@@ -167,7 +167,7 @@ async def hand_over(session: AsyncSession, leaver: Member, *, now: datetime) -> 
                 outbox.Planned(
                     key=f"member:{leaver.id}:left-{stamp}:m{coordinator_id}:{part}",
                     kind=HANDOVER,
-                    subject=f"member:{leaver.id}",
+                    subject=outbox.member_subject(leaver.id),
                     member_id=coordinator_id,
                     due_at=now,
                     expires_at=now + timedelta(days=30),
