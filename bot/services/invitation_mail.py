@@ -53,8 +53,37 @@ def key_prefix(conference: Conference) -> str:
     return f"conference:{conference.id}:s{conference.sequence}:"
 
 
-def _round_prefix(conference: Conference) -> str:
+def round_prefix(conference: Conference) -> str:
+    """Keys of a conference's rows about its current poll (chat and mail) start with this."""
     return f"conference:{conference.id}:r{conference.round}:"
+
+
+def conference_row(
+    conference: Conference,
+    key: str,
+    kind: str,
+    member_id: int | None,
+    *,
+    due_at: datetime,
+    expires_at: datetime | None = None,
+    payload: dict[str, object],
+    prefix: str | None = None,
+    channel: Channel = Channel.TELEGRAM,
+    address: str | None = None,
+) -> outbox.Planned:
+    """A row about a conference: its key after the prefix of the current time (`key_prefix`,
+    or `prefix`), filed under the conference, so that cancelling the conference cancels it."""
+    return outbox.Planned(
+        key=f"{key_prefix(conference) if prefix is None else prefix}{key}",
+        kind=kind,
+        subject=conference_subject(conference.id),
+        member_id=member_id,
+        due_at=due_at,
+        expires_at=expires_at,
+        payload=payload,
+        channel=channel,
+        address=address,
+    )
 
 
 def _payload(
@@ -175,14 +204,15 @@ def _mail(
     payload: dict[str, object],
     prefix: str | None = None,
 ) -> outbox.Planned:
-    return outbox.Planned(
-        key=f"{key_prefix(conference) if prefix is None else prefix}{key}",
-        kind=kind,
-        subject=conference_subject(conference.id),
-        member_id=member_id,
+    return conference_row(
+        conference,
+        key,
+        kind,
+        member_id,
         due_at=moment.due,
         expires_at=moment.expires,
         payload=payload,
+        prefix=prefix,
         channel=Channel.MAIL,
         address=address,
     )
@@ -304,7 +334,7 @@ async def _plan_poll(
                 address=address,
                 moment=policy.Moment(name, now, conference.deadline),
                 payload={**payload, "round": conference.round},
-                prefix=_round_prefix(conference),
+                prefix=round_prefix(conference),
             )
         )
     await outbox.plan(session, items, now=now)
