@@ -166,13 +166,11 @@ async def confirm(
         {"member_id": member_id, "version": VERSION, "confirmed_at": now},
         ["member_id", "version"],
     )
-    await audit.record(
+    await audit.on_self(
         session,
+        member_id,
+        ACTION,
         at=now,
-        actor_id=member_id,
-        action=ACTION,
-        subject_type="member",
-        subject_id=member_id,
         version=VERSION,
         wording="guardian" if prompt is not None and prompt.guardian else "member",
     )

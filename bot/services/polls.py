@@ -531,28 +531,15 @@ async def save_busy(
             until=until,
         )
     )
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="busy_times.imported",
-        subject_type="member",
-        subject_id=actor.member_id,
-        count=len(intervals),
+    await audit.on_self(
+        session, actor.member_id, "busy_times.imported", at=now, count=len(intervals)
     )
 
 
 async def forget_busy(session: AsyncSession, actor: Actor, *, now: datetime) -> bool:
     result = await session.execute(delete(BusyTime).where(BusyTime.member_id == actor.member_id))
     if result.rowcount:  # type: ignore[attr-defined]
-        await audit.record(
-            session,
-            at=now,
-            actor_id=actor.member_id,
-            action="busy_times.forgotten",
-            subject_type="member",
-            subject_id=actor.member_id,
-        )
+        await audit.on_self(session, actor.member_id, "busy_times.forgotten", at=now)
         return True
     return False
 
