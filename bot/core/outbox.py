@@ -62,29 +62,16 @@ def member_subject(member_id: int) -> str:
     return f"member:{member_id}"
 
 
-def about_member(
-    member_id: int,
-    key: str,
-    kind: str,
-    *,
-    due_at: datetime,
-    expires_at: datetime | None = None,
-    payload: Mapping[str, Any] | None = None,
-    channel: Channel = Channel.TELEGRAM,
-    address: str | None = None,
-) -> Planned:
-    """A row to a member about themself: its subject is the member."""
-    return Planned(
-        key=key,
-        kind=kind,
-        subject=member_subject(member_id),
-        member_id=member_id,
-        due_at=due_at,
-        expires_at=expires_at,
-        payload={} if payload is None else payload,
-        channel=channel,
-        address=address,
-    )
+def about(subject: str, key: str, kind: str, member_id: int | None, **row: Any) -> Planned:
+    """A row filed under `subject` (a case, a referral, a task, a conference: cancelled with
+    it), its key `<subject>:<key>`; `row` is the rest of `Planned` (due_at, payload, ...)."""
+    return Planned(f"{subject}:{key}", kind, subject, member_id, **row)
+
+
+def about_member(member_id: int, key: str, kind: str, **row: Any) -> Planned:
+    """A row to a member about themself: its subject is the member; `row` is the rest of
+    `Planned` (due_at, payload, ...)."""
+    return Planned(key, kind, member_subject(member_id), member_id, **row)
 
 
 @dataclass(frozen=True)

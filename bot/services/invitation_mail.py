@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -64,26 +65,14 @@ def conference_row(
     kind: str,
     member_id: int | None,
     *,
-    due_at: datetime,
-    expires_at: datetime | None = None,
-    payload: dict[str, object],
     prefix: str | None = None,
-    channel: Channel = Channel.TELEGRAM,
-    address: str | None = None,
+    **row: Any,
 ) -> outbox.Planned:
     """A row about a conference: its key after the prefix of the current time (`key_prefix`,
-    or `prefix`), filed under the conference, so that cancelling the conference cancels it."""
-    return outbox.Planned(
-        key=f"{key_prefix(conference) if prefix is None else prefix}{key}",
-        kind=kind,
-        subject=conference_subject(conference.id),
-        member_id=member_id,
-        due_at=due_at,
-        expires_at=expires_at,
-        payload=payload,
-        channel=channel,
-        address=address,
-    )
+    or `prefix`), filed under the conference, so that cancelling the conference cancels it;
+    `row` is the rest of `outbox.Planned` (due_at, payload, ...)."""
+    key = f"{key_prefix(conference) if prefix is None else prefix}{key}"
+    return outbox.Planned(key, kind, conference_subject(conference.id), member_id, **row)
 
 
 def _payload(
