@@ -19,18 +19,19 @@ claimed by a process that died are released when the next active process takes o
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.db import insert_if_absent
 from bot.core.models import Channel, Member, OutboxRow, OutboxStatus
 
 _T = TypeVar("_T")
+_V = TypeVar("_V", "Notification", "Letter")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,23 @@ class Planned:
             raise ValueError("a chat message is for a member")
         if self.channel is Channel.MAIL and not self.address:
             raise ValueError("a mail needs an address")
+
+
+def member_subject(member_id: int) -> str:
+    """The subject of a row about a member (their prompt or digest, a leaver's hand-over)."""
+    return f"member:{member_id}"
+
+
+def about(subject: str, key: str, kind: str, member_id: int | None, **row: Any) -> Planned:
+    """A row filed under `subject` (a case, a referral, a task, a conference: cancelled with
+    it), its key `<subject>:<key>`; `row` is the rest of `Planned` (due_at, payload, ...)."""
+    return Planned(f"{subject}:{key}", kind, subject, member_id, **row)
+
+
+def about_member(member_id: int, key: str, kind: str, **row: Any) -> Planned:
+    """A row to a member about themself: its subject is the member; `row` is the rest of
+    `Planned` (due_at, payload, ...)."""
+    return Planned(key, kind, member_subject(member_id), member_id, **row)
 
 
 @dataclass(frozen=True)
@@ -138,20 +156,13 @@ async def revive(session: AsyncSession, *, kind: str, member_id: int, prefix: st
     """Bring back a recipient's cancelled rows of a kind whose keys start with `prefix` (their
     keys are taken, so planning them again would not); returns how many. Like planning, it
     marks the transaction, so the sender is woken after the commit."""
-    result = await session.execute(
-        update(OutboxRow)
-        .where(
-            OutboxRow.kind == kind,
-            OutboxRow.status == OutboxStatus.CANCELLED,
-            OutboxRow.member_id == member_id,
-            OutboxRow.key.startswith(prefix, autoescape=True),
-        )
-        .values(status=OutboxStatus.PENDING, done_at=None, outcome=None)
+    return await _bring_back(
+        session,
+        OutboxRow.kind == kind,
+        OutboxRow.status == OutboxStatus.CANCELLED,
+        OutboxRow.member_id == member_id,
+        OutboxRow.key.startswith(prefix, autoescape=True),
     )
-    revived = int(result.rowcount)  # type: ignore[attr-defined]
-    if revived:
-        session.info[PLANNED] = True
-    return revived
 
 
 # Held rows: a notification its recipient may not have yet (bot.services.confidentiality) is
@@ -161,35 +172,35 @@ HELD = "held"
 
 async def hold(session: AsyncSession, row_id: int, *, now: datetime) -> None:
     """Put a claimed row aside until `unhold` brings it back."""
-    await session.execute(
-        update(OutboxRow)
-        .where(OutboxRow.id == row_id)
-        .values(status=OutboxStatus.SKIPPED, done_at=now, outcome=HELD, claimed_by=None)
-    )
+    await finish(session, row_id, OutboxStatus.SKIPPED, now=now, outcome=HELD)
 
 
 async def unhold(session: AsyncSession, *, member_id: int) -> int:
     """Bring back a recipient's held rows, to be sent as if never held; returns how many. Like
     planning, it marks the transaction, so the sender is woken after the commit."""
+    return await _bring_back(
+        session,
+        OutboxRow.member_id == member_id,
+        OutboxRow.status == OutboxStatus.SKIPPED,
+        OutboxRow.outcome == HELD,
+        claimed_at=None,
+        retry_at=None,
+    )
+
+
+async def _bring_back(session: AsyncSession, *where: ColumnElement[bool], **cleared: None) -> int:
+    """Make the rows that match pending again, as if never done (`cleared`: what else they
+    must forget); returns how many. Like planning, it marks the transaction, so the sender is
+    woken after the commit."""
     result = await session.execute(
         update(OutboxRow)
-        .where(
-            OutboxRow.member_id == member_id,
-            OutboxRow.status == OutboxStatus.SKIPPED,
-            OutboxRow.outcome == HELD,
-        )
-        .values(
-            status=OutboxStatus.PENDING,
-            done_at=None,
-            outcome=None,
-            claimed_at=None,
-            retry_at=None,
-        )
+        .where(*where)
+        .values(status=OutboxStatus.PENDING, done_at=None, outcome=None, **cleared)
     )
-    released = int(result.rowcount)  # type: ignore[attr-defined]
-    if released:
+    count = int(result.rowcount)  # type: ignore[attr-defined]
+    if count:
         session.info[PLANNED] = True
-    return released
+    return count
 
 
 async def cancel(
@@ -284,17 +295,7 @@ async def claim(
     """Take up to `limit` due chat rows for this worker; another worker never gets them."""
     rows = await _claim(session, now=now, worker=worker, limit=limit, channel=Channel.TELEGRAM)
     return [
-        Notification(
-            id=row.id,
-            key=row.key,
-            kind=row.kind,
-            subject=row.subject,
-            member_id=_known(row.member_id),
-            chat_id=_known(row.chat_id),
-            payload=dict(row.payload),
-            due_at=row.due_at,
-            attempts=row.attempts,
-        )
+        _claimed(row, Notification, member_id=_known(row.member_id), chat_id=_known(row.chat_id))
         for row in rows
     ]
 
@@ -305,19 +306,23 @@ async def claim_mail(
     """Take up to `limit` due mails for this worker; another worker never gets them."""
     rows = await _claim(session, now=now, worker=worker, limit=limit, channel=Channel.MAIL)
     return [
-        Letter(
-            id=row.id,
-            key=row.key,
-            kind=row.kind,
-            subject=row.subject,
-            member_id=row.member_id,
-            address=_known(row.address),
-            payload=dict(row.payload),
-            due_at=row.due_at,
-            attempts=row.attempts,
-        )
-        for row in rows
+        _claimed(row, Letter, member_id=row.member_id, address=_known(row.address)) for row in rows
     ]
+
+
+def _claimed(row: OutboxRow, view: Callable[..., _V], **recipient: Any) -> _V:
+    """A claimed row as the kind's renderer sees it: what every channel shows, and the
+    channel's own `recipient` fields (a chat's member and chat, a mail's address)."""
+    return view(
+        id=row.id,
+        key=row.key,
+        kind=row.kind,
+        subject=row.subject,
+        payload=dict(row.payload),
+        due_at=row.due_at,
+        attempts=row.attempts,
+        **recipient,
+    )
 
 
 def _known(value: _T | None) -> _T:

@@ -25,7 +25,6 @@ from bot.core import outbox
 from bot.core.crypto import Cipher
 from bot.core.mail_tables import EmailConfirmation
 from bot.core.models import Channel, Institution, InstitutionKind, Member
-from bot.core.outbox import Planned
 from bot.services import audit, mailing
 from bot.services.errors import NotFound, ServiceError
 from bot.services.members import Actor, ensure_district, require_admin
@@ -168,23 +167,17 @@ async def request_code(
     session.add(confirmation)
     await session.flush()
     confirmation.code_hash = _hash(confirmation, code)
-    await outbox.plan(
-        session,
-        [
-            Planned(
-                key=f"mail.code:{confirmation.id}",
-                kind=CODE_KIND,
-                subject=f"member:{member.id}",
-                member_id=member.id,
-                due_at=now,
-                expires_at=confirmation.expires_at,
-                payload={"confirmation": confirmation.id},
-                channel=Channel.MAIL,
-                address=address,
-            )
-        ],
-        now=now,
+    mail = outbox.about_member(
+        member.id,
+        f"mail.code:{confirmation.id}",
+        CODE_KIND,
+        due_at=now,
+        expires_at=confirmation.expires_at,
+        payload={"confirmation": confirmation.id},
+        channel=Channel.MAIL,
+        address=address,
     )
+    await outbox.plan(session, [mail], now=now)
     await audit.acted(
         session, actor, "member.email_code_sent", member, at=now, domain=domain_of(address)
     )

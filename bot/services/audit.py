@@ -86,6 +86,21 @@ async def record(
     )
 
 
+async def on_self(
+    session: AsyncSession, member_id: int, action: str, /, *, at: datetime, **details: Any
+) -> None:
+    """`record` for what a member did about themself (their busy times, their pledge)."""
+    await record(
+        session,
+        at=at,
+        actor_id=member_id,
+        action=action,
+        subject_type="member",
+        subject_id=member_id,
+        **details,
+    )
+
+
 async def acted(
     session: AsyncSession,
     actor: Acting | None,

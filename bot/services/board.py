@@ -182,6 +182,16 @@ async def own_conference(
     return conference
 
 
+async def known_invitation(
+    session: AsyncSession, actor: Actor, invitation_id: int, *, action: str, now: datetime
+) -> Invitation:
+    """The invitation of that id; an unknown id is refused (and audited) as `action`."""
+    invitation = await session.get(Invitation, invitation_id)
+    if invitation is None:
+        raise audit.refused(actor, action, "invitation", invitation_id, at=now)
+    return invitation
+
+
 async def no_active_conference(session: AsyncSession, case: Case) -> None:
     """A case has one conference at a time: none may be polling or scheduled already."""
     active = await session.scalar(

@@ -277,6 +277,11 @@ async def participants(session: AsyncSession, case: Case) -> set[int]:
     return {m for m in [*invited, *attended] if m is not None}
 
 
+def _subject(case_id: int) -> str:
+    """What the outbox files a case's notifications under."""
+    return f"case:{case_id}"
+
+
 async def tell_closed(session: AsyncSession, actor: Actor, case: Case, *, now: datetime) -> None:
     """Plan, in the closing transaction, the notice to each participant (not the coordinator
     closing it, not a leaver) and to the referrer (who, if she took part, gets hers only):
@@ -298,11 +303,11 @@ async def tell_closed(session: AsyncSession, actor: Actor, case: Case, *, now: d
     await outbox.plan(
         session,
         [
-            outbox.Planned(
-                key=f"case:{case.id}:closed:m{member_id}",
-                kind=CLOSED_REFERRER if member_id == referrer_id else CLOSED,
-                subject=f"case:{case.id}",
-                member_id=member_id,
+            outbox.about(
+                _subject(case.id),
+                f"closed:m{member_id}",
+                CLOSED_REFERRER if member_id == referrer_id else CLOSED,
+                member_id,
                 due_at=now,
                 payload={"case": case.id},
             )
@@ -332,11 +337,11 @@ async def _tell_guests(session: AsyncSession, case: Case, *, now: datetime) -> N
     await outbox.plan(
         session,
         [
-            outbox.Planned(
-                key=f"case:{case.id}:closed:mail:{guest.id}",
-                kind=CLOSED_MAIL,
-                subject=f"case:{case.id}",
-                member_id=None,
+            outbox.about(
+                _subject(case.id),
+                f"closed:mail:{guest.id}",
+                CLOSED_MAIL,
+                None,
                 due_at=now,
                 payload={"case": case.id, "invitation": guest.id},
                 channel=Channel.MAIL,

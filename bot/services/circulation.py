@@ -182,7 +182,7 @@ async def circulate(
         session.add(RecordReply(invitation_id=invitation.id, conference_id=conference.id))
         items += _draft_rows(conference, invitation, people, until, remind, now=now)
     closed = _row(
-        f"record:{conference.id}:closed",
+        "closed",
         CLOSED,
         conference,
         conference.coordinator_id,
@@ -217,12 +217,13 @@ def _draft_rows(
     items: list[outbox.Planned] = []
     payload = {"conference": conference.id, "invitation": invitation.id}
     for person in people:
-        key = f"record:{conference.id}:{person.id}"
-        items.append(_row(f"{key}:draft", DRAFT, conference, person.id, due=now, payload=payload))
+        items.append(
+            _row(f"{person.id}:draft", DRAFT, conference, person.id, due=now, payload=payload)
+        )
         if remind > now:
             items.append(
                 _row(
-                    f"{key}:remind",
+                    f"{person.id}:remind",
                     REMIND,
                     conference,
                     person.id,
@@ -271,11 +272,12 @@ def _row(
     payload: dict[str, int],
     expires: datetime | None = None,
 ) -> outbox.Planned:
-    return outbox.Planned(
-        key=key,
-        kind=kind,
-        subject=subject(conference.id),
-        member_id=member_id,
+    """A row about the conference's record, its key after the record's subject."""
+    return outbox.about(
+        subject(conference.id),
+        key,
+        kind,
+        member_id,
         due_at=due,
         expires_at=expires or due + KEEP,
         payload=payload,
@@ -301,7 +303,7 @@ async def send_final(
     )
     items = [
         _row(
-            f"record:{conference.id}:{person.id}:final",
+            f"{person.id}:final",
             FINAL,
             conference,
             person.id,
@@ -434,7 +436,7 @@ async def add_comment(
         reply.reply, reply.member_id, reply.answered_at = Reply.COMMENTED, actor.member_id, now
         reply.late = late
     notice = _row(
-        f"record:{conference.id}:comment:{comment.id}",
+        f"comment:{comment.id}",
         COMMENT,
         conference,
         conference.coordinator_id,

@@ -125,19 +125,10 @@ async def prompt_for(session: AsyncSession, member_id: int) -> Prompt | None:
 
 async def ask(session: AsyncSession, member_id: int, *, now: datetime) -> None:
     """Plan the prompt for the member, once per version (planning it again is a no-op)."""
-    await outbox.plan(
-        session,
-        [
-            outbox.Planned(
-                key=f"confidentiality:{member_id}:{VERSION}",
-                kind=PROMPT,
-                subject=f"member:{member_id}",
-                member_id=member_id,
-                due_at=now,
-            )
-        ],
-        now=now,
+    prompt = outbox.about_member(
+        member_id, f"confidentiality:{member_id}:{VERSION}", PROMPT, due_at=now
     )
+    await outbox.plan(session, [prompt], now=now)
 
 
 async def holds(session: AsyncSession, member_id: int, kind: str, *, now: datetime) -> bool:
@@ -175,13 +166,11 @@ async def confirm(
         {"member_id": member_id, "version": VERSION, "confirmed_at": now},
         ["member_id", "version"],
     )
-    await audit.record(
+    await audit.on_self(
         session,
+        member_id,
+        ACTION,
         at=now,
-        actor_id=member_id,
-        action=ACTION,
-        subject_type="member",
-        subject_id=member_id,
         version=VERSION,
         wording="guardian" if prompt is not None and prompt.guardian else "member",
     )

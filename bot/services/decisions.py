@@ -36,6 +36,7 @@ from bot.services.board import (
     conference_subject,
     district_calendar,
     invitations_of,
+    known_invitation,
     no_active_conference,
     own_case,
     own_conference,
@@ -244,9 +245,9 @@ async def make_optional(
     session: AsyncSession, actor: Actor, invitation_id: int, *, now: datetime
 ) -> Board:
     """A required invitee who blocks every time may take part as optional instead."""
-    invitation = await session.get(Invitation, invitation_id)
-    if invitation is None:
-        raise audit.refused(actor, "conference.make_optional", "invitation", invitation_id, at=now)
+    invitation = await known_invitation(
+        session, actor, invitation_id, action="conference.make_optional", now=now
+    )
     conference = await own_conference(session, actor, invitation.conference_id, now=now)
     # Locked as a poll answer locks it: the board returned is drawn after the other's change.
     await session.refresh(conference, with_for_update=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -53,8 +54,25 @@ def key_prefix(conference: Conference) -> str:
     return f"conference:{conference.id}:s{conference.sequence}:"
 
 
-def _round_prefix(conference: Conference) -> str:
+def round_prefix(conference: Conference) -> str:
+    """Keys of a conference's rows about its current poll (chat and mail) start with this."""
     return f"conference:{conference.id}:r{conference.round}:"
+
+
+def conference_row(
+    conference: Conference,
+    key: str,
+    kind: str,
+    member_id: int | None,
+    *,
+    prefix: str | None = None,
+    **row: Any,
+) -> outbox.Planned:
+    """A row about a conference: its key after the prefix of the current time (`key_prefix`,
+    or `prefix`), filed under the conference, so that cancelling the conference cancels it;
+    `row` is the rest of `outbox.Planned` (due_at, payload, ...)."""
+    key = f"{key_prefix(conference) if prefix is None else prefix}{key}"
+    return outbox.Planned(key, kind, conference_subject(conference.id), member_id, **row)
 
 
 def _payload(
@@ -175,14 +193,15 @@ def _mail(
     payload: dict[str, object],
     prefix: str | None = None,
 ) -> outbox.Planned:
-    return outbox.Planned(
-        key=f"{key_prefix(conference) if prefix is None else prefix}{key}",
-        kind=kind,
-        subject=conference_subject(conference.id),
-        member_id=member_id,
+    return conference_row(
+        conference,
+        key,
+        kind,
+        member_id,
         due_at=moment.due,
         expires_at=moment.expires,
         payload=payload,
+        prefix=prefix,
         channel=Channel.MAIL,
         address=address,
     )
@@ -304,7 +323,7 @@ async def _plan_poll(
                 address=address,
                 moment=policy.Moment(name, now, conference.deadline),
                 payload={**payload, "round": conference.round},
-                prefix=_round_prefix(conference),
+                prefix=round_prefix(conference),
             )
         )
     await outbox.plan(session, items, now=now)

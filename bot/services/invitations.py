@@ -117,11 +117,11 @@ def _planned(
     **extra: object,
 ) -> outbox.Planned:
     """One row about this conference's current time for one member (`key` after the prefix)."""
-    return outbox.Planned(
-        key=f"{_prefix(conference)}{key}:m{member.id}",
-        kind=kind,
-        subject=conference_subject(conference.id),
-        member_id=member.id,
+    return invitation_mail.conference_row(
+        conference,
+        f"{key}:m{member.id}",
+        kind,
+        member.id,
         due_at=moment.due,
         expires_at=moment.expires,
         payload={
@@ -259,12 +259,12 @@ async def plan_flag(
     await outbox.plan(
         session,
         [
-            outbox.Planned(
+            invitation_mail.conference_row(
+                conference,
                 # Every decline is flagged, also a second one: a fresh key each time.
-                key=f"{_prefix(conference)}flag:i{invitation.id}:{what}:{uuid.uuid4().hex}",
-                kind=FLAG,
-                subject=conference_subject(conference.id),
-                member_id=coordinator.id,
+                f"flag:i{invitation.id}:{what}:{uuid.uuid4().hex}",
+                FLAG,
+                coordinator.id,
                 due_at=now,
                 payload={
                     "conference": conference.id,
@@ -362,11 +362,11 @@ async def cancel_conference(
         await outbox.plan(
             session,
             [
-                outbox.Planned(
-                    key=f"{_prefix(conference)}cancel:m{member_id}",
-                    kind=CANCEL,
-                    subject=conference_subject(conference.id),
-                    member_id=member_id,
+                invitation_mail.conference_row(
+                    conference,
+                    f"cancel:m{member_id}",
+                    CANCEL,
+                    member_id,
                     due_at=now,
                     payload={"conference": conference.id},
                 )

@@ -164,11 +164,11 @@ async def hand_over(session: AsyncSession, leaver: Member, *, now: datetime) -> 
             parts.append(("invitations", [], invitation_ids))
         for part, held_tasks, held_invitations in parts:
             items.append(
-                outbox.Planned(
-                    key=f"member:{leaver.id}:left-{stamp}:m{coordinator_id}:{part}",
-                    kind=HANDOVER,
-                    subject=f"member:{leaver.id}",
-                    member_id=coordinator_id,
+                outbox.about(
+                    outbox.member_subject(leaver.id),
+                    f"left-{stamp}:m{coordinator_id}:{part}",
+                    HANDOVER,
+                    coordinator_id,
                     due_at=now,
                     expires_at=now + timedelta(days=30),
                     payload={

@@ -194,11 +194,10 @@ async def plan_digests(session: AsyncSession, *, now: datetime) -> None:
     for member, district in rows:
         moment = policy.weekly_digest(now, zone_of(district))
         items.append(
-            outbox.Planned(
-                key=f"digest:m{member.id}:{moment.name}",
-                kind=DIGEST,
-                subject=f"member:{member.id}",
-                member_id=member.id,
+            outbox.about_member(
+                member.id,
+                f"digest:m{member.id}:{moment.name}",
+                DIGEST,
                 due_at=moment.due,
                 expires_at=moment.expires,
                 payload={"week": moment.name},

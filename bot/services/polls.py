@@ -44,7 +44,6 @@ from bot.services.board import (
     answerers,
     as_recipient,
     board_of,
-    conference_subject,
     current_slots,
     invitee_views,
     inviter_of,
@@ -456,14 +455,12 @@ async def due_polls(session: AsyncSession, *, now: datetime) -> PollWork:
         await outbox.plan(
             session,
             [
-                outbox.Planned(
-                    key=(
-                        f"conference:{conference.id}:r{conference.round}:poll-nudge:"
-                        f"i{target.invitation_id}:m{target.recipient.member_id}"
-                    ),
-                    kind=POLL_NUDGE,
-                    subject=conference_subject(conference.id),
-                    member_id=target.recipient.member_id,
+                invitation_mail.conference_row(
+                    conference,
+                    f"poll-nudge:i{target.invitation_id}:m{target.recipient.member_id}",
+                    POLL_NUDGE,
+                    target.recipient.member_id,
+                    prefix=invitation_mail.round_prefix(conference),
                     due_at=now,
                     expires_at=conference.deadline,
                     payload={
@@ -534,28 +531,15 @@ async def save_busy(
             until=until,
         )
     )
-    await audit.record(
-        session,
-        at=now,
-        actor_id=actor.member_id,
-        action="busy_times.imported",
-        subject_type="member",
-        subject_id=actor.member_id,
-        count=len(intervals),
+    await audit.on_self(
+        session, actor.member_id, "busy_times.imported", at=now, count=len(intervals)
     )
 
 
 async def forget_busy(session: AsyncSession, actor: Actor, *, now: datetime) -> bool:
     result = await session.execute(delete(BusyTime).where(BusyTime.member_id == actor.member_id))
     if result.rowcount:  # type: ignore[attr-defined]
-        await audit.record(
-            session,
-            at=now,
-            actor_id=actor.member_id,
-            action="busy_times.forgotten",
-            subject_type="member",
-            subject_id=actor.member_id,
-        )
+        await audit.on_self(session, actor.member_id, "busy_times.forgotten", at=now)
         return True
     return False
 

@@ -38,6 +38,7 @@ from bot.services.board import (
     answerers,
     conference_subject,
     invitations_of,
+    known_invitation,
     own_conference,
     today_in,
     zone_of,
@@ -276,9 +277,9 @@ async def toggle_attendance(
     session: AsyncSession, actor: Actor, invitation_id: int, *, now: datetime
 ) -> int:
     """One tap per participant: came → (a colleague came instead) → did not come → came."""
-    invitation = await session.get(Invitation, invitation_id)
-    if invitation is None:
-        raise audit.refused(actor, "record.attendance", "invitation", invitation_id, at=now)
+    invitation = await known_invitation(
+        session, actor, invitation_id, action="record.attendance", now=now
+    )
     conference = await _held(session, actor, invitation.conference_id, now=now)
     expected = _expected(invitation)
     people: list[int | None] = [expected] if expected else []

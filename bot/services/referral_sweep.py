@@ -71,11 +71,10 @@ def _planned(due: DueWork, now: datetime, calendar: WorkingCalendar) -> list[out
         for item in found:
             member = item.referrer.member_id
             planned.append(
-                outbox.Planned(
-                    key=f"{kind}:m{member}:{item.started_at.isoformat()}",
-                    kind=kind,
-                    subject=f"member:{member}",
-                    member_id=member,
+                outbox.about_member(
+                    member,
+                    f"{kind}:m{member}:{item.started_at.isoformat()}",
+                    kind,
                     due_at=now,
                     expires_at=expires,
                     payload={"started_at": item.started_at.isoformat()}
@@ -86,11 +85,10 @@ def _planned(due: DueWork, now: datetime, calendar: WorkingCalendar) -> list[out
     for recipients, items in due.nudges:
         for recipient in recipients:
             planned.append(
-                outbox.Planned(
-                    key=f"{TRIAGE_NUDGE}:{day}:m{recipient.member_id}:r{items[0].id}",
-                    kind=TRIAGE_NUDGE,
-                    subject=f"member:{recipient.member_id}",
-                    member_id=recipient.member_id,
+                outbox.about_member(
+                    recipient.member_id,
+                    f"{TRIAGE_NUDGE}:{day}:m{recipient.member_id}:r{items[0].id}",
+                    TRIAGE_NUDGE,
                     due_at=now,
                     expires_at=policy.triage_nudge_expires(now, calendar),
                     payload={"referrals": [item.id for item in items]},

@@ -507,11 +507,11 @@ async def tell(
     await outbox.plan(
         session,
         [
-            outbox.Planned(
-                key=f"referral:{referral_id}:{event}:m{member}",
-                kind=kind,
-                subject=f"referral:{referral_id}",
-                member_id=member,
+            outbox.about(
+                f"referral:{referral_id}",
+                f"{event}:m{member}",
+                kind,
+                member,
                 due_at=now,
                 payload=payload,
             )

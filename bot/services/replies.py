@@ -36,6 +36,7 @@ from bot.services.board import (
     board_of,
     invitations_of,
     invitee_views,
+    known_invitation,
 )
 from bot.services.invitation_views import InviteView, reason_of, view_of
 from bot.services.invitations import (
@@ -243,9 +244,9 @@ async def hand_over(
 async def _answerable(
     session: AsyncSession, actor: Actor, invitation_id: int, sequence: int, *, now: datetime
 ) -> tuple[Invitation, Conference]:
-    invitation = await session.get(Invitation, invitation_id)
-    if invitation is None:
-        raise audit.refused(actor, "invitation.answer", "invitation", invitation_id, at=now)
+    invitation = await known_invitation(
+        session, actor, invitation_id, action="invitation.answer", now=now
+    )
     conference = await session.get_one(Conference, invitation.conference_id, with_for_update=True)
     people = {m.id for m in await answerers(session, invitation, conference)}
     if actor.member_id not in people:

@@ -125,11 +125,11 @@ def planned(
     task: Task, key: str, kind: str, member: Member, moment: policy.Moment, **extra: object
 ) -> outbox.Planned:
     """One row about a task for one member; the key carries the task's current version."""
-    return outbox.Planned(
-        key=f"task:{task.id}:v{task.version}:{key}",
-        kind=kind,
-        subject=_subject(task.id),
-        member_id=member.id,
+    return outbox.about(
+        _subject(task.id),
+        f"v{task.version}:{key}",
+        kind,
+        member.id,
         due_at=moment.due,
         expires_at=moment.expires,
         payload={"task": task.id, "version": task.version, **extra},
