@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Required, TypedDict, TypeVar, Unpack
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -58,18 +58,29 @@ class Planned:
             raise ValueError("a mail needs an address")
 
 
+class Rest(TypedDict, total=False):
+    """The rest of a `Planned` row, for the constructors below: mypy checks it as it checks
+    `Planned` itself."""
+
+    due_at: Required[datetime]
+    expires_at: datetime | None
+    payload: Mapping[str, Any]
+    channel: Channel
+    address: str | None
+
+
 def member_subject(member_id: int) -> str:
     """The subject of a row about a member (their prompt or digest, a leaver's hand-over)."""
     return f"member:{member_id}"
 
 
-def about(subject: str, key: str, kind: str, member_id: int | None, **row: Any) -> Planned:
+def about(subject: str, key: str, kind: str, member_id: int | None, **row: Unpack[Rest]) -> Planned:
     """A row filed under `subject` (a case, a referral, a task, a conference: cancelled with
     it), its key `<subject>:<key>`; `row` is the rest of `Planned` (due_at, payload, ...)."""
     return Planned(f"{subject}:{key}", kind, subject, member_id, **row)
 
 
-def about_member(member_id: int, key: str, kind: str, **row: Any) -> Planned:
+def about_member(member_id: int, key: str, kind: str, **row: Unpack[Rest]) -> Planned:
     """A row to a member about themself: its subject is the member; `row` is the rest of
     `Planned` (due_at, payload, ...)."""
     return Planned(key, kind, member_subject(member_id), member_id, **row)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Unpack
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -66,7 +66,7 @@ def conference_row(
     member_id: int | None,
     *,
     prefix: str | None = None,
-    **row: Any,
+    **row: Unpack[outbox.Rest],
 ) -> outbox.Planned:
     """A row about a conference: its key after the prefix of the current time (`key_prefix`,
     or `prefix`), filed under the conference, so that cancelling the conference cancels it;
