@@ -4,7 +4,6 @@ who is invited, the length, the window and the place, then the poll sent to ever
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 
 from telegram import Update
 from telegram.error import TelegramError
@@ -487,59 +486,39 @@ async def _required_by_default(context: Context, institution_id: int) -> bool:
         return await planning.required_by_default(session, institution_id)
 
 
-async def _typed_detail(
-    update: Update,
-    context: Context,
-    step: str,
-    limit: int,
-    *,
-    refused: Callable[[int], str],
-    store: Callable[[Plan, str], None],
-    private: bool = False,
-) -> str | int:
-    """A detail of the plan typed in `step`: 1 to `limit` characters is stored in the plan
-    and the plan shown below it; anything else is `refused` (given its length) and the step
-    waits again. A `private` detail may name the child: it goes from the chat."""
+async def typed_place(update: Update, context: Context) -> str | int:
     message = update.effective_message
     plan = _plan(context)
     if plan is None or message is None:
         return ConversationHandler.END
     text = (message.text or "").strip()
-    if not text or len(text) > limit:
-        await answer(update, refused(len(text)))
-        return step
-    store(plan, text)
+    if not text or len(text) > planning.MAX_PLACE:
+        await answer(
+            update,
+            context.tr.gettext(
+                "Please type the place as text of at most {limit} characters."
+            ).format(limit=planning.MAX_PLACE),
+        )
+        return PLACE
+    plan.place = text
     _keep(context, plan)
-    if private:
-        with contextlib.suppress(TelegramError):
-            await message.delete()
     return await _show_plan(update, context, plan, new_message=True)
 
 
-async def typed_place(update: Update, context: Context) -> str | int:
-    def place_refused(_length: int) -> str:
-        return context.tr.gettext(
-            "Please type the place as text of at most {limit} characters."
-        ).format(limit=planning.MAX_PLACE)
-
-    def store(plan: Plan, text: str) -> None:
-        plan.place = text
-
-    return await _typed_detail(
-        update, context, PLACE, planning.MAX_PLACE, refused=place_refused, store=store
-    )
-
-
 async def typed_goal(update: Update, context: Context) -> str | int:
-    def goal_refused(length: int) -> str:
-        return too_long(context.tr, method.GOAL_MAX, length)
-
-    def store(plan: Plan, text: str) -> None:
-        plan.goal = text
-
-    return await _typed_detail(
-        update, context, GOAL, method.GOAL_MAX, refused=goal_refused, store=store, private=True
-    )
+    message = update.effective_message
+    plan = _plan(context)
+    if plan is None or message is None:
+        return ConversationHandler.END
+    text = (message.text or "").strip()
+    if not text or len(text) > method.GOAL_MAX:
+        await answer(update, too_long(context.tr, method.GOAL_MAX, len(text)))
+        return GOAL
+    plan.goal = text
+    _keep(context, plan)
+    with contextlib.suppress(TelegramError):  # it may name the child: it goes from the chat
+        await message.delete()
+    return await _show_plan(update, context, plan, new_message=True)
 
 
 async def _send_poll(update: Update, context: Context, plan: Plan) -> str | int:
