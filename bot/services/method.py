@@ -156,21 +156,13 @@ async def _changeable(
     return conference, await _row(session, conference, now=now)
 
 
-def _change(row: ConferenceMethod, column: str, value: object, *, now: datetime) -> bool:
-    """Set a choice of the method if it is another (the same button twice changes nothing the
-    second time); whether it changed, to be audited then."""
-    if getattr(row, column) is value:
-        return False
-    setattr(row, column, value)
-    row.updated_at = now
-    return True
-
-
 async def set_kind(
     session: AsyncSession, actor: Actor, conference_id: int, kind: ConferenceKind, *, now: datetime
 ) -> None:
     conference, row = await _changeable(session, actor, conference_id, now=now)
-    if _change(row, "kind", kind, now=now):
+    if row.kind is not kind:
+        row.kind = kind
+        row.updated_at = now
         await audit.acted(session, actor, "conference.kind", conference, at=now, kind=kind.value)
 
 
@@ -178,7 +170,9 @@ async def set_child_part(
     session: AsyncSession, actor: Actor, conference_id: int, part: ChildPart, *, now: datetime
 ) -> None:
     conference, row = await _changeable(session, actor, conference_id, now=now)
-    if _change(row, "child_part", part, now=now):
+    if row.child_part is not part:
+        row.child_part = part
+        row.updated_at = now
         await audit.acted(
             session, actor, "conference.child_part", conference, at=now, part=part.value
         )
@@ -227,7 +221,9 @@ async def toggle_child_present(
     conference = await session.get_one(Conference, conference_id)
     row = await _row(session, conference, now=now)
     wanted = not row.child_present if present is None else present
-    if _change(row, "child_present", wanted, now=now):
+    if row.child_present is not wanted:
+        row.child_present = wanted
+        row.updated_at = now
         await audit.acted(
             session, actor, "record.child_present", conference, at=now, present=wanted
         )

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -178,10 +177,12 @@ async def _zone(session: AsyncSession, conference: Conference) -> ZoneInfo:
     return zone_of(await session.get_one(District, conference.district_id))
 
 
+# The poll.
+
+
 @dataclass(frozen=True)
-class GuestPage:
-    """What each of a guest's pages shows: the case by its code, the conference, who invites
-    and whom, the form's key and the district's zone."""
+class GuestPoll:
+    """One round of the poll as a guest's page shows it."""
 
     case_code: str
     kind: ConferenceKind  # initial, review, before a court petition, other
@@ -189,44 +190,14 @@ class GuestPage:
     minutes: int
     place: str
     inviter: Inviter
-    form_key: str
-    zone: ZoneInfo  # the district's
-
-
-_Page = TypeVar("_Page", "GuestPoll", "GuestInvitation")
-
-
-async def _page(
-    session: AsyncSession, opened: Opened, page: Callable[..., _Page], **own: Any
-) -> _Page:
-    """A guest's page: what each shows (`GuestPage`), and the page's `own` fields."""
-    conference, invitation = opened.conference, opened.invitation
-    return page(
-        case_code=(await session.get_one(Case, conference.case_id)).code,
-        kind=(await method_of(session, conference.id)).kind,
-        guest=await invitation_mail.guest_name(session, invitation),
-        minutes=conference.duration_minutes,
-        place=conference.place,
-        inviter=await inviter_of(session, conference),
-        form_key=opened.link.form_key,
-        zone=await _zone(session, conference),
-        **own,
-    )
-
-
-# The poll.
-
-
-@dataclass(frozen=True)
-class GuestPoll(GuestPage):
-    """One round of the poll as a guest's page shows it."""
-
     deadline: datetime
     slots: list[Slot]
     sent: dict[int, Vote]  # slot id -> the answer given for the invitation
     answered_at: datetime | None
     answered_by: str | None  # the coordinator who entered it in the chat; None: the guest
     round: int
+    form_key: str
+    zone: ZoneInfo  # the district's
 
 
 async def guest_poll(session: AsyncSession, opened: Opened) -> GuestPoll:
@@ -234,10 +205,13 @@ async def guest_poll(session: AsyncSession, opened: Opened) -> GuestPoll:
         raise BadLink("unknown")
     conference, invitation = opened.conference, opened.invitation
     sent = await polls.sent_votes(session, invitation.id)
-    return await _page(
-        session,
-        opened,
-        GuestPoll,
+    return GuestPoll(
+        case_code=(await session.get_one(Case, conference.case_id)).code,
+        kind=(await method_of(session, conference.id)).kind,
+        guest=await invitation_mail.guest_name(session, invitation),
+        minutes=conference.duration_minutes,
+        place=conference.place,
+        inviter=await inviter_of(session, conference),
         deadline=conference.deadline,
         slots=await current_slots(session, conference),
         sent=sent,
@@ -248,6 +222,8 @@ async def guest_poll(session: AsyncSession, opened: Opened) -> GuestPoll:
             else (await session.get_one(Member, invitation.answered_by_id)).display_name
         ),
         round=conference.round,
+        form_key=opened.link.form_key,
+        zone=await _zone(session, conference),
     )
 
 
@@ -300,12 +276,20 @@ async def answer_poll(
 
 
 @dataclass(frozen=True)
-class GuestInvitation(GuestPage):
+class GuestInvitation:
     """The invitation to the time decided, as a guest's page shows it."""
 
+    case_code: str
+    kind: ConferenceKind
+    guest: str
     starts_at: datetime
+    minutes: int
+    place: str
+    inviter: Inviter
     rsvp: Rsvp
     sequence: int
+    form_key: str
+    zone: ZoneInfo
 
 
 async def guest_invitation(session: AsyncSession, opened: Opened) -> GuestInvitation:
@@ -313,13 +297,18 @@ async def guest_invitation(session: AsyncSession, opened: Opened) -> GuestInvita
         raise BadLink("unknown")
     conference, invitation = opened.conference, opened.invitation
     assert conference.starts_at is not None  # a link of this purpose opens only then
-    return await _page(
-        session,
-        opened,
-        GuestInvitation,
+    return GuestInvitation(
+        case_code=(await session.get_one(Case, conference.case_id)).code,
+        kind=(await method_of(session, conference.id)).kind,
+        guest=await invitation_mail.guest_name(session, invitation),
         starts_at=conference.starts_at,
+        minutes=conference.duration_minutes,
+        place=conference.place,
+        inviter=await inviter_of(session, conference),
         rsvp=invitation.rsvp,
         sequence=conference.sequence,
+        form_key=opened.link.form_key,
+        zone=await _zone(session, conference),
     )
 
 

@@ -12,11 +12,10 @@ bot's mailbox; the reader's own address is the only real one); the rest is text 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import parseaddr
-from functools import partial
 from html import escape
 from zoneinfo import ZoneInfo
 
@@ -107,21 +106,20 @@ class _Notices:
         self, letter: Letter, view: InviteView, reader: MailReader, subject: str, body: _Body
     ) -> EmailMessage:
         tr = self._translator(view.locale, view.zone)
-        ics = calendar(view, tr, address=letter.address)
-        return self._notice(letter, reader, subject, body, make=partial(imip_mail, calendar=ics))
+        return imip_mail(
+            sender=self.sender,
+            recipient=Mailbox(letter.address, reader.name),
+            subject=subject,
+            text=body.text(),
+            html=body.html(),
+            calendar=calendar(view, tr, address=letter.address),
+            sent_at=self.runtime.clock.now(),
+        )
 
     def _notice(
-        self,
-        letter: Letter,
-        reader: MailReader,
-        subject: str,
-        body: _Body,
-        *,
-        make: Callable[..., EmailMessage] = notice_mail,
+        self, letter: Letter, reader: MailReader, subject: str, body: _Body
     ) -> EmailMessage:
-        """The mail to the letter's reader, now; `make`: the invitation that carries its
-        calendar, in place of a plain notice."""
-        return make(
+        return notice_mail(
             sender=self.sender,
             recipient=Mailbox(letter.address, reader.name),
             subject=subject,
