@@ -19,7 +19,7 @@ claimed by a process that died are released when the next active process takes o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Required, TypedDict, TypeVar, Unpack
@@ -31,7 +31,6 @@ from bot.core.db import insert_if_absent
 from bot.core.models import Channel, Member, OutboxRow, OutboxStatus
 
 _T = TypeVar("_T")
-_V = TypeVar("_V", "Notification", "Letter")
 
 
 @dataclass(frozen=True)
@@ -306,7 +305,7 @@ async def claim(
     """Take up to `limit` due chat rows for this worker; another worker never gets them."""
     rows = await _claim(session, now=now, worker=worker, limit=limit, channel=Channel.TELEGRAM)
     return [
-        _claimed(row, Notification, member_id=_known(row.member_id), chat_id=_known(row.chat_id))
+        Notification(**_shown(row), member_id=_known(row.member_id), chat_id=_known(row.chat_id))
         for row in rows
     ]
 
@@ -317,14 +316,24 @@ async def claim_mail(
     """Take up to `limit` due mails for this worker; another worker never gets them."""
     rows = await _claim(session, now=now, worker=worker, limit=limit, channel=Channel.MAIL)
     return [
-        _claimed(row, Letter, member_id=row.member_id, address=_known(row.address)) for row in rows
+        Letter(**_shown(row), member_id=row.member_id, address=_known(row.address)) for row in rows
     ]
 
 
-def _claimed(row: OutboxRow, view: Callable[..., _V], **recipient: Any) -> _V:
-    """A claimed row as the kind's renderer sees it: what every channel shows, and the
-    channel's own `recipient` fields (a chat's member and chat, a mail's address)."""
-    return view(
+class _Shown(TypedDict):
+    """What a claimed row shows its renderer on every channel."""
+
+    id: int
+    key: str
+    kind: str
+    subject: str
+    payload: dict[str, Any]
+    due_at: datetime
+    attempts: int
+
+
+def _shown(row: OutboxRow) -> _Shown:
+    return _Shown(
         id=row.id,
         key=row.key,
         kind=row.kind,
@@ -332,7 +341,6 @@ def _claimed(row: OutboxRow, view: Callable[..., _V], **recipient: Any) -> _V:
         payload=dict(row.payload),
         due_at=row.due_at,
         attempts=row.attempts,
-        **recipient,
     )
 
 
