@@ -17,7 +17,7 @@ answer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -145,11 +145,10 @@ def comment_deadline(district: District, now: datetime) -> tuple[datetime, datet
     """The end of the working day 3 working days from today, and the start of the working day
     before it (the reminder)."""
     calendar = district_calendar(district)
-    last = calendar.add_working_days_to_date(today_in(district, now), WORKING_DAYS)
+    today = today_in(district, now)
+    last = calendar.add_working_days_to_date(today, WORKING_DAYS)
     until = datetime.combine(last, district.day_ends, tzinfo=calendar.zone)
-    before: date = last - timedelta(days=1)
-    while not calendar.is_working_day(before):
-        before -= timedelta(days=1)
+    before = calendar.add_working_days_to_date(today, WORKING_DAYS - 1)
     remind = datetime.combine(before, district.day_starts, tzinfo=calendar.zone)
     return until, remind
 
