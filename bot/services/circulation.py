@@ -330,10 +330,9 @@ async def circulated_document(
     *,
     final: bool,
     now: datetime,
-) -> tuple[RecordDocument, int] | None:
+) -> RecordDocument | None:
     """The draft (or the final) for one recipient, if it still goes to them (they still answer
-    for the invitation; a draft not yet overtaken by the final); the sending is audited. With
-    the invitation's id, for the answer buttons."""
+    for the invitation; a draft not yet overtaken by the final); the sending is audited."""
     circulation = await session.get(RecordCirculation, conference_id)
     if circulation is None or (circulation.final_at is not None) != final:
         return None
@@ -353,7 +352,7 @@ async def circulated_document(
         member=member_id,
         invitation=invitation_id,
     )
-    return await document_of(session, cipher, conference, now=now), invitation.id
+    return await document_of(session, cipher, conference, now=now)
 
 
 async def _reply_of(
