@@ -57,12 +57,6 @@ class NotCirculated(TaskError):
 
 
 @dataclass(frozen=True)
-class Started:
-    comments_until: datetime
-    recipients: int
-
-
-@dataclass(frozen=True)
 class Answered:
     code: str
     reply: Reply  # the invitation's answer now
@@ -165,13 +159,13 @@ async def finish(session: AsyncSession, actor: Actor, conference_id: int, *, now
 
 async def circulate(
     session: AsyncSession, actor: Actor, conference_id: int, *, now: datetime
-) -> Started | None:
-    """The draft goes out (once: finishing again changes nothing); None before it is finished."""
+) -> None:
+    """The draft goes out (once: finishing again changes nothing); not before it is finished."""
     conference = await own_conference(session, actor, conference_id, now=now)
     if conference.recorded_at is None:
-        return None
+        return
     if await session.get(RecordCirculation, conference.id) is not None:
-        return None
+        return
     district = await session.get_one(District, conference.district_id)
     until, remind = comment_deadline(district, now)
     session.add(RecordCirculation(conference_id=conference.id, sent_at=now, comments_until=until))
@@ -199,7 +193,6 @@ async def circulate(
         invitations=len(recipients),
         people=count,
     )
-    return Started(until, count)
 
 
 def _draft_rows(
