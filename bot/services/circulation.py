@@ -376,15 +376,14 @@ async def no_comments(
         session, actor, invitation_id, "record.reply", now=now
     )
     final = circulation.final_at is not None
+    late = _late(circulation, now)
     saved = reply.reply is Reply.NONE and not final
     if saved:
         reply.reply, reply.member_id, reply.answered_at = Reply.NO_COMMENTS, actor.member_id, now
-        reply.late = _late(circulation, now)
+        reply.late = late
         invitation = await session.get_one(Invitation, invitation_id)
         await audit.acted(session, actor, "record.no_comments", invitation, at=now)
-    return Answered(
-        await _code(session, conference), reply.reply, saved, _late(circulation, now), final
-    )
+    return Answered(await _code(session, conference), reply.reply, saved, late, final)
 
 
 async def commentable(
