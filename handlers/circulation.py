@@ -18,11 +18,11 @@ from handlers.common import (
     Context,
     Dialog,
     HandlerList,
-    acknowledge,
     answer,
     consuming,
     esc,
     pressed_ids,
+    say_below,
 )
 from handlers.task_screens import TASK_REFUSALS, delete_typed_text, fits, send_record
 from handlers.usecase import on_pressed, refusal, use_case
@@ -33,15 +33,6 @@ REFUSALS = (
     refusal(PermissionDenied, say=N_("This is not yours to answer.")),
     *TASK_REFUSALS[1:],
 )
-
-
-async def _say(update: Update, context: Context, text: str) -> None:
-    """A new message below the pressed one (a document: its caption stays as it is)."""
-    query = update.callback_query
-    if query is not None:
-        await acknowledge(query)
-    if update.effective_chat is not None:
-        await context.bot.send_message(update.effective_chat.id, text)
 
 
 # A participant's answer.
@@ -63,7 +54,7 @@ def _answered_text(result: Answered, tr: Translator) -> str:
 async def no_comments(update: Update, context: Context) -> None:
     done = await on_pressed(update, context, "rk:n", circulation.no_comments, *REFUSALS)
     if done is not None:
-        await _say(update, context, _answered_text(done.result, context.tr))
+        await say_below(update, context, _answered_text(done.result, context.tr))
 
 
 async def ask_comment(update: Update, context: Context) -> str | int:
@@ -73,7 +64,7 @@ async def ask_comment(update: Update, context: Context) -> str | int:
     code = done.result
     assert context.user_data is not None
     context.user_data[DRAFT] = {"invitation": done.id}
-    await _say(
+    await say_below(
         update,
         context,
         context.tr.gettext(
@@ -110,7 +101,7 @@ async def typed_comment(update: Update, context: Context) -> str | int:
 async def cancel_comment(update: Update, context: Context) -> int:
     assert context.user_data is not None
     context.user_data.pop(DRAFT, None)
-    await _say(update, context, context.tr.gettext("Nothing was sent."))
+    await say_below(update, context, context.tr.gettext("Nothing was sent."))
     return ConversationHandler.END
 
 
@@ -149,7 +140,7 @@ async def send_final(update: Update, context: Context) -> None:
     if not case.done or update.effective_chat is None:
         return
     if not final.first:
-        await _say(
+        await say_below(
             update,
             context,
             tr.gettext("The final record of {code} went out {when}.").format(
@@ -162,7 +153,7 @@ async def send_final(update: Update, context: Context) -> None:
         "The final record of {code} goes to {count} participants.",
         final.recipients,
     ).format(code=final.code, count=final.recipients)
-    await _say(update, context, text)
+    await say_below(update, context, text)
     caption = tr.gettext("The final record of {code}: only you have it.")
     await send_record(context, update.effective_chat.id, record, caption.format(code=record.code))
 

@@ -35,19 +35,19 @@ def comment_author(notice: CommentNotice, tr: Translator) -> str:
 
 async def _document(context: Context, row: Notification, *, final: bool) -> Outgoing | None:
     runtime = context.runtime
+    invitation_id = int(row.payload["invitation"])
     async with runtime.database.transaction() as session:
-        found = await circulation.circulated_document(
+        record = await circulation.circulated_document(
             session,
             runtime.cipher,
             int(row.payload["conference"]),
-            int(row.payload["invitation"]),
+            invitation_id,
             row.member_id,
             final=final,
             now=runtime.clock.now(),
         )
-    if found is None:
+    if record is None:
         return None
-    record, invitation_id = found
     tr = await recipient_tr(context, row.member_id)
     name = record_filename(record)
     if final:

@@ -189,8 +189,8 @@ def record_markup(view: records.RecordView, tr: Translator) -> InlineKeyboardMar
         [("👥 " + _("Attendance"), f"rc:a:{conf}"), ("✏️ " + _("Summary"), f"rc:s:{conf}")],
         [("➕ " + _("Add a task"), f"rc:n:{conf}")],
     ]
-    circulated = view.circulated
-    if view.recorded_at is None or (circulated is not None and circulated.final_at is None):
+    commenting = view.circulated is not None and view.circulated.final_at is None
+    if view.recorded_at is None or commenting:
         rows.append([method_button(conf, tr)])  # until the record is final
     editable = [item for item in view.tasks if item.status is TaskStatus.OPEN][:EDITABLE]
     rows += [[("✏️ " + short(item.title), f"tk:e:{item.id}")] for item in editable]
@@ -199,7 +199,7 @@ def record_markup(view: records.RecordView, tr: Translator) -> InlineKeyboardMar
     else:
         rows.append([("📄 " + _("The record document"), f"rc:r:{conf}")])
         rows.append([("📄 " + _("The record with the child's name"), f"rc:c:{conf}")])
-        if view.circulated is not None and view.circulated.final_at is None:
+        if commenting:
             rows.append([("📤 " + _("Send the final record"), f"rk:f:{conf}")])
         if view.review_id is None:
             rows.append(

@@ -221,10 +221,11 @@ def _person(line: AttendanceLine, tr: Translator) -> str:
     return person
 
 
-def _institution(line: AttendanceLine, tr: Translator) -> str:
-    if line.guardian:
-        return tr.gettext("Guardian {number}").format(number=line.guardian)
-    return _clean(line.institution)
+def _institution(institution: str, guardian: int, tr: Translator) -> str:
+    """An attendance's or an answer's first column: the institution, or the guardian's number."""
+    if guardian:
+        return tr.gettext("Guardian {number}").format(number=guardian)
+    return _clean(institution)
 
 
 def owner_label(party: TaskParty, owner: str, tr: Translator) -> str:
@@ -258,7 +259,7 @@ def _circulation(document: DocumentObject, record: RecordDocument, tr: Translato
         return
     rows = [
         (
-            _institution(AttendanceLine(line.institution, None, True, guardian=line.guardian), tr),
+            _institution(line.institution, line.guardian, tr),
             _reply_text(line, tr),
         )
         for line in record.replies
@@ -343,7 +344,12 @@ def record_docx(record: RecordDocument, tr: Translator) -> bytes:
 
     document.add_heading(_("Attendance"), level=1)
     attendance = [
-        (_institution(line, tr), _person(line, tr), _("yes") if line.present else _("no"), "")
+        (
+            _institution(line.institution, line.guardian, tr),
+            _person(line, tr),
+            _("yes") if line.present else _("no"),
+            "",
+        )
         for line in record.attendance
     ]
     attendance += child_attendance(record.method, child or None, tr)

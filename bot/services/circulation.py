@@ -17,7 +17,7 @@ answer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,12 +54,6 @@ KEEP = timedelta(days=30)  # a notification still worth sending this long after 
 
 class NotCirculated(TaskError):
     """The record has not been finished (so not circulated) yet."""
-
-
-@dataclass(frozen=True)
-class Started:
-    comments_until: datetime
-    recipients: int
 
 
 @dataclass(frozen=True)
@@ -145,11 +139,10 @@ def comment_deadline(district: District, now: datetime) -> tuple[datetime, datet
     """The end of the working day 3 working days from today, and the start of the working day
     before it (the reminder)."""
     calendar = district_calendar(district)
-    last = calendar.add_working_days_to_date(today_in(district, now), WORKING_DAYS)
+    today = today_in(district, now)
+    last = calendar.add_working_days_to_date(today, WORKING_DAYS)
     until = datetime.combine(last, district.day_ends, tzinfo=calendar.zone)
-    before: date = last - timedelta(days=1)
-    while not calendar.is_working_day(before):
-        before -= timedelta(days=1)
+    before = calendar.add_working_days_to_date(today, WORKING_DAYS - 1)
     remind = datetime.combine(before, district.day_starts, tzinfo=calendar.zone)
     return until, remind
 
@@ -166,13 +159,13 @@ async def finish(session: AsyncSession, actor: Actor, conference_id: int, *, now
 
 async def circulate(
     session: AsyncSession, actor: Actor, conference_id: int, *, now: datetime
-) -> Started | None:
-    """The draft goes out (once: finishing again changes nothing); None before it is finished."""
+) -> None:
+    """The draft goes out (once: finishing again changes nothing); not before it is finished."""
     conference = await own_conference(session, actor, conference_id, now=now)
     if conference.recorded_at is None:
-        return None
+        return
     if await session.get(RecordCirculation, conference.id) is not None:
-        return None
+        return
     district = await session.get_one(District, conference.district_id)
     until, remind = comment_deadline(district, now)
     session.add(RecordCirculation(conference_id=conference.id, sent_at=now, comments_until=until))
@@ -200,7 +193,6 @@ async def circulate(
         invitations=len(recipients),
         people=count,
     )
-    return Started(until, count)
 
 
 def _draft_rows(
@@ -331,10 +323,9 @@ async def circulated_document(
     *,
     final: bool,
     now: datetime,
-) -> tuple[RecordDocument, int] | None:
+) -> RecordDocument | None:
     """The draft (or the final) for one recipient, if it still goes to them (they still answer
-    for the invitation; a draft not yet overtaken by the final); the sending is audited. With
-    the invitation's id, for the answer buttons."""
+    for the invitation; a draft not yet overtaken by the final); the sending is audited."""
     circulation = await session.get(RecordCirculation, conference_id)
     if circulation is None or (circulation.final_at is not None) != final:
         return None
@@ -354,7 +345,7 @@ async def circulated_document(
         member=member_id,
         invitation=invitation_id,
     )
-    return await document_of(session, cipher, conference, now=now), invitation.id
+    return await document_of(session, cipher, conference, now=now)
 
 
 async def _reply_of(
@@ -385,15 +376,14 @@ async def no_comments(
         session, actor, invitation_id, "record.reply", now=now
     )
     final = circulation.final_at is not None
+    late = _late(circulation, now)
     saved = reply.reply is Reply.NONE and not final
     if saved:
         reply.reply, reply.member_id, reply.answered_at = Reply.NO_COMMENTS, actor.member_id, now
-        reply.late = _late(circulation, now)
+        reply.late = late
         invitation = await session.get_one(Invitation, invitation_id)
         await audit.acted(session, actor, "record.no_comments", invitation, at=now)
-    return Answered(
-        await _code(session, conference), reply.reply, saved, _late(circulation, now), final
-    )
+    return Answered(await _code(session, conference), reply.reply, saved, late, final)
 
 
 async def commentable(
