@@ -31,7 +31,7 @@ from handlers.common import (
     parse_callback,
     parse_id,
 )
-from handlers.method_texts import GOAL, METHOD, kind_line, next_kind, too_long
+from handlers.method_texts import GOAL, GOAL_PROMPT, METHOD, kind_line, next_kind, too_long
 from handlers.task_screens import delete_typed_text
 from handlers.usecase import refusal, use_case
 
@@ -52,11 +52,7 @@ PARTS = {
     "a": ChildPart.ABSENT,
 }
 PROMPTS = {
-    "goal": N_(
-        "Type the goal of the conference in one message (at most {limit} characters): what the "
-        "conference should agree on. It is stored encrypted; the invited read it in the bot on "
-        "request."
-    ),
+    "goal": GOAL_PROMPT,
     "support": N_("Type who supports the child at the conference (at most {limit} characters)."),
     "reason": N_("Type why the child does not take part (at most {limit} characters)."),
     "view": N_(
