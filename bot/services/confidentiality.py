@@ -111,13 +111,18 @@ async def confirmed(session: AsyncSession, member_id: int) -> bool:
     return found is not None
 
 
-async def prompt_for(session: AsyncSession, member_id: int) -> Prompt | None:
-    """What the member is to confirm; None when they have confirmed (or are no member)."""
-    kind = await session.scalar(
+async def _institution_kind(session: AsyncSession, member_id: int) -> InstitutionKind | None:
+    """The kind of the member's institution (it picks the wording); None for no member."""
+    return await session.scalar(
         select(Institution.kind)
         .join(Member, Member.institution_id == Institution.id)
         .where(Member.id == member_id)
     )
+
+
+async def prompt_for(session: AsyncSession, member_id: int) -> Prompt | None:
+    """What the member is to confirm; None when they have confirmed (or are no member)."""
+    kind = await _institution_kind(session, member_id)
     if kind is None or await confirmed(session, member_id):
         return None
     return Prompt(VERSION, guardian=kind is InstitutionKind.GUARDIANS)
@@ -159,7 +164,7 @@ async def confirm(
         return Confirmed.STALE
     if await confirmed(session, member_id):
         return Confirmed.ALREADY
-    prompt = await prompt_for(session, member_id)
+    kind = await _institution_kind(session, member_id)
     await insert_if_absent(
         session,
         ConfidentialityConfirmation,
@@ -172,7 +177,7 @@ async def confirm(
         ACTION,
         at=now,
         version=VERSION,
-        wording="guardian" if prompt is not None and prompt.guardian else "member",
+        wording="guardian" if kind is InstitutionKind.GUARDIANS else "member",
     )
     await outbox.unhold(session, member_id=member_id)
     return Confirmed.NOW
