@@ -30,6 +30,7 @@ from handlers.common import (
     no_longer_active,
     parse_callback,
     parse_id,
+    say_below,
 )
 from handlers.method_texts import GOAL, GOAL_PROMPT, METHOD, kind_line, next_kind, too_long
 from handlers.task_screens import delete_typed_text
@@ -170,12 +171,7 @@ async def _ask(update: Update, context: Context, conference_id: int, field: str)
         return ConversationHandler.END
     context.user_data[EDITING] = {"conference": conference_id, "field": field}  # type: ignore[index]
     limit = method.FIELDS[field][1]
-    if update.callback_query is not None:
-        await acknowledge(update.callback_query)
-    if update.effective_chat is not None:
-        await context.bot.send_message(
-            update.effective_chat.id, context.tr.gettext(PROMPTS[field]).format(limit=limit)
-        )
+    await say_below(update, context, context.tr.gettext(PROMPTS[field]).format(limit=limit))
     return TYPING
 
 
