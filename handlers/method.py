@@ -22,7 +22,6 @@ from handlers.common import (
     Context,
     Dialog,
     HandlerList,
-    acknowledge,
     answer,
     consuming,
     esc,
@@ -120,12 +119,7 @@ async def _screen(update: Update, context: Context, conference_id: int, *, below
     tr = context.tr
     text, markup = method_text(view, tr), method_markup(view, tr)
     if below or update.callback_query is None:
-        if update.callback_query is not None:
-            await acknowledge(update.callback_query)
-        if update.effective_chat is not None:
-            await context.bot.send_message(
-                update.effective_chat.id, text, reply_markup=markup, protect_content=True
-            )
+        await say_below(update, context, text, markup, protect=True)
         return
     await answer(update, text, markup)
 
@@ -218,8 +212,6 @@ async def read_goal(update: Update, context: Context) -> None:
         )
     if not case.done:
         return
-    if query is not None:
-        await acknowledge(query)
     tr = context.tr
     _ = tr.gettext
     lines = [
@@ -228,7 +220,7 @@ async def read_goal(update: Update, context: Context) -> None:
         "",
         esc(goal.goal) if goal.goal else _("The coordinator has not written the goal yet."),
     ]
-    await context.bot.send_message(update.effective_chat.id, "\n".join(lines), protect_content=True)
+    await say_below(update, context, "\n".join(lines), protect=True)
 
 
 def handlers() -> HandlerList:
