@@ -155,6 +155,16 @@ async def hold(
     return True
 
 
+async def _store(session: AsyncSession, member_id: int, *, now: datetime) -> None:
+    """The current version confirmed for the member (a second time is a no-op)."""
+    await insert_if_absent(
+        session,
+        ConfidentialityConfirmation,
+        {"member_id": member_id, "version": VERSION, "confirmed_at": now},
+        ["member_id", "version"],
+    )
+
+
 async def confirm(
     session: AsyncSession, member_id: int, version: int, *, now: datetime
 ) -> Confirmed:
@@ -165,12 +175,7 @@ async def confirm(
     if await confirmed(session, member_id):
         return Confirmed.ALREADY
     kind = await _institution_kind(session, member_id)
-    await insert_if_absent(
-        session,
-        ConfidentialityConfirmation,
-        {"member_id": member_id, "version": VERSION, "confirmed_at": now},
-        ["member_id", "version"],
-    )
+    await _store(session, member_id, now=now)
     await audit.on_self(
         session,
         member_id,
@@ -196,9 +201,4 @@ async def record_seeded(
         )
         member_ids = list(await session.scalars(select(Member.id).where(Member.id.not_in(done))))
     for member_id in member_ids:
-        await insert_if_absent(
-            session,
-            ConfidentialityConfirmation,
-            {"member_id": member_id, "version": VERSION, "confirmed_at": now},
-            ["member_id", "version"],
-        )
+        await _store(session, member_id, now=now)
