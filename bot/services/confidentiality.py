@@ -122,8 +122,10 @@ async def _institution_kind(session: AsyncSession, member_id: int) -> Institutio
 
 async def prompt_for(session: AsyncSession, member_id: int) -> Prompt | None:
     """What the member is to confirm; None when they have confirmed (or are no member)."""
+    if await confirmed(session, member_id):  # most members, on every update the guard sees
+        return None
     kind = await _institution_kind(session, member_id)
-    if kind is None or await confirmed(session, member_id):
+    if kind is None:
         return None
     return Prompt(VERSION, guardian=kind is InstitutionKind.GUARDIANS)
 
