@@ -301,14 +301,22 @@ async def alert(update: Update, text: str) -> None:
 
 
 async def say_below(
-    update: Update, context: Context, text: str, markup: InlineKeyboardMarkup | None = None
+    update: Update,
+    context: Context,
+    text: str,
+    markup: InlineKeyboardMarkup | None = None,
+    *,
+    protect: bool = False,
 ) -> Message | None:
-    """A new message (what is above stays as it is), after acknowledging a press."""
+    """A new message (what is above stays as it is), after acknowledging a press; `protect`ed
+    (not to be forwarded or saved) when it shows protected text."""
     if update.callback_query is not None:
         await acknowledge(update.callback_query)
     if update.effective_chat is None:
         return None
-    return await context.bot.send_message(update.effective_chat.id, text, reply_markup=markup)
+    return await context.bot.send_message(
+        update.effective_chat.id, text, reply_markup=markup, protect_content=protect
+    )
 
 
 async def no_longer_active(update: Update, context: Context) -> None:

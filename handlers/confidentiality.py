@@ -44,14 +44,11 @@ async def confirm(update: Update, context: Context) -> None:
         return
     tr = context.tr
     assert query is not None
-    if outcome is Confirmed.ALREADY:
-        await acknowledge(query, tr.gettext("You have already confirmed it. Thank you."))
+    if prompt is not None:  # the text has changed since this button: the new one, to confirm
+        await answer(update, prompt_text(prompt, tr), prompt_markup(prompt, tr))
         return
-    if outcome is Confirmed.STALE:
-        if prompt is None:  # confirmed meanwhile
-            await acknowledge(query, tr.gettext("You have already confirmed it. Thank you."))
-        else:  # the text has changed since this button: the new one, to read and confirm
-            await answer(update, prompt_text(prompt, tr), prompt_markup(prompt, tr))
+    if outcome is not Confirmed.NOW:  # confirmed before, or (an old button) meanwhile
+        await acknowledge(query, tr.gettext("You have already confirmed it. Thank you."))
         return
     await answer(
         update,

@@ -22,7 +22,6 @@ from handlers.common import (
     Context,
     Dialog,
     HandlerList,
-    acknowledge,
     answer,
     consuming,
     esc,
@@ -30,8 +29,9 @@ from handlers.common import (
     no_longer_active,
     parse_callback,
     parse_id,
+    say_below,
 )
-from handlers.method_texts import GOAL, METHOD, kind_line, next_kind, too_long
+from handlers.method_texts import GOAL, GOAL_PROMPT, METHOD, kind_line, next_kind, too_long
 from handlers.task_screens import delete_typed_text
 from handlers.usecase import refusal, use_case
 
@@ -52,11 +52,7 @@ PARTS = {
     "a": ChildPart.ABSENT,
 }
 PROMPTS = {
-    "goal": N_(
-        "Type the goal of the conference in one message (at most {limit} characters): what the "
-        "conference should agree on. It is stored encrypted; the invited read it in the bot on "
-        "request."
-    ),
+    "goal": GOAL_PROMPT,
     "support": N_("Type who supports the child at the conference (at most {limit} characters)."),
     "reason": N_("Type why the child does not take part (at most {limit} characters)."),
     "view": N_(
@@ -123,12 +119,7 @@ async def _screen(update: Update, context: Context, conference_id: int, *, below
     tr = context.tr
     text, markup = method_text(view, tr), method_markup(view, tr)
     if below or update.callback_query is None:
-        if update.callback_query is not None:
-            await acknowledge(update.callback_query)
-        if update.effective_chat is not None:
-            await context.bot.send_message(
-                update.effective_chat.id, text, reply_markup=markup, protect_content=True
-            )
+        await say_below(update, context, text, markup, protect=True)
         return
     await answer(update, text, markup)
 
@@ -174,12 +165,7 @@ async def _ask(update: Update, context: Context, conference_id: int, field: str)
         return ConversationHandler.END
     context.user_data[EDITING] = {"conference": conference_id, "field": field}  # type: ignore[index]
     limit = method.FIELDS[field][1]
-    if update.callback_query is not None:
-        await acknowledge(update.callback_query)
-    if update.effective_chat is not None:
-        await context.bot.send_message(
-            update.effective_chat.id, context.tr.gettext(PROMPTS[field]).format(limit=limit)
-        )
+    await say_below(update, context, context.tr.gettext(PROMPTS[field]).format(limit=limit))
     return TYPING
 
 
@@ -226,8 +212,6 @@ async def read_goal(update: Update, context: Context) -> None:
         )
     if not case.done:
         return
-    if query is not None:
-        await acknowledge(query)
     tr = context.tr
     _ = tr.gettext
     lines = [
@@ -236,7 +220,7 @@ async def read_goal(update: Update, context: Context) -> None:
         "",
         esc(goal.goal) if goal.goal else _("The coordinator has not written the goal yet."),
     ]
-    await context.bot.send_message(update.effective_chat.id, "\n".join(lines), protect_content=True)
+    await say_below(update, context, "\n".join(lines), protect=True)
 
 
 def handlers() -> HandlerList:

@@ -3,7 +3,7 @@ the invitation, the board and the method's own dialog (`handlers.method`)."""
 
 from __future__ import annotations
 
-from bot.core.i18n import Translator
+from bot.core.i18n import N_, Translator
 from bot.core.method_record import kind_label
 from bot.core.method_tables import ConferenceKind
 
@@ -11,6 +11,12 @@ from bot.core.method_tables import ConferenceKind
 KINDS = tuple(ConferenceKind)
 GOAL = "mg"  # a participant's "Goal of the conference": mg:<conference id>
 METHOD = "mt"  # the coordinator's screen of the kind, goal and child's voice: mt:o:<id>
+# Asked when the coordinator writes the goal: in the plan, and on the method's screen.
+GOAL_PROMPT = N_(
+    "Type the goal of the conference in one message (at most {limit} characters): what the "
+    "conference should agree on. It is stored encrypted; the invited read it in the bot on "
+    "request."
+)
 
 
 def next_kind(kind: ConferenceKind) -> ConferenceKind:

@@ -3,10 +3,7 @@ who is invited, the length, the window and the place, then the poll sent to ever
 
 from __future__ import annotations
 
-import contextlib
-
 from telegram import Update
-from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, ConversationHandler, MessageHandler
 
 from bot.core.i18n import Translator
@@ -23,6 +20,7 @@ from bot.services.guests import (
     NoContact,
     TooManyGuests,
 )
+from bot.services.method import BadText
 from bot.services.planning import Defaults, NoCandidates, Plan
 from handlers.address_text import unusable_address
 from handlers.common import (
@@ -44,8 +42,9 @@ from handlers.common import (
     pressed_ids,
     say_below,
 )
-from handlers.method_texts import kind_line, next_kind, too_long
+from handlers.method_texts import GOAL_PROMPT, kind_line, next_kind, too_long
 from handlers.poll_messages import NOT_YOURS, deliver
+from handlers.task_screens import delete_typed_text
 from handlers.usecase import refused_by, use_case
 
 PLANNING = "planning"
@@ -276,11 +275,7 @@ async def adjust_plan(update: Update, context: Context) -> str | int:
             await say_below(
                 update,
                 context,
-                context.tr.gettext(
-                    "Type the goal of the conference in one message (at most {limit} "
-                    "characters): what the conference should agree on. It is stored encrypted; "
-                    "the invited read it in the bot on request."
-                ).format(limit=method.GOAL_MAX),
+                context.tr.gettext(GOAL_PROMPT).format(limit=method.GOAL_MAX),
             )
             return GOAL
         case ["s"]:
@@ -510,14 +505,14 @@ async def typed_goal(update: Update, context: Context) -> str | int:
     plan = _plan(context)
     if plan is None or message is None:
         return ConversationHandler.END
-    text = (message.text or "").strip()
-    if not text or len(text) > method.GOAL_MAX:
-        await answer(update, too_long(context.tr, method.GOAL_MAX, len(text)))
+    text = message.text or ""
+    try:
+        plan.goal = method.check_text(text, method.GOAL_MAX)
+    except BadText as error:
+        await answer(update, too_long(context.tr, error.limit, len(text.strip())))
         return GOAL
-    plan.goal = text
     _keep(context, plan)
-    with contextlib.suppress(TelegramError):  # it may name the child: it goes from the chat
-        await message.delete()
+    await delete_typed_text(update)  # it may name the child: it goes from the chat
     return await _show_plan(update, context, plan, new_message=True)
 
 

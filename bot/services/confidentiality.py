@@ -111,14 +111,21 @@ async def confirmed(session: AsyncSession, member_id: int) -> bool:
     return found is not None
 
 
-async def prompt_for(session: AsyncSession, member_id: int) -> Prompt | None:
-    """What the member is to confirm; None when they have confirmed (or are no member)."""
-    kind = await session.scalar(
+async def _institution_kind(session: AsyncSession, member_id: int) -> InstitutionKind | None:
+    """The kind of the member's institution (it picks the wording); None for no member."""
+    return await session.scalar(
         select(Institution.kind)
         .join(Member, Member.institution_id == Institution.id)
         .where(Member.id == member_id)
     )
-    if kind is None or await confirmed(session, member_id):
+
+
+async def prompt_for(session: AsyncSession, member_id: int) -> Prompt | None:
+    """What the member is to confirm; None when they have confirmed (or are no member)."""
+    if await confirmed(session, member_id):  # most members, on every update the guard sees
+        return None
+    kind = await _institution_kind(session, member_id)
+    if kind is None:
         return None
     return Prompt(VERSION, guardian=kind is InstitutionKind.GUARDIANS)
 
@@ -150,6 +157,16 @@ async def hold(
     return True
 
 
+async def _store(session: AsyncSession, member_id: int, *, now: datetime) -> None:
+    """The current version confirmed for the member (a second time is a no-op)."""
+    await insert_if_absent(
+        session,
+        ConfidentialityConfirmation,
+        {"member_id": member_id, "version": VERSION, "confirmed_at": now},
+        ["member_id", "version"],
+    )
+
+
 async def confirm(
     session: AsyncSession, member_id: int, version: int, *, now: datetime
 ) -> Confirmed:
@@ -159,20 +176,15 @@ async def confirm(
         return Confirmed.STALE
     if await confirmed(session, member_id):
         return Confirmed.ALREADY
-    prompt = await prompt_for(session, member_id)
-    await insert_if_absent(
-        session,
-        ConfidentialityConfirmation,
-        {"member_id": member_id, "version": VERSION, "confirmed_at": now},
-        ["member_id", "version"],
-    )
+    kind = await _institution_kind(session, member_id)
+    await _store(session, member_id, now=now)
     await audit.on_self(
         session,
         member_id,
         ACTION,
         at=now,
         version=VERSION,
-        wording="guardian" if prompt is not None and prompt.guardian else "member",
+        wording="guardian" if kind is InstitutionKind.GUARDIANS else "member",
     )
     await outbox.unhold(session, member_id=member_id)
     return Confirmed.NOW
@@ -191,9 +203,4 @@ async def record_seeded(
         )
         member_ids = list(await session.scalars(select(Member.id).where(Member.id.not_in(done))))
     for member_id in member_ids:
-        await insert_if_absent(
-            session,
-            ConfidentialityConfirmation,
-            {"member_id": member_id, "version": VERSION, "confirmed_at": now},
-            ["member_id", "version"],
-        )
+        await _store(session, member_id, now=now)
