@@ -315,7 +315,7 @@ async def say_below(
     if update.effective_chat is None:
         return None
     return await context.bot.send_message(
-        update.effective_chat.id, text, reply_markup=markup, protect_content=protect
+        update.effective_chat.id, text, reply_markup=markup, protect_content=protect or None
     )
 
 
