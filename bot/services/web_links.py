@@ -173,7 +173,8 @@ async def open_link(session: AsyncSession, token: str, *, now: datetime) -> Open
     return Opened(link, invitation, conference)
 
 
-async def _zone(session: AsyncSession, conference: Conference) -> ZoneInfo:
+async def zone_of_conference(session: AsyncSession, conference: Conference) -> ZoneInfo:
+    """The district's zone, in which a guest's page and the coordinator's board show times."""
     return zone_of(await session.get_one(District, conference.district_id))
 
 
@@ -223,7 +224,7 @@ async def guest_poll(session: AsyncSession, opened: Opened) -> GuestPoll:
         ),
         round=conference.round,
         form_key=opened.link.form_key,
-        zone=await _zone(session, conference),
+        zone=await zone_of_conference(session, conference),
     )
 
 
@@ -308,7 +309,7 @@ async def guest_invitation(session: AsyncSession, opened: Opened) -> GuestInvita
         rsvp=invitation.rsvp,
         sequence=conference.sequence,
         form_key=opened.link.form_key,
-        zone=await _zone(session, conference),
+        zone=await zone_of_conference(session, conference),
     )
 
 
@@ -353,10 +354,3 @@ async def answer_invitation(
         channel="web",
     )
     return await board_of(session, conference)
-
-
-# The coordinator's board as a page.
-
-
-async def zone_of_conference(session: AsyncSession, conference: Conference) -> ZoneInfo:
-    return await _zone(session, conference)
