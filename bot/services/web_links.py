@@ -333,15 +333,14 @@ async def answer_invitation(
         raise BadLink("cancelled")
     if conference.sequence != sequence or _current_round(conference, opened.link.purpose) is None:
         raise BadLink("used")
-    reason = (reason or "").strip()[:REASON_MAX] or None
-    await replies.record_answer(
+    await replies.record_answer(  # keeps a reason with a decline only, cut to REASON_MAX
         session,
         conference,
         invitation,
         rsvp,
         None,
         now=now,
-        reason=reason if rsvp is Rsvp.DECLINED else None,
+        reason=(reason or "").strip() or None,
         cipher=cipher,
     )
     await audit.acted(
