@@ -331,7 +331,7 @@ async def answer_invitation(
     await session.refresh(conference, with_for_update=True)
     if conference.cancelled_at is not None:  # in the meantime
         raise BadLink("cancelled")
-    if conference.sequence != sequence or _current_round(conference, opened.link.purpose) is None:
+    if _current_round(conference, opened.link.purpose) != sequence:
         raise BadLink("used")
     await replies.record_answer(  # keeps a reason with a decline only, cut to REASON_MAX
         session,
