@@ -8,7 +8,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
+from telegram import InlineKeyboardMarkup
 from telegram.error import Forbidden, TelegramError
 
 from bot.core.config import Settings
@@ -20,7 +20,7 @@ from bot.services.errors import PermissionDenied
 from bot.services.planning import Started
 from bot.services.polls import PollView
 from bot.transport.telegram import delivery
-from handlers.board_text import send_board
+from handlers.board_text import send_board, with_mini_app
 from handlers.common import Context, esc, keyboard
 from handlers.errors import mark_unreachable, send_safely
 from handlers.method_texts import goal_button, goal_note, kind_line
@@ -103,9 +103,7 @@ def inviter_line(inviter: Inviter, tr: Translator) -> str:
     )
 
 
-def poll_markup(
-    view: PollView, tr: Translator, settings: Settings | None = None
-) -> InlineKeyboardMarkup | None:
+def poll_markup(view: PollView, tr: Translator, settings: Settings) -> InlineKeyboardMarkup | None:
     """The times to tap and Send; with the web page on (`settings`), also the same poll as a
     grid in a Mini App."""
     if not view.open:
@@ -121,12 +119,8 @@ def poll_markup(
         InvitationKind.GUARDIAN,
     ):
         rows.append([goal_button(view.conference_id, tr)])
-    markup = keyboard(rows)
-    url = settings.web_address(f"/app/poll/{invitation}") if settings is not None else None
-    if url is None or not settings or not settings.mini_app:
-        return markup
-    grid = InlineKeyboardButton("▦ " + tr.gettext("Answer in a grid"), web_app=WebAppInfo(url))
-    return InlineKeyboardMarkup([*markup.inline_keyboard, [grid]])
+    grid = "▦ " + tr.gettext("Answer in a grid")
+    return with_mini_app(keyboard(rows), settings, f"/app/poll/{invitation}", grid)
 
 
 async def redraw_poll(context: Context, view: PollView) -> None:
