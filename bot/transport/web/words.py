@@ -297,6 +297,7 @@ def guest_invitation(
 def board_page(board: Board, tr: Translator) -> dict[str, Any]:
     _ = tr.gettext
     best = board.outcome.best
+    text = {Vote.YES: _("Yes"), Vote.IF_NEED_BE: _("If need be"), Vote.NO: _("No")}
     rows = []
     for slot in board.slots:
         cells = []
@@ -305,7 +306,6 @@ def board_page(board: Board, tr: Translator) -> dict[str, Any]:
             if invitee.answered_at is None or vote is None:
                 cells.append({"css": "", "mark": "·", "text": _("no answer yet")})
             else:
-                text = {Vote.YES: _("Yes"), Vote.IF_NEED_BE: _("If need be"), Vote.NO: _("No")}
                 cells.append({"css": VOTE_NAMES[vote], "mark": MARKS[vote], "text": text[vote]})
         rows.append(
             {
