@@ -29,6 +29,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
@@ -109,7 +110,7 @@ class WebPages:
     def _now(self) -> datetime:
         return self.runtime.clock.now()
 
-    def _translator(self, locale: str, zone: Any = None) -> Translator:
+    def _translator(self, locale: str, zone: ZoneInfo | None = None) -> Translator:
         return Translator(locale, zone or self.runtime.settings.zone, self.runtime.clock)
 
     def _locale(self, request: web.Request) -> str:

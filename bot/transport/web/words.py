@@ -4,6 +4,7 @@ templates hold the structure only, so every word is in the Babel catalogs with t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from bot.core.i18n import Translator
@@ -148,7 +149,7 @@ def _poll_values(
     *,
     code: str,
     facts: list[str],
-    deadline: Any,
+    deadline: datetime,
     slots: Sequence[Slot],
     votes: Mapping[int, Vote | None],
     notice: str | None,
