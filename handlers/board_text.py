@@ -144,9 +144,20 @@ def outcome_text(board: Board, tr: Translator) -> str:
     return "\n".join(lines)
 
 
-def board_markup(
-    board: Board, tr: Translator, settings: Settings | None = None
-) -> InlineKeyboardMarkup | None:
+def with_mini_app(
+    markup: InlineKeyboardMarkup, settings: Settings, path: str, label: str
+) -> InlineKeyboardMarkup:
+    """`markup` with a last button opening the web page's `path` as a Mini App, when the chat
+    offers one (`Settings.mini_app`)."""
+    if not settings.mini_app:
+        return markup
+    url = settings.web_address(path)
+    assert url is not None
+    button = InlineKeyboardButton(label, web_app=WebAppInfo(url))
+    return InlineKeyboardMarkup([*markup.inline_keyboard, [button]])
+
+
+def board_markup(board: Board, tr: Translator, settings: Settings) -> InlineKeyboardMarkup | None:
     """The board's buttons; while the poll runs, with the web page on (`settings`), also the
     board as a grid in a Mini App."""
     _ = tr.gettext
@@ -176,13 +187,8 @@ def board_markup(
     ]
     rows.append([method_button(conference, tr)])
     rows.append([("🗓 " + _("Decide now"), f"cf:o:{board.conference_id}")])
-    markup = keyboard(rows)
-    if settings is None or not settings.mini_app:
-        return markup
-    url = settings.web_address(f"/app/board/{conference}")
-    assert url is not None
-    grid = InlineKeyboardButton("▦ " + _("Everyone's answers as a grid"), web_app=WebAppInfo(url))
-    return InlineKeyboardMarkup([*markup.inline_keyboard, [grid]])
+    grid = "▦ " + _("Everyone's answers as a grid")
+    return with_mini_app(keyboard(rows), settings, f"/app/board/{conference}", grid)
 
 
 # The live board message. Whoever changes a conference redraws it with the board the service

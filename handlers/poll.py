@@ -15,7 +15,7 @@ from bot.core.calendar_reader import read_busy
 from bot.core.i18n import Translator
 from bot.services import polls
 from bot.transport.telegram.http import AiohttpRequest, TooBig
-from handlers.board_text import numbered, offer, refresh_board
+from handlers.board_text import numbered
 from handlers.common import (
     Context,
     HandlerList,
@@ -27,7 +27,7 @@ from handlers.common import (
     keyboard,
     pressed_ids,
 )
-from handlers.poll_messages import POLL_REFUSALS, poll_markup, poll_text, redraw_poll
+from handlers.poll_messages import POLL_REFUSALS, poll_markup, poll_text, redraw_poll, show_answered
 from handlers.usecase import use_case
 from scheduling.busy import MAX_BYTES, BusyImportError
 
@@ -68,11 +68,7 @@ async def send_answer(update: Update, context: Context) -> None:
         poll_text(done.view, tr),
         poll_markup(done.view, tr, context.runtime.settings),
     )
-    for other in done.others:
-        await redraw_poll(context, other)
-    await refresh_board(context, live)
-    if done.offer is not None:
-        await offer(context, done.offer, all_answered=True)
+    await show_answered(context, done.others, live, done.offer)
 
 
 # Calendar files.

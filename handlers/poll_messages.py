@@ -8,19 +8,19 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
+from telegram import InlineKeyboardMarkup
 from telegram.error import Forbidden, TelegramError
 
 from bot.core.config import Settings
 from bot.core.i18n import N_, Translator
 from bot.core.models import InvitationKind
 from bot.services import board, confidentiality, decisions, polls
-from bot.services.board import Inviter, NotInPoll, PollClosed, Target, coordinator_of
+from bot.services.board import Board, Inviter, NotInPoll, PollClosed, Target, coordinator_of
 from bot.services.errors import PermissionDenied
 from bot.services.planning import Started
 from bot.services.polls import PollView
 from bot.transport.telegram import delivery
-from handlers.board_text import send_board
+from handlers.board_text import NumberedBoard, offer, refresh_board, send_board, with_mini_app
 from handlers.common import Context, esc, keyboard
 from handlers.errors import mark_unreachable, send_safely
 from handlers.method_texts import goal_button, goal_note, kind_line
@@ -103,9 +103,7 @@ def inviter_line(inviter: Inviter, tr: Translator) -> str:
     )
 
 
-def poll_markup(
-    view: PollView, tr: Translator, settings: Settings | None = None
-) -> InlineKeyboardMarkup | None:
+def poll_markup(view: PollView, tr: Translator, settings: Settings) -> InlineKeyboardMarkup | None:
     """The times to tap and Send; with the web page on (`settings`), also the same poll as a
     grid in a Mini App."""
     if not view.open:
@@ -121,12 +119,8 @@ def poll_markup(
         InvitationKind.GUARDIAN,
     ):
         rows.append([goal_button(view.conference_id, tr)])
-    markup = keyboard(rows)
-    url = settings.web_address(f"/app/poll/{invitation}") if settings is not None else None
-    if url is None or not settings or not settings.mini_app:
-        return markup
-    grid = InlineKeyboardButton("▦ " + tr.gettext("Answer in a grid"), web_app=WebAppInfo(url))
-    return InlineKeyboardMarkup([*markup.inline_keyboard, [grid]])
+    grid = "▦ " + tr.gettext("Answer in a grid")
+    return with_mini_app(keyboard(rows), settings, f"/app/poll/{invitation}", grid)
 
 
 async def redraw_poll(context: Context, view: PollView) -> None:
@@ -142,6 +136,19 @@ async def redraw_poll(context: Context, view: PollView) -> None:
             message_id=view.message_id,
             reply_markup=poll_markup(view, tr, context.runtime.settings),
         )
+
+
+async def show_answered(
+    context: Context, others: Sequence[PollView], live: NumberedBoard, best: Board | None
+) -> None:
+    """After an answer to the poll, in the chat or on the web page: the invitation's poll
+    messages in `others`' chats, the coordinator's board, and the offer of the `best` time
+    once every required invitee has answered."""
+    for view in others:
+        await redraw_poll(context, view)
+    await refresh_board(context, live)
+    if best is not None:
+        await offer(context, best, all_answered=True)
 
 
 async def deliver(context: Context, started: Started) -> None:

@@ -18,10 +18,9 @@ from bot.services.board import Board
 from bot.services.polls import PollView
 from bot.transport.telegram import delivery
 from bot.transport.web.pages import Redraw
-from handlers.board_text import numbered, refresh_board
-from handlers.board_text import offer as offer_best
+from handlers.board_text import numbered
 from handlers.common import Context
-from handlers.poll_messages import redraw_poll
+from handlers.poll_messages import show_answered
 
 
 def after_answer(application: Application[Any, Any, Any, Any, Any, Any]) -> Redraw:
@@ -31,12 +30,7 @@ def after_answer(application: Application[Any, Any, Any, Any, Any, Any]) -> Redr
         live = numbered(board)  # in the answer's transaction: see handlers.board_text
 
         async def redraw() -> None:
-            context = Context(application)
-            for view in poll_views:
-                await redraw_poll(context, view)
-            await refresh_board(context, live)
-            if offer is not None:
-                await offer_best(context, offer, all_answered=True)
+            await show_answered(Context(application), poll_views, live, offer)
             if planned:
                 delivery.wake(application)
 

@@ -173,7 +173,8 @@ async def open_link(session: AsyncSession, token: str, *, now: datetime) -> Open
     return Opened(link, invitation, conference)
 
 
-async def _zone(session: AsyncSession, conference: Conference) -> ZoneInfo:
+async def zone_of_conference(session: AsyncSession, conference: Conference) -> ZoneInfo:
+    """The district's zone, in which a guest's page and the coordinator's board show times."""
     return zone_of(await session.get_one(District, conference.district_id))
 
 
@@ -223,7 +224,7 @@ async def guest_poll(session: AsyncSession, opened: Opened) -> GuestPoll:
         ),
         round=conference.round,
         form_key=opened.link.form_key,
-        zone=await _zone(session, conference),
+        zone=await zone_of_conference(session, conference),
     )
 
 
@@ -308,7 +309,7 @@ async def guest_invitation(session: AsyncSession, opened: Opened) -> GuestInvita
         rsvp=invitation.rsvp,
         sequence=conference.sequence,
         form_key=opened.link.form_key,
-        zone=await _zone(session, conference),
+        zone=await zone_of_conference(session, conference),
     )
 
 
@@ -330,17 +331,16 @@ async def answer_invitation(
     await session.refresh(conference, with_for_update=True)
     if conference.cancelled_at is not None:  # in the meantime
         raise BadLink("cancelled")
-    if conference.sequence != sequence or _current_round(conference, opened.link.purpose) is None:
+    if _current_round(conference, opened.link.purpose) != sequence:
         raise BadLink("used")
-    reason = (reason or "").strip()[:REASON_MAX] or None
-    await replies.record_answer(
+    await replies.record_answer(  # keeps a reason with a decline only, cut to REASON_MAX
         session,
         conference,
         invitation,
         rsvp,
         None,
         now=now,
-        reason=reason if rsvp is Rsvp.DECLINED else None,
+        reason=(reason or "").strip() or None,
         cipher=cipher,
     )
     await audit.acted(
@@ -353,10 +353,3 @@ async def answer_invitation(
         channel="web",
     )
     return await board_of(session, conference)
-
-
-# The coordinator's board as a page.
-
-
-async def zone_of_conference(session: AsyncSession, conference: Conference) -> ZoneInfo:
-    return await _zone(session, conference)

@@ -30,14 +30,15 @@ def _secret(bot_token: str) -> bytes:
     return hmac.new(b"WebAppData", bot_token.encode(), hashlib.sha256).digest()
 
 
-def _check_string(fields: dict[str, str]) -> bytes:
-    return "\n".join(f"{name}={fields[name]}" for name in sorted(fields)).encode()
+def _digest(fields: dict[str, str], bot_token: str) -> str:
+    """The `hash` of `fields`: over "name=value" lines, sorted by name."""
+    check = "\n".join(f"{name}={fields[name]}" for name in sorted(fields)).encode()
+    return hmac.new(_secret(bot_token), check, hashlib.sha256).hexdigest()
 
 
 def sign(fields: dict[str, str], bot_token: str) -> str:
     """`initData` carrying `fields` (user as JSON, auth_date, …), as Telegram signs it."""
-    digest = hmac.new(_secret(bot_token), _check_string(fields), hashlib.sha256).hexdigest()
-    return urlencode({**fields, "hash": digest})
+    return urlencode({**fields, "hash": _digest(fields, bot_token)})
 
 
 def verify(init_data: str, bot_token: str, *, now: datetime, max_age: timedelta) -> int:
@@ -54,8 +55,7 @@ def verify(init_data: str, bot_token: str, *, now: datetime, max_age: timedelta)
     if len(fields) != len(pairs):  # a field given twice
         raise InitDataError("malformed")
     given = fields.pop("hash", "")
-    expected = hmac.new(_secret(bot_token), _check_string(fields), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    if not hmac.compare_digest(given.encode(), _digest(fields, bot_token).encode()):
         raise InitDataError("forged")
     try:
         signed_at = int(fields["auth_date"])

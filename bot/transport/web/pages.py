@@ -29,13 +29,14 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
-from babel import Locale
 
 from bot.core import outbox
-from bot.core.i18n import Translator, pick_locale
+from bot.core.config import LOCALES
+from bot.core.i18n import LANGUAGE_NAMES, Translator, pick_locale
 from bot.core.models import Rsvp
 from bot.core.runtime import Runtime
 from bot.core.web_tables import LinkPurpose
@@ -54,7 +55,6 @@ logger = logging.getLogger(__name__)
 
 INIT_DATA_AGE = timedelta(hours=1)  # a Mini App left open longer is opened again
 MAX_FORM = 16 * 1024
-LOCALES = ("cs", "en", "uk")
 VOTES = {"yes": Vote.YES, "maybe": Vote.IF_NEED_BE, "no": Vote.NO}
 RSVPS = {"accepted": Rsvp.ACCEPTED, "tentative": Rsvp.TENTATIVE, "declined": Rsvp.DECLINED}
 
@@ -110,7 +110,7 @@ class WebPages:
     def _now(self) -> datetime:
         return self.runtime.clock.now()
 
-    def _translator(self, locale: str, zone: Any = None) -> Translator:
+    def _translator(self, locale: str, zone: ZoneInfo | None = None) -> Translator:
         return Translator(locale, zone or self.runtime.settings.zone, self.runtime.clock)
 
     def _locale(self, request: web.Request) -> str:
@@ -204,14 +204,7 @@ class WebPages:
 
     def _languages(self, request: web.Request) -> list[tuple[str, str, str]]:
         path = f"{self.prefix}/p/{request.match_info['token']}"
-        return [
-            (
-                code,
-                str(Locale.parse(code).get_display_name(code)).capitalize(),
-                f"{path}?lang={code}",
-            )
-            for code in LOCALES
-        ]
+        return [(code, LANGUAGE_NAMES[code], f"{path}?lang={code}") for code in LOCALES]
 
     async def guest_page(self, request: web.Request) -> web.Response:
         tr = self._translator(self._locale(request))

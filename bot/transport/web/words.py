@@ -3,13 +3,15 @@ templates hold the structure only, so every word is in the Babel catalogs with t
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from bot.core.i18n import Translator
 from bot.core.method_record import kind_label
 from bot.core.method_tables import ConferenceKind
 from bot.core.models import InvitationKind, Rsvp
-from bot.services.board import Board, Invitee, Inviter
+from bot.services.board import Board, Invitee, Inviter, Slot
 from bot.services.polls import PollView
 from bot.services.web_links import REASON_MAX, BadLink, GuestInvitation, GuestPoll
 from scheduling.finder import Vote
@@ -147,8 +149,9 @@ def _poll_values(
     *,
     code: str,
     facts: list[str],
-    deadline: Any,
-    slots: list[dict[str, Any]],
+    deadline: datetime,
+    slots: Sequence[Slot],
+    votes: Mapping[int, Vote | None],
     notice: str | None,
     action: str,
     form_key: str,
@@ -168,7 +171,14 @@ def _poll_values(
         "hint": _(
             "A time left unmarked counts as no. You can change your answer until the deadline."
         ),
-        "slots": slots,
+        "slots": [
+            {
+                "id": slot.id,
+                "label": tr.slot(slot.starts_at),
+                "vote": VOTE_NAMES[vote] if (vote := votes.get(slot.id)) else "",
+            }
+            for slot in slots
+        ],
         "choices": _choices(tr),
         "send": _("Send"),
     }
@@ -185,14 +195,6 @@ def guest_poll(poll: GuestPoll, tr: Translator, action: str, sent: bool) -> dict
         notice = _("Thank you, your answer was sent. You can change it until {deadline}.").format(
             deadline=tr.datetime(poll.deadline)
         )
-    slots = [
-        {
-            "id": slot.id,
-            "label": tr.slot(slot.starts_at),
-            "vote": VOTE_NAMES[poll.sent[slot.id]] if slot.id in poll.sent else "",
-        }
-        for slot in poll.slots
-    ]
     facts = [
         _("For: {name}").format(name=poll.guest),
         *_facts(tr, kind=poll.kind, minutes=poll.minutes, place=poll.place, inviter=poll.inviter),
@@ -202,7 +204,8 @@ def guest_poll(poll: GuestPoll, tr: Translator, action: str, sent: bool) -> dict
         code=poll.case_code,
         facts=facts,
         deadline=poll.deadline,
-        slots=slots,
+        slots=poll.slots,
+        votes=poll.sent,
         notice=notice,
         action=action,
         form_key=poll.form_key,
@@ -223,14 +226,6 @@ def member_poll(
         notice = _("Answered by {name}, {when}.").format(
             name=view.invitation.answered_by, when=tr.datetime(view.invitation.answered_at)
         )
-    slots = [
-        {
-            "id": slot.id,
-            "label": tr.slot(slot.starts_at),
-            "vote": VOTE_NAMES[vote] if (vote := view.votes.get(slot.id)) else "",
-        }
-        for slot in view.slots
-    ]
     facts = (
         [invitee_name(view.invitation, tr)]
         if view.invitation.kind in (InvitationKind.INSTITUTION, InvitationKind.GUEST)
@@ -244,7 +239,8 @@ def member_poll(
         code=view.case_code,
         facts=facts,
         deadline=view.deadline,
-        slots=slots if view.open else [],
+        slots=view.slots if view.open else [],
+        votes=view.votes,
         notice=notice if view.open else _("The poll is closed."),
         action=action,
         form_key="",
@@ -302,6 +298,7 @@ def guest_invitation(
 def board_page(board: Board, tr: Translator) -> dict[str, Any]:
     _ = tr.gettext
     best = board.outcome.best
+    text = {Vote.YES: _("Yes"), Vote.IF_NEED_BE: _("If need be"), Vote.NO: _("No")}
     rows = []
     for slot in board.slots:
         cells = []
@@ -310,7 +307,6 @@ def board_page(board: Board, tr: Translator) -> dict[str, Any]:
             if invitee.answered_at is None or vote is None:
                 cells.append({"css": "", "mark": "·", "text": _("no answer yet")})
             else:
-                text = {Vote.YES: _("Yes"), Vote.IF_NEED_BE: _("If need be"), Vote.NO: _("No")}
                 cells.append({"css": VOTE_NAMES[vote], "mark": MARKS[vote], "text": text[vote]})
         rows.append(
             {
