@@ -61,10 +61,6 @@ class StaleInvitation(ConferenceError):
 # Planning, in the transaction that sets, moves or cancels the time, or takes a reply.
 
 
-def _prefix(conference: Conference) -> str:
-    return invitation_mail.key_prefix(conference)
-
-
 async def invite_everyone(session: AsyncSession, conference: Conference, *, now: datetime) -> None:
     """The conference has a (new) time: new SEQUENCE if people were invited before, answers
     reset, pending reminders of the old time cancelled, invitations and nudges planned."""
@@ -218,7 +214,7 @@ async def _invitees(
 
 def _invitation_prefix(conference: Conference, invitation_id: int) -> str:
     """Keys of an invitation's reminders and nudges for the current time start with this."""
-    return f"{_prefix(conference)}i{invitation_id}:"
+    return f"{invitation_mail.key_prefix(conference)}i{invitation_id}:"
 
 
 async def cancel_follow_ups(
