@@ -6,8 +6,9 @@ deciding and sending loses nothing): a message with an `.ics` REQUEST and Accept
 Decline / Send a colleague. One UID per conference; SEQUENCE goes up with every new time and
 with a cancellation. A reply (`bot.services.replies`) re-plans the member's reminders (2 days
 and 2 hours before, for those who come); an unanswered invitation is nudged once after a
-working day (`scheduling.policy`). What a message shows is made when it is sent. Mail to
-invitees with an address is planned alongside (`bot.services.invitation_mail`).
+working day (`scheduling.policy`). What a message shows is made when it is sent
+(`bot.services.invitation_views`). Mail to invitees with an address is planned alongside
+(`bot.services.invitation_mail`).
 """
 
 from __future__ import annotations
