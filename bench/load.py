@@ -59,7 +59,7 @@ from bot.core.models import (
 )
 from bot.sandbox import BotApiSandbox, FloodLimits, Person
 from bot.sandbox.models import BotMessage, CallbackAnswer
-from bot.services import confidentiality, decisions, members, planning
+from bot.services import decisions, members, planning
 from bot.services.planning import Defaults, Plan, Started
 
 BOT_TOKEN = "7000000002:SANDBOX-token-for-the-load-bench"
@@ -149,8 +149,6 @@ async def seed(url: str, people: int, *, now: datetime, locale: str = "cs") -> N
                     for number, school in enumerate(schools)
                 ],
             )
-            await session.flush()
-            await confidentiality.record_seeded(session, now=now)  # the coordinator too
         for team, first in enumerate(range(0, people, TEAM)):
             await _conferences(database, team, schools[first : first + TEAM], now=now)
     finally:

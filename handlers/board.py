@@ -20,7 +20,6 @@ from bot.services.planning import Defaults, NoCandidates
 from handlers.board_text import (
     NumberedBoard,
     numbered,
-    numbering,
     offer,
     offer_markup,
     offer_text,
@@ -140,13 +139,14 @@ async def _scheduled(
 
 
 async def make_optional(update: Update, context: Context) -> None:
-    done = await on_pressed(
-        update, context, "cf:m", numbering(decisions.make_optional), *POLL_REFUSALS
-    )
-    if done is None:
+    ids = await pressed_ids(update, context, "cf:m")
+    if ids is None:
         return
-    live = done.result
-    board = live.board
+    async with use_case(update, context, *POLL_REFUSALS) as case:
+        board = await decisions.make_optional(case.session, case.actor, ids[0], now=case.now)
+        live = numbered(board)
+    if not case.done:
+        return
     tr = context.tr
     answered = all(invitee.answered_at for invitee in board.invitees if invitee.required)
     await answer(update, offer_text(board, tr, all_answered=answered), offer_markup(board, tr))

@@ -9,9 +9,7 @@ import itertools
 import logging
 import weakref
 from dataclasses import dataclass
-from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update, WebAppInfo
 from telegram.error import BadRequest, TelegramError
 
@@ -21,11 +19,9 @@ from bot.core.models import ConferenceStatus, InvitationKind, Rsvp
 from bot.services import decisions
 from bot.services.board import Board, Invitee, coordinator_of
 from bot.services.decisions import Collision, Passed, Scheduled
-from bot.services.members import Actor
 from handlers.common import Context, esc, keyboard, say_below
 from handlers.errors import send_safely
 from handlers.method_texts import kind_line, method_button
-from handlers.usecase import ById
 
 logger = logging.getLogger(__name__)
 
@@ -229,18 +225,6 @@ def numbered(board: Board) -> NumberedBoard:
     if live is None:
         live = _LIVE[board.conference_id] = _LiveBoard()
     return NumberedBoard(board, next(_READ), live)
-
-
-def numbering(service: ById[Board]) -> ById[NumberedBoard]:
-    """A use case on one row that returns its conference's board (for on_pressed), with the
-    board numbered in the use case's block, as refresh_board needs it."""
-
-    async def numbered_service(
-        session: AsyncSession, actor: Actor, row_id: int, /, *, now: datetime
-    ) -> NumberedBoard:
-        return numbered(await service(session, actor, row_id, now=now))
-
-    return numbered_service
 
 
 async def refresh_board(context: Context, numbered_board: NumberedBoard) -> None:

@@ -24,7 +24,7 @@ from bot.services.errors import PermissionDenied
 from bot.services.invitations import StaleInvitation
 from bot.services.planning import Defaults
 from bot.services.replies import NotYours
-from handlers.board_text import numbered, numbering, refresh_board, time_refused
+from handlers.board_text import numbered, refresh_board, time_refused
 from handlers.common import (
     TYPED_TEXT,
     Context,
@@ -365,16 +365,17 @@ async def keep(update: Update, context: Context) -> None:
 
 
 async def do_cancel(update: Update, context: Context) -> None:
-    cancel = numbering(invitations.cancel_conference)
-    done = await on_pressed(update, context, "ca:y", cancel, *REFUSALS)
-    if done is None:
+    ids = await pressed_ids(update, context, "ca:y")
+    if ids is None:
         return
-    live = done.result
+    async with use_case(update, context, *REFUSALS) as case:
+        board = await invitations.cancel_conference(case.session, case.actor, ids[0], now=case.now)
+        live = numbered(board)
+    if not case.done:
+        return
     await answer(
         update,
-        context.tr.gettext("The case conference {code} is cancelled.").format(
-            code=live.board.case_code
-        ),
+        context.tr.gettext("The case conference {code} is cancelled.").format(code=board.case_code),
     )
     await refresh_board(context, live)
 

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.models import Case, Institution, InstitutionKind, Invitation, InvitationKind
+from bot.core.models import Institution, InstitutionKind, Invitation, InvitationKind
 from bot.services import addresses, audit, mailing
 from bot.services.board import own_case
 from bot.services.errors import ServiceError
@@ -175,7 +175,12 @@ async def add_institution_guest(
         raise AlreadyInvited(institution.name)
     _check_room(guests, institution.email, mail_enabled=mail_enabled)
     guest = Guest(institution.email, "", institution.id, required)
-    return await _added(session, actor, case, guests, guest, now=now, institution=institution.id)
+    guests.append(guest)
+    await mailing.clear(session, guest.email)  # given again: mail may go to it again
+    await audit.acted(
+        session, actor, "conference.guest_added", case, at=now, institution=institution.id
+    )
+    return guest
 
 
 async def add_named_guest(
@@ -195,33 +200,17 @@ async def add_named_guest(
     email = addresses.normalised(address)
     _check_room(guests, email, mail_enabled=mail_enabled)
     guest = Guest(email, clean, None, False)
-    return await _added(
+    guests.append(guest)
+    await mailing.clear(session, email)  # given again: mail may go to it again
+    await audit.acted(
         session,
         actor,
+        "conference.guest_added",
         case,
-        guests,
-        guest,
-        now=now,
+        at=now,
         institution=None,
         domain=addresses.domain_of(email),
     )
-
-
-async def _added(
-    session: AsyncSession,
-    actor: Actor,
-    case: Case,
-    guests: list[Guest],
-    guest: Guest,
-    *,
-    now: datetime,
-    **details: Any,
-) -> Guest:
-    """The checked `guest` put in `guests`, its address cleared of failing, the addition
-    audited."""
-    guests.append(guest)
-    await mailing.clear(session, guest.email)  # given again: mail may go to it again
-    await audit.acted(session, actor, "conference.guest_added", case, at=now, **details)
     return guest
 
 

@@ -6,8 +6,9 @@ deciding and sending loses nothing): a message with an `.ics` REQUEST and Accept
 Decline / Send a colleague. One UID per conference; SEQUENCE goes up with every new time and
 with a cancellation. A reply (`bot.services.replies`) re-plans the member's reminders (2 days
 and 2 hours before, for those who come); an unanswered invitation is nudged once after a
-working day (`scheduling.policy`). What a message shows is made when it is sent. Mail to
-invitees with an address is planned alongside (`bot.services.invitation_mail`).
+working day (`scheduling.policy`). What a message shows is made when it is sent
+(`bot.services.invitation_views`). Mail to invitees with an address is planned alongside
+(`bot.services.invitation_mail`).
 """
 
 from __future__ import annotations
@@ -59,10 +60,6 @@ class StaleInvitation(ConferenceError):
 
 
 # Planning, in the transaction that sets, moves or cancels the time, or takes a reply.
-
-
-def _prefix(conference: Conference) -> str:
-    return invitation_mail.key_prefix(conference)
 
 
 async def invite_everyone(session: AsyncSession, conference: Conference, *, now: datetime) -> None:
@@ -218,7 +215,7 @@ async def _invitees(
 
 def _invitation_prefix(conference: Conference, invitation_id: int) -> str:
     """Keys of an invitation's reminders and nudges for the current time start with this."""
-    return f"{_prefix(conference)}i{invitation_id}:"
+    return f"{invitation_mail.key_prefix(conference)}i{invitation_id}:"
 
 
 async def cancel_follow_ups(

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import outbox
+from bot.core.db import insert_if_absent
 from bot.core.models import (
     BusyTime,
     Case,
@@ -281,14 +281,12 @@ async def _poll_message(
     )
     row = await session.scalar(query)
     if row is None:
-        row = PollMessage(
-            invitation_id=invitation_id, member_id=member_id, chat_id=chat_id, pending={}
+        # Also when the other transaction is making it at this moment: then theirs it is.
+        values = {"invitation_id": invitation_id, "member_id": member_id, "chat_id": chat_id}
+        await insert_if_absent(
+            session, PollMessage, {**values, "pending": {}}, ["invitation_id", "member_id"]
         )
-        try:
-            async with session.begin_nested():
-                session.add(row)
-        except IntegrityError:  # made meanwhile by the other transaction: that row it is
-            row = (await session.scalars(query)).one()
+        row = (await session.scalars(query)).one()
     return row
 
 
