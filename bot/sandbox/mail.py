@@ -152,6 +152,18 @@ class MailServer:
             await self._arrived.wait_for(lambda: len(self.mails) >= count)
         return list(self.mails)
 
+    async def wait_for_id(self, message_id: str, within: float = 30.0) -> Received:
+        """Wait until the mail with this Message-ID has arrived (other mails may arrive
+        meanwhile, from the bot's own dispatcher too); that mail."""
+
+        def found() -> Received | None:
+            return next((m for m in self.mails if m.message["Message-ID"] == message_id), None)
+
+        async with asyncio.timeout(within), self._arrived:
+            while (arrived := found()) is None:
+                await self._arrived.wait()
+            return arrived
+
     def to(self, address: str) -> list[Received]:
         """The mails whose envelope went to `address`."""
         lower = address.lower()
