@@ -47,9 +47,7 @@ async def test_one_persons_quick_answers_are_handled_in_order(bot: RunningBot) -
 
 
 async def test_fifty_peoples_updates_overlap(bot: RunningBot) -> None:
-    bot.sandbox.rtt_ms = 0  # joining is not what this measures
-    people = [await bot.join(100 + n, f"Person {n}", Role.PARTICIPANT) for n in range(50)]
-    bot.sandbox.rtt_ms = 30
+    people = await bot.joined({100 + n: f"Person {n}" for n in range(50)}, Role.PARTICIPANT)
     before = processor(bot.application).peak_in_flight
     await asyncio.gather(*(person.send_text("/help") for person in people))
     for person in people:

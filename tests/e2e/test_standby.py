@@ -440,8 +440,12 @@ async def test_a_process_that_loses_its_lock_connection_stops_serving_and_stands
 
 
 @pytest.fixture
-def two_runtimes(settings: Settings, clock: FakeClock, cipher: Cipher) -> list[Runtime]:
-    """Together below the stand-in's 30 messages a second: no 429 to wait out in fake time."""
+def two_runtimes(
+    bot: RunningBot, settings: Settings, clock: FakeClock, cipher: Cipher
+) -> list[Runtime]:
+    """Together below the stand-in's 30 messages a second: no 429 to wait out in fake time.
+    The running bot's own outbox worker stops: these two are the only ones sending."""
+    bot.application.bot_data[delivery.DISPATCHER_KEY].stop()
     return [
         Runtime(
             settings=isolated_settings(**{**settings.model_dump(), "outbox_per_second": 12}),
@@ -454,10 +458,7 @@ def two_runtimes(settings: Settings, clock: FakeClock, cipher: Cipher) -> list[R
 
 
 async def _recipients(bot: RunningBot, count: int) -> list[Person]:
-    people = []
-    for number in range(count):
-        people.append(await bot.join(300 + number, f"Učitel {number}", Role.REFERRER))
-    return people
+    return await bot.joined({300 + n: f"Učitel {n}" for n in range(count)}, Role.REFERRER)
 
 
 def _received(person: Person) -> int:
@@ -484,7 +485,6 @@ async def test_two_outbox_workers_on_one_database_send_every_notification_exactl
     bot: RunningBot, two_runtimes: list[Runtime], clock: FakeClock
 ) -> None:
     people = await _recipients(bot, 30)
-    await bot.settle()
     first, second = (build_application(runtime) for runtime in two_runtimes)
     workers: list[delivery.Dispatcher] = [
         app.bot_data[delivery.DISPATCHER_KEY] for app in (first, second)
@@ -521,7 +521,6 @@ async def test_a_claim_past_its_lease_is_left_to_the_worker_that_took_it_over(
     """A worker held up longer than the lease (a long 429 wait, a frozen host) finds its rows
     taken over by another worker and does not send them as well."""
     people = await _recipients(bot, 10)
-    await bot.settle()
     first, second = (build_application(runtime) for runtime in two_runtimes)
     slow: delivery.Dispatcher = first.bot_data[delivery.DISPATCHER_KEY]
     other: delivery.Dispatcher = second.bot_data[delivery.DISPATCHER_KEY]
