@@ -191,6 +191,14 @@ async def bot(runtime: Runtime, sandbox: BotApiSandbox) -> AsyncIterator[Running
     application = build_application(runtime)
     stop = asyncio.Event()
     task = asyncio.create_task(serve(application, stop))
+    # Serving before the test begins: a test that plans rows and runs outbox workers of its own
+    # must not race the start (which takes over, and so releases, every other worker's claims).
+    async with asyncio.timeout(30):
+        while not application.running:
+            if task.done():
+                task.result()  # why it did not start
+                raise AssertionError("the bot stopped before it served")
+            await asyncio.sleep(0.01)
     yield RunningBot(application, runtime, sandbox)
     stop.set()
     await asyncio.wait_for(task, timeout=30)
