@@ -132,14 +132,21 @@ async def send_final(update: Update, context: Context) -> None:
     if ids is None:
         return
     tr = context.tr
+    record = None
     async with use_case(update, context, *TASK_REFUSALS) as case:
         final = await circulation.send_final(case.session, case.actor, ids[0], now=case.now)
-        record = await records.record_document(
-            case.session, case.actor, context.runtime.cipher, ids[0], with_name=False, now=case.now
-        )
+        if final.first:  # the coordinator's own copy, audited as every record document is
+            record = await records.record_document(
+                case.session,
+                case.actor,
+                context.runtime.cipher,
+                ids[0],
+                with_name=False,
+                now=case.now,
+            )
     if not case.done or update.effective_chat is None:
         return
-    if not final.first:
+    if record is None:
         await say_below(
             update,
             context,

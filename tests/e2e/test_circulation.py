@@ -11,7 +11,7 @@ import io
 from datetime import timedelta
 
 import docx
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.core.clock import FakeClock
 from bot.core.models import (
@@ -197,8 +197,13 @@ async def test_the_comment_round_with_a_late_and_a_missing_reply_and_the_final_t
     await until(hana, "The final record of PK-2026-0001 goes to 3 participants.")
     final_own = await until(hana, "The final record of PK-2026-0001: only you have it.")
     assert "DRAFT" not in text_of(hana, final_own)
+    documents = await _documents_made(bot)
     await hana.press("📤 Send the final record")  # the screen above, pressed again
     await until(hana, "The final record of PK-2026-0001 went out")
+    assert await _documents_made(bot) == documents  # no second copy, none audited as made
+    caption = "The final record of PK-2026-0001: only you have it."
+    own = [m.message_id for m in hana.messages.values() if m.caption == caption]
+    assert own == [final_own.message_id]
     await bot.settle()
     for person in (petr, jana, lucie):
         final = await until(person, "The final record of the case conference PK-2026-0001")
@@ -227,6 +232,13 @@ async def test_the_comment_round_with_a_late_and_a_missing_reply_and_the_final_t
     # After the final: a late "No comments" says so; a reminder row left does not go out.
     await lucie.press("👍 No comments", message_id=drafts["lucie"].message_id)
     await until(lucie, "The final record of PK-2026-0001 has gone out already.")
+
+
+async def _documents_made(bot: RunningBot) -> int:
+    """How many record documents the audit log says were made for someone."""
+    async with bot.runtime.database.reading() as session:
+        made = select(func.count()).where(AuditEntry.action == "record.document")
+        return int(await session.scalar(made) or 0)
 
 
 def drafts_invitation(draft: BotMessage) -> int:
