@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.core.crypto import Cipher
 from bot.core.i18n import Translator
 from bot.core.method_tables import ChildPart, ConferenceKind, ConferenceMethod
+from bot.core.models import Conference
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -36,11 +37,18 @@ def _plain(cipher: Cipher, token: bytes | None) -> str:
     return cipher.decrypt(token).decode() if token else ""
 
 
-def section_of(row: ConferenceMethod | None, cipher: Cipher) -> MethodSection:
-    """The row decrypted (a conference from before the method's row: an initial one, nothing
-    written)."""
+def default_kind(conference: Conference) -> ConferenceKind:
+    """A conference's kind until the coordinator picks one: a review's is review."""
+    return ConferenceKind.REVIEW if conference.review_of_id is not None else ConferenceKind.INITIAL
+
+
+def section_of(
+    conference: Conference, row: ConferenceMethod | None, cipher: Cipher
+) -> MethodSection:
+    """The conference's row decrypted (one from before the method's row: its default kind,
+    nothing written)."""
     if row is None:
-        return MethodSection()
+        return MethodSection(kind=default_kind(conference))
     return MethodSection(
         kind=row.kind,
         goal=_plain(cipher, row.goal),
@@ -53,9 +61,9 @@ def section_of(row: ConferenceMethod | None, cipher: Cipher) -> MethodSection:
 
 
 async def method_section(
-    session: AsyncSession, cipher: Cipher, conference_id: int
+    session: AsyncSession, cipher: Cipher, conference: Conference
 ) -> MethodSection:
-    return section_of(await session.get(ConferenceMethod, conference_id), cipher)
+    return section_of(conference, await session.get(ConferenceMethod, conference.id), cipher)
 
 
 def kind_label(kind: ConferenceKind, tr: Translator) -> str:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.db import preload
 from bot.core.mail_tables import MailAddress
+from bot.core.method_record import default_kind
 from bot.core.method_tables import ConferenceKind, ConferenceMethod
 from bot.core.models import (
     Case,
@@ -319,11 +320,6 @@ class Method:
 
 # A conference planned before conferences had a kind and a goal.
 NO_METHOD = Method(ConferenceKind.INITIAL, has_goal=False)
-
-
-def default_kind(conference: Conference) -> ConferenceKind:
-    """A conference's kind until the coordinator picks one: a review's is review."""
-    return ConferenceKind.REVIEW if conference.review_of_id is not None else ConferenceKind.INITIAL
 
 
 async def method_of(session: AsyncSession, conference_id: int) -> Method:

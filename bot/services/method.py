@@ -19,17 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.circulation_tables import RecordCirculation
 from bot.core.crypto import Cipher
-from bot.core.method_record import MethodSection, section_of
+from bot.core.method_record import MethodSection, default_kind, section_of
 from bot.core.method_tables import ChildPart, ConferenceKind, ConferenceMethod
 from bot.core.models import Case, Conference, ConferenceStatus
 from bot.services import audit, records
-from bot.services.board import (
-    answerers,
-    default_kind,
-    invitations_of,
-    method_of,
-    own_conference,
-)
+from bot.services.board import answerers, invitations_of, method_of, own_conference
 from bot.services.errors import ServiceError
 from bot.services.members import Actor
 from bot.services.tasks import clean_text
@@ -142,9 +136,8 @@ async def method_view(
     row = await _row(session, conference, now=now)
     case = await session.get_one(Case, conference.case_id)
     await audit.acted(session, actor, "conference.method_viewed", conference, at=now)
-    return MethodView(
-        conference.id, case.code, section_of(row, cipher), await _open(session, conference)
-    )
+    section = section_of(conference, row, cipher)
+    return MethodView(conference.id, case.code, section, await _open(session, conference))
 
 
 async def _changeable(
@@ -263,5 +256,5 @@ async def read_goal(
     row = await session.get(ConferenceMethod, conference.id)
     case = await session.get_one(Case, conference.case_id)
     await audit.acted(session, actor, "conference.goal_read", conference, at=now, case=case.code)
-    section = section_of(row, cipher)
+    section = section_of(conference, row, cipher)
     return GoalView(conference.id, case.code, section.kind, section.goal)

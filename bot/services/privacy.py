@@ -356,7 +356,7 @@ async def _conferences(
                 "recorded_at": _iso(conference.recorded_at),
                 "summary": _text(cipher, conference.summary),
                 "review_by": _iso(conference.review_by),
-                "method": _method(await method_section(session, cipher, conference.id)),
+                "method": _method(await method_section(session, cipher, conference)),
                 "invitations": [
                     {
                         "id": invitation.id,

@@ -483,7 +483,7 @@ async def document_of(
         review_by=None if view.review_at else view.review_by,
         review_polling=view.review_polling,
         child_name=child,
-        method=await method_section(session, cipher, conference.id),
+        method=await method_section(session, cipher, conference),
         district=district.name,
         draft=circulated is not None and circulated.final_at is None,
         comments_until=None if circulated is None else circulated.comments_until,

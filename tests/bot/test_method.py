@@ -16,7 +16,7 @@ from bot.core.clock import FakeClock
 from bot.core.crypto import Cipher
 from bot.core.db import Database
 from bot.core.i18n import Translator
-from bot.core.method_record import MethodSection, child_attendance, section_of
+from bot.core.method_record import MethodSection, child_attendance, method_section
 from bot.core.method_tables import ChildPart, ConferenceKind, ConferenceMethod
 from bot.core.models import AuditEntry, Case, Conference, ConferenceStatus, Invitation, Role
 from bot.core.record import AttendanceLine, RecordDocument, record_docx
@@ -137,16 +137,20 @@ async def test_a_conference_planned_before_kinds_is_initial_or_a_review(
     async with database.transaction() as session:
         assert await method.kind_of(session, started.conference_id) is ConferenceKind.INITIAL
         conference = await session.get_one(Conference, started.conference_id)
+        assert await method_section(session, cipher, conference) == MethodSection()
         conference.review_of_id = conference.id  # as a review names what it reviews
     async with database.transaction() as session:
-        # Before its row is made, as after: the Kind button steps on from review.
+        # Before its row is made, as after: the Kind button steps on from review, and the
+        # record says what the board says.
         assert await method.kind_of(session, started.conference_id) is ConferenceKind.REVIEW
+        conference = await session.get_one(Conference, started.conference_id)
+        section = await method_section(session, cipher, conference)
+        assert section == MethodSection(kind=ConferenceKind.REVIEW)
     async with database.transaction() as session:
         view = await method.method_view(
             session, coordinator, cipher, started.conference_id, now=clock.now()
         )
     assert view.section == MethodSection(kind=ConferenceKind.REVIEW)
-    assert section_of(None, cipher) == MethodSection()
     async with database.transaction() as session:
         invitations = await session.scalars(select(Invitation))
         assert len(list(invitations)) == 1
