@@ -183,7 +183,6 @@ async def circulate(
         payload={"conference": conference.id},
     )
     await outbox.plan(session, [*items, closed], now=now)
-    count = sum(len(people) for _i, people in recipients)
     await audit.acted(
         session,
         actor,
@@ -191,7 +190,7 @@ async def circulate(
         conference,
         at=now,
         invitations=len(recipients),
-        people=count,
+        people=sum(len(people) for _i, people in recipients),
     )
 
 
